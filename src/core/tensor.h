@@ -1,0 +1,74 @@
+// A dense row-major tensor: dtype, shape, device, and a shared buffer plus byte offset, so a
+// tensor is either the owner of its memory or a view into another tensor or a mapped file.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mambalm {
+
+enum class DType { F32, F64, BF16, F16, I32, I64 };
+enum class Device { CPU, CUDA };
+
+size_t dtype_size(DType t);
+std::string dtype_name(DType t);  // safetensors spelling: F32, BF16, ...
+
+using Shape = std::vector<int64_t>;
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);  // "[2, 3]"
+
+// Raw memory. `owner` keeps alive whatever the bytes belong to (a heap block, a mapping).
+struct Buffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device = Device::CPU;
+  std::shared_ptr<void> owner;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // A new zero-filled CPU tensor.
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+  // A new CPU tensor whose contents are left uninitialised (fast path for outputs).
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32);
+  // A non-owning view of external memory kept alive by `owner`.
+  static Tensor view_of(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner);
+
+  bool defined() const { return buffer_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return buffer_ ? buffer_->device : Device::CPU; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+
+  void* raw() const;
+  template <class T> T* data() const { return static_cast<T*>(raw()); }
+  float* f32() const;  // checks dtype == F32
+
+  // Same bytes, new shape (numel must match).
+  Tensor reshape(const Shape& shape) const;
+  // Rows [begin, end) of the first dimension, sharing memory.
+  Tensor slice0(int64_t begin, int64_t end) const;
+  // A deep copy converted to `dtype` (F32/BF16/F16/F64 among themselves).
+  Tensor to(DType dtype) const;
+  Tensor clone() const { return to(dtype_); }
+  void fill(float value);
+
+ private:
+  std::shared_ptr<Buffer> buffer_;
+  size_t offset_ = 0;  // bytes into buffer_
+  Shape shape_;
+  DType dtype_ = DType::F32;
+};
+
+// Half-precision conversions (round to nearest even on the way down).
+float bf16_to_f32(uint16_t v);
+uint16_t f32_to_bf16(float v);
+float f16_to_f32(uint16_t v);
+uint16_t f32_to_f16(float v);
+
+}  // namespace mambalm

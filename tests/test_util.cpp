@@ -1,0 +1,94 @@
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mambalm::testing {
+
+uint64_t test_seed() {
+  static uint64_t seed = [] {
+    if (const char* s = std::getenv("MAMBALM_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+    uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::fprintf(stderr, "[test seed %llu: set MAMBALM_TEST_SEED to replay]\n",
+                 static_cast<unsigned long long>(t));
+    return t;
+  }();
+  return seed;
+}
+
+Tensor random_tensor(const Shape& shape, float lo, float hi) {
+  static std::mt19937_64 gen(test_seed());
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Tensor t = Tensor::empty(shape);
+  float* p = t.f32();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
+  return t;
+}
+
+static double at(const Tensor& t, int64_t i) {
+  if (t.dtype() == DType::F64) return t.data<double>()[i];
+  return t.f32()[i];
+}
+
+double relative_l2(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    double d = at(a, i) - at(b, i);
+    num += d * d;
+    den += at(b, i) * at(b, i);
+  }
+  if (a.numel() != b.numel()) return INFINITY;
+  return std::sqrt(num) / (std::sqrt(den) + 1e-300);
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (a.numel() != b.numel()) return INFINITY;
+  double m = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    double d = std::fabs(at(a, i) - at(b, i));
+    if (!(d <= m)) m = d;  // NaN propagates as NaN
+  }
+  return m;
+}
+
+std::string temp_dir(const std::string& tag) {
+  static int counter = 0;
+  auto dir = std::filesystem::temp_directory_path() /
+             ("mambalm-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+CommandResult run_cli(const std::string& args) {
+  std::string dir = temp_dir("cli");
+  std::string out = dir + "/out", err = dir + "/err";
+  std::string cmd = std::string(MAMBALM_CLI) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+std::string source_dir() { return MAMBALM_SOURCE_DIR; }
+
+}  // namespace mambalm::testing

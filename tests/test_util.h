@@ -1,0 +1,34 @@
+// Helpers shared by the tests: fresh random tensors (never zeros), error norms, temp dirs,
+// and running the CLI as a user would.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace mambalm::testing {
+
+// A new F32 tensor of uniform values in [lo, hi) from a seed drawn per test run
+// (set MAMBALM_TEST_SEED to replay; the seed in use is printed on failure by the caller).
+Tensor random_tensor(const Shape& shape, float lo = -1.0f, float hi = 1.0f);
+uint64_t test_seed();
+
+// ||a - b|| / ||b|| over all elements (F32 or F64 inputs, compared in double).
+double relative_l2(const Tensor& a, const Tensor& b);
+// max |a - b|
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+// A fresh empty directory under the system temp dir, removed by the caller if wanted.
+std::string temp_dir(const std::string& tag);
+
+struct CommandResult {
+  int exit_code = 0;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs the built `mambalm` binary with `args` (a shell-quoted string).
+CommandResult run_cli(const std::string& args);
+
+std::string source_dir();
+
+}  // namespace mambalm::testing

@@ -1,0 +1,43 @@
+// The weights of a Hugging Face model directory: either one `model.safetensors`, or shards
+// listed by `model.safetensors.index.json` ({"weight_map": {tensor name: shard file}}).
+// All shards are opened and cross-checked up front, so a missing shard or a tensor in the
+// wrong shard is reported when the model is opened, not halfway through loading it.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+
+namespace mambalm::io {
+
+class WeightSet {
+ public:
+  static std::shared_ptr<WeightSet> open(const std::string& model_dir);
+
+  // Every tensor name: shard by shard (shards in file-name order), data-offset order within.
+  std::vector<std::string> names() const;
+  bool contains(const std::string& name) const { return shard_of_.count(name) != 0; }
+  // A CPU view in the file's dtype (see SafetensorsFile::tensor); an Error naming the
+  // directory if absent.
+  Tensor tensor(const std::string& name) const;
+  DType dtype_of(const std::string& name) const;
+  const Shape& shape_of(const std::string& name) const;
+  // The shard file holding `name`, for error messages ("<dir>/model-00001-of-00002.safetensors").
+  std::string file_of(const std::string& name) const;
+  const std::string& dir() const { return dir_; }
+  // Metadata of the first shard (shards written by transformers carry the same map).
+  const std::map<std::string, std::string>& metadata() const;
+
+ private:
+  WeightSet() = default;
+  const SafetensorsFile& shard(const std::string& name) const;
+
+  std::string dir_;
+  std::vector<std::shared_ptr<SafetensorsFile>> shards_;
+  std::map<std::string, size_t> shard_of_;  // tensor name -> index into shards_
+};
+
+}  // namespace mambalm::io

@@ -1,0 +1,56 @@
+#include "ops/layout.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace mambalm::ops {
+
+namespace {
+
+void check_rows(const Tensor& a, const Tensor& b, const char* op) {
+  check(a.device() == Device::CPU && b.device() == Device::CPU, op, "CUDA backend not built");
+  check(a.rank() >= 1 && b.rank() == a.rank(), op,
+        "rank mismatch " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+  for (int i = 0; i + 1 < a.rank(); ++i)
+    check(a.dim(i) == b.dim(i), op, "leading dims differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+}
+
+}  // namespace
+
+void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
+  check_rows(src, dst, "copy_columns");
+  int64_t W = src.dim(-1), w = dst.dim(-1);
+  check(col0 >= 0 && col0 + w <= W, "copy_columns", "columns out of range");
+  int64_t rows = src.numel() / (W ? W : 1);
+  const float* s = src.f32();
+  float* d = dst.f32();
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * w, s + r * W + col0, static_cast<size_t>(w) * 4);
+}
+
+void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
+  check_rows(src, dst, "write_columns");
+  int64_t W = dst.dim(-1), w = src.dim(-1);
+  check(col0 >= 0 && col0 + w <= W, "write_columns", "columns out of range");
+  int64_t rows = dst.numel() / (W ? W : 1);
+  const float* s = src.f32();
+  float* d = dst.f32();
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * W + col0, s + r * w, static_cast<size_t>(w) * 4);
+}
+
+void copy_rows(const Tensor& src, int64_t n, Tensor& dst) {
+  check(src.rank() >= 1 && dst.rank() >= 1 && n <= src.dim(0) && n <= dst.dim(0), "copy_rows", "rows out of range");
+  int64_t row = src.numel() / (src.dim(0) ? src.dim(0) : 1);
+  check(row == dst.numel() / (dst.dim(0) ? dst.dim(0) : 1), "copy_rows", "row sizes differ: " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
+  std::memcpy(dst.raw(), src.raw(), static_cast<size_t>(n * row) * dtype_size(src.dtype()));
+}
+
+void neg_exp(const Tensor& x, Tensor& y) {
+  check(x.numel() == y.numel(), "neg_exp", "size mismatch");
+  const float* a = x.f32();
+  float* b = y.f32();
+  for (int64_t i = 0; i < x.numel(); ++i) b[i] = -std::exp(a[i]);
+}
+
+}  // namespace mambalm::ops

@@ -1,0 +1,249 @@
+// Mamba-2's state-space dual (SSD) on the CPU: dt preprocessing (softplus_dt), the per-token
+// recurrence (ssd_sequential, the reference and the decode path) and the chunked algorithm
+// (ssd_chunked, the prefill path) that turns most of the work into gemms.
+//
+// Shapes (see ops.h): x [B, T, H, P], dt [B, T, H], A [H], Bm/Cm [B, T, G, N], D [H],
+// state [B, H, P, N], y [B, T, H, P]. Head h reads group g = h / (H / G).
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "ops/cpu/cpu_ops.h"
+
+namespace mambalm::ops::cpu {
+
+// softplus as torch.nn.functional.softplus (beta 1, threshold 20: linear above 20), then clamp.
+void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                 Tensor& dt_out) {
+  const int64_t H = dt.dim(-1);
+  const int64_t n = dt.numel();
+  const float* dp = dt.f32();
+  const float* bp = dt_bias.f32();
+  float* op = dt_out.f32();
+#pragma omp parallel for schedule(static) if (n > (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    float v = dp[i] + bp[i % H];
+    float sp = v > 20.0f ? v : std::log1p(std::exp(v));
+    op[i] = std::min(std::max(sp, dt_min), dt_max);
+  }
+}
+
+// One (batch, head) pair per task; the state S[P, N] lives in a local buffer (16-64 KB, stays
+// in L1/L2) for the whole sequence. The inner loop over N is unit-stride and vectorises.
+void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
+  const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
+  const int64_t G = Bm.dim(2), N = Bm.dim(3);
+  const int64_t heads_per_group = H / G;
+  const float* xp = x.f32();
+  const float* dtp = dt.f32();
+  const float* Ap = A.f32();
+  const float* Bp = Bm.f32();
+  const float* Cp = Cm.f32();
+  const float* Dp = D ? D->f32() : nullptr;
+  float* sp = state ? state->f32() : nullptr;
+  float* yp = y.f32();
+
+#pragma omp parallel
+  {
+    std::vector<float> S(static_cast<size_t>(P * N));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < Bsz; ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t g = h / heads_per_group;
+        float* Sh = S.data();
+        float* state_bh = sp ? sp + (b * H + h) * P * N : nullptr;
+        if (state_bh) {
+          std::memcpy(Sh, state_bh, static_cast<size_t>(P * N) * sizeof(float));
+        } else {
+          std::fill(S.begin(), S.end(), 0.0f);
+        }
+        const float Ah = Ap[h];
+        const float Dh = Dp ? Dp[h] : 0.0f;
+        for (int64_t t = 0; t < T; ++t) {
+          const float dtv = dtp[(b * T + t) * H + h];
+          const float decay = std::exp(dtv * Ah);
+          const float* xr = xp + ((b * T + t) * H + h) * P;
+          const float* Bt = Bp + ((b * T + t) * G + g) * N;
+          const float* Ct = Cp + ((b * T + t) * G + g) * N;
+          float* yr = yp + ((b * T + t) * H + h) * P;
+          for (int64_t p = 0; p < P; ++p) {
+            float* Sp = Sh + p * N;
+            const float coef = dtv * xr[p];
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t n = 0; n < N; ++n) {
+              float s = decay * Sp[n] + coef * Bt[n];
+              Sp[n] = s;
+              acc += s * Ct[n];
+            }
+            yr[p] = acc + Dh * xr[p];
+          }
+        }
+        if (state_bh) std::memcpy(state_bh, Sh, static_cast<size_t>(P * N) * sizeof(float));
+      }
+    }
+  }
+}
+
+// Chunked SSD. For a chunk of length L (the last may be shorter) and one head, with
+// cum_i = sum_{k<=i} dt_k A (local to the chunk) and S_prev the state entering the chunk:
+//   y_i  = sum_{j<=i} exp(cum_i - cum_j) (C_i . B_j) dt_j x_j      (intra-chunk, "attention")
+//        + exp(cum_i) C_i S_prev^T                                 (state contribution)
+//        + D x_i
+//   S    = exp(cum_{L-1}) S_prev + sum_j exp(cum_{L-1} - cum_j) dt_j x_j B_j^T
+// Matrix parts are sgemms that read x/B/C and write y in place through leading dimensions.
+//
+// Work split: one task per (batch, group, block of heads in the group). C B^T depends only on
+// the group, so a task computes it once per chunk and reuses it for each of its heads; heads are
+// split into blocks only as far as needed to give every thread a task. Chunks run in order
+// inside a task (the state is carried), so the live memory is a few chunk-sized scratch
+// matrices per thread plus the task's states, independent of T.
+//
+// Precision: cumulative sums are kept in double (they grow like L * |dt A| and the decays are
+// exp of their differences, which would otherwise lose absolute precision); everything else is
+// fp32 with fp32 gemm accumulation.
+void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
+  const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
+  const int64_t G = Bm.dim(2), N = Bm.dim(3);
+  const int64_t hpg = H / G;  // heads per group
+  const int64_t Q = std::min<int64_t>(chunk_size, std::max<int64_t>(T, 1));
+  const float* xp = x.f32();
+  const float* dtp = dt.f32();
+  const float* Ap = A.f32();
+  const float* Bp = Bm.f32();
+  const float* Cp = Cm.f32();
+  const float* Dp = D ? D->f32() : nullptr;
+  float* sp = state ? state->f32() : nullptr;
+  float* yp = y.f32();
+  if (Bsz == 0 || H == 0 || P == 0) return;
+
+  const int64_t threads = omp_get_max_threads();
+  const int64_t blocks_per_group =
+      std::clamp<int64_t>((threads + Bsz * G - 1) / (Bsz * G), 1, hpg);
+  const int64_t hb = (hpg + blocks_per_group - 1) / blocks_per_group;  // heads per task
+  const int64_t tasks = Bsz * G * blocks_per_group;
+  const blasint ldx = static_cast<blasint>(H * P);  // row stride of x and y for one head
+  const blasint ldbc = static_cast<blasint>(G * N);  // row stride of B and C for one group
+
+#pragma omp parallel
+  {
+    std::vector<float> CB(static_cast<size_t>(Q * Q));  // C_c B_c^T            [L, L]
+    std::vector<float> M(static_cast<size_t>(Q * Q));   // decayed, dt-weighted [L, L]
+    std::vector<float> Cs(static_cast<size_t>(Q * N));  // exp(cum_i) C_i      [L, N]
+    std::vector<float> Xw(static_cast<size_t>(Q * P));  // decay_j dt_j x_j    [L, P]
+    std::vector<double> cum(static_cast<size_t>(Q));
+    std::vector<float> S(static_cast<size_t>(hb * P * N));
+    std::vector<char> S_nonzero(static_cast<size_t>(hb));
+
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t b = task / (G * blocks_per_group);
+      const int64_t g = (task / blocks_per_group) % G;
+      const int64_t h_begin = g * hpg + (task % blocks_per_group) * hb;
+      const int64_t h_end = std::min(h_begin + hb, (g + 1) * hpg);
+      if (h_begin >= h_end) continue;
+
+      for (int64_t h = h_begin; h < h_end; ++h) {
+        float* Sh = S.data() + (h - h_begin) * P * N;
+        if (sp) {
+          std::memcpy(Sh, sp + (b * H + h) * P * N, static_cast<size_t>(P * N) * sizeof(float));
+        } else {
+          std::fill(Sh, Sh + P * N, 0.0f);
+        }
+        S_nonzero[static_cast<size_t>(h - h_begin)] = sp != nullptr;
+      }
+
+      for (int64_t c0 = 0; c0 < T; c0 += Q) {
+        const int64_t L = std::min(Q, T - c0);
+        const blasint Lb = static_cast<blasint>(L);
+        const float* Bc = Bp + ((b * T + c0) * G + g) * N;
+        const float* Cc = Cp + ((b * T + c0) * G + g) * N;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Lb, static_cast<blasint>(N), 1.0f,
+                    Cc, ldbc, Bc, ldbc, 0.0f, CB.data(), Lb);
+
+        for (int64_t h = h_begin; h < h_end; ++h) {
+          float* Sh = S.data() + (h - h_begin) * P * N;
+          const float* dtc = dtp + (b * T + c0) * H + h;  // stride H
+          const float* xc = xp + ((b * T + c0) * H + h) * P;
+          float* yc = yp + ((b * T + c0) * H + h) * P;
+          const double Ah = Ap[h];
+
+          double run = 0.0;
+          for (int64_t i = 0; i < L; ++i) {
+            run += static_cast<double>(dtc[i * H]) * Ah;
+            cum[static_cast<size_t>(i)] = run;
+          }
+
+          // M[i, j] = (C_i . B_j) exp(cum_i - cum_j) dt_j for j <= i, else 0.
+          for (int64_t i = 0; i < L; ++i) {
+            const double ci = cum[static_cast<size_t>(i)];
+            float* Mi = M.data() + i * L;
+            const float* CBi = CB.data() + i * L;
+#pragma omp simd
+            for (int64_t j = 0; j <= i; ++j)
+              Mi[j] = CBi[j] * exp_fast(static_cast<float>(ci - cum[static_cast<size_t>(j)])) *
+                      dtc[j * H];
+            for (int64_t j = i + 1; j < L; ++j) Mi[j] = 0.0f;
+          }
+          // y_c = M x_c
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Lb, static_cast<blasint>(P), Lb,
+                      1.0f, M.data(), Lb, xc, ldx, 0.0f, yc, ldx);
+
+          // y_c += diag(exp(cum)) C_c S_prev^T
+          if (S_nonzero[static_cast<size_t>(h - h_begin)]) {
+            for (int64_t i = 0; i < L; ++i) {
+              const float e = exp_fast(static_cast<float>(cum[static_cast<size_t>(i)]));
+              const float* Ci = Cc + i * G * N;
+              float* Csi = Cs.data() + i * N;
+#pragma omp simd
+              for (int64_t n = 0; n < N; ++n) Csi[n] = e * Ci[n];
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, static_cast<blasint>(P),
+                        static_cast<blasint>(N), 1.0f, Cs.data(), static_cast<blasint>(N), Sh,
+                        static_cast<blasint>(N), 1.0f, yc, ldx);
+          }
+
+          if (Dp) {
+            const float Dh = Dp[h];
+            for (int64_t i = 0; i < L; ++i) {
+              const float* xi = xc + i * H * P;
+              float* yi = yc + i * H * P;
+#pragma omp simd
+              for (int64_t p = 0; p < P; ++p) yi[p] += Dh * xi[p];
+            }
+          }
+
+          // S = exp(cum_last) S + Xw^T B_c, Xw[j, :] = exp(cum_last - cum_j) dt_j x_j
+          const double last = cum[static_cast<size_t>(L - 1)];
+          for (int64_t j = 0; j < L; ++j) {
+            const float wj =
+                exp_fast(static_cast<float>(last - cum[static_cast<size_t>(j)])) * dtc[j * H];
+            const float* xj = xc + j * H * P;
+            float* Xj = Xw.data() + j * P;
+#pragma omp simd
+            for (int64_t p = 0; p < P; ++p) Xj[p] = wj * xj[p];
+          }
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(P),
+                      static_cast<blasint>(N), Lb, 1.0f, Xw.data(), static_cast<blasint>(P), Bc,
+                      ldbc, exp_fast(static_cast<float>(last)), Sh, static_cast<blasint>(N));
+          S_nonzero[static_cast<size_t>(h - h_begin)] = 1;
+        }
+      }
+
+      if (sp) {
+        for (int64_t h = h_begin; h < h_end; ++h)
+          std::memcpy(sp + (b * H + h) * P * N, S.data() + (h - h_begin) * P * N,
+                      static_cast<size_t>(P * N) * sizeof(float));
+      }
+    }
+  }
+}
+
+}  // namespace mambalm::ops::cpu

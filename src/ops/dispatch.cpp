@@ -1,0 +1,363 @@
+// The backend-neutral entry points of ops.h: each checks dtypes, shapes, devices and aliasing,
+// with a message that names the op, the tensor and the shapes involved, then calls the backend.
+// Only the CPU backend exists; a CUDA tensor gets a clear "backend not built" error.
+#include <cmath>
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "core/error.h"
+#include "ops/cpu/cpu_ops.h"
+#include "ops/ops.h"
+
+namespace mambalm::ops {
+
+namespace {
+
+std::string where(const char* op) { return std::string("op ") + op; }
+
+void need_defined(const char* op, const char* name, const Tensor& t) {
+  check(t.defined(), where(op), std::string(name) + " is an undefined tensor",
+        "allocate it with the documented shape before the call");
+}
+
+void need_dtype(const char* op, const char* name, const Tensor& t, DType want = DType::F32) {
+  need_defined(op, name, t);
+  check(t.dtype() == want, where(op),
+        std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " + dtype_name(want));
+}
+
+void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
+  check(t.shape() == want, where(op),
+        std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));
+}
+
+void need_rank(const char* op, const char* name, const Tensor& t, int rank, const char* layout) {
+  check(t.rank() == rank, where(op),
+        std::string(name) + " has shape " + shape_str(t.shape()) + ", expected rank " +
+            std::to_string(rank) + " " + layout);
+}
+
+// Every tensor of a call must live on the CPU until a CUDA backend is compiled in.
+void need_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors) {
+    if (t && t->defined() && t->device() != Device::CPU)
+      fail(where(op), "CUDA backend not built",
+           "this build has only the CPU backend; keep the tensors on the CPU");
+  }
+}
+
+// Outputs that the kernels write while still reading inputs must not share memory with them.
+void need_disjoint(const char* op, const char* out_name, const Tensor& out, const char* in_name,
+                   const Tensor* in) {
+  if (!in || !in->defined() || out.numel() == 0 || in->numel() == 0) return;
+  const char* a = static_cast<const char*>(out.raw());
+  const char* b = static_cast<const char*>(in->raw());
+  bool overlap = a < b + in->nbytes() && b < a + out.nbytes();
+  check(!overlap, where(op), std::string(out_name) + " overlaps " + in_name + " in memory",
+        "this op does not support aliasing its output with an input");
+}
+
+Shape with_last(const Shape& s, int64_t last) {
+  Shape r = s;
+  r.back() = last;
+  return r;
+}
+
+void same_shape_elementwise(const char* op, const char* xn, const Tensor& x, const char* yn,
+                            const Tensor& y) {
+  need_dtype(op, xn, x);
+  need_dtype(op, yn, y);
+  check(x.shape() == y.shape(), where(op),
+        std::string(yn) + " has shape " + shape_str(y.shape()) + " but " + xn + " has shape " +
+            shape_str(x.shape()),
+        "elementwise ops need equal shapes (no broadcasting)");
+}
+
+}  // namespace
+
+// ---- dense algebra -----------------------------------------------------------------------
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const char* op = "linear";
+  need_dtype(op, "x", x);
+  need_dtype(op, "w", w);
+  need_dtype(op, "y", y);
+  if (bias) need_dtype(op, "bias", *bias);
+  check(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
+  need_rank(op, "w", w, 2, "[N, K]");
+  check(w.dim(1) == x.dim(-1), where(op),
+        "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
+        "w is [out_features, in_features] and in_features must equal x's last dim");
+  need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
+  if (bias) need_shape(op, "bias", *bias, {w.dim(0)});
+  need_cpu(op, {&x, &w, bias, &y});
+  need_disjoint(op, "y", y, "x", &x);
+  need_disjoint(op, "y", y, "w", &w);
+  cpu::linear(x, w, bias, y);
+}
+
+void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
+  const char* op = "embedding";
+  need_dtype(op, "ids", ids, DType::I32);
+  need_dtype(op, "table", table);
+  need_dtype(op, "y", y);
+  need_rank(op, "ids", ids, 2, "[B, T]");
+  need_rank(op, "table", table, 2, "[V, D]");
+  need_shape(op, "y", y, {ids.dim(0), ids.dim(1), table.dim(1)});
+  need_cpu(op, {&ids, &table, &y});
+  need_disjoint(op, "y", y, "table", &table);
+  cpu::embedding(ids, table, y);
+}
+
+// ---- elementwise -------------------------------------------------------------------------
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) {
+  same_shape_elementwise("add", "b", b, "a", a);
+  same_shape_elementwise("add", "a", a, "y", y);
+  need_cpu("add", {&a, &b, &y});
+  cpu::add(a, b, y);
+}
+
+void silu(const Tensor& x, Tensor& y) {
+  same_shape_elementwise("silu", "x", x, "y", y);
+  need_cpu("silu", {&x, &y});
+  cpu::silu(x, y);
+}
+
+void relu_squared(const Tensor& x, Tensor& y) {
+  same_shape_elementwise("relu_squared", "x", x, "y", y);
+  need_cpu("relu_squared", {&x, &y});
+  cpu::relu_squared(x, y);
+}
+
+void gelu(const Tensor& x, Tensor& y) {
+  same_shape_elementwise("gelu", "x", x, "y", y);
+  need_cpu("gelu", {&x, &y});
+  cpu::gelu(x, y);
+}
+
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
+  same_shape_elementwise("swiglu", "gate", gate, "up", up);
+  same_shape_elementwise("swiglu", "gate", gate, "y", y);
+  need_cpu("swiglu", {&gate, &up, &y});
+  cpu::swiglu(gate, up, y);
+}
+
+// ---- norms -------------------------------------------------------------------------------
+
+namespace {
+void check_norm_common(const char* op, const Tensor& x, const Tensor& w, float eps, Tensor& y) {
+  same_shape_elementwise(op, "x", x, "y", y);
+  need_dtype(op, "w", w);
+  check(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., D]");
+  need_shape(op, "w", w, {x.dim(-1)});
+  check(std::isfinite(eps) && eps >= 0.0f, where(op),
+        "eps is " + std::to_string(eps) + ", expected a finite value >= 0");
+}
+}  // namespace
+
+void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
+  check_norm_common("rms_norm", x, w, eps, y);
+  need_cpu("rms_norm", {&x, &w, &y});
+  cpu::rms_norm(x, w, eps, y);
+}
+
+void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bool zero_centered,
+                Tensor& y) {
+  const char* op = "layer_norm";
+  check_norm_common(op, x, w, eps, y);
+  if (b) {
+    need_dtype(op, "b", *b);
+    need_shape(op, "b", *b, {x.dim(-1)});
+  }
+  need_cpu(op, {&x, &w, b, &y});
+  cpu::layer_norm(x, w, b, eps, zero_centered, y);
+}
+
+void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
+                    float eps, Tensor& y) {
+  const char* op = "gated_rms_norm";
+  check_norm_common(op, x, w, eps, y);
+  same_shape_elementwise(op, "x", x, "z", z);
+  check(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
+        "group_size " + std::to_string(group_size) + " does not divide the last dim of x " +
+            shape_str(x.shape()),
+        "group_size is d_inner / n_groups");
+  need_cpu(op, {&x, &z, &w, &y});
+  cpu::gated_rms_norm(x, z, w, group_size, eps, y);
+}
+
+// ---- convolution -------------------------------------------------------------------------
+
+void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state,
+                   bool apply_silu, Tensor& y) {
+  const char* op = "causal_conv1d";
+  need_dtype(op, "x", x);
+  need_dtype(op, "w", w);
+  need_dtype(op, "y", y);
+  need_rank(op, "x", x, 3, "[B, T, C]");
+  need_rank(op, "w", w, 2, "[C, K]");
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
+  check(w.dim(0) == C && K >= 1, where(op),
+        "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
+        "w is [C, K] with K >= 1 and C equal to x's channel count");
+  need_shape(op, "y", y, {B, T, C});
+  if (bias) {
+    need_dtype(op, "bias", *bias);
+    need_shape(op, "bias", *bias, {C});
+  }
+  if (state) {
+    need_dtype(op, "state", *state);
+    need_shape(op, "state", *state, {B, C, K - 1});
+  }
+  need_cpu(op, {&x, &w, bias, state, &y});
+  need_disjoint(op, "y", y, "x", &x);
+  need_disjoint(op, "y", y, "state", state);
+  if (state) need_disjoint(op, "state", *state, "x", &x);
+  cpu::causal_conv1d(x, w, bias, state, apply_silu, y);
+}
+
+// ---- Mamba-2 (SSD) -----------------------------------------------------------------------
+
+void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                 Tensor& dt_out) {
+  const char* op = "softplus_dt";
+  same_shape_elementwise(op, "dt", dt, "dt_out", dt_out);
+  need_dtype(op, "dt_bias", dt_bias);
+  check(dt.rank() >= 1, where(op), "dt has shape " + shape_str(dt.shape()) + ", expected [B, T, H]");
+  need_shape(op, "dt_bias", dt_bias, {dt.dim(-1)});
+  check(!(dt_min > dt_max), where(op),
+        "dt_min " + std::to_string(dt_min) + " > dt_max " + std::to_string(dt_max),
+        "check time_step_limit in the config");
+  need_cpu(op, {&dt, &dt_bias, &dt_out});
+  cpu::softplus_dt(dt, dt_bias, dt_min, dt_max, dt_out);
+}
+
+namespace {
+void check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+               const Tensor& Cm, const Tensor* D, const Tensor* state, const Tensor& y) {
+  for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
+    need_dtype(op, name, *t);
+  need_rank(op, "x", x, 4, "[B, T, H, P]");
+  need_rank(op, "Bm", Bm, 4, "[B, T, G, N]");
+  const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
+  const int64_t G = Bm.dim(2), N = Bm.dim(3);
+  need_shape(op, "dt", dt, {B, T, H});
+  need_shape(op, "A", A, {H});
+  check(Bm.dim(0) == B && Bm.dim(1) == T, where(op),
+        "Bm has shape " + shape_str(Bm.shape()) + " but x has shape " + shape_str(x.shape()),
+        "Bm is [B, T, G, N] with x's B and T");
+  check(G >= 1 && H % G == 0, where(op),
+        "x has " + std::to_string(H) + " heads and Bm " + std::to_string(G) +
+            " groups (shapes " + shape_str(x.shape()) + ", " + shape_str(Bm.shape()) + ")",
+        "the head count must be a multiple of n_groups");
+  need_shape(op, "Cm", Cm, Bm.shape());
+  if (D) {
+    need_dtype(op, "D", *D);
+    need_shape(op, "D", *D, {H});
+  }
+  if (state) {
+    need_dtype(op, "state", *state);
+    need_shape(op, "state", *state, {B, H, P, N});
+  }
+  need_shape(op, "y", y, x.shape());
+  need_cpu(op, {&x, &dt, &A, &Bm, &Cm, D, state, &y});
+  for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}, {"state", state}})
+    need_disjoint(op, "y", y, name, t);
+  if (state)
+    for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}})
+      need_disjoint(op, "state", *state, name, t);
+}
+}  // namespace
+
+void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
+  check_ssd("ssd_sequential", x, dt, A, Bm, Cm, D, state, y);
+  cpu::ssd_sequential(x, dt, A, Bm, Cm, D, state, y);
+}
+
+void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
+  check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, state, y);
+  check(chunk_size >= 1, where("ssd_chunked"),
+        "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1", "the config's chunk_size");
+  cpu::ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y);
+}
+
+// ---- Mamba-1 selective scan ----------------------------------------------------------------
+
+void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y) {
+  const char* op = "selective_scan";
+  for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
+    need_dtype(op, name, *t);
+  need_rank(op, "u", u, 3, "[B, T, Di]");
+  need_rank(op, "A", A, 2, "[Di, N]");
+  const int64_t B = u.dim(0), T = u.dim(1), Di = u.dim(2), N = A.dim(1);
+  check(A.dim(0) == Di, where(op),
+        "A has shape " + shape_str(A.shape()) + " but u has shape " + shape_str(u.shape()),
+        "A is [Di, N] with u's channel count");
+  need_shape(op, "delta", delta, u.shape());
+  need_shape(op, "Bm", Bm, {B, T, N});
+  need_shape(op, "Cm", Cm, {B, T, N});
+  if (D) {
+    need_dtype(op, "D", *D);
+    need_shape(op, "D", *D, {Di});
+  }
+  if (z) {
+    need_dtype(op, "z", *z);
+    need_shape(op, "z", *z, u.shape());
+  }
+  if (state) {
+    need_dtype(op, "state", *state);
+    need_shape(op, "state", *state, {B, Di, N});
+  }
+  need_shape(op, "y", y, u.shape());
+  need_cpu(op, {&u, &delta, &A, &Bm, &Cm, D, z, state, &y});
+  for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"Bm", &Bm}, {"Cm", &Cm}, {"z", z}, {"state", state}})
+    need_disjoint(op, "y", y, name, t);
+  cpu::selective_scan(u, delta, A, Bm, Cm, D, z, state, y);
+}
+
+// ---- attention ---------------------------------------------------------------------------
+
+void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
+  const char* op = "rope";
+  need_dtype(op, "x", x);
+  need_rank(op, "x", x, 4, "[B, T, H, Dh]");
+  check(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
+        "rotary_dim " + std::to_string(rotary_dim) + " is not an even number <= head dim of x " +
+            shape_str(x.shape()));
+  check(pos0 >= 0, where(op), "pos0 is " + std::to_string(pos0) + ", expected >= 0");
+  check(std::isfinite(theta) && theta > 0.0, where(op),
+        "theta is " + std::to_string(theta) + ", expected a positive number", "rope_theta in the config");
+  need_cpu(op, {&x});
+  cpu::rope(x, pos0, rotary_dim, theta);
+}
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
+  const char* op = "attention";
+  for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}}) need_dtype(op, name, *t);
+  need_rank(op, "q", q, 4, "[B, T, Hq, Dh]");
+  need_rank(op, "k", k, 4, "[B, S, Hkv, Dh]");
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1), Hkv = k.dim(2);
+  check(k.dim(0) == B && k.dim(3) == Dh, where(op),
+        "k has shape " + shape_str(k.shape()) + " but q has shape " + shape_str(q.shape()),
+        "k is [B, S, Hkv, Dh] with q's batch and head dim");
+  check(Hkv >= 1 && Hq % Hkv == 0, where(op),
+        "q has " + std::to_string(Hq) + " heads, not a multiple of k's " + std::to_string(Hkv) +
+            " (shapes " + shape_str(q.shape()) + ", " + shape_str(k.shape()) + ")");
+  check(S >= T, where(op),
+        "k has " + std::to_string(S) + " positions but q has " + std::to_string(T) +
+            " (shapes " + shape_str(k.shape()) + ", " + shape_str(q.shape()) + ")",
+        "the keys must include every query position (S >= T)");
+  need_shape(op, "v", v, k.shape());
+  need_shape(op, "out", out, q.shape());
+  need_cpu(op, {&q, &k, &v, &out});
+  for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}}) need_disjoint(op, "out", out, name, t);
+  cpu::attention(q, k, v, scale, out);
+}
+
+}  // namespace mambalm::ops

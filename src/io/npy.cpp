@@ -1,7 +1,13 @@
 #include "io/npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <map>
 
@@ -130,6 +136,43 @@ class HeaderParser {
   size_t i_ = 0;
 };
 
+// A read-only file descriptor with exact positional reads; errors name the path.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      fail(path, "not a regular file", "expected a .npy file");
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+  }
+  ~InputFile() { ::close(fd_); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size() const { return size_; }
+  void read_at(uint64_t offset, void* dst, uint64_t bytes) const {
+    char* p = static_cast<char*>(dst);
+    while (bytes > 0) {
+      ssize_t n = ::pread(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail(path_, "read failed at byte " + std::to_string(offset) + ": " +
+                                  (n < 0 ? std::strerror(errno) : "unexpected end of file"));
+      p += n;
+      offset += static_cast<uint64_t>(n);
+      bytes -= static_cast<uint64_t>(n);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
 std::string descr_of(const Tensor& t, const std::string& path) {
   switch (t.dtype()) {
     case DType::F32: return "<f4";
@@ -191,25 +234,31 @@ void write_npy(const std::string& path, const Tensor& t) {
 }
 
 Tensor read_npy(const std::string& path) {
-  const std::string bytes = read_text_file(path);
-  if (bytes.size() < kMagicLen + 2 || bytes.compare(0, kMagicLen, kMagic, kMagicLen) != 0)
+  // Read piecewise (prefix, header, then straight into the tensor) so a large array is not
+  // held twice in memory.
+  InputFile in(path);
+  const uint64_t size = in.size();
+  char prefix_bytes[12] = {};
+  in.read_at(0, prefix_bytes, std::min<uint64_t>(size, sizeof prefix_bytes));
+  if (size < kMagicLen + 2 || std::memcmp(prefix_bytes, kMagic, kMagicLen) != 0)
     fail(path, "not a .npy file (bad magic)", "expected a file written by numpy.save");
-  const int major = static_cast<unsigned char>(bytes[6]);
-  const int minor = static_cast<unsigned char>(bytes[7]);
+  const int major = static_cast<unsigned char>(prefix_bytes[6]);
+  const int minor = static_cast<unsigned char>(prefix_bytes[7]);
   if ((major != 1 && major != 2) || minor != 0)
     fail(path, "npy format version " + std::to_string(major) + "." + std::to_string(minor) + " is not supported",
          "versions 1.0 and 2.0 are");
   const size_t len_bytes = major == 1 ? 2 : 4;
   const size_t prefix = kMagicLen + 2 + len_bytes;
-  check(bytes.size() >= prefix, path, "file ends inside the npy header length", "file truncated?");
+  check(size >= prefix, path, "file ends inside the npy header length", "file truncated?");
   size_t header_len = 0;
   for (size_t b = 0; b < len_bytes; ++b)
-    header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[kMagicLen + 2 + b])) << (8 * b);
-  if (header_len > bytes.size() - prefix)
+    header_len |= static_cast<size_t>(static_cast<unsigned char>(prefix_bytes[kMagicLen + 2 + b])) << (8 * b);
+  if (header_len > size - prefix)
     fail(path, "npy header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                   std::to_string(bytes.size()) + " bytes)", "file truncated?");
+                   std::to_string(size) + " bytes)", "file truncated?");
 
-  const std::string header = bytes.substr(prefix, header_len);
+  std::string header(header_len, '\0');
+  in.read_at(prefix, header.data(), header_len);
   auto dict = HeaderParser(header, path).parse();
   for (const char* key : {"descr", "fortran_order", "shape"})
     check(dict.count(key) == 1, path, std::string("npy header lacks '") + key + "'");
@@ -233,12 +282,12 @@ Tensor read_npy(const std::string& path) {
   uint64_t nbytes = 0;
   overflow |= __builtin_mul_overflow(numel, dtype_size(dtype), &nbytes);
   check(!overflow, path, "npy 'shape' " + shape_str(shape.dims) + " is too large");
-  const size_t data_start = prefix + header_len;
-  if (nbytes > bytes.size() - data_start)
+  const uint64_t data_start = prefix + header_len;
+  if (nbytes > size - data_start)
     fail(path, "npy 'shape' " + shape_str(shape.dims) + " of " + descr.str + " needs " + std::to_string(nbytes) +
-                   " data bytes, the file has " + std::to_string(bytes.size() - data_start), "file truncated?");
+                   " data bytes, the file has " + std::to_string(size - data_start), "file truncated?");
   Tensor t = Tensor::empty(shape.dims, dtype);
-  if (nbytes > 0) std::memcpy(t.raw(), bytes.data() + data_start, nbytes);
+  in.read_at(data_start, t.raw(), nbytes);
   return t;
 }
 

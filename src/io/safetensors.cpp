@@ -48,7 +48,13 @@ bool parse_safetensors_dtype(const std::string& name, DType* out) {
 namespace {
 
 std::string offsets_str(uint64_t begin, uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+  // Appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::to_string(...) at -O3.
+  std::string s = "[";
+  s += std::to_string(begin);
+  s += ", ";
+  s += std::to_string(end);
+  s += "]";
+  return s;
 }
 
 // A JSON number that must be a non-negative integer fitting in int64; `what` names the field.

@@ -95,7 +95,7 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 // cum_i = sum_{k<=i} dt_k A (local to the chunk) and S_prev the state entering the chunk:
 //   y_i  = sum_{j<=i} exp(cum_i - cum_j) (C_i . B_j) dt_j x_j      (intra-chunk, "attention")
 //        + exp(cum_i) C_i S_prev^T                                 (state contribution)
-//        + D x_i
+//        + D x_i                                                   (folded into M's diagonal)
 //   S    = exp(cum_{L-1}) S_prev + sum_j exp(cum_{L-1} - cum_j) dt_j x_j B_j^T
 // Matrix parts are sgemms that read x/B/C and write y in place through leading dimensions.
 //
@@ -181,7 +181,9 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
             cum[static_cast<size_t>(i)] = run;
           }
 
-          // M[i, j] = (C_i . B_j) exp(cum_i - cum_j) dt_j for j <= i, else 0.
+          // M[i, j] = (C_i . B_j) exp(cum_i - cum_j) dt_j for j <= i (lower triangle only; the
+          // upper one is never read). The skip term D x_i is folded into the diagonal.
+          const float Dh = Dp ? Dp[h] : 0.0f;
           for (int64_t i = 0; i < L; ++i) {
             const double ci = cum[static_cast<size_t>(i)];
             float* Mi = M.data() + i * L;
@@ -190,11 +192,14 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
             for (int64_t j = 0; j <= i; ++j)
               Mi[j] = CBi[j] * exp_fast(static_cast<float>(ci - cum[static_cast<size_t>(j)])) *
                       dtc[j * H];
-            for (int64_t j = i + 1; j < L; ++j) Mi[j] = 0.0f;
+            Mi[i] += Dh;
           }
-          // y_c = M x_c
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Lb, static_cast<blasint>(P), Lb,
-                      1.0f, M.data(), Lb, xc, ldx, 0.0f, yc, ldx);
+          // y_c = M x_c as a triangular product (half the flops of a gemm): copy x_c into the
+          // y_c rows, then strmm overwrites them in place.
+          for (int64_t i = 0; i < L; ++i)
+            std::memcpy(yc + i * H * P, xc + i * H * P, static_cast<size_t>(P) * sizeof(float));
+          cblas_strmm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, Lb,
+                      static_cast<blasint>(P), 1.0f, M.data(), Lb, yc, ldx);
 
           // y_c += diag(exp(cum)) C_c S_prev^T
           if (S_nonzero[static_cast<size_t>(h - h_begin)]) {
@@ -208,16 +213,6 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, static_cast<blasint>(P),
                         static_cast<blasint>(N), 1.0f, Cs.data(), static_cast<blasint>(N), Sh,
                         static_cast<blasint>(N), 1.0f, yc, ldx);
-          }
-
-          if (Dp) {
-            const float Dh = Dp[h];
-            for (int64_t i = 0; i < L; ++i) {
-              const float* xi = xc + i * H * P;
-              float* yi = yc + i * H * P;
-#pragma omp simd
-              for (int64_t p = 0; p < P; ++p) yi[p] += Dh * xi[p];
-            }
           }
 
           // S = exp(cum_last) S + Xw^T B_c, Xw[j, :] = exp(cum_last - cum_j) dt_j x_j

@@ -1,0 +1,197 @@
+// CPU ops: causal grouped-query attention (vs float64, MHA and GQA, KV-prefix calls equal the
+// last rows of a full call, large scores, long S) and rotary embedding (vs float64, partial
+// rotary_dim, position offset), plus dispatch error paths.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/ops.h"
+#include "test_util.h"
+
+using namespace mambalm;
+using mambalm::testing::max_abs_diff;
+using mambalm::testing::random_tensor;
+using mambalm::testing::relative_l2;
+
+namespace {
+
+void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
+  double rel = relative_l2(got, want);
+  double mx = max_abs_diff(got, want);
+  std::printf("[err] %-48s rel_l2=%.3e max_abs=%.3e (tol %.0e)\n", what.c_str(), rel, mx, tol);
+  EXPECT_LT(rel, tol) << what << " (seed " << mambalm::testing::test_seed() << ")";
+}
+
+Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1) {
+  Shape s = x.shape();
+  const int64_t B = s[0], T = s[1], inner = x.numel() / (B * T);
+  s[1] = t1 - t0;
+  Tensor out = Tensor::empty(s);
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(out.f32() + b * (t1 - t0) * inner, x.f32() + (b * T + t0) * inner,
+                size_t((t1 - t0) * inner) * sizeof(float));
+  return out;
+}
+
+// Float64 causal attention straight from the definition in ops.h.
+Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1), Hkv = k.dim(2);
+  Tensor out = Tensor::zeros(q.shape(), DType::F64);
+  std::vector<double> w(static_cast<size_t>(S));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const int64_t kh = h / (Hq / Hkv);
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t pos = S - T + i;
+        const float* qi = q.f32() + ((b * T + i) * Hq + h) * Dh;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j <= pos; ++j) {
+          const float* kj = k.f32() + ((b * S + j) * Hkv + kh) * Dh;
+          double s = 0;
+          for (int64_t d = 0; d < Dh; ++d) s += double(qi[d]) * kj[d];
+          w[size_t(j)] = s * scale;
+          mx = std::max(mx, w[size_t(j)]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j <= pos; ++j) sum += (w[size_t(j)] = std::exp(w[size_t(j)] - mx));
+        double* o = out.data<double>() + ((b * T + i) * Hq + h) * Dh;
+        for (int64_t j = 0; j <= pos; ++j) {
+          const float* vj = v.f32() + ((b * S + j) * Hkv + kh) * Dh;
+          for (int64_t d = 0; d < Dh; ++d) o[d] += w[size_t(j)] / sum * vj[d];
+        }
+      }
+    }
+  return out;
+}
+
+void check_attention(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t Dh,
+                     float amp, const char* tag, double tol = 1e-6) {
+  Tensor q = random_tensor({B, T, Hq, Dh}, -amp, amp);
+  Tensor k = random_tensor({B, S, Hkv, Dh}, -amp, amp);
+  Tensor v = random_tensor({B, S, Hkv, Dh});
+  Tensor out = Tensor::empty(q.shape());
+  const float scale = 1.0f / std::sqrt(float(Dh));
+  ops::attention(q, k, v, scale, out);
+  for (int64_t i = 0; i < out.numel(); ++i) ASSERT_TRUE(std::isfinite(out.f32()[i])) << tag << " " << i;
+  char name[128];
+  std::snprintf(name, sizeof name, "attention %s T=%lld S=%lld Hq=%lld Hkv=%lld", tag, (long long)T,
+                (long long)S, (long long)Hq, (long long)Hkv);
+  expect_close(name, out, naive_attention(q, k, v, scale), tol);
+}
+
+}  // namespace
+
+TEST(OpsAttention, MhaMatchesNaiveDouble) { check_attention(2, 19, 19, 4, 4, 16, 1.0f, "MHA"); }
+TEST(OpsAttention, GqaMatchesNaiveDouble) { check_attention(2, 23, 23, 8, 2, 32, 1.0f, "GQA"); }
+TEST(OpsAttention, MultiQueryMatchesNaiveDouble) { check_attention(1, 9, 9, 4, 1, 8, 1.0f, "MQA"); }
+TEST(OpsAttention, LargeScoresNeedMaxSubtraction) {
+  // scores up to ~ 16 * 36 / 4 = 144: exp would overflow fp32 without the max subtraction;
+  // the softmax is then nearly one-hot, so a small score error moves the output more.
+  check_attention(1, 12, 12, 2, 2, 16, 6.0f, "large scores", 1e-5);
+}
+TEST(OpsAttention, PrefixOnlyDecodeRowMatchesNaive) { check_attention(2, 1, 37, 4, 2, 16, 1.0f, "decode"); }
+TEST(OpsAttention, LongKeysUseSeveralQueryBlocks) {
+  // S = 20000 makes the query block shorter than 64, so T = 70 spans several blocks. The output
+  // is an average of ~S random values, so it shrinks like 1/sqrt(S) while the rounding of the
+  // S-term sums does not: the relative error grows with S (see docs/numerics.md).
+  check_attention(1, 70, 20000, 2, 1, 8, 1.0f, "long S", 2e-5);
+}
+
+TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
+  const int64_t B = 2, S = 29, T = 7, Hq = 6, Hkv = 3, Dh = 16;
+  Tensor q_full = random_tensor({B, S, Hq, Dh});
+  Tensor k = random_tensor({B, S, Hkv, Dh});
+  Tensor v = random_tensor({B, S, Hkv, Dh});
+  const float scale = 0.25f;
+  Tensor out_full = Tensor::empty(q_full.shape());
+  ops::attention(q_full, k, v, scale, out_full);
+  Tensor q = time_slice(q_full, S - T, S);
+  Tensor out = Tensor::empty(q.shape());
+  ops::attention(q, k, v, scale, out);
+  expect_close("attention prefix call vs last rows of full", out, time_slice(out_full, S - T, S), 1e-6);
+}
+
+TEST(OpsAttention, ErrorsThrow) {
+  Tensor q = random_tensor({1, 4, 6, 8});
+  Tensor k = random_tensor({1, 5, 4, 8});  // 6 heads not a multiple of 4
+  Tensor v = random_tensor({1, 5, 4, 8});
+  Tensor out = Tensor::empty({1, 4, 6, 8});
+  EXPECT_THROW(ops::attention(q, k, v, 1.0f, out), Error);
+  Tensor k2 = random_tensor({1, 3, 3, 8});  // S = 3 < T = 4
+  Tensor v2 = random_tensor({1, 3, 3, 8});
+  EXPECT_THROW(ops::attention(q, k2, v2, 1.0f, out), Error);
+  Tensor k3 = random_tensor({1, 5, 3, 8});
+  Tensor v3 = random_tensor({1, 5, 3, 4});  // v head dim differs
+  EXPECT_THROW(ops::attention(q, k3, v3, 1.0f, out), Error);
+  Tensor v4 = random_tensor({1, 5, 3, 8});
+  Tensor out_bad = Tensor::empty({1, 4, 6, 4});
+  EXPECT_THROW(ops::attention(q, k3, v4, 1.0f, out_bad), Error);
+  EXPECT_THROW(ops::attention(q, k3, v4, 1.0f, q), Error);  // out aliases q
+  try {
+    ops::attention(q, k2, v2, 1.0f, out);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("attention"), std::string::npos) << e.what();
+  }
+}
+
+// ---- rope ----------------------------------------------------------------------------------
+
+void check_rope(int64_t Dh, int64_t rotary_dim, int64_t pos0, double theta) {
+  const int64_t B = 2, T = 11, H = 3;
+  Tensor x = random_tensor({B, T, H, Dh});
+  Tensor orig = x.clone();
+  ops::rope(x, pos0, rotary_dim, theta);
+  Tensor want = Tensor::zeros(x.shape(), DType::F64);
+  const int64_t half = rotary_dim / 2;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const float* o = orig.f32() + ((b * T + t) * H + h) * Dh;
+        double* w = want.data<double>() + ((b * T + t) * H + h) * Dh;
+        for (int64_t d = 0; d < Dh; ++d) w[d] = o[d];
+        for (int64_t i = 0; i < half; ++i) {
+          const double ang = double(pos0 + t) * std::pow(theta, -2.0 * double(i) / double(rotary_dim));
+          w[i] = o[i] * std::cos(ang) - o[i + half] * std::sin(ang);
+          w[i + half] = o[i + half] * std::cos(ang) + o[i] * std::sin(ang);
+        }
+      }
+  char name[96];
+  std::snprintf(name, sizeof name, "rope Dh=%lld r=%lld pos0=%lld", (long long)Dh, (long long)rotary_dim,
+                (long long)pos0);
+  expect_close(name, x, want, 1e-6);
+  // channels past rotary_dim are untouched, bit for bit
+  for (int64_t r = 0; r < B * T * H; ++r)
+    for (int64_t d = rotary_dim; d < Dh; ++d) ASSERT_EQ(x.f32()[r * Dh + d], orig.f32()[r * Dh + d]);
+}
+
+TEST(OpsRope, FullRotaryMatchesNaive) { check_rope(16, 16, 0, 10000.0); }
+TEST(OpsRope, PartialRotaryMatchesNaive) { check_rope(32, 16, 0, 10000.0); }  // Nemotron: half
+TEST(OpsRope, PositionOffsetMatchesNaive) {
+  check_rope(32, 16, 1000, 10000.0);
+  check_rope(64, 64, 123456, 500000.0);  // long context: the angle must be computed in double
+}
+
+TEST(OpsRope, OffsetCallEqualsRowsOfFullCall) {
+  // rope on rows [5, 11) with pos0 = 5 equals those rows of one call from position 0
+  Tensor full = random_tensor({1, 11, 2, 8});
+  Tensor tail = time_slice(full, 5, 11);
+  ops::rope(full, 0, 8, 10000.0);
+  ops::rope(tail, 5, 8, 10000.0);
+  EXPECT_EQ(max_abs_diff(tail, time_slice(full, 5, 11)), 0.0);
+}
+
+TEST(OpsRope, ErrorsThrow) {
+  Tensor x = random_tensor({1, 3, 2, 8});
+  EXPECT_THROW(ops::rope(x, 0, 7, 10000.0), Error);   // odd
+  EXPECT_THROW(ops::rope(x, 0, 10, 10000.0), Error);  // > head dim
+  EXPECT_THROW(ops::rope(x, -1, 8, 10000.0), Error);
+  EXPECT_THROW(ops::rope(x, 0, 8, 0.0), Error);
+  Tensor x3 = random_tensor({3, 2, 8});
+  EXPECT_THROW(ops::rope(x3, 0, 8, 10000.0), Error);
+}

@@ -1,0 +1,164 @@
+#include "config/presets.h"
+
+#include <algorithm>
+
+#include "config/pattern.h"
+#include "core/error.h"
+
+namespace mambalm {
+
+namespace {
+
+constexpr double kStudyAttentionRatio = 0.08;
+constexpr double kStudyMlpRatio = 0.5;
+constexpr int64_t kStudyVocab = 256000;
+
+std::string transformer_pattern(int64_t n_layers) {
+  std::string p;
+  for (int64_t i = 0; i < n_layers; ++i) p += "*-";
+  return p;
+}
+
+int64_t largest_divisor_at_most(int64_t n, int64_t cap) {
+  for (int64_t d = std::min(n, cap); d > 1; --d)
+    if (n % d == 0) return d;
+  return 1;
+}
+
+}  // namespace
+
+ModelConfig default_config(Arch arch, int64_t d_model, int64_t n_layers, int64_t vocab_size) {
+  check(d_model > 0 && n_layers > 0 && vocab_size > 0, "config",
+        "d_model, layers and vocab size must be positive");
+  ModelConfig c;
+  c.arch = arch;
+  c.d_model = d_model;
+  c.vocab_size = vocab_size;
+  c.norm = NormKind::RMSNorm;
+  c.norm_eps = 1e-5;
+  c.tie_embeddings = false;
+  c.mamba_version = arch == Arch::Mamba ? 1 : 2;
+
+  Mamba2Config& m2 = c.mamba2;
+  m2.d_inner = 2 * d_model;
+  m2.head_dim = d_model >= 256 ? 64 : std::max<int64_t>(8, d_model / 8);
+  check(m2.d_inner % m2.head_dim == 0, "config",
+        "d_model " + std::to_string(d_model) + " gives a Mamba-2 width not divisible by head_dim " + std::to_string(m2.head_dim),
+        "choose d_model as a multiple of 32");
+  m2.n_heads = m2.d_inner / m2.head_dim;
+  m2.n_groups = largest_divisor_at_most(m2.n_heads, 8);
+  m2.d_state = d_model >= 1024 ? 128 : (d_model >= 256 ? 64 : 16);
+  m2.chunk_size = d_model >= 1024 ? 128 : 64;
+
+  Mamba1Config& m1 = c.mamba1;
+  m1.d_inner = 2 * d_model;
+  m1.d_state = 16;
+  m1.dt_rank = (d_model + 15) / 16;
+
+  AttentionConfig& a = c.attention;
+  a.head_dim = d_model >= 1024 ? 128 : std::max<int64_t>(8, d_model / 4);
+  check(d_model % a.head_dim == 0, "config",
+        "d_model " + std::to_string(d_model) + " is not a multiple of the attention head size " + std::to_string(a.head_dim));
+  a.n_heads = d_model / a.head_dim;
+  a.n_kv_heads = largest_divisor_at_most(a.n_heads, 8);
+  a.rotary_dim = 0;
+
+  c.mlp.d_ff = 4 * d_model;
+  c.mlp.activation = MlpActivation::ReluSquared;
+
+  switch (arch) {
+    case Arch::Transformer:
+      // The study's Transformer: LayerNorm1p, squared ReLU, RoPE on half of each head.
+      c.model_type = "nemotron";
+      c.pattern = transformer_pattern(n_layers);
+      c.norm = NormKind::LayerNorm1p;
+      a.rotary_dim = a.head_dim / 2;
+      c.max_position_embeddings = 4096;
+      break;
+    case Arch::Mamba:
+      c.model_type = "mamba";
+      c.pattern = std::string(static_cast<size_t>(n_layers), kMambaSymbol);
+      break;
+    case Arch::Mamba2:
+      c.model_type = "mamba2";
+      c.pattern = std::string(static_cast<size_t>(n_layers), kMambaSymbol);
+      break;
+    case Arch::Hybrid:
+      c.model_type = "nemotron_h";
+      c.pattern = allocate_pattern(n_layers, kStudyAttentionRatio, kStudyMlpRatio);
+      c.mlp.activation = MlpActivation::Gelu;  // the study's hybrid; Nemotron-H later used relu2
+      c.mamba2.norm_groups = c.mamba2.n_groups;
+      c.mamba2.dt_limit_lo = c.mamba2.dt_min;  // what transformers' NemotronH computes
+      c.max_position_embeddings = 4096;
+      break;
+  }
+  return c;
+}
+
+void make_llama_style(ModelConfig& cfg) {
+  check(cfg.arch == Arch::Transformer, "--model-type", "llama is a transformer layout");
+  cfg.model_type = "llama";
+  cfg.norm = NormKind::RMSNorm;
+  cfg.mlp.activation = MlpActivation::SwiGLU;
+  cfg.attention.rotary_dim = cfg.attention.head_dim;
+  cfg.mlp.d_ff = (8 * cfg.d_model / 3 + 63) / 64 * 64;  // SwiGLU keeps ~8/3 d_model per matrix
+}
+
+namespace {
+
+// The study's 8B models (Waleffe et al. 2024, table 1 and section 3).
+ModelConfig study_8b(Arch arch) {
+  int64_t layers = arch == Arch::Transformer ? 32 : 56;
+  ModelConfig c = default_config(arch, 4096, layers, kStudyVocab);
+  c.mamba2.head_dim = 64;
+  c.mamba2.n_heads = 128;
+  c.mamba2.n_groups = 8;
+  c.mamba2.d_state = 128;
+  c.mamba2.chunk_size = 128;
+  if (arch == Arch::Hybrid) c.mamba2.norm_groups = 8;
+  c.attention.n_heads = 32;
+  c.attention.n_kv_heads = 8;
+  c.attention.head_dim = 128;
+  c.mlp.d_ff = 16384;
+  return c;
+}
+
+struct Preset {
+  const char* name;
+  ModelConfig (*make)();
+};
+
+const Preset kPresets[] = {
+    {"hybrid-8b", [] { return study_8b(Arch::Hybrid); }},
+    {"mamba2-8b", [] { return study_8b(Arch::Mamba2); }},
+    {"mamba-8b", [] { return study_8b(Arch::Mamba); }},
+    {"transformer-8b", [] { return study_8b(Arch::Transformer); }},
+    // ~1M parameters over a byte vocabulary: unit tests and quick experiments.
+    {"hybrid-tiny", [] { return default_config(Arch::Hybrid, 128, 8, 256); }},
+    {"mamba2-tiny", [] { return default_config(Arch::Mamba2, 128, 4, 256); }},
+    {"mamba-tiny", [] { return default_config(Arch::Mamba, 128, 4, 256); }},
+    {"transformer-tiny", [] { return default_config(Arch::Transformer, 128, 2, 256); }},
+    // ~40-60M parameters with a 32K vocabulary: fits a laptop, trains on one GPU in hours.
+    {"hybrid-small", [] { return default_config(Arch::Hybrid, 512, 24, 32000); }},
+    {"mamba2-small", [] { return default_config(Arch::Mamba2, 512, 24, 32000); }},
+    {"mamba-small", [] { return default_config(Arch::Mamba, 512, 24, 32000); }},
+    {"transformer-small", [] { return default_config(Arch::Transformer, 512, 8, 32000); }},
+};
+
+}  // namespace
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const Preset& p : kPresets) names.emplace_back(p.name);
+  return names;
+}
+
+ModelConfig preset_config(const std::string& name) {
+  for (const Preset& p : kPresets)
+    if (name == p.name) return p.make();
+  std::string valid;
+  for (const std::string& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
+  fail("--preset", "unknown preset '" + name + "'", "valid: " + valid);
+}
+
+}  // namespace mambalm

@@ -1,0 +1,57 @@
+#include "infer/generate.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace mambalm {
+
+void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& where) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      fail(where, "token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) + " is outside the vocabulary [0, " +
+                      std::to_string(vocab) + ")");
+    }
+  }
+}
+
+std::vector<float> prefill(Model& model, SequenceState& state, const std::vector<int32_t>& tokens, int64_t chunk) {
+  check(!tokens.empty(), "prefill", "empty prompt");
+  check(chunk > 0, "prefill", "chunk must be positive");
+  const int64_t V = model.config().vocab_size;
+  check_token_ids(tokens, V, "prompt");
+  std::vector<float> last(static_cast<size_t>(V));
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  for (int64_t begin = 0; begin < T; begin += chunk) {
+    int64_t n = std::min(chunk, T - begin);
+    Tensor ids = Tensor::empty({1, n}, DType::I32);  // this chunk of the prompt
+    std::memcpy(ids.raw(), tokens.data() + begin, static_cast<size_t>(n) * 4);
+    Tensor logits = model.forward(ids, &state, /*last_only=*/true);  // [1, 1, V]
+    std::memcpy(last.data(), logits.raw(), static_cast<size_t>(V) * 4);
+  }
+  return last;
+}
+
+std::vector<float> decode_step(Model& model, SequenceState& state, int32_t token) {
+  return prefill(model, state, {token}, 1);
+}
+
+std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                              const std::function<void(int32_t)>& on_token) {
+  SequenceState state(model.config(), 1);
+  Sampler sampler(opts.sampling);
+  const int64_t V = model.config().vocab_size;
+  std::vector<float> logits = prefill(model, state, prompt, opts.prefill_chunk);
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < opts.max_tokens; ++i) {
+    int32_t next = sampler.sample(logits.data(), V);
+    out.push_back(next);
+    if (on_token) on_token(next);
+    if (opts.stop_at_eos && next == model.config().eos_token_id) break;
+    if (i + 1 < opts.max_tokens) logits = decode_step(model, state, next);
+  }
+  return out;
+}
+
+}  // namespace mambalm

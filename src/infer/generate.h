@@ -1,0 +1,35 @@
+// Prefill and decode over a SequenceState: the prompt runs in chunks (bounded activation
+// memory), then one token per step. Pure-SSM models do constant work per decode step.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "infer/sampler.h"
+#include "infer/state.h"
+#include "model/model.h"
+
+namespace mambalm {
+
+// Runs `tokens` through the model from `state`, `chunk` tokens per forward call; returns the
+// logits [V] after the last token.
+std::vector<float> prefill(Model& model, SequenceState& state, const std::vector<int32_t>& tokens, int64_t chunk = 512);
+
+// One decode step: feeds `token`, returns the logits [V] for the next position.
+std::vector<float> decode_step(Model& model, SequenceState& state, int32_t token);
+
+struct GenerateOptions {
+  int64_t max_tokens = 32;
+  SamplingOptions sampling;
+  bool stop_at_eos = true;
+  int64_t prefill_chunk = 512;
+};
+
+// Generates up to max_tokens after `prompt`, calling on_token for each as it is chosen.
+std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                              const std::function<void(int32_t)>& on_token = {});
+
+// Token ids must lie in [0, vocab): throws naming `where` and the first bad position.
+void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& where);
+
+}  // namespace mambalm

@@ -1,0 +1,29 @@
+// Mamba (v1) mixer, the selective SSM. With d_inner Di, rank R = dt_rank, state N:
+//   x | z = W_in u;  x <- SiLU(causal depthwise conv(x));  dt_low | B | C = W_x x;
+//   dt = softplus(W_dt dt_low + b_dt);  A = -exp(A_log) [Di, N];
+//   h_t = exp(dt_t A) h_{t-1} + (dt_t x_t) B_t^T;  y_t = h_t C_t + D x_t;  y *= SiLU(z);  out = W_out y.
+#pragma once
+#include "config/model_config.h"
+#include "model/layer.h"
+
+namespace mambalm {
+
+class Mamba1Mixer : public Mixer {
+ public:
+  Mamba1Mixer(const Mamba1Config& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
+  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  ParamList params(const std::string& prefix) override;
+
+ private:
+  Mamba1Config cfg_;
+  int64_t d_;
+  Tensor in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]
+  Tensor conv_w_, conv_b_;          // [Di, K], [Di]
+  Tensor x_proj_w_;                 // [R + 2N, Di]
+  Tensor dt_proj_w_, dt_proj_b_;    // [Di, R], [Di]
+  Tensor A_log_;                    // [Di, N]
+  Tensor D_;                        // [Di]
+  Tensor out_proj_w_, out_proj_b_;  // [D, Di], [D]
+};
+
+}  // namespace mambalm

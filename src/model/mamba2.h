@@ -1,0 +1,32 @@
+// Mamba-2 mixer (SSD). With d_inner = H*P, the input projection yields, in this order,
+//   z [Di] | x [Di] | B [G*N] | C [G*N] | dt [H]
+// then x, B, C <- SiLU(causal depthwise conv(x, B, C));  dt <- clamp(softplus(dt + dt_bias));
+//   A = -exp(A_log);  S_t = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T;  y_t = S_t C_t + D x_t
+//   y <- RMSNorm_grouped(y * SiLU(z)) * w   (groups of Di/norm_groups channels);  out = W_out y.
+#pragma once
+#include "config/model_config.h"
+#include "model/layer.h"
+
+namespace mambalm {
+
+class Mamba2Mixer : public Mixer {
+ public:
+  Mamba2Mixer(const Mamba2Config& cfg, int64_t d_model, double norm_eps)
+      : cfg_(cfg), d_(d_model), eps_(norm_eps) {}
+  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  ParamList params(const std::string& prefix) override;
+
+ private:
+  Mamba2Config cfg_;
+  int64_t d_;
+  double eps_;
+  Tensor in_proj_w_, in_proj_b_;    // [2*Di + 2*G*N + H, D], [same]
+  Tensor conv_w_, conv_b_;          // [Di + 2*G*N, K], [Di + 2*G*N]
+  Tensor dt_bias_;                  // [H]
+  Tensor A_log_;                    // [H]
+  Tensor D_;                        // [H]
+  Tensor norm_w_;                   // [Di]
+  Tensor out_proj_w_, out_proj_b_;  // [D, Di], [D]
+};
+
+}  // namespace mambalm

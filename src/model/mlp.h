@@ -1,0 +1,23 @@
+// MLP mixer: y = W_down act(W_up x) with act = squared ReLU or GeLU (non-gated, the study's),
+// or y = W_down (silu(W_gate x) * W_up x) (SwiGLU, Llama).
+#pragma once
+#include "config/model_config.h"
+#include "model/layer.h"
+
+namespace mambalm {
+
+class Mlp : public Mixer {
+ public:
+  Mlp(const MlpConfig& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
+  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  ParamList params(const std::string& prefix) override;
+
+ private:
+  MlpConfig cfg_;
+  int64_t d_;
+  Tensor up_w_, up_b_;      // [F, D], [F]
+  Tensor gate_w_, gate_b_;  // [F, D], [F] (SwiGLU only)
+  Tensor down_w_, down_b_;  // [D, F], [D]
+};
+
+}  // namespace mambalm

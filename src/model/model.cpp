@@ -1,0 +1,139 @@
+#include "model/model.h"
+
+#include <filesystem>
+#include <set>
+
+#include "config/hf_config.h"
+#include "config/pattern.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "model/attention.h"
+#include "model/hf_names.h"
+#include "model/init.h"
+#include "model/mamba1.h"
+#include "model/mamba2.h"
+#include "model/mlp.h"
+#include "ops/layout.h"
+#include "ops/ops.h"
+
+namespace mambalm {
+
+Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
+  cfg_.validate("config");
+  const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
+  params_.push_back(param(hf_embedding_name(cfg_), embedding_.get(), {V, D}, Init::Normal, false));
+  for (int64_t l = 0; l < cfg_.n_layers(); ++l) {
+    char kind = cfg_.pattern[static_cast<size_t>(l)];
+    std::unique_ptr<Mixer> mixer;
+    if (kind == kMambaSymbol && cfg_.mamba_version == 2) mixer = std::make_unique<Mamba2Mixer>(cfg_.mamba2, D, cfg_.norm_eps);
+    else if (kind == kMambaSymbol) mixer = std::make_unique<Mamba1Mixer>(cfg_.mamba1, D);
+    else if (kind == kAttentionSymbol) mixer = std::make_unique<Attention>(cfg_.attention, D);
+    else mixer = std::make_unique<Mlp>(cfg_.mlp, D);
+    blocks_.push_back(Block{kind, Norm(cfg_.norm, D, cfg_.norm_eps), std::move(mixer)});
+  }
+  // Parameter references point into blocks_, which no longer grows.
+  for (int64_t l = 0; l < cfg_.n_layers(); ++l) {
+    Block& b = blocks_[static_cast<size_t>(l)];
+    BlockNames names = hf_block_names(cfg_, l);
+    for (ParamRef& p : b.norm.params(names.norm)) params_.push_back(p);
+    for (ParamRef& p : b.mixer->params(names.mixer)) params_.push_back(p);
+  }
+  final_norm_ = std::make_unique<Norm>(cfg_.norm, D, cfg_.norm_eps);
+  for (ParamRef& p : final_norm_->params(hf_final_norm_prefix(cfg_))) params_.push_back(p);
+  if (!cfg_.tie_embeddings) params_.push_back(param(hf_head_name(), head_.get(), {V, D}, Init::Normal, true));
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const ParamRef& p : params_) n += shape_numel(p.shape);
+  return n;
+}
+
+void Model::init_random(uint64_t seed) {
+  Rng root(seed);
+  uint64_t index = 0;
+  for (ParamRef& p : params_) {
+    *p.tensor = Tensor::empty(p.shape);
+    Rng rng = root.fork(++index);  // one stream per tensor: adding a layer does not reshuffle others
+    init_parameter(p, cfg_, rng);
+  }
+}
+
+Model Model::load(const std::string& model_dir) {
+  Model m(load_model_config(model_dir));
+  auto weights = io::WeightSet::open(model_dir);
+  std::set<std::string> used;
+  for (ParamRef& p : m.params_) {
+    if (!weights->contains(p.name)) {
+      fail(model_dir, "tensor '" + p.name + "' is missing from the weights", "config.json and the safetensors file disagree");
+    }
+    Tensor t = weights->tensor(p.name);
+    if (t.shape() != p.file_shape) {
+      fail(weights->file_of(p.name), "tensor '" + p.name + "' has shape " + shape_str(t.shape()) + " but config.json implies " +
+                                         shape_str(p.file_shape));
+    }
+    check(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F64,
+          weights->file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
+    *p.tensor = t.to(DType::F32).reshape(p.shape);
+    used.insert(p.name);
+  }
+  for (const std::string& name : weights->names()) {
+    if (used.count(name)) continue;
+    if (name == hf_head_name() && m.cfg_.tie_embeddings) continue;  // a tied head saved anyway
+    fail(weights->file_of(name), "unexpected tensor '" + name + "' for model_type " + m.cfg_.model_type,
+         "config.json and the weights disagree");
+  }
+  return m;
+}
+
+void Model::save(const std::string& model_dir, DType dtype) const {
+  check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
+  std::filesystem::create_directories(model_dir);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const ParamRef& p : params_) {
+    check(p.tensor->defined(), "save", "parameter '" + p.name + "' was never initialised or loaded");
+    tensors.emplace_back(p.name, p.tensor->to(dtype).reshape(p.file_shape));
+  }
+  io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  save_model_config(cfg_, model_dir);
+}
+
+Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
+  check(ids.dtype() == DType::I32 && ids.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
+  const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
+  check(T > 0, "forward", "no tokens");
+  if (state) check(state->batch() == B, "forward", "state holds " + std::to_string(state->batch()) + " sequences, input has " + std::to_string(B));
+  const int64_t pos0 = state ? state->position() : 0;
+
+  Tensor h = Tensor::empty({B, T, D});  // residual stream
+  ops::embedding(ids, *embedding_, h);
+  Tensor normed = Tensor::empty({B, T, D});  // pre-norm output
+  Tensor mixed = Tensor::empty({B, T, D});   // mixer output
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    b.norm.forward(h, normed);
+    b.mixer->forward(normed, state ? &state->layer(static_cast<int64_t>(l)) : nullptr, pos0, mixed);
+    ops::add(h, mixed, h);
+  }
+  if (state) state->advance(T);
+
+  Tensor last = h;  // [B, T', D] rows that need logits
+  if (last_only && T > 1) {
+    last = Tensor::empty({B, 1, D});
+    Tensor flat = h.reshape({B * T, D});
+    for (int64_t b = 0; b < B; ++b) {
+      Tensor row = flat.slice0(b * T + T - 1, b * T + T);
+      Tensor dst = last.reshape({B, D}).slice0(b, b + 1);
+      ops::copy_rows(row, 1, dst);
+    }
+  }
+  const int64_t Tout = last.dim(1);
+  Tensor final_h = Tensor::empty({B, Tout, D});  // Norm_f(h)
+  final_norm_->forward(last, final_h);
+  Tensor logits = Tensor::empty({B, Tout, V});
+  ops::linear(final_h, cfg_.tie_embeddings ? *embedding_ : *head_, nullptr, logits);
+  return logits;
+}
+
+}  // namespace mambalm

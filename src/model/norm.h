@@ -1,0 +1,23 @@
+// Pre-norms and the final norm: RMSNorm, or LayerNorm with a zero-centred gain (LayerNorm1p,
+// the study's Transformer: y = (x - mean)/std * (1 + w) + b).
+#pragma once
+#include "config/model_config.h"
+#include "model/param.h"
+
+namespace mambalm {
+
+class Norm {
+ public:
+  Norm(NormKind kind, int64_t d_model, double eps) : kind_(kind), d_(d_model), eps_(eps) {}
+  void forward(const Tensor& x /*[..., D]*/, Tensor& y /*[..., D]*/) const;
+  ParamList params(const std::string& prefix);  // prefix + "weight" (+ "bias")
+
+ private:
+  NormKind kind_;
+  int64_t d_;
+  double eps_;
+  Tensor weight_;  // [D]
+  Tensor bias_;    // [D], LayerNorm1p only
+};
+
+}  // namespace mambalm

@@ -1,0 +1,38 @@
+// Parameters as the model sees them: a tensor field of a layer, its name in the HF layout,
+// its shape here and in the file, and how it is initialised and regularised.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mambalm {
+
+enum class Init {
+  Normal,          // N(0, 0.02): projections and embeddings (Megatron's init_method_std)
+  NormalOutput,    // N(0, 0.02 / sqrt(2 * n_layers)): projections back into the residual stream
+  Ones,            // RMSNorm gains, D
+  Zeros,           // biases, LayerNorm1p's zero-centred gain
+  ConvUniform,     // U(-1/sqrt(K), 1/sqrt(K)): PyTorch's default for a depthwise conv of width K
+  Mamba2ALog,      // log(U[1, 16]) per head
+  DtBias,          // inverse softplus of dt ~ exp(U[ln dt_min, ln dt_max]) floored at dt_init_floor
+  Mamba1ALog,      // log(1..N) along the state dimension
+  Mamba1DtWeight,  // U(-s, s), s = dt_rank^-0.5 * dt_scale
+};
+
+struct ParamRef {
+  std::string name;  // full HF tensor name, e.g. "backbone.layers.3.mixer.in_proj.weight"
+  Tensor* tensor;    // the layer's field
+  Shape shape;       // shape used by the layer (F32)
+  Shape file_shape;  // shape in the safetensors file (conv1d weights carry a middle 1)
+  Init init;
+  bool decay;        // AdamW weight decay applies (not to norms, biases, A_log, D, dt_bias, embeddings)
+};
+
+using ParamList = std::vector<ParamRef>;
+
+inline ParamRef param(std::string name, Tensor* t, Shape shape, Init init, bool decay) {
+  return ParamRef{std::move(name), t, shape, shape, init, decay};
+}
+
+}  // namespace mambalm

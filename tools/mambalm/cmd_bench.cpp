@@ -1,0 +1,117 @@
+// mambalm bench: prefill and decode throughput, peak memory and state size, on this machine.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "args.h"
+#include "commands.h"
+#include "config/presets.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "infer/generate.h"
+#include "model/model.h"
+
+namespace mambalm::cli {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return -1;
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  Args args("bench", "--model DIR | --preset NAME [--prompt-len P --gen-len G] [--json]",
+            {{"model", "DIR", "model directory"},
+             {"preset", "NAME", "a preset with random weights (speed does not depend on their values)"},
+             {"prompt-len", "P", "prompt tokens (default 128)"},
+             {"gen-len", "G", "decoded tokens (default 32)"},
+             {"seed", "S", "seed for weights and prompt (default 0)"},
+             {"json", "", "print JSON"}});
+  if (!args.parse(argc, argv)) return 0;
+  check(args.has("model") != args.has("preset"), "mambalm bench", "give exactly one of --model DIR or --preset NAME");
+  const int64_t P = args.integer("prompt-len", 128), G = args.integer("gen-len", 32);
+  check(P > 0 && G > 0, "mambalm bench", "--prompt-len and --gen-len must be positive");
+  const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0));
+
+  std::string name;
+  Model model = [&] {
+    if (args.has("model")) {
+      name = args.str("model");
+      return Model::load(name);
+    }
+    name = args.str("preset");
+    Model m(preset_config(name));
+    int64_t need = m.parameter_count() * 4;
+    int64_t have = available_memory_bytes();
+    check(have < 0 || need < have * 9 / 10, "mambalm bench",
+          "preset " + name + " needs " + std::to_string(need >> 20) + " MiB of fp32 weights but only " + std::to_string(have >> 20) +
+              " MiB are available", "the CPU backend keeps fp32 weights; use a smaller preset");
+    m.init_random(seed);
+    return m;
+  }();
+  const ModelConfig& cfg = model.config();
+  Rng rng(seed + 1);
+  std::vector<int32_t> prompt(static_cast<size_t>(P));
+  for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
+
+  SequenceState state(cfg, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = prefill(model, state, prompt);
+  double prefill_s = seconds_since(t0);
+  Sampler greedy(SamplingOptions{});
+  t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < G; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
+  double decode_s = seconds_since(t0);
+
+  nlohmann::json j = {{"model", name},
+                      {"n_params", model.parameter_count()},
+                      {"prompt_len", P},
+                      {"gen_len", G},
+                      {"prefill_s", prefill_s},
+                      {"prefill_tokens_per_s", static_cast<double>(P) / prefill_s},
+                      {"decode_s", decode_s},
+                      {"decode_tokens_per_s", static_cast<double>(G) / decode_s},
+                      {"decode_ms_per_token", 1e3 * decode_s / static_cast<double>(G)},
+                      {"peak_rss_bytes", peak_rss_bytes()},
+                      {"state_bytes", state.ssm_state_bytes()},
+                      {"kv_cache_bytes", state.kv_cache_bytes()},
+                      {"threads", static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN))}};
+  if (args.flag("json")) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model %s: %.2fM parameters, CPU fp32\n", name.c_str(), static_cast<double>(model.parameter_count()) / 1e6);
+  std::printf("prefill  %6lld tokens  %8.3f s  %10.1f tokens/s\n", static_cast<long long>(P), prefill_s, static_cast<double>(P) / prefill_s);
+  std::printf("decode   %6lld tokens  %8.3f s  %10.1f tokens/s  (%.2f ms/token)\n", static_cast<long long>(G), decode_s,
+              static_cast<double>(G) / decode_s, 1e3 * decode_s / static_cast<double>(G));
+  std::printf("memory   peak RSS %.1f MiB, SSM+conv state %lld bytes, KV cache %lld bytes after %lld tokens\n",
+              static_cast<double>(peak_rss_bytes()) / (1 << 20), static_cast<long long>(state.ssm_state_bytes()),
+              static_cast<long long>(state.kv_cache_bytes()), static_cast<long long>(P + G));
+  return 0;
+}
+
+}  // namespace mambalm::cli

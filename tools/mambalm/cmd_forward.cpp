@@ -1,0 +1,35 @@
+// mambalm forward: logits of every position, the tool the parity tests compare with.
+#include <cstdio>
+#include <cstring>
+
+#include "args.h"
+#include "commands.h"
+#include "core/error.h"
+#include "infer/generate.h"
+#include "io/npy.h"
+#include "io/token_list.h"
+#include "model/model.h"
+
+namespace mambalm::cli {
+
+int cmd_forward(int argc, char** argv) {
+  Args args("forward", "--model DIR --tokens FILE --logits OUT.npy",
+            {{"model", "DIR", "model directory (config.json + model.safetensors)"},
+             {"tokens", "FILE", "whitespace-separated token ids"},
+             {"logits", "OUT.npy", "float32 logits [T, vocab] as a NumPy array"}});
+  if (!args.parse(argc, argv)) return 0;
+  std::string tokens_path = args.required("tokens"), out = args.required("logits");
+  Model model = Model::load(args.required("model"));
+  std::vector<int32_t> ids = io::read_token_ids(tokens_path);
+  check_token_ids(ids, model.config().vocab_size, tokens_path);
+  const int64_t T = static_cast<int64_t>(ids.size());
+  Tensor batch = Tensor::empty({1, T}, DType::I32);  // one sequence
+  std::memcpy(batch.raw(), ids.data(), ids.size() * 4);
+  Tensor logits = model.forward(batch);  // [1, T, V]
+  io::write_npy(out, logits.reshape({T, model.config().vocab_size}));
+  std::fprintf(stderr, "wrote %s: [%lld, %lld] float32\n", out.c_str(), static_cast<long long>(T),
+               static_cast<long long>(model.config().vocab_size));
+  return 0;
+}
+
+}  // namespace mambalm::cli

@@ -1,0 +1,52 @@
+// mambalm: train, evaluate and run Transformer, Mamba, Mamba-2 and hybrid language models.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"init", mambalm::cli::cmd_init, "write a randomly initialised model directory"},
+    {"info", mambalm::cli::cmd_info, "describe a model: pattern, parameters, state and KV-cache sizes"},
+    {"forward", mambalm::cli::cmd_forward, "logits of every position of a token sequence, as .npy"},
+    {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},
+    {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
+};
+
+void print_usage() {
+  std::printf("usage: mambalm <command> [options]   (mambalm <command> --help for its options)\n\ncommands:\n");
+  for (const Command& c : kCommands) std::printf("  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  try {
+    for (const Command& c : kCommands)
+      if (!std::strcmp(argv[1], c.name)) return c.run(argc - 2, argv + 2);
+    std::fprintf(stderr, "mambalm: unknown command '%s' (see 'mambalm --help')\n", argv[1]);
+    return 2;
+  } catch (const mambalm::Error& e) {
+    std::fprintf(stderr, "mambalm: error: %s\n", e.what());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "mambalm: error: out of memory\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mambalm: error: %s\n", e.what());
+  }
+  return 1;
+}

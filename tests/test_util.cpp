@@ -16,7 +16,7 @@ namespace mambalm::testing {
 
 uint64_t test_seed() {
   static uint64_t seed = [] {
-    if (const char* s = std::getenv("MAMBALM_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+    if (const char* s = std::getenv("MAMBALM_TEST_SEED")) return static_cast<uint64_t>(std::strtoull(s, nullptr, 10));
     uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     std::fprintf(stderr, "[test seed %llu: set MAMBALM_TEST_SEED to replay]\n",
                  static_cast<unsigned long long>(t));

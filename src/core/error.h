@@ -25,3 +25,10 @@ inline void check(bool ok, const std::string& where, const std::string& what,
 }
 
 }  // namespace mambalm
+
+// Like check(), but the message arguments are evaluated only on failure: use it on hot paths
+// (every op call, every Tensor::dim) where building the message string would dominate.
+#define MAMBALM_CHECK(cond, ...)                        \
+  do {                                                  \
+    if (!(cond)) [[unlikely]] ::mambalm::fail(__VA_ARGS__); \
+  } while (0)

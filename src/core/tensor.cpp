@@ -47,7 +47,7 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
   auto b = std::make_shared<Buffer>();
   size_t rounded = ((bytes + 63) / 64) * 64;
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
-  check(p != nullptr, "tensor", "out of memory allocating " + std::to_string(bytes) + " bytes");
+  MAMBALM_CHECK(p != nullptr, "tensor", "out of memory allocating " + std::to_string(bytes) + " bytes");
   b->data = p;
   b->bytes = bytes;
   b->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
@@ -55,7 +55,7 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  for (int64_t d : shape) check(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
+  for (int64_t d : shape) MAMBALM_CHECK(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
@@ -83,22 +83,22 @@ Tensor Tensor::view_of(void* data, const Shape& shape, DType dtype, std::shared_
 int64_t Tensor::dim(int i) const {
   int r = rank();
   int j = i < 0 ? i + r : i;
-  check(j >= 0 && j < r, "tensor", "dimension " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
+  MAMBALM_CHECK(j >= 0 && j < r, "tensor", "dimension " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
   return shape_[static_cast<size_t>(j)];
 }
 
 void* Tensor::raw() const {
-  check(buffer_ != nullptr, "tensor", "use of an undefined tensor");
+  MAMBALM_CHECK(buffer_ != nullptr, "tensor", "use of an undefined tensor");
   return static_cast<char*>(buffer_->data) + offset_;
 }
 
 float* Tensor::f32() const {
-  check(dtype_ == DType::F32, "tensor", "expected F32 data, have " + dtype_name(dtype_));
+  MAMBALM_CHECK(dtype_ == DType::F32, "tensor", "expected F32 data, have " + dtype_name(dtype_));
   return data<float>();
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
-  check(shape_numel(shape) == numel(), "tensor",
+  MAMBALM_CHECK(shape_numel(shape) == numel(), "tensor",
         "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = shape;
@@ -106,7 +106,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
 }
 
 Tensor Tensor::slice0(int64_t begin, int64_t end) const {
-  check(rank() >= 1 && begin >= 0 && begin <= end && end <= shape_[0], "tensor",
+  MAMBALM_CHECK(rank() >= 1 && begin >= 0 && begin <= end && end <= shape_[0], "tensor",
         "slice [" + std::to_string(begin) + ", " + std::to_string(end) + ") out of range for " + shape_str(shape_));
   Tensor t = *this;
   int64_t row = numel() / (shape_[0] ? shape_[0] : 1);

@@ -10,11 +10,11 @@ namespace mambalm::ops {
 namespace {
 
 void check_rows(const Tensor& a, const Tensor& b, const char* op) {
-  check(a.device() == Device::CPU && b.device() == Device::CPU, op, "CUDA backend not built");
-  check(a.rank() >= 1 && b.rank() == a.rank(), op,
+  MAMBALM_CHECK(a.device() == Device::CPU && b.device() == Device::CPU, op, "CUDA backend not built");
+  MAMBALM_CHECK(a.rank() >= 1 && b.rank() == a.rank(), op,
         "rank mismatch " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
   for (int i = 0; i + 1 < a.rank(); ++i)
-    check(a.dim(i) == b.dim(i), op, "leading dims differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+    MAMBALM_CHECK(a.dim(i) == b.dim(i), op, "leading dims differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
 }
 
 }  // namespace
@@ -22,7 +22,7 @@ void check_rows(const Tensor& a, const Tensor& b, const char* op) {
 void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
   check_rows(src, dst, "copy_columns");
   int64_t W = src.dim(-1), w = dst.dim(-1);
-  check(col0 >= 0 && col0 + w <= W, "copy_columns", "columns out of range");
+  MAMBALM_CHECK(col0 >= 0 && col0 + w <= W, "copy_columns", "columns out of range");
   int64_t rows = src.numel() / (W ? W : 1);
   const float* s = src.f32();
   float* d = dst.f32();
@@ -32,7 +32,7 @@ void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
   check_rows(src, dst, "write_columns");
   int64_t W = dst.dim(-1), w = src.dim(-1);
-  check(col0 >= 0 && col0 + w <= W, "write_columns", "columns out of range");
+  MAMBALM_CHECK(col0 >= 0 && col0 + w <= W, "write_columns", "columns out of range");
   int64_t rows = dst.numel() / (W ? W : 1);
   const float* s = src.f32();
   float* d = dst.f32();
@@ -40,14 +40,14 @@ void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
 }
 
 void copy_rows(const Tensor& src, int64_t n, Tensor& dst) {
-  check(src.rank() >= 1 && dst.rank() >= 1 && n <= src.dim(0) && n <= dst.dim(0), "copy_rows", "rows out of range");
+  MAMBALM_CHECK(src.rank() >= 1 && dst.rank() >= 1 && n <= src.dim(0) && n <= dst.dim(0), "copy_rows", "rows out of range");
   int64_t row = src.numel() / (src.dim(0) ? src.dim(0) : 1);
-  check(row == dst.numel() / (dst.dim(0) ? dst.dim(0) : 1), "copy_rows", "row sizes differ: " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
+  MAMBALM_CHECK(row == dst.numel() / (dst.dim(0) ? dst.dim(0) : 1), "copy_rows", "row sizes differ: " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
   std::memcpy(dst.raw(), src.raw(), static_cast<size_t>(n * row) * dtype_size(src.dtype()));
 }
 
 void neg_exp(const Tensor& x, Tensor& y) {
-  check(x.numel() == y.numel(), "neg_exp", "size mismatch");
+  MAMBALM_CHECK(x.numel() == y.numel(), "neg_exp", "size mismatch");
   const float* a = x.f32();
   float* b = y.f32();
   for (int64_t i = 0; i < x.numel(); ++i) b[i] = -std::exp(a[i]);

@@ -50,7 +50,8 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
 // Tasks are (batch, query head, block of queries). For a block of rows [i0, i1) the keys needed
 // are 0 .. S-T+i1-1; scores for the block are one sgemm (Q_blk K^T, scaled), then a masked
 // max-subtracted softmax per row in fp32, then one sgemm (P V) straight into `out`.
-// The block height is capped so a thread's score scratch stays around 4 MB at any S.
+// The sgemms run inside the OpenMP region, single-threaded with the OpenMP flavour of OpenBLAS
+// (see ssd.cpp). The block height is capped so a thread's score scratch stays around 4 MB at any S.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);

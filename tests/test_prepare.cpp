@@ -1,0 +1,285 @@
+// `prepare`: text and JSON Lines documents -> indexed datasets that decode back to exactly the
+// original documents; the split is deterministic in the seed and independent of the thread
+// count; bad input is an error naming file and line, and leaves no output behind.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "core/error.h"
+#include "data/prepare.h"
+#include "data/text_documents.h"
+#include "io/indexed_dataset.h"
+#include "test_util.h"
+
+namespace mambalm {
+namespace {
+
+namespace fs = std::filesystem;
+using data::PrepareOptions;
+using data::prepare_dataset;
+
+// One token per byte plus an end-of-text token; `vocab` > 257 pads the vocabulary so that
+// the int32 file layout can be exercised with the same texts.
+class ByteTokenizer : public Tokenizer {
+ public:
+  explicit ByteTokenizer(int64_t vocab = 257, int32_t eos = 256) : vocab_(vocab), eos_(eos) {}
+  std::vector<int32_t> encode(std::string_view text, bool) const override {
+    std::vector<int32_t> ids(text.size());
+    for (size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<unsigned char>(text[i]);
+    if (vocab_ > 257)  // move every id up so that large ids appear in the file
+      for (auto& id : ids) id += static_cast<int32_t>(vocab_ - 257);
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override {
+    std::string out;
+    for (int32_t id : ids) out.push_back(static_cast<char>(vocab_ > 257 ? id - (vocab_ - 257) : id));
+    return out;
+  }
+  int64_t vocab_size() const override { return vocab_; }
+  int32_t bos_id() const override { return -1; }
+  int32_t eos_id() const override { return eos_; }
+  int32_t pad_id() const override { return -1; }
+  std::string kind() const override { return "bytes"; }
+
+ private:
+  int64_t vocab_;
+  int32_t eos_;
+};
+
+void write(const std::string& path, const std::string& bytes) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Every document of a dataset, decoded; each must end with exactly one `eod`.
+std::vector<std::string> decode_all(const std::string& prefix, const Tokenizer& tok, int32_t eod) {
+  io::IndexedDataset ds(prefix);
+  std::vector<std::string> out;
+  for (int64_t d = 0; d < ds.document_count(); ++d) {
+    std::vector<int32_t> ids = ds.document_tokens(d);
+    EXPECT_FALSE(ids.empty());
+    EXPECT_EQ(ids.back(), eod) << "document " << d << " does not end with the EOD token";
+    ids.pop_back();
+    for (int32_t id : ids) EXPECT_NE(id, eod) << "EOD inside document " << d;
+    out.push_back(tok.decode(ids));
+  }
+  return out;
+}
+
+// A small corpus in several formats, and the documents it holds in input (sorted-path) order.
+struct Corpus {
+  std::string dir;
+  std::vector<std::string> documents;
+};
+
+Corpus make_corpus() {
+  Corpus c;
+  c.dir = testing::temp_dir("prepare-in");
+  const std::vector<std::pair<std::string, std::string>> texts = {
+      {"a.txt", "Call me Ishmael. Some years ago\xe2\x80\x94never mind how long precisely.\n"},
+      {"b.txt", "  Leading spaces, trailing newlines\n\n\n"},
+      {"c/d.txt", "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 caf\xc3\xa9\r\nno final newline"},
+      {"e.txt", "<|endoftext|> is plain text here\n"},
+  };
+  for (const auto& [name, text] : texts) write(c.dir + "/" + name, text);
+  write(c.dir + "/f.jsonl",
+        "{\"text\": \"first \\\"quoted\\\" line\\nwith a break\", \"id\": 1}\n"
+        "\n"
+        "{\"id\": 2, \"text\": \"\\u00e9t\\u00e9 \\ud83d\\ude00\"}\n");
+  // Sorted input order: a.txt, b.txt, c/d.txt, e.txt, f.jsonl (two records).
+  for (const auto& [name, text] : texts) c.documents.push_back(text);
+  c.documents.push_back("first \"quoted\" line\nwith a break");
+  c.documents.push_back("\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80");
+  return c;
+}
+
+TEST(Prepare, DecodesBackToTheOriginalDocuments) {
+  for (int64_t vocab : {257, 70000}) {  // uint16 and int32 files
+    SCOPED_TRACE("vocab " + std::to_string(vocab));
+    Corpus corpus = make_corpus();
+    ByteTokenizer tok(vocab, static_cast<int32_t>(vocab - 1));
+    PrepareOptions opt;
+    opt.inputs = {corpus.dir};
+    opt.out_prefix = testing::temp_dir("prepare-out") + "/ds";
+    opt.valid_fraction = 0.3;  // 2 of 6 documents
+    opt.seed = 7;
+    opt.show_progress = false;
+    opt.threads = 2;
+    auto s = prepare_dataset(tok, opt);
+    EXPECT_EQ(s.documents, 6);
+    EXPECT_EQ(s.valid_documents, 2);
+    EXPECT_EQ(s.train_documents, 4);
+    EXPECT_EQ(s.dtype, vocab > 257 ? io::TokenDType::I32 : io::TokenDType::U16);
+
+    const auto valid = data::choose_validation(6, 0.3, 7);
+    std::vector<std::string> want_train, want_valid;
+    int64_t bytes = 0;
+    for (size_t i = 0; i < corpus.documents.size(); ++i) {
+      (valid[i] ? want_valid : want_train).push_back(corpus.documents[i]);
+      bytes += static_cast<int64_t>(corpus.documents[i].size());
+    }
+    EXPECT_EQ(s.text_bytes, bytes);
+    EXPECT_EQ(s.tokens, bytes + 6);  // one token per byte, one EOD per document
+    EXPECT_EQ(decode_all(s.train_prefix, tok, s.eod_id), want_train);
+    EXPECT_EQ(decode_all(s.valid_prefix, tok, s.eod_id), want_valid);
+  }
+}
+
+TEST(Prepare, NoSplitWritesOnePrefix) {
+  Corpus corpus = make_corpus();
+  ByteTokenizer tok;
+  PrepareOptions opt;
+  opt.inputs = {corpus.dir + "/*.txt", corpus.dir + "/c/*.txt", corpus.dir + "/f.jsonl"};
+  opt.out_prefix = testing::temp_dir("prepare-out") + "/sub/dir/all";  // parents are created
+  opt.valid_fraction = 0;
+  opt.show_progress = false;
+  auto s = prepare_dataset(tok, opt);
+  EXPECT_EQ(s.train_prefix, opt.out_prefix);
+  EXPECT_TRUE(s.valid_prefix.empty());
+  // Globs expand and sort to a.txt b.txt c/d.txt e.txt f.jsonl: the same order as a directory.
+  EXPECT_EQ(decode_all(opt.out_prefix, tok, 256), corpus.documents);
+}
+
+TEST(Prepare, ParagraphsBecomeDocuments) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  write(dir + "/p.txt", "\n\nFirst paragraph,\nsecond line.\n\n \t \nSecond one.\r\n\r\nThird\n");
+  auto set = data::scan_documents({dir + "/p.txt"}, /*split_paragraphs=*/true);
+  ASSERT_EQ(set.documents.size(), 3u);
+  EXPECT_EQ(data::load_document(set, 0), "First paragraph,\nsecond line.");
+  EXPECT_EQ(data::load_document(set, 1), "Second one.");
+  EXPECT_EQ(data::load_document(set, 2), "Third");
+  EXPECT_EQ(set.documents[1].line, 7);
+}
+
+TEST(Prepare, OutputIndependentOfThreadCount) {
+  Corpus corpus = make_corpus();
+  ByteTokenizer tok;
+  std::string files[2];
+  for (int threads : {1, 2}) {
+    PrepareOptions opt;
+    opt.inputs = {corpus.dir};
+    opt.out_prefix = testing::temp_dir("prepare-out") + "/ds";
+    opt.threads = threads;
+    opt.valid_fraction = 0.2;
+    opt.show_progress = false;
+    auto s = prepare_dataset(tok, opt);
+    files[threads - 1] = slurp(s.train_prefix + ".bin") + slurp(s.train_prefix + ".idx") +
+                         slurp(s.valid_prefix + ".bin") + slurp(s.valid_prefix + ".idx");
+  }
+  EXPECT_EQ(files[0], files[1]);
+}
+
+TEST(Prepare, SplitIsDeterministicInTheSeed) {
+  auto a = data::choose_validation(1000, 0.1, 42);
+  EXPECT_EQ(a, data::choose_validation(1000, 0.1, 42));
+  EXPECT_NE(a, data::choose_validation(1000, 0.1, 43));
+  EXPECT_EQ(std::count(a.begin(), a.end(), 1), 100);
+  // At least one validation document for any positive fraction, none for zero.
+  auto tiny = data::choose_validation(3, 0.01, 1);
+  EXPECT_EQ(std::count(tiny.begin(), tiny.end(), 1), 1);
+  auto none = data::choose_validation(3, 0, 1);
+  EXPECT_EQ(std::count(none.begin(), none.end(), 1), 0);
+  EXPECT_THROW(data::choose_validation(1, 0.5, 1), Error);  // no training document left
+  EXPECT_THROW(data::choose_validation(10, 1.0, 1), Error);
+  EXPECT_THROW(data::choose_validation(10, -0.1, 1), Error);
+}
+
+// prepare_dataset must throw an Error containing every one of `parts`, and write nothing.
+void expect_prepare_error(const std::vector<std::string>& inputs, std::initializer_list<std::string> parts,
+                          const Tokenizer& tok = ByteTokenizer(), bool split_paragraphs = false) {
+  PrepareOptions opt;
+  opt.inputs = inputs;
+  const std::string out = testing::temp_dir("prepare-out");
+  opt.out_prefix = out + "/ds";
+  opt.show_progress = false;
+  opt.valid_fraction = 0;
+  opt.split_paragraphs = split_paragraphs;
+  try {
+    prepare_dataset(tok, opt);
+    ADD_FAILURE() << "bad input accepted";
+  } catch (const Error& e) {
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << "message '" << e.what() << "' lacks '" << p << "'";
+  }
+  EXPECT_TRUE(fs::is_empty(out)) << "output left behind after an error";
+}
+
+TEST(PrepareErrors, InvalidUtf8NamesFileLineAndColumn) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  write(dir + "/good.txt", "fine\n");
+  write(dir + "/bad.txt", "line one\nline \xc3\x28 two\n");
+  expect_prepare_error({dir}, {dir + "/bad.txt:2:6", "invalid UTF-8", "0xC3"});
+  write(dir + "/bad.txt", "ok\n\xed\xa0\x80 surrogate\n");  // encoded U+D800
+  expect_prepare_error({dir}, {"bad.txt:2:1", "invalid UTF-8"});
+  write(dir + "/bad.txt", "overlong \xc0\xaf\n");
+  expect_prepare_error({dir}, {"bad.txt:1:10"});
+  write(dir + "/bad.txt", "cut short \xe2\x82");
+  expect_prepare_error({dir}, {"bad.txt:1:11"});
+}
+
+TEST(PrepareErrors, EmptyFilesAndDocuments) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  write(dir + "/empty.txt", "");
+  expect_prepare_error({dir + "/empty.txt"}, {dir + "/empty.txt", "empty"});
+  write(dir + "/blank.txt", " \n\t\n");
+  expect_prepare_error({dir + "/blank.txt"}, {"blank.txt:1", "only whitespace"});
+  expect_prepare_error({dir + "/blank.txt"}, {"blank.txt:1", "only whitespace"}, ByteTokenizer(), true);
+  write(dir + "/e.jsonl", "{\"text\": \"x\"}\n{\"text\": \"\"}\n");
+  expect_prepare_error({dir + "/e.jsonl"}, {"e.jsonl:2", "empty"});
+}
+
+TEST(PrepareErrors, MalformedJsonLines) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  write(dir + "/a.jsonl", "{\"text\": \"x\"}\n\n{\"text\": \"y\"\n");
+  expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:3", "malformed JSON"});
+  write(dir + "/a.jsonl", "{\"body\": \"x\"}\n");
+  expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "no \"text\" field"});
+  write(dir + "/a.jsonl", "{\"text\": 5}\n");
+  expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "not a string"});
+  write(dir + "/a.jsonl", "[\"text\"]\n");
+  expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "must be an object"});
+  write(dir + "/a.jsonl", "{\"text\": \"\\ud800 lone surrogate\"}\n");
+  expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1"});
+}
+
+TEST(PrepareErrors, UnreadableAndMissingPaths) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  expect_prepare_error({dir + "/missing.txt"}, {dir + "/missing.txt", "no such file"});
+  expect_prepare_error({dir + "/*.nothing"}, {"*.nothing", "matches no file"});
+  expect_prepare_error({dir}, {dir, "holds no file"});
+  write(dir + "/locked.txt", "secret\n");
+  fs::permissions(dir + "/locked.txt", fs::perms::none);
+  if (::geteuid() != 0)  // root reads any file
+    expect_prepare_error({dir + "/locked.txt"}, {dir + "/locked.txt", "cannot open"});
+}
+
+TEST(PrepareErrors, TokenizerWithoutEndOfText) {
+  const std::string dir = testing::temp_dir("prepare-in");
+  write(dir + "/a.txt", "text\n");
+  expect_prepare_error({dir}, {"no end-of-sequence token", "--eod-id"}, ByteTokenizer(257, -1));
+  PrepareOptions opt;
+  opt.inputs = {dir};
+  opt.out_prefix = testing::temp_dir("prepare-out") + "/ds";
+  opt.valid_fraction = 0;
+  opt.show_progress = false;
+  opt.eod_id = 10;  // an explicit EOD works without one in the tokenizer
+  auto s = prepare_dataset(ByteTokenizer(257, -1), opt);
+  EXPECT_EQ(io::IndexedDataset(opt.out_prefix).document_tokens(0).back(), 10);
+  EXPECT_EQ(s.tokens, 6);
+  opt.eod_id = 300;
+  EXPECT_THROW(prepare_dataset(ByteTokenizer(257, -1), opt), Error);
+}
+
+}  // namespace
+}  // namespace mambalm

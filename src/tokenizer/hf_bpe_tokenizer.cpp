@@ -192,8 +192,8 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
       if (id_of(f) >= 0) return id_of(f);
     return -1;
   };
-  spec.bos = pick("bos_token", {"<|begin_of_text|>", "<s>", "<|startoftext|>", "<|endoftext|>"});
-  spec.eos = pick("eos_token", {"<|end_of_text|>", "</s>", "<|endoftext|>"});
+  spec.bos = pick("bos_token", {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>", "<|endoftext|>"});
+  spec.eos = pick("eos_token", {"<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>"});
   spec.pad = pick("pad_token", {"<pad>", "<|pad|>", "[PAD]"});
   return make_byte_level_tokenizer(std::move(spec));
 }

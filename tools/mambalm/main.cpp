@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
     {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
+    {"prepare", mambalm::cli::cmd_prepare, "text or JSON Lines to Megatron .bin/.idx token datasets (train/valid split)"},
 };
 
 void print_usage() {

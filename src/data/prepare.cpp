@@ -64,6 +64,8 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
   const auto start = std::chrono::steady_clock::now();
   check(!opt.out_prefix.empty(), "--out", "empty output prefix");
   check(opt.threads >= 0, "--threads", "must be >= 0");
+  check(opt.valid_fraction >= 0 && opt.valid_fraction < 1, "--valid-fraction",
+        "must be in [0, 1), got " + std::to_string(opt.valid_fraction));
   PrepareSummary s;
   s.threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   s.eod_id = opt.eod_id >= 0 ? opt.eod_id : tokenizer.eos_id();

@@ -23,15 +23,21 @@ CORPUS=$CACHE/corpus
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-best_ours=0 ours_tokens=0
-for _ in $(seq "$RUNS"); do
-  summary=$("$MAMBALM" prepare --tokenizer "$RANKS" --input "$CORPUS" --out "$OUT/corpus" \
-            --valid-fraction 0 --threads "$THREADS" --quiet)
-  rate=$(echo "$summary" | sed -n 's/.* \([0-9.]*\) MB\/s$/\1/p')
-  ours_tokens=$(echo "$summary" | sed -n 's/.* documents, \([0-9]*\) tokens.*/\1/p' | head -1)
-  best_ours=$(awk -v a="$best_ours" -v b="$rate" 'BEGIN {print (b > a ? b : a)}')
-done
-mb=$(echo "$summary" | sed -n 's/.*text \([0-9.]*\) MB.*/\1/p')
+# Best MB/s of RUNS runs of prepare with $1 threads; sets best_ours, ours_tokens, mb.
+run_prepare() {
+  best_ours=0
+  for _ in $(seq "$RUNS"); do
+    summary=$("$MAMBALM" prepare --tokenizer "$RANKS" --input "$CORPUS" --out "$OUT/corpus" \
+              --valid-fraction 0 --threads "$1" --quiet)
+    rate=$(echo "$summary" | sed -n 's/.* \([0-9.]*\) MB\/s$/\1/p')
+    ours_tokens=$(echo "$summary" | sed -n 's/.* documents, \([0-9]*\) tokens.*/\1/p' | head -1)
+    best_ours=$(awk -v a="$best_ours" -v b="$rate" 'BEGIN {print (b > a ? b : a)}')
+  done
+  mb=$(echo "$summary" | sed -n 's/.*text \([0-9.]*\) MB.*/\1/p')
+}
+run_prepare 1
+one_thread=$best_ours
+run_prepare "$THREADS"
 
 best_ref=0 ref_tokens=0
 for _ in $(seq "$RUNS"); do
@@ -43,7 +49,7 @@ done
 
 ratio=$(awk -v a="$best_ours" -v b="$best_ref" 'BEGIN {printf "%.1f", a / b}')
 same=$([ "$ours_tokens" = "$ref_tokens" ] && echo yes || echo "NO ($ours_tokens vs $ref_tokens)")
-echo "corpus:          $CORPUS ($mb MB), tokenizer $ENCODING, best of $RUNS"
-echo "mambalm prepare: $best_ours MB/s with $THREADS threads ($ours_tokens tokens incl. one EOD per document)"
+echo "corpus:          $CORPUS ($mb MB), tokenizer $ENCODING, best of $RUNS, load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores"
+echo "mambalm prepare: $best_ours MB/s with $THREADS threads ($ours_tokens tokens incl. one EOD per document), $one_thread MB/s with 1"
 echo "gpt-tokenizer:   $best_ref MB/s under Node.js $(node --version) ($ref_tokens tokens)"
 echo "ratio:           ${ratio}x   token counts equal: $same"

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -99,7 +100,7 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
 
   std::optional<Progress> progress;
   if (opt.show_progress) progress.emplace("prepare", set.text_bytes);
-  int64_t done_bytes = 0;
+  std::atomic<int64_t> encoded_bytes{0};  // across threads, for the progress report
   std::vector<std::vector<int32_t>> tokens;
   for (int64_t first = 0; first < n;) {
     int64_t last = first, bytes = 0;
@@ -120,6 +121,9 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
         std::vector<int32_t> ids = tokenizer.encode(text, /*allow_special=*/false);
         ids.push_back(s.eod_id);
         tokens[static_cast<size_t>(i)] = std::move(ids);
+        const int64_t so_far = encoded_bytes += set.documents[d].text_bytes;
+        // Only the master thread draws (Progress is not thread-safe); it also draws below.
+        if (progress && omp_get_thread_num() == 0) progress->update(so_far);
       } catch (const std::exception& e) {
         const DocumentRef& ref = set.documents[d];
 #pragma omp critical(mambalm_prepare_error)
@@ -150,9 +154,7 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
         throw Error(set.files[static_cast<size_t>(ref.file)].path + ":" + std::to_string(ref.line) +
                     ": " + e.what());
       }
-      done_bytes += set.documents[d].text_bytes;
     }
-    if (progress) progress->update(done_bytes);
     first = last;
   }
   train.finish();

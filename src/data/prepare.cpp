@@ -135,6 +135,7 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
       }
     }
     if (!error.empty()) throw Error(error);
+    if (progress) progress->update(encoded_bytes.load());
 
     for (int64_t i = 0; i < count; ++i) {
       const size_t d = static_cast<size_t>(first + i);

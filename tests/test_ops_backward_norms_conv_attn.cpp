@@ -188,7 +188,7 @@ TEST(ConvBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
 
 namespace {
 void check_attention(int64_t T, int64_t S, bool packed) {
-  const int64_t B = 2, Hq = 4, Hkv = 2, Dh = 8, grp = Hq / Hkv;
+  const int64_t B = 2, Hq = 2, Hkv = 1, Dh = 4, grp = Hq / Hkv;  // GQA: 2 query heads per KV head
   const float scale = 0.35f;
   Vec q = random_vec(B * T * Hq * Dh, -2, 2), k = random_vec(B * S * Hkv * Dh, -2, 2), v = random_vec(B * S * Hkv * Dh);
   Vec R = random_vec(B * T * Hq * Dh);

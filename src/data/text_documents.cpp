@@ -215,7 +215,8 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
     for (const std::string& m : matched) {
       std::error_code ec;
       fs::file_status st = fs::status(m, ec);
-      check(!ec && fs::exists(st), m, "no such file or directory");
+      check(!ec || ec == std::errc::no_such_file_or_directory, m, "cannot access: " + ec.message());
+      check(fs::exists(st), m, "no such file or directory");
       if (fs::is_directory(st)) {
         std::vector<std::string> inside;
         fs::recursive_directory_iterator it(m, ec), end;

@@ -17,9 +17,7 @@ namespace {
 struct Owned {
   Tensor w, g;
   ParamRef ref(const std::string& name, bool decay) {
-    ParamRef p = param(name, &w, w.shape(), Init::Normal, decay);
-    p.grad = &g;
-    return p;
+    return param(name, &w, &g, w.shape(), Init::Normal, decay);
   }
 };
 

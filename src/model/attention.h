@@ -10,16 +10,23 @@ namespace mambalm {
 class Attention : public Mixer {
  public:
   Attention(const AttentionConfig& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
 
  private:
+  const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }
+  Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }
+  float scale() const;
+  // Appends this call's keys/values to the sequence's cache; returns views of all of them.
+  void append_to_cache(LayerState& s, const Tensor& k, const Tensor& v, Tensor& k_all, Tensor& v_all) const;
+
   AttentionConfig cfg_;
   int64_t d_;
-  Tensor q_w_, q_b_;  // [Hq*Dh, D], [Hq*Dh]
-  Tensor k_w_, k_b_;  // [Hkv*Dh, D], [Hkv*Dh]
-  Tensor v_w_, v_b_;  // [Hkv*Dh, D], [Hkv*Dh]
-  Tensor o_w_, o_b_;  // [D, Hq*Dh], [D]
+  Weight q_w_, q_b_;  // [Hq*Dh, D], [Hq*Dh]
+  Weight k_w_, k_b_;  // [Hkv*Dh, D], [Hkv*Dh]
+  Weight v_w_, v_b_;  // [Hkv*Dh, D], [Hkv*Dh]
+  Weight o_w_, o_b_;  // [D, Hq*Dh], [D]
 };
 
 }  // namespace mambalm

@@ -4,26 +4,34 @@
 
 #include "ops/layout.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 
 namespace mambalm {
 
-void Mamba1Mixer::forward(const Tensor& u, LayerState* state, int64_t, Tensor& y) {
+namespace {
+// Chunk of the Mamba-1 scan backward: states are kept at chunk boundaries only.
+constexpr int64_t kScanBackwardChunk = 64;
+constexpr float kNoClamp = std::numeric_limits<float>::infinity();
+}  // namespace
+
+void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y) {
   const int64_t B = u.dim(0), T = u.dim(1);
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
+  LayerState* state = ctx.state;
 
   Tensor xz = Tensor::empty({B, T, 2 * Di});  // x | z
-  ops::linear(u, in_proj_w_, cfg_.proj_bias ? &in_proj_b_ : nullptr, xz);
-  Tensor x = Tensor::empty({B, T, Di});  // SSM input
+  ops::linear(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, xz);
+  Tensor x = Tensor::empty({B, T, Di});  // SSM input before the conv
   Tensor z = Tensor::empty({B, T, Di});  // gate
   ops::copy_columns(xz, 0, x);
   ops::copy_columns(xz, Di, z);
 
   Tensor xc = Tensor::empty({B, T, Di});  // SiLU(conv(x))
-  ops::causal_conv1d(x, conv_w_, cfg_.conv_bias ? &conv_b_ : nullptr, state ? &state->conv : nullptr,
-                     /*apply_silu=*/true, xc);
+  ops::causal_conv1d_packed(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+                            state ? &state->conv : nullptr, /*apply_silu=*/true, xc);
 
   Tensor x_dbl = Tensor::empty({B, T, R + 2 * N});  // dt_low | B | C
-  ops::linear(xc, x_proj_w_, nullptr, x_dbl);
+  ops::linear(xc, x_proj_w_.value, nullptr, x_dbl);
   Tensor dt_low = Tensor::empty({B, T, R});
   Tensor Bm = Tensor::empty({B, T, N});
   Tensor Cm = Tensor::empty({B, T, N});
@@ -32,33 +40,97 @@ void Mamba1Mixer::forward(const Tensor& u, LayerState* state, int64_t, Tensor& y
   ops::copy_columns(x_dbl, R + N, Cm);
 
   Tensor dt_lin = Tensor::empty({B, T, Di});  // W_dt dt_low (bias added inside softplus_dt)
-  ops::linear(dt_low, dt_proj_w_, nullptr, dt_lin);
+  ops::linear(dt_low, dt_proj_w_.value, nullptr, dt_lin);
   Tensor dt = Tensor::empty({B, T, Di});  // softplus(W_dt dt_low + b_dt)
-  ops::softplus_dt(dt_lin, dt_proj_b_, 0.0f, std::numeric_limits<float>::infinity(), dt);
+  ops::softplus_dt(dt_lin, dt_proj_b_.value, 0.0f, kNoClamp, dt);
 
   Tensor A = Tensor::empty({Di, N});  // -exp(A_log)
-  ops::neg_exp(A_log_, A);
+  ops::neg_exp(A_log_.value, A);
   Tensor ys = Tensor::empty({B, T, Di});  // gated scan output
-  ops::selective_scan(xc, dt, A, Bm, Cm, &D_, &z, state ? &state->ssm : nullptr, ys);
-  ops::linear(ys, out_proj_w_, cfg_.proj_bias ? &out_proj_b_ : nullptr, y);
+  ops::selective_scan_packed(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys);
+  ops::linear(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+
+  if (ctx.cache) {
+    auto& s = ctx.cache->saved;
+    s["x"] = u;
+    s["xin"] = x;
+    s["z"] = z;
+    s["xc"] = xc;
+    s["dt_low"] = dt_low;
+    s["Bm"] = Bm;
+    s["Cm"] = Cm;
+    s["dt_lin"] = dt_lin;
+    s["dt"] = dt;
+    s["A"] = A;
+    s["ys"] = ys;
+  }
+}
+
+void Mamba1Mixer::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& du) {
+  if (!cache.has("ys")) {
+    Tensor y = Tensor::empty(dy.shape());
+    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+  }
+  const Tensor& u = cache.at("x");
+  const int64_t B = u.dim(0), T = u.dim(1);
+  const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
+
+  // y = W_out ys
+  Tensor dys = Tensor::empty({B, T, Di});
+  ops::linear_backward(dy, cache.at("ys"), out_proj_w_.value, &dys, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+  // ys = scan(xc, dt, A, B, C) * SiLU(z) (+ D xc inside)
+  Tensor dxc = Tensor::empty({B, T, Di}), ddt = Tensor::empty({B, T, Di}), dz = Tensor::empty({B, T, Di});
+  Tensor dBm = Tensor::empty({B, T, N}), dCm = Tensor::empty({B, T, N});
+  Tensor dA = Tensor::zeros({Di, N});
+  const Tensor& z = cache.at("z");
+  ops::selective_scan_backward(cache.at("xc"), cache.at("dt"), cache.at("A"), cache.at("Bm"), cache.at("Cm"), &D_.value, &z,
+                               seq_idx, nullptr, nullptr, kScanBackwardChunk, dys, dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz,
+                               nullptr);
+  // A = -exp(A_log)
+  const float* a = cache.at("A").f32();
+  float* ga = A_log_.grad.f32();
+  for (int64_t i = 0; i < Di * N; ++i) ga[i] += dA.f32()[i] * a[i];
+  // dt = softplus(dt_lin + b)
+  Tensor ddt_lin = Tensor::empty({B, T, Di});
+  ops::softplus_dt_backward(cache.at("dt_lin"), dt_proj_b_.value, 0.0f, kNoClamp, ddt, ddt_lin, &dt_proj_b_.grad);
+  // dt_lin = W_dt dt_low
+  Tensor ddt_low = Tensor::empty({B, T, R});
+  ops::linear_backward(ddt_lin, cache.at("dt_low"), dt_proj_w_.value, &ddt_low, &dt_proj_w_.grad, nullptr);
+  // dt_low | B | C = W_x xc
+  Tensor dx_dbl = Tensor::empty({B, T, R + 2 * N});
+  ops::write_columns(ddt_low, dx_dbl, 0);
+  ops::write_columns(dBm, dx_dbl, R);
+  ops::write_columns(dCm, dx_dbl, R + N);
+  Tensor dxc_proj = Tensor::empty({B, T, Di});  // xc's gradient through x_proj
+  ops::linear_backward(dx_dbl, cache.at("xc"), x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
+  ops::add(dxc, dxc_proj, dxc);
+  // xc = SiLU(conv(x))
+  Tensor dx = Tensor::empty({B, T, Di});
+  ops::causal_conv1d_backward(cache.at("xin"), conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
+                              /*apply_silu=*/true, dxc, dx, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr, nullptr);
+  // x | z = W_in u
+  Tensor dxz = Tensor::empty({B, T, 2 * Di});
+  ops::write_columns(dx, dxz, 0);
+  ops::write_columns(dz, dxz, Di);
+  ops::linear_backward(dxz, u, in_proj_w_.value, &du, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
 }
 
 ParamList Mamba1Mixer::params(const std::string& prefix) {
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   ParamList p;
-  p.push_back(param(prefix + "in_proj.weight", &in_proj_w_, {2 * Di, d_}, Init::Normal, true));
-  if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", &in_proj_b_, {2 * Di}, Init::Zeros, false));
-  ParamRef conv = param(prefix + "conv1d.weight", &conv_w_, {Di, cfg_.d_conv}, Init::ConvUniform, true);
+  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {2 * Di, d_}, Init::Normal, true));
+  if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", in_proj_b_, {2 * Di}, Init::Zeros, false));
+  ParamRef conv = param(prefix + "conv1d.weight", conv_w_, {Di, cfg_.d_conv}, Init::ConvUniform, true);
   conv.file_shape = {Di, 1, cfg_.d_conv};  // nn.Conv1d(groups=Di) stores [Di, 1, K]
   p.push_back(conv);
-  if (cfg_.conv_bias) p.push_back(param(prefix + "conv1d.bias", &conv_b_, {Di}, Init::ConvUniform, false));
-  p.push_back(param(prefix + "x_proj.weight", &x_proj_w_, {R + 2 * N, Di}, Init::Normal, true));
-  p.push_back(param(prefix + "dt_proj.weight", &dt_proj_w_, {Di, R}, Init::Mamba1DtWeight, true));
-  p.push_back(param(prefix + "dt_proj.bias", &dt_proj_b_, {Di}, Init::DtBias, false));
-  p.push_back(param(prefix + "A_log", &A_log_, {Di, N}, Init::Mamba1ALog, false));
-  p.push_back(param(prefix + "D", &D_, {Di}, Init::Ones, false));
-  p.push_back(param(prefix + "out_proj.weight", &out_proj_w_, {d_, Di}, Init::NormalOutput, true));
-  if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", &out_proj_b_, {d_}, Init::Zeros, false));
+  if (cfg_.conv_bias) p.push_back(param(prefix + "conv1d.bias", conv_b_, {Di}, Init::ConvUniform, false));
+  p.push_back(param(prefix + "x_proj.weight", x_proj_w_, {R + 2 * N, Di}, Init::Normal, true));
+  p.push_back(param(prefix + "dt_proj.weight", dt_proj_w_, {Di, R}, Init::Mamba1DtWeight, true));
+  p.push_back(param(prefix + "dt_proj.bias", dt_proj_b_, {Di}, Init::DtBias, false));
+  p.push_back(param(prefix + "A_log", A_log_, {Di, N}, Init::Mamba1ALog, false));
+  p.push_back(param(prefix + "D", D_, {Di}, Init::Ones, false));
+  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalOutput, true));
+  if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", out_proj_b_, {d_}, Init::Zeros, false));
   return p;
 }
 

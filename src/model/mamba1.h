@@ -11,19 +11,20 @@ namespace mambalm {
 class Mamba1Mixer : public Mixer {
  public:
   Mamba1Mixer(const Mamba1Config& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
 
  private:
   Mamba1Config cfg_;
   int64_t d_;
-  Tensor in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]
-  Tensor conv_w_, conv_b_;          // [Di, K], [Di]
-  Tensor x_proj_w_;                 // [R + 2N, Di]
-  Tensor dt_proj_w_, dt_proj_b_;    // [Di, R], [Di]
-  Tensor A_log_;                    // [Di, N]
-  Tensor D_;                        // [Di]
-  Tensor out_proj_w_, out_proj_b_;  // [D, Di], [D]
+  Weight in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]
+  Weight conv_w_, conv_b_;          // [Di, K], [Di]
+  Weight x_proj_w_;                 // [R + 2N, Di]
+  Weight dt_proj_w_, dt_proj_b_;    // [Di, R], [Di]
+  Weight A_log_;                    // [Di, N]
+  Weight D_;                        // [Di]
+  Weight out_proj_w_, out_proj_b_;  // [D, Di], [D]
 };
 
 }  // namespace mambalm

@@ -2,16 +2,18 @@
 
 #include "ops/layout.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 
 namespace mambalm {
 
-void Mamba2Mixer::forward(const Tensor& x, LayerState* state, int64_t, Tensor& y) {
+void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
   const int64_t C = cfg_.conv_channels();
+  LayerState* state = ctx.state;
 
   Tensor zxbcdt = Tensor::empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
-  ops::linear(x, in_proj_w_, cfg_.proj_bias ? &in_proj_b_ : nullptr, zxbcdt);
+  ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
   Tensor z = Tensor::empty({B, T, Di});      // gate
   Tensor xbc = Tensor::empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = Tensor::empty({B, T, H});  // dt before softplus
@@ -20,45 +22,108 @@ void Mamba2Mixer::forward(const Tensor& x, LayerState* state, int64_t, Tensor& y
   ops::copy_columns(zxbcdt, Di + C, dt_raw);
 
   Tensor xbc_conv = Tensor::empty({B, T, C});  // SiLU(conv(x | B | C))
-  ops::causal_conv1d(xbc, conv_w_, cfg_.conv_bias ? &conv_b_ : nullptr, state ? &state->conv : nullptr,
-                     /*apply_silu=*/true, xbc_conv);
+  ops::causal_conv1d_packed(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+                            state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
   Tensor xs = Tensor::empty({B, T, H, P});  // x split into heads
   Tensor Bm = Tensor::empty({B, T, G, N});  // input matrix per group
   Tensor Cm = Tensor::empty({B, T, G, N});  // output matrix per group
-  Tensor xs_flat = xs.reshape({B, T, Di});
+  Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
   ops::copy_columns(xbc_conv, 0, xs_flat);
-  Tensor Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
   ops::copy_columns(xbc_conv, Di, Bm_flat);
   ops::copy_columns(xbc_conv, Di + G * N, Cm_flat);
 
   Tensor dt = Tensor::empty({B, T, H});  // step sizes
-  ops::softplus_dt(dt_raw, dt_bias_, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
+  ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
   Tensor A = Tensor::empty({H});  // A = -exp(A_log), one decay rate per head
-  ops::neg_exp(A_log_, A);
+  ops::neg_exp(A_log_.value, A);
 
   Tensor ys = Tensor::empty({B, T, H, P});  // SSM output per head
-  ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
+  ops::ssd_chunked_packed(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
 
   Tensor gated = Tensor::empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
-  ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
-  ops::linear(gated, out_proj_w_, cfg_.proj_bias ? &out_proj_b_ : nullptr, y);
+  ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
+  ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+
+  if (ctx.cache) {
+    auto& s = ctx.cache->saved;
+    s["x"] = x;
+    s["z"] = z;
+    s["xbc"] = xbc;
+    s["dt_raw"] = dt_raw;
+    s["xs"] = xs;
+    s["Bm"] = Bm;
+    s["Cm"] = Cm;
+    s["dt"] = dt;
+    s["A"] = A;
+    s["ys"] = ys;
+    s["gated"] = gated;
+  }
+}
+
+void Mamba2Mixer::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) {
+  if (!cache.has("gated")) {
+    Tensor y = Tensor::empty(dy.shape());
+    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+  }
+  const Tensor& x = cache.at("x");
+  const int64_t B = x.dim(0), T = x.dim(1);
+  const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
+  const int64_t C = cfg_.conv_channels();
+
+  // y = W_out gated
+  Tensor dgated = Tensor::empty({B, T, Di});
+  ops::linear_backward(dy, cache.at("gated"), out_proj_w_.value, &dgated, &out_proj_w_.grad,
+                       cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+  // gated = RMSNorm_grouped(ys * SiLU(z)) * w
+  Tensor dys = Tensor::empty({B, T, H, P}), dz = Tensor::empty({B, T, Di});
+  Tensor dys_flat = dys.reshape({B, T, Di});
+  ops::gated_rms_norm_backward(cache.at("ys").reshape({B, T, Di}), cache.at("z"), norm_w_.value, Di / cfg_.norm_groups,
+                               static_cast<float>(eps_), dgated, dys_flat, dz, &norm_w_.grad);
+  // ys = SSD(xs, dt, A, B, C) + D xs
+  Tensor dxs = Tensor::empty({B, T, H, P}), ddt = Tensor::empty({B, T, H});
+  Tensor dBm = Tensor::empty({B, T, G, N}), dCm = Tensor::empty({B, T, G, N});
+  Tensor dA = Tensor::zeros({H});
+  ops::ssd_chunked_backward(cache.at("xs"), cache.at("dt"), cache.at("A"), cache.at("Bm"), cache.at("Cm"), &D_.value, seq_idx,
+                            cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt, &dA, dBm, dCm, &D_.grad, nullptr);
+  // A = -exp(A_log): dA/dA_log = A
+  const float* a = cache.at("A").f32();
+  for (int64_t h = 0; h < H; ++h) A_log_.grad.f32()[h] += dA.f32()[h] * a[h];
+  // dt = clamp(softplus(dt_raw + dt_bias))
+  Tensor ddt_raw = Tensor::empty({B, T, H});
+  ops::softplus_dt_backward(cache.at("dt_raw"), dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo),
+                            static_cast<float>(cfg_.dt_limit_hi), ddt, ddt_raw, &dt_bias_.grad);
+  // xs | B | C = SiLU(conv(xbc))
+  Tensor dxbc_conv = Tensor::empty({B, T, C});
+  ops::write_columns(dxs.reshape({B, T, Di}), dxbc_conv, 0);
+  ops::write_columns(dBm.reshape({B, T, G * N}), dxbc_conv, Di);
+  ops::write_columns(dCm.reshape({B, T, G * N}), dxbc_conv, Di + G * N);
+  Tensor dxbc = Tensor::empty({B, T, C});
+  ops::causal_conv1d_backward(cache.at("xbc"), conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
+                              /*apply_silu=*/true, dxbc_conv, dxbc, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr,
+                              nullptr);
+  // z | xbc | dt_raw = W_in x
+  Tensor dzxbcdt = Tensor::empty({B, T, cfg_.in_proj_width()});
+  ops::write_columns(dz, dzxbcdt, 0);
+  ops::write_columns(dxbc, dzxbcdt, Di);
+  ops::write_columns(ddt_raw, dzxbcdt, Di + C);
+  ops::linear_backward(dzxbcdt, x, in_proj_w_.value, &dx, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
 }
 
 ParamList Mamba2Mixer::params(const std::string& prefix) {
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, C = cfg_.conv_channels(), W = cfg_.in_proj_width();
   ParamList p;
-  p.push_back(param(prefix + "in_proj.weight", &in_proj_w_, {W, d_}, Init::Normal, true));
-  if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", &in_proj_b_, {W}, Init::Zeros, false));
-  ParamRef conv = param(prefix + "conv1d.weight", &conv_w_, {C, cfg_.d_conv}, Init::ConvUniform, true);
+  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {W, d_}, Init::Normal, true));
+  if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", in_proj_b_, {W}, Init::Zeros, false));
+  ParamRef conv = param(prefix + "conv1d.weight", conv_w_, {C, cfg_.d_conv}, Init::ConvUniform, true);
   conv.file_shape = {C, 1, cfg_.d_conv};  // nn.Conv1d(groups=C) stores [C, 1, K]
   p.push_back(conv);
-  if (cfg_.conv_bias) p.push_back(param(prefix + "conv1d.bias", &conv_b_, {C}, Init::ConvUniform, false));
-  p.push_back(param(prefix + "dt_bias", &dt_bias_, {H}, Init::DtBias, false));
-  p.push_back(param(prefix + "A_log", &A_log_, {H}, Init::Mamba2ALog, false));
-  p.push_back(param(prefix + "D", &D_, {H}, Init::Ones, false));
-  p.push_back(param(prefix + "norm.weight", &norm_w_, {Di}, Init::Ones, false));
-  p.push_back(param(prefix + "out_proj.weight", &out_proj_w_, {d_, Di}, Init::NormalOutput, true));
-  if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", &out_proj_b_, {d_}, Init::Zeros, false));
+  if (cfg_.conv_bias) p.push_back(param(prefix + "conv1d.bias", conv_b_, {C}, Init::ConvUniform, false));
+  p.push_back(param(prefix + "dt_bias", dt_bias_, {H}, Init::DtBias, false));
+  p.push_back(param(prefix + "A_log", A_log_, {H}, Init::Mamba2ALog, false));
+  p.push_back(param(prefix + "D", D_, {H}, Init::Ones, false));
+  p.push_back(param(prefix + "norm.weight", norm_w_, {Di}, Init::Ones, false));
+  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalOutput, true));
+  if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", out_proj_b_, {d_}, Init::Zeros, false));
   return p;
 }
 

@@ -13,20 +13,21 @@ class Mamba2Mixer : public Mixer {
  public:
   Mamba2Mixer(const Mamba2Config& cfg, int64_t d_model, double norm_eps)
       : cfg_(cfg), d_(d_model), eps_(norm_eps) {}
-  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
 
  private:
   Mamba2Config cfg_;
   int64_t d_;
   double eps_;
-  Tensor in_proj_w_, in_proj_b_;    // [2*Di + 2*G*N + H, D], [same]
-  Tensor conv_w_, conv_b_;          // [Di + 2*G*N, K], [Di + 2*G*N]
-  Tensor dt_bias_;                  // [H]
-  Tensor A_log_;                    // [H]
-  Tensor D_;                        // [H]
-  Tensor norm_w_;                   // [Di]
-  Tensor out_proj_w_, out_proj_b_;  // [D, Di], [D]
+  Weight in_proj_w_, in_proj_b_;    // [2*Di + 2*G*N + H, D], [same]
+  Weight conv_w_, conv_b_;          // [Di + 2*G*N, K], [Di + 2*G*N]
+  Weight dt_bias_;                  // [H]
+  Weight A_log_;                    // [H]
+  Weight D_;                        // [H]
+  Weight norm_w_;                   // [Di]
+  Weight out_proj_w_, out_proj_b_;  // [D, Di], [D]
 };
 
 }  // namespace mambalm

@@ -1,38 +1,71 @@
 #include "model/mlp.h"
 
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 
 namespace mambalm {
 
-void Mlp::forward(const Tensor& x, LayerState*, int64_t, Tensor& y) {
-  int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
-  const Tensor* bias_up = cfg_.bias ? &up_b_ : nullptr;
-  Tensor h = Tensor::empty({B, T, F});  // activations in the MLP's width
-  ops::linear(x, up_w_, bias_up, h);
+void Mlp::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
+  const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
+  Tensor up = Tensor::empty({B, T, F});  // W_up x
+  ops::linear(x, up_w_.value, bias(up_b_), up);
+  Tensor h = Tensor::empty({B, T, F});  // activation, the input of W_down
+  Tensor gate;                          // W_gate x (SwiGLU)
   switch (cfg_.activation) {
-    case MlpActivation::ReluSquared: ops::relu_squared(h, h); break;
-    case MlpActivation::Gelu: ops::gelu(h, h); break;
-    case MlpActivation::SwiGLU: {
-      Tensor g = Tensor::empty({B, T, F});  // gate pre-activation
-      ops::linear(x, gate_w_, cfg_.bias ? &gate_b_ : nullptr, g);
-      ops::swiglu(g, h, h);
+    case MlpActivation::ReluSquared: ops::relu_squared(up, h); break;
+    case MlpActivation::Gelu: ops::gelu(up, h); break;
+    case MlpActivation::SwiGLU:
+      gate = Tensor::empty({B, T, F});
+      ops::linear(x, gate_w_.value, bias(gate_b_), gate);
+      ops::swiglu(gate, up, h);
       break;
+  }
+  ops::linear(h, down_w_.value, bias(down_b_), y);
+  if (ctx.cache) {
+    ctx.cache->saved["x"] = x;
+    ctx.cache->saved["up"] = up;
+    ctx.cache->saved["h"] = h;
+    if (gate.defined()) ctx.cache->saved["gate"] = gate;
+  }
+}
+
+void Mlp::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) {
+  if (!cache.has("h")) {
+    Tensor y = Tensor::empty(dy.shape());
+    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+  }
+  const Tensor& x = cache.at("x");
+  const Tensor& up = cache.at("up");
+  Tensor dh = Tensor::empty(up.shape());  // d loss / d h
+  ops::linear_backward(dy, cache.at("h"), down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
+  Tensor dup = Tensor::empty(up.shape());  // d loss / d (W_up x)
+  switch (cfg_.activation) {
+    case MlpActivation::ReluSquared: ops::relu_squared_backward(up, dh, dup); break;
+    case MlpActivation::Gelu: ops::gelu_backward(up, dh, dup); break;
+    case MlpActivation::SwiGLU: {
+      Tensor dgate = Tensor::empty(up.shape());
+      ops::swiglu_backward(cache.at("gate"), up, dh, dgate, dup);
+      Tensor dx_gate = Tensor::empty(dx.shape());  // the gate branch's share of dx
+      ops::linear_backward(dgate, x, gate_w_.value, &dx_gate, &gate_w_.grad, bias_grad(gate_b_));
+      ops::linear_backward(dup, x, up_w_.value, &dx, &up_w_.grad, bias_grad(up_b_));
+      ops::add(dx, dx_gate, dx);
+      return;
     }
   }
-  ops::linear(h, down_w_, cfg_.bias ? &down_b_ : nullptr, y);
+  ops::linear_backward(dup, x, up_w_.value, &dx, &up_w_.grad, bias_grad(up_b_));
 }
 
 ParamList Mlp::params(const std::string& prefix) {
-  int64_t F = cfg_.d_ff;
+  const int64_t F = cfg_.d_ff;
   ParamList p;
   if (cfg_.activation == MlpActivation::SwiGLU) {
-    p.push_back(param(prefix + "gate_proj.weight", &gate_w_, {F, d_}, Init::Normal, true));
-    if (cfg_.bias) p.push_back(param(prefix + "gate_proj.bias", &gate_b_, {F}, Init::Zeros, false));
+    p.push_back(param(prefix + "gate_proj.weight", gate_w_, {F, d_}, Init::Normal, true));
+    if (cfg_.bias) p.push_back(param(prefix + "gate_proj.bias", gate_b_, {F}, Init::Zeros, false));
   }
-  p.push_back(param(prefix + "up_proj.weight", &up_w_, {F, d_}, Init::Normal, true));
-  if (cfg_.bias) p.push_back(param(prefix + "up_proj.bias", &up_b_, {F}, Init::Zeros, false));
-  p.push_back(param(prefix + "down_proj.weight", &down_w_, {d_, F}, Init::NormalOutput, true));
-  if (cfg_.bias) p.push_back(param(prefix + "down_proj.bias", &down_b_, {d_}, Init::Zeros, false));
+  p.push_back(param(prefix + "up_proj.weight", up_w_, {F, d_}, Init::Normal, true));
+  if (cfg_.bias) p.push_back(param(prefix + "up_proj.bias", up_b_, {F}, Init::Zeros, false));
+  p.push_back(param(prefix + "down_proj.weight", down_w_, {d_, F}, Init::NormalOutput, true));
+  if (cfg_.bias) p.push_back(param(prefix + "down_proj.bias", down_b_, {d_}, Init::Zeros, false));
   return p;
 }
 

@@ -9,15 +9,19 @@ namespace mambalm {
 class Mlp : public Mixer {
  public:
   Mlp(const MlpConfig& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, LayerState* state, int64_t pos0, Tensor& y) override;
+  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
 
  private:
+  const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }
+  Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }
+
   MlpConfig cfg_;
   int64_t d_;
-  Tensor up_w_, up_b_;      // [F, D], [F]
-  Tensor gate_w_, gate_b_;  // [F, D], [F] (SwiGLU only)
-  Tensor down_w_, down_b_;  // [D, F], [D]
+  Weight up_w_, up_b_;      // [F, D], [F]
+  Weight gate_w_, gate_b_;  // [F, D], [F] (SwiGLU only)
+  Weight down_w_, down_b_;  // [D, F], [D]
 };
 
 }  // namespace mambalm

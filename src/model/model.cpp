@@ -22,7 +22,7 @@ namespace mambalm {
 Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   cfg_.validate("config");
   const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
-  params_.push_back(param(hf_embedding_name(cfg_), embedding_.get(), {V, D}, Init::Normal, false));
+  params_.push_back(param(hf_embedding_name(cfg_), *embedding_, {V, D}, Init::Normal, false));
   for (int64_t l = 0; l < cfg_.n_layers(); ++l) {
     char kind = cfg_.pattern[static_cast<size_t>(l)];
     std::unique_ptr<Mixer> mixer;
@@ -41,7 +41,7 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   }
   final_norm_ = std::make_unique<Norm>(cfg_.norm, D, cfg_.norm_eps);
   for (ParamRef& p : final_norm_->params(hf_final_norm_prefix(cfg_))) params_.push_back(p);
-  if (!cfg_.tie_embeddings) params_.push_back(param(hf_head_name(), head_.get(), {V, D}, Init::Normal, true));
+  if (!cfg_.tie_embeddings) params_.push_back(param(hf_head_name(), *head_, {V, D}, Init::Normal, true));
 }
 
 int64_t Model::parameter_count() const {
@@ -107,13 +107,16 @@ Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
   const int64_t pos0 = state ? state->position() : 0;
 
   Tensor h = Tensor::empty({B, T, D});  // residual stream
-  ops::embedding(ids, *embedding_, h);
+  ops::embedding(ids, embedding_->value, h);
   Tensor normed = Tensor::empty({B, T, D});  // pre-norm output
   Tensor mixed = Tensor::empty({B, T, D});   // mixer output
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
     b.norm.forward(h, normed);
-    b.mixer->forward(normed, state ? &state->layer(static_cast<int64_t>(l)) : nullptr, pos0, mixed);
+    ForwardContext ctx;
+    ctx.state = state ? &state->layer(static_cast<int64_t>(l)) : nullptr;
+    ctx.pos0 = pos0;
+    b.mixer->forward(normed, ctx, mixed);
     ops::add(h, mixed, h);
   }
   if (state) state->advance(T);
@@ -132,8 +135,81 @@ Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
   Tensor final_h = Tensor::empty({B, Tout, D});  // Norm_f(h)
   final_norm_->forward(last, final_h);
   Tensor logits = Tensor::empty({B, Tout, V});
-  ops::linear(final_h, cfg_.tie_embeddings ? *embedding_ : *head_, nullptr, logits);
+  ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
   return logits;
+}
+
+}  // namespace mambalm
+
+namespace mambalm {
+
+void Model::allocate_grads() {
+  for (ParamRef& p : params_)
+    if (!p.grad->defined()) *p.grad = Tensor::zeros(p.shape);
+}
+
+void Model::zero_grads() {
+  for (ParamRef& p : params_) p.grad->fill(0.0f);
+}
+
+ops::CrossEntropyResult Model::train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale,
+                                          bool recompute) {
+  check(ids.dtype() == DType::I32 && ids.rank() == 2, "train", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
+  check(targets.dtype() == DType::I32 && targets.shape() == ids.shape(), "train", "targets must be I32 with the shape of the ids");
+  check(params_.front().grad->defined(), "train", "allocate_grads() was not called");
+  const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
+
+  // Forward, keeping every block's input h_l and each mixer's cache.
+  std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
+  std::vector<LayerCache> caches(blocks_.size());
+  h[0] = Tensor::empty({B, T, D});
+  ops::embedding(ids, embedding_->value, h[0]);
+  Tensor normed = Tensor::empty({B, T, D});  // pre-norm output
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    Tensor mixer_in = recompute ? normed : Tensor::empty({B, T, D});  // cached by the mixer unless recomputed
+    b.norm.forward(h[l], mixer_in);
+    Tensor mixed = Tensor::empty({B, T, D});
+    ForwardContext ctx;
+    ctx.seq_idx = seq_idx;
+    ctx.cache = &caches[l];
+    b.mixer->forward(mixer_in, ctx, mixed);
+    if (recompute) {
+      caches[l].saved.clear();  // keep nothing: the norm output is recomputed from h[l] too
+    }
+    h[l + 1] = Tensor::empty({B, T, D});
+    ops::add(h[l], mixed, h[l + 1]);
+  }
+  Tensor final_h = Tensor::empty({B, T, D});  // Norm_f(h_L)
+  final_norm_->forward(h.back(), final_h);
+  Tensor logits = Tensor::empty({B, T, V});
+  Tensor& head = cfg_.tie_embeddings ? embedding_->value : head_->value;
+  Tensor& head_grad = cfg_.tie_embeddings ? embedding_->grad : head_->grad;
+  ops::linear(final_h, head, nullptr, logits);
+  Tensor logits_2d = logits.reshape({B * T, V});
+  ops::CrossEntropyResult loss = ops::cross_entropy(logits_2d, targets.reshape({B * T}), &logits_2d, grad_scale);
+
+  // Backward: logits -> final norm -> blocks in reverse -> embedding.
+  Tensor dfinal = Tensor::empty({B, T, D});
+  ops::linear_backward(logits, final_h, head, &dfinal, &head_grad, nullptr);
+  Tensor dh = Tensor::empty({B, T, D});  // d loss / d h_l, walking down
+  final_norm_->backward(h.back(), dfinal, dh);
+  Tensor dmixer_in = Tensor::empty({B, T, D});
+  Tensor dnorm_in = Tensor::empty({B, T, D});
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    Block& b = blocks_[l];
+    if (!caches[l].has("x")) {  // recompute mode: the mixer's input is the pre-norm output
+      Tensor mixer_in = Tensor::empty({B, T, D});
+      b.norm.forward(h[l], mixer_in);
+      caches[l].saved["x"] = mixer_in;
+    }
+    b.mixer->backward(dh, seq_idx, caches[l], dmixer_in);
+    caches[l].saved.clear();
+    b.norm.backward(h[l], dmixer_in, dnorm_in);
+    ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
+  }
+  ops::embedding_backward(ids, dh, embedding_->grad);
+  return loss;
 }
 
 }  // namespace mambalm

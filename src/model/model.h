@@ -12,6 +12,7 @@
 #include "infer/state.h"
 #include "model/layer.h"
 #include "model/norm.h"
+#include "ops/ops_backward.h"
 
 namespace mambalm {
 
@@ -38,6 +39,17 @@ class Model {
   // tokens continue the sequences held in it (prefill or decode) and the state advances.
   Tensor forward(const Tensor& ids, SequenceState* state = nullptr, bool last_only = false);
 
+  // ---- training ----
+  // Gradient buffers for every parameter, zero-filled (once; zero_grads() per optimizer step).
+  void allocate_grads();
+  void zero_grads();
+  // Forward, mean cross-entropy over targets != -1, and backward for one micro-batch:
+  // ids, targets I32 [B, T]; seq_idx I32 [B, T] document ids of packed sequences (or null).
+  // Gradients of grad_scale * mean loss accumulate into the parameters' grads. With
+  // `recompute`, layers keep only their inputs and recompute the rest during backward.
+  ops::CrossEntropyResult train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale = 1.0f,
+                                     bool recompute = false);
+
  private:
   struct Block {
     char kind;  // 'M', '*' or '-'
@@ -47,10 +59,10 @@ class Model {
 
   ModelConfig cfg_;
   // Heap-held so that params_ (pointers to these) stays valid when the Model is moved.
-  std::unique_ptr<Tensor> embedding_ = std::make_unique<Tensor>();  // [V, D]
+  std::unique_ptr<Weight> embedding_ = std::make_unique<Weight>();  // [V, D]
   std::vector<Block> blocks_;
   std::unique_ptr<Norm> final_norm_;
-  std::unique_ptr<Tensor> head_ = std::make_unique<Tensor>();  // [V, D] (untied)
+  std::unique_ptr<Weight> head_ = std::make_unique<Weight>();  // [V, D] (untied)
   ParamList params_;
 };
 

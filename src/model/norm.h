@@ -10,14 +10,16 @@ class Norm {
  public:
   Norm(NormKind kind, int64_t d_model, double eps) : kind_(kind), d_(d_model), eps_(eps) {}
   void forward(const Tensor& x /*[..., D]*/, Tensor& y /*[..., D]*/) const;
+  // dx assigned; weight (and bias) gradients accumulate.
+  void backward(const Tensor& x, const Tensor& dy, Tensor& dx);
   ParamList params(const std::string& prefix);  // prefix + "weight" (+ "bias")
 
  private:
   NormKind kind_;
   int64_t d_;
   double eps_;
-  Tensor weight_;  // [D]
-  Tensor bias_;    // [D], LayerNorm1p only
+  Weight weight_;  // [D]
+  Weight bias_;    // [D], LayerNorm1p only
 };
 
 }  // namespace mambalm

@@ -32,8 +32,18 @@ struct ParamRef {
 
 using ParamList = std::vector<ParamRef>;
 
-inline ParamRef param(std::string name, Tensor* t, Shape shape, Init init, bool decay) {
-  return ParamRef{std::move(name), t, nullptr, shape, shape, init, decay};
+inline ParamRef param(std::string name, Tensor* t, Tensor* grad, Shape shape, Init init, bool decay) {
+  return ParamRef{std::move(name), t, grad, shape, shape, init, decay};
+}
+
+// A parameter and its gradient buffer, declared side by side in a layer.
+struct Weight {
+  Tensor value;
+  Tensor grad;
+};
+
+inline ParamRef param(std::string name, Weight& w, Shape shape, Init init, bool decay) {
+  return param(std::move(name), &w.value, &w.grad, std::move(shape), init, decay);
 }
 
 }  // namespace mambalm

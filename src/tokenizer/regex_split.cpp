@@ -62,15 +62,30 @@ std::string spell_out_whitespace(const std::string& p, const std::string& where)
 
 struct SplitRegex::Impl {
   pcre2_code* code = nullptr;
-  pcre2_match_context* context = nullptr;
-  pcre2_jit_stack* jit_stack = nullptr;
   bool jit = false;
   ~Impl() {
-    if (context) pcre2_match_context_free(context);
-    if (jit_stack) pcre2_jit_stack_free(jit_stack);
     if (code) pcre2_code_free(code);
   }
 };
+
+namespace {
+
+// What one matching thread needs: PCRE2 forbids sharing a JIT stack (or the match context it
+// is assigned to) between threads, so each thread has its own, used for every regex.
+// Look-ahead after long whitespace runs backtracks deeply; the default 32 KiB stack is too small.
+struct ThreadMatchState {
+  pcre2_match_data* data = pcre2_match_data_create(4, nullptr);
+  pcre2_jit_stack* stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  ThreadMatchState() { pcre2_jit_stack_assign(context, nullptr, stack); }
+  ~ThreadMatchState() {
+    pcre2_match_context_free(context);
+    pcre2_jit_stack_free(stack);
+    pcre2_match_data_free(data);
+  }
+};
+
+}  // namespace
 
 SplitRegex::SplitRegex(const std::string& pattern, const std::string& where)
     : impl_(std::make_unique<Impl>()), pattern_(pattern) {
@@ -87,12 +102,6 @@ SplitRegex::SplitRegex(const std::string& pattern, const std::string& where)
                     " at offset " + std::to_string(err_offset));
   }
   impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
-  impl_->context = pcre2_match_context_create(nullptr);
-  if (impl_->jit) {
-    // Look-ahead after long whitespace runs backtracks deeply; the default 32 KiB is too small.
-    impl_->jit_stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
-    pcre2_jit_stack_assign(impl_->context, nullptr, impl_->jit_stack);
-  }
 }
 
 SplitRegex::~SplitRegex() = default;
@@ -100,16 +109,16 @@ SplitRegex::SplitRegex(SplitRegex&&) noexcept = default;
 SplitRegex& SplitRegex::operator=(SplitRegex&&) noexcept = default;
 
 void SplitRegex::split(std::string_view text, std::vector<std::string_view>& out) const {
-  // One match-data block per thread and regex size class: allocation per call would dominate.
-  thread_local pcre2_match_data* md = pcre2_match_data_create(4, nullptr);
+  thread_local ThreadMatchState state;
+  pcre2_match_data* md = state.data;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   const size_t n = text.size();
   size_t pos = 0, gap = 0;
   while (pos < n) {
     const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, n, pos, PCRE2_NO_UTF_CHECK, md,
-                                                impl_->context)
+                                                state.context)
                               : pcre2_match(impl_->code, subject, n, pos, PCRE2_NO_UTF_CHECK, md,
-                                            impl_->context);
+                                            state.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];

@@ -28,3 +28,4 @@ cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "setup: built $BUILD_DIR/mambalm"
 # The default training corpus (State of the Union, Moby Dick, Brown) into the cache, checksummed.
 bash scripts/fetch-corpus.sh
+bash scripts/fetch-tokenizers.sh

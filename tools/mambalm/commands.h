@@ -10,6 +10,7 @@ int cmd_forward(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_grad(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
 

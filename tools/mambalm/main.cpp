@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"info", mambalm::cli::cmd_info, "describe a model: pattern, parameters, state and KV-cache sizes"},
     {"forward", mambalm::cli::cmd_forward, "logits of every position of a token sequence, as .npy"},
     {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},
+    {"train", mambalm::cli::cmd_train, "train on a token dataset: AdamW, schedules, checkpoints, resume"},
     {"grad", mambalm::cli::cmd_grad, "gradients of the next-token loss on one sequence, HF names (.safetensors)"},
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
     {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},

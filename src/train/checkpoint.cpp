@@ -1,0 +1,88 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+
+namespace mambalm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void fsync_path(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  fs::create_directories(root);
+  const fs::path final_dir = root / step_name(state.step);
+  const fs::path tmp = root / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  model.save(tmp.string(), DType::F32);  // each file written atomically and fsync'ed
+  io::write_safetensors((tmp / "optimizer.safetensors").string(), opt.state_tensors(),
+                        {{"steps_taken", std::to_string(opt.steps_taken())}});
+  nlohmann::json j = {{"step", state.step},
+                      {"samples_seen", state.samples_seen},
+                      {"tokens_seen", state.tokens_seen},
+                      {"optimizer_steps", opt.steps_taken()},
+                      {"config", state.config}};
+  io::write_file_atomically((tmp / "trainer_state.json").string(), j.dump(2) + "\n");
+  fsync_path(tmp);
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
+  fs::rename(tmp, final_dir);
+  fsync_path(root);
+  io::write_file_atomically((root / "latest").string(), step_name(state.step) + "\n");
+  return final_dir.string();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest";
+  if (!fs::exists(latest)) return "";
+  std::string name = io::read_text_file(latest.string());
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path dir = fs::path(run_dir) / "checkpoints" / name;
+  check(fs::is_directory(dir), latest.string(), "names '" + name + "', which is not a checkpoint directory");
+  return dir.string();
+}
+
+TrainerState load_checkpoint_state(const std::string& checkpoint_dir, AdamW& opt) {
+  const std::string state_path = (fs::path(checkpoint_dir) / "trainer_state.json").string();
+  nlohmann::json j = nlohmann::json::parse(io::read_text_file(state_path), nullptr, false);
+  check(!j.is_discarded() && j.is_object(), state_path, "not valid JSON");
+  TrainerState s;
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.samples_seen = j.at("samples_seen").get<int64_t>();
+    s.tokens_seen = j.at("tokens_seen").get<int64_t>();
+    s.config = j.at("config");
+  } catch (const nlohmann::json::exception& e) {
+    fail(state_path, std::string("bad trainer state: ") + e.what());
+  }
+  auto file = io::SafetensorsFile::open((fs::path(checkpoint_dir) / "optimizer.safetensors").string());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& name : file->names()) tensors.emplace_back(name, file->tensor(name));
+  opt.load_state(tensors, j.value("optimizer_steps", s.step));
+  return s;
+}
+
+}  // namespace mambalm

@@ -1,0 +1,187 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/token_windows.h"
+
+namespace mambalm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void request_stop(int) { g_stop_requested = true; }
+
+// Resolves --data into (train prefix, valid prefix or "").
+std::pair<std::string, std::string> data_prefixes(const TrainConfig& cfg) {
+  auto exists = [](const std::string& p) { return fs::exists(p + ".idx") && fs::exists(p + ".bin"); };
+  std::string train = exists(cfg.data + "_train") ? cfg.data + "_train" : cfg.data;
+  check(exists(train), "--data", "no dataset at " + cfg.data + "_train.{bin,idx} or " + cfg.data + ".{bin,idx}",
+        "make one with 'mambalm prepare'");
+  std::string valid = cfg.valid_data;
+  if (valid.empty() && exists(cfg.data + "_valid")) valid = cfg.data + "_valid";
+  if (!valid.empty()) check(exists(valid), "--valid-data", "no dataset at " + valid + ".{bin,idx}");
+  return {train, valid};
+}
+
+// One micro-batch of windows starting at sample k.
+struct Batch {
+  Tensor ids, targets, doc_ids;  // I32 [B, L] each
+  Batch(int64_t B, int64_t L)
+      : ids(Tensor::empty({B, L}, DType::I32)), targets(Tensor::empty({B, L}, DType::I32)), doc_ids(Tensor::empty({B, L}, DType::I32)) {}
+  void fill(const TokenWindows& data, int64_t first_sample) {
+    const int64_t B = ids.dim(0), L = ids.dim(1);
+    for (int64_t b = 0; b < B; ++b)
+      data.sample(first_sample + b, ids.data<int32_t>() + b * L, targets.data<int32_t>() + b * L, doc_ids.data<int32_t>() + b * L);
+  }
+};
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s / 3600), static_cast<int>(std::fmod(s, 3600) / 60));
+  else std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(std::fmod(s, 60)));
+  return buf;
+}
+
+double validation_loss(Model& model, const TokenWindows& valid, const TrainConfig& cfg) {
+  Batch batch(cfg.micro_batch, cfg.seq_len);
+  double sum = 0;
+  int64_t n = 0;
+  const int64_t batches = std::min<int64_t>(cfg.val_batches, (valid.window_count() + cfg.micro_batch - 1) / cfg.micro_batch);
+  for (int64_t i = 0; i < batches; ++i) {
+    batch.fill(valid, i * cfg.micro_batch);  // unshuffled: the same windows every time
+    Tensor logits = model.forward(batch.ids);  // inference forward; documents inside a window still see each other
+    Tensor logits_2d = logits.reshape({cfg.micro_batch * cfg.seq_len, logits.dim(2)});
+    ops::CrossEntropyResult r = ops::cross_entropy(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr);
+    sum += r.sum_loss;
+    n += r.n_valid;
+  }
+  return n ? sum / static_cast<double>(n) : NAN;
+}
+
+}  // namespace
+
+nlohmann::json TrainConfig::identity() const {
+  return {{"data", data},           {"seq_len", seq_len},          {"micro_batch", micro_batch},
+          {"grad_accum", grad_accum}, {"steps", steps},             {"lr", schedule.max_lr},
+          {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup_steps}, {"schedule", schedule_name(schedule.kind)},
+          {"weight_decay", adamw.weight_decay}, {"clip", clip},    {"seed", seed},
+          {"pack_documents", pack_documents}};
+}
+
+TrainResult train(const TrainConfig& cfg) {
+  check(cfg.micro_batch > 0 && cfg.grad_accum > 0 && cfg.steps > 0, "train", "micro-batch, accumulation and steps must be positive");
+  auto [train_prefix, valid_prefix] = data_prefixes(cfg);
+  TokenWindows train_data(train_prefix, cfg.seq_len, cfg.seed);
+  std::unique_ptr<TokenWindows> valid_data;
+  if (!valid_prefix.empty()) valid_data = std::make_unique<TokenWindows>(valid_prefix, cfg.seq_len, cfg.seed, /*shuffle=*/false);
+
+  fs::create_directories(cfg.run_dir);
+  std::string resume_from = cfg.resume ? latest_checkpoint(cfg.run_dir) : "";
+  Model model = Model::load(resume_from.empty() ? cfg.model_dir : resume_from);
+  check(train_data.max_token() < model.config().vocab_size, train_prefix,
+        "holds token id " + std::to_string(train_data.max_token()) + " but the model's vocabulary has " +
+            std::to_string(model.config().vocab_size) + " entries");
+  model.allocate_grads();
+  AdamW opt(model.params(), cfg.adamw);
+  TrainerState state;
+  state.config = cfg.identity();
+  if (!resume_from.empty()) {
+    TrainerState saved = load_checkpoint_state(resume_from, opt);
+    check(saved.config == state.config, resume_from, "was trained with different options: " + saved.config.dump(),
+          "resume with the same options, or start a new run directory");
+    state = saved;
+    std::fprintf(stderr, "resuming from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(state.step));
+  } else if (!cfg.resume) {
+    std::ofstream(fs::path(cfg.run_dir) / "metrics.jsonl", std::ios::trunc);  // a fresh run starts a fresh log
+  }
+  std::ofstream metrics(fs::path(cfg.run_dir) / "metrics.jsonl", std::ios::app);
+
+  g_stop_requested = false;
+  auto previous_int = std::signal(SIGINT, request_stop);
+  auto previous_term = std::signal(SIGTERM, request_stop);
+  const bool tty = ::isatty(STDERR_FILENO);
+  const int64_t tokens_per_step = cfg.micro_batch * cfg.grad_accum * cfg.seq_len;
+  Batch batch(cfg.micro_batch, cfg.seq_len);
+  TrainResult result;
+  auto t_start = std::chrono::steady_clock::now();
+  auto t_log = t_start;
+  int64_t steps_this_run = 0, tokens_since_log = 0;
+
+  while (state.step < cfg.steps && !g_stop_requested) {
+    const double lr = cfg.schedule.at(state.step);
+    model.zero_grads();
+    double loss = 0;
+    for (int64_t a = 0; a < cfg.grad_accum; ++a) {
+      batch.fill(train_data, state.samples_seen);
+      state.samples_seen += cfg.micro_batch;
+      ops::CrossEntropyResult r = model.train_step(batch.ids, batch.targets, cfg.pack_documents ? &batch.doc_ids : nullptr,
+                                                   1.0f / static_cast<float>(cfg.grad_accum), cfg.recompute);
+      loss += r.mean_loss / static_cast<double>(cfg.grad_accum);
+    }
+    if (!std::isfinite(loss)) fail("training", "loss is " + std::to_string(loss) + " at step " + std::to_string(state.step + 1), "lower the learning rate");
+    check_finite_grads(model.params());
+    const double grad_norm = clip_grad_norm(model.params(), cfg.clip);
+    opt.step(lr);
+    ++state.step;
+    ++steps_this_run;
+    state.tokens_seen += tokens_per_step;
+    tokens_since_log += tokens_per_step;
+    result.last_loss = loss;
+
+    nlohmann::json row = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}};
+    const bool last = state.step == cfg.steps;
+    if (valid_data && ((cfg.val_interval > 0 && state.step % cfg.val_interval == 0) || last)) {
+      result.last_val_loss = validation_loss(model, *valid_data, cfg);
+      row["val_loss"] = result.last_val_loss;
+    }
+    if (state.step % cfg.log_interval == 0 || last || row.contains("val_loss")) {
+      auto now = std::chrono::steady_clock::now();
+      double dt = std::chrono::duration<double>(now - t_log).count();
+      double tps = dt > 0 ? static_cast<double>(tokens_since_log) / dt : 0;
+      double elapsed = std::chrono::duration<double>(now - t_start).count();
+      double eta = elapsed / static_cast<double>(steps_this_run) * static_cast<double>(cfg.steps - state.step);
+      row["tokens_per_s"] = tps;
+      char line[256];
+      std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f%s | grad norm %.3f | lr %.3e | %.0f tok/s | ETA %s",
+                    static_cast<long long>(state.step), static_cast<long long>(cfg.steps), loss,
+                    row.contains("val_loss") ? (" | val " + std::to_string(result.last_val_loss).substr(0, 6)).c_str() : "",
+                    grad_norm, lr, tps, format_duration(eta).c_str());
+      if (tty) {
+        int width = 30, filled = static_cast<int>(width * state.step / cfg.steps);
+        std::fprintf(stderr, "\r[%s%s] %s\x1b[K%s", std::string(static_cast<size_t>(filled), '#').c_str(),
+                     std::string(static_cast<size_t>(width - filled), '.').c_str(), line, last ? "\n" : "");
+      } else {
+        std::fprintf(stderr, "%s\n", line);
+      }
+      t_log = now;
+      tokens_since_log = 0;
+    }
+    metrics << row.dump() << "\n";
+    metrics.flush();
+    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) save_checkpoint(cfg.run_dir, model, opt, state);
+  }
+  if (g_stop_requested && state.step < cfg.steps) {
+    std::string dir = save_checkpoint(cfg.run_dir, model, opt, state);
+    std::fprintf(stderr, "%sinterrupted: saved %s; continue with --resume\n", tty ? "\n" : "", dir.c_str());
+    result.interrupted = true;
+  }
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+  result.steps_done = state.step;
+  return result;
+}
+
+}  // namespace mambalm

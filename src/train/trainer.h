@@ -1,0 +1,49 @@
+// The training loop: micro-batches of token windows, gradient accumulation, global-norm
+// clipping, AdamW on a warm-up + cosine/WSD schedule, validation, JSON-lines metrics, atomic
+// checkpoints and exact resume. Ctrl-C (SIGINT/SIGTERM) finishes the step, checkpoints, exits.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "train/adamw.h"
+#include "train/lr_schedule.h"
+
+namespace mambalm {
+
+struct TrainConfig {
+  std::string model_dir;   // where the initial weights come from
+  std::string data;        // dataset prefix: PREFIX_train(+_valid) from `prepare`, or PREFIX itself
+  std::string valid_data;  // explicit validation prefix (optional)
+  std::string run_dir;
+  int64_t seq_len = 256;
+  int64_t micro_batch = 8;
+  int64_t grad_accum = 1;
+  int64_t steps = 1000;
+  LrSchedule schedule;
+  AdamWConfig adamw;
+  double clip = 1.0;
+  uint64_t seed = 1234;
+  int64_t log_interval = 10;
+  int64_t val_interval = 100;  // 0 = only at the end
+  int64_t val_batches = 8;
+  int64_t checkpoint_interval = 500;  // 0 = only at the end
+  bool resume = false;
+  bool recompute = false;
+  bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
+
+  // The options that must match for a resume to continue the same run.
+  nlohmann::json identity() const;
+};
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  double last_loss = 0;
+  double last_val_loss = -1;
+  bool interrupted = false;
+};
+
+TrainResult train(const TrainConfig& cfg);
+
+}  // namespace mambalm

@@ -1,0 +1,303 @@
+#include "eval/scoring.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "infer/generate.h"
+
+namespace mambalm::eval {
+
+double log_softmax_at(const float* logits, int64_t vocab, int32_t target, bool* is_argmax) {
+  int64_t best = 0;
+  for (int64_t v = 1; v < vocab; ++v)
+    if (logits[v] > logits[best]) best = v;
+  double mx = logits[best], sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[v]) - mx);
+  if (is_argmax) *is_argmax = best == target;
+  return static_cast<double>(logits[target]) - mx - std::log(sum);
+}
+
+namespace {
+
+bool is_python_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+Tensor ids_tensor(const std::vector<int32_t>& tokens, size_t begin, size_t end) {
+  Tensor ids = Tensor::empty({1, static_cast<int64_t>(end - begin)}, DType::I32);  // [1, n]
+  std::memcpy(ids.raw(), tokens.data() + begin, (end - begin) * 4);
+  return ids;
+}
+
+}  // namespace
+
+Scorer::Scorer(Model& model, const Tokenizer* tokenizer, ScorerOptions opts)
+    : model_(model), tokenizer_(tokenizer), opts_(opts) {
+  check(opts_.batch > 0, "eval", "--batch must be positive");
+  check(opts_.chunk > 0, "eval", "chunk must be positive");
+  check(opts_.max_length >= 0, "eval", "--max-length must be >= 0");
+  max_length_ = opts_.max_length;
+  const ModelConfig& cfg = model_.config();
+  // Attention layers are trained to a context length; SSM-only models have none.
+  if (max_length_ == 0 && cfg.pattern.find('*') != std::string::npos) max_length_ = cfg.max_position_embeddings;
+}
+
+const Tokenizer& Scorer::tokenizer() const {
+  check(tokenizer_ != nullptr, "eval", "this evaluation needs a tokenizer", "give --tokenizer PATH (or 'bytes')");
+  return *tokenizer_;
+}
+
+int32_t Scorer::prefix_token() const {
+  const int64_t V = model_.config().vocab_size;
+  std::vector<int64_t> candidates;
+  if (opts_.prefix_token >= 0) {
+    check(opts_.prefix_token < V, "--prefix-token",
+          std::to_string(opts_.prefix_token) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    return static_cast<int32_t>(opts_.prefix_token);
+  }
+  if (tokenizer_) candidates = {tokenizer_->bos_id(), tokenizer_->eos_id()};
+  candidates.push_back(model_.config().bos_token_id);
+  candidates.push_back(model_.config().eos_token_id);
+  for (int64_t c : candidates)
+    if (c >= 0 && c < V) return static_cast<int32_t>(c);
+  fail("eval", "no BOS or EOS token inside the model's vocabulary to stand for an empty context",
+       "give --prefix-token ID");
+}
+
+std::pair<std::vector<int32_t>, std::vector<int32_t>> Scorer::encode_pair(const std::string& context,
+                                                                          const std::string& continuation) const {
+  const Tokenizer& tok = tokenizer();
+  std::string ctx = context, cont = continuation;
+  size_t n_spaces = 0;
+  while (n_spaces < ctx.size() && is_python_space(ctx[ctx.size() - 1 - n_spaces])) ++n_spaces;
+  if (n_spaces > 0) {
+    cont = ctx.substr(ctx.size() - n_spaces) + cont;
+    ctx.resize(ctx.size() - n_spaces);
+  }
+  std::vector<int32_t> whole = tok.encode(ctx + cont);
+  std::vector<int32_t> ctx_enc = tok.encode(ctx);
+  std::vector<int32_t> cont_enc;
+  if (whole.size() > ctx_enc.size()) cont_enc.assign(whole.begin() + static_cast<std::ptrdiff_t>(ctx_enc.size()), whole.end());
+  return {ctx_enc, cont_enc};
+}
+
+std::vector<LoglikelihoodResult> Scorer::loglikelihood(const std::vector<LoglikelihoodRequest>& requests) {
+  std::vector<TokenRequest> reqs;
+  reqs.reserve(requests.size());
+  for (const LoglikelihoodRequest& r : requests) {
+    TokenRequest t;
+    if (r.context.empty()) {
+      t.context = {prefix_token()};
+      t.continuation = tokenizer().encode(r.continuation);
+    } else {
+      std::tie(t.context, t.continuation) = encode_pair(r.context, r.continuation);
+    }
+    check(!t.continuation.empty(), "eval", "the continuation '" + r.continuation.substr(0, 40) + "' encodes to no tokens after its context",
+          "every answer must add text after the context");
+    reqs.push_back(std::move(t));
+  }
+  return loglikelihood_tokens(reqs);
+}
+
+std::vector<LoglikelihoodResult> Scorer::loglikelihood_tokens(const std::vector<TokenRequest>& requests) {
+  const int64_t V = model_.config().vocab_size;
+  // inputs[i] = (context + continuation), kept to the last max_length + 1 tokens, minus the last.
+  std::vector<TokenRequest> inputs(requests.size());
+  std::vector<size_t> batched, alone;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const TokenRequest& r = requests[i];
+    check(!r.continuation.empty(), "eval", "request " + std::to_string(i) + " has an empty continuation");
+    check(!r.context.empty(), "eval", "request " + std::to_string(i) + " has an empty context", "use the prefix token");
+    std::vector<int32_t> all = r.context;
+    all.insert(all.end(), r.continuation.begin(), r.continuation.end());
+    check_token_ids(all, V, "eval request " + std::to_string(i));
+    if (max_length_ > 0) {
+      check(static_cast<int64_t>(r.continuation.size()) <= max_length_, "eval",
+            "request " + std::to_string(i) + ": continuation of " + std::to_string(r.continuation.size()) +
+                " tokens is longer than the maximum length " + std::to_string(max_length_));
+      if (static_cast<int64_t>(all.size()) > max_length_ + 1) all.erase(all.begin(), all.end() - (max_length_ + 1));
+    }
+    all.pop_back();
+    inputs[i].context = std::move(all);
+    inputs[i].continuation = r.continuation;
+    (static_cast<int64_t>(inputs[i].context.size()) > opts_.long_request ? alone : batched).push_back(i);
+  }
+  std::vector<LoglikelihoodResult> out(requests.size());
+  for (size_t i : alone) out[i] = score_recurrent(inputs[i].context, inputs[i].continuation.size(), inputs[i].continuation);
+  // Longest first, as lm-eval orders them: a batch pads to its first request's length.
+  std::stable_sort(batched.begin(), batched.end(),
+                   [&](size_t a, size_t b) { return inputs[a].context.size() > inputs[b].context.size(); });
+  for (size_t begin = 0; begin < batched.size();) {
+    const int64_t t_max = static_cast<int64_t>(inputs[batched[begin]].context.size());
+    size_t end = begin + 1;
+    while (end < batched.size() && static_cast<int64_t>(end - begin) < opts_.batch &&
+           static_cast<int64_t>(end - begin + 1) * t_max * V * 4 <= opts_.logits_budget_bytes)
+      ++end;
+    score_batch(inputs, batched, begin, end, out);
+    begin = end;
+  }
+  return out;
+}
+
+void Scorer::score_batch(const std::vector<TokenRequest>& reqs, const std::vector<size_t>& order, size_t begin, size_t end,
+                         std::vector<LoglikelihoodResult>& out) {
+  const int64_t V = model_.config().vocab_size;
+  const int64_t B = static_cast<int64_t>(end - begin);
+  const int64_t T = static_cast<int64_t>(reqs[order[begin]].context.size());
+  Tensor ids = Tensor::zeros({B, T}, DType::I32);  // [B, T] right-padded with token 0
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int32_t>& inp = reqs[order[begin + static_cast<size_t>(b)]].context;
+    std::memcpy(ids.data<int32_t>() + b * T, inp.data(), inp.size() * 4);
+  }
+  Tensor logits = model_.forward(ids);  // [B, T, V]
+  const float* base = logits.f32();
+  for (int64_t b = 0; b < B; ++b) {
+    const TokenRequest& r = reqs[order[begin + static_cast<size_t>(b)]];
+    const int64_t L = static_cast<int64_t>(r.context.size()), n = static_cast<int64_t>(r.continuation.size());
+    LoglikelihoodResult res;
+    res.is_greedy = true;
+    res.tokens = n;
+    // Position L - n + j of the input predicts continuation token j.
+    for (int64_t j = 0; j < n; ++j) {
+      bool top = false;
+      res.logprob += log_softmax_at(base + (b * T + L - n + j) * V, V, r.continuation[static_cast<size_t>(j)], &top);
+      res.is_greedy = res.is_greedy && top;
+    }
+    out[order[begin + static_cast<size_t>(b)]] = res;
+    tokens_scored_ += n;
+    tokens_processed_ += L;
+  }
+}
+
+void Scorer::note_state(const SequenceState& s) {
+  peak_state_ = std::max(peak_state_, s.ssm_state_bytes());
+  peak_kv_ = std::max(peak_kv_, s.kv_cache_bytes());
+}
+
+LoglikelihoodResult Scorer::score_recurrent(const std::vector<int32_t>& input, size_t n_cont, const std::vector<int32_t>& cont) {
+  const int64_t V = model_.config().vocab_size;
+  const size_t L = input.size();
+  SequenceState state(model_.config(), 1);
+  // Input positions [0, L - n] run with only the last row kept: it predicts cont[0].
+  std::vector<int32_t> head(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(L - n_cont + 1));
+  std::vector<float> last = prefill(model_, state, head, opts_.chunk);
+  LoglikelihoodResult res;
+  res.tokens = static_cast<int64_t>(n_cont);
+  bool top = false;
+  res.logprob = log_softmax_at(last.data(), V, cont[0], &top);
+  res.is_greedy = top;
+  for (size_t pos = L - n_cont + 1; pos < L;) {
+    size_t n = std::min(static_cast<size_t>(opts_.chunk), L - pos);
+    Tensor logits = model_.forward(ids_tensor(input, pos, pos + n), &state);  // [1, n, V]
+    for (size_t k = 0; k < n; ++k) {
+      // Input position pos + k predicts continuation token (pos + k) - (L - n_cont).
+      res.logprob += log_softmax_at(logits.f32() + static_cast<int64_t>(k) * V, V, cont[pos + k - (L - n_cont)], &top);
+      res.is_greedy = res.is_greedy && top;
+    }
+    pos += n;
+  }
+  note_state(state);
+  tokens_scored_ += res.tokens;
+  tokens_processed_ += static_cast<int64_t>(L);
+  return res;
+}
+
+RollingResult Scorer::loglikelihood_rolling(const std::string& text) {
+  RollingResult r = loglikelihood_rolling_tokens(tokenizer().encode(text));
+  r.bytes = static_cast<int64_t>(text.size());
+  return r;
+}
+
+RollingResult Scorer::loglikelihood_rolling_tokens(const std::vector<int32_t>& tokens) {
+  RollingResult res;
+  res.tokens = static_cast<int64_t>(tokens.size());
+  if (tokens.empty()) return res;
+  const int64_t V = model_.config().vocab_size;
+  check_token_ids(tokens, V, "eval text");
+  const int32_t prefix = prefix_token();
+  const int64_t N = static_cast<int64_t>(tokens.size());
+  if (max_length_ > 0) {
+    // lm-eval's get_rolling_token_windows(context_len = 1) + make_disjoint_window.
+    std::vector<TokenRequest> windows;
+    const int64_t M = max_length_;
+    const int64_t first = std::min(M, N);
+    TokenRequest w0;
+    w0.context = {prefix};
+    w0.continuation.assign(tokens.begin(), tokens.begin() + first);
+    windows.push_back(std::move(w0));
+    for (int64_t predicted = first; predicted < N;) {
+      const int64_t pred = std::min(N - predicted, M), end = predicted + pred;
+      // Input tokens [end - M - 1, end - 1); the disjoint context is its first M - pred + 1.
+      TokenRequest w;
+      w.context.assign(tokens.begin() + (end - M - 1), tokens.begin() + (end - pred));
+      w.continuation.assign(tokens.begin() + (end - pred), tokens.begin() + end);
+      windows.push_back(std::move(w));
+      predicted += pred;
+    }
+    for (const LoglikelihoodResult& r : loglikelihood_tokens(windows)) res.logprob += r.logprob;
+    return res;
+  }
+  // Full recurrence: [prefix] + tokens[0, N-1) in chunks; every row predicts the next token.
+  std::vector<int32_t> input(static_cast<size_t>(N));
+  input[0] = prefix;
+  std::copy(tokens.begin(), tokens.end() - 1, input.begin() + 1);
+  SequenceState state(model_.config(), 1);
+  for (size_t pos = 0; pos < input.size();) {
+    size_t n = std::min(static_cast<size_t>(opts_.chunk), input.size() - pos);
+    Tensor logits = model_.forward(ids_tensor(input, pos, pos + n), &state);  // [1, n, V]
+    for (size_t k = 0; k < n; ++k) res.logprob += log_softmax_at(logits.f32() + static_cast<int64_t>(k) * V, V, tokens[pos + k]);
+    pos += n;
+  }
+  note_state(state);
+  tokens_scored_ += N;
+  tokens_processed_ += N;
+  return res;
+}
+
+GenerateUntilResult Scorer::generate_until(const std::string& context, const GenerateUntilOptions& opts) {
+  const Tokenizer& tok = tokenizer();
+  const int64_t V = model_.config().vocab_size;
+  check(opts.max_gen_tokens > 0, "eval", "max_gen_tokens must be positive");
+  std::vector<int32_t> prompt = tok.encode(context);
+  if (prompt.empty()) prompt = {prefix_token()};
+  if (max_length_ > 0) {
+    const int64_t keep = max_length_ - opts.max_gen_tokens;
+    check(keep > 0, "eval", "max_gen_tokens " + std::to_string(opts.max_gen_tokens) + " leaves no room in the maximum length " +
+                                std::to_string(max_length_));
+    if (static_cast<int64_t>(prompt.size()) > keep) prompt.erase(prompt.begin(), prompt.end() - keep);
+  }
+  check_token_ids(prompt, V, "eval prompt");
+  GenerateUntilResult res;
+  res.prompt_tokens = static_cast<int64_t>(prompt.size());
+  SequenceState state(model_.config(), 1);
+  std::vector<float> logits = prefill(model_, state, prompt, opts_.chunk);
+  const int64_t eos_model = model_.config().eos_token_id, eos_tok = tok.eos_id();
+  for (int64_t i = 0; i < opts.max_gen_tokens; ++i) {
+    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (next == eos_model || next == eos_tok) break;
+    res.tokens.push_back(next);
+    // Stop strings are searched in the decoded text, as lm-eval does after generation.
+    // Ids past the tokenizer's vocabulary (a padded embedding) decode to nothing.
+    std::vector<int32_t> decodable;
+    for (int32_t t : res.tokens)
+      if (t < tok.vocab_size()) decodable.push_back(t);
+    std::string text = tok.decode(decodable);
+    size_t cut = std::string::npos;
+    for (const std::string& u : opts.until)
+      if (!u.empty()) cut = std::min(cut, text.find(u));
+    res.text = text;
+    if (cut != std::string::npos) {
+      res.text = text.substr(0, cut);
+      break;
+    }
+    if (i + 1 < opts.max_gen_tokens) logits = decode_step(model_, state, next);
+  }
+  res.ssm_state_bytes = state.ssm_state_bytes();
+  res.kv_cache_bytes = state.kv_cache_bytes();
+  note_state(state);
+  tokens_processed_ += state.position();
+  return res;
+}
+
+}  // namespace mambalm::eval

@@ -69,7 +69,8 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::view_of(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner) {
+Tensor Tensor::view_of(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner,
+                       Device device) {
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
@@ -77,6 +78,7 @@ Tensor Tensor::view_of(void* data, const Shape& shape, DType dtype, std::shared_
   t.buffer_->data = data;
   t.buffer_->bytes = t.nbytes();
   t.buffer_->owner = std::move(owner);
+  t.buffer_->device = device;
   return t;
 }
 
@@ -139,6 +141,8 @@ static void store_from_double(void* p, DType t, int64_t i, double v) {
 }
 
 Tensor Tensor::to(DType dtype) const {
+  MAMBALM_CHECK(device() == Device::CPU, "tensor", "to(dtype) needs a CPU tensor",
+        "copy it to the CPU first (to_device in core/cuda_memory.h)");
   Tensor out = empty(shape_, dtype);
   if (dtype == dtype_) {
     std::memcpy(out.raw(), raw(), nbytes());
@@ -158,6 +162,7 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 void Tensor::fill(float value) {
+  MAMBALM_CHECK(device() == Device::CPU, "tensor", "fill needs a CPU tensor");
   for (int64_t i = 0, n = numel(); i < n; ++i) store_from_double(raw(), dtype_, i, value);
 }
 

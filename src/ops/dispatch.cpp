@@ -1,6 +1,7 @@
 // The backend-neutral entry points of ops.h: each checks dtypes, shapes, devices and aliasing,
-// with a message that names the op, the tensor and the shapes involved, then calls the backend.
-// Only the CPU backend exists; a CUDA tensor gets a clear "backend not built" error.
+// with a message that names the op, the tensor and the shapes involved, then calls the backend
+// of the tensors' device: ops/cpu/, or ops/cuda/ when built with MAMBALM_HAVE_CUDA (otherwise a
+// CUDA tensor gets a clear "backend not built" error). All tensors of a call share one device.
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -9,6 +10,12 @@
 #include "core/error.h"
 #include "ops/cpu/cpu_ops.h"
 #include "ops/ops.h"
+#ifdef MAMBALM_HAVE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#define MAMBALM_BACKEND(gpu, call) ((gpu) ? cuda::call : cpu::call)
+#else
+#define MAMBALM_BACKEND(gpu, call) ((void)(gpu), cpu::call)
+#endif
 
 namespace mambalm::ops {
 
@@ -38,13 +45,23 @@ void need_rank(const char* op, const char* name, const Tensor& t, int rank, cons
             std::to_string(rank) + " " + layout);
 }
 
-// Every tensor of a call must live on the CPU until a CUDA backend is compiled in.
-void need_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+// Every tensor of a call must live on one device; true when that device is CUDA (which needs
+// a build with the CUDA backend).
+bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors) {
+  bool any_cuda = false, any_cpu = false;
   for (const Tensor* t : tensors) {
-    if (t && t->defined() && t->device() != Device::CPU)
-      fail(where(op), "CUDA backend not built",
-           "this build has only the CPU backend; keep the tensors on the CPU");
+    if (!t || !t->defined()) continue;
+    (t->device() == Device::CUDA ? any_cuda : any_cpu) = true;
   }
+#ifndef MAMBALM_HAVE_CUDA
+  if (any_cuda)
+    fail(where(op), "CUDA backend not built",
+         "this build has only the CPU backend; keep the tensors on the CPU");
+#endif
+  if (any_cuda && any_cpu)
+    fail(where(op), "tensors on different devices (some CPU, some CUDA)",
+         "move them all to one device first (to_device in core/cuda_memory.h)");
+  return any_cuda;
 }
 
 // Outputs that the kernels write while still reading inputs must not share memory with them.
@@ -91,10 +108,10 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
         "w is [out_features, in_features] and in_features must equal x's last dim");
   need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
   if (bias) need_shape(op, "bias", *bias, {w.dim(0)});
-  need_cpu(op, {&x, &w, bias, &y});
+  const bool gpu = on_cuda(op, {&x, &w, bias, &y});
   need_disjoint(op, "y", y, "x", &x);
   need_disjoint(op, "y", y, "w", &w);
-  cpu::linear(x, w, bias, y);
+  MAMBALM_BACKEND(gpu, linear(x, w, bias, y));
 }
 
 void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
@@ -105,9 +122,9 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
   need_rank(op, "ids", ids, 2, "[B, T]");
   need_rank(op, "table", table, 2, "[V, D]");
   need_shape(op, "y", y, {ids.dim(0), ids.dim(1), table.dim(1)});
-  need_cpu(op, {&ids, &table, &y});
+  const bool gpu = on_cuda(op, {&ids, &table, &y});
   need_disjoint(op, "y", y, "table", &table);
-  cpu::embedding(ids, table, y);
+  MAMBALM_BACKEND(gpu, embedding(ids, table, y));
 }
 
 // ---- elementwise -------------------------------------------------------------------------
@@ -115,33 +132,33 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
 void add(const Tensor& a, const Tensor& b, Tensor& y) {
   same_shape_elementwise("add", "b", b, "a", a);
   same_shape_elementwise("add", "a", a, "y", y);
-  need_cpu("add", {&a, &b, &y});
-  cpu::add(a, b, y);
+  const bool gpu = on_cuda("add", {&a, &b, &y});
+  MAMBALM_BACKEND(gpu, add(a, b, y));
 }
 
 void silu(const Tensor& x, Tensor& y) {
   same_shape_elementwise("silu", "x", x, "y", y);
-  need_cpu("silu", {&x, &y});
-  cpu::silu(x, y);
+  const bool gpu = on_cuda("silu", {&x, &y});
+  MAMBALM_BACKEND(gpu, silu(x, y));
 }
 
 void relu_squared(const Tensor& x, Tensor& y) {
   same_shape_elementwise("relu_squared", "x", x, "y", y);
-  need_cpu("relu_squared", {&x, &y});
-  cpu::relu_squared(x, y);
+  const bool gpu = on_cuda("relu_squared", {&x, &y});
+  MAMBALM_BACKEND(gpu, relu_squared(x, y));
 }
 
 void gelu(const Tensor& x, Tensor& y) {
   same_shape_elementwise("gelu", "x", x, "y", y);
-  need_cpu("gelu", {&x, &y});
-  cpu::gelu(x, y);
+  const bool gpu = on_cuda("gelu", {&x, &y});
+  MAMBALM_BACKEND(gpu, gelu(x, y));
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
   same_shape_elementwise("swiglu", "gate", gate, "up", up);
   same_shape_elementwise("swiglu", "gate", gate, "y", y);
-  need_cpu("swiglu", {&gate, &up, &y});
-  cpu::swiglu(gate, up, y);
+  const bool gpu = on_cuda("swiglu", {&gate, &up, &y});
+  MAMBALM_BACKEND(gpu, swiglu(gate, up, y));
 }
 
 // ---- norms -------------------------------------------------------------------------------
@@ -159,8 +176,8 @@ void check_norm_common(const char* op, const Tensor& x, const Tensor& w, float e
 
 void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   check_norm_common("rms_norm", x, w, eps, y);
-  need_cpu("rms_norm", {&x, &w, &y});
-  cpu::rms_norm(x, w, eps, y);
+  const bool gpu = on_cuda("rms_norm", {&x, &w, &y});
+  MAMBALM_BACKEND(gpu, rms_norm(x, w, eps, y));
 }
 
 void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bool zero_centered,
@@ -171,8 +188,8 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
     need_dtype(op, "b", *b);
     need_shape(op, "b", *b, {x.dim(-1)});
   }
-  need_cpu(op, {&x, &w, b, &y});
-  cpu::layer_norm(x, w, b, eps, zero_centered, y);
+  const bool gpu = on_cuda(op, {&x, &w, b, &y});
+  MAMBALM_BACKEND(gpu, layer_norm(x, w, b, eps, zero_centered, y));
 }
 
 void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
@@ -184,8 +201,8 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
         "group_size " + std::to_string(group_size) + " does not divide the last dim of x " +
             shape_str(x.shape()),
         "group_size is d_inner / n_groups");
-  need_cpu(op, {&x, &z, &w, &y});
-  cpu::gated_rms_norm(x, z, w, group_size, eps, y);
+  const bool gpu = on_cuda(op, {&x, &z, &w, &y});
+  MAMBALM_BACKEND(gpu, gated_rms_norm(x, z, w, group_size, eps, y));
 }
 
 // ---- convolution -------------------------------------------------------------------------
@@ -211,11 +228,11 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
     need_dtype(op, "state", *state);
     need_shape(op, "state", *state, {B, C, K - 1});
   }
-  need_cpu(op, {&x, &w, bias, state, &y});
+  const bool gpu = on_cuda(op, {&x, &w, bias, state, &y});
   need_disjoint(op, "y", y, "x", &x);
   need_disjoint(op, "y", y, "state", state);
   if (state) need_disjoint(op, "state", *state, "x", &x);
-  cpu::causal_conv1d(x, w, bias, state, apply_silu, y);
+  MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, state, apply_silu, y));
 }
 
 // ---- Mamba-2 (SSD) -----------------------------------------------------------------------
@@ -230,12 +247,13 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
   MAMBALM_CHECK(!(dt_min > dt_max), where(op),
         "dt_min " + std::to_string(dt_min) + " > dt_max " + std::to_string(dt_max),
         "check time_step_limit in the config");
-  need_cpu(op, {&dt, &dt_bias, &dt_out});
-  cpu::softplus_dt(dt, dt_bias, dt_min, dt_max, dt_out);
+  const bool gpu = on_cuda(op, {&dt, &dt_bias, &dt_out});
+  MAMBALM_BACKEND(gpu, softplus_dt(dt, dt_bias, dt_min, dt_max, dt_out));
 }
 
 namespace {
-void check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+// Returns true when the tensors live on the CUDA device.
+bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                const Tensor& Cm, const Tensor* D, const Tensor* state, const Tensor& y) {
   for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
     need_dtype(op, name, *t);
@@ -262,27 +280,28 @@ void check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& 
     need_shape(op, "state", *state, {B, H, P, N});
   }
   need_shape(op, "y", y, x.shape());
-  need_cpu(op, {&x, &dt, &A, &Bm, &Cm, D, state, &y});
+  const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, state, &y});
   for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}, {"state", state}})
     need_disjoint(op, "y", y, name, t);
   if (state)
     for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}})
       need_disjoint(op, "state", *state, name, t);
+  return gpu;
 }
 }  // namespace
 
 void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
-  check_ssd("ssd_sequential", x, dt, A, Bm, Cm, D, state, y);
-  cpu::ssd_sequential(x, dt, A, Bm, Cm, D, state, y);
+  const bool gpu = check_ssd("ssd_sequential", x, dt, A, Bm, Cm, D, state, y);
+  MAMBALM_BACKEND(gpu, ssd_sequential(x, dt, A, Bm, Cm, D, state, y));
 }
 
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
-  check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, state, y);
+  const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, state, y);
   MAMBALM_CHECK(chunk_size >= 1, where("ssd_chunked"),
         "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1", "the config's chunk_size");
-  cpu::ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y);
+  MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y));
 }
 
 // ---- Mamba-1 selective scan ----------------------------------------------------------------
@@ -314,10 +333,10 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
     need_shape(op, "state", *state, {B, Di, N});
   }
   need_shape(op, "y", y, u.shape());
-  need_cpu(op, {&u, &delta, &A, &Bm, &Cm, D, z, state, &y});
+  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, state, &y});
   for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"Bm", &Bm}, {"Cm", &Cm}, {"z", z}, {"state", state}})
     need_disjoint(op, "y", y, name, t);
-  cpu::selective_scan(u, delta, A, Bm, Cm, D, z, state, y);
+  MAMBALM_BACKEND(gpu, selective_scan(u, delta, A, Bm, Cm, D, z, state, y));
 }
 
 // ---- attention ---------------------------------------------------------------------------
@@ -332,8 +351,8 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
   MAMBALM_CHECK(pos0 >= 0, where(op), "pos0 is " + std::to_string(pos0) + ", expected >= 0");
   MAMBALM_CHECK(std::isfinite(theta) && theta > 0.0, where(op),
         "theta is " + std::to_string(theta) + ", expected a positive number", "rope_theta in the config");
-  need_cpu(op, {&x});
-  cpu::rope(x, pos0, rotary_dim, theta);
+  const bool gpu = on_cuda(op, {&x});
+  MAMBALM_BACKEND(gpu, rope(x, pos0, rotary_dim, theta));
 }
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
@@ -355,9 +374,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
         "the keys must include every query position (S >= T)");
   need_shape(op, "v", v, k.shape());
   need_shape(op, "out", out, q.shape());
-  need_cpu(op, {&q, &k, &v, &out});
+  const bool gpu = on_cuda(op, {&q, &k, &v, &out});
   for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}}) need_disjoint(op, "out", out, name, t);
-  cpu::attention(q, k, v, scale, out);
+  MAMBALM_BACKEND(gpu, attention(q, k, v, scale, out));
 }
 
 }  // namespace mambalm::ops

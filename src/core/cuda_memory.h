@@ -1,0 +1,45 @@
+// Device memory for tensors: allocation on the CUDA device and copies between devices.
+// Declared always, defined in cuda_memory.cu only when the CUDA backend is built
+// (MAMBALM_HAVE_CUDA); core/tensor.* stays CPU-only and never includes CUDA headers.
+// Callers outside #ifdef MAMBALM_HAVE_CUDA should first ask cuda_built().
+#pragma once
+#include <string>
+
+#include "core/tensor.h"
+
+namespace mambalm {
+
+// True when this binary carries the CUDA backend (it may still find no device at run time).
+constexpr bool cuda_built() {
+#ifdef MAMBALM_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+#ifdef MAMBALM_HAVE_CUDA
+// Number of CUDA devices visible (0 when the driver or a device is missing; never throws).
+int cuda_device_count();
+// "NVIDIA H200, sm_90, 132 SMs, 140 GiB" for the current device.
+std::string cuda_device_summary();
+
+// A new tensor in device memory (cudaMalloc; freed when the last view goes away). Contents are
+// uninitialised; empty_cuda_poisoned fills every byte with 0xFF (NaN for floats) so a test can
+// see elements that a kernel never wrote.
+Tensor empty_cuda(const Shape& shape, DType dtype = DType::F32);
+Tensor zeros_cuda(const Shape& shape, DType dtype = DType::F32);
+Tensor empty_cuda_poisoned(const Shape& shape, DType dtype = DType::F32);
+
+// A contiguous copy of t on `device` (same dtype and shape). A tensor already there is copied
+// too, so the result never aliases t. Synchronous: the copy is complete on return.
+Tensor to_device(const Tensor& t, Device device);
+
+// Copy src into dst (same dtype and byte size), across devices or within one; synchronous.
+void copy_tensor(const Tensor& src, Tensor& dst);
+
+// Wait for all queued device work; throws with the CUDA error if a kernel failed.
+void cuda_synchronize();
+#endif
+
+}  // namespace mambalm

@@ -1,0 +1,51 @@
+// CUDA (fp32) implementations of the ops of ops/ops.h and ops/layout.h, same signatures and
+// semantics. dispatch.cpp has checked dtypes, shapes, devices and aliasing before these run.
+// Every kernel is queued on the legacy default stream; a launch failure throws at once, an
+// execution failure at the next synchronising call (cuda_synchronize, a copy to the host).
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace mambalm::ops::cuda {
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+void embedding(const Tensor& ids, const Tensor& table, Tensor& y);
+
+void add(const Tensor& a, const Tensor& b, Tensor& y);
+void silu(const Tensor& x, Tensor& y);
+void relu_squared(const Tensor& x, Tensor& y);
+void gelu(const Tensor& x, Tensor& y);
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& y);
+
+void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y);
+void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bool zero_centered,
+                Tensor& y);
+void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
+                    float eps, Tensor& y);
+
+void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state,
+                   bool apply_silu, Tensor& y);
+
+void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                 Tensor& dt_out);
+// Both SSD entry points run the exact per-token recurrence with the state in registers (one
+// thread block per (sequence, head, 64 rows of P)); chunk_size does not change the function.
+void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y);
+void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y);
+
+void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);
+
+void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
+
+// layout.h (shapes already checked by the caller)
+void copy_columns(const Tensor& src, int64_t col0, Tensor& dst);
+void write_columns(const Tensor& src, Tensor& dst, int64_t col0);
+void copy_rows(const Tensor& src, int64_t n, Tensor& dst);
+void neg_exp(const Tensor& x, Tensor& y);
+
+}  // namespace mambalm::ops::cuda

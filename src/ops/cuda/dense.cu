@@ -1,0 +1,265 @@
+// Dense and elementwise ops on CUDA: linear through cuBLAS (fp32 sgemm, TF32 off), embedding
+// lookup, activations, softplus_dt, rotary embedding and the layout ops of ops/layout.h.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <mutex>
+#include <string>
+
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_ops.h"
+
+namespace mambalm::ops::cuda {
+
+namespace {
+
+// One cuBLAS handle for the process, on the default stream. CUBLAS_DEFAULT_MATH keeps sgemm in
+// true fp32 (TF32 would need CUBLAS_TF32_TENSOR_OP_MATH): the CPU comparison wants fp32.
+cublasHandle_t blas() {
+  static cublasHandle_t handle = nullptr;
+  static std::once_flag once;
+  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  std::call_once(once, [] {
+    status = cublasCreate(&handle);
+    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH);
+  });
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail("op linear (cuda)", "cublasCreate failed with status " + std::to_string(static_cast<int>(status)),
+         "is libcublas from CUDA 13 on the library path, and is a device visible?");
+  return handle;
+}
+
+__global__ void broadcast_rows(const float* __restrict__ bias, float* __restrict__ y, int64_t M,
+                               int64_t N) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = bias ? bias[i % N] : 0.0f;
+}
+
+}  // namespace
+
+// Row-major y[M, N] = x[M, K] w[N, K]^T is, seen column-major, Y'[N, M] = W'^T X' with W' the
+// [K, N] column-major view of w: one sgemm (OP_T, OP_N). The bias is broadcast into y first and
+// the gemm accumulates onto it (beta = 1), as the CPU path does.
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const int64_t K = x.dim(-1);
+  const int64_t N = w.dim(0);
+  const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
+  if (M == 0 || N == 0) return;
+  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
+        "dimensions beyond 2^31 are not supported by this path");
+  float beta = 0.0f;
+  if (bias || K == 0) {
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(bias ? bias->f32() : nullptr, y.f32(), M, N);
+    check_launch("linear");
+    beta = 1.0f;
+  }
+  if (K == 0) return;
+  const float alpha = 1.0f;
+  cublasStatus_t s = cublasSgemm(blas(), CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
+                                 w.f32(), int(K), x.f32(), int(K), &beta, y.f32(), int(N));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    fail("op linear (cuda)", "cublasSgemm failed with status " + std::to_string(static_cast<int>(s)));
+}
+
+// ---- embedding -----------------------------------------------------------------------------
+
+namespace {
+
+__global__ void find_bad_id(const int32_t* __restrict__ ids, int64_t n, int32_t V, int* first_bad) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    if (ids[i] < 0 || ids[i] >= V) atomicMin(first_bad, static_cast<int>(i));
+}
+
+__global__ void gather_rows(const int32_t* __restrict__ ids, const float* __restrict__ table,
+                            float* __restrict__ y, int64_t D) {
+  const int64_t row = blockIdx.x;
+  const float* src = table + int64_t(ids[row]) * D;
+  float* dst = y + row * D;
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dst[i] = src[i];
+}
+
+}  // namespace
+
+// Ids are validated on the device first; a bad one is reported (position and value) before
+// anything is written, as on the CPU. That costs one small device-to-host read per call.
+void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
+  const int64_t n = ids.numel();
+  const int64_t V = table.dim(0), D = table.dim(1);
+  if (n == 0) return;
+  MAMBALM_CHECK(n < INT_MAX && V <= INT_MAX, "op embedding (cuda)", "too many ids or rows");
+  int* flag = nullptr;
+  check_cuda(cudaMalloc(&flag, sizeof(int)), "embedding", "cudaMalloc");
+  const int init = INT_MAX;
+  cudaMemcpy(flag, &init, sizeof(int), cudaMemcpyHostToDevice);
+  find_bad_id<<<blocks_for(n), kThreads>>>(ids.data<int32_t>(), n, int32_t(V), flag);
+  int first_bad = INT_MAX;
+  cudaError_t e = cudaMemcpy(&first_bad, flag, sizeof(int), cudaMemcpyDeviceToHost);
+  cudaFree(flag);
+  check_cuda(e, "embedding", "id check");
+  if (first_bad != INT_MAX) {
+    int32_t id = 0;
+    cudaMemcpy(&id, ids.data<int32_t>() + first_bad, sizeof(int32_t), cudaMemcpyDeviceToHost);
+    fail("op embedding", "token id " + std::to_string(id) + " at flat position " +
+                             std::to_string(first_bad) + " is out of range for a table of " +
+                             std::to_string(V) + " rows",
+         "the tokenizer and the model's vocab_size disagree");
+  }
+  if (D == 0) return;
+  gather_rows<<<unsigned(n), D >= 256 ? 256 : 64>>>(ids.data<int32_t>(), table.f32(), y.f32(), D);
+  check_launch("embedding");
+}
+
+// ---- elementwise -----------------------------------------------------------------------------
+
+namespace {
+
+template <class F>
+__global__ void map1(const float* __restrict__ x, float* y, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = f(x[i]);
+}
+
+template <class F>
+__global__ void map2(const float* a, const float* b, float* y, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = f(a[i], b[i]);
+}
+
+struct SiluF { __device__ float operator()(float v) const { return silu_f(v); } };
+struct Relu2F { __device__ float operator()(float v) const { float r = v > 0.0f ? v : 0.0f; return r * r; } };
+// Exact GeLU as x/2 * erfc(-x/sqrt 2) (see the CPU kernel for why erfc, not 1 + erf).
+struct GeluF { __device__ float operator()(float v) const { return 0.5f * v * erfcf(-v * 0.70710678118654752f); } };
+struct NegExpF { __device__ float operator()(float v) const { return -expf(v); } };
+struct AddF { __device__ float operator()(float a, float b) const { return a + b; } };
+struct SwigluF { __device__ float operator()(float g, float u) const { return silu_f(g) * u; } };
+
+template <class F>
+void launch1(const char* op, const Tensor& x, Tensor& y, F f) {
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  map1<<<blocks_for(n), kThreads>>>(x.f32(), y.f32(), n, f);
+  check_launch(op);
+}
+
+template <class F>
+void launch2(const char* op, const Tensor& a, const Tensor& b, Tensor& y, F f) {
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  map2<<<blocks_for(n), kThreads>>>(a.f32(), b.f32(), y.f32(), n, f);
+  check_launch(op);
+}
+
+}  // namespace
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) { launch2("add", a, b, y, AddF{}); }
+void silu(const Tensor& x, Tensor& y) { launch1("silu", x, y, SiluF{}); }
+void relu_squared(const Tensor& x, Tensor& y) { launch1("relu_squared", x, y, Relu2F{}); }
+void gelu(const Tensor& x, Tensor& y) { launch1("gelu", x, y, GeluF{}); }
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) { launch2("swiglu", gate, up, y, SwigluF{}); }
+void neg_exp(const Tensor& x, Tensor& y) { launch1("neg_exp", x, y, NegExpF{}); }
+
+// ---- softplus_dt -----------------------------------------------------------------------------
+
+namespace {
+__global__ void softplus_dt_kernel(const float* __restrict__ dt, const float* __restrict__ bias,
+                                   float dt_min, float dt_max, float* out, int64_t n, int64_t H) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = dt[i] + bias[i % H];
+    const float sp = v > 20.0f ? v : log1pf(expf(v));  // torch softplus, threshold 20
+    out[i] = fminf(fmaxf(sp, dt_min), dt_max);
+  }
+}
+}  // namespace
+
+void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                 Tensor& dt_out) {
+  const int64_t n = dt.numel();
+  if (n == 0) return;
+  softplus_dt_kernel<<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max,
+                                                  dt_out.f32(), n, dt.dim(-1));
+  check_launch("softplus_dt");
+}
+
+// ---- rope ----------------------------------------------------------------------------------
+
+namespace {
+// One thread per (b, t, h, i < half). The angle is formed in double and cos/sin rounded to fp32
+// once, as on the CPU, so both backends rotate by the same fp32 factors.
+__global__ void rope_kernel(float* x, int64_t rows /*B*T*/, int64_t T, int64_t H, int64_t Dh,
+                            int64_t half, int64_t pos0, int64_t rotary_dim, double theta) {
+  const int64_t n = rows * H * half;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = idx % half;
+    const int64_t h = (idx / half) % H;
+    const int64_t row = idx / (half * H);
+    const int64_t t = row % T;
+    const double inv_freq = pow(theta, -2.0 * double(i) / double(rotary_dim));
+    const double angle = double(pos0 + t) * inv_freq;
+    double sd, cd;
+    sincos(angle, &sd, &cd);
+    const float c = float(cd), s = float(sd);
+    float* v = x + (row * H + h) * Dh;
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+  }
+}
+}  // namespace
+
+void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
+  const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), Dh = x.dim(3);
+  const int64_t half = rotary_dim / 2;
+  if (half == 0 || x.numel() == 0) return;
+  rope_kernel<<<blocks_for(B * T * H * half), kThreads>>>(x.f32(), B * T, T, H, Dh, half, pos0,
+                                                          rotary_dim, theta);
+  check_launch("rope");
+}
+
+// ---- layout ----------------------------------------------------------------------------------
+
+namespace {
+// dst[r, dcol0 + c] = src[r, scol0 + c] for c < w, over `rows` rows.
+__global__ void copy_block_columns(const float* __restrict__ src, int64_t src_ld, int64_t scol0,
+                                   float* __restrict__ dst, int64_t dst_ld, int64_t dcol0,
+                                   int64_t rows, int64_t w) {
+  const int64_t n = rows * w;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / w, c = i % w;
+    dst[r * dst_ld + dcol0 + c] = src[r * src_ld + scol0 + c];
+  }
+}
+}  // namespace
+
+void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
+  const int64_t W = src.dim(-1), w = dst.dim(-1);
+  const int64_t rows = src.numel() / (W ? W : 1);
+  if (rows * w == 0) return;
+  copy_block_columns<<<blocks_for(rows * w), kThreads>>>(src.f32(), W, col0, dst.f32(), w, 0, rows, w);
+  check_launch("copy_columns");
+}
+
+void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
+  const int64_t W = dst.dim(-1), w = src.dim(-1);
+  const int64_t rows = dst.numel() / (W ? W : 1);
+  if (rows * w == 0) return;
+  copy_block_columns<<<blocks_for(rows * w), kThreads>>>(src.f32(), w, 0, dst.f32(), W, col0, rows, w);
+  check_launch("write_columns");
+}
+
+void copy_rows(const Tensor& src, int64_t n, Tensor& dst) {
+  const int64_t row = src.numel() / (src.dim(0) ? src.dim(0) : 1);
+  const size_t bytes = static_cast<size_t>(n * row) * dtype_size(src.dtype());
+  if (bytes == 0) return;
+  check_cuda(cudaMemcpyAsync(dst.raw(), src.raw(), bytes, cudaMemcpyDeviceToDevice, 0), "copy_rows",
+             "cudaMemcpyAsync");
+}
+
+}  // namespace mambalm::ops::cuda

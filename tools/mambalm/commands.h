@@ -13,5 +13,6 @@ int cmd_grad(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace mambalm::cli

@@ -29,6 +29,7 @@ const Command kCommands[] = {
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
     {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
     {"prepare", mambalm::cli::cmd_prepare, "text or JSON Lines to Megatron .bin/.idx token datasets (train/valid split)"},
+    {"eval", mambalm::cli::cmd_eval, "evaluate: perplexity, multiple choice, phonebook, MQAR, selective copy, passkey"},
 };
 
 void print_usage() {

@@ -41,7 +41,7 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
                               const std::function<void(int32_t)>& on_token) {
   SequenceState state(model.config(), 1);
   Sampler sampler(opts.sampling);
-  const int64_t V = model.config().vocab_size;
+  const int64_t V = opts.vocab_limit > 0 ? std::min(opts.vocab_limit, model.config().vocab_size) : model.config().vocab_size;
   std::vector<float> logits = prefill(model, state, prompt, opts.prefill_chunk);
   std::vector<int32_t> out;
   for (int64_t i = 0; i < opts.max_tokens; ++i) {

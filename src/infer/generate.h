@@ -23,6 +23,9 @@ struct GenerateOptions {
   SamplingOptions sampling;
   bool stop_at_eos = true;
   int64_t prefill_chunk = 512;
+  // Sample only ids < vocab_limit (0 = the model's vocabulary): the embedding may be padded
+  // past the tokenizer's vocabulary, and padding rows are not tokens.
+  int64_t vocab_limit = 0;
 };
 
 // Generates up to max_tokens after `prompt`, calling on_token for each as it is chosen.

@@ -39,6 +39,7 @@ std::unique_ptr<Tokenizer> open_directory(const fs::path& dir) {
     }
   }
   if (fs::exists(model)) return open_sentencepiece(model.string());
+  if (fs::exists(dir / "tokenizer.bytes")) return make_bytes_tokenizer();  // marker written by install_tokenizer
   if (fs::exists(encoder) && fs::exists(merges)) return open_gpt2(encoder.string(), merges.string());
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.path().extension() == ".tiktoken") return open_tiktoken(entry.path().string());

@@ -1,5 +1,7 @@
 // mambalm generate: prefill a prompt, then stream one token per decode step.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "args.h"
 #include "commands.h"
@@ -7,6 +9,8 @@
 #include "infer/generate.h"
 #include "io/token_list.h"
 #include "model/model.h"
+#include "tokenizer/install.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mambalm::cli {
 
@@ -20,15 +24,27 @@ int cmd_generate(int argc, char** argv) {
              {"top-k", "K", "sample among the K most likely tokens (0 = all)"},
              {"top-p", "P", "sample from the smallest set with probability >= P (default 1)"},
              {"seed", "S", "sampling seed (default 0)"},
-             {"ignore-eos", "", "keep going past the end-of-sequence token"}});
+             {"ignore-eos", "", "keep going past the end-of-sequence token"},
+             {"bos", "", "prepend the tokenizer's BOS token to the prompt"},
+             {"ids", "", "print token ids even when the model directory has a tokenizer"}});
   if (!args.parse(argc, argv)) return 0;
   check(args.has("tokens") != args.has("prompt"), "mambalm generate", "give exactly one of --tokens FILE or --prompt TEXT");
-  Model model = Model::load(args.required("model"));
+  const std::string model_dir = args.required("model");
+  Model model = Model::load(model_dir);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (has_tokenizer(model_dir)) tokenizer = open_tokenizer(model_dir);
   std::vector<int32_t> prompt;
   if (args.has("tokens")) {
     prompt = io::read_token_ids(args.str("tokens"));
+  } else if (tokenizer) {
+    prompt = tokenizer->encode(args.str("prompt"));
+    if (args.flag("bos")) {
+      check(tokenizer->bos_id() >= 0, "--bos", "the tokenizer has no BOS token");
+      prompt.insert(prompt.begin(), tokenizer->bos_id());
+    }
+    check(!prompt.empty(), "--prompt", "the prompt encodes to no tokens");
   } else {
-    // No tokenizer support yet: the prompt text must itself be token ids.
+    // No tokenizer in the model directory: the prompt text must itself be token ids.
     prompt = io::parse_token_ids(args.str("prompt"), "--prompt");
   }
   check_token_ids(prompt, model.config().vocab_size, args.has("tokens") ? args.str("tokens") : "--prompt");
@@ -40,9 +56,29 @@ int cmd_generate(int argc, char** argv) {
   opts.sampling.top_p = args.real("top-p", 1.0);
   opts.sampling.seed = static_cast<uint64_t>(args.integer("seed", 0));
   opts.stop_at_eos = !args.flag("ignore-eos");
+  if (tokenizer) opts.vocab_limit = tokenizer->vocab_size();
   bool first = true;
+  std::vector<int32_t> generated;
+  size_t printed = 0;  // bytes of decoded text already written
   generate(model, prompt, opts, [&](int32_t t) {
-    std::printf(first ? "%d" : " %d", t);
+    if (tokenizer && !args.flag("ids")) {
+      // Decode everything so far and write the new complete UTF-8 characters: a byte-level
+      // token may end inside a character that the next token completes.
+      generated.push_back(t);
+      std::string text = tokenizer->decode(generated);
+      size_t end = text.size();
+      size_t lead = end;
+      while (lead > printed && (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) --lead;
+      if (lead > printed) {
+        unsigned char c = static_cast<unsigned char>(text[lead - 1]);
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (end - (lead - 1) < need) end = lead - 1;  // incomplete last character: wait for more
+      }
+      if (end > printed) std::fwrite(text.data() + printed, 1, end - printed, stdout);
+      printed = std::max(printed, end);
+    } else {
+      std::printf(first ? "%d" : " %d", t);
+    }
     std::fflush(stdout);
     first = false;
   });

@@ -8,6 +8,8 @@
 #include "config/presets.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "tokenizer/install.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mambalm::cli {
 
@@ -28,6 +30,7 @@ int cmd_init(int argc, char** argv) {
              {"seed", "S", "random seed (default 0)"},
              {"dtype", "f32|bf16", "weight dtype on disk (default f32)"},
              {"config-only", "", "write config.json only (for sizing huge presets)"},
+             {"tokenizer", "PATH", "tokenizer to carry (model dir, .model, tokenizer.json, .tiktoken, encoder.json or 'bytes'); sets the vocabulary"},
              {"out", "DIR", "output model directory"}});
   if (!args.parse(argc, argv)) return 0;
   std::string out = args.required("out");
@@ -46,6 +49,15 @@ int cmd_init(int argc, char** argv) {
   if (args.has("layers") || args.has("d-model") || args.has("vocab")) {
     int64_t layers = args.integer("layers", cfg.arch == Arch::Transformer ? cfg.n_layers() / 2 : cfg.n_layers());
     cfg = default_config(cfg.arch, args.integer("d-model", cfg.d_model), layers, args.integer("vocab", cfg.vocab_size));
+  }
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (args.has("tokenizer")) {
+    tokenizer = open_tokenizer(args.str("tokenizer"));
+    // The embedding is padded to a multiple of 64 rows, as Megatron pads vocabularies for speed.
+    cfg.vocab_size = (tokenizer->vocab_size() + 63) / 64 * 64;
+    cfg.bos_token_id = tokenizer->bos_id();
+    cfg.eos_token_id = tokenizer->eos_id();
+    cfg.pad_token_id = tokenizer->pad_id();
   }
   if (args.has("model-type")) {
     std::string t = args.str("model-type");
@@ -84,6 +96,7 @@ int cmd_init(int argc, char** argv) {
     model.init_random(static_cast<uint64_t>(args.integer("seed", 0)));
     model.save(out, dtype == "bf16" ? DType::BF16 : DType::F32);
   }
+  if (tokenizer) install_tokenizer(args.str("tokenizer"), out);
   std::printf("wrote %s: %s (%s), pattern %s, %.3fM parameters\n", out.c_str(), cfg.model_type.c_str(), arch_name(cfg.arch).c_str(),
               cfg.pattern.c_str(), static_cast<double>(model.parameter_count()) / 1e6);
   return 0;

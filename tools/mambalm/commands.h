@@ -11,6 +11,7 @@ int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_grad(int argc, char** argv);
 int cmd_train(int argc, char** argv);
+int cmd_tokenizer(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
 int cmd_eval(int argc, char** argv);

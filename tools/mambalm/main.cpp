@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"grad", mambalm::cli::cmd_grad, "gradients of the next-token loss on one sequence, HF names (.safetensors)"},
     {"bench", mambalm::cli::cmd_bench, "prefill and decode speed, memory and state size"},
     {"tokenize", mambalm::cli::cmd_tokenize, "text on stdin to token ids (or ids to text with --decode)"},
+    {"tokenizer", mambalm::cli::cmd_tokenizer, "train a SentencePiece vocabulary on text files (tokenizer train ...)"},
     {"prepare", mambalm::cli::cmd_prepare, "text or JSON Lines to Megatron .bin/.idx token datasets (train/valid split)"},
     {"eval", mambalm::cli::cmd_eval, "evaluate: perplexity, multiple choice, phonebook, MQAR, selective copy, passkey"},
 };

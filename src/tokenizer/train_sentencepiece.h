@@ -1,0 +1,23 @@
+// Training a SentencePiece vocabulary on a corpus, through the library's own trainer, so a
+// study can size the vocabulary to its models.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mambalm {
+
+struct SentencePieceTrainOptions {
+  std::vector<std::string> inputs;  // plain-text files, one sentence or paragraph per line
+  int64_t vocab_size = 8000;
+  std::string type = "bpe";         // "bpe" or "unigram"
+  std::string out;                  // PATH.model (".model" is added if missing); PATH.vocab too
+  int64_t max_sentences = 2000000;  // sampled from the input when there are more
+  int threads = 0;                  // 0 = all cores
+};
+
+// Returns the path of the written .model file. Byte fallback is on (no unknown characters),
+// digits are split, and ids 0..3 are <unk>, <s> (BOS), </s> (EOS), <pad>.
+std::string train_sentencepiece(const SentencePieceTrainOptions& opts);
+
+}  // namespace mambalm

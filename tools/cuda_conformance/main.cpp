@@ -17,6 +17,7 @@
 
 #include "core/cuda_memory.h"
 #include "core/error.h"
+#include "ops/cuda/cuda_ops.h"
 #include "ops/layout.h"
 #include "ops/ops.h"
 
@@ -80,7 +81,7 @@ std::vector<Row> rows;
 void record(const std::string& op, const std::string& shape, const std::string& what, double err,
             double limit, double gpu_ms, double cpu_ms) {
   rows.push_back({op, shape, what, err, limit, gpu_ms, cpu_ms});
-  std::printf("  %-16s %-34s %-6s nmse %.3e (limit %.0e)%s\n", op.c_str(), shape.c_str(), what.c_str(),
+  std::printf("  %-18s %-34s %-6s nmse %.3e (limit %.0e)%s\n", op.c_str(), shape.c_str(), what.c_str(),
               err, limit, rows.back().ok() ? "" : "  FAIL");
   std::fflush(stdout);
 }
@@ -226,6 +227,15 @@ void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
                          " c" + std::to_string(chunk);
   record("ssd_chunked", sh, "y", err_y, kScan, g_ms, t.cpu_ms);
   record("ssd_chunked", sh, "state", nmse(gst, st), kScan, NAN, NAN);
+  // the chunked shared-memory kernel (not yet the op's path, see cuda_ops.h) on the same prefill
+  Tensor gst3 = up(s.state), gy3 = poisoned({B, T, H, P});
+  if (ops::cuda::ssd_chunked_shared(gx, gdt, gA, gB, gC, &gD, chunk, &gst3, gy3)) {
+    const double err_y3 = nmse(gy3, y), err_s3 = nmse(gst3, st);
+    const double r_ms =
+        time_ms([&] { ops::cuda::ssd_chunked_shared(gx, gdt, gA, gB, gC, &gD, chunk, &gst2, gy2); });
+    record("ssd_chunked_shared", sh, "y", err_y3, kScan, r_ms, NAN);
+    record("ssd_chunked_shared", sh, "state", err_s3, kScan, NAN, NAN);
+  }
   // decode step (T = 1) continuing from the final state
   SsdInputs d = ssd_inputs(B, 1, H, P, G, N);
   Tensor y1 = Tensor::empty({B, 1, H, P});
@@ -349,6 +359,7 @@ int main(int argc, char** argv) {
     check_softplus(B, T, H);
     check_ssd(B, T, H, P, G, N, 128);
     check_ssd(3, 37, 6, 24, 2, 40, 16);  // odd sizes: partial lanes and rows, 3 sequences
+    if (!quick) check_ssd(1, 2000, H, P, G, N, 128);  // long prefill: 15 full chunks + 80
     check_scan(B, T, di, 16);
     check_scan(3, 29, 37, 70);           // odd sizes
     check_rope(B, T, 32, 128, 64, 0);

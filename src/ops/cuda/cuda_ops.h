@@ -29,12 +29,20 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
 
 void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
                  Tensor& dt_out);
-// Both SSD entry points run the exact per-token recurrence with the state in registers (one
-// thread block per (sequence, head, 64 rows of P)); chunk_size does not change the function.
+// ssd_sequential runs the per-token recurrence with the state in registers (one block per
+// (sequence, head, 64 rows of P)). ssd_chunked runs the same recurrence for now: it measured
+// faster on the H200 than the chunked fp32 kernel below (see scan_attention.cu).
 void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y);
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y);
+
+// The chunked SSD algorithm (intra-chunk quadratic form + state passing) with the state in
+// shared memory, one block per (sequence, head); same arguments and result as ssd_chunked.
+// Returns false, doing nothing, when T < 16 or the chunk scratch exceeds shared memory.
+bool ssd_chunked_shared(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                        const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                        Tensor& y);
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bin=${MAMBALM_BIN:-build/mambalm}
 out=${MAMBALM_OUT:-/tmp/mambalm-main}
 corpus=${MAMBALM_CACHE:-$HOME/.cache/mambalm}/corpus
-steps=${STEPS:-300}
+steps=${STEPS:-200}
 arch=${ARCH:-hybrid}
 mkdir -p "$out"
 [ -d "$corpus" ] || { echo "main-job: no corpus at $corpus; run scripts/setup.sh first" >&2; exit 1; }

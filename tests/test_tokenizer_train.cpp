@@ -60,6 +60,15 @@ TEST(TokenizerTrain, BpeAndUnigramRoundTripAndCarryIntoModelDirectory) {
   int n = 0;
   for (int id; ids >> id; ++n) EXPECT_LT(id, 310);  // never a padding row
   EXPECT_EQ(n, 6);
+
+  // Training keeps the tokenizer with every checkpoint, so each is a complete model directory.
+  r = run_cli("prepare --tokenizer " + model + " --input " + text + " --split-paragraphs --out " + dir + "/data --valid-fraction 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("train --model " + model + " --data " + dir + "/data --out " + dir + "/run --steps 2 --seq-len 32 --micro-batch 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-00000002/tokenizer.model"));
+  r = run_cli("generate --model " + dir + "/run/checkpoints/step-00000002 --prompt 'the sea' --max-tokens 3 --ignore-eos");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(TokenizerTrain, BadArgumentsAreClearErrors) {

@@ -24,7 +24,8 @@ void install_tokenizer(const std::string& tokenizer_path, const std::string& mod
     fs::copy_file(from, dir / name, fs::copy_options::overwrite_existing);
   };
   if (fs::is_directory(src)) {
-    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "encoder.json", "vocab.bpe"})
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "encoder.json",
+                             "vocab.bpe", "tokenizer.bytes"})
       if (fs::exists(src / name)) copy(src / name, name);
     for (const auto& entry : fs::directory_iterator(src))
       if (entry.path().extension() == ".tiktoken") copy(entry.path(), entry.path().filename().string());

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "tokenizer/install.h"
 
 namespace mambalm {
 
@@ -31,7 +32,8 @@ std::string step_name(int64_t step) {
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state) {
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
+                            const std::string& tokenizer_dir) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   const fs::path final_dir = root / step_name(state.step);
@@ -39,6 +41,7 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   model.save(tmp.string(), DType::F32);  // each file written atomically and fsync'ed
+  if (!tokenizer_dir.empty() && has_tokenizer(tokenizer_dir)) install_tokenizer(tokenizer_dir, tmp.string());
   io::write_safetensors((tmp / "optimizer.safetensors").string(), opt.state_tensors(),
                         {{"steps_taken", std::to_string(opt.steps_taken())}});
   nlohmann::json j = {{"step", state.step},

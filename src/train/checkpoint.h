@@ -22,7 +22,10 @@ struct TrainerState {
 };
 
 // Writes the checkpoint for state.step and points `latest` at it; returns its directory.
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state);
+// The tokenizer of `tokenizer_dir` (the model directory training started from), if it has one,
+// travels with every checkpoint so that each is a complete model directory.
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
+                            const std::string& tokenizer_dir = "");
 
 // The directory `latest` names, or "" when the run has no checkpoint.
 std::string latest_checkpoint(const std::string& run_dir);

@@ -90,7 +90,8 @@ TrainResult train(const TrainConfig& cfg) {
 
   fs::create_directories(cfg.run_dir);
   std::string resume_from = cfg.resume ? latest_checkpoint(cfg.run_dir) : "";
-  Model model = Model::load(resume_from.empty() ? cfg.model_dir : resume_from);
+  const std::string source_dir = resume_from.empty() ? cfg.model_dir : resume_from;  // weights and tokenizer
+  Model model = Model::load(source_dir);
   check(train_data.max_token() < model.config().vocab_size, train_prefix,
         "holds token id " + std::to_string(train_data.max_token()) + " but the model's vocabulary has " +
             std::to_string(model.config().vocab_size) + " entries");
@@ -171,10 +172,10 @@ TrainResult train(const TrainConfig& cfg) {
     }
     metrics << row.dump() << "\n";
     metrics.flush();
-    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) save_checkpoint(cfg.run_dir, model, opt, state);
+    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
   }
   if (g_stop_requested && state.step < cfg.steps) {
-    std::string dir = save_checkpoint(cfg.run_dir, model, opt, state);
+    std::string dir = save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
     std::fprintf(stderr, "%sinterrupted: saved %s; continue with --resume\n", tty ? "\n" : "", dir.c_str());
     result.interrupted = true;
   }

@@ -116,6 +116,8 @@ TEST_P(Learns, ValidationLossFallsWellBelowUnigramEntropy) {
 INSTANTIATE_TEST_SUITE_P(FourArchitectures, Learns, ::testing::Values("transformer", "mamba", "mamba2", "hybrid"));
 
 TEST(Train, SameSeedSameLossesAndResumeIsBitIdentical) {
+  // Two threads, so that parallel reductions are exercised: results must not depend on timing.
+  setenv("OMP_NUM_THREADS", "2", 1);
   std::string dir = temp_dir("resume");
   Corpus c = make_corpus(dir, 11);
   ASSERT_EQ(run_cli("init --preset hybrid-tiny --seed 5 --out " + dir + "/model").exit_code, 0);

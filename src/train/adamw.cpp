@@ -1,6 +1,8 @@
 #include "train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <map>
 
 #include "core/error.h"
@@ -67,14 +69,22 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& tensor
 }
 
 double global_grad_norm(const ParamList& params) {
+  // Fixed blocks summed in a fixed order: the result does not depend on the thread count or on
+  // which thread finishes first (an OpenMP reduction would), so runs are bit-reproducible.
+  constexpr int64_t kBlock = 1 << 14;
   double total = 0;
+  std::vector<double> partial;
   for (const ParamRef& p : params) {
     const float* g = p.grad->f32();
-    double s = 0;
-    const int64_t n = p.grad->numel();
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-    for (int64_t j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
-    total += s;
+    const int64_t n = p.grad->numel(), blocks = (n + kBlock - 1) / kBlock;
+    partial.assign(static_cast<size_t>(blocks), 0.0);
+#pragma omp parallel for schedule(static) if (blocks > 4)
+    for (int64_t b = 0; b < blocks; ++b) {
+      double s = 0;
+      for (int64_t j = b * kBlock, end = std::min(n, (b + 1) * kBlock); j < end; ++j) s += static_cast<double>(g[j]) * g[j];
+      partial[static_cast<size_t>(b)] = s;
+    }
+    for (double s : partial) total += s;
   }
   return std::sqrt(total);
 }

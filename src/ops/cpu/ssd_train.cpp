@@ -169,6 +169,11 @@ void ssd_chunked_backward(const SsdProblem<R>& pr, const R* state_in, const R* d
     partC[size_t(k)].assign(size_t(bc_size), R(0));
   }
 
+  // dA and dD sum over the batch: tasks of different sequences reach the same head, so each
+  // (sequence, head) writes its own slot and the slots are added in sequence order afterwards
+  // (a shared += would race, and a reduction's order would depend on thread timing).
+  std::vector<double> dA_bh(size_t(Bsz * H), 0.0), dD_bh(size_t(Bsz * H), 0.0);
+
 #pragma omp parallel
   {
     ChunkGeo<R> geo(Q);
@@ -300,11 +305,20 @@ void ssd_chunked_backward(const SsdProblem<R>& pr, const R* state_in, const R* d
             dA_h += static_cast<double>(dtc[m * H]) * acc;
           }
         }
-        if (dA) dA[h] += static_cast<R>(dA_h);
-        if (dD) dD[h] += static_cast<R>(dD_h);
+        dA_bh[size_t(b * H + h)] = dA_h;
+        dD_bh[size_t(b * H + h)] = dD_h;
         if (dstate_in) std::copy(dS.begin(), dS.end(), dstate_in + (b * H + h) * P * N);
       }
     }
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    double a = 0.0, d = 0.0;
+    for (int64_t b = 0; b < Bsz; ++b) {
+      a += dA_bh[size_t(b * H + h)];
+      d += dD_bh[size_t(b * H + h)];
+    }
+    if (dA) dA[h] += static_cast<R>(a);
+    if (dD) dD[h] += static_cast<R>(d);
   }
   for (int64_t k = 0; k + 1 < bpg; ++k) {
     const R* pb = partB[size_t(k)].data();

@@ -18,27 +18,10 @@ using namespace mambalm;
 using mambalm::testing::max_abs_diff;
 using mambalm::testing::random_tensor;
 using mambalm::testing::relative_l2;
+using mambalm::testing::expect_close;
+using mambalm::testing::time_slice;
 
 namespace {
-
-void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
-  double rel = relative_l2(got, want);
-  double mx = max_abs_diff(got, want);
-  std::printf("[err] %-52s rel_l2=%.3e max_abs=%.3e (tol %.0e)\n", what.c_str(), rel, mx, tol);
-  EXPECT_LT(rel, tol) << what << " (seed " << mambalm::testing::test_seed() << ")";
-}
-
-// Rows [t0, t1) of the time axis (dim 1) of a [B, T, ...] tensor, as a new tensor.
-Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1) {
-  Shape s = x.shape();
-  const int64_t B = s[0], T = s[1], inner = x.numel() / (B * T);
-  s[1] = t1 - t0;
-  Tensor out = Tensor::empty(s);
-  for (int64_t b = 0; b < B; ++b)
-    std::memcpy(out.f32() + b * (t1 - t0) * inner, x.f32() + (b * T + t0) * inner,
-                size_t((t1 - t0) * inner) * sizeof(float));
-  return out;
-}
 
 // Writes src ([B, t1-t0, ...]) into rows t0.. of dst ([B, T, ...]).
 void time_paste(Tensor& dst, const Tensor& src, int64_t t0) {

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -90,5 +93,22 @@ CommandResult run_cli(const std::string& args) {
 }
 
 std::string source_dir() { return MAMBALM_SOURCE_DIR; }
+
+void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
+  double rel = relative_l2(got, want);
+  double mx = max_abs_diff(got, want);
+  std::printf("[err] %-52s rel_l2=%.3e max_abs=%.3e (tol %.0e)\n", what.c_str(), rel, mx, tol);
+  EXPECT_LT(rel, tol) << what << " (seed " << test_seed() << ")";
+}
+
+Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1) {
+  Shape s = x.shape();
+  const int64_t B = s[0], T = s[1], inner = x.numel() / (B * T);
+  s[1] = t1 - t0;
+  Tensor out = Tensor::empty(s);
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(out.f32() + b * (t1 - t0) * inner, x.f32() + (b * T + t0) * inner, size_t((t1 - t0) * inner) * sizeof(float));
+  return out;
+}
 
 }  // namespace mambalm::testing

@@ -31,4 +31,9 @@ CommandResult run_cli(const std::string& args);
 
 std::string source_dir();
 
+// Prints "[err] what rel_l2 max_abs" and expects relative_l2(got, want) < tol (names the seed).
+void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol);
+// Rows [t0, t1) of the time axis (dim 1) of a [B, T, ...] tensor, as a new tensor.
+Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1);
+
 }  // namespace mambalm::testing

@@ -142,7 +142,7 @@ TEST(Train, SameSeedSameLossesAndResumeIsBitIdentical) {
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_TRUE(fs::exists(dir + "/killed/checkpoints/latest"));
+  ASSERT_TRUE(fs::exists(dir + "/killed/checkpoints/step-00000006/trainer_state.json"));
   CommandResult r = run_cli(train_args(dir + "/model", c, dir + "/killed", steps, 6) + " --resume");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(losses(dir + "/killed"), a);

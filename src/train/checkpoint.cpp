@@ -59,13 +59,20 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
 }
 
 std::string latest_checkpoint(const std::string& run_dir) {
-  const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest";
-  if (!fs::exists(latest)) return "";
-  std::string name = io::read_text_file(latest.string());
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  const fs::path dir = fs::path(run_dir) / "checkpoints" / name;
-  check(fs::is_directory(dir), latest.string(), "names '" + name + "', which is not a checkpoint directory");
-  return dir.string();
+  // The rename of a complete step-N directory is the commit point; `latest` is written after it,
+  // so a kill between the two leaves the newest directory without `latest` naming it. The newest
+  // complete directory is therefore found by scanning (temporary ones start with ".tmp-").
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return "";
+  std::string best;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("step-", 0) != 0 || name.size() != 13) continue;
+    if (!fs::exists(entry.path() / "trainer_state.json")) continue;
+    if (name > best) best = name;  // fixed-width step numbers sort as text
+  }
+  return best.empty() ? "" : (root / best).string();
 }
 
 TrainerState load_checkpoint_state(const std::string& checkpoint_dir, AdamW& opt) {

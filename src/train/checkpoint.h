@@ -27,7 +27,7 @@ struct TrainerState {
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
                             const std::string& tokenizer_dir = "");
 
-// The directory `latest` names, or "" when the run has no checkpoint.
+// The newest complete checkpoint directory, or "" when the run has none.
 std::string latest_checkpoint(const std::string& run_dir);
 
 // Reads optimizer state and trainer state of a checkpoint directory into `opt` and returns the

@@ -17,8 +17,8 @@ void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::
 }
 
 std::vector<float> prefill(Model& model, SequenceState& state, const std::vector<int32_t>& tokens, int64_t chunk) {
-  check(!tokens.empty(), "prefill", "empty prompt");
-  check(chunk > 0, "prefill", "chunk must be positive");
+  MAMBALM_CHECK(!tokens.empty(), "prefill", "empty prompt");
+  MAMBALM_CHECK(chunk > 0, "prefill", "chunk must be positive");
   const int64_t V = model.config().vocab_size;
   check_token_ids(tokens, V, "prompt");
   std::vector<float> last(static_cast<size_t>(V));

@@ -13,7 +13,7 @@ float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(stati
 
 void Attention::append_to_cache(LayerState& s, const Tensor& k, const Tensor& v, Tensor& k_all, Tensor& v_all) const {
   const int64_t T = k.dim(1), Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  check(k.dim(0) == 1, "attention", "KV caching is per sequence (batch 1) on the CPU backend");
+  MAMBALM_CHECK(k.dim(0) == 1, "attention", "KV caching is per sequence (batch 1) on the CPU backend");
   const int64_t need = s.kv_len + T;
   const int64_t capacity = s.k.defined() ? s.k.dim(1) : 0;
   if (need > capacity) {  // grow geometrically: amortised O(1) per appended token
@@ -54,7 +54,7 @@ void Attention::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
   Tensor k_all = k, v_all = v;  // [B, S, Hkv, Dh]: cached prefix + new tokens
   if (ctx.state) {
     // The cache and the position must agree, or RoPE angles and the mask would be wrong.
-    check(ctx.state->kv_len == ctx.pos0, "attention", "KV cache holds " + std::to_string(ctx.state->kv_len) +
+    MAMBALM_CHECK(ctx.state->kv_len == ctx.pos0, "attention", "KV cache holds " + std::to_string(ctx.state->kv_len) +
                                                           " tokens but the input starts at position " + std::to_string(ctx.pos0));
     append_to_cache(*ctx.state, k, v, k_all, v_all);
   }

@@ -100,10 +100,10 @@ void Model::save(const std::string& model_dir, DType dtype) const {
 }
 
 Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
-  check(ids.dtype() == DType::I32 && ids.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
+  MAMBALM_CHECK(ids.dtype() == DType::I32 && ids.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
   const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
-  check(T > 0, "forward", "no tokens");
-  if (state) check(state->batch() == B, "forward", "state holds " + std::to_string(state->batch()) + " sequences, input has " + std::to_string(B));
+  MAMBALM_CHECK(T > 0, "forward", "no tokens");
+  if (state) MAMBALM_CHECK(state->batch() == B, "forward", "state holds " + std::to_string(state->batch()) + " sequences, input has " + std::to_string(B));
   const int64_t pos0 = state ? state->position() : 0;
 
   Tensor h = Tensor::empty({B, T, D});  // residual stream
@@ -154,7 +154,7 @@ void Model::zero_grads() {
 
 ops::CrossEntropyResult Model::train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale,
                                           bool recompute) {
-  check(ids.dtype() == DType::I32 && ids.rank() == 2, "train", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
+  MAMBALM_CHECK(ids.dtype() == DType::I32 && ids.rank() == 2, "train", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
   check(targets.dtype() == DType::I32 && targets.shape() == ids.shape(), "train", "targets must be I32 with the shape of the ids");
   check(params_.front().grad->defined(), "train", "allocate_grads() was not called");
   const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;

@@ -107,7 +107,8 @@ void IndexedDatasetWriter::add_document(std::span<const int32_t> tokens) {
     }
   } else {
     buffer_.resize(old + tokens.size() * 4);
-    std::memcpy(buffer_.data() + old, tokens.data(), tokens.size() * 4);
+    // An empty document may come with a null data pointer, which memcpy must not see.
+    if (!tokens.empty()) std::memcpy(buffer_.data() + old, tokens.data(), tokens.size() * 4);
   }
   lengths_.push_back(static_cast<int32_t>(tokens.size()));
   tokens_ += static_cast<int64_t>(tokens.size());

@@ -84,6 +84,25 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 // KV head h / (Hq / Hkv)). q [B, T, Hq, Dh]; k, v [B, S, Hkv, Dh] with S >= T: the T queries are
 // positions S-T .. S-1 of the S keys (a KV cache prefix followed by the new tokens), and query
 // at position p sees keys 0..p. out [B, T, Hq, Dh]. Softmax in fp32 with max subtraction.
+// k and v are F32, or on CUDA also BF16 (a bf16 KV cache; there the kernel rounds q and the
+// softmax weights to bf16 for the tensor cores and accumulates in fp32).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
+
+// ---- inference: many sequences, each at its own position ------------------------------------
+// Rotary embedding as in rope(), but token t of sequence b sits at position positions[b] + t.
+// x [B, T, H, Dh]; positions I32 [B].
+void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
+
+// Writes new keys (or values) into a per-sequence cache: cache[b, positions[b] + t] = x[b, t].
+// x F32 [B, T, Hkv, Dh]; cache [B, capacity, Hkv, Dh], F32 (or BF16 on CUDA: rounded to nearest
+// even); positions I32 [B] with positions[b] + T <= capacity.
+void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
+
+// One new query per sequence against that sequence's cached keys: sequence b's query sees cache
+// rows 0 .. lengths[b]-1 (its own token included, so lengths[b] >= 1). GQA as in attention().
+// q F32 [B, Hq, Dh]; k_cache, v_cache [B, capacity, Hkv, Dh] F32 (or BF16 on CUDA);
+// lengths I32 [B]; out F32 [B, Hq, Dh]. Softmax in fp32.
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                      const Tensor& lengths, float scale, Tensor& out);
 
 }  // namespace mambalm::ops

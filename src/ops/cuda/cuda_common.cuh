@@ -50,6 +50,16 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
   return r;
 }
 
+// Lanes-per-state-row choice of the scans: the smallest NK in {1, 2, 4, 8} with 32 NK >= N.
+inline int lanes_k(int64_t N, const char* op) {
+  if (N <= 32) return 1;
+  if (N <= 64) return 2;
+  if (N <= 128) return 4;
+  if (N <= 256) return 8;
+  fail(std::string("op ") + op + " (cuda)",
+       "state size N = " + std::to_string(N) + " is above the supported 256");
+}
+
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 
 }  // namespace mambalm::ops::cuda

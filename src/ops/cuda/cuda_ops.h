@@ -48,7 +48,12 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
                     const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);
 
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
+// k, v F32 or BF16 (see ops.h).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
+void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
+void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                      const Tensor& lengths, float scale, Tensor& out);
 
 // layout.h (shapes already checked by the caller)
 void copy_columns(const Tensor& src, int64_t col0, Tensor& dst);

@@ -1,7 +1,10 @@
-// Device memory for tensors (see cuda_memory.h). All work runs on the legacy default stream,
-// so ops queued by ops/cuda/ and these copies are ordered with each other.
+// Device memory for tensors (see cuda_memory.h). All CUDA sources are compiled with
+// --default-stream per-thread: kernels, copies and cuBLAS calls of one host thread share one
+// stream (cudaStreamPerThread), which, unlike the legacy stream, can be captured into a graph.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -88,5 +91,61 @@ Tensor to_device(const Tensor& t, Device device) {
 }
 
 void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "kernel execution"); }
+
+Tensor empty_pinned(const Shape& shape, DType dtype) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  void* p = nullptr;
+  cuda_check(cudaMallocHost(&p, bytes ? bytes : 64), "cudaMallocHost");
+  std::shared_ptr<void> owner(p, [](void* q) { cudaFreeHost(q); });
+  return Tensor::view_of(p, shape, dtype, std::move(owner), Device::CPU);
+}
+
+void copy_async(const Tensor& src, Tensor& dst) {
+  MAMBALM_CHECK(src.dtype() == dst.dtype() && src.nbytes() == dst.nbytes(), "copy_async",
+                "source " + dtype_name(src.dtype()) + shape_str(src.shape()) + " and destination " +
+                    dtype_name(dst.dtype()) + shape_str(dst.shape()) + " differ in dtype or size");
+  if (src.nbytes() == 0) return;
+  cuda_check(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), kind_of(src.device(), dst.device()),
+                             cudaStreamPerThread),
+             "cudaMemcpyAsync");
+}
+
+bool cuda_capturing() {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cuda_check(cudaStreamIsCapturing(cudaStreamPerThread, &status), "cudaStreamIsCapturing");
+  return status != cudaStreamCaptureStatusNone;
+}
+
+namespace {
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {  // SplitMix64's finaliser
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+template <class T>
+__global__ void fill_uniform_kernel(T* p, int64_t n, uint64_t seed, float lo, float hi) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float u = float(mix64(seed + uint64_t(i) * 0x9e3779b97f4a7c15ull) >> 40) * 0x1.0p-24f;
+    p[i] = T(lo + (hi - lo) * u);
+  }
+}
+}  // namespace
+
+void fill_uniform_cuda(Tensor& t, uint64_t seed, float lo, float hi) {
+  MAMBALM_CHECK(t.device() == Device::CUDA && (t.dtype() == DType::F32 || t.dtype() == DType::BF16), "fill_uniform_cuda",
+                "expects a CUDA F32 or BF16 tensor");
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 132 * 64));
+  if (t.dtype() == DType::BF16)
+    fill_uniform_kernel<<<blocks, 256>>>(t.data<__nv_bfloat16>(), n, seed, lo, hi);
+  else
+    fill_uniform_kernel<<<blocks, 256>>>(t.f32(), n, seed, lo, hi);
+  cuda_check(cudaGetLastError(), "fill_uniform launch");
+}
+
+void cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
+  cuda_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
 
 }  // namespace mambalm

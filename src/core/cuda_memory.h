@@ -40,6 +40,21 @@ void copy_tensor(const Tensor& src, Tensor& dst);
 
 // Wait for all queued device work; throws with the CUDA error if a kernel failed.
 void cuda_synchronize();
+
+// Page-locked host memory (a CPU tensor): a copy from it can be queued asynchronously and
+// captured in a CUDA graph, where each replay reads the bytes present at that moment.
+Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
+// Queue a copy of src into dst (same dtype and byte size) on the stream every op uses and
+// return at once. A pageable host side makes the copy synchronous (never inside a capture).
+void copy_async(const Tensor& src, Tensor& dst);
+// True while the calling thread's stream is being captured into a graph: no allocation, no
+// synchronisation and no host read of device memory may happen then.
+bool cuda_capturing();
+// Fills a CUDA F32 or BF16 tensor with uniform values in [lo, hi) from a counter-based hash of
+// (seed, index): reproducible, and fast enough to initialise billions of parameters.
+void fill_uniform_cuda(Tensor& t, uint64_t seed, float lo, float hi);
+// Bytes free and in total on the current device.
+void cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
 #endif
 
 }  // namespace mambalm

@@ -60,6 +60,8 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
   void fill(float value);  // CPU tensors only
+  // Keeps this tensor's memory alive (for views made with view_of into the same bytes).
+  std::shared_ptr<void> buffer_owner() const { return buffer_; }
 
  private:
   std::shared_ptr<Buffer> buffer_;

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
+#include "core/cuda_memory.h"
 #include "core/error.h"
+#include "infer/decoder.h"
 
 namespace mambalm {
 
@@ -14,6 +17,18 @@ void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::
                       std::to_string(vocab) + ")");
     }
   }
+}
+
+void copy_to_host(const Tensor& t, std::vector<float>& out) {
+  out.resize(static_cast<size_t>(t.numel()));
+#ifdef MAMBALM_HAVE_CUDA
+  if (t.device() == Device::CUDA) {
+    Tensor host = to_device(t, Device::CPU);
+    std::memcpy(out.data(), host.raw(), host.nbytes());
+    return;
+  }
+#endif
+  std::memcpy(out.data(), t.raw(), t.nbytes());
 }
 
 std::vector<float> prefill(Model& model, SequenceState& state, const std::vector<int32_t>& tokens, int64_t chunk) {
@@ -28,7 +43,7 @@ std::vector<float> prefill(Model& model, SequenceState& state, const std::vector
     Tensor ids = Tensor::empty({1, n}, DType::I32);  // this chunk of the prompt
     std::memcpy(ids.raw(), tokens.data() + begin, static_cast<size_t>(n) * 4);
     Tensor logits = model.forward(ids, &state, /*last_only=*/true);  // [1, 1, V]
-    std::memcpy(last.data(), logits.raw(), static_cast<size_t>(V) * 4);
+    copy_to_host(logits, last);
   }
   return last;
 }
@@ -37,19 +52,38 @@ std::vector<float> decode_step(Model& model, SequenceState& state, int32_t token
   return prefill(model, state, {token}, 1);
 }
 
+StateOptions state_options_for(const Model& model, int64_t max_tokens) {
+  StateOptions so;
+  so.device = model.device();
+  if (so.device == Device::CUDA) {  // planned: the decode graph needs fixed cache addresses
+    so.kv_capacity = max_tokens;
+    so.kv_dtype = model.matrix_dtype();
+  }
+  return so;
+}
+
 std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                               const std::function<void(int32_t)>& on_token) {
-  SequenceState state(model.config(), 1);
+  SequenceState state(model.config(), 1, state_options_for(model, static_cast<int64_t>(prompt.size()) + opts.max_tokens));
   Sampler sampler(opts.sampling);
   const int64_t V = opts.vocab_limit > 0 ? std::min(opts.vocab_limit, model.config().vocab_size) : model.config().vocab_size;
   std::vector<float> logits = prefill(model, state, prompt, opts.prefill_chunk);
+  std::unique_ptr<BatchDecoder> decoder;  // CUDA: graph-captured steps
+  if (model.device() == Device::CUDA) decoder = std::make_unique<BatchDecoder>(model, state, DecoderOptions{true, V});
   std::vector<int32_t> out;
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
     int32_t next = sampler.sample(logits.data(), V);
     out.push_back(next);
     if (on_token) on_token(next);
     if (opts.stop_at_eos && next == model.config().eos_token_id) break;
-    if (i + 1 < opts.max_tokens) logits = decode_step(model, state, next);
+    if (i + 1 == opts.max_tokens) break;
+    if (decoder) {
+      decoder->set_tokens({next});
+      decoder->step();
+      logits = decoder->logits_host(0);
+    } else {
+      logits = decode_step(model, state, next);
+    }
   }
   return out;
 }

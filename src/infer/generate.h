@@ -32,6 +32,13 @@ struct GenerateOptions {
 std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                               const std::function<void(int32_t)>& on_token = {});
 
+// The state a generation of up to `max_tokens` tokens (prompt included) needs on the model's
+// device: on CUDA a planned KV cache of that many rows in the weights' dtype.
+StateOptions state_options_for(const Model& model, int64_t max_tokens);
+
+// A tensor's values as floats on the host (copied from the device if needed).
+void copy_to_host(const Tensor& t, std::vector<float>& out);
+
 // Token ids must lie in [0, vocab): throws naming `where` and the first bad position.
 void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& where);
 

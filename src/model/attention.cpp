@@ -11,56 +11,48 @@ namespace mambalm {
 
 float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg_.head_dim))); }
 
-void Attention::append_to_cache(LayerState& s, const Tensor& k, const Tensor& v, Tensor& k_all, Tensor& v_all) const {
-  const int64_t T = k.dim(1), Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  MAMBALM_CHECK(k.dim(0) == 1, "attention", "KV caching is per sequence (batch 1) on the CPU backend");
-  const int64_t need = s.kv_len + T;
-  const int64_t capacity = s.k.defined() ? s.k.dim(1) : 0;
-  if (need > capacity) {  // grow geometrically: amortised O(1) per appended token
-    const int64_t grown = std::max<int64_t>(need, std::max<int64_t>(64, capacity * 2));
-    Tensor nk = Tensor::empty({1, grown, Hkv, Dh}), nv = Tensor::empty({1, grown, Hkv, Dh});
-    if (s.kv_len > 0) {
-      Tensor nk_rows = nk.reshape({grown, Hkv, Dh}), nv_rows = nv.reshape({grown, Hkv, Dh});
-      ops::copy_rows(s.k.reshape({capacity, Hkv, Dh}), s.kv_len, nk_rows);
-      ops::copy_rows(s.v.reshape({capacity, Hkv, Dh}), s.kv_len, nv_rows);
-    }
-    s.k = nk;
-    s.v = nv;
-  }
-  const int64_t cap = s.k.dim(1);
-  Tensor k_rows = s.k.reshape({cap, Hkv, Dh}).slice0(s.kv_len, need);
-  Tensor v_rows = s.v.reshape({cap, Hkv, Dh}).slice0(s.kv_len, need);
-  ops::copy_rows(k.reshape({T, Hkv, Dh}), T, k_rows);
-  ops::copy_rows(v.reshape({T, Hkv, Dh}), T, v_rows);
-  s.kv_len = need;
-  k_all = s.k.reshape({cap, Hkv, Dh}).slice0(0, need).reshape({1, need, Hkv, Dh});
-  v_all = s.v.reshape({cap, Hkv, Dh}).slice0(0, need).reshape({1, need, Hkv, Dh});
-}
-
 void Attention::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  Tensor q = Tensor::empty({B, T, Hq, Dh});   // queries of the new tokens (RoPE applied)
-  Tensor k = Tensor::empty({B, T, Hkv, Dh});  // keys of the new tokens (RoPE applied)
-  Tensor v = Tensor::empty({B, T, Hkv, Dh});  // values of the new tokens
+  Tensor q = ctx.empty({B, T, Hq, Dh});   // queries of the new tokens (RoPE applied)
+  Tensor k = ctx.empty({B, T, Hkv, Dh});  // keys of the new tokens (RoPE applied)
+  Tensor v = ctx.empty({B, T, Hkv, Dh});  // values of the new tokens
   Tensor q_flat = q.reshape({B, T, Hq * Dh}), k_flat = k.reshape({B, T, Hkv * Dh}), v_flat = v.reshape({B, T, Hkv * Dh});
   ops::linear(x, q_w_.value, bias(q_b_), q_flat);
   ops::linear(x, k_w_.value, bias(k_b_), k_flat);
   ops::linear(x, v_w_.value, bias(v_b_), v_flat);
-  if (cfg_.rotary_dim > 0) {
-    ops::rope(q, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
-    ops::rope(k, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
-  }
-  Tensor k_all = k, v_all = v;  // [B, S, Hkv, Dh]: cached prefix + new tokens
+  Tensor o = ctx.empty({B, T, Hq, Dh});  // per-head outputs
   if (ctx.state) {
-    // The cache and the position must agree, or RoPE angles and the mask would be wrong.
-    MAMBALM_CHECK(ctx.state->kv_len == ctx.pos0, "attention", "KV cache holds " + std::to_string(ctx.state->kv_len) +
-                                                          " tokens but the input starts at position " + std::to_string(ctx.pos0));
-    append_to_cache(*ctx.state, k, v, k_all, v_all);
+    // Each sequence continues at its own position: rotate, append to its cache, attend over it.
+    LayerState& s = *ctx.state;
+    if (cfg_.rotary_dim > 0) {
+      ops::rope_at(q, *ctx.positions, cfg_.rotary_dim, cfg_.rope_theta);
+      ops::rope_at(k, *ctx.positions, cfg_.rotary_dim, cfg_.rope_theta);
+    }
+    ops::kv_append(k, *ctx.positions, s.k);
+    ops::kv_append(v, *ctx.positions, s.v);
+    if (T == 1) {
+      Tensor o_rows = o.reshape({B, Hq, Dh});
+      ops::attention_decode(q.reshape({B, Hq, Dh}), s.k, s.v, *ctx.lengths, scale(), o_rows);
+    } else {
+      // A multi-token step runs the batch in lockstep (Model::forward checks): every sequence
+      // sees cache rows [0, pos0 + T).
+      const int64_t S = ctx.pos0 + T, cap = s.k.dim(1);
+      for (int64_t b = 0; b < B; ++b) {
+        Tensor kb = s.k.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, S).reshape({1, S, Hkv, Dh});
+        Tensor vb = s.v.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, S).reshape({1, S, Hkv, Dh});
+        Tensor ob = o.slice0(b, b + 1);
+        ops::attention(q.slice0(b, b + 1), kb, vb, scale(), ob);
+      }
+    }
+  } else {
+    if (cfg_.rotary_dim > 0) {
+      ops::rope(q, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
+      ops::rope(k, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
+    }
+    if (ctx.seq_idx) ops::attention_packed(q, k, v, ctx.seq_idx, scale(), o);
+    else ops::attention(q, k, v, scale(), o);
   }
-  Tensor o = Tensor::empty({B, T, Hq, Dh});  // per-head outputs
-  if (ctx.seq_idx) ops::attention_packed(q, k_all, v_all, ctx.seq_idx, scale(), o);
-  else ops::attention(q, k_all, v_all, scale(), o);
   ops::linear(o.reshape({B, T, Hq * Dh}), o_w_.value, bias(o_b_), y);
   if (ctx.cache) {
     ctx.cache->saved["x"] = x;

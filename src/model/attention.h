@@ -19,7 +19,6 @@ class Attention : public Mixer {
   Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }
   float scale() const;
   // Appends this call's keys/values to the sequence's cache; returns views of all of them.
-  void append_to_cache(LayerState& s, const Tensor& k, const Tensor& v, Tensor& k_all, Tensor& v_all) const;
 
   AttentionConfig cfg_;
   int64_t d_;

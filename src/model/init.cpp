@@ -33,7 +33,7 @@ void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
       for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(kInitStd * rng.normal());
       break;
     case Init::NormalOutput: {
-      double std = kInitStd / std::sqrt(2.0 * static_cast<double>(cfg.n_layers()));
+      const double std = init_std(p, cfg);
       for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(std * rng.normal());
       break;
     }
@@ -57,10 +57,20 @@ void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
       break;
     }
     case Init::Mamba1DtWeight: {
-      double bound = std::pow(static_cast<double>(cfg.mamba1.dt_rank), -0.5) * cfg.mamba1.dt_scale;
+      const double bound = std::pow(static_cast<double>(cfg.mamba1.dt_rank), -0.5) * cfg.mamba1.dt_scale;
       for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(rng.uniform(-bound, bound));
       break;
     }
+  }
+}
+
+double init_std(const ParamRef& p, const ModelConfig& cfg) {
+  switch (p.init) {
+    case Init::Normal: return kInitStd;
+    case Init::NormalOutput: return kInitStd / std::sqrt(2.0 * static_cast<double>(cfg.n_layers()));
+    case Init::Mamba1DtWeight:  // U(-b, b) with b = dt_rank^-0.5 * dt_scale
+      return std::pow(static_cast<double>(cfg.mamba1.dt_rank), -0.5) * cfg.mamba1.dt_scale / std::sqrt(3.0);
+    default: return 0.0;
   }
 }
 

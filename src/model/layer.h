@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "core/workspace.h"
 #include "infer/state.h"
 #include "model/param.h"
 
@@ -26,9 +27,19 @@ struct LayerCache {
 // What a forward call is for; the layer reads only what applies to it.
 struct ForwardContext {
   LayerState* state = nullptr;      // inference: continue from and update this sequence state
-  int64_t pos0 = 0;                 // position of x's first token (RoPE, KV cache)
+  int64_t pos0 = 0;                 // position of x's first token when the batch is in lockstep
   const Tensor* seq_idx = nullptr;  // training: I32 [B, T] document ids of packed sequences
   LayerCache* cache = nullptr;      // training: keep what backward needs here
+  // Inference with a state: I32 [B] on the state's device, each sequence's position before
+  // this call and that plus T (see SequenceState::positions/lengths).
+  const Tensor* positions = nullptr;
+  const Tensor* lengths = nullptr;
+  Workspace* workspace = nullptr;  // activations come from here when set (planned memory)
+
+  // An activation tensor: from the workspace, else a new CPU tensor.
+  Tensor empty(const Shape& shape, DType dtype = DType::F32) const {
+    return workspace ? workspace->empty(shape, dtype) : Tensor::empty(shape, dtype);
+  }
 };
 
 class Mixer {

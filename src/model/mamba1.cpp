@@ -19,34 +19,34 @@ void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y)
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   LayerState* state = ctx.state;
 
-  Tensor xz = Tensor::empty({B, T, 2 * Di});  // x | z
+  Tensor xz = ctx.empty({B, T, 2 * Di});  // x | z
   ops::linear(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, xz);
-  Tensor x = Tensor::empty({B, T, Di});  // SSM input before the conv
-  Tensor z = Tensor::empty({B, T, Di});  // gate
+  Tensor x = ctx.empty({B, T, Di});  // SSM input before the conv
+  Tensor z = ctx.empty({B, T, Di});  // gate
   ops::copy_columns(xz, 0, x);
   ops::copy_columns(xz, Di, z);
 
-  Tensor xc = Tensor::empty({B, T, Di});  // SiLU(conv(x))
+  Tensor xc = ctx.empty({B, T, Di});  // SiLU(conv(x))
   ops::causal_conv1d_packed(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
                             state ? &state->conv : nullptr, /*apply_silu=*/true, xc);
 
-  Tensor x_dbl = Tensor::empty({B, T, R + 2 * N});  // dt_low | B | C
+  Tensor x_dbl = ctx.empty({B, T, R + 2 * N});  // dt_low | B | C
   ops::linear(xc, x_proj_w_.value, nullptr, x_dbl);
-  Tensor dt_low = Tensor::empty({B, T, R});
-  Tensor Bm = Tensor::empty({B, T, N});
-  Tensor Cm = Tensor::empty({B, T, N});
+  Tensor dt_low = ctx.empty({B, T, R});
+  Tensor Bm = ctx.empty({B, T, N});
+  Tensor Cm = ctx.empty({B, T, N});
   ops::copy_columns(x_dbl, 0, dt_low);
   ops::copy_columns(x_dbl, R, Bm);
   ops::copy_columns(x_dbl, R + N, Cm);
 
-  Tensor dt_lin = Tensor::empty({B, T, Di});  // W_dt dt_low (bias added inside softplus_dt)
+  Tensor dt_lin = ctx.empty({B, T, Di});  // W_dt dt_low (bias added inside softplus_dt)
   ops::linear(dt_low, dt_proj_w_.value, nullptr, dt_lin);
-  Tensor dt = Tensor::empty({B, T, Di});  // softplus(W_dt dt_low + b_dt)
+  Tensor dt = ctx.empty({B, T, Di});  // softplus(W_dt dt_low + b_dt)
   ops::softplus_dt(dt_lin, dt_proj_b_.value, 0.0f, kNoClamp, dt);
 
-  Tensor A = Tensor::empty({Di, N});  // -exp(A_log)
+  Tensor A = ctx.empty({Di, N});  // -exp(A_log)
   ops::neg_exp(A_log_.value, A);
-  Tensor ys = Tensor::empty({B, T, Di});  // gated scan output
+  Tensor ys = ctx.empty({B, T, Di});  // gated scan output
   ops::selective_scan_packed(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys);
   ops::linear(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 

@@ -12,35 +12,35 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
   const int64_t C = cfg_.conv_channels();
   LayerState* state = ctx.state;
 
-  Tensor zxbcdt = Tensor::empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
+  Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
   ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
-  Tensor z = Tensor::empty({B, T, Di});      // gate
-  Tensor xbc = Tensor::empty({B, T, C});     // conv input: x | B | C
-  Tensor dt_raw = Tensor::empty({B, T, H});  // dt before softplus
+  Tensor z = ctx.empty({B, T, Di});      // gate
+  Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
+  Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   ops::copy_columns(zxbcdt, 0, z);
   ops::copy_columns(zxbcdt, Di, xbc);
   ops::copy_columns(zxbcdt, Di + C, dt_raw);
 
-  Tensor xbc_conv = Tensor::empty({B, T, C});  // SiLU(conv(x | B | C))
+  Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
   ops::causal_conv1d_packed(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
                             state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
-  Tensor xs = Tensor::empty({B, T, H, P});  // x split into heads
-  Tensor Bm = Tensor::empty({B, T, G, N});  // input matrix per group
-  Tensor Cm = Tensor::empty({B, T, G, N});  // output matrix per group
+  Tensor xs = ctx.empty({B, T, H, P});  // x split into heads
+  Tensor Bm = ctx.empty({B, T, G, N});  // input matrix per group
+  Tensor Cm = ctx.empty({B, T, G, N});  // output matrix per group
   Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
   ops::copy_columns(xbc_conv, 0, xs_flat);
   ops::copy_columns(xbc_conv, Di, Bm_flat);
   ops::copy_columns(xbc_conv, Di + G * N, Cm_flat);
 
-  Tensor dt = Tensor::empty({B, T, H});  // step sizes
+  Tensor dt = ctx.empty({B, T, H});  // step sizes
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
-  Tensor A = Tensor::empty({H});  // A = -exp(A_log), one decay rate per head
+  Tensor A = ctx.empty({H});  // A = -exp(A_log), one decay rate per head
   ops::neg_exp(A_log_.value, A);
 
-  Tensor ys = Tensor::empty({B, T, H, P});  // SSM output per head
+  Tensor ys = ctx.empty({B, T, H, P});  // SSM output per head
   ops::ssd_chunked_packed(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
 
-  Tensor gated = Tensor::empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
+  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
   ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 

@@ -7,15 +7,15 @@ namespace mambalm {
 
 void Mlp::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
-  Tensor up = Tensor::empty({B, T, F});  // W_up x
+  Tensor up = ctx.empty({B, T, F});  // W_up x
   ops::linear(x, up_w_.value, bias(up_b_), up);
-  Tensor h = Tensor::empty({B, T, F});  // activation, the input of W_down
+  Tensor h = ctx.empty({B, T, F});  // activation, the input of W_down
   Tensor gate;                          // W_gate x (SwiGLU)
   switch (cfg_.activation) {
     case MlpActivation::ReluSquared: ops::relu_squared(up, h); break;
     case MlpActivation::Gelu: ops::gelu(up, h); break;
     case MlpActivation::SwiGLU:
-      gate = Tensor::empty({B, T, F});
+      gate = ctx.empty({B, T, F});
       ops::linear(x, gate_w_.value, bias(gate_b_), gate);
       ops::swiglu(gate, up, h);
       break;

@@ -1,10 +1,12 @@
 #include "model/model.h"
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
 #include "config/hf_config.h"
 #include "config/pattern.h"
+#include "core/cuda_memory.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -99,23 +101,114 @@ void Model::save(const std::string& model_dir, DType dtype) const {
   save_model_config(cfg_, model_dir);
 }
 
-Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
-  MAMBALM_CHECK(ids.dtype() == DType::I32 && ids.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
-  const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
-  MAMBALM_CHECK(T > 0, "forward", "no tokens");
-  if (state) MAMBALM_CHECK(state->batch() == B, "forward", "state holds " + std::to_string(state->batch()) + " sequences, input has " + std::to_string(B));
-  const int64_t pos0 = state ? state->position() : 0;
+namespace {
 
-  Tensor h = Tensor::empty({B, T, D});  // residual stream
+// Parameters consumed by a matrix product or the embedding lookup (the large ones): these may
+// be stored in bf16. Norm gains, biases, conv taps, A_log, D and dt_bias stay F32.
+bool is_matrix(const ParamRef& p) {
+  return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::Mamba1DtWeight);
+}
+
+Tensor on_device(const Tensor& t, Device device) {
+  if (t.device() == device) return t;
+#ifdef MAMBALM_HAVE_CUDA
+  return to_device(t, device);
+#else
+  fail("model", "CUDA requested but this build has only the CPU backend", "build with nvcc present (MAMBALM_CUDA=ON)");
+#endif
+}
+
+void check_matrix_dtype(Device device, DType matrix_dtype) {
+  check(matrix_dtype == DType::F32 || (matrix_dtype == DType::BF16 && device == Device::CUDA), "model",
+        "weights are F32, or BF16 on CUDA (" + dtype_name(matrix_dtype) + " requested)");
+}
+
+}  // namespace
+
+void Model::to_device(Device device, DType matrix_dtype) {
+  check_matrix_dtype(device, matrix_dtype);
+  for (ParamRef& p : params_) {
+    check(p.tensor->defined(), "model", "parameter '" + p.name + "' was never initialised or loaded");
+    const DType want = is_matrix(p) ? matrix_dtype : DType::F32;
+    Tensor host = on_device(*p.tensor, Device::CPU);
+    if (host.dtype() != want) host = host.to(want);
+    *p.tensor = on_device(host, device);
+  }
+  device_ = device;
+  matrix_dtype_ = matrix_dtype;
+  workspace_ = device == Device::CUDA ? std::make_unique<Workspace>(Device::CUDA) : nullptr;
+}
+
+void Model::init_random_on(Device device, DType matrix_dtype, uint64_t seed) {
+  check_matrix_dtype(device, matrix_dtype);
+  Rng root(seed);
+  uint64_t index = 0;
+  for (ParamRef& p : params_) {
+    Rng rng = root.fork(++index);
+    if (is_matrix(p) && device == Device::CUDA) {
+#ifdef MAMBALM_HAVE_CUDA
+      // Uniform on [-a, a] has standard deviation a / sqrt(3): match init_parameter's std.
+      const double std = init_std(p, cfg_);
+      *p.tensor = empty_cuda(p.shape, matrix_dtype);
+      fill_uniform_cuda(*p.tensor, rng.next_u64(), static_cast<float>(-std * std::sqrt(3.0)), static_cast<float>(std * std::sqrt(3.0)));
+#endif
+      continue;
+    }
+    Tensor host = Tensor::empty(p.shape);
+    *p.tensor = host;
+    init_parameter(p, cfg_, rng);
+    if (is_matrix(p) && matrix_dtype != DType::F32) host = host.to(matrix_dtype);
+    *p.tensor = on_device(host, device);
+  }
+  device_ = device;
+  matrix_dtype_ = matrix_dtype;
+  workspace_ = device == Device::CUDA ? std::make_unique<Workspace>(Device::CUDA) : nullptr;
+}
+
+int64_t Model::parameter_bytes() const {
+  int64_t n = 0;
+  for (const ParamRef& p : params_)
+    if (p.tensor->defined()) n += static_cast<int64_t>(p.tensor->nbytes());
+  return n;
+}
+
+Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only) {
+  MAMBALM_CHECK(ids_in.dtype() == DType::I32 && ids_in.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids_in.shape()));
+  const int64_t B = ids_in.dim(0), T = ids_in.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
+  MAMBALM_CHECK(T > 0, "forward", "no tokens");
+  Workspace* ws = workspace_.get();
+  if (ws) ws->reset();
+  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
+  Tensor ids = ids_in;  // [B, T] on the model's device
+  if (ids.device() != device_) {
+#ifdef MAMBALM_HAVE_CUDA
+    ids = empty(ids_in.shape(), DType::I32);
+    copy_tensor(ids_in, ids);
+#endif
+  }
+
+  int64_t pos0 = 0;
+  if (state) {
+    MAMBALM_CHECK(state->batch() == B, "forward", "state holds " + std::to_string(state->batch()) + " sequences, input has " + std::to_string(B));
+    MAMBALM_CHECK(state->device() == device_, "forward", "the state and the model are on different devices");
+    if (T > 1) pos0 = state->position();  // lockstep (throws otherwise)
+    state->reserve_kv(state->max_position() + T);
+    state->sync_positions(T);
+  }
+
+  Tensor h = empty({B, T, D});  // residual stream
   ops::embedding(ids, embedding_->value, h);
-  Tensor normed = Tensor::empty({B, T, D});  // pre-norm output
-  Tensor mixed = Tensor::empty({B, T, D});   // mixer output
+  Tensor normed = empty({B, T, D});  // pre-norm output
+  Tensor mixed = empty({B, T, D});   // mixer output
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
     b.norm.forward(h, normed);
     ForwardContext ctx;
     ctx.state = state ? &state->layer(static_cast<int64_t>(l)) : nullptr;
     ctx.pos0 = pos0;
+    ctx.positions = state ? &state->positions() : nullptr;
+    ctx.lengths = state ? &state->lengths() : nullptr;
+    ctx.workspace = ws;
     b.mixer->forward(normed, ctx, mixed);
     ops::add(h, mixed, h);
   }
@@ -123,7 +216,7 @@ Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
 
   Tensor last = h;  // [B, T', D] rows that need logits
   if (last_only && T > 1) {
-    last = Tensor::empty({B, 1, D});
+    last = empty({B, 1, D});
     Tensor flat = h.reshape({B * T, D});
     for (int64_t b = 0; b < B; ++b) {
       Tensor row = flat.slice0(b * T + T - 1, b * T + T);
@@ -132,9 +225,9 @@ Tensor Model::forward(const Tensor& ids, SequenceState* state, bool last_only) {
     }
   }
   const int64_t Tout = last.dim(1);
-  Tensor final_h = Tensor::empty({B, Tout, D});  // Norm_f(h)
+  Tensor final_h = empty({B, Tout, D});  // Norm_f(h)
   final_norm_->forward(last, final_h);
-  Tensor logits = Tensor::empty({B, Tout, V});
+  Tensor logits = empty({B, Tout, V});
   ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
   return logits;
 }

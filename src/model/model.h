@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "core/workspace.h"
 #include "infer/state.h"
 #include "model/layer.h"
 #include "model/norm.h"
@@ -35,8 +36,28 @@ class Model {
   // Writes config.json and model.safetensors (dtype F32 or BF16) in HF layout.
   void save(const std::string& model_dir, DType dtype = DType::F32) const;
 
-  // ids: I32 [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only). With `state`, the
-  // tokens continue the sequences held in it (prefill or decode) and the state advances.
+  // Moves the parameters to `device`. Matrices used by matrix products and the embedding
+  // lookup are stored as `matrix_dtype` (F32, or BF16 on CUDA); everything else stays F32.
+  // On CUDA the activations then come from a planned workspace (core/workspace.h).
+  void to_device(Device device, DType matrix_dtype = DType::F32);
+  // Allocates every parameter directly on `device` (matrices as `matrix_dtype`): small
+  // tensors are drawn on the CPU as init_random does, the matrices on the device with uniform
+  // values of the same standard deviation (for speed runs of large models, where drawing
+  // billions of values on the host would take minutes).
+  void init_random_on(Device device, DType matrix_dtype, uint64_t seed);
+  Device device() const { return device_; }
+  DType matrix_dtype() const { return matrix_dtype_; }
+  // Bytes of the parameters as stored now.
+  int64_t parameter_bytes() const;
+  // Bytes of the planned activation workspace (0 on the CPU).
+  size_t workspace_bytes() const { return workspace_ ? workspace_->capacity() : 0; }
+  uint64_t workspace_generation() const { return workspace_ ? workspace_->generation() : 0; }
+
+  // ids: I32 [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only), on the model's device.
+  // With `state`, the tokens continue the sequences held in it (prefill or decode) and the
+  // state advances; a multi-token step needs the sequences in lockstep, a one-token step lets
+  // each continue at its own position. On CUDA the logits live in the workspace and are
+  // valid until the next forward call.
   Tensor forward(const Tensor& ids, SequenceState* state = nullptr, bool last_only = false);
 
   // ---- training ----
@@ -64,6 +85,9 @@ class Model {
   std::unique_ptr<Norm> final_norm_;
   std::unique_ptr<Weight> head_ = std::make_unique<Weight>();  // [V, D] (untied)
   ParamList params_;
+  Device device_ = Device::CPU;
+  DType matrix_dtype_ = DType::F32;
+  std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory
 };
 
 }  // namespace mambalm

@@ -34,6 +34,14 @@ void need_dtype(const char* op, const char* name, const Tensor& t, DType want = 
         std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " + dtype_name(want));
 }
 
+// Stored operands (weights, embedding tables, KV caches): F32, or BF16 when on CUDA, whose
+// kernels read bf16 and accumulate in fp32.
+void need_storage_dtype(const char* op, const char* name, const Tensor& t) {
+  need_defined(op, name, t);
+  MAMBALM_CHECK(t.dtype() == DType::F32 || (t.dtype() == DType::BF16 && t.device() == Device::CUDA), where(op),
+                std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected F32 (or BF16 on CUDA)");
+}
+
 void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
   MAMBALM_CHECK(t.shape() == want, where(op),
         std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));
@@ -98,7 +106,7 @@ void same_shape_elementwise(const char* op, const char* xn, const Tensor& x, con
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "linear";
   need_dtype(op, "x", x);
-  need_dtype(op, "w", w);
+  need_storage_dtype(op, "w", w);
   need_dtype(op, "y", y);
   if (bias) need_dtype(op, "bias", *bias);
   MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
@@ -117,7 +125,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
   const char* op = "embedding";
   need_dtype(op, "ids", ids, DType::I32);
-  need_dtype(op, "table", table);
+  need_storage_dtype(op, "table", table);
   need_dtype(op, "y", y);
   need_rank(op, "ids", ids, 2, "[B, T]");
   need_rank(op, "table", table, 2, "[V, D]");
@@ -355,9 +363,19 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
   MAMBALM_BACKEND(gpu, rope(x, pos0, rotary_dim, theta));
 }
 
+namespace {
+void need_positions(const char* op, const char* name, const Tensor& t, int64_t B) {
+  need_dtype(op, name, t, DType::I32);
+  need_shape(op, name, t, {B});
+}
+}  // namespace
+
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
   const char* op = "attention";
-  for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}}) need_dtype(op, name, *t);
+  need_dtype(op, "q", q);
+  need_dtype(op, "out", out);
+  need_storage_dtype(op, "k", k);
+  need_storage_dtype(op, "v", v);
   need_rank(op, "q", q, 4, "[B, T, Hq, Dh]");
   need_rank(op, "k", k, 4, "[B, S, Hkv, Dh]");
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
@@ -373,10 +391,78 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
             " (shapes " + shape_str(k.shape()) + ", " + shape_str(q.shape()) + ")",
         "the keys must include every query position (S >= T)");
   need_shape(op, "v", v, k.shape());
+  MAMBALM_CHECK(v.dtype() == k.dtype(), where(op), "k and v differ in dtype");
   need_shape(op, "out", out, q.shape());
   const bool gpu = on_cuda(op, {&q, &k, &v, &out});
   for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}}) need_disjoint(op, "out", out, name, t);
   MAMBALM_BACKEND(gpu, attention(q, k, v, scale, out));
+}
+
+void argmax(const Tensor& x, int64_t limit, Tensor& out) {
+  const char* op = "argmax";
+  need_dtype(op, "x", x);
+  need_rank(op, "x", x, 2, "[M, V]");
+  need_dtype(op, "out", out, DType::I32);
+  need_shape(op, "out", out, {x.dim(0)});
+  MAMBALM_CHECK(limit >= 1 && limit <= x.dim(1), where(op),
+                "limit " + std::to_string(limit) + " is outside [1, " + std::to_string(x.dim(1)) + "]");
+  const bool gpu = on_cuda(op, {&x, &out});
+  MAMBALM_BACKEND(gpu, argmax(x, limit, out));
+}
+
+// ---- inference ops -------------------------------------------------------------------------
+// Positions and lengths are read by the kernels, not here: on CUDA they live in device memory
+// and change between replays of a captured decode step, so only their shapes are checked.
+
+void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta) {
+  const char* op = "rope_at";
+  need_dtype(op, "x", x);
+  need_rank(op, "x", x, 4, "[B, T, H, Dh]");
+  need_positions(op, "positions", positions, x.dim(0));
+  MAMBALM_CHECK(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
+                "rotary_dim " + std::to_string(rotary_dim) + " is not an even number <= head dim of x " +
+                    shape_str(x.shape()));
+  MAMBALM_CHECK(std::isfinite(theta) && theta > 0.0, where(op),
+                "theta is " + std::to_string(theta) + ", expected a positive number", "rope_theta in the config");
+  const bool gpu = on_cuda(op, {&x, &positions});
+  MAMBALM_BACKEND(gpu, rope_at(x, positions, rotary_dim, theta));
+}
+
+void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache) {
+  const char* op = "kv_append";
+  need_dtype(op, "x", x);
+  need_rank(op, "x", x, 4, "[B, T, Hkv, Dh]");
+  need_storage_dtype(op, "cache", cache);
+  need_rank(op, "cache", cache, 4, "[B, capacity, Hkv, Dh]");
+  MAMBALM_CHECK(cache.dim(0) == x.dim(0) && cache.dim(2) == x.dim(2) && cache.dim(3) == x.dim(3) &&
+                    cache.dim(1) >= x.dim(1),
+                where(op), "cache " + shape_str(cache.shape()) + " cannot hold x " + shape_str(x.shape()));
+  need_positions(op, "positions", positions, x.dim(0));
+  const bool gpu = on_cuda(op, {&x, &positions, &cache});
+  need_disjoint(op, "cache", cache, "x", &x);
+  MAMBALM_BACKEND(gpu, kv_append(x, positions, cache));
+}
+
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                      float scale, Tensor& out) {
+  const char* op = "attention_decode";
+  need_dtype(op, "q", q);
+  need_dtype(op, "out", out);
+  need_rank(op, "q", q, 3, "[B, Hq, Dh]");
+  need_storage_dtype(op, "k_cache", k_cache);
+  need_storage_dtype(op, "v_cache", v_cache);
+  need_rank(op, "k_cache", k_cache, 4, "[B, capacity, Hkv, Dh]");
+  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2), Hkv = k_cache.dim(2);
+  MAMBALM_CHECK(k_cache.dim(0) == B && k_cache.dim(3) == Dh && Hkv >= 1 && Hq % Hkv == 0, where(op),
+                "k_cache has shape " + shape_str(k_cache.shape()) + " but q has shape " + shape_str(q.shape()),
+                "the cache is [B, capacity, Hkv, Dh] with q's batch and head dim and Hq a multiple of Hkv");
+  need_shape(op, "v_cache", v_cache, k_cache.shape());
+  MAMBALM_CHECK(v_cache.dtype() == k_cache.dtype(), where(op), "k_cache and v_cache differ in dtype");
+  need_positions(op, "lengths", lengths, B);
+  need_shape(op, "out", out, q.shape());
+  const bool gpu = on_cuda(op, {&q, &k_cache, &v_cache, &lengths, &out});
+  need_disjoint(op, "out", out, "q", &q);
+  MAMBALM_BACKEND(gpu, attention_decode(q, k_cache, v_cache, lengths, scale, out));
 }
 
 }  // namespace mambalm::ops

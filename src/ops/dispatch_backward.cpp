@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "ops/cpu/cpu_backward.h"
+#include "ops/ops.h"
 #include "ops/ops_backward.h"
 
 namespace mambalm::ops {
@@ -231,6 +232,8 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor* 
 
 void causal_conv1d_packed(const Tensor& x, const Tensor& w, const Tensor* bias,
                           const Tensor* seq_idx, Tensor* state, bool apply_silu, Tensor& y) {
+  // Without document ids this is the plain op, which every backend implements.
+  if (!seq_idx) return causal_conv1d(x, w, bias, state, apply_silu, y);
   const char* op = "causal_conv1d_packed";
   check_conv(op, x, w, bias, seq_idx, state);
   need(op, "y", &y, x.shape());
@@ -288,6 +291,7 @@ Shape state_shape(const Tensor& x, const Tensor& Bm) { return {x.dim(0), x.dim(2
 void ssd_chunked_packed(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                         const Tensor& Cm, const Tensor* D, const Tensor* seq_idx,
                         int64_t chunk_size, Tensor* state, Tensor& y) {
+  if (!seq_idx) return ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y);
   const char* op = "ssd_chunked_packed";
   check_ssd(op, x, dt, A, Bm, Cm, D, seq_idx, chunk_size);
   need(op, "state", state, state_shape(x, Bm));
@@ -354,6 +358,7 @@ void check_scan(const char* op, const Tensor& u, const Tensor& delta, const Tens
 void selective_scan_packed(const Tensor& u, const Tensor& delta, const Tensor& A,
                            const Tensor& Bm, const Tensor& Cm, const Tensor* D, const Tensor* z,
                            const Tensor* seq_idx, Tensor* state, Tensor& y) {
+  if (!seq_idx) return selective_scan(u, delta, A, Bm, Cm, D, z, state, y);
   const char* op = "selective_scan_packed";
   check_scan(op, u, delta, A, Bm, Cm, D, z, seq_idx);
   need(op, "state", state, {u.dim(0), u.dim(2), A.dim(1)});
@@ -439,6 +444,7 @@ void check_attention(const char* op, const Tensor& q, const Tensor& k, const Ten
 
 void attention_packed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
                       float scale, Tensor& out) {
+  if (!seq_idx) return attention(q, k, v, scale, out);
   const char* op = "attention_packed";
   check_attention(op, q, k, v, seq_idx);
   need(op, "out", &out, q.shape());

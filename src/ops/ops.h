@@ -88,6 +88,11 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 // softmax weights to bf16 for the tensor cores and accumulates in fp32).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
 
+// ---- greedy choice -----------------------------------------------------------------------
+// out[m] = argmax_{j < limit} x[m, j] (the first index on ties). x F32 [M, V], 1 <= limit <= V;
+// out I32 [M]. Decode keeps the chosen ids on the device this way.
+void argmax(const Tensor& x, int64_t limit, Tensor& out);
+
 // ---- inference: many sequences, each at its own position ------------------------------------
 // Rotary embedding as in rope(), but token t of sequence b sits at position positions[b] + t.
 // x [B, T, H, Dh]; positions I32 [B].

@@ -42,6 +42,11 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
 
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
+void argmax(const Tensor& x, int64_t limit, Tensor& out);
+void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
+void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                      float scale, Tensor& out);
 
 // ---- shared numeric helpers ---------------------------------------------------------------
 

@@ -30,19 +30,21 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
 void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
                  Tensor& dt_out);
 // ssd_sequential runs the per-token recurrence with the state in registers (one block per
-// (sequence, head, 64 rows of P)). ssd_chunked runs the same recurrence for now: it measured
-// faster on the H200 than the chunked fp32 kernel below (see scan_attention.cu).
+// (sequence, head, 64 rows of P)): the decode path. ssd_chunked runs the chunked algorithm on the
+// tensor cores (TF32 operands, fp32 sums and state passing; see ssd.cu) for T >= 16 and the
+// shapes it tiles (P and N multiples of 64), the recurrence otherwise.
 void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y);
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y);
 
-// The chunked SSD algorithm (intra-chunk quadratic form + state passing) with the state in
-// shared memory, one block per (sequence, head); same arguments and result as ssd_chunked.
-// Returns false, doing nothing, when T < 16 or the chunk scratch exceeds shared memory.
-bool ssd_chunked_shared(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                        const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                        Tensor& y);
+// The tensor-core chunked path of ssd_chunked for any T >= 1 (same arguments and result).
+// Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
+// unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels
+// (chunk states, C B^T, state passing, chunk scan); it synchronises, for benchmarks only.
+bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                              Tensor& y, float* stage_ms = nullptr);
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);
@@ -50,6 +52,7 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 // k, v F32 or BF16 (see ops.h).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
+void argmax(const Tensor& x, int64_t limit, Tensor& out);
 void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
 void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
 void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,

@@ -1,67 +1,17 @@
-// Dense and elementwise ops on CUDA: linear through cuBLAS (fp32 sgemm, TF32 off), embedding
-// lookup, activations, softplus_dt, rotary embedding and the layout ops of ops/layout.h.
-#include <cublas_v2.h>
+// Elementwise ops on CUDA: embedding lookup, activations, softplus_dt, rotary embedding and the
+// layout ops of ops/layout.h (linear lives in linear.cu).
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <climits>
 #include <mutex>
 #include <string>
 
+#include "core/cuda_memory.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace mambalm::ops::cuda {
-
-namespace {
-
-// One cuBLAS handle for the process, on the default stream. CUBLAS_DEFAULT_MATH keeps sgemm in
-// true fp32 (TF32 would need CUBLAS_TF32_TENSOR_OP_MATH): the CPU comparison wants fp32.
-cublasHandle_t blas() {
-  static cublasHandle_t handle = nullptr;
-  static std::once_flag once;
-  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
-  std::call_once(once, [] {
-    status = cublasCreate(&handle);
-    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH);
-  });
-  if (status != CUBLAS_STATUS_SUCCESS)
-    fail("op linear (cuda)", "cublasCreate failed with status " + std::to_string(static_cast<int>(status)),
-         "is libcublas from CUDA 13 on the library path, and is a device visible?");
-  return handle;
-}
-
-__global__ void broadcast_rows(const float* __restrict__ bias, float* __restrict__ y, int64_t M,
-                               int64_t N) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = bias ? bias[i % N] : 0.0f;
-}
-
-}  // namespace
-
-// Row-major y[M, N] = x[M, K] w[N, K]^T is, seen column-major, Y'[N, M] = W'^T X' with W' the
-// [K, N] column-major view of w: one sgemm (OP_T, OP_N). The bias is broadcast into y first and
-// the gemm accumulates onto it (beta = 1), as the CPU path does.
-void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  const int64_t K = x.dim(-1);
-  const int64_t N = w.dim(0);
-  const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
-  if (M == 0 || N == 0) return;
-  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
-        "dimensions beyond 2^31 are not supported by this path");
-  float beta = 0.0f;
-  if (bias || K == 0) {
-    broadcast_rows<<<blocks_for(M * N), kThreads>>>(bias ? bias->f32() : nullptr, y.f32(), M, N);
-    check_launch("linear");
-    beta = 1.0f;
-  }
-  if (K == 0) return;
-  const float alpha = 1.0f;
-  cublasStatus_t s = cublasSgemm(blas(), CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
-                                 w.f32(), int(K), x.f32(), int(K), &beta, y.f32(), int(N));
-  if (s != CUBLAS_STATUS_SUCCESS)
-    fail("op linear (cuda)", "cublasSgemm failed with status " + std::to_string(static_cast<int>(s)));
-}
 
 // ---- embedding -----------------------------------------------------------------------------
 
@@ -73,42 +23,62 @@ __global__ void find_bad_id(const int32_t* __restrict__ ids, int64_t n, int32_t 
     if (ids[i] < 0 || ids[i] >= V) atomicMin(first_bad, static_cast<int>(i));
 }
 
-__global__ void gather_rows(const int32_t* __restrict__ ids, const float* __restrict__ table,
-                            float* __restrict__ y, int64_t D) {
+template <class T>
+__device__ __forceinline__ float as_float(T v);
+template <>
+__device__ __forceinline__ float as_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ float as_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class T>
+__global__ void gather_rows(const int32_t* __restrict__ ids, const T* __restrict__ table, float* __restrict__ y,
+                            int64_t D) {
   const int64_t row = blockIdx.x;
-  const float* src = table + int64_t(ids[row]) * D;
+  const T* src = table + int64_t(ids[row]) * D;
   float* dst = y + row * D;
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dst[i] = src[i];
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dst[i] = as_float(src[i]);
+}
+
+int* bad_id_flag() {  // one device int for the process: the id check allocates nothing per call
+  static int* flag = [] {
+    int* p = nullptr;
+    check_cuda(cudaMalloc(&p, sizeof(int)), "embedding", "cudaMalloc");
+    return p;
+  }();
+  return flag;
 }
 
 }  // namespace
 
 // Ids are validated on the device first; a bad one is reported (position and value) before
-// anything is written, as on the CPU. That costs one small device-to-host read per call.
+// anything is written, as on the CPU. That costs one small device-to-host read per call, which
+// a captured step cannot do: there the check is skipped (a captured decode step feeds back ids
+// its own argmax produced, which lie in the table by construction).
 void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
   const int64_t n = ids.numel();
   const int64_t V = table.dim(0), D = table.dim(1);
   if (n == 0) return;
   MAMBALM_CHECK(n < INT_MAX && V <= INT_MAX, "op embedding (cuda)", "too many ids or rows");
-  int* flag = nullptr;
-  check_cuda(cudaMalloc(&flag, sizeof(int)), "embedding", "cudaMalloc");
-  const int init = INT_MAX;
-  cudaMemcpy(flag, &init, sizeof(int), cudaMemcpyHostToDevice);
-  find_bad_id<<<blocks_for(n), kThreads>>>(ids.data<int32_t>(), n, int32_t(V), flag);
-  int first_bad = INT_MAX;
-  cudaError_t e = cudaMemcpy(&first_bad, flag, sizeof(int), cudaMemcpyDeviceToHost);
-  cudaFree(flag);
-  check_cuda(e, "embedding", "id check");
-  if (first_bad != INT_MAX) {
-    int32_t id = 0;
-    cudaMemcpy(&id, ids.data<int32_t>() + first_bad, sizeof(int32_t), cudaMemcpyDeviceToHost);
-    fail("op embedding", "token id " + std::to_string(id) + " at flat position " +
-                             std::to_string(first_bad) + " is out of range for a table of " +
-                             std::to_string(V) + " rows",
-         "the tokenizer and the model's vocab_size disagree");
+  if (!cuda_capturing()) {
+    int* flag = bad_id_flag();
+    const int init = INT_MAX;
+    check_cuda(cudaMemcpy(flag, &init, sizeof(int), cudaMemcpyHostToDevice), "embedding", "id check");
+    find_bad_id<<<blocks_for(n), kThreads>>>(ids.data<int32_t>(), n, int32_t(V), flag);
+    int first_bad = INT_MAX;
+    check_cuda(cudaMemcpy(&first_bad, flag, sizeof(int), cudaMemcpyDeviceToHost), "embedding", "id check");
+    if (first_bad != INT_MAX) {
+      int32_t id = 0;
+      cudaMemcpy(&id, ids.data<int32_t>() + first_bad, sizeof(int32_t), cudaMemcpyDeviceToHost);
+      fail("op embedding", "token id " + std::to_string(id) + " at flat position " + std::to_string(first_bad) +
+                               " is out of range for a table of " + std::to_string(V) + " rows",
+           "the tokenizer and the model's vocab_size disagree");
+    }
   }
   if (D == 0) return;
-  gather_rows<<<unsigned(n), D >= 256 ? 256 : 64>>>(ids.data<int32_t>(), table.f32(), y.f32(), D);
+  if (table.dtype() == DType::BF16)
+    gather_rows<<<unsigned(n), D >= 256 ? 256 : 64>>>(ids.data<int32_t>(), table.data<__nv_bfloat16>(), y.f32(), D);
+  else
+    gather_rows<<<unsigned(n), D >= 256 ? 256 : 64>>>(ids.data<int32_t>(), table.f32(), y.f32(), D);
   check_launch("embedding");
 }
 

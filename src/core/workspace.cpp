@@ -1,0 +1,58 @@
+#include "core/workspace.h"
+
+#include <algorithm>
+
+#include "core/cuda_memory.h"
+#include "core/error.h"
+
+namespace mambalm {
+
+namespace {
+constexpr size_t kAlign = 256;  // keeps every tensor 16-byte-vector and cache-line aligned
+size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+Tensor Workspace::allocate(size_t bytes) const {
+  const Shape words{static_cast<int64_t>((bytes + 3) / 4)};
+#ifdef MAMBALM_HAVE_CUDA
+  if (device_ == Device::CUDA) return empty_cuda(words, DType::F32);
+#endif
+  check(device_ == Device::CPU, "workspace", "CUDA workspace in a build without the CUDA backend");
+  return Tensor::empty(words, DType::F32);
+}
+
+Tensor Workspace::empty(const Shape& shape, DType dtype) {
+  const size_t bytes = aligned(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));
+  pass_bytes_ += bytes;
+  peak_ = std::max(peak_, pass_bytes_);
+  if (used_ + bytes <= capacity()) {
+    auto* base = static_cast<char*>(block_.raw()) + used_;
+    used_ += bytes;
+    // The view keeps the block alive through a copy of its owner.
+    return Tensor::view_of(base, shape, dtype, std::shared_ptr<void>(block_.buffer_owner()), device_);
+  }
+#ifdef MAMBALM_HAVE_CUDA
+  check(device_ != Device::CUDA || !cuda_capturing(), "workspace",
+        "a captured pass asked for " + std::to_string(bytes) + " bytes beyond the planned block",
+        "run the same step once uncaptured first (warm-up) so the block reaches its peak");
+#endif
+  overflow_.push_back(allocate(bytes));
+  const Tensor& t = overflow_.back();
+  return Tensor::view_of(t.raw(), shape, dtype, t.buffer_owner(), device_);
+}
+
+void Workspace::reserve(size_t bytes) {
+  if (bytes <= capacity()) return;
+  block_ = Tensor();  // free first: the old and new block need not coexist
+  block_ = allocate(aligned(bytes));
+  ++generation_;
+}
+
+void Workspace::reset() {
+  overflow_.clear();
+  if (peak_ > capacity()) reserve(peak_);
+  used_ = 0;
+  pass_bytes_ = 0;
+}
+
+}  // namespace mambalm

@@ -1,0 +1,298 @@
+// linear on CUDA: y[M, N] = x[M, K] w[N, K]^T (+ bias), x and y fp32.
+//  - w F32: cuBLAS sgemm in true fp32 (TF32 off), the reference-grade path.
+//  - w BF16, M <= kGemvRows (decode): a bandwidth-bound GEMV that streams each weight row once
+//    with 16-byte loads and multiplies it by all M activation rows (fp32 accumulation).
+//  - w BF16, larger M (prefill): x is rounded to bf16 and cuBLASLt runs a bf16 x bf16 -> fp32
+//    GEMM on the tensor cores with fp32 accumulation.
+// Everything runs on the per-thread default stream (see core/cuda_memory.cu). Scratch buffers
+// grow to their high-water mark during warm-up and are never freed, so a captured decode step
+// replays without allocating.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "core/cuda_memory.h"
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_ops.h"
+
+namespace mambalm::ops::cuda {
+
+namespace {
+
+constexpr int64_t kGemvRows = 8;  // largest M served by the GEMV kernel
+
+void check_blas(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    fail("op linear (cuda)", std::string(what) + " failed with cuBLAS status " + std::to_string(static_cast<int>(s)),
+         "is libcublas(Lt) from CUDA 13 on the library path, and is a device visible?");
+}
+
+// One cuBLAS handle for the process on the per-thread stream. CUBLAS_DEFAULT_MATH keeps sgemm in
+// true fp32 (TF32 would need CUBLAS_TF32_TENSOR_OP_MATH): the CPU comparison wants fp32.
+cublasHandle_t blas() {
+  static cublasHandle_t handle = nullptr;
+  static std::once_flag once;
+  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  std::call_once(once, [] {
+    status = cublasCreate(&handle);
+    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH);
+    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetStream(handle, cudaStreamPerThread);
+  });
+  check_blas(status, "cublasCreate");
+  return handle;
+}
+
+cublasLtHandle_t blas_lt() {
+  static cublasLtHandle_t handle = nullptr;
+  static std::once_flag once;
+  static cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  std::call_once(once, [] { status = cublasLtCreate(&handle); });
+  check_blas(status, "cublasLtCreate");
+  return handle;
+}
+
+// A device buffer that only grows (never inside a capture: warm-up reaches the peak first).
+struct Scratch {
+  Tensor t;
+  void* get(size_t bytes) {
+    if (!t.defined() || t.nbytes() < bytes) t = empty_cuda({static_cast<int64_t>((bytes + 3) / 4)}, DType::F32);
+    return t.raw();
+  }
+};
+
+__global__ void broadcast_rows(const float* __restrict__ bias, float* __restrict__ y, int64_t M, int64_t N) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = bias ? bias[i % N] : 0.0f;
+}
+
+__global__ void round_to_bf16(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+// ---- GEMV (decode) ------------------------------------------------------------------------
+// A warp owns R consecutive output rows; each lane walks K in 8-element steps (one 16-byte load
+// of bf16 weights per row) strided by the warp, multiplies them with the M activation rows
+// (two float4 loads each, L1-resident: every warp of the block reads the same x) and keeps
+// M x R fp32 partial sums, reduced across the warp at the end. K % 8 == 0 and 16-byte aligned
+// rows are required (checked by the caller).
+constexpr int kGemvWarps = 8;
+
+__device__ __forceinline__ void bf16x8_to_f32(const uint4& v, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 p = __bfloat1622float2(h[i]);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+
+template <int M, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, const float* __restrict__ bias,
+          float* __restrict__ y, int N, int K) {
+  const int lane = threadIdx.x & 31;
+  const int row0 = (blockIdx.x * kGemvWarps + (threadIdx.x >> 5)) * R;
+  if (row0 >= N) return;
+  float acc[M][R];
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[m][r] = 0.0f;
+  const uint4* wrow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int n = min(row0 + r, N - 1);  // rows past N recompute the last row; not stored
+    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(n) * K);
+  }
+  const int steps = K / 8;
+#pragma unroll 2
+  for (int s = lane; s < steps; s += 32) {
+    uint4 wv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[r] = __ldcs(wrow[r] + s);  // streamed once: do not keep in L2
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float4* xp = reinterpret_cast<const float4*>(x + int64_t(m) * K) + 2 * s;
+      const float4 a = __ldg(xp), b = __ldg(xp + 1);
+      const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float wf[8];
+        bf16x8_to_f32(wv[r], wf);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[m][r] = fmaf(xv[i], wf[i], acc[m][r]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[m][r]);
+      const int n = row0 + r;
+      if (lane == 0 && n < N) y[int64_t(m) * N + n] = v + (bias ? bias[n] : 0.0f);
+    }
+}
+
+template <int M>
+void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K, int sms) {
+  // Four rows per warp amortise the activation loads; fall back to fewer when that would leave
+  // multiprocessors idle (small N).
+  const int rows_per_block4 = kGemvWarps * 4, rows_per_block1 = kGemvWarps;
+  if ((N + rows_per_block4 - 1) / rows_per_block4 >= 2 * sms) {
+    gemv_bf16<M, 4><<<(N + rows_per_block4 - 1) / rows_per_block4, kGemvWarps * 32>>>(x, w, bias, y, N, K);
+  } else if ((N + 2 * kGemvWarps - 1) / (2 * kGemvWarps) >= 2 * sms) {
+    gemv_bf16<M, 2><<<(N + 2 * kGemvWarps - 1) / (2 * kGemvWarps), kGemvWarps * 32>>>(x, w, bias, y, N, K);
+  } else {
+    gemv_bf16<M, 1><<<(N + rows_per_block1 - 1) / rows_per_block1, kGemvWarps * 32>>>(x, w, bias, y, N, K);
+  }
+}
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    return v > 0 ? v : 1;
+  }();
+  return n;
+}
+
+// Scalar fallback for bf16 weights whose rows are not 16-byte aligned (K % 8 != 0).
+__global__ void linear_bf16_naive(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+                                  const float* __restrict__ bias, float* __restrict__ y, int64_t M, int64_t N,
+                                  int64_t K) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t o = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32; o < M * N;
+       o += int64_t(gridDim.x) * blockDim.x / 32) {
+    const int64_t m = o / N, n = o % N;
+    float acc = 0.0f;
+    for (int64_t k = lane; k < K; k += 32) acc += x[m * K + k] * __bfloat162float(w[n * K + k]);
+    acc = warp_sum(acc);
+    if (lane == 0) y[o] = acc + (bias ? bias[n] : 0.0f);
+  }
+}
+
+// ---- GEMM (prefill) through cuBLASLt --------------------------------------------------------
+// Row-major y[M, N] = x[M, K] w[N, K]^T is column-major Y'[N, M] = W'^T X': A = w (K x N col-major,
+// transposed), B = x (K x M col-major). The heuristic's choice is cached per shape.
+struct LtPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+constexpr size_t kLtWorkspace = size_t(64) << 20;
+
+const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t>, LtPlan> plans;
+  auto key = std::make_tuple(M, N, K);
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second;
+  LtPlan p;
+  check_blas(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  check_blas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)), "set TRANSA");
+  check_blas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)), "set TRANSB");
+  check_blas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), K), "layout A");
+  check_blas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(M), K), "layout B");
+  check_blas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N), "layout C");
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_blas(cublasLtMatmulPreferenceCreate(&pref), "preference");
+  const size_t ws = kLtWorkspace;
+  check_blas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+             "preference workspace");
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  check_blas(cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found),
+             "cublasLtMatmulAlgoGetHeuristic");
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (found == 0) fail("op linear (cuda)", "cuBLASLt has no bf16 algorithm for M " + std::to_string(M) + ", N " +
+                                               std::to_string(N) + ", K " + std::to_string(K));
+  p.algo = result.algo;
+  return plans.emplace(key, p).first->second;
+}
+
+}  // namespace
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const int64_t K = x.dim(-1);
+  const int64_t N = w.dim(0);
+  const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
+  if (M == 0 || N == 0) return;
+  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
+                "dimensions beyond 2^31 are not supported by this path");
+  const float* b = bias ? bias->f32() : nullptr;
+  if (K == 0) {
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
+    check_launch("linear");
+    return;
+  }
+
+  if (w.dtype() == DType::F32) {
+    // The bias is broadcast into y first and the gemm accumulates onto it (beta = 1), as on the CPU.
+    float beta = 0.0f;
+    if (bias) {
+      broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
+      check_launch("linear");
+      beta = 1.0f;
+    }
+    const float alpha = 1.0f;
+    check_blas(cublasSgemm(blas(), CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w.f32(), int(K), x.f32(),
+                           int(K), &beta, y.f32(), int(N)),
+               "cublasSgemm");
+    return;
+  }
+
+  const auto* wb = w.data<__nv_bfloat16>();
+  const bool vector_ok = K % 8 == 0 && reinterpret_cast<uintptr_t>(wb) % 16 == 0 &&
+                         reinterpret_cast<uintptr_t>(x.f32()) % 16 == 0;
+  if (M <= kGemvRows && vector_ok) {
+    const int n = int(N), k = int(K), sms = sm_count();
+    switch (M) {
+      case 1: launch_gemv<1>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 2: launch_gemv<2>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 3: launch_gemv<3>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 4: launch_gemv<4>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 5: launch_gemv<5>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 6: launch_gemv<6>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      case 7: launch_gemv<7>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+      default: launch_gemv<8>(x.f32(), wb, b, y.f32(), n, k, sms); break;
+    }
+    check_launch("linear (gemv)");
+    return;
+  }
+  if (!vector_ok) {
+    linear_bf16_naive<<<blocks_for(M * N * 32), kThreads>>>(x.f32(), wb, b, y.f32(), M, N, K);
+    check_launch("linear (bf16, unaligned)");
+    return;
+  }
+
+  static Scratch xb_scratch, lt_workspace;
+  auto* xb = static_cast<__nv_bfloat16*>(xb_scratch.get(size_t(M * K) * 2));
+  void* ws = lt_workspace.get(kLtWorkspace);
+  round_to_bf16<<<blocks_for(M * K), kThreads>>>(x.f32(), xb, M * K);
+  check_launch("linear (round x)");
+  float beta = 0.0f;
+  if (bias) {
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
+    check_launch("linear");
+    beta = 1.0f;
+  }
+  const float alpha = 1.0f;
+  const LtPlan& p = lt_plan(M, N, K);
+  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y.f32(), p.c, y.f32(), p.c, &p.algo, ws,
+                            kLtWorkspace, cudaStreamPerThread),
+             "cublasLtMatmul");
+}
+
+}  // namespace mambalm::ops::cuda

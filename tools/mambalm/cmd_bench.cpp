@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 #include <cstdio>
@@ -13,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
+#include "bench_cuda.h"
 #include "commands.h"
+#include "device_options.h"
 #include "config/presets.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -65,15 +68,61 @@ int64_t peak_rss_bytes() {
 
 }  // namespace
 
+std::vector<int64_t> parse_sizes(const std::string& text, const char* option) {
+  std::vector<int64_t> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string item = text.substr(i, j - i);
+    int64_t scale = 1;
+    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) {
+      scale = 1024;
+      item.pop_back();
+    }
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    check(!item.empty() && end && *end == '\0' && v > 0, std::string("--") + option,
+          "'" + text + "' is not a comma-separated list of positive sizes (e.g. 1K,4K,32K)");
+    out.push_back(static_cast<int64_t>(v) * scale);
+    i = j + 1;
+  }
+  return out;
+}
+
 int cmd_bench(int argc, char** argv) {
-  Args args("bench", "--model DIR | --preset NAME [--prompt-len P --gen-len G] [--json]",
-            {{"model", "DIR", "model directory"},
-             {"preset", "NAME", "a preset with random weights (speed does not depend on their values)"},
-             {"prompt-len", "P", "prompt tokens (default 128)"},
-             {"gen-len", "G", "decoded tokens (default 32)"},
-             {"seed", "S", "seed for weights and prompt (default 0)"},
-             {"json", "", "print JSON"}});
+  std::vector<OptionSpec> options = {
+      {"model", "DIR", "model directory"},
+      {"preset", "NAME", "a preset with random weights (speed does not depend on their values)"},
+      {"prompt-len", "P", "prompt tokens (default 128)"},
+      {"gen-len", "G", "decoded tokens (default 32)"},
+      {"seed", "S", "seed for weights and prompt (default 0)"},
+      {"json", "", "print JSON"},
+      {"contexts", "L,...", "cuda: context lengths (default 1K,4K,16K,32K,64K,128K)"},
+      {"batches", "B,...", "cuda: batch sizes, ascending, stopping at the first that does not fit (default 1,2,4,...,1024)"},
+      {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
+      {"json-out", "FILE", "cuda: write every measurement as JSON"}};
+  for (OptionSpec& o : placement_options()) options.push_back(o);
+  Args args("bench", "--model DIR | --preset NAME [--prompt-len P --gen-len G] [--json] [--device cuda ...]", options);
   if (!args.parse(argc, argv)) return 0;
+  const Placement placement = parse_placement(args, "mambalm bench");
+  if (placement.device == Device::CUDA) {
+    check(args.has("preset"), "mambalm bench", "--device cuda runs the generation-speed experiment on a --preset");
+    BenchCudaOptions o;
+    o.preset = args.str("preset");
+    (void)preset_config(o.preset);  // an unknown name fails here, before the GPU is touched
+    o.dtype = placement.dtype;
+    o.contexts = parse_sizes(args.str("contexts", "1K,4K,16K,32K,64K,128K"), "contexts");
+    o.batches = parse_sizes(args.str("batches", "1,2,4,8,16,32,64,128,256,512,1024"), "batches");
+    o.gen = args.integer("gen-len", 32);
+    check(o.gen > 0, "mambalm bench", "--gen-len must be positive");
+    o.graphs = !args.flag("no-graph");
+    o.seed = static_cast<uint64_t>(args.integer("seed", 0));
+    o.json_path = args.str("json-out");
+#ifdef MAMBALM_HAVE_CUDA
+    return bench_cuda(o);
+#endif
+  }
   check(args.has("model") != args.has("preset"), "mambalm bench", "give exactly one of --model DIR or --preset NAME");
   const int64_t P = args.integer("prompt-len", 128), G = args.integer("gen-len", 32);
   check(P > 0 && G > 0, "mambalm bench", "--prompt-len and --gen-len must be positive");

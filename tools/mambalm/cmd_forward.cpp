@@ -4,6 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device_options.h"
 #include "core/error.h"
 #include "infer/generate.h"
 #include "io/npy.h"
@@ -13,20 +14,24 @@
 namespace mambalm::cli {
 
 int cmd_forward(int argc, char** argv) {
-  Args args("forward", "--model DIR --tokens FILE --logits OUT.npy",
-            {{"model", "DIR", "model directory (config.json + model.safetensors)"},
-             {"tokens", "FILE", "whitespace-separated token ids"},
-             {"logits", "OUT.npy", "float32 logits [T, vocab] as a NumPy array"}});
+  std::vector<OptionSpec> options = {{"model", "DIR", "model directory (config.json + model.safetensors)"},
+                                     {"tokens", "FILE", "whitespace-separated token ids"},
+                                     {"logits", "OUT.npy", "float32 logits [T, vocab] as a NumPy array"}};
+  for (OptionSpec& o : placement_options()) options.push_back(o);
+  Args args("forward", "--model DIR --tokens FILE --logits OUT.npy [--device cuda [--dtype f32|bf16]]", options);
   if (!args.parse(argc, argv)) return 0;
   std::string tokens_path = args.required("tokens"), out = args.required("logits");
+  const Placement placement = parse_placement(args, "mambalm forward");
   Model model = Model::load(args.required("model"));
+  place(model, placement);
   std::vector<int32_t> ids = io::read_token_ids(tokens_path);
   check_token_ids(ids, model.config().vocab_size, tokens_path);
   const int64_t T = static_cast<int64_t>(ids.size());
   Tensor batch = Tensor::empty({1, T}, DType::I32);  // one sequence
   std::memcpy(batch.raw(), ids.data(), ids.size() * 4);
-  Tensor logits = model.forward(batch);  // [1, T, V]
-  io::write_npy(out, logits.reshape({T, model.config().vocab_size}));
+  std::vector<float> logits;  // [T, V] on the host
+  copy_to_host(model.forward(batch), logits);
+  io::write_npy(out, Tensor::view_of(logits.data(), {T, model.config().vocab_size}, DType::F32, nullptr));
   std::fprintf(stderr, "wrote %s: [%lld, %lld] float32\n", out.c_str(), static_cast<long long>(T),
                static_cast<long long>(model.config().vocab_size));
   return 0;

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device_options.h"
 #include "core/error.h"
 #include "infer/generate.h"
 #include "io/token_list.h"
@@ -15,8 +16,7 @@
 namespace mambalm::cli {
 
 int cmd_generate(int argc, char** argv) {
-  Args args("generate", "--model DIR (--tokens FILE | --prompt TEXT) [sampling options]",
-            {{"model", "DIR", "model directory"},
+  std::vector<OptionSpec> options = {{"model", "DIR", "model directory"},
              {"tokens", "FILE", "prompt as whitespace-separated token ids"},
              {"prompt", "TEXT", "prompt text (needs a tokenizer in the model directory; else token ids)"},
              {"max-tokens", "N", "tokens to generate (default 32)"},
@@ -26,11 +26,15 @@ int cmd_generate(int argc, char** argv) {
              {"seed", "S", "sampling seed (default 0)"},
              {"ignore-eos", "", "keep going past the end-of-sequence token"},
              {"bos", "", "prepend the tokenizer's BOS token to the prompt"},
-             {"ids", "", "print token ids even when the model directory has a tokenizer"}});
+             {"ids", "", "print token ids even when the model directory has a tokenizer"}};
+  for (OptionSpec& o : placement_options()) options.push_back(o);
+  Args args("generate", "--model DIR (--tokens FILE | --prompt TEXT) [sampling options] [--device cuda]", options);
   if (!args.parse(argc, argv)) return 0;
+  const Placement placement = parse_placement(args, "mambalm generate");
   check(args.has("tokens") != args.has("prompt"), "mambalm generate", "give exactly one of --tokens FILE or --prompt TEXT");
   const std::string model_dir = args.required("model");
   Model model = Model::load(model_dir);
+  place(model, placement);
   std::unique_ptr<Tokenizer> tokenizer;
   if (has_tokenizer(model_dir)) tokenizer = open_tokenizer(model_dir);
   std::vector<int32_t> prompt;

@@ -1,0 +1,204 @@
+// mambalm bench --device cuda: the study's generation-speed experiment on one GPU. For each
+// context length L and batch size B (up to the largest that fits in device memory):
+//   prefill  one sequence of L tokens (chunked), timed: seconds and tokens/s;
+//   decode   B sequences at position L, one token each per step (CUDA-graph replays), timed:
+//            ms per step and tokens/s;
+//   memory   weights, SSM+conv state, KV cache (allocated for L + gen tokens), workspace.
+// Sequences other than the prefilled one get random state (speed does not depend on values;
+// prefilling B x 128K tokens would take minutes). Batch-1 decode is compared with its floor:
+// the bytes one step must read (weights, states, KV rows) over the measured copy bandwidth.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_cuda.h"
+
+#include "config/pattern.h"
+#include "config/presets.h"
+#include "core/cuda_memory.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "infer/decoder.h"
+#include "infer/generate.h"
+#include "model/model.h"
+
+#ifdef MAMBALM_HAVE_CUDA
+namespace mambalm::cli {
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Device-to-device copy of a 4 GiB buffer, bytes read + written per second, best of 5.
+double measure_device_bandwidth() {
+  Tensor a = empty_cuda({int64_t(1) << 30}, DType::F32), b = empty_cuda({int64_t(1) << 30}, DType::F32);
+  fill_uniform_cuda(a, 1, -1, 1);
+  double best = 0;
+  for (int i = 0; i < 6; ++i) {
+    cuda_synchronize();
+    const double t0 = now_s();
+    copy_async(a, b);
+    cuda_synchronize();
+    if (i > 0) best = std::max(best, 2.0 * double(a.nbytes()) / (now_s() - t0));
+  }
+  return best;
+}
+
+int64_t attention_layers(const ModelConfig& cfg) { return std::count(cfg.pattern.begin(), cfg.pattern.end(), kAttentionSymbol); }
+
+int64_t kv_bytes_per_token(const ModelConfig& cfg, DType kv) {
+  return 2 * attention_layers(cfg) * cfg.attention.n_kv_heads * cfg.attention.head_dim * int64_t(dtype_size(kv));
+}
+
+int64_t state_bytes_per_sequence(const ModelConfig& cfg) {
+  SequenceState probe(cfg, 1);  // CPU, no KV: the SSM + conv state of one sequence
+  return probe.ssm_state_bytes();
+}
+
+void randomise(SequenceState& s, int64_t n_layers, uint64_t seed) {
+  for (int64_t l = 0; l < n_layers; ++l) {
+    LayerState& ls = s.layer(l);
+    for (Tensor* t : {&ls.conv, &ls.ssm, &ls.k, &ls.v})
+      if (t->defined()) fill_uniform_cuda(*t, seed + uint64_t(l) * 7 + uint64_t(t - &ls.conv), -0.5f, 0.5f);
+  }
+}
+
+struct Row {
+  int64_t context, batch;
+  double prefill_s = 0, decode_ms = 0;
+  int64_t kv_bytes = 0, state_bytes = 0, workspace_bytes = 0;
+  bool fits = true;
+};
+
+}  // namespace
+
+int bench_cuda(const BenchCudaOptions& o) {
+  const std::string name = o.preset;
+  const ModelConfig cfg = preset_config(name);
+  const int64_t V = cfg.vocab_size;
+  std::printf("device: %s\n", cuda_device_summary().c_str());
+  const double bw = measure_device_bandwidth();
+  std::printf("copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
+
+  double t0 = now_s();
+  Model model(cfg);
+  model.init_random_on(Device::CUDA, o.dtype, o.seed);
+  cuda_synchronize();
+  const int64_t weight_bytes = model.parameter_bytes();
+  std::printf("model %s: %.3fB parameters, %s weights %.2f GB (random, drawn on the GPU in %.1f s)\n", name.c_str(),
+              double(model.parameter_count()) / 1e9, dtype_name(o.dtype).c_str(), double(weight_bytes) / 1e9, now_s() - t0);
+  const int64_t per_seq_state = state_bytes_per_sequence(cfg);
+  const int64_t kv_tok = kv_bytes_per_token(cfg, o.dtype);
+  std::printf("per sequence: SSM+conv state %.2f MB (constant), KV cache %.1f KB per token (%lld attention layers)\n",
+              double(per_seq_state) / 1e6, double(kv_tok) / 1e3, (long long)attention_layers(cfg));
+
+  Rng rng(o.seed + 1);
+  std::vector<Row> rows;
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t L : o.contexts) {
+    const int64_t cap = L + o.gen + 8;  // KV rows per sequence
+    // Prefill one sequence of L tokens, chunked, timed end to end (tokens uploaded per chunk).
+    double prefill_s = 0;
+    {
+      SequenceState one(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
+      std::vector<int32_t> prompt(static_cast<size_t>(L));
+      for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % uint64_t(V));
+      prefill(model, one, {prompt.begin(), prompt.begin() + std::min<int64_t>(L, 64)}, o.prefill_chunk);  // warm-up
+      SequenceState fresh(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
+      cuda_synchronize();
+      t0 = now_s();
+      prefill(model, fresh, prompt, o.prefill_chunk);  // returns after the logits reached the host
+      prefill_s = now_s() - t0;
+    }
+    for (int64_t B : o.batches) {
+      Row r{L, B};
+      size_t free_b = 0, total_b = 0;
+      cuda_memory_info(&free_b, &total_b);
+      const int64_t need = B * (cap * kv_tok + per_seq_state) + B * V * 4 * 2 + (int64_t(1) << 30);
+      r.prefill_s = prefill_s;
+      if (need > int64_t(free_b) * 95 / 100) {
+        r.fits = false;
+        rows.push_back(r);
+        std::printf("L %7lld  B %4lld  does not fit: needs ~%.1f GB, %.1f GB free\n", (long long)L, (long long)B,
+                    double(need) / 1e9, double(free_b) / 1e9);
+        break;  // larger batches fit even less
+      }
+      SequenceState state(cfg, B, StateOptions{Device::CUDA, cap, o.dtype});
+      randomise(state, cfg.n_layers(), o.seed + uint64_t(L) * 131 + uint64_t(B));
+      state.advance(L);
+      BatchDecoder dec(model, state, DecoderOptions{o.graphs, 0});
+      std::vector<int32_t> first(static_cast<size_t>(B));
+      for (int32_t& t : first) t = static_cast<int32_t>(rng.next_u64() % uint64_t(V));
+      dec.set_tokens(first);
+      for (int i = 0; i < 4; ++i) dec.step();  // warm-up and capture
+      cuda_synchronize();
+      t0 = now_s();
+      for (int64_t i = 0; i < o.gen; ++i) dec.step();
+      cuda_synchronize();
+      r.decode_ms = 1e3 * (now_s() - t0) / double(o.gen);
+      r.kv_bytes = state.kv_allocated_bytes();
+      r.state_bytes = state.ssm_state_bytes();
+      r.workspace_bytes = int64_t(model.workspace_bytes());
+      rows.push_back(r);
+      std::printf("L %7lld  B %4lld  prefill %8.3f s (%8.0f tok/s)  decode %8.3f ms/step %9.1f tok/s  KV %7.2f GB  state %6.2f GB  "
+                  "workspace %.2f GB%s\n",
+                  (long long)L, (long long)B, prefill_s, double(L) / prefill_s, r.decode_ms, 1e3 * double(B) / r.decode_ms,
+                  double(r.kv_bytes) / 1e9, double(r.state_bytes) / 1e9, double(r.workspace_bytes) / 1e9,
+                  dec.graph_captured() ? "" : "  (no graph)");
+      std::fflush(stdout);
+      if (B == 1) {
+        // Floor: every stored weight except the embedding table (one row is read) and the head
+        // when tied, the SSM/conv state read and written, L KV rows read, at copy bandwidth.
+        const double emb = double(V) * double(cfg.d_model) * double(dtype_size(o.dtype));
+        const double bytes = double(weight_bytes) - (cfg.tie_embeddings ? 0.0 : emb) + 2.0 * double(per_seq_state) +
+                             double(L) * double(kv_tok);
+        const double floor_ms = 1e3 * bytes / bw;
+        std::printf("         batch-1 floor %.3f ms (%.2f GB / %.0f GB/s): decode at %.0f%% of the floor\n", floor_ms,
+                    bytes / 1e9, bw / 1e9, 100.0 * floor_ms / r.decode_ms);
+        out.push_back({{"context", L}, {"batch", B}, {"floor_ms", floor_ms}, {"floor_bytes", bytes}});
+      }
+      out.push_back({{"context", L},
+                     {"batch", B},
+                     {"prefill_s", prefill_s},
+                     {"decode_ms_per_step", r.decode_ms},
+                     {"decode_tokens_per_s", 1e3 * double(B) / r.decode_ms},
+                     {"kv_bytes", r.kv_bytes},
+                     {"state_bytes", r.state_bytes},
+                     {"workspace_bytes", r.workspace_bytes},
+                     {"weight_bytes", weight_bytes}});
+    }
+  }
+  // Best throughput per context over the batches that fit: the study's comparison at equal
+  // (whole-GPU) memory.
+  std::printf("\n| context | best batch | tokens/s | decode ms/step | KV GB | limited by |\n|---|---|---|---|---|---|\n");
+  for (int64_t L : o.contexts) {
+    const Row* best = nullptr;
+    bool capped = false;
+    for (const Row& r : rows) {
+      if (r.context != L) continue;
+      if (!r.fits) capped = true;
+      else if (!best || double(r.batch) / r.decode_ms > double(best->batch) / best->decode_ms) best = &r;
+    }
+    if (!best) continue;
+    std::printf("| %lld | %lld | %.1f | %.3f | %.2f | %s |\n", (long long)L, (long long)best->batch,
+                1e3 * double(best->batch) / best->decode_ms, best->decode_ms, double(best->kv_bytes) / 1e9,
+                capped ? "memory (next batch does not fit)" : "batch list");
+  }
+  if (!o.json_path.empty()) {
+    nlohmann::json doc = {{"preset", name}, {"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw},
+                          {"weight_bytes", weight_bytes}, {"rows", out}};
+    FILE* f = std::fopen(o.json_path.c_str(), "w");
+    check(f != nullptr, o.json_path, "cannot write the JSON results");
+    std::fprintf(f, "%s\n", doc.dump(1).c_str());
+    std::fclose(f);
+  }
+  return 0;
+}
+
+}  // namespace mambalm::cli
+#endif  // MAMBALM_HAVE_CUDA

@@ -1,0 +1,25 @@
+// The GPU half of `mambalm bench` (see bench_cuda.cpp).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mambalm::cli {
+
+struct BenchCudaOptions {
+  std::string preset;
+  DType dtype = DType::BF16;
+  std::vector<int64_t> contexts{1024};
+  std::vector<int64_t> batches{1};
+  int64_t gen = 32;             // timed decode steps per configuration
+  int64_t prefill_chunk = 8192;  // tokens per prefill forward
+  bool graphs = true;
+  uint64_t seed = 0;
+  std::string json_path;
+};
+
+int bench_cuda(const BenchCudaOptions& o);
+
+}  // namespace mambalm::cli

@@ -1,0 +1,46 @@
+#include "device_options.h"
+
+#include <cstdio>
+#include <string>
+
+#include "core/cuda_memory.h"
+#include "core/error.h"
+#include "model/model.h"
+
+namespace mambalm::cli {
+
+std::vector<OptionSpec> placement_options() {
+  return {{"device", "cpu|cuda", "where the model runs (default cpu)"},
+          {"dtype", "f32|bf16", "weight storage: f32, or bf16 on cuda (default: f32 on cpu, bf16 on cuda)"}};
+}
+
+Placement parse_placement(const Args& args, const char* command) {
+  Placement p;
+  const std::string device = args.str("device", "cpu");
+  if (device == "cuda") p.device = Device::CUDA;
+  else check(device == "cpu", command, "--device must be cpu or cuda, got '" + device + "'");
+  const std::string dtype = args.str("dtype", p.device == Device::CUDA ? "bf16" : "f32");
+  if (dtype == "bf16") p.dtype = DType::BF16;
+  else check(dtype == "f32", command, "--dtype must be f32 or bf16, got '" + dtype + "'");
+  check(p.dtype == DType::F32 || p.device == Device::CUDA, command, "--dtype bf16 needs --device cuda",
+        "the CPU backend computes with f32 weights");
+  if (p.device == Device::CUDA) {
+#ifdef MAMBALM_HAVE_CUDA
+    check(cuda_device_count() > 0, command, "--device cuda but no CUDA device is visible", "check nvidia-smi");
+#else
+    fail(command, "--device cuda but this binary was built without the CUDA backend", "build where nvcc is installed");
+#endif
+  }
+  return p;
+}
+
+void place(Model& model, const Placement& p) {
+  if (p.device == Device::CPU) return;
+  model.to_device(p.device, p.dtype);
+#ifdef MAMBALM_HAVE_CUDA
+  std::fprintf(stderr, "device: %s, weights %s (%.2f GB)\n", cuda_device_summary().c_str(), dtype_name(p.dtype).c_str(),
+               static_cast<double>(model.parameter_bytes()) / 1e9);
+#endif
+}
+
+}  // namespace mambalm::cli

@@ -1,8 +1,11 @@
 // Mamba-2 SSD on CUDA. ssd_sequential keeps the recurrent state in registers and walks time in
-// order (lanes of a warp split the state dimension N and combine with shuffles); the chunked
-// kernels (intra-chunk quadratic form + state passing) live below and are checked against the
-// same conformance harness.
+// order (lanes of a warp split the state dimension N and combine with shuffles): the decode path
+// (T = 1) and the fallback for shapes the chunked kernels do not tile. ssd_chunked is the prefill
+// path: the chunked SSD algorithm in four kernels whose matrix products run on the tensor cores
+// (TF32 mma.sync, fp32 accumulation), with cumulative decays and the state passing in fp32.
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include <algorithm>
 #include <cmath>
@@ -112,134 +115,526 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 
 namespace {
 
-// Chunked SSD, one block per (b, h), chunks in order, the state S in shared memory (stored
-// transposed, S_t[n][p], so that threads with consecutive p touch consecutive banks). For a
-// chunk of length L with cum_i = sum_{k<=i} dt_k A (double, as on the CPU):
-//   M[i, j] = (C_i . B_j) exp(cum_i - cum_j) dt_j            (j <= i)
-//   y_i[p]  = sum_{j<=i} M[i, j] x_j[p] + exp(cum_i) C_i . S[p, :] + D x_i[p]
-//   S[p, n] = exp(cum_{L-1}) S[p, n] + sum_j exp(cum_{L-1} - cum_j) dt_j x_j[p] B_j[n]
-// CUDA cores in fp32 (no tensor cores yet): a straightforward version of the algorithm.
-__global__ void ssd_chunk_kernel(const float* __restrict__ x, const float* __restrict__ dt,
-                                 const float* __restrict__ A, const float* __restrict__ Bm,
-                                 const float* __restrict__ Cm, const float* __restrict__ D,
-                                 float* state, float* __restrict__ y, int T, int H, int P, int G,
-                                 int N, int Q) {
-  extern __shared__ double smem_d[];
-  double* cum = smem_d;                                      // [Q]
-  float* St = reinterpret_cast<float*>(cum + Q);             // [N, P]
-  float* M = St + int64_t(N) * P;                            // [Q, Q]
-  float* dtc = M + int64_t(Q) * Q;                           // [Q]
-  float* wlast = dtc + Q;                                    // [Q] exp(cum_last - cum_j) dt_j
-  const int b = blockIdx.x / H, h = blockIdx.x % H;
-  const int g = h / (H / G);
-  const int tid = threadIdx.x, nt = blockDim.x;
-  const int64_t PN = int64_t(P) * N;
-  float* st_bh = state ? state + (int64_t(b) * H + h) * PN : nullptr;
-  for (int64_t idx = tid; idx < PN; idx += nt) {
-    const int n = int(idx / P), p = int(idx % P);
-    St[idx] = st_bh ? st_bh[int64_t(p) * N + n] : 0.0f;
+// ---- chunked SSD on the tensor cores ---------------------------------------------------------
+// For chunk c of length L (the last may be shorter), head h, group g, with the cumulative decay
+// cum_i = sum_{k<=i} dt_k A_h (local to the chunk, fp32) and S_c the state entering the chunk:
+//   (1) chunk_state:  Z_c[p, n] = sum_j exp(cum_{L-1} - cum_j) dt_j x_j[p] B_j[n]    (per head)
+//   (2) cb:           CB_c[i, j] = C_i . B_j  for j-tiles <= i-tiles                  (per group)
+//   (3) state_pass:   S_0 = initial state (or 0), S_{c+1} = exp(cum_{L-1}) S_c + Z_c;
+//                     the buffer of Z_c is overwritten with S_c, the last S is the final state
+//   (4) chunk_scan:   y_i[p] = exp(cum_i) C_i . S_c[p, :]
+//                            + sum_{j<=i} CB_c[i, j] exp(cum_i - cum_j) dt_j x_j[p] + D x_i[p]
+// Products (1), (2) and (4) are 64x64 output tiles per block of 4 warps (each warp 32x32 as 2x4
+// m16n8k8 TF32 mma.sync), K in steps of 32 staged through shared memory; the next step's global
+// loads are issued before the current step's mma so that they overlap. Operands are rounded to
+// TF32 (10-bit mantissa, round to nearest) when they are written to shared memory; sums are fp32.
+// The chunk length Q is a multiple of 64 up to 256, P and N multiples of 64 (ssd_chunked checks).
+
+constexpr int kTile = 64;             // output tile rows and columns of a block
+constexpr int kStep = 32;             // K per shared-memory stage
+constexpr int kGemmThreads = 128;     // 4 warps, 2 x 2 over the 64 x 64 tile
+constexpr int kStrideMK = kStep + 4;  // row stride of a [64][32] tile (M- or N-major)
+constexpr int kStrideKM = kTile + 8;  // row stride of a [32][64] tile (K-major)
+constexpr int kTileWords = kTile * kStrideMK;
+static_assert(kTileWords == kStep * kStrideKM, "both layouts share one buffer size");
+constexpr int kMaxChunk = 256;
+
+__device__ __forceinline__ uint32_t to_tf32(float v) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+  return r;
+}
+
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Accumulator fragment of one thread: acc[mi][ni][e] is tile row wm + 16 mi + g + 8 (e >= 2),
+// column wn + 8 ni + 2 t + (e & 1) (the m16n8 C layout; g = lane / 4, t = lane % 4).
+using Acc = float[2][4][4];
+
+// acc += A B over one K stage. A(m, k) is As[k * kStrideKM + m] when kAKMajor, else
+// As[m * kStrideMK + k]; B(k, n) is Bs[k * kStrideKM + n] when kBKMajor, else Bs[n * kStrideMK + k].
+// Both strides make the fragment reads of a warp hit 32 distinct banks.
+template <bool kAKMajor, bool kBKMajor>
+__device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  auto A = [&](int m, int k) { return kAKMajor ? As[k * kStrideKM + m] : As[m * kStrideMK + k]; };
+  auto B = [&](int k, int n) { return kBKMajor ? Bs[k * kStrideKM + n] : Bs[n * kStrideMK + k]; };
+#pragma unroll
+  for (int kk = 0; kk < kStep; kk += 8) {
+    uint32_t a[2][4], b[4][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      const int r = wm + mi * 16 + g;
+      a[mi][0] = A(r, kk + t);
+      a[mi][1] = A(r + 8, kk + t);
+      a[mi][2] = A(r, kk + t + 4);
+      a[mi][3] = A(r + 8, kk + t + 4);
+    }
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int c = wn + ni * 8 + g;
+      b[ni][0] = B(kk + t, c);
+      b[ni][1] = B(kk + t + 4, c);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], a[mi], b[ni]);
   }
-  const double Ah = A[h];
-  const float Dh = D ? D[h] : 0.0f;
-  const int64_t ldx = int64_t(H) * P, ldbc = int64_t(G) * N;
-  for (int c0 = 0; c0 < T; c0 += Q) {
-    const int L = min(Q, T - c0);
-    const int64_t bt0 = int64_t(b) * T + c0;
-    const float* xc = x + (bt0 * H + h) * P;
-    const float* Bc = Bm + (bt0 * G + g) * N;
-    const float* Cc = Cm + (bt0 * G + g) * N;
-    float* yc = y + (bt0 * H + h) * P;
-    __syncthreads();  // the previous chunk's state update is complete
-    if (tid == 0) {
-      double run = 0.0;
-      for (int i = 0; i < L; ++i) {
-        const float d = dt[(bt0 + i) * H + h];
-        run += double(d) * Ah;
-        cum[i] = run;
-        dtc[i] = d;
-      }
-      for (int j = 0; j < L; ++j) wlast[j] = expf(float(run - cum[j])) * dtc[j];
-    }
+}
+
+// A K-stage loop: load(s) fetches stage s from global memory into registers, store(s) writes
+// those registers (scaled, rounded to TF32) to As/Bs. Stage s+1 is fetched while s is multiplied.
+template <bool kAKMajor, bool kBKMajor, class Load, class Store>
+__device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, const uint32_t* As,
+                                            const uint32_t* Bs, Acc& acc) {
+  if (stages <= 0) return;
+  load(0);
+  for (int s = 0; s < stages; ++s) {
+    store(s);
     __syncthreads();
-    for (int idx = tid; idx < L * L; idx += nt) {
-      const int i = idx / L, j = idx % L;
-      if (j > i) continue;
-      const float* Ci = Cc + i * ldbc;
-      const float* Bj = Bc + j * ldbc;
-      float dot = 0.0f;
-      for (int n = 0; n < N; ++n) dot += Ci[n] * Bj[n];
-      M[i * Q + j] = dot * expf(float(cum[i] - cum[j])) * dtc[j];
-    }
+    if (s + 1 < stages) load(s + 1);
+    stage_mma<kAKMajor, kBKMajor>(As, Bs, acc);
     __syncthreads();
-    for (int idx = tid; idx < L * P; idx += nt) {
-      const int i = idx / P, p = idx % P;
-      float acc = 0.0f;
-      const float* Mi = M + i * Q;
-      for (int j = 0; j <= i; ++j) acc += Mi[j] * xc[j * ldx + p];
-      const float* Ci = Cc + i * ldbc;
-      float sc = 0.0f;
-      for (int n = 0; n < N; ++n) sc += Ci[n] * St[n * P + p];
-      const float xi = xc[i * ldx + p];
-      yc[i * ldx + p] = acc + expf(float(cum[i])) * sc + Dh * xi;
+  }
+}
+
+// Element r (0..3) of this thread's share of a 64 x 32 tile (row-major in global memory, 16-byte
+// pieces): row and first column.
+__device__ __forceinline__ void piece_64x32(int r, int& row, int& col) {
+  const int idx = threadIdx.x + kGemmThreads * r;
+  row = idx >> 3;
+  col = (idx & 7) * 4;
+}
+// The same for a 32 x 64 tile.
+__device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
+  const int idx = threadIdx.x + kGemmThreads * r;
+  row = idx >> 4;
+  col = (idx & 15) * 4;
+}
+
+__device__ __forceinline__ float4 load4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+
+__device__ __forceinline__ void store4(uint32_t* dst, float a, float b, float c, float d) {
+  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(a), to_tf32(b), to_tf32(c), to_tf32(d));
+}
+
+// cum[i] = sum_{k<=i} dt_k A for i < L, cum[i] = cum[L-1] for L <= i < Q; dts[i] = dt_i (0 past L).
+// dtp points at dt of the chunk's first token for this head (stride H). Warp 0 scans; ends with a
+// block barrier.
+__device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, float* cum, float* dts) {
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    const int per = (Q + 31) / 32;  // <= 8 consecutive entries per lane
+    float v[8];
+    float run = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int i = lane * per + e;
+      const float d = (e < per && i < L) ? dtp[int64_t(i) * H] : 0.0f;
+      if (e < per && i < Q) dts[i] = d;
+      run += d * Ah;
+      v[e] = run;
     }
-    __syncthreads();  // every y read the state entering the chunk
-    const float decay = expf(float(cum[L - 1]));
-    for (int64_t idx = tid; idx < PN; idx += nt) {
-      const int n = int(idx / P), p = int(idx % P);
-      float acc = 0.0f;
-      for (int j = 0; j < L; ++j) acc += wlast[j] * xc[j * ldx + p] * Bc[j * ldbc + n];
-      St[idx] = decay * St[idx] + acc;
+    float incl = run;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float n = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += n;
+    }
+    const float excl = incl - run;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int i = lane * per + e;
+      if (e < per && i < Q) cum[i] = excl + v[e];
     }
   }
   __syncthreads();
-  if (st_bh)
-    for (int64_t idx = tid; idx < PN; idx += nt) {
-      const int n = int(idx / P), p = int(idx % P);
-      st_bh[int64_t(p) * N + n] = St[idx];
+}
+
+struct SsdDims {
+  int T, H, P, G, N, Q, nc;  // nc = chunks per sequence
+};
+
+// (1) grid (H, nc * (P/64) * (N/64), B): the chunk's local state Z_c, tile [p0:+64, n0:+64];
+// A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
+__global__ void __launch_bounds__(kGemmThreads, 4)
+ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
+                       const float* __restrict__ A, const float* __restrict__ Bm,
+                       float* __restrict__ states, float* __restrict__ chunk_decay, SsdDims d) {
+  __shared__ float cum[kMaxChunk], w[kMaxChunk];
+  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
+  const int h = blockIdx.x, b = blockIdx.z;
+  const int tiles = (d.P / kTile) * (d.N / kTile);
+  const int c = blockIdx.y / tiles, tile = blockIdx.y % tiles;
+  const int p0 = (tile / (d.N / kTile)) * kTile, n0 = (tile % (d.N / kTile)) * kTile;
+  const int g = h / (d.H / d.G);
+  const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
+  const int64_t bt0 = int64_t(b) * d.T + c0;
+  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w);
+  const float last = cum[L - 1];
+  for (int j = threadIdx.x; j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
+  if (threadIdx.x == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
+  __syncthreads();
+
+  const int64_t ldx = int64_t(d.H) * d.P, ldb = int64_t(d.G) * d.N;
+  const float* xb = x + (bt0 * d.H + h) * d.P + p0;
+  const float* Bb = Bm + (bt0 * d.G + g) * d.N + n0;
+  float4 ra[4], rb[4];
+  Acc acc = {};
+  auto load = [&](int s) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      int row, col;
+      piece_32x64(r, row, col);
+      const int j = s * kStep + row;
+      const bool in = j < L;
+      ra[r] = in ? load4(xb + j * ldx + col) : make_float4(0, 0, 0, 0);
+      rb[r] = in ? load4(Bb + j * ldb + col) : make_float4(0, 0, 0, 0);
+    }
+  };
+  auto store = [&](int s) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      int row, col;
+      piece_32x64(r, row, col);
+      const int j = s * kStep + row;
+      const float wj = j < L ? w[j] : 0.0f;
+      store4(As + row * kStrideKM + col, ra[r].x * wj, ra[r].y * wj, ra[r].z * wj, ra[r].w * wj);
+      store4(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+    }
+  };
+  gemm_stages<true, true>((L + kStep - 1) / kStep, load, store, As, Bs, acc);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  float* out = states + ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N;
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int hlf = 0; hlf < 2; ++hlf) {
+        const int p = p0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
+        const int n = n0 + wn + ni * 8 + 2 * (lane & 3);
+        *reinterpret_cast<float2*>(out + int64_t(p) * d.N + n) =
+            make_float2(acc[mi][ni][2 * hlf], acc[mi][ni][2 * hlf + 1]);
+      }
+}
+
+// (2) grid ((Q/64)^2, nc * G, B): CB_c tile [i0:+64, j0:+64] for j0 <= i0 < L (other tiles are
+// never read). A = C_i[n] (row-major), B(n, j) = B_j[n] (N-major), K = N.
+__global__ void __launch_bounds__(kGemmThreads, 4)
+ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float* __restrict__ cb,
+              SsdDims d) {
+  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
+  const int nt = d.Q / kTile;
+  const int it = blockIdx.x / nt, jt = blockIdx.x % nt;
+  const int c = blockIdx.y / d.G, g = blockIdx.y % d.G, b = blockIdx.z;
+  const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
+  const int i0 = it * kTile, j0 = jt * kTile;
+  if (jt > it || i0 >= L) return;
+  const int64_t bt0 = int64_t(b) * d.T + c0, ld = int64_t(d.G) * d.N;
+  const float* Cb = Cm + (bt0 * d.G + g) * d.N;
+  const float* Bb = Bm + (bt0 * d.G + g) * d.N;
+  float4 ra[4], rb[4];
+  Acc acc = {};
+  auto load = [&](int s) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      int row, col;
+      piece_64x32(r, row, col);
+      const int k = s * kStep + col;
+      ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ld + k) : make_float4(0, 0, 0, 0);
+      rb[r] = j0 + row < L ? load4(Bb + (j0 + row) * ld + k) : make_float4(0, 0, 0, 0);
+    }
+  };
+  auto store = [&](int) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      int row, col;
+      piece_64x32(r, row, col);
+      store4(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+      store4(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+    }
+  };
+  gemm_stages<false, false>(d.N / kStep, load, store, As, Bs, acc);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  float* out = cb + ((int64_t(b) * d.nc + c) * d.G + g) * int64_t(d.Q) * d.Q;
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int hlf = 0; hlf < 2; ++hlf) {
+        const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
+        const int j = j0 + wn + ni * 8 + 2 * (lane & 3);
+        *reinterpret_cast<float2*>(out + int64_t(i) * d.Q + j) =
+            make_float2(acc[mi][ni][2 * hlf], acc[mi][ni][2 * hlf + 1]);
+      }
+}
+
+// (3) grid (ceil(P N / 256), B H), 256 threads: one state element per thread, chunks in order,
+// fp32. Loads of a batch of chunks are issued before their stores so they overlap.
+constexpr int kPassThreads = 256;
+constexpr int kPassBatch = 8;
+__global__ void __launch_bounds__(kPassThreads)
+ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, float* state_io,
+                      int nc, int64_t PN) {
+  const int64_t e = int64_t(blockIdx.x) * kPassThreads + threadIdx.x;
+  if (e >= PN) return;
+  const int64_t bh = blockIdx.y;
+  float s = state_io ? state_io[bh * PN + e] : 0.0f;
+  float* z = states + bh * nc * PN + e;
+  const float* dec = chunk_decay + bh * nc;
+  for (int c0 = 0; c0 < nc; c0 += kPassBatch) {
+    float loc[kPassBatch];
+#pragma unroll
+    for (int k = 0; k < kPassBatch; ++k) loc[k] = c0 + k < nc ? z[(c0 + k) * PN] : 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPassBatch; ++k) {
+      if (c0 + k < nc) {
+        z[(c0 + k) * PN] = s;
+        s = dec[c0 + k] * s + loc[k];
+      }
+    }
+  }
+  if (state_io) state_io[bh * PN + e] = s;
+}
+
+// (4) grid (H, nc * (Q/64) * (P/64), B): y rows [i0:+64] of the chunk, columns [p0:+64].
+// Part 1 (when the entering state can be nonzero): acc = C_i . S_c[p, :] (A = C row-major,
+// B(n, p) = S_c[p][n], N-major), then row i scaled by exp(cum_i). Part 2: acc += M X with
+// M[i, j] = CB[i, j] exp(cum_i - cum_j) dt_j for j <= i (row-major), X = x_j[p] (K-major), over
+// the j-stages up to the tile's diagonal. Then y = acc + D x.
+__global__ void __launch_bounds__(kGemmThreads, 4)
+ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
+                      const float* __restrict__ A, const float* __restrict__ Cm,
+                      const float* __restrict__ D, const float* __restrict__ states,
+                      const float* __restrict__ cb, bool state_in, float* __restrict__ y, SsdDims d) {
+  __shared__ float cum[kMaxChunk], dts[kMaxChunk];
+  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
+  const int h = blockIdx.x, b = blockIdx.z;
+  const int nt = d.Q / kTile, npt = d.P / kTile;
+  const int c = blockIdx.y / (nt * npt), rem = blockIdx.y % (nt * npt);
+  const int i0 = (rem / npt) * kTile, p0 = (rem % npt) * kTile;
+  const int g = h / (d.H / d.G);
+  const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
+  if (i0 >= L) return;
+  const int64_t bt0 = int64_t(b) * d.T + c0;
+  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  const int64_t ldx = int64_t(d.H) * d.P, ldc = int64_t(d.G) * d.N;
+  float4 ra[4], rb[4];
+  Acc acc = {};
+
+  if (state_in || c > 0) {
+    const float* Cb = Cm + (bt0 * d.G + g) * d.N;
+    const float* Sb = states + ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N +
+                      int64_t(p0) * d.N;
+    auto load = [&](int s) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int row, col;
+        piece_64x32(r, row, col);
+        const int k = s * kStep + col;
+        ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ldc + k) : make_float4(0, 0, 0, 0);
+        rb[r] = load4(Sb + int64_t(row) * d.N + k);
+      }
+    };
+    auto store = [&](int) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int row, col;
+        piece_64x32(r, row, col);
+        store4(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+        store4(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      }
+    };
+    gemm_stages<false, false>(d.N / kStep, load, store, As, Bs, acc);
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int hlf = 0; hlf < 2; ++hlf) {
+        const float e = __expf(cum[i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf]);
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) {
+          acc[mi][ni][2 * hlf] *= e;
+          acc[mi][ni][2 * hlf + 1] *= e;
+        }
+      }
+  }
+
+  {
+    const float* cbb = cb + ((int64_t(b) * d.nc + c) * d.G + g) * int64_t(d.Q) * d.Q +
+                       int64_t(i0) * d.Q;
+    const float* xb = x + (bt0 * d.H + h) * d.P + p0;
+    auto load = [&](int s) {
+      const int j0 = s * kStep;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int row, col;
+        piece_64x32(r, row, col);
+        ra[r] = i0 + row < L ? load4(cbb + int64_t(row) * d.Q + j0 + col) : make_float4(0, 0, 0, 0);
+        piece_32x64(r, row, col);
+        rb[r] = j0 + row < L ? load4(xb + (j0 + row) * ldx + col) : make_float4(0, 0, 0, 0);
+      }
+    };
+    auto store = [&](int s) {
+      const int j0 = s * kStep;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int row, col;
+        piece_64x32(r, row, col);
+        const int i = i0 + row;
+        const float ci = cum[i];
+        float m[4] = {ra[r].x, ra[r].y, ra[r].z, ra[r].w};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int j = j0 + col + q;
+          m[q] = (j <= i && i < L) ? m[q] * __expf(ci - cum[j]) * dts[j] : 0.0f;
+        }
+        store4(As + row * kStrideMK + col, m[0], m[1], m[2], m[3]);
+        piece_32x64(r, row, col);
+        store4(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      }
+    };
+    const int jend = min(i0 + kTile, L);
+    gemm_stages<false, true>((jend + kStep - 1) / kStep, load, store, As, Bs, acc);
+  }
+
+  const float Dh = D ? D[h] : 0.0f;
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int hlf = 0; hlf < 2; ++hlf) {
+      const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
+      if (i >= L) continue;
+      const int64_t row = (bt0 + i) * ldx + int64_t(h) * d.P;
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int p = p0 + wn + ni * 8 + 2 * (lane & 3);
+        const float2 xv = *reinterpret_cast<const float2*>(x + row + p);
+        *reinterpret_cast<float2*>(y + row + p) =
+            make_float2(acc[mi][ni][2 * hlf] + Dh * xv.x, acc[mi][ni][2 * hlf + 1] + Dh * xv.y);
+      }
     }
 }
 
-size_t ssd_chunk_smem(int64_t P, int64_t N, int64_t Q) {
-  return size_t(Q) * sizeof(double) + size_t(N * P + Q * Q + 2 * Q) * sizeof(float);
+// Device scratch of the chunked path (chunk states, CB blocks, chunk decays), grown only when a
+// call needs more than any earlier one, never shrunk: steady-state inference (same or smaller
+// shapes) never allocates. Growing frees the old block first (cudaFree waits for queued work) and
+// cannot happen during CUDA-graph capture: warm up with the largest shape before capturing.
+float* ssd_scratch(size_t floats) {
+  static float* buf = nullptr;
+  static size_t cap = 0;
+  if (floats > cap) {
+    if (buf) check_cuda(cudaFree(buf), "ssd_chunked", "cudaFree (scratch growth)");
+    buf = nullptr;
+    cap = 0;
+    check_cuda(cudaMalloc(&buf, floats * sizeof(float)), "ssd_chunked",
+               "cudaMalloc of the chunk-state scratch (not allowed during graph capture: warm up first)");
+    cap = floats;
+  }
+  return buf;
 }
 
-int max_optin_smem() {
-  static int v = -1;
-  if (v < 0) {
-    int dev = 0;
-    cudaGetDevice(&dev);
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) v = 48 * 1024;
-  }
-  return v;
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Shortest T sent to the chunked kernels; below it the recurrence (T sequential steps of a few
+// microseconds) beats four launches. bench/cuda/ssd.cpp measures both sides of it.
+constexpr int64_t kChunkedMinT = 16;
+
+// The chunk length the kernels use: chunk_size when it is a multiple of 64 up to 256, else the
+// nearest such value. Any chunking computes the same function (the chunk only changes rounding
+// order and speed), so a chunk size the tiles cannot take is still served by the fast path.
+int64_t kernel_chunk(int64_t chunk_size) {
+  if (chunk_size % kTile == 0 && chunk_size <= kMaxChunk) return chunk_size;
+  const int64_t q = (chunk_size + kTile / 2) / kTile * kTile;
+  return std::clamp<int64_t>(q, kTile, kMaxChunk);
 }
 
 }  // namespace
 
-// The chunked kernel in shared memory; false (nothing done) when T < 16 or its chunk scratch
-// does not fit in the device's shared memory.
-bool ssd_chunked_shared(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                        const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                        Tensor& y) {
+// Runs kernels (1)-(4); stage_ms (optional, 4 entries) receives each kernel's time in ms
+// (events around each launch; for benchmarks only). False when the shape is not tiled here.
+bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                              Tensor& y, float* stage_ms) {
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
-  const int64_t Q = std::min<int64_t>(chunk_size, std::max<int64_t>(T, 1));
-  const size_t smem = ssd_chunk_smem(P, N, Q);
-  if (T < 16 || smem > size_t(max_optin_smem()) || Bsz * H == 0 || P == 0) return false;
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "ssd_chunked", "cudaFuncSetAttribute");
-  ssd_chunk_kernel<<<unsigned(Bsz * H), 256, smem>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(), Cm.f32(),
-                                                     D ? D->f32() : nullptr, state ? state->f32() : nullptr,
-                                                     y.f32(), int(T), int(H), int(P), int(G), int(N), int(Q));
-  check_launch("ssd_chunked");
+  if (Bsz == 0 || T == 0 || H == 0) return true;
+  if (P % kTile || N % kTile || G < 1 || H % G) return false;
+  for (const void* p : {x.raw(), Bm.raw(), Cm.raw(), y.raw()})
+    if (!aligned16(p)) return false;
+  if (state && !aligned16(state->raw())) return false;
+  const int64_t Q = kernel_chunk(chunk_size);
+  const int64_t nc = (T + Q - 1) / Q;
+  if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
+      nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
+    return false;
+  const int64_t PN = P * N;
+  const int64_t n_states = Bsz * H * nc * PN, n_cb = Bsz * nc * G * Q * Q, n_decay = Bsz * H * nc;
+  float* scratch = ssd_scratch(size_t(n_states + n_cb + n_decay + 64));
+  float* states = scratch;
+  float* cbuf = states + n_states;
+  float* decay = cbuf + n_cb;
+  const SsdDims d{int(T), int(H), int(P), int(G), int(N), int(Q), int(nc)};
+  float* sp = state ? state->f32() : nullptr;
+
+  cudaEvent_t ev[5];
+  if (stage_ms)
+    for (auto& e : ev) check_cuda(cudaEventCreate(&e), "ssd_chunked", "cudaEventCreate");
+  auto mark = [&](int k) {
+    if (stage_ms) check_cuda(cudaEventRecord(ev[k]), "ssd_chunked", "cudaEventRecord");
+  };
+  mark(0);
+  ssd_chunk_state_kernel<<<dim3(unsigned(H), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz)),
+                           kGemmThreads>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(), states, decay, d);
+  check_launch("ssd_chunked (chunk states)");
+  mark(1);
+  ssd_cb_kernel<<<dim3(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz)),
+                  kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
+  check_launch("ssd_chunked (C B^T)");
+  mark(2);
+  ssd_state_pass_kernel<<<dim3(unsigned((PN + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H)),
+                          kPassThreads>>>(states, decay, sp, int(nc), PN);
+  check_launch("ssd_chunked (state passing)");
+  mark(3);
+  ssd_chunk_scan_kernel<<<dim3(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz)),
+                          kGemmThreads>>>(x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr,
+                                          states, cbuf, sp != nullptr, y.f32(), d);
+  check_launch("ssd_chunked (chunk scan)");
+  mark(4);
+  if (stage_ms) {
+    check_cuda(cudaEventSynchronize(ev[4]), "ssd_chunked", "cudaEventSynchronize");
+    for (int k = 0; k < 4; ++k) cudaEventElapsedTime(&stage_ms[k], ev[k], ev[k + 1]);
+    for (auto& e : ev) cudaEventDestroy(e);
+  }
   return true;
 }
 
-// Measured on the H200 (2026-11-28, 8B head shapes): the register recurrence takes 0.53 ms at
-// B 2 / T 200 and 6.5 ms at B 1 / T 2000, the fp32 shared-memory chunked kernel 3.1 and 24 ms
-// (only B*H blocks, each walking its chunks; no tensor cores). So the op runs the recurrence
-// until a tensor-core chunked kernel beats it; ssd_chunked_shared stays checked by the harness.
+// Prefill. Measured on the H200 before the tensor-core kernels (2026-11-28, 8B head shapes): the
+// register recurrence 0.53 ms at B 2 / T 200 and 6.5 ms at B 1 / T 2000; an fp32 chunked kernel
+// with one block per (b, h) was slower still. bench/cuda/ssd.cpp and bench/NOTES.md hold the
+// tensor-core numbers. Short T and shapes the tiles do not cover run the recurrence.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
+  if (x.dim(1) >= kChunkedMinT &&
+      ssd_chunked_tensor_cores(x, dt, A, Bm, Cm, D, chunk_size, state, y, nullptr))
+    return;
   ssd_sequential(x, dt, A, Bm, Cm, D, state, y);
 }
 

@@ -1,0 +1,171 @@
+// mambalm_bench_ssd: times ops::ssd_chunked (the tensor-core chunked SSD, src/ops/cuda/ssd.cu) on
+// the GPU at the shape (B 2, L 4096, H 128, P 64, G 8, N 128, chunk 256) and at B 1,
+// L 16384; its four kernels one by one; the register recurrence at the same shape; and both
+// paths at short T (where ssd_chunked switches to the recurrence).
+// Timing: CUDA events around each call, 3 warm-up calls, median of 30, rotating 2 input sets
+// (each ~0.6 GB, over 10x the 50 MB L2) so the cache does not hold the inputs.
+// FLOPs (dense count, as the SSD paper's): per chunk of L tokens and sequence
+//   2 L^2 N G (C B^T) + 2 L^2 P H (intra-chunk (L o CB) X) + 2 L P N H (chunk states)
+//   + 2 L N P H (C S), ~73 GFLOP at the shape; the causal mask skips ~40% of the first two.
+// Bytes: the fewest possible, x and y (4 B T H P each), B and C (4 B T G N each), dt (4 B T H).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "core/cuda_memory.h"
+#include "core/tensor.h"
+#include "ops/cuda/cuda_ops.h"
+#include "ops/ops.h"
+
+using namespace mambalm;
+
+namespace {
+
+constexpr double kCopyTBs = 4.3;      // device-to-device copy measured on an H200 here (KINDS.md)
+constexpr double kTf32TFlops = 495;   // dense TF32 tensor-core datasheet rate (H100/H200 SXM)
+
+Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed) {
+  Tensor t = Tensor::empty(s);
+  std::mt19937_64 r(seed);
+  const double scale = (hi - lo) / 18446744073709551616.0;
+  float* p = t.f32();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = float(lo + scale * double(r()));
+  return to_device(t, Device::CUDA);
+}
+
+struct Inputs {
+  Tensor x, dt, A, Bm, Cm, D, state, y;
+};
+Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, uint64_t seed) {
+  Inputs in;
+  in.x = rand_gpu({B, T, H, P}, -1, 1, seed + 1);
+  in.dt = rand_gpu({B, T, H}, 0.001f, 0.1f, seed + 2);
+  in.A = rand_gpu({H}, -16, -1, seed + 3);
+  in.Bm = rand_gpu({B, T, G, N}, -1, 1, seed + 4);
+  in.Cm = rand_gpu({B, T, G, N}, -1, 1, seed + 5);
+  in.D = rand_gpu({H}, 0.5f, 1.5f, seed + 6);
+  in.state = rand_gpu({B, H, P, N}, -0.5f, 0.5f, seed + 7);
+  in.y = empty_cuda({B, T, H, P});
+  return in;
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "mambalm_bench_ssd: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// Median ms of `reps` event-timed calls of f(rep) after `warm` calls.
+double median_ms(const std::function<void(int)>& f, int reps = 30, int warm = 3) {
+  for (int i = 0; i < warm; ++i) f(i);
+  cudaEvent_t a, b;
+  check(cudaEventCreate(&a), "event");
+  check(cudaEventCreate(&b), "event");
+  std::vector<float> v;
+  for (int i = 0; i < reps; ++i) {
+    check(cudaEventRecord(a), "record");
+    f(i);
+    check(cudaEventRecord(b), "record");
+    check(cudaEventSynchronize(b), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, a, b), "elapsed");
+    v.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cuda_synchronize();
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double flops(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t Q) {
+  double f = 0;
+  for (int64_t c0 = 0; c0 < T; c0 += Q) {
+    const double L = double(std::min(Q, T - c0));
+    f += 2 * L * L * N * G + 2 * L * L * P * H + 4 * L * P * N * H;
+  }
+  return f * double(B);
+}
+double min_bytes(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N) {
+  return 4.0 * B * T * (2.0 * H * P + 2.0 * G * N + H);
+}
+
+void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
+  const int64_t H = 128, P = 64, G = 8, N = 128;
+  std::vector<Inputs> sets;
+  for (int k = 0; k < 2; ++k) sets.push_back(make_inputs(B, T, H, P, G, N, 1000 * (k + 1)));
+  auto run = [&](int i) {
+    Inputs& s = sets[size_t(i) % sets.size()];
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &s.state, s.y);
+  };
+  const double ms = median_ms(run);
+  const double ms_again = median_ms(run);
+  const double fl = flops(B, T, H, P, G, N, Q), by = min_bytes(B, T, H, P, G, N);
+  std::printf("ssd_chunked B %lld L %lld H %lld P %lld G %lld N %lld chunk %lld: %.3f ms (again %.3f)  "
+              "%.1f GFLOP -> %.1f TFLOP/s (%.0f%% of %.0f TF32)  %.0f MB -> %.2f TB/s (%.0f%% of %.1f)\n",
+              (long long)B, (long long)T, (long long)H, (long long)P, (long long)G, (long long)N,
+              (long long)Q, ms, ms_again, fl / 1e9, fl / ms / 1e9, 100 * fl / ms / 1e9 / kTf32TFlops,
+              kTf32TFlops, by / 1e6, by / ms / 1e9, 100 * by / ms / 1e9 / kCopyTBs, kCopyTBs);
+  std::printf("RESULT ssd_chunked B%lld_L%lld %.4f ms\n", (long long)B, (long long)T, ms);
+  // the four kernels, median of 20 each
+  std::vector<float> st[4];
+  for (int i = 0; i < 23; ++i) {
+    Inputs& s = sets[size_t(i) % sets.size()];
+    float t4[4];
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &s.state, s.y, t4);
+    if (i >= 3)
+      for (int k = 0; k < 4; ++k) st[k].push_back(t4[k]);
+  }
+  const char* names[4] = {"chunk states (B^T X)", "C B^T", "state passing", "chunk scan (y)"};
+  for (int k = 0; k < 4; ++k) {
+    std::sort(st[k].begin(), st[k].end());
+    std::printf("  stage %-22s %.4f ms\n", names[k], st[k][st[k].size() / 2]);
+  }
+  if (with_recurrence) {
+    auto rec = [&](int i) {
+      Inputs& s = sets[size_t(i) % sets.size()];
+      ops::ssd_sequential(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, &s.state, s.y);
+    };
+    std::printf("  register recurrence (ssd_sequential) same shape: %.3f ms\n", median_ms(rec, 5, 1));
+  }
+}
+
+// Short T: the recurrence against the tensor-core path, to place kChunkedMinT.
+void bench_short() {
+  const int64_t B = 2, H = 128, P = 64, G = 8, N = 128;
+  std::printf("short T (B 2, 8B heads, chunk 256): T, recurrence ms, tensor-core chunked ms\n");
+  for (int64_t T : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+    Inputs s = make_inputs(B, T, H, P, G, N, 77 + T);
+    const double r = median_ms([&](int) { ops::ssd_sequential(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, &s.state, s.y); }, 20);
+    const double c = median_ms([&](int) {
+      ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, 256, &s.state, s.y);
+    }, 20);
+    std::printf("  T %4lld  %.4f  %.4f\n", (long long)T, r, c);
+  }
+}
+
+}  // namespace
+
+int main() {
+  if (cuda_device_count() == 0) {
+    std::fprintf(stderr, "mambalm_bench_ssd: no CUDA device\n");
+    return 2;
+  }
+  try {
+    std::printf("device: %s\n", cuda_device_summary().c_str());
+    bench_shape(2, 4096, 256, true);
+    bench_shape(2, 4096, 128, false);
+    bench_shape(1, 16384, 256, false);
+    bench_short();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mambalm_bench_ssd: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -38,6 +38,8 @@ Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed) {
   return to_device(t, Device::CUDA);
 }
 
+Tensor copy_of(const Tensor& t) { return to_device(t, Device::CUDA); }  // a device copy
+
 struct Inputs {
   Tensor x, dt, A, Bm, Cm, D, state, y;
 };
@@ -112,7 +114,8 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
               (long long)B, (long long)T, (long long)H, (long long)P, (long long)G, (long long)N,
               (long long)Q, ms, ms_again, fl / 1e9, fl / ms / 1e9, 100 * fl / ms / 1e9 / kTf32TFlops,
               kTf32TFlops, by / 1e6, by / ms / 1e9, 100 * by / ms / 1e9 / kCopyTBs, kCopyTBs);
-  std::printf("RESULT ssd_chunked B%lld_L%lld %.4f ms\n", (long long)B, (long long)T, ms);
+  std::printf("RESULT ssd_chunked%s B%lld_L%lld %.4f ms\n", Q == 256 ? "" : "_c128", (long long)B,
+              (long long)T, ms);
   // the four kernels, median of 20 each
   std::vector<float> st[4];
   for (int i = 0; i < 23; ++i) {
@@ -126,6 +129,25 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
   for (int k = 0; k < 4; ++k) {
     std::sort(st[k].begin(), st[k].end());
     std::printf("  stage %-22s %.4f ms\n", names[k], st[k][st[k].size() / 2]);
+  }
+  // heads per block of kernels (1) and (4): each variant timed, and its y compared bit for bit
+  // with the default's from the same initial state (the arithmetic per head is the same)
+  for (int hb : {1, 2, 4}) {
+    const double v = median_ms([&](int i) {
+      Inputs& si = sets[size_t(i) % sets.size()];
+      ops::cuda::ssd_chunked_tensor_cores(si.x, si.dt, si.A, si.Bm, si.Cm, &si.D, Q, &si.state, si.y,
+                                          nullptr, hb);
+    });
+    Inputs& s = sets[0];
+    Tensor st1 = copy_of(s.state), st2 = copy_of(s.state);
+    Tensor yv = empty_cuda(s.y.shape()), yd = empty_cuda(s.y.shape());
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st1, yv, nullptr, hb);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st2, yd, nullptr, 0);
+    Tensor a = to_device(yv, Device::CPU), b = to_device(yd, Device::CPU);
+    int64_t diff = 0;
+    for (int64_t k = 0, n = a.numel(); k < n; ++k) diff += a.f32()[k] != b.f32()[k];
+    std::printf("  heads per block %d: %.3f ms  (y elements differing from the default: %lld)\n", hb, v,
+                (long long)diff);
   }
   if (with_recurrence) {
     auto rec = [&](int i) {

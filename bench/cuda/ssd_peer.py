@@ -24,7 +24,10 @@ def ssd_chunked_torch(x, dt, A, Bm, Cm, D, Q):
     Bs = Bm.reshape(b, c, Q, g, n)
     Cs = Cm.reshape(b, c, Q, g, n)
     dtr = dt.reshape(b, c, Q, g, e).permute(0, 3, 4, 1, 2)  # [b, g, e, c, Q]
-    cum = torch.cumsum(dtr * A.reshape(g, e)[None, :, :, None, None], dim=-1)
+    # cumulative sum as a product with an upper-triangular ones matrix (fp32): torch.compile's
+    # inductor failed to generate its scan kernel for torch.cumsum here (torch 2.11, 2026-11-29)
+    upper = torch.ones(Q, Q, device=x.device, dtype=torch.float32).triu()
+    cum = (dtr * A.reshape(g, e)[None, :, :, None, None]) @ upper
     # intra-chunk: M[i, j] = C_i.B_j exp(cum_i - cum_j) dt_j, j <= i
     seg = cum[..., :, None] - cum[..., None, :]
     causal = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril()
@@ -90,6 +93,7 @@ def median_ms(f, sets, reps=20, warm=3):
 
 def main():
     dev = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 cumulative sums stay fp32
     print("torch", torch.__version__, torch.cuda.get_device_name(0), flush=True)
     # correctness on a small shape against float64
     s = inputs(1, 512, 8, 64, 2, 64, 1, dev)

@@ -1,6 +1,5 @@
 // Conformance cases for the Mamba-2 SSD (chunked prefill, decode step) and the Mamba-1
 // selective scan at the 8B shapes plus odd sizes.
-#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -113,22 +112,5 @@ void run_scan(bool quick) {
 }  // namespace
 
 MAMBALM_CONFORMANCE_CASES("scan", run_scan);
-
-// rope is run by the "core" group (cases_core.cpp calls it); it stays here from the split.
-void check_rope(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t rot, int64_t pos0) {
-  Tensor x = rand_cpu({B, T, H, Dh}, -1, 1);
-  Tensor gx = up(x);
-  const auto t0 = std::chrono::steady_clock::now();
-  ops::rope(x, pos0, rot, 10000.0);
-  const double c =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  ops::rope(gx, pos0, rot, 10000.0);
-  cuda_synchronize();
-  const double err = nmse(gx, x);
-  Tensor scratch = up(x);
-  const double g = time_ms([&] { ops::rope(scratch, pos0, rot, 10000.0); });
-  record("rope", shape_str(x.shape()) + " r" + std::to_string(rot) + " pos0 " + std::to_string(pos0),
-         "x", err, kElementwise, g, c);
-}
 
 }  // namespace conformance

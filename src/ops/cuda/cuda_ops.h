@@ -42,9 +42,10 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
 // Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels
 // (chunk states, C B^T, state passing, chunk scan); it synchronises, for benchmarks only.
+// heads_per_block (1, 2 or 4; 0 = the default) is a tuning knob for benchmarks: same result.
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms = nullptr);
+                              Tensor& y, float* stage_ms = nullptr, int heads_per_block = 0);
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);

@@ -139,6 +139,14 @@ constexpr int kTileWords = kTile * kStrideMK;
 static_assert(kTileWords == kStep * kStrideKM, "both layouts share one buffer size");
 constexpr int kMaxChunk = 256;
 
+// Kernels (1) and (4) can run HB heads of one group per block, one 128-thread group per head, in
+// lockstep (the stage loop's barriers are block-wide), so that the heads' reads of the same B or
+// C / CB tiles could hit the multiprocessor's L1 instead of L2. Measured on the H200 (B 2, L 4096,
+// chunk 256): HB 1 / 2 / 4 = 1.094 / 1.179 / 1.335 ms, the same bits: block-wide barriers over
+// 8-16 warps cost more than the L1 saves. HB = 1 is the default; the knob stays for the bench.
+__device__ __forceinline__ int gtid() { return threadIdx.x & (kGemmThreads - 1); }  // in the group
+__device__ __forceinline__ int gwarp() { return (threadIdx.x >> 5) & (kGemmThreads / 32 - 1); }
+
 __device__ __forceinline__ uint32_t to_tf32(float v) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
@@ -162,7 +170,7 @@ using Acc = float[2][4][4];
 // Both strides make the fragment reads of a warp hit 32 distinct banks.
 template <bool kAKMajor, bool kBKMajor>
 __device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, warp = gwarp();
   const int g = lane >> 2, t = lane & 3;
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   auto A = [&](int m, int k) { return kAKMajor ? As[k * kStrideKM + m] : As[m * kStrideMK + k]; };
@@ -210,13 +218,13 @@ __device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, 
 // Element r (0..3) of this thread's share of a 64 x 32 tile (row-major in global memory, 16-byte
 // pieces): row and first column.
 __device__ __forceinline__ void piece_64x32(int r, int& row, int& col) {
-  const int idx = threadIdx.x + kGemmThreads * r;
+  const int idx = gtid() + kGemmThreads * r;
   row = idx >> 3;
   col = (idx & 7) * 4;
 }
 // The same for a 32 x 64 tile.
 __device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
-  const int idx = threadIdx.x + kGemmThreads * r;
+  const int idx = gtid() + kGemmThreads * r;
   row = idx >> 4;
   col = (idx & 15) * 4;
 }
@@ -228,11 +236,11 @@ __device__ __forceinline__ void store4(uint32_t* dst, float a, float b, float c,
 }
 
 // cum[i] = sum_{k<=i} dt_k A for i < L, cum[i] = cum[L-1] for L <= i < Q; dts[i] = dt_i (0 past L).
-// dtp points at dt of the chunk's first token for this head (stride H). Warp 0 scans; ends with a
-// block barrier.
+// dtp points at dt of the chunk's first token for this head (stride H). Warp 0 of the head's
+// group scans; ends with a block barrier.
 __device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, float* cum, float* dts) {
-  if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
+  if (gtid() < 32) {
+    const int lane = gtid();
     const int per = (Q + 31) / 32;  // <= 8 consecutive entries per lane
     float v[8];
     float run = 0.0f;
@@ -264,15 +272,35 @@ struct SsdDims {
   int T, H, P, G, N, Q, nc;  // nc = chunks per sequence
 };
 
-// (1) grid (H, nc * (P/64) * (N/64), B): the chunk's local state Z_c, tile [p0:+64, n0:+64];
-// A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
-__global__ void __launch_bounds__(kGemmThreads, 4)
+// Dynamic shared memory of a kernel running HB heads: per head As, Bs and two chunk vectors.
+constexpr int kGroupSmemBytes = (2 * kTileWords + 2 * kMaxChunk) * 4;
+struct GroupSmem {
+  uint32_t* As;
+  uint32_t* Bs;
+  float* v0;
+  float* v1;
+};
+__device__ __forceinline__ GroupSmem group_smem(unsigned char* base) {
+  const int hg = threadIdx.x / kGemmThreads;
+  uint32_t* a = reinterpret_cast<uint32_t*>(base + hg * kGroupSmemBytes);
+  float* v = reinterpret_cast<float*>(a + 2 * kTileWords);
+  return {a, a + kTileWords, v, v + kMaxChunk};
+}
+
+// (1) grid (H/HB, nc * (P/64) * (N/64), B), HB heads per block: the chunk's local state Z_c,
+// tile [p0:+64, n0:+64]; A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
+template <int HB>
+__global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                        const float* __restrict__ A, const float* __restrict__ Bm,
                        float* __restrict__ states, float* __restrict__ chunk_decay, SsdDims d) {
-  __shared__ float cum[kMaxChunk], w[kMaxChunk];
-  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
-  const int h = blockIdx.x, b = blockIdx.z;
+  extern __shared__ __align__(16) unsigned char ssd_smem[];
+  const GroupSmem sm = group_smem(ssd_smem);
+  uint32_t* As = sm.As;
+  uint32_t* Bs = sm.Bs;
+  float* cum = sm.v0;
+  float* w = sm.v1;
+  const int h = blockIdx.x * HB + int(threadIdx.x) / kGemmThreads, b = blockIdx.z;
   const int tiles = (d.P / kTile) * (d.N / kTile);
   const int c = blockIdx.y / tiles, tile = blockIdx.y % tiles;
   const int p0 = (tile / (d.N / kTile)) * kTile, n0 = (tile % (d.N / kTile)) * kTile;
@@ -281,8 +309,8 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
   const int64_t bt0 = int64_t(b) * d.T + c0;
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w);
   const float last = cum[L - 1];
-  for (int j = threadIdx.x; j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
-  if (threadIdx.x == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
+  for (int j = gtid(); j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
+  if (gtid() == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
   __syncthreads();
 
   const int64_t ldx = int64_t(d.H) * d.P, ldb = int64_t(d.G) * d.N;
@@ -314,7 +342,7 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
   };
   gemm_stages<true, true>((L + kStep - 1) / kStep, load, store, As, Bs, acc);
 
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   float* out = states + ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N;
 #pragma unroll
@@ -368,7 +396,7 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
   };
   gemm_stages<false, false>(d.N / kStep, load, store, As, Bs, acc);
 
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   float* out = cb + ((int64_t(b) * d.nc + c) * d.G + g) * int64_t(d.Q) * d.Q;
 #pragma unroll
@@ -384,47 +412,57 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
       }
 }
 
-// (3) grid (ceil(P N / 256), B H), 256 threads: one state element per thread, chunks in order,
-// fp32. Loads of a batch of chunks are issued before their stores so they overlap.
+// (3) grid (ceil(P N / 1024), B H), 256 threads: four state elements per thread (16-byte
+// accesses), chunks in order, fp32. The loads of a batch of chunks are issued before their stores
+// so that they overlap.
 constexpr int kPassThreads = 256;
 constexpr int kPassBatch = 8;
 __global__ void __launch_bounds__(kPassThreads)
 ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, float* state_io,
                       int nc, int64_t PN) {
-  const int64_t e = int64_t(blockIdx.x) * kPassThreads + threadIdx.x;
-  if (e >= PN) return;
+  const int64_t e = int64_t(blockIdx.x) * kPassThreads + threadIdx.x;  // float4 index
+  const int64_t PN4 = PN / 4;
+  if (e >= PN4) return;
   const int64_t bh = blockIdx.y;
-  float s = state_io ? state_io[bh * PN + e] : 0.0f;
-  float* z = states + bh * nc * PN + e;
+  float4* io = state_io ? reinterpret_cast<float4*>(state_io + bh * PN) + e : nullptr;
+  float4 s = io ? *io : make_float4(0, 0, 0, 0);
+  float4* z = reinterpret_cast<float4*>(states + bh * nc * PN) + e;
   const float* dec = chunk_decay + bh * nc;
   for (int c0 = 0; c0 < nc; c0 += kPassBatch) {
-    float loc[kPassBatch];
+    float4 loc[kPassBatch];
 #pragma unroll
-    for (int k = 0; k < kPassBatch; ++k) loc[k] = c0 + k < nc ? z[(c0 + k) * PN] : 0.0f;
+    for (int k = 0; k < kPassBatch; ++k) loc[k] = c0 + k < nc ? z[(c0 + k) * PN4] : make_float4(0, 0, 0, 0);
 #pragma unroll
     for (int k = 0; k < kPassBatch; ++k) {
       if (c0 + k < nc) {
-        z[(c0 + k) * PN] = s;
-        s = dec[c0 + k] * s + loc[k];
+        z[(c0 + k) * PN4] = s;
+        const float a = dec[c0 + k];
+        s = make_float4(a * s.x + loc[k].x, a * s.y + loc[k].y, a * s.z + loc[k].z, a * s.w + loc[k].w);
       }
     }
   }
-  if (state_io) state_io[bh * PN + e] = s;
+  if (io) *io = s;
 }
 
-// (4) grid (H, nc * (Q/64) * (P/64), B): y rows [i0:+64] of the chunk, columns [p0:+64].
+// (4) grid (H/HB, nc * (Q/64) * (P/64), B), HB heads per block: y rows [i0:+64] of the chunk,
+// columns [p0:+64].
 // Part 1 (when the entering state can be nonzero): acc = C_i . S_c[p, :] (A = C row-major,
 // B(n, p) = S_c[p][n], N-major), then row i scaled by exp(cum_i). Part 2: acc += M X with
 // M[i, j] = CB[i, j] exp(cum_i - cum_j) dt_j for j <= i (row-major), X = x_j[p] (K-major), over
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
-__global__ void __launch_bounds__(kGemmThreads, 4)
+template <int HB>
+__global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Cm,
                       const float* __restrict__ D, const float* __restrict__ states,
                       const float* __restrict__ cb, bool state_in, float* __restrict__ y, SsdDims d) {
-  __shared__ float cum[kMaxChunk], dts[kMaxChunk];
-  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
-  const int h = blockIdx.x, b = blockIdx.z;
+  extern __shared__ __align__(16) unsigned char ssd_smem[];
+  const GroupSmem sm = group_smem(ssd_smem);
+  uint32_t* As = sm.As;
+  uint32_t* Bs = sm.Bs;
+  float* cum = sm.v0;
+  float* dts = sm.v1;
+  const int h = blockIdx.x * HB + int(threadIdx.x) / kGemmThreads, b = blockIdx.z;
   const int nt = d.Q / kTile, npt = d.P / kTile;
   const int c = blockIdx.y / (nt * npt), rem = blockIdx.y % (nt * npt);
   const int i0 = (rem / npt) * kTile, p0 = (rem % npt) * kTile;
@@ -434,7 +472,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   const int64_t bt0 = int64_t(b) * d.T + c0;
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts);
 
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   const int64_t ldx = int64_t(d.H) * d.P, ldc = int64_t(d.G) * d.N;
   float4 ra[4], rb[4];
@@ -551,10 +589,27 @@ float* ssd_scratch(size_t floats) {
   return buf;
 }
 
+// Raises the dynamic shared-memory limit of the HB = 4 instantiations (80 KB) once.
+void allow_group_smem() {
+  static bool done = false;
+  if (done) return;
+  const int bytes = 4 * kGroupSmemBytes;
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+             "ssd_chunked", "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+             "ssd_chunked", "cudaFuncSetAttribute");
+  done = true;
+}
+
+// Heads per block of kernels (1) and (4) unless the caller asks otherwise: 1, measured fastest
+// (see gtid() above; bench/cuda/ssd.cpp measures 1, 2 and 4).
+constexpr int kDefaultHeadsPerBlock = 1;
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Shortest T sent to the chunked kernels; below it the recurrence (T sequential steps of a few
-// microseconds) beats four launches. bench/cuda/ssd.cpp measures both sides of it.
+// microseconds) beats four launches. Measured (H200, B 2, 8B heads): T 8: recurrence 0.029 ms,
+// chunked 0.041; T 16: 0.048 vs 0.041; T 64: 0.166 vs 0.051 (bench/cuda/ssd.cpp, "short T").
 constexpr int64_t kChunkedMinT = 16;
 
 // The chunk length the kernels use: chunk_size when it is a multiple of 64 up to 256, else the
@@ -569,10 +624,11 @@ int64_t kernel_chunk(int64_t chunk_size) {
 }  // namespace
 
 // Runs kernels (1)-(4); stage_ms (optional, 4 entries) receives each kernel's time in ms
-// (events around each launch; for benchmarks only). False when the shape is not tiled here.
+// (events around each launch; for benchmarks only); heads_per_block 0 takes the default.
+// False when the shape is not tiled here.
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms) {
+                              Tensor& y, float* stage_ms, int heads_per_block) {
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   if (Bsz == 0 || T == 0 || H == 0) return true;
@@ -582,6 +638,9 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   if (state && !aligned16(state->raw())) return false;
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
+  // heads per block of kernels (1) and (4): the most of {4, 2, 1} that divides the group size
+  int HB = heads_per_block > 0 ? heads_per_block : kDefaultHeadsPerBlock;
+  while (HB > 1 && (HB > 4 || (H / G) % HB)) HB /= 2;
   if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
       nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
     return false;
@@ -592,6 +651,7 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   float* cbuf = states + n_states;
   float* decay = cbuf + n_cb;
   const SsdDims d{int(T), int(H), int(P), int(G), int(N), int(Q), int(nc)};
+  allow_group_smem();
   float* sp = state ? state->f32() : nullptr;
 
   cudaEvent_t ev[5];
@@ -601,21 +661,34 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
     if (stage_ms) check_cuda(cudaEventRecord(ev[k]), "ssd_chunked", "cudaEventRecord");
   };
   mark(0);
-  ssd_chunk_state_kernel<<<dim3(unsigned(H), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz)),
-                           kGemmThreads>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(), states, decay, d);
+  const dim3 grid1(unsigned(H / HB), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz));
+  const size_t smem = size_t(HB) * kGroupSmemBytes;
+#define MAMBALM_SSD_K1(HBV)                                                                       \
+  ssd_chunk_state_kernel<HBV><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
+                                                                   Bm.f32(), states, decay, d)
+  if (HB == 4) MAMBALM_SSD_K1(4);
+  else if (HB == 2) MAMBALM_SSD_K1(2);
+  else MAMBALM_SSD_K1(1);
+#undef MAMBALM_SSD_K1
   check_launch("ssd_chunked (chunk states)");
   mark(1);
   ssd_cb_kernel<<<dim3(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz)),
                   kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
   check_launch("ssd_chunked (C B^T)");
   mark(2);
-  ssd_state_pass_kernel<<<dim3(unsigned((PN + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H)),
+  ssd_state_pass_kernel<<<dim3(unsigned((PN / 4 + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H)),
                           kPassThreads>>>(states, decay, sp, int(nc), PN);
   check_launch("ssd_chunked (state passing)");
   mark(3);
-  ssd_chunk_scan_kernel<<<dim3(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz)),
-                          kGemmThreads>>>(x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr,
-                                          states, cbuf, sp != nullptr, y.f32(), d);
+  const dim3 grid4(unsigned(H / HB), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
+#define MAMBALM_SSD_K4(HBV)                                                                      \
+  ssd_chunk_scan_kernel<HBV><<<grid4, kGemmThreads * HBV, smem>>>(                              \
+      x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, states, cbuf, sp != nullptr, \
+      y.f32(), d)
+  if (HB == 4) MAMBALM_SSD_K4(4);
+  else if (HB == 2) MAMBALM_SSD_K4(2);
+  else MAMBALM_SSD_K4(1);
+#undef MAMBALM_SSD_K4
   check_launch("ssd_chunked (chunk scan)");
   mark(4);
   if (stage_ms) {
@@ -626,14 +699,15 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   return true;
 }
 
-// Prefill. Measured on the H200 before the tensor-core kernels (2026-11-28, 8B head shapes): the
-// register recurrence 0.53 ms at B 2 / T 200 and 6.5 ms at B 1 / T 2000; an fp32 chunked kernel
-// with one block per (b, h) was slower still. bench/cuda/ssd.cpp and bench/NOTES.md hold the
-// tensor-core numbers. Short T and shapes the tiles do not cover run the recurrence.
+// Prefill. Measured on the H200 (2026-11-29, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
+// tensor-core path 1.09 ms at B 2 / L 4096 (73 GFLOP, 67 TFLOP/s; the register recurrence takes
+// 13.6 ms there) and 2.14 ms at B 1 / L 16384; per kernel (1) 0.27, (2) 0.05, (3) 0.09, (4) 0.71 ms.
+// bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
+// cover run the recurrence.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
   if (x.dim(1) >= kChunkedMinT &&
-      ssd_chunked_tensor_cores(x, dt, A, Bm, Cm, D, chunk_size, state, y, nullptr))
+      ssd_chunked_tensor_cores(x, dt, A, Bm, Cm, D, chunk_size, state, y, nullptr, 0))
     return;
   ssd_sequential(x, dt, A, Bm, Cm, D, state, y);
 }

@@ -23,13 +23,13 @@ Tensor Workspace::allocate(size_t bytes) const {
 
 Tensor Workspace::empty(const Shape& shape, DType dtype) {
   const size_t bytes = aligned(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));
+  const size_t offset = pass_bytes_;
   pass_bytes_ += bytes;
   peak_ = std::max(peak_, pass_bytes_);
-  if (used_ + bytes <= capacity()) {
-    auto* base = static_cast<char*>(block_.raw()) + used_;
-    used_ += bytes;
+  if (pass_bytes_ <= capacity()) {
+    auto* base = static_cast<char*>(block_.raw()) + offset;
     // The view keeps the block alive through a copy of its owner.
-    return Tensor::view_of(base, shape, dtype, std::shared_ptr<void>(block_.buffer_owner()), device_);
+    return Tensor::view_of(base, shape, dtype, block_.buffer_owner(), device_);
   }
 #ifdef MAMBALM_HAVE_CUDA
   check(device_ != Device::CUDA || !cuda_capturing(), "workspace",
@@ -51,8 +51,14 @@ void Workspace::reserve(size_t bytes) {
 void Workspace::reset() {
   overflow_.clear();
   if (peak_ > capacity()) reserve(peak_);
-  used_ = 0;
   pass_bytes_ = 0;
+}
+
+void Workspace::release(size_t mark) {
+  check(mark <= pass_bytes_, "workspace", "release to a mark above the stack");
+  // Overflow tensors stay allocated until reset() (their views may still be referenced by a
+  // caller's copy); only the stack depth, and so the next offsets, go back.
+  pass_bytes_ = mark;
 }
 
 }  // namespace mambalm

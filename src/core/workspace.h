@@ -19,6 +19,10 @@ class Workspace {
   Device device() const { return device_; }
   Tensor empty(const Shape& shape, DType dtype = DType::F32);
   void reset();
+  // Stack discipline inside a pass: tensors handed out after mark() are dead after release(m),
+  // and their bytes are handed out again (a layer's scratch is reused by the next layer).
+  size_t mark() const { return pass_bytes_; }
+  void release(size_t mark);
   // Grows the block to at least `bytes` now (planning from a known size).
   void reserve(size_t bytes);
   size_t capacity() const { return block_.defined() ? block_.nbytes() : 0; }
@@ -31,9 +35,8 @@ class Workspace {
 
   Device device_;
   Tensor block_;                  // U8-like byte block (stored as F32 elements)
-  size_t used_ = 0;               // bytes handed out from block_ this pass
-  size_t peak_ = 0;               // largest bytes one pass asked for
-  size_t pass_bytes_ = 0;         // bytes asked for this pass (block + overflow)
+  size_t peak_ = 0;               // the deepest the stack went in one pass
+  size_t pass_bytes_ = 0;         // stack depth now: bytes live in this pass
   uint64_t generation_ = 0;
   std::vector<Tensor> overflow_;  // this pass's allocations past the block
 };

@@ -23,8 +23,7 @@ void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y)
   ops::linear(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, xz);
   Tensor x = ctx.empty({B, T, Di});  // SSM input before the conv
   Tensor z = ctx.empty({B, T, Di});  // gate
-  ops::copy_columns(xz, 0, x);
-  ops::copy_columns(xz, Di, z);
+  ops::split_columns(xz, {&x, &z});
 
   Tensor xc = ctx.empty({B, T, Di});  // SiLU(conv(x))
   ops::causal_conv1d_packed(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
@@ -35,9 +34,7 @@ void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y)
   Tensor dt_low = ctx.empty({B, T, R});
   Tensor Bm = ctx.empty({B, T, N});
   Tensor Cm = ctx.empty({B, T, N});
-  ops::copy_columns(x_dbl, 0, dt_low);
-  ops::copy_columns(x_dbl, R, Bm);
-  ops::copy_columns(x_dbl, R + N, Cm);
+  ops::split_columns(x_dbl, {&dt_low, &Bm, &Cm});
 
   Tensor dt_lin = ctx.empty({B, T, Di});  // W_dt dt_low (bias added inside softplus_dt)
   ops::linear(dt_low, dt_proj_w_.value, nullptr, dt_lin);

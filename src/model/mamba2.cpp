@@ -17,9 +17,7 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
   Tensor z = ctx.empty({B, T, Di});      // gate
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
-  ops::copy_columns(zxbcdt, 0, z);
-  ops::copy_columns(zxbcdt, Di, xbc);
-  ops::copy_columns(zxbcdt, Di + C, dt_raw);
+  ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
 
   Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
   ops::causal_conv1d_packed(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
@@ -28,9 +26,7 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
   Tensor Bm = ctx.empty({B, T, G, N});  // input matrix per group
   Tensor Cm = ctx.empty({B, T, G, N});  // output matrix per group
   Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
-  ops::copy_columns(xbc_conv, 0, xs_flat);
-  ops::copy_columns(xbc_conv, Di, Bm_flat);
-  ops::copy_columns(xbc_conv, Di + G * N, Cm_flat);
+  ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
 
   Tensor dt = ctx.empty({B, T, H});  // step sizes
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -196,21 +197,40 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     state->sync_positions(T);
   }
 
+  // Stage timing for profiling (see model.h); a no-op otherwise.
+  double t_prev = 0.0;
+  auto stage = [&](const std::string& name) {
+    if (!profiling_) return;
+#ifdef MAMBALM_HAVE_CUDA
+    if (device_ == Device::CUDA) cuda_synchronize();
+#endif
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (!name.empty()) profile_[name] += t - t_prev;
+    t_prev = t;
+  };
+  stage("");
+
   Tensor h = empty({B, T, D});  // residual stream
   ops::embedding(ids, embedding_->value, h);
+  stage("embedding");
   Tensor normed = empty({B, T, D});  // pre-norm output
   Tensor mixed = empty({B, T, D});   // mixer output
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
     b.norm.forward(h, normed);
+    stage("norm");
     ForwardContext ctx;
     ctx.state = state ? &state->layer(static_cast<int64_t>(l)) : nullptr;
     ctx.pos0 = pos0;
     ctx.positions = state ? &state->positions() : nullptr;
     ctx.lengths = state ? &state->lengths() : nullptr;
     ctx.workspace = ws;
+    const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
+    stage(std::string("mixer ") + b.kind);
     ops::add(h, mixed, h);
+    stage("residual add");
+    if (ws) ws->release(mark);  // the mixer's scratch is dead; the next layer reuses its bytes
   }
   if (state) state->advance(T);
 
@@ -229,6 +249,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   final_norm_->forward(last, final_h);
   Tensor logits = empty({B, Tout, V});
   ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
+  stage("head");
   return logits;
 }
 

@@ -4,6 +4,7 @@
 // The Transformer is the pattern "*-*-...": each HF decoder layer is an attention block and an
 // MLP block, which is how Megatron-LM's hybrid models count layers too.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ class Model {
   size_t workspace_bytes() const { return workspace_ ? workspace_->capacity() : 0; }
   uint64_t workspace_generation() const { return workspace_ ? workspace_->generation() : 0; }
 
+  // Profiling: while on, forward waits for the device after each stage and adds the stage's
+  // wall time to profile() under "embedding", "norm", "mixer M|*|-", "residual add", "head".
+  // Slows every call; never on in a captured step.
+  void set_profiling(bool on) { profiling_ = on; }
+  std::map<std::string, double>& profile() { return profile_; }
+
   // ids: I32 [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only), on the model's device.
   // With `state`, the tokens continue the sequences held in it (prefill or decode) and the
   // state advances; a multi-token step needs the sequences in lockstep, a one-token step lets
@@ -88,6 +95,8 @@ class Model {
   Device device_ = Device::CPU;
   DType matrix_dtype_ = DType::F32;
   std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory
+  bool profiling_ = false;
+  std::map<std::string, double> profile_;  // seconds per stage
 };
 
 }  // namespace mambalm

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "harness.h"
+#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace conformance {
@@ -90,7 +92,27 @@ void check_argmax(int64_t M, int64_t V, int64_t limit) {
          double(wrong), kExact, t.gpu_ms, t.cpu_ms);
 }
 
+void check_split_columns(int64_t rows, const std::vector<int64_t>& widths, int64_t W) {
+  Tensor src = rand_cpu({rows, W}, -1, 1), gsrc = up(src);
+  std::vector<Tensor> c, g;
+  for (int64_t w : widths) {
+    c.push_back(Tensor::empty({rows, w}));
+    g.push_back(poisoned({rows, w}));
+  }
+  auto run = [&](const Tensor& s, std::vector<Tensor>& p) {
+    if (p.size() == 2) ops::split_columns(s, {&p[0], &p[1]});
+    else ops::split_columns(s, {&p[0], &p[1], &p[2]});
+  };
+  auto t = run_pair([&] { run(src, c); }, [&] { run(gsrc, g); }, false);
+  double worst = 0;
+  for (size_t i = 0; i < c.size(); ++i) worst = std::max(worst, nmse(g[i], c[i]));
+  record("split_columns", "[" + std::to_string(rows) + "," + std::to_string(W) + "] into " + std::to_string(widths.size()),
+         "parts", worst, kExact, t.gpu_ms, t.cpu_ms);
+}
+
 void run_inference(bool quick) {
+  check_split_columns(154, {8192, 10240, 128}, 18560);
+  check_split_columns(3, {7, 5}, 13);
   const int64_t dm = 4096, di = 8192, in_proj = 18560;
   for (int64_t M : {1, 3, 8}) check_linear_bf16(M, dm, in_proj, false);
   check_linear_bf16(1, di, dm, true);

@@ -101,7 +101,7 @@ int bench_cuda(const BenchCudaOptions& o) {
   std::vector<Row> rows;
   nlohmann::json out = nlohmann::json::array();
   for (int64_t L : o.contexts) {
-    const int64_t cap = L + o.gen + 8;  // KV rows per sequence
+    const int64_t cap = L + o.gen + 16;  // KV rows per sequence (warm-up, timed and profiled steps)
     // Prefill one sequence of L tokens, chunked, timed end to end (tokens uploaded per chunk).
     double prefill_s = 0;
     {
@@ -141,6 +141,19 @@ int bench_cuda(const BenchCudaOptions& o) {
       for (int64_t i = 0; i < o.gen; ++i) dec.step();
       cuda_synchronize();
       r.decode_ms = 1e3 * (now_s() - t0) / double(o.gen);
+      if (o.profile) {
+        // Per-stage time of uncaptured steps, each stage waited for (adds launch gaps).
+        model.profile().clear();
+        model.set_profiling(true);
+        Tensor ids = Tensor::empty({B, 1}, DType::I32);
+        for (int64_t b = 0; b < B; ++b) ids.data<int32_t>()[b] = first[static_cast<size_t>(b)];
+        const int steps = 4;
+        for (int i = 0; i < steps; ++i) model.forward(ids, &state);
+        model.set_profiling(false);
+        std::printf("         profile (ms per step, uncaptured, synchronised per stage):");
+        for (const auto& [stage, sec] : model.profile()) std::printf("  %s %.3f", stage.c_str(), 1e3 * sec / steps);
+        std::printf("\n");
+      }
       r.kv_bytes = state.kv_allocated_bytes();
       r.state_bytes = state.ssm_state_bytes();
       r.workspace_bytes = int64_t(model.workspace_bytes());

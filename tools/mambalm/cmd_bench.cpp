@@ -101,7 +101,8 @@ int cmd_bench(int argc, char** argv) {
       {"contexts", "L,...", "cuda: context lengths (default 1K,4K,16K,32K,64K,128K)"},
       {"batches", "B,...", "cuda: batch sizes, ascending, stopping at the first that does not fit (default 1,2,4,...,1024)"},
       {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
-      {"json-out", "FILE", "cuda: write every measurement as JSON"}};
+      {"json-out", "FILE", "cuda: write every measurement as JSON"},
+      {"profile", "", "cuda: print a per-stage breakdown of decode steps"}};
   for (OptionSpec& o : placement_options()) options.push_back(o);
   Args args("bench", "--model DIR | --preset NAME [--prompt-len P --gen-len G] [--json] [--device cuda ...]", options);
   if (!args.parse(argc, argv)) return 0;
@@ -117,6 +118,7 @@ int cmd_bench(int argc, char** argv) {
     o.gen = args.integer("gen-len", 32);
     check(o.gen > 0, "mambalm bench", "--gen-len must be positive");
     o.graphs = !args.flag("no-graph");
+    o.profile = args.flag("profile");
     o.seed = static_cast<uint64_t>(args.integer("seed", 0));
     o.json_path = args.str("json-out");
 #ifdef MAMBALM_HAVE_CUDA

@@ -46,6 +46,27 @@ void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
   for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * w, s + r * W + col0, static_cast<size_t>(w) * 4);
 }
 
+void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts) {
+  MAMBALM_CHECK(parts.size() >= 1 && parts.size() <= 4, "split_columns", "1 to 4 parts");
+  int64_t col = 0;
+  for (Tensor* p : parts) {
+    check_rows(src, *p, "split_columns");
+    col += p->dim(-1);
+  }
+  MAMBALM_CHECK(col <= src.dim(-1), "split_columns", "parts are wider than the source");
+  if (same_device(src, **parts.begin(), "split_columns")) {
+#ifdef MAMBALM_HAVE_CUDA
+    for (Tensor* p : parts) MAMBALM_CHECK(p->device() == Device::CUDA, "split_columns", "tensors on different devices");
+    return cuda::split_columns(src, parts);
+#endif
+  }
+  col = 0;
+  for (Tensor* p : parts) {
+    copy_columns(src, col, *p);
+    col += p->dim(-1);
+  }
+}
+
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
   check_rows(src, dst, "write_columns");
   int64_t W = dst.dim(-1), w = src.dim(-1);

@@ -4,6 +4,7 @@
 // execution failure at the next synchronising call (cuda_synchronize, a copy to the host).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
 
@@ -62,6 +63,7 @@ void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_ca
 // layout.h (shapes already checked by the caller)
 void copy_columns(const Tensor& src, int64_t col0, Tensor& dst);
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0);
+void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts);
 void copy_rows(const Tensor& src, int64_t n, Tensor& dst);
 void neg_exp(const Tensor& x, Tensor& y);
 

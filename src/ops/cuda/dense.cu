@@ -216,6 +216,44 @@ void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
   check_launch("copy_columns");
 }
 
+namespace {
+struct SplitParts {
+  float* dst[4];
+  int64_t width[4];
+  int64_t begin[5];  // first source column of each part (begin[n] = total width)
+  int n;
+};
+// One thread per (row, column < total width): finds its part and copies one element.
+__global__ void split_columns_kernel(const float* __restrict__ src, int64_t src_ld, int64_t rows, SplitParts p) {
+  const int64_t total = p.begin[p.n];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / total, c = i % total;
+    int k = 0;
+    while (k + 1 < p.n && c >= p.begin[k + 1]) ++k;
+    p.dst[k][r * p.width[k] + (c - p.begin[k])] = src[r * src_ld + c];
+  }
+}
+}  // namespace
+
+void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts) {
+  SplitParts p{};
+  p.n = 0;
+  int64_t col = 0;
+  for (Tensor* t : parts) {
+    p.dst[p.n] = t->f32();
+    p.width[p.n] = t->dim(-1);
+    p.begin[p.n] = col;
+    col += t->dim(-1);
+    ++p.n;
+  }
+  p.begin[p.n] = col;
+  const int64_t W = src.dim(-1);
+  const int64_t rows = src.numel() / (W ? W : 1);
+  if (rows * col == 0) return;
+  split_columns_kernel<<<blocks_for(rows * col), kThreads>>>(src.f32(), W, rows, p);
+  check_launch("split_columns");
+}
+
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
   const int64_t W = dst.dim(-1), w = src.dim(-1);
   const int64_t rows = dst.numel() / (W ? W : 1);

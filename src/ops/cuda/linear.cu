@@ -113,23 +113,35 @@ gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, cons
     const int n = min(row0 + r, N - 1);  // rows past N recompute the last row; not stored
     wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(n) * K);
   }
+  // U iterations' loads are issued before any is used: R x U 16-byte loads in flight per lane
+  // (8 whatever R is), enough to cover the memory latency at the copy bandwidth.
+  constexpr int U = 8 / R;
   const int steps = K / 8;
-#pragma unroll 2
-  for (int s = lane; s < steps; s += 32) {
-    uint4 wv[R];
+  for (int s0 = lane; s0 < steps; s0 += 32 * U) {
+    uint4 wv[U][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wv[r] = __ldcs(wrow[r] + s);  // streamed once: do not keep in L2
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const float4* xp = reinterpret_cast<const float4*>(x + int64_t(m) * K) + 2 * s;
-      const float4 a = __ldg(xp), b = __ldg(xp + 1);
-      const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        float wf[8];
-        bf16x8_to_f32(wv[r], wf);
+        const int s = s0 + 32 * u;
+        wv[u][r] = s < steps ? __ldcs(wrow[r] + s) : make_uint4(0, 0, 0, 0);  // streamed once: keep out of L2
+      }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[m][r] = fmaf(xv[i], wf[i], acc[m][r]);
+    for (int u = 0; u < U; ++u) {
+      const int s = s0 + 32 * u;
+      if (s >= steps) break;
+      float wf[R][8];  // converted once, used by all M rows of x
+#pragma unroll
+      for (int r = 0; r < R; ++r) bf16x8_to_f32(wv[u][r], wf[r]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float4* xp = reinterpret_cast<const float4*>(x + int64_t(m) * K) + 2 * s;
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[m][r] = fmaf(xv[i], wf[r][i], acc[m][r]);
       }
     }
   }
@@ -193,11 +205,19 @@ struct LtPlan {
 
 constexpr size_t kLtWorkspace = size_t(64) << 20;
 
-const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K) {
+// The heuristic's top candidates are timed once on the call's own operands (never inside a
+// capture: the warm-up steps tune every decode shape first) and the fastest is kept per shape.
+// For skinny products (decode batches of 9..256 rows) the first heuristic choice was seen to be
+// far from the best.
+constexpr int kLtCandidates = 8;
+
+const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, float* y, void* ws) {
   static std::map<std::tuple<int64_t, int64_t, int64_t>, LtPlan> plans;
   auto key = std::make_tuple(M, N, K);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
+  check(!cuda_capturing(), "op linear (cuda)", "a new GEMM shape inside a captured step",
+        "run the step once uncaptured first so that every shape is planned");
   LtPlan p;
   check_blas(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
   const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
@@ -208,17 +228,44 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K) {
   check_blas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N), "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
   check_blas(cublasLtMatmulPreferenceCreate(&pref), "preference");
-  const size_t ws = kLtWorkspace;
-  check_blas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+  const size_t wsb = kLtWorkspace;
+  check_blas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)),
              "preference workspace");
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kLtCandidates] = {};
   int found = 0;
-  check_blas(cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found),
+  check_blas(cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, kLtCandidates, results, &found),
              "cublasLtMatmulAlgoGetHeuristic");
   cublasLtMatmulPreferenceDestroy(pref);
   if (found == 0) fail("op linear (cuda)", "cuBLASLt has no bf16 algorithm for M " + std::to_string(M) + ", N " +
                                                std::to_string(N) + ", K " + std::to_string(K));
-  p.algo = result.algo;
+  p.algo = results[0].algo;
+  if (found > 1) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    const float alpha = 1.0f, beta = 0.0f;
+    float best = 1e30f;
+    for (int i = 0; i < found; ++i) {
+      float total = 0.0f;
+      bool ok = true;
+      for (int rep = 0; rep < 3 && ok; ++rep) {  // rep 0 warms up, reps 1-2 are timed
+        cudaEventRecord(start, cudaStreamPerThread);
+        ok = cublasLtMatmul(blas_lt(), p.op, &alpha, w, p.a, xb, p.b, &beta, y, p.c, y, p.c, &results[i].algo, ws,
+                            kLtWorkspace, cudaStreamPerThread) == CUBLAS_STATUS_SUCCESS;
+        cudaEventRecord(stop, cudaStreamPerThread);
+        cudaEventSynchronize(stop);
+        float ms = 0.0f;
+        cudaEventElapsedTime(&ms, start, stop);
+        if (rep > 0) total += ms;
+      }
+      if (ok && total < best) {
+        best = total;
+        p.algo = results[i].algo;
+      }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
   return plans.emplace(key, p).first->second;
 }
 
@@ -282,6 +329,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   void* ws = lt_workspace.get(kLtWorkspace);
   round_to_bf16<<<blocks_for(M * K), kThreads>>>(x.f32(), xb, M * K);
   check_launch("linear (round x)");
+  const LtPlan& p = lt_plan(M, N, K, wb, xb, y.f32(), ws);  // may tune: before y gets its bias
   float beta = 0.0f;
   if (bias) {
     broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
@@ -289,7 +337,6 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     beta = 1.0f;
   }
   const float alpha = 1.0f;
-  const LtPlan& p = lt_plan(M, N, K);
   check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y.f32(), p.c, y.f32(), p.c, &p.algo, ws,
                             kLtWorkspace, cudaStreamPerThread),
              "cublasLtMatmul");

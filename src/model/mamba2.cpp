@@ -14,6 +14,19 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
 
   Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
   ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
+  if (state && T == 1 && !ctx.cache) {
+    // Decode: conv step, dt, SSD step and the gate split as one fused op (same function).
+    Tensor ys = ctx.empty({B, H, P});  // SSM output per head
+    Tensor z = ctx.empty({B, Di});     // gate
+    ops::mamba2_decode_step(zxbcdt.reshape({B, cfg_.in_proj_width()}), conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr,
+                            dt_bias_.value, A_log_.value, &D_.value, static_cast<float>(cfg_.dt_limit_lo),
+                            static_cast<float>(cfg_.dt_limit_hi), G, state->conv, state->ssm, ys, z);
+    Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
+    ops::gated_rms_norm(ys.reshape({B, T, Di}), z.reshape({B, T, Di}), norm_w_.value, Di / cfg_.norm_groups,
+                        static_cast<float>(eps_), gated);
+    ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+    return;
+  }
   Tensor z = ctx.empty({B, T, Di});      // gate
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus

@@ -213,12 +213,15 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   Tensor h = empty({B, T, D});  // residual stream
   ops::embedding(ids, embedding_->value, h);
   stage("embedding");
+  // Each block's residual add is fused with the next norm (the final norm after the last
+  // block, unless only the last rows need it).
+  const bool last_rows_only = last_only && T > 1;
   Tensor normed = empty({B, T, D});  // pre-norm output
   Tensor mixed = empty({B, T, D});   // mixer output
+  blocks_.front().norm.forward(h, normed);
+  stage("norm");
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
-    b.norm.forward(h, normed);
-    stage("norm");
     ForwardContext ctx;
     ctx.state = state ? &state->layer(static_cast<int64_t>(l)) : nullptr;
     ctx.pos0 = pos0;
@@ -228,25 +231,27 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
     stage(std::string("mixer ") + b.kind);
-    ops::add(h, mixed, h);
-    stage("residual add");
+    if (l + 1 < blocks_.size()) blocks_[l + 1].norm.add_forward(h, mixed, normed);
+    else if (!last_rows_only) final_norm_->add_forward(h, mixed, normed);  // normed = Norm_f(h_L)
+    else ops::add(h, mixed, h);
+    stage("residual add + norm");
     if (ws) ws->release(mark);  // the mixer's scratch is dead; the next layer reuses its bytes
   }
   if (state) state->advance(T);
 
-  Tensor last = h;  // [B, T', D] rows that need logits
-  if (last_only && T > 1) {
-    last = empty({B, 1, D});
+  Tensor final_h = normed;  // [B, T', D]: Norm_f(h_L) at the rows that need logits
+  if (last_rows_only) {
+    Tensor last = empty({B, 1, D});
     Tensor flat = h.reshape({B * T, D});
     for (int64_t b = 0; b < B; ++b) {
       Tensor row = flat.slice0(b * T + T - 1, b * T + T);
       Tensor dst = last.reshape({B, D}).slice0(b, b + 1);
       ops::copy_rows(row, 1, dst);
     }
+    final_h = empty({B, 1, D});
+    final_norm_->forward(last, final_h);
   }
-  const int64_t Tout = last.dim(1);
-  Tensor final_h = empty({B, Tout, D});  // Norm_f(h)
-  final_norm_->forward(last, final_h);
+  const int64_t Tout = final_h.dim(1);
   Tensor logits = empty({B, Tout, V});
   ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
   stage("head");

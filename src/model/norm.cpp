@@ -10,6 +10,15 @@ void Norm::forward(const Tensor& x, Tensor& y) const {
   else ops::layer_norm(x, weight_.value, &bias_.value, static_cast<float>(eps_), /*zero_centered=*/true, y);
 }
 
+void Norm::add_forward(Tensor& h, const Tensor& r, Tensor& y) const {
+  if (kind_ == NormKind::RMSNorm) {
+    ops::add_rms_norm(h, r, weight_.value, static_cast<float>(eps_), h, y);
+    return;
+  }
+  ops::add(h, r, h);
+  forward(h, y);
+}
+
 void Norm::backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   if (kind_ == NormKind::RMSNorm) {
     ops::rms_norm_backward(x, weight_.value, static_cast<float>(eps_), dy, dx, &weight_.grad);

@@ -10,6 +10,8 @@ class Norm {
  public:
   Norm(NormKind kind, int64_t d_model, double eps) : kind_(kind), d_(d_model), eps_(eps) {}
   void forward(const Tensor& x /*[..., D]*/, Tensor& y /*[..., D]*/) const;
+  // h += r, then y = Norm(h): a residual add followed by this norm (one fused op for RMSNorm).
+  void add_forward(Tensor& h /*[..., D]*/, const Tensor& r /*[..., D]*/, Tensor& y /*[..., D]*/) const;
   // dx assigned; weight (and bias) gradients accumulate.
   void backward(const Tensor& x, const Tensor& dy, Tensor& dx);
   ParamList params(const std::string& prefix);  // prefix + "weight" (+ "bias")

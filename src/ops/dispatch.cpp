@@ -398,6 +398,47 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
   MAMBALM_BACKEND(gpu, attention(q, k, v, scale, out));
 }
 
+void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {
+  const char* op = "add_rms_norm";
+  same_shape_elementwise(op, "r", r, "x", x);
+  same_shape_elementwise(op, "x", x, "sum", sum);
+  same_shape_elementwise(op, "x", x, "y", y);
+  need_dtype(op, "w", w);
+  need_shape(op, "w", w, {x.dim(-1)});
+  const bool gpu = on_cuda(op, {&x, &r, &w, &sum, &y});
+  need_disjoint(op, "y", y, "x", &x);
+  need_disjoint(op, "y", y, "r", &r);
+  need_disjoint(op, "sum", sum, "r", &r);
+  MAMBALM_BACKEND(gpu, add_rms_norm(x, r, w, eps, sum, y));
+}
+
+void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor* conv_b, const Tensor& dt_bias,
+                        const Tensor& A_log, const Tensor* D, float dt_min, float dt_max, int64_t n_groups,
+                        Tensor& conv_state, Tensor& ssm_state, Tensor& ys, Tensor& z) {
+  const char* op = "mamba2_decode_step";
+  for (auto [name, t] : {std::pair{"zxbcdt", &zxbcdt}, {"conv_w", &conv_w}, {"dt_bias", &dt_bias}, {"A_log", &A_log},
+                         {"conv_state", &conv_state}, {"ssm_state", &ssm_state}, {"ys", &ys}, {"z", &z}})
+    need_dtype(op, name, *t);
+  need_rank(op, "zxbcdt", zxbcdt, 2, "[B, W]");
+  need_rank(op, "ssm_state", ssm_state, 4, "[B, H, P, N]");
+  need_rank(op, "conv_w", conv_w, 2, "[C, K]");
+  const int64_t B = zxbcdt.dim(0), H = dt_bias.numel(), P = ssm_state.dim(2), N = ssm_state.dim(3), G = n_groups;
+  const int64_t Di = H * P, C = conv_w.dim(0), K = conv_w.dim(1);
+  MAMBALM_CHECK(G >= 1 && H % G == 0 && C == Di + 2 * G * N && zxbcdt.dim(1) == Di + C + H && K >= 1, where(op),
+                "zxbcdt " + shape_str(zxbcdt.shape()) + ", conv_w " + shape_str(conv_w.shape()) + ", ssm_state " +
+                    shape_str(ssm_state.shape()) + " and " + std::to_string(G) + " groups do not describe one Mamba-2 layer");
+  need_shape(op, "ssm_state", ssm_state, {B, H, P, N});
+  need_shape(op, "conv_state", conv_state, {B, C, K - 1});
+  need_shape(op, "A_log", A_log, {H});
+  if (conv_b) need_shape(op, "conv_b", *conv_b, {C});
+  if (D) need_shape(op, "D", *D, {H});
+  need_shape(op, "ys", ys, {B, H, P});
+  need_shape(op, "z", z, {B, Di});
+  const bool gpu = on_cuda(op, {&zxbcdt, &conv_w, conv_b, &dt_bias, &A_log, D, &conv_state, &ssm_state, &ys, &z});
+  MAMBALM_BACKEND(gpu, mamba2_decode_step(zxbcdt, conv_w, conv_b, dt_bias, A_log, D, dt_min, dt_max, n_groups, conv_state,
+                                          ssm_state, ys, z));
+}
+
 void argmax(const Tensor& x, int64_t limit, Tensor& out) {
   const char* op = "argmax";
   need_dtype(op, "x", x);

@@ -88,6 +88,22 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 // softmax weights to bf16 for the tensor cores and accumulates in fp32).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
 
+// ---- fused steps for decode (fewer, larger kernels per token) -------------------------------
+// sum = x + r (sum may alias x); y = sum / sqrt(mean(sum^2) + eps) * w. The residual add of one
+// block and the pre-norm of the next in one pass. x, r, sum, y [..., D]; w [D].
+void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y);
+
+// One token (T = 1) of a Mamba-2 mixer after its input projection. zxbcdt [B, W] is the
+// projection row z | x | B | C | dt (widths Di, Di, G*N, G*N, H; Di = H*P). Equivalent to:
+// split it; xbc = SiLU(causal_conv1d(x|B|C, conv_w, conv_b, conv_state)); dt = softplus_dt(dt,
+// dt_bias, dt_min, dt_max); A = -exp(A_log); ssd_sequential over the one step with ssm_state;
+// ys [B, H, P] = its output (D included), z [B, Di] = the gate. conv_state [B, C, K-1] and
+// ssm_state [B, H, P, N] advance by one token.
+void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w /*[C, K]*/, const Tensor* conv_b,
+                        const Tensor& dt_bias /*[H]*/, const Tensor& A_log /*[H]*/, const Tensor* D /*[H]*/,
+                        float dt_min, float dt_max, int64_t n_groups, Tensor& conv_state, Tensor& ssm_state,
+                        Tensor& ys, Tensor& z);
+
 // ---- greedy choice -----------------------------------------------------------------------
 // out[m] = argmax_{j < limit} x[m, j] (the first index on ties). x F32 [M, V], 1 <= limit <= V;
 // out I32 [M]. Decode keeps the chosen ids on the device this way.

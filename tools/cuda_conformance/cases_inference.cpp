@@ -2,6 +2,7 @@
 // for prefill) and in the embedding, rope / rope_at, kv_append into F32 and BF16 caches, argmax.
 // bf16 cases round the operand to bf16 on both sides, so only accumulation order (and, for the
 // cuBLASLt path, the rounding of x to bf16) differs.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -33,7 +34,7 @@ void check_linear_bf16(int64_t M, int64_t K, int64_t N, bool bias) {
   Tensor y = Tensor::empty({M, N});
   Tensor gx = up(x), gw = up(w.to(DType::BF16)), gb = up(b), gy = poisoned({M, N});
   auto t = run_pair([&] { ops::linear(x, w, bias ? &b : nullptr, y); }, [&] { ops::linear(gx, gw, bias ? &gb : nullptr, gy); });
-  const bool gemv = M <= 8;
+  const bool gemv = M <= 2;  // the GEMV path (linear.cu kGemvRows); larger M goes through cuBLASLt
   record(gemv ? "linear bf16 gemv" : "linear bf16 lt", "[" + std::to_string(M) + "," + std::to_string(K) + "]x" + shape_str(w.shape()),
          bias ? "y+bias" : "y", nmse(gy, y), gemv ? kGemm : kBf16GemmRoundedX, t.gpu_ms, t.cpu_ms);
 }
@@ -110,11 +111,57 @@ void check_split_columns(int64_t rows, const std::vector<int64_t>& widths, int64
          "parts", worst, kExact, t.gpu_ms, t.cpu_ms);
 }
 
+void check_add_rms_norm(int64_t rows, int64_t D) {
+  Tensor x = rand_cpu({rows, D}, -2, 2), r = rand_cpu({rows, D}, -2, 2), w = rand_cpu({D}, 0.5f, 1.5f);
+  Tensor sum = x.clone(), y = Tensor::empty({rows, D});
+  Tensor gsum = up(x), gr = up(r), gw = up(w), gy = poisoned({rows, D});
+  auto t = run_pair([&] { ops::add_rms_norm(sum, r, w, 1e-5f, sum, y); }, [&] { ops::add_rms_norm(gsum, gr, gw, 1e-5f, gsum, gy); },
+                    false);
+  record("add_rms_norm", "[" + std::to_string(rows) + "," + std::to_string(D) + "] in place", "y", nmse(gy, y), kNorm, t.gpu_ms,
+         t.cpu_ms);
+  record("add_rms_norm", "[" + std::to_string(rows) + "," + std::to_string(D) + "] in place", "sum", nmse(gsum, sum), kExact,
+         NAN, NAN);
+}
+
+// The fused decode step against the CPU's composition of the unfused ops, over three tokens.
+void check_mamba2_decode_step(int64_t B, int64_t H, int64_t P, int64_t G, int64_t N, int64_t K) {
+  const int64_t Di = H * P, C = Di + 2 * G * N, W = Di + C + H;
+  Tensor conv_w = rand_cpu({C, K}, -0.5f, 0.5f), conv_b = rand_cpu({C}, -0.2f, 0.2f);
+  Tensor dt_bias = rand_cpu({H}, -4, -1), A_log = rand_cpu({H}, 0.0f, 2.7f), D = rand_cpu({H}, 0.5f, 1.5f);
+  Tensor conv_state = rand_cpu({B, C, K - 1}, -1, 1), ssm_state = rand_cpu({B, H, P, N}, -0.5f, 0.5f);
+  Tensor g_cw = up(conv_w), g_cb = up(conv_b), g_dtb = up(dt_bias), g_al = up(A_log), g_D = up(D);
+  Tensor g_cs = up(conv_state), g_ss = up(ssm_state);
+  double err_y = 0, err_z = 0;
+  for (int step = 0; step < 3; ++step) {
+    Tensor row = rand_cpu({B, W}, -3, 3), ys = Tensor::empty({B, H, P}), z = Tensor::empty({B, Di});
+    Tensor g_row = up(row), g_ys = poisoned({B, H, P}), g_z = poisoned({B, Di});
+    ops::mamba2_decode_step(row, conv_w, &conv_b, dt_bias, A_log, &D, 1e-4f, 100.0f, G, conv_state, ssm_state, ys, z);
+    ops::mamba2_decode_step(g_row, g_cw, &g_cb, g_dtb, g_al, &g_D, 1e-4f, 100.0f, G, g_cs, g_ss, g_ys, g_z);
+    err_y = std::max(err_y, nmse(g_ys, ys));
+    err_z = std::max(err_z, nmse(g_z, z));
+  }
+  const std::string sh = "B" + std::to_string(B) + " H" + std::to_string(H) + " P" + std::to_string(P) + " G" +
+                         std::to_string(G) + " N" + std::to_string(N) + " x3 tokens";
+  const double err_conv = nmse(g_cs, conv_state), err_ssm = nmse(g_ss, ssm_state);  // before timing moves them
+  const double ms = time_ms([&] {
+    Tensor g_row = up(rand_cpu({B, W}, -3, 3)), g_ys = poisoned({B, H, P}), g_z = poisoned({B, Di});
+    ops::mamba2_decode_step(g_row, g_cw, &g_cb, g_dtb, g_al, &g_D, 1e-4f, 100.0f, G, g_cs, g_ss, g_ys, g_z);
+  });
+  record("mamba2_decode_step", sh, "ys", err_y, kScan, ms, NAN);
+  record("mamba2_decode_step", sh, "z", err_z, kExact, NAN, NAN);
+  record("mamba2_decode_step", sh, "conv_state", err_conv, kExact, NAN, NAN);
+  record("mamba2_decode_step", sh, "ssm_state", err_ssm, kScan, NAN, NAN);
+}
+
 void run_inference(bool quick) {
+  check_add_rms_norm(3, 4096);
+  check_add_rms_norm(77, 1000);
+  check_mamba2_decode_step(2, 128, 64, 8, 128, 4);
+  check_mamba2_decode_step(3, 6, 24, 2, 40, 3);
   check_split_columns(154, {8192, 10240, 128}, 18560);
   check_split_columns(3, {7, 5}, 13);
   const int64_t dm = 4096, di = 8192, in_proj = 18560;
-  for (int64_t M : {1, 3, 8}) check_linear_bf16(M, dm, in_proj, false);
+  for (int64_t M : {1, 2, 3, 8}) check_linear_bf16(M, dm, in_proj, false);
   check_linear_bf16(1, di, dm, true);
   check_linear_bf16(2, 16384, dm, false);
   check_linear_bf16(quick ? 77 : 200, dm, in_proj, false);

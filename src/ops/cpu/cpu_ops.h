@@ -43,6 +43,10 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
 void argmax(const Tensor& x, int64_t limit, Tensor& out);
+void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y);
+void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor* conv_b, const Tensor& dt_bias,
+                        const Tensor& A_log, const Tensor* D, float dt_min, float dt_max, int64_t n_groups,
+                        Tensor& conv_state, Tensor& ssm_state, Tensor& ys, Tensor& z);
 void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
 void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
 void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/layout.h"
+#include "ops/ops.h"
 
 namespace mambalm::ops::cpu {
 
@@ -24,6 +26,32 @@ void argmax(const Tensor& x, int64_t limit, Tensor& out) {
       if (row[j] > row[best]) best = j;
     out.data<int32_t>()[m] = static_cast<int32_t>(best);
   }
+}
+
+void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {
+  add(x, r, sum);
+  rms_norm(sum, w, eps, y);
+}
+
+// The composition of the unfused ops, so the CPU reference is what the layer computes for T > 1.
+void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor* conv_b, const Tensor& dt_bias,
+                        const Tensor& A_log, const Tensor* D, float dt_min, float dt_max, int64_t n_groups,
+                        Tensor& conv_state, Tensor& ssm_state, Tensor& ys, Tensor& z) {
+  const int64_t B = zxbcdt.dim(0), H = dt_bias.dim(0), P = ssm_state.dim(2), N = ssm_state.dim(3);
+  const int64_t Di = H * P, C = conv_w.dim(0), G = n_groups;
+  Tensor xbc = Tensor::empty({B, 1, C}), dt_raw = Tensor::empty({B, 1, H});  // split of the row
+  Tensor z3 = z.reshape({B, 1, Di}), row = zxbcdt.reshape({B, 1, zxbcdt.dim(1)});
+  ops::split_columns(row, {&z3, &xbc, &dt_raw});
+  Tensor xbc_conv = Tensor::empty({B, 1, C});
+  causal_conv1d(xbc, conv_w, conv_b, &conv_state, /*apply_silu=*/true, xbc_conv);
+  Tensor xs = Tensor::empty({B, 1, H, P}), Bm = Tensor::empty({B, 1, G, N}), Cm = Tensor::empty({B, 1, G, N});
+  Tensor xs_flat = xs.reshape({B, 1, Di}), Bm_flat = Bm.reshape({B, 1, G * N}), Cm_flat = Cm.reshape({B, 1, G * N});
+  ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
+  Tensor dt = Tensor::empty({B, 1, H}), A = Tensor::empty({H});
+  softplus_dt(dt_raw, dt_bias, dt_min, dt_max, dt);
+  ops::neg_exp(A_log, A);
+  Tensor y4 = ys.reshape({B, 1, H, P});
+  ssd_sequential(xs, dt, A, Bm, Cm, D, &ssm_state, y4);
 }
 
 void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta) {

@@ -1,6 +1,6 @@
 // linear on CUDA: y[M, N] = x[M, K] w[N, K]^T (+ bias), x and y fp32.
 //  - w F32: cuBLAS sgemm in true fp32 (TF32 off), the reference-grade path.
-//  - w BF16, M <= kGemvRows (decode): a bandwidth-bound GEMV that streams each weight row once
+//  - w BF16, M <= 2 (batch-1/2 decode): a bandwidth-bound GEMV that streams each weight row once
 //    with 16-byte loads and multiplies it by all M activation rows (fp32 accumulation).
 //  - w BF16, larger M (prefill): x is rounded to bf16 and cuBLASLt runs a bf16 x bf16 -> fp32
 //    GEMM on the tensor cores with fp32 accumulation.
@@ -26,7 +26,9 @@ namespace mambalm::ops::cuda {
 
 namespace {
 
-constexpr int64_t kGemvRows = 8;  // largest M served by the GEMV kernel
+// Largest M served by the GEMV kernel. From M = 3 on cuBLASLt reads the weights as fast (the
+// GEMV's activation reads grow with M; measured at M = 4 and 8 it fell to 24-50% of bandwidth).
+constexpr int64_t kGemvRows = 2;
 
 void check_blas(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
@@ -155,28 +157,15 @@ gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, cons
     }
 }
 
+// One row per warp for M = 1 and two for M = 2 (the loads in flight per lane stay 8; more rows per
+// warp would cut the activation reads, which hit L1, but raise registers and cut occupancy).
+// Measured on the H200 before this choice (2026-11-29): four rows per warp with two loads each
+// ran the 8B in_proj GEMV at 63% of the copy bandwidth and the 4096-row ones at 57-71%.
 template <int M>
-void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K, int sms) {
-  // Four rows per warp amortise the activation loads; fall back to fewer when that would leave
-  // multiprocessors idle (small N).
-  const int rows_per_block4 = kGemvWarps * 4, rows_per_block1 = kGemvWarps;
-  if ((N + rows_per_block4 - 1) / rows_per_block4 >= 2 * sms) {
-    gemv_bf16<M, 4><<<(N + rows_per_block4 - 1) / rows_per_block4, kGemvWarps * 32>>>(x, w, bias, y, N, K);
-  } else if ((N + 2 * kGemvWarps - 1) / (2 * kGemvWarps) >= 2 * sms) {
-    gemv_bf16<M, 2><<<(N + 2 * kGemvWarps - 1) / (2 * kGemvWarps), kGemvWarps * 32>>>(x, w, bias, y, N, K);
-  } else {
-    gemv_bf16<M, 1><<<(N + rows_per_block1 - 1) / rows_per_block1, kGemvWarps * 32>>>(x, w, bias, y, N, K);
-  }
-}
-
-int sm_count() {
-  static int n = [] {
-    int dev = 0, v = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    return v > 0 ? v : 1;
-  }();
-  return n;
+void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K) {
+  constexpr int R = M == 1 ? 1 : 2;
+  const int rows_per_block = kGemvWarps * R;
+  gemv_bf16<M, R><<<(N + rows_per_block - 1) / rows_per_block, kGemvWarps * 32>>>(x, w, bias, y, N, K);
 }
 
 // Scalar fallback for bf16 weights whose rows are not 16-byte aligned (K % 8 != 0).
@@ -304,17 +293,8 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const bool vector_ok = K % 8 == 0 && reinterpret_cast<uintptr_t>(wb) % 16 == 0 &&
                          reinterpret_cast<uintptr_t>(x.f32()) % 16 == 0;
   if (M <= kGemvRows && vector_ok) {
-    const int n = int(N), k = int(K), sms = sm_count();
-    switch (M) {
-      case 1: launch_gemv<1>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 2: launch_gemv<2>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 3: launch_gemv<3>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 4: launch_gemv<4>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 5: launch_gemv<5>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 6: launch_gemv<6>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      case 7: launch_gemv<7>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-      default: launch_gemv<8>(x.f32(), wb, b, y.f32(), n, k, sms); break;
-    }
+    if (M == 1) launch_gemv<1>(x.f32(), wb, b, y.f32(), int(N), int(K));
+    else launch_gemv<2>(x.f32(), wb, b, y.f32(), int(N), int(K));
     check_launch("linear (gemv)");
     return;
   }

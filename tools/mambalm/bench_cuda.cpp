@@ -68,6 +68,12 @@ void randomise(SequenceState& s, int64_t n_layers, uint64_t seed) {
   }
 }
 
+struct Best {
+  int64_t context = 0, batch = 0;
+  double tokens_per_s = 0, kv_gb = 0, state_gb = 0;
+  bool memory_bound = false;
+};
+
 struct Row {
   int64_t context, batch;
   double prefill_s = 0, decode_ms = 0;
@@ -75,10 +81,8 @@ struct Row {
   bool fits = true;
 };
 
-}  // namespace
-
-int bench_cuda(const BenchCudaOptions& o) {
-  const std::string name = o.preset;
+// One preset: prints its rows and returns, per context, the best decode throughput.
+std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& name, nlohmann::json& doc) {
   const ModelConfig cfg = preset_config(name);
   const int64_t V = cfg.vocab_size;
   std::printf("device: %s\n", cuda_device_summary().c_str());
@@ -115,11 +119,24 @@ int bench_cuda(const BenchCudaOptions& o) {
       prefill(model, fresh, prompt, o.prefill_chunk);  // returns after the logits reached the host
       prefill_s = now_s() - t0;
     }
-    for (int64_t B : o.batches) {
+    // Device memory one more sequence needs (KV for cap tokens, SSM+conv state, its share of
+    // the decode activations and logits), and the largest batch the free memory holds; it is
+    // measured too, so the best throughput at this context is limited by memory, not by the list.
+    size_t free_now = 0, total_now = 0;
+    cuda_memory_info(&free_now, &total_now);
+    const int64_t per_seq = cap * kv_tok + per_seq_state + V * 4 * 2 + 8 * cfg.d_model * 16;
+    const int64_t reserve = int64_t(2) << 30;  // cuBLASLt and attention scratch, fragmentation
+    const int64_t max_fit = std::max<int64_t>(0, (int64_t(free_now) * 95 / 100 - reserve) / per_seq);
+    std::vector<int64_t> batches;
+    for (int64_t B : o.batches)
+      if (B < max_fit) batches.push_back(B);
+    if (max_fit >= 1 && o.max_batch) batches.push_back(std::min<int64_t>(max_fit, o.batch_cap));
+    if (batches.empty() || batches.back() < o.batches.back()) batches.push_back(max_fit + 1);  // shown as not fitting
+    for (int64_t B : batches) {
       Row r{L, B};
       size_t free_b = 0, total_b = 0;
       cuda_memory_info(&free_b, &total_b);
-      const int64_t need = B * (cap * kv_tok + per_seq_state) + B * V * 4 * 2 + (int64_t(1) << 30);
+      const int64_t need = B * per_seq + reserve;
       r.prefill_s = prefill_s;
       if (need > int64_t(free_b) * 95 / 100) {
         r.fits = false;
@@ -188,7 +205,8 @@ int bench_cuda(const BenchCudaOptions& o) {
   }
   // Best throughput per context over the batches that fit: the study's comparison at equal
   // (whole-GPU) memory.
-  std::printf("\n| context | best batch | tokens/s | decode ms/step | KV GB | limited by |\n|---|---|---|---|---|---|\n");
+  std::vector<Best> bests;
+  std::printf("\n| context | best batch | tokens/s | decode ms/step | KV GB | SSM state GB | limited by |\n|---|---|---|---|---|---|---|\n");
   for (int64_t L : o.contexts) {
     const Row* best = nullptr;
     bool capped = false;
@@ -198,13 +216,50 @@ int bench_cuda(const BenchCudaOptions& o) {
       else if (!best || double(r.batch) / r.decode_ms > double(best->batch) / best->decode_ms) best = &r;
     }
     if (!best) continue;
-    std::printf("| %lld | %lld | %.1f | %.3f | %.2f | %s |\n", (long long)L, (long long)best->batch,
-                1e3 * double(best->batch) / best->decode_ms, best->decode_ms, double(best->kv_bytes) / 1e9,
-                capped ? "memory (next batch does not fit)" : "batch list");
+    Best b{L, best->batch, 1e3 * double(best->batch) / best->decode_ms, double(best->kv_bytes) / 1e9,
+           double(best->state_bytes) / 1e9, capped};
+    bests.push_back(b);
+    std::printf("| %lld | %lld | %.1f | %.3f | %.2f | %.2f | %s |\n", (long long)L, (long long)b.batch, b.tokens_per_s,
+                best->decode_ms, b.kv_gb, b.state_gb, capped ? "memory (next batch does not fit)" : "batch list");
+  }
+  doc[name] = {{"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw}, {"weight_bytes", weight_bytes}, {"rows", out}};
+  return bests;
+}
+
+}  // namespace
+
+int bench_cuda(const BenchCudaOptions& o) {
+  nlohmann::json doc;
+  std::vector<std::vector<Best>> all;
+  for (const std::string& name : o.presets) {
+    all.push_back(bench_preset(o, name, doc));
+    std::printf("\n");
+  }
+  // Ratios against the first preset (the study: hybrid and Mamba-2 against the Transformer).
+  if (o.presets.size() > 1) {
+    std::printf("throughput ratio at equal memory (each model at its best batch on the whole GPU) against %s\n",
+                o.presets[0].c_str());
+    std::printf("| context |");
+    for (size_t i = 1; i < o.presets.size(); ++i) std::printf(" %s / %s |", o.presets[i].c_str(), o.presets[0].c_str());
+    std::printf("\n|---|");
+    for (size_t i = 1; i < o.presets.size(); ++i) std::printf("---|");
+    std::printf("\n");
+    for (const Best& base : all[0]) {
+      std::printf("| %lld |", (long long)base.context);
+      for (size_t i = 1; i < all.size(); ++i) {
+        const Best* other = nullptr;
+        for (const Best& b : all[i])
+          if (b.context == base.context) other = &b;
+        if (other)
+          std::printf(" %.2fx (%.0f tok/s at B %lld vs %.0f at B %lld) |", other->tokens_per_s / base.tokens_per_s,
+                      other->tokens_per_s, (long long)other->batch, base.tokens_per_s, (long long)base.batch);
+        else
+          std::printf(" - |");
+      }
+      std::printf("\n");
+    }
   }
   if (!o.json_path.empty()) {
-    nlohmann::json doc = {{"preset", name}, {"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw},
-                          {"weight_bytes", weight_bytes}, {"rows", out}};
     FILE* f = std::fopen(o.json_path.c_str(), "w");
     check(f != nullptr, o.json_path, "cannot write the JSON results");
     std::fprintf(f, "%s\n", doc.dump(1).c_str());

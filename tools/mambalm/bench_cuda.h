@@ -9,10 +9,12 @@
 namespace mambalm::cli {
 
 struct BenchCudaOptions {
-  std::string preset;
+  std::vector<std::string> presets;  // the first is the baseline of the ratio table
   DType dtype = DType::BF16;
   std::vector<int64_t> contexts{1024};
   std::vector<int64_t> batches{1};
+  bool max_batch = true;    // also measure the largest batch that fits in device memory
+  int64_t batch_cap = 4096;  // ... but not beyond this
   int64_t gen = 32;             // timed decode steps per configuration
   int64_t prefill_chunk = 8192;  // tokens per prefill forward
   bool graphs = true;

@@ -93,13 +93,13 @@ std::vector<int64_t> parse_sizes(const std::string& text, const char* option) {
 int cmd_bench(int argc, char** argv) {
   std::vector<OptionSpec> options = {
       {"model", "DIR", "model directory"},
-      {"preset", "NAME", "a preset with random weights (speed does not depend on their values)"},
+      {"preset", "NAME", "a preset with random weights (speed does not depend on their values); cuda: a comma list, the first is the ratio baseline"},
       {"prompt-len", "P", "prompt tokens (default 128)"},
       {"gen-len", "G", "decoded tokens (default 32)"},
       {"seed", "S", "seed for weights and prompt (default 0)"},
       {"json", "", "print JSON"},
       {"contexts", "L,...", "cuda: context lengths (default 1K,4K,16K,32K,64K,128K)"},
-      {"batches", "B,...", "cuda: batch sizes, ascending, stopping at the first that does not fit (default 1,2,4,...,1024)"},
+      {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
       {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
       {"json-out", "FILE", "cuda: write every measurement as JSON"},
       {"profile", "", "cuda: print a per-stage breakdown of decode steps"}};
@@ -110,11 +110,17 @@ int cmd_bench(int argc, char** argv) {
   if (placement.device == Device::CUDA) {
     check(args.has("preset"), "mambalm bench", "--device cuda runs the generation-speed experiment on a --preset");
     BenchCudaOptions o;
-    o.preset = args.str("preset");
-    (void)preset_config(o.preset);  // an unknown name fails here, before the GPU is touched
+    const std::string list = args.str("preset");
+    for (size_t i = 0; i <= list.size();) {
+      size_t j = list.find(',', i);
+      if (j == std::string::npos) j = list.size();
+      o.presets.push_back(list.substr(i, j - i));
+      (void)preset_config(o.presets.back());  // an unknown name fails here, before the GPU is touched
+      i = j + 1;
+    }
     o.dtype = placement.dtype;
     o.contexts = parse_sizes(args.str("contexts", "1K,4K,16K,32K,64K,128K"), "contexts");
-    o.batches = parse_sizes(args.str("batches", "1,2,4,8,16,32,64,128,256,512,1024"), "batches");
+    o.batches = parse_sizes(args.str("batches", "1,2,8,32,128,512"), "batches");
     o.gen = args.integer("gen-len", 32);
     check(o.gen > 0, "mambalm bench", "--gen-len must be positive");
     o.graphs = !args.flag("no-graph");

@@ -123,10 +123,10 @@ void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor
   conv_step_kernel<<<blocks_for(B * C), kThreads>>>(zxbcdt.f32(), W, Di, conv_w.f32(), conv_b ? conv_b->f32() : nullptr,
                                                     conv_state.f32(), xbc.f32(), B, C, K);
   check_launch("mamba2_decode_step (conv)");
-  const dim3 grid(unsigned(H), unsigned(B));
-#define MAMBALM_STEP_LAUNCH(NK)                                                                                         \\
-  ssd_step_kernel<NK><<<grid, kStepWarps * 32>>>(zxbcdt.f32(), W, xbc.f32(), C, dt_bias.f32(), A_log.f32(),            \\
-                                                 D ? D->f32() : nullptr, dt_min, dt_max, ssm_state.f32(), ys.f32(), \\
+  const dim3 grid{static_cast<unsigned>(H), static_cast<unsigned>(B)};
+#define MAMBALM_STEP_LAUNCH(NK)                                                                                         \
+  ssd_step_kernel<NK><<<grid, kStepWarps * 32>>>(zxbcdt.f32(), W, xbc.f32(), C, dt_bias.f32(), A_log.f32(),            \
+                                                 D ? D->f32() : nullptr, dt_min, dt_max, ssm_state.f32(), ys.f32(), \
                                                  z.f32(), int(H), int(P), int(N), int(n_groups))
   switch (lanes_k(N, "mamba2_decode_step")) {
     case 1: MAMBALM_STEP_LAUNCH(1); break;

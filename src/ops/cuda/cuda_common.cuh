@@ -60,6 +60,22 @@ inline int lanes_k(int64_t N, const char* op) {
        "state size N = " + std::to_string(N) + " is above the supported 256");
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the programmatic-serialization
+// attribute (the decode GEMV) may start while the kernel before it finishes; it must call
+// pdl_wait() before reading anything that kernel wrote. pdl_launch_dependents() at the top of
+// a kernel lets such a successor start as soon as every block of this one is running. Both are
+// no-ops without the attribute and on older architectures.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 
 }  // namespace mambalm::ops::cuda

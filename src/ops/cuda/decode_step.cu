@@ -18,6 +18,7 @@ namespace {
 // writing sum at the same index, so sum may alias x.
 __global__ void add_rms_norm_kernel(const float* x, const float* __restrict__ r, const float* __restrict__ w, float eps,
                                     float* sum, float* __restrict__ y, int64_t D) {
+  pdl_launch_dependents();  // the next GEMV may start streaming its weights
   __shared__ double scratch[32];
   const int64_t off = int64_t(blockIdx.x) * D;
   double s = 0.0;
@@ -79,20 +80,38 @@ ssd_step_kernel(const float* __restrict__ zxbcdt, int64_t W, const float* __rest
   }
   const float Dh = D ? D[h] : 0.0f;
   float* S = state + (int64_t(b) * H + h) * int64_t(P) * N;
-  for (int p = warp; p < P; p += kStepWarps) {
-    const float xp = xr[h * P + p];
-    float acc = 0.0f;
+  // Each warp loads its kRows state rows (kRows x NK values per lane) before updating any, so
+  // ~4 KB per warp are in flight: the step is a pure stream over the state (read + write).
+  constexpr int kRows = 8;
+  for (int p0 = warp; p0 < P; p0 += kStepWarps * kRows) {
+    float sv[kRows][NK], xp[kRows];
 #pragma unroll
-    for (int k = 0; k < NK; ++k) {
-      const int n = lane + 32 * k;
-      if (n < N) {
-        const float s = dA * S[int64_t(p) * N + n] + dt * xp * Bn[k];
-        S[int64_t(p) * N + n] = s;
-        acc += s * Cn[k];
+    for (int r = 0; r < kRows; ++r) {
+      const int p = p0 + r * kStepWarps;
+      xp[r] = p < P ? xr[h * P + p] : 0.0f;
+#pragma unroll
+      for (int k = 0; k < NK; ++k) {
+        const int n = lane + 32 * k;
+        sv[r][k] = (p < P && n < N) ? S[int64_t(p) * N + n] : 0.0f;
       }
     }
-    acc = warp_sum(acc);
-    if (lane == 0) ys[(int64_t(b) * H + h) * P + p] = acc + Dh * xp;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const int p = p0 + r * kStepWarps;
+      if (p >= P) break;
+      float acc = 0.0f;
+#pragma unroll
+      for (int k = 0; k < NK; ++k) {
+        const int n = lane + 32 * k;
+        if (n < N) {
+          const float v = dA * sv[r][k] + dt * xp[r] * Bn[k];
+          S[int64_t(p) * N + n] = v;
+          acc += v * Cn[k];
+        }
+      }
+      acc = warp_sum(acc);
+      if (lane == 0) ys[(int64_t(b) * H + h) * P + p] = acc + Dh * xp[r];
+    }
   }
 }
 

@@ -88,6 +88,7 @@ namespace {
 
 template <class F>
 __global__ void map1(const float* __restrict__ x, float* y, int64_t n, F f) {
+  pdl_launch_dependents();  // activations feed the down projection GEMV
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = f(x[i]);
@@ -95,6 +96,7 @@ __global__ void map1(const float* __restrict__ x, float* y, int64_t n, F f) {
 
 template <class F>
 __global__ void map2(const float* a, const float* b, float* y, int64_t n, F f) {
+  pdl_launch_dependents();  // activations feed the down projection GEMV
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = f(a[i], b[i]);

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -116,11 +117,13 @@ gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, cons
     wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(n) * K);
   }
   // U iterations' loads are issued before any is used: R x U 16-byte loads in flight per lane
-  // (8 whatever R is), enough to cover the memory latency at the copy bandwidth.
+  // (8 whatever R is), enough to cover the memory latency at the copy bandwidth. The first
+  // round is issued before pdl_wait(): weights do not depend on the previous kernel, so under
+  // programmatic dependent launch they stream while that kernel finishes; x is read after.
   constexpr int U = 8 / R;
   const int steps = K / 8;
-  for (int s0 = lane; s0 < steps; s0 += 32 * U) {
-    uint4 wv[U][R];
+  uint4 wv[U][R];
+  auto load_round = [&](int s0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
@@ -128,6 +131,12 @@ gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, cons
         const int s = s0 + 32 * u;
         wv[u][r] = s < steps ? __ldcs(wrow[r] + s) : make_uint4(0, 0, 0, 0);  // streamed once: keep out of L2
       }
+  };
+  load_round(lane);
+  pdl_launch_dependents();
+  pdl_wait();
+  for (int s0 = lane; s0 < steps; s0 += 32 * U) {
+    if (s0 != lane) load_round(s0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int s = s0 + 32 * u;
@@ -161,11 +170,25 @@ gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, cons
 // warp would cut the activation reads, which hit L1, but raise registers and cut occupancy).
 // Measured on the H200 before this choice (2026-11-29): four rows per warp with two loads each
 // ran the 8B in_proj GEMV at 63% of the copy bandwidth and the 4096-row ones at 57-71%.
+// Launched with programmatic stream serialization (MAMBALM_NO_PDL=1 turns it off, to measure).
 template <int M>
 void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K) {
   constexpr int R = M == 1 ? 1 : 2;
   const int rows_per_block = kGemvWarps * R;
-  gemv_bf16<M, R><<<(N + rows_per_block - 1) / rows_per_block, kGemvWarps * 32>>>(x, w, bias, y, N, K);
+  static const bool pdl = [] {
+    const char* v = std::getenv("MAMBALM_NO_PDL");
+    return !(v && *v && *v != '0');
+  }();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block));
+  cfg.blockDim = dim3(kGemvWarps * 32);
+  cfg.stream = cudaStreamPerThread;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, gemv_bf16<M, R>, x, w, bias, y, N, K), "linear", "GEMV launch");
 }
 
 // Scalar fallback for bf16 weights whose rows are not 16-byte aligned (K % 8 != 0).

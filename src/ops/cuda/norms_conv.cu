@@ -15,6 +15,7 @@ namespace {
 
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps,
                                 float* y, int64_t D) {
+  pdl_launch_dependents();  // a GEMV that follows may start streaming its weights
   __shared__ double scratch[32];
   const float* xr = x + int64_t(blockIdx.x) * D;
   float* yr = y + int64_t(blockIdx.x) * D;
@@ -53,6 +54,7 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
 __global__ void gated_rms_norm_kernel(const float* x, const float* z, const float* __restrict__ w,
                                       int64_t group_size, int64_t groups, float eps, float* y,
                                       int64_t D) {
+  pdl_launch_dependents();  // a GEMV that follows may start streaming its weights
   __shared__ double scratch[32];
   const int64_t row = blockIdx.x / groups, g = blockIdx.x % groups;
   const int64_t off = row * D + g * group_size;

@@ -8,6 +8,7 @@
 // prefilling B x 128K tokens would take minutes). Batch-1 decode is compared with its floor:
 // the bytes one step must read (weights, states, KV rows) over the measured copy bandwidth.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -107,8 +108,8 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
   for (int64_t L : o.contexts) {
     const int64_t cap = L + o.gen + 16;  // KV rows per sequence (warm-up, timed and profiled steps)
     // Prefill one sequence of L tokens, chunked, timed end to end (tokens uploaded per chunk).
-    double prefill_s = 0;
-    {
+    double prefill_s = NAN;
+    if (o.prefill) {
       SequenceState one(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
       std::vector<int32_t> prompt(static_cast<size_t>(L));
       for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % uint64_t(V));

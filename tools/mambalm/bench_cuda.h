@@ -18,7 +18,8 @@ struct BenchCudaOptions {
   int64_t gen = 32;             // timed decode steps per configuration
   int64_t prefill_chunk = 8192;  // tokens per prefill forward
   bool graphs = true;
-  bool profile = false;  // per-stage breakdown of decode steps (uncaptured)
+  bool profile = false;
+  bool prefill = true;   // time a prefill per context (off: decode only, e.g. under a profiler)  // per-stage breakdown of decode steps (uncaptured)
   uint64_t seed = 0;
   std::string json_path;
 };

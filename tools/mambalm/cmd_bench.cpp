@@ -102,7 +102,8 @@ int cmd_bench(int argc, char** argv) {
       {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
       {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
       {"json-out", "FILE", "cuda: write every measurement as JSON"},
-      {"profile", "", "cuda: print a per-stage breakdown of decode steps"}};
+      {"profile", "", "cuda: print a per-stage breakdown of decode steps"},
+      {"no-prefill", "", "cuda: skip the prefill timing (decode only)"}};
   for (OptionSpec& o : placement_options()) options.push_back(o);
   Args args("bench", "--model DIR | --preset NAME [--prompt-len P --gen-len G] [--json] [--device cuda ...]", options);
   if (!args.parse(argc, argv)) return 0;
@@ -125,6 +126,7 @@ int cmd_bench(int argc, char** argv) {
     check(o.gen > 0, "mambalm bench", "--gen-len must be positive");
     o.graphs = !args.flag("no-graph");
     o.profile = args.flag("profile");
+    o.prefill = !args.flag("no-prefill");
     o.seed = static_cast<uint64_t>(args.integer("seed", 0));
     o.json_path = args.str("json-out");
 #ifdef MAMBALM_HAVE_CUDA

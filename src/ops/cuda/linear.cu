@@ -98,87 +98,86 @@ __device__ __forceinline__ void bf16x8_to_f32(const uint4& v, float* f) {
   }
 }
 
-template <int M, int R>
+// A block of 8 warps owns 8 / KS rows; KS warps share a row, each streaming one slice of K
+// (KS = K / 2048 where that divides, so a warp's slice is one round of 8 loads per lane: ~4 KB
+// in flight per warp and no long per-warp chains on the 8192- and 16384-wide rows). The first
+// round is issued before pdl_wait(): weights do not depend on the previous kernel, so under
+// programmatic dependent launch they stream while that kernel finishes; x is read after.
+// Partial sums of the KS warps meet in shared memory.
+template <int M, int KS>
 __global__ void __launch_bounds__(kGemvWarps * 32)
 gemv_bf16(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w, const float* __restrict__ bias,
           float* __restrict__ y, int N, int K) {
-  const int lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kGemvWarps + (threadIdx.x >> 5)) * R;
-  if (row0 >= N) return;
-  float acc[M][R];
+  constexpr int U = 8;                    // 16-byte loads in flight per lane
+  constexpr int kRows = kGemvWarps / KS;  // rows per block
+  __shared__ float partial[kGemvWarps][M];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int row = blockIdx.x * kRows + warp / KS, ks = warp % KS;
+  const int n = min(row, N - 1);  // rows past N recompute the last row; not stored
+  const int slice = K / 8 / KS;   // 16-byte steps of this warp's K slice
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + int64_t(n) * K) + ks * slice;
+  const float4* xrow = reinterpret_cast<const float4*>(x) + 2 * ks * slice;
+  float acc[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m)
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[m][r] = 0.0f;
-  const uint4* wrow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const int n = min(row0 + r, N - 1);  // rows past N recompute the last row; not stored
-    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(n) * K);
-  }
-  // U iterations' loads are issued before any is used: R x U 16-byte loads in flight per lane
-  // (8 whatever R is), enough to cover the memory latency at the copy bandwidth. The first
-  // round is issued before pdl_wait(): weights do not depend on the previous kernel, so under
-  // programmatic dependent launch they stream while that kernel finishes; x is read after.
-  constexpr int U = 8 / R;
-  const int steps = K / 8;
-  uint4 wv[U][R];
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  uint4 wv[U];
   auto load_round = [&](int s0) {
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int s = s0 + 32 * u;
-        wv[u][r] = s < steps ? __ldcs(wrow[r] + s) : make_uint4(0, 0, 0, 0);  // streamed once: keep out of L2
-      }
+    for (int u = 0; u < U; ++u) {
+      const int s = s0 + 32 * u;
+      wv[u] = s < slice ? __ldcs(wrow + s) : make_uint4(0, 0, 0, 0);  // streamed once: keep out of L2
+    }
   };
   load_round(lane);
   pdl_launch_dependents();
   pdl_wait();
-  for (int s0 = lane; s0 < steps; s0 += 32 * U) {
+  for (int s0 = lane; s0 < slice; s0 += 32 * U) {
     if (s0 != lane) load_round(s0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int s = s0 + 32 * u;
-      if (s >= steps) break;
-      float wf[R][8];  // converted once, used by all M rows of x
-#pragma unroll
-      for (int r = 0; r < R; ++r) bf16x8_to_f32(wv[u][r], wf[r]);
+      if (s >= slice) break;
+      float wf[8];
+      bf16x8_to_f32(wv[u], wf);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
-        const float4* xp = reinterpret_cast<const float4*>(x + int64_t(m) * K) + 2 * s;
+        const float4* xp = xrow + int64_t(m) * (K / 4) + 2 * s;
         const float4 a = __ldg(xp), b = __ldg(xp + 1);
         const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-          for (int i = 0; i < 8; ++i) acc[m][r] = fmaf(xv[i], wf[r][i], acc[m][r]);
+        for (int i = 0; i < 8; ++i) acc[m] = fmaf(xv[i], wf[i], acc[m]);
       }
     }
   }
 #pragma unroll
-  for (int m = 0; m < M; ++m)
+  for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
+  if (KS > 1) {
+    if (lane == 0)
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float v = warp_sum(acc[m][r]);
-      const int n = row0 + r;
-      if (lane == 0 && n < N) y[int64_t(m) * N + n] = v + (bias ? bias[n] : 0.0f);
+      for (int m = 0; m < M; ++m) partial[warp][m] = acc[m];
+    __syncthreads();
+    if (ks != 0) return;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      acc[m] = 0.0f;
+      for (int j = 0; j < KS; ++j) acc[m] += partial[warp + j][m];
     }
+  }
+  if (lane == 0 && row < N)
+#pragma unroll
+    for (int m = 0; m < M; ++m) y[int64_t(m) * N + row] = acc[m] + (bias ? bias[row] : 0.0f);
 }
 
-// One row per warp for M = 1 and two for M = 2 (the loads in flight per lane stay 8; more rows per
-// warp would cut the activation reads, which hit L1, but raise registers and cut occupancy).
-// Measured on the H200 before this choice (2026-11-29): four rows per warp with two loads each
-// ran the 8B in_proj GEMV at 63% of the copy bandwidth and the 4096-row ones at 57-71%.
 // Launched with programmatic stream serialization (MAMBALM_NO_PDL=1 turns it off, to measure).
-template <int M>
-void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K) {
-  constexpr int R = M == 1 ? 1 : 2;
-  const int rows_per_block = kGemvWarps * R;
+// Measured on the H200 (ncu, 2026-11-29) with one warp per row: the 4096-row projections with
+// K = 8192 / 16384 streamed at 2.0-3.1 TB/s, the 16384- and 18560-row ones at 3.4 TB/s.
+template <int M, int KS>
+void launch_gemv_ks(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K) {
   static const bool pdl = [] {
     const char* v = std::getenv("MAMBALM_NO_PDL");
     return !(v && *v && *v != '0');
   }();
+  constexpr int rows_per_block = kGemvWarps / KS;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block));
   cfg.blockDim = dim3(kGemvWarps * 32);
@@ -188,7 +187,17 @@ void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, floa
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 1 : 0;
-  check_cuda(cudaLaunchKernelEx(&cfg, gemv_bf16<M, R>, x, w, bias, y, N, K), "linear", "GEMV launch");
+  check_cuda(cudaLaunchKernelEx(&cfg, gemv_bf16<M, KS>, x, w, bias, y, N, K), "linear", "GEMV launch");
+}
+
+template <int M>
+void launch_gemv(const float* x, const __nv_bfloat16* w, const float* bias, float* y, int N, int K) {
+  // Warps per row: one per 2048 columns (K a multiple of 2048), at most 8; else one.
+  const int ks = K % 2048 == 0 ? K / 2048 : 1;
+  if (ks >= 8) launch_gemv_ks<M, 8>(x, w, bias, y, N, K);
+  else if (ks >= 4) launch_gemv_ks<M, 4>(x, w, bias, y, N, K);
+  else if (ks >= 2) launch_gemv_ks<M, 2>(x, w, bias, y, N, K);
+  else launch_gemv_ks<M, 1>(x, w, bias, y, N, K);
 }
 
 // Scalar fallback for bf16 weights whose rows are not 16-byte aligned (K % 8 != 0).

@@ -3,6 +3,7 @@
 //    4 * B * H * L * L * Dh / 2 (the causal half of QK^T and PV);
 //  - decode: one query per sequence, 32 query heads / 8 KV heads / Dh 128, batch 1/8/32 at
 //    contexts 4K/32K/128K (every sequence at full length); GB/s counting the K and V bytes read.
+//    MAMBALM_ATTN_DECODE=split times the older split + combine kernels (see attention.cu).
 // Each timing is the median of >= 20 cudaEvent-timed calls after warm-up. Caches smaller than
 // 256 MB are replicated and rotated so that repeated calls do not run out of the 60 MB L2.
 // Lines starting with RESULT are read by bench/cuda/run_attention.sh.
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -108,8 +110,9 @@ void bench_decode(int64_t B, int64_t ctx) {
     ops::cuda::attention_decode(q, ks[i % copies], vs[i % copies], glens, scale, out);
   }, 30, 5);
   const double gbs = kv_bytes / ms / 1e6;
-  std::printf("decode B=%ld ctx=%ld Hq=32 Hkv=8 D=128 bf16: %.1f us  %.0f GB/s\n", long(B),
-              long(ctx), ms * 1e3, gbs);
+  const char* kernel = std::getenv("MAMBALM_ATTN_DECODE");
+  std::printf("decode B=%ld ctx=%ld Hq=32 Hkv=8 D=128 bf16 [%s]: %.1f us  %.0f GB/s\n", long(B),
+              long(ctx), kernel ? kernel : "default", ms * 1e3, gbs);
   std::printf("RESULT decode B%ld_ctx%ld %.4f ms %.0f GBs\n", long(B), long(ctx), ms, gbs);
 }
 

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # On the GPU machine: attention conformance, our bench and the PyTorch peer, then one table.
-#   bash bench/cuda/run_attention.sh [BUNDLE_DIR]   (default build-gpu-att; logs under $OUT)
-# Prefill kernels (MAMBALM_ATTN_FLASH_MT, see attention.cu): the default on the H200 is 3 (QK^T
-# on wgmma); 2 and 1 (mma.sync, 32 and 16 query rows per warp) run conformance and the prefill
-# bench as well.
+#   bash bench/cuda/run_attention.sh [BUNDLE_DIR]   (default build-gpu-att2; logs under $OUT)
+# Decode kernels (MAMBALM_ATTN_DECODE, see attention.cu): the default is the warp-streaming
+# kernel; =split selects the older split + combine kernels, =warp8 the warp kernel with 8 load
+# steps per tile. All run conformance and the decode bench, so one call compares them.
+# Prefill kernels (MAMBALM_ATTN_FLASH_MT=1|2|3) run at their default (3 on the H200) unless
+# ATT_PREFILL_MT="2 1" asks for the others too. At most 8 files come back from $OUT: 8 logs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bundle=${1:-build-gpu-att}
+bundle=${1:-build-gpu-att2}
 source scripts/gpu-env.sh "$bundle"
 out=${OUT:-/tmp/attention-bench}
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee "$out/gpu.txt"
-echo "== conformance --only attention"
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
+# Order: what the table needs first, the extra conformance runs last (a run stopped at its
+# time limit still leaves the logs written so far under $OUT).
+echo "== conformance --only attention (warp decode)"
 mambalm_cuda_conformance --only attention 2>&1 | tee "$out/conformance.log"
-for mt in 2 1; do
-  echo "== conformance --only attention, prefill kernel MT=$mt"
-  MAMBALM_ATTN_FLASH_MT=$mt mambalm_cuda_conformance --only attention 2>&1 | tee "$out/conformance_mt$mt.log"
-done
 echo "== ours"
 mambalm_bench_attention 2>&1 | tee "$out/ours.log"
-for mt in 2 1; do
+for variant in split warp8; do
+  echo "== ours, MAMBALM_ATTN_DECODE=$variant"
+  MAMBALM_ATTN_DECODE=$variant mambalm_bench_attention --decode-only 2>&1 | tee "$out/ours_$variant.log"
+done
+for mt in ${ATT_PREFILL_MT:-}; do
   echo "== ours, prefill kernel MT=$mt"
   MAMBALM_ATTN_FLASH_MT=$mt mambalm_bench_attention --prefill-only 2>&1 | tee "$out/ours_mt$mt.log"
 done
@@ -40,14 +44,26 @@ def rows(path):
 d = sys.argv[1]
 torch = rows(f"{d}/torch.log")
 ours = {(k[0], k[1], ""): v for k, v in rows(f"{d}/ours.log").items()}
-for tag in ("mt2", "mt1"):
+for tag in ("split", "warp8", "mt2", "mt1"):
     for k, v in rows(f"{d}/ours_{tag}.log").items():
         ours[(k[0], k[1], tag)] = v
 print(f"{'case':40s} {'ours ms':>10s} {'ours':>10s} {'torch ms':>10s} {'torch':>10s} {'ratio':>6s}")
-for (kind, shape, tag), o in ours.items():
+for (kind, shape, tag), o in sorted(ours.items(), key=lambda x: (x[0][0], x[0][1], x[0][2])):
     t = torch.get((kind, shape))
     ts = f"{t[0]:10.4f} {t[1]:10.1f}" if t else f"{'-':>10s} {'-':>10s}"
     ratio = f"{o[1] / t[1]:6.2f}" if t else "     -"
     name = f"{kind} {shape}" + (f" [{tag}]" if tag else "")
     print(f"{name:40s} {o[0]:10.4f} {o[1]:10.1f} {ts} {ratio}  {o[2]}")
 PY
+for variant in split warp8; do
+  echo "== conformance --only attention, MAMBALM_ATTN_DECODE=$variant"
+  MAMBALM_ATTN_DECODE=$variant mambalm_cuda_conformance --only attention 2>&1 | tee "$out/conformance_$variant.log"
+done
+for mt in ${ATT_PREFILL_MT:-}; do
+  echo "== conformance --only attention, prefill kernel MT=$mt"
+  MAMBALM_ATTN_FLASH_MT=$mt mambalm_cuda_conformance --only attention 2>&1 | tee "$out/conformance_mt$mt.log"
+done
+echo "== decode rows of conformance (warp, split, warp8)"
+for f in conformance conformance_split conformance_warp8; do
+  echo "-- $f"; grep -E "attention_decode|FAIL|fail" "$out/$f.log" | cut -c1-150
+done

@@ -111,6 +111,16 @@ void run_attention(bool quick) {
     check_decode({1, 37, 1000}, 20000, 32, 8, 128, bf16);  // most splits past the lengths
     check_decode({5, 129, 700}, 800, 24, 2, 64, bf16);     // 12 heads per KV head: 2 blocks
     check_decode({1, 37, 300}, 300, 6, 2, 80, bf16);       // odd head dim: fallback kernel
+    // Warp decode (MAMBALM_ATTN_DECODE=split runs the same cases on the split kernel): lengths
+    // on and next to the planned split boundaries (4096 / 64 splits), ~80 splits merged by the
+    // last block with one sequence in a single split, groups of 1 (padded to 2), 2, 3 (padded
+    // to 4) and 16 (two chunks of 8).
+    check_decode({64, 65, 4095, 128}, 4096, 32, 8, 128, bf16);
+    check_decode({20000, 1, 7777}, 20000, 8, 2, 128, bf16);
+    check_decode({3, 64, 65, 200}, 256, 4, 4, 64, bf16);
+    check_decode({33, 1000, 2}, 1024, 16, 8, 128, bf16);
+    check_decode({7, 300, 129}, 300, 6, 2, 128, bf16);
+    check_decode({1, 100, 515}, 600, 16, 1, 128, bf16);
   }
 }
 

@@ -83,12 +83,11 @@ struct Row {
 };
 
 // One preset: prints its rows and returns, per context, the best decode throughput.
-std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& name, nlohmann::json& doc) {
+// bw: the copy bandwidth measured once, before any model took device memory (measured again
+// next to a resident 8B model it read up to 10% lower).
+std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& name, double bw, nlohmann::json& doc) {
   const ModelConfig cfg = preset_config(name);
   const int64_t V = cfg.vocab_size;
-  std::printf("device: %s\n", cuda_device_summary().c_str());
-  const double bw = measure_device_bandwidth();
-  std::printf("copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
 
   double t0 = now_s();
   Model model(cfg);
@@ -119,6 +118,11 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
       t0 = now_s();
       prefill(model, fresh, prompt, o.prefill_chunk);  // returns after the logits reached the host
       prefill_s = now_s() - t0;
+      // Matrix FLOPs of the prefill: 2 x (parameters without the embedding table) per token, the
+      // LM head for the last token only; attention scores and the SSD come on top.
+      const double matrix_flop = 2.0 * double(model.parameter_count() - 2 * V * cfg.d_model) * double(L);
+      std::printf("L %7lld  prefill of one sequence %.3f s: %.0f tok/s, %.0f TFLOP/s in its matrix products\n", (long long)L,
+                  prefill_s, double(L) / prefill_s, matrix_flop / prefill_s / 1e12);
     }
     // Device memory one more sequence needs (KV for cap tokens, SSM+conv state, its share of
     // the decode activations and logits), and the largest batch the free memory holds; it is
@@ -232,8 +236,11 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
 int bench_cuda(const BenchCudaOptions& o) {
   nlohmann::json doc;
   std::vector<std::vector<Best>> all;
+  std::printf("device: %s\n", cuda_device_summary().c_str());
+  const double bw = measure_device_bandwidth();
+  std::printf("copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
   for (const std::string& name : o.presets) {
-    all.push_back(bench_preset(o, name, doc));
+    all.push_back(bench_preset(o, name, bw, doc));
     std::printf("\n");
   }
   // Ratios against the first preset (the study: hybrid and Mamba-2 against the Transformer).

@@ -221,11 +221,17 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
       else if (!best || double(r.batch) / r.decode_ms > double(best->batch) / best->decode_ms) best = &r;
     }
     if (!best) continue;
+    int64_t largest = 0;  // the largest batch measured at this context
+    for (const Row& r : rows)
+      if (r.context == L && r.fits) largest = std::max(largest, r.batch);
     Best b{L, best->batch, 1e3 * double(best->batch) / best->decode_ms, double(best->kv_bytes) / 1e9,
            double(best->state_bytes) / 1e9, capped};
     bests.push_back(b);
+    const char* limit = best->batch < largest ? "compute: larger batches measured were no faster"
+                        : capped              ? "memory: the next batch does not fit"
+                                              : "the batch list";
     std::printf("| %lld | %lld | %.1f | %.3f | %.2f | %.2f | %s |\n", (long long)L, (long long)b.batch, b.tokens_per_s,
-                best->decode_ms, b.kv_gb, b.state_gb, capped ? "memory (next batch does not fit)" : "batch list");
+                best->decode_ms, b.kv_gb, b.state_gb, limit);
   }
   doc[name] = {{"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw}, {"weight_bytes", weight_bytes}, {"rows", out}};
   return bests;

@@ -971,27 +971,10 @@ __global__ void decode_combine_kernel(const float* __restrict__ part_acc,
 // steps are captured in CUDA graphs after a warm-up step, so in steady state this never
 // allocates (and a capture never sees an allocation: the warm-up ran the same shape first).
 float* decode_scratch(size_t floats) {
-  static float* buf = nullptr;
-  static size_t have = 0;
-  if (floats > have) {
-    if (buf) check_cuda(cudaFree(buf), "attention_decode", "free scratch");
-    buf = nullptr;
-    check_cuda(cudaMalloc(&buf, floats * sizeof(float)), "attention_decode", "scratch");
-    have = floats;
-  }
-  return buf;
+  static GrowOnlyBuffer buf;
+  return buf.get<float>(floats, "attention_decode");
 }
 
-int sm_count() {
-  static int n = 0;
-  if (n == 0) {
-    int dev = 0;
-    check_cuda(cudaGetDevice(&dev), "attention_decode", "device");
-    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
-               "attention_decode", "SM count");
-  }
-  return n;
-}
 
 template <int D, class KV>
 void launch_decode(const Tensor& q, const KV* k, const KV* v, const Tensor& lengths, float scale,
@@ -1376,17 +1359,8 @@ decode_warp_kernel(const float* __restrict__ q, const KV* __restrict__ kc,
 // Grow-only counters of the warp decode's merge, zero between calls (the merging block resets
 // its own); zeroed when (re)allocated, which happens on a warm-up call, never in a capture.
 int* decode_counters(size_t n) {
-  static int* buf = nullptr;
-  static size_t have = 0;
-  if (n > have) {
-    if (buf) check_cuda(cudaFree(buf), "attention_decode", "free counters");
-    buf = nullptr;
-    check_cuda(cudaMalloc(&buf, n * sizeof(int)), "attention_decode", "counters");
-    check_cuda(cudaMemset(buf, 0, n * sizeof(int)), "attention_decode", "zero counters");
-    check_cuda(cudaDeviceSynchronize(), "attention_decode", "zero counters");
-    have = n;
-  }
-  return buf;
+  static GrowOnlyBuffer buf;  // zero-filled when it grows
+  return buf.get<int>(n, "attention_decode");
 }
 
 // Load steps per warp tile: 4 (bf16, D 128: 4 KB of K and V in flight per warp), 2 for groups
@@ -1486,7 +1460,6 @@ void launch_decode_any(const Tensor& q, const KV* k, const KV* v, const Tensor& 
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/cuda_memory.h"
 #include "core/error.h"
 
 namespace mambalm::ops::cuda {
@@ -20,6 +21,58 @@ inline void check_cuda(cudaError_t e, const char* op, const char* what) {
 inline void check_launch(const char* op) { check_cuda(cudaGetLastError(), op, "kernel launch"); }
 
 constexpr int kThreads = 256;
+
+// Device scratch that only grows: one static instance per call site. A call needing more than
+// any earlier one frees the old block (cudaFree waits for queued work) and allocates anew;
+// steady-state inference (same or smaller shapes) never allocates, and growth is refused inside
+// a CUDA-graph capture (decode steps are captured after an uncaptured warm-up of the same
+// shapes). Zero-filled when allocated.
+struct GrowOnlyBuffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+  void* get(size_t need, const char* op) {
+    if (need <= bytes) return data;
+    if (cuda_capturing())
+      fail(std::string("op ") + op + " (cuda)", "scratch grows inside a captured step",
+           "run the step once uncaptured first so that its scratch reaches full size");
+    if (data) check_cuda(cudaFree(data), op, "cudaFree (scratch growth)");
+    data = nullptr;
+    bytes = 0;
+    check_cuda(cudaMalloc(&data, need), op, "cudaMalloc (scratch)");
+    check_cuda(cudaMemset(data, 0, need), op, "cudaMemset (scratch)");
+    check_cuda(cudaDeviceSynchronize(), op, "scratch");
+    bytes = need;
+    return data;
+  }
+  template <class T>
+  T* get(size_t count, const char* op) {
+    return static_cast<T*>(get(count * sizeof(T), op));
+  }
+};
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+inline int sm_count() {
+  static int n = 0;
+  if (n == 0) {
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "device", "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "device", "SM count");
+  }
+  return n;
+}
+
+// Rotate-half RoPE of one pair (v[i], v[i + half]) at position `pos`: the angle in double, cos and
+// sin rounded to fp32 once, as the CPU backend does.
+__device__ __forceinline__ void rope_pair(float* v, int64_t i, int64_t half, double pos, int64_t rotary_dim, double theta) {
+  const double inv_freq = pow(theta, -2.0 * double(i) / double(rotary_dim));
+  double sd, cd;
+  sincos(pos * inv_freq, &sd, &cd);
+  const float c = float(cd), s = float(sd);
+  const float a = v[i], b = v[i + half];
+  v[i] = a * c - b * s;
+  v[i + half] = b * c + a * s;
+}
 
 // Blocks for a grid-stride loop over n elements (capped; the loop covers the rest).
 inline unsigned blocks_for(int64_t n, int threads = kThreads) {

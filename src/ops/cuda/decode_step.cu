@@ -169,18 +169,14 @@ void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor
   if (B == 0) return;
   // The conv outputs of this token: x | B | C after SiLU, [B, C]. Grow-only scratch, sized in
   // the warm-up steps before a decode graph is captured.
-  static Tensor xbc;
-  if (!xbc.defined() || xbc.numel() < B * C) {
-    check(!cuda_capturing(), "op mamba2_decode_step (cuda)", "scratch grows inside a captured step",
-          "run the step once uncaptured first");
-    xbc = empty_cuda({B * C});
-  }
+  static GrowOnlyBuffer xbc_buffer;
+  float* xbc = xbc_buffer.get<float>(size_t(B * C), "mamba2_decode_step");
   conv_step_kernel<<<blocks_for(B * C), kThreads>>>(zxbcdt.f32(), W, Di, conv_w.f32(), conv_b ? conv_b->f32() : nullptr,
-                                                    conv_state.f32(), xbc.f32(), B, C, K);
+                                                    conv_state.f32(), xbc, B, C, K);
   check_launch("mamba2_decode_step (conv)");
   const dim3 grid{static_cast<unsigned>(H), static_cast<unsigned>(B)};
 #define MAMBALM_STEP_LAUNCH(NK)                                                                                         \
-  ssd_step_kernel<NK><<<grid, kStepWarps * 32>>>(zxbcdt.f32(), W, xbc.f32(), C, dt_bias.f32(), A_log.f32(),            \
+  ssd_step_kernel<NK><<<grid, kStepWarps * 32>>>(zxbcdt.f32(), W, xbc, C, dt_bias.f32(), A_log.f32(),            \
                                                  D ? D->f32() : nullptr, dt_min, dt_max, ssm_state.f32(), ys.f32(), \
                                                  z.f32(), int(H), int(P), int(N), int(n_groups))
   switch (lanes_k(N, "mamba2_decode_step")) {

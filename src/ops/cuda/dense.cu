@@ -172,15 +172,7 @@ __global__ void rope_kernel(float* x, int64_t rows /*B*T*/, int64_t T, int64_t H
     const int64_t h = (idx / half) % H;
     const int64_t row = idx / (half * H);
     const int64_t t = row % T;
-    const double inv_freq = pow(theta, -2.0 * double(i) / double(rotary_dim));
-    const double angle = double(pos0 + t) * inv_freq;
-    double sd, cd;
-    sincos(angle, &sd, &cd);
-    const float c = float(cd), s = float(sd);
-    float* v = x + (row * H + h) * Dh;
-    const float a = v[i], b = v[i + half];
-    v[i] = a * c - b * s;
-    v[i + half] = b * c + a * s;
+    rope_pair(x + (row * H + h) * Dh, i, half, double(pos0 + t), rotary_dim, theta);
   }
 }
 }  // namespace

@@ -22,15 +22,7 @@ __global__ void rope_at_kernel(float* x, const int32_t* __restrict__ positions, 
     const int64_t h = (idx / half) % H;
     const int64_t row = idx / (half * H);  // b * T + t
     const int64_t b = row / T, t = row % T;
-    const double inv_freq = pow(theta, -2.0 * double(i) / double(rotary_dim));
-    const double angle = double(positions[b] + t) * inv_freq;
-    double sd, cd;
-    sincos(angle, &sd, &cd);
-    const float c = float(cd), s = float(sd);
-    float* v = x + (row * H + h) * Dh;
-    const float a = v[i], bb = v[i + half];
-    v[i] = a * c - bb * s;
-    v[i + half] = bb * c + a * s;
+    rope_pair(x + (row * H + h) * Dh, i, half, double(positions[b] + t), rotary_dim, theta);
   }
 }
 
@@ -110,12 +102,8 @@ void argmax(const Tensor& x, int64_t limit, Tensor& out) {
   const int64_t M = x.dim(0), V = x.dim(1);
   if (M == 0) return;
   // Partial results: a grow-only buffer (sized before any capture by the uncaptured warm-up).
-  static Tensor partial;
-  if (!partial.defined() || partial.numel() < 2 * M * kArgmaxChunks) {
-    check(!cuda_capturing(), "op argmax (cuda)", "scratch grows inside a captured step", "run the step once uncaptured first");
-    partial = empty_cuda({2 * M * kArgmaxChunks});
-  }
-  float* pv = partial.f32();
+  static GrowOnlyBuffer partial;
+  float* pv = partial.get<float>(size_t(2 * M * kArgmaxChunks), "argmax");
   auto* pi = reinterpret_cast<int32_t*>(pv + M * kArgmaxChunks);
   argmax_partial<<<dim3(kArgmaxChunks, unsigned(M)), kArgmaxThreads>>>(x.f32(), V, limit, pv, pi);
   check_launch("argmax");

@@ -61,14 +61,6 @@ cublasLtHandle_t blas_lt() {
   return handle;
 }
 
-// A device buffer that only grows (never inside a capture: warm-up reaches the peak first).
-struct Scratch {
-  Tensor t;
-  void* get(size_t bytes) {
-    if (!t.defined() || t.nbytes() < bytes) t = empty_cuda({static_cast<int64_t>((bytes + 3) / 4)}, DType::F32);
-    return t.raw();
-  }
-};
 
 __global__ void broadcast_rows(const float* __restrict__ bias, float* __restrict__ y, int64_t M, int64_t N) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x)
@@ -306,15 +298,15 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     return;
   }
 
+  // GEMM paths broadcast the bias into y first and accumulate onto it (beta = 1), as on the CPU.
+  auto bias_then_beta = [&]() -> float {
+    if (!bias) return 0.0f;
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
+    check_launch("linear");
+    return 1.0f;
+  };
   if (w.dtype() == DType::F32) {
-    // The bias is broadcast into y first and the gemm accumulates onto it (beta = 1), as on the CPU.
-    float beta = 0.0f;
-    if (bias) {
-      broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
-      check_launch("linear");
-      beta = 1.0f;
-    }
-    const float alpha = 1.0f;
+    const float beta = bias_then_beta(), alpha = 1.0f;
     check_blas(cublasSgemm(blas(), CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w.f32(), int(K), x.f32(),
                            int(K), &beta, y.f32(), int(N)),
                "cublasSgemm");
@@ -336,19 +328,13 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     return;
   }
 
-  static Scratch xb_scratch, lt_workspace;
-  auto* xb = static_cast<__nv_bfloat16*>(xb_scratch.get(size_t(M * K) * 2));
-  void* ws = lt_workspace.get(kLtWorkspace);
+  static GrowOnlyBuffer xb_scratch, lt_workspace;
+  auto* xb = xb_scratch.get<__nv_bfloat16>(size_t(M * K), "linear");
+  void* ws = lt_workspace.get(kLtWorkspace, "linear");
   round_to_bf16<<<blocks_for(M * K), kThreads>>>(x.f32(), xb, M * K);
   check_launch("linear (round x)");
   const LtPlan& p = lt_plan(M, N, K, wb, xb, y.f32(), ws);  // may tune: before y gets its bias
-  float beta = 0.0f;
-  if (bias) {
-    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);
-    check_launch("linear");
-    beta = 1.0f;
-  }
-  const float alpha = 1.0f;
+  const float beta = bias_then_beta(), alpha = 1.0f;
   check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y.f32(), p.c, y.f32(), p.c, &p.algo, ws,
                             kLtWorkspace, cudaStreamPerThread),
              "cublasLtMatmul");

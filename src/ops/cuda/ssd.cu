@@ -576,17 +576,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 // shapes) never allocates. Growing frees the old block first (cudaFree waits for queued work) and
 // cannot happen during CUDA-graph capture: warm up with the largest shape before capturing.
 float* ssd_scratch(size_t floats) {
-  static float* buf = nullptr;
-  static size_t cap = 0;
-  if (floats > cap) {
-    if (buf) check_cuda(cudaFree(buf), "ssd_chunked", "cudaFree (scratch growth)");
-    buf = nullptr;
-    cap = 0;
-    check_cuda(cudaMalloc(&buf, floats * sizeof(float)), "ssd_chunked",
-               "cudaMalloc of the chunk-state scratch (not allowed during graph capture: warm up first)");
-    cap = floats;
-  }
-  return buf;
+  static GrowOnlyBuffer buf;
+  return buf.get<float>(floats, "ssd_chunked");
 }
 
 // Raises the dynamic shared-memory limit of the HB = 4 instantiations (80 KB) once.
@@ -605,7 +596,6 @@ void allow_group_smem() {
 // (see gtid() above; bench/cuda/ssd.cpp measures 1, 2 and 4).
 constexpr int kDefaultHeadsPerBlock = 1;
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Shortest T sent to the chunked kernels; below it the recurrence (T sequential steps of a few
 // microseconds) beats four launches. Measured (H200, B 2, 8B heads): T 8: recurrence 0.029 ms,

@@ -2,6 +2,8 @@
 // stderr that names the file and the field, exit code 1, and no crash (ASan/UBSan builds too).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -175,6 +177,23 @@ TEST(CliErrors, MissingPathsAndOptions) {
   EXPECT_NE(r.err.find("valid: transformer, mamba, mamba2, hybrid"), std::string::npos) << r.err;
   r = run_cli("frobnicate");
   EXPECT_EQ(r.exit_code, 2);
+}
+
+// Device options: a bad value, bf16 on the CPU, and CUDA where no device is visible (CI has none;
+// on a GPU machine that case runs instead and must not fail) are one-line errors with exit 1.
+TEST(CliErrors, DeviceOptions) {
+  CommandResult r = run_cli("forward --model /nonexistent --tokens /x --logits /tmp/x.npy --device tpu");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--device must be cpu or cuda"), std::string::npos) << r.err;
+  r = run_cli("generate --model /nonexistent --prompt 1 --dtype bf16");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--dtype bf16 needs --device cuda"), std::string::npos) << r.err;
+  r = run_cli("bench --device cuda --preset no-such-preset");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_cli("bench --device cuda --preset hybrid-tiny --contexts 1K,x");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 TEST(Cli, EverySubcommandHasHelp) {

@@ -31,14 +31,7 @@ SequenceState::SequenceState(const ModelConfig& cfg, int64_t batch, StateOptions
         "the KV cache is F32, or BF16 on CUDA");
   const Device dev = opts.device;
   positions_host_.assign(static_cast<size_t>(batch), 0);
-#ifdef MAMBALM_HAVE_CUDA
-  positions_pinned_ = dev == Device::CUDA ? empty_pinned({2, batch}, DType::I32) : Tensor::empty({2, batch}, DType::I32);
-#else
-  positions_pinned_ = Tensor::empty({2, batch}, DType::I32);
-#endif
-  positions_both_ = dev == Device::CPU ? positions_pinned_ : zeros_on(dev, {2, batch}, DType::I32);
-  positions_dev_ = positions_both_.slice0(0, 1).reshape({batch});
-  lengths_dev_ = positions_both_.slice0(1, 2).reshape({batch});
+  allocate_positions();
   layers_.resize(static_cast<size_t>(cfg.n_layers()));
   for (int64_t i = 0; i < cfg.n_layers(); ++i) {
     LayerState& s = layers_[static_cast<size_t>(i)];
@@ -84,10 +77,27 @@ void SequenceState::advance(int64_t tokens, int64_t b) {
     for (int64_t& p : positions_host_) p += tokens;
 }
 
+void SequenceState::allocate_positions() {
+  const int64_t B = batch_;
+#ifdef MAMBALM_HAVE_CUDA
+  positions_pinned_ = opts_.device == Device::CUDA ? empty_pinned({2, B}, DType::I32) : Tensor::empty({2, B}, DType::I32);
+#else
+  positions_pinned_ = Tensor::empty({2, B}, DType::I32);
+#endif
+  positions_both_ = opts_.device == Device::CPU ? positions_pinned_ : zeros_on(opts_.device, {2, B}, DType::I32);
+  positions_dev_ = positions_both_.slice0(0, 1).reshape({B});
+  lengths_dev_ = positions_both_.slice0(1, 2).reshape({B});
+}
+
 void SequenceState::sync_positions(int64_t T) {
   stage_positions(T);
 #ifdef MAMBALM_HAVE_CUDA
-  if (opts_.device == Device::CUDA) copy_async(positions_pinned_, positions_both_);
+  if (opts_.device != Device::CUDA) return;
+  // Captured: the graph's copy reads the pinned buffer at each replay (the decoder stages it
+  // between replays). Otherwise a synchronous copy, so that the next call can overwrite the
+  // pinned buffer without racing a copy still queued.
+  if (cuda_capturing()) copy_async(positions_pinned_, positions_both_);
+  else copy_tensor(positions_pinned_, positions_both_);
 #endif
 }
 
@@ -112,15 +122,7 @@ SequenceState SequenceState::slot(int64_t b) {
   s.is_attention_ = is_attention_;
   s.is_slot_ = true;
   s.positions_host_ = {positions_host_[static_cast<size_t>(b)]};
-  // The slot's positions are its own (the parent learns them through advance(T, b)).
-#ifdef MAMBALM_HAVE_CUDA
-  s.positions_pinned_ = opts_.device == Device::CUDA ? empty_pinned({2, 1}, DType::I32) : Tensor::empty({2, 1}, DType::I32);
-#else
-  s.positions_pinned_ = Tensor::empty({2, 1}, DType::I32);
-#endif
-  s.positions_both_ = opts_.device == Device::CPU ? s.positions_pinned_ : zeros_on(opts_.device, {2, 1}, DType::I32);
-  s.positions_dev_ = s.positions_both_.slice0(0, 1).reshape({1});
-  s.lengths_dev_ = s.positions_both_.slice0(1, 2).reshape({1});
+  s.allocate_positions();  // the slot's positions are its own (the parent learns them through advance(T, b))
   s.layers_.resize(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerState& from = layers_[i];

@@ -45,9 +45,9 @@ class SequenceState {
   LayerState& layer(int64_t i) { return layers_[static_cast<size_t>(i)]; }
 
   // I32 [B] on the state's device: each sequence's position before the current step, and that
-  // plus `T` (the key count its newest token sees). Refreshed by sync_positions(T), which on
-  // CUDA queues a copy from pinned host memory, so a captured step reads the positions of the
-  // moment it is replayed.
+  // plus `T` (the key count its newest token sees). Refreshed by sync_positions(T); inside a
+  // CUDA-graph capture it records a copy from pinned host memory, so a replayed step reads the
+  // positions staged (stage_positions) just before the replay.
   const Tensor& positions() const { return positions_dev_; }
   const Tensor& lengths() const { return lengths_dev_; }
   void sync_positions(int64_t T);
@@ -69,6 +69,7 @@ class SequenceState {
 
  private:
   SequenceState() = default;
+  void allocate_positions();  // the pinned and device position buffers for batch_ sequences
 
   int64_t batch_ = 0;
   StateOptions opts_;

@@ -112,7 +112,13 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
       SequenceState one(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
       std::vector<int32_t> prompt(static_cast<size_t>(L));
       for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % uint64_t(V));
-      prefill(model, one, {prompt.begin(), prompt.begin() + std::min<int64_t>(L, 64)}, o.prefill_chunk);  // warm-up
+      // Warm-up with the chunk shapes the timed prefill will use (cuBLASLt tunes each new GEMM
+      // shape once, ~10 ms a shape, which must stay out of the timing).
+      prefill(model, one, {prompt.begin(), prompt.begin() + std::min<int64_t>(L, o.prefill_chunk)}, o.prefill_chunk);
+      if (L > o.prefill_chunk && L % o.prefill_chunk != 0) {
+        SequenceState tail(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
+        prefill(model, tail, {prompt.begin(), prompt.begin() + L % o.prefill_chunk}, o.prefill_chunk);
+      }
       SequenceState fresh(cfg, 1, StateOptions{Device::CUDA, cap, o.dtype});
       cuda_synchronize();
       t0 = now_s();

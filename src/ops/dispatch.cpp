@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "ops/checks.h"
 #include "ops/cpu/cpu_ops.h"
 #include "ops/ops.h"
 #ifdef MAMBALM_HAVE_CUDA
@@ -19,69 +20,9 @@
 
 namespace mambalm::ops {
 
+using namespace checks;
+
 namespace {
-
-std::string where(const char* op) { return std::string("op ") + op; }
-
-void need_defined(const char* op, const char* name, const Tensor& t) {
-  MAMBALM_CHECK(t.defined(), where(op), std::string(name) + " is an undefined tensor",
-        "allocate it with the documented shape before the call");
-}
-
-void need_dtype(const char* op, const char* name, const Tensor& t, DType want = DType::F32) {
-  need_defined(op, name, t);
-  MAMBALM_CHECK(t.dtype() == want, where(op),
-        std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " + dtype_name(want));
-}
-
-// Stored operands (weights, embedding tables, KV caches): F32, or BF16 when on CUDA, whose
-// kernels read bf16 and accumulate in fp32.
-void need_storage_dtype(const char* op, const char* name, const Tensor& t) {
-  need_defined(op, name, t);
-  MAMBALM_CHECK(t.dtype() == DType::F32 || (t.dtype() == DType::BF16 && t.device() == Device::CUDA), where(op),
-                std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected F32 (or BF16 on CUDA)");
-}
-
-void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
-  MAMBALM_CHECK(t.shape() == want, where(op),
-        std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));
-}
-
-void need_rank(const char* op, const char* name, const Tensor& t, int rank, const char* layout) {
-  MAMBALM_CHECK(t.rank() == rank, where(op),
-        std::string(name) + " has shape " + shape_str(t.shape()) + ", expected rank " +
-            std::to_string(rank) + " " + layout);
-}
-
-// Every tensor of a call must live on one device; true when that device is CUDA (which needs
-// a build with the CUDA backend).
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors) {
-  bool any_cuda = false, any_cpu = false;
-  for (const Tensor* t : tensors) {
-    if (!t || !t->defined()) continue;
-    (t->device() == Device::CUDA ? any_cuda : any_cpu) = true;
-  }
-#ifndef MAMBALM_HAVE_CUDA
-  if (any_cuda)
-    fail(where(op), "CUDA backend not built",
-         "this build has only the CPU backend; keep the tensors on the CPU");
-#endif
-  if (any_cuda && any_cpu)
-    fail(where(op), "tensors on different devices (some CPU, some CUDA)",
-         "move them all to one device first (to_device in core/cuda_memory.h)");
-  return any_cuda;
-}
-
-// Outputs that the kernels write while still reading inputs must not share memory with them.
-void need_disjoint(const char* op, const char* out_name, const Tensor& out, const char* in_name,
-                   const Tensor* in) {
-  if (!in || !in->defined() || out.numel() == 0 || in->numel() == 0) return;
-  const char* a = static_cast<const char*>(out.raw());
-  const char* b = static_cast<const char*>(in->raw());
-  bool overlap = a < b + in->nbytes() && b < a + out.nbytes();
-  MAMBALM_CHECK(!overlap, where(op), std::string(out_name) + " overlaps " + in_name + " in memory",
-        "this op does not support aliasing its output with an input");
-}
 
 Shape with_last(const Shape& s, int64_t last) {
   Shape r = s;

@@ -6,68 +6,17 @@
 #include <utility>
 
 #include "core/error.h"
+#include "ops/checks.h"
 #include "ops/cpu/cpu_backward.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
 namespace mambalm::ops {
 
+using namespace checks;
+
 namespace {
 
-std::string where(const char* op) { return std::string("op ") + op; }
-
-void need_dtype(const char* op, const char* name, const Tensor& t, DType want = DType::F32) {
-  MAMBALM_CHECK(t.defined(), where(op), std::string(name) + " is an undefined tensor",
-                "allocate it with the documented shape before the call");
-  MAMBALM_CHECK(t.dtype() == want, where(op),
-                std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " +
-                    dtype_name(want));
-}
-void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
-  MAMBALM_CHECK(t.shape() == want, where(op),
-                std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " +
-                    shape_str(want));
-}
-// dtype + shape, for an optional tensor (null passes).
-void need(const char* op, const char* name, const Tensor* t, const Shape& want,
-          DType dt = DType::F32) {
-  if (!t) return;
-  need_dtype(op, name, *t, dt);
-  need_shape(op, name, *t, want);
-}
-void need_rank(const char* op, const char* name, const Tensor& t, int rank, const char* layout) {
-  MAMBALM_CHECK(t.rank() == rank, where(op),
-                std::string(name) + " has shape " + shape_str(t.shape()) + ", expected rank " +
-                    std::to_string(rank) + " " + layout);
-}
-void need_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors)
-    if (t && t->defined() && t->device() != Device::CPU)
-      fail(where(op), "CUDA backend not built",
-           "this build has only the CPU backend; keep the tensors on the CPU");
-}
-bool overlap(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
-  const char* pa = static_cast<const char*>(a.raw());
-  const char* pb = static_cast<const char*>(b.raw());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-// Each output must be disjoint from every input and every other output.
-void need_disjoint(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> outs,
-                   std::initializer_list<std::pair<const char*, const Tensor*>> ins) {
-  for (auto o = outs.begin(); o != outs.end(); ++o) {
-    if (!o->second) continue;
-    for (auto [n, t] : ins)
-      if (t)
-        MAMBALM_CHECK(!overlap(*o->second, *t), where(op),
-                      std::string(o->first) + " overlaps " + n + " in memory",
-                      "this op does not support aliasing an output with an input");
-    for (auto o2 = std::next(o); o2 != outs.end(); ++o2)
-      if (o2->second)
-        MAMBALM_CHECK(!overlap(*o->second, *o2->second), where(op),
-                      std::string(o->first) + " overlaps " + o2->first + " in memory");
-  }
-}
 void need_seq_idx(const char* op, const Tensor* seq_idx, int64_t B, int64_t T) {
   need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
 }

@@ -1,6 +1,8 @@
-// Backend-neutral op declarations. Every op takes F32 tensors, checks their shapes, and
-// dispatches on the device of its output (only the CPU backend exists so far; ops/cuda/ will
-// implement the same list). Ops know nothing of layers: they see shapes and numbers.
+// Backend-neutral op declarations. Every op checks dtypes, shapes, devices and aliasing
+// (ops/checks.h), then runs on the device of its tensors: ops/cpu/ (the reference) or ops/cuda/,
+// which implements the same list. Activations are F32; stored operands (weights, embedding
+// tables, KV caches) may be BF16 on CUDA where an op says so. Ops know nothing of layers: they
+// see shapes and numbers.
 //
 // Layout conventions: activations are [B, T, ...] row-major (batch, time, features).
 // Outputs are assigned (never accumulated) and must be preallocated by the caller with the

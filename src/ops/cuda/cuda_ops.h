@@ -1,6 +1,8 @@
-// CUDA (fp32) implementations of the ops of ops/ops.h and ops/layout.h, same signatures and
-// semantics. dispatch.cpp has checked dtypes, shapes, devices and aliasing before these run.
-// Every kernel is queued on the legacy default stream; a launch failure throws at once, an
+// CUDA implementations of the ops of ops/ops.h and ops/layout.h, same signatures and semantics
+// (fp32 arithmetic; bf16 weights, tables and KV caches where ops.h allows them; tensor cores for
+// the bf16 GEMMs, flash attention and the chunked SSD). dispatch.cpp has checked dtypes, shapes,
+// devices and aliasing before these run. Every kernel is queued on the calling thread's default
+// stream (per-thread, capturable into CUDA graphs); a launch failure throws at once, an
 // execution failure at the next synchronising call (cuda_synchronize, a copy to the host).
 #pragma once
 #include <cstdint>

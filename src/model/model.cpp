@@ -199,13 +199,13 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
 
   // Stage timing for profiling (see model.h); a no-op otherwise.
   double t_prev = 0.0;
-  auto stage = [&](const std::string& name) {
+  auto stage = [&](const char* name) {
     if (!profiling_) return;
 #ifdef MAMBALM_HAVE_CUDA
     if (device_ == Device::CUDA) cuda_synchronize();
 #endif
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    if (!name.empty()) profile_[name] += t - t_prev;
+    if (*name) profile_[name] += t - t_prev;
     t_prev = t;
   };
   stage("");
@@ -230,7 +230,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     ctx.workspace = ws;
     const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
-    stage(std::string("mixer ") + b.kind);
+    stage(b.kind == kMambaSymbol ? "mixer M" : b.kind == kAttentionSymbol ? "mixer *" : "mixer -");  // no string built per layer
     if (l + 1 < blocks_.size()) blocks_[l + 1].norm.add_forward(h, mixed, normed);
     else if (!last_rows_only) final_norm_->add_forward(h, mixed, normed);  // normed = Norm_f(h_L)
     else ops::add(h, mixed, h);

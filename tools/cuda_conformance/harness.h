@@ -40,8 +40,6 @@ constexpr double kNorm = 1e-12;
 constexpr double kGemm = 1e-10;
 constexpr double kScan = 1e-10;
 constexpr double kAttention = 1e-10;
-// bf16 operands (weights or KV cache rounded to bf16 on both sides, fp32 accumulation).
-constexpr double kBf16Gemm = 1e-8;
 
 // A group of cases; `quick` asks for the short variant (smaller T, no long prefill).
 struct CaseGroup {

@@ -1,5 +1,5 @@
-// Inference ops on CUDA: argmax, and for batches of sequences at their own positions rope_at and
-// kv_append.
+// Inference ops on CUDA, the counterpart of ops/cpu/inference.cpp: argmax, and for batches of
+// sequences at their own positions rope_at and kv_append.
 // Positions are read on the device (I32 [B]), so a captured decode step stays valid as they
 // advance between replays.
 #include <cuda_bf16.h>

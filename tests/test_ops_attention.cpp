@@ -61,7 +61,7 @@ void check_attention(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, i
   Tensor v = random_tensor({B, S, Hkv, Dh});
   Tensor out = Tensor::empty(q.shape());
   const float scale = 1.0f / std::sqrt(float(Dh));
-  ops::attention(q, k, v, scale, out);
+  ops::attention(q, k, v, nullptr, scale, out);
   for (int64_t i = 0; i < out.numel(); ++i) ASSERT_TRUE(std::isfinite(out.f32()[i])) << tag << " " << i;
   char name[128];
   std::snprintf(name, sizeof name, "attention %s T=%lld S=%lld Hq=%lld Hkv=%lld", tag, (long long)T,
@@ -94,10 +94,10 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
   Tensor v = random_tensor({B, S, Hkv, Dh});
   const float scale = 0.25f;
   Tensor out_full = Tensor::empty(q_full.shape());
-  ops::attention(q_full, k, v, scale, out_full);
+  ops::attention(q_full, k, v, nullptr, scale, out_full);
   Tensor q = time_slice(q_full, S - T, S);
   Tensor out = Tensor::empty(q.shape());
-  ops::attention(q, k, v, scale, out);
+  ops::attention(q, k, v, nullptr, scale, out);
   expect_close("attention prefix call vs last rows of full", out, time_slice(out_full, S - T, S), 1e-6);
 }
 
@@ -106,19 +106,19 @@ TEST(OpsAttention, ErrorsThrow) {
   Tensor k = random_tensor({1, 5, 4, 8});  // 6 heads not a multiple of 4
   Tensor v = random_tensor({1, 5, 4, 8});
   Tensor out = Tensor::empty({1, 4, 6, 8});
-  EXPECT_THROW(ops::attention(q, k, v, 1.0f, out), Error);
+  EXPECT_THROW(ops::attention(q, k, v, nullptr, 1.0f, out), Error);
   Tensor k2 = random_tensor({1, 3, 3, 8});  // S = 3 < T = 4
   Tensor v2 = random_tensor({1, 3, 3, 8});
-  EXPECT_THROW(ops::attention(q, k2, v2, 1.0f, out), Error);
+  EXPECT_THROW(ops::attention(q, k2, v2, nullptr, 1.0f, out), Error);
   Tensor k3 = random_tensor({1, 5, 3, 8});
   Tensor v3 = random_tensor({1, 5, 3, 4});  // v head dim differs
-  EXPECT_THROW(ops::attention(q, k3, v3, 1.0f, out), Error);
+  EXPECT_THROW(ops::attention(q, k3, v3, nullptr, 1.0f, out), Error);
   Tensor v4 = random_tensor({1, 5, 3, 8});
   Tensor out_bad = Tensor::empty({1, 4, 6, 4});
-  EXPECT_THROW(ops::attention(q, k3, v4, 1.0f, out_bad), Error);
-  EXPECT_THROW(ops::attention(q, k3, v4, 1.0f, q), Error);  // out aliases q
+  EXPECT_THROW(ops::attention(q, k3, v4, nullptr, 1.0f, out_bad), Error);
+  EXPECT_THROW(ops::attention(q, k3, v4, nullptr, 1.0f, q), Error);  // out aliases q
   try {
-    ops::attention(q, k2, v2, 1.0f, out);
+    ops::attention(q, k2, v2, nullptr, 1.0f, out);
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("attention"), std::string::npos) << e.what();
   }

@@ -212,8 +212,8 @@ TEST(DenseBackward, CrossEntropy) {
   // Extreme logits stay finite (log-softmax with max subtraction).
   Tensor big = to_f32(logits, {N, V});
   for (int64_t i = 0; i < N * V; ++i) big.f32()[i] *= 1000.0f;
-  ops::CrossEntropyResult res3 = ops::cross_entropy(big, targets, &d);
+  ops::CrossEntropyResult res3 = ops::cross_entropy(big, targets, &d, 1.0f);
   EXPECT_TRUE(std::isfinite(res3.mean_loss));
   targets.data<int32_t>()[0] = int32_t(V);
-  EXPECT_THROW(ops::cross_entropy(lg, targets, &d), Error);
+  EXPECT_THROW(ops::cross_entropy(lg, targets, &d, 1.0f), Error);
 }

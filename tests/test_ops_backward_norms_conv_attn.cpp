@@ -159,7 +159,7 @@ void check_conv(bool act, bool with_state, bool packed) {
   // The packed forward against the same naive definition (loss value).
   Tensor y = Tensor::empty({B, T, C});
   Tensor st = ss.clone();
-  ops::causal_conv1d_packed(xs, ws, &bs, packed ? &seq : nullptr, with_state ? &st : nullptr, act, y);
+  ops::causal_conv1d(xs, ws, &bs, packed ? &seq : nullptr, with_state ? &st : nullptr, act, y);
   const double got = dot(to_vec(y), R), want = loss();
   std::printf("[err] %-56s rel=%.3e\n", (tag + "forward (loss)").c_str(), std::fabs(got - want) / std::fabs(want));
   EXPECT_LT(std::fabs(got - want), 1e-5 * std::fabs(want));
@@ -178,10 +178,10 @@ TEST(ConvBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   Tensor x = random_tensor({B, T, C}), w = random_tensor({C, K}), b = random_tensor({C});
   Tensor s1 = random_tensor({B, C, K - 1});
   Tensor s2 = s1.clone(), y1 = Tensor::empty({B, T, C}), y2 = Tensor::empty({B, T, C});
-  ops::causal_conv1d(x, w, &b, &s1, true, y1);
-  ops::causal_conv1d_packed(x, w, &b, nullptr, &s2, true, y2);
-  expect_grad("causal_conv1d_packed(no seq_idx) y vs causal_conv1d", to_vec(y2), to_vec(y1), 1e-7);
-  expect_grad("causal_conv1d_packed(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-7);
+  ops::causal_conv1d(x, w, &b, nullptr, &s1, true, y1);
+  ops::causal_conv1d(x, w, &b, nullptr, &s2, true, y2);
+  expect_grad("causal_conv1d(no seq_idx) y vs causal_conv1d", to_vec(y2), to_vec(y1), 1e-7);
+  expect_grad("causal_conv1d(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-7);
 }
 
 // ---- attention ---------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ void check_attention(int64_t T, int64_t S, bool packed) {
   expect_grad(tag + "dk", to_vec(dk), fd_grad(loss, k, kH), kTol);
   expect_grad(tag + "dv", to_vec(dv), fd_grad(loss, v, kH), kTol);
   Tensor out = Tensor::empty(qs.shape());
-  ops::attention_packed(qs, ks, vs, packed ? &seq : nullptr, scale, out);
+  ops::attention(qs, ks, vs, packed ? &seq : nullptr, scale, out);
   // The loss is a dot product of random-signed terms and can nearly cancel (one seed gave
   // |loss| = 1.8e-7 against terms of order 1): scale the error by ||out|| ||R||, the size of the
   // terms (Cauchy-Schwarz), not by the loss itself.
@@ -260,7 +260,7 @@ TEST(AttentionBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   const int64_t B = 2, T = 40, S = 50, Hq = 4, Hkv = 1, Dh = 16;
   Tensor q = random_tensor({B, T, Hq, Dh}), k = random_tensor({B, S, Hkv, Dh}), v = random_tensor({B, S, Hkv, Dh});
   Tensor o1 = Tensor::empty(q.shape()), o2 = Tensor::empty(q.shape());
-  ops::attention(q, k, v, 0.25f, o1);
-  ops::attention_packed(q, k, v, nullptr, 0.25f, o2);
-  expect_grad("attention_packed(no seq_idx) vs attention", to_vec(o2), to_vec(o1), 1e-6);
+  ops::attention(q, k, v, nullptr, 0.25f, o1);
+  ops::attention(q, k, v, nullptr, 0.25f, o2);
+  expect_grad("attention(no seq_idx) vs attention", to_vec(o2), to_vec(o1), 1e-6);
 }

@@ -178,10 +178,10 @@ TEST(SsdBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   Tensor s1 = random_tensor({B, H, P, N});
   Tensor s2 = s1.clone();
   Tensor y1 = Tensor::empty(x.shape()), y2 = Tensor::empty(x.shape());
-  ops::ssd_chunked(x, dt, A, Bm, Cm, &D, 16, &s1, y1);
-  ops::ssd_chunked_packed(x, dt, A, Bm, Cm, &D, nullptr, 16, &s2, y2);
-  expect_grad("ssd_chunked_packed(no seq_idx) y vs ssd_chunked", to_vec(y2), to_vec(y1), 2e-6);
-  expect_grad("ssd_chunked_packed(no seq_idx) state vs ssd_chunked", to_vec(s2), to_vec(s1), 2e-6);
+  ops::ssd_chunked(x, dt, A, Bm, Cm, &D, nullptr, 16, &s1, y1);
+  ops::ssd_chunked(x, dt, A, Bm, Cm, &D, nullptr, 16, &s2, y2);
+  expect_grad("ssd_chunked(no seq_idx) y vs ssd_chunked", to_vec(y2), to_vec(y1), 2e-6);
+  expect_grad("ssd_chunked(no seq_idx) state vs ssd_chunked", to_vec(s2), to_vec(s1), 2e-6);
 }
 
 // ---- selective scan ----------------------------------------------------------------------------
@@ -321,8 +321,8 @@ TEST(SelectiveScanBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   Tensor A = random_tensor({Di, N}, -4.0f, -0.5f), Bm = random_tensor({B, T, N}), Cm = random_tensor({B, T, N});
   Tensor D = random_tensor({Di}), z = random_tensor({B, T, Di}), s1 = random_tensor({B, Di, N});
   Tensor s2 = s1.clone(), y1 = Tensor::empty(u.shape()), y2 = Tensor::empty(u.shape());
-  ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, &s1, y1);
-  ops::selective_scan_packed(u, delta, A, Bm, Cm, &D, &z, nullptr, &s2, y2);
-  expect_grad("selective_scan_packed(no seq_idx) y vs selective_scan", to_vec(y2), to_vec(y1), 1e-6);
-  expect_grad("selective_scan_packed(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-6);
+  ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, nullptr, &s1, y1);
+  ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, nullptr, &s2, y2);
+  expect_grad("selective_scan(no seq_idx) y vs selective_scan", to_vec(y2), to_vec(y1), 1e-6);
+  expect_grad("selective_scan(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-6);
 }

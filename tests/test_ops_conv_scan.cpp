@@ -74,7 +74,7 @@ void check_conv_naive(int64_t B, int64_t T, int64_t C, int64_t K, bool with_bias
   Tensor state = random_tensor({B, C, K - 1}, -2.0f, 2.0f);
   Tensor state0 = state.clone();
   Tensor y = Tensor::empty({B, T, C});
-  ops::causal_conv1d(x, w, with_bias ? &bias : nullptr, with_state ? &state : nullptr, act, y);
+  ops::causal_conv1d(x, w, with_bias ? &bias : nullptr, nullptr, with_state ? &state : nullptr, act, y);
   Tensor want = Tensor::zeros({B, T, C}, DType::F64);
   Tensor want_state = Tensor::zeros({B, C, K - 1}, DType::F64);
   naive_conv(x, w, with_bias ? &bias : nullptr, with_state ? &state0 : nullptr, act, want, &want_state);
@@ -104,13 +104,13 @@ TEST(OpsConv, StreamingTokenByTokenEqualsFullCall) {
   Tensor state_step = state_full.clone();
   Tensor state_pieces = state_full.clone();
   Tensor y_full = Tensor::empty({B, T, C});
-  ops::causal_conv1d(x, w, &bias, &state_full, true, y_full);
+  ops::causal_conv1d(x, w, &bias, nullptr, &state_full, true, y_full);
 
   Tensor y_step = Tensor::empty({B, T, C});
   for (int64_t t = 0; t < T; ++t) {
     Tensor xt = time_slice(x, t, t + 1);
     Tensor yt = Tensor::empty({B, 1, C});
-    ops::causal_conv1d(xt, w, &bias, &state_step, true, yt);
+    ops::causal_conv1d(xt, w, &bias, nullptr, &state_step, true, yt);
     time_paste(y_step, yt, t);
   }
   expect_close("conv token-by-token vs full", y_step, y_full, 1e-6);
@@ -122,7 +122,7 @@ TEST(OpsConv, StreamingTokenByTokenEqualsFullCall) {
   for (int i = 0; i + 1 < 5; ++i) {
     Tensor xp = time_slice(x, cuts[i], cuts[i + 1]);
     Tensor yp = Tensor::empty(xp.shape());
-    ops::causal_conv1d(xp, w, &bias, &state_pieces, true, yp);
+    ops::causal_conv1d(xp, w, &bias, nullptr, &state_pieces, true, yp);
     time_paste(y_pieces, yp, cuts[i]);
   }
   expect_close("conv uneven pieces vs full", y_pieces, y_full, 1e-6);
@@ -136,12 +136,12 @@ TEST(OpsConv, ErrorsThrow) {
   Tensor w_bad = random_tensor({7, 4});
   Tensor state_bad = random_tensor({1, 8, 4});
   Tensor bias_bad = random_tensor({9});
-  EXPECT_THROW(ops::causal_conv1d(x, w_bad, nullptr, nullptr, false, y), Error);
-  EXPECT_THROW(ops::causal_conv1d(x, w, nullptr, &state_bad, false, y), Error);
-  EXPECT_THROW(ops::causal_conv1d(x, w, &bias_bad, nullptr, false, y), Error);
-  EXPECT_THROW(ops::causal_conv1d(x, w, nullptr, nullptr, false, x), Error);  // y aliases x
+  EXPECT_THROW(ops::causal_conv1d(x, w_bad, nullptr, nullptr, nullptr, false, y), Error);
+  EXPECT_THROW(ops::causal_conv1d(x, w, nullptr, nullptr, &state_bad, false, y), Error);
+  EXPECT_THROW(ops::causal_conv1d(x, w, &bias_bad, nullptr, nullptr, false, y), Error);
+  EXPECT_THROW(ops::causal_conv1d(x, w, nullptr, nullptr, nullptr, false, x), Error);  // y aliases x
   Tensor x2 = random_tensor({5, 8});
-  EXPECT_THROW(ops::causal_conv1d(x2, w, nullptr, nullptr, false, y), Error);
+  EXPECT_THROW(ops::causal_conv1d(x2, w, nullptr, nullptr, nullptr, false, y), Error);
 }
 
 // ---- softplus_dt -----------------------------------------------------------------------------
@@ -243,7 +243,7 @@ void check_chunked(const SsdInputs& in, int64_t chunk, bool use_D, bool use_stat
   Tensor s_chk = in.state.clone();
   const Tensor* D = use_D ? &in.D : nullptr;
   ops::ssd_sequential(in.x, in.dt, in.A, in.Bm, in.Cm, D, use_state ? &s_seq : nullptr, y_seq);
-  ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, D, chunk, use_state ? &s_chk : nullptr, y_chk);
+  ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, D, nullptr, chunk, use_state ? &s_chk : nullptr, y_chk);
   char name[128];
   std::snprintf(name, sizeof name, "ssd chunk=%lld T=%lld G=%lld %s", (long long)chunk,
                 (long long)in.x.dim(1), (long long)in.Bm.dim(2), tag);
@@ -290,7 +290,7 @@ TEST(OpsSsd, SplitCallsWithStateEqualOneCall) {
       if (variant == 0) {
         ops::ssd_sequential(x, dt, in.A, Bm, Cm, &in.D, &s, yp);
       } else {
-        ops::ssd_chunked(x, dt, in.A, Bm, Cm, &in.D, 8, &s, yp);
+        ops::ssd_chunked(x, dt, in.A, Bm, Cm, &in.D, nullptr, 8, &s, yp);
       }
       time_paste(y, yp, t0);
     }
@@ -307,8 +307,8 @@ TEST(OpsSsd, ErrorsThrow) {
   Tensor C3 = random_tensor({1, 6, 3, 16});
   EXPECT_THROW(ops::ssd_sequential(in.x, in.dt, in.A, B3, C3, nullptr, nullptr, y), Error);
   Tensor state_bad = random_tensor({1, 4, 8, 15});
-  EXPECT_THROW(ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, nullptr, 4, &state_bad, y), Error);
-  EXPECT_THROW(ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, nullptr, 0, nullptr, y), Error);
+  EXPECT_THROW(ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, nullptr, nullptr, 4, &state_bad, y), Error);
+  EXPECT_THROW(ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, nullptr, nullptr, 0, nullptr, y), Error);
   Tensor dt_bad = random_tensor({1, 6, 3});
   EXPECT_THROW(ops::ssd_sequential(in.x, dt_bad, in.A, in.Bm, in.Cm, nullptr, nullptr, y), Error);
   Tensor C_bad = random_tensor({1, 6, 2, 8});
@@ -334,7 +334,7 @@ TEST(OpsSsd, SpeedChunkedVsSequential) {
     Tensor y = Tensor::empty(in.x.shape());
     Tensor s = in.state.clone();
     auto c0 = std::chrono::steady_clock::now();
-    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, chunk, &s, y);
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, chunk, &s, y);
     auto c1 = std::chrono::steady_clock::now();
     std::printf("[time] ssd_chunked(chunk=%lld) same shape: %.2f ms\n", (long long)chunk,
                 std::chrono::duration<double, std::milli>(c1 - c0).count());
@@ -395,7 +395,7 @@ TEST(OpsSelectiveScan, MatchesNaiveDouble) {
     Tensor y = Tensor::empty({B, T, Di});
     Tensor s = in.state.clone();
     ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, full ? &in.D : nullptr,
-                        full ? &in.z : nullptr, full ? &s : nullptr, y);
+                        full ? &in.z : nullptr, nullptr, full ? &s : nullptr, y);
     Tensor want = Tensor::zeros(y.shape(), DType::F64);
     Tensor want_s = Tensor::zeros(s.shape(), DType::F64);
     naive_scan(in, full, full, full, want, want_s);
@@ -409,7 +409,7 @@ TEST(OpsSelectiveScan, SplitCallsWithStateEqualOneCall) {
   ScanInputs in = make_scan(B, T, Di, N);
   Tensor y_one = Tensor::empty({B, T, Di});
   Tensor s_one = in.state.clone();
-  ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, &in.D, &in.z, &s_one, y_one);
+  ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, &in.D, &in.z, nullptr, &s_one, y_one);
   Tensor y = Tensor::empty({B, T, Di});
   Tensor s = in.state.clone();
   const int64_t cuts[] = {0, 11, 12, T};
@@ -418,7 +418,7 @@ TEST(OpsSelectiveScan, SplitCallsWithStateEqualOneCall) {
     Tensor u = time_slice(in.u, t0, t1), dl = time_slice(in.delta, t0, t1), z = time_slice(in.z, t0, t1);
     Tensor Bm = time_slice(in.Bm, t0, t1), Cm = time_slice(in.Cm, t0, t1);
     Tensor yp = Tensor::empty(u.shape());
-    ops::selective_scan(u, dl, in.A, Bm, Cm, &in.D, &z, &s, yp);
+    ops::selective_scan(u, dl, in.A, Bm, Cm, &in.D, &z, nullptr, &s, yp);
     time_paste(y, yp, t0);
   }
   expect_close("selective_scan split 11+1+18", y, y_one, 1e-6);
@@ -432,8 +432,8 @@ TEST(OpsSelectiveScan, ErrorsThrow) {
   Tensor B_bad = random_tensor({1, 5, 5});
   Tensor s_bad = random_tensor({1, 8, 5});
   Tensor z_bad = random_tensor({1, 4, 8});
-  EXPECT_THROW(ops::selective_scan(in.u, in.delta, A_bad, in.Bm, in.Cm, nullptr, nullptr, nullptr, y), Error);
-  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, B_bad, in.Cm, nullptr, nullptr, nullptr, y), Error);
-  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, nullptr, nullptr, &s_bad, y), Error);
-  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, nullptr, &z_bad, nullptr, y), Error);
+  EXPECT_THROW(ops::selective_scan(in.u, in.delta, A_bad, in.Bm, in.Cm, nullptr, nullptr, nullptr, nullptr, y), Error);
+  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, B_bad, in.Cm, nullptr, nullptr, nullptr, nullptr, y), Error);
+  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, nullptr, nullptr, nullptr, &s_bad, y), Error);
+  EXPECT_THROW(ops::selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, nullptr, &z_bad, nullptr, nullptr, y), Error);
 }

@@ -17,7 +17,7 @@
 #include <random>
 #include <vector>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/tensor.h"
 #include "ops/cuda/cuda_ops.h"
 
@@ -82,7 +82,7 @@ void bench_prefill() {
   fill_random(k, 2);
   fill_random(v, 3);
   const float scale = 1.0f / std::sqrt(float(D));
-  const double ms = median_ms([&](int) { ops::cuda::attention(q, k, v, scale, out); });
+  const double ms = median_ms([&](int) { ops::cuda::attention(q, k, v, nullptr, scale, out); });
   const double flops = 4.0 * B * H * double(L) * L * D / 2;
   std::printf("prefill B=%ld L=%ld H=%ld D=%ld causal bf16-kv: %.3f ms  %.1f TFLOP/s\n", long(B),
               long(L), long(H), long(D), ms, flops / ms / 1e9);

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/tensor.h"
 #include "ops/ops.h"
 

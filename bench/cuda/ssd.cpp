@@ -17,7 +17,7 @@
 
 #include <cuda_runtime.h>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/tensor.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/ops.h"
@@ -104,7 +104,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
   for (int k = 0; k < 2; ++k) sets.push_back(make_inputs(B, T, H, P, G, N, 1000 * (k + 1)));
   auto run = [&](int i) {
     Inputs& s = sets[size_t(i) % sets.size()];
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &s.state, s.y);
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y);
   };
   const double ms = median_ms(run);
   const double ms_again = median_ms(run);

@@ -2,13 +2,13 @@
 // one launch. Decode steps use it: a step is hundreds of small kernels whose launch gaps would
 // otherwise dominate at batch 1. Everything the captured work reads or writes must stay at the
 // same addresses between replays (planned memory: core/workspace.h, preallocated state).
+// Declared in every build; without the CUDA backend capture() fails (core/no_cuda.cpp).
 #pragma once
 #include <functional>
 #include <memory>
 
 namespace mambalm {
 
-#ifdef MAMBALM_HAVE_CUDA
 class CudaGraph {
  public:
   CudaGraph();
@@ -26,6 +26,5 @@ class CudaGraph {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-#endif
 
 }  // namespace mambalm

@@ -1,6 +1,7 @@
-// Device memory for tensors (see cuda_memory.h). All CUDA sources are compiled with
-// --default-stream per-thread: kernels, copies and cuBLAS calls of one host thread share one
-// stream (cudaStreamPerThread), which, unlike the legacy stream, can be captured into a graph.
+// core/cuda_backend.h on the CUDA runtime (see core/device.h for the API built on it). All CUDA
+// sources are compiled with --default-stream per-thread: kernels, copies and cuBLAS calls of one
+// host thread share one stream (cudaStreamPerThread), which, unlike the legacy stream, can be
+// captured into a graph.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -8,10 +9,10 @@
 #include <memory>
 #include <string>
 
-#include "core/cuda_memory.h"
+#include "core/cuda_backend.h"
 #include "core/error.h"
 
-namespace mambalm {
+namespace mambalm::cuda_backend {
 
 namespace {
 
@@ -28,7 +29,9 @@ cudaMemcpyKind kind_of(Device from, Device to) {
 
 }  // namespace
 
-int cuda_device_count() {
+bool built() { return true; }
+
+int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
@@ -37,7 +40,7 @@ int cuda_device_count() {
   return n;
 }
 
-std::string cuda_device_summary() {
+std::string device_summary() {
   int dev = 0;
   cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
   cudaDeviceProp p{};
@@ -47,9 +50,7 @@ std::string cuda_device_summary() {
          std::to_string(p.totalGlobalMem >> 30) + " GiB";
 }
 
-Tensor empty_cuda(const Shape& shape, DType dtype) {
-  for (int64_t d : shape)
-    MAMBALM_CHECK(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
+Tensor empty(const Shape& shape, DType dtype) {
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
@@ -62,35 +63,13 @@ Tensor empty_cuda(const Shape& shape, DType dtype) {
   return Tensor::view_of(p, shape, dtype, std::move(owner), Device::CUDA);
 }
 
-Tensor zeros_cuda(const Shape& shape, DType dtype) {
-  Tensor t = empty_cuda(shape, dtype);
-  cuda_check(cudaMemset(t.raw(), 0, t.nbytes()), "cudaMemset");
-  return t;
+void fill_bytes(Tensor& t, int byte) { cuda_check(cudaMemset(t.raw(), byte, t.nbytes()), "cudaMemset"); }
+
+void copy(const Tensor& src, Tensor& dst) {
+  cuda_check(cudaMemcpy(dst.raw(), src.raw(), src.nbytes(), kind_of(src.device(), dst.device())), "cudaMemcpy");
 }
 
-Tensor empty_cuda_poisoned(const Shape& shape, DType dtype) {
-  Tensor t = empty_cuda(shape, dtype);
-  cuda_check(cudaMemset(t.raw(), 0xFF, t.nbytes()), "cudaMemset");
-  return t;
-}
-
-void copy_tensor(const Tensor& src, Tensor& dst) {
-  MAMBALM_CHECK(src.dtype() == dst.dtype() && src.nbytes() == dst.nbytes(), "copy_tensor",
-        "source " + dtype_name(src.dtype()) + shape_str(src.shape()) + " and destination " +
-            dtype_name(dst.dtype()) + shape_str(dst.shape()) + " differ in dtype or size");
-  if (src.nbytes() == 0) return;
-  cuda_check(cudaMemcpy(dst.raw(), src.raw(), src.nbytes(), kind_of(src.device(), dst.device())),
-             "cudaMemcpy");
-}
-
-Tensor to_device(const Tensor& t, Device device) {
-  MAMBALM_CHECK(t.defined(), "to_device", "undefined tensor");
-  Tensor out = device == Device::CUDA ? empty_cuda(t.shape(), t.dtype()) : Tensor::empty(t.shape(), t.dtype());
-  copy_tensor(t, out);
-  return out;
-}
-
-void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "kernel execution"); }
+void synchronize() { cuda_check(cudaDeviceSynchronize(), "kernel execution"); }
 
 Tensor empty_pinned(const Shape& shape, DType dtype) {
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
@@ -101,16 +80,11 @@ Tensor empty_pinned(const Shape& shape, DType dtype) {
 }
 
 void copy_async(const Tensor& src, Tensor& dst) {
-  MAMBALM_CHECK(src.dtype() == dst.dtype() && src.nbytes() == dst.nbytes(), "copy_async",
-                "source " + dtype_name(src.dtype()) + shape_str(src.shape()) + " and destination " +
-                    dtype_name(dst.dtype()) + shape_str(dst.shape()) + " differ in dtype or size");
-  if (src.nbytes() == 0) return;
-  cuda_check(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), kind_of(src.device(), dst.device()),
-                             cudaStreamPerThread),
+  cuda_check(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), kind_of(src.device(), dst.device()), cudaStreamPerThread),
              "cudaMemcpyAsync");
 }
 
-bool cuda_capturing() {
+bool capturing() {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   cuda_check(cudaStreamIsCapturing(cudaStreamPerThread, &status), "cudaStreamIsCapturing");
   return status != cudaStreamCaptureStatusNone;
@@ -131,11 +105,8 @@ __global__ void fill_uniform_kernel(T* p, int64_t n, uint64_t seed, float lo, fl
 }
 }  // namespace
 
-void fill_uniform_cuda(Tensor& t, uint64_t seed, float lo, float hi) {
-  MAMBALM_CHECK(t.device() == Device::CUDA && (t.dtype() == DType::F32 || t.dtype() == DType::BF16), "fill_uniform_cuda",
-                "expects a CUDA F32 or BF16 tensor");
+void fill_uniform(Tensor& t, uint64_t seed, float lo, float hi) {
   const int64_t n = t.numel();
-  if (n == 0) return;
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 132 * 64));
   if (t.dtype() == DType::BF16)
     fill_uniform_kernel<<<blocks, 256>>>(t.data<__nv_bfloat16>(), n, seed, lo, hi);
@@ -144,8 +115,8 @@ void fill_uniform_cuda(Tensor& t, uint64_t seed, float lo, float hi) {
   cuda_check(cudaGetLastError(), "fill_uniform launch");
 }
 
-void cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
+void memory_info(size_t* free_bytes, size_t* total_bytes) {
   cuda_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
 }
 
-}  // namespace mambalm
+}  // namespace mambalm::cuda_backend

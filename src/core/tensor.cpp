@@ -142,7 +142,7 @@ static void store_from_double(void* p, DType t, int64_t i, double v) {
 
 Tensor Tensor::to(DType dtype) const {
   MAMBALM_CHECK(device() == Device::CPU, "tensor", "to(dtype) needs a CPU tensor",
-        "copy it to the CPU first (to_device in core/cuda_memory.h)");
+        "copy it to the CPU first (to_device in core/device.h)");
   Tensor out = empty(shape_, dtype);
   if (dtype == dtype_) {
     std::memcpy(out.raw(), raw(), nbytes());

@@ -34,7 +34,7 @@ class Tensor {
   // A new CPU tensor whose contents are left uninitialised (fast path for outputs).
   static Tensor empty(const Shape& shape, DType dtype = DType::F32);
   // A non-owning view of external memory kept alive by `owner`. `device` says where the bytes
-  // live (core/cuda_memory.h makes CUDA tensors this way; core itself never touches CUDA).
+  // live (core/device.h makes CUDA tensors this way; core itself never touches CUDA).
   static Tensor view_of(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner,
                         Device device = Device::CPU);
 
@@ -56,7 +56,7 @@ class Tensor {
   // Rows [begin, end) of the first dimension, sharing memory.
   Tensor slice0(int64_t begin, int64_t end) const;
   // A deep copy converted to `dtype` (F32/BF16/F16/F64 among themselves). CPU tensors only
-  // (to_device in core/cuda_memory.h moves data between devices).
+  // (to_device in core/device.h moves data between devices).
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
   void fill(float value);  // CPU tensors only

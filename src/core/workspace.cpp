@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 
 namespace mambalm {
@@ -14,11 +14,7 @@ size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 Tensor Workspace::allocate(size_t bytes) const {
   const Shape words{static_cast<int64_t>((bytes + 3) / 4)};
-#ifdef MAMBALM_HAVE_CUDA
-  if (device_ == Device::CUDA) return empty_cuda(words, DType::F32);
-#endif
-  check(device_ == Device::CPU, "workspace", "CUDA workspace in a build without the CUDA backend");
-  return Tensor::empty(words, DType::F32);
+  return empty_on(device_, words, DType::F32);
 }
 
 Tensor Workspace::empty(const Shape& shape, DType dtype) {
@@ -31,11 +27,9 @@ Tensor Workspace::empty(const Shape& shape, DType dtype) {
     // The view keeps the block alive through a copy of its owner.
     return Tensor::view_of(base, shape, dtype, block_.buffer_owner(), device_);
   }
-#ifdef MAMBALM_HAVE_CUDA
   check(device_ != Device::CUDA || !cuda_capturing(), "workspace",
         "a captured pass asked for " + std::to_string(bytes) + " bytes beyond the planned block",
         "run the same step once uncaptured first (warm-up) so the block reaches its peak");
-#endif
   overflow_.push_back(allocate(bytes));
   const Tensor& t = overflow_.back();
   return Tensor::view_of(t.raw(), shape, dtype, t.buffer_owner(), device_);

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "core/cuda_graph.h"
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "ops/ops.h"
 
@@ -21,13 +21,11 @@ BatchDecoder::BatchDecoder(Model& model, SequenceState& state, DecoderOptions op
   const int64_t B = state.batch();
   check(state.device() == model.device(), "decoder", "the state and the model are on different devices");
   if (opts_.vocab_limit <= 0 || opts_.vocab_limit > model.config().vocab_size) opts_.vocab_limit = model.config().vocab_size;
-#ifdef MAMBALM_HAVE_CUDA
   if (model.device() == Device::CUDA) {
     ids_ = zeros_cuda({B, 1}, DType::I32);
     ids_host_ = empty_pinned({B, 1}, DType::I32);
     return;
   }
-#endif
   opts_.use_graph = false;
   ids_ = Tensor::zeros({B, 1}, DType::I32);
   ids_host_ = ids_;
@@ -40,14 +38,12 @@ void BatchDecoder::set_tokens(const std::vector<int32_t>& ids) {
         std::to_string(ids.size()) + " tokens for a batch of " + std::to_string(state_.batch()));
   for (int32_t id : ids)
     check(id >= 0 && id < model_.config().vocab_size, "decoder", "token id " + std::to_string(id) + " is outside the vocabulary");
-#ifdef MAMBALM_HAVE_CUDA
   if (model_.device() == Device::CUDA) {
     cuda_synchronize();  // the previous step may still read the pinned buffer's last copy
     std::memcpy(ids_host_.raw(), ids.data(), ids.size() * 4);
     copy_async(ids_host_, ids_);
     return;
   }
-#endif
   std::memcpy(ids_.raw(), ids.data(), ids.size() * 4);
 }
 
@@ -59,7 +55,6 @@ void BatchDecoder::run_step() {
 }
 
 void BatchDecoder::step() {
-#ifdef MAMBALM_HAVE_CUDA
   if (opts_.use_graph) {
     if (captured_ && captured_generation_ != model_.workspace_generation()) {
       captured_ = false;  // a prefill replaced the workspace block: capture again
@@ -84,20 +79,13 @@ void BatchDecoder::step() {
     }
     ++warm_steps_;
   }
-#endif
   run_step();
 }
 
 std::vector<int32_t> BatchDecoder::tokens() const {
   std::vector<int32_t> out(static_cast<size_t>(state_.batch()));
-#ifdef MAMBALM_HAVE_CUDA
-  if (ids_.device() == Device::CUDA) {
-    Tensor host = to_device(ids_, Device::CPU);  // synchronous: waits for the step
-    std::memcpy(out.data(), host.raw(), out.size() * 4);
-    return out;
-  }
-#endif
-  std::memcpy(out.data(), ids_.raw(), out.size() * 4);
+  const Tensor host = to_host(ids_);  // synchronous: waits for the step
+  std::memcpy(out.data(), host.raw(), out.size() * 4);
   return out;
 }
 
@@ -106,14 +94,8 @@ std::vector<float> BatchDecoder::logits_host(int64_t b) const {
   check(logits_.defined(), "decoder", "no step has run yet");
   Tensor row = logits_.reshape({state_.batch(), V}).slice0(b, b + 1);
   std::vector<float> out(static_cast<size_t>(V));
-#ifdef MAMBALM_HAVE_CUDA
-  if (row.device() == Device::CUDA) {
-    Tensor host = to_device(row, Device::CPU);
-    std::memcpy(out.data(), host.raw(), out.size() * 4);
-    return out;
-  }
-#endif
-  std::memcpy(out.data(), row.raw(), out.size() * 4);
+  const Tensor host = to_host(row);
+  std::memcpy(out.data(), host.raw(), out.size() * 4);
   return out;
 }
 

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "infer/state.h"
+#include "model/state.h"
 #include "model/model.h"
 
 namespace mambalm {
@@ -50,9 +50,7 @@ class BatchDecoder {
   int64_t warm_steps_ = 0;
   bool captured_ = false;
   uint64_t captured_generation_ = 0;
-#ifdef MAMBALM_HAVE_CUDA
   std::unique_ptr<CudaGraph> graph_;
-#endif
 };
 
 }  // namespace mambalm

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "infer/decoder.h"
 
@@ -21,14 +21,8 @@ void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::
 
 void copy_to_host(const Tensor& t, std::vector<float>& out) {
   out.resize(static_cast<size_t>(t.numel()));
-#ifdef MAMBALM_HAVE_CUDA
-  if (t.device() == Device::CUDA) {
-    Tensor host = to_device(t, Device::CPU);
-    std::memcpy(out.data(), host.raw(), host.nbytes());
-    return;
-  }
-#endif
-  std::memcpy(out.data(), t.raw(), t.nbytes());
+  const Tensor host = to_host(t);
+  std::memcpy(out.data(), host.raw(), host.nbytes());
 }
 
 std::vector<float> prefill(Model& model, SequenceState& state, const std::vector<int32_t>& tokens, int64_t chunk) {

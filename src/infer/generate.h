@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "infer/state.h"
+#include "model/state.h"
 #include "model/model.h"
 
 namespace mambalm {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/layout.h"
+#include "core/device.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -11,7 +11,16 @@ namespace mambalm {
 
 float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg_.head_dim))); }
 
-void Attention::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
+LayerState Attention::new_state(const AttentionConfig& cfg, int64_t batch, const StateOptions& opts) {
+  LayerState s;
+  if (opts.kv_capacity > 0) {
+    s.k = zeros_on(opts.device, {batch, opts.kv_capacity, cfg.n_kv_heads, cfg.head_dim}, opts.kv_dtype);
+    s.v = zeros_on(opts.device, {batch, opts.kv_capacity, cfg.n_kv_heads, cfg.head_dim}, opts.kv_dtype);
+  }
+  return s;
+}
+
+void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
   Tensor q = ctx.empty({B, T, Hq, Dh});   // queries of the new tokens (RoPE applied)
@@ -42,7 +51,7 @@ void Attention::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
         Tensor kb = s.k.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, S).reshape({1, S, Hkv, Dh});
         Tensor vb = s.v.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, S).reshape({1, S, Hkv, Dh});
         Tensor ob = o.slice0(b, b + 1);
-        ops::attention(q.slice0(b, b + 1), kb, vb, scale(), ob);
+        ops::attention(q.slice0(b, b + 1), kb, vb, nullptr, scale(), ob);
       }
     }
   } else {
@@ -50,39 +59,38 @@ void Attention::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
       ops::rope(q, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
       ops::rope(k, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
     }
-    if (ctx.seq_idx) ops::attention_packed(q, k, v, ctx.seq_idx, scale(), o);
-    else ops::attention(q, k, v, scale(), o);
+    ops::attention(q, k, v, ctx.seq_idx, scale(), o);
   }
   ops::linear(o.reshape({B, T, Hq * Dh}), o_w_.value, bias(o_b_), y);
   if (ctx.cache) {
-    ctx.cache->saved["x"] = x;
-    ctx.cache->saved["q"] = q;
-    ctx.cache->saved["k"] = k;
-    ctx.cache->saved["v"] = v;
-    ctx.cache->saved["o"] = o;
+    ctx.cache->x = x;
+    auto a = std::make_unique<Activations>();
+    a->q = q, a->k = k, a->v = v, a->o = o;
+    ctx.cache->activations = std::move(a);
   }
 }
 
-void Attention::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) {
-  if (!cache.has("o")) {
-    Tensor y = Tensor::empty(dy.shape());
-    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+void Attention::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
+  const Tensor& x = cache.x;
+  if (!cache.activations) {
+    LayerContext again = ctx;
+    again.cache = &cache;
+    Tensor y = ctx.empty(dy.shape());
+    forward(x, again, y);
   }
-  const Tensor& x = cache.at("x");
-  const Tensor& q = cache.at("q");
-  const Tensor& k = cache.at("k");
-  const Tensor& v = cache.at("v");
+  const Activations& a = cache.as<Activations>();
+  const Tensor &q = a.q, &k = a.k, &v = a.v;
   const int64_t B = x.dim(0), T = x.dim(1), Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  Tensor d_o = Tensor::empty({B, T, Hq, Dh});  // d loss / d o
+  Tensor d_o = ctx.empty({B, T, Hq, Dh});  // d loss / d o
   Tensor d_o_flat = d_o.reshape({B, T, Hq * Dh});
-  ops::linear_backward(dy, cache.at("o").reshape({B, T, Hq * Dh}), o_w_.value, &d_o_flat, &o_w_.grad, bias_grad(o_b_));
-  Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(k.shape()), dv = Tensor::empty(v.shape());
-  ops::attention_backward(q, k, v, seq_idx, scale(), d_o, dq, dk, dv);
+  ops::linear_backward(dy, a.o.reshape({B, T, Hq * Dh}), o_w_.value, &d_o_flat, &o_w_.grad, bias_grad(o_b_));
+  Tensor dq = ctx.empty(q.shape()), dk = ctx.empty(k.shape()), dv = ctx.empty(v.shape());
+  ops::attention_backward(q, k, v, ctx.seq_idx, scale(), d_o, dq, dk, dv);
   if (cfg_.rotary_dim > 0) {
     ops::rope_backward(dq, 0, cfg_.rotary_dim, cfg_.rope_theta);
     ops::rope_backward(dk, 0, cfg_.rotary_dim, cfg_.rope_theta);
   }
-  Tensor dx_part = Tensor::empty(dx.shape());  // each projection's share of dx
+  Tensor dx_part = ctx.empty(dx.shape());  // each projection's share of dx
   ops::linear_backward(dq.reshape({B, T, Hq * Dh}), x, q_w_.value, &dx, &q_w_.grad, bias_grad(q_b_));
   ops::linear_backward(dk.reshape({B, T, Hkv * Dh}), x, k_w_.value, &dx_part, &k_w_.grad, bias_grad(k_b_));
   ops::add(dx, dx_part, dx);

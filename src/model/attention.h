@@ -10,15 +10,24 @@ namespace mambalm {
 class Attention : public Mixer {
  public:
   Attention(const AttentionConfig& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
-  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
+  void forward(const Tensor& x, const LayerContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
+  // KV caches [B, capacity, Hkv, Dh] of opts.kv_capacity rows (none yet when it is 0: they
+  // grow on demand), zero-filled, in opts.kv_dtype on opts.device.
+  static LayerState new_state(const AttentionConfig& cfg, int64_t batch, const StateOptions& opts);
 
  private:
+  // What the training forward keeps for backward.
+  struct Activations : MixerActivations {
+    Tensor q;     // [B, T, Hq, Dh] (RoPE applied)
+    Tensor k, v;  // [B, T, Hkv, Dh] (RoPE applied to k)
+    Tensor o;     // [B, T, Hq, Dh] per-head outputs
+  };
+
   const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }
   Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }
   float scale() const;
-  // Appends this call's keys/values to the sequence's cache; returns views of all of them.
 
   AttentionConfig cfg_;
   int64_t d_;

@@ -2,30 +2,39 @@
 // implements. One forward serves inference (with per-sequence state) and training (with a
 // cache of what backward needs); backward is written by hand next to it, per layer.
 #pragma once
-#include <map>
+#include <memory>
 #include <string>
 
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/workspace.h"
-#include "infer/state.h"
+#include "model/state.h"
 #include "model/param.h"
 
 namespace mambalm {
 
-// Named activations a layer keeps between its training forward and its backward.
+// What a mixer keeps between its training forward and its backward: always its input x, and
+// (unless recomputing) the activations of its own kind, a struct it derives from
+// MixerActivations with one typed field per tensor.
+struct MixerActivations {
+  virtual ~MixerActivations() = default;
+};
+
 struct LayerCache {
-  std::map<std::string, Tensor> saved;
-  bool has(const std::string& name) const { return saved.count(name) > 0; }
-  const Tensor& at(const std::string& name) const {
-    auto it = saved.find(name);
-    if (it == saved.end()) fail("backward", "activation '" + name + "' was not saved by the forward");
-    return it->second;
+  Tensor x;  // the mixer's input [B, T, D]
+  std::unique_ptr<MixerActivations> activations;  // null: recompute them from x in backward
+
+  template <class A>
+  const A& as() const {
+    const A* a = dynamic_cast<const A*>(activations.get());
+    if (!a) fail("backward", "the forward kept no activations of this mixer kind");
+    return *a;
   }
 };
 
-// What a forward call is for; the layer reads only what applies to it.
-struct ForwardContext {
+// What a forward (or backward) call is for; the layer reads only what applies to it. Backward
+// gets the context its forward had (seq_idx, workspace).
+struct LayerContext {
   LayerState* state = nullptr;      // inference: continue from and update this sequence state
   int64_t pos0 = 0;                 // position of x's first token when the batch is in lockstep
   const Tensor* seq_idx = nullptr;  // training: I32 [B, T] document ids of packed sequences
@@ -40,16 +49,18 @@ struct ForwardContext {
   Tensor empty(const Shape& shape, DType dtype = DType::F32) const {
     return workspace ? workspace->empty(shape, dtype) : Tensor::empty(shape, dtype);
   }
+  // The same, zero-filled (for gradients that ops accumulate into).
+  Tensor zeros(const Shape& shape) const;
 };
 
 class Mixer {
  public:
   virtual ~Mixer() = default;
   // x [B, T, D] -> y [B, T, D].
-  virtual void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) = 0;
+  virtual void forward(const Tensor& x, const LayerContext& ctx, Tensor& y) = 0;
   // dy [B, T, D] -> dx [B, T, D] (assigned); parameter gradients accumulate into the grads
-  // named by params(). `cache` holds at least "x"; anything else missing is recomputed.
-  virtual void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) = 0;
+  // named by params(). `cache` holds at least x; missing activations are recomputed.
+  virtual void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) = 0;
   // The mixer's parameters and their gradient buffers, named `prefix` + local HF name.
   virtual ParamList params(const std::string& prefix) = 0;
 };

@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#include "ops/layout.h"
+#include "core/device.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -14,7 +14,14 @@ constexpr int64_t kScanBackwardChunk = 64;
 constexpr float kNoClamp = std::numeric_limits<float>::infinity();
 }  // namespace
 
-void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y) {
+LayerState Mamba1Mixer::new_state(const Mamba1Config& cfg, int64_t batch, const StateOptions& opts) {
+  LayerState s;
+  s.conv = zeros_on(opts.device, {batch, cfg.d_inner, cfg.d_conv - 1});
+  s.ssm = zeros_on(opts.device, {batch, cfg.d_inner, cfg.d_state});
+  return s;
+}
+
+void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   const int64_t B = u.dim(0), T = u.dim(1);
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   LayerState* state = ctx.state;
@@ -26,7 +33,7 @@ void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y)
   ops::split_columns(xz, {&x, &z});
 
   Tensor xc = ctx.empty({B, T, Di});  // SiLU(conv(x))
-  ops::causal_conv1d_packed(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+  ops::causal_conv1d(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
                             state ? &state->conv : nullptr, /*apply_silu=*/true, xc);
 
   Tensor x_dbl = ctx.empty({B, T, R + 2 * N});  // dt_low | B | C
@@ -44,69 +51,62 @@ void Mamba1Mixer::forward(const Tensor& u, const ForwardContext& ctx, Tensor& y)
   Tensor A = ctx.empty({Di, N});  // -exp(A_log)
   ops::neg_exp(A_log_.value, A);
   Tensor ys = ctx.empty({B, T, Di});  // gated scan output
-  ops::selective_scan_packed(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys);
+  ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys);
   ops::linear(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 
   if (ctx.cache) {
-    auto& s = ctx.cache->saved;
-    s["x"] = u;
-    s["xin"] = x;
-    s["z"] = z;
-    s["xc"] = xc;
-    s["dt_low"] = dt_low;
-    s["Bm"] = Bm;
-    s["Cm"] = Cm;
-    s["dt_lin"] = dt_lin;
-    s["dt"] = dt;
-    s["A"] = A;
-    s["ys"] = ys;
+    ctx.cache->x = u;
+    auto a = std::make_unique<Activations>();
+    a->xin = x, a->z = z, a->xc = xc, a->dt_low = dt_low, a->Bm = Bm, a->Cm = Cm, a->dt_lin = dt_lin, a->dt = dt, a->A = A;
+    a->ys = ys;
+    ctx.cache->activations = std::move(a);
   }
 }
 
-void Mamba1Mixer::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& du) {
-  if (!cache.has("ys")) {
-    Tensor y = Tensor::empty(dy.shape());
-    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& du) {
+  const Tensor& u = cache.x;
+  if (!cache.activations) {
+    LayerContext again = ctx;
+    again.cache = &cache;
+    Tensor y = ctx.empty(dy.shape());
+    forward(u, again, y);
   }
-  const Tensor& u = cache.at("x");
+  const Activations& a = cache.as<Activations>();
+  const Tensor* seq_idx = ctx.seq_idx;
   const int64_t B = u.dim(0), T = u.dim(1);
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
 
   // y = W_out ys
-  Tensor dys = Tensor::empty({B, T, Di});
-  ops::linear_backward(dy, cache.at("ys"), out_proj_w_.value, &dys, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+  Tensor dys = ctx.empty({B, T, Di});
+  ops::linear_backward(dy, a.ys, out_proj_w_.value, &dys, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
   // ys = scan(xc, dt, A, B, C) * SiLU(z) (+ D xc inside)
-  Tensor dxc = Tensor::empty({B, T, Di}), ddt = Tensor::empty({B, T, Di}), dz = Tensor::empty({B, T, Di});
-  Tensor dBm = Tensor::empty({B, T, N}), dCm = Tensor::empty({B, T, N});
-  Tensor dA = Tensor::zeros({Di, N});
-  const Tensor& z = cache.at("z");
-  ops::selective_scan_backward(cache.at("xc"), cache.at("dt"), cache.at("A"), cache.at("Bm"), cache.at("Cm"), &D_.value, &z,
-                               seq_idx, nullptr, nullptr, kScanBackwardChunk, dys, dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz,
-                               nullptr);
+  Tensor dxc = ctx.empty({B, T, Di}), ddt = ctx.empty({B, T, Di}), dz = ctx.empty({B, T, Di});
+  Tensor dBm = ctx.empty({B, T, N}), dCm = ctx.empty({B, T, N});
+  Tensor dA = ctx.zeros({Di, N});
+  ops::selective_scan_backward(a.xc, a.dt, a.A, a.Bm, a.Cm, &D_.value, &a.z, seq_idx, nullptr, nullptr, kScanBackwardChunk, dys,
+                               dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz, nullptr);
   // A = -exp(A_log)
-  const float* a = cache.at("A").f32();
-  float* ga = A_log_.grad.f32();
-  for (int64_t i = 0; i < Di * N; ++i) ga[i] += dA.f32()[i] * a[i];
+  ops::neg_exp_backward(a.A, dA, A_log_.grad);
   // dt = softplus(dt_lin + b)
-  Tensor ddt_lin = Tensor::empty({B, T, Di});
-  ops::softplus_dt_backward(cache.at("dt_lin"), dt_proj_b_.value, 0.0f, kNoClamp, ddt, ddt_lin, &dt_proj_b_.grad);
+  Tensor ddt_lin = ctx.empty({B, T, Di});
+  ops::softplus_dt_backward(a.dt_lin, dt_proj_b_.value, 0.0f, kNoClamp, ddt, ddt_lin, &dt_proj_b_.grad);
   // dt_lin = W_dt dt_low
-  Tensor ddt_low = Tensor::empty({B, T, R});
-  ops::linear_backward(ddt_lin, cache.at("dt_low"), dt_proj_w_.value, &ddt_low, &dt_proj_w_.grad, nullptr);
+  Tensor ddt_low = ctx.empty({B, T, R});
+  ops::linear_backward(ddt_lin, a.dt_low, dt_proj_w_.value, &ddt_low, &dt_proj_w_.grad, nullptr);
   // dt_low | B | C = W_x xc
-  Tensor dx_dbl = Tensor::empty({B, T, R + 2 * N});
+  Tensor dx_dbl = ctx.empty({B, T, R + 2 * N});
   ops::write_columns(ddt_low, dx_dbl, 0);
   ops::write_columns(dBm, dx_dbl, R);
   ops::write_columns(dCm, dx_dbl, R + N);
-  Tensor dxc_proj = Tensor::empty({B, T, Di});  // xc's gradient through x_proj
-  ops::linear_backward(dx_dbl, cache.at("xc"), x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
+  Tensor dxc_proj = ctx.empty({B, T, Di});  // xc's gradient through x_proj
+  ops::linear_backward(dx_dbl, a.xc, x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
   ops::add(dxc, dxc_proj, dxc);
   // xc = SiLU(conv(x))
-  Tensor dx = Tensor::empty({B, T, Di});
-  ops::causal_conv1d_backward(cache.at("xin"), conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
+  Tensor dx = ctx.empty({B, T, Di});
+  ops::causal_conv1d_backward(a.xin, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
                               /*apply_silu=*/true, dxc, dx, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr, nullptr);
   // x | z = W_in u
-  Tensor dxz = Tensor::empty({B, T, 2 * Di});
+  Tensor dxz = ctx.empty({B, T, 2 * Di});
   ops::write_columns(dx, dxz, 0);
   ops::write_columns(dz, dxz, Di);
   ops::linear_backward(dxz, u, in_proj_w_.value, &du, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);

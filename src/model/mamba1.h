@@ -11,11 +11,26 @@ namespace mambalm {
 class Mamba1Mixer : public Mixer {
  public:
   Mamba1Mixer(const Mamba1Config& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
-  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
+  void forward(const Tensor& x, const LayerContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
+  // A zero conv window [B, Di, K-1] and SSM state [B, Di, N] on opts.device.
+  static LayerState new_state(const Mamba1Config& cfg, int64_t batch, const StateOptions& opts);
 
  private:
+  // What the training forward keeps for backward.
+  struct Activations : MixerActivations {
+    Tensor xin;     // [B, T, Di] conv input
+    Tensor z;       // [B, T, Di] gate
+    Tensor xc;      // [B, T, Di] SiLU(conv(xin)), the scan input
+    Tensor dt_low;  // [B, T, R]
+    Tensor Bm, Cm;  // [B, T, N]
+    Tensor dt_lin;  // [B, T, Di] W_dt dt_low
+    Tensor dt;      // [B, T, Di] softplus(dt_lin + b_dt)
+    Tensor A;       // [Di, N] = -exp(A_log)
+    Tensor ys;      // [B, T, Di] gated scan output
+  };
+
   Mamba1Config cfg_;
   int64_t d_;
   Weight in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]

@@ -1,12 +1,19 @@
 #include "model/mamba2.h"
 
-#include "ops/layout.h"
+#include "core/device.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
 namespace mambalm {
 
-void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
+LayerState Mamba2Mixer::new_state(const Mamba2Config& cfg, int64_t batch, const StateOptions& opts) {
+  LayerState s;
+  s.conv = zeros_on(opts.device, {batch, cfg.conv_channels(), cfg.d_conv - 1});
+  s.ssm = zeros_on(opts.device, {batch, cfg.n_heads, cfg.head_dim, cfg.d_state});
+  return s;
+}
+
+void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
   const int64_t C = cfg_.conv_channels();
@@ -33,7 +40,7 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
   ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
 
   Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
-  ops::causal_conv1d_packed(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+  ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
                             state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
   Tensor xs = ctx.empty({B, T, H, P});  // x split into heads
   Tensor Bm = ctx.empty({B, T, G, N});  // input matrix per group
@@ -47,71 +54,66 @@ void Mamba2Mixer::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y)
   ops::neg_exp(A_log_.value, A);
 
   Tensor ys = ctx.empty({B, T, H, P});  // SSM output per head
-  ops::ssd_chunked_packed(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
+  ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
 
   Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
   ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 
   if (ctx.cache) {
-    auto& s = ctx.cache->saved;
-    s["x"] = x;
-    s["z"] = z;
-    s["xbc"] = xbc;
-    s["dt_raw"] = dt_raw;
-    s["xs"] = xs;
-    s["Bm"] = Bm;
-    s["Cm"] = Cm;
-    s["dt"] = dt;
-    s["A"] = A;
-    s["ys"] = ys;
-    s["gated"] = gated;
+    ctx.cache->x = x;
+    auto a = std::make_unique<Activations>();
+    a->z = z, a->xbc = xbc, a->dt_raw = dt_raw, a->xs = xs, a->Bm = Bm, a->Cm = Cm, a->dt = dt, a->A = A, a->ys = ys;
+    a->gated = gated;
+    ctx.cache->activations = std::move(a);
   }
 }
 
-void Mamba2Mixer::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) {
-  if (!cache.has("gated")) {
-    Tensor y = Tensor::empty(dy.shape());
-    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
+  const Tensor& x = cache.x;
+  if (!cache.activations) {
+    LayerContext again = ctx;
+    again.cache = &cache;
+    Tensor y = ctx.empty(dy.shape());
+    forward(x, again, y);
   }
-  const Tensor& x = cache.at("x");
+  const Activations& a = cache.as<Activations>();
+  const Tensor* seq_idx = ctx.seq_idx;
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
   const int64_t C = cfg_.conv_channels();
 
   // y = W_out gated
-  Tensor dgated = Tensor::empty({B, T, Di});
-  ops::linear_backward(dy, cache.at("gated"), out_proj_w_.value, &dgated, &out_proj_w_.grad,
-                       cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+  Tensor dgated = ctx.empty({B, T, Di});
+  ops::linear_backward(dy, a.gated, out_proj_w_.value, &dgated, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
   // gated = RMSNorm_grouped(ys * SiLU(z)) * w
-  Tensor dys = Tensor::empty({B, T, H, P}), dz = Tensor::empty({B, T, Di});
+  Tensor dys = ctx.empty({B, T, H, P}), dz = ctx.empty({B, T, Di});
   Tensor dys_flat = dys.reshape({B, T, Di});
-  ops::gated_rms_norm_backward(cache.at("ys").reshape({B, T, Di}), cache.at("z"), norm_w_.value, Di / cfg_.norm_groups,
-                               static_cast<float>(eps_), dgated, dys_flat, dz, &norm_w_.grad);
+  ops::gated_rms_norm_backward(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
+                               dgated, dys_flat, dz, &norm_w_.grad);
   // ys = SSD(xs, dt, A, B, C) + D xs
-  Tensor dxs = Tensor::empty({B, T, H, P}), ddt = Tensor::empty({B, T, H});
-  Tensor dBm = Tensor::empty({B, T, G, N}), dCm = Tensor::empty({B, T, G, N});
-  Tensor dA = Tensor::zeros({H});
-  ops::ssd_chunked_backward(cache.at("xs"), cache.at("dt"), cache.at("A"), cache.at("Bm"), cache.at("Cm"), &D_.value, seq_idx,
-                            cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt, &dA, dBm, dCm, &D_.grad, nullptr);
-  // A = -exp(A_log): dA/dA_log = A
-  const float* a = cache.at("A").f32();
-  for (int64_t h = 0; h < H; ++h) A_log_.grad.f32()[h] += dA.f32()[h] * a[h];
+  Tensor dxs = ctx.empty({B, T, H, P}), ddt = ctx.empty({B, T, H});
+  Tensor dBm = ctx.empty({B, T, G, N}), dCm = ctx.empty({B, T, G, N});
+  Tensor dA = ctx.zeros({H});
+  ops::ssd_chunked_backward(a.xs, a.dt, a.A, a.Bm, a.Cm, &D_.value, seq_idx, cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt,
+                            &dA, dBm, dCm, &D_.grad, nullptr);
+  // A = -exp(A_log)
+  ops::neg_exp_backward(a.A, dA, A_log_.grad);
   // dt = clamp(softplus(dt_raw + dt_bias))
-  Tensor ddt_raw = Tensor::empty({B, T, H});
-  ops::softplus_dt_backward(cache.at("dt_raw"), dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo),
-                            static_cast<float>(cfg_.dt_limit_hi), ddt, ddt_raw, &dt_bias_.grad);
+  Tensor ddt_raw = ctx.empty({B, T, H});
+  ops::softplus_dt_backward(a.dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi),
+                            ddt, ddt_raw, &dt_bias_.grad);
   // xs | B | C = SiLU(conv(xbc))
-  Tensor dxbc_conv = Tensor::empty({B, T, C});
+  Tensor dxbc_conv = ctx.empty({B, T, C});
   ops::write_columns(dxs.reshape({B, T, Di}), dxbc_conv, 0);
   ops::write_columns(dBm.reshape({B, T, G * N}), dxbc_conv, Di);
   ops::write_columns(dCm.reshape({B, T, G * N}), dxbc_conv, Di + G * N);
-  Tensor dxbc = Tensor::empty({B, T, C});
-  ops::causal_conv1d_backward(cache.at("xbc"), conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
+  Tensor dxbc = ctx.empty({B, T, C});
+  ops::causal_conv1d_backward(a.xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
                               /*apply_silu=*/true, dxbc_conv, dxbc, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr,
                               nullptr);
   // z | xbc | dt_raw = W_in x
-  Tensor dzxbcdt = Tensor::empty({B, T, cfg_.in_proj_width()});
+  Tensor dzxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});
   ops::write_columns(dz, dzxbcdt, 0);
   ops::write_columns(dxbc, dzxbcdt, Di);
   ops::write_columns(ddt_raw, dzxbcdt, Di + C);

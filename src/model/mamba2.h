@@ -13,11 +13,26 @@ class Mamba2Mixer : public Mixer {
  public:
   Mamba2Mixer(const Mamba2Config& cfg, int64_t d_model, double norm_eps)
       : cfg_(cfg), d_(d_model), eps_(norm_eps) {}
-  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
-  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
+  void forward(const Tensor& x, const LayerContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
+  // A zero conv window [B, C, K-1] and SSM state [B, H, P, N] on opts.device.
+  static LayerState new_state(const Mamba2Config& cfg, int64_t batch, const StateOptions& opts);
 
  private:
+  // What the training forward keeps for backward (shapes with Di = H*P, C = Di + 2*G*N).
+  struct Activations : MixerActivations {
+    Tensor z;       // [B, T, Di] gate
+    Tensor xbc;     // [B, T, C] conv input x | B | C
+    Tensor dt_raw;  // [B, T, H] dt before softplus
+    Tensor xs;      // [B, T, H, P] SSM input (after conv + SiLU)
+    Tensor Bm, Cm;  // [B, T, G, N]
+    Tensor dt;      // [B, T, H] step sizes
+    Tensor A;       // [H] = -exp(A_log)
+    Tensor ys;      // [B, T, H, P] SSM output
+    Tensor gated;   // [B, T, Di] out_proj input
+  };
+
   Mamba2Config cfg_;
   int64_t d_;
   double eps_;

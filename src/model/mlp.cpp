@@ -5,7 +5,7 @@
 
 namespace mambalm {
 
-void Mlp::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
+void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
   Tensor up = ctx.empty({B, T, F});  // W_up x
   ops::linear(x, up_w_.value, bias(up_b_), up);
@@ -22,30 +22,33 @@ void Mlp::forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) {
   }
   ops::linear(h, down_w_.value, bias(down_b_), y);
   if (ctx.cache) {
-    ctx.cache->saved["x"] = x;
-    ctx.cache->saved["up"] = up;
-    ctx.cache->saved["h"] = h;
-    if (gate.defined()) ctx.cache->saved["gate"] = gate;
+    ctx.cache->x = x;
+    auto a = std::make_unique<Activations>();
+    a->up = up, a->h = h, a->gate = gate;
+    ctx.cache->activations = std::move(a);
   }
 }
 
-void Mlp::backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) {
-  if (!cache.has("h")) {
-    Tensor y = Tensor::empty(dy.shape());
-    forward(cache.at("x"), ForwardContext{nullptr, 0, seq_idx, &cache}, y);
+void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
+  const Tensor& x = cache.x;
+  if (!cache.activations) {
+    LayerContext again = ctx;
+    again.cache = &cache;
+    Tensor y = ctx.empty(dy.shape());
+    forward(x, again, y);
   }
-  const Tensor& x = cache.at("x");
-  const Tensor& up = cache.at("up");
-  Tensor dh = Tensor::empty(up.shape());  // d loss / d h
-  ops::linear_backward(dy, cache.at("h"), down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
-  Tensor dup = Tensor::empty(up.shape());  // d loss / d (W_up x)
+  const Activations& a = cache.as<Activations>();
+  const Tensor& up = a.up;
+  Tensor dh = ctx.empty(up.shape());  // d loss / d h
+  ops::linear_backward(dy, a.h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
+  Tensor dup = ctx.empty(up.shape());  // d loss / d (W_up x)
   switch (cfg_.activation) {
     case MlpActivation::ReluSquared: ops::relu_squared_backward(up, dh, dup); break;
     case MlpActivation::Gelu: ops::gelu_backward(up, dh, dup); break;
     case MlpActivation::SwiGLU: {
-      Tensor dgate = Tensor::empty(up.shape());
-      ops::swiglu_backward(cache.at("gate"), up, dh, dgate, dup);
-      Tensor dx_gate = Tensor::empty(dx.shape());  // the gate branch's share of dx
+      Tensor dgate = ctx.empty(up.shape());
+      ops::swiglu_backward(a.gate, up, dh, dgate, dup);
+      Tensor dx_gate = ctx.empty(dx.shape());  // the gate branch's share of dx
       ops::linear_backward(dgate, x, gate_w_.value, &dx_gate, &gate_w_.grad, bias_grad(gate_b_));
       ops::linear_backward(dup, x, up_w_.value, &dx, &up_w_.grad, bias_grad(up_b_));
       ops::add(dx, dx_gate, dx);

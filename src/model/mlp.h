@@ -9,11 +9,18 @@ namespace mambalm {
 class Mlp : public Mixer {
  public:
   Mlp(const MlpConfig& cfg, int64_t d_model) : cfg_(cfg), d_(d_model) {}
-  void forward(const Tensor& x, const ForwardContext& ctx, Tensor& y) override;
-  void backward(const Tensor& dy, const Tensor* seq_idx, LayerCache& cache, Tensor& dx) override;
+  void forward(const Tensor& x, const LayerContext& ctx, Tensor& y) override;
+  void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) override;
   ParamList params(const std::string& prefix) override;
 
  private:
+  // What the training forward keeps for backward ([B, T, F] each).
+  struct Activations : MixerActivations {
+    Tensor up;    // W_up x
+    Tensor h;     // act(up), the input of W_down
+    Tensor gate;  // W_gate x (SwiGLU only)
+  };
+
   const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }
   Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }
 

@@ -7,7 +7,7 @@
 
 #include "config/hf_config.h"
 #include "config/pattern.h"
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -17,7 +17,6 @@
 #include "model/mamba1.h"
 #include "model/mamba2.h"
 #include "model/mlp.h"
-#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace mambalm {
@@ -110,14 +109,7 @@ bool is_matrix(const ParamRef& p) {
   return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::Mamba1DtWeight);
 }
 
-Tensor on_device(const Tensor& t, Device device) {
-  if (t.device() == device) return t;
-#ifdef MAMBALM_HAVE_CUDA
-  return to_device(t, device);
-#else
-  fail("model", "CUDA requested but this build has only the CPU backend", "build with nvcc present (MAMBALM_CUDA=ON)");
-#endif
-}
+Tensor on_device(const Tensor& t, Device device) { return t.device() == device ? t : to_device(t, device); }
 
 void check_matrix_dtype(Device device, DType matrix_dtype) {
   check(matrix_dtype == DType::F32 || (matrix_dtype == DType::BF16 && device == Device::CUDA), "model",
@@ -147,12 +139,10 @@ void Model::init_random_on(Device device, DType matrix_dtype, uint64_t seed) {
   for (ParamRef& p : params_) {
     Rng rng = root.fork(++index);
     if (is_matrix(p) && device == Device::CUDA) {
-#ifdef MAMBALM_HAVE_CUDA
       // Uniform on [-a, a] has standard deviation a / sqrt(3): match init_parameter's std.
       const double std = init_std(p, cfg_);
       *p.tensor = empty_cuda(p.shape, matrix_dtype);
       fill_uniform_cuda(*p.tensor, rng.next_u64(), static_cast<float>(-std * std::sqrt(3.0)), static_cast<float>(std * std::sqrt(3.0)));
-#endif
       continue;
     }
     Tensor host = Tensor::empty(p.shape);
@@ -182,10 +172,8 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
   Tensor ids = ids_in;  // [B, T] on the model's device
   if (ids.device() != device_) {
-#ifdef MAMBALM_HAVE_CUDA
     ids = empty(ids_in.shape(), DType::I32);
     copy_tensor(ids_in, ids);
-#endif
   }
 
   int64_t pos0 = 0;
@@ -201,9 +189,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   double t_prev = 0.0;
   auto stage = [&](const char* name) {
     if (!profiling_) return;
-#ifdef MAMBALM_HAVE_CUDA
     if (device_ == Device::CUDA) cuda_synchronize();
-#endif
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     if (*name) profile_[name] += t - t_prev;
     t_prev = t;
@@ -222,7 +208,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   stage("norm");
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
-    ForwardContext ctx;
+    LayerContext ctx;
     ctx.state = state ? &state->layer(static_cast<int64_t>(l)) : nullptr;
     ctx.pos0 = pos0;
     ctx.positions = state ? &state->positions() : nullptr;
@@ -289,13 +275,11 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids, const Tensor& targe
     Tensor mixer_in = recompute ? normed : Tensor::empty({B, T, D});  // cached by the mixer unless recomputed
     b.norm.forward(h[l], mixer_in);
     Tensor mixed = Tensor::empty({B, T, D});
-    ForwardContext ctx;
+    LayerContext ctx;
     ctx.seq_idx = seq_idx;
     ctx.cache = &caches[l];
     b.mixer->forward(mixer_in, ctx, mixed);
-    if (recompute) {
-      caches[l].saved.clear();  // keep nothing: the norm output is recomputed from h[l] too
-    }
+    if (recompute) caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
     h[l + 1] = Tensor::empty({B, T, D});
     ops::add(h[l], mixed, h[l + 1]);
   }
@@ -317,13 +301,14 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids, const Tensor& targe
   Tensor dnorm_in = Tensor::empty({B, T, D});
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
-    if (!caches[l].has("x")) {  // recompute mode: the mixer's input is the pre-norm output
-      Tensor mixer_in = Tensor::empty({B, T, D});
-      b.norm.forward(h[l], mixer_in);
-      caches[l].saved["x"] = mixer_in;
+    if (!caches[l].x.defined()) {  // recompute mode: the mixer's input is the pre-norm output
+      caches[l].x = Tensor::empty({B, T, D});
+      b.norm.forward(h[l], caches[l].x);
     }
-    b.mixer->backward(dh, seq_idx, caches[l], dmixer_in);
-    caches[l].saved.clear();
+    LayerContext ctx;
+    ctx.seq_idx = seq_idx;
+    b.mixer->backward(dh, ctx, caches[l], dmixer_in);
+    caches[l] = LayerCache{};
     b.norm.backward(h[l], dmixer_in, dnorm_in);
     ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
   }

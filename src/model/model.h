@@ -11,7 +11,7 @@
 
 #include "config/model_config.h"
 #include "core/workspace.h"
-#include "infer/state.h"
+#include "model/state.h"
 #include "model/layer.h"
 #include "model/norm.h"
 #include "ops/ops_backward.h"

@@ -60,7 +60,7 @@ inline bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors
 #endif
   if (any_cuda && any_cpu)
     fail(where(op), "tensors on different devices (some CPU, some CUDA)",
-         "move them all to one device first (to_device in core/cuda_memory.h)");
+         "move them all to one device first (to_device in core/device.h)");
   return any_cuda;
 }
 

@@ -1,22 +1,16 @@
-// The backend-neutral entry points of ops.h: each checks dtypes, shapes, devices and aliasing,
-// with a message that names the op, the tensor and the shapes involved, then calls the backend
-// of the tensors' device: ops/cpu/, or ops/cuda/ when built with MAMBALM_HAVE_CUDA (otherwise a
-// CUDA tensor gets a clear "backend not built" error). All tensors of a call share one device.
+// The backend-neutral entry points of the forward ops (ops/ops.h): each checks dtypes, shapes,
+// devices and aliasing once, with a message that names the op, the tensor and the shapes
+// involved, then calls the backend of the tensors' device (ops/backend.h picks it). All tensors
+// of a call share one device.
 #include <cmath>
 #include <initializer_list>
 #include <string>
 #include <utility>
 
 #include "core/error.h"
+#include "ops/backend.h"
 #include "ops/checks.h"
-#include "ops/cpu/cpu_ops.h"
 #include "ops/ops.h"
-#ifdef MAMBALM_HAVE_CUDA
-#include "ops/cuda/cuda_ops.h"
-#define MAMBALM_BACKEND(gpu, call) ((gpu) ? cuda::call : cpu::call)
-#else
-#define MAMBALM_BACKEND(gpu, call) ((void)(gpu), cpu::call)
-#endif
 
 namespace mambalm::ops {
 
@@ -83,6 +77,12 @@ void add(const Tensor& a, const Tensor& b, Tensor& y) {
   same_shape_elementwise("add", "a", a, "y", y);
   const bool gpu = on_cuda("add", {&a, &b, &y});
   MAMBALM_BACKEND(gpu, add(a, b, y));
+}
+
+void neg_exp(const Tensor& x, Tensor& y) {
+  same_shape_elementwise("neg_exp", "x", x, "y", y);
+  const bool gpu = on_cuda("neg_exp", {&x, &y});
+  MAMBALM_BACKEND(gpu, neg_exp(x, y));
 }
 
 void silu(const Tensor& x, Tensor& y) {
@@ -156,7 +156,7 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
 
 // ---- convolution -------------------------------------------------------------------------
 
-void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state,
+void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
                    bool apply_silu, Tensor& y) {
   const char* op = "causal_conv1d";
   need_dtype(op, "x", x);
@@ -173,15 +173,11 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
     need_dtype(op, "bias", *bias);
     need_shape(op, "bias", *bias, {C});
   }
-  if (state) {
-    need_dtype(op, "state", *state);
-    need_shape(op, "state", *state, {B, C, K - 1});
-  }
-  const bool gpu = on_cuda(op, {&x, &w, bias, state, &y});
-  need_disjoint(op, "y", y, "x", &x);
-  need_disjoint(op, "y", y, "state", state);
-  if (state) need_disjoint(op, "state", *state, "x", &x);
-  MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, state, apply_silu, y));
+  need(op, "state", state, {B, C, K - 1});
+  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  const bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, state, &y});
+  need_disjoint(op, {{"y", &y}, {"state", state}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
+  MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, seq_idx, state, apply_silu, y));
 }
 
 // ---- Mamba-2 (SSD) -----------------------------------------------------------------------
@@ -203,7 +199,7 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
 namespace {
 // Returns true when the tensors live on the CUDA device.
 bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-               const Tensor& Cm, const Tensor* D, const Tensor* state, const Tensor& y) {
+               const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, const Tensor* state, const Tensor& y) {
   for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
     need_dtype(op, name, *t);
   need_rank(op, "x", x, 4, "[B, T, H, P]");
@@ -229,34 +225,32 @@ bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& 
     need_shape(op, "state", *state, {B, H, P, N});
   }
   need_shape(op, "y", y, x.shape());
-  const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, state, &y});
-  for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}, {"state", state}})
-    need_disjoint(op, "y", y, name, t);
-  if (state)
-    for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"Bm", &Bm}, {"Cm", &Cm}})
-      need_disjoint(op, "state", *state, name, t);
+  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, state, &y});
+  need_disjoint(op, {{"y", &y}, {"state", state}},
+                {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"seq_idx", seq_idx}});
   return gpu;
 }
 }  // namespace
 
 void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
-  const bool gpu = check_ssd("ssd_sequential", x, dt, A, Bm, Cm, D, state, y);
+  const bool gpu = check_ssd("ssd_sequential", x, dt, A, Bm, Cm, D, nullptr, state, y);
   MAMBALM_BACKEND(gpu, ssd_sequential(x, dt, A, Bm, Cm, D, state, y));
 }
 
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
-  const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, state, y);
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
+  const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, seq_idx, state, y);
   MAMBALM_CHECK(chunk_size >= 1, where("ssd_chunked"),
         "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1", "the config's chunk_size");
-  MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y));
+  MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y));
 }
 
 // ---- Mamba-1 selective scan ----------------------------------------------------------------
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y) {
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
   const char* op = "selective_scan";
   for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
     need_dtype(op, name, *t);
@@ -282,10 +276,11 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
     need_shape(op, "state", *state, {B, Di, N});
   }
   need_shape(op, "y", y, u.shape());
-  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, state, &y});
-  for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"Bm", &Bm}, {"Cm", &Cm}, {"z", z}, {"state", state}})
-    need_disjoint(op, "y", y, name, t);
-  MAMBALM_BACKEND(gpu, selective_scan(u, delta, A, Bm, Cm, D, z, state, y));
+  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, state, &y});
+  need_disjoint(op, {{"y", &y}, {"state", state}},
+                {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z}, {"seq_idx", seq_idx}});
+  MAMBALM_BACKEND(gpu, selective_scan(u, delta, A, Bm, Cm, D, z, seq_idx, state, y));
 }
 
 // ---- attention ---------------------------------------------------------------------------
@@ -311,7 +306,7 @@ void need_positions(const char* op, const char* name, const Tensor& t, int64_t B
 }
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
   const char* op = "attention";
   need_dtype(op, "q", q);
   need_dtype(op, "out", out);
@@ -334,9 +329,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
   need_shape(op, "v", v, k.shape());
   MAMBALM_CHECK(v.dtype() == k.dtype(), where(op), "k and v differ in dtype");
   need_shape(op, "out", out, q.shape());
-  const bool gpu = on_cuda(op, {&q, &k, &v, &out});
-  for (auto [name, t] : {std::pair{"q", &q}, {"k", &k}, {"v", &v}}) need_disjoint(op, "out", out, name, t);
-  MAMBALM_BACKEND(gpu, attention(q, k, v, scale, out));
+  need(op, "seq_idx", seq_idx, {B, S}, DType::I32);
+  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out});
+  need_disjoint(op, {{"out", &out}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"seq_idx", seq_idx}});
+  MAMBALM_BACKEND(gpu, attention(q, k, v, seq_idx, scale, out));
 }
 
 void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {
@@ -445,6 +441,89 @@ void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_ca
   const bool gpu = on_cuda(op, {&q, &k_cache, &v_cache, &lengths, &out});
   need_disjoint(op, "out", out, "q", &q);
   MAMBALM_BACKEND(gpu, attention_decode(q, k_cache, v_cache, lengths, scale, out));
+}
+
+// ---- data movement -------------------------------------------------------------------------
+
+namespace {
+// F32 tensors of one rank whose leading dims agree (the rows); true when on CUDA.
+bool check_column_pair(const char* op, const Tensor& src, const Tensor& dst) {
+  need_dtype(op, "src", src);
+  need_dtype(op, "dst", dst);
+  MAMBALM_CHECK(src.rank() >= 1 && dst.rank() == src.rank(), where(op),
+                "rank mismatch " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
+  for (int i = 0; i + 1 < src.rank(); ++i)
+    MAMBALM_CHECK(src.dim(i) == dst.dim(i), where(op),
+                  "leading dims differ: " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
+  const bool gpu = on_cuda(op, {&src, &dst});
+  need_disjoint(op, "dst", dst, "src", &src);
+  return gpu;
+}
+}  // namespace
+
+void copy_columns(const Tensor& src, int64_t col0, Tensor& dst) {
+  const bool gpu = check_column_pair("copy_columns", src, dst);
+  MAMBALM_CHECK(col0 >= 0 && col0 + dst.dim(-1) <= src.dim(-1), where("copy_columns"),
+                "columns [" + std::to_string(col0) + ", " + std::to_string(col0 + dst.dim(-1)) + ") of " + shape_str(src.shape()));
+  MAMBALM_BACKEND(gpu, copy_columns(src, col0, dst));
+}
+
+void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts) {
+  const char* op = "split_columns";
+  MAMBALM_CHECK(parts.size() >= 1 && parts.size() <= 4, where(op), std::to_string(parts.size()) + " parts, expected 1 to 4");
+  int64_t cols = 0;
+  bool gpu = false;
+  for (Tensor* p : parts) {
+    gpu = check_column_pair(op, src, *p);
+    cols += p->dim(-1);
+  }
+  MAMBALM_CHECK(cols <= src.dim(-1), where(op), "the parts are " + std::to_string(cols) + " columns wide, the source " +
+                                                    std::to_string(src.dim(-1)));
+  MAMBALM_BACKEND(gpu, split_columns(src, parts));
+}
+
+void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
+  const bool gpu = check_column_pair("write_columns", src, dst);
+  MAMBALM_CHECK(col0 >= 0 && col0 + src.dim(-1) <= dst.dim(-1), where("write_columns"),
+                "columns [" + std::to_string(col0) + ", " + std::to_string(col0 + src.dim(-1)) + ") of " + shape_str(dst.shape()));
+  MAMBALM_BACKEND(gpu, write_columns(src, dst, col0));
+}
+
+void copy_rows(const Tensor& src, int64_t n, Tensor& dst) {
+  const char* op = "copy_rows";
+  need_defined(op, "src", src);
+  need_defined(op, "dst", dst);
+  MAMBALM_CHECK(src.dtype() == dst.dtype(), where(op), "src is " + dtype_name(src.dtype()) + ", dst " + dtype_name(dst.dtype()));
+  MAMBALM_CHECK(src.rank() >= 1 && dst.rank() >= 1 && n >= 0 && n <= src.dim(0) && n <= dst.dim(0), where(op),
+                std::to_string(n) + " rows of " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
+  const int64_t row = src.numel() / (src.dim(0) ? src.dim(0) : 1);
+  MAMBALM_CHECK(row == dst.numel() / (dst.dim(0) ? dst.dim(0) : 1), where(op),
+                "row sizes differ: " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
+  const bool gpu = on_cuda(op, {&src, &dst});
+  need_disjoint(op, "dst", dst, "src", &src);
+  MAMBALM_BACKEND(gpu, copy_rows(src, n, dst));
+}
+
+void fill(Tensor& t, float value) {
+  need_dtype("fill", "t", t);
+  const bool gpu = on_cuda("fill", {&t});
+  MAMBALM_BACKEND(gpu, fill(t, value));
+}
+
+// ---- loss --------------------------------------------------------------------------------
+
+CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets, Tensor* dlogits, float grad_scale) {
+  const char* op = "cross_entropy";
+  need_dtype(op, "logits", logits);
+  need_rank(op, "logits", logits, 2, "[N, V]");
+  MAMBALM_CHECK(logits.dim(1) >= 1, where(op), "logits has no classes: " + shape_str(logits.shape()));
+  need(op, "targets", &targets, {logits.dim(0)}, DType::I32);
+  need(op, "dlogits", dlogits, logits.shape());
+  need_cpu(op, {&logits, &targets, dlogits});
+  // dlogits may be exactly logits (same buffer), but not a partial overlap.
+  if (dlogits && dlogits->raw() != logits.raw()) need_disjoint(op, {{"dlogits", dlogits}}, {{"logits", &logits}});
+  need_disjoint(op, {{"dlogits", dlogits}}, {{"targets", &targets}});
+  return cpu::cross_entropy(logits, targets, dlogits, grad_scale);
 }
 
 }  // namespace mambalm::ops

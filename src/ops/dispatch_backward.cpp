@@ -1,5 +1,5 @@
-// Backend-neutral entry points of ops_backward.h: dtype, shape, device and aliasing checks with
-// messages that name the op and the tensor, then the CPU backend.
+// Backend-neutral entry points of the backward ops (ops/ops_backward.h): dtype, shape, device and
+// aliasing checks with messages that name the op and the tensor, then the backend.
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "ops/checks.h"
-#include "ops/cpu/cpu_backward.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -98,6 +98,15 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Ten
   cpu::swiglu_backward(gate, up, dy, dgate, dup);
 }
 
+void neg_exp_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const char* op = "neg_exp_backward";
+  same_shape(op, "y", y, "dy", dy);
+  same_shape(op, "y", y, "dx", dx);
+  need_cpu(op, {&y, &dy, &dx});
+  need_disjoint(op, {{"dx", &dx}}, {{"y", &y}, {"dy", &dy}});
+  cpu::neg_exp_backward(y, dy, dx);
+}
+
 void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
                           const Tensor& dy, Tensor& ddt, Tensor* ddt_bias) {
   const char* op = "softplus_dt_backward";
@@ -179,18 +188,6 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor* 
 }
 }  // namespace
 
-void causal_conv1d_packed(const Tensor& x, const Tensor& w, const Tensor* bias,
-                          const Tensor* seq_idx, Tensor* state, bool apply_silu, Tensor& y) {
-  // Without document ids this is the plain op, which every backend implements.
-  if (!seq_idx) return causal_conv1d(x, w, bias, state, apply_silu, y);
-  const char* op = "causal_conv1d_packed";
-  check_conv(op, x, w, bias, seq_idx, state);
-  need(op, "y", &y, x.shape());
-  need_cpu(op, {&x, &w, bias, seq_idx, state, &y});
-  need_disjoint(op, {{"y", &y}, {"state", state}}, {{"x", &x}, {"w", &w}, {"bias", bias}});
-  cpu::causal_conv1d_packed(x, w, bias, seq_idx, state, apply_silu, y);
-}
-
 void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias,
                             const Tensor* seq_idx, const Tensor* initial_state, bool apply_silu,
                             const Tensor& dy, Tensor& dx, Tensor* dw, Tensor* dbias,
@@ -236,20 +233,6 @@ void check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& 
 }
 Shape state_shape(const Tensor& x, const Tensor& Bm) { return {x.dim(0), x.dim(2), x.dim(3), Bm.dim(3)}; }
 }  // namespace
-
-void ssd_chunked_packed(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                        const Tensor& Cm, const Tensor* D, const Tensor* seq_idx,
-                        int64_t chunk_size, Tensor* state, Tensor& y) {
-  if (!seq_idx) return ssd_chunked(x, dt, A, Bm, Cm, D, chunk_size, state, y);
-  const char* op = "ssd_chunked_packed";
-  check_ssd(op, x, dt, A, Bm, Cm, D, seq_idx, chunk_size);
-  need(op, "state", state, state_shape(x, Bm));
-  need(op, "y", &y, x.shape());
-  need_cpu(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, state, &y});
-  need_disjoint(op, {{"y", &y}, {"state", state}},
-                {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}});
-  cpu::ssd_chunked_packed(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y);
-}
 
 void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                           const Tensor& Cm, const Tensor* D, const Tensor* seq_idx,
@@ -303,20 +286,6 @@ void check_scan(const char* op, const Tensor& u, const Tensor& delta, const Tens
   need_seq_idx(op, seq_idx, B, T);
 }
 }  // namespace
-
-void selective_scan_packed(const Tensor& u, const Tensor& delta, const Tensor& A,
-                           const Tensor& Bm, const Tensor& Cm, const Tensor* D, const Tensor* z,
-                           const Tensor* seq_idx, Tensor* state, Tensor& y) {
-  if (!seq_idx) return selective_scan(u, delta, A, Bm, Cm, D, z, state, y);
-  const char* op = "selective_scan_packed";
-  check_scan(op, u, delta, A, Bm, Cm, D, z, seq_idx);
-  need(op, "state", state, {u.dim(0), u.dim(2), A.dim(1)});
-  need(op, "y", &y, u.shape());
-  need_cpu(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, state, &y});
-  need_disjoint(op, {{"y", &y}, {"state", state}},
-                {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z}});
-  cpu::selective_scan_packed(u, delta, A, Bm, Cm, D, z, seq_idx, state, y);
-}
 
 void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A,
                              const Tensor& Bm, const Tensor& Cm, const Tensor* D, const Tensor* z,
@@ -391,17 +360,6 @@ void check_attention(const char* op, const Tensor& q, const Tensor& k, const Ten
 }
 }  // namespace
 
-void attention_packed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
-                      float scale, Tensor& out) {
-  if (!seq_idx) return attention(q, k, v, scale, out);
-  const char* op = "attention_packed";
-  check_attention(op, q, k, v, seq_idx);
-  need(op, "out", &out, q.shape());
-  need_cpu(op, {&q, &k, &v, seq_idx, &out});
-  need_disjoint(op, {{"out", &out}}, {{"q", &q}, {"k", &k}, {"v", &v}});
-  cpu::attention_packed(q, k, v, seq_idx, scale, out);
-}
-
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
                         float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
   const char* op = "attention_backward";
@@ -414,24 +372,6 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   need_disjoint(op, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}},
                 {{"q", &q}, {"k", &k}, {"v", &v}, {"dout", &dout}});
   cpu::attention_backward(q, k, v, seq_idx, scale, dout, dq, dk, dv);
-}
-
-// ---- loss --------------------------------------------------------------------------------
-
-CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets, Tensor* dlogits,
-                                 float grad_scale) {
-  const char* op = "cross_entropy";
-  need_dtype(op, "logits", logits);
-  need_rank(op, "logits", logits, 2, "[N, V]");
-  MAMBALM_CHECK(logits.dim(1) >= 1, where(op), "logits has no classes: " + shape_str(logits.shape()));
-  need(op, "targets", &targets, {logits.dim(0)}, DType::I32);
-  need(op, "dlogits", dlogits, logits.shape());
-  need_cpu(op, {&logits, &targets, dlogits});
-  // dlogits may be exactly logits (same buffer), but not a partial overlap.
-  if (dlogits && dlogits->raw() != logits.raw())
-    need_disjoint(op, {{"dlogits", dlogits}}, {{"logits", &logits}});
-  need_disjoint(op, {{"dlogits", dlogits}}, {{"targets", &targets}});
-  return cpu::cross_entropy(logits, targets, dlogits, grad_scale);
 }
 
 }  // namespace mambalm::ops

@@ -64,7 +64,7 @@ double validation_loss(Model& model, const TokenWindows& valid, const TrainConfi
     batch.fill(valid, i * cfg.micro_batch);  // unshuffled: the same windows every time
     Tensor logits = model.forward(batch.ids);  // inference forward; documents inside a window still see each other
     Tensor logits_2d = logits.reshape({cfg.micro_batch * cfg.seq_len, logits.dim(2)});
-    ops::CrossEntropyResult r = ops::cross_entropy(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr);
+    ops::CrossEntropyResult r = ops::cross_entropy(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr, 1.0f);
     sum += r.sum_loss;
     n += r.n_valid;
   }

@@ -7,7 +7,6 @@
 
 #include "harness.h"
 #include "ops/cuda/cuda_ops.h"
-#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace conformance {
@@ -44,8 +43,8 @@ void check_attention(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, i
   const float scale = 1.0f / std::sqrt(float(Dh));
   // The CUDA entry point is called directly so that BF16 K/V reach the kernel whatever the
   // dispatcher's dtype checks allow.
-  auto t = run_pair([&] { ops::attention(q, k.cpu, v.cpu, scale, o); },
-                    [&] { ops::cuda::attention(gq, k.gpu, v.gpu, scale, go); });
+  auto t = run_pair([&] { ops::attention(q, k.cpu, v.cpu, nullptr, scale, o); },
+                    [&] { ops::cuda::attention(gq, k.gpu, v.gpu, nullptr, scale, go); });
   record("attention", "q" + shape_str(q.shape()) + kv_label(S, Hkv, bf16), "out", nmse(go, o),
          bf16 ? kAttentionBf16 : kAttention, t.gpu_ms, t.cpu_ms);
 }
@@ -80,7 +79,7 @@ void check_decode(const std::vector<int32_t>& lens, int64_t capacity, int64_t Hq
     for (int64_t b = 0; b < B; ++b) {
       Tensor qb = Tensor::empty({1, 1, Hq, Dh}), ob = Tensor::empty({1, 1, Hq, Dh});
       std::memcpy(qb.f32(), q.f32() + b * Hq * Dh, size_t(Hq * Dh) * sizeof(float));
-      ops::attention(qb, rows_of(k.cpu, b, lens[b]), rows_of(v.cpu, b, lens[b]), scale, ob);
+      ops::attention(qb, rows_of(k.cpu, b, lens[b]), rows_of(v.cpu, b, lens[b]), nullptr, scale, ob);
       std::memcpy(o.f32() + b * Hq * Dh, ob.f32(), size_t(Hq * Dh) * sizeof(float));
     }
   };

@@ -5,7 +5,6 @@
 
 #include "core/error.h"
 #include "harness.h"
-#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace conformance {
@@ -96,8 +95,8 @@ void check_conv(int64_t B, int64_t T, int64_t C, int64_t K, bool with_state) {
   Tensor st = rand_cpu({B, C, K - 1}, -1, 1), y = Tensor::empty({B, T, C});
   Tensor gx = up(x), gw = up(w), gb = up(b), gst = up(st), gy = poisoned({B, T, C});
   Tensor st_cpu = st.clone();
-  auto t = run_pair([&] { ops::causal_conv1d(x, w, &b, with_state ? &st_cpu : nullptr, true, y); },
-                    [&] { ops::causal_conv1d(gx, gw, &gb, with_state ? &gst : nullptr, true, gy); }, false);
+  auto t = run_pair([&] { ops::causal_conv1d(x, w, &b, nullptr, with_state ? &st_cpu : nullptr, true, y); },
+                    [&] { ops::causal_conv1d(gx, gw, &gb, nullptr, with_state ? &gst : nullptr, true, gy); }, false);
   const std::string sh = shape_str(x.shape()) + " K" + std::to_string(K);
   record("causal_conv1d", sh, with_state ? "y" : "y,nost", nmse(gy, y), kElementwise, t.gpu_ms, t.cpu_ms);
   if (with_state) record("causal_conv1d", sh, "state", nmse(gst, st_cpu), kExact, NAN, NAN);

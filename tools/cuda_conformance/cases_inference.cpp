@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "harness.h"
-#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace conformance {

@@ -21,8 +21,6 @@ Tensor ids_of(const std::vector<int32_t>& t) {
   return ids;
 }
 
-Tensor to_host(const Tensor& t) { return t.device() == Device::CPU ? t : down(t); }
-
 // Logits of the ragged batch on one device: [steps + 1][B] rows of V floats (row 0: after the
 // prefill of each sequence), plus the greedy tokens the decoder chose.
 std::vector<std::vector<std::vector<float>>> run(Model& m, Device device, const std::vector<std::vector<int32_t>>& prompts,

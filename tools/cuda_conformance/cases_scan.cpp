@@ -4,7 +4,6 @@
 #include <string>
 
 #include "harness.h"
-#include "ops/layout.h"
 #include "ops/ops.h"
 
 namespace conformance {
@@ -42,14 +41,14 @@ void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
   Tensor gst = up(s.state), gy = poisoned({B, T, H, P});
   const Tensor* Dc = with_D ? &s.D : nullptr;
   const Tensor* Dg = with_D ? &gD : nullptr;
-  auto t = run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, Dc, chunk, with_state ? &st : nullptr, y); },
-                    [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, chunk, with_state ? &gst : nullptr, gy); },
+  auto t = run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, Dc, nullptr, chunk, with_state ? &st : nullptr, y); },
+                    [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst : nullptr, gy); },
                     false);
   const double err_y = nmse(gy, y);
   // timing on scratch state and output (each timed call advances its state)
   Tensor gst2 = up(s.state), gy2 = poisoned({B, T, H, P});
   const double g_ms =
-      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, chunk, with_state ? &gst2 : nullptr, gy2); });
+      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst2 : nullptr, gy2); });
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) +
                          " c" + std::to_string(chunk) + (with_state ? "" : " s0") + (with_D ? "" : " noD");
   // the tensor-core path's rounding, or the recurrence's fp32 (see ssd.cu for which runs)
@@ -80,11 +79,11 @@ void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N) {
   Tensor y = Tensor::empty({B, T, Di}), st = st0.clone();
   Tensor gu = up(u), gdl = up(delta), gA = up(A), gB = up(Bm), gC = up(Cm), gD = up(D), gz = up(z);
   Tensor gst = up(st0), gy = poisoned({B, T, Di});
-  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, &st, y); },
-                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, &gst, gy); }, false);
+  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, nullptr, &st, y); },
+                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, nullptr, &gst, gy); }, false);
   Tensor gst2 = up(st0);
   Tensor gy2 = poisoned({B, T, Di});
-  const double g_ms = time_ms([&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, &gst2, gy2); });
+  const double g_ms = time_ms([&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, nullptr, &gst2, gy2); });
   const std::string sh = shape_str(u.shape()) + " N" + std::to_string(N);
   record("selective_scan", sh, "y", nmse(gy, y), kScan, g_ms, t.cpu_ms);
   record("selective_scan", sh, "state", nmse(gst, st), kScan, NAN, NAN);

@@ -8,7 +8,7 @@
 #include <random>
 #include <string>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/tensor.h"
 
 namespace conformance {

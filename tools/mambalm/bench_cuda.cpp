@@ -21,14 +21,13 @@
 
 #include "config/pattern.h"
 #include "config/presets.h"
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/decoder.h"
 #include "infer/generate.h"
 #include "model/model.h"
 
-#ifdef MAMBALM_HAVE_CUDA
 namespace mambalm::cli {
 
 namespace {
@@ -289,4 +288,3 @@ int bench_cuda(const BenchCudaOptions& o) {
 }
 
 }  // namespace mambalm::cli
-#endif  // MAMBALM_HAVE_CUDA

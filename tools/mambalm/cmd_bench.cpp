@@ -129,9 +129,7 @@ int cmd_bench(int argc, char** argv) {
     o.prefill = !args.flag("no-prefill");
     o.seed = static_cast<uint64_t>(args.integer("seed", 0));
     o.json_path = args.str("json-out");
-#ifdef MAMBALM_HAVE_CUDA
     return bench_cuda(o);
-#endif
   }
   check(args.has("model") != args.has("preset"), "mambalm bench", "give exactly one of --model DIR or --preset NAME");
   const int64_t P = args.integer("prompt-len", 128), G = args.integer("gen-len", 32);

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "model/model.h"
 
@@ -25,11 +25,8 @@ Placement parse_placement(const Args& args, const char* command) {
   check(p.dtype == DType::F32 || p.device == Device::CUDA, command, "--dtype bf16 needs --device cuda",
         "the CPU backend computes with f32 weights");
   if (p.device == Device::CUDA) {
-#ifdef MAMBALM_HAVE_CUDA
+    check(cuda_built(), command, "--device cuda but this binary was built without the CUDA backend", "build where nvcc is installed");
     check(cuda_device_count() > 0, command, "--device cuda but no CUDA device is visible", "check nvidia-smi");
-#else
-    fail(command, "--device cuda but this binary was built without the CUDA backend", "build where nvcc is installed");
-#endif
   }
   return p;
 }
@@ -37,10 +34,8 @@ Placement parse_placement(const Args& args, const char* command) {
 void place(Model& model, const Placement& p) {
   if (p.device == Device::CPU) return;
   model.to_device(p.device, p.dtype);
-#ifdef MAMBALM_HAVE_CUDA
   std::fprintf(stderr, "device: %s, weights %s (%.2f GB)\n", cuda_device_summary().c_str(), dtype_name(p.dtype).c_str(),
                static_cast<double>(model.parameter_bytes()) / 1e9);
-#endif
 }
 
 }  // namespace mambalm::cli

@@ -1,5 +1,19 @@
-// Attention-side ops on the CPU: rotary position embedding (rotate-half convention) and causal
-// grouped-query attention over a KV sequence that may start with a cached prefix.
+// Attention-side ops on the CPU: rotary position embedding (rotate-half convention), causal
+// grouped-query attention over a KV sequence that may start with a cached prefix, one-query
+// decode over a cache, and the backward passes.
+//
+// With document ids (packed training sequences) the forward is a second kernel:
+// query row i sits at key position pos = S - T + i and sees key j iff j <= pos and
+// (without seq_idx, or) seq_idx[b, j] == seq_idx[b, pos].
+//
+// Backward (P = softmax rows, dP = dO V^T, D_i = sum_j P_ij dP_ij = dO_i . O_i):
+//   dS = P o (dP - D);  dQ = scale dS K;  dK = scale dS^T Q;  dV = P^T dO
+// Nothing is saved by the forward; the scores are recomputed twice:
+//   pass 1, tasks (batch, query head, block of 64 queries): full score rows -> softmax -> dQ,
+//           and per row lse_i = max + log(sum exp) and D_i into a [B, Hq, T] scratch;
+//   pass 2, tasks (batch, KV head, block of 64 keys): for each query head of the group and each
+//           block of queries that can see the keys, P^T = exp(scale K Q^T - lse), then dV and dK.
+// Every output element is written by one task in a fixed order: no atomics, deterministic.
 #include <cblas.h>
 
 #include <algorithm>
@@ -10,6 +24,15 @@
 #include "ops/cpu/cpu_ops.h"
 
 namespace mambalm::ops::cpu {
+
+namespace {
+// Rows [0, n) of sequence b of a cache [B, capacity, Hkv, Dh], as [1, n, Hkv, Dh].
+Tensor cache_prefix(const Tensor& cache, int64_t b, int64_t n) {
+  const int64_t cap = cache.dim(1), Hkv = cache.dim(2), Dh = cache.dim(3);
+  return cache.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, n).reshape({1, n, Hkv, Dh});
+}
+}  // namespace
+
 
 // Angles are computed in double ((pos0 + t) * theta^(-2i/r) reaches ~1e5 rad at long context,
 // where an fp32 angle would be off by ~1e-2 rad), then cos/sin are rounded to fp32 once into a
@@ -52,7 +75,10 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
 // max-subtracted softmax per row in fp32, then one sgemm (P V) straight into `out`.
 // The sgemms run inside the OpenMP region, single-threaded with the OpenMP flavour of OpenBLAS
 // (see ssd.cpp). The block height is capped so a thread's score scratch stays around 4 MB at any S.
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
+namespace {
+
+// One document per row (inference, and training without packing).
+void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
   const int64_t group = Hq / Hkv;
@@ -110,6 +136,194 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, T
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
                   static_cast<blasint>(Dh), static_cast<blasint>(nk), 1.0f, sc,
                   static_cast<blasint>(nk), vb, ldk, 0.0f, oblk, ldq);
+    }
+  }
+}
+
+}  // namespace
+
+
+namespace {
+constexpr int64_t kBlock = 64;
+
+inline bool visible(const int32_t* seq, int64_t j, int64_t pos) {
+  return j <= pos && (!seq || seq[j] == seq[pos]);
+}
+
+void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+              static_cast<blasint>(ldc));
+}
+
+// Masked softmax of one score row in place over keys 0..nk-1; returns lse.
+float softmax_row(float* row, int64_t nk, const int32_t* seq, int64_t pos) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < nk; ++j)
+    if (visible(seq, j, pos)) mx = std::max(mx, row[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < nk; ++j) {
+    const float e = visible(seq, j, pos) ? exp_fast(row[j] - mx) : 0.0f;
+    row[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < nk; ++j) row[j] *= inv;
+  return mx + std::log(sum);
+}
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
+  if (!seq_idx) return attention_one_document(q, k, v, scale, out);
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
+  if (B == 0 || T == 0 || Hq == 0 || Dh == 0) return;
+  const int64_t qblocks = (T + kBlock - 1) / kBlock;
+  const int64_t ldq = Hq * Dh, ldk = Hkv * Dh;
+#pragma omp parallel
+  {
+    std::vector<float> sc(size_t(kBlock * S));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < B * Hq * qblocks; ++task) {
+      const int64_t b = task / (Hq * qblocks), h = (task / qblocks) % Hq, kvh = h / group;
+      const int64_t i0 = (task % qblocks) * kBlock, i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
+      const int64_t nk = S - T + i1;
+      const int32_t* seq = seq_idx ? seq_idx->data<int32_t>() + b * S : nullptr;
+      const float* qb = q.f32() + ((b * T + i0) * Hq + h) * Dh;
+      const float* kb = k.f32() + (b * S * Hkv + kvh) * Dh;
+      const float* vb = v.f32() + (b * S * Hkv + kvh) * Dh;
+      sgemm(false, true, rows, nk, Dh, scale, qb, ldq, kb, ldk, 0.0f, sc.data(), nk);
+      for (int64_t r = 0; r < rows; ++r) softmax_row(sc.data() + r * nk, nk, seq, S - T + i0 + r);
+      sgemm(false, false, rows, Dh, nk, 1.0f, sc.data(), nk, vb, ldk, 0.0f,
+            out.f32() + ((b * T + i0) * Hq + h) * Dh, ldq);
+    }
+  }
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
+                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
+  dk.fill(0.0f);
+  dv.fill(0.0f);
+  if (B == 0 || T == 0 || Hq == 0 || Dh == 0) return;
+  const int64_t qblocks = (T + kBlock - 1) / kBlock;
+  const int64_t kblocks = (S + kBlock - 1) / kBlock;
+  const int64_t ldq = Hq * Dh, ldk = Hkv * Dh;
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32(), *gp = dout.f32();
+  const int32_t* seq_all = seq_idx ? seq_idx->data<int32_t>() : nullptr;
+  std::vector<float> lse(size_t(B * Hq * T)), Drow(size_t(B * Hq * T));
+
+#pragma omp parallel
+  {
+    std::vector<float> sc(size_t(kBlock * S)), dp(size_t(kBlock * S));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < B * Hq * qblocks; ++task) {
+      const int64_t b = task / (Hq * qblocks), h = (task / qblocks) % Hq, kvh = h / group;
+      const int64_t i0 = (task % qblocks) * kBlock, i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
+      const int64_t nk = S - T + i1;
+      const int32_t* seq = seq_all ? seq_all + b * S : nullptr;
+      const float* qb = qp + ((b * T + i0) * Hq + h) * Dh;
+      const float* gb = gp + ((b * T + i0) * Hq + h) * Dh;
+      const float* kb = kp + (b * S * Hkv + kvh) * Dh;
+      const float* vb = vp + (b * S * Hkv + kvh) * Dh;
+      sgemm(false, true, rows, nk, Dh, scale, qb, ldq, kb, ldk, 0.0f, sc.data(), nk);
+      sgemm(false, true, rows, nk, Dh, 1.0f, gb, ldq, vb, ldk, 0.0f, dp.data(), nk);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* pr = sc.data() + r * nk;
+        float* dr = dp.data() + r * nk;
+        const float l = softmax_row(pr, nk, seq, S - T + i0 + r);
+        double d = 0.0;
+        for (int64_t j = 0; j < nk; ++j) d += static_cast<double>(pr[j]) * dr[j];
+        const float df = static_cast<float>(d);
+        for (int64_t j = 0; j < nk; ++j) dr[j] = pr[j] * (dr[j] - df);
+        lse[size_t((b * Hq + h) * T + i0 + r)] = l;
+        Drow[size_t((b * Hq + h) * T + i0 + r)] = df;
+      }
+      sgemm(false, false, rows, Dh, nk, scale, dp.data(), nk, kb, ldk, 0.0f,
+            dq.f32() + ((b * T + i0) * Hq + h) * Dh, ldq);
+    }
+
+    // Pass 2: dK, dV per key block (needs every lse/D of pass 1: the implicit barrier above).
+    std::vector<float> pt(size_t(kBlock * kBlock)), dpt(size_t(kBlock * kBlock));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < B * Hkv * kblocks; ++task) {
+      const int64_t b = task / (Hkv * kblocks), kvh = (task / kblocks) % Hkv;
+      const int64_t j0 = (task % kblocks) * kBlock, j1 = std::min(j0 + kBlock, S), nkb = j1 - j0;
+      const int32_t* seq = seq_all ? seq_all + b * S : nullptr;
+      const float* kb = kp + ((b * S + j0) * Hkv + kvh) * Dh;
+      const float* vb = vp + ((b * S + j0) * Hkv + kvh) * Dh;
+      float* dkb = dk.f32() + ((b * S + j0) * Hkv + kvh) * Dh;
+      float* dvb = dv.f32() + ((b * S + j0) * Hkv + kvh) * Dh;
+      const int64_t i_first = std::max<int64_t>(0, j0 - (S - T));  // first query that sees j0
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        for (int64_t ia = i_first; ia < T; ia += kBlock) {
+          const int64_t ib = std::min(ia + kBlock, T), rows = ib - ia;
+          const float* qb = qp + ((b * T + ia) * Hq + h) * Dh;
+          const float* gb = gp + ((b * T + ia) * Hq + h) * Dh;
+          sgemm(false, true, nkb, rows, Dh, scale, kb, ldk, qb, ldq, 0.0f, pt.data(), rows);
+          sgemm(false, true, nkb, rows, Dh, 1.0f, vb, ldk, gb, ldq, 0.0f, dpt.data(), rows);
+          const float* l = lse.data() + (b * Hq + h) * T + ia;
+          const float* dd = Drow.data() + (b * Hq + h) * T + ia;
+          for (int64_t jj = 0; jj < nkb; ++jj) {
+            float* prow = pt.data() + jj * rows;
+            float* drow = dpt.data() + jj * rows;
+            for (int64_t r = 0; r < rows; ++r) {
+              const float p = visible(seq, j0 + jj, S - T + ia + r) ? exp_fast(prow[r] - l[r]) : 0.0f;
+              prow[r] = p;
+              drow[r] = p * (drow[r] - dd[r]);
+            }
+          }
+          sgemm(false, false, nkb, Dh, rows, 1.0f, pt.data(), rows, gb, ldq, 1.0f, dvb, ldk);
+          sgemm(false, false, nkb, Dh, rows, scale, dpt.data(), rows, qb, ldq, 1.0f, dkb, ldk);
+        }
+      }
+    }
+  }
+}
+
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                      float scale, Tensor& out) {
+  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2);
+  const int32_t* len = lengths.data<int32_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor ob = out.slice0(b, b + 1).reshape({1, 1, Hq, Dh});
+    attention_one_document(q.slice0(b, b + 1).reshape({1, 1, Hq, Dh}), cache_prefix(k_cache, b, len[b]),
+                           cache_prefix(v_cache, b, len[b]), scale, ob);
+  }
+}
+
+// The forward rotation by +angle; its transpose (the backward) is the rotation by -angle.
+void rope_backward(Tensor& dx, int64_t pos0, int64_t rotary_dim, double theta) {
+  const int64_t B = dx.dim(0), T = dx.dim(1), H = dx.dim(2), Dh = dx.dim(3);
+  const int64_t half = rotary_dim / 2;
+  if (half == 0 || dx.numel() == 0) return;
+  std::vector<float> cos_t(size_t(T * half)), sin_t(size_t(T * half));
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(rotary_dim));
+    for (int64_t t = 0; t < T; ++t) {
+      const double angle = double(pos0 + t) * inv_freq;
+      cos_t[size_t(t * half + i)] = static_cast<float>(std::cos(angle));
+      sin_t[size_t(t * half + i)] = static_cast<float>(std::sin(angle));
+    }
+  }
+  float* xp = dx.f32();
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * H * rotary_dim > kParallelMin)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* c = cos_t.data() + t * half;
+      const float* s = sin_t.data() + t * half;
+      for (int64_t h = 0; h < H; ++h) {
+        float* v = xp + ((b * T + t) * H + h) * Dh;
+#pragma omp simd
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = v[i], bb = v[i + half];
+          v[i] = a * c[i] + bb * s[i];
+          v[i + half] = bb * c[i] - a * s[i];
+        }
+      }
     }
   }
 }

@@ -4,6 +4,19 @@
 // Layout: x, y are [B, T, C] (channels last), so the kernel vectorises over channels. The
 // weights [C, K] and the state [B, C, K-1] are channel-major; both are transposed once per call
 // into time-major scratch ([K, C] and [B, K-1, C]) so that every inner loop is unit-stride.
+//
+// With document ids (packed sequences) a second forward, and the backward. Padded input index
+// i = t + k (k = 0..K-1) is history row i when i < K-1, else x row i - (K-1); its time is
+// s = i - (K-1). With documents, output t reads input s only when
+// doc(s) == doc(t), where doc(s < 0) = doc(0) (the history continues token 0's document).
+//
+// Backward with pre = the conv output before SiLU (recomputed):
+//   dpre = dy silu'(pre)  (or dy)
+//   dxpad[i] = sum_k w[c, k] dpre[i - k]        (same-document terms only)
+//   dw[c, k] += sum_t dpre[t] xpad[t + k];  dbias[c] += sum_t dpre[t]
+// The second pass runs over blocks of channels (threads own channels, so dw and dbias need no
+// reduction across threads and the result is deterministic).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -12,8 +25,10 @@
 
 namespace mambalm::ops::cpu {
 
-void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state,
-                   bool apply_silu, Tensor& y) {
+namespace {
+
+// One document per row: the streaming forward (prefill and decode).
+void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state, bool apply_silu, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2);
   const int64_t K = w.dim(1);
   const int64_t H = K - 1;  // history length
@@ -71,6 +86,163 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor*
         const float* src = padded_row(b, T + j);
         for (int64_t c = 0; c < C; ++c) sp[(b * C + c) * H + j] = src[c];
       }
+  }
+}
+
+// True when output t may read the input at time s (s <= t, s may be negative).
+inline bool same_doc(const int32_t* seq, int64_t s, int64_t t) {
+  if (!seq) return true;
+  return seq[s < 0 ? 0 : s] == seq[t];
+}
+
+// Pre-activation of row (b, t) into out[C].
+void conv_row(const float* xp, const float* hist /*[H, C] for batch b*/, const float* wt /*[K, C]*/,
+              const float* bp, const int32_t* seq, int64_t T, int64_t C, int64_t K, int64_t b,
+              int64_t t, float* out) {
+  const int64_t H = K - 1;
+  if (bp) {
+    std::memcpy(out, bp, size_t(C) * sizeof(float));
+  } else {
+    std::fill(out, out + C, 0.0f);
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t s = t + k - H;
+    if (!same_doc(seq, s, t)) continue;
+    const float* xr = s < 0 ? hist + (s + H) * C : xp + (b * T + s) * C;
+    const float* wk = wt + k * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) out[c] += wk[c] * xr[c];
+  }
+}
+
+std::vector<float> transpose_weights(const Tensor& w) {  // [C, K] -> [K, C]
+  const int64_t C = w.dim(0), K = w.dim(1);
+  std::vector<float> wt(size_t(K * C));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t k = 0; k < K; ++k) wt[size_t(k * C + c)] = w.f32()[c * K + k];
+  return wt;
+}
+
+std::vector<float> history(const Tensor* state, int64_t B, int64_t C, int64_t H) {  // [B, H, C]
+  std::vector<float> hist(size_t(B * H * C), 0.0f);
+  if (state && H > 0)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < H; ++j)
+          hist[size_t((b * H + j) * C + c)] = state->f32()[(b * C + c) * H + j];
+  return hist;
+}
+}  // namespace
+
+void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                   bool apply_silu, Tensor& y) {
+  if (!seq_idx) return conv_one_document(x, w, bias, state, apply_silu, y);
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1), H = K - 1;
+  const std::vector<float> wt = transpose_weights(w);
+  const std::vector<float> hist = history(state, B, C, H);
+  const float* xp = x.f32();
+  const float* bp = bias ? bias->f32() : nullptr;
+  float* yp = y.f32();
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C * K > (1 << 16))
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t* seq = seq_idx ? seq_idx->data<int32_t>() + b * T : nullptr;
+      float* yr = yp + (b * T + t) * C;
+      conv_row(xp, hist.data() + b * H * C, wt.data(), bp, seq, T, C, K, b, t, yr);
+      if (apply_silu) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) yr[c] = yr[c] / (1.0f + exp_fast(-yr[c]));
+      }
+    }
+  }
+  if (state && H > 0) {  // the last H inputs (padded rows T .. T+H-1)
+    float* sp = state->f32();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t i = T + j;
+        const float* src = i < H ? hist.data() + (b * H + i) * C : xp + (b * T + (i - H)) * C;
+        for (int64_t c = 0; c < C; ++c) sp[(b * C + c) * H + j] = src[c];
+      }
+  }
+}
+
+void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias,
+                            const Tensor* seq_idx, const Tensor* initial_state, bool apply_silu,
+                            const Tensor& dy, Tensor& dx, Tensor* dw, Tensor* dbias,
+                            Tensor* dinitial_state) {
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1), H = K - 1;
+  const std::vector<float> wt = transpose_weights(w);
+  const std::vector<float> hist = history(initial_state, B, C, H);
+  const float* xp = x.f32();
+  const float* wp = w.f32();
+  const float* bp = bias ? bias->f32() : nullptr;
+  const int32_t* seq_all = seq_idx ? seq_idx->data<int32_t>() : nullptr;
+
+  // Pass 1: dpre (= dy without SiLU).
+  std::vector<float> dpre_buf;
+  const float* dpre = dy.f32();
+  if (apply_silu) {
+    dpre_buf.resize(size_t(B * T * C));
+    const float* gp = dy.f32();
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C * K > (1 << 16))
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t t = 0; t < T; ++t) {
+        float* r = dpre_buf.data() + (b * T + t) * C;
+        conv_row(xp, hist.data() + b * H * C, wt.data(), bp, seq_all ? seq_all + b * T : nullptr,
+                 T, C, K, b, t, r);
+        const float* g = gp + (b * T + t) * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const float s = 1.0f / (1.0f + exp_fast(-r[c]));
+          r[c] = g[c] * s * (1.0f + r[c] * (1.0f - s));
+        }
+      }
+    }
+    dpre = dpre_buf.data();
+  }
+
+  // Pass 2: per block of channels.
+  constexpr int64_t kCh = 64;
+  const int64_t blocks = (C + kCh - 1) / kCh;
+  float* dxp = dx.f32();
+  float* dwp = dw ? dw->f32() : nullptr;
+  float* dbp = dbias ? dbias->f32() : nullptr;
+  float* dsp = dinitial_state ? dinitial_state->f32() : nullptr;
+#pragma omp parallel for schedule(static) if (B * T * C * K > (1 << 16))
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kCh, c1 = std::min(C, c0 + kCh), nc = c1 - c0;
+    std::vector<double> dw_acc(size_t(nc * K), 0.0), db_acc(size_t(nc), 0.0);
+    std::vector<float> acc(static_cast<size_t>(nc));
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t* seq = seq_all ? seq_all + b * T : nullptr;
+      const float* hb = hist.data() + b * H * C;
+      for (int64_t i = 0; i < T + H; ++i) {  // padded input index; input time s = i - H
+        const int64_t s = i - H;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        const float* xr = s < 0 ? hb + i * C : xp + (b * T + s) * C;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t t = i - k;  // output that reads this input through tap k
+          if (t < 0 || t >= T || !same_doc(seq, s, t)) continue;
+          const float* dr = dpre + (b * T + t) * C;
+          for (int64_t c = c0; c < c1; ++c) {
+            acc[size_t(c - c0)] += wp[c * K + k] * dr[c];
+            dw_acc[size_t((c - c0) * K + k)] += static_cast<double>(dr[c]) * xr[c];
+          }
+        }
+        if (s >= 0) {
+          std::copy(acc.begin(), acc.end(), dxp + (b * T + s) * C + c0);
+          const float* dr = dpre + (b * T + s) * C;
+          for (int64_t c = c0; c < c1; ++c) db_acc[size_t(c - c0)] += dr[c];
+        } else if (dsp) {
+          for (int64_t c = c0; c < c1; ++c) dsp[(b * C + c) * H + i] = acc[size_t(c - c0)];
+        }
+      }
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      if (dwp)
+        for (int64_t k = 0; k < K; ++k) dwp[c * K + k] += static_cast<float>(dw_acc[size_t((c - c0) * K + k)]);
+      if (dbp) dbp[c] += static_cast<float>(db_acc[size_t(c - c0)]);
+    }
   }
 }
 

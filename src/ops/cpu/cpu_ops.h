@@ -1,58 +1,37 @@
-// CPU (fp32) implementations of the ops declared in ops/ops.h, same signatures and semantics.
-// dispatch.cpp has already checked dtypes, shapes and devices when these run, so they trust
-// their arguments (except data-dependent checks such as embedding ids, which they make).
+// The CPU backend (fp32; the reference every other backend is tested against): the forward and
+// backward op lists of ops/ops.h and ops/ops_backward.h, same signatures and semantics.
+// ops/dispatch*.cpp have checked dtypes, shapes and devices when these run, so they trust their
+// arguments (except data-dependent checks such as embedding ids, which they make).
+//
+// Files mirror ops/cuda/ by op family: linear, embedding, elementwise, norms, conv, ssd,
+// selective_scan, attention, decode, layout, loss (family_backward.cpp for the backward passes
+// where a family has a long one).
 //
 // Also holds the few numeric helpers the CPU kernels share (exp_fast), kept inline so the
 // compiler can vectorise the loops that call them.
 #pragma once
 #include <bit>
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
+#include "ops/ops.h"
 
 namespace mambalm::ops::cpu {
 
-void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
-void embedding(const Tensor& ids, const Tensor& table, Tensor& y);
+#include "ops/forward_ops.inc"
+#include "ops/backward_ops.inc"
 
-void add(const Tensor& a, const Tensor& b, Tensor& y);
-void silu(const Tensor& x, Tensor& y);
-void relu_squared(const Tensor& x, Tensor& y);
-void gelu(const Tensor& x, Tensor& y);
-void swiglu(const Tensor& gate, const Tensor& up, Tensor& y);
+// ---- shared helpers ---------------------------------------------------------------------------
 
-void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y);
-void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bool zero_centered,
-                Tensor& y);
-void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
-                    float eps, Tensor& y);
+// Elements below which a loop runs on one thread: forking costs more than it saves (a decode
+// step's vectors are far smaller).
+constexpr int64_t kParallelMin = 1 << 15;
 
-void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state,
-                   bool apply_silu, Tensor& y);
+// out[c] += sum_r m[r, c] for a row-major [rows, cols] matrix: threads own column ranges and sum
+// each column in row order in double (deterministic). Defined in linear.cpp.
+void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out);
 
-void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
-                 Tensor& dt_out);
-void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y);
-void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y);
-
-void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y);
-
-void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out);
-void argmax(const Tensor& x, int64_t limit, Tensor& out);
-void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y);
-void mamba2_decode_step(const Tensor& zxbcdt, const Tensor& conv_w, const Tensor* conv_b, const Tensor& dt_bias,
-                        const Tensor& A_log, const Tensor* D, float dt_min, float dt_max, int64_t n_groups,
-                        Tensor& conv_state, Tensor& ssm_state, Tensor& ys, Tensor& z);
-void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double theta);
-void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache);
-void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
-                      float scale, Tensor& out);
-
-// ---- shared numeric helpers ---------------------------------------------------------------
 
 // exp(x) in fp32 that the compiler can vectorise (std::exp cannot be, because it may set errno
 // and we do not build with -ffast-math). Range reduction x = n ln2 + r with |r| <= ln2/2, a
@@ -84,5 +63,7 @@ inline float exp_fast(float x) {
   result = x < lo ? 0.0f : result;
   return x != x ? x : result;
 }
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 }  // namespace mambalm::ops::cpu

@@ -1,5 +1,5 @@
-// Elementwise activations on the CPU. Every op here reads element i and writes element i only,
-// so y may alias any input (ops.h allows it). Loops are flat over numel, split across threads
+// Elementwise ops on the CPU and their backward passes. Every op here reads element i and writes
+// element i only, so y may alias any input (ops.h allows it). Loops are flat over numel, split across threads
 // only when there is enough work to pay for the fork (a decode step's vectors are too small).
 #include <cmath>
 #include <cstdint>
@@ -10,7 +10,6 @@ namespace mambalm::ops::cpu {
 
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 
 // x * sigmoid(x) = x / (1 + e^-x). For x -> -inf, e^-x overflows to inf and the quotient is -0,
 // the correct limit; for x -> +inf it is x. exp_fast keeps the loop vectorisable; its 2-3 ulp
@@ -26,6 +25,20 @@ void add(const Tensor& a, const Tensor& b, Tensor& y) {
   float* yp = y.f32();
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] + bp[i];
+}
+
+void neg_exp(const Tensor& x, Tensor& y) {
+  const float* a = x.f32();
+  float* b = y.f32();
+  for (int64_t i = 0; i < x.numel(); ++i) b[i] = -std::exp(a[i]);
+}
+
+// d(-exp(x))/dx = -exp(x) = y.
+void neg_exp_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const float* a = y.f32();
+  const float* g = dy.f32();
+  float* d = dx.f32();
+  for (int64_t i = 0; i < y.numel(); ++i) d[i] += g[i] * a[i];
 }
 
 void silu(const Tensor& x, Tensor& y) {
@@ -70,6 +83,93 @@ void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
   float* yp = y.f32();
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) yp[i] = silu_scalar(gp[i]) * up_[i];
+}
+
+// d/dx [x sigmoid(x)] = s (1 + x (1 - s))
+void silu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const int64_t n = x.numel();
+  const float* xp = x.f32();
+  const float* gp = dy.f32();
+  float* op = dx.f32();
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = sigmoid(xp[i]);
+    op[i] = gp[i] * s * (1.0f + xp[i] * (1.0f - s));
+  }
+}
+
+void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const int64_t n = x.numel();
+  const float* xp = x.f32();
+  const float* gp = dy.f32();
+  float* op = dx.f32();
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) op[i] = xp[i] > 0.0f ? 2.0f * xp[i] * gp[i] : 0.0f;
+}
+
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi via erfc (no cancellation for x << 0).
+void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const int64_t n = x.numel();
+  const float* xp = x.f32();
+  const float* gp = dy.f32();
+  float* op = dx.f32();
+  const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
+#pragma omp parallel for schedule(static) if (n > kParallelMin / 4)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = xp[i];
+    const float cdf = 0.5f * std::erfc(-v * inv_sqrt2);
+    const float pdf = inv_sqrt_2pi * std::exp(-0.5f * v * v);
+    op[i] = gp[i] * (cdf + v * pdf);
+  }
+}
+
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate,
+                     Tensor& dup) {
+  const int64_t n = gate.numel();
+  const float* gp = gate.f32();
+  const float* upp = up.f32();
+  const float* dyp = dy.f32();
+  float* dg = dgate.f32();
+  float* du = dup.f32();
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gp[i], s = sigmoid(x), g = dyp[i], u = upp[i];
+    dg[i] = g * u * s * (1.0f + x * (1.0f - s));
+    du[i] = g * x * s;
+  }
+}
+
+// softplus as torch.nn.functional.softplus (beta 1, threshold 20: linear above 20), then clamp.
+void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                 Tensor& dt_out) {
+  const int64_t H = dt.dim(-1);
+  const int64_t n = dt.numel();
+  const float* dp = dt.f32();
+  const float* bp = dt_bias.f32();
+  float* op = dt_out.f32();
+#pragma omp parallel for schedule(static) if (n > (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    float v = dp[i] + bp[i % H];
+    float sp = v > 20.0f ? v : std::log1p(std::exp(v));
+    op[i] = std::min(std::max(sp, dt_min), dt_max);
+  }
+}
+
+void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
+                          const Tensor& dy, Tensor& ddt, Tensor* ddt_bias) {
+  const int64_t H = dt.dim(-1), n = dt.numel();
+  const float* dp = dt.f32();
+  const float* bp = dt_bias.f32();
+  const float* gp = dy.f32();
+  float* op = ddt.f32();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = dp[i] + bp[i % H];
+    const float sp = v > 20.0f ? v : std::log1p(std::exp(v));  // as the forward
+    const bool clamped = sp < dt_min || sp > dt_max;
+    op[i] = clamped ? 0.0f : gp[i] * (v > 20.0f ? 1.0f : 1.0f / (1.0f + std::exp(-v)));
+  }
+  if (ddt_bias && H > 0) add_column_sums(op, n / H, H, ddt_bias->f32());
 }
 
 }  // namespace mambalm::ops::cpu

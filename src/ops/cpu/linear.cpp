@@ -1,6 +1,10 @@
-// Dense algebra on the CPU: linear (one OpenBLAS sgemm) and embedding lookup (row copies).
+// Linear layers on the CPU: the forward (one OpenBLAS sgemm) and the backward (two sgemms and a
+// column sum). Column reductions (db, and dt_bias in ssd_backward.cpp) are arranged so that each
+// output element is summed by one thread in a fixed order: no atomics, bit-identical results run
+// to run.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -8,6 +12,21 @@
 #include "ops/cpu/cpu_ops.h"
 
 namespace mambalm::ops::cpu {
+
+void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t kCols = 64;
+  const int64_t blocks = (cols + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kCols, c1 = std::min(cols, c0 + kCols);
+    double acc[kCols] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* mr = m + r * cols;
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += mr[c];
+    }
+    for (int64_t c = c0; c < c1; ++c) out[c] += static_cast<float>(acc[c - c0]);
+  }
+}
 
 // y[M, N] = x[M, K] @ w[N, K]^T (+ bias). w is stored [out, in] (nn.Linear), so this is a
 // row-major NoTrans x Trans product. The bias is broadcast into y first and the gemm accumulates
@@ -37,25 +56,28 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
               static_cast<blasint>(N));
 }
 
-// y[b, t, :] = table[ids[b, t], :]. Ids are validated first, all of them, so that a bad id
-// throws before anything is written and never from inside a parallel region.
-void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
-  const int64_t n = ids.numel();
-  const int64_t V = table.dim(0);
-  const int64_t D = table.dim(1);
-  const int32_t* id = ids.data<int32_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    if (id[i] < 0 || id[i] >= V)
-      fail("op embedding", "token id " + std::to_string(id[i]) + " at flat position " +
-                               std::to_string(i) + " is out of range for a table of " +
-                               std::to_string(V) + " rows",
-           "the tokenizer and the model's vocab_size disagree");
+// Forward y[M, N] = x[M, K] w[N, K]^T + b.
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                     Tensor* db) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
+  if (dx && dx->numel() > 0) {
+    if (N == 0) {
+      dx->fill(0.0f);
+    } else {  // dx[M, K] = dy[M, N] w[N, K]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(M),
+                  static_cast<blasint>(K), static_cast<blasint>(N), 1.0f, dy.f32(),
+                  static_cast<blasint>(N), w.f32(), static_cast<blasint>(K), 0.0f, dx->f32(),
+                  static_cast<blasint>(K));
+    }
   }
-  const float* tp = table.f32();
-  float* yp = y.f32();
-#pragma omp parallel for schedule(static) if (n * D > (1 << 16))
-  for (int64_t i = 0; i < n; ++i)
-    std::memcpy(yp + i * D, tp + static_cast<int64_t>(id[i]) * D, static_cast<size_t>(D) * sizeof(float));
+  if (dw && M > 0 && N > 0 && K > 0) {  // dw[N, K] += dy^T[N, M] x[M, K]
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(N),
+                static_cast<blasint>(K), static_cast<blasint>(M), 1.0f, dy.f32(),
+                static_cast<blasint>(N), x.f32(), static_cast<blasint>(K), 1.0f, dw->f32(),
+                static_cast<blasint>(K));
+  }
+  if (db && M > 0) add_column_sums(dy.f32(), M, N, db->f32());
 }
 
 }  // namespace mambalm::ops::cpu

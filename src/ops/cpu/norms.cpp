@@ -115,4 +115,9 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
   }
 }
 
+void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {
+  add(x, r, sum);
+  rms_norm(sum, w, eps, y);
+}
+
 }  // namespace mambalm::ops::cpu

@@ -11,7 +11,6 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/cpu/cpu_backward.h"
 #include "ops/cpu/cpu_ops.h"
 
 namespace mambalm::ops::cpu {

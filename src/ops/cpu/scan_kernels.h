@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace mambalm::ops::cpu {
 
 template <class R>
@@ -52,5 +54,13 @@ template <class R>
 void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R* dstate_out,
                              const R* dy, R* du, R* ddelta, R* dA, R* dB, R* dC, R* dD, R* dz,
                              R* dstate_in);
+
+// The ops' forward with document ids on Tensors (ssd_backward.cpp, selective_scan_backward.cpp):
+// ssd_chunked and selective_scan route here when seq_idx is given.
+void ssd_chunked_with_documents(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                                const Tensor* D, const Tensor& seq_idx, int64_t chunk_size, Tensor* state, Tensor& y);
+void selective_scan_with_documents(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor& seq_idx,
+                                   Tensor* state, Tensor& y);
 
 }  // namespace mambalm::ops::cpu

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/scan_kernels.h"
 
 namespace mambalm::ops::cpu {
 
@@ -21,7 +22,8 @@ constexpr int64_t kChannelBlock = 16;
 }
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y) {
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
+  if (seq_idx) return selective_scan_with_documents(u, delta, A, Bm, Cm, D, z, *seq_idx, state, y);
   const int64_t Bsz = u.dim(0), T = u.dim(1), Di = u.dim(2);
   const int64_t N = A.dim(1);
   const int64_t blocks = (Di + kChannelBlock - 1) / kChannelBlock;

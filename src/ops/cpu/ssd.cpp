@@ -14,24 +14,9 @@
 #include <vector>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/scan_kernels.h"
 
 namespace mambalm::ops::cpu {
-
-// softplus as torch.nn.functional.softplus (beta 1, threshold 20: linear above 20), then clamp.
-void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
-                 Tensor& dt_out) {
-  const int64_t H = dt.dim(-1);
-  const int64_t n = dt.numel();
-  const float* dp = dt.f32();
-  const float* bp = dt_bias.f32();
-  float* op = dt_out.f32();
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    float v = dp[i] + bp[i % H];
-    float sp = v > 20.0f ? v : std::log1p(std::exp(v));
-    op[i] = std::min(std::max(sp, dt_min), dt_max);
-  }
-}
 
 // One (batch, head) pair per task; the state S[P, N] lives in a local buffer (16-64 KB, stays
 // in L1/L2) for the whole sequence. The inner loop over N is unit-stride and vectorises.
@@ -117,7 +102,8 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 // exp of their differences, which would otherwise lose absolute precision); everything else is
 // fp32 with fp32 gemm accumulation.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
+  if (seq_idx) return ssd_chunked_with_documents(x, dt, A, Bm, Cm, D, *seq_idx, chunk_size, state, y);
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   const int64_t hpg = H / G;  // heads per group

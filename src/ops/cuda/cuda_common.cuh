@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
 
 namespace mambalm::ops::cuda {

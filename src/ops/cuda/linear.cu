@@ -19,7 +19,7 @@
 #include <string>
 #include <tuple>
 
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 

@@ -1,5 +1,6 @@
 // Mamba-1 selective scan on CUDA: one warp per (sequence, channel), the state in registers,
-// time in order; lanes split the state dimension N and combine with warp shuffles.
+// time in order; lanes split the state dimension N and combine with warp shuffles. With document
+// ids the state restarts from zero at each document start.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -21,8 +22,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ delta,
                       const float* __restrict__ A, const float* __restrict__ Bm,
                       const float* __restrict__ Cm, const float* __restrict__ D,
-                      const float* __restrict__ z, float* state, float* __restrict__ y, int Bsz,
-                      int T, int Di, int N) {
+                      const float* __restrict__ z, const int32_t* __restrict__ seq, float* state,
+                      float* __restrict__ y, int Bsz, int T, int Di, int N) {
   const int lane = threadIdx.x & 31;
   const int64_t wid = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (wid >= int64_t(Bsz) * Di) return;  // whole warp leaves together
@@ -40,6 +41,10 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
     const int64_t row = bt * Di + d;
     const float dl = delta[row], uv = u[row];
     const float du = dl * uv;
+    if (seq && t > 0 && seq[bt] != seq[bt - 1]) {  // a new document starts from a zero state
+#pragma unroll
+      for (int k = 0; k < NK; ++k) hs[k] = 0.0f;
+    }
     float acc = 0.0f;
 #pragma unroll
     for (int k = 0; k < NK; ++k) {
@@ -65,21 +70,20 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
     }
   }
 }
-
-
 }  // namespace
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y) {
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
   const int64_t Bsz = u.dim(0), T = u.dim(1), Di = u.dim(2), N = A.dim(1);
   if (Bsz * Di == 0) return;
   const unsigned blocks = unsigned((Bsz * Di + kWarps - 1) / kWarps);
   const float* Dp = D ? D->f32() : nullptr;
   const float* zp = z ? z->f32() : nullptr;
   float* sp = state ? state->f32() : nullptr;
+  const int32_t* seq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
 #define MAMBALM_SCAN_LAUNCH(NK)                                                                  \
   selective_scan_kernel<NK><<<blocks, kWarps * 32>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(),       \
-                                                     Cm.f32(), Dp, zp, sp, y.f32(), int(Bsz),      \
+                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), int(Bsz), \
                                                      int(T), int(Di), int(N))
   switch (lanes_k(N, "selective_scan")) {
     case 1: MAMBALM_SCAN_LAUNCH(1); break;

@@ -13,6 +13,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/ptx.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -146,20 +147,6 @@ constexpr int kMaxChunk = 256;
 // 8-16 warps cost more than the L1 saves. HB = 1 is the default; the knob stays for the bench.
 __device__ __forceinline__ int gtid() { return threadIdx.x & (kGemmThreads - 1); }  // in the group
 __device__ __forceinline__ int gwarp() { return (threadIdx.x >> 5) & (kGemmThreads / 32 - 1); }
-
-__device__ __forceinline__ uint32_t to_tf32(float v) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
-  return r;
-}
-
-__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 // Accumulator fragment of one thread: acc[mi][ni][e] is tile row wm + 16 mi + g + 8 (e >= 2),
 // column wn + 8 ni + 2 t + (e & 1) (the m16n8 C layout; g = lane / 4, t = lane % 4).
@@ -695,7 +682,8 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
 // cover run the recurrence.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state, Tensor& y) {
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
+  MAMBALM_CHECK(!seq_idx, "op ssd_chunked (cuda)", "document resets (seq_idx) are not implemented on CUDA yet");
   if (x.dim(1) >= kChunkedMinT &&
       ssd_chunked_tensor_cores(x, dt, A, Bm, Cm, D, chunk_size, state, y, nullptr, 0))
     return;

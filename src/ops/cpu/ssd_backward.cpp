@@ -1,4 +1,5 @@
-// Mamba-2 SSD for training: chunked forward with document resets and the chunked backward,
+// Mamba-2 SSD: the chunked forward with document resets (ssd_chunked routes here when given
+// document ids) and the chunked backward,
 // templated over the scalar type (float for the ops, double for finite-difference tests).
 //
 // Per chunk of length L and head h (group g), with cum_i = sum_{k<=i} dt_k A (local, double),
@@ -32,7 +33,7 @@
 #include <vector>
 
 #include "ops/cpu/blas_t.h"
-#include "ops/cpu/cpu_backward.h"
+#include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/scan_kernels.h"
 
 namespace mambalm::ops::cpu {
@@ -365,11 +366,10 @@ SsdProblem<float> ssd_problem(const Tensor& x, const Tensor& dt, const Tensor& A
 }
 }  // namespace
 
-void ssd_chunked_packed(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                        const Tensor& Cm, const Tensor* D, const Tensor* seq_idx,
-                        int64_t chunk_size, Tensor* state, Tensor& y) {
+void ssd_chunked_with_documents(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                                const Tensor* D, const Tensor& seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
   float* s = state ? state->f32() : nullptr;
-  ssd_chunked_forward(ssd_problem(x, dt, A, Bm, Cm, D, seq_idx, chunk_size), s, s, y.f32());
+  ssd_chunked_forward(ssd_problem(x, dt, A, Bm, Cm, D, &seq_idx, chunk_size), s, s, y.f32());
 }
 
 void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,

@@ -5,7 +5,9 @@
 // A state holds `batch` sequences, each at its own position (batched decode of prompts of
 // different lengths). All tensors live on one device. With a KV capacity given up front the
 // caches are allocated once (planned memory, required on CUDA for graph replay); without one
-// they grow geometrically on demand.
+// they grow geometrically on demand. Each mixer kind allocates its own part (the static
+// new_state of Mamba2Mixer, Mamba1Mixer and Attention; MLP blocks keep none), as mamba_ssm's
+// allocate_inference_cache does.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -1,61 +1,38 @@
-#include "infer/state.h"
+#include "model/state.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "config/pattern.h"
-#include "core/cuda_memory.h"
+#include "core/device.h"
 #include "core/error.h"
-#include "ops/layout.h"
+#include "model/attention.h"
+#include "model/mamba1.h"
+#include "model/mamba2.h"
+#include "ops/ops.h"
 
 namespace mambalm {
-
-namespace {
-
-Tensor zeros_on(Device device, const Shape& shape, DType dtype = DType::F32) {
-#ifdef MAMBALM_HAVE_CUDA
-  if (device == Device::CUDA) return zeros_cuda(shape, dtype);
-#endif
-  check(device == Device::CPU, "state", "a CUDA state needs a build with the CUDA backend");
-  Tensor t = Tensor::empty(shape, dtype);
-  std::memset(t.raw(), 0, t.nbytes());
-  return t;
-}
-
-}  // namespace
 
 SequenceState::SequenceState(const ModelConfig& cfg, int64_t batch, StateOptions opts) : batch_(batch), opts_(opts) {
   check(batch > 0, "state", "batch must be positive");
   check(opts.kv_capacity >= 0, "state", "KV capacity must not be negative");
   check(opts.kv_dtype == DType::F32 || (opts.kv_dtype == DType::BF16 && opts.device == Device::CUDA), "state",
         "the KV cache is F32, or BF16 on CUDA");
-  const Device dev = opts.device;
   positions_host_.assign(static_cast<size_t>(batch), 0);
   allocate_positions();
   layers_.resize(static_cast<size_t>(cfg.n_layers()));
   for (int64_t i = 0; i < cfg.n_layers(); ++i) {
+    // Each mixer kind allocates its own state (none for MLP blocks).
     LayerState& s = layers_[static_cast<size_t>(i)];
     const char kind = cfg.pattern[static_cast<size_t>(i)];
     is_attention_.push_back(kind == kAttentionSymbol);
     if (kind == kAttentionSymbol) {
-      const AttentionConfig& a = cfg.attention;
-      kv_heads_ = a.n_kv_heads;
-      head_dim_ = a.head_dim;
+      kv_heads_ = cfg.attention.n_kv_heads;
+      head_dim_ = cfg.attention.head_dim;
       kv_rows_ = opts.kv_capacity;
-      if (kv_rows_ > 0) {
-        s.k = zeros_on(dev, {batch, kv_rows_, a.n_kv_heads, a.head_dim}, opts.kv_dtype);
-        s.v = zeros_on(dev, {batch, kv_rows_, a.n_kv_heads, a.head_dim}, opts.kv_dtype);
-      }
-    }
-    if (kind != kMambaSymbol) continue;
-    if (cfg.mamba_version == 2) {
-      const Mamba2Config& m = cfg.mamba2;
-      s.conv = zeros_on(dev, {batch, m.conv_channels(), m.d_conv - 1});
-      s.ssm = zeros_on(dev, {batch, m.n_heads, m.head_dim, m.d_state});
-    } else {
-      const Mamba1Config& m = cfg.mamba1;
-      s.conv = zeros_on(dev, {batch, m.d_inner, m.d_conv - 1});
-      s.ssm = zeros_on(dev, {batch, m.d_inner, m.d_state});
+      s = Attention::new_state(cfg.attention, batch, opts);
+    } else if (kind == kMambaSymbol) {
+      s = cfg.mamba_version == 2 ? Mamba2Mixer::new_state(cfg.mamba2, batch, opts) : Mamba1Mixer::new_state(cfg.mamba1, batch, opts);
     }
   }
   sync_positions(0);
@@ -79,11 +56,7 @@ void SequenceState::advance(int64_t tokens, int64_t b) {
 
 void SequenceState::allocate_positions() {
   const int64_t B = batch_;
-#ifdef MAMBALM_HAVE_CUDA
   positions_pinned_ = opts_.device == Device::CUDA ? empty_pinned({2, B}, DType::I32) : Tensor::empty({2, B}, DType::I32);
-#else
-  positions_pinned_ = Tensor::empty({2, B}, DType::I32);
-#endif
   positions_both_ = opts_.device == Device::CPU ? positions_pinned_ : zeros_on(opts_.device, {2, B}, DType::I32);
   positions_dev_ = positions_both_.slice0(0, 1).reshape({B});
   lengths_dev_ = positions_both_.slice0(1, 2).reshape({B});
@@ -91,14 +64,12 @@ void SequenceState::allocate_positions() {
 
 void SequenceState::sync_positions(int64_t T) {
   stage_positions(T);
-#ifdef MAMBALM_HAVE_CUDA
   if (opts_.device != Device::CUDA) return;
   // Captured: the graph's copy reads the pinned buffer at each replay (the decoder stages it
   // between replays). Otherwise a synchronous copy, so that the next call can overwrite the
   // pinned buffer without racing a copy still queued.
   if (cuda_capturing()) copy_async(positions_pinned_, positions_both_);
   else copy_tensor(positions_pinned_, positions_both_);
-#endif
 }
 
 void SequenceState::stage_positions(int64_t T) {

@@ -1,4 +1,5 @@
-// Mamba-1 selective scan for training: forward with document resets and the chunked backward,
+// Mamba-1 selective scan: the forward with document resets (selective_scan routes here when
+// given document ids) and the chunked backward,
 // templated over the scalar type (float for the ops, double for finite-difference tests).
 //
 //   h_t = a_t h_{t-1} + delta_t u_t B_t,  a_t = exp(delta_t A)   (h_{t-1} := 0 at a document start)
@@ -24,7 +25,7 @@
 #include <vector>
 
 #include "ops/cpu/blas_t.h"
-#include "ops/cpu/cpu_backward.h"
+#include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/scan_kernels.h"
 
 namespace mambalm::ops::cpu {
@@ -249,11 +250,11 @@ ScanProblem<float> scan_problem(const Tensor& u, const Tensor& delta, const Tens
 }
 }  // namespace
 
-void selective_scan_packed(const Tensor& u, const Tensor& delta, const Tensor& A,
-                           const Tensor& Bm, const Tensor& Cm, const Tensor* D, const Tensor* z,
-                           const Tensor* seq_idx, Tensor* state, Tensor& y) {
+void selective_scan_with_documents(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor& seq_idx,
+                                   Tensor* state, Tensor& y) {
   float* s = state ? state->f32() : nullptr;
-  selective_scan_forward(scan_problem(u, delta, A, Bm, Cm, D, z, seq_idx, 64), s, s, y.f32());
+  selective_scan_forward(scan_problem(u, delta, A, Bm, Cm, D, z, &seq_idx, 64), s, s, y.f32());
 }
 
 void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A,

@@ -1,0 +1,60 @@
+// Token embedding on the CPU: the lookup (row copies) and its backward (a deterministic
+// scatter-add: threads own column ranges of the table and walk the tokens in order).
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "ops/cpu/cpu_ops.h"
+
+namespace mambalm::ops::cpu {
+
+// y[b, t, :] = table[ids[b, t], :]. Ids are validated first, all of them, so that a bad id
+// throws before anything is written and never from inside a parallel region.
+void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
+  const int64_t n = ids.numel();
+  const int64_t V = table.dim(0);
+  const int64_t D = table.dim(1);
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= V)
+      fail("op embedding", "token id " + std::to_string(id[i]) + " at flat position " +
+                               std::to_string(i) + " is out of range for a table of " +
+                               std::to_string(V) + " rows",
+           "the tokenizer and the model's vocab_size disagree");
+  }
+  const float* tp = table.f32();
+  float* yp = y.f32();
+#pragma omp parallel for schedule(static) if (n * D > (1 << 16))
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(yp + i * D, tp + static_cast<int64_t>(id[i]) * D, static_cast<size_t>(D) * sizeof(float));
+}
+
+// Threads own column ranges of the table and walk all tokens in order.
+void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
+  const int64_t n = ids.numel(), V = dtable.dim(0), D = dtable.dim(1);
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= V)
+      fail("op embedding_backward",
+           "token id " + std::to_string(id[i]) + " at flat position " + std::to_string(i) +
+               " is out of range for a table of " + std::to_string(V) + " rows",
+           "the tokenizer and the model's vocab_size disagree");
+  }
+  const float* g = dy.f32();
+  float* t = dtable.f32();
+  constexpr int64_t kCols = 256;
+  const int64_t blocks = (D + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (n * D > kParallelMin)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kCols, c1 = std::min(D, c0 + kCols);
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = t + static_cast<int64_t>(id[i]) * D;
+      const float* gi = g + i * D;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) row[c] += gi[c];
+    }
+  }
+}
+
+}  // namespace mambalm::ops::cpu

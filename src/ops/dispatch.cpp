@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "ops/backend.h"
 #include "ops/checks.h"
+#include "ops/op_inputs.h"
 #include "ops/ops.h"
 
 namespace mambalm::ops {
@@ -17,40 +18,20 @@ namespace mambalm::ops {
 using namespace checks;
 
 namespace {
-
 Shape with_last(const Shape& s, int64_t last) {
   Shape r = s;
   r.back() = last;
   return r;
 }
-
-void same_shape_elementwise(const char* op, const char* xn, const Tensor& x, const char* yn,
-                            const Tensor& y) {
-  need_dtype(op, xn, x);
-  need_dtype(op, yn, y);
-  MAMBALM_CHECK(x.shape() == y.shape(), where(op),
-        std::string(yn) + " has shape " + shape_str(y.shape()) + " but " + xn + " has shape " +
-            shape_str(x.shape()),
-        "elementwise ops need equal shapes (no broadcasting)");
-}
-
 }  // namespace
+
 
 // ---- dense algebra -----------------------------------------------------------------------
 
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "linear";
-  need_dtype(op, "x", x);
-  need_storage_dtype(op, "w", w);
-  need_dtype(op, "y", y);
-  if (bias) need_dtype(op, "bias", *bias);
-  MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
-  need_rank(op, "w", w, 2, "[N, K]");
-  MAMBALM_CHECK(w.dim(1) == x.dim(-1), where(op),
-        "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
-        "w is [out_features, in_features] and in_features must equal x's last dim");
-  need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
-  if (bias) need_shape(op, "bias", *bias, {w.dim(0)});
+  linear_inputs(op, x, w, bias);
+  need(op, "y", &y, with_last(x.shape(), w.dim(0)));
   const bool gpu = on_cuda(op, {&x, &w, bias, &y});
   need_disjoint(op, "y", y, "x", &x);
   need_disjoint(op, "y", y, "w", &w);
@@ -59,12 +40,8 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 
 void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
   const char* op = "embedding";
-  need_dtype(op, "ids", ids, DType::I32);
-  need_storage_dtype(op, "table", table);
-  need_dtype(op, "y", y);
-  need_rank(op, "ids", ids, 2, "[B, T]");
-  need_rank(op, "table", table, 2, "[V, D]");
-  need_shape(op, "y", y, {ids.dim(0), ids.dim(1), table.dim(1)});
+  embedding_inputs(op, ids, table);
+  need(op, "y", &y, {ids.dim(0), ids.dim(1), table.dim(1)});
   const bool gpu = on_cuda(op, {&ids, &table, &y});
   need_disjoint(op, "y", y, "table", &table);
   MAMBALM_BACKEND(gpu, embedding(ids, table, y));
@@ -73,58 +50,49 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
 // ---- elementwise -------------------------------------------------------------------------
 
 void add(const Tensor& a, const Tensor& b, Tensor& y) {
-  same_shape_elementwise("add", "b", b, "a", a);
-  same_shape_elementwise("add", "a", a, "y", y);
+  same_shape("add", "b", b, "a", a);
+  same_shape("add", "a", a, "y", y);
   const bool gpu = on_cuda("add", {&a, &b, &y});
   MAMBALM_BACKEND(gpu, add(a, b, y));
 }
 
 void neg_exp(const Tensor& x, Tensor& y) {
-  same_shape_elementwise("neg_exp", "x", x, "y", y);
+  same_shape("neg_exp", "x", x, "y", y);
   const bool gpu = on_cuda("neg_exp", {&x, &y});
   MAMBALM_BACKEND(gpu, neg_exp(x, y));
 }
 
 void silu(const Tensor& x, Tensor& y) {
-  same_shape_elementwise("silu", "x", x, "y", y);
+  same_shape("silu", "x", x, "y", y);
   const bool gpu = on_cuda("silu", {&x, &y});
   MAMBALM_BACKEND(gpu, silu(x, y));
 }
 
 void relu_squared(const Tensor& x, Tensor& y) {
-  same_shape_elementwise("relu_squared", "x", x, "y", y);
+  same_shape("relu_squared", "x", x, "y", y);
   const bool gpu = on_cuda("relu_squared", {&x, &y});
   MAMBALM_BACKEND(gpu, relu_squared(x, y));
 }
 
 void gelu(const Tensor& x, Tensor& y) {
-  same_shape_elementwise("gelu", "x", x, "y", y);
+  same_shape("gelu", "x", x, "y", y);
   const bool gpu = on_cuda("gelu", {&x, &y});
   MAMBALM_BACKEND(gpu, gelu(x, y));
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
-  same_shape_elementwise("swiglu", "gate", gate, "up", up);
-  same_shape_elementwise("swiglu", "gate", gate, "y", y);
+  same_shape("swiglu", "gate", gate, "up", up);
+  same_shape("swiglu", "gate", gate, "y", y);
   const bool gpu = on_cuda("swiglu", {&gate, &up, &y});
   MAMBALM_BACKEND(gpu, swiglu(gate, up, y));
 }
 
 // ---- norms -------------------------------------------------------------------------------
 
-namespace {
-void check_norm_common(const char* op, const Tensor& x, const Tensor& w, float eps, Tensor& y) {
-  same_shape_elementwise(op, "x", x, "y", y);
-  need_dtype(op, "w", w);
-  MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., D]");
-  need_shape(op, "w", w, {x.dim(-1)});
-  MAMBALM_CHECK(std::isfinite(eps) && eps >= 0.0f, where(op),
-        "eps is " + std::to_string(eps) + ", expected a finite value >= 0");
-}
-}  // namespace
 
 void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
-  check_norm_common("rms_norm", x, w, eps, y);
+  norm_inputs("rms_norm", x, w, eps);
+  same_shape("rms_norm", "x", x, "y", y);
   const bool gpu = on_cuda("rms_norm", {&x, &w, &y});
   MAMBALM_BACKEND(gpu, rms_norm(x, w, eps, y));
 }
@@ -132,11 +100,9 @@ void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
 void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bool zero_centered,
                 Tensor& y) {
   const char* op = "layer_norm";
-  check_norm_common(op, x, w, eps, y);
-  if (b) {
-    need_dtype(op, "b", *b);
-    need_shape(op, "b", *b, {x.dim(-1)});
-  }
+  norm_inputs(op, x, w, eps);
+  same_shape(op, "x", x, "y", y);
+  need(op, "b", b, {x.dim(-1)});
   const bool gpu = on_cuda(op, {&x, &w, b, &y});
   MAMBALM_BACKEND(gpu, layer_norm(x, w, b, eps, zero_centered, y));
 }
@@ -144,8 +110,9 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
 void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
                     float eps, Tensor& y) {
   const char* op = "gated_rms_norm";
-  check_norm_common(op, x, w, eps, y);
-  same_shape_elementwise(op, "x", x, "z", z);
+  norm_inputs(op, x, w, eps);
+  same_shape(op, "x", x, "y", y);
+  same_shape(op, "x", x, "z", z);
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
         "group_size " + std::to_string(group_size) + " does not divide the last dim of x " +
             shape_str(x.shape()),
@@ -159,22 +126,8 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
 void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
                    bool apply_silu, Tensor& y) {
   const char* op = "causal_conv1d";
-  need_dtype(op, "x", x);
-  need_dtype(op, "w", w);
-  need_dtype(op, "y", y);
-  need_rank(op, "x", x, 3, "[B, T, C]");
-  need_rank(op, "w", w, 2, "[C, K]");
-  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
-  MAMBALM_CHECK(w.dim(0) == C && K >= 1, where(op),
-        "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
-        "w is [C, K] with K >= 1 and C equal to x's channel count");
-  need_shape(op, "y", y, {B, T, C});
-  if (bias) {
-    need_dtype(op, "bias", *bias);
-    need_shape(op, "bias", *bias, {C});
-  }
-  need(op, "state", state, {B, C, K - 1});
-  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  conv_inputs(op, x, w, bias, seq_idx, state);
+  need(op, "y", &y, x.shape());
   const bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, state, &y});
   need_disjoint(op, {{"y", &y}, {"state", state}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
   MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, seq_idx, state, apply_silu, y));
@@ -185,7 +138,7 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
 void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
                  Tensor& dt_out) {
   const char* op = "softplus_dt";
-  same_shape_elementwise(op, "dt", dt, "dt_out", dt_out);
+  same_shape(op, "dt", dt, "dt_out", dt_out);
   need_dtype(op, "dt_bias", dt_bias);
   MAMBALM_CHECK(dt.rank() >= 1, where(op), "dt has shape " + shape_str(dt.shape()) + ", expected [B, T, H]");
   need_shape(op, "dt_bias", dt_bias, {dt.dim(-1)});
@@ -200,32 +153,9 @@ namespace {
 // Returns true when the tensors live on the CUDA device.
 bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, const Tensor* state, const Tensor& y) {
-  for (auto [name, t] : {std::pair{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
-    need_dtype(op, name, *t);
-  need_rank(op, "x", x, 4, "[B, T, H, P]");
-  need_rank(op, "Bm", Bm, 4, "[B, T, G, N]");
-  const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
-  const int64_t G = Bm.dim(2), N = Bm.dim(3);
-  need_shape(op, "dt", dt, {B, T, H});
-  need_shape(op, "A", A, {H});
-  MAMBALM_CHECK(Bm.dim(0) == B && Bm.dim(1) == T, where(op),
-        "Bm has shape " + shape_str(Bm.shape()) + " but x has shape " + shape_str(x.shape()),
-        "Bm is [B, T, G, N] with x's B and T");
-  MAMBALM_CHECK(G >= 1 && H % G == 0, where(op),
-        "x has " + std::to_string(H) + " heads and Bm " + std::to_string(G) +
-            " groups (shapes " + shape_str(x.shape()) + ", " + shape_str(Bm.shape()) + ")",
-        "the head count must be a multiple of n_groups");
-  need_shape(op, "Cm", Cm, Bm.shape());
-  if (D) {
-    need_dtype(op, "D", *D);
-    need_shape(op, "D", *D, {H});
-  }
-  if (state) {
-    need_dtype(op, "state", *state);
-    need_shape(op, "state", *state, {B, H, P, N});
-  }
-  need_shape(op, "y", y, x.shape());
-  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx);
+  need(op, "state", state, ssd_state_shape(x, Bm));
+  need(op, "y", &y, x.shape());
   const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, state, &y});
   need_disjoint(op, {{"y", &y}, {"state", state}},
                 {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"seq_idx", seq_idx}});
@@ -242,8 +172,7 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
   const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, seq_idx, state, y);
-  MAMBALM_CHECK(chunk_size >= 1, where("ssd_chunked"),
-        "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1", "the config's chunk_size");
+  chunk_size_positive("ssd_chunked", chunk_size);
   MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y));
 }
 
@@ -252,31 +181,9 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
   const char* op = "selective_scan";
-  for (auto [name, t] : {std::pair{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"y", &y}})
-    need_dtype(op, name, *t);
-  need_rank(op, "u", u, 3, "[B, T, Di]");
-  need_rank(op, "A", A, 2, "[Di, N]");
-  const int64_t B = u.dim(0), T = u.dim(1), Di = u.dim(2), N = A.dim(1);
-  MAMBALM_CHECK(A.dim(0) == Di, where(op),
-        "A has shape " + shape_str(A.shape()) + " but u has shape " + shape_str(u.shape()),
-        "A is [Di, N] with u's channel count");
-  need_shape(op, "delta", delta, u.shape());
-  need_shape(op, "Bm", Bm, {B, T, N});
-  need_shape(op, "Cm", Cm, {B, T, N});
-  if (D) {
-    need_dtype(op, "D", *D);
-    need_shape(op, "D", *D, {Di});
-  }
-  if (z) {
-    need_dtype(op, "z", *z);
-    need_shape(op, "z", *z, u.shape());
-  }
-  if (state) {
-    need_dtype(op, "state", *state);
-    need_shape(op, "state", *state, {B, Di, N});
-  }
-  need_shape(op, "y", y, u.shape());
-  need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
+  scan_inputs(op, u, delta, A, Bm, Cm, D, z, seq_idx);
+  need(op, "state", state, {u.dim(0), u.dim(2), A.dim(1)});
+  need(op, "y", &y, u.shape());
   const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, state, &y});
   need_disjoint(op, {{"y", &y}, {"state", state}},
                 {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z}, {"seq_idx", seq_idx}});
@@ -286,16 +193,8 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
 // ---- attention ---------------------------------------------------------------------------
 
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
-  const char* op = "rope";
-  need_dtype(op, "x", x);
-  need_rank(op, "x", x, 4, "[B, T, H, Dh]");
-  MAMBALM_CHECK(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
-        "rotary_dim " + std::to_string(rotary_dim) + " is not an even number <= head dim of x " +
-            shape_str(x.shape()));
-  MAMBALM_CHECK(pos0 >= 0, where(op), "pos0 is " + std::to_string(pos0) + ", expected >= 0");
-  MAMBALM_CHECK(std::isfinite(theta) && theta > 0.0, where(op),
-        "theta is " + std::to_string(theta) + ", expected a positive number", "rope_theta in the config");
-  const bool gpu = on_cuda(op, {&x});
+  rope_inputs("rope", x, pos0, rotary_dim, theta);
+  const bool gpu = on_cuda("rope", {&x});
   MAMBALM_BACKEND(gpu, rope(x, pos0, rotary_dim, theta));
 }
 
@@ -308,28 +207,8 @@ void need_positions(const char* op, const char* name, const Tensor& t, int64_t B
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
   const char* op = "attention";
-  need_dtype(op, "q", q);
-  need_dtype(op, "out", out);
-  need_storage_dtype(op, "k", k);
-  need_storage_dtype(op, "v", v);
-  need_rank(op, "q", q, 4, "[B, T, Hq, Dh]");
-  need_rank(op, "k", k, 4, "[B, S, Hkv, Dh]");
-  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
-  const int64_t S = k.dim(1), Hkv = k.dim(2);
-  MAMBALM_CHECK(k.dim(0) == B && k.dim(3) == Dh, where(op),
-        "k has shape " + shape_str(k.shape()) + " but q has shape " + shape_str(q.shape()),
-        "k is [B, S, Hkv, Dh] with q's batch and head dim");
-  MAMBALM_CHECK(Hkv >= 1 && Hq % Hkv == 0, where(op),
-        "q has " + std::to_string(Hq) + " heads, not a multiple of k's " + std::to_string(Hkv) +
-            " (shapes " + shape_str(q.shape()) + ", " + shape_str(k.shape()) + ")");
-  MAMBALM_CHECK(S >= T, where(op),
-        "k has " + std::to_string(S) + " positions but q has " + std::to_string(T) +
-            " (shapes " + shape_str(k.shape()) + ", " + shape_str(q.shape()) + ")",
-        "the keys must include every query position (S >= T)");
-  need_shape(op, "v", v, k.shape());
-  MAMBALM_CHECK(v.dtype() == k.dtype(), where(op), "k and v differ in dtype");
-  need_shape(op, "out", out, q.shape());
-  need(op, "seq_idx", seq_idx, {B, S}, DType::I32);
+  attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
+  need(op, "out", &out, q.shape());
   const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out});
   need_disjoint(op, {{"out", &out}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"seq_idx", seq_idx}});
   MAMBALM_BACKEND(gpu, attention(q, k, v, seq_idx, scale, out));
@@ -337,9 +216,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
 
 void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {
   const char* op = "add_rms_norm";
-  same_shape_elementwise(op, "r", r, "x", x);
-  same_shape_elementwise(op, "x", x, "sum", sum);
-  same_shape_elementwise(op, "x", x, "y", y);
+  same_shape(op, "r", r, "x", x);
+  same_shape(op, "x", x, "sum", sum);
+  same_shape(op, "x", x, "y", y);
   need_dtype(op, "w", w);
   need_shape(op, "w", w, {x.dim(-1)});
   const bool gpu = on_cuda(op, {&x, &r, &w, &sum, &y});

@@ -1,5 +1,4 @@
 // mambalm generate: prefill a prompt, then stream one token per decode step.
-#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -8,6 +7,7 @@
 #include "device_options.h"
 #include "core/error.h"
 #include "infer/generate.h"
+#include "infer/text_stream.h"
 #include "io/token_list.h"
 #include "model/model.h"
 #include "tokenizer/install.h"
@@ -61,31 +61,20 @@ int cmd_generate(int argc, char** argv) {
   opts.sampling.seed = static_cast<uint64_t>(args.integer("seed", 0));
   opts.stop_at_eos = !args.flag("ignore-eos");
   if (tokenizer) opts.vocab_limit = tokenizer->vocab_size();
+  const bool as_text = tokenizer && !args.flag("ids");
+  TextStream stream([&](const std::vector<int32_t>& ids) { return tokenizer->decode(ids); });
   bool first = true;
-  std::vector<int32_t> generated;
-  size_t printed = 0;  // bytes of decoded text already written
   generate(model, prompt, opts, [&](int32_t t) {
-    if (tokenizer && !args.flag("ids")) {
-      // Decode everything so far and write the new complete UTF-8 characters: a byte-level
-      // token may end inside a character that the next token completes.
-      generated.push_back(t);
-      std::string text = tokenizer->decode(generated);
-      size_t end = text.size();
-      size_t lead = end;
-      while (lead > printed && (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) --lead;
-      if (lead > printed) {
-        unsigned char c = static_cast<unsigned char>(text[lead - 1]);
-        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (end - (lead - 1) < need) end = lead - 1;  // incomplete last character: wait for more
-      }
-      if (end > printed) std::fwrite(text.data() + printed, 1, end - printed, stdout);
-      printed = std::max(printed, end);
+    if (as_text) {
+      const std::string piece = stream.push(t);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
     } else {
       std::printf(first ? "%d" : " %d", t);
     }
     std::fflush(stdout);
     first = false;
   });
+  // A character the last token left unfinished is not printed (stream.finish() holds its bytes).
   std::printf("\n");
   return 0;
 }

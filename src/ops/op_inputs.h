@@ -1,0 +1,39 @@
+// The checks of an op's inputs, written once and shared by its forward entry point
+// (ops/dispatch.cpp) and its backward one (ops/dispatch_backward.cpp): dtypes, ranks and the
+// shapes the inputs imply for each other. Each entry point adds the checks of its own outputs.
+// Messages name the op and the tensor and say what was expected.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace mambalm::ops::checks {
+
+// x F32 [..., K]; w [N, K] (F32, or BF16 on CUDA); bias F32 [N] (optional).
+void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias);
+// ids I32 [B, T]; table [V, D] (F32, or BF16 on CUDA).
+void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table);
+// a and b F32 with equal shapes (elementwise ops do not broadcast).
+void same_shape(const char* op, const char* an, const Tensor& a, const char* bn, const Tensor& b);
+// x F32 [..., D]; w F32 [D]; eps finite >= 0.
+void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps);
+// x [B, T, C], w [C, K], bias [C], seq_idx I32 [B, T], state [B, C, K-1] (optional ones may be null).
+void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                 const Tensor* state);
+// x [B, T, H, P], dt [B, T, H], A [H], Bm and Cm [B, T, G, N] with H % G == 0, D [H],
+// seq_idx I32 [B, T].
+void ssd_inputs(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                const Tensor* D, const Tensor* seq_idx);
+Shape ssd_state_shape(const Tensor& x, const Tensor& Bm);  // [B, H, P, N]
+void chunk_size_positive(const char* op, int64_t chunk_size);
+// u, delta, z [B, T, Di], A [Di, N], Bm and Cm [B, T, N], D [Di], seq_idx I32 [B, T].
+void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                 const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx);
+// q F32 [B, T, Hq, Dh], k and v [B, S, Hkv, Dh] with S >= T and Hq % Hkv == 0, seq_idx I32 [B, S].
+// k and v may be BF16 when they live on CUDA and `kv_may_be_bf16` (the forward's KV cache).
+void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
+                      bool kv_may_be_bf16);
+// x F32 [B, T, H, Dh]; rotary_dim even and <= Dh; pos0 >= 0; theta > 0.
+void rope_inputs(const char* op, const Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
+
+}  // namespace mambalm::ops::checks

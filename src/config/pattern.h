@@ -10,7 +10,7 @@ constexpr char kMambaSymbol = 'M';
 constexpr char kAttentionSymbol = '*';
 constexpr char kMlpSymbol = '-';
 
-// Megatron-LM's allocation from ratios (DESIGN.md): attention layers spread evenly between Mamba
+// Megatron-LM's allocation from ratios (docs/architecture.md): attention layers spread evenly between Mamba
 // layers, then MLP layers spread over the remaining Mamba slots. Python rounding (half to even).
 std::string allocate_pattern(int64_t n_layers, double attention_ratio, double mlp_ratio);
 

@@ -84,6 +84,7 @@ class Scorer {
   // The token that stands for an empty context; throws with a hint when none is in the vocabulary.
   int32_t prefix_token() const;
   int64_t max_length() const { return max_length_; }
+  const ScorerOptions& options() const { return opts_; }
   // Tokens whose log-prob was computed, and tokens run through the model, since construction.
   int64_t tokens_scored() const { return tokens_scored_; }
   int64_t tokens_processed() const { return tokens_processed_; }

@@ -1,4 +1,4 @@
-// Random initialisation of one parameter, as DESIGN.md prescribes per kind.
+// Random initialisation of one parameter, per kind (docs/architecture.md, "Initialisation").
 #pragma once
 #include "config/model_config.h"
 #include "core/rng.h"

@@ -29,7 +29,7 @@ class Model {
   ParamList& params() { return params_; }
   int64_t parameter_count() const;
 
-  // Allocates every parameter and draws it as DESIGN.md describes.
+  // Allocates every parameter and draws it as docs/architecture.md describes.
   void init_random(uint64_t seed);
 
   // Loads <dir>/config.json and its safetensors weights (F32, BF16, F16 widened to F32).

@@ -1,7 +1,9 @@
 // Conformance cases for the dense, elementwise, norm, conv, rope and layout ops at the 8B
 // shapes (d_model 4096, Mamba-2 d_inner 8192, H 128, P 64, G 8, N 128; FFN 16384).
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "harness.h"
@@ -90,6 +92,16 @@ void check_norms(int64_t B, int64_t T, int64_t D, int64_t Dg, int64_t group) {
          kNorm, t.gpu_ms, t.cpu_ms);
 }
 
+void check_conv_documents(int64_t B, int64_t T, int64_t C, int64_t K) {
+  Tensor x = rand_cpu({B, T, C}, -1, 1), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
+  Tensor seq = random_documents(B, T), y = Tensor::empty({B, T, C});
+  Tensor gx = up(x), gw = up(w), gb = up(b), gseq = up(seq), gy = poisoned({B, T, C});
+  auto t = run_pair([&] { ops::causal_conv1d(x, w, &b, &seq, nullptr, true, y); },
+                    [&] { ops::causal_conv1d(gx, gw, &gb, &gseq, nullptr, true, gy); });
+  record("causal_conv1d", shape_str(x.shape()) + " K" + std::to_string(K), "y,documents", nmse(gy, y), kElementwise,
+         t.gpu_ms, t.cpu_ms);
+}
+
 void check_conv(int64_t B, int64_t T, int64_t C, int64_t K, bool with_state) {
   Tensor x = rand_cpu({B, T, C}, -1, 1), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
   Tensor st = rand_cpu({B, C, K - 1}, -1, 1), y = Tensor::empty({B, T, C});
@@ -121,6 +133,9 @@ void check_layout(int64_t rows, int64_t W, int64_t col0, int64_t w) {
   Tensor galog = up(alog), ga = poisoned({128});
   t = run_pair([&] { ops::neg_exp(alog, a); }, [&] { ops::neg_exp(galog, ga); });
   record("neg_exp", "[128]", "y", nmse(ga, a), kElementwise, t.gpu_ms, t.cpu_ms);
+  const float value = std::uniform_real_distribution<float>(-4.0f, 4.0f)(rng);
+  t = run_pair([&] { ops::fill(part, value); }, [&] { ops::fill(gpart, value); });
+  record("fill", shape_str(part.shape()), "t", nmse(gpart, part), kExact, t.gpu_ms, t.cpu_ms);
 }
 
 void check_softplus(int64_t B, int64_t T, int64_t H) {
@@ -146,6 +161,7 @@ void run_core(bool quick) {
   check_conv(B, T, di + 2 * G * N, 4, false);
   check_conv(B, 1, di + 2 * G * N, 4, true);
   check_conv(B, 2, di + 2 * G * N, 4, true);
+  check_conv_documents(B, T, di + 2 * G * N, 4);
   check_softplus(B, T, H);
   check_layout(B * T, in_proj, di, di);
 }

@@ -20,6 +20,22 @@ Tensor rand_cpu(const Shape& s, float lo, float hi) {
   return t;
 }
 
+Tensor random_documents(int64_t B, int64_t T) {
+  Tensor seq = Tensor::empty({B, T}, DType::I32);
+  std::uniform_int_distribution<int64_t> where(1, std::max<int64_t>(1, T - 1));
+  std::uniform_int_distribution<int> count(0, 4);
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> cuts;
+    for (int c = count(rng); c > 0; --c) cuts.push_back(where(rng));
+    for (int64_t t = 0; t < T; ++t) {
+      int32_t doc = 0;
+      for (int64_t cut : cuts) doc += t >= cut;
+      seq.data<int32_t>()[b * T + t] = doc;
+    }
+  }
+  return seq;
+}
+
 double nmse(const Tensor& gpu, const Tensor& cpu) {
   Tensor g = down(gpu);
   const float* a = g.f32();

@@ -18,6 +18,8 @@ using namespace mambalm;
 extern std::mt19937_64 rng;
 
 Tensor rand_cpu(const Shape& s, float lo, float hi);  // uniform [lo, hi), F32
+// Document ids I32 [B, T] of packed rows: each row cut into 1-5 documents at random places.
+Tensor random_documents(int64_t B, int64_t T);
 inline Tensor up(const Tensor& t) { return to_device(t, Device::CUDA); }
 inline Tensor down(const Tensor& t) { return to_device(t, Device::CPU); }
 inline Tensor poisoned(const Shape& s, DType d = DType::F32) { return empty_cuda_poisoned(s, d); }

@@ -1,0 +1,75 @@
+// The evaluation tasks by name: phonebook, mqar, selective_copy, passkey (synthetic tasks that
+// generate prompts and score exact match), mc (multiple choice from JSON Lines) and perplexity
+// (text files or an indexed token dataset). `mambalm eval --task NAME` looks a task up here and
+// prints its result; a server or a study driver runs the same tasks by name without the CLI.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/runner.h"
+#include "eval/scoring.h"
+#include "eval/tasks/generation_task.h"
+
+namespace mambalm::eval {
+
+// Every setting a task may read; each task reads its own and ignores the rest. An unset
+// optional keeps the task's own default (for example shots: 1 for phonebook, 0 for mc).
+struct TaskOptions {
+  uint64_t seed = 0;   // task generation and few-shot draws
+  int64_t limit = -1;  // at most this many samples / documents; -1 = all
+  // Synthetic tasks.
+  std::optional<std::vector<int64_t>> lengths;  // phonebook, passkey: tokens; mqar: pairs; selective_copy: items
+  std::optional<std::vector<double>> depths;    // phonebook, passkey: where the target sits, in [0, 1]
+  std::optional<int64_t> samples_per_cell;      // samples per (length, depth) cell, > 0
+  std::optional<int64_t> shots;                 // phonebook and mc: few-shot examples
+  bool reversed = false;                        // phonebook: instructions and name before the book
+  std::string names = "auto";                   // phonebook name lists (see load_name_lists)
+  std::optional<int64_t> queries;               // mqar: queries per prompt
+  std::optional<int64_t> letters;               // selective_copy: letters to copy
+  // Multiple choice.
+  std::string file;              // task JSON Lines
+  std::string examples;          // few-shot JSON Lines; empty = the task file
+  std::string format = "cloze";  // cloze or letter
+  // Perplexity: text files (one document each), or else a Megatron indexed dataset prefix.
+  std::vector<std::string> text_files;
+  std::string data;
+};
+
+struct TaskInfo {
+  std::string name;
+  std::string summary;
+  bool synthetic = false;  // generates prompt/answer samples (and so can write training data)
+};
+
+// Every task, in the order `--help` and error messages list them.
+const std::vector<TaskInfo>& tasks();
+// The task called `name`; an unknown name throws naming it and the valid ones.
+const TaskInfo& find_task(const std::string& name);
+
+struct TaskResult {
+  nlohmann::json json;          // the runner's metrics, breakdowns and memory, and "config"
+  std::vector<MetricRow> rows;  // the table: task, metric, value, stderr, n
+};
+
+// Builds the task's inputs (generated samples or documents read from files), scores them with
+// `scorer` and returns the metrics. "config" records the settings the task used, the seed and
+// the scorer's batch and maximum length. With show_progress, a progress report on stderr.
+TaskResult run_task(const std::string& name, Scorer& scorer, const TaskOptions& options, bool show_progress = true);
+
+struct TrainingDataSummary {
+  int64_t documents = 0, tokens = 0;
+};
+// A synthetic task's samples as training data: each prompt + " " + answer + "\n" one document
+// of the indexed dataset PREFIX.bin/.idx, tokenized by `tokenizer`.
+TrainingDataSummary write_task_training_data(const std::string& name, const TaskOptions& options, const Tokenizer& tokenizer,
+                                             int64_t vocab_size, const std::string& prefix);
+
+// What the results record about the model: its directory, type, pattern, parameters, the
+// tokenizer, and the memory a sequence holds (state bytes, KV bytes per token).
+nlohmann::json model_record(const Model& model, const Tokenizer& tokenizer, const std::string& dir);
+
+}  // namespace mambalm::eval

@@ -196,7 +196,7 @@ TEST(DenseBackward, CrossEntropy) {
   };
   Tensor lg = to_f32(logits, {N, V});
   Tensor d = Tensor::empty({N, V});
-  ops::CrossEntropyResult res = ops::cross_entropy(lg, targets, &d, scale);
+  ops::CrossEntropyResult res = ops::cross_entropy_mean(lg, targets, &d, scale);
   const double want = loss();
   std::printf("[err] %-56s abs=%.3e (loss %.4f)\n", "cross_entropy mean loss vs double", std::fabs(res.mean_loss - want), want);
   EXPECT_LT(std::fabs(res.mean_loss - want), 1e-6 * std::fabs(want));
@@ -206,14 +206,14 @@ TEST(DenseBackward, CrossEntropy) {
   expect_grad("cross_entropy dlogits (grad_scale 0.5)", to_vec(d), fd, kTol);
   for (int64_t j = 0; j < V; ++j) EXPECT_EQ(d.f32()[3 * V + j], 0.0f);
   // dlogits aliasing logits gives the same numbers.
-  ops::CrossEntropyResult res2 = ops::cross_entropy(lg, targets, &lg, scale);
+  ops::CrossEntropyResult res2 = ops::cross_entropy_mean(lg, targets, &lg, scale);
   EXPECT_EQ(res2.mean_loss, res.mean_loss);
   expect_grad("cross_entropy dlogits in place (aliasing logits)", to_vec(lg), to_vec(d), 1e-7);
   // Extreme logits stay finite (log-softmax with max subtraction).
   Tensor big = to_f32(logits, {N, V});
   for (int64_t i = 0; i < N * V; ++i) big.f32()[i] *= 1000.0f;
-  ops::CrossEntropyResult res3 = ops::cross_entropy(big, targets, &d, 1.0f);
+  ops::CrossEntropyResult res3 = ops::cross_entropy_mean(big, targets, &d, 1.0f);
   EXPECT_TRUE(std::isfinite(res3.mean_loss));
   targets.data<int32_t>()[0] = int32_t(V);
-  EXPECT_THROW(ops::cross_entropy(lg, targets, &d, 1.0f), Error);
+  EXPECT_THROW(ops::cross_entropy_mean(lg, targets, &d, 1.0f), Error);
 }

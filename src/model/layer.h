@@ -44,6 +44,9 @@ struct LayerContext {
   const Tensor* positions = nullptr;
   const Tensor* lengths = nullptr;
   Workspace* workspace = nullptr;  // activations come from here when set (planned memory)
+  // The dtype the attention keys and values are rounded to for the tensor cores: BF16 when the
+  // model's matrices are BF16 (as the KV cache of inference is), else F32 (exact).
+  DType attention_dtype = DType::F32;
 
   // An activation tensor: from the workspace, else a new CPU tensor.
   Tensor empty(const Shape& shape, DType dtype = DType::F32) const {

@@ -95,7 +95,7 @@ void Model::save(const std::string& model_dir, DType dtype) const {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParamRef& p : params_) {
     check(p.tensor->defined(), "save", "parameter '" + p.name + "' was never initialised or loaded");
-    tensors.emplace_back(p.name, p.tensor->to(dtype).reshape(p.file_shape));
+    tensors.emplace_back(p.name, to_host(exact_value(p)).to(dtype).reshape(p.file_shape));
   }
   io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   save_model_config(cfg_, model_dir);
@@ -103,27 +103,22 @@ void Model::save(const std::string& model_dir, DType dtype) const {
 
 namespace {
 
-// Parameters consumed by a matrix product or the embedding lookup (the large ones): these may
-// be stored in bf16. Norm gains, biases, conv taps, A_log, D and dt_bias stay F32.
-bool is_matrix(const ParamRef& p) {
-  return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::Mamba1DtWeight);
-}
-
 Tensor on_device(const Tensor& t, Device device) { return t.device() == device ? t : to_device(t, device); }
 
-void check_matrix_dtype(Device device, DType matrix_dtype) {
+}  // namespace
+
+void Model::check_matrix_dtype(Device device, DType matrix_dtype) {
   check(matrix_dtype == DType::F32 || (matrix_dtype == DType::BF16 && device == Device::CUDA), "model",
         "weights are F32, or BF16 on CUDA (" + dtype_name(matrix_dtype) + " requested)");
 }
-
-}  // namespace
 
 void Model::to_device(Device device, DType matrix_dtype) {
   check_matrix_dtype(device, matrix_dtype);
   for (ParamRef& p : params_) {
     check(p.tensor->defined(), "model", "parameter '" + p.name + "' was never initialised or loaded");
     const DType want = is_matrix(p) ? matrix_dtype : DType::F32;
-    Tensor host = on_device(*p.tensor, Device::CPU);
+    Tensor host = on_device(exact_value(p), Device::CPU);
+    if (p.master) *p.master = Tensor();
     if (host.dtype() != want) host = host.to(want);
     *p.tensor = on_device(host, device);
   }
@@ -214,6 +209,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     ctx.positions = state ? &state->positions() : nullptr;
     ctx.lengths = state ? &state->lengths() : nullptr;
     ctx.workspace = ws;
+    ctx.attention_dtype = attention_dtype();
     const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
     stage(b.kind == kMambaSymbol ? "mixer M" : b.kind == kAttentionSymbol ? "mixer *" : "mixer -");  // no string built per layer
@@ -242,78 +238,6 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
   stage("head");
   return logits;
-}
-
-}  // namespace mambalm
-
-namespace mambalm {
-
-void Model::allocate_grads() {
-  for (ParamRef& p : params_)
-    if (!p.grad->defined()) *p.grad = Tensor::zeros(p.shape);
-}
-
-void Model::zero_grads() {
-  for (ParamRef& p : params_) p.grad->fill(0.0f);
-}
-
-ops::CrossEntropyResult Model::train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale,
-                                          bool recompute) {
-  MAMBALM_CHECK(ids.dtype() == DType::I32 && ids.rank() == 2, "train", "token ids must be I32 [B, T], got " + shape_str(ids.shape()));
-  check(targets.dtype() == DType::I32 && targets.shape() == ids.shape(), "train", "targets must be I32 with the shape of the ids");
-  check(params_.front().grad->defined(), "train", "allocate_grads() was not called");
-  const int64_t B = ids.dim(0), T = ids.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
-
-  // Forward, keeping every block's input h_l and each mixer's cache.
-  std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
-  std::vector<LayerCache> caches(blocks_.size());
-  h[0] = Tensor::empty({B, T, D});
-  ops::embedding(ids, embedding_->value, h[0]);
-  Tensor normed = Tensor::empty({B, T, D});  // pre-norm output
-  for (size_t l = 0; l < blocks_.size(); ++l) {
-    Block& b = blocks_[l];
-    Tensor mixer_in = recompute ? normed : Tensor::empty({B, T, D});  // cached by the mixer unless recomputed
-    b.norm.forward(h[l], mixer_in);
-    Tensor mixed = Tensor::empty({B, T, D});
-    LayerContext ctx;
-    ctx.seq_idx = seq_idx;
-    ctx.cache = &caches[l];
-    b.mixer->forward(mixer_in, ctx, mixed);
-    if (recompute) caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
-    h[l + 1] = Tensor::empty({B, T, D});
-    ops::add(h[l], mixed, h[l + 1]);
-  }
-  Tensor final_h = Tensor::empty({B, T, D});  // Norm_f(h_L)
-  final_norm_->forward(h.back(), final_h);
-  Tensor logits = Tensor::empty({B, T, V});
-  Tensor& head = cfg_.tie_embeddings ? embedding_->value : head_->value;
-  Tensor& head_grad = cfg_.tie_embeddings ? embedding_->grad : head_->grad;
-  ops::linear(final_h, head, nullptr, logits);
-  Tensor logits_2d = logits.reshape({B * T, V});
-  ops::CrossEntropyResult loss = ops::cross_entropy(logits_2d, targets.reshape({B * T}), &logits_2d, grad_scale);
-
-  // Backward: logits -> final norm -> blocks in reverse -> embedding.
-  Tensor dfinal = Tensor::empty({B, T, D});
-  ops::linear_backward(logits, final_h, head, &dfinal, &head_grad, nullptr);
-  Tensor dh = Tensor::empty({B, T, D});  // d loss / d h_l, walking down
-  final_norm_->backward(h.back(), dfinal, dh);
-  Tensor dmixer_in = Tensor::empty({B, T, D});
-  Tensor dnorm_in = Tensor::empty({B, T, D});
-  for (size_t l = blocks_.size(); l-- > 0;) {
-    Block& b = blocks_[l];
-    if (!caches[l].x.defined()) {  // recompute mode: the mixer's input is the pre-norm output
-      caches[l].x = Tensor::empty({B, T, D});
-      b.norm.forward(h[l], caches[l].x);
-    }
-    LayerContext ctx;
-    ctx.seq_idx = seq_idx;
-    b.mixer->backward(dh, ctx, caches[l], dmixer_in);
-    caches[l] = LayerCache{};
-    b.norm.backward(h[l], dmixer_in, dnorm_in);
-    ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
-  }
-  ops::embedding_backward(ids, dh, embedding_->grad);
-  return loss;
 }
 
 }  // namespace mambalm

@@ -68,17 +68,35 @@ class Model {
   Tensor forward(const Tensor& ids, SequenceState* state = nullptr, bool last_only = false);
 
   // ---- training ----
-  // Gradient buffers for every parameter, zero-filled (once; zero_grads() per optimizer step).
+  // Places the model for training on `device`: parameters F32, gradient buffers F32 zeros, and
+  // with matrix_dtype BF16 (CUDA only) mixed precision: each matrix keeps an F32 master
+  // (ParamRef::master, what the optimizer updates and save() writes) and the ops read its BF16
+  // rounding. Activations then come from a planned workspace.
+  void prepare_training(Device device, DType matrix_dtype = DType::F32);
+  // Gradient buffers for every parameter on the model's device, zero-filled (once; zero_grads()
+  // per optimizer step). prepare_training() does this too.
   void allocate_grads();
   void zero_grads();
   // Forward, mean cross-entropy over targets != -1, and backward for one micro-batch:
-  // ids, targets I32 [B, T]; seq_idx I32 [B, T] document ids of packed sequences (or null).
-  // Gradients of grad_scale * mean loss accumulate into the parameters' grads. With
-  // `recompute`, layers keep only their inputs and recompute the rest during backward.
+  // ids, targets I32 [B, T] (host or device); seq_idx I32 [B, T] document ids of packed sequences
+  // (or null). Gradients of grad_scale * mean loss accumulate into the parameters' grads. With
+  // `recompute`, layers keep only their inputs and recompute the rest during backward. The
+  // logits are never held for the whole batch: the head and the loss run over row chunks.
   ops::CrossEntropyResult train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale = 1.0f,
                                      bool recompute = false);
+  // Model FLOPs of one training token (forward + backward) at sequence length seq_len, counted as
+  // the peers count them (bench/NOTES.md, "Training FLOPs"): 6 per matrix parameter (all but the
+  // embedding table; a tied head counts once as the head), causal attention's score and value
+  // products, and the chunked SSD's intra-chunk and state products.
+  double training_flops_per_token(int64_t seq_len) const;
+  // Peak bytes of the planned activation memory so far (0 before the first pass).
+  size_t workspace_peak() const { return workspace_ ? workspace_->peak() : 0; }
 
  private:
+  static void check_matrix_dtype(Device device, DType matrix_dtype);
+  // The dtype attention rounds keys and values to (LayerContext::attention_dtype).
+  DType attention_dtype() const { return device_ == Device::CUDA ? matrix_dtype_ : DType::F32; }
+
   struct Block {
     char kind;  // 'M', '*' or '-'
     Norm norm;

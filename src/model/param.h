@@ -22,8 +22,9 @@ enum class Init {
 
 struct ParamRef {
   std::string name;  // full HF tensor name, e.g. "backbone.layers.3.mixer.in_proj.weight"
-  Tensor* tensor;    // the layer's field
-  Tensor* grad = nullptr;  // its gradient buffer (training only), same shape
+  Tensor* tensor;    // the layer's field: what the ops read
+  Tensor* grad = nullptr;    // its gradient buffer (training only), same shape, F32
+  Tensor* master = nullptr;  // mixed-precision training: the F32 master when *tensor is a BF16 copy
   Shape shape;       // shape used by the layer (F32)
   Shape file_shape;  // shape in the safetensors file (conv1d weights carry a middle 1)
   Init init;
@@ -33,17 +34,27 @@ struct ParamRef {
 using ParamList = std::vector<ParamRef>;
 
 inline ParamRef param(std::string name, Tensor* t, Tensor* grad, Shape shape, Init init, bool decay) {
-  return ParamRef{std::move(name), t, grad, shape, shape, init, decay};
+  return ParamRef{std::move(name), t, grad, nullptr, shape, shape, init, decay};
 }
 
 // A parameter and its gradient buffer, declared side by side in a layer.
 struct Weight {
-  Tensor value;
-  Tensor grad;
+  Tensor value;   // what the ops read (F32; BF16 for matrices on CUDA)
+  Tensor grad;    // F32, training only
+  Tensor master;  // F32, mixed-precision training only: value is then its BF16 rounding
 };
 
 inline ParamRef param(std::string name, Weight& w, Shape shape, Init init, bool decay) {
-  return param(std::move(name), &w.value, &w.grad, std::move(shape), init, decay);
+  return ParamRef{std::move(name), &w.value, &w.grad, &w.master, shape, shape, init, decay};
 }
+
+// Parameters consumed by a matrix product or the embedding lookup (the large ones): these may be
+// stored in BF16. Norm gains, biases, conv taps, A_log, D and dt_bias stay F32.
+inline bool is_matrix(const ParamRef& p) {
+  return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::Mamba1DtWeight);
+}
+
+// The parameter's true value (the F32 master in mixed-precision training, else the tensor).
+inline const Tensor& exact_value(const ParamRef& p) { return p.master && p.master->defined() ? *p.master : *p.tensor; }
 
 }  // namespace mambalm

@@ -83,12 +83,6 @@ inline void need(const char* op, const char* name, const Tensor* t, const Shape&
   need_dtype(op, name, *t, dt);
   need_shape(op, name, *t, want);
 }
-inline void need_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors)
-    if (t && t->defined() && t->device() != Device::CPU)
-      fail(where(op), "CUDA backend not built",
-           "this build has only the CPU backend; keep the tensors on the CPU");
-}
 inline bool overlap(const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
   const char* pa = static_cast<const char*>(a.raw());

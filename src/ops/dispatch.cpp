@@ -2,11 +2,14 @@
 // devices and aliasing once, with a message that names the op, the tensor and the shapes
 // involved, then calls the backend of the tensors' device (ops/backend.h picks it). All tensors
 // of a call share one device.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <initializer_list>
 #include <string>
 #include <utility>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "ops/backend.h"
 #include "ops/checks.h"
@@ -389,20 +392,98 @@ void fill(Tensor& t, float value) {
   MAMBALM_BACKEND(gpu, fill(t, value));
 }
 
+void convert(const Tensor& x, Tensor& y) {
+  const char* op = "convert";
+  need_defined(op, "x", x);
+  need_defined(op, "y", y);
+  const bool ok = (x.dtype() == DType::F32 || x.dtype() == DType::BF16) && (y.dtype() == DType::F32 || y.dtype() == DType::BF16);
+  MAMBALM_CHECK(ok, where(op), "converts between F32 and BF16, got " + dtype_name(x.dtype()) + " -> " + dtype_name(y.dtype()));
+  need_shape(op, "y", y, x.shape());
+  const bool gpu = on_cuda(op, {&x, &y});
+  if (x.raw() != y.raw()) need_disjoint(op, "y", y, "x", &x);
+  MAMBALM_BACKEND(gpu, convert(x, y));
+}
+
+double measure_matmul_tflops(Device device) {
+  if (device == Device::CUDA) {
+    on_cuda("measure_matmul_tflops", {});
+    MAMBALM_CHECK(cuda_built(), "measure_matmul_tflops", "this binary was built without the CUDA backend");
+#ifdef MAMBALM_HAVE_CUDA
+    return cuda::measure_matmul_tflops();
+#endif
+  }
+  constexpr int64_t n = 1024;
+  Tensor x = Tensor::empty({n, n}), w = Tensor::empty({n, n}), y = Tensor::empty({n, n});
+  for (int64_t i = 0; i < n * n; ++i) x.f32()[i] = w.f32()[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  linear(x, w, nullptr, y);  // warm-up (thread pool, page faults)
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    linear(x, w, nullptr, y);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return 2.0 * double(n) * double(n) * double(n) / best / 1e12;
+}
+
 // ---- loss --------------------------------------------------------------------------------
 
-CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets, Tensor* dlogits, float grad_scale) {
+void cross_entropy(const Tensor& logits, const Tensor& targets, float grad_scale, Tensor& loss, Tensor* dlogits) {
   const char* op = "cross_entropy";
   need_dtype(op, "logits", logits);
   need_rank(op, "logits", logits, 2, "[N, V]");
   MAMBALM_CHECK(logits.dim(1) >= 1, where(op), "logits has no classes: " + shape_str(logits.shape()));
   need(op, "targets", &targets, {logits.dim(0)}, DType::I32);
+  need(op, "loss", &loss, {logits.dim(0)});
   need(op, "dlogits", dlogits, logits.shape());
-  need_cpu(op, {&logits, &targets, dlogits});
+  const bool gpu = on_cuda(op, {&logits, &targets, &loss, dlogits});
   // dlogits may be exactly logits (same buffer), but not a partial overlap.
   if (dlogits && dlogits->raw() != logits.raw()) need_disjoint(op, {{"dlogits", dlogits}}, {{"logits", &logits}});
-  need_disjoint(op, {{"dlogits", dlogits}}, {{"targets", &targets}});
-  return cpu::cross_entropy(logits, targets, dlogits, grad_scale);
+  need_disjoint(op, {{"dlogits", dlogits}, {"loss", &loss}}, {{"targets", &targets}});
+  need_disjoint(op, {{"loss", &loss}}, {{"logits", &logits}});
+  MAMBALM_BACKEND(gpu, cross_entropy(logits, targets, grad_scale, loss, dlogits));
+}
+
+CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& targets, Tensor* dlogits, float grad_scale) {
+  need_dtype("cross_entropy", "targets", targets, DType::I32);
+  const Tensor host_targets = to_host(targets);
+  CrossEntropyResult r;
+  for (int64_t i = 0; i < host_targets.numel(); ++i) r.n_valid += host_targets.data<int32_t>()[i] != -1;
+  const float scale = r.n_valid > 0 ? grad_scale / static_cast<float>(r.n_valid) : 0.0f;
+  Tensor loss = empty_on(logits.device(), {logits.rank() == 2 ? logits.dim(0) : 0});
+  cross_entropy(logits, targets, scale, loss, dlogits);
+  const Tensor host_loss = to_host(loss);
+  for (int64_t i = 0; i < host_loss.numel(); ++i) r.sum_loss += host_loss.f32()[i];
+  r.mean_loss = r.n_valid > 0 ? r.sum_loss / static_cast<double>(r.n_valid) : 0.0;
+  return r;
+}
+
+// ---- optimizer ---------------------------------------------------------------------------
+
+void adamw_update(Tensor& master, Tensor* copy, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
+  const char* op = "adamw_update";
+  need_dtype(op, "master", master);
+  for (auto [name, t] : {std::pair{"grad", &grad}, {"m", &m}, {"v", &v}}) need(op, name, t, master.shape());
+  if (copy && copy->raw() != master.raw()) {
+    need_storage_dtype(op, "copy", *copy);
+    need_shape(op, "copy", *copy, master.shape());
+  }
+  const bool gpu = on_cuda(op, {&master, copy, &grad, &m, &v});
+  need_disjoint(op, {{"m", &m}, {"v", &v}}, {{"master", &master}, {"grad", &grad}});
+  MAMBALM_BACKEND(gpu, adamw_update(master, copy, grad, m, v, s));
+}
+
+void squared_norm(const Tensor& x, Tensor& out) {
+  need_dtype("squared_norm", "x", x);
+  need("squared_norm", "out", &out, {1}, DType::F64);
+  const bool gpu = on_cuda("squared_norm", {&x, &out});
+  MAMBALM_BACKEND(gpu, squared_norm(x, out));
+}
+
+void nonfinite_flag(const Tensor& x, Tensor& out) {
+  need_dtype("nonfinite_flag", "x", x);
+  need("nonfinite_flag", "out", &out, {1}, DType::I32);
+  const bool gpu = on_cuda("nonfinite_flag", {&x, &out});
+  MAMBALM_BACKEND(gpu, nonfinite_flag(x, out));
 }
 
 }  // namespace mambalm::ops

@@ -26,9 +26,9 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   need(op, "dx", dx, x.shape());
   need(op, "dw", dw, w.shape());
   need(op, "db", db, {w.dim(0)});
-  need_cpu(op, {&dy, &x, &w, dx, dw, db});
+  const bool gpu = on_cuda(op, {&dy, &x, &w, dx, dw, db});
   need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", &dy}, {"x", &x}, {"w", &w}});
-  cpu::linear_backward(dy, x, w, dx, dw, db);
+  MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db));
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
@@ -36,9 +36,9 @@ void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
   embedding_inputs(op, ids, dtable);
   need_dtype(op, "dtable", dtable);
   need(op, "dy", &dy, {ids.dim(0), ids.dim(1), dtable.dim(1)});
-  need_cpu(op, {&ids, &dy, &dtable});
+  const bool gpu = on_cuda(op, {&ids, &dy, &dtable});
   need_disjoint(op, {{"dtable", &dtable}}, {{"dy", &dy}, {"ids", &ids}});
-  cpu::embedding_backward(ids, dy, dtable);
+  MAMBALM_BACKEND(gpu, embedding_backward(ids, dy, dtable));
 }
 
 // ---- elementwise -------------------------------------------------------------------------
@@ -54,20 +54,20 @@ void check_pointwise(const char* op, const Tensor& x, const Tensor& dy, const Te
 
 void silu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   check_pointwise("silu_backward", x, dy, dx);
-  need_cpu("silu_backward", {&x, &dy, &dx});
-  cpu::silu_backward(x, dy, dx);
+  const bool gpu = on_cuda("silu_backward", {&x, &dy, &dx});
+  MAMBALM_BACKEND(gpu, silu_backward(x, dy, dx));
 }
 
 void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   check_pointwise("relu_squared_backward", x, dy, dx);
-  need_cpu("relu_squared_backward", {&x, &dy, &dx});
-  cpu::relu_squared_backward(x, dy, dx);
+  const bool gpu = on_cuda("relu_squared_backward", {&x, &dy, &dx});
+  MAMBALM_BACKEND(gpu, relu_squared_backward(x, dy, dx));
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   check_pointwise("gelu_backward", x, dy, dx);
-  need_cpu("gelu_backward", {&x, &dy, &dx});
-  cpu::gelu_backward(x, dy, dx);
+  const bool gpu = on_cuda("gelu_backward", {&x, &dy, &dx});
+  MAMBALM_BACKEND(gpu, gelu_backward(x, dy, dx));
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate, Tensor& dup) {
@@ -76,18 +76,18 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Ten
   same_shape(op, "gate", gate, "dy", dy);
   same_shape(op, "gate", gate, "dgate", dgate);
   same_shape(op, "gate", gate, "dup", dup);
-  need_cpu(op, {&gate, &up, &dy, &dgate, &dup});
+  const bool gpu = on_cuda(op, {&gate, &up, &dy, &dgate, &dup});
   need_disjoint(op, {{"dgate", &dgate}, {"dup", &dup}}, {{"gate", &gate}, {"up", &up}});
-  cpu::swiglu_backward(gate, up, dy, dgate, dup);
+  MAMBALM_BACKEND(gpu, swiglu_backward(gate, up, dy, dgate, dup));
 }
 
 void neg_exp_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   const char* op = "neg_exp_backward";
   same_shape(op, "y", y, "dy", dy);
   same_shape(op, "y", y, "dx", dx);
-  need_cpu(op, {&y, &dy, &dx});
+  const bool gpu = on_cuda(op, {&y, &dy, &dx});
   need_disjoint(op, {{"dx", &dx}}, {{"y", &y}, {"dy", &dy}});
-  cpu::neg_exp_backward(y, dy, dx);
+  MAMBALM_BACKEND(gpu, neg_exp_backward(y, dy, dx));
 }
 
 void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max, const Tensor& dy, Tensor& ddt,
@@ -98,9 +98,9 @@ void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min,
   MAMBALM_CHECK(dt.rank() >= 1, where(op), "dt has shape " + shape_str(dt.shape()) + ", expected [..., H]");
   need(op, "dt_bias", &dt_bias, {dt.dim(-1)});
   need(op, "ddt_bias", ddt_bias, {dt.dim(-1)});
-  need_cpu(op, {&dt, &dt_bias, &dy, &ddt, ddt_bias});
+  const bool gpu = on_cuda(op, {&dt, &dt_bias, &dy, &ddt, ddt_bias});
   need_disjoint(op, {{"ddt", &ddt}, {"ddt_bias", ddt_bias}}, {{"dt", &dt}, {"dt_bias", &dt_bias}});
-  cpu::softplus_dt_backward(dt, dt_bias, dt_min, dt_max, dy, ddt, ddt_bias);
+  MAMBALM_BACKEND(gpu, softplus_dt_backward(dt, dt_bias, dt_min, dt_max, dy, ddt, ddt_bias));
 }
 
 // ---- norms -------------------------------------------------------------------------------
@@ -118,8 +118,8 @@ void rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor
   const char* op = "rms_norm_backward";
   norm_inputs(op, x, w, eps);
   check_norm_grads(op, x, w, dy, dx, dw);
-  need_cpu(op, {&x, &w, &dy, &dx, dw});
-  cpu::rms_norm_backward(x, w, eps, dy, dx, dw);
+  const bool gpu = on_cuda(op, {&x, &w, &dy, &dx, dw});
+  MAMBALM_BACKEND(gpu, rms_norm_backward(x, w, eps, dy, dx, dw));
 }
 
 void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_centered, const Tensor& dy, Tensor& dx,
@@ -128,9 +128,9 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
   norm_inputs(op, x, w, eps);
   check_norm_grads(op, x, w, dy, dx, dw);
   need(op, "db", db, {x.dim(-1)});
-  need_cpu(op, {&x, &w, &dy, &dx, dw, db});
+  const bool gpu = on_cuda(op, {&x, &w, &dy, &dx, dw, db});
   need_disjoint(op, {{"db", db}}, {{"x", &x}, {"dy", &dy}, {"dx", &dx}});
-  cpu::layer_norm_backward(x, w, eps, zero_centered, dy, dx, dw, db);
+  MAMBALM_BACKEND(gpu, layer_norm_backward(x, w, eps, zero_centered, dy, dx, dw, db));
 }
 
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,
@@ -143,9 +143,9 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
                 "group_size " + std::to_string(group_size) + " does not divide the last dim of x " + shape_str(x.shape()),
                 "group_size is d_inner / n_groups");
-  need_cpu(op, {&x, &z, &w, &dy, &dx, &dz, dw});
+  const bool gpu = on_cuda(op, {&x, &z, &w, &dy, &dx, &dz, dw});
   need_disjoint(op, {{"dx", &dx}, {"dz", &dz}}, {{"z", &z}});
-  cpu::gated_rms_norm_backward(x, z, w, group_size, eps, dy, dx, dz, dw);
+  MAMBALM_BACKEND(gpu, gated_rms_norm_backward(x, z, w, group_size, eps, dy, dx, dz, dw));
 }
 
 // ---- conv --------------------------------------------------------------------------------
@@ -160,10 +160,10 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
   need(op, "dw", dw, w.shape());
   need(op, "dbias", dbias, {x.dim(2)});
   need(op, "dinitial_state", dinitial_state, {x.dim(0), x.dim(2), w.dim(1) - 1});
-  need_cpu(op, {&x, &w, bias, seq_idx, initial_state, &dy, &dx, dw, dbias, dinitial_state});
+  const bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, initial_state, &dy, &dx, dw, dbias, dinitial_state});
   need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}, {"dinitial_state", dinitial_state}},
                 {{"x", &x}, {"w", &w}, {"bias", bias}, {"dy", &dy}, {"initial_state", initial_state}});
-  cpu::causal_conv1d_backward(x, w, bias, seq_idx, initial_state, apply_silu, dy, dx, dw, dbias, dinitial_state);
+  MAMBALM_BACKEND(gpu, causal_conv1d_backward(x, w, bias, seq_idx, initial_state, apply_silu, dy, dx, dw, dbias, dinitial_state));
 }
 
 // ---- SSD ---------------------------------------------------------------------------------
@@ -186,15 +186,15 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
   need(op, "dCm", &dCm, Bm.shape());
   need(op, "dD", dD, {x.dim(2)});
   need(op, "dinitial_state", dinitial_state, ss);
-  need_cpu(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, initial_state, dfinal_state, &dy, &dx, &ddt, dA, &dBm, &dCm, dD,
+  const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, initial_state, dfinal_state, &dy, &dx, &ddt, dA, &dBm, &dCm, dD,
                 dinitial_state});
   need_disjoint(op,
                 {{"dx", &dx}, {"ddt", &ddt}, {"dA", dA}, {"dBm", &dBm}, {"dCm", &dCm}, {"dD", dD},
                  {"dinitial_state", dinitial_state}},
                 {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"initial_state", initial_state},
                  {"dfinal_state", dfinal_state}, {"dy", &dy}});
-  cpu::ssd_chunked_backward(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, initial_state, dfinal_state, dy, dx, ddt, dA, dBm, dCm,
-                            dD, dinitial_state);
+  MAMBALM_BACKEND(gpu, ssd_chunked_backward(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, initial_state, dfinal_state, dy, dx, ddt, dA, dBm, dCm,
+                            dD, dinitial_state));
 }
 
 // ---- selective scan ----------------------------------------------------------------------
@@ -220,36 +220,36 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   if (!z) dz = nullptr;
   need(op, "dz", dz, u.shape());
   need(op, "dinitial_state", dinitial_state, ss);
-  need_cpu(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, initial_state, dfinal_state, &dy, &du, &ddelta, dA, &dBm, &dCm, dD,
+  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, initial_state, dfinal_state, &dy, &du, &ddelta, dA, &dBm, &dCm, dD,
                 dz, dinitial_state});
   need_disjoint(op,
                 {{"du", &du}, {"ddelta", &ddelta}, {"dA", dA}, {"dBm", &dBm}, {"dCm", &dCm}, {"dD", dD}, {"dz", dz},
                  {"dinitial_state", dinitial_state}},
                 {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z},
                  {"initial_state", initial_state}, {"dfinal_state", dfinal_state}, {"dy", &dy}});
-  cpu::selective_scan_backward(u, delta, A, Bm, Cm, D, z, seq_idx, initial_state, dfinal_state, chunk_size, dy, du, ddelta,
-                               dA, dBm, dCm, dD, dz, dinitial_state);
+  MAMBALM_BACKEND(gpu, selective_scan_backward(u, delta, A, Bm, Cm, D, z, seq_idx, initial_state, dfinal_state, chunk_size, dy, du, ddelta,
+                               dA, dBm, dCm, dD, dz, dinitial_state));
 }
 
 // ---- attention ---------------------------------------------------------------------------
 
 void rope_backward(Tensor& dx, int64_t pos0, int64_t rotary_dim, double theta) {
   rope_inputs("rope_backward", dx, pos0, rotary_dim, theta);
-  need_cpu("rope_backward", {&dx});
-  cpu::rope_backward(dx, pos0, rotary_dim, theta);
+  const bool gpu = on_cuda("rope_backward", {&dx});
+  MAMBALM_BACKEND(gpu, rope_backward(dx, pos0, rotary_dim, theta));
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale,
                         const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
   const char* op = "attention_backward";
-  attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/false);
+  attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
   need(op, "dout", &dout, q.shape());
   need(op, "dq", &dq, q.shape());
   need(op, "dk", &dk, k.shape());
   need(op, "dv", &dv, k.shape());
-  need_cpu(op, {&q, &k, &v, seq_idx, &dout, &dq, &dk, &dv});
+  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &dout, &dq, &dk, &dv});
   need_disjoint(op, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"dout", &dout}});
-  cpu::attention_backward(q, k, v, seq_idx, scale, dout, dq, dk, dv);
+  MAMBALM_BACKEND(gpu, attention_backward(q, k, v, seq_idx, scale, dout, dq, dk, dv));
 }
 
 }  // namespace mambalm::ops

@@ -27,6 +27,25 @@ struct CrossEntropyResult {
   int64_t n_valid = 0;     // rows whose target != -1
 };
 
+// The scalars of one AdamW step (adamw_update), computed once per step on the host.
+struct AdamWStep {
+  float beta1 = 0.9f, beta2 = 0.95f;
+  float step_size = 0.0f;       // lr / (1 - beta1^t)
+  float inv_sqrt_bias2 = 1.0f;  // 1 / sqrt(1 - beta2^t)
+  float eps = 1e-8f;
+  float shrink = 1.0f;          // 1 - lr * weight_decay (1 for parameters without decay)
+  float grad_scale = 1.0f;      // gradient clipping folded into the update
+};
+
 #include "ops/forward_ops.inc"
+
+// Mean cross-entropy over the rows whose target is not -1, with dlogits (optional) the gradient
+// of grad_scale * mean: cross_entropy() above plus the count and the sum, read back to the host.
+CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& targets, Tensor* dlogits,
+                                      float grad_scale = 1.0f);
+
+// The device's dense matrix rate in TFLOP/s, measured now (a second or so): on CUDA a bf16
+// 8192^3 GEMM with fp32 accumulation, on the CPU an fp32 1024^3 sgemm. MFU is reported against it.
+double measure_matmul_tflops(Device device);
 
 }  // namespace mambalm::ops

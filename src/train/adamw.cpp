@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <map>
+#include <vector>
 
+#include "core/device.h"
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace mambalm {
 
@@ -14,42 +16,36 @@ AdamW::AdamW(const ParamList& params, AdamWConfig cfg) : params_(params), cfg_(c
   check(cfg.eps > 0 && cfg.weight_decay >= 0, "adamw", "eps must be positive and weight decay non-negative");
   for (const ParamRef& p : params_) {
     check(p.grad != nullptr, "adamw", "parameter '" + p.name + "' has no gradient buffer");
-    m_.push_back(Tensor::zeros(p.shape));
-    v_.push_back(Tensor::zeros(p.shape));
+    m_.push_back(zeros_on(p.tensor->device(), p.shape));
+    v_.push_back(zeros_on(p.tensor->device(), p.shape));
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   ++t_;
   const double bias1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t_));
   const double bias2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t_));
-  const float b1 = static_cast<float>(cfg_.beta1), b2 = static_cast<float>(cfg_.beta2);
-  const float step_size = static_cast<float>(lr / bias1);
-  const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
-  const float eps = static_cast<float>(cfg_.eps);
+  ops::AdamWStep s;
+  s.beta1 = static_cast<float>(cfg_.beta1);
+  s.beta2 = static_cast<float>(cfg_.beta2);
+  s.step_size = static_cast<float>(lr / bias1);
+  s.inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
+  s.eps = static_cast<float>(cfg_.eps);
+  s.grad_scale = static_cast<float>(grad_scale);
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
-    const bool decay = p.decay || cfg_.decay_all;
-    const float shrink = decay ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
-    float* w = p.tensor->f32();
-    const float* g = p.grad->f32();
-    float* m = m_[i].f32();
-    float* v = v_[i].f32();
-    const int64_t n = p.tensor->numel();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t j = 0; j < n; ++j) {
-      m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-      v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
-      w[j] = w[j] * shrink - step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bias2 + eps);
-    }
+    s.shrink = p.decay || cfg_.decay_all ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
+    const bool mixed = p.master && p.master->defined();
+    Tensor& master = mixed ? *p.master : *p.tensor;
+    ops::adamw_update(master, mixed ? p.tensor : nullptr, *p.grad, m_[i], v_[i], s);
   }
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
   std::vector<std::pair<std::string, Tensor>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
-    out.emplace_back(params_[i].name + ".exp_avg", m_[i]);
-    out.emplace_back(params_[i].name + ".exp_avg_sq", v_[i]);
+    out.emplace_back(params_[i].name + ".exp_avg", to_host(m_[i]));
+    out.emplace_back(params_[i].name + ".exp_avg_sq", to_host(v_[i]));
   }
   return out;
 }
@@ -62,55 +58,41 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& tensor
       check(it != by_name.end(), "optimizer state", "missing tensor '" + params_[i].name + suffix + "'");
       check(it->second.shape() == params_[i].shape, "optimizer state",
             "tensor '" + params_[i].name + suffix + "' has shape " + shape_str(it->second.shape()) + ", expected " + shape_str(params_[i].shape));
-      *dst = it->second.to(DType::F32);
+      const Tensor host = it->second.to(DType::F32);
+      *dst = params_[i].tensor->device() == Device::CPU ? host : to_device(host, params_[i].tensor->device());
     }
   }
   t_ = steps_taken;
 }
 
 double global_grad_norm(const ParamList& params) {
-  // Fixed blocks summed in a fixed order: the result does not depend on the thread count or on
-  // which thread finishes first (an OpenMP reduction would), so runs are bit-reproducible.
-  constexpr int64_t kBlock = 1 << 14;
-  double total = 0;
-  std::vector<double> partial;
-  for (const ParamRef& p : params) {
-    const float* g = p.grad->f32();
-    const int64_t n = p.grad->numel(), blocks = (n + kBlock - 1) / kBlock;
-    partial.assign(static_cast<size_t>(blocks), 0.0);
-#pragma omp parallel for schedule(static) if (blocks > 4)
-    for (int64_t b = 0; b < blocks; ++b) {
-      double s = 0;
-      for (int64_t j = b * kBlock, end = std::min(n, (b + 1) * kBlock); j < end; ++j) s += static_cast<double>(g[j]) * g[j];
-      partial[static_cast<size_t>(b)] = s;
-    }
-    for (double s : partial) total += s;
+  if (params.empty()) return 0.0;
+  // One F64 per parameter on the gradients' device, read back once.
+  Tensor sums = empty_on(params.front().grad->device(), {static_cast<int64_t>(params.size())}, DType::F64);
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor one = sums.slice0(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+    ops::squared_norm(*params[i].grad, one);
   }
+  const Tensor host = to_host(sums);
+  double total = 0;
+  for (size_t i = 0; i < params.size(); ++i) total += host.data<double>()[i];
   return std::sqrt(total);
 }
 
-double clip_grad_norm(const ParamList& params, double max_norm) {
-  double norm = global_grad_norm(params);
-  if (max_norm > 0 && norm > max_norm) {
-    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
-    for (const ParamRef& p : params) {
-      float* g = p.grad->f32();
-      for (int64_t j = 0, n = p.grad->numel(); j < n; ++j) g[j] *= scale;
-    }
-  }
-  return norm;
-}
+double clip_factor(double norm, double max_norm) { return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0; }
 
 void check_finite_grads(const ParamList& params) {
-  for (const ParamRef& p : params) {
-    const float* g = p.grad->f32();
-    for (int64_t j = 0, n = p.grad->numel(); j < n; ++j) {
-      if (!std::isfinite(g[j])) {
-        fail("training", "gradient of '" + p.name + "' is " + (std::isnan(g[j]) ? "NaN" : "infinite") + " at element " + std::to_string(j),
-             "lower the learning rate or check the data; the step was not applied");
-      }
-    }
+  if (params.empty()) return;
+  Tensor flags = empty_on(params.front().grad->device(), {static_cast<int64_t>(params.size())}, DType::I32);
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor one = flags.slice0(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+    ops::nonfinite_flag(*params[i].grad, one);
   }
+  const Tensor host = to_host(flags);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (host.data<int32_t>()[i])
+      fail("training", "gradient of '" + params[i].name + "' holds a NaN or an infinity",
+           "lower the learning rate or check the data; the step was not applied");
 }
 
 }  // namespace mambalm

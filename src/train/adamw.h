@@ -2,6 +2,8 @@
 //   p <- p * (1 - lr * wd)            (only parameters marked for decay)
 //   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// on whatever device the parameters live, through ops::adamw_update (one fused pass per tensor).
+// In mixed precision the update applies to the F32 master and rewrites the BF16 copy the ops read.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,8 +24,9 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(const ParamList& params, AdamWConfig cfg);
-  // One update with learning rate `lr` from the gradients in each ParamRef::grad.
-  void step(double lr);
+  // One update with learning rate `lr` from the gradients in each ParamRef::grad, scaled by
+  // grad_scale (global-norm clipping folds in here instead of a pass over the gradients).
+  void step(double lr, double grad_scale = 1.0);
   int64_t steps_taken() const { return t_; }
 
   // Optimizer state for checkpoints: (name + ".exp_avg" / ".exp_avg_sq") -> tensor, and the step.
@@ -33,14 +36,15 @@ class AdamW {
  private:
   ParamList params_;
   AdamWConfig cfg_;
-  std::vector<Tensor> m_, v_;  // per parameter, same shape, F32
+  std::vector<Tensor> m_, v_;  // per parameter, same shape, F32, on the parameter's device
   int64_t t_ = 0;
 };
 
-// sqrt(sum of squared gradient entries over all parameters), accumulated in double.
+// sqrt(sum of squared gradient entries over all parameters), accumulated in double, the same
+// value every run. One read back from the device for the whole list.
 double global_grad_norm(const ParamList& params);
-// Scales every gradient by max_norm / norm when norm > max_norm; returns the norm before.
-double clip_grad_norm(const ParamList& params, double max_norm);
+// The factor that clips the global norm to max_norm (1 when it is within, or max_norm <= 0).
+double clip_factor(double norm, double max_norm);
 // Throws naming the first parameter whose gradient holds a NaN or infinity.
 void check_finite_grads(const ParamList& params);
 

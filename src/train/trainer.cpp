@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "train/checkpoint.h"
 #include "train/token_windows.h"
 
@@ -64,11 +66,65 @@ double validation_loss(Model& model, const TokenWindows& valid, const TrainConfi
     batch.fill(valid, i * cfg.micro_batch);  // unshuffled: the same windows every time
     Tensor logits = model.forward(batch.ids);  // inference forward; documents inside a window still see each other
     Tensor logits_2d = logits.reshape({cfg.micro_batch * cfg.seq_len, logits.dim(2)});
-    ops::CrossEntropyResult r = ops::cross_entropy(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr, 1.0f);
+    ops::CrossEntropyResult r = ops::cross_entropy_mean(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr);
     sum += r.sum_loss;
     n += r.n_valid;
   }
   return n ? sum / static_cast<double>(n) : NAN;
+}
+
+// Bytes that stay resident through training: each parameter as the ops read it, its F32 master
+// (mixed precision), its F32 gradient and the two AdamW moments.
+int64_t training_state_bytes(const Model& model) {
+  int64_t bytes = 0;
+  for (const ParamRef& p : const_cast<Model&>(model).params()) {
+    bytes += static_cast<int64_t>(p.tensor->nbytes());
+    if (p.master && p.master->defined()) bytes += static_cast<int64_t>(p.master->nbytes());
+    bytes += 3 * shape_numel(p.shape) * 4;  // gradient, exp_avg, exp_avg_sq
+  }
+  return bytes;
+}
+
+// Activation memory as a + b * micro_batch, measured by two probe steps of one and two sequences
+// (their gradients are discarded); then the peak of the requested micro-batch is predicted and
+// checked against the device's free memory before any real step runs.
+void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfig& cfg) {
+  size_t free_bytes = 0, total_bytes = 0;
+  cuda_memory_info(&free_bytes, &total_bytes);
+  const int64_t state = training_state_bytes(model);
+  double peak[2] = {0, 0};
+  for (int64_t b = 1; b <= 2; ++b) {
+    Batch probe(b, cfg.seq_len);
+    probe.fill(data, 0);
+    try {
+      model.train_step(probe.ids, probe.targets, cfg.pack_documents ? &probe.doc_ids : nullptr, 1.0f, cfg.recompute);
+    } catch (const Error& e) {
+      fail("memory", "a training step of " + std::to_string(b) + " sequence(s) of " + std::to_string(cfg.seq_len) +
+                         " tokens does not run: " + e.what(),
+           "try --recompute, a shorter --seq-len or a smaller model");
+    }
+    peak[b - 1] = static_cast<double>(model.workspace_peak());
+  }
+  model.zero_grads();
+  const double per_seq = std::max(0.0, peak[1] - peak[0]), fixed = std::max(0.0, peak[0] - per_seq);
+  const double activations = fixed + per_seq * static_cast<double>(cfg.micro_batch);
+  const double need = static_cast<double>(state) + activations;
+  // Room for the other residents: cuBLAS workspaces, kernel scratch, the probes' allocator slack.
+  const double usable = static_cast<double>(free_bytes) * 0.95 + static_cast<double>(state);
+  std::fprintf(stderr,
+               "memory plan (%s): parameters, masters, gradients and AdamW %.2f GB; activations %.2f GB at micro-batch %lld "
+               "(%.3f GB per sequence of %lld tokens%s); peak %.2f GB of %.2f GB\n",
+               cuda_device_summary().c_str(), static_cast<double>(state) / 1e9, activations / 1e9,
+               static_cast<long long>(cfg.micro_batch), per_seq / 1e9, static_cast<long long>(cfg.seq_len),
+               cfg.recompute ? ", recomputed" : "", need / 1e9, static_cast<double>(total_bytes) / 1e9);
+  if (need > usable) {
+    const int64_t fits = per_seq > 0 ? static_cast<int64_t>((usable - static_cast<double>(state) - fixed) / per_seq) : 0;
+    fail("memory",
+         "micro-batch " + std::to_string(cfg.micro_batch) + " needs " + std::to_string(need / 1e9).substr(0, 6) + " GB but " +
+             std::to_string(usable / 1e9).substr(0, 6) + " GB are usable",
+         fits > 0 ? "use --micro-batch " + std::to_string(fits) + " (with --grad-accum to keep the batch), or --recompute"
+                  : "use --recompute or a shorter --seq-len");
+  }
 }
 
 }  // namespace
@@ -78,7 +134,7 @@ nlohmann::json TrainConfig::identity() const {
           {"grad_accum", grad_accum}, {"steps", steps},             {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup_steps}, {"schedule", schedule_name(schedule.kind)},
           {"weight_decay", adamw.weight_decay}, {"clip", clip},    {"seed", seed},
-          {"pack_documents", pack_documents}};
+          {"pack_documents", pack_documents}, {"precision", dtype_name(matrix_dtype)}};
 }
 
 TrainResult train(const TrainConfig& cfg) {
@@ -95,8 +151,13 @@ TrainResult train(const TrainConfig& cfg) {
   check(train_data.max_token() < model.config().vocab_size, train_prefix,
         "holds token id " + std::to_string(train_data.max_token()) + " but the model's vocabulary has " +
             std::to_string(model.config().vocab_size) + " entries");
-  model.allocate_grads();
+  model.prepare_training(cfg.device, cfg.matrix_dtype);
   AdamW opt(model.params(), cfg.adamw);
+  if (cfg.device == Device::CUDA) plan_device_memory(model, train_data, cfg);
+  const double flops_per_token = model.training_flops_per_token(cfg.seq_len);
+  const double peak_tflops = cfg.peak_tflops > 0 ? cfg.peak_tflops : ops::measure_matmul_tflops(cfg.device);
+  std::fprintf(stderr, "model FLOPs: %.3g per token (forward + backward); matrix rate %.0f TFLOP/s (%s)\n", flops_per_token,
+               peak_tflops, cfg.peak_tflops > 0 ? "given" : "measured");
   TrainerState state;
   state.config = cfg.identity();
   if (!resume_from.empty()) {
@@ -133,9 +194,9 @@ TrainResult train(const TrainConfig& cfg) {
       loss += r.mean_loss / static_cast<double>(cfg.grad_accum);
     }
     if (!std::isfinite(loss)) fail("training", "loss is " + std::to_string(loss) + " at step " + std::to_string(state.step + 1), "lower the learning rate");
-    check_finite_grads(model.params());
-    const double grad_norm = clip_grad_norm(model.params(), cfg.clip);
-    opt.step(lr);
+    const double grad_norm = global_grad_norm(model.params());
+    if (!std::isfinite(grad_norm)) check_finite_grads(model.params());  // names the tensor
+    opt.step(lr, clip_factor(grad_norm, cfg.clip));
     ++state.step;
     ++steps_this_run;
     state.tokens_seen += tokens_per_step;
@@ -154,12 +215,16 @@ TrainResult train(const TrainConfig& cfg) {
       double tps = dt > 0 ? static_cast<double>(tokens_since_log) / dt : 0;
       double elapsed = std::chrono::duration<double>(now - t_start).count();
       double eta = elapsed / static_cast<double>(steps_this_run) * static_cast<double>(cfg.steps - state.step);
+      const double tflops = tps * flops_per_token / 1e12;
       row["tokens_per_s"] = tps;
-      char line[256];
-      std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f%s | grad norm %.3f | lr %.3e | %.0f tok/s | ETA %s",
+      row["model_tflops"] = tflops;
+      row["mfu"] = tflops / peak_tflops;
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "step %lld/%lld | loss %.4f%s | grad norm %.3f | lr %.3e | %.0f tok/s | %.1f TFLOP/s | MFU %.1f%% | ETA %s",
                     static_cast<long long>(state.step), static_cast<long long>(cfg.steps), loss,
                     row.contains("val_loss") ? (" | val " + std::to_string(result.last_val_loss).substr(0, 6)).c_str() : "",
-                    grad_norm, lr, tps, format_duration(eta).c_str());
+                    grad_norm, lr, tps, tflops, 100.0 * tflops / peak_tflops, format_duration(eta).c_str());
       if (tty) {
         int width = 30, filled = static_cast<int>(width * state.step / cfg.steps);
         std::fprintf(stderr, "\r[%s%s] %s\x1b[K%s", std::string(static_cast<size_t>(filled), '#').c_str(),

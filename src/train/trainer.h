@@ -32,6 +32,9 @@ struct TrainConfig {
   bool resume = false;
   bool recompute = false;
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
+  Device device = Device::CPU;
+  DType matrix_dtype = DType::F32;  // BF16 (CUDA): mixed precision, F32 masters; F32: exact
+  double peak_tflops = 0;           // the device's matrix rate for MFU (0: measured at start)
 
   // The options that must match for a resume to continue the same run.
   nlohmann::json identity() const;

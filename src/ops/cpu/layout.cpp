@@ -1,4 +1,5 @@
-// CPU data movement: column splits and joins, row copies, fill (see ops/forward_ops.inc).
+// CPU data movement: column splits and joins, row copies, fill, F32 <-> BF16 conversion (see
+// ops/forward_ops.inc).
 #include <cstring>
 
 #include "ops/cpu/cpu_ops.h"
@@ -37,6 +38,21 @@ void copy_rows(const Tensor& src, int64_t n, Tensor& dst) {
 void fill(Tensor& t, float value) {
   float* p = t.f32();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = value;
+}
+
+void convert(const Tensor& x, Tensor& y) {
+  const int64_t n = x.numel();
+  if (x.dtype() == y.dtype()) {
+    std::memcpy(y.raw(), x.raw(), x.nbytes());
+  } else if (x.dtype() == DType::F32) {
+    const float* s = x.f32();
+    uint16_t* d = y.data<uint16_t>();
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(s[i]);
+  } else {
+    const uint16_t* s = x.data<uint16_t>();
+    float* d = y.f32();
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+  }
 }
 
 }  // namespace mambalm::ops::cpu

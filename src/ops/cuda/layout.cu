@@ -1,4 +1,4 @@
-// Data movement on CUDA: column splits and joins, row copies and fill.
+// Data movement on CUDA: column splits and joins, row copies, fill, F32 <-> BF16 conversion.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -96,6 +96,30 @@ void fill(Tensor& t, float value) {
   if (n == 0) return;
   fill_kernel<<<blocks_for(n), kThreads>>>(t.f32(), n, value);
   check_launch("fill");
+}
+
+namespace {
+__global__ void to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+__global__ void from_bf16_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __bfloat162float(x[i]);
+}
+}  // namespace
+
+void convert(const Tensor& x, Tensor& y) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  if (x.dtype() == y.dtype()) {
+    if (x.raw() != y.raw())
+      check_cuda(cudaMemcpyAsync(y.raw(), x.raw(), x.nbytes(), cudaMemcpyDeviceToDevice, 0), "convert", "cudaMemcpyAsync");
+    return;
+  }
+  if (x.dtype() == DType::F32) to_bf16_kernel<<<blocks_for(n), kThreads>>>(x.f32(), y.data<__nv_bfloat16>(), n);
+  else from_bf16_kernel<<<blocks_for(n), kThreads>>>(x.data<__nv_bfloat16>(), y.f32(), n);
+  check_launch("convert");
 }
 
 }  // namespace mambalm::ops::cuda

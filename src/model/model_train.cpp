@@ -1,0 +1,197 @@
+// The model's training side: placement for training (mixed precision), gradient buffers, and one
+// micro-batch of forward + loss + backward over planned memory.
+//
+// Memory is a stack (core/workspace.h) that the step walks like the layers: the tensors that live
+// through the whole step first (residual gradients, the per-row losses), then for each block its
+// input, its mixer's input and the activations its mixer keeps, pushed in layer order; the head
+// and the loss run over row chunks whose logits are popped after each chunk; the backward pops the
+// blocks in reverse, so each block's activations and its backward scratch go together.
+#include <algorithm>
+#include <cstring>
+
+#include "config/pattern.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "ops/ops_backward.h"
+
+namespace mambalm {
+
+namespace {
+
+// Logits of one head chunk stay under this many floats (512 MiB): the head and the loss never
+// hold [B*T, V] at once, which at a 256K vocabulary would be 4 GiB per 4K tokens.
+constexpr int64_t kHeadChunkFloats = int64_t(1) << 27;
+
+}  // namespace
+
+void Model::prepare_training(Device device, DType matrix_dtype) {
+  check_matrix_dtype(device, matrix_dtype);
+  for (ParamRef& p : params_) {
+    check(p.tensor->defined(), "model", "parameter '" + p.name + "' was never initialised or loaded");
+    Tensor host = to_host(exact_value(p));
+    if (host.dtype() != DType::F32) host = host.to(DType::F32);
+    if (is_matrix(p) && matrix_dtype == DType::BF16) {
+      *p.master = mambalm::to_device(host, device);                // F32: what the optimizer updates
+      *p.tensor = mambalm::to_device(host.to(DType::BF16), device);  // what the ops read
+    } else {
+      *p.master = Tensor();
+      *p.tensor = device == Device::CPU ? host : mambalm::to_device(host, device);
+    }
+  }
+  device_ = device;
+  matrix_dtype_ = matrix_dtype;
+  for (ParamRef& p : params_) *p.grad = Tensor();
+  allocate_grads();
+  workspace_ = std::make_unique<Workspace>(device);
+}
+
+double Model::training_flops_per_token(int64_t seq_len) const {
+  double matrix = 0;  // parameters of the matrix products, per token 2 (forward) + 4 (backward) FLOPs each
+  for (const ParamRef& p : params_)
+    if (is_matrix(p) && p.tensor != &embedding_->value) matrix += static_cast<double>(shape_numel(p.shape));
+  if (cfg_.tie_embeddings) matrix += static_cast<double>(cfg_.vocab_size) * static_cast<double>(cfg_.d_model);
+  const double T = static_cast<double>(seq_len);
+  const double n_att = static_cast<double>(count_symbol(cfg_.pattern, kAttentionSymbol));
+  const double n_mamba = static_cast<double>(count_symbol(cfg_.pattern, kMambaSymbol));
+  // Causal QK^T and PV: 4 T H Dh FLOPs per token forward over all keys, half of them masked,
+  // times 3 for forward + backward.
+  const double attention = 6.0 * n_att * T * static_cast<double>(cfg_.attention.n_heads * cfg_.attention.head_dim);
+  double ssm = 0;
+  if (cfg_.mamba_version == 2) {
+    // Per token and layer: C B^T within the chunk (2 Q N G), its product with x (2 Q P H), and
+    // the states in and out (4 N P H); times 3 for forward + backward.
+    const Mamba2Config& m = cfg_.mamba2;
+    const double Q = static_cast<double>(m.chunk_size), N = static_cast<double>(m.d_state);
+    const double G = static_cast<double>(m.n_groups), P = static_cast<double>(m.head_dim), H = static_cast<double>(m.n_heads);
+    ssm = 3.0 * n_mamba * (2 * Q * N * G + 2 * Q * P * H + 4 * N * P * H);
+  } else {
+    // The selective scan: about 9 FLOPs per channel and state element (decay, update, output).
+    ssm = 3.0 * n_mamba * 9.0 * static_cast<double>(cfg_.mamba1.d_inner * cfg_.mamba1.d_state);
+  }
+  return 6.0 * matrix + attention + ssm;
+}
+
+void Model::allocate_grads() {
+  for (ParamRef& p : params_)
+    if (!p.grad->defined()) *p.grad = zeros_on(device_, p.shape);
+}
+
+void Model::zero_grads() {
+  for (ParamRef& p : params_) ops::fill(*p.grad, 0.0f);
+}
+
+ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& targets_in, const Tensor* seq_idx_in,
+                                          float grad_scale, bool recompute) {
+  MAMBALM_CHECK(ids_in.dtype() == DType::I32 && ids_in.rank() == 2, "train",
+                "token ids must be I32 [B, T], got " + shape_str(ids_in.shape()));
+  check(targets_in.dtype() == DType::I32 && targets_in.shape() == ids_in.shape(), "train",
+        "targets must be I32 with the shape of the ids");
+  check(!seq_idx_in || (seq_idx_in->dtype() == DType::I32 && seq_idx_in->shape() == ids_in.shape()), "train",
+        "document ids must be I32 with the shape of the ids");
+  check(params_.front().grad->defined(), "train", "prepare_training() (or allocate_grads()) was not called");
+  const int64_t B = ids_in.dim(0), T = ids_in.dim(1), D = cfg_.d_model, V = cfg_.vocab_size, rows = B * T;
+  Workspace* ws = workspace_.get();
+  if (ws) ws->reset();
+  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
+  auto on_model_device = [&](const Tensor& t) {
+    if (t.device() == device_) return t;
+    Tensor d = empty(t.shape(), t.dtype());
+    copy_tensor(t, d);
+    return d;
+  };
+
+  // The loss is the mean over the targets that are not ignored, counted on the host.
+  const Tensor targets_host = to_host(targets_in);
+  ops::CrossEntropyResult result;
+  for (int64_t i = 0; i < rows; ++i) result.n_valid += targets_host.data<int32_t>()[i] != -1;
+  const float row_scale = result.n_valid > 0 ? grad_scale / static_cast<float>(result.n_valid) : 0.0f;
+
+  // Tensors that live through the whole step.
+  const Tensor ids = on_model_device(ids_in);                   // I32 [B, T]
+  const Tensor targets = on_model_device(targets_in);           // I32 [B, T]
+  Tensor seq_dev;                                               // I32 [B, T]
+  if (seq_idx_in) seq_dev = on_model_device(*seq_idx_in);
+  const Tensor* seq_idx = seq_idx_in ? &seq_dev : nullptr;
+  Tensor loss_rows = empty({rows});                              // -log p(target) per row
+  Tensor dh = empty({B, T, D});                                  // d loss / d h_l, walking down
+  Tensor dmixer_in = empty({B, T, D});                           // d loss / d Norm_l(h_l)
+  Tensor dnorm_in = empty({B, T, D});                            // the norm's share of d loss / d h_l
+  Tensor mixed = empty({B, T, D});                               // a mixer's output
+  Tensor normed = empty({B, T, D});                              // recompute mode: the one mixer-input buffer
+  LayerContext ctx;
+  ctx.seq_idx = seq_idx;
+  ctx.workspace = ws;
+  ctx.attention_dtype = attention_dtype();
+
+  // Forward, keeping every block's input h_l and (unless recomputing) each mixer's activations.
+  std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
+  std::vector<LayerCache> caches(blocks_.size());
+  std::vector<size_t> block_mark(blocks_.size());  // the stack above this belongs to block l
+  h[0] = empty({B, T, D});
+  ops::embedding(ids, embedding_->value, h[0]);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    block_mark[l] = ws ? ws->mark() : 0;
+    h[l + 1] = empty({B, T, D});
+    Tensor mixer_in = recompute ? normed : empty({B, T, D});  // kept by the mixer unless recomputed
+    const size_t scratch = ws ? ws->mark() : 0;
+    b.norm.forward(h[l], mixer_in);
+    LayerContext fwd = ctx;
+    fwd.cache = &caches[l];
+    b.mixer->forward(mixer_in, fwd, mixed);
+    ops::add(h[l], mixed, h[l + 1]);
+    if (recompute) {
+      caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
+      if (ws) ws->release(scratch);
+    }
+  }
+
+  // Head and loss over row chunks: logits, per-row loss and d loss / d logits in place, then
+  // the chunk's share of d loss / d Norm_f(h_L) and of the head's gradient.
+  const size_t head_mark = ws ? ws->mark() : 0;
+  Tensor final_h = empty({B, T, D});  // Norm_f(h_L)
+  final_norm_->forward(h.back(), final_h);
+  Tensor dfinal = empty({B, T, D});
+  Tensor& head = cfg_.tie_embeddings ? embedding_->value : head_->value;
+  Tensor& head_grad = cfg_.tie_embeddings ? embedding_->grad : head_->grad;
+  const int64_t chunk = std::clamp<int64_t>(kHeadChunkFloats / V, 1, rows);
+  Tensor final_rows = final_h.reshape({rows, D}), dfinal_rows = dfinal.reshape({rows, D});
+  Tensor target_rows = targets.reshape({rows});
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t r1 = std::min(rows, r0 + chunk);
+    const size_t chunk_mark = ws ? ws->mark() : 0;
+    Tensor x = final_rows.slice0(r0, r1), dx = dfinal_rows.slice0(r0, r1);
+    Tensor logits = empty({r1 - r0, V});  // then d loss / d logits, in place
+    ops::linear(x, head, nullptr, logits);
+    Tensor loss_chunk = loss_rows.slice0(r0, r1);
+    ops::cross_entropy(logits, target_rows.slice0(r0, r1), row_scale, loss_chunk, &logits);
+    ops::linear_backward(logits, x, head, &dx, &head_grad, nullptr);
+    if (ws) ws->release(chunk_mark);
+  }
+
+  // Backward: final norm -> blocks in reverse -> embedding.
+  final_norm_->backward(h.back(), dfinal, dh);
+  if (ws) ws->release(head_mark);
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    Block& b = blocks_[l];
+    if (!caches[l].x.defined()) {  // recompute mode: the mixer's input is the pre-norm output
+      caches[l].x = empty({B, T, D});
+      b.norm.forward(h[l], caches[l].x);
+    }
+    b.mixer->backward(dh, ctx, caches[l], dmixer_in);
+    caches[l] = LayerCache{};
+    b.norm.backward(h[l], dmixer_in, dnorm_in);
+    ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
+    if (ws) ws->release(block_mark[l]);  // block l's input to its successor, activations, scratch
+  }
+  ops::embedding_backward(ids, dh, embedding_->grad);
+
+  const Tensor losses = to_host(loss_rows);  // waits for the step
+  for (int64_t i = 0; i < rows; ++i) result.sum_loss += losses.f32()[i];
+  result.mean_loss = result.n_valid > 0 ? result.sum_loss / static_cast<double>(result.n_valid) : 0.0;
+  return result;
+}
+
+}  // namespace mambalm

@@ -16,7 +16,7 @@ declare -A allowed=(
   [infer]="core io config ops model infer"
   [train]="core io config tokenizer data ops model train"
   [eval]="core io config tokenizer ops model infer eval"
-  [bench]="core io config ops model infer bench"
+  [bench]="core io config tokenizer data ops model infer train bench"
 )
 bad=0
 for layer in */; do

@@ -139,6 +139,21 @@ const Preset kPresets[] = {
     {"mamba-tiny", [] { return default_config(Arch::Mamba, 128, 4, 256); }},
     {"transformer-tiny", [] { return default_config(Arch::Transformer, 128, 2, 256); }},
     // ~40-60M parameters with a 32K vocabulary: fits a laptop, trains on one GPU in hours.
+    // ~1.3-1.7B: the shapes of the PyTorch training peer (../shared/peers/train_anchor.py): d_model
+    // 2048, GPT-2's padded vocabulary, the 48-layer Megatron pattern, pure Mamba-2 with 48 layers,
+    // and 24 attention+MLP pairs (GQA 16/8 heads of 128, GeLU MLP 8192, RMSNorm, no position
+    // embedding: the peer's Transformer is the hybrid's blocks without Mamba).
+    {"hybrid-48l", [] { return default_config(Arch::Hybrid, 2048, 48, 50304); }},
+    {"mamba2-48l", [] {
+       ModelConfig c = default_config(Arch::Mamba2, 2048, 48, 50304);
+       c.mamba2.norm_groups = c.mamba2.n_groups;  // mamba_ssm's Mamba2 normalises per group
+       return c;
+     }},
+    {"transformer-24x", [] {
+       ModelConfig c = default_config(Arch::Hybrid, 2048, 48, 50304);
+       c.pattern = transformer_pattern(24);
+       return c;
+     }},
     {"hybrid-small", [] { return default_config(Arch::Hybrid, 512, 24, 32000); }},
     {"mamba2-small", [] { return default_config(Arch::Mamba2, 512, 24, 32000); }},
     {"mamba-small", [] { return default_config(Arch::Mamba, 512, 24, 32000); }},

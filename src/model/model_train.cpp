@@ -30,14 +30,27 @@ void Model::prepare_training(Device device, DType matrix_dtype) {
   check_matrix_dtype(device, matrix_dtype);
   for (ParamRef& p : params_) {
     check(p.tensor->defined(), "model", "parameter '" + p.name + "' was never initialised or loaded");
-    Tensor host = to_host(exact_value(p));
-    if (host.dtype() != DType::F32) host = host.to(DType::F32);
+    // The F32 value on the device; parameters already there (init_random_on) are converted in
+    // place rather than through the host.
+    const Tensor& src = exact_value(p);
+    Tensor exact;
+    if (src.device() == device && src.dtype() == DType::F32) {
+      exact = src;
+    } else if (src.device() == device) {
+      exact = empty_on(device, p.shape);
+      ops::convert(src, exact);
+    } else {
+      Tensor host = to_host(src);
+      if (host.dtype() != DType::F32) host = host.to(DType::F32);
+      exact = device == Device::CPU ? host : mambalm::to_device(host, device);
+    }
     if (is_matrix(p) && matrix_dtype == DType::BF16) {
-      *p.master = mambalm::to_device(host, device);                // F32: what the optimizer updates
-      *p.tensor = mambalm::to_device(host.to(DType::BF16), device);  // what the ops read
+      *p.master = exact;                                // what the optimizer updates
+      *p.tensor = empty_on(device, p.shape, DType::BF16);  // what the ops read
+      ops::convert(exact, *p.tensor);
     } else {
       *p.master = Tensor();
-      *p.tensor = device == Device::CPU ? host : mambalm::to_device(host, device);
+      *p.tensor = exact;
     }
   }
   device_ = device;

@@ -1,0 +1,96 @@
+#include "bench/train_speed.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "config/presets.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "train/adamw.h"
+
+namespace mambalm::bench {
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+size_t device_used_bytes(Device device) {
+  if (device != Device::CUDA) return 0;
+  size_t free_bytes = 0, total_bytes = 0;
+  cuda_memory_info(&free_bytes, &total_bytes);
+  return total_bytes - free_bytes;
+}
+
+// Random ids [B, T] and their next-token targets, drawn from one stream of T + 1 tokens per row.
+void random_batch(Rng& rng, int64_t vocab, Tensor& ids, Tensor& targets) {
+  const int64_t B = ids.dim(0), T = ids.dim(1);
+  for (int64_t b = 0; b < B; ++b) {
+    int32_t prev = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab));
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t next = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab));
+      ids.data<int32_t>()[b * T + t] = prev;
+      targets.data<int32_t>()[b * T + t] = next;
+      prev = next;
+    }
+  }
+}
+
+}  // namespace
+
+nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
+  check(o.seq_len > 0 && o.micro_batch > 0 && o.steps > 0 && o.warmup >= 0, "bench --train",
+        "--seq-len, --micro-batch and --steps must be positive");
+  for (const std::string& name : o.presets) (void)preset_config(name);  // unknown names fail first
+  const double peak = ops::measure_matmul_tflops(o.device);
+  std::fprintf(out, "matrix rate: %.0f TFLOP/s (measured)\n", peak);
+  std::fprintf(out, "| model | parameters | step ms | tokens/s | model TFLOP/s | MFU | memory GB | loss |\n|---|---|---|---|---|---|---|---|\n");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const std::string& name : o.presets) {
+    const size_t used_before = device_used_bytes(o.device);
+    double step_ms = 0, loss = 0;
+    int64_t params = 0;
+    double flops_per_token = 0;
+    size_t used_after = 0;
+    {
+      Model model(preset_config(name));
+      params = model.parameter_count();
+      if (o.device == Device::CUDA) model.init_random_on(o.device, DType::F32, o.seed);  // matrices drawn on the device
+      else model.init_random(o.seed);
+      model.prepare_training(o.device, o.dtype);
+      AdamW opt(model.params(), AdamWConfig{});
+      flops_per_token = model.training_flops_per_token(o.seq_len);
+      Tensor ids = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
+      Tensor targets = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
+      Rng rng(o.seed + 7);
+      random_batch(rng, model.config().vocab_size, ids, targets);
+      auto step = [&] {
+        model.zero_grads();
+        loss = model.train_step(ids, targets, nullptr, 1.0f, o.recompute).mean_loss;
+        opt.step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+      };
+      for (int64_t i = 0; i < o.warmup; ++i) step();
+      cuda_synchronize();
+      const double t0 = now_s();
+      for (int64_t i = 0; i < o.steps; ++i) step();
+      cuda_synchronize();
+      step_ms = (now_s() - t0) * 1e3 / static_cast<double>(o.steps);
+      used_after = device_used_bytes(o.device);
+    }
+    const double tokens_per_s = static_cast<double>(o.micro_batch * o.seq_len) / (step_ms * 1e-3);
+    const double tflops = tokens_per_s * flops_per_token / 1e12;
+    const double mem_gb = static_cast<double>(used_after - used_before) / 1e9;
+    std::fprintf(out, "| %s | %.3fB | %.1f | %.0f | %.1f | %.1f%% | %.1f | %.3f |\n", name.c_str(), static_cast<double>(params) / 1e9,
+                 step_ms, tokens_per_s, tflops, 100.0 * tflops / peak, mem_gb, loss);
+    std::fflush(out);
+    rows.push_back({{"model", name}, {"params", params}, {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
+                    {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"step_ms", step_ms},
+                    {"tokens_per_s", tokens_per_s}, {"flops_per_token", flops_per_token}, {"model_tflops", tflops},
+                    {"peak_tflops", peak}, {"mfu", tflops / peak}, {"memory_gb", mem_gb}, {"loss", loss}});
+  }
+  return rows;
+}
+
+}  // namespace mambalm::bench

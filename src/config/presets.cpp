@@ -144,11 +144,7 @@ const Preset kPresets[] = {
     // and 24 attention+MLP pairs (GQA 16/8 heads of 128, GeLU MLP 8192, RMSNorm, no position
     // embedding: the peer's Transformer is the hybrid's blocks without Mamba).
     {"hybrid-48l", [] { return default_config(Arch::Hybrid, 2048, 48, 50304); }},
-    {"mamba2-48l", [] {
-       ModelConfig c = default_config(Arch::Mamba2, 2048, 48, 50304);
-       c.mamba2.norm_groups = c.mamba2.n_groups;  // mamba_ssm's Mamba2 normalises per group
-       return c;
-     }},
+    {"mamba2-48l", [] { return default_config(Arch::Mamba2, 2048, 48, 50304); }},
     {"transformer-24x", [] {
        ModelConfig c = default_config(Arch::Hybrid, 2048, 48, 50304);
        c.pattern = transformer_pattern(24);

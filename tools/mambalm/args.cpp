@@ -1,16 +1,20 @@
+// Option parsing and the typed readers of args.h.
 #include "args.h"
 
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "core/error.h"
 
 namespace mambalm::cli {
 
-Args::Args(std::string command, std::string usage, std::vector<OptionSpec> options)
-    : command_(std::move(command)), usage_(std::move(usage)), options_(std::move(options)) {}
+Args::Args(std::string command, std::string usage, std::vector<OptionSpec> options, const std::vector<OptionSpec>& more)
+    : command_(std::move(command)), usage_(std::move(usage)), options_(std::move(options)) {
+  options_.insert(options_.end(), more.begin(), more.end());
+}
 
 const OptionSpec* Args::find(const std::string& name) const {
   for (const OptionSpec& o : options_)
@@ -37,14 +41,14 @@ bool Args::parse(int argc, char** argv) {
       inline_value = true;
     }
     const OptionSpec* spec = find(name);
-    if (!spec) fail("mambalm " + command_, "unknown option --" + name, "see 'mambalm " + command_ + " --help'");
+    if (!spec) fail(where(), "unknown option --" + name, "see 'mambalm " + command_ + " --help'");
     if (spec->value_name.empty()) {
-      check(!inline_value, "mambalm " + command_, "option --" + name + " takes no value");
+      check(!inline_value, where(), "option --" + name + " takes no value");
       values_[name] = "1";
       continue;
     }
     if (!inline_value) {
-      check(i + 1 < argc, "mambalm " + command_, "option --" + name + " needs a value (" + spec->value_name + ")");
+      check(i + 1 < argc, where(), "option --" + name + " needs a value (" + spec->value_name + ")");
       value = argv[++i];
     }
     values_[name] = value;
@@ -60,7 +64,7 @@ std::string Args::str(const std::string& name, const std::string& fallback) cons
 }
 
 std::string Args::required(const std::string& name) const {
-  check(has(name), "mambalm " + command_, "missing required option --" + name, "see 'mambalm " + command_ + " --help'");
+  check(has(name), where(), "missing required option --" + name, "see 'mambalm " + command_ + " --help'");
   return str(name);
 }
 
@@ -70,7 +74,7 @@ int64_t Args::integer(const std::string& name, int64_t fallback) const {
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
-  check(!s.empty() && *end == '\0' && errno == 0, "mambalm " + command_, "option --" + name + ": '" + s + "' is not an integer");
+  check(!s.empty() && *end == '\0' && errno == 0, where(), "option --" + name + ": '" + s + "' is not an integer");
   return v;
 }
 
@@ -79,8 +83,56 @@ double Args::real(const std::string& name, double fallback) const {
   const std::string& s = values_.at(name);
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
-  check(!s.empty() && *end == '\0' && std::isfinite(v), "mambalm " + command_, "option --" + name + ": '" + s + "' is not a number");
+  check(!s.empty() && *end == '\0' && std::isfinite(v), where(), "option --" + name + ": '" + s + "' is not a number");
   return v;
+}
+
+int64_t Args::integer_in(const std::string& name, int64_t fallback, int64_t lo, int64_t hi, const std::string& hint) const {
+  const int64_t v = integer(name, fallback);
+  if (v >= lo && v <= hi) return v;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const std::string range = hi != kMax ? "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"
+                            : lo == 1  ? "positive"
+                                       : ">= " + std::to_string(lo);
+  fail(where(), "option --" + name + " must be " + range + ", got " + std::to_string(v), hint);
+}
+
+int64_t Args::positive(const std::string& name, int64_t fallback) const {
+  return integer_in(name, fallback, 1, std::numeric_limits<int64_t>::max());
+}
+
+std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fallback) const {
+  const std::string text = str(name, fallback);
+  std::vector<int64_t> out;
+  for (std::string item : split_list(text)) {
+    int64_t scale = 1;
+    if (item.back() == 'K' || item.back() == 'k') {
+      scale = 1024;
+      item.pop_back();
+    }
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    check(!item.empty() && *end == '\0' && errno == 0 && v > 0, where(),
+          "option --" + name + ": '" + text + "' is not a comma-separated list of positive sizes", "e.g. 1K,4K,32K");
+    out.push_back(static_cast<int64_t>(v) * scale);
+  }
+  check(!out.empty() || !has(name), where(), "option --" + name + ": empty list");
+  return out;
+}
+
+std::vector<double> Args::reals(const std::string& name, std::vector<double> fallback) const {
+  if (!has(name)) return fallback;
+  std::vector<double> out;
+  for (const std::string& item : split_list(str(name))) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    check(*end == '\0' && std::isfinite(v), where(), "option --" + name + ": '" + item + "' is not a number",
+          "give a comma-separated list such as 0,0.5,1");
+    out.push_back(v);
+  }
+  check(!out.empty(), where(), "option --" + name + ": empty list");
+  return out;
 }
 
 void Args::print_help() const {
@@ -90,6 +142,18 @@ void Args::print_help() const {
     std::printf("  %-28s %s\n", left.c_str(), o.help.c_str());
   }
   std::printf("  %-28s %s\n", "--help", "show this help");
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace mambalm::cli

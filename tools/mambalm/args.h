@@ -1,5 +1,7 @@
 // Command-line options for the subcommands: each declares its options with help text; parsing
 // rejects unknown options and malformed values with a one-line error that names the option.
+// The readers below (ranges, lists, sizes) are written once here so that every command words
+// its errors the same way: "mambalm <command>: option --name ...".
 #pragma once
 #include <cstdint>
 #include <map>
@@ -17,7 +19,8 @@ struct OptionSpec {
 
 class Args {
  public:
-  Args(std::string command, std::string usage, std::vector<OptionSpec> options);
+  // `more`: a shared group (placement_options(), ...) listed after the command's own options.
+  Args(std::string command, std::string usage, std::vector<OptionSpec> options, const std::vector<OptionSpec>& more = {});
 
   // Parses argv after the subcommand name. Returns false if --help was asked (help printed).
   bool parse(int argc, char** argv);
@@ -27,9 +30,18 @@ class Args {
   std::string required(const std::string& name) const;
   int64_t integer(const std::string& name, int64_t fallback) const;
   double real(const std::string& name, double fallback) const;
+  // An integer in [lo, hi]; outside it, an error naming the option, the range and `hint`.
+  int64_t integer_in(const std::string& name, int64_t fallback, int64_t lo, int64_t hi, const std::string& hint = "") const;
+  int64_t positive(const std::string& name, int64_t fallback) const;  // an integer >= 1
+  // Comma-separated positive sizes, K = x1024 ("1K,4K,32K"); `fallback` is parsed when absent.
+  std::vector<int64_t> sizes(const std::string& name, const std::string& fallback = "") const;
+  // Comma-separated numbers ("0,0.5,1"); `fallback` when absent.
+  std::vector<double> reals(const std::string& name, std::vector<double> fallback = {}) const;
   bool flag(const std::string& name) const { return has(name); }
   const std::vector<std::string>& positional() const { return positional_; }
   void print_help() const;
+  // "mambalm <command>": where an error about the command line as a whole points.
+  std::string where() const { return "mambalm " + command_; }
 
  private:
   const OptionSpec* find(const std::string& name) const;
@@ -39,5 +51,9 @@ class Args {
   std::map<std::string, std::string> values_;
   std::vector<std::string> positional_;
 };
+
+// "a.txt,,b/*.jsonl" -> {"a.txt", "b/*.jsonl"}: the items of a comma-separated list, empty
+// ones skipped (a trailing comma is harmless).
+std::vector<std::string> split_list(const std::string& text);
 
 }  // namespace mambalm::cli

@@ -14,14 +14,14 @@
 namespace mambalm::cli {
 
 int cmd_forward(int argc, char** argv) {
-  std::vector<OptionSpec> options = {{"model", "DIR", "model directory (config.json + model.safetensors)"},
-                                     {"tokens", "FILE", "whitespace-separated token ids"},
-                                     {"logits", "OUT.npy", "float32 logits [T, vocab] as a NumPy array"}};
-  for (OptionSpec& o : placement_options()) options.push_back(o);
-  Args args("forward", "--model DIR --tokens FILE --logits OUT.npy [--device cuda [--dtype f32|bf16]]", options);
+  Args args("forward", "--model DIR --tokens FILE --logits OUT.npy [--device cuda [--dtype f32|bf16]]",
+            {{"model", "DIR", "model directory (config.json + model.safetensors)"},
+             {"tokens", "FILE", "whitespace-separated token ids"},
+             {"logits", "OUT.npy", "float32 logits [T, vocab] as a NumPy array"}},
+            placement_options());
   if (!args.parse(argc, argv)) return 0;
   std::string tokens_path = args.required("tokens"), out = args.required("logits");
-  const Placement placement = parse_placement(args, "mambalm forward");
+  const Placement placement = parse_placement(args);
   Model model = Model::load(args.required("model"));
   place(model, placement);
   std::vector<int32_t> ids = io::read_token_ids(tokens_path);

@@ -1,4 +1,5 @@
 // mambalm generate: prefill a prompt, then stream one token per decode step.
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 
@@ -16,7 +17,8 @@
 namespace mambalm::cli {
 
 int cmd_generate(int argc, char** argv) {
-  std::vector<OptionSpec> options = {{"model", "DIR", "model directory"},
+  Args args("generate", "--model DIR (--tokens FILE | --prompt TEXT) [sampling options] [--device cuda]",
+            {{"model", "DIR", "model directory"},
              {"tokens", "FILE", "prompt as whitespace-separated token ids"},
              {"prompt", "TEXT", "prompt text (needs a tokenizer in the model directory; else token ids)"},
              {"max-tokens", "N", "tokens to generate (default 32)"},
@@ -26,12 +28,11 @@ int cmd_generate(int argc, char** argv) {
              {"seed", "S", "sampling seed (default 0)"},
              {"ignore-eos", "", "keep going past the end-of-sequence token"},
              {"bos", "", "prepend the tokenizer's BOS token to the prompt"},
-             {"ids", "", "print token ids even when the model directory has a tokenizer"}};
-  for (OptionSpec& o : placement_options()) options.push_back(o);
-  Args args("generate", "--model DIR (--tokens FILE | --prompt TEXT) [sampling options] [--device cuda]", options);
+             {"ids", "", "print token ids even when the model directory has a tokenizer"}},
+            placement_options());
   if (!args.parse(argc, argv)) return 0;
-  const Placement placement = parse_placement(args, "mambalm generate");
-  check(args.has("tokens") != args.has("prompt"), "mambalm generate", "give exactly one of --tokens FILE or --prompt TEXT");
+  const Placement placement = parse_placement(args);
+  check(args.has("tokens") != args.has("prompt"), args.where(), "give exactly one of --tokens FILE or --prompt TEXT");
   const std::string model_dir = args.required("model");
   Model model = Model::load(model_dir);
   place(model, placement);
@@ -53,8 +54,7 @@ int cmd_generate(int argc, char** argv) {
   }
   check_token_ids(prompt, model.config().vocab_size, args.has("tokens") ? args.str("tokens") : "--prompt");
   GenerateOptions opts;
-  opts.max_tokens = args.integer("max-tokens", 32);
-  check(opts.max_tokens >= 0, "--max-tokens", "must be >= 0");
+  opts.max_tokens = args.integer_in("max-tokens", 32, 0, INT64_MAX);
   opts.sampling.temperature = args.real("temperature", 0.0);
   opts.sampling.top_k = args.integer("top-k", 0);
   opts.sampling.top_p = args.real("top-p", 1.0);

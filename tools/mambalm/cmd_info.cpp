@@ -27,7 +27,7 @@ int cmd_info(int argc, char** argv) {
   if (args.has("preset")) {
     cfg = preset_config(args.str("preset"));
   } else {
-    check(args.positional().size() == 1, "mambalm info", "expected one model directory", "see 'mambalm info --help'");
+    check(args.positional().size() == 1, args.where(), "expected one model directory", "see 'mambalm info --help'");
     cfg = load_model_config(args.positional()[0]);
   }
   Model model(cfg);  // parameters are counted from the layers' declared shapes, not loaded

@@ -13,22 +13,6 @@
 
 namespace mambalm::cli {
 
-namespace {
-
-// "a.txt,b/*.jsonl" -> {"a.txt", "b/*.jsonl"}
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (;;) {
-    size_t comma = s.find(',', start);
-    out.push_back(s.substr(start, comma - start));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
-}
-
-}  // namespace
-
 int cmd_prepare(int argc, char** argv) {
   Args args("prepare", "--tokenizer PATH --input FILES_OR_GLOBS [MORE ...] --out PREFIX [options]",
             {{"tokenizer", "PATH", "tokenizer: model dir, tokenizer.json, .model, .tiktoken, encoder.json or 'bytes'"},
@@ -43,20 +27,14 @@ int cmd_prepare(int argc, char** argv) {
   if (!args.parse(argc, argv)) return 0;
   data::PrepareOptions opt;
   const std::string tokenizer_path = args.required("tokenizer");
-  opt.inputs = split_commas(args.required("input"));
+  opt.inputs = split_list(args.required("input"));
   for (const std::string& p : args.positional()) opt.inputs.push_back(p);
   opt.out_prefix = args.required("out");
   opt.valid_fraction = args.real("valid-fraction", 0.01);
-  const int64_t seed = args.integer("seed", 1234);
-  check(seed >= 0, "--seed", "must be >= 0");
-  opt.seed = static_cast<uint64_t>(seed);
-  const int64_t threads = args.integer("threads", 0);
-  check(threads >= 0 && threads <= 4096, "--threads", "must be in [0, 4096] (0 = every core)");
-  opt.threads = static_cast<int>(threads);
+  opt.seed = static_cast<uint64_t>(args.integer_in("seed", 1234, 0, INT64_MAX));
+  opt.threads = static_cast<int>(args.integer_in("threads", 0, 0, 4096, "0 = every core"));
   opt.split_paragraphs = args.flag("split-paragraphs");
-  const int64_t eod = args.integer("eod-id", -1);
-  check(eod >= -1 && eod <= INT32_MAX, "--eod-id", "must be a token id");
-  opt.eod_id = static_cast<int32_t>(eod);
+  opt.eod_id = static_cast<int32_t>(args.integer_in("eod-id", -1, -1, INT32_MAX, "a token id; -1 = the tokenizer's end of sequence"));
   opt.show_progress = !args.flag("quiet");
 
   std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(tokenizer_path);

@@ -1,7 +1,6 @@
 // mambalm tokenizer train: a SentencePiece vocabulary trained on a corpus.
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 
 #include "args.h"
 #include "commands.h"
@@ -28,9 +27,7 @@ int cmd_tokenizer(int argc, char** argv) {
              {"threads", "N", "trainer threads (default: all cores)"}});
   if (!args.parse(argc - 1, argv + 1)) return 0;
   SentencePieceTrainOptions opts;
-  std::stringstream list(args.required("input"));
-  for (std::string f; std::getline(list, f, ',');)
-    if (!f.empty()) opts.inputs.push_back(f);
+  opts.inputs = split_list(args.required("input"));
   for (const std::string& f : args.positional()) opts.inputs.push_back(f);
   opts.vocab_size = args.integer("vocab-size", 8000);
   opts.type = args.str("type", "bpe");

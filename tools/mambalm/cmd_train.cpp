@@ -44,13 +44,11 @@ int cmd_train(int argc, char** argv) {
   cfg.data = args.required("data");
   cfg.valid_data = args.str("valid-data");
   cfg.run_dir = args.required("out");
-  cfg.seq_len = args.integer("seq-len", 256);
-  cfg.micro_batch = args.integer("micro-batch", 8);
-  cfg.grad_accum = args.integer("grad-accum", 1);
-  check(cfg.seq_len > 0 && cfg.micro_batch > 0 && cfg.grad_accum > 0, "mambalm train", "--seq-len, --micro-batch and --grad-accum must be positive");
-  cfg.steps = args.integer("steps", 1000);
-  if (args.has("tokens")) cfg.steps = std::max<int64_t>(1, args.integer("tokens", 0) / (cfg.seq_len * cfg.micro_batch * cfg.grad_accum));
-  check(cfg.steps > 0, "--steps", "must be positive");
+  cfg.seq_len = args.positive("seq-len", 256);
+  cfg.micro_batch = args.positive("micro-batch", 8);
+  cfg.grad_accum = args.positive("grad-accum", 1);
+  cfg.steps = args.has("tokens") ? std::max<int64_t>(1, args.integer("tokens", 0) / (cfg.seq_len * cfg.micro_batch * cfg.grad_accum))
+                                 : args.positive("steps", 1000);
   cfg.schedule.kind = parse_schedule(args.str("schedule", "cosine"));
   cfg.schedule.max_lr = args.real("lr", 3e-4);
   cfg.schedule.min_lr = args.real("min-lr", cfg.schedule.max_lr / 10);

@@ -1,3 +1,4 @@
+// The --device / --dtype option group and moving a model where it says (device_options.h).
 #include "device_options.h"
 
 #include <cstdio>
@@ -14,7 +15,8 @@ std::vector<OptionSpec> placement_options() {
           {"dtype", "f32|bf16", "weight storage: f32, or bf16 on cuda (default: f32 on cpu, bf16 on cuda)"}};
 }
 
-Placement parse_placement(const Args& args, const char* command) {
+Placement parse_placement(const Args& args) {
+  const std::string command = args.where();
   Placement p;
   const std::string device = args.str("device", "cpu");
   if (device == "cuda") p.device = Device::CUDA;

@@ -20,7 +20,7 @@ struct Placement {
 std::vector<OptionSpec> placement_options();
 // Parses them (default cpu / f32; bf16 on CUDA by default); a clear error when CUDA is not
 // built or no device is visible.
-Placement parse_placement(const Args& args, const char* command);
+Placement parse_placement(const Args& args);
 // Moves a loaded model where the options say, and says so on stderr when that is a GPU.
 void place(Model& model, const Placement& p);
 

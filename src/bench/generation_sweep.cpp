@@ -1,5 +1,5 @@
-// mambalm bench --device cuda: the study's generation-speed experiment on one GPU. For each
-// context length L and batch size B (up to the largest that fits in device memory):
+// The generation-speed sweep on one GPU. For each context length L and batch size B (up to the
+// largest that fits in device memory):
 //   prefill  one sequence of L tokens (chunked), timed: seconds and tokens/s;
 //   decode   B sequences at position L, one token each per step (CUDA-graph replays), timed:
 //            ms per step and tokens/s;
@@ -7,17 +7,13 @@
 // Sequences other than the prefilled one get random state (speed does not depend on values;
 // prefilling B x 128K tokens would take minutes). Batch-1 decode is compared with its floor:
 // the bytes one step must read (weights, states, KV rows) over the measured copy bandwidth.
+#include "bench/generation_sweep.h"
+
 #include <algorithm>
-#include <cmath>
 #include <chrono>
-#include <cstdio>
-#include <cstring>
+#include <cmath>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "bench_cuda.h"
 
 #include "config/pattern.h"
 #include "config/presets.h"
@@ -28,7 +24,7 @@
 #include "infer/generate.h"
 #include "model/model.h"
 
-namespace mambalm::cli {
+namespace mambalm::bench {
 
 namespace {
 
@@ -68,12 +64,7 @@ void randomise(SequenceState& s, int64_t n_layers, uint64_t seed) {
   }
 }
 
-struct Best {
-  int64_t context = 0, batch = 0;
-  double tokens_per_s = 0, kv_gb = 0, state_gb = 0;
-  bool memory_bound = false;
-};
-
+// One measured (context, batch) configuration.
 struct Row {
   int64_t context, batch;
   double prefill_s = 0, decode_ms = 0;
@@ -84,7 +75,8 @@ struct Row {
 // One preset: prints its rows and returns, per context, the best decode throughput.
 // bw: the copy bandwidth measured once, before any model took device memory (measured again
 // next to a resident 8B model it read up to 10% lower).
-std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& name, double bw, nlohmann::json& doc) {
+std::vector<BestThroughput> bench_preset(const GenerationSweepOptions& o, const std::string& name, double bw, nlohmann::json& doc,
+                                         std::FILE* out) {
   const ModelConfig cfg = preset_config(name);
   const int64_t V = cfg.vocab_size;
 
@@ -93,16 +85,16 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
   model.init_random_on(Device::CUDA, o.dtype, o.seed);
   cuda_synchronize();
   const int64_t weight_bytes = model.parameter_bytes();
-  std::printf("model %s: %.3fB parameters, %s weights %.2f GB (random, drawn on the GPU in %.1f s)\n", name.c_str(),
+  std::fprintf(out, "model %s: %.3fB parameters, %s weights %.2f GB (random, drawn on the GPU in %.1f s)\n", name.c_str(),
               double(model.parameter_count()) / 1e9, dtype_name(o.dtype).c_str(), double(weight_bytes) / 1e9, now_s() - t0);
   const int64_t per_seq_state = state_bytes_per_sequence(cfg);
   const int64_t kv_tok = kv_bytes_per_token(cfg, o.dtype);
-  std::printf("per sequence: SSM+conv state %.2f MB (constant), KV cache %.1f KB per token (%lld attention layers)\n",
+  std::fprintf(out, "per sequence: SSM+conv state %.2f MB (constant), KV cache %.1f KB per token (%lld attention layers)\n",
               double(per_seq_state) / 1e6, double(kv_tok) / 1e3, (long long)attention_layers(cfg));
 
   Rng rng(o.seed + 1);
   std::vector<Row> rows;
-  nlohmann::json out = nlohmann::json::array();
+  nlohmann::json measured = nlohmann::json::array();
   for (int64_t L : o.contexts) {
     const int64_t cap = L + o.gen + 16;  // KV rows per sequence (warm-up, timed and profiled steps)
     // Prefill one sequence of L tokens, chunked, timed end to end (tokens uploaded per chunk).
@@ -126,7 +118,7 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
       // Matrix FLOPs of the prefill: 2 x (parameters without the embedding table) per token, the
       // LM head for the last token only; attention scores and the SSD come on top.
       const double matrix_flop = 2.0 * double(model.parameter_count() - 2 * V * cfg.d_model) * double(L);
-      std::printf("L %7lld  prefill of one sequence %.3f s: %.0f tok/s, %.0f TFLOP/s in its matrix products\n", (long long)L,
+      std::fprintf(out, "L %7lld  prefill of one sequence %.3f s: %.0f tok/s, %.0f TFLOP/s in its matrix products\n", (long long)L,
                   prefill_s, double(L) / prefill_s, matrix_flop / prefill_s / 1e12);
     }
     // Device memory one more sequence needs (KV for cap tokens, SSM+conv state, its share of
@@ -151,7 +143,7 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
       if (need > int64_t(free_b) * 95 / 100) {
         r.fits = false;
         rows.push_back(r);
-        std::printf("L %7lld  B %4lld  does not fit: needs ~%.1f GB, %.1f GB free\n", (long long)L, (long long)B,
+        std::fprintf(out, "L %7lld  B %4lld  does not fit: needs ~%.1f GB, %.1f GB free\n", (long long)L, (long long)B,
                     double(need) / 1e9, double(free_b) / 1e9);
         break;  // larger batches fit even less
       }
@@ -177,20 +169,20 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
         const int steps = 4;
         for (int i = 0; i < steps; ++i) model.forward(ids, &state);
         model.set_profiling(false);
-        std::printf("         profile (ms per step, uncaptured, synchronised per stage):");
-        for (const auto& [stage, sec] : model.profile()) std::printf("  %s %.3f", stage.c_str(), 1e3 * sec / steps);
-        std::printf("\n");
+        std::fprintf(out, "         profile (ms per step, uncaptured, synchronised per stage):");
+        for (const auto& [stage, sec] : model.profile()) std::fprintf(out, "  %s %.3f", stage.c_str(), 1e3 * sec / steps);
+        std::fprintf(out, "\n");
       }
       r.kv_bytes = state.kv_allocated_bytes();
       r.state_bytes = state.ssm_state_bytes();
       r.workspace_bytes = int64_t(model.workspace_bytes());
       rows.push_back(r);
-      std::printf("L %7lld  B %4lld  prefill %8.3f s (%8.0f tok/s)  decode %8.3f ms/step %9.1f tok/s  KV %7.2f GB  state %6.2f GB  "
+      std::fprintf(out, "L %7lld  B %4lld  prefill %8.3f s (%8.0f tok/s)  decode %8.3f ms/step %9.1f tok/s  KV %7.2f GB  state %6.2f GB  "
                   "workspace %.2f GB%s\n",
                   (long long)L, (long long)B, prefill_s, double(L) / prefill_s, r.decode_ms, 1e3 * double(B) / r.decode_ms,
                   double(r.kv_bytes) / 1e9, double(r.state_bytes) / 1e9, double(r.workspace_bytes) / 1e9,
                   dec.graph_captured() ? "" : "  (no graph)");
-      std::fflush(stdout);
+      std::fflush(out);
       if (B == 1) {
         // Floor: every stored weight except the embedding table (one row is read) and the head
         // when tied, the SSM/conv state read and written, L KV rows read, at copy bandwidth.
@@ -198,11 +190,11 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
         const double bytes = double(weight_bytes) - (cfg.tie_embeddings ? 0.0 : emb) + 2.0 * double(per_seq_state) +
                              double(L) * double(kv_tok);
         const double floor_ms = 1e3 * bytes / bw;
-        std::printf("         batch-1 floor %.3f ms (%.2f GB / %.0f GB/s): decode at %.0f%% of the floor\n", floor_ms,
+        std::fprintf(out, "         batch-1 floor %.3f ms (%.2f GB / %.0f GB/s): decode at %.0f%% of the floor\n", floor_ms,
                     bytes / 1e9, bw / 1e9, 100.0 * floor_ms / r.decode_ms);
-        out.push_back({{"context", L}, {"batch", B}, {"floor_ms", floor_ms}, {"floor_bytes", bytes}});
+        measured.push_back({{"context", L}, {"batch", B}, {"floor_ms", floor_ms}, {"floor_bytes", bytes}});
       }
-      out.push_back({{"context", L},
+      measured.push_back({{"context", L},
                      {"batch", B},
                      {"prefill_s", prefill_s},
                      {"decode_ms_per_step", r.decode_ms},
@@ -213,10 +205,10 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
                      {"weight_bytes", weight_bytes}});
     }
   }
-  // Best throughput per context over the batches that fit: the study's comparison at equal
+  // BestThroughput throughput per context over the batches that fit: the study's comparison at equal
   // (whole-GPU) memory.
-  std::vector<Best> bests;
-  std::printf("\n| context | best batch | tokens/s | decode ms/step | KV GB | SSM state GB | limited by |\n|---|---|---|---|---|---|---|\n");
+  std::vector<BestThroughput> bests;
+  std::fprintf(out, "\n| context | best batch | tokens/s | decode ms/step | KV GB | SSM state GB | limited by |\n|---|---|---|---|---|---|---|\n");
   for (int64_t L : o.contexts) {
     const Row* best = nullptr;
     bool capped = false;
@@ -229,62 +221,60 @@ std::vector<Best> bench_preset(const BenchCudaOptions& o, const std::string& nam
     int64_t largest = 0;  // the largest batch measured at this context
     for (const Row& r : rows)
       if (r.context == L && r.fits) largest = std::max(largest, r.batch);
-    Best b{L, best->batch, 1e3 * double(best->batch) / best->decode_ms, double(best->kv_bytes) / 1e9,
+    BestThroughput b{L, best->batch, 1e3 * double(best->batch) / best->decode_ms, double(best->kv_bytes) / 1e9,
            double(best->state_bytes) / 1e9, capped};
     bests.push_back(b);
     const char* limit = best->batch < largest ? "compute: larger batches measured were no faster"
                         : capped              ? "memory: the next batch does not fit"
                                               : "the batch list";
-    std::printf("| %lld | %lld | %.1f | %.3f | %.2f | %.2f | %s |\n", (long long)L, (long long)b.batch, b.tokens_per_s,
+    std::fprintf(out, "| %lld | %lld | %.1f | %.3f | %.2f | %.2f | %s |\n", (long long)L, (long long)b.batch, b.tokens_per_s,
                 best->decode_ms, b.kv_gb, b.state_gb, limit);
   }
-  doc[name] = {{"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw}, {"weight_bytes", weight_bytes}, {"rows", out}};
+  doc[name] = {{"dtype", dtype_name(o.dtype)}, {"copy_bandwidth", bw}, {"weight_bytes", weight_bytes}, {"rows", measured}};
   return bests;
+}
+
+// Ratios against the first preset (the study: hybrid and Mamba-2 against the Transformer), each
+// model at its best batch on the whole GPU.
+void print_ratio_table(const std::vector<std::string>& presets, const std::vector<std::vector<BestThroughput>>& best, std::FILE* out) {
+  if (presets.size() < 2) return;
+  std::fprintf(out, "throughput ratio at equal memory (each model at its best batch on the whole GPU) against %s\n", presets[0].c_str());
+  std::fprintf(out, "| context |");
+  for (size_t i = 1; i < presets.size(); ++i) std::fprintf(out, " %s / %s |", presets[i].c_str(), presets[0].c_str());
+  std::fprintf(out, "\n|---|");
+  for (size_t i = 1; i < presets.size(); ++i) std::fprintf(out, "---|");
+  std::fprintf(out, "\n");
+  for (const BestThroughput& base : best[0]) {
+    std::fprintf(out, "| %lld |", (long long)base.context);
+    for (size_t i = 1; i < best.size(); ++i) {
+      const BestThroughput* other = nullptr;
+      for (const BestThroughput& b : best[i])
+        if (b.context == base.context) other = &b;
+      if (other)
+        std::fprintf(out, " %.2fx (%.0f tok/s at B %lld vs %.0f at B %lld) |", other->tokens_per_s / base.tokens_per_s,
+                     other->tokens_per_s, (long long)other->batch, base.tokens_per_s, (long long)base.batch);
+      else
+        std::fprintf(out, " - |");
+    }
+    std::fprintf(out, "\n");
+  }
 }
 
 }  // namespace
 
-int bench_cuda(const BenchCudaOptions& o) {
-  nlohmann::json doc;
-  std::vector<std::vector<Best>> all;
-  std::printf("device: %s\n", cuda_device_summary().c_str());
+GenerationSweepResult run_generation_sweep(const GenerationSweepOptions& o, std::FILE* out) {
+  check(!o.presets.empty(), "generation sweep", "no preset given");
+  for (const std::string& name : o.presets) (void)preset_config(name);  // an unknown name fails before the GPU is touched
+  GenerationSweepResult result;
+  std::fprintf(out, "device: %s\n", cuda_device_summary().c_str());
   const double bw = measure_device_bandwidth();
-  std::printf("copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
+  std::fprintf(out, "copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
   for (const std::string& name : o.presets) {
-    all.push_back(bench_preset(o, name, bw, doc));
-    std::printf("\n");
+    result.best.push_back(bench_preset(o, name, bw, result.json, out));
+    std::fprintf(out, "\n");
   }
-  // Ratios against the first preset (the study: hybrid and Mamba-2 against the Transformer).
-  if (o.presets.size() > 1) {
-    std::printf("throughput ratio at equal memory (each model at its best batch on the whole GPU) against %s\n",
-                o.presets[0].c_str());
-    std::printf("| context |");
-    for (size_t i = 1; i < o.presets.size(); ++i) std::printf(" %s / %s |", o.presets[i].c_str(), o.presets[0].c_str());
-    std::printf("\n|---|");
-    for (size_t i = 1; i < o.presets.size(); ++i) std::printf("---|");
-    std::printf("\n");
-    for (const Best& base : all[0]) {
-      std::printf("| %lld |", (long long)base.context);
-      for (size_t i = 1; i < all.size(); ++i) {
-        const Best* other = nullptr;
-        for (const Best& b : all[i])
-          if (b.context == base.context) other = &b;
-        if (other)
-          std::printf(" %.2fx (%.0f tok/s at B %lld vs %.0f at B %lld) |", other->tokens_per_s / base.tokens_per_s,
-                      other->tokens_per_s, (long long)other->batch, base.tokens_per_s, (long long)base.batch);
-        else
-          std::printf(" - |");
-      }
-      std::printf("\n");
-    }
-  }
-  if (!o.json_path.empty()) {
-    FILE* f = std::fopen(o.json_path.c_str(), "w");
-    check(f != nullptr, o.json_path, "cannot write the JSON results");
-    std::fprintf(f, "%s\n", doc.dump(1).c_str());
-    std::fclose(f);
-  }
-  return 0;
+  print_ratio_table(o.presets, result.best, out);
+  return result;
 }
 
-}  // namespace mambalm::cli
+}  // namespace mambalm::bench

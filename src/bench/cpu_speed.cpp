@@ -1,0 +1,124 @@
+// CPU speed measurement: prefill, greedy decode, peak RSS, and the copy-bandwidth floor.
+#include "bench/cpu_speed.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "config/presets.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "infer/generate.h"
+
+namespace mambalm::bench {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return -1;
+}
+
+// Sustained copy bandwidth in bytes/s (bytes read + bytes written), all threads, best of 5:
+// the ceiling for batch-1 decode, which must stream every weight once per token.
+double measure_copy_bandwidth() {
+  const size_t n = size_t{1} << 26;  // 64 Mi floats = 256 MiB per buffer, far past any cache
+  std::vector<float> src(n, 1.0f), dst(n, 0.0f);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(static)
+    for (int64_t block = 0; block < 64; ++block) {
+      size_t len = n / 64;
+      std::memcpy(dst.data() + block * len, src.data() + block * len, len * sizeof(float));
+    }
+    double s = seconds_since(t0);
+    best = std::max(best, 2.0 * static_cast<double>(n * sizeof(float)) / s);
+  }
+  return best;
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;
+}
+
+}  // namespace
+
+nlohmann::json CpuSpeedResult::to_json() const {
+  return {{"model", model},
+          {"n_params", n_params},
+          {"prompt_len", prompt_len},
+          {"gen_len", gen_len},
+          {"prefill_s", prefill_s},
+          {"prefill_tokens_per_s", static_cast<double>(prompt_len) / prefill_s},
+          {"decode_s", decode_s},
+          {"decode_tokens_per_s", static_cast<double>(gen_len) / decode_s},
+          {"decode_ms_per_token", decode_ms()},
+          {"peak_rss_bytes", peak_rss_bytes},
+          {"state_bytes", state_bytes},
+          {"kv_cache_bytes", kv_cache_bytes},
+          {"copy_bandwidth_gb_s", copy_bandwidth / 1e9},
+          {"decode_floor_ms", floor_ms()},
+          {"decode_fraction_of_floor", floor_ms() / decode_ms()},
+          {"threads", threads}};
+}
+
+Model random_preset_model(const std::string& preset, uint64_t seed) {
+  Model m(preset_config(preset));
+  const int64_t need = m.parameter_count() * 4;
+  const int64_t have = available_memory_bytes();
+  check(have < 0 || need < have * 9 / 10, "preset " + preset,
+        "needs " + std::to_string(need >> 20) + " MiB of fp32 weights but only " + std::to_string(have >> 20) + " MiB are available",
+        "the CPU backend keeps fp32 weights; use a smaller preset");
+  m.init_random(seed);
+  return m;
+}
+
+CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const CpuSpeedOptions& o) {
+  check(o.prompt_len > 0 && o.gen_len > 0, name, "prompt and generated lengths must be positive");
+  const ModelConfig& cfg = model.config();
+  CpuSpeedResult r;
+  r.model = name;
+  r.n_params = model.parameter_count();
+  r.prompt_len = o.prompt_len;
+  r.gen_len = o.gen_len;
+  Rng rng(o.seed + 1);
+  std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
+  for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
+
+  SequenceState state(cfg, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = prefill(model, state, prompt);
+  r.prefill_s = seconds_since(t0);
+  Sampler greedy(SamplingOptions{});
+  t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
+  r.decode_s = seconds_since(t0);
+
+  r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe's buffers
+  r.state_bytes = state.ssm_state_bytes();
+  r.kv_cache_bytes = state.kv_cache_bytes();
+  // Decode floor: every fp32 weight and the SSM state read once per token, at copy bandwidth.
+  r.copy_bandwidth = measure_copy_bandwidth();
+  r.bytes_per_token = 4.0 * static_cast<double>(r.n_params) + static_cast<double>(r.state_bytes);
+  r.threads = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+  return r;
+}
+
+}  // namespace mambalm::bench

@@ -1,0 +1,44 @@
+// Prefill and decode speed of one model on the CPU (`mambalm bench`): a random prompt is
+// prefilled and greedy decoding timed, peak memory and state sizes are read, and decode is set
+// against its floor, the bytes one step must stream (fp32 weights and the SSM state) over the
+// measured copy bandwidth.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+
+namespace mambalm::bench {
+
+struct CpuSpeedOptions {
+  int64_t prompt_len = 128;  // tokens prefilled
+  int64_t gen_len = 32;      // tokens decoded, one step each
+  uint64_t seed = 0;         // the prompt's tokens
+};
+
+struct CpuSpeedResult {
+  std::string model;  // directory or preset name
+  int64_t n_params = 0, prompt_len = 0, gen_len = 0;
+  double prefill_s = 0, decode_s = 0;
+  int64_t peak_rss_bytes = 0;            // before the bandwidth probe allocated its buffers
+  int64_t state_bytes = 0, kv_cache_bytes = 0;  // after prompt_len + gen_len tokens
+  double copy_bandwidth = 0;             // bytes read + written per second, all threads
+  double bytes_per_token = 0;            // the decode floor's traffic: fp32 weights + SSM state
+  int64_t threads = 0;                   // online CPU cores
+
+  double decode_ms() const { return 1e3 * decode_s / static_cast<double>(gen_len); }
+  double floor_ms() const { return 1e3 * bytes_per_token / copy_bandwidth; }
+  // The keys `mambalm bench --json` prints.
+  nlohmann::json to_json() const;
+};
+
+// A preset with random weights drawn from `seed`, after checking that its fp32 weights fit in
+// the memory available (a clear error instead of the kernel's OOM killer).
+Model random_preset_model(const std::string& preset, uint64_t seed);
+
+// Times `model` (on the CPU) as the header says; `name` is recorded as the model.
+CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const CpuSpeedOptions& options);
+
+}  // namespace mambalm::bench

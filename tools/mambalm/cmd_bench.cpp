@@ -1,6 +1,6 @@
-// mambalm bench: prefill and decode throughput, peak memory and state size, on this machine.
-// The measurements live in src/bench/ (cpu_speed on the CPU, generation_sweep on a GPU); this
-// file reads the options and prints.
+// mambalm bench: prefill and decode throughput, peak memory and state size, on this machine; with
+// --train, training throughput. The measurements live in src/bench/ (cpu_speed on the CPU,
+// generation_sweep on a GPU, train_speed); this file reads the options and prints.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,6 +10,7 @@
 #include "args.h"
 #include "bench/cpu_speed.h"
 #include "bench/generation_sweep.h"
+#include "bench/train_speed.h"
 #include "commands.h"
 #include "device_options.h"
 #include "core/error.h"
@@ -43,6 +44,30 @@ int bench_gpu(const Args& args, const Placement& placement) {
   return 0;
 }
 
+// --train: training throughput of presets (forward + backward + AdamW on random tokens).
+int bench_train(const Args& args, const Placement& placement) {
+  check(args.has("preset"), args.where(), "--train measures a --preset (a comma list)");
+  bench::TrainSpeedOptions o;
+  o.presets = split_list(args.str("preset"));
+  o.device = placement.device;
+  o.dtype = placement.dtype;
+  o.seq_len = args.positive("seq-len", 4096);
+  o.micro_batch = args.positive("micro-batch", 4);
+  o.steps = args.positive("steps", 8);
+  o.warmup = args.integer_in("warmup", 3, 0, 1000);
+  o.recompute = args.flag("recompute");
+  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
+  const nlohmann::json rows = bench::run_train_speed(o);
+  if (args.has("json-out")) {
+    const std::string path = args.str("json-out");
+    FILE* f = std::fopen(path.c_str(), "w");
+    check(f != nullptr, path, "cannot write the JSON results");
+    for (const auto& row : rows) std::fprintf(f, "%s\n", row.dump().c_str());
+    std::fclose(f);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -58,10 +83,17 @@ int cmd_bench(int argc, char** argv) {
              {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
              {"json-out", "FILE", "cuda: write every measurement as JSON"},
              {"profile", "", "cuda: print a per-stage breakdown of decode steps"},
-             {"no-prefill", "", "cuda: skip the prefill timing (decode only)"}},
+             {"no-prefill", "", "cuda: skip the prefill timing (decode only)"},
+             {"train", "", "measure training instead: forward + backward + AdamW steps on random tokens"},
+             {"seq-len", "L", "train: tokens per sequence (default 4096)"},
+             {"micro-batch", "B", "train: sequences per step (default 4)"},
+             {"steps", "N", "train: timed steps (default 8)"},
+             {"warmup", "N", "train: untimed steps first (default 3)"},
+             {"recompute", "", "train: recompute activations in the backward"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;
   const Placement placement = parse_placement(args);
+  if (args.flag("train")) return bench_train(args, placement);
   if (placement.device == Device::CUDA) return bench_gpu(args, placement);
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");
   bench::CpuSpeedOptions o;

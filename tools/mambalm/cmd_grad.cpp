@@ -5,6 +5,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device_options.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "infer/generate.h"
 #include "io/safetensors.h"
@@ -14,11 +16,13 @@
 namespace mambalm::cli {
 
 int cmd_grad(int argc, char** argv) {
-  Args args("grad", "--model DIR --tokens FILE --out GRADS.safetensors",
+  Args args("grad", "--model DIR --tokens FILE --out GRADS.safetensors [--device cuda [--dtype bf16|f32]]",
             {{"model", "DIR", "model directory"},
              {"tokens", "FILE", "whitespace-separated token ids (at least 2)"},
-             {"out", "FILE", "gradients as F32 safetensors, HF tensor names and shapes"}});
+             {"out", "FILE", "gradients as F32 safetensors, HF tensor names and shapes"}},
+            placement_options());
   if (!args.parse(argc, argv)) return 0;
+  const Placement placement = parse_placement(args);
   std::string tokens_path = args.required("tokens"), out = args.required("out");
   Model model = Model::load(args.required("model"));
   std::vector<int32_t> ids = io::read_token_ids(tokens_path);
@@ -29,10 +33,10 @@ int cmd_grad(int argc, char** argv) {
   Tensor targets = Tensor::empty({1, T}, DType::I32);  // token t+1 for position t; the last is ignored
   std::memcpy(input.raw(), ids.data(), ids.size() * 4);
   for (int64_t t = 0; t < T; ++t) targets.data<int32_t>()[t] = t + 1 < T ? ids[static_cast<size_t>(t + 1)] : -1;
-  model.allocate_grads();
+  model.prepare_training(placement.device, placement.dtype);
   ops::CrossEntropyResult loss = model.train_step(input, targets, nullptr);
   std::vector<std::pair<std::string, Tensor>> grads;
-  for (const ParamRef& p : model.params()) grads.emplace_back(p.name, p.grad->reshape(p.file_shape));
+  for (const ParamRef& p : model.params()) grads.emplace_back(p.name, to_host(*p.grad).reshape(p.file_shape));
   io::write_safetensors(out, grads, {{"loss", std::to_string(loss.mean_loss)}});
   std::printf("loss %.9g over %lld predictions; wrote %zu gradients to %s\n", loss.mean_loss, static_cast<long long>(loss.n_valid),
               grads.size(), out.c_str());

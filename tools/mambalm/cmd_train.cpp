@@ -4,13 +4,14 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device_options.h"
 #include "core/error.h"
 #include "train/trainer.h"
 
 namespace mambalm::cli {
 
 int cmd_train(int argc, char** argv) {
-  Args args("train", "--model DIR --data PREFIX --out RUN_DIR [options]",
+  Args args("train", "--model DIR --data PREFIX --out RUN_DIR [options] [--device cuda [--dtype bf16|f32]]",
             {{"model", "DIR", "initial model directory (from 'mambalm init' or an HF model)"},
              {"data", "PREFIX", "dataset from 'mambalm prepare': PREFIX_train (+ PREFIX_valid), or PREFIX"},
              {"valid-data", "PREFIX", "validation dataset (default PREFIX_valid when it exists)"},
@@ -37,7 +38,9 @@ int cmd_train(int argc, char** argv) {
              {"checkpoint-interval", "N", "steps between checkpoints (default 500)"},
              {"recompute", "", "keep only layer inputs for backward; recompute the rest (less memory)"},
              {"no-packing-mask", "", "let packed documents see each other (no mask, no state reset)"},
-             {"resume", "", "continue from RUN_DIR/checkpoints/latest"}});
+             {"resume", "", "continue from RUN_DIR/checkpoints/latest"},
+             {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
+            placement_options());
   if (!args.parse(argc, argv)) return 0;
   TrainConfig cfg;
   cfg.model_dir = args.required("model");
@@ -69,6 +72,10 @@ int cmd_train(int argc, char** argv) {
   cfg.recompute = args.flag("recompute");
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
+  const Placement placement = parse_placement(args);
+  cfg.device = placement.device;
+  cfg.matrix_dtype = placement.dtype;
+  cfg.peak_tflops = args.real("peak-tflops", 0.0);
   TrainResult r = train(cfg);
   std::printf("trained %lld steps: loss %.4f", static_cast<long long>(r.steps_done), r.last_loss);
   if (r.last_val_loss >= 0) std::printf(", validation loss %.4f", r.last_val_loss);

@@ -44,6 +44,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
   check(o.seq_len > 0 && o.micro_batch > 0 && o.steps > 0 && o.warmup >= 0, "bench --train",
         "--seq-len, --micro-batch and --steps must be positive");
   for (const std::string& name : o.presets) (void)preset_config(name);  // unknown names fail first
+  ops::set_gemm_autotune(false);  // as `mambalm train` runs: bit-reproducible GEMM choices
   const double peak = ops::measure_matmul_tflops(o.device);
   std::fprintf(out, "matrix rate: %.0f TFLOP/s (measured)\n", peak);
   std::fprintf(out, "| model | parameters | step ms | tokens/s | model TFLOP/s | MFU | memory GB | loss |\n|---|---|---|---|---|---|---|---|\n");

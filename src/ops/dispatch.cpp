@@ -425,6 +425,14 @@ double measure_matmul_tflops(Device device) {
   return 2.0 * double(n) * double(n) * double(n) / best / 1e12;
 }
 
+void set_gemm_autotune(bool on) {
+#ifdef MAMBALM_HAVE_CUDA
+  cuda::set_gemm_autotune(on);
+#else
+  (void)on;
+#endif
+}
+
 // ---- loss --------------------------------------------------------------------------------
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, float grad_scale, Tensor& loss, Tensor* dlogits) {

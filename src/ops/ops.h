@@ -47,5 +47,10 @@ CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& target
 // The device's dense matrix rate in TFLOP/s, measured now (a second or so): on CUDA a bf16
 // 8192^3 GEMM with fp32 accumulation, on the CPU an fp32 1024^3 sgemm. MFU is reported against it.
 double measure_matmul_tflops(Device device);
+// On (the default): the CUDA linear times cuBLASLt's top candidates for each new GEMM shape and
+// keeps the fastest (the best decode speed). Off: it takes the heuristic's first choice, the same
+// in every process, so results are bit-reproducible across runs (training turns it off). No
+// effect on the CPU.
+void set_gemm_autotune(bool on);
 
 }  // namespace mambalm::ops

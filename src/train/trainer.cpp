@@ -151,6 +151,7 @@ TrainResult train(const TrainConfig& cfg) {
   check(train_data.max_token() < model.config().vocab_size, train_prefix,
         "holds token id " + std::to_string(train_data.max_token()) + " but the model's vocabulary has " +
             std::to_string(model.config().vocab_size) + " entries");
+  ops::set_gemm_autotune(false);  // bit-reproducible GEMMs: a resumed run repeats the uninterrupted one
   model.prepare_training(cfg.device, cfg.matrix_dtype);
   AdamW opt(model.params(), cfg.adamw);
   if (cfg.device == Device::CUDA) plan_device_memory(model, train_data, cfg);

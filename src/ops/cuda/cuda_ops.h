@@ -21,6 +21,8 @@ namespace mambalm::ops::cuda {
 // Beyond the op lists, for benchmarks and tests:
 // TFLOP/s of a bf16 8192^3 GEMM on random data (matmul_rate.cu); ops::measure_matmul_tflops.
 double measure_matmul_tflops();
+// Whether linear() times cuBLASLt's candidate algorithms per new shape (ops::set_gemm_autotune).
+void set_gemm_autotune(bool on);
 // The tensor-core chunked path of ssd_chunked for any T >= 1 (same arguments and result).
 // Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels

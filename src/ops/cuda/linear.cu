@@ -1,9 +1,19 @@
-// linear on CUDA: y[M, N] = x[M, K] w[N, K]^T (+ bias), x and y fp32.
+// linear on CUDA and its backward.
+// Forward, y[M, N] = x[M, K] w[N, K]^T (+ bias), x and y fp32:
 //  - w F32: cuBLAS sgemm in true fp32 (TF32 off), the reference-grade path.
 //  - w BF16, M <= 2 (batch-1/2 decode): a bandwidth-bound GEMV that streams each weight row once
 //    with 16-byte loads and multiplies it by all M activation rows (fp32 accumulation).
 //  - w BF16, larger M (prefill): x is rounded to bf16 and cuBLASLt runs a bf16 x bf16 -> fp32
 //    GEMM on the tensor cores with fp32 accumulation.
+// Backward, dx = dy w (assigned), dw += dy^T x, db += column sums of dy; precision follows w:
+//  - w F32: two cuBLAS sgemms in true fp32 (dw with beta = 1), db by a deterministic column sum.
+//  - w BF16 (mixed-precision training, F32 gradients): one pass over dy rounds it to bf16 into
+//    scratch and, fused into the same read, sums its columns for db (fixed row chunks, double
+//    partial sums added in a fixed order: bit-identical run to run, and from the unrounded dy);
+//    x is rounded to bf16 the same way when dw is wanted; then cuBLASLt runs dx = dy w (beta 0)
+//    and dw += dy^T x (beta 1, accumulated in place into the F32 gradient), bf16 operands with
+//    fp32 accumulation. Shapes the tensor-core path cannot take (K % 8 != 0, unaligned tensors,
+//    no cuBLASLt algorithm) run the exact fp32 GEMMs on the bf16-rounded operands instead.
 // Everything runs on the per-thread default stream (see core/cuda_memory.cu). Scratch buffers
 // grow to their high-water mark during warm-up and are never freed, so a captured decode step
 // replays without allocating.
@@ -31,9 +41,10 @@ namespace {
 // GEMV's activation reads grow with M; measured at M = 4 and 8 it fell to 24-50% of bandwidth).
 constexpr int64_t kGemvRows = 2;
 
-void check_blas(cublasStatus_t s, const char* what) {
+void check_blas(cublasStatus_t s, const char* what, const char* op = "linear") {
   if (s != CUBLAS_STATUS_SUCCESS)
-    fail("op linear (cuda)", std::string(what) + " failed with cuBLAS status " + std::to_string(static_cast<int>(s)),
+    fail(std::string("op ") + op + " (cuda)",
+         std::string(what) + " failed with cuBLAS status " + std::to_string(static_cast<int>(s)),
          "is libcublas(Lt) from CUDA 13 on the library path, and is a device visible?");
 }
 
@@ -218,11 +229,24 @@ struct LtPlan {
 
 constexpr size_t kLtWorkspace = size_t(64) << 20;
 
+// The cuBLASLt workspace, shared by the forward and the backward GEMMs (one stream, so never in
+// use twice at once). Always kLtWorkspace bytes: allocated once, its address never changes, so
+// captured steps may keep it.
+void* lt_workspace() {
+  static GrowOnlyBuffer ws;
+  return ws.get(kLtWorkspace, "linear");
+}
+
 // The heuristic's top candidates are timed once on the call's own operands (never inside a
 // capture: the warm-up steps tune every decode shape first) and the fastest is kept per shape.
 // For skinny products (decode batches of 9..256 rows) the first heuristic choice was seen to be
 // far from the best.
 constexpr int kLtCandidates = 8;
+
+// Off: the heuristic's first choice, the same in every process (timing can pick differently run
+// to run, and different algorithms sum in different orders). Training turns it off so that a
+// resumed run repeats the uninterrupted one bit for bit.
+bool g_autotune = true;
 
 const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, float* y, void* ws) {
   static std::map<std::tuple<int64_t, int64_t, int64_t>, LtPlan> plans;
@@ -252,7 +276,7 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
   if (found == 0) fail("op linear (cuda)", "cuBLASLt has no bf16 algorithm for M " + std::to_string(M) + ", N " +
                                                std::to_string(N) + ", K " + std::to_string(K));
   p.algo = results[0].algo;
-  if (found > 1) {
+  if (found > 1 && g_autotune) {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
@@ -328,9 +352,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     return;
   }
 
-  static GrowOnlyBuffer xb_scratch, lt_workspace;
+  static GrowOnlyBuffer xb_scratch;
   auto* xb = xb_scratch.get<__nv_bfloat16>(size_t(M * K), "linear");
-  void* ws = lt_workspace.get(kLtWorkspace, "linear");
+  void* ws = lt_workspace();
   round_to_bf16<<<blocks_for(M * K), kThreads>>>(x.f32(), xb, M * K);
   check_launch("linear (round x)");
   const LtPlan& p = lt_plan(M, N, K, wb, xb, y.f32(), ws);  // may tune: before y gets its bias
@@ -339,5 +363,301 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
                             kLtWorkspace, cudaStreamPerThread),
              "cublasLtMatmul");
 }
+
+// ---- backward --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Column pass over a row-major [rows, cols] fp32 matrix: 256 threads = 32 column threads (VEC
+// adjacent columns each, one 16-byte load when VEC = 4) x 8 row groups; blockIdx.y picks a chunk
+// of `rows_per_chunk` rows, walked by row group g as rows g, g + 8, ... Optionally (kRound) every
+// element is rounded to bf16 into dst [rows, ldd]; optionally (kSum) each column of the chunk is
+// summed in double (per row group, then the 8 groups in order) into partial[chunk, cols]. The
+// order depends on rows and cols only (never on VEC, the device or timing), so sums are
+// bit-identical run to run; add_chunk_sums() finishes them.
+constexpr int kColThreads = 32, kRowGroups = 8;
+
+template <int VEC, bool kRound, bool kSum>
+__global__ void __launch_bounds__(kColThreads * kRowGroups)
+round_colsum(const float* __restrict__ src, int64_t rows, int64_t cols, __nv_bfloat16* __restrict__ dst, int64_t ldd,
+             int64_t rows_per_chunk, double* __restrict__ partial) {
+  __shared__ double red[kSum ? kRowGroups : 1][kColThreads * VEC];
+  const int tx = threadIdx.x % kColThreads, ty = threadIdx.x / kColThreads;
+  const int64_t c = (int64_t(blockIdx.x) * kColThreads + tx) * VEC;  // VEC = 4 needs cols % 4 == 0
+  const bool active = c < cols;
+  const int64_t r0 = int64_t(blockIdx.y) * rows_per_chunk;
+  const int64_t r1 = min(rows, r0 + rows_per_chunk);
+  double acc[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) acc[k] = 0.0;
+  if (active) {
+    for (int64_t r = r0 + ty; r < r1; r += kRowGroups) {
+      float v[VEC];
+      if constexpr (VEC == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src + r * cols + c);
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+      } else {
+        v[0] = src[r * cols + c];
+      }
+      if constexpr (kRound) {
+        if constexpr (VEC == 4) {
+          __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+          uint2 packed;
+          packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+          packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+          *reinterpret_cast<uint2*>(dst + r * ldd + c) = packed;  // ldd % 4 == 0: 8-byte aligned
+        } else {
+          dst[r * ldd + c] = __float2bfloat16_rn(v[0]);
+        }
+      }
+      if constexpr (kSum) {
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) acc[k] += double(v[k]);
+      }
+    }
+  }
+  if constexpr (kSum) {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) red[ty][tx * VEC + k] = acc[k];
+    __syncthreads();
+    if (ty == 0 && active) {
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        double s = 0.0;
+#pragma unroll
+        for (int g = 0; g < kRowGroups; ++g) s += red[g][tx * VEC + k];
+        partial[int64_t(blockIdx.y) * cols + c + k] = s;
+      }
+    }
+  }
+}
+
+// out[c] += (float) sum over chunks of partial[chunk, c], chunks in order (as the CPU's
+// add_column_sums adds one double per column).
+__global__ void add_chunk_sums(const double* __restrict__ partial, int64_t chunks, int64_t cols, float* __restrict__ out) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    double s = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) s += partial[k * cols + c];
+    out[c] += float(s);
+  }
+}
+
+// Rows per chunk of the column pass, from the shape alone: about 2048 blocks (8+ resident per
+// SM for memory parallelism), at least 32 rows a chunk, at most 65535 chunks (grid.y).
+int64_t rows_per_chunk(int64_t rows, int64_t cols) {
+  const int64_t col_blocks = (cols + 4 * kColThreads - 1) / (4 * kColThreads);
+  const int64_t want_chunks = std::max<int64_t>(1, (2048 + col_blocks - 1) / col_blocks);
+  int64_t rpc = std::max<int64_t>(32, (rows + want_chunks - 1) / want_chunks);
+  rpc = std::max(rpc, (rows + 65534) / 65535);
+  return round_up(rpc, kRowGroups);
+}
+
+// One column pass (see round_colsum) over src [rows, cols]: bf16 copy into dst (if given, leading
+// dim ldd) and/or column sums added to sum_out (if given).
+void column_pass(const float* src, int64_t rows, int64_t cols, __nv_bfloat16* dst, int64_t ldd, float* sum_out,
+                 const char* op) {
+  if (rows == 0 || cols == 0 || (!dst && !sum_out)) return;
+  const int64_t rpc = rows_per_chunk(rows, cols), chunks = (rows + rpc - 1) / rpc;
+  static GrowOnlyBuffer partial_buf;
+  double* partial = sum_out ? partial_buf.get<double>(size_t(chunks * cols), op) : nullptr;
+  const bool vec = cols % 4 == 0 && aligned16(src) && (!dst || (ldd % 4 == 0 && reinterpret_cast<uintptr_t>(dst) % 8 == 0));
+  const int per_block = kColThreads * (vec ? 4 : 1);
+  const dim3 grid(unsigned((cols + per_block - 1) / per_block), unsigned(chunks));
+  const int threads = kColThreads * kRowGroups;
+#define MAMBALM_COLUMN_PASS(V)                                                                                   \
+  if (dst && sum_out) round_colsum<V, true, true><<<grid, threads>>>(src, rows, cols, dst, ldd, rpc, partial);   \
+  else if (dst) round_colsum<V, true, false><<<grid, threads>>>(src, rows, cols, dst, ldd, rpc, partial);        \
+  else round_colsum<V, false, true><<<grid, threads>>>(src, rows, cols, dst, ldd, rpc, partial);
+  if (vec) {
+    MAMBALM_COLUMN_PASS(4)
+  } else {
+    MAMBALM_COLUMN_PASS(1)
+  }
+#undef MAMBALM_COLUMN_PASS
+  check_launch(op);
+  if (sum_out) {
+    add_chunk_sums<<<blocks_for(cols), kThreads>>>(partial, chunks, cols, sum_out);
+    check_launch(op);
+  }
+}
+
+// bf16 -> fp32 (exact) and fp32 -> bf16 -> fp32 (the rounding the tensor-core path applies), for
+// the fp32 fallback of bf16 weights.
+__global__ void widen_bf16(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __bfloat162float(x[i]);
+}
+__global__ void round_trip_bf16(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __bfloat162float(__float2bfloat16_rn(x[i]));
+}
+
+// Largest power of two (<= 256) dividing the address: cuBLASLt's heuristic assumes 256-byte
+// aligned operands unless told otherwise, and weights or gradients may be views at smaller
+// alignment.
+uint32_t alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al >>= 1;
+  return al;
+}
+
+// A column-major cuBLASLt GEMM D[m, n] = op(A) op(B) (+ beta C, C = D), A and B bf16, C/D fp32,
+// fp32 compute. The backward takes the heuristic's first algorithm (no timing), so the choice
+// and hence the bits depend on the shape, alignment, device and library only, not on the run.
+struct LtGemm {
+  cublasOperation_t ta, tb;
+  int64_t m, n, k, lda, ldb, ldc;
+  uint32_t align_a, align_b, align_c;
+  auto key() const { return std::make_tuple(int(ta), int(tb), m, n, k, lda, ldb, ldc, align_a, align_b, align_c); }
+};
+
+struct LtBackwardPlan {
+  LtPlan p;
+  bool ok = false;  // false: cuBLASLt has no algorithm for this GEMM (use the fp32 fallback)
+};
+
+const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
+  static std::map<decltype(g.key()), LtBackwardPlan> plans;
+  auto it = plans.find(g.key());
+  if (it != plans.end()) return it->second;
+  check(!cuda_capturing(), "op linear_backward (cuda)", "a new GEMM shape inside a captured step",
+        "run the step once uncaptured first so that every shape is planned");
+  const char* op = "linear_backward";
+  LtBackwardPlan bp;
+  LtPlan& p = bp.p;
+  check_blas(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate", op);
+  check_blas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof(g.ta)), "set TRANSA", op);
+  check_blas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof(g.tb)), "set TRANSB", op);
+  const bool an = g.ta == CUBLAS_OP_N, bn = g.tb == CUBLAS_OP_N;
+  check_blas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(an ? g.m : g.k), uint64_t(an ? g.k : g.m), g.lda),
+             "layout A", op);
+  check_blas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(bn ? g.k : g.n), uint64_t(bn ? g.n : g.k), g.ldb),
+             "layout B", op);
+  check_blas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(g.m), uint64_t(g.n), g.ldc), "layout C", op);
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_blas(cublasLtMatmulPreferenceCreate(&pref), "preference", op);
+  const size_t wsb = kLtWorkspace;
+  check_blas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)),
+             "preference workspace", op);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, g.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, g.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, g.align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.align_c}};
+  for (const auto& [attr, bytes] : aligns)
+    check_blas(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)), "preference alignment", op);
+  cublasLtMatmulHeuristicResult_t result = {};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  bp.ok = st == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+  if (bp.ok) p.algo = result.algo;
+  return plans.emplace(g.key(), bp).first->second;
+}
+
+void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, float* c) {
+  const float alpha = 1.0f;
+  check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c, &bp.p.algo,
+                            lt_workspace(), kLtWorkspace, cudaStreamPerThread),
+             "cublasLtMatmul", "linear_backward");
+}
+
+}  // namespace
+
+// Row-major operands seen column-major (as the forward): dy [M, N] is dy' [N x M] (ld N), w [N, K]
+// is w' [K x N] (ld K), x [M, K] is x' [K x M] (ld K). Then
+//   dx' [K x M] = w' dy'              (no transposes),
+//   dw' [K x N] = x' (dy')^T + dw'    (B transposed, beta 1).
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
+  const char* op = "linear_backward";
+  const int64_t N = w.dim(0), K = w.dim(1);
+  const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
+  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear_backward (cuda)",
+                "dimensions beyond 2^31 are not supported by this path");
+  bool want_dx = dx && dx->numel() > 0;  // then M > 0 and K > 0
+  const bool want_dw = dw && M > 0 && N > 0 && K > 0;
+  const bool want_db = db && M > 0 && N > 0;
+  if (want_dx && N == 0) {  // an empty sum: dx = 0
+    check_cuda(cudaMemsetAsync(dx->f32(), 0, dx->nbytes(), cudaStreamPerThread), op, "cudaMemsetAsync");
+    want_dx = false;
+  }
+  if (!want_dx && !want_dw && !want_db) return;
+  const float* dyp = dy.f32();
+  float* dbp = want_db ? db->f32() : nullptr;
+
+  if (w.dtype() == DType::BF16 && (want_dx || want_dw)) {
+    const auto* wb = w.data<__nv_bfloat16>();
+    // dy is rounded into rows of Npad bf16 (16-byte aligned rows whatever N is); K % 8 == 0
+    // keeps w's rows, dx and dw 16-byte aligned, as the tensor cores' loads and stores want.
+    const int64_t Npad = round_up(N, 8);
+    bool lt = K % 8 == 0 && aligned16(wb) && (!want_dx || aligned16(dx->raw())) && (!want_dw || aligned16(dw->raw()));
+    const LtBackwardPlan* pdx = nullptr;
+    const LtBackwardPlan* pdw = nullptr;
+    if (lt && want_dx) {
+      pdx = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, Npad, K, alignment_of(wb), 256,
+                               alignment_of(dx->raw())});
+      lt = pdx->ok;
+    }
+    if (lt && want_dw) {
+      pdw = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, Npad, K, 256, 256, alignment_of(dw->raw())});
+      lt = pdw->ok;
+    }
+    if (lt) {
+      static GrowOnlyBuffer dyb_buf, xb_buf;
+      auto* dyb = dyb_buf.get<__nv_bfloat16>(size_t(M * Npad), op);
+      column_pass(dyp, M, N, dyb, Npad, dbp, op);  // dy -> bf16, and db from the fp32 dy
+      if (want_dx) lt_run(*pdx, wb, dyb, 0.0f, dx->f32());
+      if (want_dw) {
+        auto* xb = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
+        column_pass(x.f32(), M, K, xb, K, nullptr, op);
+        lt_run(*pdw, xb, dyb, 1.0f, dw->f32());
+      }
+      return;
+    }
+  }
+
+  // Exact fp32 GEMMs (cuBLAS sgemm, TF32 off): F32 weights, or bf16 weights whose shape the
+  // tensor-core path cannot take, with dy, x and w rounded to bf16 and widened so that the
+  // arithmetic is the tensor-core path's (bf16 products summed in fp32).
+  if (want_db) column_pass(dyp, M, N, nullptr, 0, dbp, op);
+  if (!want_dx && !want_dw) return;
+  const float* wf = nullptr;
+  const float* dyf = dyp;
+  const float* xf = want_dw ? x.f32() : nullptr;
+  if (w.dtype() == DType::BF16) {
+    static GrowOnlyBuffer w32_buf, dy32_buf, x32_buf;
+    float* w32 = w32_buf.get<float>(size_t(N * K), op);
+    widen_bf16<<<blocks_for(N * K), kThreads>>>(w.data<__nv_bfloat16>(), w32, N * K);
+    check_launch(op);
+    float* dy32 = dy32_buf.get<float>(size_t(M * N), op);
+    round_trip_bf16<<<blocks_for(M * N), kThreads>>>(dyp, dy32, M * N);
+    check_launch(op);
+    if (want_dw) {
+      float* x32 = x32_buf.get<float>(size_t(M * K), op);
+      round_trip_bf16<<<blocks_for(M * K), kThreads>>>(xf, x32, M * K);
+      check_launch(op);
+      xf = x32;
+    }
+    wf = w32;
+    dyf = dy32;
+  } else {
+    wf = w.f32();
+  }
+  const float one = 1.0f, zero = 0.0f;
+  if (want_dx)
+    check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_N, int(K), int(M), int(N), &one, wf, int(K), dyf, int(N),
+                           &zero, dx->f32(), int(K)),
+               "cublasSgemm (dx)", op);
+  if (want_dw)
+    check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, int(K), int(N), int(M), &one, xf, int(K), dyf, int(N),
+                           &one, dw->f32(), int(K)),
+               "cublasSgemm (dw)", op);
+}
+
+void set_gemm_autotune(bool on) { g_autotune = on; }
 
 }  // namespace mambalm::ops::cuda

@@ -1,7 +1,13 @@
 // Elementwise ops on CUDA: the activations, add, neg_exp and softplus_dt (one thread per
-// element, grid-stride loops).
+// element, grid-stride loops), and their backward passes. The backwards stream float4s when
+// every tensor is 16-byte aligned (a scalar loop takes the rest); each thread reads an element's
+// inputs before writing its outputs, so dx may alias dy as the contract allows. The formulas are
+// the CPU's, in the same order (expf / erfcf where the CPU has exp_fast / std::erfc: a few ulp).
+// softplus_dt_backward sums ddt over rows into ddt_bias in the same pass: fixed row chunks summed
+// in double, the chunks added in order (bit-identical run to run, as the CPU's double sums).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <string>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -79,6 +85,234 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
   softplus_dt_kernel<<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max,
                                                   dt_out.f32(), n, dt.dim(-1));
   check_launch("softplus_dt");
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+
+namespace {
+
+// NI input and NO output streams of n floats.
+template <int NI, int NO>
+struct Streams {
+  const float* in[NI];
+  float* out[NO];
+};
+
+// y = f(inputs) element by element: float4 over the first n4 quads, then scalars. No __restrict__:
+// outputs may alias inputs (each element's inputs are read before its outputs are written).
+template <int NI, int NO, class F>
+__global__ void map_streams(Streams<NI, NO> s, int64_t n, int64_t n4, F f) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t i = tid; i < n4; i += stride) {
+    float4 a[NI], y[NO];
+#pragma unroll
+    for (int k = 0; k < NI; ++k) a[k] = reinterpret_cast<const float4*>(s.in[k])[i];
+#pragma unroll
+    for (int l = 0; l < 4; ++l) {
+      float ai[NI], yi[NO];
+#pragma unroll
+      for (int k = 0; k < NI; ++k) ai[k] = reinterpret_cast<const float*>(&a[k])[l];
+      f(ai, yi);
+#pragma unroll
+      for (int k = 0; k < NO; ++k) reinterpret_cast<float*>(&y[k])[l] = yi[k];
+    }
+#pragma unroll
+    for (int k = 0; k < NO; ++k) reinterpret_cast<float4*>(s.out[k])[i] = y[k];
+  }
+  for (int64_t i = n4 * 4 + tid; i < n; i += stride) {
+    float ai[NI], yi[NO];
+#pragma unroll
+    for (int k = 0; k < NI; ++k) ai[k] = s.in[k][i];
+    f(ai, yi);
+#pragma unroll
+    for (int k = 0; k < NO; ++k) s.out[k][i] = yi[k];
+  }
+}
+
+template <int NI, int NO, class F>
+void launch_streams(const char* op, int64_t n, Streams<NI, NO> s, F f) {
+  if (n == 0) return;
+  bool vec = true;
+  for (int k = 0; k < NI; ++k) vec = vec && aligned16(s.in[k]);
+  for (int k = 0; k < NO; ++k) vec = vec && aligned16(s.out[k]);
+  const int64_t n4 = vec ? n / 4 : 0;
+  map_streams<<<blocks_for(std::max<int64_t>(n4, n - 4 * n4)), kThreads>>>(s, n, n4, f);
+  check_launch(op);
+}
+
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// d/dx [x sigmoid(x)] = s (1 + x (1 - s)); inputs x, dy.
+struct SiluBwd {
+  __device__ void operator()(const float (&a)[2], float (&y)[1]) const {
+    const float s = sigmoid_f(a[0]);
+    y[0] = a[1] * s * (1.0f + a[0] * (1.0f - s));
+  }
+};
+struct Relu2Bwd {
+  __device__ void operator()(const float (&a)[2], float (&y)[1]) const { y[0] = a[0] > 0.0f ? 2.0f * a[0] * a[1] : 0.0f; }
+};
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi through erfc (no cancellation for x << 0).
+struct GeluBwd {
+  __device__ void operator()(const float (&a)[2], float (&y)[1]) const {
+    const float v = a[0];
+    const float cdf = 0.5f * erfcf(-v * 0.70710678118654752f);
+    const float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+    y[0] = a[1] * (cdf + v * pdf);
+  }
+};
+// Inputs gate, up, dy; outputs dgate, dup.
+struct SwigluBwd {
+  __device__ void operator()(const float (&a)[3], float (&y)[2]) const {
+    const float x = a[0], s = sigmoid_f(x), g = a[2], u = a[1];
+    y[0] = g * u * s * (1.0f + x * (1.0f - s));
+    y[1] = g * x * s;
+  }
+};
+// Inputs y (= -exp(x)), dy, dx; output dx + dy * y.
+struct NegExpBwd {
+  __device__ void operator()(const float (&a)[3], float (&y)[1]) const { y[0] = a[2] + a[1] * a[0]; }
+};
+
+// The gradient of clamp(softplus(dt + bias), dt_min, dt_max) times g, as the CPU computes it.
+__device__ __forceinline__ float softplus_dt_grad(float dt, float bias, float g, float dt_min, float dt_max) {
+  const float v = dt + bias;
+  const float sp = v > 20.0f ? v : log1pf(expf(v));  // as the forward
+  const bool clamped = sp < dt_min || sp > dt_max;
+  return clamped ? 0.0f : g * (v > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-v)));
+}
+
+__global__ void softplus_dt_bwd(const float* dt, const float* __restrict__ bias, const float* dy, float* ddt,
+                                float dt_min, float dt_max, int64_t n, int64_t H) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    ddt[i] = softplus_dt_grad(dt[i], bias[i % H], dy[i], dt_min, dt_max);
+}
+
+// ddt over a [rows, H] view plus its column sums, in one pass. 256 threads = 32 column threads
+// (VEC adjacent heads each) x 8 row groups; blockIdx.y is a chunk of rows_per_chunk rows that
+// row group g walks as rows g, g + 8, ...; the chunk's column sums (double, row groups added in
+// order) go to partial[chunk, H]. The order depends on rows and H only.
+constexpr int kColThreads = 32, kRowGroups = 8;
+
+template <int VEC>
+__global__ void __launch_bounds__(kColThreads * kRowGroups)
+softplus_dt_bwd_colsum(const float* dt, const float* __restrict__ bias, const float* dy, float* ddt, float dt_min,
+                       float dt_max, int64_t rows, int64_t H, int64_t rows_per_chunk, double* __restrict__ partial) {
+  __shared__ double red[kRowGroups][kColThreads * VEC];
+  const int tx = threadIdx.x % kColThreads, ty = threadIdx.x / kColThreads;
+  const int64_t c = (int64_t(blockIdx.x) * kColThreads + tx) * VEC;  // VEC = 4 needs H % 4 == 0
+  const bool active = c < H;
+  const int64_t r0 = int64_t(blockIdx.y) * rows_per_chunk;
+  const int64_t r1 = min(rows, r0 + rows_per_chunk);
+  double acc[VEC];
+  float b[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    acc[k] = 0.0;
+    b[k] = active ? bias[c + k] : 0.0f;
+  }
+  if (active) {
+    for (int64_t r = r0 + ty; r < r1; r += kRowGroups) {
+      const int64_t i = r * H + c;
+      float o[VEC];
+      if constexpr (VEC == 4) {
+        const float4 d = *reinterpret_cast<const float4*>(dt + i), g = *reinterpret_cast<const float4*>(dy + i);
+        o[0] = softplus_dt_grad(d.x, b[0], g.x, dt_min, dt_max);
+        o[1] = softplus_dt_grad(d.y, b[1], g.y, dt_min, dt_max);
+        o[2] = softplus_dt_grad(d.z, b[2], g.z, dt_min, dt_max);
+        o[3] = softplus_dt_grad(d.w, b[3], g.w, dt_min, dt_max);
+        *reinterpret_cast<float4*>(ddt + i) = make_float4(o[0], o[1], o[2], o[3]);
+      } else {
+        o[0] = softplus_dt_grad(dt[i], b[0], dy[i], dt_min, dt_max);
+        ddt[i] = o[0];
+      }
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[k] += double(o[k]);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) red[ty][tx * VEC + k] = acc[k];
+  __syncthreads();
+  if (ty == 0 && active) {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      double s = 0.0;
+#pragma unroll
+      for (int g = 0; g < kRowGroups; ++g) s += red[g][tx * VEC + k];
+      partial[int64_t(blockIdx.y) * H + c + k] = s;
+    }
+  }
+}
+
+// out[c] += (float) sum over chunks of partial[chunk, c], chunks in order (the CPU adds one
+// double per column the same way).
+__global__ void add_chunk_sums(const double* __restrict__ partial, int64_t chunks, int64_t cols, float* __restrict__ out) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    double s = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) s += partial[k * cols + c];
+    out[c] += float(s);
+  }
+}
+
+// Rows per chunk from the shape alone: about 2048 blocks, at least 32 rows a chunk, at most
+// 65535 chunks (grid.y).
+int64_t rows_per_chunk(int64_t rows, int64_t cols) {
+  const int64_t col_blocks = (cols + 4 * kColThreads - 1) / (4 * kColThreads);
+  const int64_t want_chunks = std::max<int64_t>(1, (2048 + col_blocks - 1) / col_blocks);
+  int64_t rpc = std::max<int64_t>(32, (rows + want_chunks - 1) / want_chunks);
+  rpc = std::max(rpc, (rows + 65534) / 65535);
+  return (rpc + kRowGroups - 1) / kRowGroups * kRowGroups;
+}
+
+}  // namespace
+
+void silu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  launch_streams<2, 1>("silu_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, SiluBwd{});
+}
+
+void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  launch_streams<2, 1>("relu_squared_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, Relu2Bwd{});
+}
+
+void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  launch_streams<2, 1>("gelu_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, GeluBwd{});
+}
+
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate, Tensor& dup) {
+  launch_streams<3, 2>("swiglu_backward", gate.numel(), {{gate.f32(), up.f32(), dy.f32()}, {dgate.f32(), dup.f32()}},
+                       SwigluBwd{});
+}
+
+void neg_exp_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  launch_streams<3, 1>("neg_exp_backward", y.numel(), {{y.f32(), dy.f32(), dx.f32()}, {dx.f32()}}, NegExpBwd{});
+}
+
+void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max, const Tensor& dy,
+                          Tensor& ddt, Tensor* ddt_bias) {
+  const char* op = "softplus_dt_backward";
+  const int64_t H = dt.dim(-1), n = dt.numel();
+  if (n == 0) return;
+  if (!ddt_bias) {
+    softplus_dt_bwd<<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dy.f32(), ddt.f32(), dt_min, dt_max, n, H);
+    check_launch(op);
+    return;
+  }
+  const int64_t rows = n / H, rpc = rows_per_chunk(rows, H), chunks = (rows + rpc - 1) / rpc;
+  static GrowOnlyBuffer partial_buf;
+  double* partial = partial_buf.get<double>(size_t(chunks * H), op);
+  const bool vec = H % 4 == 0 && aligned16(dt.f32()) && aligned16(dy.f32()) && aligned16(ddt.f32());
+  const int per_block = kColThreads * (vec ? 4 : 1);
+  const dim3 grid(unsigned((H + per_block - 1) / per_block), unsigned(chunks));
+  if (vec)
+    softplus_dt_bwd_colsum<4><<<grid, kColThreads * kRowGroups>>>(dt.f32(), dt_bias.f32(), dy.f32(), ddt.f32(), dt_min,
+                                                                  dt_max, rows, H, rpc, partial);
+  else
+    softplus_dt_bwd_colsum<1><<<grid, kColThreads * kRowGroups>>>(dt.f32(), dt_bias.f32(), dy.f32(), ddt.f32(), dt_min,
+                                                                  dt_max, rows, H, rpc, partial);
+  check_launch(op);
+  add_chunk_sums<<<blocks_for(H), kThreads>>>(partial, chunks, H, ddt_bias->f32());
+  check_launch(op);
 }
 
 }  // namespace mambalm::ops::cuda

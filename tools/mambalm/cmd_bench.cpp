@@ -32,6 +32,7 @@ int bench_gpu(const Args& args, const Placement& placement) {
   o.graphs = !args.flag("no-graph");
   o.profile = args.flag("profile");
   o.prefill = !args.flag("no-prefill");
+  o.max_batch = !args.flag("no-max-batch");
   o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const bench::GenerationSweepResult r = bench::run_generation_sweep(o);
   if (args.has("json-out")) {
@@ -84,6 +85,7 @@ int cmd_bench(int argc, char** argv) {
              {"json-out", "FILE", "cuda: write every measurement as JSON"},
              {"profile", "", "cuda: print a per-stage breakdown of decode steps"},
              {"no-prefill", "", "cuda: skip the prefill timing (decode only)"},
+             {"no-max-batch", "", "cuda: only the listed batches (not also the largest that fits)"},
              {"train", "", "measure training instead: forward + backward + AdamW steps on random tokens"},
              {"seq-len", "L", "train: tokens per sequence (default 4096)"},
              {"micro-batch", "B", "train: sequences per step (default 4)"},

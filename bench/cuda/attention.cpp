@@ -1,9 +1,21 @@
 // Benchmark of the CUDA attention kernels (bf16 K/V):
 //  - prefill: B=2, L=4096, 32 heads (Hq = Hkv), Dh 128, causal; TFLOP/s counting
 //    4 * B * H * L * L * Dh / 2 (the causal half of QK^T and PV);
-//  - decode: one query per sequence, 32 query heads / 8 KV heads / Dh 128, batch 1/8/32 at
-//    contexts 4K/32K/128K (every sequence at full length); GB/s counting the K and V bytes read.
-//    MAMBALM_ATTN_DECODE=split times the older split + combine kernels (see attention.cu).
+//  - training: forward and backward at B=2, L=4096, 32 query heads of 128 on 32 (MHA) and 8
+//    (GQA) KV heads, causal, without and with documents (8 documents of 512 tokens per row);
+//    the backward counted as 2.5x the forward's FLOPs (5 GEMMs of the causal half against 2),
+//    whatever it recomputes. Expected (measured on the H200, 2026-11-30; PyTorch 2.11 SDPA in
+//    the same run, bench/cuda/attention_peer.py):
+//      forward (flash_wgmma_kernel)               0.80 ms   345 TFLOP/s  (torch flash 1.03 ms,
+//                                                                         cuDNN 0.51-0.58 ms)
+//      backward, MHA and GQA 32/8                 4.6 ms    150 TFLOP/s  (torch flash 2.72-2.81,
+//                                                                         cuDNN 1.47-1.50 ms)
+//        = statistics pass (a forward in stats mode)  1.06 ms
+//        + key-block pass (5 GEMMs on mma.sync)       ~2.5 ms
+//        + its ordered dQ hand-off                    ~1.0 ms
+//      backward with 8 documents of 512           2.0 ms (the skipped tiles cost their turns)
+//      fp32 backward (F32 K/V), B 1, L 1024       5.4 ms (4 TFLOP/s: reference grade)
+//    GQA costs the same FLOPs as MHA (K/V read once per group in the key-block pass).
 // Each timing is the median of >= 20 cudaEvent-timed calls after warm-up. Caches smaller than
 // 256 MB are replicated and rotated so that repeated calls do not run out of the 60 MB L2.
 // Lines starting with RESULT are read by bench/cuda/run_attention.sh.
@@ -116,12 +128,61 @@ void bench_decode(int64_t B, int64_t ctx) {
   std::printf("RESULT decode B%ld_ctx%ld %.4f ms %.0f GBs\n", long(B), long(ctx), ms, gbs);
 }
 
+// Forward and backward for training. q, dout F32; k, v BF16 (the tensor-core paths) or F32
+// (the fp32 paths). docs: 8 equal documents per row (seq_idx), else none.
+void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int reps_override = 0) {
+  const int64_t Hq = 32, D = 128;
+  const DType kv = bf16 ? DType::BF16 : DType::F32;
+  Tensor q = empty_cuda({B, L, Hq, D}), out = empty_cuda({B, L, Hq, D}), dout = empty_cuda({B, L, Hq, D});
+  Tensor k = empty_cuda({B, L, Hkv, D}, kv), v = empty_cuda({B, L, Hkv, D}, kv);
+  Tensor dq = empty_cuda({B, L, Hq, D}), dk = empty_cuda({B, L, Hkv, D}), dv = empty_cuda({B, L, Hkv, D});
+  fill_random(q, 21);
+  fill_random(k, 22);
+  fill_random(v, 23);
+  fill_random(dout, 24);
+  Tensor seq_h = Tensor::empty({B, L}, DType::I32);
+  for (int64_t i = 0; i < B * L; ++i) seq_h.data<int32_t>()[i] = int32_t((i % L) / (L / 8));
+  Tensor seq = to_device(seq_h, Device::CUDA);
+  const Tensor* sp = docs ? &seq : nullptr;
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int reps = reps_override ? reps_override : bf16 ? 20 : 3;
+  const int warm = reps_override ? 0 : bf16 ? 3 : 1;
+  const double f_ms = median_ms([&](int) { ops::cuda::attention(q, k, v, sp, scale, out); }, reps, warm);
+  const double b_ms = median_ms(
+      [&](int) { ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv); }, reps, warm);
+  const double f_flops = 4.0 * B * Hq * double(L) * L * D / 2, b_flops = 2.5 * f_flops;
+  char tag[96];
+  std::snprintf(tag, sizeof tag, "B%ld_L%ld_H%ld_KV%ld_D%ld%s%s", long(B), long(L), long(Hq),
+                long(Hkv), long(D), bf16 ? "" : "_f32", docs ? "_docs8" : "");
+  std::printf("training %s: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f TFLOP/s "
+              "counted), forward+backward %.3f ms (%.1f TFLOP/s)\n",
+              tag, f_ms, f_flops / f_ms / 1e9, b_ms, b_flops / b_ms / 1e9, f_ms + b_ms,
+              (f_flops + b_flops) / (f_ms + b_ms) / 1e9);
+  std::printf("RESULT train_fwd %s %.4f ms %.1f TFLOPs\n", tag, f_ms, f_flops / f_ms / 1e9);
+  std::printf("RESULT train_bwd %s %.4f ms %.1f TFLOPs\n", tag, b_ms, b_flops / b_ms / 1e9);
+  std::printf("RESULT train_fwdbwd %s %.4f ms %.1f TFLOPs\n", tag, f_ms + b_ms,
+              (f_flops + b_flops) / (f_ms + b_ms) / 1e9);
+}
+
 }  // namespace
 
-// --prefill-only skips the decode shapes, --decode-only the prefill.
+// --prefill-only skips the decode and training shapes, --decode-only the prefill and training,
+// --training-only runs the training shapes alone, --profile one forward and one backward (GQA)
+// with no warm-up, for a profiler.
 int main(int argc, char** argv) {
   const char* only = argc > 1 ? argv[1] : "";
   std::printf("%s\n", cuda_device_summary().c_str());
+  if (!std::strcmp(only, "--profile")) {  // one forward and one backward, for ncu
+    bench_training(2, 4096, 8, true, false, 1);
+    return 0;
+  }
+  if (!std::strcmp(only, "--training-only") || !std::strcmp(only, "")) {
+    bench_training(2, 4096, 32, true, false);
+    bench_training(2, 4096, 8, true, false);
+    bench_training(2, 4096, 8, true, true);
+    bench_training(1, 1024, 8, false, false);  // the fp32 paths, at a size they finish quickly
+    if (!std::strcmp(only, "--training-only")) return 0;
+  }
   if (std::strcmp(only, "--decode-only")) bench_prefill();
   if (!std::strcmp(only, "--prefill-only")) return 0;
   for (int64_t ctx : {4096, 32768, 131072})

@@ -1,7 +1,8 @@
-// Causal GQA attention on CUDA (queries may follow a KV-cache prefix), and one-query decode:
-// the host entry points of cuda_ops.h and the choice among the kernels of this folder.
+// Causal GQA attention on CUDA (queries may follow a KV-cache prefix), its backward, and
+// one-query decode: the host entry points of cuda_ops.h and the choice among the kernels of
+// this folder.
 //
-// Five paths:
+// Forward, five paths:
 //  - attend_rows_kernel (rows.cu): one warp per query row, fp32 throughout, any head dim <= 256,
 //    F32 or BF16 K/V. It is the reference-grade path (F32 K/V always take it) and the fallback
 //    for the shapes the fast kernels do not cover; decode_rows_kernel is its decode form.
@@ -22,10 +23,24 @@
 //    to 8), so a K/V row is read once per sequence; partial (max, sum, unnormalised acc) per
 //    split go to a scratch buffer that the combine kernel merges. Head dim 256, and
 //    MAMBALM_ATTN_DECODE=split.
+// Documents (seq_idx): every prefill kernel takes them; a pre-pass (doc_ranges_kernel, here)
+// writes the id range of each 64-key and 64-query tile, by which the flash kernels skip tiles
+// that share no document (common.cuh).
+//
+// Backward (attention_backward): F32 K/V, and head dims other than 64 / 128, take the fp32
+// path (backward_rows.cu: two warp-per-row kernels). BF16 K/V at head dims 64 / 128 take the
+// tensor cores in two passes: (1) statistics, a flash forward kernel in stats mode
+// (flash_wgmma.cu on 9.x, flash_mma.cu elsewhere) that recomputes each row's softmax and writes
+// lse2, D = dO . O and bf16 copies of q and dout; (2) backward.cu, parallel over key blocks,
+// dK dV in registers, dQ added in key-block order. Why a full forward for the statistics: the
+// op contract saves nothing, and D needs O (or P and dP together); recomputing O costs the
+// forward's 2 GEMMs, one pass over the keys, and keeps the second pass at the textbook 5 GEMMs.
+// (An op that took the forward's out and lse would skip pass 1: 1.06 of 4.6 ms at B 2, L 4096.)
 // The PTX wrappers the kernels use are in ops/cuda/ptx.cuh; the environment knobs read here are
 // described in docs/environment.md.
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -90,21 +105,131 @@ float* attention_decode_scratch(size_t floats) {
   return buf.get<float>(floats, "attention_decode");
 }
 
+namespace {
+
+// Per sequence, the [min, max] document id of each 64-key tile of [0, S) and of each 64-row
+// query tile of [0, T) (rows at positions S - T + row). One warp per tile.
+__global__ void doc_ranges_kernel(const int* __restrict__ seq, int B, int S, int T, int nk, int nq,
+                                  int2* __restrict__ krange, int2* __restrict__ qrange) {
+  const int64_t wid = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  const int per = nk + nq;
+  if (wid >= int64_t(B) * per) return;
+  const int b = int(wid / per), t = int(wid % per);
+  const bool key = t < nk;
+  const int tt = key ? t : t - nk;
+  const int base = key ? tt * kDocTile : S - T + tt * kDocTile;
+  const int n = min(kDocTile, (key ? S : T) - tt * kDocTile);
+  int lo = INT_MAX, hi = INT_MIN;
+  for (int i = lane; i < n; i += 32) {
+    const int x = seq[int64_t(b) * S + base + i];
+    lo = min(lo, x);
+    hi = max(hi, x);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+  }
+  if (lane == 0) (key ? krange + int64_t(b) * nk + tt : qrange + int64_t(b) * nq + tt)[0] = make_int2(lo, hi);
+}
+
+// The document view of seq_idx (null: none), its ranges in `ranges` (see doc_range_ints).
+size_t doc_range_ints(int64_t B, int64_t S, int64_t T) {
+  return size_t(2 * B * ((S + kDocTile - 1) / kDocTile + (T + kDocTile - 1) / kDocTile));
+}
+DocView doc_view(const Tensor& seq_idx, int64_t T, int* ranges) {
+  const int B = int(seq_idx.dim(0)), S = int(seq_idx.dim(1));
+  const int nk = (S + kDocTile - 1) / kDocTile, nq = (int(T) + kDocTile - 1) / kDocTile;
+  DocView d;
+  d.seq = seq_idx.data<int32_t>();
+  d.krange = reinterpret_cast<const int2*>(ranges);
+  d.qrange = reinterpret_cast<const int2*>(ranges) + int64_t(B) * nk;
+  const int64_t threads = int64_t(B) * (nk + nq) * 32;
+  doc_ranges_kernel<<<unsigned((threads + kThreads - 1) / kThreads), kThreads>>>(
+      d.seq, B, S, int(T), nk, nq, reinterpret_cast<int2*>(ranges),
+      reinterpret_cast<int2*>(ranges) + int64_t(B) * nk);
+  return d;
+}
+
+bool flash_shape(const Tensor& q, const Tensor& k, const Tensor& v, const float* out) {
+  const int64_t Dh = q.dim(3);
+  return k.dtype() == DType::BF16 && aligned16(k.data<uint16_t>()) &&
+         aligned16(v.data<uint16_t>()) && aligned16(q.f32()) && (!out || aligned16(out)) &&
+         (Dh == 128 || Dh == 64);
+}
+
+}  // namespace
+
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
-  MAMBALM_CHECK(!seq_idx, "op attention (cuda)", "document masking (seq_idx) is not implemented on CUDA yet");
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   if (B * T * Hq * Dh == 0) return;
-  const bool bf16 = k.dtype() == DType::BF16;
-  if (bf16 && aligned16(k.data<uint16_t>()) && aligned16(v.data<uint16_t>()) &&
-      aligned16(q.f32()) && aligned16(out.f32()) && (Dh == 128 || Dh == 64)) {
+  DocView docs;
+  if (seq_idx) {
+    // One buffer per calling thread: each thread queues on its own default stream.
+    static thread_local GrowOnlyBuffer ranges;
+    docs = doc_view(*seq_idx, T,
+                    ranges.get<int>(doc_range_ints(B, k.dim(1), T), "attention"));
+  }
+  const DocView* dv = seq_idx ? &docs : nullptr;
+  if (flash_shape(q, k, v, out.f32())) {
     const int mt = flash_mt();
-    if (mt == 3) attention_flash_wgmma(q, k, v, scale, out);
-    else attention_flash_mma(q, k, v, scale, out, mt == 2 ? 32 : 16);
+    if (mt == 3) attention_flash_wgmma(q, k, v, dv, scale, &out);
+    else attention_flash_mma(q, k, v, dv, scale, &out, mt == 2 ? 32 : 16);
     check_launch("attention");
     return;
   }
-  attention_rows(q, k, v, scale, out);
+  attention_rows(q, k, v, dv, scale, out);
   check_launch("attention");
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
+                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+  const char* op = "attention_backward";
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1);
+  if (B * T * Hq * Dh == 0) {  // no query: dk and dv are zero (dq is empty or has Dh == 0)
+    if (dk.numel()) check_cuda(cudaMemsetAsync(dk.f32(), 0, size_t(dk.numel()) * 4), op, "memset");
+    if (dv.numel()) check_cuda(cudaMemsetAsync(dv.f32(), 0, size_t(dv.numel()) * 4), op, "memset");
+    return;
+  }
+  const bool fast = flash_shape(q, k, v, nullptr) && aligned16(dout.f32()) && aligned16(dq.f32()) &&
+                    aligned16(dk.f32()) && aligned16(dv.f32());
+  // Scratch, one block per calling thread, carved 256-byte aligned: document ranges, lse and D
+  // ([B, Hq, T] fp32 each), then for the tensor-core path the bf16 q and dout ([B, Hq, T, Dh]),
+  // the claim and turn counters and (sm_90) the fp32 dq accumulator.
+  auto up = [](size_t bytes) { return (bytes + 255) & ~size_t(255); };
+  const size_t rows = size_t(B * Hq * T);
+  const size_t b_docs = seq_idx ? up(doc_range_ints(B, S, T) * 4) : 0;
+  const size_t b_row = up(rows * 4);
+  const size_t b_half = fast ? up(rows * size_t(Dh) * 2) : 0;
+  const size_t b_sem = fast ? up((1 + size_t(B * Hq) * ((T + kBwdBM - 1) / kBwdBM)) * 4) : 0;
+  const size_t b_acc = fast ? up(attention_backward_accum_floats(B, T, Hq, Dh) * 4) : 0;
+  static thread_local GrowOnlyBuffer scratch;
+  char* base = scratch.get<char>(b_docs + 2 * b_row + 2 * b_half + b_sem + b_acc, op);
+  DocView docs;
+  if (seq_idx) docs = doc_view(*seq_idx, T, reinterpret_cast<int*>(base));
+  const DocView* dview = seq_idx ? &docs : nullptr;
+  float* lse = reinterpret_cast<float*>(base + b_docs);
+  float* dsum = reinterpret_cast<float*>(base + b_docs + b_row);
+  if (!fast) {
+    attention_backward_rows(q, k, v, dview, scale, dout, dq, dk, dv, lse, dsum);
+    check_launch(op);
+    return;
+  }
+  FlashStats st;
+  st.dout = dout.f32();
+  st.lse2 = lse;
+  st.dsum = dsum;
+  st.q16 = reinterpret_cast<uint16_t*>(base + b_docs + 2 * b_row);
+  st.do16 = reinterpret_cast<uint16_t*>(base + b_docs + 2 * b_row + b_half);
+  int* sem = reinterpret_cast<int*>(base + b_docs + 2 * b_row + 2 * b_half);
+  if (flash_mt() == 3) attention_flash_wgmma(q, k, v, dview, scale, nullptr, &st);
+  else attention_flash_mma(q, k, v, dview, scale, nullptr, 32, &st);
+  check_launch(op);
+  float* acc = b_acc ? reinterpret_cast<float*>(base + b_docs + 2 * b_row + 2 * b_half + b_sem) : nullptr;
+  attention_backward_flash(q, k, v, dview, scale, st, dq, acc, dk, dv, sem);
+  check_launch(op);
 }
 
 void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,

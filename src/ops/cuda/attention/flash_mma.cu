@@ -3,7 +3,8 @@
 // 16 with MT=1), streams 64-key K/V tiles through shared memory with cp.async (two stages),
 // computes QK^T and PV with bf16 mma.sync.m16n8k16 (fp32 accumulate), online softmax in fp32
 // with exp2 and the scale folded into one FMA (flash_masked_softmax, common.cuh), causal tile
-// skipping.
+// skipping. Template switches DOC and STATS as in flash_wgmma.cu (document ids; the backward's
+// statistics pass).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -22,18 +23,20 @@ constexpr int kFlashBN = 64;  // keys per tile
 // MT = 16-row query tiles per warp. MT 1: 64 queries per block, Q fragments kept in registers.
 // MT 2: 128 queries per block, Q staged in shared memory as bf16 and re-read per k-step; each
 // K/V fragment then feeds two MMAs, which halves the shared-memory traffic per MMA of PV.
-template <int D, int MT>
+template <int D, int MT, bool DOC>
 constexpr int flash_smem_bytes() {
-  return (2 /*K,V*/ * 2 /*stages*/ * kFlashBN + (MT > 1 ? 16 * MT * kFlashWarps : 0)) * (D + 8) * 2;
+  return (2 /*K,V*/ * 2 /*stages*/ * kFlashBN + (MT > 1 ? 16 * MT * kFlashWarps : 0)) * (D + 8) * 2 +
+         (DOC ? 2 * kFlashBN * 4 : 0) /*key document ids*/;
 }
 
 // Grid: x = b * Hq + h, y = query tile (counted from the last: the causal tiles with the most
 // keys start first, which evens out the tail of the launch).
-template <int D, int MT>
+template <int D, int MT, bool DOC, bool STATS>
 __global__ void __launch_bounds__(kFlashWarps * 32, 2)
 flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k,
-                     const uint16_t* __restrict__ v, float scale_log2, float* __restrict__ out,
-                     int T, int S, int Hq, int Hkv) {
+                     const uint16_t* __restrict__ v, DocView docs, FlashStats st,
+                     float scale_log2, float* __restrict__ out, int T, int S, int Hq, int Hkv) {
+  static_assert(!STATS || MT > 1, "stats mode stages Q in shared memory (MT > 1)");
   constexpr int BM = 16 * MT * kFlashWarps;
   constexpr int LDS = D + 8;  // shared row stride in elements: the 16-byte pad puts the 8 rows
                               // of one ldmatrix 8x8 matrix on distinct banks
@@ -43,6 +46,7 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
   uint16_t* ks = flash_smem;              // [2][BN][LDS]
   uint16_t* vs = flash_smem + 2 * kTile;  // [2][BN][LDS]
   uint16_t* qs = flash_smem + 4 * kTile;  // [BM][LDS] when kQInSmem
+  int* kdoc_s = reinterpret_cast<int*>(flash_smem + 4 * kTile + (kQInSmem ? BM * LDS : 0));  // [2][BN]
 
   const int h = blockIdx.x % Hq, b = blockIdx.x / Hq;
   const int m_block = gridDim.y - 1 - blockIdx.y;
@@ -78,7 +82,12 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
       const int r = c / (D / 4), cc = (c % (D / 4)) * 4;
       float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
       if (m0 + r < T) x = *reinterpret_cast<const float4*>(qb + int64_t(m0 + r) * q_ld + cc);
-      *reinterpret_cast<uint2*>(qs + r * LDS + cc) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+      const uint2 packed = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+      *reinterpret_cast<uint2*>(qs + r * LDS + cc) = packed;
+      if constexpr (STATS) {
+        if (m0 + r < T)
+          *reinterpret_cast<uint2*>(st.q16 + ((int64_t(b) * Hq + h) * T + m0 + r) * D + cc) = packed;
+      }
     }
     // made visible by the first barrier of the tile loop
   }
@@ -88,6 +97,33 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
   const uint16_t* vb = v + (int64_t(b) * S * Hkv + kvh) * D;
   const int last_key = min(S - 1, offset + m0 + BM - 1);
   const int n_tiles = last_key / kFlashBN + 1;
+
+  // Documents: the block's id range, each row's id, and the first key tile it can see.
+  DocRange qr{0, 0};
+  int qdoc[MT][2];
+  const int2* kr = nullptr;
+  int j = 0;
+  if constexpr (DOC) {
+    const int nq = (T + kDocTile - 1) / kDocTile, nk = (S + kDocTile - 1) / kDocTile;
+    const int t0 = m0 / kDocTile;
+    qr = doc_range_span(docs.qrange + int64_t(b) * nq, t0,
+                        min(nq, t0 + (BM + kDocTile - 1) / kDocTile));
+    kr = docs.krange + int64_t(b) * nk;
+    const int* sq = docs.seq + int64_t(b) * S;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+        qdoc[mt][half] = __ldg(sq + offset + min(row0 + mt * 16 + g + 8 * half, T - 1));
+    while (j < n_tiles && doc_disjoint(doc_range_load(kr, j), qr)) ++j;
+  }
+  // The next key tile after j that shares a document with the block (j + 1 without documents).
+  auto next_tile = [&](int jj) {
+    ++jj;
+    if constexpr (DOC)
+      while (jj < n_tiles && doc_disjoint(doc_range_load(kr, jj), qr)) ++jj;
+    return jj;
+  };
 
   auto load_tile = [&](int tile, int stage) {
     constexpr int kChunks = D / 8;  // 16-byte chunks per row
@@ -103,6 +139,13 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
       cp_async16(smem_u32(kd + r * LDS + cc * 8), kb + src, bytes);
       cp_async16(smem_u32(vd + r * LDS + cc * 8), vb + src, bytes);
     }
+    if constexpr (DOC) {
+      if (threadIdx.x < kFlashBN) {
+        const int key = n0 + threadIdx.x;
+        cp_async4(smem_u32(kdoc_s + stage * kFlashBN + threadIdx.x),
+                  docs.seq + int64_t(b) * S + min(key, S - 1), key < S ? 4 : 0);
+      }
+    }
   };
 
   float o[MT][D / 8][4];
@@ -117,19 +160,22 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
     l_run[mt][0] = l_run[mt][1] = 0.f;
   }
 
-  load_tile(0, 0);
+  load_tile(j, 0);
   cp_async_commit();
-  for (int j = 0; j < n_tiles; ++j) {
-    if (j + 1 < n_tiles) {
-      load_tile(j + 1, (j + 1) & 1);
+  for (int it = 0; j < n_tiles; ++it) {
+    // Without documents it == j, and the stage is j's parity as before.
+    const int stage = DOC ? (it & 1) : (j & 1);
+    const int jn = next_tile(j);
+    if (jn < n_tiles) {
+      load_tile(jn, stage ^ 1);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const uint16_t* kt = ks + (j & 1) * kTile;
-    const uint16_t* vt = vs + (j & 1) * kTile;
+    const uint16_t* kt = ks + stage * kTile;
+    const uint16_t* vt = vs + stage * kTile;
     const int n0 = j * kFlashBN;
 
     // S = Q K^T for this warp's 16 MT rows x 64 keys.
@@ -166,11 +212,21 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
       }
     }
 
+    if constexpr (DOC) {
+      const int* kd = doc_uniform(doc_range_load(kr, j), qr) ? nullptr : kdoc_s + stage * kFlashBN;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      const int rbase = row0 + mt * 16;
-      flash_masked_softmax<kFlashBN, D>(s[mt], o[mt], m_run[mt], l_run[mt], n0, offset + rbase, g,
-                                        tq, scale_log2);
+      for (int mt = 0; mt < MT; ++mt) {
+        const int rbase = row0 + mt * 16;
+        flash_masked_softmax<kFlashBN, D, true>(s[mt], o[mt], m_run[mt], l_run[mt], n0,
+                                                offset + rbase, g, tq, scale_log2, kd, qdoc[mt]);
+      }
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const int rbase = row0 + mt * 16;
+        flash_masked_softmax<kFlashBN, D>(s[mt], o[mt], m_run[mt], l_run[mt], n0, offset + rbase,
+                                          g, tq, scale_log2);
+      }
     }
 
     // O += P V: the S accumulators of two adjacent key tiles form one A fragment.
@@ -198,63 +254,82 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
       }
     }
     __syncthreads();  // the next iteration's copy overwrites this stage
+    j = jn;
   }
 
-  // Epilogue: normalise and store fp32.
+  if constexpr (STATS) {
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt)
+      flash_stats_epilogue<D>(st, o[mt], m_run[mt], l_run[mt], b, h, row0 + mt * 16, T, Hq, g, tq,
+                              scale_log2);
+  } else {
+    // Epilogue: normalise and store fp32.
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float l = l_run[mt][half];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = 1.0f / l;
-      const int r = row0 + mt * 16 + g + 8 * half;
-      if (r < T) {
-        float* orow = out + ((int64_t(b) * T + r) * Hq + h) * D + 2 * tq;
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt)
-          *reinterpret_cast<float2*>(orow + dt * 8) =
-              make_float2(o[mt][dt][2 * half] * inv, o[mt][dt][2 * half + 1] * inv);
+      for (int half = 0; half < 2; ++half) {
+        float l = l_run[mt][half];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const float inv = 1.0f / l;
+        const int r = row0 + mt * 16 + g + 8 * half;
+        if (r < T) {
+          float* orow = out + ((int64_t(b) * T + r) * Hq + h) * D + 2 * tq;
+#pragma unroll
+          for (int dt = 0; dt < D / 8; ++dt)
+            *reinterpret_cast<float2*>(orow + dt * 8) =
+                make_float2(o[mt][dt][2 * half] * inv, o[mt][dt][2 * half + 1] * inv);
+        }
       }
-    }
+  }
 }
 
-template <int D, int MT>
-void launch_flash(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
+template <int D, int MT, bool DOC, bool STATS>
+void launch_flash(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
+                  float scale, Tensor* out, const FlashStats* stats) {
   const int B = int(q.dim(0)), T = int(q.dim(1)), Hq = int(q.dim(2));
   const int S = int(k.dim(1)), Hkv = int(k.dim(2));
   constexpr int BM = 16 * MT * kFlashWarps;
-  constexpr int smem = flash_smem_bytes<D, MT>();
+  constexpr int smem = flash_smem_bytes<D, MT, DOC>();
   static bool configured = false;  // the attribute is per kernel; set once per process
   if (!configured) {
-    check_cuda(cudaFuncSetAttribute(flash_prefill_kernel<D, MT>,
+    check_cuda(cudaFuncSetAttribute(flash_prefill_kernel<D, MT, DOC, STATS>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
                "attention", "shared memory size");
     configured = true;
   }
   const dim3 grid(unsigned(B * Hq), unsigned((T + BM - 1) / BM));
-  flash_prefill_kernel<D, MT><<<grid, kFlashWarps * 32, smem>>>(
-      q.f32(), k.data<uint16_t>(), v.data<uint16_t>(), scale * kLog2e, out.f32(), T, S, Hq, Hkv);
+  flash_prefill_kernel<D, MT, DOC, STATS><<<grid, kFlashWarps * 32, smem>>>(
+      q.f32(), k.data<uint16_t>(), v.data<uint16_t>(), docs ? *docs : DocView{},
+      stats ? *stats : FlashStats{}, scale * kLog2e, out ? out->f32() : nullptr, T, S, Hq, Hkv);
+}
+
+template <int D>
+void launch_flash_d(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
+                    float scale, Tensor* out, int rows_per_warp, const FlashStats* stats) {
+  if (stats) {  // always 32 rows per warp (Q staged in shared memory)
+    if (docs) launch_flash<D, 2, true, true>(q, k, v, docs, scale, out, stats);
+    else launch_flash<D, 2, false, true>(q, k, v, docs, scale, out, stats);
+  } else if (rows_per_warp == 32) {
+    if (docs) launch_flash<D, 2, true, false>(q, k, v, docs, scale, out, stats);
+    else launch_flash<D, 2, false, false>(q, k, v, docs, scale, out, stats);
+  } else {
+    if (docs) launch_flash<D, 1, true, false>(q, k, v, docs, scale, out, stats);
+    else launch_flash<D, 1, false, false>(q, k, v, docs, scale, out, stats);
+  }
 }
 
 }  // namespace
 
-void attention_flash_mma(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
-                         Tensor& out, int rows_per_warp) {
+void attention_flash_mma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
+                         float scale, Tensor* out, int rows_per_warp, const FlashStats* stats) {
   const int64_t Dh = q.dim(3);
   if (rows_per_warp != 16 && rows_per_warp != 32)
     fail("op attention (cuda)", "flash kernel: " + std::to_string(rows_per_warp) +
                                     " query rows per warp, not 16 or 32");
-  if (Dh == 128) {
-    if (rows_per_warp == 32) launch_flash<128, 2>(q, k, v, scale, out);
-    else launch_flash<128, 1>(q, k, v, scale, out);
-  } else if (Dh == 64) {
-    if (rows_per_warp == 32) launch_flash<64, 2>(q, k, v, scale, out);
-    else launch_flash<64, 1>(q, k, v, scale, out);
-  } else {
-    fail("op attention (cuda)", "flash kernel: head dim " + std::to_string(Dh) + ", not 64 or 128");
-  }
+  if (Dh == 128) launch_flash_d<128>(q, k, v, docs, scale, out, rows_per_warp, stats);
+  else if (Dh == 64) launch_flash_d<64>(q, k, v, docs, scale, out, rows_per_warp, stats);
+  else fail("op attention (cuda)", "flash kernel: head dim " + std::to_string(Dh) + ", not 64 or 128");
 }
 
 }  // namespace mambalm::ops::cuda

@@ -16,6 +16,8 @@
 #        bash scripts/gpu-train-check.sh conformance parity grad-parity ...
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The bundle may travel compressed (the device call carries 64 MiB at most).
+[ -d build-gpu ] || [ ! -f .device-data/bundle.tar.xz ] || python3 -c "import tarfile; tarfile.open('.device-data/bundle.tar.xz').extractall('.')"
 source scripts/gpu-env.sh build-gpu
 out=${OUT:-/tmp/gpu-train-check}
 mkdir -p "$out"
@@ -26,17 +28,18 @@ for what in "$@"; do
   case "$what" in
     conformance)
       step conformance
-      mambalm_cuda_conformance --quick > "$out/conformance.txt" 2>&1; rc=$?
+      timeout "${CONFORMANCE_TIMEOUT:-600}" mambalm_cuda_conformance --quick > "$out/conformance.txt" 2>&1; rc=$?
+      tail -n 400 "$out/conformance.txt" | grep -E "^\| [a-z_0-9]+ \|" | awk -F"|" '{print $2}' | sort | uniq -c | head -40
       grep -E "\*\*NO\*\*|cases," "$out/conformance.txt"; status=$((status | rc)) ;;
     parity)
       step parity
       mkdir -p /tmp/parity
-      python3 tests/golden/check_cuda_parity.py "$(command -v mambalm)" tests/golden/fixtures /tmp/parity 2>&1 | tee "$out/parity.txt"
+      timeout "${STEP_TIMEOUT:-300}" python3 tests/golden/check_cuda_parity.py "$(command -v mambalm)" tests/golden/fixtures /tmp/parity 2>&1 | tee "$out/parity.txt"
       status=$((status | PIPESTATUS[0])) ;;
     grad-parity)
       step grad-parity
       mkdir -p /tmp/gradparity
-      python3 tests/golden/check_cuda_grad_parity.py "$(command -v mambalm)" tests/golden/fixtures /tmp/gradparity 2>&1 |
+      timeout "${STEP_TIMEOUT:-300}" python3 tests/golden/check_cuda_grad_parity.py "$(command -v mambalm)" tests/golden/fixtures /tmp/gradparity 2>&1 |
         tee "$out/grad_parity.txt"
       status=$((status | PIPESTATUS[0])) ;;
     decode)
@@ -48,7 +51,7 @@ for what in "$@"; do
       d=.device-data/cmp
       mambalm init --arch hybrid --preset hybrid-small --tokenizer $d/sp4096.model --seed 1 --out /tmp/cmp-model >/dev/null
       rm -rf /tmp/cmp-run
-      mambalm train --model /tmp/cmp-model --data $d/corpus --out /tmp/cmp-run --seq-len 128 --micro-batch 8 --steps 300 \
+      timeout "${STEP_TIMEOUT:-300}" mambalm train --model /tmp/cmp-model --data $d/corpus --out /tmp/cmp-run --seq-len 128 --micro-batch 8 --steps 300 \
         --lr 2e-3 --warmup 20 --val-interval 50 --log-interval 10 --checkpoint-interval 0 --device cuda --dtype bf16 \
         > "$out/train_gpu.log" 2>&1; rc=$?
       cp /tmp/cmp-run/metrics.jsonl "$out/metrics_gpu.jsonl" 2>/dev/null
@@ -81,10 +84,10 @@ PY
       status=$((status | $?)) ;;
     train-bench)
       step train-bench
-      mambalm bench --train --device cuda --preset hybrid-48l,mamba2-48l,transformer-24x --seq-len 4096 --micro-batch 4 \
+      timeout "${STEP_TIMEOUT:-300}" mambalm bench --train --device cuda --preset ${TRAIN_PRESETS:-hybrid-48l,mamba2-48l,transformer-24x} --seq-len 4096 --micro-batch 4 --steps ${TRAIN_STEPS:-8} \
         --json-out "$out/train_bench.jsonl" 2>&1 | tee "$out/train_bench.txt"
       if [ -d build-peer ]; then
-        MAMBA_SSM_PATH=build-peer PYTHONUNBUFFERED=1 OUT="$out" timeout 400 python3 build-peer/train_anchor.py 2>&1 | tee "$out/peer_train.txt"
+        MAMBA_SSM_PATH=build-peer PYTHONUNBUFFERED=1 OUT="$out" timeout "${PEER_TIMEOUT:-400}" python3 build-peer/train_anchor.py 2>&1 | tee "$out/peer_train.txt"
       fi ;;
     kernels)
       step kernels

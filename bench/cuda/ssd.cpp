@@ -1,13 +1,19 @@
 // mambalm_bench_ssd: times ops::ssd_chunked (the tensor-core chunked SSD, src/ops/cuda/ssd.cu) on
-// the GPU at the shape (B 2, L 4096, H 128, P 64, G 8, N 128, chunk 256) and at B 1,
-// L 16384; its four kernels one by one; the register recurrence at the same shape; and both
-// paths at short T (where ssd_chunked switches to the recurrence).
+// the GPU at the shape (B 2, L 4096, H 128, P 64, G 8, N 128, chunk 256), at chunk 128 and
+// at B 1, L 16384; its four kernels one by one; forward + backward (ssd_chunked then
+// ssd_chunked_backward, src/ops/cuda/ssd_backward.cu, as training calls them: no states, dA and dD
+// accumulated), the backward alone and its nine kernels, and both with document ids; the register
+// recurrence at the same shape; and both forward paths at short T (where ssd_chunked switches to
+// the recurrence). The peer, bench/cuda/ssd_peer.py, times mamba_ssm's Triton kernels
+// (mamba_chunk_scan_combined, forward and forward + backward) at the same shapes.
 // Timing: CUDA events around each call, 3 warm-up calls, median of 30, rotating 2 input sets
 // (each ~0.6 GB, over 10x the 50 MB L2) so the cache does not hold the inputs.
 // FLOPs (dense count, as the SSD paper's): per chunk of L tokens and sequence
 //   2 L^2 N G (C B^T) + 2 L^2 P H (intra-chunk (L o CB) X) + 2 L P N H (chunk states)
 //   + 2 L N P H (C S), ~73 GFLOP at the shape; the causal mask skips ~40% of the first two.
 // Bytes: the fewest possible, x and y (4 B T H P each), B and C (4 B T G N each), dt (4 B T H).
+// Backward: ~139 GFLOP and ~4.3 GB of DRAM traffic at the shape (the cost model in
+// ssd_backward.cu's header); the fewest bytes are x, dy, dx (4 B T H P each), B, C, dB, dC.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -21,8 +27,18 @@
 #include "core/tensor.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 
 using namespace mambalm;
+
+namespace mambalm::ops::cuda {
+// Defined in src/ops/cuda/ssd_backward.cu: the op with each of its nine kernels timed (stage_ms).
+void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                                const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size,
+                                const Tensor* initial_state, const Tensor* dfinal_state, const Tensor& dy,
+                                Tensor& dx, Tensor& ddt, Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
+                                Tensor* dinitial_state, float* stage_ms);
+}  // namespace mambalm::ops::cuda
 
 namespace {
 
@@ -41,7 +57,7 @@ Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed) {
 Tensor copy_of(const Tensor& t) { return to_device(t, Device::CUDA); }  // a device copy
 
 struct Inputs {
-  Tensor x, dt, A, Bm, Cm, D, state, y;
+  Tensor x, dt, A, Bm, Cm, D, state, y, dy, seq;
 };
 Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, uint64_t seed) {
   Inputs in;
@@ -53,7 +69,22 @@ Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_
   in.D = rand_gpu({H}, 0.5f, 1.5f, seed + 6);
   in.state = rand_gpu({B, H, P, N}, -0.5f, 0.5f, seed + 7);
   in.y = empty_cuda({B, T, H, P});
+  in.dy = rand_gpu({B, T, H, P}, -1, 1, seed + 8);
+  // documents: each row cut into 4 at fixed, chunk-unaligned places
+  Tensor seq = Tensor::empty({B, T}, DType::I32);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) seq.data<int32_t>()[b * T + t] = int32_t((t * 4 + 37 * b) / std::max<int64_t>(T, 1));
+  in.seq = to_device(seq, Device::CUDA);
   return in;
+}
+
+// Gradients of one call (assigned ones, and the accumulated dA, dD).
+struct Grads {
+  Tensor dx, ddt, dB, dC, dA, dD;
+};
+Grads make_grads(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N) {
+  return {empty_cuda({B, T, H, P}), empty_cuda({B, T, H}), empty_cuda({B, T, G, N}), empty_cuda({B, T, G, N}),
+          zeros_on(Device::CUDA, {H}), zeros_on(Device::CUDA, {H})};
 }
 
 void check(cudaError_t e, const char* what) {
@@ -97,6 +128,9 @@ double flops(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, i
 double min_bytes(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N) {
   return 4.0 * B * T * (2.0 * H * P + 2.0 * G * N + H);
 }
+
+void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, int64_t H, int64_t P, int64_t G,
+                    int64_t N);
 
 void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
   const int64_t H = 128, P = 64, G = 8, N = 128;
@@ -149,6 +183,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
     std::printf("  heads per block %d: %.3f ms  (y elements differing from the default: %lld)\n", hb, v,
                 (long long)diff);
   }
+  bench_backward(sets, B, T, Q, H, P, G, N);
   if (with_recurrence) {
     auto rec = [&](int i) {
       Inputs& s = sets[size_t(i) % sets.size()];
@@ -156,6 +191,62 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
     };
     std::printf("  register recurrence (ssd_sequential) same shape: %.3f ms\n", median_ms(rec, 5, 1));
   }
+}
+
+// Training: forward + backward as the model calls them (no states; dA, dD accumulate), the
+// backward alone with its nine kernels, and both with document ids.
+void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, int64_t H, int64_t P, int64_t G,
+                    int64_t N) {
+  Grads gr = make_grads(B, T, H, P, G, N);
+  auto bwd = [&](Inputs& s, bool docs) {
+    ops::ssd_chunked_backward(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, nullptr, s.dy,
+                              gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr);
+  };
+  auto fwd = [&](Inputs& s, bool docs) {
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, s.y);
+  };
+  const std::string key = std::string(Q == 256 ? "" : "_c128") + " B" + std::to_string(B) + "_L" + std::to_string(T);
+  for (bool docs : {false, true}) {
+    const double fb = median_ms([&](int i) {
+      Inputs& s = sets[size_t(i) % sets.size()];
+      fwd(s, docs);
+      bwd(s, docs);
+    });
+    const double b = median_ms([&](int i) { bwd(sets[size_t(i) % sets.size()], docs); });
+    const double f = median_ms([&](int i) { fwd(sets[size_t(i) % sets.size()], docs); });
+    std::printf("  %s: forward %.3f ms, backward %.3f ms, forward + backward %.3f ms\n",
+                docs ? "with documents (4 per row)" : "training (no states)", f, b, fb);
+    std::printf("RESULT ssd_fwd%s%s %.4f ms\n", docs ? "_docs" : "", key.c_str(), f);
+    std::printf("RESULT ssd_bwd%s%s %.4f ms\n", docs ? "_docs" : "", key.c_str(), b);
+    std::printf("RESULT ssd_fwd_bwd%s%s %.4f ms\n", docs ? "_docs" : "", key.c_str(), fb);
+  }
+  // the backward's kernels, median of 20 each
+  const char* names[9] = {"prep", "gram (CB, dY X^T)", "states (Z, dZ)", "pass", "dx", "dB", "dC", "fin", "reduce"};
+  std::vector<float> st[9];
+  for (int i = 0; i < 23; ++i) {
+    Inputs& s = sets[size_t(i) % sets.size()];
+    float t9[9];
+    ops::cuda::ssd_chunked_backward_timed(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, nullptr, nullptr, s.dy, gr.dx,
+                                          gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, t9);
+    if (i >= 3)
+      for (int k = 0; k < 9; ++k) st[k].push_back(t9[k]);
+  }
+  for (int k = 0; k < 9; ++k) {
+    std::sort(st[k].begin(), st[k].end());
+    std::printf("  backward stage %-18s %.4f ms\n", names[k], st[k][st[k].size() / 2]);
+  }
+  // determinism: two backward calls from zeroed accumulators give the same bits
+  Grads g1 = make_grads(B, T, H, P, G, N), g2 = make_grads(B, T, H, P, G, N);
+  for (Grads* g : {&g1, &g2})
+    ops::ssd_chunked_backward(sets[0].x, sets[0].dt, sets[0].A, sets[0].Bm, sets[0].Cm, &sets[0].D, &sets[0].seq, Q,
+                              nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB, g->dC, &g->dD, nullptr);
+  int64_t diff = 0;
+  auto cmp = [&](const Tensor& a, const Tensor& b) {
+    Tensor ha = to_device(a, Device::CPU), hb = to_device(b, Device::CPU);
+    for (int64_t k = 0, n = ha.numel(); k < n; ++k) diff += ha.f32()[k] != hb.f32()[k];
+  };
+  cmp(g1.dx, g2.dx), cmp(g1.ddt, g2.ddt), cmp(g1.dB, g2.dB), cmp(g1.dC, g2.dC), cmp(g1.dA, g2.dA), cmp(g1.dD, g2.dD);
+  std::printf("  backward run twice (documents): %lld elements differ\n", (long long)diff);
 }
 
 // Short T: the recurrence against the tensor-core path, to place kChunkedMinT.

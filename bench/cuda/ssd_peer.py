@@ -1,6 +1,15 @@
-"""PyTorch peer for mambalm_bench_ssd: the chunked SSD (Mamba-2 prefill) written directly as bf16
-einsums in the "minimal SSD" style (our own code; mamba_ssm is not installed on the GPU machine),
-eager and through torch.compile, timed at the same shapes as bench/cuda/ssd.cpp in the same run.
+"""Peers for mambalm_bench_ssd, timed at the same shapes as bench/cuda/ssd.cpp in the same run.
+
+Section "mamba_ssm": mamba_ssm's Triton kernels (mamba_chunk_scan_combined: forward, and forward +
+backward through autograd) with the inputs a user's model gives them (x, B, C in bf16; dt, A, D in
+fp32; dt already softplus'ed; no initial state, no document ids), as the issue's reference numbers
+were taken (/work/shared/peers/kernel_peers.py); PEER_FP32=1 adds the same calls with fp32 x, B, C
+(ours are fp32). mamba_ssm is never part of the project: its source is read from MAMBA_SSM_PATH
+(default build-peer, a copy of /work/shared/peers holding mamba_ssm/ with an empty __init__.py so
+that the Triton kernels import without the package's CUDA extensions).
+
+Section "torch": the chunked SSD forward written directly as bf16 einsums in the "minimal SSD"
+style (our own code), eager and through torch.compile.
 
 Inputs as mamba_ssm's benchmark takes them: x, B, C in bf16, dt and A in fp32. Products in bf16
 with fp32 accumulation (torch's default), cumulative decays and the state passing in fp32, y
@@ -91,10 +100,56 @@ def median_ms(f, sets, reps=20, warm=3):
     return ts[len(ts) // 2]
 
 
+def mamba_ssm_peer(dev):
+    sys.path.insert(0, os.environ.get("MAMBA_SSM_PATH", "build-peer"))
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception as ex:  # noqa: BLE001
+        print("mamba_ssm unavailable (MAMBA_SSM_PATH):", repr(ex)[:300], flush=True)
+        return
+    dtypes = [torch.bfloat16] + ([torch.float32] if os.environ.get("PEER_FP32") == "1" else [])
+    h, p, g, n = 128, 64, 8, 128
+    for (b, l, q) in [(2, 4096, 256), (2, 4096, 128), (1, 16384, 256)]:
+        key = ("" if q == 256 else "_c128") + f" B{b}_L{l}"
+        for dtype in dtypes:
+            sets = []
+            for k in range(2):
+                d = inputs(b, l, h, p, g, n, 20 + k, dev)
+                t = dict(x=d["x"].to(dtype), dt=d["dt"], A=d["A"], Bm=d["Bm"].to(dtype), Cm=d["Cm"].to(dtype),
+                         D=d["D"])
+                for v in t.values():
+                    v.requires_grad_()
+                t["dy"] = torch.rand(b, l, h, p, device=dev, dtype=dtype) * 2 - 1
+                sets.append(t)
+            fwd = lambda s: mamba_chunk_scan_combined(s["x"], s["dt"], s["A"], s["Bm"], s["Cm"], q, D=s["D"])
+            tag = "" if dtype == torch.bfloat16 else "_fp32"
+            t0 = time.time()
+            with torch.no_grad():
+                fwd(sets[0])
+            fwd(sets[0]).backward(sets[0]["dy"])  # compiles (and autotunes) the kernels
+            torch.cuda.synchronize()
+            print(f"  (mamba_ssm {dtype} chunk {q}: first calls took {time.time() - t0:.1f} s)", flush=True)
+            with torch.no_grad():
+                f_ms = median_ms(fwd, sets)
+            fb_ms = median_ms(lambda s: fwd(s).backward(s["dy"]), sets)
+            print(f"RESULT mamba_ssm_fwd{tag}{key} {f_ms:.4f} ms", flush=True)
+            print(f"RESULT mamba_ssm_fwd_bwd{tag}{key} {fb_ms:.4f} ms", flush=True)
+            del sets
+            torch.cuda.empty_cache()
+
+
 def main():
     dev = "cuda"
-    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 cumulative sums stay fp32
+    sections = sys.argv[1:] or ["mamba_ssm", "torch"]
     print("torch", torch.__version__, torch.cuda.get_device_name(0), flush=True)
+    if "mamba_ssm" in sections:
+        mamba_ssm_peer(dev)
+    if "torch" in sections:
+        torch_peer(dev)
+
+
+def torch_peer(dev):
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 cumulative sums stay fp32
     # correctness on a small shape against float64
     s = inputs(1, 512, 8, 64, 2, 64, 1, dev)
     y, st = ssd_chunked_torch(s["x"], s["dt"], s["A"], s["Bm"], s["Cm"], s["D"], 128)

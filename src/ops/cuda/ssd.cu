@@ -3,6 +3,12 @@
 // (T = 1) and the fallback for shapes the chunked kernels do not tile. ssd_chunked is the prefill
 // path: the chunked SSD algorithm in four kernels whose matrix products run on the tensor cores
 // (TF32 mma.sync, fp32 accumulation), with cumulative decays and the state passing in fp32.
+// Document ids (seq_idx) reset the state at each document start: the recurrence sets that step's
+// decay to zero; the chunked kernels count the starts inside each chunk (seg_i, the number of
+// starts at local positions <= i) and zero every decay that spans one (intra-chunk pairs with
+// seg_i != seg_j, the entering state's reach where seg_i > 0, a token's reach into the chunk's
+// final state where seg_j != seg_last, the chunk decay where seg_last > 0), as
+// ops/cpu/ssd_backward.cpp does. The backward is in ssd_backward.cu.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -24,12 +30,14 @@ constexpr int kRowsPerWarp = 8;    // SSD rows of P per warp: a block covers 64 
 
 // SSD, per (b, h) and block of 64 rows of P. Lane owns state columns n = lane + 32 k, k < NK;
 // warp w owns rows p = p0 + w + 8 r. Per step: S = exp(dt A) S + dt x B^T; y = S C + D x.
-template <int NK>
+// kDocs: seq (I32 [B, T]) marks document starts, where the decay is zero (the state restarts).
+template <int NK, bool kDocs>
 __global__ void __launch_bounds__(kWarps * 32)
 ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Bm,
-                      const float* __restrict__ Cm, const float* __restrict__ D, float* state,
-                      float* __restrict__ y, int T, int H, int P, int G, int N) {
+                      const float* __restrict__ Cm, const float* __restrict__ D,
+                      const int32_t* __restrict__ seq, float* state, float* __restrict__ y, int T, int H,
+                      int P, int G, int N) {
   const int bh = blockIdx.x;
   const int b = bh / H, h = bh % H;
   const int g = h / (H / G);
@@ -50,7 +58,8 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   for (int t = 0; t < T; ++t) {
     const int64_t bt = int64_t(b) * T + t;
     const float dtv = dt[bt * H + h];
-    const float decay = expf(dtv * Ah);
+    float decay = expf(dtv * Ah);
+    if (kDocs && t > 0 && seq[bt] != seq[bt - 1]) decay = 0.f;
     float Bn[NK], Cn[NK];
 #pragma unroll
     for (int k = 0; k < NK; ++k) {
@@ -93,17 +102,27 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 
 }  // namespace
 
-void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
+namespace {
+
+// The register recurrence, with document resets when seq_idx is given.
+void ssd_recurrence(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                    const Tensor* D, const Tensor* seq_idx, Tensor* state, Tensor& y) {
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   if (Bsz * H * P == 0) return;
   const dim3 grid(unsigned(Bsz * H), unsigned((P + kWarps * kRowsPerWarp - 1) / (kWarps * kRowsPerWarp)));
   const float* Dp = D ? D->f32() : nullptr;
+  const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   float* sp = state ? state->f32() : nullptr;
-#define MAMBALM_SSD_LAUNCH(NK)                                                                   \
-  ssd_recurrence_kernel<NK><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(), Cm.f32(), \
-                                                   Dp, sp, y.f32(), int(T), int(H), int(P), int(G), int(N))
+#define MAMBALM_SSD_LAUNCH(NK)                                                                      \
+  if (sq)                                                                                           \
+    ssd_recurrence_kernel<NK, true><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),     \
+                                                           Cm.f32(), Dp, sq, sp, y.f32(), int(T),   \
+                                                           int(H), int(P), int(G), int(N));         \
+  else                                                                                              \
+    ssd_recurrence_kernel<NK, false><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),    \
+                                                            Cm.f32(), Dp, nullptr, sp, y.f32(), int(T), \
+                                                            int(H), int(P), int(G), int(N))
   switch (lanes_k(N, "ssd")) {
     case 1: MAMBALM_SSD_LAUNCH(1); break;
     case 2: MAMBALM_SSD_LAUNCH(2); break;
@@ -112,6 +131,13 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   }
 #undef MAMBALM_SSD_LAUNCH
   check_launch("ssd");
+}
+
+}  // namespace
+
+void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, Tensor* state, Tensor& y) {
+  ssd_recurrence(x, dt, A, Bm, Cm, D, nullptr, state, y);
 }
 
 namespace {
@@ -255,34 +281,73 @@ __device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, fl
   __syncthreads();
 }
 
+// seg[i] (i < Q) = the number of document starts at local positions <= i of the chunk (position 0
+// counts when the chunk does not start the row; positions past L repeat seg[L-1]). seq points at
+// the row's document ids. Warp 1 of the head's group, alongside chunk_cumsum's warp 0, whose
+// closing barrier it shares.
+__device__ void chunk_segments(const int32_t* seq, int c0, int L, int Q, int* seg) {
+  if (gtid() >= 32 && gtid() < 64) {
+    const int lane = gtid() - 32;
+    const int per = (Q + 31) / 32;
+    int f[8];
+    int run = 0;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int i = lane * per + e, t = c0 + i;
+      if (e < per && i < L && t > 0 && seq[t] != seq[t - 1]) ++run;
+      f[e] = run;
+    }
+    int incl = run;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int n = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += n;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int i = lane * per + e;
+      if (e < per && i < Q) seg[i] = incl - run + f[e];
+    }
+  }
+}
+
 struct SsdDims {
   int T, H, P, G, N, Q, nc;  // nc = chunks per sequence
 };
 
-// Dynamic shared memory of a kernel running HB heads: per head As, Bs and two chunk vectors.
+// Dynamic shared memory of a kernel running HB heads: per head As, Bs and two chunk vectors (and
+// with documents the chunk's segment numbers).
 constexpr int kGroupSmemBytes = (2 * kTileWords + 2 * kMaxChunk) * 4;
+constexpr int kGroupSmemBytesDocs = kGroupSmemBytes + kMaxChunk * 4;
+template <bool kDocs>
+__host__ __device__ constexpr int group_smem_bytes() { return kDocs ? kGroupSmemBytesDocs : kGroupSmemBytes; }
 struct GroupSmem {
   uint32_t* As;
   uint32_t* Bs;
   float* v0;
   float* v1;
+  int* seg;  // with documents only
 };
+template <bool kDocs>
 __device__ __forceinline__ GroupSmem group_smem(unsigned char* base) {
   const int hg = threadIdx.x / kGemmThreads;
-  uint32_t* a = reinterpret_cast<uint32_t*>(base + hg * kGroupSmemBytes);
+  uint32_t* a = reinterpret_cast<uint32_t*>(base + hg * group_smem_bytes<kDocs>());
   float* v = reinterpret_cast<float*>(a + 2 * kTileWords);
-  return {a, a + kTileWords, v, v + kMaxChunk};
+  return {a, a + kTileWords, v, v + kMaxChunk, reinterpret_cast<int*>(v + 2 * kMaxChunk)};
 }
 
 // (1) grid (H/HB, nc * (P/64) * (N/64), B), HB heads per block: the chunk's local state Z_c,
 // tile [p0:+64, n0:+64]; A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
-template <int HB>
+// kDocs: only the tokens of the chunk's last document reach Z_c; the chunk decay is zero when the
+// chunk holds a document start.
+template <int HB, bool kDocs>
 __global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                        const float* __restrict__ A, const float* __restrict__ Bm,
-                       float* __restrict__ states, float* __restrict__ chunk_decay, SsdDims d) {
+                       const int32_t* __restrict__ seq, float* __restrict__ states,
+                       float* __restrict__ chunk_decay, SsdDims d) {
   extern __shared__ __align__(16) unsigned char ssd_smem[];
-  const GroupSmem sm = group_smem(ssd_smem);
+  const GroupSmem sm = group_smem<kDocs>(ssd_smem);
   uint32_t* As = sm.As;
   uint32_t* Bs = sm.Bs;
   float* cum = sm.v0;
@@ -294,10 +359,19 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
   const int g = h / (d.H / d.G);
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   const int64_t bt0 = int64_t(b) * d.T + c0;
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg);
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w);
   const float last = cum[L - 1];
-  for (int j = gtid(); j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
-  if (gtid() == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
+  if (kDocs) {
+    const int seg_last = sm.seg[L - 1];
+    for (int j = gtid(); j < L; j += kGemmThreads)
+      w[j] = sm.seg[j] == seg_last ? __expf(last - cum[j]) * w[j] : 0.0f;
+    if (gtid() == 0 && tile == 0)
+      chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = seg_last == 0 ? expf(last) : 0.0f;
+  } else {
+    for (int j = gtid(); j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
+    if (gtid() == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
+  }
   __syncthreads();
 
   const int64_t ldx = int64_t(d.H) * d.P, ldb = int64_t(d.G) * d.N;
@@ -437,14 +511,17 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
 // B(n, p) = S_c[p][n], N-major), then row i scaled by exp(cum_i). Part 2: acc += M X with
 // M[i, j] = CB[i, j] exp(cum_i - cum_j) dt_j for j <= i (row-major), X = x_j[p] (K-major), over
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
-template <int HB>
+// kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
+// intra-chunk decay is zero between tokens of different documents.
+template <int HB, bool kDocs>
 __global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Cm,
-                      const float* __restrict__ D, const float* __restrict__ states,
-                      const float* __restrict__ cb, bool state_in, float* __restrict__ y, SsdDims d) {
+                      const float* __restrict__ D, const int32_t* __restrict__ seq,
+                      const float* __restrict__ states, const float* __restrict__ cb, bool state_in,
+                      float* __restrict__ y, SsdDims d) {
   extern __shared__ __align__(16) unsigned char ssd_smem[];
-  const GroupSmem sm = group_smem(ssd_smem);
+  const GroupSmem sm = group_smem<kDocs>(ssd_smem);
   uint32_t* As = sm.As;
   uint32_t* Bs = sm.Bs;
   float* cum = sm.v0;
@@ -457,6 +534,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   if (i0 >= L) return;
   const int64_t bt0 = int64_t(b) * d.T + c0;
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg);
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts);
 
   const int lane = threadIdx.x & 31, warp = gwarp();
@@ -493,7 +571,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
       for (int hlf = 0; hlf < 2; ++hlf) {
-        const float e = __expf(cum[i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf]);
+        const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
+        const float e = (!kDocs || sm.seg[i] == 0) ? __expf(cum[i]) : 0.0f;
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
           acc[mi][ni][2 * hlf] *= e;
@@ -529,7 +608,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           const int j = j0 + col + q;
-          m[q] = (j <= i && i < L) ? m[q] * __expf(ci - cum[j]) * dts[j] : 0.0f;
+          m[q] = (j <= i && i < L && (!kDocs || sm.seg[i] == sm.seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j]
+                                                                          : 0.0f;
         }
         store4(As + row * kStrideMK + col, m[0], m[1], m[2], m[3]);
         piece_32x64(r, row, col);
@@ -567,14 +647,21 @@ float* ssd_scratch(size_t floats) {
   return buf.get<float>(floats, "ssd_chunked");
 }
 
-// Raises the dynamic shared-memory limit of the HB = 4 instantiations (80 KB) once.
+// Raises the dynamic shared-memory limit of the HB = 4 instantiations (80 KB, 84 KB with
+// documents) once.
 void allow_group_smem() {
   static bool done = false;
   if (done) return;
-  const int bytes = 4 * kGroupSmemBytes;
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+  const int bytes = 4 * kGroupSmemBytes, bytes_docs = 4 * kGroupSmemBytesDocs;
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
              "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+             "ssd_chunked", "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  bytes_docs),
+             "ssd_chunked", "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  bytes_docs),
              "ssd_chunked", "cudaFuncSetAttribute");
   done = true;
 }
@@ -600,12 +687,14 @@ int64_t kernel_chunk(int64_t chunk_size) {
 
 }  // namespace
 
-// Runs kernels (1)-(4); stage_ms (optional, 4 entries) receives each kernel's time in ms
-// (events around each launch; for benchmarks only); heads_per_block 0 takes the default.
-// False when the shape is not tiled here.
-bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms, int heads_per_block) {
+namespace {
+
+// Runs kernels (1)-(4), with document resets when seq_idx is given; stage_ms (optional, 4
+// entries) receives each kernel's time in ms (events around each launch; for benchmarks only);
+// heads_per_block 0 takes the default. False when the shape is not tiled here.
+bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                    const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
+                    float* stage_ms, int heads_per_block) {
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   if (Bsz == 0 || T == 0 || H == 0) return true;
@@ -630,6 +719,7 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   const SsdDims d{int(T), int(H), int(P), int(G), int(N), int(Q), int(nc)};
   allow_group_smem();
   float* sp = state ? state->f32() : nullptr;
+  const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
 
   cudaEvent_t ev[5];
   if (stage_ms)
@@ -639,13 +729,19 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   };
   mark(0);
   const dim3 grid1(unsigned(H / HB), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz));
-  const size_t smem = size_t(HB) * kGroupSmemBytes;
-#define MAMBALM_SSD_K1(HBV)                                                                       \
-  ssd_chunk_state_kernel<HBV><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
-                                                                   Bm.f32(), states, decay, d)
-  if (HB == 4) MAMBALM_SSD_K1(4);
-  else if (HB == 2) MAMBALM_SSD_K1(2);
-  else MAMBALM_SSD_K1(1);
+  const size_t smem = size_t(HB) * (sq ? kGroupSmemBytesDocs : kGroupSmemBytes);
+#define MAMBALM_SSD_K1(HBV, DOCS)                                                                       \
+  ssd_chunk_state_kernel<HBV, DOCS><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
+                                                                         Bm.f32(), sq, states, decay, d)
+  if (sq) {
+    if (HB == 4) MAMBALM_SSD_K1(4, true);
+    else if (HB == 2) MAMBALM_SSD_K1(2, true);
+    else MAMBALM_SSD_K1(1, true);
+  } else {
+    if (HB == 4) MAMBALM_SSD_K1(4, false);
+    else if (HB == 2) MAMBALM_SSD_K1(2, false);
+    else MAMBALM_SSD_K1(1, false);
+  }
 #undef MAMBALM_SSD_K1
   check_launch("ssd_chunked (chunk states)");
   mark(1);
@@ -658,13 +754,19 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   check_launch("ssd_chunked (state passing)");
   mark(3);
   const dim3 grid4(unsigned(H / HB), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
-#define MAMBALM_SSD_K4(HBV)                                                                      \
-  ssd_chunk_scan_kernel<HBV><<<grid4, kGemmThreads * HBV, smem>>>(                              \
-      x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, states, cbuf, sp != nullptr, \
+#define MAMBALM_SSD_K4(HBV, DOCS)                                                                        \
+  ssd_chunk_scan_kernel<HBV, DOCS><<<grid4, kGemmThreads * HBV, smem>>>(                                \
+      x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, \
       y.f32(), d)
-  if (HB == 4) MAMBALM_SSD_K4(4);
-  else if (HB == 2) MAMBALM_SSD_K4(2);
-  else MAMBALM_SSD_K4(1);
+  if (sq) {
+    if (HB == 4) MAMBALM_SSD_K4(4, true);
+    else if (HB == 2) MAMBALM_SSD_K4(2, true);
+    else MAMBALM_SSD_K4(1, true);
+  } else {
+    if (HB == 4) MAMBALM_SSD_K4(4, false);
+    else if (HB == 2) MAMBALM_SSD_K4(2, false);
+    else MAMBALM_SSD_K4(1, false);
+  }
 #undef MAMBALM_SSD_K4
   check_launch("ssd_chunked (chunk scan)");
   mark(4);
@@ -676,18 +778,24 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   return true;
 }
 
+}  // namespace
+
+bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
+                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                              Tensor& y, float* stage_ms, int heads_per_block) {
+  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, stage_ms, heads_per_block);
+}
+
 // Prefill. Measured on the H200 (2026-11-29, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
 // tensor-core path 1.09 ms at B 2 / L 4096 (73 GFLOP, 67 TFLOP/s; the register recurrence takes
 // 13.6 ms there) and 2.14 ms at B 1 / L 16384; per kernel (1) 0.27, (2) 0.05, (3) 0.09, (4) 0.71 ms.
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
-// cover run the recurrence.
+// cover run the recurrence. Document ids take the same two paths with resets.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
-  MAMBALM_CHECK(!seq_idx, "op ssd_chunked (cuda)", "document resets (seq_idx) are not implemented on CUDA yet");
-  if (x.dim(1) >= kChunkedMinT &&
-      ssd_chunked_tensor_cores(x, dt, A, Bm, Cm, D, chunk_size, state, y, nullptr, 0))
+  if (x.dim(1) >= kChunkedMinT && ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, nullptr, 0))
     return;
-  ssd_sequential(x, dt, A, Bm, Cm, D, state, y);
+  ssd_recurrence(x, dt, A, Bm, Cm, D, seq_idx, state, y);
 }
 
 }  // namespace mambalm::ops::cuda

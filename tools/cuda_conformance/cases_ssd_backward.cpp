@@ -1,0 +1,193 @@
+// Conformance cases for the Mamba-2 SSD in training: ssd_chunked_backward (src/ops/cuda/
+// ssd_backward.cu) and the forward with document resets (ssd_chunked with seq_idx), CUDA against
+// the CPU op for every output: dx, ddt, dBm, dCm (assigned; the GPU's poisoned with NaN first), dA
+// and dD (accumulated: both sides start from the same random values and the increments are
+// compared), dinitial_state; with and without documents, initial state and dfinal_state; at the
+// 8B layer shape with T not a multiple of the chunk and B = 2, and at small odd shapes (partial
+// tiles; P or N not a multiple of 4, which takes the zero-padded copy path). Each backward is also
+// run twice on the GPU and the two results compared bit for bit (the op is deterministic).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "ops/ops.h"
+#include "ops/ops_backward.h"
+
+namespace conformance {
+namespace {
+
+// The tensor-core paths round every matrix operand to TF32 (10-bit mantissa) and sum in fp32;
+// the forward measures nmse 1e-8 .. 2e-7 (cases_scan.cpp). dx, dBm, dCm, dD and dinitial_state
+// are such sums (each element a sum of O(chunk + heads * P) products of O(1) terms with random
+// signs): measured on the H200 (seeds 7, 11, 23) dx 1e-9 .. 2e-7, dBm and dCm 1e-7 .. 1.5e-7,
+// dinitial_state 7e-8 .. 9e-8, dD 1e-14 (x . dY in fp32, no TF32 product). 1e-5 leaves over 50x
+// headroom while a dropped term (the D dY part of dx, one head's state part of dC, one chunk's
+// state gradient) moves whole rows by O(1).
+constexpr double kSsdTf32 = 1e-5;
+// ddt and dA: ddt_t = x_t . (dLoss/d(dt_t x_t)) + A sum_{k >= t} dcum_k, where dcum collects the
+// derivative of every decay factor exp(cum) touching position k: sums of O(chunk^2) products
+// whose positive and negative parts cancel, so TF32 rounding could be amplified relative to the
+// result. The CUDA op takes the row and column sums of each product from the same rounded value,
+// so the suffix sums telescope to sums over rectangles of products (no cancellation left beyond
+// that of the exact sums): measured ddt 1.2e-7 .. 1.6e-7 and dA 4e-8 .. 3e-7, as close as dx.
+// The same 1e-5 (over 30x headroom); a sign error or a dropped dcum term (the state's e_last
+// <dS, S> part, one tile's row sums) gives O(1e-2 .. 1).
+constexpr double kSsdTf32Dt = 1e-5;
+
+struct Inputs {
+  Tensor x, dt, A, Bm, Cm, D, init, dfin, dy, seq;
+};
+
+// Document ids: random_documents' 1-5 documents per row, and in row 0 extra starts placed on the
+// kernels' chunk boundaries (64, 128) and just after one (129) when T allows, so that chunks
+// starting a document and chunks holding one are both covered.
+Tensor documents(int64_t B, int64_t T) {
+  Tensor seq = random_documents(B, T);
+  int32_t* s = seq.data<int32_t>();
+  int32_t bump = 0;
+  for (int64_t t = 1; t < T; ++t) {
+    if (t == 64 || t == 128 || t == 129) bump += 10;
+    s[t] += bump;
+  }
+  return seq;
+}
+
+Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, bool docs) {
+  Inputs s;
+  s.x = rand_cpu({B, T, H, P}, -1, 1);
+  s.dt = rand_cpu({B, T, H}, 0.001f, 0.1f);
+  s.A = rand_cpu({H}, -16, -1);  // A = -exp(A_log), A_log init log U[1, 16]
+  s.Bm = rand_cpu({B, T, G, N}, -1, 1);
+  s.Cm = rand_cpu({B, T, G, N}, -1, 1);
+  s.D = rand_cpu({H}, 0.5f, 1.5f);
+  s.init = rand_cpu({B, H, P, N}, -0.5f, 0.5f);
+  s.dfin = rand_cpu({B, H, P, N}, -0.5f, 0.5f);
+  s.dy = rand_cpu({B, T, H, P}, -1, 1);
+  if (docs) s.seq = documents(B, T);
+  return s;
+}
+
+// a - b, CPU F32 (the increment of an accumulated gradient)
+Tensor minus(const Tensor& a, const Tensor& b) {
+  Tensor h = down(a), r = Tensor::empty(b.shape());
+  for (int64_t i = 0; i < b.numel(); ++i) r.f32()[i] = h.f32()[i] - b.f32()[i];
+  return r;
+}
+
+struct Case {
+  int64_t B, T, H, P, G, N, chunk;
+  bool docs, init, dfin, dinit;  // documents, initial_state, dfinal_state, dinitial_state wanted
+  bool with_D = true, with_dA = true;
+};
+
+struct Grads {
+  Tensor dx, ddt, dB, dC, dA, dD, dinit;
+};
+
+void check_backward(const Case& k) {
+  const int64_t B = k.B, T = k.T, H = k.H, P = k.P, G = k.G, N = k.N;
+  const Inputs s = make_inputs(B, T, H, P, G, N, k.docs);
+  const Tensor dA0 = rand_cpu({H}, -1, 1), dD0 = rand_cpu({H}, -1, 1);
+  const Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
+  const Tensor ginit = up(s.init), gdfin = up(s.dfin), gdy = up(s.dy);
+  const Tensor gseq = k.docs ? up(s.seq) : Tensor();
+
+  auto cpu_call = [&](Grads& o) {
+    ops::ssd_chunked_backward(s.x, s.dt, s.A, s.Bm, s.Cm, k.with_D ? &s.D : nullptr, k.docs ? &s.seq : nullptr, k.chunk,
+                              k.init ? &s.init : nullptr, k.dfin ? &s.dfin : nullptr, s.dy, o.dx, o.ddt,
+                              k.with_dA ? &o.dA : nullptr, o.dB, o.dC, k.with_D ? &o.dD : nullptr,
+                              k.dinit ? &o.dinit : nullptr);
+  };
+  auto gpu_call = [&](Grads& o) {
+    ops::ssd_chunked_backward(gx, gdt, gA, gB, gC, k.with_D ? &gD : nullptr, k.docs ? &gseq : nullptr, k.chunk,
+                              k.init ? &ginit : nullptr, k.dfin ? &gdfin : nullptr, gdy, o.dx, o.ddt,
+                              k.with_dA ? &o.dA : nullptr, o.dB, o.dC, k.with_D ? &o.dD : nullptr,
+                              k.dinit ? &o.dinit : nullptr);
+  };
+  auto gpu_grads = [&] {
+    return Grads{poisoned({B, T, H, P}), poisoned({B, T, H}), poisoned({B, T, G, N}), poisoned({B, T, G, N}),
+                 up(dA0), up(dD0), poisoned({B, H, P, N})};
+  };
+  Grads c{Tensor::empty({B, T, H, P}), Tensor::empty({B, T, H}), Tensor::empty({B, T, G, N}),
+          Tensor::empty({B, T, G, N}), dA0.clone(), dD0.clone(), Tensor::empty({B, H, P, N})};
+  Grads g = gpu_grads();
+  const Timed t = run_pair([&] { cpu_call(c); }, [&] { gpu_call(g); }, false);
+  Grads g2 = gpu_grads();  // timing (accumulators advance: scratch), then one more run for the bits
+  const double g_ms = time_ms([&] { gpu_call(g2); });
+  Grads g3 = gpu_grads();
+  gpu_call(g3);
+  cuda_synchronize();
+
+  std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) + " c" +
+                   std::to_string(k.chunk);
+  if (k.docs) sh += " docs";
+  if (k.init) sh += " s0";
+  if (k.dfin) sh += " dsT";
+  if (!k.with_D) sh += " noD";
+  const char* op = "ssd_chunked_backward";
+  record(op, sh, "dx", nmse(g.dx, c.dx), kSsdTf32, g_ms, t.cpu_ms);
+  record(op, sh, "ddt", nmse(g.ddt, c.ddt), kSsdTf32Dt, NAN, NAN);
+  record(op, sh, "dBm", nmse(g.dB, c.dB), kSsdTf32, NAN, NAN);
+  record(op, sh, "dCm", nmse(g.dC, c.dC), kSsdTf32, NAN, NAN);
+  if (k.with_dA) record(op, sh, "dA +=", nmse(minus(g.dA, dA0), minus(c.dA, dA0)), kSsdTf32Dt, NAN, NAN);
+  if (k.with_D) record(op, sh, "dD +=", nmse(minus(g.dD, dD0), minus(c.dD, dD0)), kSsdTf32, NAN, NAN);
+  if (k.dinit) record(op, sh, "dstate0", nmse(g.dinit, c.dinit), kSsdTf32, NAN, NAN);
+  // determinism: a second run from the same accumulator values gives the same bits
+  double same = nmse(g3.dx, down(g.dx)) + nmse(g3.ddt, down(g.ddt)) + nmse(g3.dB, down(g.dB)) +
+                nmse(g3.dC, down(g.dC)) + nmse(g3.dA, down(g.dA)) + nmse(g3.dD, down(g.dD));
+  if (k.dinit) same += nmse(g3.dinit, down(g.dinit));
+  record(op, sh, "rerun", same, kExact, NAN, NAN);
+}
+
+// The forward with documents: y and the final state (from a random initial state) against the
+// CPU op. T >= 16 with P and N multiples of 64 takes the tensor cores, other shapes the register
+// recurrence (fp32, kScan).
+void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
+                        bool with_state) {
+  const Inputs s = make_inputs(B, T, H, P, G, N, true);
+  Tensor y = Tensor::empty({B, T, H, P}), st = s.init.clone();
+  const Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
+  const Tensor gseq = up(s.seq);
+  Tensor gst = up(s.init), gy = poisoned({B, T, H, P});
+  const Timed t =
+      run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, &s.seq, chunk, with_state ? &st : nullptr, y); },
+               [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst : nullptr, gy); }, false);
+  Tensor gst2 = up(s.init), gy2 = poisoned({B, T, H, P});
+  const double g_ms =
+      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst2 : nullptr, gy2); });
+  const bool tiled = T >= 16 && P % 64 == 0 && N % 64 == 0;
+  const double limit = tiled ? kSsdTf32 : kScan;
+  const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) + " c" +
+                         std::to_string(chunk) + " docs" + (with_state ? "" : " s0");
+  record("ssd_chunked", sh, "y", nmse(gy, y), limit, g_ms, t.cpu_ms);
+  if (with_state) record("ssd_chunked", sh, "state", nmse(gst, st), limit, NAN, NAN);
+}
+
+void run_ssd_backward(bool quick) {
+  const int64_t H = 128, P = 64, G = 8, N = 128;  // the 8B layer
+  const int64_t T = quick ? 150 : 300;               // not a multiple of the chunk
+  // the training call (no documents, no states), then every optional input, chunk 128 and 256
+  check_backward({2, T, H, P, G, N, 128, false, false, false, false});
+  check_backward({2, T, H, P, G, N, 128, true, true, true, true});
+  check_backward({2, T, H, P, G, N, 256, true, false, true, true});
+  if (!quick) check_backward({1, 1000, H, P, G, N, 128, true, true, true, true});  // 8 chunks of state passing
+  // small shapes: partial tiles with one chunk (T 37 < 64), P and N not multiples of 4 (the padded
+  // path) over three chunks, and null D / dA with one group
+  check_backward({2, 37, 6, 16, 2, 16, 8, true, true, true, true});
+  check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true});
+  check_backward({1, 130, 4, 24, 1, 40, 64, false, true, false, true, false, false});
+
+  // forward with documents: tensor cores (chunks 128 and 64, with and without a state), the
+  // recurrence for short T and for untiled P, N
+  check_forward_docs(2, T, H, P, G, N, 128, true);
+  check_forward_docs(2, 333, 8, 128, 2, 128, 64, false);
+  check_forward_docs(2, 10, H, P, G, N, 128, true);
+  check_forward_docs(3, 37, 6, 24, 2, 40, 16, true);
+}
+
+}  // namespace
+
+MAMBALM_CONFORMANCE_CASES("ssd_backward", run_ssd_backward);
+
+}  // namespace conformance

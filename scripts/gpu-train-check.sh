@@ -60,14 +60,15 @@ for what in "$@"; do
       step resume
       d=.device-data/cmp
       [ -d /tmp/cmp-model ] || mambalm init --arch hybrid --preset hybrid-small --tokenizer $d/sp4096.model --seed 1 --out /tmp/cmp-model >/dev/null
-      args=(--model /tmp/cmp-model --data $d/corpus --seq-len 128 --micro-batch 8 --steps 40 --lr 2e-3 --warmup 5
-            --val-interval 0 --log-interval 1 --checkpoint-interval 10 --device cuda)
+      args=(--model /tmp/cmp-model --data $d/corpus --seq-len 128 --micro-batch 8 --steps 300 --lr 2e-3 --warmup 5
+            --val-interval 0 --log-interval 1 --checkpoint-interval 100 --device cuda)
       rm -rf /tmp/r-full /tmp/r-kill
       mambalm train "${args[@]}" --out /tmp/r-full > "$out/resume_full.log" 2>&1
       mambalm train "${args[@]}" --out /tmp/r-kill > "$out/resume_kill.log" 2>&1 &
       pid=$!
-      while [ ! -d /tmp/r-kill/checkpoints/step-00000020 ] && kill -0 $pid 2>/dev/null; do sleep 0.2; done
-      sleep 1; kill -9 $pid; wait $pid 2>/dev/null
+      while [ ! -d /tmp/r-kill/checkpoints/step-00000100 ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done
+      kill -9 $pid; wait $pid 2>/dev/null
+      echo "killed after $(wc -l < /tmp/r-kill/metrics.jsonl) logged steps" | tee -a "$out/resume_kill.log"
       mambalm train "${args[@]}" --out /tmp/r-kill --resume >> "$out/resume_kill.log" 2>&1
       python3 - "$out" <<'PY'
 import json, sys

@@ -55,7 +55,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     int64_t params = 0;
     double flops_per_token = 0;
     size_t used_after = 0;
-    {
+    try {
       Model model(preset_config(name));
       params = model.parameter_count();
       if (o.device == Device::CUDA) model.init_random_on(o.device, DType::F32, o.seed);  // matrices drawn on the device
@@ -79,6 +79,10 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       cuda_synchronize();
       step_ms = (now_s() - t0) * 1e3 / static_cast<double>(o.steps);
       used_after = device_used_bytes(o.device);
+    } catch (const Error& e) {  // one preset that does not fit must not hide the others
+      std::fprintf(out, "| %s | - | - | - | - | - | - | %s |\n", name.c_str(), e.what());
+      rows.push_back({{"model", name}, {"error", e.what()}});
+      continue;
     }
     const double tokens_per_s = static_cast<double>(o.micro_batch * o.seq_len) / (step_ms * 1e-3);
     const double tflops = tokens_per_s * flops_per_token / 1e12;

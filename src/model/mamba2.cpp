@@ -19,9 +19,9 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t C = cfg_.conv_channels();
   LayerState* state = ctx.state;
 
-  Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
-  ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
   if (state && T == 1 && !ctx.cache) {
+    Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
+    ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
     // Decode: conv step, dt, SSD step and the gate split as one fused op (same function).
     Tensor ys = ctx.empty({B, H, P});  // SSM output per head
     Tensor z = ctx.empty({B, Di});     // gate
@@ -34,29 +34,35 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
     return;
   }
+  // What training keeps for backward is allocated first; the projection row and the conv output
+  // are scratch above it, released once split (planned memory is a stack).
   Tensor z = ctx.empty({B, T, Di});      // gate
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
-  ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
+  Tensor xs = ctx.empty({B, T, H, P});   // x split into heads
+  Tensor Bm = ctx.empty({B, T, G, N});   // input matrix per group
+  Tensor Cm = ctx.empty({B, T, G, N});   // output matrix per group
+  Tensor dt = ctx.empty({B, T, H});      // step sizes
+  Tensor A = ctx.empty({H});             // A = -exp(A_log), one decay rate per head
+  Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
+  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
+  const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
+  {
+    Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
+    ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
+    ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
+    Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
+    ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+                       state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
+    Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
+    ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
+  }
+  if (ctx.workspace) ctx.workspace->release(scratch);
 
-  Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
-  ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
-                            state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
-  Tensor xs = ctx.empty({B, T, H, P});  // x split into heads
-  Tensor Bm = ctx.empty({B, T, G, N});  // input matrix per group
-  Tensor Cm = ctx.empty({B, T, G, N});  // output matrix per group
-  Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
-  ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
-
-  Tensor dt = ctx.empty({B, T, H});  // step sizes
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
-  Tensor A = ctx.empty({H});  // A = -exp(A_log), one decay rate per head
   ops::neg_exp(A_log_.value, A);
-
-  Tensor ys = ctx.empty({B, T, H, P});  // SSM output per head
   ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
 
-  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
   ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 

@@ -458,7 +458,8 @@ CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& target
   for (int64_t i = 0; i < host_targets.numel(); ++i) r.n_valid += host_targets.data<int32_t>()[i] != -1;
   const float scale = r.n_valid > 0 ? grad_scale / static_cast<float>(r.n_valid) : 0.0f;
   Tensor loss = empty_on(logits.device(), {logits.rank() == 2 ? logits.dim(0) : 0});
-  cross_entropy(logits, targets, scale, loss, dlogits);
+  Tensor targets_there = targets.device() == logits.device() ? targets : to_device(targets, logits.device());
+  cross_entropy(logits, targets_there, scale, loss, dlogits);
   const Tensor host_loss = to_host(loss);
   for (int64_t i = 0; i < host_loss.numel(); ++i) r.sum_loss += host_loss.f32()[i];
   r.mean_loss = r.n_valid > 0 ? r.sum_loss / static_cast<double>(r.n_valid) : 0.0;

@@ -157,7 +157,7 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.device == Device::CUDA) plan_device_memory(model, train_data, cfg);
   const double flops_per_token = model.training_flops_per_token(cfg.seq_len);
   const double peak_tflops = cfg.peak_tflops > 0 ? cfg.peak_tflops : ops::measure_matmul_tflops(cfg.device);
-  std::fprintf(stderr, "model FLOPs: %.3g per token (forward + backward); matrix rate %.0f TFLOP/s (%s)\n", flops_per_token,
+  std::fprintf(stderr, "model FLOPs: %.3g per token (forward + backward); matrix rate %.3g TFLOP/s (%s)\n", flops_per_token,
                peak_tflops, cfg.peak_tflops > 0 ? "given" : "measured");
   TrainerState state;
   state.config = cfg.identity();

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from safetensors.numpy import load_file
 
-LIMITS = {"f32": 1e-4, "bf16": 5e-2}  # worst tensor's relative L2; docs/numerics.md says why
+LIMITS = {"f32": 1e-4, "bf16": 1e-1}  # worst tensor's relative L2; docs/numerics.md says why
 
 
 def main():

@@ -30,8 +30,8 @@ Tensor Workspace::empty(const Shape& shape, DType dtype) {
   check(device_ != Device::CUDA || !cuda_capturing(), "workspace",
         "a captured pass asked for " + std::to_string(bytes) + " bytes beyond the planned block",
         "run the same step once uncaptured first (warm-up) so the block reaches its peak");
-  overflow_.push_back(allocate(bytes));
-  const Tensor& t = overflow_.back();
+  overflow_.push_back({offset, allocate(bytes)});
+  const Tensor& t = overflow_.back().second;
   return Tensor::view_of(t.raw(), shape, dtype, t.buffer_owner(), device_);
 }
 
@@ -50,8 +50,10 @@ void Workspace::reset() {
 
 void Workspace::release(size_t mark) {
   check(mark <= pass_bytes_, "workspace", "release to a mark above the stack");
-  // Overflow tensors stay allocated until reset() (their views may still be referenced by a
-  // caller's copy); only the stack depth, and so the next offsets, go back.
+  // Overflow allocations above the mark are dropped too, so that a first (unplanned) pass holds
+  // its peak, not the sum of everything it ever asked for; a view a caller still holds keeps its
+  // bytes alive through the shared owner.
+  while (!overflow_.empty() && overflow_.back().first >= mark) overflow_.pop_back();
   pass_bytes_ = mark;
 }
 

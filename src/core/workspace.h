@@ -6,6 +6,7 @@
 // is allocated (which a CUDA graph replay requires).
 #pragma once
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -38,7 +39,7 @@ class Workspace {
   size_t peak_ = 0;               // the deepest the stack went in one pass
   size_t pass_bytes_ = 0;         // stack depth now: bytes live in this pass
   uint64_t generation_ = 0;
-  std::vector<Tensor> overflow_;  // this pass's allocations past the block
+  std::vector<std::pair<size_t, Tensor>> overflow_;  // this pass's allocations past the block, by offset
 };
 
 }  // namespace mambalm

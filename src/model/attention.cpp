@@ -79,13 +79,7 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
 
 void Attention::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
   const Tensor& x = cache.x;
-  if (!cache.activations) {
-    LayerContext again = ctx;
-    again.cache = &cache;
-    Tensor y = ctx.empty(dy.shape());
-    forward(x, again, y);
-  }
-  const Activations& a = cache.as<Activations>();
+  const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor &q = a.q, &k = a.k, &v = a.v;
   const int64_t B = x.dim(0), T = x.dim(1), Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
   Tensor d_o = ctx.empty({B, T, Hq, Dh});  // d loss / d o

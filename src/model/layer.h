@@ -66,6 +66,20 @@ class Mixer {
   virtual void backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) = 0;
   // The mixer's parameters and their gradient buffers, named `prefix` + local HF name.
   virtual ParamList params(const std::string& prefix) = 0;
+
+ protected:
+  // The activations of kind A that backward reads: the ones the forward kept, or (recompute
+  // mode) those of the forward run again now from the cached input.
+  template <class A>
+  const A& activations(const Tensor& dy, const LayerContext& ctx, LayerCache& cache) {
+    if (!cache.activations) {
+      LayerContext again = ctx;
+      again.cache = &cache;
+      Tensor y = ctx.empty(dy.shape());
+      forward(cache.x, again, y);
+    }
+    return cache.as<A>();
+  }
 };
 
 }  // namespace mambalm

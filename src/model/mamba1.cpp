@@ -65,13 +65,7 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
 
 void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& du) {
   const Tensor& u = cache.x;
-  if (!cache.activations) {
-    LayerContext again = ctx;
-    again.cache = &cache;
-    Tensor y = ctx.empty(dy.shape());
-    forward(u, again, y);
-  }
-  const Activations& a = cache.as<Activations>();
+  const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor* seq_idx = ctx.seq_idx;
   const int64_t B = u.dim(0), T = u.dim(1);
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;

@@ -77,13 +77,7 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
 
 void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
   const Tensor& x = cache.x;
-  if (!cache.activations) {
-    LayerContext again = ctx;
-    again.cache = &cache;
-    Tensor y = ctx.empty(dy.shape());
-    forward(x, again, y);
-  }
-  const Activations& a = cache.as<Activations>();
+  const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor* seq_idx = ctx.seq_idx;
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;

@@ -31,13 +31,7 @@ void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
 
 void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
   const Tensor& x = cache.x;
-  if (!cache.activations) {
-    LayerContext again = ctx;
-    again.cache = &cache;
-    Tensor y = ctx.empty(dy.shape());
-    forward(x, again, y);
-  }
-  const Activations& a = cache.as<Activations>();
+  const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor& up = a.up;
   Tensor dh = ctx.empty(up.shape());  // d loss / d h
   ops::linear_backward(dy, a.h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));

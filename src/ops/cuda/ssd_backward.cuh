@@ -1,0 +1,224 @@
+// What the two translation units of the CUDA SSD backward share (ssd_backward.cu: the
+// per-chunk vector kernels, the state passing and the launches; ssd_backward_products.cu: the
+// three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged TF32 GEMM
+// helpers, the argument block and the product kernels' declarations. See ssd_backward.cu for
+// the algorithm and its cost.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/ptx.cuh"
+
+namespace mambalm::ops::cuda::ssd_bw {
+
+constexpr int kQMax = 256;       // longest kernel chunk
+constexpr int kTile = 64;        // tile rows
+constexpr int kKs = 32;          // K per shared-memory stage
+constexpr int kSMK = kKs + 4;    // row stride of a [rows][32] stage (K contiguous)
+constexpr int kSKM = kTile + 8;  // row stride of a [32][64] stage (M or N contiguous)
+constexpr int kWords64 = kTile * kSMK;  // one 64 x 32 operand stage, either layout
+static_assert(kWords64 == kKs * kSKM, "both layouts of a 64 x 32 stage have one size");
+constexpr int kRing = 3;         // shared-memory stages per operand
+
+__host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+// A block tile is 64 x (8 NI WNW): warps 2 x WNW, each 32 x 8 NI (2 x NI m16n8k8 fragments). B
+// stored as [32][TN] (TN = 8 NI WNW) has row stride TN + 8.
+template <int WNW, int NI>
+__host__ __device__ constexpr int skn() { return 8 * NI * WNW + 8; }
+constexpr int kWordsKN128 = kKs * skn<4, 4>();  // a [32][128] operand stage
+// Words of one B stage of a 64 x 128 tile in either layout ([128][36] or [32][136]).
+constexpr int kBWords128 = std::max(128 * kSMK, kWordsKN128);
+
+// acc[mi][ni][2 hf + e]: tile row wm + 16 mi + (lane / 4) + 8 hf, column wn + 8 ni + 2 (lane % 4) + e.
+template <int NI>
+using AccT = float[2][NI][4];
+using Acc = AccT<4>;
+
+template <int WNW>
+__device__ __forceinline__ int frag_wm() { return (int(threadIdx.x >> 5) / WNW) * 32; }
+template <int WNW, int NI>
+__device__ __forceinline__ int frag_wn() { return (int(threadIdx.x >> 5) % WNW) * 8 * NI; }
+
+// acc += A B over one stage. A(m, k) = As[k * kSKM + m] when kAKM, else As[m * kSMK + k];
+// B(k, n) = Bs[k * skn + n] when kBKN, else Bs[n * kSMK + k]. The strides put the fragment reads
+// of a warp in 32 distinct banks. KU: k-steps unrolled (4 lets the compiler fetch every fragment
+// of the stage ahead; 2 halves the registers that takes).
+template <int WNW, int NI, bool kAKM, bool kBKN, int KU = 4>
+__device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
+  constexpr int kSKN = skn<WNW, NI>();
+  const int lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int wm = frag_wm<WNW>(), wn = frag_wn<WNW, NI>();
+  auto A = [&](int m, int k) { return kAKM ? As[k * kSKM + m] : As[m * kSMK + k]; };
+  auto B = [&](int k, int n) { return kBKN ? Bs[k * kSKN + n] : Bs[n * kSMK + k]; };
+#pragma unroll KU
+  for (int kk = 0; kk < kKs; kk += 8) {
+    uint32_t a[2][4], b[NI][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      const int r = wm + mi * 16 + g;
+      a[mi][0] = A(r, kk + t);
+      a[mi][1] = A(r + 8, kk + t);
+      a[mi][2] = A(r, kk + t + 4);
+      a[mi][3] = A(r + 8, kk + t + 4);
+    }
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni) {
+      const int c = wn + ni * 8 + g;
+      b[ni][0] = B(kk + t, c);
+      b[ni][1] = B(kk + t + 4, c);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) mma_tf32(acc[mi][ni], a[mi], b[ni]);
+  }
+}
+
+// The stage loop over a ring of kRing shared-memory stages: issue(s, buf) starts the cp.async
+// copies of stage s into buffer buf (raw fp32, zero-filled out of range), fix(s, buf) rewrites
+// this thread's share of buffer buf in place (scaled, masked, rounded to TF32), compute(s, buf)
+// multiplies it (and may run a per-stage epilogue). Stages s+1 and s+2 are in flight while s is
+// multiplied. Per stage: wait for stage s's copies, barrier (s visible everywhere; every warp is
+// done with s-1), issue s+2 into s-1's buffer, fix s, barrier, multiply s. Ends with a barrier.
+// Shared vectors the fix or compute steps read must be written before a barrier (or be copied in
+// an earlier stage's group).
+template <class Issue, class Fix, class Compute>
+__device__ __forceinline__ void run_ring(int stages, Issue issue, Fix fix, Compute compute) {
+  if (stages <= 0) return;
+#pragma unroll
+  for (int s = 0; s < kRing - 1; ++s) {
+    if (s < stages) issue(s, s);
+    cp_async_commit();
+  }
+  for (int s = 0; s < stages; ++s) {
+    cp_async_wait<kRing - 2>();
+    __syncthreads();
+    if (s + kRing - 1 < stages) issue(s + kRing - 1, (s + kRing - 1) % kRing);
+    cp_async_commit();
+    fix(s, s % kRing);
+    __syncthreads();
+    compute(s, s % kRing);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+}
+
+// The stage loop, double-buffered: load(s) fetches stage s from global memory into registers,
+// store(s, buf) writes them (scaled, rounded to TF32) to buffer buf, compute(s, buf) multiplies
+// buffer buf (and may run a per-stage epilogue). Stage s+1 is fetched before stage s is
+// multiplied and stored after it, one barrier per stage: a buffer is rewritten only after the
+// barrier that follows every warp's reads of it. Ends with a barrier. The caller's own shared
+// vectors read by store(0, 0) must be written before a barrier.
+template <class Load, class Store, class Compute>
+__device__ __forceinline__ void run_stages(int stages, Load load, Store store, Compute compute) {
+  if (stages <= 0) return;
+  load(0);
+  store(0, 0);
+  __syncthreads();
+  for (int s = 0; s < stages; ++s) {
+    const bool more = s + 1 < stages;
+    if (more) load(s + 1);
+    compute(s, s & 1);
+    if (more) store(s + 1, (s + 1) & 1);
+    __syncthreads();
+  }
+}
+
+// Piece k (16 bytes) of this thread in a tile of COLS floats per row read by NT threads.
+template <int COLS, int NT>
+__device__ __forceinline__ void piece(int k, int& row, int& col) {
+  const int idx = int(threadIdx.x) + NT * k;
+  row = idx / (COLS / 4);
+  col = (idx % (COLS / 4)) * 4;
+}
+
+// 16-byte async copy of src into dst, zeros instead when !ok (src is then not read; `any` is a
+// valid address to pass).
+__device__ __forceinline__ void cp16(uint32_t* dst, const float* src, bool ok, const float* any) {
+  cp_async16(smem_u32(dst), ok ? src : any, ok ? 16 : 0);
+}
+// In place: four floats scaled by s and rounded to TF32.
+__device__ __forceinline__ void fix4(uint32_t* p, float s) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  *reinterpret_cast<uint4*>(p) = make_uint4(to_tf32(v.x * s), to_tf32(v.y * s), to_tf32(v.z * s), to_tf32(v.w * s));
+}
+
+// Four floats at p (columns col..col+3 of a row with `cols` valid columns, cols a multiple of 4,
+// p 16-byte aligned); zeros where out of range.
+__device__ __forceinline__ float4 ld_piece(const float* p, bool row_ok, int col, int cols) {
+  return (row_ok && col < cols) ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+// Scratch written by an earlier kernel of this op: always aligned, always in range.
+__device__ __forceinline__ float4 ld_scratch(const float* p, bool row_ok) {
+  return row_ok ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+__device__ __forceinline__ void st_tf32(uint32_t* dst, float4 v, float s) {
+  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(v.x * s), to_tf32(v.y * s), to_tf32(v.z * s), to_tf32(v.w * s));
+}
+__device__ __forceinline__ void st_tf32(uint32_t* dst, float a, float b, float c, float d) {
+  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(a), to_tf32(b), to_tf32(c), to_tf32(d));
+}
+
+// Two adjacent floats at an even column col (< cols, a multiple of 4) of a user tensor.
+__device__ __forceinline__ float2 ld_pair(const float* p, int col, int cols) {
+  return col < cols ? __ldg(reinterpret_cast<const float2*>(p)) : make_float2(0.f, 0.f);
+}
+__device__ __forceinline__ void st_pair(float* p, int col, int cols, float a, float b) {
+  if (col < cols) *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+
+// Everything the kernels read and write. Scratch layouts:
+//   cum, dtq, wv, ev [B][H][nc][Q]  (cum_i, dt_i, w_i, e_i; past a chunk's end cum = cum_last, the
+//                                    others 0)
+//   seg      [B][nc][Q]      (documents only)
+//   elast    [B][H][nc]
+//   S, dS    [B][H][nc][P][N]  (Z then S entering chunk c; dZ then dS leaving chunk c)
+//   cb, gs   [B][nc][G][Q][Q]  (64 x 64 tiles j <= i of rows i < L only)
+//   rpart    [B][H][nc][nt][Q] (row sums of Q over the columns of tile jt)
+//   cpart    [B][H][nc][nt][Q] (column sums of Q over the rows of tile it)
+//   ddir, us [B][H][nc][Q]     (us_j = x_j . w_j dS B_j)
+//   dcs      [B][H][nc][ntn][Q] (C_i . e_i S^T dY_i per 128 columns of N)
+//   sds      [B][H][nc][nsl]   (<dS_c, S_c> per warp of the pass)
+//   dpart    [B][H][nc][nt]    (x . dY per dx block), dapart [B][H][nc]
+struct BwArgs {
+  int B, T, H, P, G, N, Q, nc, nt, hpg, ntn, nsl;
+  const float *x, *dt, *A, *Bm, *Cm, *D, *dy, *init, *dfin;
+  const int32_t* seq;
+  float *dx, *ddt, *dBm, *dCm, *dA, *dD, *dinit;
+  float *cum, *dtq, *wv, *ev, *elast, *S, *dS, *cb, *gs, *rpart, *cpart, *ddir, *us, *dcs, *sds, *dpart, *dapart;
+  int* seg;
+};
+
+__device__ __forceinline__ int64_t bhc(const BwArgs& a, int b, int h, int c) {
+  return (int64_t(b) * a.H + h) * a.nc + c;
+}
+__device__ __forceinline__ int64_t bcg(const BwArgs& a, int b, int c, int g) {
+  return (int64_t(b) * a.nc + c) * a.G + g;
+}
+
+
+// Product kernels (ssd_backward_products.cu) and their launch geometry.
+constexpr int kGramThreads = 256;
+constexpr int kGramWn = 4, kGramNi = 2;  // warps 2 x 4, each 32 x 16
+constexpr int kGramSmemBytes = (4 * kWords64 + 16 * kGramThreads) * 4;  // As[2], Bs[2], CB fragments
+constexpr int kBcThreads = 256;
+constexpr int kBcTn = 128;
+constexpr int kBcSmemWords = 2 * kWords64 + 2 * kBWords128;  // As[2], Bs[2]
+constexpr int kCsStride = kBcTn + 4;
+constexpr int kDbSmemBytes = kBcSmemWords * 4;
+constexpr int kDcSmemBytes = kDbSmemBytes + kTile * kCsStride * 4;
+// Host launchers of the product kernels (a __global__ template cannot be launched from another
+// translation unit without relocatable device code): each queues one kernel on `stream`.
+// allow_product_smem raises their dynamic shared-memory limits (once per document mode).
+void allow_product_smem(bool docs);
+void launch_gram(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+void launch_dx(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+void launch_dbc(bool docs, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+
+}  // namespace mambalm::ops::cuda::ssd_bw

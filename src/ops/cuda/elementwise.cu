@@ -11,6 +11,7 @@
 #include <string>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/column_sums.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace mambalm::ops::cuda {
@@ -193,7 +194,6 @@ __global__ void softplus_dt_bwd(const float* dt, const float* __restrict__ bias,
 // (VEC adjacent heads each) x 8 row groups; blockIdx.y is a chunk of rows_per_chunk rows that
 // row group g walks as rows g, g + 8, ...; the chunk's column sums (double, row groups added in
 // order) go to partial[chunk, H]. The order depends on rows and H only.
-constexpr int kColThreads = 32, kRowGroups = 8;
 
 template <int VEC>
 __global__ void __launch_bounds__(kColThreads * kRowGroups)
@@ -245,25 +245,6 @@ softplus_dt_bwd_colsum(const float* dt, const float* __restrict__ bias, const fl
   }
 }
 
-// out[c] += (float) sum over chunks of partial[chunk, c], chunks in order (the CPU adds one
-// double per column the same way).
-__global__ void add_chunk_sums(const double* __restrict__ partial, int64_t chunks, int64_t cols, float* __restrict__ out) {
-  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
-    double s = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) s += partial[k * cols + c];
-    out[c] += float(s);
-  }
-}
-
-// Rows per chunk from the shape alone: about 2048 blocks, at least 32 rows a chunk, at most
-// 65535 chunks (grid.y).
-int64_t rows_per_chunk(int64_t rows, int64_t cols) {
-  const int64_t col_blocks = (cols + 4 * kColThreads - 1) / (4 * kColThreads);
-  const int64_t want_chunks = std::max<int64_t>(1, (2048 + col_blocks - 1) / col_blocks);
-  int64_t rpc = std::max<int64_t>(32, (rows + want_chunks - 1) / want_chunks);
-  rpc = std::max(rpc, (rows + 65534) / 65535);
-  return (rpc + kRowGroups - 1) / kRowGroups * kRowGroups;
-}
 
 }  // namespace
 

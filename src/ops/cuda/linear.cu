@@ -31,6 +31,7 @@
 
 #include "core/device.h"
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/column_sums.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace mambalm::ops::cuda {
@@ -377,7 +378,6 @@ constexpr int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // summed in double (per row group, then the 8 groups in order) into partial[chunk, cols]. The
 // order depends on rows and cols only (never on VEC, the device or timing), so sums are
 // bit-identical run to run; add_chunk_sums() finishes them.
-constexpr int kColThreads = 32, kRowGroups = 8;
 
 template <int VEC, bool kRound, bool kSum>
 __global__ void __launch_bounds__(kColThreads * kRowGroups)
@@ -434,25 +434,6 @@ round_colsum(const float* __restrict__ src, int64_t rows, int64_t cols, __nv_bfl
   }
 }
 
-// out[c] += (float) sum over chunks of partial[chunk, c], chunks in order (as the CPU's
-// add_column_sums adds one double per column).
-__global__ void add_chunk_sums(const double* __restrict__ partial, int64_t chunks, int64_t cols, float* __restrict__ out) {
-  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
-    double s = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) s += partial[k * cols + c];
-    out[c] += float(s);
-  }
-}
-
-// Rows per chunk of the column pass, from the shape alone: about 2048 blocks (8+ resident per
-// SM for memory parallelism), at least 32 rows a chunk, at most 65535 chunks (grid.y).
-int64_t rows_per_chunk(int64_t rows, int64_t cols) {
-  const int64_t col_blocks = (cols + 4 * kColThreads - 1) / (4 * kColThreads);
-  const int64_t want_chunks = std::max<int64_t>(1, (2048 + col_blocks - 1) / col_blocks);
-  int64_t rpc = std::max<int64_t>(32, (rows + want_chunks - 1) / want_chunks);
-  rpc = std::max(rpc, (rows + 65534) / 65535);
-  return round_up(rpc, kRowGroups);
-}
 
 // One column pass (see round_colsum) over src [rows, cols]: bf16 copy into dst (if given, leading
 // dim ldd) and/or column sums added to sum_out (if given).

@@ -37,7 +37,10 @@ Tensor cache_prefix(const Tensor& cache, int64_t b, int64_t n) {
 // Angles are computed in double ((pos0 + t) * theta^(-2i/r) reaches ~1e5 rad at long context,
 // where an fp32 angle would be off by ~1e-2 rad), then cos/sin are rounded to fp32 once into a
 // [T, r/2] table shared by all batches and heads. The rotation itself is fp32.
-void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
+namespace {
+// The rotate-half rotation by sign * angle: +1 is the forward, -1 its transpose (the backward).
+// Negating sin is exact, so both directions use the same fp32 factors.
+void rotate_half(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta, float sign) {
   const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), Dh = x.dim(3);
   const int64_t half = rotary_dim / 2;
   if (half == 0 || x.numel() == 0) return;
@@ -48,7 +51,7 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
     for (int64_t t = 0; t < T; ++t) {
       const double angle = static_cast<double>(pos0 + t) * inv_freq;
       cos_t[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
-      sin_t[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle));
+      sin_t[static_cast<size_t>(t * half + i)] = sign * static_cast<float>(std::sin(angle));
     }
   }
   float* xp = x.f32();
@@ -69,6 +72,9 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
     }
   }
 }
+}  // namespace
+
+void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) { rotate_half(x, pos0, rotary_dim, theta, 1.0f); }
 
 // Tasks are (batch, query head, block of queries). For a block of rows [i0, i1) the keys needed
 // are 0 .. S-T+i1-1; scores for the block are one sgemm (Q_blk K^T, scaled), then a masked
@@ -297,35 +303,7 @@ void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_ca
 
 // The forward rotation by +angle; its transpose (the backward) is the rotation by -angle.
 void rope_backward(Tensor& dx, int64_t pos0, int64_t rotary_dim, double theta) {
-  const int64_t B = dx.dim(0), T = dx.dim(1), H = dx.dim(2), Dh = dx.dim(3);
-  const int64_t half = rotary_dim / 2;
-  if (half == 0 || dx.numel() == 0) return;
-  std::vector<float> cos_t(size_t(T * half)), sin_t(size_t(T * half));
-  for (int64_t i = 0; i < half; ++i) {
-    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(rotary_dim));
-    for (int64_t t = 0; t < T; ++t) {
-      const double angle = double(pos0 + t) * inv_freq;
-      cos_t[size_t(t * half + i)] = static_cast<float>(std::cos(angle));
-      sin_t[size_t(t * half + i)] = static_cast<float>(std::sin(angle));
-    }
-  }
-  float* xp = dx.f32();
-#pragma omp parallel for collapse(2) schedule(static) if (B * T * H * rotary_dim > kParallelMin)
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* c = cos_t.data() + t * half;
-      const float* s = sin_t.data() + t * half;
-      for (int64_t h = 0; h < H; ++h) {
-        float* v = xp + ((b * T + t) * H + h) * Dh;
-#pragma omp simd
-        for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], bb = v[i + half];
-          v[i] = a * c[i] + bb * s[i];
-          v[i + half] = bb * c[i] - a * s[i];
-        }
-      }
-    }
-  }
+  rotate_half(dx, pos0, rotary_dim, theta, -1.0f);
 }
 
 }  // namespace mambalm::ops::cpu

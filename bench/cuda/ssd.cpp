@@ -37,7 +37,7 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
                                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size,
                                 const Tensor* initial_state, const Tensor* dfinal_state, const Tensor& dy,
                                 Tensor& dx, Tensor& ddt, Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
-                                Tensor* dinitial_state, float* stage_ms);
+                                Tensor* dinitial_state, float* stage_ms, Fp32Products products);
 }  // namespace mambalm::ops::cuda
 
 namespace {
@@ -138,7 +138,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
   for (int k = 0; k < 2; ++k) sets.push_back(make_inputs(B, T, H, P, G, N, 1000 * (k + 1)));
   auto run = [&](int i) {
     Inputs& s = sets[size_t(i) % sets.size()];
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y);
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y, ops::Fp32Products::Tf32);
   };
   const double ms = median_ms(run);
   const double ms_again = median_ms(run);
@@ -198,12 +198,13 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
 void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, int64_t H, int64_t P, int64_t G,
                     int64_t N) {
   Grads gr = make_grads(B, T, H, P, G, N);
+  ops::Fp32Products products = ops::Fp32Products::Tf32;
   auto bwd = [&](Inputs& s, bool docs) {
     ops::ssd_chunked_backward(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, nullptr, s.dy,
-                              gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr);
+                              gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, products);
   };
   auto fwd = [&](Inputs& s, bool docs) {
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, s.y);
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, s.y, products);
   };
   const std::string key = std::string(Q == 256 ? "" : "_c128") + " B" + std::to_string(B) + "_L" + std::to_string(T);
   for (bool docs : {false, true}) {
@@ -220,6 +221,14 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
     std::printf("RESULT ssd_bwd%s%s %.4f ms\n", docs ? "_docs" : "", key.c_str(), b);
     std::printf("RESULT ssd_fwd_bwd%s%s %.4f ms\n", docs ? "_docs" : "", key.c_str(), fb);
   }
+  {  // the exact (split-product) path that --dtype f32 training takes
+    products = ops::Fp32Products::Exact;
+    const double f = median_ms([&](int i) { fwd(sets[size_t(i) % sets.size()], false); });
+    const double b = median_ms([&](int i) { bwd(sets[size_t(i) % sets.size()], false); });
+    products = ops::Fp32Products::Tf32;
+    std::printf("  exact fp32 products (3xTF32): forward %.3f ms, backward %.3f ms\n", f, b);
+    std::printf("RESULT ssd_fwd_exact%s %.4f ms\nRESULT ssd_bwd_exact%s %.4f ms\n", key.c_str(), f, key.c_str(), b);
+  }
   // the backward's kernels, median of 20 each
   const char* names[9] = {"prep", "gram (CB, dY X^T)", "states (Z, dZ)", "pass", "dx", "dB", "dC", "fin", "reduce"};
   std::vector<float> st[9];
@@ -227,7 +236,8 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
     Inputs& s = sets[size_t(i) % sets.size()];
     float t9[9];
     ops::cuda::ssd_chunked_backward_timed(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, nullptr, nullptr, s.dy, gr.dx,
-                                          gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, t9);
+                                          gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, t9,
+                                          ops::Fp32Products::Tf32);
     if (i >= 3)
       for (int k = 0; k < 9; ++k) st[k].push_back(t9[k]);
   }
@@ -239,7 +249,8 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
   Grads g1 = make_grads(B, T, H, P, G, N), g2 = make_grads(B, T, H, P, G, N);
   for (Grads* g : {&g1, &g2})
     ops::ssd_chunked_backward(sets[0].x, sets[0].dt, sets[0].A, sets[0].Bm, sets[0].Cm, &sets[0].D, &sets[0].seq, Q,
-                              nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB, g->dC, &g->dD, nullptr);
+                              nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB, g->dC, &g->dD, nullptr,
+                              ops::Fp32Products::Tf32);
   int64_t diff = 0;
   auto cmp = [&](const Tensor& a, const Tensor& b) {
     Tensor ha = to_device(a, Device::CPU), hb = to_device(b, Device::CPU);

@@ -59,7 +59,7 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
       ops::rope(q, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
       ops::rope(k, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
     }
-    if (ctx.attention_dtype == DType::BF16) {  // the tensor-core path reads bf16 keys and values
+    if (ctx.compute_dtype == DType::BF16) {  // the tensor-core path reads bf16 keys and values
       Tensor k16 = ctx.empty(k.shape(), DType::BF16), v16 = ctx.empty(v.shape(), DType::BF16);
       ops::convert(k, k16);
       ops::convert(v, v16);

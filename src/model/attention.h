@@ -21,7 +21,7 @@ class Attention : public Mixer {
   // What the training forward keeps for backward.
   struct Activations : MixerActivations {
     Tensor q;     // [B, T, Hq, Dh] (RoPE applied)
-    Tensor k, v;  // [B, T, Hkv, Dh] (RoPE applied to k), in LayerContext::attention_dtype
+    Tensor k, v;  // [B, T, Hkv, Dh] (RoPE applied to k), in LayerContext::compute_dtype
     Tensor o;     // [B, T, Hq, Dh] per-head outputs
   };
 

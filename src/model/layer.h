@@ -9,6 +9,7 @@
 #include "core/tensor.h"
 #include "core/workspace.h"
 #include "model/state.h"
+#include "ops/ops.h"
 #include "model/param.h"
 
 namespace mambalm {
@@ -44,9 +45,13 @@ struct LayerContext {
   const Tensor* positions = nullptr;
   const Tensor* lengths = nullptr;
   Workspace* workspace = nullptr;  // activations come from here when set (planned memory)
-  // The dtype the attention keys and values are rounded to for the tensor cores: BF16 when the
-  // model's matrices are BF16 (as the KV cache of inference is), else F32 (exact).
-  DType attention_dtype = DType::F32;
+  // The precision of the matrix products inside the mixers: BF16 when the model's matrices are
+  // BF16 on CUDA (attention rounds keys and values to bf16 for the tensor cores, as the KV cache
+  // of inference is; the SSD's fp32 products run on TF32), else F32 (every product exact).
+  DType compute_dtype = DType::F32;
+  ops::Fp32Products fp32_products() const {
+    return compute_dtype == DType::BF16 ? ops::Fp32Products::Tf32 : ops::Fp32Products::Exact;
+  }
 
   // An activation tensor: from the workspace, else a new CPU tensor.
   Tensor empty(const Shape& shape, DType dtype = DType::F32) const {

@@ -61,7 +61,8 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
 
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
   ops::neg_exp(A_log_.value, A);
-  ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys);
+  ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
+                   ctx.fp32_products());
 
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
   ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
@@ -96,7 +97,7 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   Tensor dBm = ctx.empty({B, T, G, N}), dCm = ctx.empty({B, T, G, N});
   Tensor dA = ctx.zeros({H});
   ops::ssd_chunked_backward(a.xs, a.dt, a.A, a.Bm, a.Cm, &D_.value, seq_idx, cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt,
-                            &dA, dBm, dCm, &D_.grad, nullptr);
+                            &dA, dBm, dCm, &D_.grad, nullptr, ctx.fp32_products());
   // A = -exp(A_log)
   ops::neg_exp_backward(a.A, dA, A_log_.grad);
   // dt = clamp(softplus(dt_raw + dt_bias))

@@ -209,7 +209,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     ctx.positions = state ? &state->positions() : nullptr;
     ctx.lengths = state ? &state->lengths() : nullptr;
     ctx.workspace = ws;
-    ctx.attention_dtype = attention_dtype();
+    ctx.compute_dtype = compute_dtype();
     const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
     stage(b.kind == kMambaSymbol ? "mixer M" : b.kind == kAttentionSymbol ? "mixer *" : "mixer -");  // no string built per layer

@@ -94,8 +94,8 @@ class Model {
 
  private:
   static void check_matrix_dtype(Device device, DType matrix_dtype);
-  // The dtype attention rounds keys and values to (LayerContext::attention_dtype).
-  DType attention_dtype() const { return device_ == Device::CUDA ? matrix_dtype_ : DType::F32; }
+  // The precision of the mixers' matrix products (LayerContext::compute_dtype).
+  DType compute_dtype() const { return device_ == Device::CUDA ? matrix_dtype_ : DType::F32; }
 
   struct Block {
     char kind;  // 'M', '*' or '-'

@@ -136,7 +136,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   LayerContext ctx;
   ctx.seq_idx = seq_idx;
   ctx.workspace = ws;
-  ctx.attention_dtype = attention_dtype();
+  ctx.compute_dtype = compute_dtype();
 
   // Forward, keeping every block's input h_l and (unless recomputing) each mixer's activations.
   std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l

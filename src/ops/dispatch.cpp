@@ -173,10 +173,11 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 }
 
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
+                 Fp32Products products) {
   const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, seq_idx, state, y);
   chunk_size_positive("ssd_chunked", chunk_size);
-  MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y));
+  MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products));
 }
 
 // ---- Mamba-1 selective scan ----------------------------------------------------------------

@@ -171,7 +171,7 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
 void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                           const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, const Tensor* initial_state,
                           const Tensor* dfinal_state, const Tensor& dy, Tensor& dx, Tensor& ddt, Tensor* dA, Tensor& dBm,
-                          Tensor& dCm, Tensor* dD, Tensor* dinitial_state) {
+                          Tensor& dCm, Tensor* dD, Tensor* dinitial_state, Fp32Products products) {
   const char* op = "ssd_chunked_backward";
   ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx);
   chunk_size_positive(op, chunk_size);
@@ -194,7 +194,7 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
                 {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"initial_state", initial_state},
                  {"dfinal_state", dfinal_state}, {"dy", &dy}});
   MAMBALM_BACKEND(gpu, ssd_chunked_backward(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, initial_state, dfinal_state, dy, dx, ddt, dA, dBm, dCm,
-                            dD, dinitial_state));
+                            dD, dinitial_state, products));
 }
 
 // ---- selective scan ----------------------------------------------------------------------

@@ -27,6 +27,13 @@ struct CrossEntropyResult {
   int64_t n_valid = 0;     // rows whose target != -1
 };
 
+// How a backend may run the matrix products inside an op whose operands are fp32 (the chunked
+// SSD's C B^T, states and their gradients). Exact: fp32-accurate, as the CPU always is (CUDA
+// splits each operand into two TF32 halves and sums three tensor-core products, "3xTF32": about
+// 3x the product time). Tf32: the tensor cores' TF32 operands (10-bit mantissa), the path of
+// bf16 inference and mixed-precision training. Ops that take it say so.
+enum class Fp32Products { Exact, Tf32 };
+
 // The scalars of one AdamW step (adamw_update), computed once per step on the host.
 struct AdamWStep {
   float beta1 = 0.9f, beta2 = 0.95f;

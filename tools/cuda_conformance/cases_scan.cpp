@@ -34,7 +34,7 @@ constexpr double kSsdTf32 = 1e-5;
 // (a random initial state goes in; without it the op starts from zeros and returns no state).
 // Then one decode step (ssd_sequential, T = 1) from the CPU's final state on both sides.
 void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
-               bool with_state = true, bool with_D = true) {
+               bool with_state = true, bool with_D = true, ops::Fp32Products products = ops::Fp32Products::Tf32) {
   SsdInputs s = ssd_inputs(B, T, H, P, G, N);
   Tensor y = Tensor::empty({B, T, H, P}), st = s.state.clone();
   Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
@@ -42,18 +42,20 @@ void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
   const Tensor* Dc = with_D ? &s.D : nullptr;
   const Tensor* Dg = with_D ? &gD : nullptr;
   auto t = run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, Dc, nullptr, chunk, with_state ? &st : nullptr, y); },
-                    [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst : nullptr, gy); },
+                    [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst : nullptr, gy, products); },
                     false);
   const double err_y = nmse(gy, y);
   // timing on scratch state and output (each timed call advances its state)
   Tensor gst2 = up(s.state), gy2 = poisoned({B, T, H, P});
   const double g_ms =
-      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst2 : nullptr, gy2); });
+      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst2 : nullptr, gy2, products); });
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) +
-                         " c" + std::to_string(chunk) + (with_state ? "" : " s0") + (with_D ? "" : " noD");
+                         " c" + std::to_string(chunk) + (with_state ? "" : " s0") + (with_D ? "" : " noD") +
+                         (products == ops::Fp32Products::Exact ? " exact" : "");
   // the tensor-core path's rounding, or the recurrence's fp32 (see ssd.cu for which runs)
   const bool tiled = T >= 16 && P % 64 == 0 && N % 64 == 0;
-  const double limit = tiled ? kSsdTf32 : kScan;
+  // (the exact products: fp32 summation order only, kScan)
+  const double limit = tiled && products == ops::Fp32Products::Tf32 ? kSsdTf32 : kScan;
   record("ssd_chunked", sh, "y", err_y, limit, g_ms, t.cpu_ms);
   if (with_state) record("ssd_chunked", sh, "state", nmse(gst, st), limit, NAN, NAN);
   if (!with_state) return;
@@ -100,10 +102,12 @@ void run_scan(bool quick) {
   check_ssd(3, 333, 8, 128, 2, 128, 64, false, false);
   check_ssd(2, 300, 4, 64, 4, 64, 100);
   check_ssd(1, 17, 8, 64, 2, 128, 64);
+  check_ssd(2, 300, 8, 64, 2, 128, 128, true, true, ops::Fp32Products::Exact);
   if (!quick) {
     check_ssd(1, 2000, H, P, G, N, 128);  // long prefill: 15 full chunks + 80
     check_ssd(2, 4096, H, P, G, N, 256);  // issue bar: B 2, L 4096, chunk 256
     check_ssd(2, 4096, H, P, G, N, 256, false);
+    check_ssd(2, 4096, H, P, G, N, 256, true, true, ops::Fp32Products::Exact);
   }
   check_scan(B, T, di, 16);
   check_scan(3, 29, 37, 70);  // odd sizes

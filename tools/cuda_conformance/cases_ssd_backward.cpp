@@ -34,6 +34,10 @@ constexpr double kSsdTf32 = 1e-5;
 // The same 1e-5 (over 30x headroom); a sign error or a dropped dcum term (the state's e_last
 // <dS, S> part, one tile's row sums) gives O(1e-2 .. 1).
 constexpr double kSsdTf32Dt = 1e-5;
+// Fp32Products::Exact (--dtype f32 training): every product from the operands' two TF32 halves
+// (~2^-22 relative error per product, the size of fp32's own rounding), so the CUDA op differs
+// from the CPU's only in fp32 summation order: the fp32 bound of the scans, kScan (1e-10).
+constexpr double kSsdExact = kScan;
 
 struct Inputs {
   Tensor x, dt, A, Bm, Cm, D, init, dfin, dy, seq;
@@ -79,6 +83,7 @@ struct Case {
   int64_t B, T, H, P, G, N, chunk;
   bool docs, init, dfin, dinit;  // documents, initial_state, dfinal_state, dinitial_state wanted
   bool with_D = true, with_dA = true;
+  ops::Fp32Products products = ops::Fp32Products::Tf32;
 };
 
 struct Grads {
@@ -103,7 +108,7 @@ void check_backward(const Case& k) {
     ops::ssd_chunked_backward(gx, gdt, gA, gB, gC, k.with_D ? &gD : nullptr, k.docs ? &gseq : nullptr, k.chunk,
                               k.init ? &ginit : nullptr, k.dfin ? &gdfin : nullptr, gdy, o.dx, o.ddt,
                               k.with_dA ? &o.dA : nullptr, o.dB, o.dC, k.with_D ? &o.dD : nullptr,
-                              k.dinit ? &o.dinit : nullptr);
+                              k.dinit ? &o.dinit : nullptr, k.products);
   };
   auto gpu_grads = [&] {
     return Grads{poisoned({B, T, H, P}), poisoned({B, T, H}), poisoned({B, T, G, N}), poisoned({B, T, G, N}),
@@ -122,17 +127,20 @@ void check_backward(const Case& k) {
   std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) + " c" +
                    std::to_string(k.chunk);
   if (k.docs) sh += " docs";
+  const bool exact = k.products == ops::Fp32Products::Exact;
+  if (exact) sh += " exact";
+  const double lim = exact ? kSsdExact : kSsdTf32, lim_dt = exact ? kSsdExact : kSsdTf32Dt;
   if (k.init) sh += " s0";
   if (k.dfin) sh += " dsT";
   if (!k.with_D) sh += " noD";
   const char* op = "ssd_chunked_backward";
-  record(op, sh, "dx", nmse(g.dx, c.dx), kSsdTf32, g_ms, t.cpu_ms);
-  record(op, sh, "ddt", nmse(g.ddt, c.ddt), kSsdTf32Dt, NAN, NAN);
-  record(op, sh, "dBm", nmse(g.dB, c.dB), kSsdTf32, NAN, NAN);
-  record(op, sh, "dCm", nmse(g.dC, c.dC), kSsdTf32, NAN, NAN);
-  if (k.with_dA) record(op, sh, "dA +=", nmse(minus(g.dA, dA0), minus(c.dA, dA0)), kSsdTf32Dt, NAN, NAN);
-  if (k.with_D) record(op, sh, "dD +=", nmse(minus(g.dD, dD0), minus(c.dD, dD0)), kSsdTf32, NAN, NAN);
-  if (k.dinit) record(op, sh, "dstate0", nmse(g.dinit, c.dinit), kSsdTf32, NAN, NAN);
+  record(op, sh, "dx", nmse(g.dx, c.dx), lim, g_ms, t.cpu_ms);
+  record(op, sh, "ddt", nmse(g.ddt, c.ddt), lim_dt, NAN, NAN);
+  record(op, sh, "dBm", nmse(g.dB, c.dB), lim, NAN, NAN);
+  record(op, sh, "dCm", nmse(g.dC, c.dC), lim, NAN, NAN);
+  if (k.with_dA) record(op, sh, "dA +=", nmse(minus(g.dA, dA0), minus(c.dA, dA0)), lim_dt, NAN, NAN);
+  if (k.with_D) record(op, sh, "dD +=", nmse(minus(g.dD, dD0), minus(c.dD, dD0)), lim, NAN, NAN);
+  if (k.dinit) record(op, sh, "dstate0", nmse(g.dinit, c.dinit), lim, NAN, NAN);
   // determinism: a second run from the same accumulator values gives the same bits
   double same = nmse(g3.dx, down(g.dx)) + nmse(g3.ddt, down(g.ddt)) + nmse(g3.dB, down(g.dB)) +
                 nmse(g3.dC, down(g.dC)) + nmse(g3.dA, down(g.dA)) + nmse(g3.dD, down(g.dD));
@@ -144,7 +152,7 @@ void check_backward(const Case& k) {
 // CPU op. T >= 16 with P and N multiples of 64 takes the tensor cores, other shapes the register
 // recurrence (fp32, kScan).
 void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
-                        bool with_state) {
+                        bool with_state, ops::Fp32Products products = ops::Fp32Products::Tf32) {
   const Inputs s = make_inputs(B, T, H, P, G, N, true);
   Tensor y = Tensor::empty({B, T, H, P}), st = s.init.clone();
   const Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
@@ -152,14 +160,16 @@ void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, i
   Tensor gst = up(s.init), gy = poisoned({B, T, H, P});
   const Timed t =
       run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, &s.seq, chunk, with_state ? &st : nullptr, y); },
-               [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst : nullptr, gy); }, false);
+               [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst : nullptr, gy, products); },
+               false);
   Tensor gst2 = up(s.init), gy2 = poisoned({B, T, H, P});
   const double g_ms =
-      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst2 : nullptr, gy2); });
+      time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, &gD, &gseq, chunk, with_state ? &gst2 : nullptr, gy2, products); });
   const bool tiled = T >= 16 && P % 64 == 0 && N % 64 == 0;
-  const double limit = tiled ? kSsdTf32 : kScan;
+  const bool exact = products == ops::Fp32Products::Exact;
+  const double limit = tiled && !exact ? kSsdTf32 : kScan;
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) + " c" +
-                         std::to_string(chunk) + " docs" + (with_state ? "" : " s0");
+                         std::to_string(chunk) + " docs" + (with_state ? "" : " s0") + (exact ? " exact" : "");
   record("ssd_chunked", sh, "y", nmse(gy, y), limit, g_ms, t.cpu_ms);
   if (with_state) record("ssd_chunked", sh, "state", nmse(gst, st), limit, NAN, NAN);
 }
@@ -177,6 +187,11 @@ void run_ssd_backward(bool quick) {
   check_backward({2, 37, 6, 16, 2, 16, 8, true, true, true, true});
   check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true});
   check_backward({1, 130, 4, 24, 1, 40, 64, false, true, false, true, false, false});
+  // the exact products (--dtype f32): the training call, every optional input, the padded path
+  const auto exact = ops::Fp32Products::Exact;
+  check_backward({2, T, H, P, G, N, 128, false, false, false, false, true, true, exact});
+  check_backward({2, T, H, P, G, N, 256, true, true, true, true, true, true, exact});
+  check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true, true, true, exact});
 
   // forward with documents: tensor cores (chunks 128 and 64, with and without a state), the
   // recurrence for short T and for untiled P, N
@@ -184,6 +199,7 @@ void run_ssd_backward(bool quick) {
   check_forward_docs(2, 333, 8, 128, 2, 128, 64, false);
   check_forward_docs(2, 10, H, P, G, N, 128, true);
   check_forward_docs(3, 37, 6, 24, 2, 40, 16, true);
+  check_forward_docs(2, T, H, P, G, N, 128, true, ops::Fp32Products::Exact);
 }
 
 }  // namespace

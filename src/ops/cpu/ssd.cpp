@@ -102,7 +102,8 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 // exp of their differences, which would otherwise lose absolute precision); everything else is
 // fp32 with fp32 gemm accumulation.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
+                 Fp32Products /*always exact here*/) {
   if (seq_idx) return ssd_chunked_with_documents(x, dt, A, Bm, Cm, D, *seq_idx, chunk_size, state, y);
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);

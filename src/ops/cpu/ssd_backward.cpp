@@ -377,7 +377,7 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
                           int64_t chunk_size, const Tensor* initial_state,
                           const Tensor* dfinal_state, const Tensor& dy, Tensor& dx, Tensor& ddt,
                           Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
-                          Tensor* dinitial_state) {
+                          Tensor* dinitial_state, Fp32Products /*always exact here*/) {
   ssd_chunked_backward(ssd_problem(x, dt, A, Bm, Cm, D, seq_idx, chunk_size),
                        initial_state ? initial_state->f32() : nullptr,
                        dfinal_state ? dfinal_state->f32() : nullptr, dy.f32(), dx.f32(), ddt.f32(),

@@ -28,8 +28,10 @@ void set_gemm_autotune(bool on);
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels
 // (chunk states, C B^T, state passing, chunk scan); it synchronises, for benchmarks only.
 // heads_per_block (1, 2 or 4; 0 = the default) is a tuning knob for benchmarks: same result.
+// products: TF32 by default here (the benchmarks' subject); Exact runs the split products.
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms = nullptr, int heads_per_block = 0);
+                              Tensor& y, float* stage_ms = nullptr, int heads_per_block = 0,
+                              Fp32Products products = Fp32Products::Tf32);
 
 }  // namespace mambalm::ops::cuda

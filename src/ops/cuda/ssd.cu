@@ -155,6 +155,8 @@ namespace {
 // m16n8k8 TF32 mma.sync), K in steps of 32 staged through shared memory; the next step's global
 // loads are issued before the current step's mma so that they overlap. Operands are rounded to
 // TF32 (10-bit mantissa, round to nearest) when they are written to shared memory; sums are fp32.
+// With kSplit (Fp32Products::Exact) shared memory keeps the fp32 bits and each product is three
+// TF32 products of the operands' halves (ptx.cuh, mma_fragments): fp32-accurate, ~2x the time.
 // The chunk length Q is a multiple of 64 up to 256, P and N multiples of 64 (ssd_chunked checks).
 
 constexpr int kTile = 64;             // output tile rows and columns of a block
@@ -181,7 +183,7 @@ using Acc = float[2][4][4];
 // acc += A B over one K stage. A(m, k) is As[k * kStrideKM + m] when kAKMajor, else
 // As[m * kStrideMK + k]; B(k, n) is Bs[k * kStrideKM + n] when kBKMajor, else Bs[n * kStrideMK + k].
 // Both strides make the fragment reads of a warp hit 32 distinct banks.
-template <bool kAKMajor, bool kBKMajor>
+template <bool kAKMajor, bool kBKMajor, bool kSplit>
 __device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
   const int lane = threadIdx.x & 31, warp = gwarp();
   const int g = lane >> 2, t = lane & 3;
@@ -205,16 +207,13 @@ __device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs
       b[ni][0] = B(kk + t, c);
       b[ni][1] = B(kk + t + 4, c);
     }
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], a[mi], b[ni]);
+    mma_fragments<kSplit>(acc, a, b);
   }
 }
 
 // A K-stage loop: load(s) fetches stage s from global memory into registers, store(s) writes
 // those registers (scaled, rounded to TF32) to As/Bs. Stage s+1 is fetched while s is multiplied.
-template <bool kAKMajor, bool kBKMajor, class Load, class Store>
+template <bool kAKMajor, bool kBKMajor, bool kSplit, class Load, class Store>
 __device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, const uint32_t* As,
                                             const uint32_t* Bs, Acc& acc) {
   if (stages <= 0) return;
@@ -223,7 +222,7 @@ __device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, 
     store(s);
     __syncthreads();
     if (s + 1 < stages) load(s + 1);
-    stage_mma<kAKMajor, kBKMajor>(As, Bs, acc);
+    stage_mma<kAKMajor, kBKMajor, kSplit>(As, Bs, acc);
     __syncthreads();
   }
 }
@@ -244,8 +243,10 @@ __device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
 
 __device__ __forceinline__ float4 load4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
 
+template <bool kSplit>
 __device__ __forceinline__ void store4(uint32_t* dst, float a, float b, float c, float d) {
-  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(a), to_tf32(b), to_tf32(c), to_tf32(d));
+  *reinterpret_cast<uint4*>(dst) =
+      make_uint4(tf32_operand<kSplit>(a), tf32_operand<kSplit>(b), tf32_operand<kSplit>(c), tf32_operand<kSplit>(d));
 }
 
 // cum[i] = sum_{k<=i} dt_k A for i < L, cum[i] = cum[L-1] for L <= i < Q; dts[i] = dt_i (0 past L).
@@ -340,7 +341,7 @@ __device__ __forceinline__ GroupSmem group_smem(unsigned char* base) {
 // tile [p0:+64, n0:+64]; A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
 // kDocs: only the tokens of the chunk's last document reach Z_c; the chunk decay is zero when the
 // chunk holds a document start.
-template <int HB, bool kDocs>
+template <int HB, bool kDocs, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                        const float* __restrict__ A, const float* __restrict__ Bm,
@@ -397,11 +398,11 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
       piece_32x64(r, row, col);
       const int j = s * kStep + row;
       const float wj = j < L ? w[j] : 0.0f;
-      store4(As + row * kStrideKM + col, ra[r].x * wj, ra[r].y * wj, ra[r].z * wj, ra[r].w * wj);
-      store4(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      store4<kSplit>(As + row * kStrideKM + col, ra[r].x * wj, ra[r].y * wj, ra[r].z * wj, ra[r].w * wj);
+      store4<kSplit>(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
     }
   };
-  gemm_stages<true, true>((L + kStep - 1) / kStep, load, store, As, Bs, acc);
+  gemm_stages<true, true, kSplit>((L + kStep - 1) / kStep, load, store, As, Bs, acc);
 
   const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -421,6 +422,7 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
 
 // (2) grid ((Q/64)^2, nc * G, B): CB_c tile [i0:+64, j0:+64] for j0 <= i0 < L (other tiles are
 // never read). A = C_i[n] (row-major), B(n, j) = B_j[n] (N-major), K = N.
+template <bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 4)
 ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float* __restrict__ cb,
               SsdDims d) {
@@ -451,11 +453,11 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
     for (int r = 0; r < 4; ++r) {
       int row, col;
       piece_64x32(r, row, col);
-      store4(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
-      store4(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      store4<kSplit>(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+      store4<kSplit>(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
     }
   };
-  gemm_stages<false, false>(d.N / kStep, load, store, As, Bs, acc);
+  gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
 
   const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -513,7 +515,7 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
 // kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
 // intra-chunk decay is zero between tokens of different documents.
-template <int HB, bool kDocs>
+template <int HB, bool kDocs, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
 ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Cm,
@@ -562,11 +564,11 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
       for (int r = 0; r < 4; ++r) {
         int row, col;
         piece_64x32(r, row, col);
-        store4(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
-        store4(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        store4<kSplit>(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+        store4<kSplit>(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
       }
     };
-    gemm_stages<false, false>(d.N / kStep, load, store, As, Bs, acc);
+    gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -611,13 +613,13 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
           m[q] = (j <= i && i < L && (!kDocs || sm.seg[i] == sm.seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j]
                                                                           : 0.0f;
         }
-        store4(As + row * kStrideMK + col, m[0], m[1], m[2], m[3]);
+        store4<kSplit>(As + row * kStrideMK + col, m[0], m[1], m[2], m[3]);
         piece_32x64(r, row, col);
-        store4(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        store4<kSplit>(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
       }
     };
     const int jend = min(i0 + kTile, L);
-    gemm_stages<false, true>((jend + kStep - 1) / kStep, load, store, As, Bs, acc);
+    gemm_stages<false, true, kSplit>((jend + kStep - 1) / kStep, load, store, As, Bs, acc);
   }
 
   const float Dh = D ? D[h] : 0.0f;
@@ -653,14 +655,14 @@ void allow_group_smem() {
   static bool done = false;
   if (done) return;
   const int bytes = 4 * kGroupSmemBytes, bytes_docs = 4 * kGroupSmemBytesDocs;
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
              "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
              "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   bytes_docs),
              "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   bytes_docs),
              "ssd_chunked", "cudaFuncSetAttribute");
   done = true;
@@ -691,10 +693,12 @@ namespace {
 
 // Runs kernels (1)-(4), with document resets when seq_idx is given; stage_ms (optional, 4
 // entries) receives each kernel's time in ms (events around each launch; for benchmarks only);
-// heads_per_block 0 takes the default. False when the shape is not tiled here.
+// heads_per_block 0 takes the default (split products: always 1). False when the shape is not
+// tiled here.
 bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                     const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
-                    float* stage_ms, int heads_per_block) {
+                    Fp32Products products, float* stage_ms, int heads_per_block) {
+  const bool split = products == Fp32Products::Exact;
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   if (Bsz == 0 || T == 0 || H == 0) return true;
@@ -705,7 +709,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
   // heads per block of kernels (1) and (4): the most of {4, 2, 1} that divides the group size
-  int HB = heads_per_block > 0 ? heads_per_block : kDefaultHeadsPerBlock;
+  int HB = heads_per_block > 0 && !split ? heads_per_block : kDefaultHeadsPerBlock;
   while (HB > 1 && (HB > 4 || (H / G) % HB)) HB /= 2;
   if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
       nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
@@ -730,23 +734,27 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   mark(0);
   const dim3 grid1(unsigned(H / HB), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz));
   const size_t smem = size_t(HB) * (sq ? kGroupSmemBytesDocs : kGroupSmemBytes);
-#define MAMBALM_SSD_K1(HBV, DOCS)                                                                       \
-  ssd_chunk_state_kernel<HBV, DOCS><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
-                                                                         Bm.f32(), sq, states, decay, d)
-  if (sq) {
-    if (HB == 4) MAMBALM_SSD_K1(4, true);
-    else if (HB == 2) MAMBALM_SSD_K1(2, true);
-    else MAMBALM_SSD_K1(1, true);
+#define MAMBALM_SSD_K1(HBV, DOCS, SPLIT)                                                    \
+  ssd_chunk_state_kernel<HBV, DOCS, SPLIT><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
+                                                                                Bm.f32(), sq, states, decay, d)
+  if (split) {
+    if (sq) MAMBALM_SSD_K1(1, true, true);
+    else MAMBALM_SSD_K1(1, false, true);
+  } else if (sq) {
+    if (HB == 4) MAMBALM_SSD_K1(4, true, false);
+    else if (HB == 2) MAMBALM_SSD_K1(2, true, false);
+    else MAMBALM_SSD_K1(1, true, false);
   } else {
-    if (HB == 4) MAMBALM_SSD_K1(4, false);
-    else if (HB == 2) MAMBALM_SSD_K1(2, false);
-    else MAMBALM_SSD_K1(1, false);
+    if (HB == 4) MAMBALM_SSD_K1(4, false, false);
+    else if (HB == 2) MAMBALM_SSD_K1(2, false, false);
+    else MAMBALM_SSD_K1(1, false, false);
   }
 #undef MAMBALM_SSD_K1
   check_launch("ssd_chunked (chunk states)");
   mark(1);
-  ssd_cb_kernel<<<dim3(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz)),
-                  kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
+  const dim3 grid2(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz));
+  if (split) ssd_cb_kernel<true><<<grid2, kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
+  else ssd_cb_kernel<false><<<grid2, kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
   check_launch("ssd_chunked (C B^T)");
   mark(2);
   ssd_state_pass_kernel<<<dim3(unsigned((PN / 4 + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H)),
@@ -754,18 +762,21 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   check_launch("ssd_chunked (state passing)");
   mark(3);
   const dim3 grid4(unsigned(H / HB), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
-#define MAMBALM_SSD_K4(HBV, DOCS)                                                                        \
-  ssd_chunk_scan_kernel<HBV, DOCS><<<grid4, kGemmThreads * HBV, smem>>>(                                \
+#define MAMBALM_SSD_K4(HBV, DOCS, SPLIT)                                                                 \
+  ssd_chunk_scan_kernel<HBV, DOCS, SPLIT><<<grid4, kGemmThreads * HBV, smem>>>(                         \
       x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, \
       y.f32(), d)
-  if (sq) {
-    if (HB == 4) MAMBALM_SSD_K4(4, true);
-    else if (HB == 2) MAMBALM_SSD_K4(2, true);
-    else MAMBALM_SSD_K4(1, true);
+  if (split) {
+    if (sq) MAMBALM_SSD_K4(1, true, true);
+    else MAMBALM_SSD_K4(1, false, true);
+  } else if (sq) {
+    if (HB == 4) MAMBALM_SSD_K4(4, true, false);
+    else if (HB == 2) MAMBALM_SSD_K4(2, true, false);
+    else MAMBALM_SSD_K4(1, true, false);
   } else {
-    if (HB == 4) MAMBALM_SSD_K4(4, false);
-    else if (HB == 2) MAMBALM_SSD_K4(2, false);
-    else MAMBALM_SSD_K4(1, false);
+    if (HB == 4) MAMBALM_SSD_K4(4, false, false);
+    else if (HB == 2) MAMBALM_SSD_K4(2, false, false);
+    else MAMBALM_SSD_K4(1, false, false);
   }
 #undef MAMBALM_SSD_K4
   check_launch("ssd_chunked (chunk scan)");
@@ -782,8 +793,8 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms, int heads_per_block) {
-  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, stage_ms, heads_per_block);
+                              Tensor& y, float* stage_ms, int heads_per_block, Fp32Products products) {
+  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, products, stage_ms, heads_per_block);
 }
 
 // Prefill. Measured on the H200 (2026-11-29, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
@@ -792,8 +803,10 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
 // cover run the recurrence. Document ids take the same two paths with resets.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y) {
-  if (x.dim(1) >= kChunkedMinT && ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, nullptr, 0))
+                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
+                 Fp32Products products) {
+  if (x.dim(1) >= kChunkedMinT &&
+      ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products, nullptr, 0))
     return;
   ssd_recurrence(x, dt, A, Bm, Cm, D, seq_idx, state, y);
 }

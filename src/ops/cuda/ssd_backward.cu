@@ -1,6 +1,8 @@
 // Mamba-2 SSD backward on CUDA (ssd_chunked_backward): the chunked equations of
 // ops/cpu/ssd_backward.cpp in nine kernels whose matrix products run on the tensor cores (TF32
-// mma.sync, operands rounded to nearest in shared memory, fp32 accumulation); cumulative decays,
+// mma.sync, operands rounded to nearest in shared memory, fp32 accumulation; with
+// Fp32Products::Exact each product is three TF32 products of the operands' halves, fp32-accurate,
+// for --dtype f32 training); cumulative decays,
 // states, the state passing and every reduction in fp32 (the last sums over chunks and sequences
 // in double).
 //
@@ -155,6 +157,7 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
 // (only dinitial_state) are skipped when unused.
 constexpr int kStWords = kWords64 + kWordsKN128;  // one stage: A [32][72] + B [32][136]
 constexpr int kStSmemBytes = kRing * kStWords * 4;
+template <bool kSplit>
 __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
   extern __shared__ __align__(16) uint32_t st_smem[];
   __shared__ float sc[kQMax];
@@ -204,18 +207,18 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
     for (int k = 0; k < 2; ++k) {
       int row, col;
       piece<kTile, 256>(k, row, col);
-      fix4(As + row * kSKM + col, sc[s * kKs + row]);
+      fix4<kSplit>(As + row * kSKM + col, sc[s * kKs + row]);
     }
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       int row, col;
       piece<128, 256>(k, row, col);
-      fix4(Bs + row * skn<4, 4>() + col, 1.f);
+      fix4<kSplit>(Bs + row * skn<4, 4>() + col, 1.f);
     }
   };
   auto compute = [&](int, int buf) {
     const uint32_t* As = st_smem + buf * kStWords;
-    tile_mma<4, 4, true, true>(As, As + kWords64, acc);
+    tile_mma<4, 4, true, true, kSplit>(As, As + kWords64, acc);
   };
   run_ring(cdiv(L, kKs), issue, fix, compute);
 
@@ -405,13 +408,14 @@ int64_t bw_kernel_chunk(int64_t chunk_size) {
 }
 
 // Raises the dynamic shared-memory limits once (states, gram, dB and dC take over 48 KB).
-template <bool kDocs>
+template <bool kDocs, bool kSplit>
 void allow_smem() {
   static bool done = false;
   if (done) return;
-  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kStSmemBytes),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
-  allow_product_smem(kDocs);
+  allow_product_smem(kDocs, kSplit);
   done = true;
 }
 
@@ -439,7 +443,7 @@ void after(cudaStream_t to, cudaStream_t from, cudaEvent_t e) {
 // GPU better than each alone (they are bound by L2 latency): gram (needs prep) beside states and
 // pass; then dx, dB and dC (each needs gram and pass) together; then fin and reduce. stage_ms (9
 // floats), when not null, runs them one after the other and receives each one's time.
-template <bool kDocs>
+template <bool kDocs, bool kSplit>
 void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   cudaEvent_t ev[10];
   if (stage_ms)
@@ -447,7 +451,7 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   auto mark = [&](int k) {
     if (stage_ms) check_cuda(cudaEventRecord(ev[k]), "ssd_chunked_backward", "cudaEventRecord");
   };
-  allow_smem<kDocs>();
+  allow_smem<kDocs, kSplit>();
   const bool overlap = stage_ms == nullptr;
   cudaStream_t main_s = cudaStreamPerThread, s1 = main_s, s2 = main_s;
   SideStreams* ss = nullptr;
@@ -464,12 +468,12 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   mark(1);
   if (overlap) after(s1, main_s, ss->e[0]);
   const int64_t gram_blocks = int64_t(a.B) * a.nc * a.G * (a.nt * (a.nt + 1) / 2);
-  launch_gram(kDocs, unsigned(gram_blocks), s1, a);
+  launch_gram(kDocs, kSplit, unsigned(gram_blocks), s1, a);
   check_launch("ssd_chunked_backward (gram)");
   mark(2);
   const int64_t st_blocks = BH * a.nc * 2 * cdiv(a.P, kTile) * cdiv(a.N, 128);
   if (st_blocks > 0) {
-    ssd_bw_states_kernel<<<unsigned(st_blocks), 256, kStSmemBytes, main_s>>>(a);
+    ssd_bw_states_kernel<kSplit><<<unsigned(st_blocks), 256, kStSmemBytes, main_s>>>(a);
     check_launch("ssd_chunked_backward (states)");
   }
   mark(3);
@@ -483,17 +487,17 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
     after(s1, main_s, ss->e[2]);
     after(s2, main_s, ss->e[2]);
   }
-  launch_dx(kDocs, unsigned(BH * a.nc * a.nt), main_s, a);
+  launch_dx(kDocs, kSplit, unsigned(BH * a.nc * a.nt), main_s, a);
   check_launch("ssd_chunked_backward (dx)");
   mark(5);
   const int64_t bc_blocks = int64_t(a.B) * a.nc * a.G * a.nt * a.ntn;
   if (bc_blocks > 0) {
-    launch_dbc(kDocs, false, unsigned(bc_blocks), s1, a);
+    launch_dbc(kDocs, kSplit, false, unsigned(bc_blocks), s1, a);
     check_launch("ssd_chunked_backward (dB)");
   }
   mark(6);
   if (bc_blocks > 0) {
-    launch_dbc(kDocs, true, unsigned(bc_blocks), s2, a);
+    launch_dbc(kDocs, kSplit, true, unsigned(bc_blocks), s2, a);
     check_launch("ssd_chunked_backward (dC)");
   }
   mark(7);
@@ -548,12 +552,12 @@ using namespace ssd_bw;
 
 // The op, with per-kernel times for the benchmark (stage_ms: 9 floats, synchronises; the kernels
 // in order prep, gram, states, pass, dx, dB, dC, fin, reduce). Not in cuda_ops.h: the benchmark
-// declares it.
+// declares it. products: Tf32, or Exact (every product split in TF32 halves, fp32-accurate).
 void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                                 const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size,
                                 const Tensor* initial_state, const Tensor* dfinal_state, const Tensor& dy,
                                 Tensor& dx, Tensor& ddt, Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
-                                Tensor* dinitial_state, float* stage_ms) {
+                                Tensor* dinitial_state, float* stage_ms, Fp32Products products) {
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P0 = x.dim(3);
   const int64_t G = Bm.dim(2), N0 = Bm.dim(3);
   // The CPU op's edge cases: dB and dC are zeros without heads; without tokens or channels ddt and
@@ -655,8 +659,9 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     if (a.dinit) a.dinit = dip;
   }
 
-  if (seq_idx) launch_backward<true>(a, int(nsb), stage_ms);
-  else launch_backward<false>(a, int(nsb), stage_ms);
+  const bool split = products == Fp32Products::Exact;
+  if (seq_idx) split ? launch_backward<true, true>(a, int(nsb), stage_ms) : launch_backward<true, false>(a, int(nsb), stage_ms);
+  else split ? launch_backward<false, true>(a, int(nsb), stage_ms) : launch_backward<false, false>(a, int(nsb), stage_ms);
 
   if (!fast) {
     pad_copy(a.dx, dx.f32(), Bsz * T * H, 1, P0, 1, P, false);
@@ -676,9 +681,9 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
                           int64_t chunk_size, const Tensor* initial_state,
                           const Tensor* dfinal_state, const Tensor& dy, Tensor& dx, Tensor& ddt,
                           Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
-                          Tensor* dinitial_state) {
+                          Tensor* dinitial_state, Fp32Products products) {
   ssd_chunked_backward_timed(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, initial_state, dfinal_state, dy, dx, ddt,
-                             dA, dBm, dCm, dD, dinitial_state, nullptr);
+                             dA, dBm, dCm, dD, dinitial_state, nullptr, products);
 }
 
 }  // namespace mambalm::ops::cuda

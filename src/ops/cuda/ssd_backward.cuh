@@ -1,7 +1,7 @@
 // What the two translation units of the CUDA SSD backward share (ssd_backward.cu: the
 // per-chunk vector kernels, the state passing and the launches; ssd_backward_products.cu: the
-// three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged TF32 GEMM
-// helpers, the argument block and the product kernels' declarations. See ssd_backward.cu for
+// three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged TF32 (or
+// split, fp32-accurate) GEMM helpers, the argument block and the product kernels' declarations. See ssd_backward.cu for
 // the algorithm and its cost.
 #pragma once
 #include <cuda_runtime.h>
@@ -45,9 +45,10 @@ __device__ __forceinline__ int frag_wn() { return (int(threadIdx.x >> 5) % WNW) 
 
 // acc += A B over one stage. A(m, k) = As[k * kSKM + m] when kAKM, else As[m * kSMK + k];
 // B(k, n) = Bs[k * skn + n] when kBKN, else Bs[n * kSMK + k]. The strides put the fragment reads
-// of a warp in 32 distinct banks. KU: k-steps unrolled (4 lets the compiler fetch every fragment
+// of a warp in 32 distinct banks. kSplit: the operands are fp32 bits, multiplied to fp32
+// accuracy as three TF32 products (ptx.cuh, mma_fragments; Fp32Products::Exact). KU: k-steps unrolled (4 lets the compiler fetch every fragment
 // of the stage ahead; 2 halves the registers that takes).
-template <int WNW, int NI, bool kAKM, bool kBKN, int KU = 4>
+template <int WNW, int NI, bool kAKM, bool kBKN, bool kSplit, int KU = 4>
 __device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
   constexpr int kSKN = skn<WNW, NI>();
   const int lane = threadIdx.x & 31;
@@ -72,10 +73,7 @@ __device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs,
       b[ni][0] = B(kk + t, c);
       b[ni][1] = B(kk + t + 4, c);
     }
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < NI; ++ni) mma_tf32(acc[mi][ni], a[mi], b[ni]);
+    mma_fragments<kSplit>(acc, a, b);
   }
 }
 
@@ -142,10 +140,12 @@ __device__ __forceinline__ void piece(int k, int& row, int& col) {
 __device__ __forceinline__ void cp16(uint32_t* dst, const float* src, bool ok, const float* any) {
   cp_async16(smem_u32(dst), ok ? src : any, ok ? 16 : 0);
 }
-// In place: four floats scaled by s and rounded to TF32.
+// In place: four floats scaled by s, as operand words (rounded to TF32 unless kSplit).
+template <bool kSplit>
 __device__ __forceinline__ void fix4(uint32_t* p, float s) {
   const float4 v = *reinterpret_cast<const float4*>(p);
-  *reinterpret_cast<uint4*>(p) = make_uint4(to_tf32(v.x * s), to_tf32(v.y * s), to_tf32(v.z * s), to_tf32(v.w * s));
+  *reinterpret_cast<uint4*>(p) = make_uint4(tf32_operand<kSplit>(v.x * s), tf32_operand<kSplit>(v.y * s),
+                                            tf32_operand<kSplit>(v.z * s), tf32_operand<kSplit>(v.w * s));
 }
 
 // Four floats at p (columns col..col+3 of a row with `cols` valid columns, cols a multiple of 4,
@@ -158,11 +158,16 @@ __device__ __forceinline__ float4 ld_scratch(const float* p, bool row_ok) {
   return row_ok ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
 }
 
-__device__ __forceinline__ void st_tf32(uint32_t* dst, float4 v, float s) {
-  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(v.x * s), to_tf32(v.y * s), to_tf32(v.z * s), to_tf32(v.w * s));
+// Four operand words (rounded to TF32 unless kSplit) to shared memory: v scaled by s, or a..d.
+template <bool kSplit>
+__device__ __forceinline__ void st_operand(uint32_t* dst, float4 v, float s) {
+  *reinterpret_cast<uint4*>(dst) = make_uint4(tf32_operand<kSplit>(v.x * s), tf32_operand<kSplit>(v.y * s),
+                                              tf32_operand<kSplit>(v.z * s), tf32_operand<kSplit>(v.w * s));
 }
-__device__ __forceinline__ void st_tf32(uint32_t* dst, float a, float b, float c, float d) {
-  *reinterpret_cast<uint4*>(dst) = make_uint4(to_tf32(a), to_tf32(b), to_tf32(c), to_tf32(d));
+template <bool kSplit>
+__device__ __forceinline__ void st_operand(uint32_t* dst, float a, float b, float c, float d) {
+  *reinterpret_cast<uint4*>(dst) =
+      make_uint4(tf32_operand<kSplit>(a), tf32_operand<kSplit>(b), tf32_operand<kSplit>(c), tf32_operand<kSplit>(d));
 }
 
 // Two adjacent floats at an even column col (< cols, a multiple of 4) of a user tensor.
@@ -216,9 +221,10 @@ constexpr int kDcSmemBytes = kDbSmemBytes + kTile * kCsStride * 4;
 // Host launchers of the product kernels (a __global__ template cannot be launched from another
 // translation unit without relocatable device code): each queues one kernel on `stream`.
 // allow_product_smem raises their dynamic shared-memory limits (once per document mode).
-void allow_product_smem(bool docs);
-void launch_gram(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a);
-void launch_dx(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a);
-void launch_dbc(bool docs, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+// split: Fp32Products::Exact (fp32-accurate split products) rather than TF32.
+void allow_product_smem(bool docs, bool split);
+void launch_gram(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+void launch_dx(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);
+void launch_dbc(bool docs, bool split, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a);
 
 }  // namespace mambalm::ops::cuda::ssd_bw

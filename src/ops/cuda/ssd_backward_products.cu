@@ -19,7 +19,7 @@ namespace {
 // summed along rows and columns. The per-head vectors (cum_i, cum_j, dt_j) and the cross-warp sums
 // go through two-slot rings so that the stage loop keeps one barrier per stage: head k's sums are
 // written out while head k+1 is being multiplied.
-template <bool kDocs>
+template <bool kDocs, bool kSplit>
 __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) {
   extern __shared__ __align__(16) uint32_t gram_smem[];
   uint32_t (*As)[kWords64] = reinterpret_cast<uint32_t (*)[kWords64]>(gram_smem);
@@ -113,8 +113,8 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     for (int k = 0; k < 2; ++k) {
       int row, col;
       piece<kKs, kGramThreads>(k, row, col);
-      st_tf32(&As[buf][row * kSMK + col], ra[k], 1.f);
-      st_tf32(&Bs[buf][row * kSMK + col], rb[k], 1.f);
+      st_operand<kSplit>(&As[buf][row * kSMK + col], ra[k], 1.f);
+      st_operand<kSplit>(&Bs[buf][row * kSMK + col], rb[k], 1.f);
     }
     if (s >= ksN && (s - ksN) % ksP == 0 && tid < 3 * kTile)
       vr[((s - ksN) / ksP) & 1][tid / kTile][tid % kTile] = v0;
@@ -132,7 +132,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     }
   };
   auto compute = [&](int s, int buf) {
-    tile_mma<kGramWn, kGramNi, false, false>(As[buf], Bs[buf], acc);
+    tile_mma<kGramWn, kGramNi, false, false, kSplit>(As[buf], Bs[buf], acc);
     if (s == ksN - 1) {
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
 // K-contiguous; B(n, p) = dS[p][n], K-contiguous), us += x . acc; then acc += sum over the rows i
 // >= r0 of (W o CB)[i, j] dY_i (A(j, i) = cb[i][j], M-contiguous; B = dY rows, N-contiguous).
 // dx = dt acc + D dY; ddir = x . acc; the block's x . dY.
-template <bool kDocs>
+template <bool kDocs, bool kSplit>
 __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a) {
   __shared__ __align__(16) uint32_t As[2][kWords64], Bs[2][kWords64];
   __shared__ float scum[kQMax];
@@ -297,8 +297,8 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
         for (int k = 0; k < 4; ++k) {
           int row, col;
           piece<kKs, 128>(k, row, col);
-          st_tf32(&As[buf][row * kSMK + col], ra[k], sw[row]);
-          st_tf32(&Bs[buf][row * kSMK + col], rb[k], 1.f);
+          st_operand<kSplit>(&As[buf][row * kSMK + col], ra[k], sw[row]);
+          st_operand<kSplit>(&Bs[buf][row * kSMK + col], rb[k], 1.f);
         }
       } else {
         const int i0 = r0 + (s - ks1) * kKs;
@@ -315,14 +315,14 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
             const bool ok = i < L && j <= i && (!kDocs || sseg[i] == sseg[j]);
             m[q] = ok ? m[q] * __expf(ci - scum[j]) : 0.f;
           }
-          st_tf32(&As[buf][row * kSKM + col], m[0], m[1], m[2], m[3]);
-          st_tf32(&Bs[buf][row * kSKM + col], rb[k], 1.f);
+          st_operand<kSplit>(&As[buf][row * kSKM + col], m[0], m[1], m[2], m[3]);
+          st_operand<kSplit>(&Bs[buf][row * kSKM + col], rb[k], 1.f);
         }
       }
     };
     auto compute = [&](int s, int buf) {
       if (s < ks1) {
-        tile_mma<2, 4, false, false>(As[buf], Bs[buf], acc);
+        tile_mma<2, 4, false, false, kSplit>(As[buf], Bs[buf], acc);
         if (s == ks1 - 1) {  // the state part alone: x_j . w_j (dS B_j)
 #pragma unroll
           for (int mi = 0; mi < 2; ++mi)
@@ -339,7 +339,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
             }
         }
       } else {
-        tile_mma<2, 4, true, true>(As[buf], Bs[buf], acc);
+        tile_mma<2, 4, true, true, kSplit>(As[buf], Bs[buf], acc);
       }
     };
     run_stages(ks1 + ks2, load, store, compute);
@@ -393,7 +393,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
 // A(i, j) = gs[i][j]). dC also takes, after each head, C_i . (this head's e_i S^T dY_i): the row
 // dot of C with the accumulator's growth over that head.
 
-template <bool kDocs, bool kIsC>
+template <bool kDocs, bool kIsC, bool kSplit>
 __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
   extern __shared__ __align__(16) uint32_t bc_smem[];
   uint32_t* As0 = bc_smem;
@@ -511,17 +511,17 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
       int row, col;
       if (s < hs || kIsC) {
         piece<kKs, kBcThreads>(k, row, col);
-        st_tf32(&As[row * kSMK + col], ra[k], s < hs ? sA[k] : 1.f);
+        st_operand<kSplit>(&As[row * kSMK + col], ra[k], s < hs ? sA[k] : 1.f);
       } else {
         piece<kTile, kBcThreads>(k, row, col);
-        st_tf32(&As[row * kSKM + col], ra[k], 1.f);
+        st_operand<kSplit>(&As[row * kSKM + col], ra[k], 1.f);
       }
     }
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       int row, col;
       piece<kBcTn, kBcThreads>(k, row, col);
-      st_tf32(&Bs[row * kSKN + col], rb[k], 1.f);
+      st_operand<kSplit>(&Bs[row * kSKN + col], rb[k], 1.f);
     }
   };
   auto finish_head = [&](int hd) {
@@ -536,9 +536,9 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
     const uint32_t* As = As0 + buf * kWords64;
     const uint32_t* Bs = Bs0 + buf * kBWords128;
     if (s < hs || kIsC) {
-      tile_mma<4, 4, false, true>(As, Bs, acc);
+      tile_mma<4, 4, false, true, kSplit>(As, Bs, acc);
     } else {
-      tile_mma<4, 4, true, true>(As, Bs, acc);
+      tile_mma<4, 4, true, true, kSplit>(As, Bs, acc);
     }
     if (!kIsC) return;
     if (s == hs && hs > 0) finish_head(a.hpg - 1);
@@ -585,39 +585,50 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
     }
 }
 
-template <bool kDocs>
+template <bool kDocs, bool kSplit>
 void allow_smem_once() {
   static bool done = false;
   if (done) return;
   const char* op = "ssd_chunked_backward";
-  check_cuda(cudaFuncSetAttribute(ssd_bw_gram_kernel<kDocs>, cudaFuncAttributeMaxDynamicSharedMemorySize, kGramSmemBytes), op,
-             "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDbSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_gram_kernel<kDocs, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kGramSmemBytes),
              op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDcSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kDbSmemBytes),
+             op, "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kDcSmemBytes),
              op, "cudaFuncSetAttribute");
   done = true;
 }
+
+template <bool kDocs, bool kSplit>
+void launch_dbc_as(bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
+  if (is_c) ssd_bw_dbc_kernel<kDocs, true, kSplit><<<blocks, kBcThreads, kDcSmemBytes, stream>>>(a);
+  else ssd_bw_dbc_kernel<kDocs, false, kSplit><<<blocks, kBcThreads, kDbSmemBytes, stream>>>(a);
+}
 }  // namespace
 
-void allow_product_smem(bool docs) { docs ? allow_smem_once<true>() : allow_smem_once<false>(); }
-
-void launch_gram(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (docs) ssd_bw_gram_kernel<true><<<blocks, kGramThreads, kGramSmemBytes, stream>>>(a);
-  else ssd_bw_gram_kernel<false><<<blocks, kGramThreads, kGramSmemBytes, stream>>>(a);
+void allow_product_smem(bool docs, bool split) {
+  if (docs) split ? allow_smem_once<true, true>() : allow_smem_once<true, false>();
+  else split ? allow_smem_once<false, true>() : allow_smem_once<false, false>();
 }
 
-void launch_dx(bool docs, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (docs) ssd_bw_dx_kernel<true><<<blocks, 128, 0, stream>>>(a);
-  else ssd_bw_dx_kernel<false><<<blocks, 128, 0, stream>>>(a);
+void launch_gram(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
+  auto* k = docs ? (split ? ssd_bw_gram_kernel<true, true> : ssd_bw_gram_kernel<true, false>)
+                 : (split ? ssd_bw_gram_kernel<false, true> : ssd_bw_gram_kernel<false, false>);
+  k<<<blocks, kGramThreads, kGramSmemBytes, stream>>>(a);
 }
 
-void launch_dbc(bool docs, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  const int smem = is_c ? kDcSmemBytes : kDbSmemBytes;
-  if (docs && is_c) ssd_bw_dbc_kernel<true, true><<<blocks, kBcThreads, smem, stream>>>(a);
-  else if (docs) ssd_bw_dbc_kernel<true, false><<<blocks, kBcThreads, smem, stream>>>(a);
-  else if (is_c) ssd_bw_dbc_kernel<false, true><<<blocks, kBcThreads, smem, stream>>>(a);
-  else ssd_bw_dbc_kernel<false, false><<<blocks, kBcThreads, smem, stream>>>(a);
+void launch_dx(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
+  auto* k = docs ? (split ? ssd_bw_dx_kernel<true, true> : ssd_bw_dx_kernel<true, false>)
+                 : (split ? ssd_bw_dx_kernel<false, true> : ssd_bw_dx_kernel<false, false>);
+  k<<<blocks, 128, 0, stream>>>(a);
+}
+
+void launch_dbc(bool docs, bool split, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
+  if (docs) split ? launch_dbc_as<true, true>(is_c, blocks, stream, a) : launch_dbc_as<true, false>(is_c, blocks, stream, a);
+  else split ? launch_dbc_as<false, true>(is_c, blocks, stream, a) : launch_dbc_as<false, false>(is_c, blocks, stream, a);
 }
 
 }  // namespace mambalm::ops::cuda::ssd_bw

@@ -15,7 +15,7 @@ LayerState Mamba2Mixer::new_state(const Mamba2Config& cfg, int64_t batch, const 
 
 void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
-  const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
+  const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups;
   const int64_t C = cfg_.conv_channels();
   LayerState* state = ctx.state;
 
@@ -34,46 +34,55 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
     return;
   }
-  // What training keeps for backward is allocated first; the projection row and the conv output
-  // are scratch above it, released once split (planned memory is a stack).
+  // What training keeps for backward is allocated first; everything else is scratch above it,
+  // released at the end (planned memory is a stack).
   Tensor z = ctx.empty({B, T, Di});      // gate
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
-  Tensor xs = ctx.empty({B, T, H, P});   // x split into heads
-  Tensor Bm = ctx.empty({B, T, G, N});   // input matrix per group
-  Tensor Cm = ctx.empty({B, T, G, N});   // output matrix per group
-  Tensor dt = ctx.empty({B, T, H});      // step sizes
-  Tensor A = ctx.empty({H});             // A = -exp(A_log), one decay rate per head
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
-  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
   const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
   {
     Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
     ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
     ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
-    Tensor xbc_conv = ctx.empty({B, T, C});  // SiLU(conv(x | B | C))
-    ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
-                       state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
-    Tensor xs_flat = xs.reshape({B, T, Di}), Bm_flat = Bm.reshape({B, T, G * N}), Cm_flat = Cm.reshape({B, T, G * N});
-    ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
   }
-  if (ctx.workspace) ctx.workspace->release(scratch);
-
-  ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), dt);
-  ops::neg_exp(A_log_.value, A);
-  ops::ssd_chunked(xs, dt, A, Bm, Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
+  Recomputed r;
+  conv_and_dt(xbc, dt_raw, ctx, state, r);
+  ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
                    ctx.fp32_products());
-
+  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
   ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+  if (ctx.workspace) ctx.workspace->release(scratch);
 
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
-    a->z = z, a->xbc = xbc, a->dt_raw = dt_raw, a->xs = xs, a->Bm = Bm, a->Cm = Cm, a->dt = dt, a->A = A, a->ys = ys;
-    a->gated = gated;
+    a->z = z, a->xbc = xbc, a->dt_raw = dt_raw, a->ys = ys;
     ctx.cache->activations = std::move(a);
   }
+}
+
+void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const LayerContext& ctx, LayerState* state,
+                              Recomputed& r) const {
+  const int64_t B = xbc.dim(0), T = xbc.dim(1);
+  const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
+  r.xs = ctx.empty({B, T, H, P});
+  r.Bm = ctx.empty({B, T, G, N});
+  r.Cm = ctx.empty({B, T, G, N});
+  r.dt = ctx.empty({B, T, H});
+  r.A = ctx.empty({H});
+  {
+    const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
+    Tensor xbc_conv = ctx.empty(xbc.shape());  // SiLU(conv(x | B | C))
+    ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
+                       state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
+    Tensor xs_flat = r.xs.reshape({B, T, Di}), Bm_flat = r.Bm.reshape({B, T, G * N}), Cm_flat = r.Cm.reshape({B, T, G * N});
+    ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
+    if (ctx.workspace) ctx.workspace->release(mark);
+  }
+  ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), r.dt);
+  ops::neg_exp(A_log_.value, r.A);
 }
 
 void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& dx) {
@@ -83,10 +92,20 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
   const int64_t C = cfg_.conv_channels();
+  Recomputed r;
+  conv_and_dt(a.xbc, a.dt_raw, ctx, nullptr, r);
 
   // y = W_out gated
   Tensor dgated = ctx.empty({B, T, Di});
-  ops::linear_backward(dy, a.gated, out_proj_w_.value, &dgated, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+  {
+    const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
+    Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(ys * SiLU(z)) * w, again
+    ops::gated_rms_norm(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
+                        gated);
+    ops::linear_backward(dy, gated, out_proj_w_.value, &dgated, &out_proj_w_.grad,
+                         cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
+    if (ctx.workspace) ctx.workspace->release(mark);
+  }
   // gated = RMSNorm_grouped(ys * SiLU(z)) * w
   Tensor dys = ctx.empty({B, T, H, P}), dz = ctx.empty({B, T, Di});
   Tensor dys_flat = dys.reshape({B, T, Di});
@@ -96,10 +115,10 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   Tensor dxs = ctx.empty({B, T, H, P}), ddt = ctx.empty({B, T, H});
   Tensor dBm = ctx.empty({B, T, G, N}), dCm = ctx.empty({B, T, G, N});
   Tensor dA = ctx.zeros({H});
-  ops::ssd_chunked_backward(a.xs, a.dt, a.A, a.Bm, a.Cm, &D_.value, seq_idx, cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt,
+  ops::ssd_chunked_backward(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, seq_idx, cfg_.chunk_size, nullptr, nullptr, dys, dxs, ddt,
                             &dA, dBm, dCm, &D_.grad, nullptr, ctx.fp32_products());
   // A = -exp(A_log)
-  ops::neg_exp_backward(a.A, dA, A_log_.grad);
+  ops::neg_exp_backward(r.A, dA, A_log_.grad);
   // dt = clamp(softplus(dt_raw + dt_bias))
   Tensor ddt_raw = ctx.empty({B, T, H});
   ops::softplus_dt_backward(a.dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi),

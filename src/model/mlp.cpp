@@ -7,25 +7,31 @@ namespace mambalm {
 
 void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
-  Tensor up = ctx.empty({B, T, F});  // W_up x
+  Tensor up = ctx.empty({B, T, F});  // W_up x (kept for backward)
   ops::linear(x, up_w_.value, bias(up_b_), up);
-  Tensor h = ctx.empty({B, T, F});  // activation, the input of W_down
-  Tensor gate;                          // W_gate x (SwiGLU)
-  switch (cfg_.activation) {
-    case MlpActivation::ReluSquared: ops::relu_squared(up, h); break;
-    case MlpActivation::Gelu: ops::gelu(up, h); break;
-    case MlpActivation::SwiGLU:
-      gate = ctx.empty({B, T, F});
-      ops::linear(x, gate_w_.value, bias(gate_b_), gate);
-      ops::swiglu(gate, up, h);
-      break;
+  Tensor gate;  // W_gate x (SwiGLU; kept for backward)
+  if (cfg_.activation == MlpActivation::SwiGLU) {
+    gate = ctx.empty({B, T, F});
+    ops::linear(x, gate_w_.value, bias(gate_b_), gate);
   }
+  const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
+  Tensor h = ctx.empty({B, T, F});  // act(up), the input of W_down: recomputed in backward
+  activate(up, gate, h);
   ops::linear(h, down_w_.value, bias(down_b_), y);
+  if (ctx.workspace) ctx.workspace->release(scratch);
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
-    a->up = up, a->h = h, a->gate = gate;
+    a->up = up, a->gate = gate;
     ctx.cache->activations = std::move(a);
+  }
+}
+
+void Mlp::activate(const Tensor& up, const Tensor& gate, Tensor& h) const {
+  switch (cfg_.activation) {
+    case MlpActivation::ReluSquared: ops::relu_squared(up, h); break;
+    case MlpActivation::Gelu: ops::gelu(up, h); break;
+    case MlpActivation::SwiGLU: ops::swiglu(gate, up, h); break;
   }
 }
 
@@ -34,7 +40,13 @@ void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache,
   const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor& up = a.up;
   Tensor dh = ctx.empty(up.shape());  // d loss / d h
-  ops::linear_backward(dy, a.h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
+  {
+    const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
+    Tensor h = ctx.empty(up.shape());  // act(up), again (one elementwise pass instead of keeping it)
+    activate(up, a.gate, h);
+    ops::linear_backward(dy, h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
+    if (ctx.workspace) ctx.workspace->release(mark);
+  }
   Tensor dup = ctx.empty(up.shape());  // d loss / d (W_up x)
   switch (cfg_.activation) {
     case MlpActivation::ReluSquared: ops::relu_squared_backward(up, dh, dup); break;

@@ -15,11 +15,14 @@ class Mlp : public Mixer {
 
  private:
   // What the training forward keeps for backward ([B, T, F] each).
+  // What the training forward keeps: the projections. act(up), the input of W_down, is
+  // recomputed in backward (one elementwise pass; keeping it would cost F floats per token).
   struct Activations : MixerActivations {
-    Tensor up;    // W_up x
-    Tensor h;     // act(up), the input of W_down
-    Tensor gate;  // W_gate x (SwiGLU only)
+    Tensor up;    // [B, T, F] W_up x
+    Tensor gate;  // [B, T, F] W_gate x (SwiGLU only)
   };
+  // h = act(up) (SwiGLU: silu(gate) * up).
+  void activate(const Tensor& up, const Tensor& gate, Tensor& h) const;
 
   const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }
   Tensor* bias_grad(Weight& b) const { return cfg_.bias ? &b.grad : nullptr; }

@@ -132,13 +132,15 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   Tensor dmixer_in = empty({B, T, D});                           // d loss / d Norm_l(h_l)
   Tensor dnorm_in = empty({B, T, D});                            // the norm's share of d loss / d h_l
   Tensor mixed = empty({B, T, D});                               // a mixer's output
-  Tensor normed = empty({B, T, D});                              // recompute mode: the one mixer-input buffer
+  Tensor normed = empty({B, T, D});                              // Norm_l(h_l), the mixers' input, one at a time
   LayerContext ctx;
   ctx.seq_idx = seq_idx;
   ctx.workspace = ws;
   ctx.compute_dtype = compute_dtype();
 
   // Forward, keeping every block's input h_l and (unless recomputing) each mixer's activations.
+  // A mixer's input Norm_l(h_l) is never kept: backward recomputes it from h_l (a cheap pass that
+  // saves D floats per token and layer).
   std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
   std::vector<LayerCache> caches(blocks_.size());
   std::vector<size_t> block_mark(blocks_.size());  // the stack above this belongs to block l
@@ -148,13 +150,13 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     Block& b = blocks_[l];
     block_mark[l] = ws ? ws->mark() : 0;
     h[l + 1] = empty({B, T, D});
-    Tensor mixer_in = recompute ? normed : empty({B, T, D});  // kept by the mixer unless recomputed
     const size_t scratch = ws ? ws->mark() : 0;
-    b.norm.forward(h[l], mixer_in);
+    b.norm.forward(h[l], normed);
     LayerContext fwd = ctx;
     fwd.cache = &caches[l];
-    b.mixer->forward(mixer_in, fwd, mixed);
+    b.mixer->forward(normed, fwd, mixed);
     ops::add(h[l], mixed, h[l + 1]);
+    caches[l].x = Tensor{};  // recomputed in backward (the buffer is the next layer's)
     if (recompute) {
       caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
       if (ws) ws->release(scratch);
@@ -189,10 +191,8 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   if (ws) ws->release(head_mark);
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
-    if (!caches[l].x.defined()) {  // recompute mode: the mixer's input is the pre-norm output
-      caches[l].x = empty({B, T, D});
-      b.norm.forward(h[l], caches[l].x);
-    }
+    caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
+    b.norm.forward(h[l], caches[l].x);
     b.mixer->backward(dh, ctx, caches[l], dmixer_in);
     caches[l] = LayerCache{};
     b.norm.backward(h[l], dmixer_in, dnorm_in);

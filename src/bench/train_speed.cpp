@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <string>
 
 #include "config/presets.h"
 #include "core/device.h"
@@ -54,7 +56,8 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     double step_ms = 0, loss = 0;
     int64_t params = 0;
     double flops_per_token = 0;
-    size_t used_after = 0;
+    size_t used_after = 0, workspace_peak = 0;
+    std::map<std::string, double> stages;  // ms per stage of one profiled step
     try {
       Model model(preset_config(name));
       params = model.parameter_count();
@@ -73,12 +76,25 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
         opt.step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
       };
       for (int64_t i = 0; i < o.warmup; ++i) step();
-      cuda_synchronize();
+      if (o.device == Device::CUDA) cuda_synchronize();
       const double t0 = now_s();
       for (int64_t i = 0; i < o.steps; ++i) step();
-      cuda_synchronize();
+      if (o.device == Device::CUDA) cuda_synchronize();
       step_ms = (now_s() - t0) * 1e3 / static_cast<double>(o.steps);
       used_after = device_used_bytes(o.device);
+      workspace_peak = model.workspace_peak();
+      if (o.profile) {  // one more step, synchronised at each stage (model.h, set_profiling)
+        model.profile().clear();
+        model.set_profiling(true);
+        model.zero_grads();
+        model.train_step(ids, targets, nullptr, 1.0f, o.recompute);
+        model.set_profiling(false);
+        const double t_opt = now_s();
+        opt.step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+        if (o.device == Device::CUDA) cuda_synchronize();
+        for (const auto& [stage, sec] : model.profile()) stages[stage] = 1e3 * sec;
+        stages["optimizer (norm, clip, AdamW)"] = 1e3 * (now_s() - t_opt);
+      }
     } catch (const Error& e) {  // one preset that does not fit must not hide the others
       std::fprintf(out, "| %s | - | - | - | - | - | - | %s |\n", name.c_str(), e.what());
       rows.push_back({{"model", name}, {"error", e.what()}});
@@ -89,11 +105,18 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     const double mem_gb = static_cast<double>(used_after - used_before) / 1e9;
     std::fprintf(out, "| %s | %.3fB | %.1f | %.0f | %.1f | %.1f%% | %.1f | %.3f |\n", name.c_str(), static_cast<double>(params) / 1e9,
                  step_ms, tokens_per_s, tflops, 100.0 * tflops / peak, mem_gb, loss);
+    if (!stages.empty()) {
+      std::fprintf(out, "  %s, one step synchronised per stage (ms):", name.c_str());
+      for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
+      std::fprintf(out, " activation workspace %.1f GB\n", static_cast<double>(workspace_peak) / 1e9);
+    }
     std::fflush(out);
+    nlohmann::json stage_json = stages;
     rows.push_back({{"model", name}, {"params", params}, {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
                     {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"step_ms", step_ms},
                     {"tokens_per_s", tokens_per_s}, {"flops_per_token", flops_per_token}, {"model_tflops", tflops},
-                    {"peak_tflops", peak}, {"mfu", tflops / peak}, {"memory_gb", mem_gb}, {"loss", loss}});
+                    {"peak_tflops", peak}, {"mfu", tflops / peak}, {"memory_gb", mem_gb}, {"loss", loss},
+                    {"workspace_gb", static_cast<double>(workspace_peak) / 1e9}, {"stages_ms", stage_json}});
   }
   return rows;
 }

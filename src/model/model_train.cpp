@@ -7,6 +7,7 @@
 // and the loss run over row chunks whose logits are popped after each chunk; the backward pops the
 // blocks in reverse, so each block's activations and its backward scratch go together.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "config/pattern.h"
@@ -107,6 +108,21 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   const int64_t B = ids_in.dim(0), T = ids_in.dim(1), D = cfg_.d_model, V = cfg_.vocab_size, rows = B * T;
   Workspace* ws = workspace_.get();
   if (ws) ws->reset();
+  // Stage timing for profiling (model.h, set_profiling): synchronises at each stage's end.
+  double t_prev = 0.0;
+  auto stage = [&](const char* name) {
+    if (!profiling_) return;
+    if (device_ == Device::CUDA) cuda_synchronize();
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (*name) profile_[name] += t - t_prev;
+    t_prev = t;
+  };
+  auto kind_name = [](char kind, bool fwd) {  // no string built per layer
+    if (kind == kMambaSymbol) return fwd ? "forward M" : "backward M";
+    if (kind == kAttentionSymbol) return fwd ? "forward *" : "backward *";
+    return fwd ? "forward -" : "backward -";
+  };
+  stage("");
   auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
   auto on_model_device = [&](const Tensor& t) {
     if (t.device() == device_) return t;
@@ -146,6 +162,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   std::vector<size_t> block_mark(blocks_.size());  // the stack above this belongs to block l
   h[0] = empty({B, T, D});
   ops::embedding(ids, embedding_->value, h[0]);
+  stage("embedding");
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
     block_mark[l] = ws ? ws->mark() : 0;
@@ -161,6 +178,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
       caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
       if (ws) ws->release(scratch);
     }
+    stage(kind_name(b.kind, true));
   }
 
   // Head and loss over row chunks: logits, per-row loss and d loss / d logits in place, then
@@ -189,6 +207,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   // Backward: final norm -> blocks in reverse -> embedding.
   final_norm_->backward(h.back(), dfinal, dh);
   if (ws) ws->release(head_mark);
+  stage("head + loss");
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
     caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
@@ -198,8 +217,10 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     b.norm.backward(h[l], dmixer_in, dnorm_in);
     ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
     if (ws) ws->release(block_mark[l]);  // block l's input to its successor, activations, scratch
+    stage(kind_name(b.kind, false));
   }
   ops::embedding_backward(ids, dh, embedding_->grad);
+  stage("embedding backward");
 
   const Tensor losses = to_host(loss_rows);  // waits for the step
   for (int64_t i = 0; i < rows; ++i) result.sum_loss += losses.f32()[i];

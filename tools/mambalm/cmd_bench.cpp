@@ -57,6 +57,7 @@ int bench_train(const Args& args, const Placement& placement) {
   o.steps = args.positive("steps", 8);
   o.warmup = args.integer_in("warmup", 3, 0, 1000);
   o.recompute = args.flag("recompute");
+  o.profile = args.flag("profile");
   o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out")) {
@@ -91,7 +92,8 @@ int cmd_bench(int argc, char** argv) {
              {"micro-batch", "B", "train: sequences per step (default 4)"},
              {"steps", "N", "train: timed steps (default 8)"},
              {"warmup", "N", "train: untimed steps first (default 3)"},
-             {"recompute", "", "train: recompute activations in the backward"}},
+             {"recompute", "", "train: recompute activations in the backward"},
+             {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;
   const Placement placement = parse_placement(args);

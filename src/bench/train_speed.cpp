@@ -1,15 +1,19 @@
 #include "bench/train_speed.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/presets.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "ops/op_profile.h"
 #include "ops/ops.h"
 #include "train/adamw.h"
 
@@ -58,6 +62,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     double flops_per_token = 0;
     size_t used_after = 0, workspace_peak = 0;
     std::map<std::string, double> stages;  // ms per stage of one profiled step
+    std::vector<std::pair<double, std::string>> op_ms;  // ms per op of that step, largest first
     try {
       Model model(preset_config(name));
       params = model.parameter_count();
@@ -86,6 +91,8 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       if (o.profile) {  // one more step, synchronised at each stage (model.h, set_profiling)
         model.profile().clear();
         model.set_profiling(true);
+        ops::clear_op_profile();
+        ops::set_op_profiling(true);
         model.zero_grads();
         model.train_step(ids, targets, nullptr, 1.0f, o.recompute);
         model.set_profiling(false);
@@ -94,6 +101,9 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
         if (o.device == Device::CUDA) cuda_synchronize();
         for (const auto& [stage, sec] : model.profile()) stages[stage] = 1e3 * sec;
         stages["optimizer (norm, clip, AdamW)"] = 1e3 * (now_s() - t_opt);
+        ops::set_op_profiling(false);
+        for (const auto& [op, t] : ops::op_profile()) op_ms.emplace_back(1e3 * t.seconds, op + " x" + std::to_string(t.calls));
+        std::sort(op_ms.rbegin(), op_ms.rend());
       }
     } catch (const Error& e) {  // one preset that does not fit must not hide the others
       std::fprintf(out, "| %s | - | - | - | - | - | - | %s |\n", name.c_str(), e.what());
@@ -109,6 +119,9 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       std::fprintf(out, "  %s, one step synchronised per stage (ms):", name.c_str());
       for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
       std::fprintf(out, " activation workspace %.1f GB\n", static_cast<double>(workspace_peak) / 1e9);
+      std::fprintf(out, "  %s, ops of that step (ms):", name.c_str());
+      for (size_t i = 0; i < op_ms.size() && i < 16; ++i) std::fprintf(out, " %s %.1f |", op_ms[i].second.c_str(), op_ms[i].first);
+      std::fprintf(out, "\n");
     }
     std::fflush(out);
     nlohmann::json stage_json = stages;

@@ -1,0 +1,38 @@
+// Per-op time, for profiling: while on, every dispatched op (ops/dispatch*.cpp) waits for the
+// device before and after itself and adds the elapsed wall time to its name's total. Off (the
+// default) it costs one branch per op. The synchronisation makes a profiled run slower than a
+// plain one; read the totals as shares, not as the plain run's time.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace mambalm::ops {
+
+struct OpTime {
+  int64_t calls = 0;
+  double seconds = 0.0;
+};
+
+void set_op_profiling(bool on);
+bool op_profiling();
+// The totals since the last clear, by op name ("linear", "ssd_chunked_backward", ...).
+const std::map<std::string, OpTime>& op_profile();
+void clear_op_profile();
+
+// Times one op call when profiling is on. `call` is the call's text, "name(args...)"; `gpu`
+// whether it runs on the CUDA device (then the device is waited for).
+class ScopedOpTimer {
+ public:
+  ScopedOpTimer(const char* call, bool gpu);
+  ~ScopedOpTimer();
+  ScopedOpTimer(const ScopedOpTimer&) = delete;
+  ScopedOpTimer& operator=(const ScopedOpTimer&) = delete;
+
+ private:
+  const char* call_ = nullptr;  // null when profiling is off
+  bool gpu_ = false;
+  double start_ = 0.0;
+};
+
+}  // namespace mambalm::ops

@@ -18,22 +18,6 @@ namespace mambalm::ops::cuda {
 
 namespace {
 
-template <class F>
-__global__ void map1(const float* __restrict__ x, float* y, int64_t n, F f) {
-  pdl_launch_dependents();  // activations feed the down projection GEMV
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = f(x[i]);
-}
-
-template <class F>
-__global__ void map2(const float* a, const float* b, float* y, int64_t n, F f) {
-  pdl_launch_dependents();  // activations feed the down projection GEMV
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = f(a[i], b[i]);
-}
-
 struct SiluF { __device__ float operator()(float v) const { return silu_f(v); } };
 struct Relu2F { __device__ float operator()(float v) const { float r = v > 0.0f ? v : 0.0f; return r * r; } };
 // Exact GeLU as x/2 * erfc(-x/sqrt 2) (see the CPU kernel for why erfc, not 1 + erf).
@@ -42,30 +26,7 @@ struct NegExpF { __device__ float operator()(float v) const { return -expf(v); }
 struct AddF { __device__ float operator()(float a, float b) const { return a + b; } };
 struct SwigluF { __device__ float operator()(float g, float u) const { return silu_f(g) * u; } };
 
-template <class F>
-void launch1(const char* op, const Tensor& x, Tensor& y, F f) {
-  const int64_t n = y.numel();
-  if (n == 0) return;
-  map1<<<blocks_for(n), kThreads>>>(x.f32(), y.f32(), n, f);
-  check_launch(op);
-}
-
-template <class F>
-void launch2(const char* op, const Tensor& a, const Tensor& b, Tensor& y, F f) {
-  const int64_t n = y.numel();
-  if (n == 0) return;
-  map2<<<blocks_for(n), kThreads>>>(a.f32(), b.f32(), y.f32(), n, f);
-  check_launch(op);
-}
-
 }  // namespace
-
-void add(const Tensor& a, const Tensor& b, Tensor& y) { launch2("add", a, b, y, AddF{}); }
-void silu(const Tensor& x, Tensor& y) { launch1("silu", x, y, SiluF{}); }
-void relu_squared(const Tensor& x, Tensor& y) { launch1("relu_squared", x, y, Relu2F{}); }
-void gelu(const Tensor& x, Tensor& y) { launch1("gelu", x, y, GeluF{}); }
-void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) { launch2("swiglu", gate, up, y, SwigluF{}); }
-void neg_exp(const Tensor& x, Tensor& y) { launch1("neg_exp", x, y, NegExpF{}); }
 
 namespace {
 __global__ void softplus_dt_kernel(const float* __restrict__ dt, const float* __restrict__ bias,
@@ -103,6 +64,7 @@ struct Streams {
 // outputs may alias inputs (each element's inputs are read before its outputs are written).
 template <int NI, int NO, class F>
 __global__ void map_streams(Streams<NI, NO> s, int64_t n, int64_t n4, F f) {
+  pdl_launch_dependents();  // forward activations feed the down projection GEMV of decode
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (int64_t i = tid; i < n4; i += stride) {
@@ -141,6 +103,37 @@ void launch_streams(const char* op, int64_t n, Streams<NI, NO> s, F f) {
   map_streams<<<blocks_for(std::max<int64_t>(n4, n - 4 * n4)), kThreads>>>(s, n, n4, f);
   check_launch(op);
 }
+
+// The forward maps through the same float4 streams: y = f(x), y = f(a, b).
+template <class F>
+struct Unary {
+  F f;
+  __device__ void operator()(const float (&a)[1], float (&y)[1]) const { y[0] = f(a[0]); }
+};
+template <class F>
+struct Binary {
+  F f;
+  __device__ void operator()(const float (&a)[2], float (&y)[1]) const { y[0] = f(a[0], a[1]); }
+};
+template <class F>
+void launch1(const char* op, const Tensor& x, Tensor& y, F f) {
+  launch_streams<1, 1>(op, y.numel(), {{x.f32()}, {y.f32()}}, Unary<F>{f});
+}
+template <class F>
+void launch2(const char* op, const Tensor& a, const Tensor& b, Tensor& y, F f) {
+  launch_streams<2, 1>(op, y.numel(), {{a.f32(), b.f32()}, {y.f32()}}, Binary<F>{f});
+}
+
+}  // namespace
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) { launch2("add", a, b, y, AddF{}); }
+void silu(const Tensor& x, Tensor& y) { launch1("silu", x, y, SiluF{}); }
+void relu_squared(const Tensor& x, Tensor& y) { launch1("relu_squared", x, y, Relu2F{}); }
+void gelu(const Tensor& x, Tensor& y) { launch1("gelu", x, y, GeluF{}); }
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) { launch2("swiglu", gate, up, y, SwigluF{}); }
+void neg_exp(const Tensor& x, Tensor& y) { launch1("neg_exp", x, y, NegExpF{}); }
+
+namespace {
 
 __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 

@@ -22,8 +22,9 @@ using mambalm::testing::time_slice;
 
 namespace {
 
-// Float64 causal attention straight from the definition in ops.h.
-Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+// Float64 causal attention straight from the definition in ops.h; lse2 (F64 [B, Hq, T], optional)
+// receives log2 sum_j exp(scale q.k_j).
+Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor* lse2 = nullptr) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
   Tensor out = Tensor::zeros(q.shape(), DType::F64);
@@ -44,6 +45,7 @@ Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
         }
         double sum = 0;
         for (int64_t j = 0; j <= pos; ++j) sum += (w[size_t(j)] = std::exp(w[size_t(j)] - mx));
+        if (lse2) lse2->data<double>()[(b * Hq + h) * T + i] = (mx + std::log(sum)) / std::log(2.0);
         double* o = out.data<double>() + ((b * T + i) * Hq + h) * Dh;
         for (int64_t j = 0; j <= pos; ++j) {
           const float* vj = v.f32() + ((b * S + j) * Hkv + kh) * Dh;
@@ -59,14 +61,16 @@ void check_attention(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, i
   Tensor q = random_tensor({B, T, Hq, Dh}, -amp, amp);
   Tensor k = random_tensor({B, S, Hkv, Dh}, -amp, amp);
   Tensor v = random_tensor({B, S, Hkv, Dh});
-  Tensor out = Tensor::empty(q.shape());
+  Tensor out = Tensor::empty(q.shape()), lse2 = Tensor::empty({B, Hq, T});
   const float scale = 1.0f / std::sqrt(float(Dh));
-  ops::attention(q, k, v, nullptr, scale, out);
+  ops::attention(q, k, v, nullptr, scale, out, &lse2);
   for (int64_t i = 0; i < out.numel(); ++i) ASSERT_TRUE(std::isfinite(out.f32()[i])) << tag << " " << i;
   char name[128];
   std::snprintf(name, sizeof name, "attention %s T=%lld S=%lld Hq=%lld Hkv=%lld", tag, (long long)T,
                 (long long)S, (long long)Hq, (long long)Hkv);
-  expect_close(name, out, naive_attention(q, k, v, scale), tol);
+  Tensor want_lse2 = Tensor::zeros({B, Hq, T}, DType::F64);
+  expect_close(name, out, naive_attention(q, k, v, scale, &want_lse2), tol);
+  expect_close((std::string(name) + " lse2").c_str(), lse2, want_lse2, tol);
 }
 
 }  // namespace
@@ -99,6 +103,19 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
   Tensor out = Tensor::empty(q.shape());
   ops::attention(q, k, v, nullptr, scale, out);
   expect_close("attention prefix call vs last rows of full", out, time_slice(out_full, S - T, S), 1e-6);
+}
+
+// The packed-documents path computes the same lse2 as the plain one when the row is one document.
+TEST(OpsAttention, Lse2WithOneDocumentEqualsPlain) {
+  const int64_t B = 2, T = 70, Hq = 4, Hkv = 2, Dh = 16;
+  Tensor q = random_tensor({B, T, Hq, Dh}), k = random_tensor({B, T, Hkv, Dh}), v = random_tensor({B, T, Hkv, Dh});
+  Tensor seq = Tensor::zeros({B, T}, DType::I32);
+  for (int64_t i = 0; i < B * T; ++i) seq.data<int32_t>()[i] = 7;
+  Tensor o1 = Tensor::empty(q.shape()), o2 = Tensor::empty(q.shape());
+  Tensor l1 = Tensor::empty({B, Hq, T}), l2 = Tensor::empty({B, Hq, T});
+  ops::attention(q, k, v, nullptr, 0.25f, o1, &l1);
+  ops::attention(q, k, v, &seq, 0.25f, o2, &l2);
+  expect_close("lse2 with one document", l2, l1, 1e-6);
 }
 
 TEST(OpsAttention, ErrorsThrow) {

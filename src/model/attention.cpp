@@ -31,6 +31,7 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   ops::linear(x, k_w_.value, bias(k_b_), k_flat);
   ops::linear(x, v_w_.value, bias(v_b_), v_flat);
   Tensor o = ctx.empty({B, T, Hq, Dh});  // per-head outputs
+  Tensor lse2;                           // training: each row's softmax statistic, for backward
   if (ctx.state) {
     // Each sequence continues at its own position: rotate, append to its cache, attend over it.
     LayerState& s = *ctx.state;
@@ -66,13 +67,14 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
       k = k16;
       v = v16;
     }
-    ops::attention(q, k, v, ctx.seq_idx, scale(), o);
+    if (ctx.cache) lse2 = ctx.empty({B, Hq, T});
+    ops::attention(q, k, v, ctx.seq_idx, scale(), o, ctx.cache ? &lse2 : nullptr);
   }
   ops::linear(o.reshape({B, T, Hq * Dh}), o_w_.value, bias(o_b_), y);
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
-    a->q = q, a->k = k, a->v = v, a->o = o;
+    a->q = q, a->k = k, a->v = v, a->o = o, a->lse2 = lse2;
     ctx.cache->activations = std::move(a);
   }
 }
@@ -86,7 +88,7 @@ void Attention::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& 
   Tensor d_o_flat = d_o.reshape({B, T, Hq * Dh});
   ops::linear_backward(dy, a.o.reshape({B, T, Hq * Dh}), o_w_.value, &d_o_flat, &o_w_.grad, bias_grad(o_b_));
   Tensor dq = ctx.empty(q.shape()), dk = ctx.empty(k.shape()), dv = ctx.empty(v.shape());
-  ops::attention_backward(q, k, v, ctx.seq_idx, scale(), d_o, dq, dk, dv);
+  ops::attention_backward(q, k, v, ctx.seq_idx, scale(), d_o, dq, dk, dv, &a.o, a.lse2.defined() ? &a.lse2 : nullptr);
   if (cfg_.rotary_dim > 0) {
     ops::rope_backward(dq, 0, cfg_.rotary_dim, cfg_.rope_theta);
     ops::rope_backward(dk, 0, cfg_.rotary_dim, cfg_.rope_theta);

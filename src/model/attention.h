@@ -23,6 +23,7 @@ class Attention : public Mixer {
     Tensor q;     // [B, T, Hq, Dh] (RoPE applied)
     Tensor k, v;  // [B, T, Hkv, Dh] (RoPE applied to k), in LayerContext::compute_dtype
     Tensor o;     // [B, T, Hq, Dh] per-head outputs
+    Tensor lse2;  // [B, Hq, T] log2 of each row's softmax normaliser (ops::attention)
   };
 
   const Tensor* bias(const Weight& b) const { return cfg_.bias ? &b.value : nullptr; }

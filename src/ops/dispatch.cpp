@@ -209,13 +209,15 @@ void need_positions(const char* op, const char* name, const Tensor& t, int64_t B
 }
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out,
+               Tensor* lse2) {
   const char* op = "attention";
   attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
   need(op, "out", &out, q.shape());
-  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out});
-  need_disjoint(op, {{"out", &out}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"seq_idx", seq_idx}});
-  MAMBALM_BACKEND(gpu, attention(q, k, v, seq_idx, scale, out));
+  need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
+  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out, lse2});
+  need_disjoint(op, {{"out", &out}, {"lse2", lse2}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"seq_idx", seq_idx}});
+  MAMBALM_BACKEND(gpu, attention(q, k, v, seq_idx, scale, out, lse2));
 }
 
 void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {

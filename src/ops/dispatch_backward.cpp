@@ -240,16 +240,19 @@ void rope_backward(Tensor& dx, int64_t pos0, int64_t rotary_dim, double theta) {
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale,
-                        const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+                        const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor* out, const Tensor* lse2) {
   const char* op = "attention_backward";
   attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
+  need(op, "out", out, q.shape());
+  need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
   need(op, "dout", &dout, q.shape());
   need(op, "dq", &dq, q.shape());
   need(op, "dk", &dk, k.shape());
   need(op, "dv", &dv, k.shape());
-  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &dout, &dq, &dk, &dv});
-  need_disjoint(op, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"dout", &dout}});
-  MAMBALM_BACKEND(gpu, attention_backward(q, k, v, seq_idx, scale, dout, dq, dk, dv));
+  const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &dout, &dq, &dk, &dv, out, lse2});
+  need_disjoint(op, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}},
+                {{"q", &q}, {"k", &k}, {"v", &v}, {"dout", &dout}, {"out", out}, {"lse2", lse2}});
+  MAMBALM_BACKEND(gpu, attention_backward(q, k, v, seq_idx, scale, dout, dq, dk, dv, out, lse2));
 }
 
 }  // namespace mambalm::ops

@@ -113,6 +113,25 @@ void check_backward(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, in
   record("attention_backward", sh, "dq", nmse(gdq, dq), limit, t.gpu_ms, t.cpu_ms);
   record("attention_backward", sh, "dk", nmse(gdk, dk), limit, NAN, NAN);
   record("attention_backward", sh, "dv", nmse(gdv, dv), limit, NAN, NAN);
+  // With the forward's out and lse2 (as training passes them; the tensor-core path then skips
+  // its statistics pass): lse2 against the CPU forward's, and the gradients against the CPU's.
+  {
+    Tensor o = Tensor::empty({B, T, Hq, Dh}), lse2 = Tensor::empty({B, Hq, T});
+    Tensor go = poisoned({B, T, Hq, Dh}), glse2 = poisoned({B, Hq, T});
+    ops::attention(q, k.cpu, v.cpu, cs, scale, o, &lse2);
+    if (bf16) ops::cuda::attention(gq, k.gpu, v.gpu, gs, scale, go, &glse2);
+    else ops::attention(gq, k.gpu, v.gpu, gs, scale, go, &glse2);
+    const double fwd_limit = bf16 && (Dh == 64 || Dh == 128) ? kFwdBf16 : kAttention;
+    record("attention", sh, "lse2", nmse(glse2, lse2), fwd_limit, NAN, NAN);
+    Tensor sq = poisoned({B, T, Hq, Dh}), sk = poisoned({B, S, Hkv, Dh}), sv = poisoned({B, S, Hkv, Dh});
+    const double ms = time_ms([&] {
+      if (bf16) ops::cuda::attention_backward(gq, k.gpu, v.gpu, gs, scale, gdo, sq, sk, sv, &go, &glse2);
+      else ops::attention_backward(gq, k.gpu, v.gpu, gs, scale, gdo, sq, sk, sv, &go, &glse2);
+    });
+    record("attention_backward", sh + " saved", "dq", nmse(sq, dq), limit, ms, NAN);
+    record("attention_backward", sh + " saved", "dk", nmse(sk, dk), limit, NAN, NAN);
+    record("attention_backward", sh + " saved", "dv", nmse(sv, dv), limit, NAN, NAN);
+  }
   if (determinism) {
     Tensor rq = poisoned({B, T, Hq, Dh}), rk = poisoned({B, S, Hkv, Dh}), rv = poisoned({B, S, Hkv, Dh});
     gpu(rq, rk, rv);

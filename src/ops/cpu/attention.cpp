@@ -25,6 +25,8 @@
 
 namespace mambalm::ops::cpu {
 
+constexpr float kLog2e = 1.4426950408889634f;  // lse2 = lse log2(e)
+
 namespace {
 // Rows [0, n) of sequence b of a cache [B, capacity, Hkv, Dh], as [1, n, Hkv, Dh].
 Tensor cache_prefix(const Tensor& cache, int64_t b, int64_t n) {
@@ -84,7 +86,8 @@ void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) { rotate_ha
 namespace {
 
 // One document per row (inference, and training without packing).
-void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out) {
+void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out,
+                            float* lse2 /*[B, Hq, T] or null*/ = nullptr) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
   const int64_t group = Hq / Hkv;
@@ -134,6 +137,7 @@ void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, f
           sum += e;
         }
         const float inv = 1.0f / sum;
+        if (lse2) lse2[(b * Hq + h) * T + i0 + r] = (mx + std::log(sum)) * kLog2e;
 #pragma omp simd
         for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
         for (int64_t j = visible; j < nk; ++j) row[j] = 0.0f;
@@ -181,8 +185,10 @@ float softmax_row(float* row, int64_t nk, const int32_t* seq, int64_t pos) {
 }
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
-  if (!seq_idx) return attention_one_document(q, k, v, scale, out);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out,
+               Tensor* lse2_out) {
+  float* lse2 = lse2_out ? lse2_out->f32() : nullptr;
+  if (!seq_idx) return attention_one_document(q, k, v, scale, out, lse2);
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
   if (B == 0 || T == 0 || Hq == 0 || Dh == 0) return;
@@ -201,7 +207,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
       const float* kb = k.f32() + (b * S * Hkv + kvh) * Dh;
       const float* vb = v.f32() + (b * S * Hkv + kvh) * Dh;
       sgemm(false, true, rows, nk, Dh, scale, qb, ldq, kb, ldk, 0.0f, sc.data(), nk);
-      for (int64_t r = 0; r < rows; ++r) softmax_row(sc.data() + r * nk, nk, seq, S - T + i0 + r);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float lse = softmax_row(sc.data() + r * nk, nk, seq, S - T + i0 + r);
+        if (lse2) lse2[(b * Hq + h) * T + i0 + r] = lse * kLog2e;
+      }
       sgemm(false, false, rows, Dh, nk, 1.0f, sc.data(), nk, vb, ldk, 0.0f,
             out.f32() + ((b * T + i0) * Hq + h) * Dh, ldq);
     }
@@ -209,7 +218,8 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
-                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv,
+                        const Tensor* /*out*/, const Tensor* /*lse2: recomputed here, in fp32*/) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
   dk.fill(0.0f);

@@ -161,7 +161,9 @@ bool flash_shape(const Tensor& q, const Tensor& k, const Tensor& v, const float*
 
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out) {
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out,
+               Tensor* lse2_out) {
+  float* lse2 = lse2_out ? lse2_out->f32() : nullptr;
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   if (B * T * Hq * Dh == 0) return;
   DocView docs;
@@ -174,17 +176,18 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
   const DocView* dv = seq_idx ? &docs : nullptr;
   if (flash_shape(q, k, v, out.f32())) {
     const int mt = flash_mt();
-    if (mt == 3) attention_flash_wgmma(q, k, v, dv, scale, &out);
-    else attention_flash_mma(q, k, v, dv, scale, &out, mt == 2 ? 32 : 16);
+    if (mt == 3) attention_flash_wgmma(q, k, v, dv, scale, &out, nullptr, lse2);
+    else attention_flash_mma(q, k, v, dv, scale, &out, mt == 2 ? 32 : 16, nullptr, lse2);
     check_launch("attention");
     return;
   }
-  attention_rows(q, k, v, dv, scale, out);
+  attention_rows(q, k, v, dv, scale, out, lse2);
   check_launch("attention");
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
-                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+                        float scale, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv,
+                        const Tensor* out, const Tensor* lse2) {
   const char* op = "attention_backward";
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1);
@@ -224,12 +227,50 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   st.q16 = reinterpret_cast<uint16_t*>(base + b_docs + 2 * b_row);
   st.do16 = reinterpret_cast<uint16_t*>(base + b_docs + 2 * b_row + b_half);
   int* sem = reinterpret_cast<int*>(base + b_docs + 2 * b_row + 2 * b_half);
-  if (flash_mt() == 3) attention_flash_wgmma(q, k, v, dview, scale, nullptr, &st);
-  else attention_flash_mma(q, k, v, dview, scale, nullptr, 32, &st);
+  if (out && lse2 && aligned16(out->f32())) {
+    // The forward's statistics: no second pass over the scores, only dO . O and the bf16 copies.
+    st.lse2 = const_cast<float*>(lse2->f32());  // read only from here on
+    attention_backward_prep(q, dout, *out, st);
+  } else if (flash_mt() == 3) {
+    attention_flash_wgmma(q, k, v, dview, scale, nullptr, &st);
+  } else {
+    attention_flash_mma(q, k, v, dview, scale, nullptr, 32, &st);
+  }
   check_launch(op);
   float* acc = b_acc ? reinterpret_cast<float*>(base + b_docs + 2 * b_row + 2 * b_half + b_sem) : nullptr;
   attention_backward_flash(q, k, v, dview, scale, st, dq, acc, dk, dv, sem);
   check_launch(op);
+}
+
+namespace {
+// One warp per query row (b, t, h): dsum = dO . O, and q and dO rounded to bf16 into the
+// [B, Hq, T, D] copies the backward streams (as the stats epilogue writes them).
+__global__ void backward_prep_kernel(const float* __restrict__ q, const float* __restrict__ dout,
+                                     const float* __restrict__ out, FlashStats st, int B, int T, int Hq, int D) {
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (row >= int64_t(B) * T * Hq) return;
+  const int h = int(row % Hq), t = int((row / Hq) % T), b = int(row / (int64_t(Hq) * T));
+  const int64_t src = row * D, dst = ((int64_t(b) * Hq + h) * T + t) * D;
+  float d = 0.f;
+  for (int c = lane * 4; c < D; c += 128) {
+    const float4 g = *reinterpret_cast<const float4*>(dout + src + c);
+    const float4 o = *reinterpret_cast<const float4*>(out + src + c);
+    const float4 x = *reinterpret_cast<const float4*>(q + src + c);
+    d += g.x * o.x + g.y * o.y + g.z * o.z + g.w * o.w;
+    *reinterpret_cast<uint2*>(st.do16 + dst + c) = make_uint2(pack_bf16(g.x, g.y), pack_bf16(g.z, g.w));
+    *reinterpret_cast<uint2*>(st.q16 + dst + c) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+  }
+  d = warp_sum(d);
+  if (lane == 0) st.dsum[(int64_t(b) * Hq + h) * T + t] = d;
+}
+}  // namespace
+
+void attention_backward_prep(const Tensor& q, const Tensor& dout, const Tensor& out, const FlashStats& st) {
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), D = q.dim(3);
+  const int64_t threads = B * T * Hq * 32;
+  backward_prep_kernel<<<unsigned((threads + kThreads - 1) / kThreads), kThreads>>>(q.f32(), dout.f32(), out.f32(), st,
+                                                                                   int(B), int(T), int(Hq), int(D));
 }
 
 void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,

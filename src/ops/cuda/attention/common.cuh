@@ -236,21 +236,24 @@ struct DocView {
   const int2* qrange;   // [B, ceil(T / 64)] id range of each 64-row query tile
 };
 
-// rows.cu: one warp per query row, F32 or BF16 K/V, head dim <= 256 (throws above).
+// rows.cu: one warp per query row, F32 or BF16 K/V, head dim <= 256 (throws above). lse2
+// (optional, [B, Hq, T]) receives each row's base-2 softmax statistic (ops::attention).
 void attention_rows(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                    float scale, Tensor& out);
+                    float scale, Tensor& out, float* lse2 = nullptr);
 void attention_decode_rows(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                            const Tensor& lengths, float scale, Tensor& out);
 
 // flash_mma.cu: BF16 K/V, head dim 64 or 128, 16-byte-aligned data; rows_per_warp 16 or 32.
-// With `stats` (rows_per_warp 32 only) it writes the FlashStats terms instead of out.
+// With `stats` (rows_per_warp 32 only) it writes the FlashStats terms instead of out; without,
+// out and (when lse2 is not null) each row's lse2 as the stats mode computes it.
 void attention_flash_mma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
                          float scale, Tensor* out, int rows_per_warp,
-                         const FlashStats* stats = nullptr);
+                         const FlashStats* stats = nullptr, float* lse2 = nullptr);
 
 // flash_wgmma.cu: the same shapes on sm_90a (traps on devices whose code lacks sm_90a).
 void attention_flash_wgmma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                           float scale, Tensor* out, const FlashStats* stats = nullptr);
+                           float scale, Tensor* out, const FlashStats* stats = nullptr,
+                           float* lse2 = nullptr);
 
 // decode_split.cu: head dim 64, 128 or 256, F32 or BF16 caches, 16-byte-aligned data,
 // capacity > 0.
@@ -277,6 +280,9 @@ void attention_backward_flash(const Tensor& q, const Tensor& k, const Tensor& v,
                               const DocView* docs, float scale, const FlashStats& st, Tensor& dq,
                               float* dq_accum, Tensor& dk, Tensor& dv, int* sem);
 size_t attention_backward_accum_floats(int64_t B, int64_t T, int64_t Hq, int64_t Dh);
+// The stats pass's other terms when the forward's out and lse2 are at hand (st.lse2 already
+// points at them): dsum = dO . O per row, and the bf16 copies of q and dout (attention.cu).
+void attention_backward_prep(const Tensor& q, const Tensor& dout, const Tensor& out, const FlashStats& st);
 constexpr int kBwdBM = 64;  // queries per step of the tensor-core backward (sem count)
 
 // attention.cu: the decode kernels' partials scratch (one buffer for both decode paths), at

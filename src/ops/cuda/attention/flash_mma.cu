@@ -273,6 +273,8 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const float inv = 1.0f / l;
         const int r = row0 + mt * 16 + g + 8 * half;
+        if (st.lse2 && r < T && tq == 0)  // the statistic the stats mode writes (common.cuh)
+          st.lse2[(int64_t(b) * Hq + h) * T + r] = m_run[mt][half] * scale_log2 + log2f(l);
         if (r < T) {
           float* orow = out + ((int64_t(b) * T + r) * Hq + h) * D + 2 * tq;
 #pragma unroll
@@ -286,10 +288,12 @@ flash_prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k
 
 template <int D, int MT, bool DOC, bool STATS>
 void launch_flash(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                  float scale, Tensor* out, const FlashStats* stats) {
+                  float scale, Tensor* out, const FlashStats* stats, float* lse2) {
   const int B = int(q.dim(0)), T = int(q.dim(1)), Hq = int(q.dim(2));
   const int S = int(k.dim(1)), Hkv = int(k.dim(2));
   constexpr int BM = 16 * MT * kFlashWarps;
+  FlashStats st = stats ? *stats : FlashStats{};
+  if (!stats) st.lse2 = lse2;
   constexpr int smem = flash_smem_bytes<D, MT, DOC>();
   static bool configured = false;  // the attribute is per kernel; set once per process
   if (!configured) {
@@ -301,34 +305,34 @@ void launch_flash(const Tensor& q, const Tensor& k, const Tensor& v, const DocVi
   const dim3 grid(unsigned(B * Hq), unsigned((T + BM - 1) / BM));
   flash_prefill_kernel<D, MT, DOC, STATS><<<grid, kFlashWarps * 32, smem>>>(
       q.f32(), k.data<uint16_t>(), v.data<uint16_t>(), docs ? *docs : DocView{},
-      stats ? *stats : FlashStats{}, scale * kLog2e, out ? out->f32() : nullptr, T, S, Hq, Hkv);
+      st, scale * kLog2e, out ? out->f32() : nullptr, T, S, Hq, Hkv);
 }
 
 template <int D>
 void launch_flash_d(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                    float scale, Tensor* out, int rows_per_warp, const FlashStats* stats) {
+                    float scale, Tensor* out, int rows_per_warp, const FlashStats* stats, float* lse2) {
   if (stats) {  // always 32 rows per warp (Q staged in shared memory)
-    if (docs) launch_flash<D, 2, true, true>(q, k, v, docs, scale, out, stats);
-    else launch_flash<D, 2, false, true>(q, k, v, docs, scale, out, stats);
+    if (docs) launch_flash<D, 2, true, true>(q, k, v, docs, scale, out, stats, lse2);
+    else launch_flash<D, 2, false, true>(q, k, v, docs, scale, out, stats, lse2);
   } else if (rows_per_warp == 32) {
-    if (docs) launch_flash<D, 2, true, false>(q, k, v, docs, scale, out, stats);
-    else launch_flash<D, 2, false, false>(q, k, v, docs, scale, out, stats);
+    if (docs) launch_flash<D, 2, true, false>(q, k, v, docs, scale, out, stats, lse2);
+    else launch_flash<D, 2, false, false>(q, k, v, docs, scale, out, stats, lse2);
   } else {
-    if (docs) launch_flash<D, 1, true, false>(q, k, v, docs, scale, out, stats);
-    else launch_flash<D, 1, false, false>(q, k, v, docs, scale, out, stats);
+    if (docs) launch_flash<D, 1, true, false>(q, k, v, docs, scale, out, stats, lse2);
+    else launch_flash<D, 1, false, false>(q, k, v, docs, scale, out, stats, lse2);
   }
 }
 
 }  // namespace
 
 void attention_flash_mma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                         float scale, Tensor* out, int rows_per_warp, const FlashStats* stats) {
+                         float scale, Tensor* out, int rows_per_warp, const FlashStats* stats, float* lse2) {
   const int64_t Dh = q.dim(3);
   if (rows_per_warp != 16 && rows_per_warp != 32)
     fail("op attention (cuda)", "flash kernel: " + std::to_string(rows_per_warp) +
                                     " query rows per warp, not 16 or 32");
-  if (Dh == 128) launch_flash_d<128>(q, k, v, docs, scale, out, rows_per_warp, stats);
-  else if (Dh == 64) launch_flash_d<64>(q, k, v, docs, scale, out, rows_per_warp, stats);
+  if (Dh == 128) launch_flash_d<128>(q, k, v, docs, scale, out, rows_per_warp, stats, lse2);
+  else if (Dh == 64) launch_flash_d<64>(q, k, v, docs, scale, out, rows_per_warp, stats, lse2);
   else fail("op attention (cuda)", "flash kernel: head dim " + std::to_string(Dh) + ", not 64 or 128");
 }
 

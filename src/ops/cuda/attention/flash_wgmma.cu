@@ -245,6 +245,8 @@ flash_wgmma_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k,
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const float inv = 1.0f / l;
         const int r = m0 + mt * 64 + warp * 16 + g + 8 * half;
+        if (st.lse2 && r < T && tq == 0)  // the statistic the stats mode writes (common.cuh)
+          st.lse2[(int64_t(b) * Hq + h) * T + r] = m_run[mt][half] * scale_log2 + log2f(l);
         if (r < T) {
           float* orow = out + ((int64_t(b) * T + r) * Hq + h) * D + 2 * tq;
 #pragma unroll
@@ -258,10 +260,12 @@ flash_wgmma_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k,
 
 template <int D, bool DOC, bool STATS>
 void launch_wgmma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                  float scale, Tensor* out, const FlashStats* stats) {
+                  float scale, Tensor* out, const FlashStats* stats, float* lse2) {
   const int B = int(q.dim(0)), T = int(q.dim(1)), Hq = int(q.dim(2));
   const int S = int(k.dim(1)), Hkv = int(k.dim(2));
   constexpr int smem = wg_smem_bytes<D, DOC>();
+  FlashStats st = stats ? *stats : FlashStats{};
+  if (!stats) st.lse2 = lse2;
   static bool configured = false;
   if (!configured) {
     check_cuda(cudaFuncSetAttribute(flash_wgmma_kernel<D, DOC, STATS>,
@@ -272,28 +276,28 @@ void launch_wgmma(const Tensor& q, const Tensor& k, const Tensor& v, const DocVi
   const dim3 grid(unsigned(B * Hq), unsigned((T + kWgBM - 1) / kWgBM));
   flash_wgmma_kernel<D, DOC, STATS><<<grid, 128, smem>>>(
       q.f32(), k.data<uint16_t>(), v.data<uint16_t>(), docs ? *docs : DocView{},
-      stats ? *stats : FlashStats{}, scale * kLog2e, out ? out->f32() : nullptr, T, S, Hq, Hkv);
+      st, scale * kLog2e, out ? out->f32() : nullptr, T, S, Hq, Hkv);
 }
 
 template <int D>
 void launch_wgmma_d(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                    float scale, Tensor* out, const FlashStats* stats) {
+                    float scale, Tensor* out, const FlashStats* stats, float* lse2) {
   if (docs) {
-    if (stats) launch_wgmma<D, true, true>(q, k, v, docs, scale, out, stats);
-    else launch_wgmma<D, true, false>(q, k, v, docs, scale, out, stats);
+    if (stats) launch_wgmma<D, true, true>(q, k, v, docs, scale, out, stats, lse2);
+    else launch_wgmma<D, true, false>(q, k, v, docs, scale, out, stats, lse2);
   } else {
-    if (stats) launch_wgmma<D, false, true>(q, k, v, docs, scale, out, stats);
-    else launch_wgmma<D, false, false>(q, k, v, docs, scale, out, stats);
+    if (stats) launch_wgmma<D, false, true>(q, k, v, docs, scale, out, stats, lse2);
+    else launch_wgmma<D, false, false>(q, k, v, docs, scale, out, stats, lse2);
   }
 }
 
 }  // namespace
 
 void attention_flash_wgmma(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                           float scale, Tensor* out, const FlashStats* stats) {
+                           float scale, Tensor* out, const FlashStats* stats, float* lse2) {
   const int64_t Dh = q.dim(3);
-  if (Dh == 128) launch_wgmma_d<128>(q, k, v, docs, scale, out, stats);
-  else if (Dh == 64) launch_wgmma_d<64>(q, k, v, docs, scale, out, stats);
+  if (Dh == 128) launch_wgmma_d<128>(q, k, v, docs, scale, out, stats, lse2);
+  else if (Dh == 64) launch_wgmma_d<64>(q, k, v, docs, scale, out, stats, lse2);
   else fail("op attention (cuda)",
             "wgmma flash kernel: head dim " + std::to_string(Dh) + ", not 64 or 128");
 }

@@ -24,7 +24,8 @@ template <int DK, class KV, bool DOC = false>
 __device__ __forceinline__ void attend_row(const float* __restrict__ qr, const KV* __restrict__ kb,
                                            const KV* __restrict__ vb, int64_t kv_ld, int visible,
                                            float scale, float* __restrict__ orow, int Dh,
-                                           const int* __restrict__ seq = nullptr, int doc = 0) {
+                                           const int* __restrict__ seq = nullptr, int doc = 0,
+                                           float* lse2 = nullptr) {
   const int lane = threadIdx.x & 31;
   float qv[DK], acc[DK];
 #pragma unroll
@@ -64,6 +65,7 @@ __device__ __forceinline__ void attend_row(const float* __restrict__ qr, const K
     const int d = lane + 32 * i;
     if (d < Dh) orow[d] = acc[i] * inv;
   }
+  if (lse2 && lane == 0) *lse2 = (m + logf(l)) * kLog2e;  // log2 sum_j exp(s_j)
 }
 
 // One warp per (b, t, query head); consecutive warps of a block are consecutive heads, which
@@ -71,8 +73,8 @@ __device__ __forceinline__ void attend_row(const float* __restrict__ qr, const K
 template <int DK, class KV, bool DOC>
 __global__ void __launch_bounds__(kAttnWarps * 32)
 attend_rows_kernel(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
-                   const int* __restrict__ seq_idx, float scale, float* __restrict__ out, int B,
-                   int T, int S, int Hq, int Hkv, int Dh) {
+                   const int* __restrict__ seq_idx, float scale, float* __restrict__ out, float* lse2,
+                   int B, int T, int S, int Hq, int Hkv, int Dh) {
   const int64_t wid = int64_t(blockIdx.x) * kAttnWarps + (threadIdx.x >> 5);
   if (wid >= int64_t(B) * T * Hq) return;
   const int h = int(wid % Hq);
@@ -83,7 +85,8 @@ attend_rows_kernel(const float* __restrict__ q, const KV* __restrict__ k, const 
   const int pos = S - T + t;
   const int* seq = DOC ? seq_idx + int64_t(b) * S : nullptr;
   attend_row<DK, KV, DOC>(q + wid * Dh, k + base, v + base, int64_t(Hkv) * Dh, pos + 1, scale,
-                          out + wid * Dh, Dh, seq, DOC ? __ldg(seq + pos) : 0);
+                          out + wid * Dh, Dh, seq, DOC ? __ldg(seq + pos) : 0,
+                          lse2 ? lse2 + (int64_t(b) * Hq + h) * T + t : nullptr);
 }
 
 // Decode fallback (head dims the split kernel does not cover): one warp per (b, query head),
@@ -105,7 +108,7 @@ decode_rows_kernel(const float* __restrict__ q, const KV* __restrict__ k, const 
 }  // namespace
 
 void attention_rows(const Tensor& q, const Tensor& k, const Tensor& v, const DocView* docs,
-                    float scale, Tensor& out) {
+                    float scale, Tensor& out, float* lse2) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
   const bool bf16 = k.dtype() == DType::BF16;
@@ -114,7 +117,7 @@ void attention_rows(const Tensor& q, const Tensor& k, const Tensor& v, const Doc
   const int* seq = docs ? docs->seq : nullptr;
 #define MAMBALM_ATTN_LAUNCH_KV(DK, KV, DOC, kp, vp)                                              \
   attend_rows_kernel<DK, KV, DOC><<<blocks, kAttnWarps * 32>>>(q.f32(), kp, vp, seq, scale,      \
-                                                               out.f32(), int(B), int(T),        \
+                                                               out.f32(), lse2, int(B), int(T),  \
                                                                int(S), int(Hq), int(Hkv), int(Dh))
 #define MAMBALM_ATTN_LAUNCH(DK)                                                                  \
   do {                                                                                           \

@@ -147,8 +147,12 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
   const float scale = 1.0f / std::sqrt(float(D));
   const int reps = reps_override ? reps_override : bf16 ? 20 : 3;
   const int warm = reps_override ? 0 : bf16 ? 3 : 1;
-  const double f_ms = median_ms([&](int) { ops::cuda::attention(q, k, v, sp, scale, out); }, reps, warm);
+  Tensor lse2 = empty_cuda({B, Hq, L});
+  const double f_ms = median_ms([&](int) { ops::cuda::attention(q, k, v, sp, scale, out, &lse2); }, reps, warm);
+  // As training runs it: with the forward's out and lse2 (no statistics pass); and without them.
   const double b_ms = median_ms(
+      [&](int) { ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv, &out, &lse2); }, reps, warm);
+  const double b_recompute_ms = median_ms(
       [&](int) { ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv); }, reps, warm);
   const double f_flops = 4.0 * B * Hq * double(L) * L * D / 2, b_flops = 2.5 * f_flops;
   char tag[96];
@@ -158,6 +162,8 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
               "counted), forward+backward %.3f ms (%.1f TFLOP/s)\n",
               tag, f_ms, f_flops / f_ms / 1e9, b_ms, b_flops / b_ms / 1e9, f_ms + b_ms,
               (f_flops + b_flops) / (f_ms + b_ms) / 1e9);
+  std::printf("  backward recomputing the softmax statistics (no saved lse2): %.3f ms\n", b_recompute_ms);
+  std::printf("RESULT train_bwd_recompute_stats %s %.4f ms\n", tag, b_recompute_ms);
   std::printf("RESULT train_fwd %s %.4f ms %.1f TFLOPs\n", tag, f_ms, f_flops / f_ms / 1e9);
   std::printf("RESULT train_bwd %s %.4f ms %.1f TFLOPs\n", tag, b_ms, b_flops / b_ms / 1e9);
   std::printf("RESULT train_fwdbwd %s %.4f ms %.1f TFLOPs\n", tag, f_ms + b_ms,

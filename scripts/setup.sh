@@ -7,7 +7,8 @@ BUILD_DIR=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config
           libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev
-          libsentencepiece-dev libpcre2-dev)
+          libsentencepiece-dev libpcre2-dev
+          clang)  # clang: the libFuzzer targets of fuzz/ (bash fuzz/run.sh)
 # Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that
 # already provides npm is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -1,5 +1,6 @@
 #include "config/hf_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -9,6 +10,7 @@
 
 #include "config/pattern.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "io/atomic_file.h"
 
 namespace mambalm {
@@ -58,6 +60,19 @@ double as_double(const json& v, const std::string& where, const std::string& key
   fail(where, "field '" + key + "' must be a number, got " + v.dump());
 }
 
+// The ranges integer fields are read in (core/limits.h says why these bounds).
+struct Range {
+  int64_t lo, hi;
+};
+constexpr Range kWidth{1, limits::kMaxWidth};
+constexpr Range kSmall{1, limits::kMaxSmallDim};
+constexpr Range kLayers{1, limits::kMaxLayers};
+constexpr Range kDecoderLayers{1, limits::kMaxLayers / 2};
+constexpr Range kVocab{1, limits::kMaxVocab};
+constexpr Range kTokenId{-1, limits::kMaxTokenId};
+constexpr Range kExpand{1, 1024};
+constexpr Range kAnyCount{0, INT64_MAX};
+
 // Typed lookups with the key aliases transformers accepts; the first present key wins.
 struct Fields {
   const json& j;
@@ -68,15 +83,21 @@ struct Fields {
       if (j.contains(k) && !j[k].is_null()) return &j[k];
     return nullptr;
   }
-  int64_t integer(std::initializer_list<const char*> keys, std::optional<int64_t> fallback = std::nullopt) const {
+  // An integer field within [r.lo, r.hi]: every size and id of config.json is range-checked
+  // here, where it enters, so no later product or allocation sees an unchecked number.
+  int64_t integer(Range r, std::initializer_list<const char*> keys, std::optional<int64_t> fallback = std::nullopt) const {
     const json* v = find(keys);
+    const std::string key = *keys.begin();
     if (!v) {
-      check(fallback.has_value(), where, std::string("missing field '") + *keys.begin() + "'");
-      return *fallback;
+      check(fallback.has_value(), where, "missing field '" + key + "'");
+      return limits::in_range(*fallback, r.lo, r.hi, where, "field '" + key + "'");
     }
-    if (v->is_array() && !v->empty() && (*v)[0].is_number_integer()) return (*v)[0].get<int64_t>();  // eos lists
-    check(v->is_number_integer(), where, std::string("field '") + *keys.begin() + "' must be an integer, got " + v->dump());
-    return v->get<int64_t>();
+    if (v->is_array() && !v->empty() && (*v)[0].is_number_integer()) v = &(*v)[0];  // eos lists
+    check(v->is_number_integer(), where, "field '" + key + "' must be an integer, got " + v->dump());
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      fail(where, "field '" + key + "' " + v->dump() + " is out of range [" + std::to_string(r.lo) + ", " +
+                      std::to_string(r.hi) + "]");
+    return limits::in_range(v->get<int64_t>(), r.lo, r.hi, where, "field '" + key + "'");
   }
   double real(std::initializer_list<const char*> keys, std::optional<double> fallback = std::nullopt) const {
     const json* v = find(keys);
@@ -146,18 +167,20 @@ void read_rope(const Fields& f, AttentionConfig& a, double default_partial) {
     theta = p.real({"rope_theta"}, theta);
     partial = p.real({"partial_rotary_factor"}, partial);
   }
+  check(std::isfinite(theta) && theta > 0, f.where, "field 'rope_theta' must be a positive number");
+  check(std::isfinite(partial) && partial >= 0 && partial <= 1, f.where, "field 'partial_rotary_factor' must be in [0, 1]");
   a.rope_theta = theta;
   a.rotary_dim = static_cast<int64_t>(static_cast<double>(a.head_dim) * partial);
 }
 
 void read_mamba2(const Fields& f, ModelConfig& c, bool nemotron_h) {
   Mamba2Config& m = c.mamba2;
-  m.n_heads = f.integer(nemotron_h ? std::initializer_list<const char*>{"mamba_num_heads"} : std::initializer_list<const char*>{"num_heads"});
-  m.head_dim = f.integer(nemotron_h ? std::initializer_list<const char*>{"mamba_head_dim"} : std::initializer_list<const char*>{"head_dim"});
-  m.n_groups = f.integer({"n_groups", "mamba_n_groups"}, 1);
-  m.d_state = f.integer({"ssm_state_size", "state_size"}, 128);
-  m.d_conv = f.integer({"conv_kernel", "mamba_d_conv"}, 4);
-  m.chunk_size = f.integer({"chunk_size", "mamba_chunk_size"}, 256);
+  m.n_heads = f.integer(kWidth, nemotron_h ? std::initializer_list<const char*>{"mamba_num_heads"} : std::initializer_list<const char*>{"num_heads"});
+  m.head_dim = f.integer(kSmall, nemotron_h ? std::initializer_list<const char*>{"mamba_head_dim"} : std::initializer_list<const char*>{"head_dim"});
+  m.n_groups = f.integer(kWidth, {"n_groups", "mamba_n_groups"}, 1);
+  m.d_state = f.integer(kSmall, {"ssm_state_size", "state_size"}, 128);
+  m.d_conv = f.integer(kSmall, {"conv_kernel", "mamba_d_conv"}, 4);
+  m.chunk_size = f.integer(kSmall, {"chunk_size", "mamba_chunk_size"}, 256);
   m.conv_bias = f.boolean({"use_conv_bias", "mamba_conv_bias"}, true);
   m.proj_bias = f.boolean(nemotron_h ? std::initializer_list<const char*>{"mamba_proj_bias"} : std::initializer_list<const char*>{"use_bias"}, false);
   m.dt_min = f.real({"time_step_min", "mamba_dt_min"}, 1e-3);
@@ -174,7 +197,7 @@ void read_mamba2(const Fields& f, ModelConfig& c, bool nemotron_h) {
     m.dt_limit_hi = INFINITY;
   }
   m.norm_groups = nemotron_h ? m.n_groups : 1;  // see Mamba2Config::norm_groups
-  int64_t expand = f.integer({"expand", "mamba_expand"}, 2);
+  int64_t expand = f.integer(kExpand, {"expand", "mamba_expand"}, 2);
   m.d_inner = m.n_heads * m.head_dim;
   // transformers' Mamba2 requires expand * hidden == num_heads * head_dim; NemotronH ignores expand.
   check(nemotron_h || m.d_inner == expand * c.d_model, f.where,
@@ -186,9 +209,9 @@ void read_mamba2(const Fields& f, ModelConfig& c, bool nemotron_h) {
 
 void read_attention(const Fields& f, ModelConfig& c) {
   AttentionConfig& a = c.attention;
-  a.n_heads = f.integer({"num_attention_heads"});
-  a.n_kv_heads = f.integer({"num_key_value_heads"}, a.n_heads);
-  a.head_dim = f.integer({"head_dim"}, a.n_heads > 0 ? c.d_model / a.n_heads : 0);
+  a.n_heads = f.integer(kWidth, {"num_attention_heads"});
+  a.n_kv_heads = f.integer(kWidth, {"num_key_value_heads"}, a.n_heads);
+  a.head_dim = f.integer(kSmall, {"head_dim"}, std::max<int64_t>(1, c.d_model / a.n_heads));
   a.bias = f.boolean({"attention_bias"}, false);
 }
 
@@ -207,24 +230,24 @@ ModelConfig config_from_hf(const json& j, const std::string& where) {
   check(!type.empty(), where, "missing field 'model_type'", "supported: mamba, mamba2, nemotron_h, nemotron, llama");
   ModelConfig c;
   c.model_type = type;
-  c.vocab_size = f.integer({"vocab_size"});
-  c.d_model = f.integer({"hidden_size", "d_model"});
-  c.bos_token_id = f.integer({"bos_token_id"}, -1);
-  c.eos_token_id = f.integer({"eos_token_id"}, -1);
-  c.pad_token_id = f.integer({"pad_token_id"}, -1);
-  c.max_position_embeddings = f.integer({"max_position_embeddings"}, 0);
+  c.vocab_size = f.integer(kVocab, {"vocab_size"});
+  c.d_model = f.integer(kWidth, {"hidden_size", "d_model"});
+  c.bos_token_id = f.integer(kTokenId, {"bos_token_id"}, -1);
+  c.eos_token_id = f.integer(kTokenId, {"eos_token_id"}, -1);
+  c.pad_token_id = f.integer(kTokenId, {"pad_token_id"}, -1);
+  c.max_position_embeddings = f.integer(kAnyCount, {"max_position_embeddings"}, 0);
 
   if (type == "mamba") {
     c.arch = Arch::Mamba;
     c.mamba_version = 1;
-    c.pattern = std::string(static_cast<size_t>(f.integer({"num_hidden_layers", "n_layer"})), kMambaSymbol);
+    c.pattern = std::string(static_cast<size_t>(f.integer(kLayers, {"num_hidden_layers", "n_layer"})), kMambaSymbol);
     c.norm = NormKind::RMSNorm;
     c.norm_eps = f.real({"layer_norm_epsilon"}, 1e-5);
     c.tie_embeddings = f.boolean({"tie_word_embeddings"}, true);
     Mamba1Config& m = c.mamba1;
-    m.d_inner = f.integer({"intermediate_size"}, f.integer({"expand"}, 2) * c.d_model);
-    m.d_state = f.integer({"state_size"}, 16);
-    m.d_conv = f.integer({"conv_kernel"}, 4);
+    m.d_inner = f.integer(kWidth, {"intermediate_size"}, f.integer(kExpand, {"expand"}, 2) * c.d_model);
+    m.d_state = f.integer(kSmall, {"state_size"}, 16);
+    m.d_conv = f.integer(kSmall, {"conv_kernel"}, 4);
     m.conv_bias = f.boolean({"use_conv_bias"}, true);
     m.proj_bias = f.boolean({"use_bias"}, false);
     m.dt_min = f.real({"time_step_min"}, 1e-3);
@@ -233,13 +256,13 @@ ModelConfig config_from_hf(const json& j, const std::string& where) {
     m.dt_scale = f.real({"time_step_scale"}, 1.0);
     const json* rank = f.find({"time_step_rank"});
     if (!rank || (rank->is_string() && rank->get<std::string>() == "auto")) m.dt_rank = (c.d_model + 15) / 16;
-    else m.dt_rank = f.integer({"time_step_rank"});
+    else m.dt_rank = f.integer(kWidth, {"time_step_rank"});
     std::string act = f.text({"hidden_act"}, "silu");
     check(act == "silu" || act == "swish", where, "field 'hidden_act': Mamba layers support only silu, got '" + act + "'");
   } else if (type == "mamba2") {
     c.arch = Arch::Mamba2;
     c.mamba_version = 2;
-    c.pattern = std::string(static_cast<size_t>(f.integer({"num_hidden_layers"})), kMambaSymbol);
+    c.pattern = std::string(static_cast<size_t>(f.integer(kLayers, {"num_hidden_layers"})), kMambaSymbol);
     c.norm = NormKind::RMSNorm;
     c.norm_eps = f.real({"layer_norm_epsilon"}, 1e-5);
     c.tie_embeddings = f.boolean({"tie_word_embeddings"}, false);
@@ -255,14 +278,14 @@ ModelConfig config_from_hf(const json& j, const std::string& where) {
     read_attention(f, c);
     c.attention.rotary_dim = 0;  // the hybrid uses no position embedding
     c.attention.bias = false;    // transformers' NemotronH attention ignores attention_bias
-    c.mlp.d_ff = f.integer({"intermediate_size"});
+    c.mlp.d_ff = f.integer(kWidth, {"intermediate_size"});
     c.mlp.activation = parse_activation(f.text({"mlp_hidden_act"}, "relu2"), where, "mlp_hidden_act");
     check(c.mlp.activation != MlpActivation::SwiGLU, where, "field 'mlp_hidden_act': nemotron_h MLPs are not gated", "use relu2 or gelu");
     c.mlp.bias = f.boolean({"mlp_bias"}, false);
   } else if (type == "nemotron" || type == "llama") {
     bool llama = type == "llama";
     c.arch = Arch::Transformer;
-    int64_t layers = f.integer({"num_hidden_layers"});
+    int64_t layers = f.integer(kDecoderLayers, {"num_hidden_layers"});  // two blocks each
     c.pattern.clear();
     for (int64_t i = 0; i < layers; ++i) c.pattern += "*-";
     c.norm = llama ? NormKind::RMSNorm : NormKind::LayerNorm1p;
@@ -270,7 +293,7 @@ ModelConfig config_from_hf(const json& j, const std::string& where) {
     c.tie_embeddings = f.boolean({"tie_word_embeddings"}, false);
     read_attention(f, c);
     read_rope(f, c.attention, llama ? 1.0 : 0.5);
-    c.mlp.d_ff = f.integer({"intermediate_size"});
+    c.mlp.d_ff = f.integer(kWidth, {"intermediate_size"});
     std::string act = f.text({"hidden_act"}, llama ? "silu" : "relu2");
     c.mlp.activation = parse_activation(act, where, "hidden_act");
     if (llama) check(c.mlp.activation == MlpActivation::SwiGLU, where, "field 'hidden_act': llama MLPs must be silu (SwiGLU), got '" + act + "'");

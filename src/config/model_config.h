@@ -85,8 +85,13 @@ struct ModelConfig {
   MlpConfig mlp;
 
   int64_t n_layers() const { return static_cast<int64_t>(pattern.size()); }
-  // Throws naming `where` (the config file) and the field when sizes disagree.
+  // Throws naming `where` (the config file) and the field when sizes disagree or lie outside
+  // core/limits.h (so every product of sizes made later fits in int64).
   void validate(const std::string& where) const;
+  // At least the number of parameters of the model (every optional bias counted), computed with
+  // checked arithmetic; throws when beyond limits::kMaxParameters. For memory checks before
+  // anything is allocated.
+  int64_t parameter_upper_bound(const std::string& where = "config") const;
 
   // Per-sequence inference memory in fp32: conv + SSM state of every M layer.
   int64_t state_bytes(int64_t bytes_per_element = 4) const;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace mambalm {
 
@@ -10,7 +11,7 @@ namespace mambalm {
 static int64_t python_round(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 
 std::string allocate_pattern(int64_t n_layers, double attention_ratio, double mlp_ratio) {
-  check(n_layers > 0, "pattern", "the number of layers must be positive, got " + std::to_string(n_layers));
+  limits::in_range(n_layers, 1, limits::kMaxLayers, "pattern", "the number of layers");
   check(attention_ratio >= 0 && attention_ratio <= 1, "pattern", "attention ratio must be in [0, 1]");
   check(mlp_ratio >= 0 && mlp_ratio <= 1 && attention_ratio + mlp_ratio <= 1, "pattern",
         "MLP ratio must be in [0, 1 - attention ratio]");

@@ -4,6 +4,7 @@
 
 #include "config/pattern.h"
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace mambalm {
 
@@ -28,8 +29,10 @@ int64_t largest_divisor_at_most(int64_t n, int64_t cap) {
 }  // namespace
 
 ModelConfig default_config(Arch arch, int64_t d_model, int64_t n_layers, int64_t vocab_size) {
-  check(d_model > 0 && n_layers > 0 && vocab_size > 0, "config",
-        "d_model, layers and vocab size must be positive");
+  // Range-checked before any product of them is formed (core/limits.h).
+  limits::in_range(d_model, 1, limits::kMaxWidth, "config", "d_model");
+  limits::in_range(n_layers, 1, arch == Arch::Transformer ? limits::kMaxLayers / 2 : limits::kMaxLayers, "config", "layers");
+  limits::in_range(vocab_size, 1, limits::kMaxVocab, "config", "vocab size");
   ModelConfig c;
   c.arch = arch;
   c.d_model = d_model;

@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/host_memory.h"
+#include "core/limits.h"
 
 namespace mambalm {
 
@@ -31,7 +33,9 @@ std::string dtype_name(DType t) {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  bool overflow = false;
+  for (int64_t d : s) overflow |= d < 0 || __builtin_mul_overflow(n, d, &n);
+  MAMBALM_CHECK(!overflow, "tensor", "shape " + shape_str(s) + " has a negative dimension or too many elements");
   return n;
 }
 
@@ -44,6 +48,11 @@ std::string shape_str(const Shape& s) {
 }
 
 static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
+  // Refused up front: with overcommit a too-large block "succeeds" and the first touch of it
+  // ends the process in the OOM killer, with no word of why.
+  if (bytes > static_cast<size_t>(host_memory_bytes()))
+    check_fits_host_memory(static_cast<int64_t>(bytes), "tensor", "allocating a tensor",
+                           "the model, batch or sequence is too large for this machine");
   auto b = std::make_shared<Buffer>();
   size_t rounded = ((bytes + 63) / 64) * 64;
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
@@ -56,10 +65,12 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (int64_t d : shape) MAMBALM_CHECK(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
+  const int64_t bytes = limits::checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor",
+                                            "shape " + shape_str(shape) + " in bytes", limits::kMaxTensorBytes);
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.buffer_ = allocate_cpu(t.nbytes());
+  t.buffer_ = allocate_cpu(static_cast<size_t>(bytes));
   return t;
 }
 

@@ -304,9 +304,9 @@ std::vector<int32_t> IndexedDataset::sequence_tokens(int64_t i) const {
       case TokenDType::I64: v = load<int64_t>(src + 8 * k); break;
       default: break;  // float codes are rejected at open
     }
-    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+    if (v < 0 || v > std::numeric_limits<int32_t>::max())  // a negative id would index before the embedding
       fail(prefix_ + ".bin", "sequence " + std::to_string(i) + " token " + std::to_string(k) +
-                                 " is " + std::to_string(v) + ", beyond int32");
+                                 " is " + std::to_string(v) + ", not a token id in [0, 2^31)");
     out[static_cast<size_t>(k)] = static_cast<int32_t>(v);
   }
   return out;

@@ -1,5 +1,8 @@
 #include "io/weights.h"
 
+#include <atomic>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -121,7 +124,45 @@ const SafetensorsFile& WeightSet::shard(const std::string& name) const {
   return *shards_[it->second];
 }
 
-Tensor WeightSet::tensor(const std::string& name) const { return shard(name).tensor(name); }
+namespace {
+std::atomic<bool> g_allow_nonfinite{false};
+
+template <class T, class F>
+int64_t first_where(const Tensor& t, F nonfinite) {
+  const T* p = t.data<T>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i)
+    if (nonfinite(p[i])) return i;
+  return -1;
+}
+// The exponent bits all set: infinity or NaN, in bf16 and in fp16.
+bool bf16_nonfinite(uint16_t v) { return (v & 0x7f80u) == 0x7f80u; }
+bool f16_nonfinite(uint16_t v) { return (v & 0x7c00u) == 0x7c00u; }
+}  // namespace
+
+void allow_nonfinite_weights(bool allow) { g_allow_nonfinite = allow; }
+
+int64_t first_nonfinite(const Tensor& t) {
+  switch (t.dtype()) {
+    case DType::F32: return first_where<float>(t, [](float v) { return !std::isfinite(v); });
+    case DType::F64: return first_where<double>(t, [](double v) { return !std::isfinite(v); });
+    case DType::BF16: return first_where<uint16_t>(t, bf16_nonfinite);
+    case DType::F16: return first_where<uint16_t>(t, f16_nonfinite);
+    default: return -1;
+  }
+}
+
+Tensor WeightSet::tensor(const std::string& name) const {
+  Tensor t = shard(name).tensor(name);
+  const int64_t bad = first_nonfinite(t);
+  if (bad >= 0) {
+    const std::string where = shard(name).path() + ": tensor '" + name + "'";
+    const std::string what = "holds NaN or infinity (element " + std::to_string(bad) + " of " + shape_str(t.shape()) + ")";
+    if (!g_allow_nonfinite)
+      fail(where, what, "the weights are damaged (a diverged run?); --allow-nonfinite loads them anyway");
+    std::fprintf(stderr, "mambalm: warning: %s: %s; loaded because of --allow-nonfinite\n", where.c_str(), what.c_str());
+  }
+  return t;
+}
 DType WeightSet::dtype_of(const std::string& name) const { return shard(name).dtype_of(name); }
 const Shape& WeightSet::shape_of(const std::string& name) const { return shard(name).shape_of(name); }
 std::string WeightSet::file_of(const std::string& name) const { return shard(name).path(); }

@@ -13,6 +13,14 @@
 
 namespace mambalm::io {
 
+// Whether WeightSet::tensor() loads weights holding NaN or infinity (with a warning) instead of
+// refusing them; the CLI's --allow-nonfinite sets it. Off by default: such weights turn every
+// output into NaN (or "0 0 0 0" tokens) without a word.
+void allow_nonfinite_weights(bool allow);
+
+// Index of the first NaN or infinity of a floating-point CPU tensor, or -1 (and -1 for integers).
+int64_t first_nonfinite(const Tensor& t);
+
 class WeightSet {
  public:
   static std::shared_ptr<WeightSet> open(const std::string& model_dir);
@@ -21,7 +29,9 @@ class WeightSet {
   std::vector<std::string> names() const;
   bool contains(const std::string& name) const { return shard_of_.count(name) != 0; }
   // A CPU view in the file's dtype (see SafetensorsFile::tensor); an Error naming the
-  // directory if absent.
+  // directory if absent. A floating-point tensor holding NaN or infinity is refused with an
+  // Error naming the file, tensor and first bad element, unless allow_nonfinite_weights(true)
+  // was called: then it loads with a warning on stderr.
   Tensor tensor(const std::string& name) const;
   DType dtype_of(const std::string& name) const;
   const Shape& shape_of(const std::string& name) const;

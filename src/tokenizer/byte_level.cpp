@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "tokenizer/utf8.h"
 
 namespace mambalm {
@@ -37,6 +38,7 @@ class ByteLevelTokenizer final : public Tokenizer {
     int64_t max_id = s_.model.max_id();
     for (const AddedToken& a : s_.added) {
       check(!a.content.empty(), s_.source, "added token " + std::to_string(a.id) + " is empty");
+      limits::in_range(a.id, 0, limits::kMaxTokenId, s_.source, "added token '" + a.content + "' id");
       max_id = std::max<int64_t>(max_id, a.id);
       by_content_[a.content] = static_cast<int32_t>(&a - s_.added.data());
       first_bytes_[static_cast<unsigned char>(a.content[0])] = true;

@@ -6,6 +6,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace mambalm {
 
@@ -53,15 +54,24 @@ BytePairModel::BytePairModel() : instance_(next_instance.fetch_add(1)) {
   for (int32_t& id : byte_ids_) id = -1;
 }
 
-void BytePairModel::add_token(int32_t id, std::string bytes) {
-  if (static_cast<size_t>(id) >= tokens_.size()) {
-    tokens_.resize(id + 1);
-    present_.resize(id + 1, false);
+std::string BytePairModel::add_token(int64_t id, std::string bytes) {
+  if (id < 0 || id > limits::kMaxTokenId)
+    return "token id " + std::to_string(id) + " is out of range [0, " + std::to_string(limits::kMaxTokenId) + "]";
+  if (bytes.empty()) return "token " + std::to_string(id) + " is empty";
+  if (static_cast<size_t>(id) < tokens_.size() && present_[static_cast<size_t>(id)])
+    return "token id " + std::to_string(id) + " appears twice";
+  if (const int32_t other = find(bytes); other >= 0)
+    return "token " + std::to_string(id) + " has the same bytes as token " + std::to_string(other);
+  const size_t i = static_cast<size_t>(id);
+  if (i >= tokens_.size()) {
+    tokens_.resize(i + 1);
+    present_.resize(i + 1, false);
   }
-  if (bytes.size() == 1) byte_ids_[static_cast<unsigned char>(bytes[0])] = id;
-  ids_.emplace(bytes, id);
-  tokens_[id] = std::move(bytes);
-  present_[id] = true;
+  if (bytes.size() == 1) byte_ids_[static_cast<unsigned char>(bytes[0])] = static_cast<int32_t>(id);
+  ids_.emplace(bytes, static_cast<int32_t>(id));
+  tokens_[i] = std::move(bytes);
+  present_[i] = true;
+  return "";
 }
 
 bool BytePairModel::add_merge(int32_t left, int32_t right, int32_t rank) {

@@ -15,8 +15,10 @@ class BytePairModel {
  public:
   BytePairModel();
 
-  // Registers token `id` as the byte string `bytes` (ids may leave holes).
-  void add_token(int32_t id, std::string bytes);
+  // Registers token `id` as the byte string `bytes` (ids may leave holes). Returns "" on
+  // success, else why the token is refused: an id outside [0, limits::kMaxTokenId], an id that
+  // already names a token, or bytes that already have another id. Loaders add the file and line.
+  std::string add_token(int64_t id, std::string bytes);
   // Registers the merge (left, right) -> left+right with priority `rank` (lower merges first).
   // Returns false when left+right is not a token.
   bool add_merge(int32_t left, int32_t right, int32_t rank);

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/json_token_id.h"
 #include "tokenizer/loaders.h"
 
 namespace mambalm {
@@ -23,15 +24,15 @@ std::unique_ptr<Tokenizer> open_gpt2(const std::string& encoder_json, const std:
   spec.source = encoder_json;
   std::string bytes;
   for (const auto& [token, id] : encoder.items()) {
-    check(id.is_number_integer() && id.get<int64_t>() >= 0, encoder_json,
-          "token '" + token + "' has no valid id");
+    const int32_t checked = json_token_id(id, encoder_json, "token '" + token + "'");
     if (token.rfind("<|", 0) == 0 && token.size() > 4 && token.substr(token.size() - 2) == "|>") {
-      spec.added.push_back({token, id.get<int32_t>(), true});  // <|endoftext|>
+      spec.added.push_back({token, checked, true});  // <|endoftext|>
       continue;
     }
     check(byte_level_to_bytes(token, bytes), encoder_json, "token '" + token + "' is not byte-level",
           "expected GPT-2's byte-level encoder.json");
-    spec.model.add_token(id.get<int32_t>(), bytes);
+    const std::string refused = spec.model.add_token(checked, bytes);
+    if (!refused.empty()) fail(encoder_json, "token '" + token + "': " + refused, "the file is corrupt");
   }
   spec.model.finish(encoder_json);
   const std::string merges = read_tokenizer_file(vocab_bpe);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/json_token_id.h"
 #include "tokenizer/loaders.h"
 
 namespace mambalm {
@@ -131,19 +132,25 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
         "for SentencePiece-style files use the model's tokenizer.model");
 
   // Added tokens first: their vocab entries need not be byte-level strings.
-  for (const json& a : doc.value("added_tokens", json::array())) {
-    check(a.contains("id") && a.contains("content"), path, "added_tokens entry without id/content");
-    check(!truthy(a, "single_word"), path, "added token '" + a["content"].get<std::string>() + "' uses single_word",
+  const json& added = doc.value("added_tokens", json::array());
+  check(added.is_array(), path, "added_tokens is not a list");
+  for (const json& a : added) {
+    check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(), path,
+          "added_tokens entry without id/content");
+    const std::string content = a["content"].get<std::string>();
+    check(!truthy(a, "single_word"), path, "added token '" + content + "' uses single_word",
           "single_word added tokens are not supported");
-    spec.added.push_back({a["content"].get<std::string>(), a["id"].get<int32_t>(), truthy(a, "special"),
+    spec.added.push_back({content, json_token_id(a["id"], path, "added token '" + content + "'"), truthy(a, "special"),
                           truthy(a, "lstrip"), truthy(a, "rstrip")});
   }
   const json& vocab = model.value("vocab", json::object());
   check(vocab.is_object() && !vocab.empty(), path, "model.vocab is missing or empty");
   std::string bytes;
   for (const auto& [token, id] : vocab.items()) {
-    check(id.is_number_integer() && id.get<int64_t>() >= 0, path, "vocab token '" + token + "' has no valid id");
-    if (byte_level_to_bytes(token, bytes)) spec.model.add_token(id.get<int32_t>(), bytes);
+    const int32_t checked = json_token_id(id, path, "vocab token '" + token + "'");
+    if (!byte_level_to_bytes(token, bytes)) continue;
+    const std::string refused = spec.model.add_token(checked, bytes);
+    if (!refused.empty()) fail(path, "vocab token '" + token + "': " + refused, "the file is corrupt");
   }
   spec.model.finish(path);
   const json& merges = model.value("merges", json::array());

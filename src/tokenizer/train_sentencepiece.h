@@ -11,12 +11,14 @@ struct SentencePieceTrainOptions {
   std::vector<std::string> inputs;  // plain-text files, one sentence or paragraph per line
   int64_t vocab_size = 8000;
   std::string type = "bpe";         // "bpe" or "unigram"
-  std::string out;                  // PATH.model (".model" is added if missing); PATH.vocab too
+  std::string out;                  // PATH.model (".model" is added if missing); PATH.vocab too;
+                                    // an existing directory (or "DIR/"): DIR/tokenizer.model
   int64_t max_sentences = 2000000;  // sampled from the input when there are more
   int threads = 0;                  // 0 = all cores
 };
 
-// Returns the path of the written .model file. Byte fallback is on (no unknown characters),
+// Returns the path of the written .model file, replaced atomically (an earlier file survives
+// any failure, a full disk included). Byte fallback is on (no unknown characters),
 // digits are split, and ids 0..3 are <unk>, <s> (BOS), </s> (EOS), <pad>.
 std::string train_sentencepiece(const SentencePieceTrainOptions& opts);
 

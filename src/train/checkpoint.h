@@ -3,6 +3,8 @@
 // optimizer.safetensors (AdamW moments) and trainer_state.json. A checkpoint is assembled in a
 // temporary directory, every file fsync'ed, then renamed into place, and RUN/checkpoints/latest
 // is replaced atomically: a kill at any moment leaves either the old or the new checkpoint.
+// Each checkpoint records the id of the run that wrote it (train/run_dir.h), so a resume never
+// picks up another run's checkpoint.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -19,6 +21,7 @@ struct TrainerState {
   int64_t samples_seen = 0;     // training windows consumed (the data stream position)
   int64_t tokens_seen = 0;
   nlohmann::json config;        // the training options, to refuse resuming with different ones
+  std::string run_id;           // the run that wrote it ("" in checkpoints of older versions)
 };
 
 // Writes the checkpoint for state.step and points `latest` at it; returns its directory.
@@ -27,8 +30,19 @@ struct TrainerState {
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
                             const std::string& tokenizer_dir = "");
 
-// The newest complete checkpoint directory, or "" when the run has none.
-std::string latest_checkpoint(const std::string& run_dir);
+// The checkpoint a resume of run `run_id` continues from, or "" when the run has none: the one
+// `latest` names; when that one is missing or damaged (unreadable state, truncated weights or
+// optimizer file), the newest complete one before it, with a warning on stderr for each one
+// skipped. Checkpoints of another run are never chosen; checkpoints without a run id (older
+// versions) only when `accept_legacy`. Throws when checkpoints exist but none is usable.
+std::string resume_checkpoint(const std::string& run_dir, const std::string& run_id, bool accept_legacy);
+
+// Removes what interrupted checkpoint writes left behind (checkpoints/.tmp-*, latest.tmp-*).
+// Call only while holding the run's lock (no other process is writing then).
+void remove_checkpoint_leftovers(const std::string& run_dir);
+
+// True when the run directory holds at least one checkpoint directory (complete or not).
+bool has_checkpoints(const std::string& run_dir);
 
 // Reads optimizer state and trainer state of a checkpoint directory into `opt` and returns the
 // trainer state (the model itself loads with Model::load(dir)).

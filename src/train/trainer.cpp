@@ -8,13 +8,14 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "io/append_file.h"
 #include "train/checkpoint.h"
+#include "train/run_dir.h"
 #include "train/token_windows.h"
 
 namespace mambalm {
@@ -24,7 +25,14 @@ namespace fs = std::filesystem;
 namespace {
 
 std::atomic<bool> g_stop_requested{false};
-extern "C" void request_stop(int) { g_stop_requested = true; }
+std::atomic<int> g_stop_signal{0};
+// The first SIGINT/SIGTERM asks for a checkpoint and a clean exit; the handler then steps aside
+// so that a second one ends the process at once (checkpoint writes are atomic either way).
+extern "C" void request_stop(int sig) {
+  g_stop_signal = sig;
+  g_stop_requested = true;
+  std::signal(sig, SIG_DFL);
+}
 
 // Resolves --data into (train prefix, valid prefix or "").
 std::pair<std::string, std::string> data_prefixes(const TrainConfig& cfg) {
@@ -134,7 +142,10 @@ nlohmann::json TrainConfig::identity() const {
           {"grad_accum", grad_accum}, {"steps", steps},             {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup_steps}, {"schedule", schedule_name(schedule.kind)},
           {"weight_decay", adamw.weight_decay}, {"clip", clip},    {"seed", seed},
-          {"pack_documents", pack_documents}, {"precision", dtype_name(matrix_dtype)}};
+          {"pack_documents", pack_documents}, {"precision", dtype_name(matrix_dtype)},
+          // Added with run identity (issue 20): options older checkpoints did not record.
+          {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps}, {"decay_all", adamw.decay_all},
+          {"decay_fraction", schedule.decay_fraction}, {"device", device == Device::CUDA ? "cuda" : "cpu"}};
 }
 
 TrainResult train(const TrainConfig& cfg) {
@@ -144,8 +155,11 @@ TrainResult train(const TrainConfig& cfg) {
   std::unique_ptr<TokenWindows> valid_data;
   if (!valid_prefix.empty()) valid_data = std::make_unique<TokenWindows>(valid_prefix, cfg.seq_len, cfg.seed, /*shuffle=*/false);
 
+  // Run identity (issue 20): one process per run directory, a run never mixes with another.
   fs::create_directories(cfg.run_dir);
-  std::string resume_from = cfg.resume ? latest_checkpoint(cfg.run_dir) : "";
+  RunLock run_lock(cfg.run_dir);
+  const RunStart run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity()), cfg.resume);
+  std::string resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
   const std::string source_dir = resume_from.empty() ? cfg.model_dir : resume_from;  // weights and tokenizer
   Model model = Model::load(source_dir);
   check(train_data.max_token() < model.config().vocab_size, train_prefix,
@@ -161,18 +175,20 @@ TrainResult train(const TrainConfig& cfg) {
                peak_tflops, cfg.peak_tflops > 0 ? "given" : "measured");
   TrainerState state;
   state.config = cfg.identity();
+  state.run_id = run.run_id;
   if (!resume_from.empty()) {
     TrainerState saved = load_checkpoint_state(resume_from, opt);
-    check(saved.config == state.config, resume_from, "was trained with different options: " + saved.config.dump(),
-          "resume with the same options, or start a new run directory");
+    check_same_options(saved.config, state.config, resume_from);
+    saved.config = state.config;
+    saved.run_id = run.run_id;
     state = saved;
     std::fprintf(stderr, "resuming from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(state.step));
-  } else if (!cfg.resume) {
-    std::ofstream(fs::path(cfg.run_dir) / "metrics.jsonl", std::ios::trunc);  // a fresh run starts a fresh log
   }
-  std::ofstream metrics(fs::path(cfg.run_dir) / "metrics.jsonl", std::ios::app);
+  truncate_metrics(cfg.run_dir, state.step);  // steps after the checkpoint are logged again, once
+  io::AppendFile metrics((fs::path(cfg.run_dir) / "metrics.jsonl").string());
 
   g_stop_requested = false;
+  g_stop_signal = 0;
   auto previous_int = std::signal(SIGINT, request_stop);
   auto previous_term = std::signal(SIGTERM, request_stop);
   const bool tty = ::isatty(STDERR_FILENO);
@@ -236,14 +252,18 @@ TrainResult train(const TrainConfig& cfg) {
       t_log = now;
       tokens_since_log = 0;
     }
-    metrics << row.dump() << "\n";
-    metrics.flush();
-    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
+    metrics.write_line(row.dump());  // throws on a full disk: a run never goes on without its log
+    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) {
+      metrics.sync();  // the log up to a checkpoint is as durable as the checkpoint
+      save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
+    }
   }
   if (g_stop_requested && state.step < cfg.steps) {
+    metrics.sync();
     std::string dir = save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
     std::fprintf(stderr, "%sinterrupted: saved %s; continue with --resume\n", tty ? "\n" : "", dir.c_str());
     result.interrupted = true;
+    result.stop_signal = g_stop_signal;
   }
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);

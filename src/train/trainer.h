@@ -1,6 +1,7 @@
 // The training loop: micro-batches of token windows, gradient accumulation, global-norm
 // clipping, AdamW on a warm-up + cosine/WSD schedule, validation, JSON-lines metrics, atomic
-// checkpoints and exact resume. Ctrl-C (SIGINT/SIGTERM) finishes the step, checkpoints, exits.
+// checkpoints and exact resume. Ctrl-C (SIGINT/SIGTERM) finishes the step, checkpoints, exits
+// (TrainResult::stop_signal: the CLI exits 128 + signal). The run directory: train/run_dir.h.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -45,6 +46,7 @@ struct TrainResult {
   double last_loss = 0;
   double last_val_loss = -1;
   bool interrupted = false;
+  int stop_signal = 0;  // the signal that interrupted it (SIGINT, SIGTERM), when interrupted
 };
 
 TrainResult train(const TrainConfig& cfg);

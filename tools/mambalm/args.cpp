@@ -8,12 +8,21 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/limits.h"
+#include "io/weights.h"
 
 namespace mambalm::cli {
+
+namespace {
+const OptionSpec kAllowNonfinite{"allow-nonfinite", "", "load weights holding NaN or infinity (with a warning) instead of refusing them"};
+}  // namespace
 
 Args::Args(std::string command, std::string usage, std::vector<OptionSpec> options, const std::vector<OptionSpec>& more)
     : command_(std::move(command)), usage_(std::move(usage)), options_(std::move(options)) {
   options_.insert(options_.end(), more.begin(), more.end());
+  // Every command that loads model weights refuses NaN/Inf in them unless told otherwise.
+  for (const char* loads : {"forward", "generate", "train", "grad", "bench", "eval"})
+    if (command_ == loads) options_.push_back(kAllowNonfinite);
 }
 
 const OptionSpec* Args::find(const std::string& name) const {
@@ -53,6 +62,7 @@ bool Args::parse(int argc, char** argv) {
     }
     values_[name] = value;
   }
+  if (has(kAllowNonfinite.name)) io::allow_nonfinite_weights(true);
   return true;
 }
 
@@ -74,7 +84,8 @@ int64_t Args::integer(const std::string& name, int64_t fallback) const {
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
-  check(!s.empty() && *end == '\0' && errno == 0, where(), "option --" + name + ": '" + s + "' is not an integer");
+  check(!s.empty() && *end == '\0', where(), "option --" + name + ": '" + s + "' is not an integer");
+  check(errno == 0, where(), "option --" + name + ": " + s + " is out of range", "integers are below 2^63");
   return v;
 }
 
@@ -115,7 +126,7 @@ std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fal
     const long long v = std::strtoll(item.c_str(), &end, 10);
     check(!item.empty() && *end == '\0' && errno == 0 && v > 0, where(),
           "option --" + name + ": '" + text + "' is not a comma-separated list of positive sizes", "e.g. 1K,4K,32K");
-    out.push_back(static_cast<int64_t>(v) * scale);
+    out.push_back(limits::checked_mul(static_cast<int64_t>(v), scale, where(), "option --" + name + " size " + item));
   }
   check(!out.empty() || !has(name), where(), "option --" + name + ": empty list");
   return out;

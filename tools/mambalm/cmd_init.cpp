@@ -7,6 +7,8 @@
 #include "config/pattern.h"
 #include "config/presets.h"
 #include "core/error.h"
+#include "core/host_memory.h"
+#include "core/limits.h"
 #include "model/model.h"
 #include "tokenizer/install.h"
 #include "tokenizer/tokenizer.h"
@@ -47,8 +49,11 @@ int cmd_init(int argc, char** argv) {
     cfg = preset_config(arch_name(arch) + "-tiny");
   }
   if (args.has("layers") || args.has("d-model") || args.has("vocab")) {
-    int64_t layers = args.integer("layers", cfg.arch == Arch::Transformer ? cfg.n_layers() / 2 : cfg.n_layers());
-    cfg = default_config(cfg.arch, args.integer("d-model", cfg.d_model), layers, args.integer("vocab", cfg.vocab_size));
+    const bool pairs = cfg.arch == Arch::Transformer;
+    int64_t layers = args.integer_in("layers", pairs ? cfg.n_layers() / 2 : cfg.n_layers(), 1,
+                                     pairs ? limits::kMaxLayers / 2 : limits::kMaxLayers);
+    cfg = default_config(cfg.arch, args.integer_in("d-model", cfg.d_model, 1, limits::kMaxWidth), layers,
+                         args.integer_in("vocab", cfg.vocab_size, 1, limits::kMaxVocab));
   }
   std::unique_ptr<Tokenizer> tokenizer;
   if (args.has("tokenizer")) {
@@ -65,8 +70,7 @@ int cmd_init(int argc, char** argv) {
     else check(t == cfg.model_type, "--model-type", "'" + t + "' does not fit a " + arch_name(cfg.arch) + " model");
   }
   if (args.has("mamba-version")) {
-    int64_t v = args.integer("mamba-version", 2);
-    check(v == 1 || v == 2, "--mamba-version", "must be 1 or 2");
+    int64_t v = args.integer_in("mamba-version", 2, 1, 2);
     check(cfg.arch == Arch::Hybrid, "--mamba-version", "only a hybrid chooses its M layers; use --arch mamba or mamba2");
     cfg.mamba_version = static_cast<int>(v);
   }
@@ -81,11 +85,15 @@ int cmd_init(int argc, char** argv) {
     cfg.pattern = allocate_pattern(cfg.n_layers(), args.real("attention-ratio", 0.08), args.real("mlp-ratio", 0.5));
   }
   if (args.has("d-state")) {
-    cfg.mamba2.d_state = args.integer("d-state", 0);
+    cfg.mamba2.d_state = args.integer_in("d-state", 0, 1, limits::kMaxSmallDim);
     cfg.mamba1.d_state = cfg.mamba2.d_state;
   }
-  if (args.has("chunk-size")) cfg.mamba2.chunk_size = args.integer("chunk-size", 0);
+  if (args.has("chunk-size")) cfg.mamba2.chunk_size = args.integer_in("chunk-size", 0, 1, limits::kMaxSmallDim);
   cfg.validate("init");
+  if (!args.flag("config-only"))
+    check_fits_host_memory(limits::checked_mul(cfg.parameter_upper_bound("init"), 4, "init", "the parameter bytes"), "init",
+                           "the model's " + std::to_string(cfg.parameter_upper_bound("init")) + " F32 parameters",
+                           "use --config-only to write config.json alone, or a smaller model");
 
   Model model(cfg);
   if (args.flag("config-only")) {

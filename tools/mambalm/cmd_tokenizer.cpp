@@ -5,6 +5,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/train_sentencepiece.h"
 
@@ -22,18 +23,18 @@ int cmd_tokenizer(int argc, char** argv) {
             {{"input", "FILES", "comma-separated text files (more may follow as arguments)"},
              {"vocab-size", "N", "vocabulary size (default 8000)"},
              {"type", "T", "bpe (default) or unigram"},
-             {"out", "PATH", "output PATH.model (and PATH.vocab)"},
+             {"out", "PATH", "output PATH.model (and PATH.vocab); an existing directory DIR: DIR/tokenizer.model"},
              {"max-sentences", "N", "lines sampled for training (default 2000000)"},
              {"threads", "N", "trainer threads (default: all cores)"}});
   if (!args.parse(argc - 1, argv + 1)) return 0;
   SentencePieceTrainOptions opts;
   opts.inputs = split_list(args.required("input"));
   for (const std::string& f : args.positional()) opts.inputs.push_back(f);
-  opts.vocab_size = args.integer("vocab-size", 8000);
+  opts.vocab_size = args.integer_in("vocab-size", 8000, 300, limits::kMaxVocab);
   opts.type = args.str("type", "bpe");
   opts.out = args.required("out");
-  opts.max_sentences = args.integer("max-sentences", 2000000);
-  opts.threads = static_cast<int>(args.integer("threads", 0));
+  opts.max_sentences = args.integer_in("max-sentences", 2000000, 1, INT32_MAX);
+  opts.threads = static_cast<int>(args.integer_in("threads", 0, 0, 4096, "0 = every core"));
   std::string path = train_sentencepiece(opts);
   auto tok = open_tokenizer(path);
   std::printf("wrote %s: %s, %lld pieces (bos %d, eos %d)\n", path.c_str(), opts.type.c_str(), static_cast<long long>(tok->vocab_size()),

@@ -1,14 +1,37 @@
 // mambalm train: train a model directory on a Megatron indexed dataset.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 
 #include "args.h"
 #include "commands.h"
 #include "device_options.h"
+#include "config/hf_config.h"
 #include "core/error.h"
+#include "core/host_memory.h"
+#include "core/limits.h"
 #include "train/trainer.h"
 
 namespace mambalm::cli {
+
+namespace {
+
+// On the CPU everything training keeps lives in host memory: refuse up front what cannot fit
+// (F32 weights, gradients and two AdamW moments, and the micro-batch's token tensors) instead
+// of being killed by the OOM killer part way through.
+void check_training_fits(const TrainConfig& cfg) {
+  const ModelConfig model = load_model_config(cfg.model_dir);
+  const int64_t params = model.parameter_upper_bound(cfg.model_dir);
+  const int64_t state = limits::checked_mul(params, 16, "train", "the training state in bytes");
+  const int64_t batch = limits::checked_mul(limits::checked_mul(cfg.micro_batch, cfg.seq_len, "train", "the batch"), 12, "train",
+                                            "the batch in bytes");
+  check_fits_host_memory(limits::checked_add(state, batch, "train", "the training memory"), "train",
+                         "training (" + std::to_string(params) + " parameters with gradients and AdamW state, and a micro-batch of " +
+                             std::to_string(cfg.micro_batch) + " x " + std::to_string(cfg.seq_len) + " tokens)",
+                         "use a smaller model or --micro-batch, or --device cuda");
+}
+
+}  // namespace
 
 int cmd_train(int argc, char** argv) {
   Args args("train", "--model DIR --data PREFIX --out RUN_DIR [options] [--device cuda [--dtype bf16|f32]]",
@@ -47,28 +70,38 @@ int cmd_train(int argc, char** argv) {
   cfg.data = args.required("data");
   cfg.valid_data = args.str("valid-data");
   cfg.run_dir = args.required("out");
-  cfg.seq_len = args.positive("seq-len", 256);
-  cfg.micro_batch = args.positive("micro-batch", 8);
-  cfg.grad_accum = args.positive("grad-accum", 1);
-  cfg.steps = args.has("tokens") ? std::max<int64_t>(1, args.integer("tokens", 0) / (cfg.seq_len * cfg.micro_batch * cfg.grad_accum))
+  // Every number is range-checked here and every product checked (core/limits.h): an absurd
+  // --micro-batch must be a one-line error, not an overflowed allocation.
+  cfg.seq_len = args.integer_in("seq-len", 256, 1, limits::kMaxSequence);
+  cfg.micro_batch = args.integer_in("micro-batch", 8, 1, limits::kMaxBatch);
+  cfg.grad_accum = args.integer_in("grad-accum", 1, 1, limits::kMaxBatch);
+  const int64_t tokens_per_step =
+      limits::checked_mul(limits::checked_mul(cfg.seq_len, cfg.micro_batch, "--micro-batch", "seq-len x micro-batch"),
+                          cfg.grad_accum, "--grad-accum", "tokens per optimizer step", limits::kMaxTokensPerStep);
+  cfg.steps = args.has("tokens") ? std::max<int64_t>(1, args.integer_in("tokens", 0, 1, INT64_MAX) / tokens_per_step)
                                  : args.positive("steps", 1000);
   cfg.schedule.kind = parse_schedule(args.str("schedule", "cosine"));
   cfg.schedule.max_lr = args.real("lr", 3e-4);
   cfg.schedule.min_lr = args.real("min-lr", cfg.schedule.max_lr / 10);
-  cfg.schedule.warmup_steps = args.integer("warmup", cfg.steps / 100);
+  cfg.schedule.warmup_steps = args.integer_in("warmup", cfg.steps / 100, 0, INT64_MAX);
   cfg.schedule.total_steps = cfg.steps;
   cfg.schedule.decay_fraction = args.real("decay-fraction", 0.2);
   check(cfg.schedule.max_lr > 0 && cfg.schedule.min_lr >= 0, "--lr", "learning rates must be positive");
+  check(cfg.schedule.decay_fraction >= 0 && cfg.schedule.decay_fraction <= 1, "--decay-fraction", "must be in [0, 1]");
   cfg.adamw.weight_decay = args.real("weight-decay", 0.1);
   cfg.adamw.decay_all = args.flag("decay-all");
   cfg.adamw.beta1 = args.real("beta1", 0.9);
   cfg.adamw.beta2 = args.real("beta2", 0.95);
+  check(cfg.adamw.weight_decay >= 0, "--weight-decay", "must be >= 0");
+  check(cfg.adamw.beta1 >= 0 && cfg.adamw.beta1 < 1, "--beta1", "must be in [0, 1)");
+  check(cfg.adamw.beta2 >= 0 && cfg.adamw.beta2 < 1, "--beta2", "must be in [0, 1)");
   cfg.clip = args.real("clip", 1.0);
+  check(cfg.clip >= 0, "--clip", "must be >= 0 (0 = off)");
   cfg.seed = static_cast<uint64_t>(args.integer("seed", 1234));
-  cfg.log_interval = std::max<int64_t>(1, args.integer("log-interval", 10));
-  cfg.val_interval = args.integer("val-interval", 100);
-  cfg.val_batches = args.integer("val-batches", 8);
-  cfg.checkpoint_interval = args.integer("checkpoint-interval", 500);
+  cfg.log_interval = args.integer_in("log-interval", 10, 1, INT64_MAX);
+  cfg.val_interval = args.integer_in("val-interval", 100, 0, INT64_MAX, "0 = only at the end");
+  cfg.val_batches = args.integer_in("val-batches", 8, 1, limits::kMaxBatch);
+  cfg.checkpoint_interval = args.integer_in("checkpoint-interval", 500, 0, INT64_MAX, "0 = only at the end");
   cfg.recompute = args.flag("recompute");
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
@@ -76,11 +109,14 @@ int cmd_train(int argc, char** argv) {
   cfg.device = placement.device;
   cfg.matrix_dtype = placement.dtype;
   cfg.peak_tflops = args.real("peak-tflops", 0.0);
+  if (cfg.device == Device::CPU) check_training_fits(cfg);
   TrainResult r = train(cfg);
   std::printf("trained %lld steps: loss %.4f", static_cast<long long>(r.steps_done), r.last_loss);
   if (r.last_val_loss >= 0) std::printf(", validation loss %.4f", r.last_val_loss);
   std::printf("%s\n", r.interrupted ? " (interrupted; resume with --resume)" : "");
-  return 0;
+  // Interrupted: the checkpoint is saved, but the run is not done; 128 + signal, as a shell
+  // reports a process the signal ended, so that `set -e` pipelines stop.
+  return r.interrupted ? 128 + (r.stop_signal > 0 ? r.stop_signal : SIGINT) : 0;
 }
 
 }  // namespace mambalm::cli

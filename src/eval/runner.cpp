@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "eval/text_rules.h"
 
 namespace mambalm::eval {
 
@@ -99,19 +100,25 @@ nlohmann::json run_multiple_choice(Scorer& scorer, const std::string& task, cons
   const auto start = std::chrono::steady_clock::now();
   const int64_t scored0 = scorer.tokens_scored(), processed0 = scorer.tokens_processed();
   std::vector<McDocResult> res = score_multiple_choice(scorer, docs, examples, opts, progress);
-  std::vector<double> acc, acc_norm;
+  std::vector<double> acc, acc_norm, acc_bytes, exact;
   for (const McDocResult& r : res) {
     acc.push_back(r.correct ? 1.0 : 0.0);
     acc_norm.push_back(r.correct_norm ? 1.0 : 0.0);
+    acc_bytes.push_back(r.correct_bytes ? 1.0 : 0.0);
+    exact.push_back(r.exact_match ? 1.0 : 0.0);
   }
   const double secs = seconds_since(start);
   auto [a, ae] = mean_stderr(acc);
   auto [an, ane] = mean_stderr(acc_norm);
+  auto [ab, abe] = mean_stderr(acc_bytes);
+  auto [em, eme] = mean_stderr(exact);
   const int64_t n = static_cast<int64_t>(docs.size());
   rows.push_back({task, "acc", a, ae, n});
   rows.push_back({task, "acc_norm", an, ane, n});
   nlohmann::json j;
-  j["metrics"] = {{"acc", a}, {"acc_stderr", ae}, {"acc_norm", an}, {"acc_norm_stderr", ane}, {"n", n}};
+  j["metrics"] = {{"acc", a},         {"acc_stderr", ae},        {"acc_norm", an},        {"acc_norm_stderr", ane},
+                  {"acc_bytes", ab},  {"acc_bytes_stderr", abe}, {"exact_match", em},     {"exact_match_stderr", eme},
+                  {"n", n}};
   const int64_t scored = scorer.tokens_scored() - scored0, processed = scorer.tokens_processed() - processed0;
   j["speed"] = {{"seconds", secs},
                 {"tokens_scored", scored},
@@ -119,7 +126,40 @@ nlohmann::json run_multiple_choice(Scorer& scorer, const std::string& task, cons
                 {"tokens_per_second", secs > 0 ? processed / secs : 0.0}};
   nlohmann::json preds = nlohmann::json::array();
   for (size_t i = 0; i < res.size() && i < 1000; ++i)
-    preds.push_back({{"pred", res[i].pred}, {"pred_norm", res[i].pred_norm}, {"gold", docs[i].gold}, {"logprobs", res[i].logprobs}});
+    preds.push_back({{"pred", res[i].pred},
+                     {"pred_norm", res[i].pred_norm},
+                     {"pred_bytes", res[i].pred_bytes},
+                     {"gold", docs[i].gold},
+                     {"logprobs", res[i].logprobs},
+                     {"is_greedy", res[i].is_greedy}});
+  j["predictions"] = preds;
+  return j;
+}
+
+nlohmann::json run_loglikelihood(Scorer& scorer, const std::string& task, const std::vector<LoglikelihoodDoc>& docs,
+                                 std::vector<MetricRow>& rows, const ProgressFn& progress) {
+  check(!docs.empty(), task, "no documents to score");
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<LoglikelihoodRequest> reqs;
+  for (const LoglikelihoodDoc& d : docs) reqs.push_back({d.context, d.continuation});
+  const std::vector<LoglikelihoodResult> res = scorer.loglikelihood(reqs);
+  if (progress) progress(static_cast<int64_t>(docs.size()));
+  std::vector<double> greedy;
+  double sum_ll = 0;
+  nlohmann::json preds = nlohmann::json::array();
+  for (size_t i = 0; i < res.size(); ++i) {
+    greedy.push_back(res[i].is_greedy ? 1.0 : 0.0);
+    sum_ll += res[i].logprob;
+    if (i < 1000) preds.push_back({{"logprob", res[i].logprob}, {"is_greedy", res[i].is_greedy}, {"tokens", res[i].tokens}});
+  }
+  auto [acc, se] = mean_stderr(greedy);
+  const int64_t n = static_cast<int64_t>(docs.size());
+  const double ppl = std::exp(-sum_ll / static_cast<double>(n));
+  rows.push_back({task, "acc", acc, se, n});
+  rows.push_back({task, "perplexity", ppl, 0, n});
+  nlohmann::json j;
+  j["metrics"] = {{"acc", acc}, {"acc_stderr", se}, {"perplexity", ppl}, {"loglikelihood", sum_ll}, {"n", n}};
+  j["speed"] = {{"seconds", seconds_since(start)}};
   j["predictions"] = preds;
   return j;
 }
@@ -136,12 +176,7 @@ nlohmann::json run_perplexity(Scorer& scorer, const std::string& task, const std
     RollingResult r;
     if (!texts.empty()) {
       r = scorer.loglikelihood_rolling(texts[i]);
-      bool in_word = false;
-      for (char c : texts[i]) {
-        const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
-        if (!space && !in_word) ++words;
-        in_word = !space;
-      }
+      words += lm_eval_word_count(texts[i], task + " document " + std::to_string(i));
     } else {
       r = scorer.loglikelihood_rolling_tokens(token_docs[i]);
     }

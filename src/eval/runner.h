@@ -11,6 +11,7 @@
 
 #include "eval/scoring.h"
 #include "eval/tasks/generation_task.h"
+#include "eval/tasks/loglikelihood_task.h"
 #include "eval/tasks/multiple_choice.h"
 
 namespace mambalm::eval {
@@ -36,8 +37,15 @@ nlohmann::json run_multiple_choice(Scorer& scorer, const std::string& task, cons
                                    const std::vector<McDoc>& examples, const McOptions& opts, std::vector<MetricRow>& rows,
                                    const ProgressFn& progress = {});
 
+// lm-eval's loglikelihood task: acc (all continuation tokens greedy) and perplexity
+// (exp of minus the mean log-likelihood per document); predictions hold each document's
+// log-likelihood, is_greedy and token count.
+nlohmann::json run_loglikelihood(Scorer& scorer, const std::string& task, const std::vector<LoglikelihoodDoc>& docs,
+                                 std::vector<MetricRow>& rows, const ProgressFn& progress = {});
+
 // Perplexity over documents (texts, or token lists when `texts` is empty): token perplexity,
-// and with texts also word perplexity, byte perplexity and bits per byte (lm-eval's definitions).
+// and with texts also word perplexity, byte perplexity and bits per byte (lm-eval's definitions:
+// words counted as len(re.split(r"\s+", doc)), bytes as UTF-8 bytes).
 nlohmann::json run_perplexity(Scorer& scorer, const std::string& task, const std::vector<std::string>& texts,
                               const std::vector<std::vector<int32_t>>& token_docs, std::vector<MetricRow>& rows,
                               const ProgressFn& progress = {});

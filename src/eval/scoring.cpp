@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "eval/text_rules.h"
 #include "infer/generate.h"
 
 namespace mambalm::eval {
@@ -21,8 +22,6 @@ double log_softmax_at(const float* logits, int64_t vocab, int32_t target, bool* 
 }
 
 namespace {
-
-bool is_python_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 Tensor ids_tensor(const std::vector<int32_t>& tokens, size_t begin, size_t end) {
   Tensor ids = Tensor::empty({1, static_cast<int64_t>(end - begin)}, DType::I32);  // [1, n]
@@ -41,6 +40,19 @@ Scorer::Scorer(Model& model, const Tokenizer* tokenizer, ScorerOptions opts)
   const ModelConfig& cfg = model_.config();
   // Attention layers are trained to a context length; SSM-only models have none.
   if (max_length_ == 0 && cfg.pattern.find('*') != std::string::npos) max_length_ = cfg.max_position_embeddings;
+  if (opts_.add_bos) {
+    check(tokenizer_ != nullptr && tokenizer_->bos_id() >= 0 && tokenizer_->bos_id() < cfg.vocab_size, "eval",
+          "BOS is to be added but the tokenizer has no BOS token inside the model's vocabulary", "use --add-bos no");
+    // lm-eval skips BOS for a text that already starts with it (has_bos_prefix).
+    bos_text_ = tokenizer_->decode({tokenizer_->bos_id()});
+  }
+}
+
+std::vector<int32_t> Scorer::encode_text(const std::string& text) const {
+  std::vector<int32_t> ids = tokenizer().encode(text);
+  if (opts_.add_bos && (bos_text_.empty() || text.compare(0, bos_text_.size(), bos_text_) != 0))
+    ids.insert(ids.begin(), tokenizer_->bos_id());
+  return ids;
 }
 
 const Tokenizer& Scorer::tokenizer() const {
@@ -67,16 +79,11 @@ int32_t Scorer::prefix_token() const {
 
 std::pair<std::vector<int32_t>, std::vector<int32_t>> Scorer::encode_pair(const std::string& context,
                                                                           const std::string& continuation) const {
-  const Tokenizer& tok = tokenizer();
-  std::string ctx = context, cont = continuation;
-  size_t n_spaces = 0;
-  while (n_spaces < ctx.size() && is_python_space(ctx[ctx.size() - 1 - n_spaces])) ++n_spaces;
-  if (n_spaces > 0) {
-    cont = ctx.substr(ctx.size() - n_spaces) + cont;
-    ctx.resize(ctx.size() - n_spaces);
-  }
-  std::vector<int32_t> whole = tok.encode(ctx + cont);
-  std::vector<int32_t> ctx_enc = tok.encode(ctx);
+  // Python's rstrip: all Unicode whitespace at the end of the context moves to the continuation.
+  const size_t keep = python_rstrip_size(context, "eval context");
+  const std::string ctx = context.substr(0, keep), cont = context.substr(keep) + continuation;
+  std::vector<int32_t> whole = encode_text(ctx + cont);
+  std::vector<int32_t> ctx_enc = encode_text(ctx);
   std::vector<int32_t> cont_enc;
   if (whole.size() > ctx_enc.size()) cont_enc.assign(whole.begin() + static_cast<std::ptrdiff_t>(ctx_enc.size()), whole.end());
   return {ctx_enc, cont_enc};
@@ -88,8 +95,13 @@ std::vector<LoglikelihoodResult> Scorer::loglikelihood(const std::vector<Loglike
   for (const LoglikelihoodRequest& r : requests) {
     TokenRequest t;
     if (r.context.empty()) {
-      t.context = {prefix_token()};
-      t.continuation = tokenizer().encode(r.continuation);
+      // lm-eval: the continuation without BOS after the prefix token, unless it already starts
+      // with that token (then its first token is the context).
+      std::vector<int32_t> cont = tokenizer().encode(r.continuation);
+      const int32_t prefix = prefix_token();
+      const bool starts_with_prefix = !cont.empty() && cont[0] == prefix;
+      t.context = {prefix};
+      t.continuation.assign(cont.begin() + (starts_with_prefix ? 1 : 0), cont.end());
     } else {
       std::tie(t.context, t.continuation) = encode_pair(r.context, r.continuation);
     }
@@ -204,7 +216,9 @@ LoglikelihoodResult Scorer::score_recurrent(const std::vector<int32_t>& input, s
 }
 
 RollingResult Scorer::loglikelihood_rolling(const std::string& text) {
-  RollingResult r = loglikelihood_rolling_tokens(tokenizer().encode(text));
+  // With BOS added the document's own tokens start with BOS, after the prefix token, as in
+  // lm-eval (tok_encode with default special tokens, then the rolling windows).
+  RollingResult r = loglikelihood_rolling_tokens(encode_text(text));
   r.bytes = static_cast<int64_t>(text.size());
   return r;
 }
@@ -259,7 +273,7 @@ GenerateUntilResult Scorer::generate_until(const std::string& context, const Gen
   const Tokenizer& tok = tokenizer();
   const int64_t V = model_.config().vocab_size;
   check(opts.max_gen_tokens > 0, "eval", "max_gen_tokens must be positive");
-  std::vector<int32_t> prompt = tok.encode(context);
+  std::vector<int32_t> prompt = encode_text(context);
   if (prompt.empty()) prompt = {prefix_token()};
   if (max_length_ > 0) {
     const int64_t keep = max_length_ - opts.max_gen_tokens;

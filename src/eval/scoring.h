@@ -5,7 +5,8 @@
 //     tokenized as lm-eval does: trailing spaces of the context move to the continuation, then
 //     whole = encode(context + continuation), ctx = encode(context), and the continuation's
 //     tokens are whole[len(ctx):] (so a boundary inside a word scores the merged tokens).
-//     An empty context is replaced by one prefix token (BOS, else EOS).
+//     An empty context is replaced by one prefix token (BOS, else EOS). With add_bos (a
+//     tokenizer that adds BOS, as a Llama one does), every encoded text starts with BOS.
 //   loglikelihood_rolling(text): the log-prob of every token of a text (perplexity), from the
 //     prefix token on. With a maximum length, lm-eval's disjoint windows (each window predicts
 //     up to max_length tokens, seeing at most max_length tokens); without one, the whole text
@@ -32,6 +33,7 @@ struct ScorerOptions {
   int64_t chunk = 512;         // tokens per forward call on the recurrent path
   int64_t long_request = 2048; // requests longer than this run alone through the recurrent path
   int64_t logits_budget_bytes = int64_t{256} << 20;  // cap on one batch's logits
+  bool add_bos = false;        // BOS before every context, rolling document and prompt (eval/bos_policy.h)
 };
 
 struct LoglikelihoodRequest {
@@ -69,6 +71,8 @@ class Scorer {
   // `tokenizer` may be null for token-level calls only.
   Scorer(Model& model, const Tokenizer* tokenizer, ScorerOptions opts = {});
 
+  // The tokens of a text, with BOS in front when add_bos is set (lm-eval's tok_encode).
+  std::vector<int32_t> encode_text(const std::string& text) const;
   // lm-eval's _encode_pair: (context tokens, continuation tokens).
   std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(const std::string& context,
                                                                     const std::string& continuation) const;
@@ -107,6 +111,7 @@ class Scorer {
   const Tokenizer* tokenizer_;
   ScorerOptions opts_;
   int64_t max_length_ = 0;
+  std::string bos_text_;  // the BOS token's text (a text starting with it gets no second BOS)
   int64_t tokens_scored_ = 0, tokens_processed_ = 0;
   int64_t peak_state_ = 0, peak_kv_ = 0;
 };

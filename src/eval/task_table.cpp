@@ -1,12 +1,13 @@
 // The task table: for each name, how its inputs are built from TaskOptions and which runner
 // scores them. Synthetic tasks share one path (generate samples, cut to the limit, greedy
-// generation with exact match); mc and perplexity read their documents from files.
+// generation with exact match); mc, loglikelihood and perplexity read their documents from files.
 #include "eval/task_table.h"
 
 #include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "eval/tasks/loglikelihood_task.h"
 #include "eval/tasks/multiple_choice.h"
 #include "eval/tasks/phonebook.h"
 #include "eval/tasks/synthetic.h"
@@ -107,6 +108,16 @@ nlohmann::json multiple_choice(Scorer& scorer, const std::string& task, const Ta
   });
 }
 
+nlohmann::json loglikelihood(Scorer& scorer, const std::string& task, const TaskOptions& o, nlohmann::json& config,
+                             std::vector<MetricRow>& rows, bool show_progress) {
+  check(!o.file.empty(), task, "no task file given", "--file JSONL: {context, continuation} or {text} per line");
+  std::vector<LoglikelihoodDoc> docs = read_loglikelihood_jsonl(o.file);
+  if (o.limit >= 0 && static_cast<int64_t>(docs.size()) > o.limit) docs.resize(static_cast<size_t>(o.limit));
+  config["file"] = o.file;
+  return with_progress(show_progress, "eval loglikelihood", docs.size(), "docs",
+                       [&](const ProgressFn& progress) { return run_loglikelihood(scorer, task, docs, rows, progress); });
+}
+
 std::string join_commas(const std::vector<std::string>& items) {
   std::string out;
   for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
@@ -139,6 +150,7 @@ const std::vector<Entry>& table() {
       {{"selective_copy", "copy the letters scattered among filler (Gu & Dao 2023)", true}, selective_copy},
       {{"passkey", "repeat a number hidden in filler text (Mohtashami & Jaggi 2023)", true}, passkey},
       {{"mc", "multiple choice from JSON Lines, scored as lm-evaluation-harness does", false}, nullptr, multiple_choice},
+      {{"loglikelihood", "continuation given context from JSON Lines (LAMBADA-style acc and perplexity)", false}, nullptr, loglikelihood},
       {{"perplexity", "token, word and byte perplexity of text files or a token dataset", false}, nullptr, perplexity},
   };
   return entries;

@@ -1,7 +1,8 @@
 // The evaluation tasks by name: phonebook, mqar, selective_copy, passkey (synthetic tasks that
-// generate prompts and score exact match), mc (multiple choice from JSON Lines) and perplexity
-// (text files or an indexed token dataset). `mambalm eval --task NAME` looks a task up here and
-// prints its result; a server or a study driver runs the same tasks by name without the CLI.
+// generate prompts and score exact match), mc (multiple choice from JSON Lines), loglikelihood
+// (LAMBADA-style, JSON Lines) and perplexity (text files or an indexed token dataset).
+// `mambalm eval --task NAME` looks a task up here and prints its result; a server or a study
+// driver runs the same tasks by name without the CLI.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -30,7 +31,7 @@ struct TaskOptions {
   std::string names = "auto";                   // phonebook name lists (see load_name_lists)
   std::optional<int64_t> queries;               // mqar: queries per prompt
   std::optional<int64_t> letters;               // selective_copy: letters to copy
-  // Multiple choice.
+  // Multiple choice and loglikelihood.
   std::string file;              // task JSON Lines
   std::string examples;          // few-shot JSON Lines; empty = the task file
   std::string format = "cloze";  // cloze or letter

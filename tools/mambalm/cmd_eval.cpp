@@ -1,8 +1,9 @@
 // mambalm eval: the study's evaluations on any model mambalm loads. Prints a table (task,
 // metric, value, stderr, n) on stdout and, with --output, JSON with the model, the task's
 // configuration, the seed, per-length/per-depth breakdowns and the state/KV memory held.
+// With --lm-eval-samples it scores the requests of lm-evaluation-harness's --log_samples files
+// instead of a task of its own (docs/eval.md).
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -10,17 +11,32 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
+#include "eval/bos_policy.h"
+#include "eval/lm_eval_scoring.h"
 #include "eval/task_table.h"
+#include "io/atomic_file.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mambalm::cli {
 
+namespace {
+// The results JSON, written atomically and checked (a full disk is an error, never a partial or
+// empty file that exits 0).
+void write_results(const std::string& path, const nlohmann::json& result) {
+  io::write_file_atomically(path, result.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+}  // namespace
+
 int cmd_eval(int argc, char** argv) {
-  Args args("eval", "--model DIR --task NAME [task options] [--limit N --seed S --batch B] [--output results.json]",
+  Args args("eval",
+            "--model DIR (--task NAME [task options] | --lm-eval-samples FILE,...) [--limit N --seed S --batch B] [--output results.json]",
             {{"model", "DIR", "model directory"},
              {"tokenizer", "PATH", "tokenizer (default: the model directory's; 'bytes' for byte-level models)"},
-             {"task", "NAME", "phonebook, mqar, selective_copy, passkey, mc (multiple choice), perplexity"},
+             {"task", "NAME", "phonebook, mqar, selective_copy, passkey, mc (multiple choice), loglikelihood, perplexity"},
+             {"lm-eval-samples", "FILE,...", "score the requests of lm-eval --log_samples files (samples_<task>_<date>.jsonl)"},
+             {"target-delimiter", "S", "lm-eval samples: the text before each choice in a continuation (default ' ')"},
+             {"add-bos", "auto|yes|no", "BOS before every context, document and prompt (default auto: as the tokenizer's files say)"},
              {"lengths", "L,...", "phonebook/passkey: lengths in tokens; mqar: pairs; selective_copy: items"},
              {"depths", "D,...", "phonebook/passkey: target depths in [0, 1]"},
              {"samples", "N", "synthetic tasks: samples per (length, depth) cell"},
@@ -29,7 +45,7 @@ int cmd_eval(int argc, char** argv) {
              {"names", "WHICH", "phonebook names: auto (fetched lists if present), built-in, or a directory"},
              {"queries", "N", "mqar: queries per prompt (default 4)"},
              {"letters", "N", "selective_copy: letters to copy (default 8)"},
-             {"file", "JSONL", "mc: task file ({context|query, choices, gold} per line)"},
+             {"file", "JSONL", "mc: {context|query, choices, gold} per line; loglikelihood: {context, continuation} or {text}"},
              {"examples", "JSONL", "mc: few-shot example file (default: the task file)"},
              {"format", "F", "mc: cloze (default) or letter"},
              {"text", "FILE,...", "perplexity: text files, one document each"},
@@ -42,7 +58,10 @@ int cmd_eval(int argc, char** argv) {
              {"write-train", "PREFIX", "synthetic tasks: write prompt+answer documents as a Megatron dataset and exit"},
              {"output", "FILE", "write results as JSON"}});
   if (!args.parse(argc, argv)) return 0;
-  const std::string model_dir = args.required("model"), task = args.required("task");
+  const std::string model_dir = args.required("model");
+  const std::vector<std::string> sample_files = split_list(args.str("lm-eval-samples"));
+  check(sample_files.empty() != !args.has("task"), args.where(), "give either --task NAME or --lm-eval-samples FILE,...");
+  const std::string task = sample_files.empty() ? args.required("task") : "";
   eval::TaskOptions o;
   o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   o.limit = args.integer("limit", -1);
@@ -59,16 +78,41 @@ int cmd_eval(int argc, char** argv) {
   o.format = args.str("format", "cloze");
   o.text_files = split_list(args.str("text"));
   o.data = args.str("data");
-  const eval::TaskInfo& info = eval::find_task(task);
-  check(info.synthetic || !args.has("write-train"), "--write-train", "only synthetic tasks write training data");
+  if (!task.empty()) {
+    const eval::TaskInfo& info = eval::find_task(task);
+    check(info.synthetic || !args.has("write-train"), "--write-train", "only synthetic tasks write training data");
+  }
+  // Read every samples file before loading the model: a malformed file fails at once.
+  std::vector<eval::LmEvalSamplesFile> samples;
+  for (const std::string& path : sample_files) samples.push_back(eval::read_lm_eval_samples(path));
 
   Model model = Model::load(model_dir);
-  std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(args.str("tokenizer", model_dir));
+  const std::string tokenizer_path = args.str("tokenizer", model_dir);
+  std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(tokenizer_path);
+  const eval::BosPolicy bos = eval::parse_bos_policy(args.str("add-bos", "auto"), tokenizer_path);
   eval::ScorerOptions so;
   so.batch = args.integer("batch", 8);
   so.max_length = args.integer("max-length", 0);
   so.prefix_token = args.integer("prefix-token", -1);
+  so.add_bos = bos.add;
   eval::Scorer scorer(model, tokenizer.get(), so);
+  const nlohmann::json scorer_record = {{"add_bos", bos.add}, {"add_bos_source", bos.source}, {"max_length", scorer.max_length()},
+                                        {"batch", so.batch}};
+  if (!samples.empty()) {
+    std::vector<eval::MetricRow> rows;
+    nlohmann::json result = {{"model", eval::model_record(model, *tokenizer, model_dir)}, {"scorer", scorer_record}};
+    eval::LmEvalScoreOptions lo;
+    lo.target_delimiter = args.str("target-delimiter", " ");
+    for (eval::LmEvalSamplesFile& f : samples) {
+      if (o.limit >= 0 && static_cast<int64_t>(f.samples.size()) > o.limit) f.samples.resize(static_cast<size_t>(o.limit));
+      result["tasks"][f.task] = eval::score_lm_eval_samples(scorer, f, lo, rows);
+    }
+    std::fputs(eval::format_table(rows).c_str(), stdout);
+    if (args.has("output")) {
+      write_results(args.str("output"), result);
+    }
+    return 0;
+  }
   if (args.has("write-train")) {
     const std::string prefix = args.str("write-train");
     const eval::TrainingDataSummary w = eval::write_task_training_data(task, o, *tokenizer, model.config().vocab_size, prefix);
@@ -80,11 +124,9 @@ int cmd_eval(int argc, char** argv) {
   std::fputs(eval::format_table(r.rows).c_str(), stdout);
   nlohmann::json& result = r.json;
   result["model"] = eval::model_record(model, *tokenizer, model_dir);
+  result["scorer"] = scorer_record;
   if (args.has("output")) {
-    std::ofstream f(args.str("output"));
-    check(f.good(), args.str("output"), "cannot write the results file");
-    f << result.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    check(f.good(), args.str("output"), "write failed");
+    write_results(args.str("output"), result);
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "eval/text_rules.h"
 
 namespace mambalm::eval {
 
@@ -18,6 +19,7 @@ std::vector<McDoc> read_mc_jsonl(const std::string& path) {
   for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(lineno);
+    check_utf8(line, where);
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
@@ -70,14 +72,33 @@ std::pair<std::string, std::vector<std::string>> render(const McDoc& d, McFormat
 
 }  // namespace
 
+McDecision decide_mc(const std::vector<double>& lls, const std::vector<std::string>& choice_texts) {
+  check(!lls.empty() && lls.size() == choice_texts.size(), "multiple choice", "one log-likelihood per choice is needed");
+  McDecision d;
+  double best = 0, best_norm = 0, best_bytes = 0;
+  for (size_t c = 0; c < lls.size(); ++c) {
+    // np.argmax keeps the first of equal values: only a strictly larger value moves the choice.
+    const double norm = lls[c] / static_cast<double>(std::max<int64_t>(1, python_len(choice_texts[c], "choice")));
+    const double by_bytes = lls[c] / static_cast<double>(std::max<size_t>(1, choice_texts[c].size()));
+    const int64_t i = static_cast<int64_t>(c);
+    if (c == 0 || lls[c] > best) best = lls[c], d.pred = i;
+    if (c == 0 || norm > best_norm) best_norm = norm, d.pred_norm = i;
+    if (c == 0 || by_bytes > best_bytes) best_bytes = by_bytes, d.pred_bytes = i;
+  }
+  return d;
+}
+
 McPrompt build_mc_prompt(const McDoc& doc, size_t doc_index, const std::vector<McDoc>& examples, const McOptions& opts) {
   McPrompt p;
   if (opts.shots > 0) {
-    check(static_cast<int64_t>(examples.size()) >= opts.shots, "--shots",
-          std::to_string(opts.shots) + " shots need at least as many examples; the example file has " + std::to_string(examples.size()));
+    // lm-eval drops the document itself from its few-shot draw: only other documents may serve.
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < examples.size(); ++i)
+      if (!(examples[i] == doc)) idx.push_back(i);
+    check(static_cast<int64_t>(idx.size()) >= opts.shots, "--shots",
+          std::to_string(opts.shots) + " shots need at least as many examples other than the document; there are " +
+              std::to_string(idx.size()));
     Rng rng = Rng(opts.seed).fork(doc_index + 1);
-    std::vector<size_t> idx(examples.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
     for (size_t i = 0; i < static_cast<size_t>(opts.shots); ++i) std::swap(idx[i], idx[i + rng.next_u64() % (idx.size() - i)]);
     for (int64_t k = 0; k < opts.shots; ++k) {
       const McDoc& e = examples[idx[static_cast<size_t>(k)]];
@@ -88,6 +109,7 @@ McPrompt build_mc_prompt(const McDoc& doc, size_t doc_index, const std::vector<M
   auto [q, answers] = render(doc, opts.format);
   p.context += q;
   for (const std::string& a : answers) p.continuations.push_back(" " + a);
+  p.choice_texts = std::move(answers);
   return p;
 }
 
@@ -100,25 +122,27 @@ std::vector<McDocResult> score_multiple_choice(Scorer& scorer, const std::vector
     const size_t end = std::min(docs.size(), begin + group);
     std::vector<LoglikelihoodRequest> reqs;
     std::vector<size_t> first;
+    std::vector<std::vector<std::string>> choice_texts;
     for (size_t d = begin; d < end; ++d) {
       McPrompt p = build_mc_prompt(docs[d], d, examples, opts);
       first.push_back(reqs.size());
       for (const std::string& c : p.continuations) reqs.push_back({p.context, c});
+      choice_texts.push_back(std::move(p.choice_texts));
     }
     std::vector<LoglikelihoodResult> res = scorer.loglikelihood(reqs);
     for (size_t d = begin; d < end; ++d) {
       McDocResult& r = out[d];
       const McDoc& doc = docs[d];
-      double best = -1e300, best_norm = -1e300;
       for (size_t c = 0; c < doc.choices.size(); ++c) {
-        const double lp = res[first[d - begin] + c].logprob;
-        r.logprobs.push_back(lp);
-        const double norm = lp / static_cast<double>(std::max<size_t>(1, doc.choices[c].size()));
-        if (lp > best) best = lp, r.pred = static_cast<int64_t>(c);
-        if (norm > best_norm) best_norm = norm, r.pred_norm = static_cast<int64_t>(c);
+        r.logprobs.push_back(res[first[d - begin] + c].logprob);
+        r.is_greedy.push_back(res[first[d - begin] + c].is_greedy);
       }
+      const McDecision pick = decide_mc(r.logprobs, choice_texts[d - begin]);
+      r.pred = pick.pred, r.pred_norm = pick.pred_norm, r.pred_bytes = pick.pred_bytes;
       r.correct = r.pred == doc.gold;
       r.correct_norm = r.pred_norm == doc.gold;
+      r.correct_bytes = r.pred_bytes == doc.gold;
+      r.exact_match = r.is_greedy[static_cast<size_t>(doc.gold)];
     }
     if (progress) progress(static_cast<int64_t>(end));
   }

@@ -157,6 +157,8 @@ void run_core(bool quick) {
   check_embedding(quick ? 4096 : 32768, dm, B, T);
   check_elementwise({B, T, 16384});
   check_norms(B, T, dm, di, di / G);
+  check_norms(B, T, 256, 4096, 4096);  // one gated group per row (Mamba-2 at d_model 2048)
+  check_norms(3, 5, 48, 96, 48);       // groups the vectorised gated kernel does not take
   check_conv(B, T, di + 2 * G * N, 4, true);
   check_conv(B, T, di + 2 * G * N, 4, false);
   check_conv(B, 1, di + 2 * G * N, 4, true);

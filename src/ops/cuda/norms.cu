@@ -74,6 +74,28 @@ __global__ void gated_rms_norm_kernel(const float* x, const float* z, const floa
   }
 }
 
+// The same for groups of 4 x blockDim.x elements (a multiple of 128 up to 4096, 16-byte aligned):
+// each thread keeps its four gated values in registers, so x and z are read once and SiLU is
+// evaluated once (the loop above reads both twice). Mamba-2 at d_model 2048: 16384 x 4096 in
+// 0.42 ms above, ~3 bytes in 4 of that traffic here.
+__global__ void gated_rms_norm_vec4(const float* x, const float* z, const float* __restrict__ w, int64_t groups,
+                                    float eps, float* y, int64_t D) {
+  pdl_launch_dependents();
+  __shared__ double scratch[32];
+  const int64_t gs = 4 * int64_t(blockDim.x);
+  const int64_t row = blockIdx.x / groups, g = blockIdx.x % groups;
+  const int64_t col = g * gs + 4 * int64_t(threadIdx.x);
+  const int64_t off = row * D + col;
+  const float4 xv = *reinterpret_cast<const float4*>(x + off);
+  const float4 zv = *reinterpret_cast<const float4*>(z + off);
+  const float g0 = xv.x * silu_f(zv.x), g1 = xv.y * silu_f(zv.y), g2 = xv.z * silu_f(zv.z), g3 = xv.w * silu_f(zv.w);
+  double s = double(g0) * g0 + double(g1) * g1 + double(g2) * g2 + double(g3) * g3;
+  s = block_sum(s, scratch);
+  const float inv = float(1.0 / sqrt(s / double(gs) + double(eps)));
+  const float4 wv = __ldg(reinterpret_cast<const float4*>(w + col));
+  *reinterpret_cast<float4*>(y + off) = make_float4(g0 * inv * wv.x, g1 * inv * wv.y, g2 * inv * wv.z, g3 * inv * wv.w);
+}
+
 int row_threads(int64_t D) { return D >= 1024 ? 512 : (D >= 256 ? 256 : 64); }
 
 // One block per row; statistics in double as rms_norm_kernel. Each thread reads x and r before
@@ -148,8 +170,14 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   const int64_t groups = D / group_size;
   if (rows == 0) return;
-  gated_rms_norm_kernel<<<unsigned(rows * groups), row_threads(group_size)>>>(
-      x.f32(), z.f32(), w.f32(), group_size, groups, eps, y.f32(), D);
+  const bool vec = group_size % 128 == 0 && group_size <= 4096 && aligned16(x.f32()) && aligned16(z.f32()) &&
+                   aligned16(w.f32()) && aligned16(y.f32());
+  if (vec)
+    gated_rms_norm_vec4<<<unsigned(rows * groups), unsigned(group_size / 4)>>>(x.f32(), z.f32(), w.f32(), groups, eps,
+                                                                                y.f32(), D);
+  else
+    gated_rms_norm_kernel<<<unsigned(rows * groups), row_threads(group_size)>>>(
+        x.f32(), z.f32(), w.f32(), group_size, groups, eps, y.f32(), D);
   check_launch("gated_rms_norm");
 }
 

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "version.h"
 
 namespace {
 
@@ -34,7 +35,7 @@ const Command kCommands[] = {
 };
 
 void print_usage() {
-  std::printf("usage: mambalm <command> [options]   (mambalm <command> --help for its options)\n\ncommands:\n");
+  std::printf("usage: mambalm <command> [options]   (mambalm <command> --help for its options; mambalm --version)\n\ncommands:\n");
   for (const Command& c : kCommands) std::printf("  %-10s %s\n", c.name, c.summary);
 }
 
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   try {
+    if (!std::strcmp(argv[1], "--version")) {
+      mambalm::cli::print_version();
+      return 0;
+    }
     for (const Command& c : kCommands)
       if (!std::strcmp(argv[1], c.name)) return c.run(argc - 2, argv + 2);
     std::fprintf(stderr, "mambalm: unknown command '%s' (see 'mambalm --help')\n", argv[1]);

@@ -7,13 +7,7 @@
 #include <string>
 
 #include "core/device.h"
-
-#ifndef MAMBALM_VERSION
-#define MAMBALM_VERSION "unknown"
-#endif
-#ifndef MAMBALM_BUILD_OPTIONS
-#define MAMBALM_BUILD_OPTIONS "unknown"
-#endif
+#include "version_info.h"  // generated: MAMBALM_VERSION, MAMBALM_BUILD_OPTIONS
 
 namespace mambalm::cli {
 

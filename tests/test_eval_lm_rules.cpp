@@ -303,6 +303,13 @@ TEST(EvalLmRules, LoglikelihoodTaskAccIsGreedyMatch) {
 TEST(EvalLmRules, CliAddsBosWhenTheTokenizerConfigSaysSo) {
   const std::string dir = temp_dir("eval-rules-cli-bos");
   ASSERT_EQ(run_cli("init --arch mamba2 --tokenizer bytes --seed 4 --out " + dir + "/m").exit_code, 0);
+  {  // weights moved by noise, so that the first token's log-probabilities depend on the BOS before it
+    Model noisy = Model::load(dir + "/m");
+    Rng noise(test_seed() + 13);
+    for (ParamRef& p : noisy.params())
+      for (int64_t i = 0; i < p.tensor->numel(); ++i) p.tensor->f32()[i] += static_cast<float>(0.15 * noise.uniform(-1, 1));
+    noisy.save(dir + "/m");
+  }
   std::ofstream(dir + "/m/tokenizer_config.json") << R"({"add_bos_token": true})";
   std::ofstream(dir + "/t.jsonl") << R"({"context": "Ada Lovelace:", "continuation": " 555-0134"})" << "\n";
   const auto run = [&](const std::string& extra) {

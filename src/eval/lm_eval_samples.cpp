@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "eval/jsonl.h"
 #include "eval/text_rules.h"
 
 namespace mambalm::eval {
@@ -160,24 +161,11 @@ std::string task_name_from_samples_path(const std::string& path) {
 }
 
 LmEvalSamplesFile read_lm_eval_samples(const std::string& path, const std::string& task_name, int64_t default_max) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path, "cannot open the lm-eval samples file");
   LmEvalSamplesFile out;
   out.path = path;
   out.task = task_name.empty() ? task_name_from_samples_path(path) : task_name;
   std::set<int64_t> seen;
-  std::string line;
-  for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(lineno);
-    check_utf8(line, where);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      fail(where, std::string("not valid JSON: ") + e.what(), "expected one lm-eval sample object per line (--log_samples)");
-    }
-    check(j.is_object(), where, "each line must be a JSON object");
+  auto each = [&](const json& j, const std::string& where, int64_t lineno) {
     check(j.contains("doc_id") && j["doc_id"].is_number_integer(), where, "missing integer field \"doc_id\"");
     check(j.contains("arguments"), where, "missing field \"arguments\"");
     LmEvalSample s;
@@ -185,7 +173,7 @@ LmEvalSamplesFile read_lm_eval_samples(const std::string& path, const std::strin
     s.line = lineno;
     if (!seen.insert(s.doc_id).second) {  // the same document under another filter
       ++out.skipped_filter_lines;
-      continue;
+      return;
     }
     if (j.contains("target")) s.target = j["target"].is_string() ? j["target"].get<std::string>() : j["target"].dump();
     s.filter = j.value("filter", std::string("none"));
@@ -204,7 +192,8 @@ LmEvalSamplesFile read_lm_eval_samples(const std::string& path, const std::strin
           std::string("a ") + task_kind_name(s.kind) + " document in a " + task_kind_name(out.kind) + " task",
           "give one task's samples file at a time");
     out.samples.push_back(std::move(s));
-  }
+  };
+  for_each_jsonl_object(path, each, "expected one lm-eval sample object per line (--log_samples)");
   check(!out.samples.empty(), path, "no samples");
   return out;
 }

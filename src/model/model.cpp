@@ -180,15 +180,9 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     state->sync_positions(T);
   }
 
-  // Stage timing for profiling (see model.h); a no-op otherwise.
+  // Stage timing for profiling (model.h, set_profiling); a no-op otherwise.
   double t_prev = 0.0;
-  auto stage = [&](const char* name) {
-    if (!profiling_) return;
-    if (device_ == Device::CUDA) cuda_synchronize();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    if (*name) profile_[name] += t - t_prev;
-    t_prev = t;
-  };
+  auto stage = [&](const char* name) { stage_mark(name, t_prev); };
   stage("");
 
   Tensor h = empty({B, T, D});  // residual stream
@@ -238,6 +232,14 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   ops::linear(final_h, cfg_.tie_embeddings ? embedding_->value : head_->value, nullptr, logits);
   stage("head");
   return logits;
+}
+
+void Model::stage_mark(const char* name, double& t_prev) {
+  if (!profiling_) return;
+  if (device_ == Device::CUDA) cuda_synchronize();
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (*name) profile_[name] += t - t_prev;
+  t_prev = t;
 }
 
 }  // namespace mambalm

@@ -94,6 +94,9 @@ class Model {
 
  private:
   static void check_matrix_dtype(Device device, DType matrix_dtype);
+  // Stage timing (set_profiling): adds the time since t_prev to profile_[name] (nothing for "")
+  // after waiting for the device, and moves t_prev on. A no-op when profiling is off.
+  void stage_mark(const char* name, double& t_prev);
   // The precision of the mixers' matrix products (LayerContext::compute_dtype).
   DType compute_dtype() const { return device_ == Device::CUDA ? matrix_dtype_ : DType::F32; }
 

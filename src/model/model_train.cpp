@@ -7,7 +7,6 @@
 // and the loss run over row chunks whose logits are popped after each chunk; the backward pops the
 // blocks in reverse, so each block's activations and its backward scratch go together.
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
 #include "config/pattern.h"
@@ -108,15 +107,9 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   const int64_t B = ids_in.dim(0), T = ids_in.dim(1), D = cfg_.d_model, V = cfg_.vocab_size, rows = B * T;
   Workspace* ws = workspace_.get();
   if (ws) ws->reset();
-  // Stage timing for profiling (model.h, set_profiling): synchronises at each stage's end.
+  // Stage timing for profiling (model.h, set_profiling); a no-op otherwise.
   double t_prev = 0.0;
-  auto stage = [&](const char* name) {
-    if (!profiling_) return;
-    if (device_ == Device::CUDA) cuda_synchronize();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    if (*name) profile_[name] += t - t_prev;
-    t_prev = t;
-  };
+  auto stage = [&](const char* name) { stage_mark(name, t_prev); };
   auto kind_name = [](char kind, bool fwd) {  // no string built per layer
     if (kind == kMambaSymbol) return fwd ? "forward M" : "backward M";
     if (kind == kAttentionSymbol) return fwd ? "forward *" : "backward *";

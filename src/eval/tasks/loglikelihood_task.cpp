@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "eval/jsonl.h"
 #include "eval/text_rules.h"
 
 namespace mambalm::eval {
@@ -16,31 +17,18 @@ LoglikelihoodDoc split_last_word(const std::string& text) {
 }
 
 std::vector<LoglikelihoodDoc> read_loglikelihood_jsonl(const std::string& path) {
-  std::ifstream f(path);
-  check(f.good(), path, "cannot open the task file");
   std::vector<LoglikelihoodDoc> docs;
-  std::string line;
-  for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(lineno);
-    check_utf8(line, where);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(where, std::string("not valid JSON: ") + e.what());
-    }
-    check(j.is_object(), where, "each line must be a JSON object");
+  for_each_jsonl_object(path, [&](const nlohmann::json& j, const std::string& where, int64_t) {
     if (j.contains("text")) {
       check(j["text"].is_string(), where, "\"text\" must be a string");
       docs.push_back(split_last_word(j["text"].get<std::string>()));
-      continue;
+      return;
     }
     check(j.contains("context") && j["context"].is_string() && j.contains("continuation") && j["continuation"].is_string(), where,
           "needs string fields \"context\" and \"continuation\" (or \"text\")");
     docs.push_back({j["context"].get<std::string>(), j["continuation"].get<std::string>()});
     check(!docs.back().continuation.empty(), where, "\"continuation\" is empty");
-  }
+  });
   check(!docs.empty(), path, "no documents");
   return docs;
 }

@@ -7,26 +7,14 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "eval/jsonl.h"
 #include "eval/text_rules.h"
 
 namespace mambalm::eval {
 
 std::vector<McDoc> read_mc_jsonl(const std::string& path) {
-  std::ifstream f(path);
-  check(f.good(), path, "cannot open the task file");
   std::vector<McDoc> docs;
-  std::string line;
-  for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(lineno);
-    check_utf8(line, where);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(where, std::string("not valid JSON: ") + e.what());
-    }
-    check(j.is_object(), where, "each line must be a JSON object");
+  for_each_jsonl_object(path, [&](const nlohmann::json& j, const std::string& where, int64_t) {
     McDoc d;
     const char* ctx_key = j.contains("context") ? "context" : j.contains("query") ? "query" : "question";
     check(j.contains(ctx_key) && j[ctx_key].is_string(), where, "missing string field \"context\" (or \"query\")");
@@ -42,7 +30,7 @@ std::vector<McDoc> read_mc_jsonl(const std::string& path) {
     check(d.gold >= 0 && d.gold < static_cast<int64_t>(d.choices.size()), where,
           "\"gold\" " + std::to_string(d.gold) + " is not an index into " + std::to_string(d.choices.size()) + " choices");
     docs.push_back(std::move(d));
-  }
+  });
   check(!docs.empty(), path, "no documents");
   return docs;
 }

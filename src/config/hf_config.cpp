@@ -433,6 +433,12 @@ ModelConfig load_model_config(const std::string& model_dir) {
   return config_from_hf(parse_config_json(io::read_text_file(path), path), path);
 }
 
+ModelConfig load_config_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return load_model_config(path);
+  check(std::filesystem::is_regular_file(path), path, "no such config file", "give an HF config.json or a model directory");
+  return config_from_hf(parse_config_json(io::read_text_file(path), path), path);
+}
+
 void save_model_config(const ModelConfig& cfg, const std::string& model_dir) {
   std::filesystem::create_directories(model_dir);
   io::write_file_atomically((std::filesystem::path(model_dir) / "config.json").string(), config_to_hf(cfg).dump(2) + "\n");

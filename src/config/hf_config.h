@@ -21,6 +21,8 @@ nlohmann::json config_to_hf(const ModelConfig& cfg);
 
 // Reads and writes <dir>/config.json.
 ModelConfig load_model_config(const std::string& model_dir);
+// A config.json file, or a model directory holding one (`mambalm init --config`).
+ModelConfig load_config_file(const std::string& path);
 void save_model_config(const ModelConfig& cfg, const std::string& model_dir);
 
 }  // namespace mambalm

@@ -239,8 +239,12 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   return Tensor::view_of(const_cast<char*>(p), e.shape, e.dtype, std::move(owner));
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The 8-byte length and the JSON header (padded with spaces to a multiple of 8) for tensors
+// laid out back to back in the given order. Adds the data size to *data_bytes.
+std::string safetensors_header(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                               const std::map<std::string, std::string>& metadata, uint64_t* data_bytes) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
     nlohmann::ordered_json meta = nlohmann::ordered_json::object();
@@ -249,28 +253,56 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }
   std::set<std::string> seen;
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    const std::string where = path + ": tensor '" + name + "'";
-    check(name != "__metadata__", where, "name is reserved for the metadata map");
-    check(seen.insert(name).second, where, "name appears twice in the tensors to write");
-    check(t.defined(), where, "tensor is undefined");
-    check(t.device() == Device::CPU, where, "tensor is not on the CPU", "copy it to the CPU before saving");
+  for (const SafetensorsEntry& e : entries) {
+    const std::string where = path + ": tensor '" + e.name + "'";
+    check(e.name != "__metadata__", where, "name is reserved for the metadata map");
+    check(seen.insert(e.name).second, where, "name appears twice in the tensors to write");
     uint64_t begin = offset;
-    offset += t.nbytes();
-    header[name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {begin, offset}}};
+    offset += static_cast<uint64_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {begin, offset}}};
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
-  char len_bytes[8];
-  std::memcpy(len_bytes, &header_len, 8);
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &header_len, 8);
+  *data_bytes = offset;
+  return out + text;
+}
 
-  AtomicFileWriter out(path);
-  out.write(len_bytes, 8);
-  out.write(text);
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& [name, t] : tensors) {
+    const std::string where = path + ": tensor '" + name + "'";
+    check(t.defined(), where, "tensor is undefined");
+    check(t.device() == Device::CPU, where, "tensor is not on the CPU", "copy it to the CPU before saving");
+    entries.push_back({name, t.dtype(), t.shape()});
+  }
+  SafetensorsStreamWriter out(path, entries, metadata);
   for (const auto& [name, t] : tensors)
     if (t.nbytes() > 0) out.write(t.raw(), t.nbytes());
   out.commit();
+}
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                                                 const std::map<std::string, std::string>& metadata)
+    : path_(path), out_(path) {
+  out_.write(safetensors_header(path, entries, metadata, &data_bytes_));
+}
+
+void SafetensorsStreamWriter::write(const void* data, size_t bytes) {
+  check(data_written_ + bytes <= data_bytes_, path_, "more tensor bytes written than the header declares");
+  out_.write(data, bytes);
+  data_written_ += bytes;
+}
+
+void SafetensorsStreamWriter::commit() {
+  check(data_written_ == data_bytes_, path_,
+        "the header declares " + std::to_string(data_bytes_) + " bytes of tensors but " + std::to_string(data_written_) + " were written");
+  out_.commit();
 }
 
 }  // namespace mambalm::io

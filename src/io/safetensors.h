@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/atomic_file.h"
 
 namespace mambalm::io {
 
@@ -59,6 +60,33 @@ class SafetensorsFile {
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// What a safetensors header declares about one tensor.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+};
+
+// Writes a safetensors file tensor by tensor, for files larger than memory: the header (the
+// same bytes write_safetensors makes for these entries) goes out first, then the caller
+// appends the tensors' bytes in entry order, in pieces of any size. Atomic like
+// write_safetensors: nothing appears at `path` until commit(), which checks that exactly the
+// declared bytes arrived.
+class SafetensorsStreamWriter {
+ public:
+  SafetensorsStreamWriter(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                          const std::map<std::string, std::string>& metadata = {});
+  void write(const void* data, size_t bytes);
+  void commit();
+  uint64_t data_bytes() const { return data_bytes_; }  // all tensors together
+  uint64_t data_written() const { return data_written_; }
+
+ private:
+  std::string path_;
+  AtomicFileWriter out_;
+  uint64_t data_bytes_ = 0, data_written_ = 0;
+};
 
 // "F32" -> DType::F32 etc.; false for spellings mambalm does not load (F8_E4M3, I8, BOOL, ...).
 bool parse_safetensors_dtype(const std::string& name, DType* out);

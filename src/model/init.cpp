@@ -2,8 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <optional>
 
+#include "config/hf_config.h"
 #include "core/error.h"
+#include "core/progress.h"
+#include "io/safetensors.h"
+#include "model/model.h"
 
 namespace mambalm {
 
@@ -72,6 +78,41 @@ double init_std(const ParamRef& p, const ModelConfig& cfg) {
       return std::pow(static_cast<double>(cfg.mamba1.dt_rank), -0.5) * cfg.mamba1.dt_scale / std::sqrt(3.0);
     default: return 0.0;
   }
+}
+
+void write_random_model(Model& model, uint64_t seed, DType dtype, const std::string& model_dir, bool progress) {
+  check(dtype == DType::F32 || dtype == DType::BF16, "init", "weights are written as F32 or BF16");
+  const ModelConfig& cfg = model.config();
+  std::vector<io::SafetensorsEntry> entries;
+  for (const ParamRef& p : model.params()) entries.push_back({p.name, dtype, p.file_shape});
+  std::filesystem::create_directories(model_dir);
+  io::SafetensorsStreamWriter out((std::filesystem::path(model_dir) / "model.safetensors").string(), entries, {{"format", "pt"}});
+  std::optional<Progress> bar;
+  if (progress) bar.emplace("init " + model_dir, static_cast<int64_t>(out.data_bytes()));
+  // The same streams as Model::init_random: one fork of the root per parameter, in order; a
+  // parameter's piece continues its stream, so the pieces concatenate to the whole draw.
+  Rng root(seed);
+  uint64_t index = 0;
+  constexpr int64_t kPieceValues = int64_t{1} << 22;
+  for (const ParamRef& p : model.params()) {
+    Rng rng = root.fork(++index);
+    const int64_t n = shape_numel(p.shape);
+    // Pieces are whole rows of the last dimension (Mamba1ALog counts along it).
+    const int64_t row = p.shape.empty() ? 1 : std::max<int64_t>(1, p.shape.back());
+    const int64_t rows_per_piece = std::max<int64_t>(1, kPieceValues / row);
+    for (int64_t r0 = 0; r0 * row < n; r0 += rows_per_piece) {
+      Tensor piece = Tensor::empty({std::min(rows_per_piece, n / row - r0), row});
+      ParamRef part = p;
+      part.tensor = &piece;
+      init_parameter(part, cfg, rng);
+      const Tensor stored = dtype == DType::F32 ? piece : piece.to(dtype);
+      out.write(stored.raw(), stored.nbytes());
+      if (bar) bar->update(static_cast<int64_t>(out.data_written()));
+    }
+  }
+  out.commit();
+  if (bar) bar->finish();
+  save_model_config(cfg, model_dir);
 }
 
 }  // namespace mambalm

@@ -102,3 +102,41 @@ TEST(ReliabilityWrites, AtomicWriteOnAFullDiskKeepsTheOldFile) {
 }
 
 }  // namespace
+
+// A command ended by SIGTERM while it writes a large file leaves no .tmp-<pid> file behind (the
+// atomic writer's signal-time cleanup), and the signal still ends it as a signal does.
+TEST(ReliabilityWrites, InitKilledMidWriteLeavesNoTemporaryFile) {
+  const std::string dir = temp_dir("reliability-killed-init");
+  const std::string out = dir + "/m";
+  std::string cli = MAMBALM_CLI, preset = "hybrid-base", dtype = "f32";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl(cli.c_str(), cli.c_str(), "init", "--preset", preset.c_str(), "--dtype", dtype.c_str(), "--out", out.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto temporary_files = [&] {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec))
+      if (e.path().filename().string().find(".tmp-") != std::string::npos) ++n;
+    return n;
+  };
+  bool seen = false;  // wait until the model file is being written
+  for (int i = 0; i < 3000 && !seen; ++i) {
+    seen = temporary_files() > 0;
+    if (!seen) usleep(10000);
+  }
+  int status = 0;
+  if (!seen) {
+    waitpid(pid, &status, 0);
+    GTEST_SKIP() << "init finished before its temporary file was seen";
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "status " << status;
+  EXPECT_EQ(temporary_files(), 0);
+}

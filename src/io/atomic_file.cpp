@@ -1,10 +1,12 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "core/error.h"
@@ -35,6 +37,52 @@ void fsync_directory(const std::string& dir, const std::string& path) {
     fail(path, std::string("fsync of directory '") + dir + "' failed: " + std::strerror(saved));
 }
 
+// Temporary files of writers in flight, for a SIGINT/SIGTERM/SIGHUP that ends the process before
+// their destructors run (`init` of a multi-GB model killed mid-write would otherwise leave its
+// .tmp-<pid> file). Fixed slots of plain bytes: the handler may only call async-signal-safe
+// functions (unlink, signal, raise). The handler is installed only where the signal still has
+// its default action, so the trainer's own handler (which saves a checkpoint) is left alone.
+constexpr int kLiveSlots = 8;
+constexpr size_t kLivePath = 4096;
+char g_live_path[kLiveSlots][kLivePath];
+volatile sig_atomic_t g_live_used[kLiveSlots];
+
+extern "C" void unlink_live_and_reraise(int sig) {
+  for (int i = 0; i < kLiveSlots; ++i)
+    if (g_live_used[i]) ::unlink(g_live_path[i]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void install_cleanup_handlers() {
+  static const bool installed = [] {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction old {};
+      if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) std::signal(sig, unlink_live_and_reraise);
+    }
+    return true;
+  }();
+  (void)installed;
+}
+
+// The slot now holding `tmp` (-1 when all are taken or the path is too long: then only the
+// destructor cleans up, as before).
+int register_live(const std::string& tmp) {
+  install_cleanup_handlers();
+  if (tmp.size() >= kLivePath) return -1;
+  for (int i = 0; i < kLiveSlots; ++i)
+    if (!g_live_used[i]) {
+      std::memcpy(g_live_path[i], tmp.c_str(), tmp.size() + 1);
+      g_live_used[i] = 1;  // after the path is complete
+      return i;
+    }
+  return -1;
+}
+
+void unregister_live(int slot) {
+  if (slot >= 0) g_live_used[slot] = 0;
+}
+
 }  // namespace
 
 AtomicFileWriter::AtomicFileWriter(const std::string& path)
@@ -44,10 +92,12 @@ AtomicFileWriter::AtomicFileWriter(const std::string& path)
   if (fd_ < 0)
     fail(path_, "cannot create temporary file '" + tmp_path_ + "': " + errno_text(),
          "does the directory exist and is it writable?");
+  live_slot_ = register_live(tmp_path_);
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (!committed_) discard();
+  unregister_live(live_slot_);
 }
 
 void AtomicFileWriter::discard() noexcept {
@@ -99,6 +149,8 @@ void AtomicFileWriter::commit() {
          "is the path a directory, or on another file system?");
   }
   committed_ = true;
+  unregister_live(live_slot_);  // the temporary name is gone: nothing to clean up any more
+  live_slot_ = -1;
   fsync_directory(parent_dir(path_), path_);
 }
 

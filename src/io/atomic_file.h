@@ -35,6 +35,7 @@ class AtomicFileWriter {
   int fd_ = -1;
   size_t written_ = 0;
   bool committed_ = false;
+  int live_slot_ = -1;  // this writer's entry in the signal-time cleanup list (atomic_file.cpp)
 };
 
 // Replaces `path` with `bytes` atomically (config.json, tokenizer files, small outputs).

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1
-mkdir -p "$out"/{fuzz_safetensors,fuzz_config,fuzz_tokenizer,fuzz_indexed_dataset,fuzz_npy,fuzz_eval_samples}
+mkdir -p "$out"/{fuzz_safetensors,fuzz_config,fuzz_tokenizer,fuzz_indexed_dataset,fuzz_npy,fuzz_eval_samples,fuzz_unpickler}
 i=0
 for d in tests/golden/fixtures/*/; do
   i=$((i + 1))
@@ -30,3 +30,16 @@ PY
 for d in tests/golden/fixtures/*/; do head -c 16384 "$d/logits.npy" > "$out/fuzz_npy/$(basename "$d").npy"; done
 printf '%s\n' '{"doc_id": 0, "target": "1", "arguments": {"gen_args_0": {"arg_0": "Q: a", "arg_1": " b"}, "gen_args_1": {"arg_0": "Q: a", "arg_1": " c"}}, "resps": [[["-1.0", "False"]], [["-2.0", "False"]]], "filtered_resps": [["-1.0", "False"], ["-2.0", "False"]], "filter": "none", "metrics": ["acc"], "acc": 1.0}' \
   > "$out/fuzz_eval_samples/mc.jsonl"
+# The pickles inside the PyTorch checkpoint fixtures (good and hostile ones).
+python3 - "$out" <<'PY'
+import glob, sys, zipfile
+out = sys.argv[1]
+for i, path in enumerate(sorted(glob.glob("tests/golden/torch/*.pt"))):
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith("data.pkl"):
+                    open(f"{out}/fuzz_unpickler/{i}.pkl", "wb").write(z.read(name))
+    except zipfile.BadZipFile:
+        pass
+PY

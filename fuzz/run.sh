@@ -10,7 +10,7 @@ CXX=${CXX_FUZZ:-clang++} cmake -S fuzz -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER
 ninja -C "$BUILD" -j"${JOBS:-$(nproc)}" >/dev/null
 bash fuzz/make_seeds.sh "$BUILD/seeds"
 status=0
-for target in fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_indexed_dataset fuzz_npy fuzz_eval_samples; do
+for target in fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_indexed_dataset fuzz_npy fuzz_eval_samples fuzz_unpickler; do
   corpus="$BUILD/corpus/$target" findings="$BUILD/findings/$target"
   mkdir -p "$corpus" "$findings"
   cp -n "$BUILD/seeds/$target"/* "$corpus"/ 2>/dev/null || true

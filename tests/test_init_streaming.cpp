@@ -88,6 +88,11 @@ TEST(InitStreaming, CliMemoryStaysFarBelowTheModel) {
   // both, ~770 MB. Streaming stays near the size of one piece. GNU time reports the peak RSS of
   // the command itself (getrusage of children would count this test process, forked).
   if (!std::filesystem::exists("/usr/bin/time")) GTEST_SKIP() << "needs GNU time (/usr/bin/time)";
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine raise every process's peak (measured 361 MB here): the
+  // bound is about mambalm's own allocations, which the plain build checks.
+  GTEST_SKIP() << "resident memory is not meaningful under AddressSanitizer";
+#endif
   const std::string dir = temp_dir("init-stream-cli");
   const std::string cmd = "/usr/bin/time -f %M -o " + dir + "/rss " + std::string(MAMBALM_CLI) +
                           " init --preset mamba2-tiny --vocab 2000000 --tie-embeddings yes --dtype bf16 --seed 3 --out " + dir +

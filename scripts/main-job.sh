@@ -22,7 +22,7 @@ echo "== dataset"
 "$bin" prepare --tokenizer "$out/sp4096.model" --input "$corpus" --out "$out/corpus" --valid-fraction 0.02 2>&1 | tail -n 2
 echo "== model"
 "$bin" init --arch "$arch" --layers 8 --d-model 256 --tokenizer "$out/sp4096.model" --seed 1 --out "$out/model" >/dev/null
-"$bin" info "$out/model" | sed -n '1,3p;5,7p'
+"$bin" info "$out/model" | grep -E '^(model_type|pattern|layers|parameters|state per sequence|KV cache per token) '
 echo "== train ($steps steps of 8 x 128 tokens)"
 rm -rf "$out/run"
 "$bin" train --model "$out/model" --data "$out/corpus" --out "$out/run" --seq-len 128 --micro-batch 8 \

@@ -9,6 +9,7 @@ packages=(build-essential cmake ninja-build pkg-config
           libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev
           libsentencepiece-dev libpcre2-dev
           libzip-dev  # the zip container of PyTorch checkpoints (io/torch/)
+          libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
           clang)  # clang: the libFuzzer targets of fuzz/ (bash fuzz/run.sh)
 # Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that
 # already provides npm is kept.

@@ -12,11 +12,12 @@ declare -A allowed=(
   [tokenizer]="core io tokenizer"
   [data]="core io tokenizer data"
   [ops]="core ops"
+  [dist]="core dist"
   [model]="core io config ops model"
   [infer]="core io config ops model infer"
-  [train]="core io config tokenizer data ops model train"
+  [train]="core io config tokenizer data ops model dist train"
   [eval]="core io config tokenizer ops model infer eval"
-  [bench]="core io config tokenizer data ops model infer train bench"
+  [bench]="core io config tokenizer data ops model dist infer train bench"
 )
 bad=0
 for layer in */; do

@@ -79,10 +79,12 @@ static std::string slurp(const std::string& path) {
   return s.str();
 }
 
-CommandResult run_cli(const std::string& args) {
+CommandResult run_cli(const std::string& args) { return run_command(std::string(MAMBALM_CLI) + " " + args); }
+
+CommandResult run_command(const std::string& command) {
   std::string dir = temp_dir("cli");
   std::string out = dir + "/out", err = dir + "/err";
-  std::string cmd = std::string(MAMBALM_CLI) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  std::string cmd = "(" + command + ") >" + out + " 2>" + err + " </dev/null";
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -28,6 +28,8 @@ struct CommandResult {
 };
 // Runs the built `mambalm` binary with `args` (a shell-quoted string).
 CommandResult run_cli(const std::string& args);
+// Runs a shell command line (stdin from /dev/null), capturing its stdout and stderr.
+CommandResult run_command(const std::string& command);
 
 std::string source_dir();
 

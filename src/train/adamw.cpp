@@ -41,8 +41,8 @@ void AdamW::step(double lr, double grad_scale) {
   }
 }
 
-std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
-  std::vector<std::pair<std::string, Tensor>> out;
+NamedTensors AdamW::state_tensors() const {
+  NamedTensors out;
   for (size_t i = 0; i < params_.size(); ++i) {
     out.emplace_back(params_[i].name + ".exp_avg", to_host(m_[i]));
     out.emplace_back(params_[i].name + ".exp_avg_sq", to_host(v_[i]));
@@ -50,7 +50,7 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
   return out;
 }
 
-void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps_taken) {
+void AdamW::load_state(const NamedTensors& tensors, int64_t steps_taken) {
   std::map<std::string, Tensor> by_name(tensors.begin(), tensors.end());
   for (size_t i = 0; i < params_.size(); ++i) {
     for (auto [suffix, dst] : {std::pair{".exp_avg", &m_[i]}, {".exp_avg_sq", &v_[i]}}) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/param.h"
+#include "train/optimizer.h"
 
 namespace mambalm {
 
@@ -21,17 +22,16 @@ struct AdamWConfig {
   bool decay_all = false;  // also decay norms, biases, A_log, D, dt_bias, embeddings
 };
 
-class AdamW {
+class AdamW final : public Optimizer {
  public:
   AdamW(const ParamList& params, AdamWConfig cfg);
-  // One update with learning rate `lr` from the gradients in each ParamRef::grad, scaled by
-  // grad_scale (global-norm clipping folds in here instead of a pass over the gradients).
-  void step(double lr, double grad_scale = 1.0);
-  int64_t steps_taken() const { return t_; }
+  // One update from the gradients in each ParamRef::grad (Optimizer::step).
+  void step(double lr, double grad_scale = 1.0) override;
+  int64_t steps_taken() const override { return t_; }
 
   // Optimizer state for checkpoints: (name + ".exp_avg" / ".exp_avg_sq") -> tensor, and the step.
-  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
-  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps_taken);
+  NamedTensors state_tensors() const override;
+  void load_state(const NamedTensors& tensors, int64_t steps_taken) override;
 
  private:
   ParamList params_;

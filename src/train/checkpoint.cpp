@@ -74,8 +74,8 @@ std::string checkpoint_problem(const fs::path& dir, const std::string& run_id, b
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
-                            const std::string& tokenizer_dir) {
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const NamedTensors& optimizer_state,
+                            int64_t optimizer_steps, const TrainerState& state, const std::string& tokenizer_dir) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   const fs::path final_dir = root / step_name(state.step);
@@ -84,12 +84,12 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   fs::create_directories(tmp);
   model.save(tmp.string(), DType::F32);  // each file written atomically and fsync'ed
   if (!tokenizer_dir.empty() && has_tokenizer(tokenizer_dir)) install_tokenizer(tokenizer_dir, tmp.string());
-  io::write_safetensors((tmp / "optimizer.safetensors").string(), opt.state_tensors(),
-                        {{"steps_taken", std::to_string(opt.steps_taken())}});
+  io::write_safetensors((tmp / "optimizer.safetensors").string(), optimizer_state,
+                        {{"steps_taken", std::to_string(optimizer_steps)}});
   nlohmann::json j = {{"step", state.step},
                       {"samples_seen", state.samples_seen},
                       {"tokens_seen", state.tokens_seen},
-                      {"optimizer_steps", opt.steps_taken()},
+                      {"optimizer_steps", optimizer_steps},
                       {"run_id", state.run_id},
                       {"config", state.config}};
   io::write_file_atomically((tmp / "trainer_state.json").string(), j.dump(2) + "\n");
@@ -165,7 +165,7 @@ bool has_checkpoints(const std::string& run_dir) {
   return false;
 }
 
-TrainerState load_checkpoint_state(const std::string& checkpoint_dir, AdamW& opt) {
+TrainerState load_checkpoint_state(const std::string& checkpoint_dir, Optimizer& opt) {
   const std::string state_path = (fs::path(checkpoint_dir) / "trainer_state.json").string();
   const nlohmann::json j = read_state_json(checkpoint_dir);
   TrainerState s;

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
-#include "train/adamw.h"
+#include "train/optimizer.h"
 
 namespace mambalm {
 
@@ -27,8 +27,10 @@ struct TrainerState {
 // Writes the checkpoint for state.step and points `latest` at it; returns its directory.
 // The tokenizer of `tokenizer_dir` (the model directory training started from), if it has one,
 // travels with every checkpoint so that each is a complete model directory.
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt, const TrainerState& state,
-                            const std::string& tokenizer_dir = "");
+// `optimizer_state` is Optimizer::state_tensors() (gathered from every rank first in a
+// data-parallel run, where only rank 0 calls this).
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const NamedTensors& optimizer_state,
+                            int64_t optimizer_steps, const TrainerState& state, const std::string& tokenizer_dir = "");
 
 // The checkpoint a resume of run `run_id` continues from, or "" when the run has none: the one
 // `latest` names; when that one is missing or damaged (unreadable state, truncated weights or
@@ -46,6 +48,6 @@ bool has_checkpoints(const std::string& run_dir);
 
 // Reads optimizer state and trainer state of a checkpoint directory into `opt` and returns the
 // trainer state (the model itself loads with Model::load(dir)).
-TrainerState load_checkpoint_state(const std::string& checkpoint_dir, AdamW& opt);
+TrainerState load_checkpoint_state(const std::string& checkpoint_dir, Optimizer& opt);
 
 }  // namespace mambalm

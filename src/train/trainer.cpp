@@ -11,11 +11,13 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "io/append_file.h"
 #include "train/checkpoint.h"
 #include "train/run_dir.h"
+#include "train/sharded_adamw.h"
 #include "train/token_windows.h"
 
 namespace mambalm {
@@ -65,18 +67,28 @@ std::string format_duration(double s) {
   return buf;
 }
 
-double validation_loss(Model& model, const TokenWindows& valid, const TrainConfig& cfg) {
+// Mean loss over the first val_batches batches of validation windows, a batch being what one
+// step's micro-batch holds over all ranks (so the same windows whatever the number of ranks);
+// each rank scores its part of every batch and the sums are added up.
+double validation_loss(Model& model, const TokenWindows& valid, const TrainConfig& cfg, dist::Communicator* comm) {
   Batch batch(cfg.micro_batch, cfg.seq_len);
   double sum = 0;
   int64_t n = 0;
-  const int64_t batches = std::min<int64_t>(cfg.val_batches, (valid.window_count() + cfg.micro_batch - 1) / cfg.micro_batch);
+  const int64_t rank = comm ? comm->rank() : 0, per_batch = cfg.micro_batch * (comm ? comm->size() : 1);
+  const int64_t batches = std::min<int64_t>(cfg.val_batches, (valid.window_count() + per_batch - 1) / per_batch);
   for (int64_t i = 0; i < batches; ++i) {
-    batch.fill(valid, i * cfg.micro_batch);  // unshuffled: the same windows every time
+    batch.fill(valid, i * per_batch + rank * cfg.micro_batch);  // unshuffled: the same windows every time
     Tensor logits = model.forward(batch.ids);  // inference forward; documents inside a window still see each other
     Tensor logits_2d = logits.reshape({cfg.micro_batch * cfg.seq_len, logits.dim(2)});
     ops::CrossEntropyResult r = ops::cross_entropy_mean(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr);
     sum += r.sum_loss;
     n += r.n_valid;
+  }
+  if (comm) {
+    std::vector<double> totals{sum, static_cast<double>(n)};
+    comm->sum(totals);
+    sum = totals[0];
+    n = static_cast<int64_t>(totals[1]);
   }
   return n ? sum / static_cast<double>(n) : NAN;
 }
@@ -96,10 +108,10 @@ int64_t training_state_bytes(const Model& model) {
 // Activation memory as a + b * micro_batch, measured by two probe steps of one and two sequences
 // (their gradients are discarded); then the peak of the requested micro-batch is predicted and
 // checked against the device's free memory before any real step runs.
-void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfig& cfg) {
+// state: the bytes of training_state_bytes(), or of the sharded optimizer's layout.
+void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfig& cfg, int64_t state, bool print) {
   size_t free_bytes = 0, total_bytes = 0;
   cuda_memory_info(&free_bytes, &total_bytes);
-  const int64_t state = training_state_bytes(model);
   double peak[2] = {0, 0};
   for (int64_t b = 1; b <= 2; ++b) {
     Batch probe(b, cfg.seq_len);
@@ -119,7 +131,8 @@ void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfi
   const double need = static_cast<double>(state) + activations;
   // Room for the other residents: cuBLAS workspaces, kernel scratch, the probes' allocator slack.
   const double usable = static_cast<double>(free_bytes) * 0.95 + static_cast<double>(state);
-  std::fprintf(stderr,
+  if (print)
+    std::fprintf(stderr,
                "memory plan (%s): parameters, masters, gradients and AdamW %.2f GB; activations %.2f GB at micro-batch %lld "
                "(%.3f GB per sequence of %lld tokens%s); peak %.2f GB of %.2f GB\n",
                cuda_device_summary().c_str(), static_cast<double>(state) / 1e9, activations / 1e9,
@@ -137,9 +150,11 @@ void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfi
 
 }  // namespace
 
-nlohmann::json TrainConfig::identity() const {
-  return {{"data", data},           {"seq_len", seq_len},          {"micro_batch", micro_batch},
-          {"grad_accum", grad_accum}, {"steps", steps},             {"lr", schedule.max_lr},
+nlohmann::json TrainConfig::identity(int world_size) const {
+  // The batch counts in sequences per optimizer step, however it is split into ranks,
+  // micro-batches and accumulation: a run may resume on another number of GPUs.
+  return {{"data", data},           {"seq_len", seq_len},          {"batch_sequences", micro_batch * grad_accum * world_size},
+          {"steps", steps},             {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup_steps}, {"schedule", schedule_name(schedule.kind)},
           {"weight_decay", adamw.weight_decay}, {"clip", clip},    {"seed", seed},
           {"pack_documents", pack_documents}, {"precision", dtype_name(matrix_dtype)},
@@ -150,16 +165,30 @@ nlohmann::json TrainConfig::identity() const {
 
 TrainResult train(const TrainConfig& cfg) {
   check(cfg.micro_batch > 0 && cfg.grad_accum > 0 && cfg.steps > 0, "train", "micro-batch, accumulation and steps must be positive");
+  // Data parallel: one process per GPU (or per MPI rank on the CPU). The communicator comes
+  // first: on CUDA it picks this rank's GPU before anything is allocated.
+  const dist::World world = dist::detect_world();
+  std::unique_ptr<dist::Communicator> comm;
+  if (world.distributed()) comm = dist::open_communicator(world, cfg.device);
+  const int64_t ranks = world.size;
+  const bool lead = world.rank == 0;  // rank 0 owns the run directory, the log and the checkpoints
+
   auto [train_prefix, valid_prefix] = data_prefixes(cfg);
   TokenWindows train_data(train_prefix, cfg.seq_len, cfg.seed);
   std::unique_ptr<TokenWindows> valid_data;
   if (!valid_prefix.empty()) valid_data = std::make_unique<TokenWindows>(valid_prefix, cfg.seq_len, cfg.seed, /*shuffle=*/false);
 
   // Run identity (issue 20): one process per run directory, a run never mixes with another.
-  fs::create_directories(cfg.run_dir);
-  RunLock run_lock(cfg.run_dir);
-  const RunStart run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity()), cfg.resume);
-  std::string resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
+  std::unique_ptr<RunLock> run_lock;
+  RunStart run;
+  std::string resume_from;
+  if (lead) {
+    fs::create_directories(cfg.run_dir);
+    run_lock = std::make_unique<RunLock>(cfg.run_dir);
+    run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity(world.size)), cfg.resume);
+    resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
+  }
+  if (comm) resume_from = comm->broadcast_string(resume_from, 0);
   const std::string source_dir = resume_from.empty() ? cfg.model_dir : resume_from;  // weights and tokenizer
   Model model = Model::load(source_dir);
   check(train_data.max_token() < model.config().vocab_size, train_prefix,
@@ -167,53 +196,108 @@ TrainResult train(const TrainConfig& cfg) {
             std::to_string(model.config().vocab_size) + " entries");
   ops::set_gemm_autotune(false);  // bit-reproducible GEMMs: a resumed run repeats the uninterrupted one
   model.prepare_training(cfg.device, cfg.matrix_dtype);
-  AdamW opt(model.params(), cfg.adamw);
-  if (cfg.device == Device::CUDA) plan_device_memory(model, train_data, cfg);
+  std::unique_ptr<Optimizer> opt;
+  ShardedAdamW* sharded = nullptr;
+  int64_t state_bytes = 0;
+  if (comm) {
+    auto s = std::make_unique<ShardedAdamW>(model.params(), cfg.adamw, *comm);
+    sharded = s.get();
+    state_bytes = s->buffer_bytes() + s->shard_bytes();
+    opt = std::move(s);
+  } else {
+    opt = std::make_unique<AdamW>(model.params(), cfg.adamw);
+    state_bytes = training_state_bytes(model);
+  }
+  if (cfg.device == Device::CUDA) plan_device_memory(model, train_data, cfg, state_bytes, lead);
   const double flops_per_token = model.training_flops_per_token(cfg.seq_len);
-  const double peak_tflops = cfg.peak_tflops > 0 ? cfg.peak_tflops : ops::measure_matmul_tflops(cfg.device);
-  std::fprintf(stderr, "model FLOPs: %.3g per token (forward + backward); matrix rate %.3g TFLOP/s (%s)\n", flops_per_token,
-               peak_tflops, cfg.peak_tflops > 0 ? "given" : "measured");
+  double peak_tflops = cfg.peak_tflops > 0 ? cfg.peak_tflops : ops::measure_matmul_tflops(cfg.device);
+  if (comm) peak_tflops = comm->sum(peak_tflops, 600.0) / static_cast<double>(ranks);  // one figure for every rank
+  if (lead) {
+    std::fprintf(stderr, "model FLOPs: %.3g per token (forward + backward); matrix rate %.3g TFLOP/s (%s)\n", flops_per_token,
+                 peak_tflops, cfg.peak_tflops > 0 ? "given" : "measured");
+    if (sharded)
+      std::fprintf(stderr,
+                   "data parallel: %lld ranks over %s (started by %s); %lld sequences per step = %lld ranks x %lld x %lld "
+                   "accumulated; optimizer state %.3f GB per rank (%.3f GB unsharded)\n",
+                   static_cast<long long>(ranks), comm->backend().c_str(), dist::launcher_name(world.launcher).c_str(),
+                   static_cast<long long>(ranks * cfg.micro_batch * cfg.grad_accum), static_cast<long long>(ranks),
+                   static_cast<long long>(cfg.micro_batch), static_cast<long long>(cfg.grad_accum), sharded->shard_bytes() / 1e9,
+                   sharded->unsharded_bytes() / 1e9);
+  }
   TrainerState state;
-  state.config = cfg.identity();
+  state.config = cfg.identity(world.size);
   state.run_id = run.run_id;
   if (!resume_from.empty()) {
-    TrainerState saved = load_checkpoint_state(resume_from, opt);
+    TrainerState saved = load_checkpoint_state(resume_from, *opt);
     check_same_options(saved.config, state.config, resume_from);
     saved.config = state.config;
     saved.run_id = run.run_id;
     state = saved;
-    std::fprintf(stderr, "resuming from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(state.step));
+    if (lead) std::fprintf(stderr, "resuming from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(state.step));
   }
-  truncate_metrics(cfg.run_dir, state.step);  // steps after the checkpoint are logged again, once
-  io::AppendFile metrics((fs::path(cfg.run_dir) / "metrics.jsonl").string());
+  std::unique_ptr<io::AppendFile> metrics;
+  if (lead) {
+    truncate_metrics(cfg.run_dir, state.step);  // steps after the checkpoint are logged again, once
+    metrics = std::make_unique<io::AppendFile>((fs::path(cfg.run_dir) / "metrics.jsonl").string());
+  }
+  // Every rank has loaded and planned: from here on a rank that does not answer is lost.
+  if (comm) comm->sum(0.0, 600.0);
+
+  // Gathers the optimizer state (and in a sharded run the masters) on every rank; rank 0 writes.
+  const auto checkpoint = [&]() {
+    const NamedTensors optimizer_state = opt->state_tensors();
+    if (sharded) sharded->gather_masters();
+    std::string dir;
+    if (lead) {
+      metrics->sync();  // the log up to a checkpoint is as durable as the checkpoint
+      dir = save_checkpoint(cfg.run_dir, model, optimizer_state, opt->steps_taken(), state, source_dir);
+    }
+    if (sharded) sharded->release_masters();
+    if (comm) comm->sum(0.0, 3600.0);  // the others wait for rank 0's write, however long it takes
+    return dir;
+  };
 
   g_stop_requested = false;
   g_stop_signal = 0;
   auto previous_int = std::signal(SIGINT, request_stop);
   auto previous_term = std::signal(SIGTERM, request_stop);
-  const bool tty = ::isatty(STDERR_FILENO);
-  const int64_t tokens_per_step = cfg.micro_batch * cfg.grad_accum * cfg.seq_len;
+  const bool tty = lead && ::isatty(STDERR_FILENO);
+  const int64_t tokens_per_step = ranks * cfg.micro_batch * cfg.grad_accum * cfg.seq_len;
   Batch batch(cfg.micro_batch, cfg.seq_len);
   TrainResult result;
   auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
   int64_t steps_this_run = 0, tokens_since_log = 0;
+  bool stop = false;  // a stop request, seen by every rank at the same step
 
-  while (state.step < cfg.steps && !g_stop_requested) {
+  while (state.step < cfg.steps && !(comm ? stop : g_stop_requested.load())) {
     const double lr = cfg.schedule.at(state.step);
-    model.zero_grads();
+    if (sharded) sharded->zero_grads();
+    else model.zero_grads();
     double loss = 0;
+    // Micro-batch a of rank r holds the windows a single process with micro-batch
+    // ranks * micro_batch would have put in the r-th part of its a-th micro-batch.
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
-      batch.fill(train_data, state.samples_seen);
-      state.samples_seen += cfg.micro_batch;
+      batch.fill(train_data, state.samples_seen + (a * ranks + world.rank) * cfg.micro_batch);
       ops::CrossEntropyResult r = model.train_step(batch.ids, batch.targets, cfg.pack_documents ? &batch.doc_ids : nullptr,
-                                                   1.0f / static_cast<float>(cfg.grad_accum), cfg.recompute);
+                                                   1.0f / static_cast<float>(cfg.grad_accum * ranks), cfg.recompute);
       loss += r.mean_loss / static_cast<double>(cfg.grad_accum);
     }
+    state.samples_seen += ranks * cfg.micro_batch * cfg.grad_accum;
+    if (comm) {
+      sharded->reduce_gradients();
+      std::vector<double> totals{loss, g_stop_requested ? 1.0 : 0.0};
+      comm->sum(totals);
+      loss = totals[0] / static_cast<double>(ranks);
+      stop = totals[1] > 0;
+    }
     if (!std::isfinite(loss)) fail("training", "loss is " + std::to_string(loss) + " at step " + std::to_string(state.step + 1), "lower the learning rate");
-    const double grad_norm = global_grad_norm(model.params());
-    if (!std::isfinite(grad_norm)) check_finite_grads(model.params());  // names the tensor
-    opt.step(lr, clip_factor(grad_norm, cfg.clip));
+    const double grad_norm = sharded ? sharded->grad_norm() : global_grad_norm(model.params());
+    if (!std::isfinite(grad_norm)) {  // names the tensor
+      if (sharded) sharded->check_finite_grads();
+      else check_finite_grads(model.params());
+    }
+    opt->step(lr, clip_factor(grad_norm, cfg.clip));
     ++state.step;
     ++steps_this_run;
     state.tokens_seen += tokens_per_step;
@@ -223,25 +307,27 @@ TrainResult train(const TrainConfig& cfg) {
     nlohmann::json row = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}};
     const bool last = state.step == cfg.steps;
     if (valid_data && ((cfg.val_interval > 0 && state.step % cfg.val_interval == 0) || last)) {
-      result.last_val_loss = validation_loss(model, *valid_data, cfg);
+      result.last_val_loss = validation_loss(model, *valid_data, cfg, comm.get());
       row["val_loss"] = result.last_val_loss;
     }
-    if (state.step % cfg.log_interval == 0 || last || row.contains("val_loss")) {
+    if (lead && (state.step % cfg.log_interval == 0 || last || row.contains("val_loss"))) {
       auto now = std::chrono::steady_clock::now();
       double dt = std::chrono::duration<double>(now - t_log).count();
       double tps = dt > 0 ? static_cast<double>(tokens_since_log) / dt : 0;
       double elapsed = std::chrono::duration<double>(now - t_start).count();
       double eta = elapsed / static_cast<double>(steps_this_run) * static_cast<double>(cfg.steps - state.step);
       const double tflops = tps * flops_per_token / 1e12;
+      // MFU per device: the job's model FLOP rate over the ranks' combined matrix rate.
+      const double mfu = tflops / (peak_tflops * static_cast<double>(ranks));
       row["tokens_per_s"] = tps;
       row["model_tflops"] = tflops;
-      row["mfu"] = tflops / peak_tflops;
+      row["mfu"] = mfu;
       char line[320];
       std::snprintf(line, sizeof line,
                     "step %lld/%lld | loss %.4f%s | grad norm %.3f | lr %.3e | %.0f tok/s | %.1f TFLOP/s | MFU %.1f%% | ETA %s",
                     static_cast<long long>(state.step), static_cast<long long>(cfg.steps), loss,
                     row.contains("val_loss") ? (" | val " + std::to_string(result.last_val_loss).substr(0, 6)).c_str() : "",
-                    grad_norm, lr, tps, tflops, 100.0 * tflops / peak_tflops, format_duration(eta).c_str());
+                    grad_norm, lr, tps, tflops, 100.0 * mfu, format_duration(eta).c_str());
       if (tty) {
         int width = 30, filled = static_cast<int>(width * state.step / cfg.steps);
         std::fprintf(stderr, "\r[%s%s] %s\x1b[K%s", std::string(static_cast<size_t>(filled), '#').c_str(),
@@ -252,18 +338,15 @@ TrainResult train(const TrainConfig& cfg) {
       t_log = now;
       tokens_since_log = 0;
     }
-    metrics.write_line(row.dump());  // throws on a full disk: a run never goes on without its log
-    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) {
-      metrics.sync();  // the log up to a checkpoint is as durable as the checkpoint
-      save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
-    }
+    if (lead) metrics->write_line(row.dump());  // throws on a full disk: a run never goes on without its log
+    if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) checkpoint();
   }
-  if (g_stop_requested && state.step < cfg.steps) {
-    metrics.sync();
-    std::string dir = save_checkpoint(cfg.run_dir, model, opt, state, source_dir);
-    std::fprintf(stderr, "%sinterrupted: saved %s; continue with --resume\n", tty ? "\n" : "", dir.c_str());
+  const bool stopped = comm ? stop : g_stop_requested.load();
+  if (stopped && state.step < cfg.steps) {
+    std::string dir = checkpoint();
+    if (lead) std::fprintf(stderr, "%sinterrupted: saved %s; continue with --resume\n", tty ? "\n" : "", dir.c_str());
     result.interrupted = true;
-    result.stop_signal = g_stop_signal;
+    result.stop_signal = g_stop_signal ? g_stop_signal.load() : SIGTERM;
   }
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);

@@ -1,6 +1,8 @@
 // The training loop: micro-batches of token windows, gradient accumulation, global-norm
 // clipping, AdamW on a warm-up + cosine/WSD schedule, validation, JSON-lines metrics, atomic
-// checkpoints and exact resume. Ctrl-C (SIGINT/SIGTERM) finishes the step, checkpoints, exits
+// checkpoints and exact resume. Started by mpirun/srun or with RANK/WORLD_SIZE set, it trains
+// data-parallel: each rank takes its part of every step's batch, gradients are summed over
+// ranks and the optimizer state is sharded (train/sharded_adamw.h); docs/distributed.md. Ctrl-C (SIGINT/SIGTERM) finishes the step, checkpoints, exits
 // (TrainResult::stop_signal: the CLI exits 128 + signal). The run directory: train/run_dir.h.
 #pragma once
 #include <cstdint>
@@ -37,8 +39,9 @@ struct TrainConfig {
   DType matrix_dtype = DType::F32;  // BF16 (CUDA): mixed precision, F32 masters; F32: exact
   double peak_tflops = 0;           // the device's matrix rate for MFU (0: measured at start)
 
-  // The options that must match for a resume to continue the same run.
-  nlohmann::json identity() const;
+  // The options that must match for a resume to continue the same run (world_size: the number
+  // of data-parallel ranks, which with micro_batch and grad_accum makes the batch).
+  nlohmann::json identity(int world_size = 1) const;
 };
 
 struct TrainResult {

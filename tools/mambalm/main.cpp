@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "version.h"
 
 namespace {
@@ -70,5 +71,6 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mambalm: error: %s\n", e.what());
   }
+  mambalm::dist::abort_job_after_error();  // in a data-parallel job, the other ranks end too
   return 1;
 }

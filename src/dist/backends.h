@@ -1,0 +1,24 @@
+// The two backends behind open_communicator() (dist/communicator.h) and the MPI runtime that
+// also bootstraps NCCL. Each is compiled in when its library is there (MAMBALM_HAVE_MPI,
+// MAMBALM_HAVE_NCCL); otherwise these fail with a one-line error saying what the build lacks.
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "dist/communicator.h"
+
+namespace mambalm::dist {
+
+bool mpi_built();
+// MPI_Init once per process (MPI_Finalize at normal exit). Only for a job started by MPI.
+void mpi_init_once();
+bool mpi_initialized();
+// Root's bytes to every rank (MPI_Bcast on MPI_COMM_WORLD).
+void mpi_broadcast_bytes(void* data, size_t bytes, int root);
+// Ends every rank of the job (MPI_Abort): a rank that fails must not leave the others waiting.
+void mpi_abort(int code);
+
+std::unique_ptr<Communicator> make_mpi_communicator(const World& world);
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world);
+
+}  // namespace mambalm::dist

@@ -15,7 +15,9 @@
 #include "model/model.h"
 #include "ops/op_profile.h"
 #include "ops/ops.h"
+#include "dist/communicator.h"
 #include "train/adamw.h"
+#include "train/sharded_adamw.h"
 
 namespace mambalm::bench {
 
@@ -44,16 +46,35 @@ void random_batch(Rng& rng, int64_t vocab, Tensor& ids, Tensor& targets) {
   }
 }
 
+// Optimizer state one unsharded AdamW holds: moments for every parameter, F32 masters for BF16 ones.
+int64_t adamw_state_bytes(const ParamList& params) {
+  int64_t bytes = 0;
+  for (const ParamRef& p : params) bytes += p.tensor->numel() * 4 * (p.tensor->dtype() == DType::F32 ? 2 : 3);
+  return bytes;
+}
+
 }  // namespace
 
 nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
   check(o.seq_len > 0 && o.micro_batch > 0 && o.steps > 0 && o.warmup >= 0, "bench --train",
         "--seq-len, --micro-batch and --steps must be positive");
   for (const std::string& name : o.presets) (void)preset_config(name);  // unknown names fail first
+  // Started by mpirun/srun or RANK/WORLD_SIZE: data parallel as `mambalm train` runs it (each
+  // rank its own micro-batch, gradients reduce-scattered, sharded AdamW). Rank 0 reports.
+  const dist::World world = dist::detect_world();
+  std::unique_ptr<dist::Communicator> comm;
+  if (world.distributed()) comm = dist::open_communicator(world, o.device);
+  const int64_t ranks = world.size;
+  std::FILE* sink = world.rank == 0 ? nullptr : std::fopen("/dev/null", "w");
+  if (sink) out = sink;
   ops::set_gemm_autotune(false);  // as `mambalm train` runs: bit-reproducible GEMM choices
-  const double peak = ops::measure_matmul_tflops(o.device);
-  std::fprintf(out, "matrix rate: %.0f TFLOP/s (measured)\n", peak);
-  std::fprintf(out, "| model | parameters | step ms | tokens/s | model TFLOP/s | MFU | memory GB | loss |\n|---|---|---|---|---|---|---|---|\n");
+  double peak = ops::measure_matmul_tflops(o.device);
+  if (comm) peak = comm->sum(peak, 600.0) / static_cast<double>(ranks);  // one figure for all
+  std::fprintf(out, "matrix rate: %.0f TFLOP/s (measured)%s\n", peak,
+               comm ? (", mean of " + std::to_string(ranks) + " ranks; data parallel over " + comm->backend()).c_str() : "");
+  std::fprintf(out,
+               "| model | parameters | ranks | step ms | tokens/s | model TFLOP/s | MFU | memory GB | optimizer GB | loss |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& name : o.presets) {
     const size_t used_before = device_used_bytes(o.device);
@@ -61,6 +82,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     int64_t params = 0;
     double flops_per_token = 0;
     size_t used_after = 0, workspace_peak = 0;
+    double optimizer_gb = 0;
     std::map<std::string, double> stages;  // ms per stage of one profiled step
     std::vector<std::pair<double, std::string>> op_ms;  // ms per op of that step, largest first
     try {
@@ -69,16 +91,33 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       if (o.device == Device::CUDA) model.init_random_on(o.device, DType::F32, o.seed);  // matrices drawn on the device
       else model.init_random(o.seed);
       model.prepare_training(o.device, o.dtype);
-      AdamW opt(model.params(), AdamWConfig{});
+      std::unique_ptr<Optimizer> opt;
+      ShardedAdamW* sharded = nullptr;
+      if (comm) {
+        auto sh = std::make_unique<ShardedAdamW>(model.params(), AdamWConfig{}, *comm);
+        sharded = sh.get();
+        optimizer_gb = static_cast<double>(sh->shard_bytes()) / 1e9;
+        opt = std::move(sh);
+      } else {
+        opt = std::make_unique<AdamW>(model.params(), AdamWConfig{});
+        optimizer_gb = static_cast<double>(adamw_state_bytes(model.params())) / 1e9;
+      }
       flops_per_token = model.training_flops_per_token(o.seq_len);
       Tensor ids = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
       Tensor targets = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
-      Rng rng(o.seed + 7);
+      Rng rng(o.seed + 7 + static_cast<uint64_t>(world.rank));  // each rank its own tokens
       random_batch(rng, model.config().vocab_size, ids, targets);
       auto step = [&] {
-        model.zero_grads();
-        loss = model.train_step(ids, targets, nullptr, 1.0f, o.recompute).mean_loss;
-        opt.step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+        if (sharded) {
+          sharded->zero_grads();
+          loss = model.train_step(ids, targets, nullptr, 1.0f / static_cast<float>(ranks), o.recompute).mean_loss;
+          sharded->reduce_gradients();
+          opt->step(1e-4, clip_factor(sharded->grad_norm(), 1.0));
+        } else {
+          model.zero_grads();
+          loss = model.train_step(ids, targets, nullptr, 1.0f, o.recompute).mean_loss;
+          opt->step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+        }
       };
       for (int64_t i = 0; i < o.warmup; ++i) step();
       if (o.device == Device::CUDA) cuda_synchronize();
@@ -97,10 +136,16 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
         model.train_step(ids, targets, nullptr, 1.0f, o.recompute);
         model.set_profiling(false);
         const double t_opt = now_s();
-        opt.step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+        if (sharded) {
+          sharded->reduce_gradients();
+          opt->step(1e-4, clip_factor(sharded->grad_norm(), 1.0));
+        } else {
+          opt->step(1e-4, clip_factor(global_grad_norm(model.params()), 1.0));
+        }
         if (o.device == Device::CUDA) cuda_synchronize();
         for (const auto& [stage, sec] : model.profile()) stages[stage] = 1e3 * sec;
-        stages["optimizer (norm, clip, AdamW)"] = 1e3 * (now_s() - t_opt);
+        stages[sharded ? "optimizer (reduce-scatter, norm, clip, AdamW, all-gather)" : "optimizer (norm, clip, AdamW)"] =
+            1e3 * (now_s() - t_opt);
         ops::set_op_profiling(false);
         for (const auto& [op, t] : ops::op_profile()) op_ms.emplace_back(1e3 * t.seconds, op + " x" + std::to_string(t.calls));
         std::sort(op_ms.rbegin(), op_ms.rend());
@@ -110,11 +155,15 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       rows.push_back({{"model", name}, {"error", e.what()}});
       continue;
     }
-    const double tokens_per_s = static_cast<double>(o.micro_batch * o.seq_len) / (step_ms * 1e-3);
+    // The slowest rank sets the pace; tokens count over all ranks, MFU per device.
+    if (comm) step_ms = -comm->sum(world.rank == 0 ? -step_ms : 0.0);
+    const double tokens_per_s = static_cast<double>(ranks * o.micro_batch * o.seq_len) / (step_ms * 1e-3);
     const double tflops = tokens_per_s * flops_per_token / 1e12;
-    const double mem_gb = static_cast<double>(used_after - used_before) / 1e9;
-    std::fprintf(out, "| %s | %.3fB | %.1f | %.0f | %.1f | %.1f%% | %.1f | %.3f |\n", name.c_str(), static_cast<double>(params) / 1e9,
-                 step_ms, tokens_per_s, tflops, 100.0 * tflops / peak, mem_gb, loss);
+    const double mfu = tflops / (peak * static_cast<double>(ranks));
+    const double mem_gb = static_cast<double>(used_after - used_before) / 1e9;  // this rank's (rank 0's)
+    std::fprintf(out, "| %s | %.3fB | %lld | %.1f | %.0f | %.1f | %.1f%% | %.1f | %.2f | %.3f |\n", name.c_str(),
+                 static_cast<double>(params) / 1e9, static_cast<long long>(ranks), step_ms, tokens_per_s, tflops, 100.0 * mfu,
+                 mem_gb, optimizer_gb, loss);
     if (!stages.empty()) {
       std::fprintf(out, "  %s, one step synchronised per stage (ms):", name.c_str());
       for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
@@ -125,11 +174,16 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     }
     std::fflush(out);
     nlohmann::json stage_json = stages;
-    rows.push_back({{"model", name}, {"params", params}, {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
+    rows.push_back({{"model", name}, {"params", params}, {"ranks", ranks}, {"optimizer_gb", optimizer_gb},
+                    {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
                     {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"step_ms", step_ms},
                     {"tokens_per_s", tokens_per_s}, {"flops_per_token", flops_per_token}, {"model_tflops", tflops},
-                    {"peak_tflops", peak}, {"mfu", tflops / peak}, {"memory_gb", mem_gb}, {"loss", loss},
+                    {"peak_tflops", peak}, {"mfu", mfu}, {"memory_gb", mem_gb}, {"loss", loss},
                     {"workspace_gb", static_cast<double>(workspace_peak) / 1e9}, {"stages_ms", stage_json}});
+  }
+  if (sink) {
+    std::fclose(sink);
+    return nlohmann::json::array();  // rank 0 alone reports (and writes --json-out)
   }
   return rows;
 }

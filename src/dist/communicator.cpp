@@ -49,7 +49,7 @@ std::string Communicator::broadcast_string(const std::string& s, int root) {
 
 double collective_timeout() {
   const char* v = std::getenv("MAMBALM_DIST_TIMEOUT");
-  if (!v || !*v) return 60.0;
+  if (!v || !*v) return 30.0;
   char* end = nullptr;
   const double s = std::strtod(v, &end);
   check(*end == '\0' && s > 0, "MAMBALM_DIST_TIMEOUT", std::string("is '") + v + "', expected seconds > 0");

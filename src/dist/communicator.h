@@ -17,7 +17,9 @@
 namespace mambalm::dist {
 
 // Seconds a collective may wait for the slowest rank before the job is declared broken
-// (MAMBALM_DIST_TIMEOUT overrides; 60 by default).
+// (MAMBALM_DIST_TIMEOUT overrides; 30 by default). Steps are in lockstep, so a healthy
+// rank waits for another only as long as they drift apart; checkpoint writes and start-up get
+// longer limits where they happen.
 double collective_timeout();
 
 class Communicator {

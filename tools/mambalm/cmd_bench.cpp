@@ -60,7 +60,7 @@ int bench_train(const Args& args, const Placement& placement) {
   o.profile = args.flag("profile");
   o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const nlohmann::json rows = bench::run_train_speed(o);
-  if (args.has("json-out")) {
+  if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
     const std::string path = args.str("json-out");
     FILE* f = std::fopen(path.c_str(), "w");
     check(f != nullptr, path, "cannot write the JSON results");

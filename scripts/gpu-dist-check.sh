@@ -40,12 +40,17 @@ for what in "$@"; do
     dp-loss)
       step dp-loss
       small_model
-      common=(--model $model --data $d/corpus --seq-len 128 --steps 30 --grad-accum 2 --lr 2e-3 --warmup 5 --val-interval 15
+      # A learning rate that trains without loss spikes: at a spike, any change of summation
+      # order (another micro-batch split on one GPU too) sends two runs apart.
+      common=(--model $model --data $d/corpus --seq-len 128 --steps 30 --lr ${DP_LR:-6e-4} --warmup 10 --val-interval 15
               --log-interval 10 --checkpoint-interval 0 --device cuda)
       for dt in f32 bf16; do
-        rm -rf /tmp/dp1-$dt /tmp/dp2-$dt
-        timeout 200 mambalm train "${common[@]}" --dtype $dt --micro-batch 8 --out /tmp/dp1-$dt > "$out/dp1_$dt.log" 2>&1
-        timeout 200 bash -c "$(declare -f launch2); launch2 $out/dp2_${dt}_rank1.log mambalm train ${common[*]} --dtype $dt --micro-batch 4 --out /tmp/dp2-$dt" > "$out/dp2_$dt.log" 2>&1
+        rm -rf /tmp/dp1-$dt /tmp/dp2-$dt /tmp/dpc-$dt
+        timeout 200 mambalm train "${common[@]}" --dtype $dt --micro-batch 8 --grad-accum 2 --out /tmp/dp1-$dt > "$out/dp1_$dt.log" 2>&1
+        # Control: one GPU, the same batch split as 4 x 4 (what the 2-GPU run differs by, on one GPU).
+        timeout 200 mambalm train "${common[@]}" --dtype $dt --micro-batch 4 --grad-accum 4 --out /tmp/dpc-$dt > "$out/dpc_$dt.log" 2>&1
+        cp /tmp/dpc-$dt/metrics.jsonl "$out/dpc_$dt.jsonl"
+        timeout 200 bash -c "$(declare -f launch2); launch2 $out/dp2_${dt}_rank1.log mambalm train ${common[*]} --dtype $dt --micro-batch 4 --grad-accum 2 --out /tmp/dp2-$dt" > "$out/dp2_$dt.log" 2>&1
         echo "rc $dt: $?"; grep -E "data parallel|memory plan" "$out/dp2_$dt.log" | head -3
         cp /tmp/dp1-$dt/metrics.jsonl "$out/dp1_$dt.jsonl"; cp /tmp/dp2-$dt/metrics.jsonl "$out/dp2_$dt.jsonl"
       done
@@ -54,9 +59,10 @@ import json, sys
 out = sys.argv[1]
 rows = lambda p: {r["step"]: r for r in map(json.loads, open(p))}
 for dt in ("f32", "bf16"):
-    a, b = rows(f"{out}/dp1_{dt}.jsonl"), rows(f"{out}/dp2_{dt}.jsonl")
-    worst = max(abs(a[s]["loss"] - b[s]["loss"]) / a[s]["loss"] for s in a)
-    print(f"{dt}: steps {len(a)} vs {len(b)}; worst relative loss difference {worst:.2e}")
+    a, b, c = rows(f"{out}/dp1_{dt}.jsonl"), rows(f"{out}/dp2_{dt}.jsonl"), rows(f"{out}/dpc_{dt}.jsonl")
+    worst = lambda x: max(abs(a[s]["loss"] - x[s]["loss"]) / a[s]["loss"] for s in a)
+    print(f"{dt}: steps {len(a)} vs {len(b)}; worst relative loss difference to 1 GPU 8x2: 2 GPUs 4x2 {worst(b):.2e}, "
+          f"1 GPU 4x4 (control) {worst(c):.2e}")
     for s in (1, 2, 10, 15, 20, 30):
         v = lambda r: f" val {r['val_loss']:.6f}" if "val_loss" in r else ""
         print(f"  step {s:3d}: 1 GPU {a[s]['loss']:.6f}{v(a[s])} | 2 GPUs {b[s]['loss']:.6f}{v(b[s])}")

@@ -110,7 +110,10 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       auto step = [&] {
         if (sharded) {
           sharded->zero_grads();
+          sharded->start_reduction();  // buckets reduce while backward goes on, as in `mambalm train`
+          model.set_grads_ready_hook([sharded](size_t first, size_t end) { sharded->grads_ready(first, end); });
           loss = model.train_step(ids, targets, nullptr, 1.0f / static_cast<float>(ranks), o.recompute).mean_loss;
+          model.set_grads_ready_hook(nullptr);
           sharded->reduce_gradients();
           opt->step(1e-4, clip_factor(sharded->grad_norm(), 1.0));
         } else {

@@ -4,8 +4,9 @@
 //
 // Every call is collective: all ranks call it in the same order with tensors of the same shape.
 // Tensors are contiguous and live where the backend expects them (host for MPI, the current
-// CUDA device for NCCL). On the GPU the collectives are queued on the ops' stream, so they are
-// ordered after the kernels that produced their inputs; wait() blocks until they are done.
+// CUDA device for NCCL). On the GPU a collective is queued after the kernels queued before it
+// (which produce its inputs) on a stream of its own, so kernels queued after it run alongside:
+// nothing may read its outputs, or write its buffers, before wait() has returned.
 #pragma once
 #include <memory>
 #include <string>

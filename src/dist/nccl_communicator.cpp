@@ -1,6 +1,7 @@
-// The GPU backend: NCCL collectives on device tensors, queued on the ops' stream
-// (cudaStreamPerThread of the thread that trains). NVLink multicast (NVLS) stays off unless the
-// user turned it on: it can take shared GPUs out of service.
+// The GPU backend: NCCL collectives on device tensors. They run on a stream of their own, each
+// after the ops queued before it (an event on the ops' stream, cudaStreamPerThread of the thread
+// that trains), so that backward kernels queued later overlap them; wait() joins. NVLink
+// multicast (NVLS) stays off unless the user turned it on: it can take shared GPUs out of service.
 #include "dist/backends.h"
 #include "core/error.h"
 
@@ -55,10 +56,14 @@ void check_device(const Tensor& t, const char* op) {
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(const World& w, ncclComm_t comm) : Communicator(w.rank, w.size), comm_(comm) {
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cuda(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming), "cudaEventCreate");
     check_cuda(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
   }
   ~NcclCommunicator() override {
     cudaEventDestroy(done_);
+    cudaEventDestroy(inputs_ready_);
+    cudaStreamDestroy(stream_);
     ncclCommDestroy(comm_);
   }
   std::string backend() const override { return "NCCL"; }
@@ -92,7 +97,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void wait(double timeout_s) override {
-    check_cuda(cudaEventRecord(done_, stream()), "cudaEventRecord");
+    check_cuda(cudaEventRecord(done_, stream_), "cudaEventRecord");
     const auto start = std::chrono::steady_clock::now();
     for (int spin = 0;; ++spin) {
       const cudaError_t q = cudaEventQuery(done_);
@@ -115,7 +120,14 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  static cudaStream_t stream() { return cudaStreamPerThread; }
+  // The collectives' stream, once the ops queued so far (which produce their inputs) are done.
+  cudaStream_t stream() {
+    check_cuda(cudaEventRecord(inputs_ready_, cudaStreamPerThread), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream_, inputs_ready_, 0), "cudaStreamWaitEvent");
+    return stream_;
+  }
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t inputs_ready_ = nullptr;
   ncclComm_t comm_;
   cudaEvent_t done_ = nullptr;
 };

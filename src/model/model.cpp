@@ -38,10 +38,12 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   for (int64_t l = 0; l < cfg_.n_layers(); ++l) {
     Block& b = blocks_[static_cast<size_t>(l)];
     BlockNames names = hf_block_names(cfg_, l);
+    block_first_param_.push_back(params_.size());
     for (ParamRef& p : b.norm.params(names.norm)) params_.push_back(p);
     for (ParamRef& p : b.mixer->params(names.mixer)) params_.push_back(p);
   }
   final_norm_ = std::make_unique<Norm>(cfg_.norm, D, cfg_.norm_eps);
+  block_first_param_.push_back(params_.size());
   for (ParamRef& p : final_norm_->params(hf_final_norm_prefix(cfg_))) params_.push_back(p);
   if (!cfg_.tie_embeddings) params_.push_back(param(hf_head_name(), *head_, {V, D}, Init::Normal, true));
 }

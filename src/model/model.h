@@ -4,6 +4,7 @@
 // The Transformer is the pattern "*-*-...": each HF decoder layer is an attention block and an
 // MLP block, which is how Megatron-LM's hybrid models count layers too.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,6 +90,12 @@ class Model {
   // embedding table; a tied head counts once as the head), causal attention's score and value
   // products, and the chunked SSD's intra-chunk and state products.
   double training_flops_per_token(int64_t seq_len) const;
+  // Called during train_step's backward with each range [first, end) of params() whose gradients
+  // are final for this micro-batch: the final norm and head, then each block from the last,
+  // then the embedding. A data-parallel optimizer starts reducing them while backward goes on.
+  // Empty (the default): no calls.
+  using GradsReadyHook = std::function<void(size_t first, size_t end)>;
+  void set_grads_ready_hook(GradsReadyHook hook) { grads_ready_ = std::move(hook); }
   // Peak bytes of the planned activation memory so far (0 before the first pass).
   size_t workspace_peak() const { return workspace_ ? workspace_->peak() : 0; }
 
@@ -113,6 +120,8 @@ class Model {
   std::unique_ptr<Norm> final_norm_;
   std::unique_ptr<Weight> head_ = std::make_unique<Weight>();  // [V, D] (untied)
   ParamList params_;
+  std::vector<size_t> block_first_param_;  // params() index of each block's first parameter, then of the final norm's
+  GradsReadyHook grads_ready_;
   Device device_ = Device::CPU;
   DType matrix_dtype_ = DType::F32;
   std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory

@@ -201,6 +201,11 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   final_norm_->backward(h.back(), dfinal, dh);
   if (ws) ws->release(head_mark);
   stage("head + loss");
+  // Gradients final from here on (for this micro-batch): see set_grads_ready_hook.
+  auto grads_ready = [&](size_t first, size_t end) {
+    if (grads_ready_ && first < end) grads_ready_(first, end);
+  };
+  grads_ready(block_first_param_.back(), params_.size());  // final norm, head
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
     caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
@@ -211,9 +216,11 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
     if (ws) ws->release(block_mark[l]);  // block l's input to its successor, activations, scratch
     stage(kind_name(b.kind, false));
+    grads_ready(block_first_param_[l], block_first_param_[l + 1]);
   }
   ops::embedding_backward(ids, dh, embedding_->grad);
   stage("embedding backward");
+  grads_ready(0, 1);  // the embedding (with a tied head, its gradient was still growing until now)
 
   const Tensor losses = to_host(loss_rows);  // waits for the step
   for (int64_t i = 0; i < rows; ++i) result.sum_loss += losses.f32()[i];

@@ -57,6 +57,9 @@ void ShardedAdamW::build_layout(int64_t bucket_elements) {
     b.slots.push_back(Slot{i, b.size, v.numel()});
     b.size += round_up(v.numel(), kAlign);
   }
+  bucket_of_.assign(params_.size(), 0);
+  for (size_t k = 0; k < buckets_.size(); ++k)
+    for (const Slot& s : buckets_[k].slots) bucket_of_[s.param] = k;
   int64_t total = 0;
   for (Bucket& b : buckets_) {
     b.size = round_up(b.size, N * kAlign);
@@ -114,12 +117,31 @@ Tensor ShardedAdamW::value_slice(const Bucket& b) const {
 
 void ShardedAdamW::zero_grads() { ops::fill(grads_, 0.0f); }
 
-void ShardedAdamW::reduce_gradients() {
+void ShardedAdamW::start_reduction() {
   for (Bucket& b : buckets_) {
-    Tensor g = grads_.slice0(b.grad_offset, b.grad_offset + b.size);
-    comm_.reduce_scatter_sum(g);
+    b.pending = b.slots.size();
+    b.reducing = false;
   }
+}
+
+void ShardedAdamW::grads_ready(size_t first, size_t end) {
+  for (size_t i = first; i < end && i < params_.size(); ++i) {
+    Bucket& b = buckets_[bucket_of_[i]];
+    if (b.pending > 0 && --b.pending == 0) reduce(b);
+  }
+}
+
+void ShardedAdamW::reduce(Bucket& b) {
+  if (b.reducing) return;
+  b.reducing = true;
+  Tensor g = grads_.slice0(b.grad_offset, b.grad_offset + b.size);
+  comm_.reduce_scatter_sum(g);
+}
+
+void ShardedAdamW::reduce_gradients() {
+  for (Bucket& b : buckets_) reduce(b);  // those the hook did not start (or all, without it)
   comm_.wait(dist::collective_timeout());
+  for (Bucket& b : buckets_) b.reducing = false;
 }
 
 double ShardedAdamW::grad_norm() {

@@ -27,7 +27,14 @@ class ShardedAdamW final : public Optimizer {
   ShardedAdamW(ParamList& params, AdamWConfig cfg, dist::Communicator& comm, int64_t bucket_elements = int64_t{1} << 25);
 
   void zero_grads();
-  // Sums the gradients over ranks into each rank's slice (call after the last micro-batch).
+  // Overlap with backward: before the last micro-batch of a step, start_reduction(); then
+  // grads_ready(first, end) for each range of parameters whose gradients are final (the model's
+  // grads-ready hook, Model::set_grads_ready_hook) starts the reduce-scatter of every bucket that
+  // has become complete, while backward goes on.
+  void start_reduction();
+  void grads_ready(size_t first, size_t end);
+  // Sums the gradients over ranks into each rank's slice: starts the buckets not started yet and
+  // waits for all (call after the last micro-batch).
   void reduce_gradients();
   // sqrt of the sum of squares of the summed gradients (collective); NaN or inf when any is.
   double grad_norm();
@@ -72,6 +79,8 @@ class ShardedAdamW final : public Optimizer {
     std::vector<Segment> segments;
     Tensor values;                 // [size], dtype: what the parameters' tensors view
     Tensor master, exp_avg, exp_avg_sq;  // [size / N] F32, this rank's slice (master: BF16 buckets only)
+    size_t pending = 0;    // parameters whose gradients are not final yet (this step)
+    bool reducing = false;  // its reduce-scatter has been queued (this step)
   };
 
   int64_t shard(const Bucket& b) const { return b.size / comm_.size(); }  // elements per rank
@@ -79,6 +88,7 @@ class ShardedAdamW final : public Optimizer {
   Tensor value_slice(const Bucket& b) const;  // [shard] this rank's slice of the values
   void build_layout(int64_t bucket_elements);
   void take_master_shards();
+  void reduce(Bucket& b);
 
   ParamList& params_;
   AdamWConfig cfg_;
@@ -86,6 +96,7 @@ class ShardedAdamW final : public Optimizer {
   Device device_;
   Tensor grads_;  // [sum of bucket sizes] F32
   std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;  // params_ index -> buckets_ index
   int64_t t_ = 0;
 };
 

@@ -279,8 +279,14 @@ TrainResult train(const TrainConfig& cfg) {
     // ranks * micro_batch would have put in the r-th part of its a-th micro-batch.
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
       batch.fill(train_data, state.samples_seen + (a * ranks + world.rank) * cfg.micro_batch);
+      const bool overlap = sharded && a == cfg.grad_accum - 1;  // reduce while the last backward runs
+      if (overlap) {
+        sharded->start_reduction();
+        model.set_grads_ready_hook([sharded](size_t first, size_t end) { sharded->grads_ready(first, end); });
+      }
       ops::CrossEntropyResult r = model.train_step(batch.ids, batch.targets, cfg.pack_documents ? &batch.doc_ids : nullptr,
                                                    1.0f / static_cast<float>(cfg.grad_accum * ranks), cfg.recompute);
+      if (overlap) model.set_grads_ready_hook(nullptr);
       loss += r.mean_loss / static_cast<double>(cfg.grad_accum);
     }
     state.samples_seen += ranks * cfg.micro_batch * cfg.grad_accum;

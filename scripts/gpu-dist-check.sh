@@ -7,6 +7,8 @@
 #              then --resume to the end
 #   dp-bench   bench --train at the peer's shapes on 1 and on 2 GPUs (same per-GPU micro-batch),
 #              then PyTorch DDP (torchrun) with the peer model of train_anchor.py on 1 and 2 GPUs
+#   dp-mpi     the same f32 loss check started by mpirun (NCCL bootstrapped over MPI), with the
+#              Open MPI of .device-data/ompi.tar.xz (scripts/ompi-bundle.sh) when the machine has none
 # Here:  bash scripts/gpu-bundle.sh build-cuda build-gpu mambalm  (then compress into .device-data)
 # There (carry .device-data and build-peer): bash scripts/gpu-dist-check.sh dp-loss dp-kill dp-bench
 set -uo pipefail
@@ -99,6 +101,31 @@ PY
             | grep -E '^\{|Error|error' | tee -a "$out/ddp_peer.txt"
         done
       fi ;;
+    dp-mpi)
+      step dp-mpi
+      small_model
+      if ! command -v mpirun >/dev/null; then
+        python3 -c "import tarfile; tarfile.open('.device-data/ompi.tar.xz').extractall('/tmp')"
+        export OPAL_PREFIX=/tmp/ompi PATH=/tmp/ompi/bin:$PATH LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/ompi/extra
+        export PMIX_MCA_mca_base_component_path=/tmp/ompi/lib/x86_64-linux-gnu/pmix2/lib/pmix
+      fi
+      launcher=$(command -v mpirun || command -v orterun)
+      common=(--model $model --data $d/corpus --seq-len 128 --steps 30 --lr 6e-4 --warmup 10 --val-interval 15
+              --log-interval 10 --checkpoint-interval 0 --device cuda --dtype f32)
+      rm -rf /tmp/mpi1 /tmp/mpi2
+      timeout 200 mambalm train "${common[@]}" --micro-batch 8 --grad-accum 2 --out /tmp/mpi1 > "$out/mpi1.log" 2>&1
+      timeout 200 "$launcher" --allow-run-as-root --oversubscribe --bind-to none -np 2 -x LD_LIBRARY_PATH -x PATH -x NCCL_NVLS_ENABLE \
+        -x OPAL_PREFIX -x PMIX_MCA_mca_base_component_path mambalm train "${common[@]}" --micro-batch 4 --grad-accum 2 --out /tmp/mpi2 \
+        > "$out/mpi2.log" 2>&1
+      echo "mpirun rc $?"; grep -E "data parallel|error" "$out/mpi2.log" | head -3
+      python3 - <<'PY'
+import json
+rows = lambda p: {r["step"]: r["loss"] for r in map(json.loads, open(p))}
+a, b = rows("/tmp/mpi1/metrics.jsonl"), rows("/tmp/mpi2/metrics.jsonl")
+print(f"mpirun, 2 GPUs vs 1 GPU, f32: steps {len(a)} vs {len(b)}; worst relative loss difference "
+      f"{max(abs(a[s] - b[s]) / a[s] for s in a):.2e}")
+PY
+      ;;
     *) echo "unknown step $what" ;;
   esac
 done

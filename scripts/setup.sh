@@ -36,3 +36,5 @@ bash scripts/fetch-corpus.sh
 bash scripts/fetch-tokenizers.sh
 # OpenAI's Node client, which tests/serve/openai_client.sh drives `mambalm serve` with.
 bash tests/serve/fetch_openai_client.sh
+# `mambalm study`: Chart.js for report.html and extra corpus text (Jargon File, fortunes) from Debian.
+bash scripts/fetch-study-data.sh

@@ -15,6 +15,7 @@ int cmd_tokenizer(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_study(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 
 }  // namespace mambalm::cli

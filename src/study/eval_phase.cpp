@@ -1,0 +1,118 @@
+#include "study/eval_phase.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "eval/scoring.h"
+#include "eval/task_table.h"
+#include "io/atomic_file.h"
+#include "model/model.h"
+#include "study/data_phase.h"
+#include "study/phase_marker.h"
+#include "study/train_phase.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mambalm::study {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> heldout_texts(const StudyPlan& plan) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(heldout_text_dir(plan)))
+    if (e.path().extension() == ".txt") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  if (static_cast<int64_t>(files.size()) > plan.heldout_eval_docs) files.resize(static_cast<size_t>(plan.heldout_eval_docs));
+  return files;
+}
+
+// The parts of a task's result the report reads (metrics and per-bucket accuracy), without
+// the example generations and timings.
+nlohmann::json keep(const nlohmann::json& r) {
+  nlohmann::json out = {{"metrics", r.value("metrics", nlohmann::json::object())}};
+  if (r.contains("breakdown")) out["breakdown"] = r["breakdown"];
+  if (r.contains("memory")) out["memory"] = r["memory"];
+  if (r.contains("examples")) out["examples"] = r["examples"];
+  return out;
+}
+
+nlohmann::json evaluate_family(const StudyPlan& plan, const std::string& family) {
+  const std::string dir = final_model_dir(plan, family);
+  Model model = Model::load(dir);
+  std::unique_ptr<Tokenizer> tok = open_tokenizer(dir);
+  nlohmann::json out = nlohmann::json::object();
+
+  // Perplexity: every family sees the same windows of the training length.
+  eval::ScorerOptions windowed;
+  windowed.max_length = plan.seq_len;
+  eval::Scorer ppl_scorer(model, tok.get(), windowed);
+  eval::TaskOptions ppl;
+  ppl.text_files = heldout_texts(plan);
+  out["perplexity"] = keep(eval::run_task("perplexity", ppl_scorer, ppl, false).json);
+
+  eval::Scorer scorer(model, tok.get(), eval::ScorerOptions{});
+  eval::TaskOptions pb;
+  pb.seed = 1;
+  pb.lengths = plan.eval_phonebook_tokens;
+  pb.depths = plan.eval_phonebook_depths;
+  pb.samples_per_cell = plan.eval_samples;
+  pb.shots = 1;
+  out["phonebook"] = keep(eval::run_task("phonebook", scorer, pb, false).json);
+  pb.reversed = true;
+  out["phonebook_reversed"] = keep(eval::run_task("phonebook", scorer, pb, false).json);
+
+  eval::TaskOptions mq;
+  mq.seed = 2;
+  mq.lengths = plan.eval_mqar_pairs;
+  mq.samples_per_cell = plan.eval_samples;
+  out["mqar"] = keep(eval::run_task("mqar", scorer, mq, false).json);
+
+  eval::TaskOptions sc;
+  sc.seed = 3;
+  sc.lengths = plan.eval_copy_items;
+  sc.samples_per_cell = plan.eval_samples;
+  out["selective_copy"] = keep(eval::run_task("selective_copy", scorer, sc, false).json);
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json run_eval_phase(const StudyPlan& plan) {
+  nlohmann::json inputs = plan.eval_settings();
+  inputs["train"] = done_fingerprint(plan.out_dir, "train");
+  const std::string fp = fingerprint_of(inputs);
+  if (phase_done(plan.out_dir, "eval", fp)) {
+    std::printf("eval: done (%s)\n", marker_path(plan.out_dir, "eval").c_str());
+    return done_summary(plan.out_dir, "eval");
+  }
+  nlohmann::json summary = nlohmann::json::object();
+  for (const std::string& family : families()) {
+    const std::string phase = "eval/" + family;
+    nlohmann::json family_inputs = inputs;
+    family_inputs["family"] = family;
+    const std::string family_fp = fingerprint_of(family_inputs);
+    if (phase_done(plan.out_dir, phase, family_fp)) {
+      summary[family] = done_summary(plan.out_dir, phase);
+      continue;
+    }
+    std::printf("eval %s\n", family.c_str());
+    std::fflush(stdout);
+    summary[family] = evaluate_family(plan, family);
+    const nlohmann::json& p = summary[family]["perplexity"]["metrics"];
+    std::printf("eval %s: held-out perplexity %.3f, %.4f bits per byte; phonebook %.3f, reversed %.3f, mqar %.3f, copy %.3f\n",
+                family.c_str(), p.value("token_perplexity", 0.0), p.value("bits_per_byte", 0.0),
+                summary[family]["phonebook"]["metrics"].value("exact_match", 0.0),
+                summary[family]["phonebook_reversed"]["metrics"].value("exact_match", 0.0),
+                summary[family]["mqar"]["metrics"].value("exact_match", 0.0),
+                summary[family]["selective_copy"]["metrics"].value("exact_match", 0.0));
+    std::fflush(stdout);
+    mark_done(plan.out_dir, phase, family_fp, summary[family]);
+  }
+  mark_done(plan.out_dir, "eval", fp, summary);
+  return summary;
+}
+
+}  // namespace mambalm::study

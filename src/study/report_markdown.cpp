@@ -1,0 +1,123 @@
+// report.md: the results as tables. Every number is printed from results.json as it is there.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "study/report.h"
+#include "study/results.h"
+
+namespace mambalm::study {
+
+namespace {
+
+using nlohmann::json;
+
+std::string num(double v, const char* format = "%.4f") {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string integer(int64_t v) { return std::to_string(v); }
+
+std::string row(const std::vector<std::string>& cells) {
+  std::string s = "|";
+  for (const std::string& c : cells) s += " " + c + " |";
+  return s + "\n";
+}
+
+std::string header(const std::vector<std::string>& cells) {
+  std::string s = row(cells) + "|";
+  for (size_t i = 0; i < cells.size(); ++i) s += "---|";
+  return s + "\n";
+}
+
+std::string lengths_table(const json& r, const RetrievalTask& t) {
+  std::map<int64_t, bool> lengths;
+  for (const json& f : r["families"])
+    for (const auto& [k, v] : r["retrieval"][f.get<std::string>()][t.key]["by_length"].items()) lengths[std::stoll(k)] = true;
+  std::vector<std::string> head = {std::string("model \\ ") + t.unit};
+  for (const auto& [len, _] : lengths) head.push_back(integer(len));
+  head.push_back("all");
+  std::string s = "### " + std::string(t.title) + "\n\n" + header(head);
+  for (const json& fj : r["families"]) {
+    const std::string f = fj.get<std::string>();
+    const json& task = r["retrieval"][f][t.key];
+    std::vector<std::string> cells = {f};
+    for (const auto& [len, _] : lengths) {
+      const std::string key = integer(len);
+      cells.push_back(task["by_length"].contains(key) ? num(task["by_length"][key].get<double>(), "%.3f") : "-");
+    }
+    cells.push_back(num(task.value("accuracy", 0.0), "%.3f"));
+    s += row(cells);
+  }
+  return s + "\n";
+}
+
+}  // namespace
+
+std::string render_markdown(const json& r) {
+  const json& st = r["study"];
+  const json& d = r["data"];
+  std::string s = "# mambalm study: " + st["scale"].get<std::string>() + " scale\n\n";
+  s += "The four families of \"An Empirical Study of Mamba-based Language Models\" (Waleffe et al., 2024) at matched "
+       "non-embedding parameters, trained on the same tokens in the same order with the same schedule and seed.\n\n";
+  s += "## Findings\n\n";
+  for (const json& f : r["findings"])
+    s += "- **(" + f["id"].get<std::string>() + ") " + f["claim"].get<std::string>() + "**: **" + f["verdict"].get<std::string>() +
+         "** at this scale. " + f["detail"].get<std::string>() + ". Test: " + f["test"].get<std::string>() + ".\n";
+  s += "\n## Data\n\n";
+  std::string dirs;
+  for (const json& c : d["corpus_dirs"]) dirs += (dirs.empty() ? "" : ", ") + c.get<std::string>();
+  s += "- corpus: " + dirs + ": " + integer(d["corpus"]["files"]) + " training files, " +
+       num(d["corpus"]["bytes"].get<double>() / 1e6, "%.2f") + " MB, " + integer(d["corpus"]["tokens"]) + " tokens\n";
+  s += "- held out (never trained on): " + integer(d["heldout"]["files"]) + " files, " +
+       num(d["heldout"]["bytes"].get<double>() / 1e6, "%.2f") + " MB, " + integer(d["heldout"]["tokens"]) + " tokens\n";
+  s += "- tokenizer: SentencePiece BPE, " + integer(d["tokenizer"]["pieces"]) + " pieces (embedding rows " +
+       integer(d["tokenizer"]["embedding_rows"]) + ")\n";
+  s += "- training mix: " + integer(d["train"]["tokens"]) + " tokens, " +
+       num(100 * d["train"]["synthetic_share"].get<double>(), "%.1f") + "% synthetic (target " +
+       num(100 * d["synthetic_fraction"].get<double>(), "%.0f") + "%): ";
+  std::string parts;
+  for (const auto& [task, v] : d["synthetic"].items())
+    parts += (parts.empty() ? "" : ", ") + task + " " + integer(v["documents"]) + " documents / " + integer(v["tokens"]) + " tokens";
+  s += parts + "\n";
+  const json& tr = st["train"];
+  s += "- training: " + integer(tr["steps"]) + " steps of " + integer(tr["micro_batch"]) + " x " + integer(tr["seq_len"]) +
+       " tokens, cosine schedule, peak lr " + num(tr["lr"].get<double>(), "%g") + ", seed " + integer(tr["seed"]) + ", device " +
+       tr["device"].get<std::string>() + "\n\n";
+
+  s += "## Models\n\n" + header({"model", "preset", "pattern", "parameters", "non-embedding", "tokens", "final loss", "held-out loss"});
+  for (const json& fj : r["families"]) {
+    const std::string f = fj.get<std::string>();
+    const json& m = r["models"][f];
+    s += row({f, m["preset"].get<std::string>(), "`" + m["pattern"].get<std::string>() + "`", integer(m["parameters"]),
+              integer(m["non_embedding_parameters"]), integer(m["tokens"]), num(m["final_loss"].get<double>()),
+              num(m["final_val_loss"].get<double>())});
+  }
+  s += "\n## Language modelling (held-out text)\n\n" + header({"model", "token perplexity", "byte perplexity", "bits per byte"});
+  for (const json& fj : r["families"]) {
+    const std::string f = fj.get<std::string>();
+    const json& m = r["lm"][f];
+    s += row({f, num(m["token_perplexity"].get<double>(), "%.3f"), num(m["byte_perplexity"].get<double>()),
+              num(m["bits_per_byte"].get<double>())});
+  }
+  s += "\n## Retrieval accuracy by length (exact match; training length " + integer(tr["seq_len"]) + " tokens)\n\n";
+  for (const RetrievalTask& t : retrieval_tasks()) s += lengths_table(r, t);
+
+  s += "## Generation speed (" + r["speed_device"].get<std::string>() + ", one sequence)\n\n";
+  std::vector<std::string> head = {"model"};
+  for (const json& c : r["speed"][r["families"][0].get<std::string>()]) head.push_back("ctx " + integer(c["context"]) + ": tok/s, KiB");
+  s += header(head);
+  for (const json& fj : r["families"]) {
+    const std::string f = fj.get<std::string>();
+    std::vector<std::string> cells = {f};
+    for (const json& c : r["speed"][f])
+      cells.push_back(num(c["decode_tokens_per_s"].get<double>(), "%.1f") + ", " +
+                      num(c["memory_per_sequence_bytes"].get<double>() / 1024.0, "%.1f"));
+    s += row(cells);
+  }
+  return s + "\nKiB: memory one sequence holds (SSM and convolution state + KV cache) after the prompt and the generated tokens.\n";
+}
+
+}  // namespace mambalm::study

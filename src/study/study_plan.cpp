@@ -1,0 +1,119 @@
+#include "study/study_plan.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace mambalm::study {
+
+const std::vector<std::string>& families() {
+  static const std::vector<std::string> names = {"transformer", "mamba", "mamba2", "hybrid"};
+  return names;
+}
+
+std::string StudyPlan::preset(const std::string& family) const { return family + "-" + scale; }
+
+StudyPlan plan_for_scale(const std::string& scale) {
+  StudyPlan p;
+  p.scale = scale;
+  if (scale == "tiny") {
+    // ~0.44M non-embedding parameters (+0.13M embedding and head at 1024 pieces); sized for 2
+    // CPU cores: ~0.6M training tokens per model, ~10 minutes for all four.
+    p.vocab_size = 1024;
+    p.tokenizer_sentences = 50000;
+    p.seq_len = 256;
+    p.micro_batch = 8;
+    p.steps = 300;
+    p.lr = 3e-3;
+    p.warmup = 30;
+    p.checkpoint_interval = 50;
+    p.train_phonebook_tokens = {64, 128, 192};
+    p.train_mqar_pairs = {4, 8, 16};
+    p.train_copy_items = {16, 32, 64};
+    p.eval_phonebook_tokens = {64, 128, 256, 512};
+    p.eval_phonebook_depths = {0.0, 0.5, 1.0};
+    p.eval_mqar_pairs = {4, 8, 16, 32};
+    p.eval_copy_items = {16, 32, 64, 128};
+    p.eval_samples = 8;
+    p.heldout_eval_docs = 8;
+    p.speed_contexts = {256, 1024, 4096};
+  } else if (scale == "small" || scale == "base") {
+    // small: ~48M non-embedding parameters, 1600 x 64 x 1024 = 105M training tokens per model;
+    // base: ~190M, 4000 x 32 x 1024 = 131M. The ~7M-token mix is repeated for many epochs
+    // (docs/study.md). First choices, not yet run.
+    const bool small = scale == "small";
+    p.vocab_size = 8192;
+    p.tokenizer_sentences = 1000000;
+    p.seq_len = 1024;
+    p.micro_batch = small ? 64 : 32;
+    p.steps = small ? 1600 : 4000;
+    p.lr = small ? 1e-3 : 6e-4;
+    p.warmup = small ? 100 : 200;
+    p.checkpoint_interval = 200;
+    p.train_phonebook_tokens = {256, 512, 1024};
+    p.train_mqar_pairs = {8, 32, 64};
+    p.train_copy_items = {64, 256, 512};
+    p.eval_phonebook_tokens = {256, 512, 1024, 2048, 4096};
+    // Evaluation runs on the CPU (eval::Scorer has no device path yet): 4 samples per cell and
+    // 3 depths keep it to minutes per family.
+    p.eval_phonebook_depths = {0.0, 0.5, 1.0};
+    p.eval_mqar_pairs = {8, 32, 64, 128, 256};
+    p.eval_copy_items = {64, 256, 512, 1024, 2048};
+    p.eval_samples = 4;
+    p.heldout_eval_docs = 17;
+    p.speed_contexts = {1024, 4096, 16384};
+  } else {
+    fail("--scale", "unknown scale '" + scale + "'", "valid: tiny, small, base");
+  }
+  return p;
+}
+
+nlohmann::json StudyPlan::data_settings() const {
+  return {{"corpus", corpus_dirs},
+          {"vocab_size", vocab_size},
+          {"tokenizer_sentences", tokenizer_sentences},
+          {"heldout_every", heldout_every},
+          {"synthetic_fraction", synthetic_fraction},
+          {"train_phonebook_tokens", train_phonebook_tokens},
+          {"train_mqar_pairs", train_mqar_pairs},
+          {"train_copy_items", train_copy_items},
+          {"seed", seed}};
+}
+
+nlohmann::json StudyPlan::train_settings() const {
+  return {{"scale", scale},   {"device", device == Device::CUDA ? "cuda" : "cpu"},
+          {"seq_len", seq_len}, {"micro_batch", micro_batch},
+          {"steps", steps},   {"lr", lr},
+          {"warmup", warmup}, {"seed", seed}};
+}
+
+nlohmann::json StudyPlan::eval_settings() const {
+  return {{"phonebook_tokens", eval_phonebook_tokens}, {"phonebook_depths", eval_phonebook_depths},
+          {"mqar_pairs", eval_mqar_pairs},           {"copy_items", eval_copy_items},
+          {"samples", eval_samples},                 {"heldout_eval_docs", heldout_eval_docs}};
+}
+
+nlohmann::json StudyPlan::speed_settings() const {
+  return {{"contexts", speed_contexts}, {"gen_tokens", speed_gen_tokens}, {"scale", scale}};
+}
+
+nlohmann::json StudyPlan::to_json() const {
+  return {{"scale", scale},          {"out", out_dir},          {"data", data_settings()},
+          {"train", train_settings()}, {"eval", eval_settings()}, {"speed", speed_settings()}};
+}
+
+std::string default_cache_dir() {
+  if (const char* c = std::getenv("MAMBALM_CACHE"); c && *c) return c;
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.cache/mambalm";
+}
+
+std::vector<std::string> default_corpus_dirs() {
+  std::vector<std::string> dirs = {default_cache_dir() + "/corpus"};
+  if (std::filesystem::exists(default_cache_dir() + "/corpus-extra/.done")) dirs.push_back(default_cache_dir() + "/corpus-extra");
+  return dirs;
+}
+std::string default_chart_library() { return default_cache_dir() + "/study/chart.umd.min.js"; }
+
+}  // namespace mambalm::study

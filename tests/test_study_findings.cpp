@@ -1,0 +1,94 @@
+// The study's verdicts on constructed numbers (study/findings.h): each finding's threshold on
+// both sides, the inconclusive cases, and the done-markers that make phases resumable.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "study/findings.h"
+#include "study/phase_marker.h"
+#include "test_util.h"
+
+namespace {
+
+using nlohmann::json;
+using mambalm::study::judge_findings;
+
+// Results with the given bits per byte and a uniform retrieval accuracy per family.
+json results(double t_bpb, double m_bpb, double m2_bpb, double h_bpb, double t_acc, double ssm_acc, double h_acc) {
+  json r;
+  const json bpb = {{"transformer", t_bpb}, {"mamba", m_bpb}, {"mamba2", m2_bpb}, {"hybrid", h_bpb}};
+  const json acc = {{"transformer", t_acc}, {"mamba", ssm_acc}, {"mamba2", ssm_acc}, {"hybrid", h_acc}};
+  for (const auto& [f, v] : bpb.items()) {
+    r["lm"][f]["bits_per_byte"] = v;
+    for (const char* task : {"phonebook", "phonebook_reversed", "mqar", "selective_copy"}) {
+      const double a = acc[f].get<double>();
+      r["retrieval"][f][task] = {{"accuracy", a}, {"by_length", {{"64", a}, {"512", a / 2}}}};
+    }
+    // Decode: the Transformer slows down with context, the others do not.
+    const bool attention = f == "transformer";
+    r["speed"][f] = json::array({{{"context", 256}, {"decode_tokens_per_s", 1000.0}, {"memory_per_sequence_bytes", attention ? 4000 : 1000}},
+                                 {{"context", 4096}, {"decode_tokens_per_s", attention ? 400.0 : 900.0},
+                                  {"memory_per_sequence_bytes", attention ? 64000 : 2000}}});
+  }
+  return r;
+}
+
+std::string verdict(const json& findings, const char* id) {
+  for (const json& f : findings)
+    if (f["id"] == id) return f["verdict"];
+  return "missing";
+}
+
+TEST(StudyFindings, EachThresholdDecidesItsVerdict) {
+  const json ok = judge_findings(results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9));
+  EXPECT_EQ(verdict(ok, "a"), "reproduced");
+  EXPECT_EQ(verdict(ok, "b"), "reproduced");
+  EXPECT_EQ(verdict(ok, "c"), "reproduced");
+  EXPECT_EQ(verdict(ok, "d"), "reproduced");
+  const json bad = judge_findings(results(1.00, 1.06, 1.03, 1.03, 0.3, 0.5, 0.2));
+  EXPECT_EQ(verdict(bad, "a"), "not reproduced");  // Mamba 6% worse
+  EXPECT_EQ(verdict(bad, "b"), "not reproduced");  // the SSMs recall better
+  EXPECT_EQ(verdict(bad, "c"), "not reproduced");  // hybrid 3% worse
+}
+
+TEST(StudyFindings, NothingLearnedIsInconclusiveNotAPass) {
+  const json f = judge_findings(results(1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0));
+  EXPECT_EQ(verdict(f, "b"), "inconclusive");
+  EXPECT_EQ(verdict(f, "c"), "inconclusive");
+  json r = results(1.0, 1.0, 1.0, 1.0, 0.5, 0.2, 0.5);
+  r["speed"]["hybrid"] = json::array();
+  EXPECT_EQ(verdict(judge_findings(r), "d"), "inconclusive");
+}
+
+TEST(StudyFindings, ShowsTheNumbersItJudged) {
+  const json f = judge_findings(results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9));
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_DOUBLE_EQ(f[0]["numbers"]["mamba_bpb"].get<double>(), 1.04);
+  EXPECT_NEAR(f[3]["numbers"]["speedup_at_longest"].get<double>(), 900.0 / 400.0, 1e-12);
+  EXPECT_NEAR(f[3]["numbers"]["transformer_memory_over_hybrid"].get<double>(), 32.0, 1e-12);
+  for (const json& x : f) EXPECT_FALSE(x["detail"].get<std::string>().empty());
+}
+
+TEST(StudyPhaseMarker, SkipsSameInputsRefusesOthers) {
+  namespace st = mambalm::study;
+  const std::string dir = mambalm::testing::temp_dir("study-marker");
+  const std::string fp = st::fingerprint_of({{"steps", 20}});
+  EXPECT_NE(fp, st::fingerprint_of({{"steps", 21}}));
+  EXPECT_FALSE(st::phase_done(dir, "data", fp));
+  EXPECT_THROW(st::done_fingerprint(dir, "data"), mambalm::Error);
+  st::mark_done(dir, "data", fp, {{"tokens", 7}});
+  EXPECT_TRUE(st::phase_done(dir, "data", fp));
+  EXPECT_EQ(st::done_summary(dir, "data")["tokens"], 7);
+  try {
+    st::phase_done(dir, "data", st::fingerprint_of({{"steps", 21}}));
+    FAIL() << "a marker with other inputs must be refused";
+  } catch (const mambalm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other inputs or options"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace

@@ -20,10 +20,10 @@ for preset in ${MODELS:-hybrid-small transformer-small}; do
   for _ in $(seq 120); do [ -s /tmp/serve.port ] && break; sleep 0.5; done
   url=http://127.0.0.1:$(cat /tmp/serve.port)
   timeout 120 python3 bench/serve_load.py "$url" ${CLIENTS:-64} ${SECONDS_LOAD:-20} 64
-  python3 - "$url" ${PREFIX_ENTRIES:-900} <<'PY'
+  python3 - "$url" ${PREFIX_ENTRIES:-600} <<'PY'
 import http.client, json, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
-prefix = " ".join(f"Entry {i}: the ledger shows {i * 37 % 1009} units shipped to depot {i % 53}." for i in range(int(sys.argv[2]) if len(sys.argv) > 2 else 900))
+prefix = " ".join(f"Entry {i}: the ledger shows {i * 37 % 1009} units shipped to depot {i % 53}." for i in range(int(sys.argv[2]) if len(sys.argv) > 2 else 600))
 def first_token(prompt):
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
     t0 = time.perf_counter()

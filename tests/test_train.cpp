@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -82,8 +84,8 @@ TEST(Train, SameSeedSameLossesAndResumeIsBitIdentical) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(losses(dir + "/killed"), a);
 
-  // Resuming with other options is refused.
-  r = run_cli(train_args(dir + "/model", c, dir + "/killed", steps + 1, 6) + " --resume");
+  // Resuming with other options is refused (more --steps is allowed: RunsAreHardToSpoil...).
+  r = run_cli(train_args(dir + "/model", c, dir + "/killed", steps, 6) + " --resume --weight-decay 0.05");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("different options"), std::string::npos) << r.err;
 }
@@ -132,6 +134,52 @@ TEST(Train, BadDataIsAClearError) {
   r = run_cli("train --model " + dir + "/model --data " + dir + "/big --out " + dir + "/run --steps 2 --seq-len 16 --micro-batch 2");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("vocabulary"), std::string::npos) << r.err;
+}
+
+TEST(Train, RunsAreHardToSpoilAndMayBeExtended) {
+  setenv("OMP_NUM_THREADS", "1", 1);
+  std::string dir = temp_dir("spoil");
+  Corpus c = make_corpus(dir, 5);
+  ASSERT_EQ(run_cli("init --preset mamba2-tiny --seed 2 --out " + dir + "/model").exit_code, 0);
+  const std::string run = dir + "/run";
+  auto args = [&](int steps) {
+    return "train --model " + dir + "/model --data " + c.prefix + " --out " + run + " --seq-len 32 --micro-batch 2 --steps " +
+           std::to_string(steps) + " --warmup 2 --lr 1e-3 --val-interval 0 --checkpoint-interval 5 --keep-last 2";
+  };
+  CommandResult r = run_cli(args(20));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // --keep-last 2: the newest two checkpoints stay.
+  std::vector<std::string> kept;
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) kept.push_back(e.path().filename().string());
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(kept, (std::vector<std::string>{"step-00000015", "step-00000020"}));
+  // Every metrics row carries wall-clock time, elapsed seconds and tokens seen.
+  std::ifstream f(run + "/metrics.jsonl");
+  std::string first;
+  std::getline(f, first);
+  const auto row = nlohmann::json::parse(first);
+  EXPECT_TRUE(row.contains("time") && row.contains("elapsed_s") && row.contains("tokens")) << first;
+  const auto before = losses(run);
+
+  // A fresh run into it is refused, naming --overwrite; with --overwrite it starts again.
+  r = run_cli(args(20));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+  r = run_cli(args(20) + " --overwrite");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(losses(run), before);  // the same run again, from scratch
+
+  // --resume may extend --steps (never below the step reached): steps 1-20 stay as they were.
+  r = run_cli(args(10) + " --resume");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("already reached step 20"), std::string::npos) << r.err;
+  r = run_cli(args(30) + " --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("extending the run from 20 to 30 steps"), std::string::npos) << r.err;
+  const auto after = losses(run);
+  ASSERT_EQ(after.size(), 30u);
+  for (const auto& [step, loss] : before) EXPECT_EQ(after.at(step), loss) << "step " << step;
 }
 
 }  // namespace

@@ -101,6 +101,31 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   return final_dir.string();
 }
 
+int prune_checkpoints(const std::string& run_dir, int64_t keep) {
+  if (keep <= 0) return 0;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const int64_t step = step_of(entry.path().filename().string());
+    if (step >= 0 && entry.is_directory()) all.emplace_back(step, entry.path());
+  }
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string latest;
+  try {
+    latest = io::read_text_file((root / "latest").string());
+  } catch (const Error&) {
+  }
+  while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
+  int removed = 0;
+  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
+    if (all[i].second.filename().string() == latest) continue;
+    fs::remove_all(all[i].second, ec);
+    removed += !ec;
+  }
+  return removed;
+}
+
 std::string resume_checkpoint(const std::string& run_dir, const std::string& run_id, bool accept_legacy) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   std::error_code ec;

@@ -43,6 +43,10 @@ std::string resume_checkpoint(const std::string& run_dir, const std::string& run
 // Call only while holding the run's lock (no other process is writing then).
 void remove_checkpoint_leftovers(const std::string& run_dir);
 
+// Keeps the newest `keep` checkpoint directories (and always the one `latest` names), removing
+// older ones; keep <= 0 keeps all. Returns how many were removed.
+int prune_checkpoints(const std::string& run_dir, int64_t keep);
+
 // True when the run directory holds at least one checkpoint directory (complete or not).
 bool has_checkpoints(const std::string& run_dir);
 

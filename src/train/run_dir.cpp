@@ -115,14 +115,19 @@ void check_same_options(const json& saved, const json& now, const std::string& w
   check(saved.is_object(), where, "the saved training options are not a JSON object");
   for (const auto& [key, value] : now.items()) {
     if (!saved.contains(key)) continue;  // not recorded by an older version
+    if (key == "steps") continue;        // a resume may extend the run (checked against the step reached)
     if (saved[key] != value)
       fail(where, "was trained with different options: " + key + " was " + saved[key].dump() + ", now " + value.dump(),
            "resume with the same options, or start a new run directory");
   }
 }
 
-RunStart open_run(const std::string& run_dir, const json& identity, bool resume) {
+RunStart open_run(const std::string& run_dir, const json& identity, bool resume, bool overwrite) {
   const fs::path dir(run_dir), record = dir / "run.json", metrics = dir / "metrics.jsonl";
+  if (overwrite && !resume) {
+    std::error_code ec;
+    for (const fs::path& p : {record, metrics, dir / "checkpoints"}) fs::remove_all(p, ec);
+  }
   remove_checkpoint_leftovers(run_dir);
   remove_tmp_files(dir);
   std::error_code ec;
@@ -132,7 +137,7 @@ RunStart open_run(const std::string& run_dir, const json& identity, bool resume)
   if (!resume) {
     if (holds_run)
       fail(run_dir, "already holds a training run (checkpoints or metrics.jsonl)",
-           "continue it with --resume, or give this run a new --out (or remove the old one)");
+           "continue it with --resume, start it again with --overwrite, or give this run a new --out");
   } else if (has_record) {
     json saved = json::parse(io::read_text_file(record.string()), nullptr, false);
     check(!saved.is_discarded() && saved.is_object() && saved.contains("run_id") && saved["run_id"].is_string(),

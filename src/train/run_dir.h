@@ -37,10 +37,14 @@ struct RunStart {
 // writes. A fresh run (resume == false) refuses a directory that already holds a run (its
 // checkpoints or metrics), and writes run.json. A resume refuses when run.json records another
 // model, other data or different options, naming what differs.
-RunStart open_run(const std::string& run_dir, const nlohmann::json& identity, bool resume);
+// With `overwrite` (and no resume) a run already in the directory is removed first: its
+// run.json, metrics.jsonl and checkpoints.
+RunStart open_run(const std::string& run_dir, const nlohmann::json& identity, bool resume, bool overwrite = false);
 
 // Throws naming `where` and the first option that differs between the options saved in a
-// checkpoint and `now`. Options an older version did not record are not compared.
+// checkpoint and `now`. Options an older version did not record are not compared. "steps" may
+// grow (a resume that extends the run; the schedule then ends at the new step count), not shrink
+// below the step reached (`step_reached`, when known).
 void check_same_options(const nlohmann::json& saved, const nlohmann::json& now, const std::string& where);
 
 // Keeps only the rows of RUN/metrics.jsonl with step <= `step` (all of them go when step is 0),

@@ -185,7 +185,8 @@ TrainResult train(const TrainConfig& cfg) {
   if (lead) {
     fs::create_directories(cfg.run_dir);
     run_lock = std::make_unique<RunLock>(cfg.run_dir);
-    run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity(world.size)), cfg.resume);
+    run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity(world.size)), cfg.resume,
+                   cfg.overwrite);
     resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
   }
   if (comm) resume_from = comm->broadcast_string(resume_from, 0);
@@ -230,6 +231,13 @@ TrainResult train(const TrainConfig& cfg) {
   if (!resume_from.empty()) {
     TrainerState saved = load_checkpoint_state(resume_from, *opt);
     check_same_options(saved.config, state.config, resume_from);
+    check(cfg.steps >= saved.step, "--steps",
+          std::to_string(cfg.steps) + " steps, but the run has already reached step " + std::to_string(saved.step),
+          "give more --steps to extend it");
+    if (lead && saved.config.contains("steps") && saved.config["steps"] != cfg.steps)
+      std::fprintf(stderr, "extending the run from %lld to %lld steps: the learning-rate schedule now ends at step %lld\n",
+                   static_cast<long long>(saved.config["steps"].get<int64_t>()), static_cast<long long>(cfg.steps),
+                   static_cast<long long>(cfg.steps));
     saved.config = state.config;
     saved.run_id = run.run_id;
     state = saved;
@@ -251,6 +259,7 @@ TrainResult train(const TrainConfig& cfg) {
     if (lead) {
       metrics->sync();  // the log up to a checkpoint is as durable as the checkpoint
       dir = save_checkpoint(cfg.run_dir, model, optimizer_state, opt->steps_taken(), state, source_dir);
+      prune_checkpoints(cfg.run_dir, cfg.keep_last);
     }
     if (sharded) sharded->release_masters();
     if (comm) comm->sum(0.0, 3600.0);  // the others wait for rank 0's write, however long it takes
@@ -310,7 +319,11 @@ TrainResult train(const TrainConfig& cfg) {
     tokens_since_log += tokens_per_step;
     result.last_loss = loss;
 
-    nlohmann::json row = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}};
+    const auto wall = std::chrono::system_clock::now();
+    nlohmann::json row = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"time", std::chrono::duration<double>(wall.time_since_epoch()).count()},
+                          {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()},
+                          {"tokens", state.tokens_seen}};
     const bool last = state.step == cfg.steps;
     if (valid_data && ((cfg.val_interval > 0 && state.step % cfg.val_interval == 0) || last)) {
       result.last_val_loss = validation_loss(model, *valid_data, cfg, comm.get());
@@ -334,10 +347,13 @@ TrainResult train(const TrainConfig& cfg) {
                     static_cast<long long>(state.step), static_cast<long long>(cfg.steps), loss,
                     row.contains("val_loss") ? (" | val " + std::to_string(result.last_val_loss).substr(0, 6)).c_str() : "",
                     grad_norm, lr, tps, tflops, 100.0 * mfu, format_duration(eta).c_str());
-      if (tty) {
+      if (tty) {  // the line stays (the loss history), a live bar under it
         int width = 30, filled = static_cast<int>(width * state.step / cfg.steps);
-        std::fprintf(stderr, "\r[%s%s] %s\x1b[K%s", std::string(static_cast<size_t>(filled), '#').c_str(),
-                     std::string(static_cast<size_t>(width - filled), '.').c_str(), line, last ? "\n" : "");
+        std::fprintf(stderr, "\r\x1b[K%s\n", line);
+        if (!last)
+          std::fprintf(stderr, "[%s%s] %lld/%lld", std::string(static_cast<size_t>(filled), '#').c_str(),
+                       std::string(static_cast<size_t>(width - filled), '.').c_str(), static_cast<long long>(state.step),
+                       static_cast<long long>(cfg.steps));
       } else {
         std::fprintf(stderr, "%s\n", line);
       }

@@ -33,6 +33,8 @@ struct TrainConfig {
   int64_t val_batches = 8;
   int64_t checkpoint_interval = 500;  // 0 = only at the end
   bool resume = false;
+  bool overwrite = false;  // a fresh run replaces a run already in run_dir (else refused)
+  int64_t keep_last = 0;   // keep only the newest K checkpoints (0: all)
   bool recompute = false;
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
   Device device = Device::CPU;

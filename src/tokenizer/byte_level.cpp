@@ -50,7 +50,6 @@ class ByteLevelTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
     utf8::validate(text, s_.kind + " tokenizer input");
-    if (s_.require_nfc_stable) check_nfc_stable(text);
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 4);
     size_t pos = 0;
@@ -91,20 +90,6 @@ class ByteLevelTokenizer final : public Tokenizer {
   std::string kind() const override { return s_.kind; }
 
  private:
-  // HF's NFC normalizer: we have no Unicode composition tables, but every code point below
-  // U+0300 is NFC-stable (no decomposition, no composition with a following mark), so text made
-  // only of those is unchanged by NFC. Anything else is refused rather than tokenized wrongly.
-  void check_nfc_stable(std::string_view text) const {
-    for (size_t i = 0; i < text.size(); ++i) {
-      if (static_cast<unsigned char>(text[i]) < 0xCC) continue;  // lead bytes < 0xCC encode < U+0300
-      if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
-      fail(s_.source, "its NFC normalizer is not supported for text beyond U+02FF (byte " +
-                          std::to_string(i) + ")",
-           "only Latin text is accepted with an NFC-normalizing tokenizer.json; use the model's "
-           "tokenizer.model or NFC-normalize the text first");
-    }
-  }
-
   // Leftmost added token at or after `pos` (longest on ties), with lstrip/rstrip whitespace.
   const AddedToken* find_added(std::string_view text, size_t pos, bool allow_special, size_t& start,
                                size_t& end) const {
@@ -129,6 +114,12 @@ class ByteLevelTokenizer final : public Tokenizer {
 
   void encode_text(std::string_view text, std::vector<int32_t>& ids) const {
     if (text.empty()) return;
+    // HF normalizes the text between added tokens, before the pre-tokenizer.
+    std::string normalized;
+    for (UnicodeForm form : s_.normalizers) {
+      normalized = unicode_normalize(text, form, s_.source);
+      text = normalized;
+    }
     std::string prefixed;
     if (s_.add_prefix_space && text[0] != ' ') {
       prefixed = " ";

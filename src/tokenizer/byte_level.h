@@ -12,6 +12,7 @@
 #include "tokenizer/byte_pair.h"
 #include "tokenizer/regex_split.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode_normalize.h"
 
 namespace mambalm {
 
@@ -33,7 +34,7 @@ struct ByteLevelSpec {
   BytePairModel model;
   std::vector<SplitRegex> splits;  // applied in order, each refining the pieces of the last
   bool add_prefix_space = false;   // HF ByteLevel: a space before text that lacks one
-  bool require_nfc_stable = false; // HF NFC normalizer: refuse text it would change (see .cpp)
+  std::vector<UnicodeForm> normalizers;  // HF NFC/NFKC/...: applied in order to text between added tokens
   std::vector<AddedToken> added;
   int64_t vocab_size = 0;          // 0: derived from the largest id
   int32_t bos = -1, eos = -1, pad = -1;

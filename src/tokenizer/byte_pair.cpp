@@ -180,6 +180,14 @@ void BytePairModel::merge_large(std::vector<int32_t>& syms) const {
   syms.swap(out);
 }
 
+void BytePairModel::merge(std::vector<int32_t>& syms) const {
+  if (syms.size() <= 128) {
+    merge_small(syms);
+  } else {
+    merge_large(syms);
+  }
+}
+
 void BytePairModel::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.empty()) return;
   if (piece.size() == 1) {
@@ -205,11 +213,7 @@ void BytePairModel::encode_piece(std::string_view piece, std::vector<int32_t>& o
   }
   std::vector<int32_t> syms(piece.size());
   for (size_t i = 0; i < piece.size(); ++i) syms[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
-  if (syms.size() <= 128) {
-    merge_small(syms);
-  } else {
-    merge_large(syms);
-  }
+  merge(syms);
   out.insert(out.end(), syms.begin(), syms.end());
   if (cacheable) {
     if (cache->map.size() >= kCacheLimit) cache->map.clear();

@@ -36,6 +36,11 @@ class BytePairModel {
   // thread; safe to call from many threads at once.
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
+  // Applies the merges to the token ids `syms` in place (lowest rank first, leftmost on ties):
+  // the merge step of encode_piece for callers that choose the initial symbols themselves
+  // (tokenizer.json BPE over characters, with byte fallback).
+  void merge(std::vector<int32_t>& syms) const;
+
   int32_t find(std::string_view bytes) const;  // -1 when not a token
   const std::string* token_bytes(int32_t id) const;  // nullptr for a hole
   int64_t max_id() const { return static_cast<int64_t>(tokens_.size()) - 1; }

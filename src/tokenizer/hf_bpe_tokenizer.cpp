@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/hf_tokenizer_json.h"
 #include "tokenizer/json_token_id.h"
 #include "tokenizer/loaders.h"
 
@@ -15,11 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string type_of(const json& j) { return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "?"; }
-
-bool truthy(const json& j, const char* key) {
-  return j.contains(key) && j[key].is_boolean() && j[key].get<bool>();
-}
+std::string type_of(const json& j) { return hf_type_of(j); }
+bool truthy(const json& j, const char* key) { return hf_truthy(j, key); }
 
 std::string quote_literal(const std::string& s) {
   std::string out;
@@ -71,11 +69,11 @@ void check_normalizer(const json& n, ByteLevelSpec& spec, const std::string& whe
   const std::string type = type_of(n);
   if (type == "Sequence") {
     for (const json& step : n.value("normalizers", json::array())) check_normalizer(step, spec, where);
-  } else if (type == "NFC") {
-    spec.require_nfc_stable = true;
+  } else if (const auto form = unicode_form_named(type)) {
+    spec.normalizers.push_back(*form);
   } else {
     fail(where, "normalizer '" + type + "' is not supported",
-         "byte-level BPE files use none or NFC; for SentencePiece-style files use tokenizer.model");
+         "byte-level BPE files use none or NFC, NFD, NFKC, NFKD; for SentencePiece-style files use tokenizer.model");
   }
 }
 
@@ -100,6 +98,64 @@ std::string config_token(const json& config, const char* key) {
 
 }  // namespace
 
+void hf_merge_pair(const json& m, int32_t rank, const std::string& path, std::string& a, std::string& b) {
+  if (m.is_string()) {
+    const std::string s = m.get<std::string>();
+    const size_t space = s.find(' ', 1);
+    check(space != std::string::npos, path, "merge '" + s + "' is not 'left right'");
+    a = s.substr(0, space), b = s.substr(space + 1);
+  } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+    a = m[0].get<std::string>(), b = m[1].get<std::string>();
+  } else {
+    fail(path, "merge " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
+  }
+}
+
+std::vector<AddedToken> hf_added_tokens(const json& doc, const std::string& path) {
+  std::vector<AddedToken> out;
+  const json& added = doc.value("added_tokens", json::array());
+  check(added.is_array(), path, "added_tokens is not a list");
+  for (const json& a : added) {
+    check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(), path,
+          "added_tokens entry without id/content");
+    const std::string content = a["content"].get<std::string>();
+    check(!truthy(a, "single_word"), path, "added token '" + content + "' uses single_word",
+          "single_word added tokens are not supported");
+    out.push_back({content, json_token_id(a["id"], path, "added token '" + content + "'"), truthy(a, "special"),
+                   truthy(a, "lstrip"), truthy(a, "rstrip")});
+  }
+  return out;
+}
+
+void hf_special_ids(const std::string& path, const std::vector<AddedToken>& added, int32_t& bos, int32_t& eos,
+                    int32_t& pad) {
+  // BOS/EOS/PAD: tokenizer_config.json beside the file when there is one, else common names.
+  json config;
+  const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  if (std::filesystem::exists(config_path)) {
+    try {
+      config = json::parse(read_tokenizer_file(config_path.string()));
+    } catch (const json::exception& e) {
+      fail(config_path.string(), std::string("not valid JSON: ") + e.what());
+    }
+  }
+  auto id_of = [&](const std::string& content) {
+    for (const AddedToken& a : added)
+      if (a.content == content) return a.id;
+    return -1;
+  };
+  auto pick = [&](const char* key, std::initializer_list<const char*> fallbacks) {
+    const std::string named = config_token(config, key);
+    if (!named.empty()) return id_of(named);
+    for (const char* f : fallbacks)
+      if (id_of(f) >= 0) return id_of(f);
+    return -1;
+  };
+  bos = pick("bos_token", {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>", "<|endoftext|>"});
+  eos = pick("eos_token", {"<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>"});
+  pad = pick("pad_token", {"<pad>", "<|pad|>", "[PAD]"});
+}
+
 std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   json doc;
   try {
@@ -113,8 +169,8 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   const std::string mtype = model.value("type", std::string("BPE"));
   check(mtype == "BPE", path, "model type '" + mtype + "' is not supported",
         "only byte-level BPE tokenizer.json files are; for SentencePiece models use tokenizer.model");
-  check(!truthy(model, "byte_fallback"), path, "BPE with byte_fallback is not supported",
-        "this is a SentencePiece-style file; use the model's tokenizer.model");
+  // Llama-2 / Mistral style: BPE over characters, "▁" for spaces, <0xNN> byte tokens.
+  if (truthy(model, "byte_fallback")) return open_hf_byte_fallback_bpe(doc, path);
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     check(!model.contains(key) || model[key].is_null() || model[key] == "", path,
           std::string("BPE ") + key + " is not supported", "byte-level BPE files do not use it");
@@ -132,17 +188,7 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
         "for SentencePiece-style files use the model's tokenizer.model");
 
   // Added tokens first: their vocab entries need not be byte-level strings.
-  const json& added = doc.value("added_tokens", json::array());
-  check(added.is_array(), path, "added_tokens is not a list");
-  for (const json& a : added) {
-    check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(), path,
-          "added_tokens entry without id/content");
-    const std::string content = a["content"].get<std::string>();
-    check(!truthy(a, "single_word"), path, "added token '" + content + "' uses single_word",
-          "single_word added tokens are not supported");
-    spec.added.push_back({content, json_token_id(a["id"], path, "added token '" + content + "'"), truthy(a, "special"),
-                          truthy(a, "lstrip"), truthy(a, "rstrip")});
-  }
+  spec.added = hf_added_tokens(doc, path);
   const json& vocab = model.value("vocab", json::object());
   check(vocab.is_object() && !vocab.empty(), path, "model.vocab is missing or empty");
   std::string bytes;
@@ -157,16 +203,7 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   int32_t rank = 0;
   for (const json& m : merges) {
     std::string a, b;
-    if (m.is_string()) {
-      const std::string s = m.get<std::string>();
-      const size_t space = s.find(' ', 1);
-      check(space != std::string::npos, path, "merge '" + s + "' is not 'left right'");
-      a = s.substr(0, space), b = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>(), b = m[1].get<std::string>();
-    } else {
-      fail(path, "merge " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
-    }
+    hf_merge_pair(m, rank, path, a, b);
     std::string ab, bb;
     const bool ok = byte_level_to_bytes(a, ab) && byte_level_to_bytes(b, bb);
     const int32_t left = ok ? spec.model.find(ab) : -1, right = ok ? spec.model.find(bb) : -1;
@@ -177,31 +214,7 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   }
   spec.model.set_whole_piece_lookup(truthy(model, "ignore_merges"));
 
-  // BOS/EOS/PAD: tokenizer_config.json beside the file when there is one, else common names.
-  json config;
-  const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (std::filesystem::exists(config_path)) {
-    try {
-      config = json::parse(read_tokenizer_file(config_path.string()));
-    } catch (const json::exception& e) {
-      fail(config_path.string(), std::string("not valid JSON: ") + e.what());
-    }
-  }
-  auto id_of = [&](const std::string& content) {
-    for (const AddedToken& a : spec.added)
-      if (a.content == content) return a.id;
-    return -1;
-  };
-  auto pick = [&](const char* key, std::initializer_list<const char*> fallbacks) {
-    const std::string named = config_token(config, key);
-    if (!named.empty()) return id_of(named);
-    for (const char* f : fallbacks)
-      if (id_of(f) >= 0) return id_of(f);
-    return -1;
-  };
-  spec.bos = pick("bos_token", {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>", "<|endoftext|>"});
-  spec.eos = pick("eos_token", {"<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>"});
-  spec.pad = pick("pad_token", {"<pad>", "<|pad|>", "[PAD]"});
+  hf_special_ids(path, spec.added, spec.bos, spec.eos, spec.pad);
   return make_byte_level_tokenizer(std::move(spec));
 }
 

@@ -2,7 +2,9 @@
 # `mambalm serve --device cuda` on the GPU machine: load from 64 concurrent streaming clients
 # (bench/serve_load.py; every completed stream checked against the same request alone) and the
 # prompt-state cache's time to first token for a ~16K-token shared prefix, cold then warm.
-# MODELS: presets to serve (default hybrid-small transformer-small, with the compare tokenizer).
+# MODELS: presets to serve (default hybrid-small transformer-small, with the compare tokenizer;
+# presets with "8b" in the name get the byte tokenizer and bf16 weights). MAX_BATCH, MAX_CONTEXT,
+# CLIENTS (a list: one load run each), SECONDS_LOAD, PREFIX_ENTRIES tune it.
 # There (carry .device-data): bash scripts/gpu-serve-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,14 +14,19 @@ d=.device-data/cmp
 for preset in ${MODELS:-hybrid-small transformer-small}; do
   echo "== $preset ($(date +%T))"
   arch=${preset%%-*}
-  mambalm init --arch "$arch" --preset "$preset" --tokenizer $d/sp4096.model --seed 1 --out /tmp/serve-$preset >/dev/null || continue
+  tok=(--tokenizer $d/sp4096.model)
+  case "$preset" in *8b*) tok=(--tokenizer bytes) ;; esac
+  t0=$SECONDS
+  [ -d /tmp/serve-$preset ] || mambalm init --arch "$arch" --preset "$preset" "${tok[@]}" --seed 1 --out /tmp/serve-$preset >/dev/null || continue
+  echo "init: $((SECONDS - t0)) s"
   rm -f /tmp/serve.port
-  mambalm serve --model /tmp/serve-$preset --device cuda --max-batch ${MAX_BATCH:-64} --max-context 20000 --prefill-chunk 1024 \
+  mambalm serve --model /tmp/serve-$preset --device cuda --max-batch ${MAX_BATCH:-64} --max-context ${MAX_CONTEXT:-20000} --prefill-chunk 1024 \
     --prompt-cache-mb 4096 --port 0 --port-file /tmp/serve.port > /tmp/serve-$preset.log 2>&1 &
   pid=$!
-  for _ in $(seq 120); do [ -s /tmp/serve.port ] && break; sleep 0.5; done
+  for _ in $(seq 600); do [ -s /tmp/serve.port ] && break; sleep 0.5; done
+  echo "serving after $((SECONDS - t0)) s"
   url=http://127.0.0.1:$(cat /tmp/serve.port)
-  timeout 120 python3 bench/serve_load.py "$url" ${CLIENTS:-64} ${SECONDS_LOAD:-20} 64
+  for c in ${CLIENTS:-64}; do timeout 200 python3 bench/serve_load.py "$url" $c ${SECONDS_LOAD:-20} 64; done
   python3 - "$url" ${PREFIX_ENTRIES:-600} <<'PY'
 import http.client, json, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])

@@ -12,8 +12,7 @@
 namespace mambalm {
 
 AdamW::AdamW(const ParamList& params, AdamWConfig cfg) : params_(params), cfg_(cfg) {
-  check(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1, "adamw", "betas must lie in [0, 1)");
-  check(cfg.eps > 0 && cfg.weight_decay >= 0, "adamw", "eps must be positive and weight decay non-negative");
+  check_adamw_config(cfg);
   for (const ParamRef& p : params_) {
     check(p.grad != nullptr, "adamw", "parameter '" + p.name + "' has no gradient buffer");
     m_.push_back(zeros_on(p.tensor->device(), p.shape));
@@ -21,20 +20,33 @@ AdamW::AdamW(const ParamList& params, AdamWConfig cfg) : params_(params), cfg_(c
   }
 }
 
-void AdamW::step(double lr, double grad_scale) {
-  ++t_;
-  const double bias1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t_));
-  const double bias2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t_));
+void check_adamw_config(const AdamWConfig& cfg) {
+  check(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1, "adamw", "betas must lie in [0, 1)");
+  check(cfg.eps > 0 && cfg.weight_decay >= 0, "adamw", "eps must be positive and weight decay non-negative");
+}
+
+ops::AdamWStep adamw_step_scalars(const AdamWConfig& cfg, int64_t t, double lr, double grad_scale) {
+  const double bias1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(t));
+  const double bias2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(t));
   ops::AdamWStep s;
-  s.beta1 = static_cast<float>(cfg_.beta1);
-  s.beta2 = static_cast<float>(cfg_.beta2);
+  s.beta1 = static_cast<float>(cfg.beta1);
+  s.beta2 = static_cast<float>(cfg.beta2);
   s.step_size = static_cast<float>(lr / bias1);
   s.inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
-  s.eps = static_cast<float>(cfg_.eps);
+  s.eps = static_cast<float>(cfg.eps);
   s.grad_scale = static_cast<float>(grad_scale);
+  return s;
+}
+
+float adamw_shrink(const AdamWConfig& cfg, const ParamRef& p, double lr) {
+  return p.decay || cfg.decay_all ? static_cast<float>(1.0 - lr * cfg.weight_decay) : 1.0f;
+}
+
+void AdamW::step(double lr, double grad_scale) {
+  ops::AdamWStep s = adamw_step_scalars(cfg_, ++t_, lr, grad_scale);
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
-    s.shrink = p.decay || cfg_.decay_all ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
+    s.shrink = adamw_shrink(cfg_, p, lr);
     const bool mixed = p.master && p.master->defined();
     Tensor& master = mixed ? *p.master : *p.tensor;
     ops::adamw_update(master, mixed ? p.tensor : nullptr, *p.grad, m_[i], v_[i], s);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/param.h"
+#include "ops/ops.h"
 #include "train/optimizer.h"
 
 namespace mambalm {
@@ -39,6 +40,13 @@ class AdamW final : public Optimizer {
   std::vector<Tensor> m_, v_;  // per parameter, same shape, F32, on the parameter's device
   int64_t t_ = 0;
 };
+
+// Throws when a setting is out of range (betas in [0, 1), eps > 0, weight decay >= 0).
+void check_adamw_config(const AdamWConfig& cfg);
+// The scalars of update number t (1-based) with learning rate lr (ops::AdamWStep, computed once
+// per step on the host), and the decay factor of a parameter. Shared by AdamW and ShardedAdamW.
+ops::AdamWStep adamw_step_scalars(const AdamWConfig& cfg, int64_t t, double lr, double grad_scale);
+float adamw_shrink(const AdamWConfig& cfg, const ParamRef& p, double lr);
 
 // sqrt(sum of squared gradient entries over all parameters), accumulated in double, the same
 // value every run. One read back from the device for the whole list.

@@ -26,8 +26,7 @@ Tensor piece(const Tensor& t, int64_t begin, int64_t n) { return t.reshape({t.nu
 
 ShardedAdamW::ShardedAdamW(ParamList& params, AdamWConfig cfg, dist::Communicator& comm, int64_t bucket_elements)
     : params_(params), cfg_(cfg), comm_(comm), device_(comm.device()) {
-  check(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1, "adamw", "betas must lie in [0, 1)");
-  check(cfg.eps > 0 && cfg.weight_decay >= 0, "adamw", "eps must be positive and weight decay non-negative");
+  check_adamw_config(cfg);
   check(bucket_elements > 0, "adamw", "bucket size must be positive");
   for (const ParamRef& p : params_) {
     check(p.grad && p.grad->defined(), "adamw", "parameter '" + p.name + "' has no gradient buffer");
@@ -171,21 +170,12 @@ void ShardedAdamW::check_finite_grads() {
 }
 
 void ShardedAdamW::step(double lr, double grad_scale) {
-  ++t_;
-  const double bias1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t_));
-  const double bias2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t_));
-  ops::AdamWStep s;
-  s.beta1 = static_cast<float>(cfg_.beta1);
-  s.beta2 = static_cast<float>(cfg_.beta2);
-  s.step_size = static_cast<float>(lr / bias1);
-  s.inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
-  s.eps = static_cast<float>(cfg_.eps);
-  s.grad_scale = static_cast<float>(grad_scale);
+  ops::AdamWStep s = adamw_step_scalars(cfg_, ++t_, lr, grad_scale);
   for (Bucket& b : buckets_) {
     Tensor grads = grad_slice(b), values = value_slice(b);
     for (const Segment& g : b.segments) {
       const ParamRef& p = params_[g.param];
-      s.shrink = p.decay || cfg_.decay_all ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
+      s.shrink = adamw_shrink(cfg_, p, lr);
       const auto part = [&](const Tensor& t) { return t.slice0(g.in_shard, g.in_shard + g.numel); };
       Tensor grad = part(grads), m = part(b.exp_avg), v = part(b.exp_avg_sq), value = part(values);
       if (b.dtype == DType::F32) {

@@ -4,7 +4,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/limits.h"
+#include "tokenizer/added_tokens.h"
 #include "tokenizer/utf8.h"
 
 namespace mambalm {
@@ -30,49 +30,26 @@ const ByteLevelTable& table() {
   return t;
 }
 
-bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
 class ByteLevelTokenizer final : public Tokenizer {
  public:
-  explicit ByteLevelTokenizer(ByteLevelSpec spec) : s_(std::move(spec)) {
-    int64_t max_id = s_.model.max_id();
-    for (const AddedToken& a : s_.added) {
-      check(!a.content.empty(), s_.source, "added token " + std::to_string(a.id) + " is empty");
-      limits::in_range(a.id, 0, limits::kMaxTokenId, s_.source, "added token '" + a.content + "' id");
-      max_id = std::max<int64_t>(max_id, a.id);
-      by_content_[a.content] = static_cast<int32_t>(&a - s_.added.data());
-      first_bytes_[static_cast<unsigned char>(a.content[0])] = true;
-      max_len_ = std::max(max_len_, a.content.size());
-      if (a.id >= 0) decode_added_[a.id] = a.content;
-    }
-    if (s_.vocab_size == 0) s_.vocab_size = max_id + 1;
+  explicit ByteLevelTokenizer(ByteLevelSpec spec) : s_(std::move(spec)), added_(s_.added, s_.source) {
+    if (s_.vocab_size == 0) s_.vocab_size = std::max<int64_t>(s_.model.max_id(), added_.max_id()) + 1;
   }
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
     utf8::validate(text, s_.kind + " tokenizer input");
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 4);
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t start = 0, end = 0;
-      const AddedToken* tok = s_.added.empty() ? nullptr : find_added(text, pos, allow_special, start, end);
-      encode_text(text.substr(pos, (tok ? start : text.size()) - pos), ids);
-      if (!tok) break;
-      ids.push_back(tok->id);
-      pos = end;
-    }
+    added_.encode(text, allow_special, ids, [this](std::string_view piece, std::vector<int32_t>& out) { encode_text(piece, out); });
     return ids;
   }
 
   std::string decode(const std::vector<int32_t>& ids) const override {
     std::string out;
     for (int32_t id : ids) {
-      if (!decode_added_.empty()) {
-        auto it = decode_added_.find(id);
-        if (it != decode_added_.end()) {
-          out += it->second;
-          continue;
-        }
+      if (const std::string* added = added_.text_of(id)) {
+        out += *added;
+        continue;
       }
       const std::string* bytes = s_.model.token_bytes(id);
       if (!bytes)
@@ -90,28 +67,6 @@ class ByteLevelTokenizer final : public Tokenizer {
   std::string kind() const override { return s_.kind; }
 
  private:
-  // Leftmost added token at or after `pos` (longest on ties), with lstrip/rstrip whitespace.
-  const AddedToken* find_added(std::string_view text, size_t pos, bool allow_special, size_t& start,
-                               size_t& end) const {
-    for (size_t i = pos; i < text.size(); ++i) {
-      if (!first_bytes_[static_cast<unsigned char>(text[i])]) continue;
-      const size_t longest = std::min(max_len_, text.size() - i);
-      for (size_t len = longest; len >= 1; --len) {
-        auto it = by_content_.find(std::string(text.substr(i, len)));
-        if (it == by_content_.end()) continue;
-        const AddedToken& a = s_.added[it->second];
-        if (a.special && !allow_special) continue;
-        start = i, end = i + len;
-        if (a.lstrip)
-          while (start > pos && is_space_byte(text[start - 1])) --start;
-        if (a.rstrip)
-          while (end < text.size() && is_space_byte(text[end])) ++end;
-        return &a;
-      }
-    }
-    return nullptr;
-  }
-
   void encode_text(std::string_view text, std::vector<int32_t>& ids) const {
     if (text.empty()) return;
     // HF normalizes the text between added tokens, before the pre-tokenizer.
@@ -141,10 +96,7 @@ class ByteLevelTokenizer final : public Tokenizer {
   }
 
   ByteLevelSpec s_;
-  std::unordered_map<std::string, int32_t> by_content_;
-  std::unordered_map<int32_t, std::string> decode_added_;
-  bool first_bytes_[256] = {};
-  size_t max_len_ = 0;
+  AddedTokenMatcher added_;
 };
 
 }  // namespace

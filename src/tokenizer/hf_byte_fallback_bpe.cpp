@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/limits.h"
+#include "tokenizer/added_tokens.h"
 #include "tokenizer/byte_pair.h"
 #include "tokenizer/hf_tokenizer_json.h"
 #include "tokenizer/json_token_id.h"
@@ -198,8 +198,6 @@ int byte_token_value(std::string_view token, bool upper_only = false) {
   return v;
 }
 
-bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
 struct FallbackSpec {
   std::string source;
   BytePairModel model;  // tokens are the vocabulary's UTF-8 strings ("▁the", "<0x0A>")
@@ -218,33 +216,16 @@ struct FallbackSpec {
 
 class ByteFallbackBpeTokenizer final : public Tokenizer {
  public:
-  explicit ByteFallbackBpeTokenizer(std::unique_ptr<FallbackSpec> spec) : s_(std::move(spec)) {
-    int64_t max_id = s_->model.max_id();
-    for (const AddedToken& a : s_->added) {
-      check(!a.content.empty(), s_->source, "added token " + std::to_string(a.id) + " is empty");
-      limits::in_range(a.id, 0, limits::kMaxTokenId, s_->source, "added token '" + a.content + "' id");
-      max_id = std::max<int64_t>(max_id, a.id);
-      by_content_[a.content] = static_cast<int32_t>(&a - s_->added.data());
-      first_bytes_[static_cast<unsigned char>(a.content[0])] = true;
-      max_len_ = std::max(max_len_, a.content.size());
-      added_text_[a.id] = a.content;
-    }
-    s_->vocab_size = max_id + 1;
+  explicit ByteFallbackBpeTokenizer(std::unique_ptr<FallbackSpec> spec)
+      : s_(std::move(spec)), added_(s_->added, s_->source) {
+    s_->vocab_size = std::max<int64_t>(s_->model.max_id(), added_.max_id()) + 1;
   }
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
     utf8::validate(text, "hf-bpe tokenizer input");
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 4);
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t start = 0, end = 0;
-      const AddedToken* tok = s_->added.empty() ? nullptr : find_added(text, pos, allow_special, start, end);
-      encode_section(text.substr(pos, (tok ? start : text.size()) - pos), ids);
-      if (!tok) break;
-      ids.push_back(tok->id);
-      pos = end;
-    }
+    added_.encode(text, allow_special, ids, [this](std::string_view piece, std::vector<int32_t>& out) { encode_section(piece, out); });
     return ids;
   }
 
@@ -255,8 +236,8 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
     std::vector<std::string> tokens;
     tokens.reserve(ids.size());
     for (int32_t id : ids) {
-      if (auto it = added_text_.find(id); it != added_text_.end()) {
-        tokens.push_back(it->second);
+      if (const std::string* added = added_.text_of(id)) {
+        tokens.push_back(*added);
         continue;
       }
       const std::string* text = s_->model.token_bytes(id);
@@ -315,27 +296,6 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
     }
     if (in_run) out.push_back(std::move(run));
     return out;
-  }
-
-  // Leftmost added token at or after `pos` (longest on ties), with lstrip/rstrip whitespace.
-  const AddedToken* find_added(std::string_view text, size_t pos, bool allow_special, size_t& start,
-                               size_t& end) const {
-    for (size_t i = pos; i < text.size(); ++i) {
-      if (!first_bytes_[static_cast<unsigned char>(text[i])]) continue;
-      for (size_t len = std::min(max_len_, text.size() - i); len >= 1; --len) {
-        auto it = by_content_.find(std::string(text.substr(i, len)));
-        if (it == by_content_.end()) continue;
-        const AddedToken& a = s_->added[it->second];
-        if (a.special && !allow_special) continue;
-        start = i, end = i + len;
-        if (a.lstrip)
-          while (start > pos && is_space_byte(text[start - 1])) --start;
-        if (a.rstrip)
-          while (end < text.size() && is_space_byte(text[end])) ++end;
-        return &a;
-      }
-    }
-    return nullptr;
   }
 
   // One text between added tokens: normalize, pre-tokenize (Llama-2 style files do not), then
@@ -400,10 +360,7 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
   }
 
   std::unique_ptr<FallbackSpec> s_;
-  std::unordered_map<std::string, int32_t> by_content_;
-  std::unordered_map<int32_t, std::string> added_text_;
-  bool first_bytes_[256] = {};
-  size_t max_len_ = 0;
+  AddedTokenMatcher added_;
 };
 
 }  // namespace

@@ -27,9 +27,13 @@ constexpr int kSteps = 20;
 bool have_mpirun() { return std::string(MAMBALM_MPIEXEC).size() > 0 && fs::exists(MAMBALM_MPIEXEC); }
 
 // mpirun of `ranks` processes of the CLI. Root is allowed (CI containers run as root);
-// --oversubscribe lets 2 ranks start on a machine that reports fewer slots.
+// --oversubscribe lets 2 ranks start on a machine that reports fewer slots. In the sanitizer
+// build the ranks keep ASan's error checks but not its leak report: Open MPI leaves ~120 KB of
+// its own allocations (many in plugins it has unloaded, so no suppression can name them) at exit.
 std::string mpirun(int ranks) {
-  return std::string(MAMBALM_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks) +
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string env = asan ? "ASAN_OPTIONS='" + std::string(asan) + ":detect_leaks=0' " : "";
+  return env + MAMBALM_MPIEXEC + " --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks) +
          " -x OMP_NUM_THREADS=1 " + MAMBALM_CLI + " ";
 }
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-20}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 CXX=${CXX_FUZZ:-clang++} cmake -S fuzz -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER="${CXX_FUZZ:-clang++}" >/dev/null
-ninja -C "$BUILD" -j"${JOBS:-$(nproc)}" >/dev/null
+ninja -C "$BUILD" -j"${JOBS:-$(nproc)}" >"$BUILD/build.log" 2>&1 || { tail -n 30 "$BUILD/build.log"; echo "fuzz: the targets do not build"; exit 1; }
 bash fuzz/make_seeds.sh "$BUILD/seeds"
 status=0
 for target in fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_indexed_dataset fuzz_npy fuzz_eval_samples fuzz_unpickler; do

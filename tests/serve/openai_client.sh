@@ -15,20 +15,9 @@ if [ ! -f "$NPM_DIR/node_modules/openai/package.json" ]; then
   echo "SKIPPED: the npm 'openai' package is not in $NPM_DIR (run: bash tests/serve/fetch_openai_client.sh)"
   exit 77
 fi
-WORK=$(mktemp -d)
-SERVER=
-cleanup() {
-  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$MAMBALM" init --preset mamba2-tiny --tokenizer bytes --seed 4 --out "$WORK/model" >/dev/null || exit 1
-"$MAMBALM" serve --model "$WORK/model" --port 0 --port-file "$WORK/port" --max-batch 4 --max-context 512 \
-  2>"$WORK/server.log" &
-SERVER=$!
-for _ in $(seq 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-[ -s "$WORK/port" ] || { echo "FAILED: the server did not start"; cat "$WORK/server.log"; exit 1; }
-NODE_PATH="$NPM_DIR/node_modules" MAMBALM_SERVE_URL="http://127.0.0.1:$(cat "$WORK/port")/v1" \
+source "$(dirname "$0")/test_server.sh"
+start_test_server mamba2-tiny 4 4
+NODE_PATH="$NPM_DIR/node_modules" MAMBALM_SERVE_URL="http://127.0.0.1:$PORT/v1" \
   node "$HERE/openai_client.mjs"
 rc=$?
 kill -0 "$SERVER" 2>/dev/null || { echo "FAILED: the server died"; cat "$WORK/server.log"; exit 1; }

@@ -11,20 +11,9 @@ if [ -z "$CHROMIUM" ]; then
   echo "SKIPPED: chromium is not installed (apt-get install chromium)"
   exit 77
 fi
-WORK=$(mktemp -d)
-SERVER=
-cleanup() {
-  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$MAMBALM" init --preset hybrid-tiny --tokenizer bytes --seed 5 --out "$WORK/model" >/dev/null || exit 1
-"$MAMBALM" serve --model "$WORK/model" --port 0 --port-file "$WORK/port" --max-batch 2 --max-context 512 \
-  2>"$WORK/server.log" &
-SERVER=$!
-for _ in $(seq 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-[ -s "$WORK/port" ] || { echo "FAILED: the server did not start"; cat "$WORK/server.log"; exit 1; }
-URL="http://127.0.0.1:$(cat "$WORK/port")"
+source "$(dirname "$0")/test_server.sh"
+start_test_server hybrid-tiny 5 2
+URL="http://127.0.0.1:$PORT"
 
 fail=0
 for mode in chat completion; do

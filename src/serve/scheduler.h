@@ -75,6 +75,11 @@ class Scheduler {
   void decode_step();
   // Samples the next token from `logits` [V] and publishes it; true when the sequence ended.
   bool take_token(Active& a, const float* logits, int64_t position_after);
+  // Appends a chosen token to the job and finishes it at EOS or its length limit (true then).
+  bool record_token(Active& a, TokenLogprob t, int64_t position_after);
+  // Whether a's next token needs its logits on the host (sampling or logprobs), not only the
+  // device's greedy choice.
+  static bool needs_logits(const Active& a);
   void finish(Active& a, const std::string& reason, const std::string& error = "");
   void score_prompt_chunk(Active& a, const Tensor& logits, size_t begin, size_t n);
   TokenLogprob scored(const float* logits, int32_t token, int top) const;

@@ -16,6 +16,11 @@
 //      backward with 8 documents of 512           2.0 ms (the skipped tiles cost their turns)
 //      fp32 backward (F32 K/V), B 1, L 1024       5.4 ms (4 TFLOP/s: reference grade)
 //    GQA costs the same FLOPs as MHA (K/V read once per group in the key-block pass).
+//  - the same training shapes (bf16, no documents) through cuDNN's fused attention
+//    (cudnn_attention.cu, MAMBALM_ATTN=cudnn semantics; tag suffix _cudnn), next to ours
+//    (forced with AttentionBackend::Own, whatever MAMBALM_ATTN says). Expected from PyTorch's
+//    cuDNN SDPA: forward ~0.5 ms plus ~0.1 ms of bf16/fp32 conversions, backward ~1.5 ms plus
+//    ~0.25 ms of conversions. Skipped with one line when cuDNN cannot run.
 // Each timing is the median of >= 20 cudaEvent-timed calls after warm-up. Caches smaller than
 // 256 MB are replicated and rotated so that repeated calls do not run out of the 60 MB L2.
 // Lines starting with RESULT are read by bench/cuda/run_attention.sh.
@@ -27,13 +32,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/device.h"
 #include "core/tensor.h"
+#include "core/error.h"
 #include "ops/cuda/cuda_ops.h"
 
 using namespace mambalm;
+using ops::cuda::AttentionBackend;
 
 namespace {
 
@@ -130,7 +138,10 @@ void bench_decode(int64_t B, int64_t ctx) {
 
 // Forward and backward for training. q, dout F32; k, v BF16 (the tensor-core paths) or F32
 // (the fp32 paths). docs: 8 equal documents per row (seq_idx), else none.
-void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int reps_override = 0) {
+void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int reps_override = 0,
+                    AttentionBackend backend = AttentionBackend::Own) {
+  ops::cuda::set_attention_backend(backend);
+  const bool cudnn = backend == AttentionBackend::Cudnn;
   const int64_t Hq = 32, D = 128;
   const DType kv = bf16 ? DType::BF16 : DType::F32;
   Tensor q = empty_cuda({B, L, Hq, D}), out = empty_cuda({B, L, Hq, D}), dout = empty_cuda({B, L, Hq, D});
@@ -148,6 +159,20 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
   const int reps = reps_override ? reps_override : bf16 ? 20 : 3;
   const int warm = reps_override ? 0 : bf16 ? 3 : 1;
   Tensor lse2 = empty_cuda({B, Hq, L});
+  if (cudnn) {
+    // One call of each first: builds the plans (not timed), or says why cuDNN cannot run.
+    try {
+      ops::cuda::attention(q, k, v, sp, scale, out, &lse2);
+      ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv, &out, &lse2);
+      ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv);
+      check(cudaDeviceSynchronize(), "cudnn warm-up");
+    } catch (const Error& e) {
+      std::printf("training B%ld_L%ld_H%ld_KV%ld_D%ld_cudnn: skipped: %s\n", long(B), long(L), long(Hq), long(Hkv),
+                  long(D), e.what());
+      ops::cuda::set_attention_backend(AttentionBackend::Own);
+      return;
+    }
+  }
   const double f_ms = median_ms([&](int) { ops::cuda::attention(q, k, v, sp, scale, out, &lse2); }, reps, warm);
   // As training runs it: with the forward's out and lse2 (no statistics pass); and without them.
   const double b_ms = median_ms(
@@ -156,8 +181,8 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
       [&](int) { ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv); }, reps, warm);
   const double f_flops = 4.0 * B * Hq * double(L) * L * D / 2, b_flops = 2.5 * f_flops;
   char tag[96];
-  std::snprintf(tag, sizeof tag, "B%ld_L%ld_H%ld_KV%ld_D%ld%s%s", long(B), long(L), long(Hq),
-                long(Hkv), long(D), bf16 ? "" : "_f32", docs ? "_docs8" : "");
+  std::snprintf(tag, sizeof tag, "B%ld_L%ld_H%ld_KV%ld_D%ld%s%s%s", long(B), long(L), long(Hq),
+                long(Hkv), long(D), bf16 ? "" : "_f32", docs ? "_docs8" : "", cudnn ? "_cudnn" : "");
   std::printf("training %s: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f TFLOP/s "
               "counted), forward+backward %.3f ms (%.1f TFLOP/s)\n",
               tag, f_ms, f_flops / f_ms / 1e9, b_ms, b_flops / b_ms / 1e9, f_ms + b_ms,
@@ -168,26 +193,41 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
   std::printf("RESULT train_bwd %s %.4f ms %.1f TFLOPs\n", tag, b_ms, b_flops / b_ms / 1e9);
   std::printf("RESULT train_fwdbwd %s %.4f ms %.1f TFLOPs\n", tag, f_ms + b_ms,
               (f_flops + b_flops) / (f_ms + b_ms) / 1e9);
+  ops::cuda::set_attention_backend(AttentionBackend::Own);
 }
 
 }  // namespace
 
 // --prefill-only skips the decode and training shapes, --decode-only the prefill and training,
-// --training-only runs the training shapes alone, --profile one forward and one backward (GQA)
-// with no warm-up, for a profiler.
+// --training-only runs the training shapes alone, --cudnn-only the cuDNN training shapes alone,
+// --profile one forward and one backward (GQA) with no warm-up, for a profiler (--profile-cudnn:
+// the same through cuDNN). Our kernels are timed with cuDNN off (AttentionBackend::Own).
 int main(int argc, char** argv) {
   const char* only = argc > 1 ? argv[1] : "";
   std::printf("%s\n", cuda_device_summary().c_str());
+  ops::cuda::set_attention_backend(AttentionBackend::Own);
   if (!std::strcmp(only, "--profile")) {  // one forward and one backward, for ncu
     bench_training(2, 4096, 8, true, false, 1);
     return 0;
   }
-  if (!std::strcmp(only, "--training-only") || !std::strcmp(only, "")) {
-    bench_training(2, 4096, 32, true, false);
-    bench_training(2, 4096, 8, true, false);
-    bench_training(2, 4096, 8, true, true);
-    bench_training(1, 1024, 8, false, false);  // the fp32 paths, at a size they finish quickly
-    if (!std::strcmp(only, "--training-only")) return 0;
+  if (!std::strcmp(only, "--profile-cudnn")) {
+    bench_training(2, 4096, 8, true, false, 1, AttentionBackend::Cudnn);
+    return 0;
+  }
+  const bool cudnn_only = !std::strcmp(only, "--cudnn-only");
+  if (!std::strcmp(only, "--training-only") || !std::strcmp(only, "") || cudnn_only) {
+    std::printf("cuDNN: %s\n", ops::cuda::cudnn_version()
+                                    ? ("libcudnn.so.9 version " + std::to_string(ops::cuda::cudnn_version())).c_str()
+                                    : "not loaded");
+    if (!cudnn_only) {
+      bench_training(2, 4096, 32, true, false);
+      bench_training(2, 4096, 8, true, false);
+      bench_training(2, 4096, 8, true, true);
+      bench_training(1, 1024, 8, false, false);  // the fp32 paths, at a size they finish quickly
+    }
+    bench_training(2, 4096, 32, true, false, 0, AttentionBackend::Cudnn);
+    bench_training(2, 4096, 8, true, false, 0, AttentionBackend::Cudnn);
+    if (std::strcmp(only, "")) return 0;
   }
   if (std::strcmp(only, "--decode-only")) bench_prefill();
   if (!std::strcmp(only, "--prefill-only")) return 0;

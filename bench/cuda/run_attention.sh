@@ -16,8 +16,8 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 # Order: what the table needs first, the extra conformance runs last (a run stopped at its
 # time limit still leaves the logs written so far under $OUT).
-echo "== conformance --only attention,attention_backward (warp decode)"
-mambalm_cuda_conformance --only attention,attention_backward 2>&1 | tee "$out/conformance.log"
+echo "== conformance --only attention,attention_backward,attention_cudnn (warp decode)"
+mambalm_cuda_conformance --only attention,attention_backward,attention_cudnn 2>&1 | tee "$out/conformance.log"
 echo "== ours"
 mambalm_bench_attention 2>&1 | tee "$out/ours.log"
 for variant in split warp8; do

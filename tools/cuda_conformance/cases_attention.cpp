@@ -93,6 +93,9 @@ void check_decode(const std::vector<int32_t>& lens, int64_t capacity, int64_t Hq
 }
 
 void run_attention(bool quick) {
+  // These cases check our own kernels; the attention_cudnn group checks cuDNN's path.
+  const ops::cuda::AttentionBackend before = ops::cuda::attention_backend();
+  ops::cuda::set_attention_backend(ops::cuda::AttentionBackend::Own);
   const int64_t B = 2, T = quick ? 77 : 200;
   for (bool bf16 : {false, true}) {
     check_attention(B, T, T, 32, 8, 128, bf16);
@@ -121,6 +124,7 @@ void run_attention(bool quick) {
     check_decode({7, 300, 129}, 300, 6, 2, 128, bf16);
     check_decode({1, 100, 515}, 600, 16, 1, 128, bf16);
   }
+  ops::cuda::set_attention_backend(before);
 }
 
 }  // namespace

@@ -165,6 +165,9 @@ void check_rope_backward(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t ro
 }
 
 void run_attention_backward(bool quick) {
+  // These cases check our own kernels; the attention_cudnn group checks cuDNN's path.
+  const ops::cuda::AttentionBackend before = ops::cuda::attention_backend();
+  ops::cuda::set_attention_backend(ops::cuda::AttentionBackend::Own);
   const int64_t B = 2, T = quick ? 77 : 200;
   for (bool bf16 : {false, true}) {
     for (Docs d : {Docs::none, Docs::random}) {
@@ -204,6 +207,7 @@ void run_attention_backward(bool quick) {
   check_rope_backward(B, T, 32, 128, 128, 0);
   check_rope_backward(3, 77, 6, 80, 40, 123456);
   check_rope_backward(1, 5, 3, 64, 0, 7);  // rotary_dim 0: a no-op on both sides
+  ops::cuda::set_attention_backend(before);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 // element a kernel never writes fails the check. The cases live in cases_*.cpp, one group per
 // file. Prints one table; exit status 1 if any case fails, 2 if no CUDA device is visible.
 // Usage: mambalm_cuda_conformance [--seed N] [--quick] [--only GROUP[,GROUP...]]
+//        mambalm_cuda_conformance --cudnn-graphs   (no GPU needed: builds the cuDNN attention
+//        graphs up to the operation graph against the libcudnn.so.9 found; exit 1 on a failure)
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include "core/error.h"
 #include "harness.h"
+#include "ops/cuda/attention/cudnn_attention.h"
 #include "harness_table.h"
 
 using namespace conformance;
@@ -22,12 +25,17 @@ int main(int argc, char** argv) {
   uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   bool quick = false;
   std::string only;
+  if (argc == 2 && !std::strcmp(argv[1], "--cudnn-graphs")) {
+    const std::string r = ops::cuda::cudnn_attention_graph_check();
+    std::printf("%s", r.c_str());
+    return r.find("FAILED") == std::string::npos && r.rfind("cuDNN not available", 0) != 0 ? 0 : 1;
+  }
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
     else {
-      std::fprintf(stderr, "usage: mambalm_cuda_conformance [--seed N] [--quick] [--only GROUP[,GROUP...]]\n");
+      std::fprintf(stderr, "usage: mambalm_cuda_conformance [--seed N] [--quick] [--only GROUP[,GROUP...]] | --cudnn-graphs\n");
       return 2;
     }
   }

@@ -7,6 +7,7 @@
 // once, an execution failure at the next synchronising call (cuda_synchronize, a copy to the
 // host). Files mirror ops/cpu/ by op family.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 
@@ -23,6 +24,17 @@ namespace mambalm::ops::cuda {
 double measure_matmul_tflops();
 // Whether linear() times cuBLASLt's candidate algorithms per new shape (ops::set_gemm_autotune).
 void set_gemm_autotune(bool on);
+// Which implementation attention / attention_backward use where cuDNN's fused attention covers
+// the call (BF16 K/V, head dim 64 / 128, q_len == k_len, no documents; attention/attention.cu):
+// Auto (the default) takes cuDNN for training (a forward asked for lse2, and every backward)
+// when libcudnn.so.9 loads and builds a plan for the shape, else our kernels; Own never uses
+// cuDNN; Cudnn uses it for every covered call and throws where it cannot. The process starts
+// with MAMBALM_ATTN (own | cudnn | unset), docs/environment.md; this overrides it.
+enum class AttentionBackend { Auto, Own, Cudnn };
+void set_attention_backend(AttentionBackend backend);
+AttentionBackend attention_backend();
+// cudnnGetVersion() of the loaded libcudnn.so.9 (e.g. 91000), 0 when it cannot be loaded.
+size_t cudnn_version();
 // The tensor-core chunked path of ssd_chunked for any T >= 1 (same arguments and result).
 // Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels

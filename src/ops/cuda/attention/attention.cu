@@ -36,13 +36,24 @@
 // op contract saves nothing, and D needs O (or P and dP together); recomputing O costs the
 // forward's 2 GEMMs, one pass over the keys, and keeps the second pass at the textbook 5 GEMMs.
 // (An op that took the forward's out and lse would skip pass 1: 1.06 of 4.6 ms at B 2, L 4096.)
+// cuDNN (cudnn_attention.cu): where its fused flash attention covers the call (BF16 K/V, head
+// dim 64 / 128, q_len == k_len, no documents) it is faster on the H200 (PyTorch SDPA through it:
+// 559 TFLOP/s forward, 1.47 ms backward at B 2, L 4096, 32 heads of 128, against our 345 TFLOP/s
+// and 3.7 ms). MAMBALM_ATTN picks: unset = cuDNN for training calls (a forward that saves lse2,
+// and the backward) when it loads and plans the shape, our kernels otherwise and for inference
+// prefill (every new prompt length would cost a plan build); `own` = never; `cudnn` = every
+// covered call, and a failure is an error. MAMBALM_ATTN_DEBUG=1 prints why cuDNN was not used.
 // The PTX wrappers the kernels use are in ops/cuda/ptx.cuh; the environment knobs read here are
 // described in docs/environment.md.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "ops/cuda/attention/common.cuh"
@@ -94,7 +105,62 @@ DecodeKernel decode_variant() {
                         : DecodeKernel::warp;
 }
 
+// ---- cuDNN or ours ----------------------------------------------------------------------
+std::atomic<int> g_backend{-1};  // -1: not decided yet (MAMBALM_ATTN read on first use)
+
+AttentionBackend backend_from_env() {
+  const char* e = std::getenv("MAMBALM_ATTN");
+  if (!e || !*e) return AttentionBackend::Auto;
+  const std::string s(e);
+  if (s == "own") return AttentionBackend::Own;
+  if (s == "cudnn") return AttentionBackend::Cudnn;
+  if (s == "auto") return AttentionBackend::Auto;
+  fail("MAMBALM_ATTN", "unknown value '" + s + "'", "use own, cudnn or auto (unset)");
+}
+
+bool attn_debug() {
+  static const bool on = [] {
+    const char* e = std::getenv("MAMBALM_ATTN_DEBUG");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
+// The shapes cuDNN's path takes: BF16 K/V at head dim 64 / 128, queries = keys (no KV prefix),
+// no documents, 16-byte aligned data. (Alignment and dtype of q/out/grads are F32 by contract.)
+bool cudnn_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx) {
+  const int64_t Dh = q.dim(3);
+  return !seq_idx && k.dtype() == DType::BF16 && v.dtype() == DType::BF16 && (Dh == 64 || Dh == 128) &&
+         q.dim(1) == k.dim(1) && q.dim(1) >= 2 && aligned16(k.data<uint16_t>()) && aligned16(v.data<uint16_t>()) &&
+         aligned16(q.f32());
+}
+
+// After cuDNN declined a call: an error under MAMBALM_ATTN=cudnn, else one line per distinct
+// reason under MAMBALM_ATTN_DEBUG=1, else nothing.
+void cudnn_declined(const char* op, const std::string& why) {
+  if (attention_backend() == AttentionBackend::Cudnn)
+    fail(std::string("op ") + op + " (cuda)", "cuDNN attention was required (MAMBALM_ATTN=cudnn) but not used: " + why,
+         "MAMBALM_ATTN_DEBUG=1 prints plan builds; unset MAMBALM_ATTN to fall back to the built-in kernels");
+  if (!attn_debug()) return;
+  static std::mutex m;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(m);
+  if (said.insert(why).second) std::fprintf(stderr, "mambalm: %s: cuDNN attention not used: %s\n", op, why.c_str());
+}
+
 }  // namespace
+
+void set_attention_backend(AttentionBackend backend) { g_backend.store(int(backend)); }
+
+AttentionBackend attention_backend() {
+  int b = g_backend.load();
+  if (b < 0) {
+    b = int(backend_from_env());
+    int expected = -1;
+    if (!g_backend.compare_exchange_strong(expected, b)) b = expected;
+  }
+  return AttentionBackend(b);
+}
 
 // Decode scratch, one buffer for the partials of both the split and the warp decode kernels:
 // allocated once and grown only when a larger size is first asked for. Decode steps are
@@ -166,6 +232,13 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
   float* lse2 = lse2_out ? lse2_out->f32() : nullptr;
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   if (B * T * Hq * Dh == 0) return;
+  const AttentionBackend backend = attention_backend();
+  if (backend != AttentionBackend::Own && cudnn_shape(q, k, v, seq_idx) && aligned16(out.f32()) &&
+      (backend == AttentionBackend::Cudnn || lse2)) {
+    std::string why;
+    if (attention_cudnn(q, k, v, scale, out, lse2, &why)) return;
+    cudnn_declined("attention", why);
+  }
   DocView docs;
   if (seq_idx) {
     // One buffer per calling thread: each thread queues on its own default stream.
@@ -198,6 +271,12 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   }
   const bool fast = flash_shape(q, k, v, nullptr) && aligned16(dout.f32()) && aligned16(dq.f32()) &&
                     aligned16(dk.f32()) && aligned16(dv.f32());
+  if (attention_backend() != AttentionBackend::Own && fast && cudnn_shape(q, k, v, seq_idx) &&
+      (!out || aligned16(out->f32()))) {
+    std::string why;
+    if (attention_backward_cudnn(q, k, v, scale, dout, dq, dk, dv, out, lse2, &why)) return;
+    cudnn_declined("attention_backward", why);
+  }
   // Scratch, one block per calling thread, carved 256-byte aligned: document ranges, lse and D
   // ([B, Hq, T] fp32 each), then for the tensor-core path the bf16 q and dout ([B, Hq, T, Dh]),
   // the claim and turn counters and (sm_90) the fp32 dq accumulator.

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -283,6 +284,17 @@ size_t attention_backward_accum_floats(int64_t B, int64_t T, int64_t Hq, int64_t
 // The stats pass's other terms when the forward's out and lse2 are at hand (st.lse2 already
 // points at them): dsum = dO . O per row, and the bf16 copies of q and dout (attention.cu).
 void attention_backward_prep(const Tensor& q, const Tensor& dout, const Tensor& out, const FlashStats& st);
+
+// cudnn_attention.cu: the same ops through cuDNN's fused flash attention, for BF16 K/V, head dim
+// 64 / 128, q_len == k_len, no documents (the caller checks the shape). Each returns false,
+// with the reason in *why and nothing written that the caller relies on, when cuDNN cannot run
+// it (library absent, plan refused, execution failed); the caller then runs our kernels.
+// lse2 (optional) as in ops::attention; out and lse2 of the backward: the forward's, or null.
+bool attention_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out, float* lse2,
+                     std::string* why);
+bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& dout,
+                              Tensor& dq, Tensor& dk, Tensor& dv, const Tensor* out, const Tensor* lse2,
+                              std::string* why);
 constexpr int kBwdBM = 64;  // queries per step of the tensor-core backward (sem count)
 
 // attention.cu: the decode kernels' partials scratch (one buffer for both decode paths), at

@@ -70,17 +70,38 @@ void Scheduler::loop() {
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !active_.empty(); });
       if (stopping_) return;
     }
-    drop_cancelled();
-    admit();
-    // Prefill: one chunk of the oldest admitted prompt (active_ is in admission order).
-    for (auto& a : active_) {
-      if (a->decoding || !a->prefill_state) continue;
-      prefill_one_chunk(*a);
-      break;
+    try {
+      drop_cancelled();
+      admit();
+      prefill_some();
+      drop_cancelled();  // sequences that ended in the prefill
+      decode_step();
+      update_gauges();
+    } catch (const std::exception& e) {
+      // Not one request's failure (those end their own job): fail every running sequence with
+      // the message, free their slots and keep serving the next requests.
+      for (auto& a : active_) finish(*a, "error", e.what());
+      drop_cancelled();
     }
-    drop_cancelled();  // sequences that ended in the prefill
-    decode_step();
-    update_gauges();
+  }
+}
+
+void Scheduler::prefill_some() {
+  // Chunks of the oldest admitted prompts (active_ is in admission order), up to prefill_chunk
+  // prompt tokens and kMaxPrefillsPerStep prompts between two decode steps (at least one chunk).
+  // One prompt per step capped admission at one request per step (~65 requests/s at 8B, however
+  // large the batch); several short prompts per step let the batch refill as fast as sequences
+  // finish, while a long prompt still takes one chunk per step so decoding never stalls longer.
+  constexpr int kMaxPrefillsPerStep = 8;
+  int64_t budget = opts_.prefill_chunk;
+  int prompts = 0;
+  for (auto& a : active_) {
+    if (budget <= 0 || prompts == kMaxPrefillsPerStep) break;
+    if (a->decoding || !a->prefill_state) continue;
+    const size_t before = a->prefilled;
+    prefill_one_chunk(*a);
+    budget -= std::max<int64_t>(1, static_cast<int64_t>(a->prefilled - before));
+    ++prompts;
   }
 }
 
@@ -120,8 +141,14 @@ void Scheduler::admit() {
     a->slot = free_slot - slot_used_.begin();
     *free_slot = true;
     // The prompt's own state: batch 1, planned for the prompt (CUDA needs a planned KV cache).
-    a->prefill_state = std::make_unique<SequenceState>(model_.config(), 1,
-                                                       state_options_for(model_, static_cast<int64_t>(job->prompt.size())));
+    try {
+      a->prefill_state = std::make_unique<SequenceState>(model_.config(), 1,
+                                                         state_options_for(model_, static_cast<int64_t>(job->prompt.size())));
+    } catch (const std::exception& e) {  // out of memory: this request fails, the server goes on
+      finish(*a, "error", e.what());
+      *free_slot = false;
+      continue;
+    }
     admitted.push_back(a.get());
     active_.push_back(std::move(a));
   }

@@ -69,6 +69,7 @@ class Scheduler {
   void loop();
   void admit();
   void drop_cancelled();
+  void prefill_some();
   void prefill_one_chunk(Active& a);
   void restore_cached_prefix(Active& a);
   void move_into_slot(Active& a);

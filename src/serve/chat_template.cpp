@@ -2,20 +2,14 @@
 
 namespace mambalm::serve {
 
-namespace {
-std::string role_label(const std::string& role) {
-  if (role == "system" || role == "developer") return "System";
-  if (role == "assistant") return "Assistant";
-  if (role == "tool") return "Tool";
-  return "User";
+nlohmann::json chat_messages_json(const std::vector<ChatMessage>& messages) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ChatMessage& m : messages) out.push_back({{"role", m.role}, {"content", m.content}});
+  return out;
 }
-}  // namespace
 
 std::string render_default_chat(const std::vector<ChatMessage>& messages) {
-  std::string out;
-  for (const ChatMessage& m : messages) out += role_label(m.role) + ": " + m.content + "\n\n";
-  out += "Assistant:";
-  return out;
+  return mambalm::render_default_chat(chat_messages_json(messages));
 }
 
 }  // namespace mambalm::serve

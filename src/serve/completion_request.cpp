@@ -6,6 +6,7 @@
 
 #include "serve/api_error.h"
 #include "serve/chat_template.h"
+#include "tokenizer/chat_template/jinja_error.h"
 
 namespace mambalm::serve {
 
@@ -127,7 +128,7 @@ std::string message_content(const json& m, size_t i) {
   return text;
 }
 
-void parse_messages(const json& body, CompletionRequest& r, const Tokenizer& tok) {
+void parse_messages(const json& body, CompletionRequest& r, const Tokenizer& tok, const ChatTemplate* chat_template) {
   const json* ms = field(body, "messages");
   if (!ms) bad("messages", "'messages' is required");
   if (!ms->is_array() || ms->empty()) bad("messages", "'messages' must be a non-empty list");
@@ -143,8 +144,23 @@ void parse_messages(const json& body, CompletionRequest& r, const Tokenizer& tok
       bad(where + ".role", "unknown role '" + rs + "' (valid: system, developer, user, assistant, tool)");
     chat.push_back({rs, message_content(m, i)});
   }
-  add_prompt_text(r, render_default_chat(chat), tok);
-  r.stop.push_back(kDefaultChatStop);
+  if (!chat_template || chat_template->is_default()) {
+    add_prompt_text(r, render_default_chat(chat), tok);
+    r.stop.push_back(kDefaultChatStop);
+    return;
+  }
+  std::string text;
+  try {
+    text = chat_template->render(chat_messages_json(chat), /*add_generation_prompt=*/true);
+  } catch (const jinja::TemplateRaised& e) {
+    bad("messages", "the model's chat template refused these messages: " + e.message());
+  } catch (const Error& e) {
+    bad("messages", std::string("the model's chat template failed on these messages: ") + e.what());
+  }
+  // As apply_chat_template(tokenize=True): the template writes special tokens as text
+  // (<|begin_of_text|>, [INST], ...), which must encode to their ids.
+  r.prompts.push_back(tok.encode(text, /*allow_special=*/true));
+  r.prompt_texts.push_back(text);
 }
 
 void parse_stop(const json& body, CompletionRequest& r) {
@@ -168,7 +184,7 @@ void parse_stop(const json& body, CompletionRequest& r) {
 }  // namespace
 
 CompletionRequest parse_completion_request(const std::string& text, bool chat, const Tokenizer& tok,
-                                           const RequestLimits& limits) {
+                                           const RequestLimits& limits, const ChatTemplate* chat_template) {
   json body;
   try {
     body = json::parse(text);
@@ -182,7 +198,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, c
     if (!m->is_string()) bad("model", "'model' must be a string");
     r.model = m->get<std::string>();
   }
-  if (chat) parse_messages(body, r, tok);
+  if (chat) parse_messages(body, r, tok, chat_template);
   else parse_prompt(body, r, tok, limits);
   for (const auto& p : r.prompts) {
     if (p.empty()) bad(chat ? "messages" : "prompt", "the prompt encodes to no tokens");

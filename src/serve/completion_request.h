@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
+#include "tokenizer/chat_template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mambalm::serve {
@@ -37,8 +38,9 @@ struct CompletionRequest {
   bool ignore_eos = false;     // non-standard (vLLM's): keep going past EOS
 };
 
-// Parses and validates `body` (already known to be UTF-8). `chat` selects the chat schema.
+// Parses and validates `body` (already known to be UTF-8). `chat` selects the chat schema; its
+// messages become the prompt through `chat_template` (null: the default, serve/chat_template.h).
 CompletionRequest parse_completion_request(const std::string& body, bool chat, const Tokenizer& tokenizer,
-                                           const RequestLimits& limits);
+                                           const RequestLimits& limits, const ChatTemplate* chat_template = nullptr);
 
 }  // namespace mambalm::serve

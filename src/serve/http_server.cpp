@@ -74,7 +74,7 @@ void HttpServer::completion(const void* request, void* response, bool chat) {
     const size_t bad = first_invalid_utf8(req.body);
     if (bad != std::string::npos)
       throw ApiError(400, "the request body is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) + ")");
-    CompletionRequest parsed = parse_completion_request(req.body, chat, tokenizer_, limits_);
+    CompletionRequest parsed = parse_completion_request(req.body, chat, tokenizer_, limits_, opts_.chat_template.get());
     const bool stream = parsed.stream;
     auto session = std::make_shared<CompletionSession>(std::move(parsed), scheduler_, tokenizer_, opts_.model_name);
     res.status = 200;

@@ -29,6 +29,7 @@ struct HttpOptions {
   std::string model_name = "mambalm";     // the id /v1/models lists
   int64_t state_bytes_per_sequence = 0;   // for /v1/models (the playground's memory panel)
   int64_t kv_bytes_per_token = 0;
+  std::shared_ptr<const ChatTemplate> chat_template;  // /v1/chat/completions; null: the default
 };
 
 class HttpServer {

@@ -36,6 +36,19 @@ json results(double t_bpb, double m_bpb, double m2_bpb, double h_bpb, double t_a
   return r;
 }
 
+// Multiple-choice accuracies (cloze, letter) of the Transformer, both SSMs and the hybrid
+// (which matches the Transformer), with standard errors of 0.05.
+json with_mc(json r, double t_cloze, double t_letter, double ssm_cloze, double ssm_letter) {
+  r["multiple_choice_settings"] = {{"chance", 0.25}, {"questions", 64}, {"shots", 5}, {"choices", 4}};
+  const json acc = {{"transformer", {t_cloze, t_letter}}, {"mamba", {ssm_cloze, ssm_letter}},
+                    {"mamba2", {ssm_cloze, ssm_letter}}, {"hybrid", {t_cloze, t_letter}}};
+  for (const auto& [f, a] : acc.items()) {
+    r["multiple_choice"][f]["cloze"] = {{"acc", a[0]}, {"acc_stderr", 0.05}, {"acc_norm", a[0]}, {"acc_norm_stderr", 0.05}, {"n", 64}};
+    r["multiple_choice"][f]["letter"] = {{"acc", a[1]}, {"acc_stderr", 0.05}, {"acc_norm", a[1]}, {"acc_norm_stderr", 0.05}, {"n", 64}};
+  }
+  return r;
+}
+
 std::string verdict(const json& findings, const char* id) {
   for (const json& f : findings)
     if (f["id"] == id) return f["verdict"];
@@ -63,9 +76,30 @@ TEST(StudyFindings, NothingLearnedIsInconclusiveNotAPass) {
   EXPECT_EQ(verdict(judge_findings(r), "d"), "inconclusive");
 }
 
+TEST(StudyFindings, LetterFormatGapAgainstClozeGap) {
+  const json base = results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9);
+  // The SSMs nearly match the Transformer in cloze (lead 0.05) and trail it in letter (0.40).
+  const json ok = judge_findings(with_mc(base, 0.80, 0.70, 0.75, 0.30));
+  EXPECT_EQ(verdict(ok, "e"), "reproduced");
+  EXPECT_NEAR(ok[4]["numbers"]["mamba_lead_letter"].get<double>(), 0.40, 1e-12);
+  EXPECT_NEAR(ok[4]["numbers"]["mamba2_lead_cloze"].get<double>(), 0.05, 1e-12);
+  // The Transformer's lead is larger in cloze (0.30) than in letter (0.10): not the finding.
+  EXPECT_EQ(verdict(judge_findings(with_mc(base, 0.80, 0.70, 0.50, 0.60)), "e"), "not reproduced");
+  // Equal leads are not "larger".
+  EXPECT_EQ(verdict(judge_findings(with_mc(base, 0.80, 0.70, 0.60, 0.50)), "e"), "not reproduced");
+}
+
+TEST(StudyFindings, LetterFormatNotLearnedIsInconclusive) {
+  const json base = results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9);
+  // The Transformer at chance + 1.8 standard errors in the letter format: nothing to fall behind.
+  EXPECT_EQ(verdict(judge_findings(with_mc(base, 0.80, 0.34, 0.75, 0.25)), "e"), "inconclusive");
+  EXPECT_EQ(verdict(judge_findings(with_mc(base, 0.80, 0.36, 0.75, 0.25)), "e"), "reproduced");
+  EXPECT_EQ(verdict(judge_findings(base), "e"), "inconclusive");  // no multiple-choice results at all
+}
+
 TEST(StudyFindings, ShowsTheNumbersItJudged) {
   const json f = judge_findings(results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9));
-  ASSERT_EQ(f.size(), 4u);
+  ASSERT_EQ(f.size(), 5u);
   EXPECT_DOUBLE_EQ(f[0]["numbers"]["mamba_bpb"].get<double>(), 1.04);
   EXPECT_NEAR(f[3]["numbers"]["speedup_at_longest"].get<double>(), 900.0 / 400.0, 1e-12);
   EXPECT_NEAR(f[3]["numbers"]["transformer_memory_over_hybrid"].get<double>(), 32.0, 1e-12);

@@ -50,12 +50,12 @@ int64_t line_count(const std::string& path) {
 // The study's options in every run of this file: 12 steps, one sample per cell, short speed contexts.
 std::string study_args(const std::string& out) {
   return "study --scale tiny --out " + out + " --corpus " + cache_dir() + "/corpus/moby-dick" +
-         " --steps 12 --eval-samples 1 --speed-contexts 64,256";
+         " --steps 12 --eval-samples 1 --mc-questions 4 --speed-contexts 64,256";
 }
 
 // The numbers a run produced, without paths or anything measured in time.
 json comparable(json r) {
-  json out = {{"lm", r["lm"]}, {"retrieval", r["retrieval"]}, {"loss_curves", r["loss_curves"]}};
+  json out = {{"lm", r["lm"]}, {"retrieval", r["retrieval"]}, {"multiple_choice", r["multiple_choice"]}, {"loss_curves", r["loss_curves"]}};
   for (auto& [family, m] : r["models"].items()) {
     m.erase("model");
     out["models"][family] = m;
@@ -83,8 +83,11 @@ void expect_report_structure(const std::string& out) {
   EXPECT_GT(r["data"]["corpus"]["tokens"].get<int64_t>(), 10000);
   EXPECT_GT(r["data"]["heldout"]["files"].get<int64_t>(), 0);
   const double share = r["data"]["train"]["synthetic_share"].get<double>();
-  EXPECT_NEAR(share, 0.2, 0.02);
-  for (const char* task : {"phonebook", "mqar", "selective_copy"}) EXPECT_GT(r["data"]["synthetic"][task]["tokens"].get<int64_t>(), 0) << task;
+  EXPECT_NEAR(share, 0.25, 0.02) << "retrieval 20% + multiple choice 5%";
+  for (const char* task : {"phonebook", "mqar", "selective_copy", "facts_mc"})
+    EXPECT_GT(r["data"]["synthetic"][task]["tokens"].get<int64_t>(), 0) << task;
+  EXPECT_EQ(r["multiple_choice_settings"]["questions"], 4);
+  EXPECT_EQ(r["eval_device"], "cpu");
   int64_t smallest = INT64_MAX, largest = 0;
   for (const std::string& f : families) {
     const json& m = r["models"][f];
@@ -107,6 +110,16 @@ void expect_report_structure(const std::string& out) {
     }
     // Lengths beyond training: the phonebook's longest book is longer than the training windows.
     EXPECT_TRUE(r["retrieval"][f]["phonebook"]["by_length"].contains("512")) << f;
+    for (const char* format : {"cloze", "letter"}) {
+      const json& mc = r["multiple_choice"][f][format];
+      EXPECT_EQ(mc["n"], 4) << f << " " << format;
+      for (const char* metric : {"acc", "acc_norm"}) {
+        EXPECT_GE(mc[metric].get<double>(), 0) << f << " " << format;
+        EXPECT_LE(mc[metric].get<double>(), 1) << f << " " << format;
+      }
+    }
+    // The letter format's "choice" is the letter: acc_norm equals acc there (lm-eval).
+    EXPECT_EQ(r["multiple_choice"][f]["letter"]["acc"], r["multiple_choice"][f]["letter"]["acc_norm"]) << f;
     ASSERT_EQ(r["speed"][f].size(), 2u) << f;
     EXPECT_EQ(r["speed"][f][1]["context"], 256);
     EXPECT_GT(r["speed"][f][1]["decode_tokens_per_s"].get<double>(), 0) << f;
@@ -115,7 +128,7 @@ void expect_report_structure(const std::string& out) {
   // A Mamba layer's state does not grow with the context; a KV cache does.
   EXPECT_EQ(r["speed"]["mamba"][0]["memory_per_sequence_bytes"], r["speed"]["mamba"][1]["memory_per_sequence_bytes"]);
   EXPECT_GT(r["speed"]["transformer"][1]["kv_cache_bytes"].get<int64_t>(), r["speed"]["transformer"][0]["kv_cache_bytes"].get<int64_t>());
-  ASSERT_EQ(r["findings"].size(), 4u);
+  ASSERT_EQ(r["findings"].size(), 5u);
   const std::set<std::string> verdicts = {"reproduced", "not reproduced", "inconclusive"};
   std::string ids;
   for (const json& f : r["findings"]) {
@@ -123,12 +136,13 @@ void expect_report_structure(const std::string& out) {
     EXPECT_TRUE(verdicts.count(f["verdict"].get<std::string>())) << f.dump();
     EXPECT_FALSE(f["detail"].get<std::string>().empty());
   }
-  EXPECT_EQ(ids, "abcd");
+  EXPECT_EQ(ids, "abcde");
 
   const std::string md = read_file(out + "/report.md");
-  for (const char* heading : {"## Findings", "## Data", "## Models", "## Language modelling", "## Retrieval accuracy", "## Generation speed"})
+  for (const char* heading : {"## Findings", "## Data", "## Models", "## Language modelling", "## Retrieval accuracy", "## Multiple choice",
+                              "## Generation speed"})
     EXPECT_NE(md.find(heading), std::string::npos) << heading;
-  for (const char* id : {"(a)", "(b)", "(c)", "(d)"}) EXPECT_NE(md.find(id), std::string::npos) << id;
+  for (const char* id : {"(a)", "(b)", "(c)", "(d)", "(e)"}) EXPECT_NE(md.find(id), std::string::npos) << id;
 
   // The page carries results.json unchanged, and with the charting library, its charts.
   const std::string html = read_file(out + "/report.html");
@@ -142,7 +156,7 @@ void expect_report_structure(const std::string& out) {
   if (fs::exists(cache_dir() + "/study/chart.umd.min.js")) {
     EXPECT_NE(html.find("Chart.js v"), std::string::npos) << "the library is inlined";
     for (const char* id : {"chart-loss", "chart-bpb", "chart-phonebook", "chart-phonebook_reversed", "chart-mqar", "chart-selective_copy",
-                           "chart-decode", "chart-memory"})
+                           "chart-mc", "chart-decode", "chart-memory"})
       EXPECT_NE(html.find(std::string("<canvas id=\"") + id + "\""), std::string::npos) << id;
     EXPECT_EQ(html.find("src=\"http"), std::string::npos) << "self-contained";
   }

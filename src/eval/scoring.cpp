@@ -5,9 +5,11 @@
 #include <cstring>
 #include <numeric>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "eval/text_rules.h"
 #include "infer/generate.h"
+#include "ops/ops.h"
 
 namespace mambalm::eval {
 
@@ -162,23 +164,76 @@ void Scorer::score_batch(const std::vector<TokenRequest>& reqs, const std::vecto
     const std::vector<int32_t>& inp = reqs[order[begin + static_cast<size_t>(b)]].context;
     std::memcpy(ids.data<int32_t>() + b * T, inp.data(), inp.size() * 4);
   }
-  Tensor logits = model_.forward(ids);  // [B, T, V]
-  const float* base = logits.f32();
+  Tensor logits = model_.forward(ids);  // [B, T, V] on the model's device
+  // Row b * T + L - n + j of the logits predicts continuation token j; the other rows are not scored.
+  std::vector<int32_t> targets(static_cast<size_t>(B * T), -1);
+  for (int64_t b = 0; b < B; ++b) {
+    const TokenRequest& r = reqs[order[begin + static_cast<size_t>(b)]];
+    const int64_t L = static_cast<int64_t>(r.context.size()), n = static_cast<int64_t>(r.continuation.size());
+    for (int64_t j = 0; j < n; ++j) targets[static_cast<size_t>(b * T + L - n + j)] = r.continuation[static_cast<size_t>(j)];
+  }
+  score_rows(logits.reshape({B * T, V}), targets);
   for (int64_t b = 0; b < B; ++b) {
     const TokenRequest& r = reqs[order[begin + static_cast<size_t>(b)]];
     const int64_t L = static_cast<int64_t>(r.context.size()), n = static_cast<int64_t>(r.continuation.size());
     LoglikelihoodResult res;
     res.is_greedy = true;
     res.tokens = n;
-    // Position L - n + j of the input predicts continuation token j.
     for (int64_t j = 0; j < n; ++j) {
-      bool top = false;
-      res.logprob += log_softmax_at(base + (b * T + L - n + j) * V, V, r.continuation[static_cast<size_t>(j)], &top);
-      res.is_greedy = res.is_greedy && top;
+      const size_t row = static_cast<size_t>(b * T + L - n + j);
+      res.logprob += row_logprob_[row];
+      res.is_greedy = res.is_greedy && row_top_[row];
     }
     out[order[begin + static_cast<size_t>(b)]] = res;
     tokens_scored_ += n;
     tokens_processed_ += L;
+  }
+}
+
+void Scorer::score_rows(const Tensor& logits, const std::vector<int32_t>& targets) {
+  const int64_t N = logits.dim(0), V = logits.dim(1);
+  check(static_cast<int64_t>(targets.size()) == N, "eval", "one target per logits row is needed");
+  row_logprob_.assign(static_cast<size_t>(N), 0.0);
+  row_top_.assign(static_cast<size_t>(N), 0);
+  if (logits.device() == Device::CPU) {
+    const float* base = logits.f32();
+    for (int64_t r = 0; r < N; ++r) {
+      const int32_t t = targets[static_cast<size_t>(r)];
+      if (t < 0) continue;
+      bool top = false;
+      row_logprob_[static_cast<size_t>(r)] = log_softmax_at(base + r * V, V, t, &top);
+      row_top_[static_cast<size_t>(r)] = top;
+    }
+    return;
+  }
+  // On the device: cross_entropy gives -log softmax(row)[target] (0 on rows marked -1) and
+  // argmax the row's first maximum; only these 8 bytes per row come back, not N x V logits.
+  const Device dev = logits.device();
+  if (!dev_targets_.defined() || dev_targets_.dim(0) < N) {
+    const int64_t cap = std::max<int64_t>(N, 4096);
+    dev_targets_ = empty_on(dev, {cap}, DType::I32);
+    dev_loss_ = empty_on(dev, {cap});
+    dev_argmax_ = empty_on(dev, {cap}, DType::I32);
+    host_targets_ = Tensor::empty({cap}, DType::I32);
+  }
+  Tensor tg_host = host_targets_.slice0(0, N), tg = dev_targets_.slice0(0, N);
+  Tensor loss = dev_loss_.slice0(0, N), best = dev_argmax_.slice0(0, N);
+  std::memcpy(tg_host.raw(), targets.data(), static_cast<size_t>(N) * 4);
+  copy_tensor(tg_host, tg);
+  ops::cross_entropy(logits, tg, 1.0f, loss, nullptr);
+  // argmax launches one block row per logits row: at most 65535 rows per call.
+  constexpr int64_t kArgmaxRows = 32768;
+  for (int64_t r0 = 0; r0 < N; r0 += kArgmaxRows) {
+    const int64_t r1 = std::min(N, r0 + kArgmaxRows);
+    Tensor part = best.slice0(r0, r1);
+    ops::argmax(logits.slice0(r0, r1), V, part);
+  }
+  const Tensor loss_host = to_host(loss), best_host = to_host(best);
+  for (int64_t r = 0; r < N; ++r) {
+    const int32_t t = targets[static_cast<size_t>(r)];
+    if (t < 0) continue;
+    row_logprob_[static_cast<size_t>(r)] = -static_cast<double>(loss_host.f32()[r]);
+    row_top_[static_cast<size_t>(r)] = best_host.data<int32_t>()[r] == t;
   }
 }
 
@@ -190,7 +245,7 @@ void Scorer::note_state(const SequenceState& s) {
 LoglikelihoodResult Scorer::score_recurrent(const std::vector<int32_t>& input, size_t n_cont, const std::vector<int32_t>& cont) {
   const int64_t V = model_.config().vocab_size;
   const size_t L = input.size();
-  SequenceState state(model_.config(), 1);
+  SequenceState state(model_.config(), 1, state_options_for(model_, static_cast<int64_t>(L)));
   // Input positions [0, L - n] run with only the last row kept: it predicts cont[0].
   std::vector<int32_t> head(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(L - n_cont + 1));
   std::vector<float> last = prefill(model_, state, head, opts_.chunk);
@@ -202,10 +257,13 @@ LoglikelihoodResult Scorer::score_recurrent(const std::vector<int32_t>& input, s
   for (size_t pos = L - n_cont + 1; pos < L;) {
     size_t n = std::min(static_cast<size_t>(opts_.chunk), L - pos);
     Tensor logits = model_.forward(ids_tensor(input, pos, pos + n), &state);  // [1, n, V]
+    // Input position pos + k predicts continuation token (pos + k) - (L - n_cont).
+    std::vector<int32_t> targets(cont.begin() + static_cast<std::ptrdiff_t>(pos - (L - n_cont)),
+                                 cont.begin() + static_cast<std::ptrdiff_t>(pos + n - (L - n_cont)));
+    score_rows(logits.reshape({static_cast<int64_t>(n), V}), targets);
     for (size_t k = 0; k < n; ++k) {
-      // Input position pos + k predicts continuation token (pos + k) - (L - n_cont).
-      res.logprob += log_softmax_at(logits.f32() + static_cast<int64_t>(k) * V, V, cont[pos + k - (L - n_cont)], &top);
-      res.is_greedy = res.is_greedy && top;
+      res.logprob += row_logprob_[k];
+      res.is_greedy = res.is_greedy && row_top_[k];
     }
     pos += n;
   }
@@ -256,11 +314,13 @@ RollingResult Scorer::loglikelihood_rolling_tokens(const std::vector<int32_t>& t
   std::vector<int32_t> input(static_cast<size_t>(N));
   input[0] = prefix;
   std::copy(tokens.begin(), tokens.end() - 1, input.begin() + 1);
-  SequenceState state(model_.config(), 1);
+  SequenceState state(model_.config(), 1, state_options_for(model_, N));
   for (size_t pos = 0; pos < input.size();) {
     size_t n = std::min(static_cast<size_t>(opts_.chunk), input.size() - pos);
     Tensor logits = model_.forward(ids_tensor(input, pos, pos + n), &state);  // [1, n, V]
-    for (size_t k = 0; k < n; ++k) res.logprob += log_softmax_at(logits.f32() + static_cast<int64_t>(k) * V, V, tokens[pos + k]);
+    score_rows(logits.reshape({static_cast<int64_t>(n), V}),
+               std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(pos), tokens.begin() + static_cast<std::ptrdiff_t>(pos + n)));
+    for (size_t k = 0; k < n; ++k) res.logprob += row_logprob_[k];
     pos += n;
   }
   note_state(state);
@@ -284,7 +344,8 @@ GenerateUntilResult Scorer::generate_until(const std::string& context, const Gen
   check_token_ids(prompt, V, "eval prompt");
   GenerateUntilResult res;
   res.prompt_tokens = static_cast<int64_t>(prompt.size());
-  SequenceState state(model_.config(), 1);
+  SequenceState state(model_.config(), 1,
+                      state_options_for(model_, static_cast<int64_t>(prompt.size()) + opts.max_gen_tokens));
   std::vector<float> logits = prefill(model_, state, prompt, opts_.chunk);
   const int64_t eos_model = model_.config().eos_token_id, eos_tok = tok.eos_id();
   for (int64_t i = 0; i < opts.max_gen_tokens; ++i) {

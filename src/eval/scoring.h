@@ -15,6 +15,10 @@
 //   generate_until(context, stop strings): greedy decoding until a stop string, EOS or the
 //     token limit; the text is cut before the first stop string.
 // Requests are sorted by length and batched (right padding is invisible to causal models).
+// Device: the model's (Model::device()). On CUDA every path runs the forward there with a
+// SequenceState on the device (state_options_for: planned KV cache in the weights' dtype), and
+// the log-prob of each scored token and its greedy flag are reduced on the device; only those
+// come back to the host. The CPU path computes them from the host logits in double.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -106,6 +110,11 @@ class Scorer {
   // One request through SequenceState: prefill the context in chunks, then the continuation.
   LoglikelihoodResult score_recurrent(const std::vector<int32_t>& input, size_t n_cont, const std::vector<int32_t>& cont);
   void note_state(const SequenceState& s);
+  // Scores the rows of logits [N, V] (on the model's device) against targets[r] (-1: row not
+  // needed): row_logprob_[r] = log softmax(row r)[target], row_top_[r] = the target is the
+  // row's first maximum. CPU: log_softmax_at in double. CUDA: reduced on the device
+  // (ops::cross_entropy and ops::argmax, fp32 log-sum-exp), 8 bytes per row copied back.
+  void score_rows(const Tensor& logits, const std::vector<int32_t>& targets);
 
   Model& model_;
   const Tokenizer* tokenizer_;
@@ -114,6 +123,10 @@ class Scorer {
   std::string bos_text_;  // the BOS token's text (a text starting with it gets no second BOS)
   int64_t tokens_scored_ = 0, tokens_processed_ = 0;
   int64_t peak_state_ = 0, peak_kv_ = 0;
+  std::vector<double> row_logprob_;  // score_rows' results, one per logits row
+  std::vector<char> row_top_;
+  Tensor dev_targets_, dev_loss_, dev_argmax_;  // CUDA: score_rows' buffers (grow only), I32/F32/I32 [capacity]
+  Tensor host_targets_;                         // I32 [capacity]
 };
 
 // log softmax(logits)[target] in double, and whether target is the argmax (first maximum).

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "data/prepare.h"
 #include "eval/task_table.h"
+#include "eval/tasks/facts_mc.h"
 #include "io/indexed_dataset.h"
 #include "study/phase_marker.h"
 #include "tokenizer/tokenizer.h"
@@ -76,15 +77,15 @@ SyntheticSet write_synthetic(const StudyPlan& plan, const std::string& task, con
 
 // train = corpus documents with the synthetic ones interleaved (round robin over the tasks),
 // each synthetic document added as soon as the synthetic share falls below the fraction.
-nlohmann::json write_mixture(const StudyPlan& plan, int64_t vocab, const std::vector<SyntheticSet>& sets) {
+nlohmann::json write_mixture(const StudyPlan& plan, double f, int64_t vocab, const std::vector<SyntheticSet>& sets) {
   io::IndexedDataset corpus((data_dir(plan) / "corpus").string());
   std::vector<io::IndexedDataset> synth;
   for (const SyntheticSet& s : sets) synth.emplace_back(s.prefix);
   std::vector<int64_t> next(synth.size(), 0);
   io::IndexedDatasetWriter w(train_prefix(plan), vocab);
-  const double f = plan.synthetic_fraction;
   int64_t corpus_tokens = 0, synthetic_tokens = 0, synthetic_docs = 0;
   size_t turn = 0;
+  if (synth.empty()) f = 0;
   auto add_synthetic = [&]() {
     for (size_t tried = 0; tried < synth.size(); ++tried, turn = (turn + 1) % synth.size()) {
       if (next[turn] >= synth[turn].document_count()) continue;
@@ -166,15 +167,32 @@ nlohmann::json run_data_phase(const StudyPlan& plan) {
               static_cast<long long>(heldout.files), static_cast<long long>(heldout.tokens));
   std::fflush(stdout);
 
-  const double f = plan.synthetic_fraction;
-  const int64_t synthetic_target = static_cast<int64_t>(static_cast<double>(corpus.tokens) * f / (1.0 - f));
+  // Shares of the whole mix: f from the retrieval tasks, mc from multiple-choice questions.
+  const double f = plan.synthetic_fraction, mc = plan.mc_fraction;
+  check(f >= 0 && mc >= 0 && f + mc < 1, "--synthetic-fraction", "the synthetic shares must be >= 0 and leave room for the corpus");
+  const double per_corpus_token = static_cast<double>(corpus.tokens) / (1.0 - f - mc);
+  const int64_t retrieval_target = static_cast<int64_t>(per_corpus_token * f);
+  const int64_t mc_target = static_cast<int64_t>(per_corpus_token * mc);
   std::vector<SyntheticSet> sets;
-  if (synthetic_target > 0) {
-    sets.push_back(write_synthetic(plan, "phonebook", plan.train_phonebook_tokens, *tok, vocab, synthetic_target / 3));
-    sets.push_back(write_synthetic(plan, "mqar", plan.train_mqar_pairs, *tok, vocab, synthetic_target / 3));
-    sets.push_back(write_synthetic(plan, "selective_copy", plan.train_copy_items, *tok, vocab, synthetic_target / 3));
+  if (retrieval_target > 0) {
+    sets.push_back(write_synthetic(plan, "phonebook", plan.train_phonebook_tokens, *tok, vocab, retrieval_target / 3));
+    sets.push_back(write_synthetic(plan, "mqar", plan.train_mqar_pairs, *tok, vocab, retrieval_target / 3));
+    sets.push_back(write_synthetic(plan, "selective_copy", plan.train_copy_items, *tok, vocab, retrieval_target / 3));
   }
-  nlohmann::json mix = write_mixture(plan, vocab, sets);
+  if (mc_target > 0) {
+    // The evaluation's questions in its own k-shot shape, cloze and letter format alternating,
+    // drawn with a seed the evaluation never uses (it uses 4).
+    eval::FactsMcOptions o;
+    o.documents = 4096;
+    o.facts = plan.mc_facts;
+    o.seed = plan.seed + 7919;
+    SyntheticSet s{"facts_mc", (data_dir(plan) / "synthetic-facts_mc").string()};
+    const eval::FactsMcTrainingSummary w = eval::write_facts_mc_training_data(o, plan.mc_shots, mc_target, *tok, vocab, s.prefix);
+    s.documents = w.documents;
+    s.tokens = w.tokens;
+    sets.push_back(s);
+  }
+  nlohmann::json mix = write_mixture(plan, f + mc, vocab, sets);
   nlohmann::json synthetic = nlohmann::json::object();
   for (const SyntheticSet& s : sets) synthetic[s.task] = {{"documents", s.documents}, {"tokens", s.tokens}};
   const nlohmann::json summary = {
@@ -184,6 +202,7 @@ nlohmann::json run_data_phase(const StudyPlan& plan) {
       {"heldout", {{"files", heldout.files}, {"bytes", heldout_bytes}, {"tokens", heldout.tokens}}},
       {"synthetic", synthetic},
       {"synthetic_fraction", f},
+      {"mc_fraction", mc},
       {"train", mix}};
   std::printf("data: training mix %lld tokens, %.1f%% synthetic\n", static_cast<long long>(mix["tokens"].get<int64_t>()),
               100.0 * mix["synthetic_share"].get<double>());

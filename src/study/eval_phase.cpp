@@ -1,6 +1,7 @@
 #include "study/eval_phase.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -42,18 +43,26 @@ nlohmann::json keep(const nlohmann::json& r) {
 nlohmann::json evaluate_family(const StudyPlan& plan, const std::string& family) {
   const std::string dir = final_model_dir(plan, family);
   Model model = Model::load(dir);
+  // On CUDA the weights' matrices are bf16, as `mambalm generate --device cuda` places them, and
+  // the scorer runs every forward there (eval/scoring.h).
+  if (plan.device == Device::CUDA) model.to_device(Device::CUDA, DType::BF16);
   std::unique_ptr<Tokenizer> tok = open_tokenizer(dir);
   nlohmann::json out = nlohmann::json::object();
+  eval::ScorerOptions base;
+  if (plan.device == Device::CUDA) {  // wider batches for the GPU (one batch's logits <= 2 GiB)
+    base.batch = 32;
+    base.logits_budget_bytes = int64_t{2} << 30;
+  }
 
   // Perplexity: every family sees the same windows of the training length.
-  eval::ScorerOptions windowed;
+  eval::ScorerOptions windowed = base;
   windowed.max_length = plan.seq_len;
   eval::Scorer ppl_scorer(model, tok.get(), windowed);
   eval::TaskOptions ppl;
   ppl.text_files = heldout_texts(plan);
   out["perplexity"] = keep(eval::run_task("perplexity", ppl_scorer, ppl, false).json);
 
-  eval::Scorer scorer(model, tok.get(), eval::ScorerOptions{});
+  eval::Scorer scorer(model, tok.get(), base);
   eval::TaskOptions pb;
   pb.seed = 1;
   pb.lengths = plan.eval_phonebook_tokens;
@@ -75,6 +84,20 @@ nlohmann::json evaluate_family(const StudyPlan& plan, const std::string& family)
   sc.lengths = plan.eval_copy_items;
   sc.samples_per_cell = plan.eval_samples;
   out["selective_copy"] = keep(eval::run_task("selective_copy", scorer, sc, false).json);
+
+  // Multiple choice, the same questions in both formats: cloze (each choice's text scored) and
+  // letter (choices listed A-D, the letter scored), k-shot, as lm-eval scores MMLU.
+  eval::TaskOptions mc;
+  mc.seed = 4;
+  mc.samples_per_cell = plan.eval_mc_questions;
+  mc.lengths = std::vector<int64_t>{plan.mc_facts};
+  mc.shots = plan.mc_shots;
+  for (const char* format : {"cloze", "letter"}) {
+    mc.format = format;
+    nlohmann::json r = eval::run_task("facts_mc", scorer, mc, false).json;
+    r.erase("predictions");
+    out[std::string("mc_") + format] = keep(r);
+  }
   return out;
 }
 
@@ -98,16 +121,20 @@ nlohmann::json run_eval_phase(const StudyPlan& plan) {
       summary[family] = done_summary(plan.out_dir, phase);
       continue;
     }
-    std::printf("eval %s\n", family.c_str());
+    std::printf("eval %s (%s)\n", family.c_str(), plan.device == Device::CUDA ? "cuda" : "cpu");
     std::fflush(stdout);
+    const auto start = std::chrono::steady_clock::now();
     summary[family] = evaluate_family(plan, family);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const nlohmann::json& p = summary[family]["perplexity"]["metrics"];
-    std::printf("eval %s: held-out perplexity %.3f, %.4f bits per byte; phonebook %.3f, reversed %.3f, mqar %.3f, copy %.3f\n",
+    std::printf("eval %s: held-out perplexity %.3f, %.4f bits per byte; phonebook %.3f, reversed %.3f, mqar %.3f, copy %.3f; "
+                "multiple choice cloze %.3f, letter %.3f (%.0f s)\n",
                 family.c_str(), p.value("token_perplexity", 0.0), p.value("bits_per_byte", 0.0),
                 summary[family]["phonebook"]["metrics"].value("exact_match", 0.0),
                 summary[family]["phonebook_reversed"]["metrics"].value("exact_match", 0.0),
                 summary[family]["mqar"]["metrics"].value("exact_match", 0.0),
-                summary[family]["selective_copy"]["metrics"].value("exact_match", 0.0));
+                summary[family]["selective_copy"]["metrics"].value("exact_match", 0.0),
+                summary[family]["mc_cloze"]["metrics"].value("acc", 0.0), summary[family]["mc_letter"]["metrics"].value("acc", 0.0), seconds);
     std::fflush(stdout);
     mark_done(plan.out_dir, phase, family_fp, summary[family]);
   }

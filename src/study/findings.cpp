@@ -132,10 +132,60 @@ json finding_d(const json& r) {
   return out;
 }
 
+// (e): the Transformer's lead over each SSM in letter-format accuracy against its lead in
+// cloze-format accuracy, on the same questions.
+json finding_e(const json& r) {
+  json out = {{"id", "e"},
+              {"claim", "Multiple choice in the letter format (choices listed A-D, the letter scored) is hard for pure SSMs, "
+                        "the cloze format (each choice's text scored) is not"},
+              {"test", "for both SSMs, the Transformer's lead in letter-format accuracy larger than its lead in cloze-format "
+                       "accuracy; inconclusive unless the Transformer's letter-format accuracy is above chance by two "
+                       "standard errors"}};
+  const json& mc = r.value("multiple_choice", json::object());
+  for (const char* f : {"transformer", "mamba", "mamba2", "hybrid"})
+    if (!mc.contains(f) || !mc[f].contains("cloze") || !mc[f].contains("letter")) {
+      out["verdict"] = "inconclusive";
+      out["detail"] = "no multiple-choice results";
+      return out;
+    }
+  const double chance = r.value("multiple_choice_settings", json::object()).value("chance", 0.25);
+  auto acc = [&](const char* f, const char* format) { return mc[f][format].value("acc", 0.0); };
+  const double t_letter = acc("transformer", "letter"), t_cloze = acc("transformer", "cloze");
+  const double t_letter_se = mc["transformer"]["letter"].value("acc_stderr", 0.0);
+  const double lead_letter_1 = t_letter - acc("mamba", "letter"), lead_cloze_1 = t_cloze - acc("mamba", "cloze");
+  const double lead_letter_2 = t_letter - acc("mamba2", "letter"), lead_cloze_2 = t_cloze - acc("mamba2", "cloze");
+  out["numbers"] = {{"chance", chance},
+                    {"transformer_cloze", t_cloze},
+                    {"transformer_letter", t_letter},
+                    {"mamba_cloze", acc("mamba", "cloze")},
+                    {"mamba_letter", acc("mamba", "letter")},
+                    {"mamba2_cloze", acc("mamba2", "cloze")},
+                    {"mamba2_letter", acc("mamba2", "letter")},
+                    {"hybrid_cloze", acc("hybrid", "cloze")},
+                    {"hybrid_letter", acc("hybrid", "letter")},
+                    {"mamba_lead_letter", lead_letter_1},
+                    {"mamba_lead_cloze", lead_cloze_1},
+                    {"mamba2_lead_letter", lead_letter_2},
+                    {"mamba2_lead_cloze", lead_cloze_2}};
+  std::string detail = fmt("accuracy cloze / letter (chance %.2f): Transformer %.3f / %.3f, ", chance, t_cloze, t_letter) +
+                       fmt("Mamba %.3f / %.3f, Mamba-2 %.3f / %.3f, ", acc("mamba", "cloze"), acc("mamba", "letter"),
+                           acc("mamba2", "cloze"), acc("mamba2", "letter")) +
+                       fmt("hybrid %.3f / %.3f; ", acc("hybrid", "cloze"), acc("hybrid", "letter"));
+  if (!(t_letter > chance + 2 * t_letter_se)) {
+    out["verdict"] = "inconclusive";
+    out["detail"] = detail + "the Transformer does not answer the letter format above chance: nothing for the SSMs to fall behind";
+    return out;
+  }
+  out["verdict"] = verdict(lead_letter_1 > lead_cloze_1 && lead_letter_2 > lead_cloze_2);
+  out["detail"] = detail + fmt("Transformer's lead letter vs cloze: over Mamba %+.3f vs %+.3f, over Mamba-2 %+.3f vs %+.3f", lead_letter_1,
+                               lead_cloze_1, lead_letter_2, lead_cloze_2);
+  return out;
+}
+
 }  // namespace
 
 json judge_findings(const json& results) {
-  return json::array({finding_a(results), finding_b(results), finding_c(results), finding_d(results)});
+  return json::array({finding_a(results), finding_b(results), finding_c(results), finding_d(results), finding_e(results)});
 }
 
 }  // namespace mambalm::study

@@ -133,6 +133,16 @@ for (const task of ['phonebook', 'phonebook_reversed', 'mqar', 'selective_copy']
   chart('chart-' + task, 'line', {labels: lengths, datasets: R.families.map(f =>
     series(f, lengths.map(l => R.retrieval[f][task].by_length[l])))}, 'length', 'accuracy', 'category', {min: 0, max: 1});
 }
+if (R.multiple_choice) {
+  const formats = ['cloze', 'letter'];
+  new Chart(document.getElementById('chart-mc'), {type: 'bar', data: {labels: R.families.filter(f => R.multiple_choice[f]),
+    datasets: formats.map((fmt, i) => ({label: fmt + ' acc', data: R.families.filter(f => R.multiple_choice[f]).map(f => R.multiple_choice[f][fmt].acc),
+      backgroundColor: i ? '#9467bd' : '#17becf'})).concat([{type: 'line', label: 'chance',
+      data: R.families.filter(f => R.multiple_choice[f]).map(() => R.multiple_choice_settings.chance), borderColor: '#888',
+      borderDash: [4, 4], pointRadius: 0}])},
+    options: {animation: false, responsive: true, scales: {x: {title: {display: true, text: 'model'}},
+      y: {min: 0, max: 1, title: {display: true, text: 'accuracy'}}}}});
+}
 const contexts = R.speed[R.families[0]].map(c => String(c.context));
 chart('chart-decode', 'line', {labels: contexts, datasets: R.families.map(f =>
   series(f, R.speed[f].map(c => c.decode_tokens_per_s)))}, 'context (tokens)', 'decode tokens/s', 'category', {min: 0});
@@ -147,6 +157,7 @@ const char* const kCharts[][2] = {
     {"chart-phonebook_reversed", "Phonebook accuracy by book length (reversed: question first)"},
     {"chart-mqar", "Associative recall accuracy by key-value pairs"},
     {"chart-selective_copy", "Selective copy accuracy by sequence length (items)"},
+    {"chart-mc", "Multiple choice accuracy: cloze vs letter format"},
     {"chart-decode", "Decode throughput by context length"},
     {"chart-memory", "Memory per sequence by context length"},
 };

@@ -77,7 +77,8 @@ std::string render_markdown(const json& r) {
        integer(d["tokenizer"]["embedding_rows"]) + ")\n";
   s += "- training mix: " + integer(d["train"]["tokens"]) + " tokens, " +
        num(100 * d["train"]["synthetic_share"].get<double>(), "%.1f") + "% synthetic (target " +
-       num(100 * d["synthetic_fraction"].get<double>(), "%.0f") + "%): ";
+       num(100 * d["synthetic_fraction"].get<double>(), "%.0f") + "% retrieval + " + num(100 * d.value("mc_fraction", 0.0), "%.0f") +
+       "% multiple choice): ";
   std::string parts;
   for (const auto& [task, v] : d["synthetic"].items())
     parts += (parts.empty() ? "" : ", ") + task + " " + integer(v["documents"]) + " documents / " + integer(v["tokens"]) + " tokens";
@@ -104,6 +105,31 @@ std::string render_markdown(const json& r) {
   }
   s += "\n## Retrieval accuracy by length (exact match; training length " + integer(tr["seq_len"]) + " tokens)\n\n";
   for (const RetrievalTask& t : retrieval_tasks()) s += lengths_table(r, t);
+
+  if (r.contains("multiple_choice")) {
+    const json& ms = r["multiple_choice_settings"];
+    s += "## Multiple choice: cloze vs letter format\n\n";
+    s += "Generated questions about a passage of " + integer(ms["choices"]) + " facts (\"Ann's hat is red.\" ...; \"What colour is "
+         "Ann's hat?\"; the choices are the passage's colours), " + integer(ms["questions"]) + " per format, " + integer(ms["shots"]) +
+         "-shot; the same questions in both formats. Cloze: each choice's text is scored; letter: the choices are listed A-" +
+         std::string(1, static_cast<char>('A' + ms["choices"].get<int64_t>() - 1)) + " and the letter is scored. acc_norm divides each "
+         "log-likelihood by the choice's length in characters (lm-eval). Chance " + num(ms["chance"].get<double>(), "%.2f") +
+         "; the training mix holds such questions in both formats (" + num(100 * ms["training_fraction"].get<double>(), "%.0f") +
+         "% of its tokens).\n\n";
+    s += header({"model", "cloze acc", "cloze acc_norm", "letter acc", "letter - cloze"});
+    for (const json& fj : r["families"]) {
+      const std::string f = fj.get<std::string>();
+      if (!r["multiple_choice"].contains(f)) continue;
+      const json& c = r["multiple_choice"][f]["cloze"];
+      const json& l = r["multiple_choice"][f]["letter"];
+      auto with_se = [&](const json& m, const char* k, const char* se) {
+        return num(m[k].get<double>(), "%.3f") + " ± " + num(m[se].get<double>(), "%.3f");
+      };
+      s += row({f, with_se(c, "acc", "acc_stderr"), with_se(c, "acc_norm", "acc_norm_stderr"), with_se(l, "acc", "acc_stderr"),
+                num(l["acc"].get<double>() - c["acc"].get<double>(), "%+.3f")});
+    }
+    s += "\n";
+  }
 
   s += "## Generation speed (" + r["speed_device"].get<std::string>() + ", one sequence)\n\n";
   std::vector<std::string> head = {"model"};

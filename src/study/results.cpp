@@ -72,9 +72,26 @@ nlohmann::json assemble_results(const StudyPlan& plan, const nlohmann::json& dat
                                   {"n", res.at("metrics").value("n", 0)},
                                   {"by_length", by_length}};
     }
+    // Multiple choice in both formats (absent from an eval phase of an older build).
+    for (const char* format : {"cloze", "letter"}) {
+      const std::string key = std::string("mc_") + format;
+      if (!eval.at(f).contains(key)) continue;
+      const nlohmann::json& m = eval.at(f).at(key).at("metrics");
+      r["multiple_choice"][f][format] = {{"acc", m.value("acc", 0.0)},
+                                         {"acc_stderr", m.value("acc_stderr", 0.0)},
+                                         {"acc_norm", m.value("acc_norm", 0.0)},
+                                         {"acc_norm_stderr", m.value("acc_norm_stderr", 0.0)},
+                                         {"n", m.value("n", 0)}};
+    }
     r["speed"][f] = speed.at("families").at(f);
   }
+  r["multiple_choice_settings"] = {{"questions", plan.eval_mc_questions},
+                                   {"shots", plan.mc_shots},
+                                   {"choices", plan.mc_facts},
+                                   {"chance", 1.0 / static_cast<double>(plan.mc_facts)},
+                                   {"training_fraction", plan.mc_fraction}};
   r["speed_device"] = speed.value("device", "cpu");
+  r["eval_device"] = plan.device == Device::CUDA ? "cuda" : "cpu";
   r["findings"] = judge_findings(r);
   return r;
 }

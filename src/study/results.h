@@ -6,8 +6,10 @@
 //   loss_curves per family: [{step, loss, val_loss?}] from metrics.jsonl
 //   lm          per family: held-out token perplexity, byte perplexity, bits per byte
 //   retrieval   per family and task: overall accuracy and accuracy by length
+//   multiple_choice  per family and format (cloze, letter): acc, acc_norm, their standard
+//               errors, n (with multiple_choice_settings: questions, shots, choices, chance)
 //   speed       per family: decode tokens/s and memory per sequence by context
-//   findings    the study's findings (a)-(d), each with its numbers and a verdict
+//   findings    the study's findings (a)-(e), each with its numbers and a verdict
 #pragma once
 #include <map>
 #include <string>

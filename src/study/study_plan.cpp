@@ -36,6 +36,11 @@ StudyPlan plan_for_scale(const std::string& scale) {
     p.eval_mqar_pairs = {4, 8, 16, 32};
     p.eval_copy_items = {16, 32, 64, 128};
     p.eval_samples = 8;
+    // 2 solved questions + the asked one (~80 tokens each with this tokenizer: ~240 per
+    // request, inside the training length); 16 questions x 2 formats x 4 choices x ~240
+    // tokens = ~31K tokens per family: ~8 s for Mamba, ~4 s for the others on one loaded core.
+    p.eval_mc_questions = 16;
+    p.mc_shots = 2;
     p.heldout_eval_docs = 8;
     p.speed_contexts = {256, 1024, 4096};
   } else if (scale == "small" || scale == "base") {
@@ -55,12 +60,23 @@ StudyPlan plan_for_scale(const std::string& scale) {
     p.train_mqar_pairs = {8, 32, 64};
     p.train_copy_items = {64, 256, 512};
     p.eval_phonebook_tokens = {256, 512, 1024, 2048, 4096};
-    // Evaluation runs on the CPU (eval::Scorer has no device path yet): 4 samples per cell and
-    // 3 depths keep it to minutes per family.
+    // Evaluation sized for one H200 (--device cuda; the scorer runs on the model's device):
+    // 32 samples per cell (accuracy steps of 1/32, standard error <= 0.09 per cell, <= 0.04
+    // per length and format of the phonebook's 3 depths). Token counts per family: phonebook
+    // 5 lengths x 3 depths x 32 x 2 formats = 960 prompts, ~1.7M prefill tokens and at most
+    // 23K greedy steps (24 each); MQAR 160 prompts, <= 1.3K steps; selective copy 160 prompts,
+    // ~0.2M prefill tokens, <= 3.2K steps; multiple choice 64 questions x 2 formats x 4
+    // choices x ~450 tokens = 0.23M tokens batched; perplexity ~0.1M tokens batched. Decode
+    // steps run uncaptured at batch 1 (~2 ms each for these 15-29-layer models, launch bound),
+    // prefill in 512-token chunks (~3 ms each): at most ~75 s per family, ~5 minutes for the
+    // four with loading. On the CPU the same cells take about an hour per family: pass
+    // --eval-samples 4 there.
     p.eval_phonebook_depths = {0.0, 0.5, 1.0};
     p.eval_mqar_pairs = {8, 32, 64, 128, 256};
     p.eval_copy_items = {64, 256, 512, 1024, 2048};
-    p.eval_samples = 4;
+    p.eval_samples = 32;
+    p.eval_mc_questions = 64;
+    p.mc_shots = 5;  // the study's 5-shot MMLU
     p.heldout_eval_docs = 17;
     p.speed_contexts = {1024, 4096, 16384};
   } else {
@@ -75,6 +91,9 @@ nlohmann::json StudyPlan::data_settings() const {
           {"tokenizer_sentences", tokenizer_sentences},
           {"heldout_every", heldout_every},
           {"synthetic_fraction", synthetic_fraction},
+          {"mc_fraction", mc_fraction},
+          {"mc_shots", mc_shots},
+          {"mc_facts", mc_facts},
           {"train_phonebook_tokens", train_phonebook_tokens},
           {"train_mqar_pairs", train_mqar_pairs},
           {"train_copy_items", train_copy_items},
@@ -91,11 +110,16 @@ nlohmann::json StudyPlan::train_settings() const {
 nlohmann::json StudyPlan::eval_settings() const {
   return {{"phonebook_tokens", eval_phonebook_tokens}, {"phonebook_depths", eval_phonebook_depths},
           {"mqar_pairs", eval_mqar_pairs},           {"copy_items", eval_copy_items},
-          {"samples", eval_samples},                 {"heldout_eval_docs", heldout_eval_docs}};
+          {"samples", eval_samples},                 {"heldout_eval_docs", heldout_eval_docs},
+          {"mc_questions", eval_mc_questions},       {"mc_shots", mc_shots},
+          {"mc_facts", mc_facts},                    {"device", device == Device::CUDA ? "cuda" : "cpu"}};
 }
 
 nlohmann::json StudyPlan::speed_settings() const {
-  return {{"contexts", speed_contexts}, {"gen_tokens", speed_gen_tokens}, {"scale", scale}};
+  return {{"contexts", speed_contexts},
+          {"gen_tokens", speed_gen_tokens},
+          {"scale", scale},
+          {"device", device == Device::CUDA ? "cuda" : "cpu"}};
 }
 
 nlohmann::json StudyPlan::to_json() const {

@@ -30,6 +30,7 @@ struct StudyPlan {
   int64_t heldout_every = 50;           // every Nth corpus file (sorted order) is held out
   int64_t heldout_eval_docs = 8;        // held-out documents scored for perplexity / bits per byte
   double synthetic_fraction = 0.2;      // share of training-set tokens from the retrieval tasks
+  double mc_fraction = 0.05;            // share of training-set tokens from facts_mc questions (both formats)
   std::vector<int64_t> train_phonebook_tokens;  // book lengths in the training mix
   std::vector<int64_t> train_mqar_pairs;
   std::vector<int64_t> train_copy_items;
@@ -49,6 +50,10 @@ struct StudyPlan {
   std::vector<int64_t> eval_mqar_pairs;
   std::vector<int64_t> eval_copy_items;
   int64_t eval_samples = 8;  // samples per (length, depth) cell
+  // Multiple choice (eval/tasks/facts_mc.h), scored in the cloze and the letter format.
+  int64_t eval_mc_questions = 32;  // per format
+  int64_t mc_shots = 3;            // solved questions before each one (evaluation and training documents)
+  int64_t mc_facts = 4;            // facts per passage = choices per question (chance 1/4)
 
   // Speed.
   std::vector<int64_t> speed_contexts;

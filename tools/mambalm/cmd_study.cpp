@@ -18,12 +18,14 @@ int cmd_study(int argc, char** argv) {
   Args args("study", "--scale tiny|small|base --out DIR [--device cpu|cuda] [--phase all|data|train|eval|speed|report] [options]",
             {{"scale", "S", "tiny (~0.4M non-embedding parameters, CPU minutes), small (~48M, one GPU) or base (~190M)"},
              {"out", "DIR", "study directory: data/, train/, eval/, speed/ and results.json, report.md, report.html"},
-             {"device", "D", "training device: cpu (default) or cuda; evaluation and speed run on the CPU"},
+             {"device", "D", "cpu (default) or cuda: where training, evaluation and the speed phase run (bf16 weights on cuda)"},
              {"phase", "P", "all (default) or one of data, train, eval, speed, report (earlier phases must be done)"},
              {"corpus", "DIR,...", "plain-text corpora, one document per .txt file (default $MAMBALM_CACHE/corpus and corpus-extra)"},
              {"steps", "N", "training steps per model (default: the scale's); shortens a test run"},
              {"eval-samples", "N", "synthetic-task samples per (length, depth) cell (default: the scale's)"},
+             {"mc-questions", "N", "multiple-choice questions per format (default: the scale's)"},
              {"synthetic-fraction", "F", "share of training tokens from the retrieval tasks, in [0, 0.9] (default 0.2)"},
+             {"mc-fraction", "F", "share of training tokens from multiple-choice questions, in [0, 0.5] (default 0.05)"},
              {"speed-contexts", "L,...", "context lengths of the speed phase (default: the scale's)"},
              {"seed", "S", "initialisation, data order and synthetic-data seed (default 1234)"},
              {"charts", "FILE", "Chart.js UMD build to inline (default $MAMBALM_CACHE/study/chart.umd.min.js)"}});
@@ -40,8 +42,12 @@ int cmd_study(int argc, char** argv) {
     plan.warmup = std::min(plan.warmup, plan.steps / 10);
   }
   if (args.has("eval-samples")) plan.eval_samples = args.integer_in("eval-samples", plan.eval_samples, 1, 100000);
+  if (args.has("mc-questions")) plan.eval_mc_questions = args.integer_in("mc-questions", plan.eval_mc_questions, 1, 100000);
   plan.synthetic_fraction = args.real("synthetic-fraction", plan.synthetic_fraction);
   check(plan.synthetic_fraction >= 0 && plan.synthetic_fraction <= 0.9, "--synthetic-fraction", "must be in [0, 0.9]");
+  plan.mc_fraction = args.real("mc-fraction", plan.mc_fraction);
+  check(plan.mc_fraction >= 0 && plan.mc_fraction <= 0.5, "--mc-fraction", "must be in [0, 0.5]");
+  check(plan.synthetic_fraction + plan.mc_fraction <= 0.9, "--mc-fraction", "with --synthetic-fraction it leaves under 10% for the corpus");
   if (args.has("speed-contexts")) plan.speed_contexts = args.sizes("speed-contexts");
   plan.seed = static_cast<uint64_t>(args.integer_in("seed", static_cast<int64_t>(plan.seed), 0, INT64_MAX));
   const std::string charts = args.str("charts", study::default_chart_library());

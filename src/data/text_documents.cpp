@@ -1,7 +1,6 @@
 #include "data/text_documents.h"
 
 #include <fcntl.h>
-#include <glob.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +17,6 @@ namespace mambalm::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -48,8 +45,9 @@ void check_utf8(const std::string& path, std::string_view text) {
   }
 }
 
-// The "text" string of one JSON Lines record; errors name path:line.
-std::string json_text(const std::string& where, std::string_view line) {
+// The document of one JSON Lines record: its `keys` string fields joined by kJsonKeyJoiner,
+// empty ones left out; errors name path:line.
+std::string json_text(const std::string& where, std::string_view line, const std::vector<std::string>& keys) {
   nlohmann::json record;
   try {
     record = nlohmann::json::parse(line.begin(), line.end());
@@ -58,11 +56,19 @@ std::string json_text(const std::string& where, std::string_view line) {
   }
   check(record.is_object(), where, "a JSON Lines record must be an object, found " +
                                        std::string(record.type_name()));
-  auto it = record.find("text");
-  check(it != record.end(), where, "record has no \"text\" field");
-  check(it->is_string(), where, "\"text\" is a " + std::string(it->type_name()) + ", not a string");
-  std::string text = it->get<std::string>();
-  check(!text.empty(), where, "\"text\" is empty", "remove the record; empty documents are not allowed");
+  std::string text;
+  for (const std::string& key : keys) {
+    auto it = record.find(key);
+    check(it != record.end(), where, "record has no \"" + key + "\" field",
+          keys.size() == 1 && key == "text" ? "name the field with --json-key KEY" : "");
+    check(it->is_string(), where, "\"" + key + "\" is a " + std::string(it->type_name()) + ", not a string");
+    const std::string& value = it->get_ref<const std::string&>();
+    if (value.empty()) continue;
+    if (!text.empty()) text += kJsonKeyJoiner;
+    text += value;
+  }
+  check(!text.empty(), where, keys.size() == 1 ? "\"" + keys[0] + "\" is empty" : "every --json-key field is empty",
+        "remove the record; empty documents are not allowed");
   return text;
 }
 
@@ -103,7 +109,7 @@ void scan_plain(const std::string& path, int32_t file, std::string_view text, bo
   check(out.size() > before, path + ":1", "file contains only whitespace, no paragraph");
 }
 
-void scan_jsonl(const std::string& path, int32_t file, std::string_view text,
+void scan_jsonl(const std::string& path, int32_t file, std::string_view text, const std::vector<std::string>& keys,
                 std::vector<DocumentRef>& out) {
   size_t pos = 0, line = 1;
   const size_t before = out.size();
@@ -112,7 +118,7 @@ void scan_jsonl(const std::string& path, int32_t file, std::string_view text,
     size_t stop = nl == std::string_view::npos ? text.size() : nl;
     std::string_view l = text.substr(pos, stop - pos);
     if (!is_blank(l)) {
-      std::string t = json_text(path + ":" + std::to_string(line), l);
+      std::string t = json_text(path + ":" + std::to_string(line), l, keys);
       out.push_back({file, static_cast<int64_t>(pos), static_cast<int64_t>(l.size()),
                      static_cast<int64_t>(line), static_cast<int64_t>(t.size())});
     }
@@ -190,72 +196,30 @@ int64_t find_invalid_utf8(std::string_view text) {
   return -1;
 }
 
-InputFormat format_for_path(const std::string& path) {
+InputFormat format_for_path(const std::string& raw_path) {
+  const std::string path = io::strip_compression_suffix(raw_path);
   if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json"))
     return InputFormat::JsonLines;
   return InputFormat::PlainText;
 }
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
-  std::vector<std::string> files;
-  for (const std::string& p : patterns) {
-    check(!p.empty(), "--input", "empty path");
-    std::vector<std::string> matched;
-    if (has_glob_chars(p)) {
-      glob_t g{};
-      int rc = ::glob(p.c_str(), GLOB_ERR, nullptr, &g);
-      if (rc == 0)
-        for (size_t i = 0; i < g.gl_pathc; ++i) matched.emplace_back(g.gl_pathv[i]);
-      ::globfree(&g);
-      check(rc != GLOB_ABORTED, p, "a directory could not be read while expanding the pattern");
-      check(!matched.empty(), p, "pattern matches no file");
-    } else {
-      matched.push_back(p);
-    }
-    for (const std::string& m : matched) {
-      std::error_code ec;
-      fs::file_status st = fs::status(m, ec);
-      check(!ec || ec == std::errc::no_such_file_or_directory, m, "cannot access: " + ec.message());
-      check(fs::exists(st), m, "no such file or directory");
-      if (fs::is_directory(st)) {
-        std::vector<std::string> inside;
-        fs::recursive_directory_iterator it(m, ec), end;
-        check(!ec, m, "cannot read directory: " + ec.message());
-        for (; it != end; it.increment(ec)) {
-          check(!ec, m, "cannot read directory: " + ec.message());
-          const std::string name = it->path().filename().string();
-          if (!name.empty() && name[0] == '.') {
-            if (it->is_directory()) it.disable_recursion_pending();
-            continue;
-          }
-          if (it->is_regular_file()) inside.push_back(it->path().string());
-        }
-        check(!inside.empty(), m, "directory holds no file");
-        files.insert(files.end(), inside.begin(), inside.end());
-      } else {
-        check(fs::is_regular_file(st), m, "not a regular file");
-        files.push_back(m);
-      }
-    }
-  }
-  check(!files.empty(), "--input", "no input files");
-  std::sort(files.begin(), files.end());
-  files.erase(std::unique(files.begin(), files.end()), files.end());
-  return files;
-}
-
-DocumentSet scan_documents(const std::vector<std::string>& paths, bool split_paragraphs) {
+DocumentSet scan_documents(const std::vector<std::string>& paths, bool split_paragraphs,
+                           const std::vector<std::string>& json_keys) {
   DocumentSet set;
+  check(!json_keys.empty(), "--json-key", "no JSON field named");
+  for (const std::string& key : json_keys) check(!key.empty(), "--json-key", "empty field name");
+  set.json_keys = json_keys;
   check(paths.size() < static_cast<size_t>(INT32_MAX), "--input", "too many files");
   for (const std::string& path : paths) {
     const int32_t file = static_cast<int32_t>(set.files.size());
     const InputFormat format = format_for_path(path);
-    set.files.push_back({path, format});
-    const std::string text = io::read_text_file(path);
+    io::Compression compression = io::Compression::None;
+    const std::string text = io::read_input_file(path, &compression);
+    set.files.push_back({path, format, compression});
     check(!text.empty(), path, "file is empty", "remove it from the input; empty documents are not allowed");
     check_utf8(path, text);
     if (format == InputFormat::JsonLines)
-      scan_jsonl(path, file, text, set.documents);
+      scan_jsonl(path, file, text, json_keys, set.documents);
     else
       scan_plain(path, file, text, split_paragraphs, set.documents);
   }
@@ -267,9 +231,27 @@ std::string load_document(const DocumentSet& set, size_t i) {
   check(i < set.documents.size(), "load_document", "document " + std::to_string(i) + " out of range");
   const DocumentRef& d = set.documents[i];
   const InputFile& f = set.files[static_cast<size_t>(d.file)];
-  std::string bytes = read_range(f.path, d.offset, d.length);
+  std::string bytes;
+  if (f.compression == io::Compression::None) {
+    bytes = read_range(f.path, d.offset, d.length);
+  } else {
+    std::shared_ptr<const std::string> text;
+    {
+      auto& recent = set.cache->recent;
+      std::lock_guard<std::mutex> lock(set.cache->mutex);
+      if (recent[1].first == d.file) std::swap(recent[0], recent[1]);
+      if (recent[0].first != d.file) {
+        recent[1] = std::move(recent[0]);  // the older one is dropped
+        recent[0] = {d.file, std::make_shared<const std::string>(io::read_input_file(f.path))};
+      }
+      text = recent[0].second;
+    }
+    check(static_cast<uint64_t>(d.offset) + static_cast<uint64_t>(d.length) <= text->size(), f.path,
+          "file changed since it was scanned");
+    bytes = text->substr(static_cast<size_t>(d.offset), static_cast<size_t>(d.length));
+  }
   if (f.format == InputFormat::PlainText) return bytes;
-  return json_text(f.path + ":" + std::to_string(d.line), bytes);
+  return json_text(f.path + ":" + std::to_string(d.line), bytes, set.json_keys);
 }
 
 }  // namespace mambalm::data

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "eval/jsonl.h"
 #include "eval/text_rules.h"
 
@@ -75,8 +76,11 @@ GenerateUntilOptions generation_options(const json& kw, const std::string& where
   }
   for (const char* key : {"max_completion_tokens", "max_tokens", "max_new_tokens", "max_gen_toks"}) {  // last wins: lm-eval's priority
     if (kw.contains(key) && !kw[key].is_null()) {
-      check(kw[key].is_number_integer() && kw[key].get<int64_t>() > 0, where, std::string("\"") + key + "\" must be a positive integer");
-      g.max_gen_tokens = kw[key].get<int64_t>();
+      // Bounded like any sequence length: a huge count would size the state and run for ever.
+      const json& v = kw[key];
+      const bool in_range = v.is_number_unsigned() && v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= uint64_t{limits::kMaxSequence};
+      check(in_range, where, std::string("\"") + key + "\" must be an integer in [1, " + std::to_string(limits::kMaxSequence) + "], got " + v.dump());
+      g.max_gen_tokens = v.get<int64_t>();
     }
   }
   return g;

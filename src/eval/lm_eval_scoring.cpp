@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "eval/tasks/multiple_choice.h"
 #include "eval/text_rules.h"
 
@@ -14,6 +15,10 @@ namespace mambalm::eval {
 namespace {
 
 using nlohmann::json;
+
+// Words or bytes lm-eval recorded for one document: far above any real one, and small enough
+// that the sums over a file cannot overflow before the checked additions refuse them.
+constexpr uint64_t kMaxRecordedCount = uint64_t{1} << 40;
 
 std::string doc_where(const LmEvalSample& s) { return "doc_id " + std::to_string(s.doc_id) + " (line " + std::to_string(s.line) + ")"; }
 
@@ -196,6 +201,11 @@ nlohmann::json score_lm_eval_samples(Scorer& scorer, const LmEvalSamplesFile& fi
         if (!s.recorded.contains(metric) || !s.recorded[metric].is_array() || s.recorded[metric].size() != 2) return std::nullopt;
         const json& c = s.recorded[metric][1];
         if (!c.is_number_integer()) return std::nullopt;
+        // A count from the file divides the log-likelihood: a negative or huge one is an error,
+        // never a wrong perplexity or a wrapped sum.
+        // (JSON reads a non-negative integer as unsigned, a negative one as signed.)
+        check(c.is_number_unsigned() && c.get<uint64_t>() <= kMaxRecordedCount, doc_where(s),
+              std::string("the recorded ") + metric + " count " + c.dump() + " is outside [0, 2^40]");
         return c.get<int64_t>();
       };
       const std::optional<int64_t> rw = recorded_count("word_perplexity");
@@ -204,8 +214,8 @@ nlohmann::json score_lm_eval_samples(Scorer& scorer, const LmEvalSamplesFile& fi
       const int64_t words = rw ? *rw : lm_eval_word_count(text, doc_where(s));
       const int64_t bytes = rb ? *rb : static_cast<int64_t>(text.size());
       sum_ll += r.logprob;
-      sum_words += words;
-      sum_bytes += bytes;
+      sum_words = limits::checked_add(sum_words, words, file.path, "the total word count");
+      sum_bytes = limits::checked_add(sum_bytes, bytes, file.path, "the total byte count");
       docs.push_back({{"doc_id", s.doc_id}, {"resps", {r.logprob}}, {"tokens", r.tokens}, {"words", words}, {"bytes", bytes}});
       if (progress) progress(static_cast<int64_t>(d + 1));
     }

@@ -3,10 +3,12 @@
 // generation with exact match); mc, loglikelihood and perplexity read their documents from files.
 #include "eval/task_table.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "eval/tasks/facts_mc.h"
 #include "eval/tasks/loglikelihood_task.h"
 #include "eval/tasks/multiple_choice.h"
 #include "eval/tasks/phonebook.h"
@@ -108,6 +110,31 @@ nlohmann::json multiple_choice(Scorer& scorer, const std::string& task, const Ta
   });
 }
 
+// Generated multiple-choice questions (eval/tasks/facts_mc.h): samples_per_cell questions,
+// lengths[0] facts per passage (default 4), shots solved questions from the same set (default 5).
+nlohmann::json facts_mc(Scorer& scorer, const std::string& task, const TaskOptions& o, nlohmann::json& config,
+                        std::vector<MetricRow>& rows, bool show_progress) {
+  FactsMcOptions f;
+  set_if(o.samples_per_cell, f.documents);
+  if (o.lengths && !o.lengths->empty()) f.facts = o.lengths->front();
+  f.seed = o.seed;
+  McOptions m;
+  m.format = parse_mc_format(o.format);
+  m.shots = o.shots.value_or(5);
+  m.seed = o.seed;
+  std::vector<McDoc> docs = make_facts_mc(f, m.format);
+  // lm-eval draws shots from the task's own documents, never the one asked; a set too small
+  // for that is extended with further questions of the same seed (the first ones are `docs`).
+  FactsMcOptions pool = f;
+  pool.documents = std::max(f.documents, m.shots + 1);
+  const std::vector<McDoc> examples = make_facts_mc(pool, m.format);
+  if (o.limit >= 0 && static_cast<int64_t>(docs.size()) > o.limit) docs.resize(static_cast<size_t>(o.limit));
+  config.update({{"format", o.format}, {"shots", m.shots}, {"questions", f.documents}, {"facts", f.facts}, {"chance", 1.0 / static_cast<double>(f.facts)}});
+  return with_progress(show_progress, "eval facts_mc", docs.size(), "docs", [&](const ProgressFn& progress) {
+    return run_multiple_choice(scorer, task, docs, examples, m, rows, progress);
+  });
+}
+
 nlohmann::json loglikelihood(Scorer& scorer, const std::string& task, const TaskOptions& o, nlohmann::json& config,
                              std::vector<MetricRow>& rows, bool show_progress) {
   check(!o.file.empty(), task, "no task file given", "--file JSONL: {context, continuation} or {text} per line");
@@ -150,6 +177,7 @@ const std::vector<Entry>& table() {
       {{"selective_copy", "copy the letters scattered among filler (Gu & Dao 2023)", true}, selective_copy},
       {{"passkey", "repeat a number hidden in filler text (Mohtashami & Jaggi 2023)", true}, passkey},
       {{"mc", "multiple choice from JSON Lines, scored as lm-evaluation-harness does", false}, nullptr, multiple_choice},
+      {{"facts_mc", "multiple choice on facts stated in a short passage (generated; --format cloze or letter)", false}, nullptr, facts_mc},
       {{"loglikelihood", "continuation given context from JSON Lines (LAMBADA-style acc and perplexity)", false}, nullptr, loglikelihood},
       {{"perplexity", "token, word and byte perplexity of text files or a token dataset", false}, nullptr, perplexity},
   };

@@ -1,5 +1,6 @@
 // The evaluation tasks by name: phonebook, mqar, selective_copy, passkey (synthetic tasks that
-// generate prompts and score exact match), mc (multiple choice from JSON Lines), loglikelihood
+// generate prompts and score exact match), mc (multiple choice from JSON Lines), facts_mc
+// (generated multiple choice, eval/tasks/facts_mc.h), loglikelihood
 // (LAMBADA-style, JSON Lines) and perplexity (text files or an indexed token dataset).
 // `mambalm eval --task NAME` looks a task up here and prints its result; a server or a study
 // driver runs the same tasks by name without the CLI.
@@ -23,10 +24,10 @@ struct TaskOptions {
   uint64_t seed = 0;   // task generation and few-shot draws
   int64_t limit = -1;  // at most this many samples / documents; -1 = all
   // Synthetic tasks.
-  std::optional<std::vector<int64_t>> lengths;  // phonebook, passkey: tokens; mqar: pairs; selective_copy: items
+  std::optional<std::vector<int64_t>> lengths;  // phonebook, passkey: tokens; mqar: pairs; selective_copy: items; facts_mc: facts
   std::optional<std::vector<double>> depths;    // phonebook, passkey: where the target sits, in [0, 1]
-  std::optional<int64_t> samples_per_cell;      // samples per (length, depth) cell, > 0
-  std::optional<int64_t> shots;                 // phonebook and mc: few-shot examples
+  std::optional<int64_t> samples_per_cell;      // samples per (length, depth) cell, > 0; facts_mc: questions
+  std::optional<int64_t> shots;                 // phonebook, mc and facts_mc: few-shot examples
   bool reversed = false;                        // phonebook: instructions and name before the book
   std::string names = "auto";                   // phonebook name lists (see load_name_lists)
   std::optional<int64_t> queries;               // mqar: queries per prompt

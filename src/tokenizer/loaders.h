@@ -17,6 +17,9 @@ std::unique_ptr<Tokenizer> open_gpt2(const std::string& encoder_json, const std:
 std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path);
 // A SentencePiece .model file (BPE or unigram).
 std::unique_ptr<Tokenizer> open_sentencepiece(const std::string& path);
+// Whether a tokenizer is a SentencePiece model that encodes text cut into words (the fast path
+// of sentencepiece_tokenizer.cpp); false for any other tokenizer.
+bool sentencepiece_encodes_by_words(const Tokenizer& tokenizer);
 // 256 byte tokens + <|endoftext|> (256, EOS), <|begin_of_text|> (257, BOS), <|pad|> (258, PAD).
 std::unique_ptr<Tokenizer> make_bytes_tokenizer();
 

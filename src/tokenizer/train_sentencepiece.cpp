@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/limits.h"
+#include "io/input_files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mambalm {
@@ -55,6 +56,53 @@ struct TempFiles {
   }
 };
 
+// The lines of every input file in order, as SentencePiece's own file reader yields them
+// (std::getline: the '\n' dropped), but from compressed files too (io::read_input_file). One
+// file's text is held at a time. A read error ends the iteration; status() carries it to the
+// trainer, and error() keeps our one-line message (no exception crosses the library).
+class InputLines final : public sentencepiece::SentenceIterator {
+ public:
+  explicit InputLines(std::vector<std::string> files) : files_(std::move(files)) { Next(); }
+  bool done() const override { return done_; }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override {
+    if (error_.empty()) return sentencepiece::util::Status();
+    return sentencepiece::util::Status(sentencepiece::util::StatusCode::kDataLoss, error_);
+  }
+  const std::string& error() const { return error_; }
+
+  void Next() override {
+    while (!done_) {
+      if (pos_ < text_.size()) {
+        const size_t nl = text_.find('\n', pos_);
+        const size_t end = nl == std::string::npos ? text_.size() : nl;
+        value_.assign(text_, pos_, end - pos_);
+        pos_ = end + 1;
+        return;
+      }
+      if (next_file_ == files_.size()) {
+        done_ = true;
+        value_.clear();
+        return;
+      }
+      try {
+        text_ = io::read_input_file(files_[next_file_++]);
+      } catch (const std::exception& e) {
+        error_ = e.what();
+        done_ = true;
+        return;
+      }
+      pos_ = 0;
+    }
+  }
+
+ private:
+  std::vector<std::string> files_;
+  size_t next_file_ = 0, pos_ = 0;
+  std::string text_, value_, error_;
+  bool done_ = false;
+};
+
 }  // namespace
 
 std::string train_sentencepiece(const SentencePieceTrainOptions& opts) {
@@ -64,12 +112,8 @@ std::string train_sentencepiece(const SentencePieceTrainOptions& opts) {
                    "vocabulary size (256 byte-fallback pieces + specials + merges at least)");
   limits::in_range(opts.max_sentences, 1, INT32_MAX, "--max-sentences", "sentence count");
   check(!opts.out.empty(), "tokenizer train", "missing --out");
-  std::string inputs;
-  for (const std::string& f : opts.inputs) {
-    check(std::filesystem::is_regular_file(f), f, "not a readable file");
-    check(f.find(',') == std::string::npos, f, "file names with commas cannot be passed to the SentencePiece trainer");
-    inputs += (inputs.empty() ? "" : ",") + f;
-  }
+  // Files, directories and globs as prepare takes them; gzip and zstd read through.
+  InputLines lines(io::expand_inputs(opts.inputs, "--input"));
   // The trainer writes PREFIX.model and PREFIX.vocab itself, unchecked: it writes a temporary
   // prefix beside the output, which is verified (it must load), fsync'ed and then renamed over
   // the old files, so a failed or full-disk run leaves an existing vocabulary intact.
@@ -78,7 +122,6 @@ std::string train_sentencepiece(const SentencePieceTrainOptions& opts) {
   TempFiles temps{{fs::path(tmp.string() + ".model"), fs::path(tmp.string() + ".vocab")}};
   const int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::unordered_map<std::string, std::string> kwargs = {
-      {"input", inputs},
       {"model_prefix", tmp.string()},
       {"vocab_size", std::to_string(opts.vocab_size)},
       {"model_type", opts.type},
@@ -95,7 +138,8 @@ std::string train_sentencepiece(const SentencePieceTrainOptions& opts) {
       {"pad_id", "3"},
       {"minloglevel", "1"},
   };
-  auto status = sentencepiece::SentencePieceTrainer::Train(kwargs);
+  auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines);
+  if (!lines.error().empty()) throw Error(lines.error());
   check(status.ok(), "tokenizer train", "SentencePiece trainer failed: " + std::string(status.message()));
   const fs::path model = temps.paths[0], vocab = temps.paths[1];
   try {

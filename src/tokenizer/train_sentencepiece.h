@@ -8,7 +8,8 @@
 namespace mambalm {
 
 struct SentencePieceTrainOptions {
-  std::vector<std::string> inputs;  // plain-text files, one sentence or paragraph per line
+  std::vector<std::string> inputs;  // text files (one sentence or paragraph per line), directories
+                                    // or globs, as prepare takes them; .gz / .zst read through
   int64_t vocab_size = 8000;
   std::string type = "bpe";         // "bpe" or "unigram"
   std::string out;                  // PATH.model (".model" is added if missing); PATH.vocab too;

@@ -1,6 +1,7 @@
 // Option parsing and the typed readers of args.h.
 #include "args.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +16,12 @@ namespace mambalm::cli {
 
 namespace {
 const OptionSpec kAllowNonfinite{"allow-nonfinite", "", "load weights holding NaN or infinity (with a warning) instead of refusing them"};
+// 0.5, 1, 1e+06: the shortest form that reads back.
+std::string format_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 }  // namespace
 
 Args::Args(std::string command, std::string usage, std::vector<OptionSpec> options, const std::vector<OptionSpec>& more)
@@ -54,6 +61,7 @@ bool Args::parse(int argc, char** argv) {
     if (spec->value_name.empty()) {
       check(!inline_value, where(), "option --" + name + " takes no value");
       values_[name] = "1";
+      all_values_[name].push_back("1");
       continue;
     }
     if (!inline_value) {
@@ -61,6 +69,7 @@ bool Args::parse(int argc, char** argv) {
       value = argv[++i];
     }
     values_[name] = value;
+    all_values_[name].push_back(value);
   }
   if (has(kAllowNonfinite.name)) io::allow_nonfinite_weights(true);
   return true;
@@ -78,13 +87,20 @@ std::string Args::required(const std::string& name) const {
   return str(name);
 }
 
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = all_values_.find(name);
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
+}
+
 int64_t Args::integer(const std::string& name, int64_t fallback) const {
   if (!has(name)) return fallback;
   const std::string& s = values_.at(name);
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
-  check(!s.empty() && *end == '\0', where(), "option --" + name + ": '" + s + "' is not an integer");
+  // strtoll skips leading blanks; an option value is the number alone.
+  check(!s.empty() && !std::isspace(static_cast<unsigned char>(s[0])) && *end == '\0', where(),
+        "option --" + name + ": '" + s + "' is not an integer");
   check(errno == 0, where(), "option --" + name + ": " + s + " is out of range", "integers are below 2^63");
   return v;
 }
@@ -93,9 +109,23 @@ double Args::real(const std::string& name, double fallback) const {
   if (!has(name)) return fallback;
   const std::string& s = values_.at(name);
   char* end = nullptr;
+  errno = 0;
   double v = std::strtod(s.c_str(), &end);
-  check(!s.empty() && *end == '\0' && std::isfinite(v), where(), "option --" + name + ": '" + s + "' is not a number");
+  check(!s.empty() && !std::isspace(static_cast<unsigned char>(s[0])) && *end == '\0' && std::isfinite(v), where(),
+        "option --" + name + ": '" + s + "' is not a finite number");
+  check(errno == 0 || v != 0, where(), "option --" + name + ": " + s + " is too small to represent");
   return v;
+}
+
+double Args::real_in(const std::string& name, double fallback, double lo, double hi, const std::string& hint) const {
+  const double v = real(name, fallback);
+  if (v >= lo && v <= hi) return v;
+  fail(where(), "option --" + name + " must be in [" + format_number(lo) + ", " + format_number(hi) + "], got " + str(name), hint);
+}
+
+uint64_t Args::seed(const std::string& name, uint64_t fallback) const {
+  return static_cast<uint64_t>(integer_in(name, static_cast<int64_t>(fallback), 0, std::numeric_limits<int64_t>::max(),
+                                          "a seed is an integer in [0, 2^63)"));
 }
 
 int64_t Args::integer_in(const std::string& name, int64_t fallback, int64_t lo, int64_t hi, const std::string& hint) const {
@@ -112,7 +142,7 @@ int64_t Args::positive(const std::string& name, int64_t fallback) const {
   return integer_in(name, fallback, 1, std::numeric_limits<int64_t>::max());
 }
 
-std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fallback) const {
+std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fallback, int64_t max) const {
   const std::string text = str(name, fallback);
   std::vector<int64_t> out;
   for (std::string item : split_list(text)) {
@@ -124,22 +154,26 @@ std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fal
     char* end = nullptr;
     errno = 0;
     const long long v = std::strtoll(item.c_str(), &end, 10);
-    check(!item.empty() && *end == '\0' && errno == 0 && v > 0, where(),
+    check(!item.empty() && !std::isspace(static_cast<unsigned char>(item[0])) && *end == '\0' && errno == 0 && v > 0, where(),
           "option --" + name + ": '" + text + "' is not a comma-separated list of positive sizes", "e.g. 1K,4K,32K");
     out.push_back(limits::checked_mul(static_cast<int64_t>(v), scale, where(), "option --" + name + " size " + item));
+    check(out.back() <= max, where(),
+          "option --" + name + ": size " + std::to_string(out.back()) + " is larger than the limit " + std::to_string(max));
   }
   check(!out.empty() || !has(name), where(), "option --" + name + ": empty list");
   return out;
 }
 
-std::vector<double> Args::reals(const std::string& name, std::vector<double> fallback) const {
+std::vector<double> Args::reals(const std::string& name, std::vector<double> fallback, double lo, double hi) const {
   if (!has(name)) return fallback;
   std::vector<double> out;
   for (const std::string& item : split_list(str(name))) {
     char* end = nullptr;
     const double v = std::strtod(item.c_str(), &end);
-    check(*end == '\0' && std::isfinite(v), where(), "option --" + name + ": '" + item + "' is not a number",
-          "give a comma-separated list such as 0,0.5,1");
+    check(!std::isspace(static_cast<unsigned char>(item[0])) && *end == '\0' && std::isfinite(v), where(),
+          "option --" + name + ": '" + item + "' is not a finite number", "give a comma-separated list such as 0,0.5,1");
+    check(v >= lo && v <= hi, where(),
+          "option --" + name + ": " + item + " is outside [" + format_number(lo) + ", " + format_number(hi) + "]");
     out.push_back(v);
   }
   check(!out.empty(), where(), "option --" + name + ": empty list");

@@ -28,15 +28,23 @@ class Args {
   bool has(const std::string& name) const;
   std::string str(const std::string& name, const std::string& fallback = "") const;
   std::string required(const std::string& name) const;
+  // Every value of an option given several times ("--json-key a --json-key b"), in order; str()
+  // and the typed readers see the last one.
+  std::vector<std::string> all(const std::string& name) const;
   int64_t integer(const std::string& name, int64_t fallback) const;
   double real(const std::string& name, double fallback) const;
   // An integer in [lo, hi]; outside it, an error naming the option, the range and `hint`.
   int64_t integer_in(const std::string& name, int64_t fallback, int64_t lo, int64_t hi, const std::string& hint = "") const;
   int64_t positive(const std::string& name, int64_t fallback) const;  // an integer >= 1
-  // Comma-separated positive sizes, K = x1024 ("1K,4K,32K"); `fallback` is parsed when absent.
-  std::vector<int64_t> sizes(const std::string& name, const std::string& fallback = "") const;
-  // Comma-separated numbers ("0,0.5,1"); `fallback` when absent.
-  std::vector<double> reals(const std::string& name, std::vector<double> fallback = {}) const;
+  // A finite number in [lo, hi]; outside it, an error naming the option, the range and `hint`.
+  double real_in(const std::string& name, double fallback, double lo, double hi, const std::string& hint = "") const;
+  // A seed: an integer in [0, 2^63).
+  uint64_t seed(const std::string& name, uint64_t fallback) const;
+  // Comma-separated positive sizes, K = x1024 ("1K,4K,32K"), each at most `max`; `fallback` is
+  // parsed when absent.
+  std::vector<int64_t> sizes(const std::string& name, const std::string& fallback = "", int64_t max = INT64_MAX) const;
+  // Comma-separated numbers ("0,0.5,1"), each in [lo, hi]; `fallback` when absent.
+  std::vector<double> reals(const std::string& name, std::vector<double> fallback = {}, double lo = -1e300, double hi = 1e300) const;
   bool flag(const std::string& name) const { return has(name); }
   const std::vector<std::string>& positional() const { return positional_; }
   void print_help() const;
@@ -49,6 +57,7 @@ class Args {
   std::string usage_;
   std::vector<OptionSpec> options_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::vector<std::string> positional_;
 };
 

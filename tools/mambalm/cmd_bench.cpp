@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "device_options.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "model/model.h"
 
 namespace mambalm::cli {
@@ -21,19 +22,14 @@ namespace mambalm::cli {
 namespace {
 
 // --device cuda: the generation-speed sweep over presets, contexts and batches.
-int bench_gpu(const Args& args, const Placement& placement) {
+int bench_gpu(const Args& args, const Placement& placement, bench::GenerationSweepOptions o) {
   check(args.has("preset"), args.where(), "--device cuda runs the generation-speed experiment on a --preset");
-  bench::GenerationSweepOptions o;
   o.presets = split_list(args.str("preset"));
   o.dtype = placement.dtype;
-  o.contexts = args.sizes("contexts", "1K,4K,16K,32K,64K,128K");
-  o.batches = args.sizes("batches", "1,2,8,32,128,512");
-  o.gen = args.positive("gen-len", 32);
   o.graphs = !args.flag("no-graph");
   o.profile = args.flag("profile");
   o.prefill = !args.flag("no-prefill");
   o.max_batch = !args.flag("no-max-batch");
-  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const bench::GenerationSweepResult r = bench::run_generation_sweep(o);
   if (args.has("json-out")) {
     const std::string path = args.str("json-out");
@@ -46,19 +42,13 @@ int bench_gpu(const Args& args, const Placement& placement) {
 }
 
 // --train: training throughput of presets (forward + backward + AdamW on random tokens).
-int bench_train(const Args& args, const Placement& placement) {
+int bench_train(const Args& args, const Placement& placement, bench::TrainSpeedOptions o) {
   check(args.has("preset"), args.where(), "--train measures a --preset (a comma list)");
-  bench::TrainSpeedOptions o;
   o.presets = split_list(args.str("preset"));
   o.device = placement.device;
   o.dtype = placement.dtype;
-  o.seq_len = args.positive("seq-len", 4096);
-  o.micro_batch = args.positive("micro-batch", 4);
-  o.steps = args.positive("steps", 8);
-  o.warmup = args.integer_in("warmup", 3, 0, 1000);
   o.recompute = args.flag("recompute");
   o.profile = args.flag("profile");
-  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
     const std::string path = args.str("json-out");
@@ -68,6 +58,39 @@ int bench_train(const Args& args, const Placement& placement) {
     std::fclose(f);
   }
   return 0;
+}
+
+// Every numeric option of the three modes, range-checked as it is read (before any mode runs, so
+// that a bad value is reported on any build), with the products that size allocations.
+struct BenchNumbers {
+  bench::CpuSpeedOptions cpu;
+  bench::GenerationSweepOptions sweep;
+  bench::TrainSpeedOptions train;
+};
+
+BenchNumbers read_numbers(const Args& args) {
+  BenchNumbers n;
+  const uint64_t seed = args.seed("seed", 0);
+  n.cpu.prompt_len = args.integer_in("prompt-len", 128, 1, limits::kMaxSequence);
+  n.cpu.gen_len = args.integer_in("gen-len", 32, 1, limits::kMaxSequence);
+  limits::checked_add(n.cpu.prompt_len, n.cpu.gen_len, "--prompt-len", "prompt + generated tokens", limits::kMaxSequence);
+  n.cpu.seed = seed;
+  n.sweep.contexts = args.sizes("contexts", "1K,4K,16K,32K,64K,128K", limits::kMaxSequence);
+  n.sweep.batches = args.sizes("batches", "1,2,8,32,128,512", limits::kMaxBatch);
+  n.sweep.gen = n.cpu.gen_len;
+  n.sweep.seed = seed;
+  for (int64_t L : n.sweep.contexts)
+    for (int64_t B : n.sweep.batches)
+      limits::checked_mul(B, limits::checked_add(L, n.sweep.gen, "--contexts", "context + generated tokens"), "--batches",
+                          "tokens of a batch (batch x (context + gen-len))", limits::kMaxTokensPerStep);
+  n.train.seq_len = args.integer_in("seq-len", 4096, 1, limits::kMaxSequence);
+  n.train.micro_batch = args.integer_in("micro-batch", 4, 1, limits::kMaxBatch);
+  limits::checked_mul(n.train.seq_len, n.train.micro_batch, "--micro-batch", "tokens per step (seq-len x micro-batch)",
+                      limits::kMaxTokensPerStep);
+  n.train.steps = args.integer_in("steps", 8, 1, int64_t{1} << 30);
+  n.train.warmup = args.integer_in("warmup", 3, 0, 1000);
+  n.train.seed = seed;
+  return n;
 }
 
 }  // namespace
@@ -96,14 +119,12 @@ int cmd_bench(int argc, char** argv) {
              {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;
+  const BenchNumbers numbers = read_numbers(args);
   const Placement placement = parse_placement(args);
-  if (args.flag("train")) return bench_train(args, placement);
-  if (placement.device == Device::CUDA) return bench_gpu(args, placement);
+  if (args.flag("train")) return bench_train(args, placement, numbers.train);
+  if (placement.device == Device::CUDA) return bench_gpu(args, placement, numbers.sweep);
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");
-  bench::CpuSpeedOptions o;
-  o.prompt_len = args.positive("prompt-len", 128);
-  o.gen_len = args.positive("gen-len", 32);
-  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
+  const bench::CpuSpeedOptions o = numbers.cpu;
   const std::string name = args.has("model") ? args.str("model") : args.str("preset");
   Model model = args.has("model") ? Model::load(name) : bench::random_preset_model(name, o.seed);
   const bench::CpuSpeedResult r = bench::measure_cpu_speed(model, name, o);

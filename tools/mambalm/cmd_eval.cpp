@@ -3,6 +3,7 @@
 // configuration, the seed, per-length/per-depth breakdowns and the state/KV memory held.
 // With --lm-eval-samples it scores the requests of lm-evaluation-harness's --log_samples files
 // instead of a task of its own (docs/eval.md).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -11,6 +12,8 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
+#include "core/limits.h"
+#include "device_options.h"
 #include "eval/bos_policy.h"
 #include "eval/lm_eval_scoring.h"
 #include "eval/task_table.h"
@@ -30,24 +33,24 @@ void write_results(const std::string& path, const nlohmann::json& result) {
 
 int cmd_eval(int argc, char** argv) {
   Args args("eval",
-            "--model DIR (--task NAME [task options] | --lm-eval-samples FILE,...) [--limit N --seed S --batch B] [--output results.json]",
+            "--model DIR (--task NAME [task options] | --lm-eval-samples FILE,...) [--limit N --seed S --batch B] [--device cuda] [--output results.json]",
             {{"model", "DIR", "model directory"},
              {"tokenizer", "PATH", "tokenizer (default: the model directory's; 'bytes' for byte-level models)"},
-             {"task", "NAME", "phonebook, mqar, selective_copy, passkey, mc (multiple choice), loglikelihood, perplexity"},
+             {"task", "NAME", "phonebook, mqar, selective_copy, passkey, mc (multiple choice), facts_mc, loglikelihood, perplexity"},
              {"lm-eval-samples", "FILE,...", "score the requests of lm-eval --log_samples files (samples_<task>_<date>.jsonl)"},
              {"target-delimiter", "S", "lm-eval samples: the text before each choice in a continuation (default ' ')"},
              {"add-bos", "auto|yes|no", "BOS before every context, document and prompt (default auto: as the tokenizer's files say)"},
-             {"lengths", "L,...", "phonebook/passkey: lengths in tokens; mqar: pairs; selective_copy: items"},
+             {"lengths", "L,...", "phonebook/passkey: lengths in tokens; mqar: pairs; selective_copy: items; facts_mc: facts"},
              {"depths", "D,...", "phonebook/passkey: target depths in [0, 1]"},
-             {"samples", "N", "synthetic tasks: samples per (length, depth) cell"},
-             {"shots", "K", "phonebook / mc: few-shot examples (default 1 / 0)"},
+             {"samples", "N", "synthetic tasks: samples per (length, depth) cell; facts_mc: questions"},
+             {"shots", "K", "phonebook / mc / facts_mc: few-shot examples (default 1 / 0 / 5)"},
              {"reversed", "", "phonebook: instructions, examples and the name before the book"},
              {"names", "WHICH", "phonebook names: auto (fetched lists if present), built-in, or a directory"},
              {"queries", "N", "mqar: queries per prompt (default 4)"},
              {"letters", "N", "selective_copy: letters to copy (default 8)"},
              {"file", "JSONL", "mc: {context|query, choices, gold} per line; loglikelihood: {context, continuation} or {text}"},
              {"examples", "JSONL", "mc: few-shot example file (default: the task file)"},
-             {"format", "F", "mc: cloze (default) or letter"},
+             {"format", "F", "mc, facts_mc: cloze (default) or letter"},
              {"text", "FILE,...", "perplexity: text files, one document each"},
              {"data", "PREFIX", "perplexity: Megatron indexed token dataset"},
              {"limit", "N", "evaluate at most N samples / documents"},
@@ -56,23 +59,32 @@ int cmd_eval(int argc, char** argv) {
              {"max-length", "T", "tokens the model may see (default: config's, unbounded for SSMs)"},
              {"prefix-token", "ID", "token standing for an empty context (default BOS, else EOS)"},
              {"write-train", "PREFIX", "synthetic tasks: write prompt+answer documents as a Megatron dataset and exit"},
-             {"output", "FILE", "write results as JSON"}});
+             {"output", "FILE", "write results as JSON"}},
+            placement_options());
   if (!args.parse(argc, argv)) return 0;
+  const Placement placement = parse_placement(args);
   const std::string model_dir = args.required("model");
   const std::vector<std::string> sample_files = split_list(args.str("lm-eval-samples"));
   check(sample_files.empty() != !args.has("task"), args.where(), "give either --task NAME or --lm-eval-samples FILE,...");
   const std::string task = sample_files.empty() ? args.required("task") : "";
   eval::TaskOptions o;
-  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
-  o.limit = args.integer("limit", -1);
-  if (args.has("lengths")) o.lengths = args.sizes("lengths");
-  if (args.has("depths")) o.depths = args.reals("depths");
-  if (args.has("samples")) o.samples_per_cell = args.positive("samples", 0);
-  if (args.has("shots")) o.shots = args.integer("shots", 0);
+  // Every number is range-checked here, before a file or the model is read.
+  o.seed = args.seed("seed", 0);
+  o.limit = args.has("limit") ? args.integer_in("limit", 0, 1, INT64_MAX) : -1;
+  if (args.has("lengths")) o.lengths = args.sizes("lengths", "", limits::kMaxSequence);
+  if (args.has("depths")) o.depths = args.reals("depths", {}, 0.0, 1.0);
+  if (args.has("samples")) o.samples_per_cell = args.integer_in("samples", 0, 1, int64_t{1} << 20);
+  if (args.has("shots")) o.shots = args.integer_in("shots", 0, 0, 1024);
   o.reversed = args.flag("reversed");
   o.names = args.str("names", "auto");
-  if (args.has("queries")) o.queries = args.integer("queries", 0);
-  if (args.has("letters")) o.letters = args.integer("letters", 0);
+  if (args.has("queries")) o.queries = args.integer_in("queries", 0, 1, 26 * 26 * 26, "mqar has at most 17576 distinct keys");
+  if (args.has("letters")) o.letters = args.integer_in("letters", 0, 1, limits::kMaxSequence);
+  eval::ScorerOptions so;
+  so.batch = args.integer_in("batch", 8, 1, int64_t{1} << 20);
+  so.max_length = args.integer_in("max-length", 0, 0, limits::kMaxSequence, "0 = the config's (unbounded for SSMs)");
+  so.prefix_token = args.integer_in("prefix-token", -1, -1, limits::kMaxTokenId, "a token id; -1 = BOS, else EOS");
+  limits::checked_mul(so.batch, std::max<int64_t>(so.max_length, 1), "--batch", "tokens of a batch (batch x max-length)",
+                      limits::kMaxTokensPerStep);
   o.file = args.str("file");
   o.examples = args.str("examples");
   o.format = args.str("format", "cloze");
@@ -87,17 +99,16 @@ int cmd_eval(int argc, char** argv) {
   for (const std::string& path : sample_files) samples.push_back(eval::read_lm_eval_samples(path));
 
   Model model = Model::load(model_dir);
+  place(model, placement);  // on CUDA the scorer runs the forward there (eval/scoring.h)
   const std::string tokenizer_path = args.str("tokenizer", model_dir);
   std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(tokenizer_path);
   const eval::BosPolicy bos = eval::parse_bos_policy(args.str("add-bos", "auto"), tokenizer_path);
-  eval::ScorerOptions so;
-  so.batch = args.integer("batch", 8);
-  so.max_length = args.integer("max-length", 0);
-  so.prefix_token = args.integer("prefix-token", -1);
   so.add_bos = bos.add;
   eval::Scorer scorer(model, tokenizer.get(), so);
   const nlohmann::json scorer_record = {{"add_bos", bos.add}, {"add_bos_source", bos.source}, {"max_length", scorer.max_length()},
-                                        {"batch", so.batch}};
+                                        {"batch", so.batch},
+                                        {"device", std::string(placement.device == Device::CUDA ? "cuda" : "cpu")},
+                                        {"dtype", std::string(dtype_name(placement.dtype))}};
   if (!samples.empty()) {
     std::vector<eval::MetricRow> rows;
     nlohmann::json result = {{"model", eval::model_record(model, *tokenizer, model_dir)}, {"scorer", scorer_record}};

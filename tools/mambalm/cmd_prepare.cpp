@@ -16,12 +16,13 @@ namespace mambalm::cli {
 int cmd_prepare(int argc, char** argv) {
   Args args("prepare", "--tokenizer PATH --input FILES_OR_GLOBS [MORE ...] --out PREFIX [options]",
             {{"tokenizer", "PATH", "tokenizer: model dir, tokenizer.json, .model, .tiktoken, encoder.json or 'bytes'"},
-             {"input", "FILES", "comma-separated files, directories or quoted globs; more may follow as plain arguments"},
+             {"input", "FILES", "comma-separated files, directories or quoted globs (.gz/.zst read as such); more may follow as arguments"},
              {"out", "PREFIX", "output prefix: PREFIX_train/PREFIX_valid .bin+.idx (PREFIX.bin+.idx with --valid-fraction 0)"},
              {"valid-fraction", "F", "fraction of documents held out for validation, in [0, 1) (default 0.01)"},
              {"seed", "S", "seed of the train/validation split (default 1234)"},
              {"threads", "N", "tokenizer threads (default: every core)"},
              {"split-paragraphs", "", "plain text: one document per blank-line-separated paragraph, not per file"},
+             {"json-key", "KEY", "JSON Lines: the field holding the text (default text); repeat to join several with a blank line"},
              {"eod-id", "ID", "end-of-document token (default: the tokenizer's end-of-sequence token)"},
              {"quiet", "", "no progress report"}});
   if (!args.parse(argc, argv)) return 0;
@@ -34,6 +35,7 @@ int cmd_prepare(int argc, char** argv) {
   opt.seed = static_cast<uint64_t>(args.integer_in("seed", 1234, 0, INT64_MAX));
   opt.threads = static_cast<int>(args.integer_in("threads", 0, 0, 4096, "0 = every core"));
   opt.split_paragraphs = args.flag("split-paragraphs");
+  if (args.has("json-key")) opt.json_keys = args.all("json-key");
   opt.eod_id = static_cast<int32_t>(args.integer_in("eod-id", -1, -1, INT32_MAX, "a token id; -1 = the tokenizer's end of sequence"));
   opt.show_progress = !args.flag("quiet");
 

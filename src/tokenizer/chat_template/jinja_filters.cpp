@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "tokenizer/chat_template/jinja_builtins.h"
 #include "tokenizer/chat_template/jinja_text.h"
@@ -11,6 +12,12 @@ namespace mambalm::jinja {
 namespace {
 
 [[noreturn]] void bad(const std::string& what) { throw EvalError(what); }
+
+int64_t checked_sum(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) bad("integer overflow in sum (values past 64 bits are not supported)");
+  return r;
+}
 
 int64_t length_of(const Value& v) {
   switch (v.kind()) {
@@ -235,6 +242,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
   if (name == "float") return to_float(v, argument(args, 0, "default", Value::real(0)));
   if (name == "abs") {
     if (v.kind() == Value::Kind::Float) return Value::real(std::fabs(v.as_double()));
+    if (v.is_number() && v.as_int() == std::numeric_limits<int64_t>::min()) bad("integer overflow in abs()");
     if (v.is_number()) return Value::integer(std::llabs(v.as_int()));
     bad("bad operand type for abs(): '" + v.type_name() + "'");
   }
@@ -285,7 +293,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& args
       if (!x.is_number() || !total.is_number()) bad("sum needs numbers");
       total = (x.kind() == Value::Kind::Float || total.kind() == Value::Kind::Float)
                   ? Value::real(total.as_double() + x.as_double())
-                  : Value::integer(total.as_int() + x.as_int());
+                  : Value::integer(checked_sum(total.as_int(), x.as_int()));
     }
     return total;
   }
@@ -342,7 +350,7 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& args) {
     if (name == "odd") return n % 2 != 0;
     if (name == "even") return n % 2 == 0;
     if (!other.is_number() || other.as_int() == 0) bad("divisibleby needs a non-zero number");
-    return n % other.as_int() == 0;
+    return other.as_int() == -1 || n % other.as_int() == 0;  // (INT64_MIN % -1 overflows)
   }
   if (name == "eq" || name == "equalto" || name == "==") return v.equals(other);
   if (name == "ne" || name == "!=") return !v.equals(other);

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -53,7 +54,14 @@ class Value {
   bool is_mapping() const { return kind_ == Kind::Dict || kind_ == Kind::Namespace; }
 
   bool as_bool() const { return b_; }
-  int64_t as_int() const { return kind_ == Kind::Float ? static_cast<int64_t>(d_) : i_; }
+  // A float is truncated as Python's int() does; past the 64-bit range (or NaN) it saturates
+  // instead of converting out of range (undefined behaviour in C++).
+  int64_t as_int() const {
+    if (kind_ != Kind::Float) return i_;
+    if (!(d_ > -9.2e18)) return d_ == d_ ? std::numeric_limits<int64_t>::min() : 0;
+    if (!(d_ < 9.2e18)) return std::numeric_limits<int64_t>::max();
+    return static_cast<int64_t>(d_);
+  }
   double as_double() const { return kind_ == Kind::Float ? d_ : static_cast<double>(i_); }
   const std::string& as_string() const { return *s_; }
   List& items() const { return *list_; }        // list

@@ -85,7 +85,7 @@ PY
       status=$((status | $?)) ;;
     train-bench)
       step train-bench
-      timeout "${STEP_TIMEOUT:-300}" mambalm bench --train --device cuda --preset ${TRAIN_PRESETS:-hybrid-48l,mamba2-48l,transformer-24x} --seq-len 4096 --micro-batch 4 --steps ${TRAIN_STEPS:-8} ${TRAIN_ARGS:-} \
+      timeout "${STEP_TIMEOUT:-300}" mambalm bench --train --device cuda --preset ${TRAIN_PRESETS:-hybrid-48l,mamba2-48l,transformer-24x} ${TRAIN_SHAPE:---seq-len 4096 --micro-batch 4} --steps ${TRAIN_STEPS:-8} ${TRAIN_ARGS:-} \
         --json-out "$out/train_bench.jsonl" 2>&1 | tee "$out/train_bench.txt"
       if [ -d build-peer ]; then
         MAMBA_SSM_PATH=build-peer PYTHONUNBUFFERED=1 OUT="$out" timeout "${PEER_TIMEOUT:-400}" python3 build-peer/train_anchor.py 2>&1 | tee "$out/peer_train.txt"

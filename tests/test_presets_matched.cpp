@@ -64,7 +64,7 @@ TEST(StudyPresets, HybridOfTheTrainingExample) {
 
 TEST(StudyPresets, SizesMatchedAcrossFamiliesWithinFivePercent) {
   std::printf("| size | hybrid | mamba2 | mamba | transformer | max/min |\n|---|---|---|---|---|---|\n");
-  for (const std::string size : {"tiny", "small", "base"}) {
+  for (const std::string size : {"tiny", "26m", "small", "base"}) {
     std::vector<int64_t> counts;
     const ModelConfig ref = preset_config("hybrid-" + size);
     for (const std::string arch : {"hybrid", "mamba2", "mamba", "transformer"}) {

@@ -191,6 +191,12 @@ const Preset kPresets[] = {
     {"mamba2-small", [] { return default_config(Arch::Mamba2, 512, 23, 32000); }},
     {"mamba-small", [] { return default_config(Arch::Mamba, 512, 29, 32000); }},
     {"transformer-small", [] { return default_config(Arch::Transformer, 512, 15, 32000); }},
+    // ~26M: the small size at about half the depth, sized so that each family trains on 100M
+    // tokens inside one 10-minute call on one H200 (`mambalm study --scale small`, docs/study.md).
+    {"hybrid-26m", [] { return default_config(Arch::Hybrid, 512, 13, 32000); }},
+    {"mamba2-26m", [] { return default_config(Arch::Mamba2, 512, 12, 32000); }},
+    {"mamba-26m", [] { return default_config(Arch::Mamba, 512, 15, 32000); }},
+    {"transformer-26m", [] { return default_config(Arch::Transformer, 512, 8, 32000); }},
     // base: ~190M non-embedding parameters at width 1024 (heads of 128, Mamba-2 state 128).
     {"hybrid-base", [] { return default_config(Arch::Hybrid, 1024, 24, 32000); }},
     {"mamba2-base", [] { return default_config(Arch::Mamba2, 1024, 23, 32000); }},

@@ -19,6 +19,7 @@ const std::vector<std::string>& families();
 
 struct StudyPlan {
   std::string scale;       // tiny, small or base
+  std::string preset_size;  // the presets' size suffix: tiny, 26m (small) or base
   std::string out_dir;     // absolute
   std::vector<std::string> corpus_dirs;  // plain-text files, one document each (scripts/fetch-corpus.sh,
                                          // scripts/fetch-study-data.sh)
@@ -59,7 +60,7 @@ struct StudyPlan {
   std::vector<int64_t> speed_contexts;
   int64_t speed_gen_tokens = 32;
 
-  // The preset of a family at this scale ("hybrid-tiny", ...).
+  // The preset of a family at this scale ("hybrid-tiny", "hybrid-26m", ...).
   std::string preset(const std::string& family) const;
   // The settings one phase depends on, for its fingerprint.
   nlohmann::json data_settings() const;

@@ -365,10 +365,15 @@ void run_norms_conv_scan_backward(bool quick) {
   check_scan_backward(2, 33, 37, 16, {.docs = true, .h0 = false, .dhT = false});
   check_scan_backward(2, 17, 21, 5, {.z = false, .D = false, .want_dA = false, .want_dD = false,
                                      .want_dh0 = false});
-  check_scan_backward(1, 40, 9, 32, {.docs = true});   // NK 1 over 32 lanes
+  check_scan_backward(1, 40, 9, 32, {.docs = true});   // channel layout, 4 lanes, one partial block
   check_scan_backward(2, 23, 10, 40, {.want_dD = false});  // NK 2
   check_scan_backward(1, 11, 3, 200, {.docs = true});  // NK 8
   check_scan_backward(2, 1, 19, 16, {});                // one step
+  // the channel layout's other lane counts and padding, and the study's mamba-small shape
+  check_scan_backward(2, 45, 70, 32, {.docs = true});    // 4 lanes per channel
+  check_scan_backward(3, 30, 130, 12, {.docs = true});   // 2 lanes, 4 padded states, 3 blocks
+  check_scan_backward(2, 21, 65, 8, {.h0 = false});      // 1 lane
+  check_scan_backward(4, 1024, 1024, 16, {.docs = true});
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
   record("ssd_sequential", "decode T=1 after prefill", "state", nmse(gst1, st), kScan, NAN, NAN);
 }
 
-void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N) {
+void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N, bool docs = false) {
   Tensor u = rand_cpu({B, T, Di}, -1, 1), delta = rand_cpu({B, T, Di}, 0.001f, 0.1f);
   Tensor A = Tensor::empty({Di, N});
   for (int64_t d = 0; d < Di; ++d)
@@ -81,12 +81,16 @@ void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N) {
   Tensor y = Tensor::empty({B, T, Di}), st = st0.clone();
   Tensor gu = up(u), gdl = up(delta), gA = up(A), gB = up(Bm), gC = up(Cm), gD = up(D), gz = up(z);
   Tensor gst = up(st0), gy = poisoned({B, T, Di});
-  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, nullptr, &st, y); },
-                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, nullptr, &gst, gy); }, false);
+  const Tensor seq = docs ? random_documents(B, T) : Tensor::empty({B, T}, DType::I32), gseq = up(seq);
+  const Tensor* sq = docs ? &seq : nullptr;
+  const Tensor* gsq = docs ? &gseq : nullptr;
+  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, sq, &st, y); },
+                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, gsq, &gst, gy); }, false);
   Tensor gst2 = up(st0);
   Tensor gy2 = poisoned({B, T, Di});
-  const double g_ms = time_ms([&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, nullptr, &gst2, gy2); });
-  const std::string sh = shape_str(u.shape()) + " N" + std::to_string(N);
+  const double g_ms = time_ms([&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, gsq, &gst2, gy2); });
+  std::string sh = shape_str(u.shape()) + " N" + std::to_string(N);
+  if (docs) sh += " docs";
   record("selective_scan", sh, "y", nmse(gy, y), kScan, g_ms, t.cpu_ms);
   record("selective_scan", sh, "state", nmse(gst, st), kScan, NAN, NAN);
 }
@@ -110,7 +114,15 @@ void run_scan(bool quick) {
     check_ssd(2, 4096, H, P, G, N, 256, true, true, ops::Fp32Products::Exact);
   }
   check_scan(B, T, di, 16);
-  check_scan(3, 29, 37, 70);  // odd sizes
+  check_scan(3, 29, 37, 70);  // odd sizes (warp layout)
+  // the channel layout (N <= 32): 1, 2 and 4 lanes per channel, padded states, partial blocks
+  // and chunks, documents; then the study's mamba-small training shape (Di 1024, T 1024)
+  check_scan(3, 77, 100, 5, true);
+  check_scan(2, 50, 130, 12, true);
+  check_scan(2, 45, 70, 32);
+  check_scan(2, 1, 64, 16);
+  check_scan(4, 1024, 1024, 16, true);
+  if (!quick) check_scan(8, 2048, 1536, 16, true);  // the backward's timing shape (B T = 16384)
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ namespace mambalm::cli {
 
 int cmd_study(int argc, char** argv) {
   Args args("study", "--scale tiny|small|base --out DIR [--device cpu|cuda] [--phase all|data|train|eval|speed|report] [options]",
-            {{"scale", "S", "tiny (~0.4M non-embedding parameters, CPU minutes), small (~48M, one GPU) or base (~190M)"},
+            {{"scale", "S", "tiny (~0.4M non-embedding parameters, CPU minutes), small (~26M, one GPU) or base (~190M)"},
              {"out", "DIR", "study directory: data/, train/, eval/, speed/ and results.json, report.md, report.html"},
              {"device", "D", "cpu (default) or cuda: where training, evaluation and the speed phase run (bf16 weights on cuda)"},
              {"phase", "P", "all (default) or one of data, train, eval, speed, report (earlier phases must be done)"},

@@ -1,6 +1,10 @@
-// Mamba-1 selective scan on CUDA: one warp per (sequence, channel), the state in registers,
-// time in order; lanes split the state dimension N and combine with warp shuffles. With document
-// ids the state restarts from zero at each document start.
+// Mamba-1 selective scan on CUDA, time in order with the state in registers. With document ids
+// the state restarts from zero at each document start. Two layouts:
+//   - N <= 32 (Mamba-1's N = 16): the channel layout (selective_scan_channels.cuh), 1-4 lanes per
+//     channel, a chunk of steps' inputs staged in shared memory with coalesced loads and the
+//     chunk's outputs written back the same way;
+//   - larger N: one warp per (sequence, channel); lanes split the state dimension N and combine
+//     with warp shuffles.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -9,6 +13,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/selective_scan_channels.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -70,6 +75,88 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
     }
   }
 }
+
+constexpr int kFwdSteps = 32;  // steps staged per chunk by the channel-layout kernel
+
+// Channel layout: a block owns kScanChannels channels of batch row blockIdx.y; lane j of channel
+// c holds states n = 8 j .. 8 j + 7.
+template <int LPC>
+__global__ void __launch_bounds__(kScanChannels * LPC)
+selective_scan_channels_kernel(const float* __restrict__ u, const float* __restrict__ delta,
+                               const float* __restrict__ A, const float* __restrict__ Bm,
+                               const float* __restrict__ Cm, const float* __restrict__ D,
+                               const float* __restrict__ z, const int32_t* __restrict__ seq, float* state,
+                               float* __restrict__ y, int T, int Di, int N) {
+  constexpr int CH = kScanChannels, NP = kScanStates * LPC, kBlockThreads = CH * LPC, TS = kFwdSteps;
+  // [TS, CH] inputs and output of the chunk's steps; [TS, NP] B and C rows (zeros past N)
+  __shared__ float s_u[TS][CH], s_dl[TS][CH], s_z[TS][CH], s_y[TS][CH];
+  __shared__ __align__(16) float s_B[TS][NP];
+  __shared__ __align__(16) float s_C[TS][NP];
+  __shared__ int s_reset[TS];
+  const int tid = threadIdx.x, c = tid / LPC, j = tid % LPC;
+  const int b = blockIdx.y, d0 = blockIdx.x * CH, d = d0 + c;
+  const bool active = d < Di;
+  float Ad[kScanStates], h[kScanStates];
+#pragma unroll
+  for (int s = 0; s < kScanStates; ++s) {
+    const int n = j * kScanStates + s;
+    const bool real = active && n < N;
+    Ad[s] = real ? A[int64_t(d) * N + n] : 0.0f;
+    h[s] = (real && state) ? state[(int64_t(b) * Di + d) * N + n] : 0.0f;
+  }
+  const float Dd = (D && active) ? D[d] : 0.0f;
+  const int32_t* seq_b = seq ? seq + int64_t(b) * T : nullptr;
+  for (int c0 = 0; c0 < T; c0 += TS) {
+    const int L = min(TS, T - c0);
+    __syncthreads();  // the previous chunk's s_y is written out
+    for (int e = tid; e < TS * CH; e += kBlockThreads) {
+      const int i = e / CH, ch = e % CH;
+      const bool in = i < L && d0 + ch < Di;
+      const int64_t row = (int64_t(b) * T + c0 + i) * Di + d0 + ch;
+      s_u[i][ch] = in ? u[row] : 0.0f;
+      s_dl[i][ch] = in ? delta[row] : 0.0f;
+      s_z[i][ch] = (in && z) ? z[row] : 0.0f;
+    }
+    for (int e = tid; e < TS * NP; e += kBlockThreads) {
+      const int i = e / NP, n = e % NP;
+      const bool in = i < L && n < N;
+      const int64_t o = (int64_t(b) * T + c0 + i) * N + n;
+      s_B[i][n] = in ? Bm[o] : 0.0f;
+      s_C[i][n] = in ? Cm[o] : 0.0f;
+    }
+    for (int i = tid; i < TS; i += kBlockThreads) {
+      const int t = c0 + i;
+      s_reset[i] = i < L && seq_b && t > 0 && seq_b[t] != seq_b[t - 1];
+    }
+    __syncthreads();
+    for (int i = 0; i < L; ++i) {
+      const float dl = s_dl[i][c], uv = s_u[i][c];
+      scan_channel_step(Ad, dl, dl * uv, s_reset[i], &s_B[i][j * kScanStates], h, h);
+      const float4 c0v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates]);
+      const float4 c1v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates + 4]);
+      float acc = h[0] * c0v.x + h[1] * c0v.y + h[2] * c0v.z + h[3] * c0v.w;
+      acc += h[4] * c1v.x + h[5] * c1v.y + h[6] * c1v.z + h[7] * c1v.w;
+      acc = channel_lanes_sum<LPC>(acc);
+      if (j == 0) {
+        float out = acc + Dd * uv;
+        if (z) out *= silu_f(s_z[i][c]);
+        s_y[i][c] = out;
+      }
+    }
+    __syncthreads();
+    for (int e = tid; e < L * CH; e += kBlockThreads) {
+      const int i = e / CH, ch = e % CH;
+      if (d0 + ch < Di) y[(int64_t(b) * T + c0 + i) * Di + d0 + ch] = s_y[i][ch];
+    }
+  }
+  if (state && active) {
+#pragma unroll
+    for (int s = 0; s < kScanStates; ++s) {
+      const int n = j * kScanStates + s;
+      if (n < N) state[(int64_t(b) * Di + d) * N + n] = h[s];
+    }
+  }
+}
 }  // namespace
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
@@ -81,6 +168,19 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
   const float* zp = z ? z->f32() : nullptr;
   float* sp = state ? state->f32() : nullptr;
   const int32_t* seq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
+  if (const int lpc = scan_channel_lanes(N)) {
+    const dim3 grid(unsigned((Di + kScanChannels - 1) / kScanChannels), unsigned(Bsz));
+#define MAMBALM_CHANNELS_LAUNCH(LPC)                                                                    \
+  selective_scan_channels_kernel<LPC><<<grid, kScanChannels * LPC>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(), \
+                                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), int(T), \
+                                                                     int(Di), int(N))
+    if (lpc == 1) MAMBALM_CHANNELS_LAUNCH(1);
+    else if (lpc == 2) MAMBALM_CHANNELS_LAUNCH(2);
+    else MAMBALM_CHANNELS_LAUNCH(4);
+#undef MAMBALM_CHANNELS_LAUNCH
+    check_launch("selective_scan");
+    return;
+  }
 #define MAMBALM_SCAN_LAUNCH(NK)                                                                  \
   selective_scan_kernel<NK><<<blocks, kWarps * 32>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(),       \
                                                      Cm.f32(), Dp, zp, seq, sp, y.f32(), int(Bsz), \

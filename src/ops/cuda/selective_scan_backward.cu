@@ -1,5 +1,6 @@
 // Backward of the Mamba-1 selective scan on CUDA (the CPU's, ops/cpu/selective_scan_backward.cpp,
-// derives it):
+// derives it). For N <= 32 (Mamba-1's N = 16) the channel layout runs instead
+// (selective_scan_backward_channels.cu); this file's warp layout serves larger N:
 //
 //   h_t = a_t h_{t-1} + delta_t u_t B_t,  a_t = exp(delta_t A)   (h_{t-1} := 0 at a document start)
 //   p_t = h_t . C_t + D u_t;   y_t = p_t silu(z_t)  (or y_t = p_t without z)
@@ -49,6 +50,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/selective_scan_backward.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -77,17 +79,6 @@ __device__ __forceinline__ float channel_sum(float v) {
   return v;
 }
 
-struct ScanArgs {
-  const float *u, *delta, *A, *Bm, *Cm, *D, *z;
-  const int32_t* seq;
-  const float *h0, *dhT, *dy;
-  float *du, *ddelta, *dz, *dh0;
-  float* ckpt;        // [B, Di, nc, N]
-  float* part_bc;     // [2][nblk][B, T, N]
-  double* part_A;     // [B, Di, N] or null
-  double* part_D;     // [B, Di] or null
-  int Bsz, T, Di, N, nc, nblk;
-};
 
 template <int NK, int LPC>
 __global__ void __launch_bounds__(kWarps * 32, NK == 1 && LPC == 16 ? 3 : 1)
@@ -337,18 +328,29 @@ void launch_scan_backward(ScanArgs a, GrowOnlyBuffer& scratch, const char* op, f
   using Cfg = ScanCfg<NK, LPC>;
   a.nc = (a.T + Cfg::QC - 1) / Cfg::QC;
   a.nblk = (a.Di + Cfg::CH - 1) / Cfg::CH;
+  scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
+  selective_scan_backward_kernel<NK, LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kWarps * 32>>>(a);
+  check_launch(op);
+  scan_backward_reduce(a, dB, dC, dA, dD, op);
+}
+
+}  // namespace
+
+void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, bool want_dA, bool want_dD, const char* op) {
   const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
   const size_t ck_bytes = align256(sizeof(float) * size_t(a.Bsz) * a.Di * a.nc * a.N);
   const size_t bc_bytes = align256(sizeof(float) * 2 * size_t(a.nblk) * btn);
-  const size_t A_bytes = dA ? align256(sizeof(double) * size_t(a.Bsz) * a.Di * a.N) : 0;
-  const size_t D_bytes = dD ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
+  const size_t A_bytes = want_dA ? align256(sizeof(double) * size_t(a.Bsz) * a.Di * a.N) : 0;
+  const size_t D_bytes = want_dD ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
   char* base = static_cast<char*>(scratch.get(ck_bytes + bc_bytes + A_bytes + D_bytes + 256, op));
   a.ckpt = reinterpret_cast<float*>(base);
   a.part_bc = reinterpret_cast<float*>(base + ck_bytes);
-  a.part_A = dA ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes) : nullptr;
-  a.part_D = dD ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes) : nullptr;
-  selective_scan_backward_kernel<NK, LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kWarps * 32>>>(a);
-  check_launch(op);
+  a.part_A = want_dA ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes) : nullptr;
+  a.part_D = want_dD ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes) : nullptr;
+}
+
+void scan_backward_reduce(const ScanArgs& a, float* dB, float* dC, float* dA, float* dD, const char* op) {
+  const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
   if (btn > 0) {
     scan_reduce_bc<<<blocks_for(2 * btn), kThreads>>>(a.part_bc, a.nblk, btn, dB, dC);
     check_launch(op);
@@ -359,8 +361,6 @@ void launch_scan_backward(ScanArgs a, GrowOnlyBuffer& scratch, const char* op, f
     check_launch(op);
   }
 }
-
-}  // namespace
 
 void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                              const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx,
@@ -402,6 +402,7 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   a.N = int(N);
   float* dA_p = dA ? dA->f32() : nullptr;
   float* dD_p = dD ? dD->f32() : nullptr;
+  if (selective_scan_backward_channels(a, scratch, dBm.f32(), dCm.f32(), dA_p, dD_p, op)) return;
   switch (N <= 16 ? 0 : lanes_k(N, op)) {
     case 0: launch_scan_backward<1, 16>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
     case 1: launch_scan_backward<1, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;

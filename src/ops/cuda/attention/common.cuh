@@ -65,12 +65,6 @@ struct Raw8<float> {
   }
 };
 
-// 4-byte async copy global -> shared (document ids, row statistics); src_bytes 0 writes zero.
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes));
-}
-
 // ---- documents ---------------------------------------------------------------------------
 // Document ids are compared per (key, query) pair, exactly as the CPU does; on top of that the
 // kernels skip whole tiles by the range of ids each tile holds. A pre-pass (doc_ranges,

@@ -1,0 +1,317 @@
+// Backward of the Mamba-1 selective scan for N <= 32 in the channel layout
+// (selective_scan_channels.cuh): LPC lanes per channel, 8 states per lane, 64 channels of one
+// batch row per block. The arithmetic is the warp layout's (selective_scan_backward.cu, which
+// derives it); what changes is who does it:
+//   1. each lane walks t forwards from the initial state and stores the state entering every
+//      chunk of QC = 8 steps (scratch ckpt [B, Di, nchunks, N]);
+//   2. the chunks in reverse: the QC states recomputed into registers from the stored one, then
+//      the steps walked backwards.
+// Both walks read a chunk's inputs from shared memory, copied there asynchronously (cp.async)
+// while the chunk before is computed, so the serial steps never wait on global memory.
+// dB_t and dC_t sum over channels. Each step's 16 terms per lane (8 states x {dB, dC}) are
+// summed over the warp's channels by a reduce-scatter (15 shuffles for 16 values over 16
+// lanes, instead of 16 x 4 for a plain butterfly), each lane keeping the sums of 1-2 of them;
+// the warps' sums go to shared memory and after the chunk the block adds its warps in order and
+// writes one partial row per (channel block, t), which scan_backward_reduce adds in block order.
+// dA and dD sum each lane's walk (per chunk in fp32, across chunks in double) into per-batch-row
+// partials. No atomics: results are bit-identical from run to run.
+//
+// Cost per (b, t, d): 3 x N exps (forward walk, recompute, backward) and ~15 N flops, 9 floats
+// of activations (u, delta, z, dy and again u, delta in; du, ddelta, dz out) and N floats of
+// checkpoint per QC steps written and read. Mamba-1 at B T = 65536, Di 1024, N 16: 3.5e9 exps
+// (~0.8 ms at the H200's 16 per clock and SM), ~1.1e9 warp instructions (~1.1 ms at 4 per clock
+// and SM), 2.4 GB of activations and 1.1 GB of checkpoints (~1 ms at 3.5 TB/s). Measured there
+// (2026-11-30, training mamba-26m): 5.7 ms, against 9.6 ms for the warp layout; with the copies
+// not yet asynchronous 6.6 ms. Two blocks of 4 warps per SM leave the serial steps' latency
+// exposed: the next step is the time-parallel split (chunks of T scanned independently, their
+// carries combined), as mamba_ssm's kernel does with a block scan over time.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/ptx.cuh"
+#include "ops/cuda/selective_scan_backward.cuh"
+#include "ops/cuda/selective_scan_channels.cuh"
+
+namespace mambalm::ops::cuda {
+
+namespace {
+
+constexpr int kChunk = 8;  // QC: steps per register chunk and checkpoint interval
+
+// Sums v[0 .. W) over the warp's lanes that differ in lane bits O, O/2, ..., LPC (the warp's
+// channels; the bits below LPC are the lanes of one channel). While W > 1 each level keeps half
+// of the values (the upper half on lanes with the bit set, `base` advancing by it) and adds the
+// partner's other half; once one value is left the levels add it plainly. On return v[0 .. W')
+// holds the sums of values base .. base + W' - 1, W' = W >> (number of halving levels).
+template <int O, int W, int LPC>
+__device__ __forceinline__ void channels_reduce_scatter(float (&v)[2 * kScanStates], int lane, int& base) {
+  if constexpr (O >= LPC) {
+    if constexpr (W > 1) {
+      constexpr int H = W / 2;
+      const bool upper = (lane & O) != 0;
+#pragma unroll
+      for (int k = 0; k < H; ++k) {
+        const float send = upper ? v[k] : v[k + H];
+        const float keep = upper ? v[k + H] : v[k];
+        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+      }
+      if (upper) base += H;
+      channels_reduce_scatter<O / 2, H, LPC>(v, lane, base);
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], O);
+      channels_reduce_scatter<O / 2, 1, LPC>(v, lane, base);
+    }
+  }
+}
+
+// Values each lane holds after the reduce-scatter.
+template <int LPC>
+__host__ __device__ constexpr int scattered_values() {
+  int w = 2 * kScanStates;
+  for (int o = 16; o >= LPC && w > 1; o /= 2) w /= 2;
+  return w;
+}
+
+template <int LPC>
+__global__ void __launch_bounds__(kScanChannels * LPC)
+selective_scan_backward_channels_kernel(const ScanArgs p) {
+  constexpr int CH = kScanChannels, S = kScanStates, NP = S * LPC, QC = kChunk;
+  constexpr int kBlockThreads = CH * LPC, kBlockWarps = kBlockThreads / 32;
+  // The inputs of a chunk of steps, double-buffered: the next chunk's async copies are in flight
+  // while this one is computed. Zeros past T, Di and N; seq holds the document ids of steps
+  // c0 - 1 .. c0 + QC - 1 (the resets compare neighbours).
+  __shared__ float s_u[2][QC][CH], s_dl[2][QC][CH], s_dy[2][QC][CH], s_z[2][QC][CH];
+  __shared__ __align__(16) float s_B[2][QC][NP];
+  __shared__ __align__(16) float s_C[2][QC][NP];
+  __shared__ int32_t s_seq[2][QC + 1];
+  __shared__ float xb[kBlockWarps][QC][2 * NP];  // each warp's dB (first NP) and dC terms per step
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, c = tid / LPC, j = tid % LPC;
+  const int b = blockIdx.y, d0 = blockIdx.x * CH, d = d0 + c;
+  const int T = p.T, N = p.N, Di = p.Di;
+  const bool active = d < Di;  // inactive lanes see zeros everywhere and write nothing
+  const int64_t chan = int64_t(b) * Di + (active ? d : 0);
+  const int32_t* seq = p.seq ? p.seq + int64_t(b) * T : nullptr;
+
+  float Ad[S], h[S];
+  bool real[S];  // this lane's state s is one of the N
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    const int n = j * S + s;
+    real[s] = active && n < N;
+    Ad[s] = real[s] ? p.A[int64_t(d) * N + n] : 0.0f;
+    h[s] = (p.h0 && real[s]) ? p.h0[chan * N + n] : 0.0f;
+  }
+  const float Dd = (p.D && active) ? p.D[d] : 0.0f;
+  float* ck = p.ckpt + chan * p.nc * N;
+
+  // Issues the copies of steps [c0, c0 + L) into buffer `buf` (u, delta, B, the document ids
+  // and, with `backward`, dy, z, C) as one commit group. The buffer's last readers must be past
+  // a barrier; the data is in after cp_async_wait and a barrier.
+  auto stage = [&](int buf, int c0, int L, bool backward) {
+    for (int e = tid; e < QC * CH; e += kBlockThreads) {
+      const int i = e / CH, ch = e % CH;
+      const bool in = i < L && d0 + ch < Di;
+      const int64_t row = in ? (int64_t(b) * T + c0 + i) * Di + d0 + ch : 0;
+      const int nb = in ? 4 : 0;
+      cp_async4(smem_u32(&s_u[buf][i][ch]), p.u + row, nb);
+      cp_async4(smem_u32(&s_dl[buf][i][ch]), p.delta + row, nb);
+      if (backward) {
+        cp_async4(smem_u32(&s_dy[buf][i][ch]), p.dy + row, nb);
+        if (p.z) cp_async4(smem_u32(&s_z[buf][i][ch]), p.z + row, nb);
+        else s_z[buf][i][ch] = 0.0f;
+      }
+    }
+    for (int e = tid; e < QC * NP; e += kBlockThreads) {
+      const int i = e / NP, n = e % NP;
+      const bool in = i < L && n < N;
+      const int64_t o = in ? (int64_t(b) * T + c0 + i) * N + n : 0;
+      cp_async4(smem_u32(&s_B[buf][i][n]), p.Bm + o, in ? 4 : 0);
+      if (backward) cp_async4(smem_u32(&s_C[buf][i][n]), p.Cm + o, in ? 4 : 0);
+    }
+    for (int i = tid; i <= QC; i += kBlockThreads) {
+      const int t = c0 - 1 + i;
+      const bool in = seq && t >= 0 && t < T;
+      if (seq) cp_async4(smem_u32(&s_seq[buf][i]), seq + (in ? t : 0), in ? 4 : 0);
+      else s_seq[buf][i] = 0;
+    }
+    cp_async_commit();
+  };
+  // Step i of chunk [c0, ...) in buffer buf: a new document starts at t = c0 + i > 0 when its id
+  // differs from step t - 1's.
+  auto reset_at = [&](int buf, int c0, int i) { return c0 + i > 0 && s_seq[buf][i + 1] != s_seq[buf][i]; };
+  auto step = [&](int buf, int c0, int i, const float (&hin)[S], float (&hout)[S]) {
+    const float dl = s_dl[buf][i][c];
+    scan_channel_step(Ad, dl, dl * s_u[buf][i][c], reset_at(buf, c0, i), &s_B[buf][i][j * S], hin, hout);
+  };
+
+  // ---- 1. forward walk: the state entering each chunk -------------------------------------
+  // Chunks 0 .. nc - 2 are walked (all full); the last one's entering state is all phase 2 needs.
+  int buf = 0;
+  if (p.nc > 1) stage(0, 0, QC, false);
+  for (int ci = 0; ci < p.nc; ++ci) {
+#pragma unroll
+    for (int s = 0; s < S; ++s)
+      if (real[s]) ck[int64_t(ci) * N + j * S + s] = h[s];
+    if (ci + 1 == p.nc) break;
+    if (ci + 2 < p.nc) {
+      stage(buf ^ 1, (ci + 1) * QC, QC, false);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < QC; ++i) step(buf, ci * QC, i, h, h);
+    __syncthreads();  // this buffer's readers are done before it is refilled
+    buf ^= 1;
+  }
+
+  // ---- 2. chunks in reverse ------------------------------------------------------------------
+  float dh[S];
+  double dA_acc[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    dh[s] = (p.dhT && real[s]) ? p.dhT[chan * N + j * S + s] : 0.0f;
+    dA_acc[s] = 0.0;
+  }
+  double dD_acc = 0.0;
+  const int64_t bc_plane = int64_t(p.Bsz) * T * N;  // one [B, T, N] partial
+  float* part_B = p.part_bc + int64_t(blockIdx.x) * bc_plane;
+  float* part_C = p.part_bc + (int64_t(p.nblk) + blockIdx.x) * bc_plane;
+  constexpr int R = scattered_values<LPC>();
+
+  buf = 0;
+  if (p.nc > 0) stage(0, (p.nc - 1) * QC, min(QC, T - (p.nc - 1) * QC), true);
+  for (int ci = p.nc - 1; ci >= 0; --ci) {
+    const int c0 = ci * QC, L = min(QC, T - c0);
+    if (ci > 0) {
+      stage(buf ^ 1, c0 - QC, QC, true);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    float hs[QC + 1][S];  // hs[i] = state before step c0 + i (hs[0]: the stored entry state)
+#pragma unroll
+    for (int s = 0; s < S; ++s) hs[0][s] = real[s] ? ck[int64_t(ci) * N + j * S + s] : 0.0f;
+#pragma unroll
+    for (int i = 0; i < QC; ++i) step(buf, c0, i, hs[i], hs[i + 1]);  // steps past L read zeros: unused
+    float dA_c[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) dA_c[s] = 0.0f;
+    float dD_c = 0.0f;
+#pragma unroll
+    for (int i = QC - 1; i >= 0; --i) {
+      if (i >= L) continue;  // L is the same for the whole block
+      const int64_t row = (int64_t(b) * T + c0 + i) * Di + d;
+      const float uv = s_u[buf][i][c], dl = s_dl[buf][i][c];
+      const bool reset = reset_at(buf, c0, i);
+      float Bv[S], Cv[S];
+      {
+        const float4 b0 = *reinterpret_cast<const float4*>(&s_B[buf][i][j * S]);
+        const float4 b1 = *reinterpret_cast<const float4*>(&s_B[buf][i][j * S + 4]);
+        const float4 q0 = *reinterpret_cast<const float4*>(&s_C[buf][i][j * S]);
+        const float4 q1 = *reinterpret_cast<const float4*>(&s_C[buf][i][j * S + 4]);
+        const float bb[S] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        const float cc[S] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+          Bv[s] = bb[s];
+          Cv[s] = cc[s];
+        }
+      }
+      float dyp = s_dy[buf][i][c];
+      if (p.z) {
+        float hc = 0.0f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) hc += hs[i + 1][s] * Cv[s];
+        const float pre = Dd * uv + channel_lanes_sum<LPC>(hc);
+        const float zv = s_z[buf][i][c];
+        const float sg = 1.0f / (1.0f + expf(-zv));
+        const float dzv = dyp * pre * sg * (1.0f + zv * (1.0f - sg));
+        if (active && j == 0) p.dz[row] = dzv;
+        dyp = dyp * zv * sg;
+      }
+      dD_c += dyp * uv;
+      const float dlu = dl * uv;
+      float v[2 * S];  // this lane's dB_t terms (its states), then its dC_t terms
+      float du_s = 0.0f, ddl_s = 0.0f;
+#pragma unroll
+      for (int s = 0; s < S; ++s) {
+        const float a = expf(dl * Ad[s]);
+        const float hp = reset ? 0.0f : hs[i][s];
+        const float g = dh[s] + dyp * Cv[s];
+        v[s] = g * dlu;
+        v[S + s] = dyp * hs[i + 1][s];
+        du_s += g * Bv[s];
+        ddl_s += g * (uv * Bv[s] + Ad[s] * a * hp);
+        dA_c[s] += g * dl * a * hp;
+        dh[s] = reset ? 0.0f : a * g;
+      }
+      const float du_v = Dd * dyp + dl * channel_lanes_sum<LPC>(du_s);
+      const float ddl_v = channel_lanes_sum<LPC>(ddl_s);
+      if (active && j == 0) {
+        p.du[row] = du_v;
+        p.ddelta[row] = ddl_v;
+      }
+      int base = 0;
+      channels_reduce_scatter<16, 2 * S, LPC>(v, lane, base);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int vi = base + r;  // value index: dB of state vi, or dC of state vi - S
+        xb[warp][i][(vi < S ? 0 : NP) + j * S + (vi % S)] = v[r];
+      }
+    }
+#pragma unroll
+    for (int s = 0; s < S; ++s) dA_acc[s] += double(dA_c[s]);
+    dD_acc += double(dD_c);
+    __syncthreads();  // every warp's terms of the chunk are in (and its buffer's readers done)
+    for (int e = tid; e < L * 2 * NP; e += kBlockThreads) {
+      const int i = e / (2 * NP), k = e % (2 * NP), n = k % NP;
+      if (n >= N) continue;
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kBlockWarps; ++w) sum += xb[w][i][k];
+      (k < NP ? part_B : part_C)[(int64_t(b) * T + c0 + i) * N + n] = sum;
+    }
+    buf ^= 1;
+  }
+
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    if (!real[s]) continue;
+    const int64_t o = chan * N + j * S + s;
+    if (p.dh0) p.dh0[o] = dh[s];
+    if (p.part_A) p.part_A[o] = dA_acc[s];
+  }
+  if (p.part_D && active && j == 0) p.part_D[chan] = dD_acc;
+}
+
+template <int LPC>
+void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD, const char* op) {
+  a.nc = (a.T + kChunk - 1) / kChunk;
+  a.nblk = (a.Di + kScanChannels - 1) / kScanChannels;
+  scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
+  // ~200-235 registers: two blocks of 4 warps per SM at LPC 2. Capping the registers for a third
+  // block (launch bounds) spills and measured no faster (2026-11-30).
+  selective_scan_backward_channels_kernel<LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kScanChannels * LPC>>>(a);
+  check_launch(op);
+  scan_backward_reduce(a, dB, dC, dA, dD, op);
+}
+
+}  // namespace
+
+bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD,
+                                      const char* op) {
+  switch (scan_channel_lanes(a.N)) {
+    case 1: launch_channels<1>(a, scratch, dB, dC, dA, dD, op); return true;
+    case 2: launch_channels<2>(a, scratch, dB, dC, dA, dD, op); return true;
+    case 4: launch_channels<4>(a, scratch, dB, dC, dA, dD, op); return true;
+    default: return false;
+  }
+}
+
+}  // namespace mambalm::ops::cuda

@@ -20,11 +20,6 @@ using io::IndexedDataset;
 using io::IndexedDatasetWriter;
 using io::TokenDType;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 void spit(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -106,8 +101,8 @@ TEST(IndexedDataset, ByteLayoutMatchesMegatron) {
   put<int64_t>(idx, 1);
   put<int64_t>(idx, 2);
   EXPECT_EQ(idx.size(), 34u + 2 * 4 + 2 * 8 + 3 * 8);
-  EXPECT_EQ(slurp(prefix + ".idx"), idx);
-  EXPECT_EQ(slurp(prefix + ".bin"), std::string("\x01\0\x02\0\x03\0\x07\0", 8));
+  EXPECT_EQ(testing::read_file(prefix + ".idx"), idx);
+  EXPECT_EQ(testing::read_file(prefix + ".bin"), std::string("\x01\0\x02\0\x03\0\x07\0", 8));
 }
 
 // A hand-built file with several sequences per document (as Megatron writes for sentence-split
@@ -142,8 +137,8 @@ class CorruptIndex : public ::testing::Test {
     w.add_document(std::vector<int32_t>{1, 2, 3});
     w.add_document(std::vector<int32_t>{4, 5});
     w.finish();
-    idx_ = slurp(prefix_ + ".idx");
-    bin_ = slurp(prefix_ + ".bin");
+    idx_ = testing::read_file(prefix_ + ".idx");
+    bin_ = testing::read_file(prefix_ + ".bin");
   }
   // Opening must throw an Error whose message contains every one of `parts`.
   void expect_error(std::initializer_list<std::string> parts) {

@@ -51,17 +51,6 @@ class ByteTokenizer : public Tokenizer {
   int32_t eos_;
 };
 
-void write(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 // Every document of a dataset, decoded; each must end with exactly one `eod`.
 std::vector<std::string> decode_all(const std::string& prefix, const Tokenizer& tok, int32_t eod) {
   io::IndexedDataset ds(prefix);
@@ -92,8 +81,8 @@ Corpus make_corpus() {
       {"c/d.txt", "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 caf\xc3\xa9\r\nno final newline"},
       {"e.txt", "<|endoftext|> is plain text here\n"},
   };
-  for (const auto& [name, text] : texts) write(c.dir + "/" + name, text);
-  write(c.dir + "/f.jsonl",
+  for (const auto& [name, text] : texts) testing::write_file(c.dir + "/" + name, text);
+  testing::write_file(c.dir + "/f.jsonl",
         "{\"text\": \"first \\\"quoted\\\" line\\nwith a break\", \"id\": 1}\n"
         "\n"
         "{\"id\": 2, \"text\": \"\\u00e9t\\u00e9 \\ud83d\\ude00\"}\n");
@@ -153,7 +142,7 @@ TEST(Prepare, NoSplitWritesOnePrefix) {
 
 TEST(Prepare, ParagraphsBecomeDocuments) {
   const std::string dir = testing::temp_dir("prepare-in");
-  write(dir + "/p.txt", "\n\nFirst paragraph,\nsecond line.\n\n \t \nSecond one.\r\n\r\nThird\n");
+  testing::write_file(dir + "/p.txt", "\n\nFirst paragraph,\nsecond line.\n\n \t \nSecond one.\r\n\r\nThird\n");
   auto set = data::scan_documents({dir + "/p.txt"}, /*split_paragraphs=*/true);
   ASSERT_EQ(set.documents.size(), 3u);
   EXPECT_EQ(data::load_document(set, 0), "First paragraph,\nsecond line.");
@@ -174,8 +163,8 @@ TEST(Prepare, OutputIndependentOfThreadCount) {
     opt.valid_fraction = 0.2;
     opt.show_progress = false;
     auto s = prepare_dataset(tok, opt);
-    files[threads - 1] = slurp(s.train_prefix + ".bin") + slurp(s.train_prefix + ".idx") +
-                         slurp(s.valid_prefix + ".bin") + slurp(s.valid_prefix + ".idx");
+    files[threads - 1] = testing::read_file(s.train_prefix + ".bin") + testing::read_file(s.train_prefix + ".idx") +
+                         testing::read_file(s.valid_prefix + ".bin") + testing::read_file(s.valid_prefix + ".idx");
   }
   EXPECT_EQ(files[0], files[1]);
 }
@@ -218,39 +207,39 @@ void expect_prepare_error(const std::vector<std::string>& inputs, std::initializ
 
 TEST(PrepareErrors, InvalidUtf8NamesFileLineAndColumn) {
   const std::string dir = testing::temp_dir("prepare-in");
-  write(dir + "/good.txt", "fine\n");
-  write(dir + "/bad.txt", "line one\nline \xc3\x28 two\n");
+  testing::write_file(dir + "/good.txt", "fine\n");
+  testing::write_file(dir + "/bad.txt", "line one\nline \xc3\x28 two\n");
   expect_prepare_error({dir}, {dir + "/bad.txt:2:6", "invalid UTF-8", "0xC3"});
-  write(dir + "/bad.txt", "ok\n\xed\xa0\x80 surrogate\n");  // encoded U+D800
+  testing::write_file(dir + "/bad.txt", "ok\n\xed\xa0\x80 surrogate\n");  // encoded U+D800
   expect_prepare_error({dir}, {"bad.txt:2:1", "invalid UTF-8"});
-  write(dir + "/bad.txt", "overlong \xc0\xaf\n");
+  testing::write_file(dir + "/bad.txt", "overlong \xc0\xaf\n");
   expect_prepare_error({dir}, {"bad.txt:1:10"});
-  write(dir + "/bad.txt", "cut short \xe2\x82");
+  testing::write_file(dir + "/bad.txt", "cut short \xe2\x82");
   expect_prepare_error({dir}, {"bad.txt:1:11"});
 }
 
 TEST(PrepareErrors, EmptyFilesAndDocuments) {
   const std::string dir = testing::temp_dir("prepare-in");
-  write(dir + "/empty.txt", "");
+  testing::write_file(dir + "/empty.txt", "");
   expect_prepare_error({dir + "/empty.txt"}, {dir + "/empty.txt", "empty"});
-  write(dir + "/blank.txt", " \n\t\n");
+  testing::write_file(dir + "/blank.txt", " \n\t\n");
   expect_prepare_error({dir + "/blank.txt"}, {"blank.txt:1", "only whitespace"});
   expect_prepare_error({dir + "/blank.txt"}, {"blank.txt:1", "only whitespace"}, ByteTokenizer(), true);
-  write(dir + "/e.jsonl", "{\"text\": \"x\"}\n{\"text\": \"\"}\n");
+  testing::write_file(dir + "/e.jsonl", "{\"text\": \"x\"}\n{\"text\": \"\"}\n");
   expect_prepare_error({dir + "/e.jsonl"}, {"e.jsonl:2", "empty"});
 }
 
 TEST(PrepareErrors, MalformedJsonLines) {
   const std::string dir = testing::temp_dir("prepare-in");
-  write(dir + "/a.jsonl", "{\"text\": \"x\"}\n\n{\"text\": \"y\"\n");
+  testing::write_file(dir + "/a.jsonl", "{\"text\": \"x\"}\n\n{\"text\": \"y\"\n");
   expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:3", "malformed JSON"});
-  write(dir + "/a.jsonl", "{\"body\": \"x\"}\n");
+  testing::write_file(dir + "/a.jsonl", "{\"body\": \"x\"}\n");
   expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "no \"text\" field"});
-  write(dir + "/a.jsonl", "{\"text\": 5}\n");
+  testing::write_file(dir + "/a.jsonl", "{\"text\": 5}\n");
   expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "not a string"});
-  write(dir + "/a.jsonl", "[\"text\"]\n");
+  testing::write_file(dir + "/a.jsonl", "[\"text\"]\n");
   expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1", "must be an object"});
-  write(dir + "/a.jsonl", "{\"text\": \"\\ud800 lone surrogate\"}\n");
+  testing::write_file(dir + "/a.jsonl", "{\"text\": \"\\ud800 lone surrogate\"}\n");
   expect_prepare_error({dir + "/a.jsonl"}, {"a.jsonl:1"});
 }
 
@@ -259,7 +248,7 @@ TEST(PrepareErrors, UnreadableAndMissingPaths) {
   expect_prepare_error({dir + "/missing.txt"}, {dir + "/missing.txt", "no such file"});
   expect_prepare_error({dir + "/*.nothing"}, {"*.nothing", "matches no file"});
   expect_prepare_error({dir}, {dir, "holds no file"});
-  write(dir + "/locked.txt", "secret\n");
+  testing::write_file(dir + "/locked.txt", "secret\n");
   fs::permissions(dir + "/locked.txt", fs::perms::none);
   if (::geteuid() != 0)  // root reads any file
     expect_prepare_error({dir + "/locked.txt"}, {dir + "/locked.txt", "cannot open"});
@@ -267,7 +256,7 @@ TEST(PrepareErrors, UnreadableAndMissingPaths) {
 
 TEST(PrepareErrors, TokenizerWithoutEndOfText) {
   const std::string dir = testing::temp_dir("prepare-in");
-  write(dir + "/a.txt", "text\n");
+  testing::write_file(dir + "/a.txt", "text\n");
   expect_prepare_error({dir}, {"no end-of-sequence token", "--eod-id"}, ByteTokenizer(257, -1));
   PrepareOptions opt;
   opt.inputs = {dir};
@@ -316,7 +305,7 @@ void expect_files_round_trip(const Tokenizer& tok, const std::string& input_dir,
   size_t t = 0, v = 0;
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string& got = valid[i] ? valid_docs.at(v++) : train_docs.at(t++);
-    ASSERT_EQ(got, slurp(paths[i])) << paths[i] << " does not decode back to itself";
+    ASSERT_EQ(got, testing::read_file(paths[i])) << paths[i] << " does not decode back to itself";
   }
   EXPECT_EQ(t, train_docs.size());
   EXPECT_EQ(v, valid_docs.size());
@@ -357,7 +346,7 @@ TEST(PrepareRealTokenizer, GPT2TokensIndependentOfThreadCount) {
     opt.threads = threads;
     opt.show_progress = false;
     prepare_dataset(*tok, opt);
-    bins[threads - 1] = slurp(opt.out_prefix + ".bin");
+    bins[threads - 1] = testing::read_file(opt.out_prefix + ".bin");
   }
   EXPECT_TRUE(bins[0] == bins[1]) << "2 threads tokenized differently from 1 thread";
 }
@@ -381,7 +370,7 @@ TEST(PrepareCli, SummaryAndErrors) {
   EXPECT_EQ(io::IndexedDataset(out + "/ds_train").document_count() +
                 io::IndexedDataset(out + "/ds_valid").document_count(), 5);
 
-  write(corpus.dir + "/zz.txt", "fine\nbad \xff byte\n");
+  testing::write_file(corpus.dir + "/zz.txt", "fine\nbad \xff byte\n");
   r = testing::run_cli("prepare --tokenizer bytes --input " + corpus.dir + " --out " + out + "/bad");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(corpus.dir + "/zz.txt:2:5: invalid UTF-8"), std::string::npos) << r.err;

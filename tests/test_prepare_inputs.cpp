@@ -26,17 +26,6 @@ namespace fs = std::filesystem;
 using testing::run_cli;
 using testing::run_command;
 
-void write(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 void expect_one_line_error(const testing::CommandResult& r, const std::vector<std::string>& needles) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -80,7 +69,7 @@ std::string cache_dir() {
 
 TEST(PrepareJsonKey, AnyFieldAndSeveralJoinedByABlankLine) {
   const std::string dir = testing::temp_dir("prepare-json-key");
-  write(dir + "/in/a.jsonl",
+  testing::write_file(dir + "/in/a.jsonl",
         "{\"title\": \"First\", \"body\": \"one \\u00e9\", \"text\": \"ignored\"}\n"
         "\n"
         "{\"title\": \"\", \"body\": \"no title\"}\n"
@@ -98,10 +87,10 @@ TEST(PrepareJsonKey, AnyFieldAndSeveralJoinedByABlankLine) {
                         {"a.jsonl:3", "no \"text\" field", "--json-key"});
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/in/a.jsonl --out " + dir + "/x --json-key title --json-key text"),
                         {"a.jsonl:3", "no \"text\" field"});
-  write(dir + "/in/b.jsonl", "{\"title\": 7, \"body\": \"x\"}\n");
+  testing::write_file(dir + "/in/b.jsonl", "{\"title\": 7, \"body\": \"x\"}\n");
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/in/b.jsonl --out " + dir + "/x --json-key title"),
                         {"b.jsonl:1", "\"title\" is a number, not a string"});
-  write(dir + "/in/c.jsonl", "{\"title\": \"\", \"body\": \"\"}\n");
+  testing::write_file(dir + "/in/c.jsonl", "{\"title\": \"\", \"body\": \"\"}\n");
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/in/c.jsonl --out " + dir + "/x --json-key title --json-key body"),
                         {"c.jsonl:1", "every --json-key field is empty"});
   EXPECT_FALSE(fs::exists(dir + "/x.bin"));
@@ -115,9 +104,9 @@ TEST(PrepareCompressed, GzipAndZstdGiveTheUncompressedResultBitForBit) {
   const std::string dir = testing::temp_dir("prepare-compressed");
   std::string big;
   for (int i = 0; i < 4000; ++i) big += "Line " + std::to_string(i) + " of a longer file, caf\xc3\xa9 and more.\n\n";
-  write(dir + "/plain/a.txt", "First document.\nSecond line.\n");
-  write(dir + "/plain/b.jsonl", "{\"text\": \"json one\"}\n{\"text\": \"json two \\u00fc\"}\n");
-  write(dir + "/plain/c.txt", big);
+  testing::write_file(dir + "/plain/a.txt", "First document.\nSecond line.\n");
+  testing::write_file(dir + "/plain/b.jsonl", "{\"text\": \"json one\"}\n{\"text\": \"json two \\u00fc\"}\n");
+  testing::write_file(dir + "/plain/c.txt", big);
   fs::create_directories(dir + "/gz");
   fs::create_directories(dir + "/zst");
   ASSERT_EQ(run_command("cd " + dir + "/plain && for f in a.txt b.jsonl; do gzip -c $f > ../gz/$f.gz; zstd -q -c $f > ../zst/$f.zst; done"
@@ -136,7 +125,7 @@ TEST(PrepareCompressed, GzipAndZstdGiveTheUncompressedResultBitForBit) {
     const std::string out = dir + "/out-" + form;
     auto r = run_cli("prepare --tokenizer bytes --input " + dir + "/" + form + " --out " + out + " --valid-fraction 0 --split-paragraphs --quiet");
     ASSERT_EQ(r.exit_code, 0) << form << ": " << r.err;
-    const std::string got = slurp(out + ".bin") + "|" + slurp(out + ".idx");
+    const std::string got = testing::read_file(out + ".bin") + "|" + testing::read_file(out + ".idx");
     if (want.empty()) want = got;
     EXPECT_TRUE(got == want) << form << " gives a different dataset";
   }
@@ -144,25 +133,25 @@ TEST(PrepareCompressed, GzipAndZstdGiveTheUncompressedResultBitForBit) {
   EXPECT_EQ(io::read_input_file(dir + "/gz/c.txt.gz"), big) << "both gzip members";
 
   // Cut, damaged and misnamed files: one line naming the file and what is wrong with it.
-  const std::string gz = slurp(dir + "/gz/c.txt.gz"), zst = slurp(dir + "/zst/c.txt.zst");
+  const std::string gz = testing::read_file(dir + "/gz/c.txt.gz"), zst = testing::read_file(dir + "/zst/c.txt.zst");
   fs::create_directories(dir + "/bad");
-  write(dir + "/bad/cut.txt.gz", gz.substr(0, gz.size() / 2));
+  testing::write_file(dir + "/bad/cut.txt.gz", gz.substr(0, gz.size() / 2));
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/bad/cut.txt.gz --out " + dir + "/x"),
                         {"cut.txt.gz", "truncated gzip"});
-  write(dir + "/bad/cut.txt.zst", zst.substr(0, zst.size() / 2));
+  testing::write_file(dir + "/bad/cut.txt.zst", zst.substr(0, zst.size() / 2));
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/bad/cut.txt.zst --out " + dir + "/x"),
                         {"cut.txt.zst", "truncated zstd"});
   std::string damaged = gz;
   for (size_t i = 20; i < 60; ++i) damaged[i] = static_cast<char>(damaged[i] ^ 0x5A);
-  write(dir + "/bad/damaged.txt.gz", damaged);
+  testing::write_file(dir + "/bad/damaged.txt.gz", damaged);
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/bad/damaged.txt.gz --out " + dir + "/x"),
                         {"damaged.txt.gz", "gzip"});
   damaged = zst;
   for (size_t i = 12; i < 40; ++i) damaged[i] = static_cast<char>(damaged[i] ^ 0x5A);
-  write(dir + "/bad/damaged.txt.zst", damaged);
+  testing::write_file(dir + "/bad/damaged.txt.zst", damaged);
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/bad/damaged.txt.zst --out " + dir + "/x"),
                         {"damaged.txt.zst", "zstd"});
-  write(dir + "/bad/plain.txt.gz", "not compressed at all\n");
+  testing::write_file(dir + "/bad/plain.txt.gz", "not compressed at all\n");
   expect_one_line_error(run_cli("prepare --tokenizer bytes --input " + dir + "/bad/plain.txt.gz --out " + dir + "/x"),
                         {"plain.txt.gz", "the name says gzip"});
   EXPECT_FALSE(fs::exists(dir + "/x.bin") || fs::exists(dir + "/x_train.bin"));
@@ -175,8 +164,8 @@ TEST(TokenizerTrainInputs, DirectoriesGlobsAndCompressedFiles) {
   if (run_command("command -v gzip && command -v zstd").exit_code != 0) GTEST_SKIP() << "needs the gzip and zstd tools";
   const std::string dir = testing::temp_dir("tok-train-inputs");
   const std::string text = varied_text(3000);
-  write(dir + "/plain/part1.txt", text.substr(0, text.size() / 2));
-  write(dir + "/plain/part2.txt", text.substr(text.size() / 2));
+  testing::write_file(dir + "/plain/part1.txt", text.substr(0, text.size() / 2));
+  testing::write_file(dir + "/plain/part2.txt", text.substr(text.size() / 2));
   fs::create_directories(dir + "/packed");
   ASSERT_EQ(run_command("gzip -c " + dir + "/plain/part1.txt > " + dir + "/packed/part1.txt.gz && zstd -q -c " + dir +
                         "/plain/part2.txt > " + dir + "/packed/part2.txt.zst")
@@ -191,12 +180,12 @@ TEST(TokenizerTrainInputs, DirectoriesGlobsAndCompressedFiles) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_cli(train + dir + "/packed --out " + dir + "/packed.model");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string want = slurp(dir + "/files.vocab");
+  const std::string want = testing::read_file(dir + "/files.vocab");
   EXPECT_FALSE(want.empty());
-  for (const char* name : {"dir", "glob", "packed"}) EXPECT_TRUE(slurp(dir + "/" + name + ".vocab") == want) << name;
+  for (const char* name : {"dir", "glob", "packed"}) EXPECT_TRUE(testing::read_file(dir + "/" + name + ".vocab") == want) << name;
   // Errors name the input.
   expect_one_line_error(run_cli(train + "'" + dir + "/nothing*.txt' --out " + dir + "/x.model"), {"nothing*.txt", "matches no file"});
-  write(dir + "/bad/cut.txt.gz", slurp(dir + "/packed/part1.txt.gz").substr(0, 100));
+  testing::write_file(dir + "/bad/cut.txt.gz", testing::read_file(dir + "/packed/part1.txt.gz").substr(0, 100));
   expect_one_line_error(run_cli(train + dir + "/bad/cut.txt.gz --out " + dir + "/x.model"), {"cut.txt.gz", "truncated gzip"});
   EXPECT_FALSE(fs::exists(dir + "/x.model"));
   fs::remove_all(dir);
@@ -231,14 +220,14 @@ std::vector<std::string> corpus_texts() {
   const std::string moby = cache_dir() + "/corpus/moby-dick";
   if (fs::exists(moby))
     for (const auto& e : fs::directory_iterator(moby))
-      if (texts.size() < 60) texts.push_back(slurp(e.path().string()));
+      if (texts.size() < 60) texts.push_back(testing::read_file(e.path().string()));
   return texts;
 }
 
 std::string train_model(const std::string& dir, const std::string& type, const std::string& extra = "") {
   std::string text = varied_text(5000);
   for (const std::string& t : corpus_texts()) text += t + "\n";
-  write(dir + "/train.txt", text);
+  testing::write_file(dir + "/train.txt", text);
   auto r = run_cli("tokenizer train --input " + dir + "/train.txt --vocab-size 1200 --threads 1 --type " + type + " --out " + dir +
                    "/" + type + ".model" + extra);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -276,13 +265,13 @@ TEST(SentencePieceSpeed, PrepareTokensIndependentOfThreadsAndEqualToTheLibrary) 
   std::vector<std::string> texts = corpus_texts();
   for (size_t i = 0; i < texts.size(); ++i)
     if (!texts[i].empty() && texts[i].find_first_not_of(" \t\r\n") != std::string::npos)
-      write(dir + "/docs/" + std::to_string(1000 + i) + ".txt", texts[i]);
+      testing::write_file(dir + "/docs/" + std::to_string(1000 + i) + ".txt", texts[i]);
   std::string bins[2];
   for (int threads : {1, 2}) {
     auto r = run_cli("prepare --tokenizer " + model + " --input " + dir + "/docs --out " + dir + "/ds" + std::to_string(threads) +
                      " --valid-fraction 0 --quiet --threads " + std::to_string(threads));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    bins[threads - 1] = slurp(dir + "/ds" + std::to_string(threads) + ".bin");
+    bins[threads - 1] = testing::read_file(dir + "/ds" + std::to_string(threads) + ".bin");
   }
   EXPECT_TRUE(bins[0] == bins[1]) << "2 threads tokenized differently from 1 thread";
   sentencepiece::SentencePieceProcessor reference;
@@ -292,7 +281,7 @@ TEST(SentencePieceSpeed, PrepareTokensIndependentOfThreadsAndEqualToTheLibrary) 
   ASSERT_EQ(ds.document_count(), static_cast<int64_t>(paths.size()));
   for (size_t d = 0; d < paths.size(); ++d) {
     std::vector<int> want;
-    ASSERT_TRUE(reference.Encode(slurp(paths[d]), &want).ok());
+    ASSERT_TRUE(reference.Encode(testing::read_file(paths[d]), &want).ok());
     want.push_back(reference.eos_id());
     EXPECT_EQ(ds.document_tokens(static_cast<int64_t>(d)), std::vector<int32_t>(want.begin(), want.end())) << paths[d];
   }

@@ -38,6 +38,8 @@ std::vector<FlagCase> flag_cases() {
   const std::string train = "bench --train --preset mamba2-tiny";
   const std::string eval = "eval --model " + kNoModel + " --task mqar";
   const std::string serve = "serve --model " + kNoModel;  // numbers are read before the model loads
+  const std::string init = "init --arch mamba2 --preset mamba2-tiny --out /nonexistent/mambalm-init";
+  const std::string trainer = "train --model " + kNoModel + " --data /nonexistent/data --out /nonexistent/run";
   return {
       {gen, "max-tokens", false, {"-1", "16777217", k2p32, k2p62}},
       {gen, "temperature", true, {"-0.5", "-1e-300", "1e7", "1e300"}},
@@ -53,6 +55,8 @@ std::vector<FlagCase> flag_cases() {
       {train, "micro-batch", false, {"0", "-1", "16777217", k2p32, k2p62}},
       {train, "steps", false, {"0", "-1", "1073741825", k2p62}},
       {train, "warmup", false, {"-1", "1001", k2p32}},
+      {init, "seed", false, {"-1", "-9223372036854775808"}},
+      {trainer, "seed", false, {"-1", "-9223372036854775808"}},
       {eval, "seed", false, {"-1"}},
       {eval, "limit", false, {"0", "-1", "-2"}},
       {eval, "lengths", false, {"0", "-5", "16777217", "1,16385K", k2p32, k2p62}},

@@ -88,3 +88,30 @@ TEST(TokenizerTrain, BadArgumentsAreClearErrors) {
 }
 
 }  // namespace
+
+// JSON Lines inputs train on their records' text, not on the raw JSON: the same text as a plain
+// file and as {"id": .., "text": ..} records gives the same vocabulary; a bad record is a
+// one-line error naming its line.
+TEST(TokenizerTrain, JsonLinesInputsTrainOnTheRecordsText) {
+  const std::string dir = temp_dir("sptrain-jsonl");
+  const std::string text = write_text(dir);
+  std::ifstream in(text);
+  std::ofstream jl(dir + "/text.jsonl");
+  std::string line;
+  for (int id = 0; std::getline(in, line); ++id) jl << nlohmann::json{{"id", id}, {"body", line}}.dump() << "\n";
+  jl.close();
+  CommandResult a = run_cli("tokenizer train --input " + text + " --vocab-size 310 --threads 1 --out " + dir + "/plain");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  CommandResult b = run_cli("tokenizer train --input " + dir + "/text.jsonl --json-key body --vocab-size 310 --threads 1 --out " + dir + "/jl");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(read_file(dir + "/plain.vocab"), read_file(dir + "/jl.vocab"));
+  EXPECT_EQ(read_file(dir + "/jl.vocab").find("body"), std::string::npos);
+
+  std::ofstream bad(dir + "/bad.jsonl");
+  bad << "{\"body\": \"fine\"}\n{\"body\": 3}\n";
+  bad.close();
+  CommandResult c = run_cli("tokenizer train --input " + dir + "/bad.jsonl --json-key body --vocab-size 310 --out " + dir + "/bad");
+  EXPECT_NE(c.exit_code, 0);
+  EXPECT_NE(c.err.find("bad.jsonl:2"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("not a string"), std::string::npos) << c.err;
+}

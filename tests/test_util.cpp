@@ -72,11 +72,17 @@ std::string temp_dir(const std::string& tag) {
   return dir.string();
 }
 
-static std::string slurp(const std::string& path) {
+std::string read_file(const std::string& path) {
   std::ifstream f(path);
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  if (std::filesystem::path(path).has_parent_path()) std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 CommandResult run_cli(const std::string& args) { return run_command(std::string(MAMBALM_CLI) + " " + args); }
@@ -88,8 +94,8 @@ CommandResult run_command(const std::string& command) {
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = read_file(out);
+  r.err = read_file(err);
   std::filesystem::remove_all(dir);
   return r;
 }

@@ -21,6 +21,10 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 // A fresh empty directory under the system temp dir, removed by the caller if wanted.
 std::string temp_dir(const std::string& tag);
 
+// A whole file's bytes ("" if it cannot be read); writing creates the parent directories.
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
 struct CommandResult {
   int exit_code = 0;
   std::string out;  // stdout

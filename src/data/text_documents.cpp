@@ -7,20 +7,16 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/json_lines.h"
 
 namespace mambalm::data {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 bool is_blank(std::string_view line) {
   return line.find_first_not_of(" \t\r") == std::string_view::npos;
@@ -43,33 +39,6 @@ void check_utf8(const std::string& path, std::string_view text) {
          "invalid UTF-8 (byte " + std::string(hex) + " at file offset " + std::to_string(bad) + ")",
          "convert the file to UTF-8, e.g. with iconv");
   }
-}
-
-// The document of one JSON Lines record: its `keys` string fields joined by kJsonKeyJoiner,
-// empty ones left out; errors name path:line.
-std::string json_text(const std::string& where, std::string_view line, const std::vector<std::string>& keys) {
-  nlohmann::json record;
-  try {
-    record = nlohmann::json::parse(line.begin(), line.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(where, std::string("malformed JSON: ") + e.what(), "one JSON object per line");
-  }
-  check(record.is_object(), where, "a JSON Lines record must be an object, found " +
-                                       std::string(record.type_name()));
-  std::string text;
-  for (const std::string& key : keys) {
-    auto it = record.find(key);
-    check(it != record.end(), where, "record has no \"" + key + "\" field",
-          keys.size() == 1 && key == "text" ? "name the field with --json-key KEY" : "");
-    check(it->is_string(), where, "\"" + key + "\" is a " + std::string(it->type_name()) + ", not a string");
-    const std::string& value = it->get_ref<const std::string&>();
-    if (value.empty()) continue;
-    if (!text.empty()) text += kJsonKeyJoiner;
-    text += value;
-  }
-  check(!text.empty(), where, keys.size() == 1 ? "\"" + keys[0] + "\" is empty" : "every --json-key field is empty",
-        "remove the record; empty documents are not allowed");
-  return text;
 }
 
 void scan_plain(const std::string& path, int32_t file, std::string_view text, bool split_paragraphs,
@@ -118,7 +87,7 @@ void scan_jsonl(const std::string& path, int32_t file, std::string_view text, co
     size_t stop = nl == std::string_view::npos ? text.size() : nl;
     std::string_view l = text.substr(pos, stop - pos);
     if (!is_blank(l)) {
-      std::string t = json_text(path + ":" + std::to_string(line), l, keys);
+      std::string t = io::json_record_text(path + ":" + std::to_string(line), l, keys);
       out.push_back({file, static_cast<int64_t>(pos), static_cast<int64_t>(l.size()),
                      static_cast<int64_t>(line), static_cast<int64_t>(t.size())});
     }
@@ -196,11 +165,8 @@ int64_t find_invalid_utf8(std::string_view text) {
   return -1;
 }
 
-InputFormat format_for_path(const std::string& raw_path) {
-  const std::string path = io::strip_compression_suffix(raw_path);
-  if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json"))
-    return InputFormat::JsonLines;
-  return InputFormat::PlainText;
+InputFormat format_for_path(const std::string& path) {
+  return io::is_json_lines_path(path) ? InputFormat::JsonLines : InputFormat::PlainText;
 }
 
 DocumentSet scan_documents(const std::vector<std::string>& paths, bool split_paragraphs,
@@ -251,7 +217,7 @@ std::string load_document(const DocumentSet& set, size_t i) {
     bytes = text->substr(static_cast<size_t>(d.offset), static_cast<size_t>(d.length));
   }
   if (f.format == InputFormat::PlainText) return bytes;
-  return json_text(f.path + ":" + std::to_string(d.line), bytes, set.json_keys);
+  return io::json_record_text(f.path + ":" + std::to_string(d.line), bytes, set.json_keys);
 }
 
 }  // namespace mambalm::data

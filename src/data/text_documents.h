@@ -28,11 +28,11 @@
 #include <vector>
 
 #include "io/input_files.h"
+#include "io/json_lines.h"
 
 namespace mambalm::data {
 
-// Between the values of several --json-key fields of one record.
-inline constexpr const char* kJsonKeyJoiner = "\n\n";
+using io::kJsonKeyJoiner;  // between the values of several --json-key fields (io/json_lines.h)
 
 enum class InputFormat { PlainText, JsonLines };
 

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/limits.h"
 #include "io/input_files.h"
+#include "io/json_lines.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mambalm {
@@ -57,12 +58,16 @@ struct TempFiles {
 };
 
 // The lines of every input file in order, as SentencePiece's own file reader yields them
-// (std::getline: the '\n' dropped), but from compressed files too (io::read_input_file). One
+// (std::getline: the '\n' dropped), but from compressed files too (io::read_input_file), and of a
+// JSON Lines file the lines of its records' text (the --json-key fields), not the raw JSON. One
 // file's text is held at a time. A read error ends the iteration; status() carries it to the
 // trainer, and error() keeps our one-line message (no exception crosses the library).
 class InputLines final : public sentencepiece::SentenceIterator {
  public:
-  explicit InputLines(std::vector<std::string> files) : files_(std::move(files)) { Next(); }
+  InputLines(std::vector<std::string> files, std::vector<std::string> json_keys)
+      : files_(std::move(files)), json_keys_(std::move(json_keys)) {
+    Next();
+  }
   bool done() const override { return done_; }
   const std::string& value() const override { return value_; }
   sentencepiece::util::Status status() const override {
@@ -86,7 +91,9 @@ class InputLines final : public sentencepiece::SentenceIterator {
         return;
       }
       try {
-        text_ = io::read_input_file(files_[next_file_++]);
+        const std::string& path = files_[next_file_++];
+        text_ = io::read_input_file(path);
+        if (io::is_json_lines_path(path)) text_ = io::json_lines_text(path, text_, json_keys_);
       } catch (const std::exception& e) {
         error_ = e.what();
         done_ = true;
@@ -97,7 +104,7 @@ class InputLines final : public sentencepiece::SentenceIterator {
   }
 
  private:
-  std::vector<std::string> files_;
+  std::vector<std::string> files_, json_keys_;
   size_t next_file_ = 0, pos_ = 0;
   std::string text_, value_, error_;
   bool done_ = false;
@@ -113,7 +120,8 @@ std::string train_sentencepiece(const SentencePieceTrainOptions& opts) {
   limits::in_range(opts.max_sentences, 1, INT32_MAX, "--max-sentences", "sentence count");
   check(!opts.out.empty(), "tokenizer train", "missing --out");
   // Files, directories and globs as prepare takes them; gzip and zstd read through.
-  InputLines lines(io::expand_inputs(opts.inputs, "--input"));
+  check(!opts.json_keys.empty(), "--json-key", "no JSON field named");
+  InputLines lines(io::expand_inputs(opts.inputs, "--input"), opts.json_keys);
   // The trainer writes PREFIX.model and PREFIX.vocab itself, unchecked: it writes a temporary
   // prefix beside the output, which is verified (it must load), fsync'ed and then renamed over
   // the old files, so a failed or full-disk run leaves an existing vocabulary intact.

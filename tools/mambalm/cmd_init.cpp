@@ -161,6 +161,7 @@ int cmd_init(int argc, char** argv) {
              {"tokenizer", "PATH", "tokenizer to carry (model dir, .model, tokenizer.json, .tiktoken, encoder.json or 'bytes'); sets the vocabulary"},
              {"out", "DIR", "output model directory"}});
   if (!args.parse(argc, argv)) return 0;
+  const auto seed = static_cast<uint64_t>(args.integer_in("seed", 0, 0, INT64_MAX));
   std::string out = args.required("out");
   std::string preset = args.str("preset");
   ModelConfig cfg;
@@ -243,7 +244,7 @@ int cmd_init(int argc, char** argv) {
               " free on " + existing.string(),
           dtype == "f32" ? "use --dtype bf16 (half the size), --config-only to write config.json alone, or a smaller model"
                          : "use --config-only to write config.json alone, or a smaller model");
-    write_random_model(model, static_cast<uint64_t>(args.integer("seed", 0)), file_dtype, out, file_bytes > (int64_t{256} << 20));
+    write_random_model(model, seed, file_dtype, out, file_bytes > (int64_t{256} << 20));
   }
   if (tokenizer) install_tokenizer(args.str("tokenizer"), out);
   std::printf("wrote %s: %s (%s), pattern %s, %.3fM parameters\n", out.c_str(), cfg.model_type.c_str(), arch_name(cfg.arch).c_str(),

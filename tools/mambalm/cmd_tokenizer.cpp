@@ -24,6 +24,7 @@ int cmd_tokenizer(int argc, char** argv) {
              {"vocab-size", "N", "vocabulary size (default 8000)"},
              {"type", "T", "bpe (default) or unigram"},
              {"out", "PATH", "output PATH.model (and PATH.vocab); an existing directory DIR: DIR/tokenizer.model"},
+             {"json-key", "KEY", "JSON Lines inputs: the field holding the text (default text); repeat to join several"},
              {"max-sentences", "N", "lines sampled for training (default 2000000)"},
              {"threads", "N", "trainer threads (default: all cores)"}});
   if (!args.parse(argc - 1, argv + 1)) return 0;
@@ -35,6 +36,7 @@ int cmd_tokenizer(int argc, char** argv) {
   opts.out = args.required("out");
   opts.max_sentences = args.integer_in("max-sentences", 2000000, 1, INT32_MAX);
   opts.threads = static_cast<int>(args.integer_in("threads", 0, 0, 4096, "0 = every core"));
+  if (args.has("json-key")) opts.json_keys = args.all("json-key");
   std::string path = train_sentencepiece(opts);
   auto tok = open_tokenizer(path);
   std::printf("wrote %s: %s, %lld pieces (bos %d, eos %d)\n", path.c_str(), opts.type.c_str(), static_cast<long long>(tok->vocab_size()),

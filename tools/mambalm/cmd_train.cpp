@@ -99,7 +99,7 @@ int cmd_train(int argc, char** argv) {
   check(cfg.adamw.beta2 >= 0 && cfg.adamw.beta2 < 1, "--beta2", "must be in [0, 1)");
   cfg.clip = args.real("clip", 1.0);
   check(cfg.clip >= 0, "--clip", "must be >= 0 (0 = off)");
-  cfg.seed = static_cast<uint64_t>(args.integer("seed", 1234));
+  cfg.seed = static_cast<uint64_t>(args.integer_in("seed", 1234, 0, INT64_MAX));
   cfg.log_interval = args.integer_in("log-interval", 10, 1, INT64_MAX);
   cfg.val_interval = args.integer_in("val-interval", 100, 0, INT64_MAX, "0 = only at the end");
   cfg.val_batches = args.integer_in("val-batches", 8, 1, limits::kMaxBatch);

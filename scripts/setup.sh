@@ -14,6 +14,7 @@ packages=(build-essential cmake ninja-build pkg-config
           libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
           libcpp-httplib-dev  # the HTTP server of `mambalm serve` (src/serve/)
           python3-jinja2  # Python's Jinja, a reference of the chat-template tests (tests/chat_template_reference.py)
+          gnuplot-nox  # PNG loss curves of `mambalm plot` (tools/mambalm/run_curves.cpp)
           chromium  # headless browser for the web playground's test (tests/serve/playground_chromium.sh)
           clang)  # clang: the libFuzzer targets of fuzz/ (bash fuzz/run.sh)
 # Node.js + npm fetch the reference tokenizers and corpora; a Node install from elsewhere that

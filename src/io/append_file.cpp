@@ -20,8 +20,9 @@ AppendFile::~AppendFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void AppendFile::write_line(const std::string& line) {
-  const std::string bytes = line + "\n";
+void AppendFile::write_line(const std::string& line) { write_record(line + "\n"); }
+
+void AppendFile::write_record(const std::string& bytes) {
   struct stat st {};
   const bool sized = ::fstat(fd_, &st) == 0;
   size_t done = 0;
@@ -30,10 +31,10 @@ void AppendFile::write_line(const std::string& line) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string why = n < 0 ? std::strerror(errno) : "no progress";
-      // A partly written line is cut off again, so the file ends with a whole line.
+      // A partly written record is cut off again, so the file ends with a whole one.
       if (done > 0 && sized && S_ISREG(st.st_mode) && ::ftruncate(fd_, st.st_size) != 0) {
       }
-      fail(path_, "write failed: " + why, "disk full? the lines before this one are intact");
+      fail(path_, "write failed: " + why, "disk full? what was written before is intact");
     }
     done += static_cast<size_t>(n);
   }

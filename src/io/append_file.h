@@ -1,4 +1,5 @@
-// A log file that grows by whole lines (metrics.jsonl), every write checked: on a full disk or
+// A log file that grows by whole lines (metrics.jsonl) or whole records (TensorBoard event
+// files, io/tensorboard_events.h), every write checked: on a full disk or
 // any other I/O error the writer throws naming the file, instead of the run going on with a
 // log that silently stops (std::ofstream only sets a flag nobody reads).
 #pragma once
@@ -16,6 +17,8 @@ class AppendFile {
 
   // Appends `line` and a newline in one write(); throws on any error or short write.
   void write_line(const std::string& line);
+  // Appends `bytes` whole (a binary record); on an error the partial write is cut off again.
+  void write_record(const std::string& bytes);
   // fsync: the lines written so far survive a crash of the machine.
   void sync();
   const std::string& path() const { return path_; }

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "io/append_file.h"
+#include "io/tensorboard_events.h"
 #include "train/checkpoint.h"
 #include "train/run_dir.h"
 #include "train/sharded_adamw.h"
@@ -244,9 +245,11 @@ TrainResult train(const TrainConfig& cfg) {
     if (lead) std::fprintf(stderr, "resuming from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(state.step));
   }
   std::unique_ptr<io::AppendFile> metrics;
+  std::unique_ptr<io::TensorBoardWriter> tensorboard;
   if (lead) {
     truncate_metrics(cfg.run_dir, state.step);  // steps after the checkpoint are logged again, once
     metrics = std::make_unique<io::AppendFile>((fs::path(cfg.run_dir) / "metrics.jsonl").string());
+    if (!cfg.tensorboard_dir.empty()) tensorboard = std::make_unique<io::TensorBoardWriter>(cfg.tensorboard_dir);
   }
   // Every rank has loaded and planned: from here on a rank that does not answer is lost.
   if (comm) comm->sum(0.0, 600.0);
@@ -258,6 +261,7 @@ TrainResult train(const TrainConfig& cfg) {
     std::string dir;
     if (lead) {
       metrics->sync();  // the log up to a checkpoint is as durable as the checkpoint
+      if (tensorboard) tensorboard->sync();
       dir = save_checkpoint(cfg.run_dir, model, optimizer_state, opt->steps_taken(), state, source_dir);
       prune_checkpoints(cfg.run_dir, cfg.keep_last);
     }
@@ -361,6 +365,13 @@ TrainResult train(const TrainConfig& cfg) {
       tokens_since_log = 0;
     }
     if (lead) metrics->write_line(row.dump());  // throws on a full disk: a run never goes on without its log
+    if (tensorboard) {  // the same row, one scalar per number (a resumed run rewrites later steps: TensorBoard keeps the newest)
+      const double wall_s = row["time"].get<double>();
+      for (const auto& [key, tag] : {std::pair<const char*, const char*>{"loss", "train/loss"}, {"val_loss", "valid/loss"},
+                                     {"lr", "train/lr"}, {"grad_norm", "train/grad_norm"},
+                                     {"tokens_per_s", "speed/tokens_per_s"}, {"mfu", "speed/mfu"}})
+        if (row.contains(key)) tensorboard->scalar(tag, row[key].get<double>(), state.step, wall_s);
+    }
     if ((cfg.checkpoint_interval > 0 && state.step % cfg.checkpoint_interval == 0) || last) checkpoint();
   }
   const bool stopped = comm ? stop : g_stop_requested.load();

@@ -35,6 +35,7 @@ struct TrainConfig {
   bool resume = false;
   bool overwrite = false;  // a fresh run replaces a run already in run_dir (else refused)
   int64_t keep_last = 0;   // keep only the newest K checkpoints (0: all)
+  std::string tensorboard_dir;  // also write the metrics as TensorBoard scalars there (empty: no)
   bool recompute = false;
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
   Device device = Device::CPU;

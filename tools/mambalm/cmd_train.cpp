@@ -64,6 +64,7 @@ int cmd_train(int argc, char** argv) {
              {"resume", "", "continue from RUN_DIR/checkpoints/latest (--steps may grow: the schedule then ends later)"},
              {"overwrite", "", "start afresh in a RUN_DIR that holds a run (its checkpoints and metrics are removed)"},
              {"keep-last", "K", "keep only the newest K checkpoints (default: all)"},
+             {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;
@@ -110,6 +111,7 @@ int cmd_train(int argc, char** argv) {
   cfg.overwrite = args.flag("overwrite");
   check(!(cfg.resume && cfg.overwrite), "--overwrite", "cannot be combined with --resume");
   cfg.keep_last = args.integer_in("keep-last", 0, 0, INT64_MAX, "0 = keep all");
+  cfg.tensorboard_dir = args.str("tensorboard", "");
   const Placement placement = parse_placement(args);
   cfg.device = placement.device;
   cfg.matrix_dtype = placement.dtype;

@@ -17,5 +17,6 @@ int cmd_prepare(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_study(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_plot(int argc, char** argv);
 
 }  // namespace mambalm::cli

@@ -33,6 +33,7 @@ const Command kCommands[] = {
     {"tokenizer", mambalm::cli::cmd_tokenizer, "train a SentencePiece vocabulary on text files (tokenizer train ...)"},
     {"prepare", mambalm::cli::cmd_prepare, "text or JSON Lines to Megatron .bin/.idx token datasets (train/valid split)"},
     {"eval", mambalm::cli::cmd_eval, "evaluate: perplexity, multiple choice, phonebook, MQAR, selective copy, passkey"},
+    {"plot", mambalm::cli::cmd_plot, "loss curves of training runs, overlaid, as a self-contained .html or a .png"},
     {"study", mambalm::cli::cmd_study, "the study's four comparisons at small scale: data, train, eval, speed, report"},
     {"serve", mambalm::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching (docs/serving.md)"},
 };

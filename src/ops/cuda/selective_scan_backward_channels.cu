@@ -1,6 +1,6 @@
 // Backward of the Mamba-1 selective scan for N <= 32 in the channel layout
-// (selective_scan_channels.cuh): LPC lanes per channel, 8 states per lane, 64 channels of one
-// batch row per block. The arithmetic is the warp layout's (selective_scan_backward.cu, which
+// (selective_scan_channels.cuh): LPC lanes per channel, S states per lane (4 up to N = 16, else
+// 8), 64 channels of one batch row per block. The arithmetic is the warp layout's (selective_scan_backward.cu, which
 // derives it); what changes is who does it:
 //   1. each lane walks t forwards from the initial state and stores the state entering every
 //      chunk of QC = 8 steps (scratch ckpt [B, Di, nchunks, N]);
@@ -21,10 +21,11 @@
 // checkpoint per QC steps written and read. Mamba-1 at B T = 65536, Di 1024, N 16: 3.5e9 exps
 // (~0.8 ms at the H200's 16 per clock and SM), ~1.1e9 warp instructions (~1.1 ms at 4 per clock
 // and SM), 2.4 GB of activations and 1.1 GB of checkpoints (~1 ms at 3.5 TB/s). Measured there
-// (2026-11-30, training mamba-26m): 5.7 ms, against 9.6 ms for the warp layout; with the copies
-// not yet asynchronous 6.6 ms. Two blocks of 4 warps per SM leave the serial steps' latency
-// exposed: the next step is the time-parallel split (chunks of T scanned independently, their
-// carries combined), as mamba_ssm's kernel does with a block scan over time.
+// (2026-11-30, training mamba-26m): 5.7 ms with 8 states per lane, against 9.6 ms for the warp
+// layout; at B 4, T 1024: 1.56 ms synchronous copies, 1.22 ms asynchronous, 0.86 ms with 4 states
+// per lane. It is latency-bound (16 warps per SM walking 1024 serial steps): the next step is the
+// time-parallel split (chunks of T scanned independently, their carries combined), as
+// mamba_ssm's kernel does with a block scan over time.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -45,8 +46,8 @@ constexpr int kChunk = 8;  // QC: steps per register chunk and checkpoint interv
 // of the values (the upper half on lanes with the bit set, `base` advancing by it) and adds the
 // partner's other half; once one value is left the levels add it plainly. On return v[0 .. W')
 // holds the sums of values base .. base + W' - 1, W' = W >> (number of halving levels).
-template <int O, int W, int LPC>
-__device__ __forceinline__ void channels_reduce_scatter(float (&v)[2 * kScanStates], int lane, int& base) {
+template <int O, int W, int LPC, int V>
+__device__ __forceinline__ void channels_reduce_scatter(float (&v)[V], int lane, int& base) {
   if constexpr (O >= LPC) {
     if constexpr (W > 1) {
       constexpr int H = W / 2;
@@ -58,26 +59,28 @@ __device__ __forceinline__ void channels_reduce_scatter(float (&v)[2 * kScanStat
         v[k] = keep + __shfl_xor_sync(0xffffffffu, send, O);
       }
       if (upper) base += H;
-      channels_reduce_scatter<O / 2, H, LPC>(v, lane, base);
+      channels_reduce_scatter<O / 2, H, LPC, V>(v, lane, base);
     } else {
       v[0] += __shfl_xor_sync(0xffffffffu, v[0], O);
-      channels_reduce_scatter<O / 2, 1, LPC>(v, lane, base);
+      channels_reduce_scatter<O / 2, 1, LPC, V>(v, lane, base);
     }
   }
 }
 
-// Values each lane holds after the reduce-scatter.
-template <int LPC>
+// Values each lane holds after the reduce-scatter of 2 S values.
+template <int S, int LPC>
 __host__ __device__ constexpr int scattered_values() {
-  int w = 2 * kScanStates;
+  int w = 2 * S;
   for (int o = 16; o >= LPC && w > 1; o /= 2) w /= 2;
   return w;
 }
 
-template <int LPC>
-__global__ void __launch_bounds__(kScanChannels * LPC)
+// S states per lane, LPC lanes per channel. With S = 4 two blocks must fit an SM (<= 128 registers
+// at 256 threads: measured without spills).
+template <int S, int LPC>
+__global__ void __launch_bounds__(kScanChannels * LPC, S == 4 ? 2 : 1)
 selective_scan_backward_channels_kernel(const ScanArgs p) {
-  constexpr int CH = kScanChannels, S = kScanStates, NP = S * LPC, QC = kChunk;
+  constexpr int CH = kScanChannels, NP = S * LPC, QC = kChunk;
   constexpr int kBlockThreads = CH * LPC, kBlockWarps = kBlockThreads / 32;
   // The inputs of a chunk of steps, double-buffered: the next chunk's async copies are in flight
   // while this one is computed. Zeros past T, Di and N; seq holds the document ids of steps
@@ -181,7 +184,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   const int64_t bc_plane = int64_t(p.Bsz) * T * N;  // one [B, T, N] partial
   float* part_B = p.part_bc + int64_t(blockIdx.x) * bc_plane;
   float* part_C = p.part_bc + (int64_t(p.nblk) + blockIdx.x) * bc_plane;
-  constexpr int R = scattered_values<LPC>();
+  constexpr int R = scattered_values<S, LPC>();
 
   buf = 0;
   if (p.nc > 0) stage(0, (p.nc - 1) * QC, min(QC, T - (p.nc - 1) * QC), true);
@@ -210,19 +213,8 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       const float uv = s_u[buf][i][c], dl = s_dl[buf][i][c];
       const bool reset = reset_at(buf, c0, i);
       float Bv[S], Cv[S];
-      {
-        const float4 b0 = *reinterpret_cast<const float4*>(&s_B[buf][i][j * S]);
-        const float4 b1 = *reinterpret_cast<const float4*>(&s_B[buf][i][j * S + 4]);
-        const float4 q0 = *reinterpret_cast<const float4*>(&s_C[buf][i][j * S]);
-        const float4 q1 = *reinterpret_cast<const float4*>(&s_C[buf][i][j * S + 4]);
-        const float bb[S] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-        const float cc[S] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
-#pragma unroll
-        for (int s = 0; s < S; ++s) {
-          Bv[s] = bb[s];
-          Cv[s] = cc[s];
-        }
-      }
+      load_lane_values(&s_B[buf][i][j * S], Bv);
+      load_lane_values(&s_C[buf][i][j * S], Cv);
       float dyp = s_dy[buf][i][c];
       if (p.z) {
         float hc = 0.0f;
@@ -258,7 +250,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
         p.ddelta[row] = ddl_v;
       }
       int base = 0;
-      channels_reduce_scatter<16, 2 * S, LPC>(v, lane, base);
+      channels_reduce_scatter<16, 2 * S, LPC, 2 * S>(v, lane, base);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const int vi = base + r;  // value index: dB of state vi, or dC of state vi - S
@@ -290,14 +282,12 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   if (p.part_D && active && j == 0) p.part_D[chan] = dD_acc;
 }
 
-template <int LPC>
+template <int S, int LPC>
 void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD, const char* op) {
   a.nc = (a.T + kChunk - 1) / kChunk;
   a.nblk = (a.Di + kScanChannels - 1) / kScanChannels;
   scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
-  // ~200-235 registers: two blocks of 4 warps per SM at LPC 2. Capping the registers for a third
-  // block (launch bounds) spills and measured no faster (2026-11-30).
-  selective_scan_backward_channels_kernel<LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kScanChannels * LPC>>>(a);
+  selective_scan_backward_channels_kernel<S, LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kScanChannels * LPC>>>(a);
   check_launch(op);
   scan_backward_reduce(a, dB, dC, dA, dD, op);
 }
@@ -306,12 +296,14 @@ void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, 
 
 bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD,
                                       const char* op) {
-  switch (scan_channel_lanes(a.N)) {
-    case 1: launch_channels<1>(a, scratch, dB, dC, dA, dD, op); return true;
-    case 2: launch_channels<2>(a, scratch, dB, dC, dA, dD, op); return true;
-    case 4: launch_channels<4>(a, scratch, dB, dC, dA, dD, op); return true;
-    default: return false;
-  }
+  // 4 states per lane up to N = 16 (twice the lanes of 8 per lane, ~125 registers: 16 warps per
+  // SM instead of 8; 1.42x faster at B 4, T 1024, Di 1024, N 16 on the H200), 8 up to N = 32.
+  if (a.N <= 4) launch_channels<4, 1>(a, scratch, dB, dC, dA, dD, op);
+  else if (a.N <= 8) launch_channels<4, 2>(a, scratch, dB, dC, dA, dD, op);
+  else if (a.N <= 16) launch_channels<4, 4>(a, scratch, dB, dC, dA, dD, op);
+  else if (a.N <= 32) launch_channels<8, 4>(a, scratch, dB, dC, dA, dD, op);
+  else return false;
+  return true;
 }
 
 }  // namespace mambalm::ops::cuda

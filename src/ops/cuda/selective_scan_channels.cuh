@@ -33,15 +33,34 @@ __device__ __forceinline__ float channel_lanes_sum(float v) {
   return v;
 }
 
-// One recurrence step of a lane's 8 states: hout = exp(dl A) hin + dl u B (hin dropped at a
-// document start). B points at this lane's 8 staged values (16-byte aligned).
-__device__ __forceinline__ void scan_channel_step(const float (&A)[kScanStates], float dl, float dlu, bool reset,
-                                                  const float* B, const float (&hin)[kScanStates],
-                                                  float (&hout)[kScanStates]) {
-  const float4 b0 = *reinterpret_cast<const float4*>(B), b1 = *reinterpret_cast<const float4*>(B + 4);
-  const float Bv[kScanStates] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+// One recurrence step of a lane's S states (S a multiple of 4): hout = exp(dl A) hin + dl u B
+// (hin dropped at a document start). B points at this lane's S staged values (16-byte aligned).
+template <int S>
+__device__ __forceinline__ void scan_channel_step(const float (&A)[S], float dl, float dlu, bool reset, const float* B,
+                                                  const float (&hin)[S], float (&hout)[S]) {
 #pragma unroll
-  for (int s = 0; s < kScanStates; ++s) hout[s] = expf(dl * A[s]) * (reset ? 0.0f : hin[s]) + dlu * Bv[s];
+  for (int q = 0; q < S / 4; ++q) {
+    const float4 b = *reinterpret_cast<const float4*>(B + 4 * q);
+    const float bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int s = 4 * q + k;
+      hout[s] = expf(dl * A[s]) * (reset ? 0.0f : hin[s]) + dlu * bv[k];
+    }
+  }
+}
+
+// S values at p (16-byte aligned) into registers.
+template <int S>
+__device__ __forceinline__ void load_lane_values(const float* p, float (&v)[S]) {
+#pragma unroll
+  for (int q = 0; q < S / 4; ++q) {
+    const float4 x = *reinterpret_cast<const float4*>(p + 4 * q);
+    v[4 * q] = x.x;
+    v[4 * q + 1] = x.y;
+    v[4 * q + 2] = x.z;
+    v[4 * q + 3] = x.w;
+  }
 }
 
 }  // namespace mambalm::ops::cuda

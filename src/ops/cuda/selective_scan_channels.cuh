@@ -4,14 +4,14 @@
 //   h_t = a_t h_{t-1} + delta_t u_t B_t,  a_t = exp(delta_t A)   (h_{t-1} := 0 at a document start)
 //   p_t = h_t . C_t + D u_t;   y_t = p_t silu(z_t)
 //
-// LPC = ceil(N / 8) adjacent lanes (1, 2 or 4) own one channel (b, d), each holding kStates = 8 of
-// its states in registers; states past N are padded with A = B = C = 0, which keeps them at zero
-// (a = exp(0) = 1, nothing added) and out of every sum. A block owns kChannels = 64 consecutive
-// channels of one batch row (64 LPC threads); time runs in order inside each thread. Per step a
-// thread does 8 exps and ~30 flops on values staged in shared memory, and the only cross-lane
-// work is the sum over the LPC lanes of a channel: no per-step global loads and no 32-lane
-// shuffle trees (the warp-per-channel layout of the N > 32 kernels spends ~150 instructions per
-// step there).
+// LPC adjacent lanes own one channel (b, d), each holding S of its states in registers (the
+// forward: S = kScanStates = 8, LPC = ceil(N / 8) = 1, 2 or 4; the backward: S = 4 up to
+// N = 16). States past N are padded with A = B = C = 0, which keeps them at zero (a = exp(0) =
+// 1, nothing added) and out of every sum. A block owns kScanChannels = 64 consecutive channels
+// of one batch row (64 LPC threads); time runs in order inside each thread. Per step a thread
+// does S exps and ~4 S flops on values staged in shared memory, and the only cross-lane work is
+// the sum over the LPC lanes of a channel: no per-step global loads and no 32-lane shuffle trees
+// (the warp-per-channel layout of the N > 32 kernels spends ~150 instructions per step there).
 #pragma once
 #include <cuda_runtime.h>
 

@@ -1,6 +1,7 @@
 #include "infer/generate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 
@@ -56,20 +57,38 @@ StateOptions state_options_for(const Model& model, int64_t max_tokens) {
   return so;
 }
 
-std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
-                              const std::function<void(int32_t)>& on_token) {
+GenerateStats generate_steps(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                             const StepFn& on_step) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  const auto start = Clock::now();
+  GenerateStats stats;
+  stats.prompt_tokens = static_cast<int64_t>(prompt.size());
+  stats.finish_reason = "length";
   SequenceState state(model.config(), 1, state_options_for(model, static_cast<int64_t>(prompt.size()) + opts.max_tokens));
   Sampler sampler(opts.sampling);
+  sampler.set_prompt(prompt);
   const int64_t V = opts.vocab_limit > 0 ? std::min(opts.vocab_limit, model.config().vocab_size) : model.config().vocab_size;
   std::vector<float> logits = prefill(model, state, prompt, opts.prefill_chunk);
+  stats.prefill_seconds = seconds(start, Clock::now());
   std::unique_ptr<BatchDecoder> decoder;  // CUDA: graph-captured steps
   if (model.device() == Device::CUDA) decoder = std::make_unique<BatchDecoder>(model, state, DecoderOptions{true, V});
-  std::vector<int32_t> out;
+  Clock::time_point first{};
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
-    int32_t next = sampler.sample(logits.data(), V);
-    out.push_back(next);
-    if (on_token) on_token(next);
-    if (opts.stop_at_eos && next == model.config().eos_token_id) break;
+    const int32_t next = sampler.sample(logits.data(), V);
+    ++stats.generated_tokens;
+    if (i == 0) {
+      first = Clock::now();
+      stats.first_token_seconds = seconds(start, first);
+    }
+    if (on_step && !on_step(next, logits)) {
+      stats.finish_reason = "stopped";
+      break;
+    }
+    if (opts.stop_at_eos && next == model.config().eos_token_id) {
+      stats.finish_reason = "eos";
+      break;
+    }
     if (i + 1 == opts.max_tokens) break;
     if (decoder) {
       decoder->set_tokens({next});
@@ -79,6 +98,18 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
       logits = decode_step(model, state, next);
     }
   }
+  if (stats.generated_tokens > 0) stats.decode_seconds = seconds(first, Clock::now());
+  return stats;
+}
+
+std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                              const std::function<void(int32_t)>& on_token) {
+  std::vector<int32_t> out;
+  generate_steps(model, prompt, opts, [&](int32_t token, const std::vector<float>&) {
+    out.push_back(token);
+    if (on_token) on_token(token);
+    return true;
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "infer/sampler.h"
@@ -31,6 +32,24 @@ struct GenerateOptions {
 // Generates up to max_tokens after `prompt`, calling on_token for each as it is chosen.
 std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                               const std::function<void(int32_t)>& on_token = {});
+
+// What one generation did and how long it took (wall clock, seconds).
+struct GenerateStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0;      // the prompt through the model
+  double first_token_seconds = 0;  // start to the first generated token (prefill + its choice)
+  double decode_seconds = 0;       // first token to the last: generated_tokens - 1 decode steps
+  std::string finish_reason;       // "eos", "length", or "stopped" (the step function said so)
+};
+
+// Called with each chosen token and the raw logits [V] (the model's whole vocabulary) it was
+// chosen from; returns false to end the generation there.
+using StepFn = std::function<bool(int32_t token, const std::vector<float>& logits)>;
+
+// generate() with a say in when to stop, and its timing.
+GenerateStats generate_steps(Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                             const StepFn& on_step);
 
 // The state a generation of up to `max_tokens` tokens (prompt included) needs on the model's
 // device: on CUDA a planned KV cache of that many rows in the weights' dtype.

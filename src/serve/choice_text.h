@@ -1,12 +1,12 @@
 // The text of one choice as its tokens arrive: detokenized incrementally (TextStream), cut at
-// the first stop string. A tail of the text that is the start of a stop string is held back
-// until the next token decides it, so a streamed client never sees the stop string or anything
-// after it.
+// the first stop string (StopStrings, which holds back a tail that could begin one until the
+// next token decides it), so a streamed client never sees the stop string or anything after it.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "infer/stop_strings.h"
 #include "infer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 
@@ -20,19 +20,13 @@ class ChoiceText {
   std::string push(int32_t token);
   // The held-back text once no more tokens come (empty after a stop string).
   std::string finish();
-  bool stopped() const { return stopped_; }
+  bool stopped() const { return stops_.stopped(); }
   // Everything made visible so far.
-  const std::string& visible() const { return visible_; }
+  const std::string& visible() const { return stops_.visible(); }
 
  private:
-  std::string release(size_t end);  // text_[emitted_, end) becomes visible
-
   TextStream stream_;
-  std::vector<std::string> stops_;
-  std::string text_;       // all decoded text so far
-  size_t emitted_ = 0;     // bytes of text_ made visible
-  std::string visible_;
-  bool stopped_ = false;
+  StopStrings stops_;
 };
 
 }  // namespace mambalm::serve

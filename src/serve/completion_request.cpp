@@ -57,14 +57,6 @@ double get_number(const json& j, const char* name, double fallback, double lo, d
   return x;
 }
 
-// A neutral default is accepted; anything else is a feature we do not serve.
-void refuse_unless_neutral(const json& j, const char* name, double neutral) {
-  const json* v = field(j, name);
-  if (!v) return;
-  if (!v->is_number()) bad(name, std::string("'") + name + "' must be a number");
-  if (v->get<double>() != neutral) bad(name, std::string("'") + name + "' is not supported by this server");
-}
-
 std::vector<int32_t> token_list(const json& a, const RequestLimits& limits) {
   std::vector<int32_t> ids;
   for (const json& t : a) {
@@ -255,9 +247,13 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, c
       bad("suffix", "'suffix' is not supported by this server");
   }
   if (!r.chat && r.max_tokens == 0 && !r.echo) bad("max_tokens", "'max_tokens' may be 0 only with 'echo': true");
-  refuse_unless_neutral(body, "presence_penalty", 0);
-  refuse_unless_neutral(body, "frequency_penalty", 0);
-  refuse_unless_neutral(body, "repetition_penalty", 1);
+  // OpenAI's ranges; repetition_penalty and min_p as vLLM takes them (the penalty over the
+  // whole prompt and output).
+  r.sampling.penalties.presence = get_number(body, "presence_penalty", 0.0, -2.0, 2.0);
+  r.sampling.penalties.frequency = get_number(body, "frequency_penalty", 0.0, -2.0, 2.0);
+  r.sampling.penalties.repeat = get_number(body, "repetition_penalty", 1.0, 0.0, 1e6, /*open_lo=*/true);
+  r.sampling.penalties.repeat_last_n = -1;
+  r.sampling.min_p = get_number(body, "min_p", 0.0, 0.0, 1.0);
   if (const json* lb = field(body, "logit_bias"); lb && !(lb->is_object() && lb->empty()))
     bad("logit_bias", "'logit_bias' is not supported by this server");
   return r;

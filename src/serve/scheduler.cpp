@@ -8,6 +8,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "infer/generate.h"
+#include "infer/logprobs.h"
 #include "ops/ops.h"
 #include "serve/api_error.h"
 
@@ -158,27 +159,11 @@ void Scheduler::admit() {
 }
 
 TokenLogprob Scheduler::scored(const float* logits, int32_t token, int top) const {
-  TokenLogprob t;
-  t.token = token;
-  t.has_logprob = true;
-  // log softmax in double over the model's whole vocabulary (as eval/scoring.cpp scores).
-  double mx = logits[0];
-  for (int64_t v = 1; v < vocab_; ++v) mx = std::max(mx, static_cast<double>(logits[v]));
-  double sum = 0;
-  for (int64_t v = 0; v < vocab_; ++v) sum += std::exp(static_cast<double>(logits[v]) - mx);
-  const double log_z = mx + std::log(sum);
-  t.logprob = static_cast<double>(logits[token]) - log_z;
-  if (top > 0) {
-    // Alternatives over the whole vocabulary, as the log-softmax (eval/scoring.cpp's is_greedy
-    // compares with the argmax over all of it); padding ids read as "" in the response.
-    std::vector<int32_t> ids(static_cast<size_t>(vocab_));
-    for (int64_t v = 0; v < vocab_; ++v) ids[static_cast<size_t>(v)] = static_cast<int32_t>(v);
-    const size_t k = std::min<size_t>(static_cast<size_t>(top), ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-    for (size_t i = 0; i < k; ++i) t.top.push_back({ids[i], static_cast<double>(logits[ids[i]]) - log_z});
-  }
-  return t;
+  // log softmax in double over the model's whole vocabulary (as eval/scoring.cpp scores):
+  // alternatives too, as eval/scoring.cpp's is_greedy compares with the argmax over all of it;
+  // padding ids read as "" in the response.
+  TokenLogprobs lp = token_logprobs(logits, vocab_, token, top);
+  return TokenLogprob{token, true, lp.logprob, std::move(lp.top)};
 }
 
 void Scheduler::score_prompt_chunk(Active& a, const Tensor& logits, size_t begin, size_t n) {
@@ -284,7 +269,7 @@ bool Scheduler::take_token(Active& a, const float* logits, int64_t position_afte
 }
 
 bool Scheduler::needs_logits(const Active& a) {
-  return a.job->sampling.temperature != 0.0 || a.job->top_logprobs >= 0;
+  return a.job->sampling.temperature != 0.0 || a.job->top_logprobs >= 0 || a.job->sampling.penalties.active();
 }
 
 bool Scheduler::record_token(Active& a, TokenLogprob t, int64_t position_after) {

@@ -63,7 +63,7 @@ class Scheduler {
     int32_t next = 0;
     int64_t generated = 0;
     Sampler sampler;
-    explicit Active(std::shared_ptr<Job> j) : job(std::move(j)), sampler(job->sampling) {}
+    explicit Active(std::shared_ptr<Job> j) : job(std::move(j)), sampler(job->sampling) { sampler.set_prompt(job->prompt); }
   };
 
   void loop();
@@ -78,8 +78,8 @@ class Scheduler {
   bool take_token(Active& a, const float* logits, int64_t position_after);
   // Appends a chosen token to the job and finishes it at EOS or its length limit (true then).
   bool record_token(Active& a, TokenLogprob t, int64_t position_after);
-  // Whether a's next token needs its logits on the host (sampling or logprobs), not only the
-  // device's greedy choice.
+  // Whether a's next token needs its logits on the host (sampling, penalties or logprobs), not
+  // only the device's greedy choice.
   static bool needs_logits(const Active& a);
   void finish(Active& a, const std::string& reason, const std::string& error = "");
   void score_prompt_chunk(Active& a, const Tensor& logits, size_t begin, size_t n);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <set>
 
 #include "config/presets.h"
 #include "core/rng.h"
@@ -120,6 +121,30 @@ TEST_P(ServeScheduler, GreedyInABatchEqualsAlone) {
   for (const auto& s : shapes) tokens += s.second;
   EXPECT_LT(batched.decode_steps.load(), tokens * 2 / 3);
   EXPECT_EQ(batched.batch_size.load(), 0);
+}
+
+// Penalties need the sampler on the host even when greedy, and its memory of the prompt: a
+// penalized request batched with a plain one equals generate() with the same options.
+TEST_P(ServeScheduler, PenalizedGreedyEqualsGenerate) {
+  Model model = tiny_model(GetParam());
+  Metrics metrics;
+  Scheduler s(model, small_batch(), metrics);
+  auto plain = greedy_job(prompt_of(9, 3), 20);
+  auto penalized = greedy_job(prompt_of(9, 3), 20);
+  penalized->sampling.penalties.presence = 100;  // far above the logits' spread: no repeats
+  penalized->sampling.penalties.repeat = 1.5;
+  penalized->sampling.penalties.repeat_last_n = -1;
+  s.submit({plain, penalized});
+  wait_done(*plain);
+  wait_done(*penalized);
+  GenerateOptions g;
+  g.max_tokens = 20;
+  g.stop_at_eos = false;
+  EXPECT_EQ(tokens_of(*plain), generate(model, prompt_of(9, 3), g));
+  g.sampling = penalized->sampling;
+  const std::vector<int32_t> want = generate(model, prompt_of(9, 3), g);
+  EXPECT_EQ(tokens_of(*penalized), want);
+  EXPECT_EQ(std::set<int32_t>(want.begin(), want.end()).size(), want.size());
 }
 
 TEST_P(ServeScheduler, EchoLogprobsEqualTheScoringLibrary) {

@@ -94,6 +94,20 @@ TEST(ServeRequest, ParsesTheFourPromptForms) {
   EXPECT_EQ(r.max_tokens, 0);
 }
 
+TEST(ServeRequest, PenaltiesAndMinPReachTheSampler) {
+  auto r = parse_completion_request(R"({"prompt": "ab"})", false, bytes(), limits());
+  EXPECT_FALSE(r.sampling.penalties.active());
+  EXPECT_EQ(r.sampling.min_p, 0.0);
+  r = parse_completion_request(
+      R"({"prompt": "ab", "presence_penalty": 0.5, "frequency_penalty": -1, "repetition_penalty": 1.3, "min_p": 0.05})", false,
+      bytes(), limits());
+  EXPECT_EQ(r.sampling.penalties.presence, 0.5);
+  EXPECT_EQ(r.sampling.penalties.frequency, -1.0);
+  EXPECT_EQ(r.sampling.penalties.repeat, 1.3);
+  EXPECT_EQ(r.sampling.penalties.repeat_last_n, -1);  // vLLM's: over the whole prompt and output
+  EXPECT_EQ(r.sampling.min_p, 0.05);
+}
+
 TEST(ServeRequest, ChatUsesThePlainTemplateAndItsStop) {
   auto r = parse_completion_request(R"({"messages": [{"role": "system", "content": "Be brief."},
                                                      {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})",
@@ -127,7 +141,10 @@ TEST(ServeRequest, EveryBadFieldIsA400NamingIt) {
   EXPECT_EQ(error_of(R"({"prompt": "a", "stop": ["a","b","c","d","e"]})").second, "stop");
   EXPECT_EQ(error_of(R"({"prompt": "a", "logprobs": 99})").second, "logprobs");
   EXPECT_EQ(error_of(R"({"prompt": "a", "seed": "x"})").second, "seed");
-  EXPECT_EQ(error_of(R"({"prompt": "a", "frequency_penalty": 0.5})").second, "frequency_penalty");
+  EXPECT_EQ(error_of(R"({"prompt": "a", "frequency_penalty": 2.5})").second, "frequency_penalty");
+  EXPECT_EQ(error_of(R"({"prompt": "a", "presence_penalty": "x"})").second, "presence_penalty");
+  EXPECT_EQ(error_of(R"({"prompt": "a", "repetition_penalty": 0})").second, "repetition_penalty");
+  EXPECT_EQ(error_of(R"({"prompt": "a", "min_p": 1.5})").second, "min_p");
   EXPECT_EQ(error_of(R"({"prompt": "a", "echo": true, "stream": true})").second, "echo");
   EXPECT_EQ(error_of(R"({"prompt": "a", "model": 3})").second, "model");
   EXPECT_EQ(error_of(R"({"messages": []})", true).second, "messages");

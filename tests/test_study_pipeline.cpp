@@ -2,7 +2,9 @@
 // setup script's cache), with training shortened by --steps: the report's structure (not its
 // conclusions), that a rerun skips every finished phase, and that a study killed (SIGKILL)
 // in the middle of training resumes from its checkpoint and ends with the same numbers as the
-// uninterrupted run. Skipped when the corpus has not been fetched (scripts/fetch-corpus.sh).
+// uninterrupted run, also when its families ran in two directories (--families) whose results
+// were merged into a third (scripts/study-pack.sh, study-merge.sh). Skipped when the corpus
+// has not been fetched (scripts/fetch-corpus.sh).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -162,7 +164,7 @@ void expect_report_structure(const std::string& out) {
   }
 }
 
-TEST_F(StudyPipeline, TinyEndToEndThenKilledAndResumedGivesTheSameNumbers) {
+TEST_F(StudyPipeline, TinyEndToEndThenSplitKilledResumedAndMergedGivesTheSameNumbers) {
   const std::string base = temp_dir("study");
   const std::string a = base + "/a", b = base + "/b";
 
@@ -181,9 +183,21 @@ TEST_F(StudyPipeline, TinyEndToEndThenKilledAndResumedGivesTheSameNumbers) {
   EXPECT_NE(r3.exit_code, 0);
   EXPECT_NE(r3.err.find("other inputs or options"), std::string::npos) << r3.err;
 
-  // 3. Killed with SIGKILL in the middle of Mamba's training (after its step-6 checkpoint),
-  //    then run again: it resumes and ends with the uninterrupted run's numbers.
-  const std::string cmd = std::string(MAMBALM_CLI) + " " + study_args(b) + " >/dev/null 2>&1";
+  // 3. As on GPUs (docs/study.md, "Running `small` on GPUs"): the families split over two
+  //    directories that share one finished data phase, {transformer, mamba} in b and {mamba2,
+  //    hybrid} in c; b's study is killed with SIGKILL in the middle of Mamba's training (after
+  //    its step-6 checkpoint) and run again: it resumes. Each family's small results are packed
+  //    and merged into m, which has the data phase and nothing else (no checkpoints); the study
+  //    there, without --families, only writes the phases' markers and the report, and must end
+  //    with the uninterrupted single-directory run's numbers.
+  const std::string c = base + "/c", m = base + "/m";
+  const auto r5 = run_cli(study_args(b) + " --phase data");
+  ASSERT_EQ(r5.exit_code, 0) << r5.err;
+  for (const std::string& dir : {c, m}) {
+    fs::create_directories(dir);
+    fs::copy(b + "/data", dir + "/data", fs::copy_options::recursive);
+  }
+  const std::string cmd = std::string(MAMBALM_CLI) + " " + study_args(b) + " --families mamba,transformer >/dev/null 2>&1";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
@@ -198,12 +212,42 @@ TEST_F(StudyPipeline, TinyEndToEndThenKilledAndResumedGivesTheSameNumbers) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the study finished before it could be killed";
   EXPECT_FALSE(fs::exists(b + "/train/mamba/done.json"));
-  const auto r4 = run_cli(study_args(b));
+  const auto r4 = run_cli(study_args(b) + " --families transformer,mamba");
   ASSERT_EQ(r4.exit_code, 0) << r4.err;
   EXPECT_NE(r4.err.find("resuming from"), std::string::npos) << r4.err;
   EXPECT_NE(r4.out.find("train transformer: done"), std::string::npos) << r4.out;
-  const json ra = json::parse(read_file(a + "/results.json")), rb = json::parse(read_file(b + "/results.json"));
-  EXPECT_EQ(comparable(ra).dump(1), comparable(rb).dump(1));
+  EXPECT_EQ(r4.out.find("train mamba2"), std::string::npos) << r4.out;
+  EXPECT_NE(r4.out.find("report: not yet"), std::string::npos) << r4.out;
+  for (const char* phase : {"train", "eval", "speed"}) {
+    EXPECT_TRUE(fs::exists(b + "/" + phase + "/mamba/done.json")) << phase;
+    EXPECT_FALSE(fs::exists(b + "/" + phase + "/done.json")) << phase << ": two families are missing";
+  }
+  // A later phase needs only its own families' training: eval in c before any training is refused.
+  const auto r6 = run_cli(study_args(c) + " --phase eval --families hybrid");
+  EXPECT_NE(r6.exit_code, 0);
+  EXPECT_NE(r6.err.find("--phase train --families hybrid"), std::string::npos) << r6.err;
+  const auto r7 = run_cli(study_args(c) + " --families mamba2,hybrid");
+  ASSERT_EQ(r7.exit_code, 0) << r7.err;
+  const std::string scripts = mambalm::testing::source_dir() + "/scripts";
+  std::string merge = "bash " + scripts + "/study-merge.sh " + m;
+  for (const auto& [dir, families] : {std::pair{b, "transformer mamba"}, std::pair{c, "mamba2 hybrid"}}) {
+    std::istringstream names(families);
+    for (std::string f; names >> f;) {
+      const std::string tar = base + "/study-" + f + ".tar";
+      ASSERT_EQ(std::system(("bash " + scripts + "/study-pack.sh " + dir + " " + f + " " + tar + " >/dev/null").c_str()), 0) << f;
+      merge += " " + tar;
+    }
+  }
+  ASSERT_EQ(std::system((merge + " >/dev/null").c_str()), 0);
+  const auto r8 = run_cli(study_args(m));
+  ASSERT_EQ(r8.exit_code, 0) << r8.err;
+  for (const char* skipped : {"train transformer: done", "train hybrid: done"})
+    EXPECT_NE(r8.out.find(skipped), std::string::npos) << skipped << "\n" << r8.out;
+  EXPECT_FALSE(fs::exists(m + "/train/mamba/run/checkpoints"));
+  expect_report_structure(m);
+  const json ra = json::parse(read_file(a + "/results.json")), rm = json::parse(read_file(m + "/results.json"));
+  EXPECT_EQ(comparable(ra).dump(1), comparable(rm).dump(1));
+  EXPECT_EQ(rm["models"]["mamba"]["model"], "train/mamba/run/checkpoints/step-00000012");
   fs::remove_all(base);
 }
 

@@ -105,22 +105,32 @@ nlohmann::json evaluate_family(const StudyPlan& plan, const std::string& family)
 
 nlohmann::json run_eval_phase(const StudyPlan& plan) {
   nlohmann::json inputs = plan.eval_settings();
-  inputs["train"] = done_fingerprint(plan.out_dir, "train");
+  inputs["train"] = train_fingerprint(plan);
   const std::string fp = fingerprint_of(inputs);
   if (phase_done(plan.out_dir, "eval", fp)) {
     std::printf("eval: done (%s)\n", marker_path(plan.out_dir, "eval").c_str());
     return done_summary(plan.out_dir, "eval");
   }
   nlohmann::json summary = nlohmann::json::object();
+  std::vector<std::string> waiting;
   for (const std::string& family : families()) {
     const std::string phase = "eval/" + family;
     nlohmann::json family_inputs = inputs;
     family_inputs["family"] = family;
     const std::string family_fp = fingerprint_of(family_inputs);
+    if (!plan.runs(family)) {  // --families: another run's, merged here, or not done yet
+      if (marker_matches(plan.out_dir, phase, family_fp))
+        summary[family] = done_summary(plan.out_dir, phase);
+      else
+        waiting.push_back(family);
+      continue;
+    }
     if (phase_done(plan.out_dir, phase, family_fp)) {
+      std::printf("eval %s: done\n", family.c_str());
       summary[family] = done_summary(plan.out_dir, phase);
       continue;
     }
+    require_trained(plan, family);
     std::printf("eval %s (%s)\n", family.c_str(), plan.device == Device::CUDA ? "cuda" : "cpu");
     std::fflush(stdout);
     const auto start = std::chrono::steady_clock::now();
@@ -137,6 +147,10 @@ nlohmann::json run_eval_phase(const StudyPlan& plan) {
                 summary[family]["mc_cloze"]["metrics"].value("acc", 0.0), summary[family]["mc_letter"]["metrics"].value("acc", 0.0), seconds);
     std::fflush(stdout);
     mark_done(plan.out_dir, phase, family_fp, summary[family]);
+  }
+  if (!waiting.empty()) {
+    std::printf("eval: no eval/done.json yet: %s not done here (--families)\n", join_names(waiting).c_str());
+    return summary;
   }
   mark_done(plan.out_dir, "eval", fp, summary);
   return summary;

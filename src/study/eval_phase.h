@@ -6,7 +6,9 @@
 //   mqar              multi-query associative recall accuracy by number of pairs
 //   selective_copy    selective-copy accuracy by sequence length (items)
 // Lengths run past the training sequence length to show extrapolation. Task seeds differ
-// from the synthetic training data's seed. Results: DIR/eval/<family>.json and the marker.
+// from the synthetic training data's seed. Results: each family's in its marker,
+// DIR/eval/<family>/done.json (it needs train/<family>/done.json only), all four in
+// DIR/eval/done.json once every family's marker matches (--families: study/train_phase.h).
 #pragma once
 #include <nlohmann/json.hpp>
 

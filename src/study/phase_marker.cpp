@@ -45,6 +45,13 @@ bool phase_done(const std::string& out_dir, const std::string& phase, const std:
   return true;
 }
 
+bool marker_matches(const std::string& out_dir, const std::string& phase, const std::string& fingerprint) {
+  const std::string path = marker_path(out_dir, phase);
+  if (!fs::exists(path)) return false;
+  const nlohmann::json m = nlohmann::json::parse(io::read_text_file(path), nullptr, false);
+  return !m.is_discarded() && m.is_object() && m.contains("fingerprint") && m["fingerprint"] == fingerprint;
+}
+
 std::string done_fingerprint(const std::string& out_dir, const std::string& phase) {
   const std::string path = marker_path(out_dir, phase);
   check(fs::exists(path), out_dir, "the " + phase + " phase has not finished", "run it first: --phase " + phase);

@@ -19,6 +19,11 @@ std::string marker_path(const std::string& out_dir, const std::string& phase);
 // its marker records another fingerprint (the study directory was made with other options).
 bool phase_done(const std::string& out_dir, const std::string& phase, const std::string& fingerprint);
 
+// True when the phase is done with this fingerprint; false when it has no marker, an unreadable
+// one or one with another fingerprint. For the families a `--families` run leaves alone: their
+// markers decide only whether the phase's own marker can be written, never fail the run.
+bool marker_matches(const std::string& out_dir, const std::string& phase, const std::string& fingerprint);
+
 // The fingerprint of a finished phase, for the phases after it; throws when it is not done.
 std::string done_fingerprint(const std::string& out_dir, const std::string& phase);
 

@@ -71,7 +71,7 @@ nlohmann::json measure(Model& model, int64_t context, int64_t gen_tokens, uint64
 
 nlohmann::json run_speed_phase(const StudyPlan& plan) {
   nlohmann::json inputs = plan.speed_settings();
-  inputs["train"] = done_fingerprint(plan.out_dir, "train");
+  inputs["train"] = train_fingerprint(plan);
   const std::string fp = fingerprint_of(inputs);
   if (phase_done(plan.out_dir, "speed", fp)) {
     std::printf("speed: done (%s)\n", marker_path(plan.out_dir, "speed").c_str());
@@ -84,20 +84,47 @@ nlohmann::json run_speed_phase(const StudyPlan& plan) {
                             {"decode", cuda ? "CUDA graph replay, batch 1" : "one forward per token, batch 1"},
                             {"gen_tokens", plan.speed_gen_tokens},
                             {"families", nlohmann::json::object()}};
-  if (cuda) summary["device_name"] = cuda_device_summary();
+  std::vector<std::string> waiting, device_names;
   for (const std::string& family : families()) {
-    Model model = Model::load(final_model_dir(plan, family));
-    if (cuda) model.to_device(Device::CUDA, DType::BF16);
-    nlohmann::json rows = nlohmann::json::array();
-    for (int64_t context : plan.speed_contexts) {
-      rows.push_back(measure(model, context, plan.speed_gen_tokens, plan.seed));
-      std::printf("speed %s (%s): context %lld, decode %.1f tokens/s, %.1f KiB per sequence\n", family.c_str(), cuda ? "cuda" : "cpu",
-                  static_cast<long long>(context), rows.back()["decode_tokens_per_s"].get<double>(),
-                  rows.back()["memory_per_sequence_bytes"].get<double>() / 1024.0);
-      std::fflush(stdout);
+    // Per family: DIR/speed/<family>/done.json holds its rows (and the GPU's name), so that a
+    // family measured in another run (--families) can be merged here.
+    const std::string phase = "speed/" + family;
+    nlohmann::json family_inputs = inputs;
+    family_inputs["family"] = family;
+    const std::string family_fp = fingerprint_of(family_inputs);
+    nlohmann::json measured;
+    if (!plan.runs(family) ? marker_matches(plan.out_dir, phase, family_fp) : phase_done(plan.out_dir, phase, family_fp)) {
+      if (plan.runs(family)) std::printf("speed %s: done\n", family.c_str());
+      measured = done_summary(plan.out_dir, phase);
+    } else if (!plan.runs(family)) {
+      waiting.push_back(family);
+      continue;
+    } else {
+      require_trained(plan, family);
+      Model model = Model::load(final_model_dir(plan, family));
+      if (cuda) model.to_device(Device::CUDA, DType::BF16);
+      measured = {{"rows", nlohmann::json::array()}};
+      if (cuda) measured["device_name"] = cuda_device_summary();
+      for (int64_t context : plan.speed_contexts) {
+        measured["rows"].push_back(measure(model, context, plan.speed_gen_tokens, plan.seed));
+        const nlohmann::json& row = measured["rows"].back();
+        std::printf("speed %s (%s): context %lld, decode %.1f tokens/s, %.1f KiB per sequence\n", family.c_str(), cuda ? "cuda" : "cpu",
+                    static_cast<long long>(context), row["decode_tokens_per_s"].get<double>(),
+                    row["memory_per_sequence_bytes"].get<double>() / 1024.0);
+        std::fflush(stdout);
+      }
+      mark_done(plan.out_dir, phase, family_fp, measured);
     }
-    summary["families"][family] = rows;
+    summary["families"][family] = measured["rows"];
+    const std::string name = measured.value("device_name", "");
+    if (!name.empty() && std::find(device_names.begin(), device_names.end(), name) == device_names.end()) device_names.push_back(name);
   }
+  if (!waiting.empty()) {
+    std::printf("speed: no speed/done.json yet: %s not done here (--families)\n", join_names(waiting).c_str());
+    return summary;
+  }
+  // One device name, or each distinct one when the families were measured on different GPUs.
+  if (!device_names.empty()) summary["device_name"] = join_names(device_names);
   mark_done(plan.out_dir, "speed", fp, summary);
   return summary;
 }

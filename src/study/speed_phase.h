@@ -3,6 +3,8 @@
 // CPU; the memory a sequence holds (SSM state + KV cache) is read from its SequenceState.
 // This is the study's finding (d) at this scale: an attention layer's KV cache grows with the
 // context, a Mamba layer's state does not. (The 8B-shape GPU sweep is `mambalm bench --device cuda`.)
+// Each family's rows go to DIR/speed/<family>/done.json (it needs train/<family>/done.json
+// only), all four to DIR/speed/done.json once every family's marker matches (--families).
 #pragma once
 #include <nlohmann/json.hpp>
 

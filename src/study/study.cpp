@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "study/data_phase.h"
 #include "study/eval_phase.h"
+#include "study/phase_marker.h"
 #include "study/report.h"
 #include "study/speed_phase.h"
 #include "study/train_phase.h"
@@ -27,7 +28,16 @@ void run_study(const StudyPlan& plan, const std::string& phase, const std::strin
   if (wanted("train")) run_train_phase(plan);
   if (wanted("eval")) run_eval_phase(plan);
   if (wanted("speed")) run_speed_phase(plan);
-  if (wanted("report")) run_report_phase(plan, chart_library_path);
+  if (wanted("report")) {
+    // With --families the report waits until every family's results are here (merged from the
+    // runs that made them, scripts/study-merge.sh): the phases' markers say so.
+    bool all_done = true;
+    for (const char* p : {"train", "eval", "speed"}) all_done = all_done && std::filesystem::exists(marker_path(plan.out_dir, p));
+    if (phase == "all" && !plan.only_families.empty() && !all_done)
+      std::printf("report: not yet: the other families' results are not here (merge them, then rerun without --families)\n");
+    else
+      run_report_phase(plan, chart_library_path);
+  }
 }
 
 }  // namespace mambalm::study

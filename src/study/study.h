@@ -1,7 +1,9 @@
 // `mambalm study`: the study's comparisons at a small scale in one resumable command. The
 // phases run in order, each skipped when its done-marker matches (study/phase_marker.h):
 //   data -> train -> eval -> speed -> report
-// One phase can run alone (its earlier phases must be done). See docs/study.md.
+// One phase can run alone (its earlier phases must be done). With plan.only_families
+// (--families) the train, eval and speed phases run those families alone, each depending only
+// on its own markers; the phases' markers and the report wait for all four. See docs/study.md.
 #pragma once
 #include <string>
 

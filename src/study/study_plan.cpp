@@ -1,5 +1,6 @@
 #include "study/study_plan.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -10,6 +11,27 @@ namespace mambalm::study {
 const std::vector<std::string>& families() {
   static const std::vector<std::string> names = {"transformer", "mamba", "mamba2", "hybrid"};
   return names;
+}
+
+bool StudyPlan::runs(const std::string& family) const {
+  return only_families.empty() || std::find(only_families.begin(), only_families.end(), family) != only_families.end();
+}
+
+std::vector<std::string> parse_families(const std::vector<std::string>& names) {
+  check(!names.empty(), "--families", "no family named", "valid: " + join_names(families()));
+  for (const std::string& n : names)
+    check(std::find(families().begin(), families().end(), n) != families().end(), "--families", "unknown family '" + n + "'",
+          "valid: " + join_names(families()));
+  std::vector<std::string> out;
+  for (const std::string& f : families())
+    if (std::find(names.begin(), names.end(), f) != names.end()) out.push_back(f);
+  return out;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
 std::string StudyPlan::preset(const std::string& family) const { return family + "-" + preset_size; }

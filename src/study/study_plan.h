@@ -24,6 +24,9 @@ struct StudyPlan {
   std::vector<std::string> corpus_dirs;  // plain-text files, one document each (scripts/fetch-corpus.sh,
                                          // scripts/fetch-study-data.sh)
   Device device = Device::CPU;
+  // --families: the train, eval and speed phases run these alone (empty: all four). In no
+  // fingerprint: a family's results do not depend on which others ran in the same call.
+  std::vector<std::string> only_families;
 
   // Data.
   int64_t vocab_size = 1024;            // SentencePiece BPE pieces
@@ -60,6 +63,8 @@ struct StudyPlan {
   std::vector<int64_t> speed_contexts;
   int64_t speed_gen_tokens = 32;
 
+  // Whether this run trains, evaluates and measures `family` (--families).
+  bool runs(const std::string& family) const;
   // The preset of a family at this scale ("hybrid-tiny", "hybrid-26m", ...).
   std::string preset(const std::string& family) const;
   // The settings one phase depends on, for its fingerprint.
@@ -69,6 +74,13 @@ struct StudyPlan {
   nlohmann::json speed_settings() const;
   nlohmann::json to_json() const;
 };
+
+// The families named in a --families list (comma-separated), in the study's order; throws
+// naming an unknown one and listing the valid ones.
+std::vector<std::string> parse_families(const std::vector<std::string>& names);
+
+// "a, b, c": family names for messages.
+std::string join_names(const std::vector<std::string>& names);
 
 // The defaults of a scale; throws listing the valid scales.
 StudyPlan plan_for_scale(const std::string& scale);

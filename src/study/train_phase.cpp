@@ -79,17 +79,27 @@ TrainConfig train_config(const StudyPlan& plan, const std::string& model_dir, co
   return c;
 }
 
-nlohmann::json train_family(const StudyPlan& plan, const std::string& family, const std::string& data_fp, const Tokenizer& tok) {
-  const std::string phase = "train/" + family;
-  const ModelConfig cfg = family_config(plan, family, tok);
+nlohmann::json family_inputs(const StudyPlan& plan, const std::string& family) {
   nlohmann::json inputs = plan.train_settings();
-  inputs["data"] = data_fp;
+  inputs["data"] = done_fingerprint(plan.out_dir, "data");
   inputs["preset"] = plan.preset(family);
-  const std::string fp = fingerprint_of(inputs);
+  return inputs;
+}
+
+// DIR/train/<family>/run/checkpoints/step-N, relative to the study directory: a family's
+// marker may have been written in another directory (--families) and merged here.
+std::string final_model_relative(const StudyPlan& plan, const std::string& family) {
+  return fs::relative(final_model_dir(plan, family), plan.out_dir).string();
+}
+
+nlohmann::json train_family(const StudyPlan& plan, const std::string& family, const Tokenizer& tok) {
+  const std::string phase = "train/" + family;
+  const std::string fp = fingerprint_of(family_inputs(plan, family));
   if (phase_done(plan.out_dir, phase, fp)) {
     std::printf("train %s: done\n", family.c_str());
     return done_summary(plan.out_dir, phase);
   }
+  const ModelConfig cfg = family_config(plan, family, tok);
   std::printf("train %s: %s, pattern %s, %lld steps of %lld x %lld tokens\n", family.c_str(), plan.preset(family).c_str(),
               cfg.pattern.c_str(), static_cast<long long>(plan.steps), static_cast<long long>(plan.micro_batch),
               static_cast<long long>(plan.seq_len));
@@ -113,7 +123,7 @@ nlohmann::json train_family(const StudyPlan& plan, const std::string& family, co
                                   {"final_loss", r.last_loss},
                                   {"final_val_loss", r.last_val_loss},
                                   {"seconds_last_session", seconds},
-                                  {"model", final_model_dir(plan, family)}};
+                                  {"model", final_model_relative(plan, family)}};
   mark_done(plan.out_dir, phase, fp, summary);
   return summary;
 }
@@ -130,18 +140,41 @@ std::string metrics_path(const StudyPlan& plan, const std::string& family) {
   return (family_dir(plan, family) / "run" / "metrics.jsonl").string();
 }
 
-nlohmann::json run_train_phase(const StudyPlan& plan) {
-  const std::string data_fp = done_fingerprint(plan.out_dir, "data");
+std::string train_fingerprint(const StudyPlan& plan) {
   nlohmann::json inputs = plan.train_settings();
-  inputs["data"] = data_fp;
-  const std::string fp = fingerprint_of(inputs);
+  inputs["data"] = done_fingerprint(plan.out_dir, "data");
+  return fingerprint_of(inputs);
+}
+
+void require_trained(const StudyPlan& plan, const std::string& family) {
+  const std::string phase = "train/" + family;
+  check(phase_done(plan.out_dir, phase, fingerprint_of(family_inputs(plan, family))), plan.out_dir,
+        family + " has not finished training", "run it first: --phase train --families " + family);
+}
+
+nlohmann::json run_train_phase(const StudyPlan& plan) {
+  const std::string fp = train_fingerprint(plan);
   if (phase_done(plan.out_dir, "train", fp)) {
     std::printf("train: done (%s)\n", marker_path(plan.out_dir, "train").c_str());
     return done_summary(plan.out_dir, "train");
   }
   std::unique_ptr<Tokenizer> tok = open_tokenizer(tokenizer_path(plan));
   nlohmann::json summary = nlohmann::json::object();
-  for (const std::string& family : families()) summary[family] = train_family(plan, family, data_fp, *tok);
+  std::vector<std::string> waiting;
+  for (const std::string& family : families()) {
+    if (!plan.runs(family)) {  // --families: another run's, merged here, or not done yet
+      if (marker_matches(plan.out_dir, "train/" + family, fingerprint_of(family_inputs(plan, family))))
+        summary[family] = done_summary(plan.out_dir, "train/" + family);
+      else
+        waiting.push_back(family);
+      continue;
+    }
+    summary[family] = train_family(plan, family, *tok);
+  }
+  if (!waiting.empty()) {
+    std::printf("train: no train/done.json yet: %s not done here (--families)\n", join_names(waiting).c_str());
+    return summary;
+  }
   mark_done(plan.out_dir, "train", fp, summary);
   return summary;
 }

@@ -5,7 +5,9 @@
 //   run/    the trainer's run directory: metrics.jsonl (loss curve), checkpoints/
 // Training always continues the run directory's latest checkpoint (the trainer's resume), so a
 // killed study picks up where it stopped. Each family has its own done-marker
-// (DIR/train/<family>/done.json); the phase's marker follows the last one.
+// (DIR/train/<family>/done.json); the phase's marker (DIR/train/done.json) is written once all
+// four families' markers match, whether they were trained in this run or, with --families,
+// in others whose outputs were merged here (docs/study.md, "Running `small` on GPUs").
 #pragma once
 #include <string>
 
@@ -28,6 +30,13 @@ class StudyInterrupted : public Error {
 };
 
 nlohmann::json run_train_phase(const StudyPlan& plan);
+
+// The train phase's fingerprint (its settings and the data phase's), computed: the phases after
+// it depend on this, not on train/done.json, so that one family can go on alone.
+std::string train_fingerprint(const StudyPlan& plan);
+// Throws unless DIR/train/<family>/done.json is there and matches: evaluation and the speed
+// phase read that family's final checkpoint.
+void require_trained(const StudyPlan& plan, const std::string& family);
 
 // The final checkpoint of a family (a complete model directory with its tokenizer).
 std::string final_model_dir(const StudyPlan& plan, const std::string& family);

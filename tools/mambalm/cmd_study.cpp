@@ -15,11 +15,13 @@
 namespace mambalm::cli {
 
 int cmd_study(int argc, char** argv) {
-  Args args("study", "--scale tiny|small|base --out DIR [--device cpu|cuda] [--phase all|data|train|eval|speed|report] [options]",
+  Args args("study", "--scale tiny|small|base --out DIR [--device cpu|cuda] [--phase all|data|train|eval|speed|report] [--families F,...] [options]",
             {{"scale", "S", "tiny (~0.4M non-embedding parameters, CPU minutes), small (~26M, one GPU) or base (~190M)"},
              {"out", "DIR", "study directory: data/, train/, eval/, speed/ and results.json, report.md, report.html"},
              {"device", "D", "cpu (default) or cuda: where training, evaluation and the speed phase run (bf16 weights on cuda)"},
              {"phase", "P", "all (default) or one of data, train, eval, speed, report (earlier phases must be done)"},
+             {"families", "F,...", "train, evaluate and measure only these (default all: transformer, mamba, mamba2, hybrid); "
+                                   "a phase's marker is written once all four are done (docs/study.md)"},
              {"corpus", "DIR,...", "plain-text corpora, one document per .txt file (default $MAMBALM_CACHE/corpus and corpus-extra)"},
              {"steps", "N", "training steps per model (default: the scale's); shortens a test run"},
              {"eval-samples", "N", "synthetic-task samples per (length, depth) cell (default: the scale's)"},
@@ -35,6 +37,7 @@ int cmd_study(int argc, char** argv) {
   const std::string device = args.str("device", "cpu");
   check(device == "cpu" || device == "cuda", "--device", "unknown device '" + device + "'", "valid: cpu, cuda");
   plan.device = device == "cuda" ? Device::CUDA : Device::CPU;
+  if (args.has("families")) plan.only_families = study::parse_families(split_list(args.str("families")));
   plan.corpus_dirs = args.has("corpus") ? split_list(args.str("corpus")) : study::default_corpus_dirs();
   for (std::string& d : plan.corpus_dirs) d = std::filesystem::absolute(d).lexically_normal().string();
   if (args.has("steps")) {

@@ -15,6 +15,7 @@
 #include "eval/tasks/phonebook.h"
 #include "eval/tasks/synthetic.h"
 #include "io/indexed_dataset.h"
+#include "tokenizer/tokenizer.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -231,6 +232,16 @@ TEST(EvalTasks, CliPhonebookStateIsConstantKvCacheIsBounded) {
   EXPECT_EQ(ds.document_count(), 5);
   std::vector<int32_t> doc = ds.document_tokens(0);
   EXPECT_EQ(std::string(doc.begin(), doc.begin() + 6), "Pairs:");
+  // Every document ends with the end-of-document token where the vocabulary has one (the model
+  // learns to stop after the answer; a SentencePiece tokenizer cannot write the "\n" the
+  // evaluation also stops at). The byte tokenizer's EOS (256) is past a 256-entry vocabulary:
+  // with a 320-entry model it is written.
+  EXPECT_EQ(ds.document_tokens(0).back(), '\n');
+  ASSERT_EQ(run_cli("init --preset mamba2-tiny --vocab 320 --out " + dir + "/m320").exit_code, 0);
+  ASSERT_EQ(run_cli("eval --model " + dir + "/m320 --tokenizer bytes --task mqar --lengths 8 --samples 5 --write-train " + dir + "/tr2").exit_code, 0);
+  io::IndexedDataset ds2(dir + "/tr2");
+  const int32_t eos = open_tokenizer("bytes")->eos_id();
+  for (int64_t d = 0; d < ds2.document_count(); ++d) EXPECT_EQ(ds2.document_tokens(d).back(), eos) << d;
   // Unknown tasks are one-line errors.
   CommandResult bad = run_cli("eval --model " + dir + "/mamba2 --tokenizer bytes --task nope");
   EXPECT_NE(bad.exit_code, 0);

@@ -237,7 +237,15 @@ TrainingDataSummary write_task_training_data(const std::string& name, const Task
   const std::vector<GenerationSample> samples = synthetic_samples(find_entry(name), options, tokenizer, config);
   check(!samples.empty(), prefix, "no samples generated");
   io::IndexedDatasetWriter w(prefix, vocab_size);
-  for (const GenerationSample& s : samples) w.add_document(tokenizer.encode(s.prompt + " " + s.answer + "\n"));
+  // Each document ends with the end-of-document token (where the vocabulary has it), as prepare
+  // ends the corpus's: a model
+  // learns to stop after the answer even where the tokenizer cannot write the "\n" the
+  // evaluation stops at (SentencePiece's default normalisation turns it into a space).
+  for (const GenerationSample& s : samples) {
+    std::vector<int32_t> ids = tokenizer.encode(s.prompt + " " + s.answer + "\n");
+    if (tokenizer.eos_id() >= 0 && tokenizer.eos_id() < vocab_size) ids.push_back(tokenizer.eos_id());
+    w.add_document(ids);
+  }
   w.finish();
   return {w.document_count(), w.token_count()};
 }

@@ -87,7 +87,8 @@ FactsMcTrainingSummary write_facts_mc_training_data(const FactsMcOptions& opts, 
     const std::vector<McDoc>& pool = pools[i % 2];
     const size_t d = static_cast<size_t>((i / 2) % static_cast<int64_t>(pool.size()));
     const McPrompt p = build_mc_prompt(pool[d], d, pool, m);
-    const std::vector<int32_t> ids = tokenizer.encode(p.context + p.continuations[static_cast<size_t>(pool[d].gold)] + "\n");
+    std::vector<int32_t> ids = tokenizer.encode(p.context + p.continuations[static_cast<size_t>(pool[d].gold)] + "\n");
+    if (tokenizer.eos_id() >= 0 && tokenizer.eos_id() < vocab_size) ids.push_back(tokenizer.eos_id());  // as write_task_training_data
     w.add_document(ids);
     s.tokens += static_cast<int64_t>(ids.size());
     ++s.documents;

@@ -13,6 +13,7 @@ packages=(build-essential cmake ninja-build pkg-config
           zlib1g-dev libzstd-dev gzip zstd  # .gz / .zst inputs of prepare and tokenizer train (io/input_files.cpp; tests compress with the CLIs)
           libopenmpi-dev openmpi-bin  # data-parallel training over MPI (src/dist/, mpirun)
           libcpp-httplib-dev  # the HTTP server of `mambalm serve` (src/serve/)
+          libtomlplusplus-dev  # TOML run files of `mambalm train --config run.toml` (tools/mambalm/run_file.cpp)
           python3-jinja2  # Python's Jinja, a reference of the chat-template tests (tests/chat_template_reference.py)
           gnuplot-nox  # PNG loss curves of `mambalm plot` (tools/mambalm/run_curves.cpp)
           chromium  # headless browser for the web playground's test (tests/serve/playground_chromium.sh)

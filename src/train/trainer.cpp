@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "io/append_file.h"
+#include "io/atomic_file.h"
 #include "io/tensorboard_events.h"
 #include "train/checkpoint.h"
 #include "train/run_dir.h"
@@ -189,6 +190,8 @@ TrainResult train(const TrainConfig& cfg) {
     run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity(world.size)), cfg.resume,
                    cfg.overwrite);
     resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
+    // Written once the directory is ours (a refused start leaves the old run's file alone).
+    if (!cfg.run_file.empty()) io::write_file_atomically((fs::path(cfg.run_dir) / "run.toml").string(), cfg.run_file);
   }
   if (comm) resume_from = comm->broadcast_string(resume_from, 0);
   const std::string source_dir = resume_from.empty() ? cfg.model_dir : resume_from;  // weights and tokenizer

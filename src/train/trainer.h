@@ -36,6 +36,7 @@ struct TrainConfig {
   bool overwrite = false;  // a fresh run replaces a run already in run_dir (else refused)
   int64_t keep_last = 0;   // keep only the newest K checkpoints (0: all)
   std::string tensorboard_dir;  // also write the metrics as TensorBoard scalars there (empty: no)
+  std::string run_file;  // RUN/run.toml's text, the options to repeat this run (empty: not written)
   bool recompute = false;
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
   Device device = Device::CPU;

@@ -59,13 +59,13 @@ bool Args::parse(int argc, char** argv) {
     const OptionSpec* spec = find(name);
     if (!spec) fail(where(), "unknown option --" + name, "see 'mambalm " + command_ + " --help'");
     if (spec->value_name.empty()) {
-      check(!inline_value, where(), "option --" + name + " takes no value");
+      check(!inline_value, where(), option_label(name) + " takes no value");
       values_[name] = "1";
       all_values_[name].push_back("1");
       continue;
     }
     if (!inline_value) {
-      check(i + 1 < argc, where(), "option --" + name + " needs a value (" + spec->value_name + ")");
+      check(i + 1 < argc, where(), option_label(name) + " needs a value (" + spec->value_name + ")");
       value = argv[++i];
     }
     values_[name] = value;
@@ -73,6 +73,19 @@ bool Args::parse(int argc, char** argv) {
   }
   if (has(kAllowNonfinite.name)) io::allow_nonfinite_weights(true);
   return true;
+}
+
+bool Args::parse(const std::vector<std::string>& tokens) {
+  std::vector<char*> argv;
+  for (const std::string& t : tokens) argv.push_back(const_cast<char*>(t.c_str()));
+  return parse(static_cast<int>(argv.size()), argv.data());
+}
+
+void Args::set_origin(const std::string& name, const std::string& origin) { origins_[name] = origin; }
+
+std::string Args::option_label(const std::string& name) const {
+  auto it = origins_.find(name);
+  return "option --" + name + (it == origins_.end() ? "" : " (from " + it->second + ")");
 }
 
 bool Args::has(const std::string& name) const { return values_.count(name) > 0; }
@@ -100,8 +113,8 @@ int64_t Args::integer(const std::string& name, int64_t fallback) const {
   long long v = std::strtoll(s.c_str(), &end, 10);
   // strtoll skips leading blanks; an option value is the number alone.
   check(!s.empty() && !std::isspace(static_cast<unsigned char>(s[0])) && *end == '\0', where(),
-        "option --" + name + ": '" + s + "' is not an integer");
-  check(errno == 0, where(), "option --" + name + ": " + s + " is out of range", "integers are below 2^63");
+        option_label(name) + ": '" + s + "' is not an integer");
+  check(errno == 0, where(), option_label(name) + ": " + s + " is out of range", "integers are below 2^63");
   return v;
 }
 
@@ -112,15 +125,15 @@ double Args::real(const std::string& name, double fallback) const {
   errno = 0;
   double v = std::strtod(s.c_str(), &end);
   check(!s.empty() && !std::isspace(static_cast<unsigned char>(s[0])) && *end == '\0' && std::isfinite(v), where(),
-        "option --" + name + ": '" + s + "' is not a finite number");
-  check(errno == 0 || v != 0, where(), "option --" + name + ": " + s + " is too small to represent");
+        option_label(name) + ": '" + s + "' is not a finite number");
+  check(errno == 0 || v != 0, where(), option_label(name) + ": " + s + " is too small to represent");
   return v;
 }
 
 double Args::real_in(const std::string& name, double fallback, double lo, double hi, const std::string& hint) const {
   const double v = real(name, fallback);
   if (v >= lo && v <= hi) return v;
-  fail(where(), "option --" + name + " must be in [" + format_number(lo) + ", " + format_number(hi) + "], got " + str(name), hint);
+  fail(where(), option_label(name) + " must be in [" + format_number(lo) + ", " + format_number(hi) + "], got " + str(name), hint);
 }
 
 uint64_t Args::seed(const std::string& name, uint64_t fallback) const {
@@ -135,7 +148,7 @@ int64_t Args::integer_in(const std::string& name, int64_t fallback, int64_t lo, 
   const std::string range = hi != kMax ? "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"
                             : lo == 1  ? "positive"
                                        : ">= " + std::to_string(lo);
-  fail(where(), "option --" + name + " must be " + range + ", got " + std::to_string(v), hint);
+  fail(where(), option_label(name) + " must be " + range + ", got " + std::to_string(v), hint);
 }
 
 int64_t Args::positive(const std::string& name, int64_t fallback) const {
@@ -155,12 +168,12 @@ std::vector<int64_t> Args::sizes(const std::string& name, const std::string& fal
     errno = 0;
     const long long v = std::strtoll(item.c_str(), &end, 10);
     check(!item.empty() && !std::isspace(static_cast<unsigned char>(item[0])) && *end == '\0' && errno == 0 && v > 0, where(),
-          "option --" + name + ": '" + text + "' is not a comma-separated list of positive sizes", "e.g. 1K,4K,32K");
-    out.push_back(limits::checked_mul(static_cast<int64_t>(v), scale, where(), "option --" + name + " size " + item));
+          option_label(name) + ": '" + text + "' is not a comma-separated list of positive sizes", "e.g. 1K,4K,32K");
+    out.push_back(limits::checked_mul(static_cast<int64_t>(v), scale, where(), option_label(name) + " size " + item));
     check(out.back() <= max, where(),
-          "option --" + name + ": size " + std::to_string(out.back()) + " is larger than the limit " + std::to_string(max));
+          option_label(name) + ": size " + std::to_string(out.back()) + " is larger than the limit " + std::to_string(max));
   }
-  check(!out.empty() || !has(name), where(), "option --" + name + ": empty list");
+  check(!out.empty() || !has(name), where(), option_label(name) + ": empty list");
   return out;
 }
 
@@ -171,12 +184,12 @@ std::vector<double> Args::reals(const std::string& name, std::vector<double> fal
     char* end = nullptr;
     const double v = std::strtod(item.c_str(), &end);
     check(!std::isspace(static_cast<unsigned char>(item[0])) && *end == '\0' && std::isfinite(v), where(),
-          "option --" + name + ": '" + item + "' is not a finite number", "give a comma-separated list such as 0,0.5,1");
+          option_label(name) + ": '" + item + "' is not a finite number", "give a comma-separated list such as 0,0.5,1");
     check(v >= lo && v <= hi, where(),
-          "option --" + name + ": " + item + " is outside [" + format_number(lo) + ", " + format_number(hi) + "]");
+          option_label(name) + ": " + item + " is outside [" + format_number(lo) + ", " + format_number(hi) + "]");
     out.push_back(v);
   }
-  check(!out.empty(), where(), "option --" + name + ": empty list");
+  check(!out.empty(), where(), option_label(name) + ": empty list");
   return out;
 }
 

@@ -24,6 +24,12 @@ class Args {
 
   // Parses argv after the subcommand name. Returns false if --help was asked (help printed).
   bool parse(int argc, char** argv);
+  bool parse(const std::vector<std::string>& tokens);
+  // Where an option's value came from when not the command line ("run.toml:3", see
+  // run_file.h): errors about the value name it.
+  void set_origin(const std::string& name, const std::string& origin);
+  const std::vector<OptionSpec>& options() const { return options_; }
+  const std::string& command() const { return command_; }
 
   bool has(const std::string& name) const;
   std::string str(const std::string& name, const std::string& fallback = "") const;
@@ -53,12 +59,14 @@ class Args {
 
  private:
   const OptionSpec* find(const std::string& name) const;
+  std::string option_label(const std::string& name) const;  // "option --name (from FILE:LINE)"
   std::string command_;
   std::string usage_;
   std::vector<OptionSpec> options_;
   std::map<std::string, std::string> values_;
   std::map<std::string, std::vector<std::string>> all_values_;
   std::vector<std::string> positional_;
+  std::map<std::string, std::string> origins_;
 };
 
 // "a.txt,,b/*.jsonl" -> {"a.txt", "b/*.jsonl"}: the items of a comma-separated list, empty

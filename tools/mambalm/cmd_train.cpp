@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "device_options.h"
+#include "run_file.h"
 #include "config/hf_config.h"
 #include "core/error.h"
 #include "core/host_memory.h"
@@ -34,8 +35,11 @@ void check_training_fits(const TrainConfig& cfg) {
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
-  Args args("train", "--model DIR --data PREFIX --out RUN_DIR [options] [--device cuda [--dtype bf16|f32]]",
-            {{"model", "DIR", "initial model directory (from 'mambalm init' or an HF model)"},
+  Args args("train", "--model DIR --data PREFIX --out RUN_DIR [options] [--device cuda [--dtype bf16|f32]]\n       mambalm train --config RUN.toml [options]",
+            {{"config", "FILE",
+              "TOML run file holding any of these options by name (seq-len = 1024, resume = true); the command line "
+              "overrides it; each run saves its options as RUN_DIR/run.toml"},
+             {"model", "DIR", "initial model directory (from 'mambalm init' or an HF model)"},
              {"data", "PREFIX", "dataset from 'mambalm prepare': PREFIX_train (+ PREFIX_valid), or PREFIX"},
              {"valid-data", "PREFIX", "validation dataset (default PREFIX_valid when it exists)"},
              {"out", "RUN_DIR", "run directory: metrics.jsonl and checkpoints/"},
@@ -67,8 +71,11 @@ int cmd_train(int argc, char** argv) {
              {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
             placement_options());
-  if (!args.parse(argc, argv)) return 0;
+  if (!args.parse(expand_run_file(argc, argv, args))) return 0;
   TrainConfig cfg;
+  // resume/overwrite say what to do with the directory, not what the run is: left out so that
+  // `--config RUN/run.toml` repeats the run.
+  cfg.run_file = run_file_text(args, {"config", "resume", "overwrite"});
   cfg.model_dir = args.required("model");
   cfg.data = args.required("data");
   cfg.valid_data = args.str("valid-data");

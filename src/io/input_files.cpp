@@ -18,10 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
 // A decompressed text larger than the machine's memory cannot be held: said before it is tried
@@ -124,7 +120,7 @@ const char* compression_name(Compression c) {
 
 std::string strip_compression_suffix(const std::string& path) {
   for (const char* suffix : {".gz", ".zst", ".zstd"})
-    if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
+    if (path.ends_with(suffix)) return path.substr(0, path.size() - std::string(suffix).size());
   return path;
 }
 
@@ -132,8 +128,8 @@ std::string read_input_file(const std::string& path, Compression* found) {
   std::string bytes = read_text_file(path);
   const Compression c = detect_compression(bytes);
   if (found) *found = c;
-  const Compression named = ends_with(path, ".gz") ? Compression::Gzip
-                            : (ends_with(path, ".zst") || ends_with(path, ".zstd")) ? Compression::Zstd
+  const Compression named = path.ends_with(".gz") ? Compression::Gzip
+                            : (path.ends_with(".zst") || path.ends_with(".zstd")) ? Compression::Zstd
                                                                                     : Compression::None;
   if (named != Compression::None && c != named)
     fail(path, std::string("the name says ") + compression_name(named) + " but the file does not start like one (" +

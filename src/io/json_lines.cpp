@@ -7,15 +7,9 @@
 
 namespace mambalm::io {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 bool is_json_lines_path(const std::string& raw_path) {
   const std::string path = strip_compression_suffix(raw_path);
-  return ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json");
+  return path.ends_with(".jsonl") || path.ends_with(".ndjson") || path.ends_with(".json");
 }
 
 std::string json_record_text(const std::string& where, std::string_view line, const std::vector<std::string>& keys) {

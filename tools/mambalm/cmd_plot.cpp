@@ -12,12 +12,6 @@
 
 namespace mambalm::cli {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 int cmd_plot(int argc, char** argv) {
   Args args("plot", "RUN [RUN...] --out FILE.html|FILE.png [options]",
             {{"out", "FILE", ".html: a self-contained page (Chart.js inlined); .png: an image drawn by gnuplot"},
@@ -29,7 +23,7 @@ int cmd_plot(int argc, char** argv) {
   const std::vector<std::string>& runs = args.positional();
   check(!runs.empty(), "plot", "no run given", "mambalm plot RUN [RUN...] --out FILE.html");
   const std::string out = args.required("out");
-  const bool html = ends_with(out, ".html") || ends_with(out, ".htm"), png = ends_with(out, ".png");
+  const bool html = out.ends_with(".html") || out.ends_with(".htm"), png = out.ends_with(".png");
   check(html || png, "--out", "'" + out + "' is neither .html nor .png");
   const std::string x = args.str("x", "step");
   check(x == "step" || x == "tokens", "--x", "unknown axis '" + x + "'", "valid: step, tokens");

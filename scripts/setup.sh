@@ -33,7 +33,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${MAMBALM_CMAKE_ARGS:-} >/dev/null
+# This build runs where it is built, so it need not be portable (the CMake default, for binaries
+# that travel; docs/building.md): x86-64-v3 (AVX2 + FMA) on an x86-64 CPU that has it, as
+# always, else the CPU's own instruction set. MAMBALM_CMAKE_ARGS=-DMAMBALM_CPU_TARGET=... overrides.
+cpu_target=native
+if [ "$(uname -m)" = x86_64 ]; then
+  cpu_target=x86-64-v3
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo || true) "
+  for f in avx2 fma bmi2 movbe f16c; do [[ "$flags" == *" $f "* ]] || cpu_target=native; done
+fi
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAMBALM_CPU_TARGET=$cpu_target \
+  ${MAMBALM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "setup: built $BUILD_DIR/mambalm"
 # The default training corpus (State of the Union, Moby Dick, Brown) into the cache, checksummed.

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "core/error.h"
@@ -20,6 +21,16 @@ std::pair<double, double> mean_stderr(const std::vector<double>& xs) {
   for (double x : xs) v += (x - m) * (x - m);
   v /= static_cast<double>(xs.size() - 1);
   return {m, std::sqrt(v / static_cast<double>(xs.size()))};
+}
+
+bool TagValueLess::operator()(const std::string& a, const std::string& b) const {
+  char *ea = nullptr, *eb = nullptr;
+  const double x = std::strtod(a.c_str(), &ea), y = std::strtod(b.c_str(), &eb);
+  const bool na = ea != a.c_str(), nb = eb != b.c_str();
+  if (na != nb) return na;  // numbers first
+  if (na && x != y) return x < y;
+  if (na && std::string(ea) != std::string(eb)) return std::string(ea) < std::string(eb);
+  return a < b;  // equal numbers written differently stay apart
 }
 
 namespace {
@@ -44,7 +55,7 @@ nlohmann::json run_generation(Scorer& scorer, const std::string& task, const std
   const int64_t processed0 = scorer.tokens_processed();
   std::vector<double> hits, prompt_tokens;
   // tag -> value -> (hits, prompt tokens); "length x depth" cells when both tags exist.
-  std::map<std::string, std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>> groups;
+  std::map<std::string, std::map<std::string, std::pair<std::vector<double>, std::vector<double>>, TagValueLess>> groups;
   std::map<std::string, nlohmann::json> memory_by_length;
   int64_t max_state = 0, max_kv = 0;
   nlohmann::json examples = nlohmann::json::array();

@@ -27,6 +27,12 @@ std::pair<double, double> mean_stderr(const std::vector<double>& xs);
 
 using ProgressFn = std::function<void(int64_t done)>;
 
+// Orders breakdown values ("500", "1000", "300 x 0.5") by their leading number, then as text,
+// so tables list lengths from short to long.
+struct TagValueLess {
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+
 // Greedy generation with exact match. JSON: metrics {exact_match}, breakdown[tag][value] and
 // breakdown["length x depth"] cells {acc, stderr, n, prompt_tokens}, memory {ssm_state_bytes,
 // kv_cache_bytes (max over samples), per length}, and tokens/s.

@@ -4,6 +4,7 @@
 #include "eval/task_table.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 
 #include "core/error.h"
@@ -11,7 +12,10 @@
 #include "eval/tasks/facts_mc.h"
 #include "eval/tasks/loglikelihood_task.h"
 #include "eval/tasks/multiple_choice.h"
+#include "eval/generation_metrics.h"
 #include "eval/tasks/phonebook.h"
+#include "eval/tasks/ruler.h"
+#include "eval/tasks/study_phonebook.h"
 #include "eval/tasks/synthetic.h"
 #include "io/atomic_file.h"
 #include "io/indexed_dataset.h"
@@ -23,7 +27,7 @@ namespace mambalm::eval {
 namespace {
 
 // A synthetic task's samples, its settings recorded into `config`.
-using SampleMaker = std::vector<GenerationSample> (*)(const TaskOptions&, const TokenCounter&, nlohmann::json& config);
+using SampleMaker = std::function<std::vector<GenerationSample>(const TaskOptions&, const TokenCounter&, nlohmann::json& config)>;
 // A task that scores documents: metrics JSON, table rows appended, settings into `config`.
 using DocumentRunner = nlohmann::json (*)(Scorer&, const std::string& task, const TaskOptions&, nlohmann::json& config,
                                           std::vector<MetricRow>& rows, bool show_progress);
@@ -32,6 +36,7 @@ struct Entry {
   TaskInfo info;
   SampleMaker make_samples = nullptr;  // synthetic tasks
   DocumentRunner run = nullptr;        // the others
+  std::vector<std::string> metrics = {};  // synthetic tasks scored by run_scored_generation; empty = exact match
 };
 
 template <class T>
@@ -60,6 +65,38 @@ std::vector<GenerationSample> phonebook(const TaskOptions& o, const TokenCounter
   config.update({{"depths", p.depths}, {"shots", p.shots}, {"format", p.reversed ? "reversed" : "standard"}, {"names", names.source},
                  {"names_count", {{"first", names.first.size()}, {"last", names.last.size()}}}});
   return make_phonebook(p, names, count);
+}
+
+// The study's Phonebook (eval/tasks/study_phonebook.h).
+std::vector<GenerationSample> phonebook_study(const TaskOptions& o, const TokenCounter& count, nlohmann::json& config) {
+  StudyPhonebookOptions p;
+  p.lengths = o.lengths.value_or(study_phonebook_lengths(o.longest));
+  set_if(o.samples_per_cell, p.samples_per_cell);
+  set_if(o.shots, p.shots);
+  p.reversed = o.reversed;
+  p.seed = o.seed;
+  const NameLists names = load_name_lists(o.names);
+  config.update({{"lengths", p.lengths}, {"samples_per_cell", p.samples_per_cell}, {"shots", p.shots},
+                 {"format", p.reversed ? "reversed" : "standard"}, {"names", names.source},
+                 {"names_count", {{"first", names.first.size()}, {"last", names.last.size()}}},
+                 {"source", "Jelassi et al. 2024 (pretrained_exps/data_utils.py PhoneBookDataset), as the Mamba study"}});
+  return make_study_phonebook(p, names, count);
+}
+
+// One of RULER's synthetic tasks (eval/tasks/ruler.h).
+SampleMaker ruler_maker(const RulerTaskSpec& spec) {
+  return [&spec](const TaskOptions& o, const TokenCounter& count, nlohmann::json& config) {
+    RulerOptions r;
+    r.lengths = o.lengths.value_or(ruler_lengths(o.longest));
+    set_if(o.samples_per_cell, r.samples_per_cell);
+    r.seed = o.seed;
+    r.haystack = o.haystack;
+    RulerSamples s = make_ruler(spec, r, count);
+    config.update({{"lengths", r.lengths}, {"samples_per_cell", r.samples_per_cell}, {"haystack", s.haystack_source},
+                   {"tokens_to_generate", spec.tokens_to_generate}, {"metric", "string_match_all"},
+                   {"source", "RULER (Hsieh et al. 2024), NVIDIA/RULER scripts/synthetic.yaml"}});
+    return std::move(s.samples);
+  };
 }
 
 std::vector<GenerationSample> mqar(const TaskOptions& o, const TokenCounter&, nlohmann::json& config) {
@@ -135,6 +172,20 @@ nlohmann::json facts_mc(Scorer& scorer, const std::string& task, const TaskOptio
   });
 }
 
+// Generation from JSON Lines (eval/generation_metrics.h): SQuAD exact match and F1, contains.
+nlohmann::json generate(Scorer& scorer, const std::string& task, const TaskOptions& o, nlohmann::json& config,
+                        std::vector<MetricRow>& rows, bool show_progress) {
+  check(!o.file.empty(), task, "no task file given", "--file JSONL: {prompt, answers} per line");
+  const std::vector<std::string> until = o.until.value_or(std::vector<std::string>{"\n"});
+  const int64_t max_gen = o.max_gen_tokens.value_or(32);
+  std::vector<GenerationSample> samples = read_generation_jsonl(o.file, until, max_gen);
+  if (o.limit >= 0 && static_cast<int64_t>(samples.size()) > o.limit) samples.resize(static_cast<size_t>(o.limit));
+  config.update({{"file", o.file}, {"until", until}, {"max_gen_tokens", max_gen}, {"metrics", {"exact_match", "f1", "contains"}}});
+  return with_progress(show_progress, "eval generate", samples.size(), "samples", [&](const ProgressFn& progress) {
+    return run_scored_generation(scorer, task, samples, {"exact_match", "f1", "contains"}, rows, progress);
+  });
+}
+
 nlohmann::json loglikelihood(Scorer& scorer, const std::string& task, const TaskOptions& o, nlohmann::json& config,
                              std::vector<MetricRow>& rows, bool show_progress) {
   check(!o.file.empty(), task, "no task file given", "--file JSONL: {context, continuation} or {text} per line");
@@ -171,16 +222,24 @@ nlohmann::json perplexity(Scorer& scorer, const std::string& task, const TaskOpt
 }
 
 const std::vector<Entry>& table() {
-  static const std::vector<Entry> entries = {
-      {{"phonebook", "look up a phone number in a book of names (Jelassi et al. 2024)", true}, phonebook},
+  static const std::vector<Entry> entries = [] {
+    std::vector<Entry> e = {
+      {{"phonebook", "look up a phone number in a book of names (mambalm's format, by depth; the study pipeline's)", true}, phonebook},
+      {{"phonebook_study", "the Mamba study's Phonebook: Jelassi et al.'s format, by book length, --reversed, --shots", true}, phonebook_study},
       {{"mqar", "multi-query associative recall (Arora et al. 2023)", true}, mqar},
       {{"selective_copy", "copy the letters scattered among filler (Gu & Dao 2023)", true}, selective_copy},
       {{"passkey", "repeat a number hidden in filler text (Mohtashami & Jaggi 2023)", true}, passkey},
       {{"mc", "multiple choice from JSON Lines, scored as lm-evaluation-harness does", false}, nullptr, multiple_choice},
       {{"facts_mc", "multiple choice on facts stated in a short passage (generated; --format cloze or letter)", false}, nullptr, facts_mc},
       {{"loglikelihood", "continuation given context from JSON Lines (LAMBADA-style acc and perplexity)", false}, nullptr, loglikelihood},
+      {{"generate", "generation from JSON Lines with stop strings: SQuAD exact match and F1, contains-match", false}, nullptr, generate},
       {{"perplexity", "token, word and byte perplexity of text files or a token dataset", false}, nullptr, perplexity},
-  };
+    };
+    for (const RulerTaskSpec& spec : ruler_tasks())
+      e.push_back({{spec.name, "RULER " + spec.name.substr(6) + " (Hsieh et al. 2024), string_match_all by length", true},
+                   ruler_maker(spec), nullptr, {"string_match_all"}});
+    return e;
+  }();
   return entries;
 }
 
@@ -216,14 +275,18 @@ const std::vector<TaskInfo>& tasks() {
 
 const TaskInfo& find_task(const std::string& name) { return find_entry(name).info; }
 
-TaskResult run_task(const std::string& name, Scorer& scorer, const TaskOptions& options, bool show_progress) {
+TaskResult run_task(const std::string& name, Scorer& scorer, const TaskOptions& task_options, bool show_progress) {
   const Entry& e = find_entry(name);
+  TaskOptions options = task_options;
+  if (options.longest <= 0) options.longest = scorer.max_length();
   TaskResult r;
   nlohmann::json config = {{"task", name}, {"seed", options.seed}, {"batch", scorer.options().batch}, {"max_length", scorer.max_length()}};
   if (e.make_samples) {
     const std::vector<GenerationSample> samples = synthetic_samples(e, options, scorer.tokenizer(), config);
-    r.json = with_progress(show_progress, "eval " + name, samples.size(), "samples",
-                           [&](const ProgressFn& progress) { return run_generation(scorer, name, samples, r.rows, progress); });
+    r.json = with_progress(show_progress, "eval " + name, samples.size(), "samples", [&](const ProgressFn& progress) {
+      return e.metrics.empty() ? run_generation(scorer, name, samples, r.rows, progress)
+                               : run_scored_generation(scorer, name, samples, e.metrics, r.rows, progress);
+    });
   } else {
     r.json = e.run(scorer, name, options, config, r.rows, show_progress);
   }

@@ -1,7 +1,10 @@
-// The evaluation tasks by name: phonebook, mqar, selective_copy, passkey (synthetic tasks that
-// generate prompts and score exact match), mc (multiple choice from JSON Lines), facts_mc
-// (generated multiple choice, eval/tasks/facts_mc.h), loglikelihood
-// (LAMBADA-style, JSON Lines) and perplexity (text files or an indexed token dataset).
+// The evaluation tasks by name: phonebook, phonebook_study, mqar, selective_copy, passkey
+// (synthetic tasks that generate prompts and score exact match), ruler_* (RULER's synthetic
+// tasks, scored with string_match_all, eval/tasks/ruler.h), mc (multiple choice from JSON
+// Lines), facts_mc (generated multiple choice, eval/tasks/facts_mc.h), loglikelihood
+// (LAMBADA-style, JSON Lines), generate (generation from JSON Lines scored with SQuAD exact
+// match and F1 and contains-match, eval/generation_metrics.h) and perplexity (text files or
+// an indexed token dataset).
 // `mambalm eval --task NAME` looks a task up here and prints its result; a server or a study
 // driver runs the same tasks by name without the CLI.
 #pragma once
@@ -27,11 +30,18 @@ struct TaskOptions {
   std::optional<std::vector<int64_t>> lengths;  // phonebook, passkey: tokens; mqar: pairs; selective_copy: items; facts_mc: facts
   std::optional<std::vector<double>> depths;    // phonebook, passkey: where the target sits, in [0, 1]
   std::optional<int64_t> samples_per_cell;      // samples per (length, depth) cell, > 0; facts_mc: questions
-  std::optional<int64_t> shots;                 // phonebook, mc and facts_mc: few-shot examples
-  bool reversed = false;                        // phonebook: instructions and name before the book
+  std::optional<int64_t> shots;                 // phonebook(_study), mc and facts_mc: few-shot examples
+  bool reversed = false;                        // phonebook(_study): the question before the book
   std::string names = "auto";                   // phonebook name lists (see load_name_lists)
   std::optional<int64_t> queries;               // mqar: queries per prompt
   std::optional<int64_t> letters;               // selective_copy: letters to copy
+  std::string haystack = "auto";                // ruler_* essay haystack: auto, noise, a file or a directory
+  // The model's context in tokens (0 = unbounded): the default lengths of phonebook_study
+  // (500 .. this) and ruler_* (4K .. 128K up to this). run_task sets it from the scorer.
+  int64_t longest = 0;
+  // generate: stop strings and the generation budget for lines that give none.
+  std::optional<std::vector<std::string>> until;
+  std::optional<int64_t> max_gen_tokens;
   // Multiple choice and loglikelihood.
   std::string file;              // task JSON Lines
   std::string examples;          // few-shot JSON Lines; empty = the task file

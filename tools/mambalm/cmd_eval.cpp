@@ -15,6 +15,7 @@
 #include "core/limits.h"
 #include "device_options.h"
 #include "eval/bos_policy.h"
+#include "eval/generation_metrics.h"
 #include "eval/lm_eval_scoring.h"
 #include "eval/task_table.h"
 #include "io/atomic_file.h"
@@ -36,19 +37,25 @@ int cmd_eval(int argc, char** argv) {
             "--model DIR (--task NAME [task options] | --lm-eval-samples FILE,...) [--limit N --seed S --batch B] [--device cuda] [--output results.json]",
             {{"model", "DIR", "model directory"},
              {"tokenizer", "PATH", "tokenizer (default: the model directory's; 'bytes' for byte-level models)"},
-             {"task", "NAME", "phonebook, mqar, selective_copy, passkey, mc (multiple choice), facts_mc, loglikelihood, perplexity"},
+             {"task", "NAME", "phonebook, phonebook_study, mqar, selective_copy, passkey, ruler_niah_single_1..3, ruler_niah_multikey_1..3, "
+                             "ruler_niah_multivalue, ruler_niah_multiquery, ruler_vt, ruler_cwe, ruler_fwe, mc (multiple choice), facts_mc, "
+                             "loglikelihood, generate, perplexity"},
              {"lm-eval-samples", "FILE,...", "score the requests of lm-eval --log_samples files (samples_<task>_<date>.jsonl)"},
              {"target-delimiter", "S", "lm-eval samples: the text before each choice in a continuation (default ' ')"},
              {"add-bos", "auto|yes|no", "BOS before every context, document and prompt (default auto: as the tokenizer's files say)"},
-             {"lengths", "L,...", "phonebook/passkey: lengths in tokens; mqar: pairs; selective_copy: items; facts_mc: facts"},
+             {"lengths", "L,...", "phonebook(_study)/passkey/ruler_*: lengths in tokens; mqar: pairs; selective_copy: items; facts_mc: facts"},
              {"depths", "D,...", "phonebook/passkey: target depths in [0, 1]"},
              {"samples", "N", "synthetic tasks: samples per (length, depth) cell; facts_mc: questions"},
-             {"shots", "K", "phonebook / mc / facts_mc: few-shot examples (default 1 / 0 / 5)"},
-             {"reversed", "", "phonebook: instructions, examples and the name before the book"},
+             {"shots", "K", "phonebook / phonebook_study / mc / facts_mc: few-shot examples (default 1 / 2 / 0 / 5)"},
+             {"reversed", "", "phonebook(_study): the question (and phonebook's instructions and examples) before the book"},
              {"names", "WHICH", "phonebook names: auto (fetched lists if present), built-in, or a directory"},
              {"queries", "N", "mqar: queries per prompt (default 4)"},
              {"letters", "N", "selective_copy: letters to copy (default 8)"},
-             {"file", "JSONL", "mc: {context|query, choices, gold} per line; loglikelihood: {context, continuation} or {text}"},
+             {"haystack", "WHICH", "ruler_* essay haystack: auto (the corpus's moby-dick), noise, or a text file / directory"},
+             {"until", "S,...", "generate: stop strings (default \\n; escapes \\n \\t \\, \\\\)"},
+             {"max-gen-tokens", "N", "generate: tokens to generate at most (default 32)"},
+             {"file", "JSONL", "mc: {context|query, choices, gold} per line; loglikelihood: {context, continuation} or {text}; "
+                               "generate: {prompt, answers} per line"},
              {"examples", "JSONL", "mc: few-shot example file (default: the task file)"},
              {"format", "F", "mc, facts_mc: cloze (default) or letter"},
              {"text", "FILE,...", "perplexity: text files, one document each"},
@@ -79,6 +86,9 @@ int cmd_eval(int argc, char** argv) {
   o.names = args.str("names", "auto");
   if (args.has("queries")) o.queries = args.integer_in("queries", 0, 1, 26 * 26 * 26, "mqar has at most 17576 distinct keys");
   if (args.has("letters")) o.letters = args.integer_in("letters", 0, 1, limits::kMaxSequence);
+  o.haystack = args.str("haystack", "auto");
+  if (args.has("until")) o.until = eval::parse_stop_list(args.str("until"));
+  if (args.has("max-gen-tokens")) o.max_gen_tokens = args.integer_in("max-gen-tokens", 0, 1, limits::kMaxSequence);
   eval::ScorerOptions so;
   so.batch = args.integer_in("batch", 8, 1, int64_t{1} << 20);
   so.max_length = args.integer_in("max-length", 0, 0, limits::kMaxSequence, "0 = the config's (unbounded for SSMs)");

@@ -14,6 +14,7 @@ namespace mambalm::eval {
 struct GenerationSample {
   std::string prompt;
   std::string answer;                      // gold text; compared after trimming whitespace
+  std::vector<std::string> references;     // run_scored_generation's references (empty: {answer})
   std::vector<std::string> until = {"\n"};  // stop strings for generate_until
   int64_t max_gen_tokens = 32;
   std::map<std::string, std::string> tags;  // breakdown keys, e.g. {"length", "1024"}, {"depth", "0.5"}

@@ -68,6 +68,33 @@ std::string describe(const json& a) { return a.is_null() ? "none" : a.dump(); }
 // j[key], or null when j is not an object or has no such key (never throws).
 json field(const json& j, const char* key) { return j.is_object() && j.contains(key) ? j[key] : json(); }
 
+// "" when two data records (blend_identity()) are the same data, else what differs, naming the
+// dataset and, in a blend, its place and weight.
+std::string data_difference(const json& was, const json& is) {
+  const auto files = [](const json& d) { return field(d, "idx").dump() + field(d, "bin").dump(); };
+  const json was_blend = field(was, "blend"), is_blend = field(is, "blend");
+  if (was_blend.is_array() && is_blend.is_array() && was_blend.size() == is_blend.size()) {
+    for (size_t i = 0; i < was_blend.size(); ++i) {
+      const json &a = was_blend[i], &b = is_blend[i];
+      const std::string which = "blend part " + std::to_string(i + 1) + " ";
+      if (files(a) != files(b))
+        return which + "was " + describe(field(a, "path")) + ", now " + describe(field(b, "path")) + " (or its files changed)";
+      if (field(a, "weight") != field(b, "weight"))
+        return which + describe(field(b, "path")) + ": weight was " + describe(field(a, "weight")) + ", now " +
+               describe(field(b, "weight"));
+    }
+    return "";
+  }
+  if (!was_blend.is_array() && !is_blend.is_array() && files(was) == files(is)) return "";
+  const auto text = [](const json& d, const json& blend) {
+    if (!blend.is_array()) return describe(field(d, "path"));
+    std::string s = "a blend of";
+    for (const json& p : blend) s += " " + describe(field(p, "weight")) + " " + describe(field(p, "path"));
+    return s;
+  };
+  return text(was, was_blend) + ", now " + text(is, is_blend);
+}
+
 }  // namespace
 
 RunLock::RunLock(const std::string& run_dir) {
@@ -98,8 +125,19 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
-json run_identity(const std::string& model_dir, const std::string& train_prefix, const std::string& valid_prefix,
-                  const json& options) {
+json blend_identity(const std::vector<BlendPart>& parts) {
+  if (parts.empty()) return nullptr;
+  if (parts.size() == 1 && parts[0].weight == 1.0) return dataset_identity(parts[0].prefix);
+  json blend = json::array();
+  for (const BlendPart& p : parts) {
+    json one = dataset_identity(p.prefix);
+    one["weight"] = p.weight;
+    blend.push_back(one);
+  }
+  return {{"blend", blend}};
+}
+
+json run_identity(const std::string& model_dir, const json& train_data, const json& valid_data, const json& options) {
   const fs::path dir(model_dir);
   json model = {{"path", absolute(model_dir)}, {"config", io::file_fingerprint((dir / "config.json").string())}};
   std::error_code ec;
@@ -107,7 +145,7 @@ json run_identity(const std::string& model_dir, const std::string& train_prefix,
     model["weights"] = io::file_fingerprint((dir / "model.safetensors").string());
   else if (fs::is_regular_file(dir / "model.safetensors.index.json", ec))
     model["weights"] = io::file_fingerprint((dir / "model.safetensors.index.json").string());
-  return {{"model", model}, {"train_data", dataset_identity(train_prefix)}, {"valid_data", dataset_identity(valid_prefix)},
+  return {{"model", model}, {"train_data", train_data}, {"valid_data", valid_data},
           {"options", options}};
 }
 
@@ -148,11 +186,9 @@ RunStart open_run(const std::string& run_dir, const json& identity, bool resume,
                        is_model["path"].get<std::string>() + " is not that model (or has changed since)",
           "resume with the run's own --model, or start a new run directory");
     for (const char* data : {"train_data", "valid_data"}) {
-      const json was = field(saved, data), is = identity[data];
-      const auto fingerprint = [](const json& d) { return field(d, "idx").dump() + field(d, "bin").dump(); };
-      check(fingerprint(was) == fingerprint(is), run_dir,
-            std::string("was trained on other ") + (std::string(data) == "train_data" ? "training" : "validation") +
-                " data: " + describe(field(was, "path")) + ", now " + describe(field(is, "path")),
+      const std::string diff = data_difference(field(saved, data), identity[data]);
+      check(diff.empty(), run_dir,
+            std::string("was trained on other ") + (std::string(data) == "train_data" ? "training" : "validation") + " data: " + diff,
             "resume with the run's own --data, or start a new run directory");
     }
     check_same_options(field(saved, "options"), identity["options"], run_dir);

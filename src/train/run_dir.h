@@ -4,8 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "train/data_blend.h"
 
 namespace mambalm {
 
@@ -23,10 +26,15 @@ class RunLock {
 };
 
 // What a run is made of, as recorded in run.json: the model directory it started from and the
-// datasets, each with a fingerprint of its files (io/fingerprint.h), and `options`, the training
-// options that change the result (TrainConfig::identity()).
-nlohmann::json run_identity(const std::string& model_dir, const std::string& train_prefix, const std::string& valid_prefix,
+// training and validation data (blend_identity()), and `options`, the training options that
+// change the result (TrainConfig::identity()).
+nlohmann::json run_identity(const std::string& model_dir, const nlohmann::json& train_data, const nlohmann::json& valid_data,
                             const nlohmann::json& options);
+
+// The data of a run, each dataset with a fingerprint of its files (io/fingerprint.h): one part
+// of weight 1 as {path, idx, bin} (as single datasets have always been recorded), a blend as
+// {"blend": [{weight, path, idx, bin}, ...]}, no parts as null.
+nlohmann::json blend_identity(const std::vector<BlendPart>& parts);
 
 struct RunStart {
   std::string run_id;

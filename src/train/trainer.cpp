@@ -20,7 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/run_dir.h"
 #include "train/sharded_adamw.h"
-#include "train/token_windows.h"
+#include "train/blended_windows.h"
 
 namespace mambalm {
 
@@ -38,24 +38,12 @@ extern "C" void request_stop(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
-// Resolves --data into (train prefix, valid prefix or "").
-std::pair<std::string, std::string> data_prefixes(const TrainConfig& cfg) {
-  auto exists = [](const std::string& p) { return fs::exists(p + ".idx") && fs::exists(p + ".bin"); };
-  std::string train = exists(cfg.data + "_train") ? cfg.data + "_train" : cfg.data;
-  check(exists(train), "--data", "no dataset at " + cfg.data + "_train.{bin,idx} or " + cfg.data + ".{bin,idx}",
-        "make one with 'mambalm prepare'");
-  std::string valid = cfg.valid_data;
-  if (valid.empty() && exists(cfg.data + "_valid")) valid = cfg.data + "_valid";
-  if (!valid.empty()) check(exists(valid), "--valid-data", "no dataset at " + valid + ".{bin,idx}");
-  return {train, valid};
-}
-
 // One micro-batch of windows starting at sample k.
 struct Batch {
   Tensor ids, targets, doc_ids;  // I32 [B, L] each
   Batch(int64_t B, int64_t L)
       : ids(Tensor::empty({B, L}, DType::I32)), targets(Tensor::empty({B, L}, DType::I32)), doc_ids(Tensor::empty({B, L}, DType::I32)) {}
-  void fill(const TokenWindows& data, int64_t first_sample) {
+  void fill(const BlendedWindows& data, int64_t first_sample) {
     const int64_t B = ids.dim(0), L = ids.dim(1);
     for (int64_t b = 0; b < B; ++b)
       data.sample(first_sample + b, ids.data<int32_t>() + b * L, targets.data<int32_t>() + b * L, doc_ids.data<int32_t>() + b * L);
@@ -72,7 +60,7 @@ std::string format_duration(double s) {
 // Mean loss over the first val_batches batches of validation windows, a batch being what one
 // step's micro-batch holds over all ranks (so the same windows whatever the number of ranks);
 // each rank scores its part of every batch and the sums are added up.
-double validation_loss(Model& model, const TokenWindows& valid, const TrainConfig& cfg, dist::Communicator* comm) {
+double validation_loss(Model& model, const BlendedWindows& valid, const TrainConfig& cfg, dist::Communicator* comm) {
   Batch batch(cfg.micro_batch, cfg.seq_len);
   double sum = 0;
   int64_t n = 0;
@@ -111,7 +99,7 @@ int64_t training_state_bytes(const Model& model) {
 // (their gradients are discarded); then the peak of the requested micro-batch is predicted and
 // checked against the device's free memory before any real step runs.
 // state: the bytes of training_state_bytes(), or of the sharded optimizer's layout.
-void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfig& cfg, int64_t state, bool print) {
+void plan_device_memory(Model& model, const BlendedWindows& data, const TrainConfig& cfg, int64_t state, bool print) {
   size_t free_bytes = 0, total_bytes = 0;
   cuda_memory_info(&free_bytes, &total_bytes);
   double peak[2] = {0, 0};
@@ -155,7 +143,10 @@ void plan_device_memory(Model& model, const TokenWindows& data, const TrainConfi
 nlohmann::json TrainConfig::identity(int world_size) const {
   // The batch counts in sequences per optimizer step, however it is split into ranks,
   // micro-batches and accumulation: a run may resume on another number of GPUs.
-  return {{"data", data},           {"seq_len", seq_len},          {"batch_sequences", micro_batch * grad_accum * world_size},
+  // A blend as its parts with normalised weights ("0.7 A 0.3 B" and "7 A 3 B" are one blend).
+  const std::vector<BlendPart> parts = parse_data_blend(data);
+  return {{"data", parts.size() > 1 ? blend_text(parts) : data},
+          {"seq_len", seq_len},         {"batch_sequences", micro_batch * grad_accum * world_size},
           {"steps", steps},             {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup_steps}, {"schedule", schedule_name(schedule.kind)},
           {"weight_decay", adamw.weight_decay}, {"clip", clip},    {"seed", seed},
@@ -175,10 +166,10 @@ TrainResult train(const TrainConfig& cfg) {
   const int64_t ranks = world.size;
   const bool lead = world.rank == 0;  // rank 0 owns the run directory, the log and the checkpoints
 
-  auto [train_prefix, valid_prefix] = data_prefixes(cfg);
-  TokenWindows train_data(train_prefix, cfg.seq_len, cfg.seed);
-  std::unique_ptr<TokenWindows> valid_data;
-  if (!valid_prefix.empty()) valid_data = std::make_unique<TokenWindows>(valid_prefix, cfg.seq_len, cfg.seed, /*shuffle=*/false);
+  const DataBlends blends = resolve_data_blends(cfg.data, cfg.valid_data);
+  BlendedWindows train_data(blends.train, cfg.seq_len, cfg.seed);
+  std::unique_ptr<BlendedWindows> valid_data;
+  if (!blends.valid.empty()) valid_data = std::make_unique<BlendedWindows>(blends.valid, cfg.seq_len, cfg.seed, /*shuffle=*/false);
 
   // Run identity (issue 20): one process per run directory, a run never mixes with another.
   std::unique_ptr<RunLock> run_lock;
@@ -187,8 +178,9 @@ TrainResult train(const TrainConfig& cfg) {
   if (lead) {
     fs::create_directories(cfg.run_dir);
     run_lock = std::make_unique<RunLock>(cfg.run_dir);
-    run = open_run(cfg.run_dir, run_identity(cfg.model_dir, train_prefix, valid_prefix, cfg.identity(world.size)), cfg.resume,
-                   cfg.overwrite);
+    run = open_run(cfg.run_dir,
+                   run_identity(cfg.model_dir, blend_identity(blends.train), blend_identity(blends.valid), cfg.identity(world.size)),
+                   cfg.resume, cfg.overwrite);
     resume_from = cfg.resume ? resume_checkpoint(cfg.run_dir, run.run_id, run.legacy) : "";
     // Written once the directory is ours (a refused start leaves the old run's file alone).
     if (!cfg.run_file.empty()) io::write_file_atomically((fs::path(cfg.run_dir) / "run.toml").string(), cfg.run_file);
@@ -196,9 +188,15 @@ TrainResult train(const TrainConfig& cfg) {
   if (comm) resume_from = comm->broadcast_string(resume_from, 0);
   const std::string source_dir = resume_from.empty() ? cfg.model_dir : resume_from;  // weights and tokenizer
   Model model = Model::load(source_dir);
-  check(train_data.max_token() < model.config().vocab_size, train_prefix,
-        "holds token id " + std::to_string(train_data.max_token()) + " but the model's vocabulary has " +
-            std::to_string(model.config().vocab_size) + " entries");
+  for (const BlendedWindows* data : {&train_data, valid_data.get()})
+    for (size_t i = 0; data && i < data->part_count(); ++i)
+      check(data->windows(i).max_token() < model.config().vocab_size, data->part(i).prefix,
+            "holds token id " + std::to_string(data->windows(i).max_token()) + " but the model's vocabulary has " +
+                std::to_string(model.config().vocab_size) + " entries",
+            "tokenize every dataset with the model's tokenizer");
+  if (lead && (train_data.part_count() > 1 || (valid_data && valid_data->part_count() > 1)))
+    std::fprintf(stderr, "data blend (weight, dataset): training\n%s%s%s", train_data.describe().c_str(),
+                 valid_data ? "validation\n" : "no validation data\n", valid_data ? valid_data->describe().c_str() : "");
   ops::set_gemm_autotune(false);  // bit-reproducible GEMMs: a resumed run repeats the uninterrupted one
   model.prepare_training(cfg.device, cfg.matrix_dtype);
   std::unique_ptr<Optimizer> opt;

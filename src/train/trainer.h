@@ -17,8 +17,8 @@ namespace mambalm {
 
 struct TrainConfig {
   std::string model_dir;   // where the initial weights come from
-  std::string data;        // dataset prefix: PREFIX_train(+_valid) from `prepare`, or PREFIX itself
-  std::string valid_data;  // explicit validation prefix (optional)
+  std::string data;        // dataset prefix (PREFIX_train(+_valid) from `prepare`, or PREFIX) or a blend "0.7 A 0.3 B" (train/data_blend.h)
+  std::string valid_data;  // explicit validation prefix or blend (optional)
   std::string run_dir;
   int64_t seq_len = 256;
   int64_t micro_batch = 8;

@@ -1,4 +1,4 @@
-// mambalm train: train a model directory on a Megatron indexed dataset.
+// mambalm train: train a model directory on a Megatron indexed dataset or a weighted blend of them.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -40,8 +40,10 @@ int cmd_train(int argc, char** argv) {
               "TOML run file holding any of these options by name (seq-len = 1024, resume = true); the command line "
               "overrides it; each run saves its options as RUN_DIR/run.toml"},
              {"model", "DIR", "initial model directory (from 'mambalm init' or an HF model)"},
-             {"data", "PREFIX", "dataset from 'mambalm prepare': PREFIX_train (+ PREFIX_valid), or PREFIX"},
-             {"valid-data", "PREFIX", "validation dataset (default PREFIX_valid when it exists)"},
+             {"data", "PREFIX", "dataset from 'mambalm prepare': PREFIX_train (+ PREFIX_valid), or PREFIX; or a weighted blend, "
+                              "\"0.7 PREFIX_A 0.3 PREFIX_B\" (weights normalised; run file: data = [0.7, \"A\", 0.3, \"B\"])"},
+             {"valid-data", "PREFIX", "validation dataset or blend (default: the PREFIX_valid of each --data part that has one, "
+                                      "with the parts' weights)"},
              {"out", "RUN_DIR", "run directory: metrics.jsonl and checkpoints/"},
              {"seq-len", "L", "tokens per sample (default 256)"},
              {"micro-batch", "B", "samples per forward/backward (default 8)"},
@@ -54,7 +56,7 @@ int cmd_train(int argc, char** argv) {
              {"warmup", "N", "linear warm-up steps (default 1% of steps)"},
              {"decay-fraction", "F", "WSD: share of steps in the final decay (default 0.2)"},
              {"weight-decay", "W", "AdamW decoupled weight decay (default 0.1)"},
-             {"decay-all", "", "also decay norms, biases, A_log, D, dt_bias and embeddings"},
+             {"decay-all", "", "also decay norms, biases, A_log, D and dt_bias"},
              {"beta1", "B", "AdamW beta1 (default 0.9)"},
              {"beta2", "B", "AdamW beta2 (default 0.95)"},
              {"clip", "C", "global gradient-norm clip (default 1.0; 0 = off)"},
@@ -71,11 +73,13 @@ int cmd_train(int argc, char** argv) {
              {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
             placement_options());
-  if (!args.parse(expand_run_file(argc, argv, args))) return 0;
+  // A blend may be a TOML array in a run file: data = [0.7, "A", 0.3, "B"].
+  const ListOptions lists = {"data", "valid-data"};
+  if (!args.parse(expand_run_file(argc, argv, args, lists))) return 0;
   TrainConfig cfg;
   // resume/overwrite say what to do with the directory, not what the run is: left out so that
   // `--config RUN/run.toml` repeats the run.
-  cfg.run_file = run_file_text(args, {"config", "resume", "overwrite"});
+  cfg.run_file = run_file_text(args, {"config", "resume", "overwrite"}, lists);
   cfg.model_dir = args.required("model");
   cfg.data = args.required("data");
   cfg.valid_data = args.str("valid-data");

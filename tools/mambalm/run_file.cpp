@@ -164,7 +164,7 @@ std::vector<std::string> expand_run_file(int argc, char** argv, Args& args, cons
   return tokens;
 }
 
-std::string run_file_text(const Args& args, const std::set<std::string>& leave_out) {
+std::string run_file_text(const Args& args, const std::set<std::string>& leave_out, const ListOptions& lists) {
   std::ostringstream out;
   out << "# mambalm " << args.command() << " run file: the options of this run (run file and command line).\n"
       << "# Repeat the run with: mambalm " << args.command() << " --config run.toml\n";
@@ -175,6 +175,30 @@ std::string run_file_text(const Args& args, const std::set<std::string>& leave_o
       continue;
     }
     const std::string value = args.str(o.name);
+    std::vector<std::string> words;
+    std::istringstream split(value);
+    std::string joined;
+    for (std::string w; split >> w;) {
+      joined += (joined.empty() ? "" : " ") + w;
+      words.push_back(w);
+    }
+    if (lists.count(o.name) && words.size() > 1 && joined == value) {  // it joins back to the value exactly
+      out << o.name << " = [";
+      for (size_t i = 0; i < words.size(); ++i) {
+        out << (i ? ", " : "");
+        if (reads_as_toml_number(words[i])) {
+          out << words[i];  // as written: 0.7 stays 0.7
+        } else {
+          toml::table one;  // toml++ quotes and escapes the string: "v = 'text'"
+          one.insert("v", words[i]);
+          std::ostringstream quoted;
+          quoted << one;
+          out << quoted.str().substr(quoted.str().find(" = ") + 3);
+        }
+      }
+      out << "]\n";
+      continue;
+    }
     if (reads_as_toml_number(value)) {
       out << o.name << " = " << value << "\n";
     } else {

@@ -33,7 +33,9 @@ std::vector<std::string> expand_run_file(int argc, char** argv, Args& args, cons
 // A run file holding the options `args` parsed (file and command line together), in the order
 // the command declares them, leaving out `leave_out` (e.g. "config", or options that describe
 // this invocation rather than the run). Values that read as TOML numbers are written as
-// numbers, the rest as strings, flags as `name = true`.
-std::string run_file_text(const Args& args, const std::set<std::string>& leave_out = {});
+// numbers, the rest as strings, flags as `name = true`. A value of several words of an option
+// in `lists` is written as an array of its words (data = [0.7, "A", 0.3, "B"]), which reads
+// back as the same value.
+std::string run_file_text(const Args& args, const std::set<std::string>& leave_out = {}, const ListOptions& lists = {});
 
 }  // namespace mambalm::cli

@@ -66,7 +66,10 @@ TEST(HfConfig, ExportImportRoundTripForEveryPreset) {
     ModelConfig a = preset_config(name);
     ModelConfig b = config_from_hf(parse_config_json(config_to_hf(a).dump(), "x"), "x");
     EXPECT_EQ(a.model_type, b.model_type) << name;
+    EXPECT_EQ(a.arch, b.arch) << name;  // an all-M nemotron_h (the mamba2-* presets) reads back as Mamba-2
     EXPECT_EQ(a.pattern, b.pattern) << name;
+    EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings) << name;
+    EXPECT_EQ(a.attention.rope_theta, b.attention.rope_theta) << name;
     EXPECT_EQ(Model(a).parameter_count(), Model(b).parameter_count()) << name;
     EXPECT_EQ(a.state_bytes(), b.state_bytes()) << name;
     EXPECT_EQ(a.mamba2.norm_groups, b.mamba2.norm_groups) << name;

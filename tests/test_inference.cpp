@@ -27,7 +27,7 @@ Model perturbed(ModelConfig cfg) {
   Rng rng(test_seed() + 7);
   for (ParamRef& p : m.params()) {
     float* w = p.tensor->f32();
-    double scale = p.init == Init::Normal || p.init == Init::NormalOutput ? 0.1 : 0.2;
+    double scale = p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::NormalMixerOutput || p.init == Init::FanInUniform ? 0.1 : 0.2;
     for (int64_t i = 0; i < p.tensor->numel(); ++i) w[i] += static_cast<float>(scale * rng.uniform(-1, 1));
   }
   return m;

@@ -268,9 +268,11 @@ ModelConfig config_from_hf(const json& j, const std::string& where) {
     c.tie_embeddings = f.boolean({"tie_word_embeddings"}, false);
     read_mamba2(f, c, false);
   } else if (type == "nemotron_h") {
-    c.arch = Arch::Hybrid;
     c.mamba_version = 2;
     c.pattern = hybrid_pattern(f);
+    // An all-M nemotron_h directory is the study's pure Mamba-2 (grouped gated norm): the form the
+    // mamba2-* presets are written in, since transformers' `mamba2` type cannot express the groups.
+    c.arch = count_symbol(c.pattern, kMambaSymbol) == c.n_layers() ? Arch::Mamba2 : Arch::Hybrid;
     c.norm = NormKind::RMSNorm;
     c.norm_eps = f.real({"layer_norm_epsilon"}, 1e-5);
     c.tie_embeddings = f.boolean({"tie_word_embeddings"}, false);

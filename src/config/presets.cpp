@@ -1,6 +1,7 @@
 #include "config/presets.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "config/pattern.h"
 #include "core/error.h"
@@ -83,8 +84,17 @@ ModelConfig default_config(Arch arch, int64_t d_model, int64_t n_layers, int64_t
       c.pattern = std::string(static_cast<size_t>(n_layers), kMambaSymbol);
       break;
     case Arch::Mamba2:
-      c.model_type = "mamba2";
+      // The study's Mamba-2 normalises the gated RMSNorm per group of d_inner / n_groups channels
+      // (Megatron-LM megatron/core/ssm/mamba_mixer.py, commit df61e60: group_size = d_inner / ngroups).
+      // transformers' `mamba2` type normalises the whole width and has no field for groups, so the
+      // presets are written as `nemotron_h` with an all-M pattern, which transformers loads with the
+      // grouped norm; config_from_hf reads such a directory back as the Mamba-2 family
+      // (docs/study-fidelity.md, "Mamba-2 as the study ran it").
+      c.model_type = "nemotron_h";
       c.pattern = std::string(static_cast<size_t>(n_layers), kMambaSymbol);
+      c.mamba2.norm_groups = c.mamba2.n_groups;
+      c.mamba2.dt_limit_lo = c.mamba2.dt_min;  // what transformers' NemotronH computes
+      c.max_position_embeddings = 4096;
       break;
     case Arch::Hybrid:
       c.model_type = "nemotron_h";
@@ -107,6 +117,15 @@ void make_llama_style(ModelConfig& cfg) {
   cfg.mlp.d_ff = (8 * cfg.d_model / 3 + 63) / 64 * 64;  // SwiGLU keeps ~8/3 d_model per matrix
 }
 
+void make_transformers_mamba2_style(ModelConfig& cfg) {
+  check(cfg.arch == Arch::Mamba2, "--model-type", "mamba2 is the layout of a pure Mamba-2 model");
+  cfg.model_type = "mamba2";
+  cfg.mamba2.norm_groups = 1;      // transformers' Mamba2 normalises the whole width
+  cfg.mamba2.dt_limit_lo = 0.0;    // and honours time_step_limit, (0, inf) by default
+  cfg.mamba2.dt_limit_hi = INFINITY;
+  cfg.max_position_embeddings = 0;  // the mamba2 config has no such field
+}
+
 namespace {
 
 // The study's 8B models (Waleffe et al. 2024, table 1 and section 3).
@@ -118,7 +137,8 @@ ModelConfig study_8b(Arch arch) {
   c.mamba2.n_groups = 8;
   c.mamba2.d_state = 128;
   c.mamba2.chunk_size = 128;
-  if (arch == Arch::Hybrid) c.mamba2.norm_groups = 8;
+  // Grouped gated norm (8 groups of 1024 channels) for both Mamba-2 models, as the study's layer.
+  if (arch == Arch::Hybrid || arch == Arch::Mamba2) c.mamba2.norm_groups = 8;
   c.attention.n_heads = 32;
   // The hybrid's release script passes --group-query-attention --num-query-groups 8; the
   // Transformer's (examples/mamba/run_text_gen_server_8b_gpt3.sh) passes --num-attention-heads 32
@@ -146,6 +166,23 @@ ModelConfig study_800m_hybrid() {
   return c;
 }
 
+// The long-context variants of the study (arXiv 2406.07887, long-context section: the hybrid and
+// the Transformer extended to 16K, 32K and 128K tokens by continued pretraining; the released
+// checkpoints nvidia/mamba2-hybrid-8b-3t-32k and -128k say "extended to support 32K / 128K sequence
+// lengths through continued pretraining on 50B tokens"). The shape is the 8B model's; what changes
+// is the sequence length, kept as max_position_embeddings. The hybrid has no position embedding, so
+// nothing else changes. The Transformer's rotary base stays at 10,000: the study's code release
+// (Megatron-LM commit df61e60, pretrain_gpt.py) has no rotary-base option and builds RoPE with
+// GPTModel's default base of 10,000 (docs/study-fidelity.md says what could not be confirmed).
+constexpr double kLongContextRopeBase = 10000.0;
+
+ModelConfig study_long_context(Arch arch, int64_t context) {
+  ModelConfig c = study_8b(arch);
+  c.max_position_embeddings = context;
+  if (arch == Arch::Transformer) c.attention.rope_theta = kLongContextRopeBase;
+  return c;
+}
+
 struct Preset {
   const char* name;
   ModelConfig (*make)();
@@ -163,6 +200,12 @@ const Preset kPresets[] = {
        c.attention.n_kv_heads = 8;
        return c;
      }},
+    {"hybrid-8b-16k", [] { return study_long_context(Arch::Hybrid, 16384); }},
+    {"hybrid-8b-32k", [] { return study_long_context(Arch::Hybrid, 32768); }},
+    {"hybrid-8b-128k", [] { return study_long_context(Arch::Hybrid, 131072); }},
+    {"transformer-8b-16k", [] { return study_long_context(Arch::Transformer, 16384); }},
+    {"transformer-8b-32k", [] { return study_long_context(Arch::Transformer, 32768); }},
+    {"transformer-8b-128k", [] { return study_long_context(Arch::Transformer, 131072); }},
     {"hybrid-800m", study_800m_hybrid},
     // Parameter-matched sizes (docs/study-fidelity.md): at each size the four families share the
     // width and differ in depth so that their non-embedding parameters agree within 5%

@@ -21,5 +21,9 @@ std::vector<std::string> preset_names();
 
 // The transformer in Llama form (RMSNorm, SwiGLU, full RoPE, model_type "llama").
 void make_llama_style(ModelConfig& cfg);
+// A pure Mamba-2 in transformers' own `mamba2` layout (Mamba2ForCausalLM): the gated norm over the
+// whole width and dt unclamped. The mamba2-* presets are the study's grouped-norm model, written
+// as an all-M nemotron_h (docs/study-fidelity.md); this is the way back to the HF mamba2 type.
+void make_transformers_mamba2_style(ModelConfig& cfg);
 
 }  // namespace mambalm

@@ -38,9 +38,15 @@ void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
     case Init::Normal:
       for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(kInitStd * rng.normal());
       break;
-    case Init::NormalOutput: {
+    case Init::NormalOutput:
+    case Init::NormalMixerOutput: {
       const double std = init_std(p, cfg);
       for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(std * rng.normal());
+      break;
+    }
+    case Init::FanInUniform: {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(p.shape.back()));  // [out, in]: fan_in = in
+      for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(rng.uniform(-bound, bound));
       break;
     }
     case Init::Ones: std::fill(w, w + n, 1.0f); break;
@@ -70,10 +76,19 @@ void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
   }
 }
 
+int64_t megatron_num_layers(const ModelConfig& cfg) {
+  // Megatron's GPT counts a TransformerLayer (attention + MLP) as one layer; its MambaStack counts
+  // every symbol of the pattern (M, *, -) as one.
+  return cfg.arch == Arch::Transformer ? cfg.n_layers() / 2 : cfg.n_layers();
+}
+
 double init_std(const ParamRef& p, const ModelConfig& cfg) {
+  const double L = static_cast<double>(megatron_num_layers(cfg));
   switch (p.init) {
     case Init::Normal: return kInitStd;
-    case Init::NormalOutput: return kInitStd / std::sqrt(2.0 * static_cast<double>(cfg.n_layers()));
+    case Init::NormalOutput: return kInitStd / std::sqrt(2.0 * L);
+    case Init::NormalMixerOutput: return kInitStd / std::sqrt(L);
+    case Init::FanInUniform: return 1.0 / std::sqrt(3.0 * static_cast<double>(p.shape.back()));  // U(-b, b): b / sqrt(3)
     case Init::Mamba1DtWeight:  // U(-b, b) with b = dt_rank^-0.5 * dt_scale
       return std::pow(static_cast<double>(cfg.mamba1.dt_rank), -0.5) * cfg.mamba1.dt_scale / std::sqrt(3.0);
     default: return 0.0;

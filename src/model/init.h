@@ -1,4 +1,4 @@
-// Random initialisation of one parameter, per kind (docs/architecture.md, "Initialisation").
+// Random initialisation of one parameter, per kind: the study's rules (docs/study-fidelity.md, point 4).
 #pragma once
 #include <string>
 
@@ -12,8 +12,13 @@ namespace mambalm {
 void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng);
 
 // The standard deviation init_parameter draws a matrix parameter with (Normal, NormalOutput,
-// Mamba1DtWeight); 0 for other kinds.
+// NormalMixerOutput, FanInUniform, Mamba1DtWeight); 0 for other kinds.
 double init_std(const ParamRef& p, const ModelConfig& cfg);
+
+// The layer count of Megatron's scaled initialisation: the number of TransformerLayers (attention +
+// MLP pairs, half the pattern) for the Transformer, every block of the pattern for the Mamba stacks
+// (megatron/core/transformer/transformer_config.py and megatron/core/ssm/mamba_block.py).
+int64_t megatron_num_layers(const ModelConfig& cfg);
 
 class Model;
 

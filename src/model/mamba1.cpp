@@ -109,18 +109,18 @@ void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
 ParamList Mamba1Mixer::params(const std::string& prefix) {
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   ParamList p;
-  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {2 * Di, d_}, Init::Normal, true));
+  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {2 * Di, d_}, Init::FanInUniform, true));
   if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", in_proj_b_, {2 * Di}, Init::Zeros, false));
   ParamRef conv = param(prefix + "conv1d.weight", conv_w_, {Di, cfg_.d_conv}, Init::ConvUniform, true);
   conv.file_shape = {Di, 1, cfg_.d_conv};  // nn.Conv1d(groups=Di) stores [Di, 1, K]
   p.push_back(conv);
   if (cfg_.conv_bias) p.push_back(param(prefix + "conv1d.bias", conv_b_, {Di}, Init::ConvUniform, false));
-  p.push_back(param(prefix + "x_proj.weight", x_proj_w_, {R + 2 * N, Di}, Init::Normal, true));
+  p.push_back(param(prefix + "x_proj.weight", x_proj_w_, {R + 2 * N, Di}, Init::FanInUniform, true));
   p.push_back(param(prefix + "dt_proj.weight", dt_proj_w_, {Di, R}, Init::Mamba1DtWeight, true));
   p.push_back(param(prefix + "dt_proj.bias", dt_proj_b_, {Di}, Init::DtBias, false));
   p.push_back(param(prefix + "A_log", A_log_, {Di, N}, Init::Mamba1ALog, false));
   p.push_back(param(prefix + "D", D_, {Di}, Init::Ones, false));
-  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalOutput, true));
+  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalMixerOutput, true));
   if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", out_proj_b_, {d_}, Init::Zeros, false));
   return p;
 }

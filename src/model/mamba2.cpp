@@ -143,7 +143,7 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
 ParamList Mamba2Mixer::params(const std::string& prefix) {
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, C = cfg_.conv_channels(), W = cfg_.in_proj_width();
   ParamList p;
-  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {W, d_}, Init::Normal, true));
+  p.push_back(param(prefix + "in_proj.weight", in_proj_w_, {W, d_}, Init::FanInUniform, true));
   if (cfg_.proj_bias) p.push_back(param(prefix + "in_proj.bias", in_proj_b_, {W}, Init::Zeros, false));
   ParamRef conv = param(prefix + "conv1d.weight", conv_w_, {C, cfg_.d_conv}, Init::ConvUniform, true);
   conv.file_shape = {C, 1, cfg_.d_conv};  // nn.Conv1d(groups=C) stores [C, 1, K]
@@ -153,7 +153,7 @@ ParamList Mamba2Mixer::params(const std::string& prefix) {
   p.push_back(param(prefix + "A_log", A_log_, {H}, Init::Mamba2ALog, false));
   p.push_back(param(prefix + "D", D_, {H}, Init::Ones, false));
   p.push_back(param(prefix + "norm.weight", norm_w_, {Di}, Init::Ones, false));
-  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalOutput, true));
+  p.push_back(param(prefix + "out_proj.weight", out_proj_w_, {d_, Di}, Init::NormalMixerOutput, true));
   if (cfg_.proj_bias) p.push_back(param(prefix + "out_proj.bias", out_proj_b_, {d_}, Init::Zeros, false));
   return p;
 }

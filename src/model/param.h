@@ -8,9 +8,13 @@
 
 namespace mambalm {
 
+// Each rule follows the study's code (Megatron-LM, commit df61e60; docs/study-fidelity.md has the
+// table with the file each comes from). L is Megatron's num_layers (init.h: megatron_num_layers).
 enum class Init {
-  Normal,          // N(0, 0.02): projections and embeddings (Megatron's init_method_std)
-  NormalOutput,    // N(0, 0.02 / sqrt(2 * n_layers)): projections back into the residual stream
+  Normal,          // N(0, 0.02): embeddings, LM head, q/k/v, MLP up/gate (Megatron's init_method_std)
+  NormalOutput,    // N(0, 0.02 / sqrt(2 L)): attention o_proj and MLP down_proj (scaled_init_method_normal)
+  NormalMixerOutput,  // N(0, 0.02 / sqrt(L)): Mamba out_proj (mamba_block.py _init_weights, rescale_prenorm_residual)
+  FanInUniform,    // U(-1/sqrt(fan_in), 1/sqrt(fan_in)): Mamba in_proj, x_proj (kaiming_uniform, a = sqrt(5))
   Ones,            // RMSNorm gains, D
   Zeros,           // biases, LayerNorm1p's zero-centred gain
   ConvUniform,     // U(-1/sqrt(K), 1/sqrt(K)): PyTorch's default for a depthwise conv of width K
@@ -28,7 +32,9 @@ struct ParamRef {
   Shape shape;       // shape used by the layer (F32)
   Shape file_shape;  // shape in the safetensors file (conv1d weights carry a middle 1)
   Init init;
-  bool decay;        // AdamW weight decay applies (not to norms, biases, A_log, D, dt_bias, embeddings)
+  bool decay;        // AdamW weight decay applies: Megatron's rule, not to biases and 1-D tensors (norms,
+                     // A_log, D, dt_bias); matrices, conv taps and the embedding are decayed. Mamba-1's
+                     // 2-D A_log is not (mamba_ssm marks it _no_weight_decay).
 };
 
 using ParamList = std::vector<ParamRef>;
@@ -51,7 +57,8 @@ inline ParamRef param(std::string name, Weight& w, Shape shape, Init init, bool 
 // Parameters consumed by a matrix product or the embedding lookup (the large ones): these may be
 // stored in BF16. Norm gains, biases, conv taps, A_log, D and dt_bias stay F32.
 inline bool is_matrix(const ParamRef& p) {
-  return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::Mamba1DtWeight);
+  return p.shape.size() == 2 && (p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::NormalMixerOutput ||
+                                 p.init == Init::FanInUniform || p.init == Init::Mamba1DtWeight);
 }
 
 // The parameter's true value (the F32 master in mixed-precision training, else the tensor).

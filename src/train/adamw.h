@@ -20,7 +20,7 @@ struct AdamWConfig {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
-  bool decay_all = false;  // also decay norms, biases, A_log, D, dt_bias, embeddings
+  bool decay_all = false;  // also decay what Megatron exempts: norms, biases, A_log, D, dt_bias
 };
 
 class AdamW final : public Optimizer {

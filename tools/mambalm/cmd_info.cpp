@@ -52,6 +52,7 @@ int cmd_info(int argc, char** argv) {
                         {"n_params", n_params},
                         {"n_non_embedding_params", n_params - n_embedding},
                         {"tie_embeddings", cfg.tie_embeddings},
+                        {"max_position_embeddings", cfg.max_position_embeddings},
                         {"state_bytes", cfg.state_bytes()},
                         {"kv_bytes_per_token", cfg.kv_bytes_per_token()},
                         {"state_dtype", "f32"}};
@@ -60,6 +61,7 @@ int cmd_info(int argc, char** argv) {
                         {"n_kv_heads", cfg.attention.n_kv_heads},
                         {"head_dim", cfg.attention.head_dim},
                         {"rotary_dim", cfg.attention.rotary_dim}};
+    if (n_a > 0 && cfg.attention.rotary_dim > 0) j["attention"]["rope_theta"] = cfg.attention.rope_theta;
     if (n_mlp > 0) j["mlp"] = {{"d_ff", cfg.mlp.d_ff}, {"activation", activation_name(cfg.mlp.activation)}};
     if (n_m > 0 && cfg.mamba_version == 2)
       j["mamba2"] = {{"n_heads", cfg.mamba2.n_heads}, {"head_dim", cfg.mamba2.head_dim}, {"n_groups", cfg.mamba2.n_groups},

@@ -141,7 +141,7 @@ int cmd_init(int argc, char** argv) {
              {"attention-ratio", "A", "hybrid: fraction of attention layers (Megatron allocation)"},
              {"mlp-ratio", "R", "hybrid: fraction of MLP layers (Megatron allocation)"},
              {"mamba-version", "1|2", "what M layers are in a hybrid (default 2)"},
-             {"model-type", "T", "transformer layout: nemotron (the study's, default) or llama"},
+             {"model-type", "T", "nemotron (default) or llama for a transformer; nemotron_h (default) or mamba2 for Mamba-2"},
              {"config", "FILE", "start from an HF config.json (or a model directory) instead of a preset"},
              {"heads", "H", "attention heads (head dim becomes d_model/H unless --head-dim is given)"},
              {"kv-heads", "K", "attention key/value heads (K divides H; K = H is full multi-head attention)"},
@@ -204,6 +204,7 @@ int cmd_init(int argc, char** argv) {
   if (args.has("model-type")) {
     std::string t = args.str("model-type");
     if (t == "llama") make_llama_style(cfg);
+    else if (t == "mamba2" && cfg.arch == Arch::Mamba2) make_transformers_mamba2_style(cfg);
     else check(t == cfg.model_type, "--model-type", "'" + t + "' does not fit a " + arch_name(cfg.arch) + " model");
   }
   if (args.has("mamba-version")) {

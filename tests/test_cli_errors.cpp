@@ -179,15 +179,22 @@ TEST(CliErrors, MissingPathsAndOptions) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
-// Device options: a bad value, bf16 on the CPU, and CUDA where no device is visible (CI has none;
+// Device options: a bad value, bf16 training on the CPU, q8 on CUDA, and CUDA where no device is visible (CI has none;
 // on a GPU machine that case runs instead and must not fail) are one-line errors with exit 1.
 TEST(CliErrors, DeviceOptions) {
   CommandResult r = run_cli("forward --model /nonexistent --tokens /x --logits /tmp/x.npy --device tpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--device must be cpu or cuda"), std::string::npos) << r.err;
-  r = run_cli("generate --model /nonexistent --prompt 1 --dtype bf16");
+  // bf16 and q8 weights run on the CPU for inference (the GEMV kernels), not for training.
+  r = run_cli("train --model /nonexistent --data /x --out /tmp/x --dtype bf16");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("--dtype bf16 needs --device cuda"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--dtype bf16 needs --device cuda to train"), std::string::npos) << r.err;
+  r = run_cli("generate --model /nonexistent --prompt 1 --dtype q8 --device cuda");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--dtype q8 needs --device cpu"), std::string::npos) << r.err;
+  r = run_cli("generate --model /nonexistent --prompt 1 --dtype q4");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--dtype must be f32, bf16 or q8"), std::string::npos) << r.err;
   r = run_cli("bench --device cuda --preset no-such-preset");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -52,6 +53,12 @@ double measure_copy_bandwidth() {
   return best;
 }
 
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -70,6 +77,7 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"decode_s", decode_s},
           {"decode_tokens_per_s", static_cast<double>(gen_len) / decode_s},
           {"decode_ms_per_token", decode_ms()},
+          {"decode_cpu_ms_per_token", 1e3 * decode_cpu_s / static_cast<double>(gen_len)},
           {"peak_rss_bytes", peak_rss_bytes},
           {"state_bytes", state_bytes},
           {"kv_cache_bytes", kv_cache_bytes},
@@ -108,15 +116,20 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   r.prefill_s = seconds_since(t0);
   Sampler greedy(SamplingOptions{});
   t0 = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
   for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
   r.decode_s = seconds_since(t0);
+  r.decode_cpu_s = process_cpu_seconds() - cpu0;
 
   r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe's buffers
   r.state_bytes = state.ssm_state_bytes();
   r.kv_cache_bytes = state.kv_cache_bytes();
-  // Decode floor: every fp32 weight and the SSM state read once per token, at copy bandwidth.
+  // Decode floor: every weight as stored (fp32, bf16 or q8) and the SSM state read once per
+  // token, at copy bandwidth. An untied embedding table is not streamed (one row per token).
   r.copy_bandwidth = measure_copy_bandwidth();
-  r.bytes_per_token = 4.0 * static_cast<double>(r.n_params) + static_cast<double>(r.state_bytes);
+  double weight_bytes = static_cast<double>(model.parameter_bytes());
+  if (!cfg.tie_embeddings && !model.params().empty()) weight_bytes -= static_cast<double>(model.params().front().tensor->nbytes());
+  r.bytes_per_token = weight_bytes + static_cast<double>(r.state_bytes);
   r.threads = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
   return r;
 }

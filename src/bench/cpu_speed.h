@@ -1,6 +1,6 @@
 // Prefill and decode speed of one model on the CPU (`mambalm bench`): a random prompt is
 // prefilled and greedy decoding timed, peak memory and state sizes are read, and decode is set
-// against its floor, the bytes one step must stream (fp32 weights and the SSM state) over the
+// against its floor, the bytes one step must stream (the weights as stored and the SSM state) over the
 // measured copy bandwidth.
 #pragma once
 #include <cstdint>
@@ -22,10 +22,12 @@ struct CpuSpeedResult {
   std::string model;  // directory or preset name
   int64_t n_params = 0, prompt_len = 0, gen_len = 0;
   double prefill_s = 0, decode_s = 0;
+  double decode_cpu_s = 0;  // CPU time of the whole process during decode (all threads): on a
+                            // shared machine, decode_cpu_s / threads bounds what idle cores would take
   int64_t peak_rss_bytes = 0;            // before the bandwidth probe allocated its buffers
   int64_t state_bytes = 0, kv_cache_bytes = 0;  // after prompt_len + gen_len tokens
   double copy_bandwidth = 0;             // bytes read + written per second, all threads
-  double bytes_per_token = 0;            // the decode floor's traffic: fp32 weights + SSM state
+  double bytes_per_token = 0;            // the decode floor's traffic: weights as stored (no untied embedding table) + SSM state
   int64_t threads = 0;                   // online CPU cores
 
   double decode_ms() const { return 1e3 * decode_s / static_cast<double>(gen_len); }

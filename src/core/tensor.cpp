@@ -15,8 +15,18 @@ size_t dtype_size(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F64: case DType::I64: return 8;
     case DType::BF16: case DType::F16: return 2;
+    case DType::Q8: fail("tensor", "Q8 has no per-element size (a block format)", "use storage_bytes(shape, dtype)");
   }
   return 0;
+}
+
+size_t storage_bytes(const Shape& shape, DType t) {
+  if (t != DType::Q8) return static_cast<size_t>(shape_numel(shape)) * dtype_size(t);
+  MAMBALM_CHECK(!shape.empty(), "tensor", "a Q8 tensor needs a last dimension (rows of 32-weight blocks)");
+  const int64_t K = shape.back();
+  const int64_t rows = K > 0 ? shape_numel(shape) / K : 0;
+  return static_cast<size_t>(limits::checked_mul(rows, (K + kQ8BlockSize - 1) / kQ8BlockSize * kQ8BlockBytes, "tensor",
+                                                 "Q8 shape " + shape_str(shape) + " in bytes", limits::kMaxTensorBytes));
 }
 
 std::string dtype_name(DType t) {
@@ -27,6 +37,7 @@ std::string dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::I32: return "I32";
     case DType::I64: return "I64";
+    case DType::Q8: return "Q8";
   }
   return "?";
 }
@@ -65,8 +76,9 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (int64_t d : shape) MAMBALM_CHECK(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
-  const int64_t bytes = limits::checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor",
-                                            "shape " + shape_str(shape) + " in bytes", limits::kMaxTensorBytes);
+  const int64_t bytes = dtype == DType::Q8 ? static_cast<int64_t>(storage_bytes(shape, dtype))
+                       : limits::checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor",
+                                             "shape " + shape_str(shape) + " in bytes", limits::kMaxTensorBytes);
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
@@ -113,6 +125,8 @@ float* Tensor::f32() const {
 Tensor Tensor::reshape(const Shape& shape) const {
   MAMBALM_CHECK(shape_numel(shape) == numel(), "tensor",
         "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  MAMBALM_CHECK(dtype_ != DType::Q8 || (!shape.empty() && shape.back() == shape_.back()), "tensor",
+                "cannot reshape Q8 " + shape_str(shape_) + " to " + shape_str(shape), "a Q8 reshape keeps the last dimension (its blocks)");
   Tensor t = *this;
   t.shape_ = shape;
   return t;
@@ -122,8 +136,9 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
   MAMBALM_CHECK(rank() >= 1 && begin >= 0 && begin <= end && end <= shape_[0], "tensor",
         "slice [" + std::to_string(begin) + ", " + std::to_string(end) + ") out of range for " + shape_str(shape_));
   Tensor t = *this;
-  int64_t row = numel() / (shape_[0] ? shape_[0] : 1);
-  t.offset_ += static_cast<size_t>(begin * row) * dtype_size(dtype_);
+  Shape one_row = shape_;
+  one_row[0] = 1;
+  t.offset_ += static_cast<size_t>(begin) * storage_bytes(one_row, dtype_);
   t.shape_[0] = end - begin;
   return t;
 }
@@ -136,6 +151,7 @@ static double load_as_double(const void* p, DType t, int64_t i) {
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
     case DType::I32: return static_cast<const int32_t*>(p)[i];
     case DType::I64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::Q8: break;  // refused by the callers
   }
   return 0;
 }
@@ -148,12 +164,16 @@ static void store_from_double(void* p, DType t, int64_t i, double v) {
     case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(static_cast<float>(v)); break;
     case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
     case DType::I64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
+    case DType::Q8: break;  // refused by the callers
   }
 }
 
 Tensor Tensor::to(DType dtype) const {
   MAMBALM_CHECK(device() == Device::CPU, "tensor", "to(dtype) needs a CPU tensor",
         "copy it to the CPU first (to_device in core/device.h)");
+  MAMBALM_CHECK((dtype != DType::Q8 && dtype_ != DType::Q8) || dtype == dtype_, "tensor",
+                "to(" + dtype_name(dtype) + ") from " + dtype_name(dtype_) + ": Q8 is a block format",
+                "convert to and from Q8 with ops::convert (the CPU backend owns the format)");
   Tensor out = empty(shape_, dtype);
   if (dtype == dtype_) {
     std::memcpy(out.raw(), raw(), nbytes());
@@ -174,6 +194,7 @@ Tensor Tensor::to(DType dtype) const {
 
 void Tensor::fill(float value) {
   MAMBALM_CHECK(device() == Device::CPU, "tensor", "fill needs a CPU tensor");
+  MAMBALM_CHECK(dtype_ != DType::Q8, "tensor", "fill of a Q8 tensor", "fill an F32 tensor and ops::convert it");
   for (int64_t i = 0, n = numel(); i < n; ++i) store_from_double(raw(), dtype_, i, value);
 }
 

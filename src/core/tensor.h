@@ -8,13 +8,23 @@
 
 namespace mambalm {
 
-enum class DType { F32, F64, BF16, F16, I32, I64 };
+using Shape = std::vector<int64_t>;
+
+// Q8: 8-bit block weights of the CPU backend (a 2-D [N, K] matrix only; format in
+// docs/file-formats.md and ops/cpu/q8_format.h): each row is ceil(K / 32) blocks of 34 bytes.
+// Element-wise helpers (dtype_size, fill, to) do not apply to it; ops::convert makes and reads it.
+enum class DType { F32, F64, BF16, F16, I32, I64, Q8 };
 enum class Device { CPU, CUDA };
 
+constexpr int64_t kQ8BlockSize = 32;                 // weights per Q8 block
+constexpr int64_t kQ8BlockBytes = 2 + kQ8BlockSize;  // fp16 scale + 32 int8
+
+// Bytes per element; an error for Q8 (a block format: use storage_bytes).
 size_t dtype_size(DType t);
+// Bytes a dense tensor of this shape and dtype occupies (Q8: rows * ceil(last dim / 32) * 34).
+size_t storage_bytes(const Shape& shape, DType t);
 std::string dtype_name(DType t);  // safetensors spelling: F32, BF16, ...
 
-using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "[2, 3]"
 
@@ -45,7 +55,7 @@ class Tensor {
   int64_t dim(int i) const;  // negative i counts from the end
   int rank() const { return static_cast<int>(shape_.size()); }
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  size_t nbytes() const { return storage_bytes(shape_, dtype_); }
 
   void* raw() const;
   template <class T> T* data() const { return static_cast<T*>(raw()); }

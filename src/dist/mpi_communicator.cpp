@@ -32,6 +32,7 @@ MPI_Datatype mpi_type(DType t) {
     case DType::I64: return MPI_INT64_T;
     case DType::BF16:
     case DType::F16: return MPI_UINT16_T;  // moved, never summed
+    case DType::Q8: return MPI_BYTE;  // CPU inference weights, never communicated
   }
   return MPI_BYTE;
 }

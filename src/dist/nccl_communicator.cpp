@@ -35,6 +35,7 @@ ncclDataType_t nccl_type(DType t) {
     case DType::F16: return ncclFloat16;
     case DType::I32: return ncclInt32;
     case DType::I64: return ncclInt64;
+    case DType::Q8: return ncclUint8;  // CPU inference weights, never communicated
   }
   return ncclUint8;
 }

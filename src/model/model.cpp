@@ -24,7 +24,8 @@ namespace mambalm {
 Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   cfg_.validate("config");
   const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
-  params_.push_back(param(hf_embedding_name(cfg_), *embedding_, {V, D}, Init::Normal, false));
+  // Decayed, as Megatron decays every tensor of two or more dimensions (optimizer/__init__.py).
+  params_.push_back(param(hf_embedding_name(cfg_), *embedding_, {V, D}, Init::Normal, true));
   for (int64_t l = 0; l < cfg_.n_layers(); ++l) {
     char kind = cfg_.pattern[static_cast<size_t>(l)];
     std::unique_ptr<Mixer> mixer;
@@ -91,13 +92,33 @@ Model Model::load(const std::string& model_dir) {
   return m;
 }
 
+namespace {
+
+// A CPU tensor as `dtype`: Tensor::to, or ops::convert where Q8 (a block format the CPU backend
+// owns) is on either side.
+Tensor host_as(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  if (t.dtype() != DType::Q8 && dtype != DType::Q8) return t.to(dtype);
+  Tensor f32 = t;
+  if (t.dtype() != DType::F32) {
+    f32 = Tensor::empty(t.shape());
+    ops::convert(t.dtype() == DType::Q8 ? t : t.to(DType::F32), f32);
+  }
+  if (dtype == DType::F32) return f32;
+  Tensor out = Tensor::empty(t.shape(), dtype);
+  ops::convert(f32, out);
+  return out;
+}
+
+}  // namespace
+
 void Model::save(const std::string& model_dir, DType dtype) const {
   check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
   std::filesystem::create_directories(model_dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParamRef& p : params_) {
     check(p.tensor->defined(), "save", "parameter '" + p.name + "' was never initialised or loaded");
-    tensors.emplace_back(p.name, to_host(exact_value(p)).to(dtype).reshape(p.file_shape));
+    tensors.emplace_back(p.name, host_as(to_host(exact_value(p)), dtype).reshape(p.file_shape));
   }
   io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   save_model_config(cfg_, model_dir);
@@ -115,13 +136,17 @@ void Model::check_matrix_dtype(Device device, DType matrix_dtype) {
 }
 
 void Model::to_device(Device device, DType matrix_dtype) {
-  check_matrix_dtype(device, matrix_dtype);
+  // Inference placement: on the CPU the matrices may also be BF16 or Q8 (8-bit blocks), read by
+  // the CPU backend's own GEMV kernels; training stays F32 there (check_matrix_dtype).
+  check(matrix_dtype == DType::F32 || matrix_dtype == DType::BF16 || (matrix_dtype == DType::Q8 && device == Device::CPU),
+        "model", "weights are F32 or BF16, or Q8 on the CPU (" + dtype_name(matrix_dtype) + " requested on " +
+                     (device == Device::CUDA ? "CUDA" : "the CPU") + ")");
   for (ParamRef& p : params_) {
     check(p.tensor->defined(), "model", "parameter '" + p.name + "' was never initialised or loaded");
     const DType want = is_matrix(p) ? matrix_dtype : DType::F32;
     Tensor host = on_device(exact_value(p), Device::CPU);
     if (p.master) *p.master = Tensor();
-    if (host.dtype() != want) host = host.to(want);
+    host = host_as(host, want);
     *p.tensor = on_device(host, device);
   }
   device_ = device;

@@ -39,7 +39,8 @@ class Model {
   void save(const std::string& model_dir, DType dtype = DType::F32) const;
 
   // Moves the parameters to `device`. Matrices used by matrix products and the embedding
-  // lookup are stored as `matrix_dtype` (F32, or BF16 on CUDA); everything else stays F32.
+  // lookup are stored as `matrix_dtype` (F32 or BF16; on the CPU also Q8, 8-bit blocks, for
+  // inference); everything else stays F32.
   // On CUDA the activations then come from a planned workspace (core/workspace.h).
   void to_device(Device device, DType matrix_dtype = DType::F32);
   // Allocates every parameter directly on `device` (matrices as `matrix_dtype`): small

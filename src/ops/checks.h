@@ -34,6 +34,15 @@ inline void need_storage_dtype(const char* op, const char* name, const Tensor& t
                 std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected F32 (or BF16 on CUDA)");
 }
 
+// Weight matrices and embedding tables (linear, embedding): F32 or BF16 on either device, or Q8
+// (8-bit blocks, ops/cpu/q8_format.h) on the CPU.
+inline void need_weight_dtype(const char* op, const char* name, const Tensor& t) {
+  need_defined(op, name, t);
+  const bool ok = t.dtype() == DType::F32 || t.dtype() == DType::BF16 || (t.dtype() == DType::Q8 && t.device() == Device::CPU);
+  MAMBALM_CHECK(ok, where(op), std::string(name) + " has dtype " + dtype_name(t.dtype()) + " on " +
+                (t.device() == Device::CUDA ? "CUDA" : "the CPU") + ", expected F32, BF16 (or Q8 on the CPU)");
+}
+
 inline void need_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
   MAMBALM_CHECK(t.shape() == want, where(op),
         std::string(name) + " has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));

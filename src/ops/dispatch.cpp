@@ -399,8 +399,12 @@ void convert(const Tensor& x, Tensor& y) {
   const char* op = "convert";
   need_defined(op, "x", x);
   need_defined(op, "y", y);
-  const bool ok = (x.dtype() == DType::F32 || x.dtype() == DType::BF16) && (y.dtype() == DType::F32 || y.dtype() == DType::BF16);
-  MAMBALM_CHECK(ok, where(op), "converts between F32 and BF16, got " + dtype_name(x.dtype()) + " -> " + dtype_name(y.dtype()));
+  auto convertible = [](DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::Q8; };
+  const bool q8 = x.dtype() == DType::Q8 || y.dtype() == DType::Q8;
+  const bool ok = convertible(x.dtype()) && convertible(y.dtype()) && (!q8 || x.dtype() == DType::F32 || y.dtype() == DType::F32);
+  MAMBALM_CHECK(ok, where(op), "converts between F32 and BF16 (or F32 and Q8 on the CPU), got " + dtype_name(x.dtype()) + " -> " + dtype_name(y.dtype()));
+  MAMBALM_CHECK(!q8 || (x.device() == Device::CPU && y.device() == Device::CPU && x.rank() >= 1), where(op),
+                "Q8 tensors live on the CPU and have a last dimension", "convert on the CPU before moving a model");
   need_shape(op, "y", y, x.shape());
   const bool gpu = on_cuda(op, {&x, &y});
   if (x.raw() != y.raw()) need_disjoint(op, "y", y, "x", &x);

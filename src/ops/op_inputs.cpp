@@ -10,7 +10,7 @@ namespace mambalm::ops::checks {
 
 void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias) {
   need_dtype(op, "x", x);
-  need_storage_dtype(op, "w", w);
+  need_weight_dtype(op, "w", w);
   MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
   need_rank(op, "w", w, 2, "[N, K]");
   MAMBALM_CHECK(w.dim(1) == x.dim(-1), where(op), "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
@@ -20,7 +20,7 @@ void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tenso
 
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table) {
   need_dtype(op, "ids", ids, DType::I32);
-  need_storage_dtype(op, "table", table);
+  need_weight_dtype(op, "table", table);
   need_rank(op, "ids", ids, 2, "[B, T]");
   need_rank(op, "table", table, 2, "[V, D]");
 }

@@ -127,13 +127,15 @@ int cmd_bench(int argc, char** argv) {
   const bench::CpuSpeedOptions o = numbers.cpu;
   const std::string name = args.has("model") ? args.str("model") : args.str("preset");
   Model model = args.has("model") ? Model::load(name) : bench::random_preset_model(name, o.seed);
+  place(model, placement);  // --dtype bf16|q8: the CPU's own low-precision GEMV kernels
   const bench::CpuSpeedResult r = bench::measure_cpu_speed(model, name, o);
   if (args.flag("json")) {
     std::printf("%s\n", r.to_json().dump(2).c_str());
     return 0;
   }
   const double P = static_cast<double>(r.prompt_len), G = static_cast<double>(r.gen_len);
-  std::printf("model %s: %.2fM parameters, CPU fp32\n", name.c_str(), static_cast<double>(r.n_params) / 1e6);
+  std::printf("model %s: %.2fM parameters, CPU, weights %s\n", name.c_str(), static_cast<double>(r.n_params) / 1e6,
+              dtype_name(model.matrix_dtype()).c_str());
   std::printf("prefill  %6lld tokens  %8.3f s  %10.1f tokens/s\n", static_cast<long long>(r.prompt_len), r.prefill_s, P / r.prefill_s);
   std::printf("decode   %6lld tokens  %8.3f s  %10.1f tokens/s  (%.2f ms/token)\n", static_cast<long long>(r.gen_len), r.decode_s,
               G / r.decode_s, r.decode_ms());

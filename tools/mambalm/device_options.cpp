@@ -12,7 +12,7 @@ namespace mambalm::cli {
 
 std::vector<OptionSpec> placement_options() {
   return {{"device", "cpu|cuda", "where the model runs (default cpu)"},
-          {"dtype", "f32|bf16", "weight storage: f32, or bf16 on cuda (default: f32 on cpu, bf16 on cuda)"}};
+          {"dtype", "f32|bf16|q8", "weight storage: f32, bf16, or q8 (8-bit blocks, cpu only) (default: f32 on cpu, bf16 on cuda)"}};
 }
 
 Placement parse_placement(const Args& args) {
@@ -23,9 +23,14 @@ Placement parse_placement(const Args& args) {
   else check(device == "cpu", command, "--device must be cpu or cuda, got '" + device + "'");
   const std::string dtype = args.str("dtype", p.device == Device::CUDA ? "bf16" : "f32");
   if (dtype == "bf16") p.dtype = DType::BF16;
-  else check(dtype == "f32", command, "--dtype must be f32 or bf16, got '" + dtype + "'");
-  check(p.dtype == DType::F32 || p.device == Device::CUDA, command, "--dtype bf16 needs --device cuda",
-        "the CPU backend computes with f32 weights");
+  else if (dtype == "q8") p.dtype = DType::Q8;
+  else check(dtype == "f32", command, "--dtype must be f32, bf16 or q8, got '" + dtype + "'");
+  check(p.dtype != DType::Q8 || p.device == Device::CPU, command, "--dtype q8 needs --device cpu",
+        "the CUDA backend reads f32 or bf16 weights");
+  // bf16 / q8 weights on the CPU are for inference (the GEMV kernels); training there is fp32.
+  const bool trains = command == "mambalm train" || command == "mambalm grad";
+  check(!trains || p.dtype == DType::F32 || p.device == Device::CUDA, command,
+        "--dtype " + dtype + " needs --device cuda to train", "the CPU backend trains with f32 weights");
   if (p.device == Device::CUDA) {
     check(cuda_built(), command, "--device cuda but this binary was built without the CUDA backend", "build where nvcc is installed");
     check(cuda_device_count() > 0, command, "--device cuda but no CUDA device is visible", "check nvidia-smi");
@@ -34,7 +39,14 @@ Placement parse_placement(const Args& args) {
 }
 
 void place(Model& model, const Placement& p) {
-  if (p.device == Device::CPU) return;
+  if (p.device == Device::CPU) {
+    if (p.dtype != DType::F32) {  // bf16 / q8 weights for the CPU's own GEMV kernels
+      model.to_device(Device::CPU, p.dtype);
+      std::fprintf(stderr, "device: cpu, weights %s (%.2f GB)\n", dtype_name(p.dtype).c_str(),
+                   static_cast<double>(model.parameter_bytes()) / 1e9);
+    }
+    return;
+  }
   model.to_device(p.device, p.dtype);
   std::fprintf(stderr, "device: %s, weights %s (%.2f GB)\n", cuda_device_summary().c_str(), dtype_name(p.dtype).c_str(),
                static_cast<double>(model.parameter_bytes()) / 1e9);

@@ -1,4 +1,4 @@
-// --device cpu|cuda and --dtype f32|bf16, shared by the commands that run a model.
+// --device cpu|cuda and --dtype f32|bf16|q8 (q8: CPU only), shared by the commands that run a model.
 #pragma once
 #include <vector>
 
@@ -13,7 +13,7 @@ namespace mambalm::cli {
 
 struct Placement {
   Device device = Device::CPU;
-  DType dtype = DType::F32;  // storage of the weight matrices (and of the KV cache on CUDA)
+  DType dtype = DType::F32;  // storage of the weight matrices (and of the KV cache on CUDA; F32 KV on the CPU)
 };
 
 // The two options' specs, to append to a command's list.

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/q8_format.h"
 
 namespace mambalm::ops::cpu {
 
@@ -23,8 +24,23 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
                                std::to_string(V) + " rows",
            "the tokenizer and the model's vocab_size disagree");
   }
-  const float* tp = table.f32();
   float* yp = y.f32();
+  if (table.dtype() != DType::F32) {  // bf16 or q8 inference weights: widen the rows read
+    const auto* tb = static_cast<const uint8_t*>(table.raw());
+    const bool q8 = table.dtype() == DType::Q8;
+    const int64_t rb = q8 ? q8_row_bytes(D) : D * 2;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* row = tb + static_cast<int64_t>(id[i]) * rb;
+      if (q8) {
+        dequantize_row_q8(row, D, yp + i * D);
+      } else {
+        const auto* h = reinterpret_cast<const uint16_t*>(row);
+        for (int64_t d = 0; d < D; ++d) yp[i * D + d] = bf16_to_f32(h[d]);
+      }
+    }
+    return;
+  }
+  const float* tp = table.f32();
 #pragma omp parallel for schedule(static) if (n * D > (1 << 16))
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(yp + i * D, tp + static_cast<int64_t>(id[i]) * D, static_cast<size_t>(D) * sizeof(float));

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/q8_format.h"
 
 namespace mambalm::ops::cpu {
 
@@ -44,6 +45,13 @@ void convert(const Tensor& x, Tensor& y) {
   const int64_t n = x.numel();
   if (x.dtype() == y.dtype()) {
     std::memcpy(y.raw(), x.raw(), x.nbytes());
+  } else if (x.dtype() == DType::Q8 || y.dtype() == DType::Q8) {  // row by row (q8_format.h)
+    const int64_t K = x.dim(-1), rows = K > 0 ? n / K : 0, rb = q8_row_bytes(K);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (y.dtype() == DType::Q8) quantize_row_q8(x.f32() + r * K, K, y.data<uint8_t>() + r * rb);
+      else dequantize_row_q8(x.data<uint8_t>() + r * rb, K, y.f32() + r * K);
+    }
   } else if (x.dtype() == DType::F32) {
     const float* s = x.f32();
     uint16_t* d = y.data<uint16_t>();

@@ -1,5 +1,6 @@
-// Linear layers on the CPU: the forward (one OpenBLAS sgemm) and the backward (two sgemms and a
-// column sum). Column reductions (db, and dt_bias in ssd_backward.cpp) are arranged so that each
+// Linear layers on the CPU: the forward (one OpenBLAS sgemm; up to kGemvMaxRows rows of x, or
+// bf16 / q8 weights, go to linear_lowp.cpp) and the backward (two sgemms and a column sum).
+// Column reductions (db, and dt_bias in ssd_backward.cpp) are arranged so that each
 // output element is summed by one thread in a fixed order: no atomics, bit-identical results run
 // to run.
 #include <cblas.h>
@@ -10,6 +11,7 @@
 
 #include "core/error.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/gemv.h"
 
 namespace mambalm::ops::cpu {
 
@@ -41,6 +43,10 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   if (K == 0) {  // empty reduction: y = bias or 0
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) yp[m * N + n] = bias ? bias->f32()[n] : 0.0f;
+    return;
+  }
+  if (w.dtype() != DType::F32 || M <= kGemvMaxRows) {  // decode rows, or bf16 / q8 weights
+    linear_any_format(x.f32(), M, w, bias ? bias->f32() : nullptr, yp);
     return;
   }
   float beta = 0.0f;

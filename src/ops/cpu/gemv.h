@@ -1,0 +1,63 @@
+// Matrix-vector products for decode on the CPU: y[m, n] = sum_k w[n, k] x[m, k] (+ bias[n]) for a
+// few rows m of x (M = the batch of sequences in a decode step). Each weight row is read from
+// memory once per call and dotted with all M rows of x while it sits in L1, so a step streams
+// the weights exactly once: decode at batch 1 is bound by memory bandwidth, and these kernels
+// aim for that floor. Weights come in three formats (F32, BF16, Q8: ops/cpu/q8_format.h); x, y
+// and the accumulation are fp32. One kernel per (format, Isa); the rows are split over the
+// OpenMP threads.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "ops/cpu/cpu_features.h"
+
+namespace mambalm::ops::cpu {
+
+enum class WeightFormat { F32, BF16, Q8 };
+
+// Rows [n0, n1) of one (format, isa) pair: w is the whole matrix [N, K] in `format` (row r at
+// byte offset r * row_bytes(format, K)), x [M, K], y [M, N] row-major; bias [N] or null.
+// Isa::Avx512Bf16 with BF16 weights rounds x to bf16 (nearest even) and multiplies with
+// vdpbf16ps; every other pair multiplies in fp32 with the weights widened exactly.
+using GemvRowsFn = void (*)(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
+                            float* y, int64_t n0, int64_t n1);
+
+int64_t weight_row_bytes(WeightFormat format, int64_t K);
+// The kernel of (format, isa), or null when this binary has none for that isa (for example a
+// Neon kernel in an x86 build). For an isa without a dedicated kernel of this format the next
+// narrower variant is returned (Avx512Bf16 uses the Avx512 kernel for F32 and Q8).
+GemvRowsFn gemv_rows_kernel(WeightFormat format, Isa isa);
+
+// The whole product on the calling thread's OpenMP team (rows split in contiguous ranges, no
+// allocation), with the kernel of `isa` (which must be supported).
+void gemv(WeightFormat format, Isa isa, const void* w, int64_t N, int64_t K, const float* x, int64_t M,
+          const float* bias, float* y);
+
+// ---- per-Isa kernel tables (defined in gemv_scalar.cpp, gemv_x86.cpp, gemv_neon.cpp) ----------
+struct GemvKernels {
+  GemvRowsFn f32 = nullptr, bf16 = nullptr, q8 = nullptr;
+};
+GemvKernels gemv_kernels_scalar();
+GemvKernels gemv_kernels_avx2();        // empty outside x86-64
+GemvKernels gemv_kernels_avx512();      // empty outside x86-64
+GemvKernels gemv_kernels_avx512bf16();  // bf16 only; empty outside x86-64
+GemvKernels gemv_kernels_neon();        // empty outside AArch64
+
+// Converts x [n] to bf16 (nearest even) into a per-thread buffer that grows only when needed
+// (no allocation per token once warm). For the vdpbf16ps kernels.
+const uint16_t* x_as_bf16(const float* x, int64_t n);
+
+}  // namespace mambalm::ops::cpu
+
+namespace mambalm::ops::cpu {
+
+// Rows of x up to which linear() runs the GEMV kernels (weights streamed once, M dots per
+// row); above it, fp32 weights go to OpenBLAS sgemm and bf16 / q8 weights are widened to fp32
+// a block of rows at a time for sgemm (prefill).
+constexpr int64_t kGemvMaxRows = 8;
+
+// linear() for weights of any CPU format: y[M, N] = x[M, K] w[N, K]^T (+ bias). Defined in
+// linear_lowp.cpp.
+void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* bias, float* y);
+
+}  // namespace mambalm::ops::cpu

@@ -1,0 +1,79 @@
+// linear() by weight format on the CPU: the GEMV kernels (gemv.h) for a few rows of x (decode),
+// OpenBLAS sgemm for many (prefill), with bf16 / q8 weights widened to fp32 one block of rows
+// at a time so that the fp32 copy never exceeds a few MiB.
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/gemv.h"
+#include "ops/cpu/q8_format.h"
+
+namespace mambalm::ops::cpu {
+namespace {
+
+WeightFormat format_of(const Tensor& w) {
+  switch (w.dtype()) {
+    case DType::F32: return WeightFormat::F32;
+    case DType::BF16: return WeightFormat::BF16;
+    case DType::Q8: return WeightFormat::Q8;
+    default: fail("op linear", "weights of dtype " + dtype_name(w.dtype()) + " on the CPU", "use F32, BF16 or Q8");
+  }
+}
+
+// Rows [n0, n0 + R) of w as fp32 into out [R, K].
+void widen_rows(const Tensor& w, WeightFormat f, int64_t n0, int64_t R, int64_t K, float* out) {
+  const auto* base = static_cast<const uint8_t*>(w.raw()) + n0 * weight_row_bytes(f, K);
+#pragma omp parallel for schedule(static) if (R * K > kParallelMin)
+  for (int64_t r = 0; r < R; ++r) {
+    const uint8_t* row = base + r * weight_row_bytes(f, K);
+    float* o = out + r * K;
+    if (f == WeightFormat::Q8) {
+      dequantize_row_q8(row, K, o);
+    } else {
+      const auto* h = reinterpret_cast<const uint16_t*>(row);
+      for (int64_t k = 0; k < K; ++k) o[k] = bf16_to_f32(h[k]);
+    }
+  }
+}
+
+}  // namespace
+
+void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* bias, float* y) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  const WeightFormat f = format_of(w);
+  if (M <= kGemvMaxRows) {
+    // The vdpbf16ps kernel rounds x to bf16 (an error as large as the weights' own rounding) and
+    // measured no faster at batch-1 decode, which is bound by memory: used only when asked for
+    // by MAMBALM_CPU_ISA=avx512bf16 (bench/NOTES.md, "CPU decode kernels").
+    Isa isa = active_isa();
+    if (isa == Isa::Avx512Bf16 && !active_isa_forced()) isa = Isa::Avx512;
+    gemv(f, isa, w.raw(), N, K, x, M, bias, y);
+    return;
+  }
+  if (bias) {
+#pragma omp parallel for schedule(static) if (M * N > (1 << 16))
+    for (int64_t m = 0; m < M; ++m) std::copy(bias, bias + N, y + m * N);
+  }
+  const float beta = bias ? 1.0f : 0.0f;
+  if (f == WeightFormat::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(M), static_cast<blasint>(N),
+                static_cast<blasint>(K), 1.0f, x, static_cast<blasint>(K), w.data<float>(), static_cast<blasint>(K), beta,
+                y, static_cast<blasint>(N));
+    return;
+  }
+  // About 4 MiB of fp32 rows per block (at least 64 rows): large enough for sgemm's tiles.
+  const int64_t R = std::min(N, std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(K, 1)));
+  std::vector<float> wide(static_cast<size_t>(R * K));
+  for (int64_t n0 = 0; n0 < N; n0 += R) {
+    const int64_t r = std::min(R, N - n0);
+    widen_rows(w, f, n0, r, K, wide.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(M), static_cast<blasint>(r),
+                static_cast<blasint>(K), 1.0f, x, static_cast<blasint>(K), wide.data(), static_cast<blasint>(K), beta,
+                y + n0, static_cast<blasint>(N));
+  }
+}
+
+}  // namespace mambalm::ops::cpu

@@ -41,11 +41,8 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
   const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
-  {
-    Tensor zxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});  // z | x | B | C | dt
-    ops::linear(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, zxbcdt);
-    ops::split_columns(zxbcdt, {&z, &xbc, &dt_raw});
-  }
+  // z | xbc | dt_raw = W_in x, each block of the projection written as its own tensor
+  ops::linear_parts(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&z, &xbc, &dt_raw});
   Recomputed r;
   conv_and_dt(xbc, dt_raw, ctx, state, r);
   ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
@@ -72,14 +69,17 @@ void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const Lay
   r.Cm = ctx.empty({B, T, G, N});
   r.dt = ctx.empty({B, T, H});
   r.A = ctx.empty({H});
-  {
+  // xs | Bm | Cm = SiLU(conv(x | B | C))
+  Tensor xs_flat = r.xs.reshape({B, T, Di}), Bm_flat = r.Bm.reshape({B, T, G * N}), Cm_flat = r.Cm.reshape({B, T, G * N});
+  const Tensor* conv_b = cfg_.conv_bias ? &conv_b_.value : nullptr;
+  if (state) {  // the conv state [B, C, K-1] holds all channels: one whole-width conv, then the split
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
-    Tensor xbc_conv = ctx.empty(xbc.shape());  // SiLU(conv(x | B | C))
-    ops::causal_conv1d(xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
-                       state ? &state->conv : nullptr, /*apply_silu=*/true, xbc_conv);
-    Tensor xs_flat = r.xs.reshape({B, T, Di}), Bm_flat = r.Bm.reshape({B, T, G * N}), Cm_flat = r.Cm.reshape({B, T, G * N});
+    Tensor xbc_conv = ctx.empty(xbc.shape());
+    ops::causal_conv1d(xbc, conv_w_.value, conv_b, ctx.seq_idx, &state->conv, /*apply_silu=*/true, xbc_conv);
     ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
     if (ctx.workspace) ctx.workspace->release(mark);
+  } else {
+    ops::causal_conv1d_parts(xbc, conv_w_.value, conv_b, ctx.seq_idx, /*apply_silu=*/true, {&xs_flat, &Bm_flat, &Cm_flat});
   }
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), r.dt);
   ops::neg_exp(A_log_.value, r.A);
@@ -124,20 +124,15 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   ops::softplus_dt_backward(a.dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi),
                             ddt, ddt_raw, &dt_bias_.grad);
   // xs | B | C = SiLU(conv(xbc))
-  Tensor dxbc_conv = ctx.empty({B, T, C});
-  ops::write_columns(dxs.reshape({B, T, Di}), dxbc_conv, 0);
-  ops::write_columns(dBm.reshape({B, T, G * N}), dxbc_conv, Di);
-  ops::write_columns(dCm.reshape({B, T, G * N}), dxbc_conv, Di + G * N);
+  const Tensor dxs_flat = dxs.reshape({B, T, Di}), dBm_flat = dBm.reshape({B, T, G * N}),
+               dCm_flat = dCm.reshape({B, T, G * N});
   Tensor dxbc = ctx.empty({B, T, C});
-  ops::causal_conv1d_backward(a.xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
-                              /*apply_silu=*/true, dxbc_conv, dxbc, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr,
-                              nullptr);
+  ops::causal_conv1d_backward_parts(a.xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx,
+                                    /*apply_silu=*/true, {&dxs_flat, &dBm_flat, &dCm_flat}, dxbc, &conv_w_.grad,
+                                    cfg_.conv_bias ? &conv_b_.grad : nullptr);
   // z | xbc | dt_raw = W_in x
-  Tensor dzxbcdt = ctx.empty({B, T, cfg_.in_proj_width()});
-  ops::write_columns(dz, dzxbcdt, 0);
-  ops::write_columns(dxbc, dzxbcdt, Di);
-  ops::write_columns(ddt_raw, dzxbcdt, Di + C);
-  ops::linear_backward(dzxbcdt, x, in_proj_w_.value, &dx, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
+  ops::linear_backward_parts({&dz, &dxbc, &ddt_raw}, x, in_proj_w_.value, &dx, &in_proj_w_.grad,
+                             cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
 }
 
 ParamList Mamba2Mixer::params(const std::string& prefix) {

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/device.h"
 #include "core/error.h"
@@ -39,6 +40,19 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   need_disjoint(op, "y", y, "x", &x);
   need_disjoint(op, "y", y, "w", &w);
   MAMBALM_BACKEND(gpu, linear(x, w, bias, y));
+}
+
+void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
+  const char* op = "linear_parts";
+  linear_inputs(op, x, w, bias);
+  column_parts(op, "y", {parts.begin(), parts.end()}, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
+  bool gpu = on_cuda(op, {&x, &w, bias});
+  for (Tensor* p : parts) {
+    gpu = on_cuda(op, {&x, p});
+    need_disjoint(op, "y", *p, "x", &x);
+    need_disjoint(op, "y", *p, "w", &w);
+  }
+  MAMBALM_BACKEND(gpu, linear_parts(x, w, bias, parts));
 }
 
 void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
@@ -134,6 +148,19 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
   const bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, state, &y});
   need_disjoint(op, {{"y", &y}, {"state", state}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
   MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, seq_idx, state, apply_silu, y));
+}
+
+void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
+                         std::initializer_list<Tensor*> parts) {
+  const char* op = "causal_conv1d_parts";
+  conv_inputs(op, x, w, bias, seq_idx, nullptr);
+  column_parts(op, "y", {parts.begin(), parts.end()}, {x.dim(0), x.dim(1)}, x.dim(2));
+  bool gpu = on_cuda(op, {&x, &w, bias, seq_idx});
+  for (Tensor* p : parts) {
+    gpu = on_cuda(op, {&x, p});
+    need_disjoint(op, {{"y", p}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
+  }
+  MAMBALM_BACKEND(gpu, causal_conv1d_parts(x, w, bias, seq_idx, apply_silu, parts));
 }
 
 // ---- Mamba-2 (SSD) -----------------------------------------------------------------------

@@ -31,6 +31,23 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db));
 }
 
+void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
+                           Tensor* dw, Tensor* db) {
+  const char* op = "linear_backward_parts";
+  linear_inputs(op, x, w, nullptr);
+  column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
+  need(op, "dx", dx, x.shape());
+  need(op, "dw", dw, w.shape());
+  need(op, "db", db, {w.dim(0)});
+  bool gpu = on_cuda(op, {&x, &w, dx, dw, db});
+  for (const Tensor* p : dy_parts) {
+    gpu = on_cuda(op, {&x, p});
+    need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", p}});
+  }
+  need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"x", &x}, {"w", &w}});
+  MAMBALM_BACKEND(gpu, linear_backward_parts(dy_parts, x, w, dx, dw, db));
+}
+
 void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
   const char* op = "embedding_backward";
   embedding_inputs(op, ids, dtable);
@@ -164,6 +181,24 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
   need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}, {"dinitial_state", dinitial_state}},
                 {{"x", &x}, {"w", &w}, {"bias", bias}, {"dy", &dy}, {"initial_state", initial_state}});
   MAMBALM_BACKEND(gpu, causal_conv1d_backward(x, w, bias, seq_idx, initial_state, apply_silu, dy, dx, dw, dbias, dinitial_state));
+}
+
+void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                                  bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
+                                  Tensor* dbias) {
+  const char* op = "causal_conv1d_backward_parts";
+  conv_inputs(op, x, w, bias, seq_idx, nullptr);
+  column_parts(op, "dy", dy_parts, {x.dim(0), x.dim(1)}, x.dim(2));
+  need(op, "dx", &dx, x.shape());
+  need(op, "dw", dw, w.shape());
+  need(op, "dbias", dbias, {x.dim(2)});
+  bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, &dx, dw, dbias});
+  for (const Tensor* p : dy_parts) {
+    gpu = on_cuda(op, {&x, p});
+    need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}}, {{"dy", p}});
+  }
+  need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}}, {{"x", &x}, {"w", &w}, {"bias", bias}});
+  MAMBALM_BACKEND(gpu, causal_conv1d_backward_parts(x, w, bias, seq_idx, apply_silu, dy_parts, dx, dw, dbias));
 }
 
 // ---- SSD ---------------------------------------------------------------------------------

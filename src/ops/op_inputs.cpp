@@ -18,6 +18,26 @@ void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tenso
   need(op, "bias", bias, {w.dim(0)});
 }
 
+void column_parts(const char* op, const char* name, const std::vector<const Tensor*>& parts, const Shape& lead,
+                  int64_t total) {
+  MAMBALM_CHECK(parts.size() >= 1 && parts.size() <= 8, where(op),
+                std::to_string(parts.size()) + " " + name + " parts, expected 1 to 8");
+  int64_t cols = 0;
+  for (const Tensor* p : parts) {
+    MAMBALM_CHECK(p && p->defined(), where(op), std::string("a ") + name + " part is missing");
+    need_dtype(op, name, *p);
+    Shape want = lead;
+    want.push_back(p->rank() >= 1 ? p->dim(-1) : 0);
+    MAMBALM_CHECK(p->shape() == want, where(op),
+                  std::string(name) + " part has shape " + shape_str(p->shape()) + ", expected " + shape_str(want) +
+                      " (the leading dims of the whole)");
+    cols += p->dim(-1);
+  }
+  MAMBALM_CHECK(cols == total, where(op),
+                std::string("the ") + name + " parts are " + std::to_string(cols) + " columns wide, expected " +
+                    std::to_string(total));
+}
+
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table) {
   need_dtype(op, "ids", ids, DType::I32);
   need_weight_dtype(op, "table", table);

@@ -4,6 +4,7 @@
 // Messages name the op and the tensor and say what was expected.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -11,6 +12,10 @@ namespace mambalm::ops::checks {
 
 // x F32 [..., K]; w [N, K] (F32, or BF16 on CUDA); bias F32 [N] (optional).
 void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias);
+// Column blocks of one [lead..., total] result (linear_parts, causal_conv1d_parts and their
+// backwards): 1 to 8 F32 tensors of leading dims `lead` whose last dims sum to `total`.
+void column_parts(const char* op, const char* name, const std::vector<const Tensor*>& parts, const Shape& lead,
+                  int64_t total);
 // ids I32 [B, T]; table [V, D] (F32, or BF16 on CUDA).
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table);
 // a and b F32 with equal shapes (elementwise ops do not broadcast).

@@ -159,6 +159,9 @@ void run_core(bool quick) {
   check_norms(B, T, dm, di, di / G);
   check_norms(B, T, 256, 4096, 4096);  // one gated group per row (Mamba-2 at d_model 2048)
   check_norms(3, 5, 48, 96, 48);       // groups the vectorised gated kernel does not take
+  check_norms(B, T, 512, 1024, 128);   // Mamba-2 at d_model 512: warp-per-group kernel, one float4 a lane
+  check_norms(B, T, 512, 2048, 256);   // two float4 a lane
+  check_norms(3, 5, 48, 6 * 36, 36);   // a group shorter than a warp's float4s
   check_conv(B, T, di + 2 * G * N, 4, true);
   check_conv(B, T, di + 2 * G * N, 4, false);
   check_conv(B, 1, di + 2 * G * N, 4, true);

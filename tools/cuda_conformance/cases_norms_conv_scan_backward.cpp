@@ -317,6 +317,10 @@ void run_norms_conv_scan_backward(bool quick) {
   check_norm(Norm::kLayer, 2, rows / 2, 4096, 0, true, true, 100.0f);
   check_norm(Norm::kGated, 2, rows / 2, 4096, 512);  // d_inner 4096, 8 groups
   check_norm(Norm::kGated, 2, rows / 2, 4096, 4096);  // one group: 1024-thread rows
+  check_norm(Norm::kGated, 2, rows / 2, 1024, 128);   // Mamba-2 at d_model 512: one warp per (row, group)
+  check_norm(Norm::kGated, 2, rows / 2, 2048, 256);   // two float4 a lane
+  check_norm(Norm::kGated, 3, 5, 6 * 36, 36);         // lanes past the group's end
+  check_norm(Norm::kGated, 3, 5, 6 * 36, 36, false);  // no dw
   if (!quick) {
     check_norm(Norm::kRms, 4, 4096, 4096, 0);     // B T = 16384: the bandwidth figure
     check_norm(Norm::kLayer1p, 4, 4096, 4096, 0);

@@ -26,6 +26,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <vector>
+#include <climits>
 #include <string>
 #include <type_traits>
 
@@ -72,6 +74,28 @@ constexpr int kMaxConvK = 6;  // kernel widths the windowed kernels instantiate 
 // so this is what keeps several loads per thread in flight.
 constexpr int kConvTile = 8;
 
+// A [B, T, C] operand given as column blocks (causal_conv1d_parts): block i holds channels
+// [c0[i], c0[i+1]) as its own [B, T, c0[i+1] - c0[i]] tensor. n == 0: the whole tensor is one.
+constexpr int kMaxBlocks = 8;
+struct ChannelBlocks {
+  float* p[kMaxBlocks] = {};
+  int c0[kMaxBlocks + 1] = {};
+  int n = 0;
+};
+
+// Channel c of batch row b at time 0 (address) and the row stride (ld) of its block.
+__device__ __forceinline__ float* channel_column(const ChannelBlocks& blk, float* whole, int b, int T, int C, int c,
+                                                 int* ld) {
+  if (blk.n == 0) {
+    *ld = C;
+    return whole + int64_t(b) * T * C + c;
+  }
+  int i = 0;
+  while (i + 1 < blk.n && c >= blk.c0[i + 1]) ++i;
+  *ld = blk.c0[i + 1] - blk.c0[i];
+  return blk.p[i] + int64_t(b) * T * *ld + (c - blk.c0[i]);
+}
+
 // Time segment per thread of the windowed kernels: 64 steps (128 for long rows), doubled until
 // the (batch, segment) rows fit a grid's y dimension.
 int conv_segment_len(int64_t B, int64_t T) {
@@ -89,11 +113,13 @@ template <int K>
 __global__ void __launch_bounds__(kConvThreads)
 conv_window_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                    const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
-                   float* __restrict__ y, int T, int C, int seg_len, int nseg) {
+                   float* __restrict__ y, ChannelBlocks y_blocks, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
+  int ldy = C;
+  float* yc = channel_column(y_blocks, y, b, T, C, c, &ldy);  // y[b, 0, c]
   const int s0 = seg * seg_len, s1 = min(T, s0 + seg_len);
   float wk[K];
 #pragma unroll
@@ -137,7 +163,7 @@ conv_window_kernel(const float* __restrict__ x, const float* __restrict__ w, con
 #pragma unroll
       for (int k = 0; k < K; ++k)
         if (sw[k] == sw[H]) acc += wk[k] * xw[k];
-      y[base + int64_t(t) * C] = apply_silu ? silu_f(acc) : acc;
+      yc[int64_t(t) * ldy] = apply_silu ? silu_f(acc) : acc;
     }
   }
 }
@@ -168,12 +194,14 @@ template <int K>
 __global__ void __launch_bounds__(kConvThreads, 4)
 conv_backward_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
-                     const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dstate,
-                     double* __restrict__ part, int T, int C, int seg_len, int nseg) {
+                     const float* __restrict__ dy, ChannelBlocks dy_blocks, float* __restrict__ dx,
+                     float* __restrict__ dstate, double* __restrict__ part, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;  // history length
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;  // no barriers below
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
+  int lddy = C;
+  const float* dyc = channel_column(dy_blocks, const_cast<float*>(dy), b, T, C, c, &lddy);  // dy[b, 0, c]
   const int s0 = seg * seg_len, s1 = min(T, s0 + seg_len);
   float wk[K];
 #pragma unroll
@@ -214,7 +242,7 @@ conv_backward_kernel(const float* __restrict__ x, const float* __restrict__ w, c
       const int t = t0 + u;
       const bool in = t < T && t < t_end;
       xt[u] = in ? x[base + int64_t(t) * C] : 0.0f;
-      gt[u] = in ? dy[base + int64_t(t) * C] : 0.0f;
+      gt[u] = in ? dyc[int64_t(t) * lddy] : 0.0f;
       qt[u] = (in && sq) ? sq[t] : 0;
     }
     // this tile's dw and dbias terms in fp32 (at most kConvTile of them), added in double after it
@@ -307,16 +335,19 @@ __global__ void conv_reduce_partials(const double* __restrict__ part, int rows, 
 
 template <int K>
 void launch_conv_backward(dim3 grid, const float* x, const float* w, const float* bias, const int32_t* seq,
-                          const float* state, bool apply_silu, const float* dy, float* dx, float* dstate,
-                          double* part, int T, int C, int seg_len, int nseg) {
-  conv_backward_kernel<K><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dx, dstate, part, T, C,
-                                                     seg_len, nseg);
+                          const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
+                          float* dx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
+  conv_backward_kernel<K><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, dstate, part,
+                                                     T, C, seg_len, nseg);
 }
 
 }  // namespace
 
-void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
-                   bool apply_silu, Tensor& y) {
+namespace {
+
+// The forward into y (whole, when y_blocks.n == 0) or into y_blocks.
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                  bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   const float* bp = bias ? bias->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
@@ -325,9 +356,9 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
     const int seg_len = conv_segment_len(B, T);
     const int nseg = int((T + seg_len - 1) / seg_len);
     const dim3 grid(unsigned((C + kConvThreads - 1) / kConvThreads), unsigned(B * nseg));
-#define MAMBALM_CONV_FWD(KK)                                                                                      \
-  conv_window_kernel<KK><<<grid, kConvThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y.f32(), int(T), int(C), \
-                                                 seg_len, nseg)
+#define MAMBALM_CONV_FWD(KK)                                                                                   \
+  conv_window_kernel<KK><<<grid, kConvThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), \
+                                                 int(C), seg_len, nseg)
     switch (K) {
       case 1: MAMBALM_CONV_FWD(1); break;
       case 2: MAMBALM_CONV_FWD(2); break;
@@ -338,8 +369,8 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
     }
 #undef MAMBALM_CONV_FWD
     check_launch("causal_conv1d");
-  } else if (B * T * C > 0) {  // wider kernels: one thread per element
-    conv_kernel<<<blocks_for(B * T * C), kThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y.f32(), B, T, C, K);
+  } else if (B * T * C > 0) {  // wider kernels: one thread per element (whole y only)
+    conv_kernel<<<blocks_for(B * T * C), kThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);
     check_launch("causal_conv1d");
   }
   if (state && K > 1 && B * C > 0) {
@@ -348,11 +379,59 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
   }
 }
 
-void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
-                            const Tensor* initial_state, bool apply_silu, const Tensor& dy, Tensor& dx, Tensor* dw,
-                            Tensor* dbias, Tensor* dinitial_state) {
+ChannelBlocks channel_blocks(const std::vector<float*>& ptrs, const std::vector<int64_t>& widths) {
+  ChannelBlocks blk;
+  blk.n = int(ptrs.size());
+  for (int i = 0; i < blk.n; ++i) {
+    blk.p[i] = ptrs[size_t(i)];
+    blk.c0[i + 1] = blk.c0[i] + int(widths[size_t(i)]);
+  }
+  return blk;
+}
+
+}  // namespace
+
+void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                   bool apply_silu, Tensor& y) {
+  conv_forward(x, w, bias, seq_idx, state, apply_silu, y.f32(), ChannelBlocks{});
+}
+
+// Each thread writes its channel's outputs into the block holding that channel. Kernel widths
+// above kMaxConvK (not Mamba's) go through a whole-width scratch and a copy per block.
+void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
+                         std::initializer_list<Tensor*> parts) {
+  const char* op = "causal_conv1d_parts";
+  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
+  std::vector<float*> ptrs;
+  std::vector<int64_t> widths;
+  for (Tensor* p : parts) {
+    ptrs.push_back(p->f32());
+    widths.push_back(p->dim(-1));
+  }
+  if (K <= kMaxConvK && ptrs.size() <= size_t(kMaxBlocks) && C <= INT_MAX) {
+    conv_forward(x, w, bias, seq_idx, nullptr, apply_silu, nullptr, channel_blocks(ptrs, widths));
+    return;
+  }
+  static GrowOnlyBuffer whole_buf;
+  float* whole = whole_buf.get<float>(size_t(B * T * C), op);
+  conv_forward(x, w, bias, seq_idx, nullptr, apply_silu, whole, ChannelBlocks{});
+  int64_t col = 0;
+  for (size_t i = 0; i < ptrs.size(); ++i) {
+    if (widths[i] > 0 && B * T > 0)
+      check_cuda(cudaMemcpy2DAsync(ptrs[i], size_t(widths[i]) * 4, whole + col, size_t(C) * 4, size_t(widths[i]) * 4,
+                                   size_t(B * T), cudaMemcpyDeviceToDevice, cudaStreamPerThread),
+                 op, "cudaMemcpy2DAsync");
+    col += widths[i];
+  }
+}
+
+namespace {
+
+// The backward with dy whole (dy_blocks.n == 0) or as dy_blocks.
+void conv_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                   const Tensor* initial_state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
+                   Tensor& dx, Tensor* dw, Tensor* dbias, Tensor* dinitial_state, const char* op) {
   static GrowOnlyBuffer scratch;
-  const char* op = "causal_conv1d_backward";
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   if (K > kMaxConvK)
     fail(std::string("op ") + op + " (cuda)", "kernel width K = " + std::to_string(K) + " is above the supported " +
@@ -376,8 +455,8 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   const float* sp = initial_state ? initial_state->f32() : nullptr;
 #define MAMBALM_CONV_BWD(KK)                                                                                        \
-  launch_conv_backward<KK>(grid, x.f32(), w.f32(), bp, sq, sp, apply_silu, dy.f32(), dx.f32(), dsp, part, int(T), \
-                           int(C), seg_len, nseg)
+  launch_conv_backward<KK>(grid, x.f32(), w.f32(), bp, sq, sp, apply_silu, dy, dy_blocks, dx.f32(), dsp, part, \
+                           int(T), int(C), seg_len, nseg)
   switch (K) {
     case 1: MAMBALM_CONV_BWD(1); break;
     case 2: MAMBALM_CONV_BWD(2); break;
@@ -393,6 +472,32 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
                                                                  dw ? dw->f32() : nullptr, dbias ? dbias->f32() : nullptr);
     check_launch(op);
   }
+}
+
+}  // namespace
+
+void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                            const Tensor* initial_state, bool apply_silu, const Tensor& dy, Tensor& dx, Tensor* dw,
+                            Tensor* dbias, Tensor* dinitial_state) {
+  conv_backward(x, w, bias, seq_idx, initial_state, apply_silu, dy.f32(), ChannelBlocks{}, dx, dw, dbias,
+                dinitial_state, "causal_conv1d_backward");
+}
+
+// Each thread reads its channel's dy from the block holding that channel.
+void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                                  bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
+                                  Tensor* dbias) {
+  const char* op = "causal_conv1d_backward_parts";
+  MAMBALM_CHECK(dy_parts.size() <= size_t(kMaxBlocks) && x.dim(2) <= INT_MAX, std::string("op ") + op + " (cuda)",
+                std::to_string(dy_parts.size()) + " blocks, at most " + std::to_string(kMaxBlocks));
+  std::vector<float*> ptrs;
+  std::vector<int64_t> widths;
+  for (const Tensor* p : dy_parts) {
+    ptrs.push_back(p->f32());
+    widths.push_back(p->dim(-1));
+  }
+  conv_backward(x, w, bias, seq_idx, nullptr, apply_silu, nullptr, channel_blocks(ptrs, widths), dx, dw, dbias, nullptr,
+                op);
 }
 
 }  // namespace mambalm::ops::cuda

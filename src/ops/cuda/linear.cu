@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "core/device.h"
 #include "ops/cuda/cuda_common.cuh"
@@ -307,6 +308,33 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
   return plans.emplace(key, p).first->second;
 }
 
+// x [M, K] rounded to bf16 into a scratch buffer (reused by the next call).
+const __nv_bfloat16* rounded_x(const Tensor& x) {
+  static GrowOnlyBuffer xb_scratch;
+  const int64_t n = x.numel();
+  auto* xb = xb_scratch.get<__nv_bfloat16>(size_t(n), "linear");
+  round_to_bf16<<<blocks_for(n), kThreads>>>(x.f32(), xb, n);
+  check_launch("linear (round x)");
+  return xb;
+}
+
+// y [M, N] = xb [M, K] wb [N, K]^T (+ b) on cuBLASLt: bf16 operands, fp32 accumulation and output.
+void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b, float* y, int64_t M, int64_t N,
+                int64_t K) {
+  void* ws = lt_workspace();
+  const LtPlan& p = lt_plan(M, N, K, wb, xb, y, ws);  // may tune: before y gets its bias
+  float beta = 0.0f;
+  if (b) {  // the bias broadcast into y first, accumulated onto (beta = 1), as on the CPU
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y, M, N);
+    check_launch("linear");
+    beta = 1.0f;
+  }
+  const float alpha = 1.0f;
+  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y, p.c, y, p.c, &p.algo, ws,
+                            kLtWorkspace, cudaStreamPerThread),
+             "cublasLtMatmul");
+}
+
 }  // namespace
 
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
@@ -353,16 +381,36 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     return;
   }
 
-  static GrowOnlyBuffer xb_scratch;
-  auto* xb = xb_scratch.get<__nv_bfloat16>(size_t(M * K), "linear");
-  void* ws = lt_workspace();
-  round_to_bf16<<<blocks_for(M * K), kThreads>>>(x.f32(), xb, M * K);
-  check_launch("linear (round x)");
-  const LtPlan& p = lt_plan(M, N, K, wb, xb, y.f32(), ws);  // may tune: before y gets its bias
-  const float beta = bias_then_beta(), alpha = 1.0f;
-  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y.f32(), p.c, y.f32(), p.c, &p.algo, ws,
-                            kLtWorkspace, cudaStreamPerThread),
-             "cublasLtMatmul");
+  lt_forward(rounded_x(x), wb, b, y.f32(), M, N, K);
+}
+
+// Each part is the GEMM of its block of w's rows (16-byte aligned when K % 8 == 0) with x, which
+// is rounded to bf16 once for all of them; elsewhere (F32 weights, GEMV-sized M, unaligned rows)
+// one linear per part on row views of w and bias.
+void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
+  const int64_t K = x.dim(-1), N = w.dim(0);
+  const int64_t M = K > 0 ? x.numel() / K : 0;
+  const bool shared_x = w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && M > kGemvRows && M <= INT_MAX &&
+                        N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.f32());
+  if (!shared_x) {
+    int64_t row = 0;
+    for (Tensor* p : parts) {
+      const int64_t n = p->dim(-1);
+      const Tensor w_rows = w.slice0(row, row + n);  // [n, K]
+      const Tensor b_rows = bias ? bias->slice0(row, row + n) : Tensor();
+      linear(x, w_rows, bias ? &b_rows : nullptr, *p);
+      row += n;
+    }
+    return;
+  }
+  const __nv_bfloat16* xb = rounded_x(x);
+  const auto* wb = w.data<__nv_bfloat16>();
+  int64_t row = 0;
+  for (Tensor* p : parts) {
+    const int64_t n = p->dim(-1);
+    if (n > 0) lt_forward(xb, wb + row * K, bias ? bias->f32() + row : nullptr, p->f32(), M, n, K);
+    row += n;
+  }
 }
 
 // ---- backward --------------------------------------------------------------------------------
@@ -553,11 +601,36 @@ void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, 
 // is w' [K x N] (ld K), x [M, K] is x' [K x M] (ld K). Then
 //   dx' [K x M] = w' dy'              (no transposes),
 //   dw' [K x N] = x' (dy')^T + dw'    (B transposed, beta 1).
-void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
-  const char* op = "linear_backward";
+namespace {
+
+// dy as consecutive column blocks of one [M, N] matrix: (pointer, width) per block.
+struct DyBlock {
+  const float* p;
+  int64_t cols;
+};
+
+// dy [M, N] in one piece: the blocks copied side by side into scratch (the paths below that
+// need a contiguous dy).
+const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N, const char* op) {
+  if (blocks.size() == 1) return blocks[0].p;
+  static GrowOnlyBuffer buf;
+  float* dy = buf.get<float>(size_t(M * N), op);
+  int64_t col = 0;
+  for (const DyBlock& b : blocks) {
+    if (b.cols > 0 && M > 0)
+      check_cuda(cudaMemcpy2DAsync(dy + col, size_t(N) * 4, b.p, size_t(b.cols) * 4, size_t(b.cols) * 4, size_t(M),
+                                   cudaMemcpyDeviceToDevice, cudaStreamPerThread),
+                 op, "cudaMemcpy2DAsync");
+    col += b.cols;
+  }
+  return dy;
+}
+
+// M: the rows of dy and x (leading dims flattened).
+void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const Tensor& x, const Tensor& w,
+                            Tensor* dx, Tensor* dw, Tensor* db, const char* op) {
   const int64_t N = w.dim(0), K = w.dim(1);
-  const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
-  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear_backward (cuda)",
+  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, std::string("op ") + op + " (cuda)",
                 "dimensions beyond 2^31 are not supported by this path");
   bool want_dx = dx && dx->numel() > 0;  // then M > 0 and K > 0
   const bool want_dw = dw && M > 0 && N > 0 && K > 0;
@@ -567,7 +640,6 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
     want_dx = false;
   }
   if (!want_dx && !want_dw && !want_db) return;
-  const float* dyp = dy.f32();
   float* dbp = want_db ? db->f32() : nullptr;
 
   if (w.dtype() == DType::BF16 && (want_dx || want_dw)) {
@@ -590,7 +662,11 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
     if (lt) {
       static GrowOnlyBuffer dyb_buf, xb_buf;
       auto* dyb = dyb_buf.get<__nv_bfloat16>(size_t(M * Npad), op);
-      column_pass(dyp, M, N, dyb, Npad, dbp, op);  // dy -> bf16, and db from the fp32 dy
+      int64_t col = 0;
+      for (const DyBlock& b : blocks) {  // each block of dy -> its columns of the bf16 dy, and db
+        column_pass(b.p, M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
+        col += b.cols;
+      }
       if (want_dx) lt_run(*pdx, wb, dyb, 0.0f, dx->f32());
       if (want_dw) {
         auto* xb = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
@@ -604,6 +680,7 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   // Exact fp32 GEMMs (cuBLAS sgemm, TF32 off): F32 weights, or bf16 weights whose shape the
   // tensor-core path cannot take, with dy, x and w rounded to bf16 and widened so that the
   // arithmetic is the tensor-core path's (bf16 products summed in fp32).
+  const float* dyp = joined_dy(blocks, M, N, op);
   if (want_db) column_pass(dyp, M, N, nullptr, 0, dbp, op);
   if (!want_dx && !want_dw) return;
   const float* wf = nullptr;
@@ -637,6 +714,25 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
     check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, int(K), int(N), int(M), &one, xf, int(K), dyf, int(N),
                            &one, dw->f32(), int(K)),
                "cublasSgemm (dw)", op);
+}
+
+}  // namespace
+
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
+  linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, "linear_backward");
+}
+
+// The blocks are rounded into their columns of the one bf16 dy the GEMMs read: no fp32 copy.
+void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
+                           Tensor* dw, Tensor* db) {
+  std::vector<DyBlock> blocks;
+  for (const Tensor* p : dy_parts) blocks.push_back({p->f32(), p->dim(-1)});
+  const Tensor& first = **dy_parts.begin();
+  const int64_t M = first.rank() > 0 && first.dim(-1) > 0 ? first.numel() / first.dim(-1)
+                                                           : (x.dim(-1) > 0 ? x.numel() / x.dim(-1) : 0);
+  linear_backward_blocks(blocks, M, x, w, dx, dw, db, "linear_backward_parts");
 }
 
 void set_gemm_autotune(bool on) { g_autotune = on; }

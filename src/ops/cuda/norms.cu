@@ -96,6 +96,52 @@ __global__ void gated_rms_norm_vec4(const float* x, const float* z, const float*
   *reinterpret_cast<float4*>(y + off) = make_float4(g0 * inv * wv.x, g1 * inv * wv.y, g2 * inv * wv.z, g3 * inv * wv.w);
 }
 
+// Groups of at most 256 channels (Mamba-2's 8 norm groups at d_inner 1024: 128), float4-aligned:
+// one warp per (row, group), lane l holding float4 number l + 32 q (q < V), statistics by warp
+// shuffles alone. The kernel above would run such a group as a block of 32-64 threads with a
+// barrier per row, limited by the blocks an SM may hold rather than by memory.
+constexpr int kNormWarps = 8;
+
+template <int V>
+__global__ void __launch_bounds__(32 * kNormWarps)
+gated_rms_norm_warps(const float* x, const float* z, const float* __restrict__ w, int64_t items, int64_t groups,
+                     int S, float eps, float* y, int64_t D) {
+  pdl_launch_dependents();
+  const int lane = threadIdx.x & 31;
+  const int64_t item = int64_t(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);  // (row, group)
+  if (item >= items) return;  // no barriers below
+  const int64_t row = item / groups, g = item % groups;
+  const int64_t off = row * D + g * S;
+  float gv[V][4];
+  double s = 0.0;
+#pragma unroll
+  for (int q = 0; q < V; ++q) {
+    const int c = 4 * (lane + 32 * q);
+    if (c >= S) {
+      gv[q][0] = gv[q][1] = gv[q][2] = gv[q][3] = 0.0f;
+      continue;
+    }
+    const float4 xv = *reinterpret_cast<const float4*>(x + off + c);
+    const float4 zv = *reinterpret_cast<const float4*>(z + off + c);
+    gv[q][0] = xv.x * silu_f(zv.x);
+    gv[q][1] = xv.y * silu_f(zv.y);
+    gv[q][2] = xv.z * silu_f(zv.z);
+    gv[q][3] = xv.w * silu_f(zv.w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) s += double(gv[q][j]) * gv[q][j];
+  }
+  s = warp_sum(s);
+  const float inv = float(1.0 / sqrt(s / double(S) + double(eps)));
+#pragma unroll
+  for (int q = 0; q < V; ++q) {
+    const int c = 4 * (lane + 32 * q);
+    if (c >= S) continue;
+    const float4 wv = __ldg(reinterpret_cast<const float4*>(w + g * S + c));
+    *reinterpret_cast<float4*>(y + off + c) =
+        make_float4(gv[q][0] * inv * wv.x, gv[q][1] * inv * wv.y, gv[q][2] * inv * wv.z, gv[q][3] * inv * wv.w);
+  }
+}
+
 int row_threads(int64_t D) { return D >= 1024 ? 512 : (D >= 256 ? 256 : 64); }
 
 // One block per row; statistics in double as rms_norm_kernel. Each thread reads x and r before
@@ -170,9 +216,17 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   const int64_t groups = D / group_size;
   if (rows == 0) return;
-  const bool vec = group_size % 128 == 0 && group_size <= 4096 && aligned16(x.f32()) && aligned16(z.f32()) &&
-                   aligned16(w.f32()) && aligned16(y.f32());
-  if (vec)
+  const bool aligned = aligned16(x.f32()) && aligned16(z.f32()) && aligned16(w.f32()) && aligned16(y.f32());
+  const bool vec = group_size % 128 == 0 && group_size <= 4096 && aligned;
+  const int64_t items = rows * groups;
+  const unsigned warp_blocks = unsigned((items + kNormWarps - 1) / kNormWarps);
+  if (aligned && group_size % 4 == 0 && group_size <= 128)
+    gated_rms_norm_warps<1><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), z.f32(), w.f32(), items, groups,
+                                                             int(group_size), eps, y.f32(), D);
+  else if (aligned && group_size % 4 == 0 && group_size <= 256)
+    gated_rms_norm_warps<2><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), z.f32(), w.f32(), items, groups,
+                                                             int(group_size), eps, y.f32(), D);
+  else if (vec)
     gated_rms_norm_vec4<<<unsigned(rows * groups), unsigned(group_size / 4)>>>(x.f32(), z.f32(), w.f32(), groups, eps,
                                                                                 y.f32(), D);
   else

@@ -374,6 +374,98 @@ norm_backward_any(const float* __restrict__ x, const float* __restrict__ z, cons
   }
 }
 
+// ---- short gated segments: one warp per (row, group) ------------------------------------------
+// Groups of at most 256 channels (Mamba-2's 8 norm groups at d_inner 1024: 128) leave most of a
+// register-row block idle and pay a block-wide barrier per row. Here each warp owns one row of the
+// segment at a time, lane l holding float4 number l + 32 q (q < V) of it, and reduces with
+// shuffles alone. Block (blockIdx.x, group blockIdx.y) takes the same rows as the register-row
+// kernel's block; warp w walks rows r0 + w, r0 + w + kNormWarps, ... The warps' column partials
+// meet in shared memory and are added in warp order: deterministic as before.
+constexpr int kNormWarps = 8;
+
+template <int V>
+__global__ void __launch_bounds__(32 * kNormWarps)
+gated_norm_backward_warps(const float* __restrict__ x, const float* __restrict__ z, const float* __restrict__ w,
+                          const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dz,
+                          float* __restrict__ part_w, int64_t rows, int64_t D, int S, int64_t rpb, float eps) {
+  __shared__ float4 spart[kNormWarps][32 * V];  // each warp's column partials
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t col0 = int64_t(blockIdx.y) * S;
+  const int64_t r0 = int64_t(blockIdx.x) * rpb;
+  const int64_t r1 = min(rows, r0 + rpb);
+  bool valid[V];
+  float4 wv[V], pw[V];
+#pragma unroll
+  for (int q = 0; q < V; ++q) {
+    const int c = 4 * (lane + 32 * q);
+    valid[q] = c < S;
+    wv[q] = valid[q] ? __ldg(reinterpret_cast<const float4*>(w + col0 + c)) : make_float4(0, 0, 0, 0);
+    pw[q] = make_float4(0, 0, 0, 0);
+  }
+  for (int64_t r = r0 + warp; r < r1; r += kNormWarps) {
+    const int64_t off = r * D + col0;
+    float g[V][4], gv[V][4], ax[V][4], az[V][4];
+    double sq = 0.0, sdg = 0.0;
+#pragma unroll
+    for (int q = 0; q < V; ++q) {
+      const int c = 4 * (lane + 32 * q);
+      const float4 zero = make_float4(0, 0, 0, 0);
+      const float4 xq = valid[q] ? *reinterpret_cast<const float4*>(x + off + c) : zero;
+      const float4 zq = valid[q] ? *reinterpret_cast<const float4*>(z + off + c) : zero;
+      const float4 dq = valid[q] ? *reinterpret_cast<const float4*>(dy + off + c) : zero;
+      const float xs[4] = {xq.x, xq.y, xq.z, xq.w}, zs[4] = {zq.x, zq.y, zq.z, zq.w};
+      const float ds[4] = {dq.x, dq.y, dq.z, dq.w}, ws[4] = {wv[q].x, wv[q].y, wv[q].z, wv[q].w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        g[q][j] = gated_input(xs[j], zs[j], ax[q][j], az[q][j]);
+        gv[q][j] = ds[j];
+        sq += double(g[q][j]) * double(g[q][j]);
+        sdg += double(ds[j]) * double(ws[j]) * double(g[q][j]);
+      }
+    }
+    sq = warp_sum(sq);
+    sdg = warp_sum(sdg);
+    const RmsStats st = rms_stats(sq, sdg, S, eps);
+#pragma unroll
+    for (int q = 0; q < V; ++q) {
+      if (!valid[q]) continue;
+      const float ws[4] = {wv[q].x, wv[q].y, wv[q].z, wv[q].w};
+      float ox[4], oz[4], px[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        float xhat;
+        const float dg = rms_element(g[q][j], gv[q][j] * ws[j], st.rf, st.mf, xhat);
+        px[j] = gv[q][j] * xhat;
+        ox[j] = dg * ax[q][j];
+        oz[j] = dg * az[q][j];
+      }
+      pw[q].x += px[0];
+      pw[q].y += px[1];
+      pw[q].z += px[2];
+      pw[q].w += px[3];
+      const int c = 4 * (lane + 32 * q);
+      *reinterpret_cast<float4*>(dx + off + c) = make_float4(ox[0], ox[1], ox[2], ox[3]);
+      *reinterpret_cast<float4*>(dz + off + c) = make_float4(oz[0], oz[1], oz[2], oz[3]);
+    }
+  }
+  if (!part_w) return;  // uniform over the block
+#pragma unroll
+  for (int q = 0; q < V; ++q) spart[warp][lane + 32 * q] = pw[q];
+  __syncthreads();
+  for (int i = threadIdx.x; i < 32 * V; i += blockDim.x) {
+    if (4 * i >= S) continue;
+    float4 t = spart[0][i];
+    for (int k = 1; k < kNormWarps; ++k) {
+      const float4 u = spart[k][i];
+      t.x += u.x;
+      t.y += u.y;
+      t.z += u.z;
+      t.w += u.w;
+    }
+    *reinterpret_cast<float4*>(part_w + int64_t(blockIdx.x) * D + col0 + 4 * i) = t;
+  }
+}
+
 // out[c] += sum over p < np of part[p * D + c]: lane ty of a (32 x 8) block sums p = ty, ty + 8,
 // ... in double, then lanes 0..7 are added in order; one fp32 rounding into out. blockIdx.y picks
 // (part_w, dw) or (part_b, db); a null pair returns.
@@ -453,7 +545,14 @@ void norm_backward(const NormArgs& a, GrowOnlyBuffer& scratch, const char* op) {
   // (E, NT): E elements per thread in registers, NT threads, NT * E >= S. E = 8 only for float4
   // rows of RMSNorm / LayerNorm: the gated norm holds more per element, and scalar rows more
   // addresses, and either would spill at 64 registers; they take E = 4 up to 1024 threads.
-  if (a.S <= 512) {
+  if (KIND == kGated && v4 && a.S <= 256) {
+    if (a.S <= 128)
+      gated_norm_backward_warps<1><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D, a.S,
+                                                                rpb, a.eps);
+    else
+      gated_norm_backward_warps<2><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D, a.S,
+                                                                rpb, a.eps);
+  } else if (a.S <= 512) {
     launch_regs<KIND, 4, 128>(a, v4, grid, pw, pb, rpb);
   } else if (a.S <= 1024) {
     launch_regs<KIND, 4, 256>(a, v4, grid, pw, pb, rpb);

@@ -260,6 +260,8 @@ TEST(DataBlend, BlendedRunResumesBitForBitAndRunTomlRepeatsIt) {
   const std::string saved = read_file(dir + "/killed/run.toml");
   EXPECT_NE(saved.find("data = [" + std::to_string(w) + ", '" + c1.prefix + "', "), std::string::npos) << saved;  // numbers as written
   EXPECT_NE(saved.find("'" + c2.prefix + "']"), std::string::npos) << saved;
+  // A build without toml++ writes run.toml but cannot read it (test_run_file.cpp checks that).
+  if (run_cli("--version").out.find("TOML run files off") != std::string::npos) return;
   r = run_cli("train --config " + dir + "/killed/run.toml --resume");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(losses(dir + "/killed"), want);  // bit-identical doubles

@@ -164,8 +164,9 @@ TEST(TokenizerByteFallback, SmallFileUnkAndRefusals) {
     return error_of([&] { open_tokenizer(dir + "/tokenizer.json"); });
   };
   json bad = doc;
-  bad["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}};
-  EXPECT_NE(refused(bad).find("pre_tokenizer 'Metaspace' is not supported"), std::string::npos) << refused(bad);
+  // Metaspace is read (test_tokenizer_hub_forms.cpp); a Whitespace pre-tokenizer is not.
+  bad["pre_tokenizer"] = {{"type", "Whitespace"}};
+  EXPECT_NE(refused(bad).find("pre_tokenizer 'Whitespace' is not supported"), std::string::npos) << refused(bad);
   bad = doc;
   bad["normalizer"] = {{"type", "Lowercase"}};
   EXPECT_NE(refused(bad).find("normalizer 'Lowercase'"), std::string::npos);
@@ -173,8 +174,8 @@ TEST(TokenizerByteFallback, SmallFileUnkAndRefusals) {
   bad["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", "\u2581"}};
   EXPECT_NE(refused(bad).find("String pattern"), std::string::npos);
   bad = doc;
-  bad["decoder"] = {{"type", "Metaspace"}};
-  EXPECT_NE(refused(bad).find("decoder 'Metaspace'"), std::string::npos);
+  bad["decoder"] = {{"type", "WordPiece"}};
+  EXPECT_NE(refused(bad).find("decoder 'WordPiece'"), std::string::npos);
   bad = doc;
   bad["model"]["merges"] = {"a q"};
   EXPECT_NE(refused(bad).find("is not over vocabulary tokens"), std::string::npos);

@@ -10,6 +10,11 @@
 //           "texts": [...]}                              // or "file": PATH, encoded whole
 //           "bench_seconds": S                           // optional: time encoding of "file"
 //           "normalizer": {...}                          // optional, llama2/llama3: replaces the file's normalizer
+//           "tokenizer_json": {...}                      // optional, llama2/llama3: replaces these top-level keys
+//                                                        //   of tokenizer.json (pre_tokenizer, decoder, post_processor)
+//           "tokenizer_config": {...}                    // optional, llama2/llama3: replaces these keys of tokenizer_config.json
+//           "add_special_tokens": true                   // optional, llama2/llama3: encode as transformers'
+//                                                        //   encode(text) does by default (BOS/EOS from the post-processor)
 //           "decode": true                               // optional, llama2: also the texts decoded back
 // reply:   {"ids": [[...], ...], "decoded": [...]} or, for "file", {"ids": [[...]], "mb_per_s": X}
 // or:      {"normalize": "NFC"|"NFD"|"NFKC"|"NFKD", "texts": [...]} -> {"normalized": [...]}
@@ -34,10 +39,14 @@ async function encoderFor(encoding, allowedSpecial) {
   if (encoding === 'llama3' || encoding === 'llama2') {
     const mod = await import(pathToFileURL(join(modules, `@lenml/tokenizer-${encoding}/dist/main.mjs`)).href);
     // "normalizer": a tokenizer.json normalizer that replaces the file's own (for the NFC/NFKC tests).
-    const tokenizer = mod.fromPreTrained(request.normalizer ? { tokenizerJSON: { normalizer: request.normalizer } } : undefined);
+    const tokenizerJSON = { ...(request.tokenizer_json ?? {}) };
+    if (request.normalizer) tokenizerJSON.normalizer = request.normalizer;
+    const overrides = { tokenizerJSON, tokenizerConfig: request.tokenizer_config ?? {} };
+    const tokenizer = mod.fromPreTrained(overrides);
     decodeIds = (ids) => (ids.length ? tokenizer.decode(ids, { skip_special_tokens: false }) : '');
     // transformers.js always matches added/special tokens, as HF tokenizers do.
-    return (text) => tokenizer.encode(text, { add_special_tokens: false });
+    const addSpecial = request.add_special_tokens === true;
+    return (text) => tokenizer.encode(text, { add_special_tokens: addSpecial });
   }
   const mod = await import(pathToFileURL(join(modules, `gpt-tokenizer/esm/encoding/${encoding}.js`)).href);
   const ordinary = { disallowedSpecial: new Set() };

@@ -60,6 +60,7 @@ class ByteLevelTokenizer final : public Tokenizer {
     return out;
   }
 
+  std::vector<int32_t> add_special_tokens(std::vector<int32_t> ids) const override { return s_.post.apply(std::move(ids)); }
   int64_t vocab_size() const override { return s_.vocab_size; }
   int32_t bos_id() const override { return s_.bos; }
   int32_t eos_id() const override { return s_.eos; }

@@ -11,6 +11,7 @@
 
 #include "tokenizer/byte_pair.h"
 #include "tokenizer/regex_split.h"
+#include "tokenizer/special_token_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode_normalize.h"
 
@@ -38,6 +39,7 @@ struct ByteLevelSpec {
   std::vector<AddedToken> added;
   int64_t vocab_size = 0;          // 0: derived from the largest id
   int32_t bos = -1, eos = -1, pad = -1;
+  SpecialTokenTemplate post;       // add_special_tokens(): ids around a text (HF post_processor)
 };
 
 std::unique_ptr<Tokenizer> make_byte_level_tokenizer(ByteLevelSpec spec);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/hf_post_processor.h"
 #include "tokenizer/hf_tokenizer_json.h"
 #include "tokenizer/json_token_id.h"
 #include "tokenizer/loaders.h"
@@ -87,13 +88,13 @@ void check_decoder(const json& d, const std::string& where) {
   }
 }
 
-// tokenizer_config.json's bos_token etc.: a string or {"content": ...}.
-std::string config_token(const json& config, const char* key) {
-  if (!config.contains(key)) return "";
-  const json& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return "";
+// Whether a pre-tokenizer (or a step of its Sequence) is Metaspace.
+bool uses_metaspace(const json& p) {
+  if (type_of(p) == "Metaspace") return true;
+  if (type_of(p) == "Sequence")
+    for (const json& step : p.value("pretokenizers", json::array()))
+      if (uses_metaspace(step)) return true;
+  return false;
 }
 
 }  // namespace
@@ -127,9 +128,15 @@ std::vector<AddedToken> hf_added_tokens(const json& doc, const std::string& path
   return out;
 }
 
-void hf_special_ids(const std::string& path, const std::vector<AddedToken>& added, int32_t& bos, int32_t& eos,
-                    int32_t& pad) {
-  // BOS/EOS/PAD: tokenizer_config.json beside the file when there is one, else common names.
+std::string hf_config_token(const json& config, const char* key) {
+  if (!config.is_object() || !config.contains(key)) return "";
+  const json& v = config[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+json hf_tokenizer_config(const std::string& path) {
   json config;
   const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
@@ -139,13 +146,20 @@ void hf_special_ids(const std::string& path, const std::vector<AddedToken>& adde
       fail(config_path.string(), std::string("not valid JSON: ") + e.what());
     }
   }
+  return config;
+}
+
+void hf_special_ids(const std::string& path, const std::vector<AddedToken>& added, int32_t& bos, int32_t& eos,
+                    int32_t& pad) {
+  // BOS/EOS/PAD: tokenizer_config.json beside the file when there is one, else common names.
+  const json config = hf_tokenizer_config(path);
   auto id_of = [&](const std::string& content) {
     for (const AddedToken& a : added)
       if (a.content == content) return a.id;
     return -1;
   };
   auto pick = [&](const char* key, std::initializer_list<const char*> fallbacks) {
-    const std::string named = config_token(config, key);
+    const std::string named = hf_config_token(config, key);
     if (!named.empty()) return id_of(named);
     for (const char* f : fallbacks)
       if (id_of(f) >= 0) return id_of(f);
@@ -170,7 +184,9 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   check(mtype == "BPE", path, "model type '" + mtype + "' is not supported",
         "only byte-level BPE tokenizer.json files are; for SentencePiece models use tokenizer.model");
   // Llama-2 / Mistral style: BPE over characters, "▁" for spaces, <0xNN> byte tokens.
-  if (truthy(model, "byte_fallback")) return open_hf_byte_fallback_bpe(doc, path);
+  // Metaspace ("▁" for spaces) also means BPE over characters, with or without byte fallback.
+  if (truthy(model, "byte_fallback") || uses_metaspace(doc.value("pre_tokenizer", json())))
+    return open_hf_byte_fallback_bpe(doc, path);
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     check(!model.contains(key) || model[key].is_null() || model[key] == "", path,
           std::string("BPE ") + key + " is not supported", "byte-level BPE files do not use it");
@@ -215,6 +231,9 @@ std::unique_ptr<Tokenizer> open_hf_bpe(const std::string& path) {
   spec.model.set_whole_piece_lookup(truthy(model, "ignore_merges"));
 
   hf_special_ids(path, spec.added, spec.bos, spec.eos, spec.pad);
+  // The model keys tokens by the bytes they stand for, so a token name's UTF-8 finds it.
+  spec.post = hf_post_processor(doc, hf_tokenizer_config(path), spec.added,
+                                [&](const std::string& name) { return spec.model.find(name); }, path);
   return make_byte_level_tokenizer(std::move(spec));
 }
 

@@ -1,16 +1,20 @@
 // Hugging Face tokenizer.json BPE over characters with "byte_fallback": the Llama-2 / Mistral /
 // Gemma family, as the HF tokenizers library defines it. Encoding: split out added tokens -> the
 // normalizer steps (Prepend "▁", Replace " " by "▁", NFC/NFKC/...) on each text in between ->
-// Split pre-tokenizers with a String pattern, if any -> per piece, one symbol per character, or
-// its UTF-8 bytes as <0xNN> tokens when the character is not in the vocabulary -> BPE merges.
-// Decoding runs the file's decoder steps (Replace "▁" by " ", ByteFallback, Fuse, Strip).
-// Every other step (Metaspace, regex patterns, ...) is refused with an error naming it.
+// pre-tokenizers: Metaspace (" " -> "▁", a "▁" prepended, optionally split before each "▁": the
+// form newer conversions write instead of the Prepend/Replace normalizers) and Split with a
+// String pattern -> per piece, one symbol per character, or its UTF-8 bytes as <0xNN> tokens
+// when the character is not in the vocabulary -> BPE merges. add_special_tokens() applies the
+// post_processor (Llama-2: BOS first). Decoding runs the file's decoder steps (Replace "▁" by
+// " ", ByteFallback, Fuse, Strip, Metaspace). Every other step (regex patterns, ...) is refused
+// with an error naming it.
 #include <algorithm>
 #include <unordered_map>
 
 #include "core/error.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/byte_pair.h"
+#include "tokenizer/hf_post_processor.h"
 #include "tokenizer/hf_tokenizer_json.h"
 #include "tokenizer/json_token_id.h"
 #include "tokenizer/unicode_normalize.h"
@@ -30,7 +34,7 @@ struct NormalizerStep {
 
 // A Split pre-tokenizer with a literal String pattern, as HF's SplitDelimiterBehavior defines it.
 struct LiteralSplit {
-  enum Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous } behavior;
+  enum Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous } behavior = kRemoved;
   std::string pattern;
 };
 
@@ -85,9 +89,50 @@ std::vector<std::string_view> split_literal(std::string_view text, const Literal
   return pieces;
 }
 
+// HF's Metaspace pre-tokenizer: every " " becomes `replacement`; then `replacement` goes first
+// unless the piece starts with it already: always, never, or only on the piece that starts the
+// input ("first": offset 0 of the original text, so not after an added token); then, with
+// `split`, the piece is cut before each `replacement` (MergedWithNext).
+struct Metaspace {
+  enum Prepend { kAlways, kFirst, kNever } prepend = kAlways;
+  std::string replacement = "\u2581";
+  bool split = true;
+};
+
+struct PreTokenizerStep {
+  enum Kind { kSplit, kMetaspace } kind = kSplit;
+  LiteralSplit split;  // kSplit; kMetaspace: the cut before each replacement (when meta.split)
+  Metaspace meta;      // kMetaspace
+};
+
+// The Metaspace fields of a pre-tokenizer or decoder, with HF's defaults and its reading of
+// older files (add_prefix_space: false means prepend_scheme "never").
+Metaspace read_metaspace(const json& m, const std::string& where) {
+  Metaspace out;
+  const json& rep = m.value("replacement", json("\u2581"));
+  check(rep.is_string() && !rep.get<std::string>().empty(), where, "Metaspace replacement must be one character");
+  out.replacement = rep.get<std::string>();
+  utf8::validate(out.replacement, where + " replacement");
+  size_t one = 0;
+  utf8::next(out.replacement, one);
+  check(one == out.replacement.size(), where, "Metaspace replacement '" + out.replacement + "' is not one character");
+  const std::string scheme = m.value("prepend_scheme", std::string("always"));
+  if (scheme == "always") out.prepend = Metaspace::kAlways;
+  else if (scheme == "first") out.prepend = Metaspace::kFirst;
+  else if (scheme == "never") out.prepend = Metaspace::kNever;
+  else fail(where, "Metaspace prepend_scheme '" + scheme + "' is unknown", "expected always, first or never");
+  if (m.contains("add_prefix_space") && m["add_prefix_space"].is_boolean() && !m["add_prefix_space"].get<bool>()) {
+    check(!m.contains("prepend_scheme") || out.prepend == Metaspace::kNever, where,
+          "Metaspace add_prefix_space=false contradicts prepend_scheme '" + scheme + "'", "the file is corrupt");
+    out.prepend = Metaspace::kNever;
+  }
+  out.split = m.contains("split") && m["split"].is_boolean() ? m["split"].get<bool>() : true;
+  return out;
+}
+
 struct DecoderStep {
-  enum Kind { kReplace, kByteFallback, kFuse, kStrip } kind;
-  std::string from, to;       // kReplace
+  enum Kind { kReplace, kByteFallback, kFuse, kStrip, kMetaspace } kind;
+  std::string from, to;       // kReplace; kMetaspace: `from` is the replacement character
   char strip = ' ';           // kStrip: the character removed ...
   size_t start = 0, stop = 0; // ... at most this many times from each token's start and end
 };
@@ -134,14 +179,23 @@ void add_normalizer(const json& n, std::vector<NormalizerStep>& steps, const std
   }
 }
 
-void add_pre_tokenizer(const json& p, std::vector<LiteralSplit>& splits, const std::string& where) {
+void add_pre_tokenizer(const json& p, std::vector<PreTokenizerStep>& steps, const std::string& where) {
   if (p.is_null()) return;
   const std::string type = hf_type_of(p);
   if (type == "Sequence") {
-    for (const json& step : p.value("pretokenizers", json::array())) add_pre_tokenizer(step, splits, where);
+    for (const json& step : p.value("pretokenizers", json::array())) add_pre_tokenizer(step, steps, where);
     return;
   }
-  const char* hint = "supported: none, Split with a String pattern, Sequence of these";
+  if (type == "Metaspace") {
+    PreTokenizerStep& step = steps.emplace_back();
+    step.kind = PreTokenizerStep::kMetaspace;
+    step.meta = read_metaspace(p, where + " pre_tokenizer");
+    // split: cut before each replacement, which joins the word after it.
+    step.split.behavior = LiteralSplit::kMergedWithNext;
+    step.split.pattern = step.meta.replacement;
+    return;
+  }
+  const char* hint = "supported: none, Metaspace, Split with a String pattern, Sequence of these";
   check(type == "Split", where, "pre_tokenizer '" + type + "' is not supported with byte_fallback BPE", hint);
   const json& pat = p.value("pattern", json::object());
   check(pat.is_object() && pat.contains("String") && pat["String"].is_string() && !pat["String"].get<std::string>().empty(),
@@ -155,7 +209,9 @@ void add_pre_tokenizer(const json& p, std::vector<LiteralSplit>& splits, const s
   else if (behavior == "MergedWithNext") split.behavior = LiteralSplit::kMergedWithNext;
   else if (behavior == "Contiguous") split.behavior = LiteralSplit::kContiguous;
   else fail(where, "Split behavior '" + behavior + "' is unknown", "expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous");
-  splits.push_back(std::move(split));
+  PreTokenizerStep& step = steps.emplace_back();
+  step.kind = PreTokenizerStep::kSplit;
+  step.split = std::move(split);
 }
 
 void add_decoder(const json& d, std::vector<DecoderStep>& steps, const std::string& where) {
@@ -177,9 +233,12 @@ void add_decoder(const json& d, std::vector<DecoderStep>& steps, const std::stri
     check(start.is_number_unsigned() && stop.is_number_unsigned(), where,
           "Strip decoder start/stop must be non-negative integers");
     steps.push_back({DecoderStep::kStrip, "", "", content[0], start.get<size_t>(), stop.get<size_t>()});
+  } else if (type == "Metaspace") {
+    const Metaspace m = read_metaspace(d, where + " decoder");
+    steps.push_back({DecoderStep::kMetaspace, m.replacement, m.prepend == Metaspace::kNever ? "" : "strip-first"});
   } else {
     fail(where, "decoder '" + type + "' is not supported with byte_fallback BPE",
-         "supported: Replace (String), ByteFallback, Fuse, Strip, Sequence of these");
+         "supported: Replace (String), ByteFallback, Fuse, Strip, Metaspace, Sequence of these");
   }
 }
 
@@ -207,11 +266,12 @@ struct FallbackSpec {
   bool fuse_unk = false;
   bool ignore_merges = false;
   std::vector<NormalizerStep> normalizers;
-  std::vector<LiteralSplit> splits;  // pre-tokenizer, applied in order, each refining the last
+  std::vector<PreTokenizerStep> pre_tokenizers;  // applied in order, each refining the last's pieces
   std::vector<DecoderStep> decoders;
   std::vector<AddedToken> added;
   int64_t vocab_size = 0;
   int32_t bos = -1, eos = -1, pad = -1;
+  SpecialTokenTemplate post;  // add_special_tokens()
 };
 
 class ByteFallbackBpeTokenizer final : public Tokenizer {
@@ -225,9 +285,14 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
     utf8::validate(text, "hf-bpe tokenizer input");
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 4);
-    added_.encode(text, allow_special, ids, [this](std::string_view piece, std::vector<int32_t>& out) { encode_section(piece, out); });
+    // Metaspace "first" needs to know which section starts the input.
+    added_.encode(text, allow_special, ids, [this, text](std::string_view piece, std::vector<int32_t>& out) {
+      encode_section(piece, piece.data() == text.data(), out);
+    });
     return ids;
   }
+
+  std::vector<int32_t> add_special_tokens(std::vector<int32_t> ids) const override { return s_->post.apply(std::move(ids)); }
 
   // The decoder steps of the file, except that a run of byte tokens that is not valid UTF-8
   // stays raw bytes (the Tokenizer contract, so streamed text can be completed later) where HF
@@ -258,6 +323,12 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
           tokens.assign(1, std::move(all));
           break;
         }
+        case DecoderStep::kMetaspace:
+          // As HF: the replacement becomes a space, except in the first token, where every one
+          // is dropped (unless prepend_scheme is "never").
+          for (size_t i = 0; i < tokens.size(); ++i)
+            replace_all(tokens[i], step.from, i == 0 && !step.to.empty() ? "" : " ");
+          break;
         case DecoderStep::kStrip:
           for (std::string& t : tokens) {
             size_t head = 0, tail = 0;
@@ -298,9 +369,16 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
     return out;
   }
 
-  // One text between added tokens: normalize, pre-tokenize (Llama-2 style files do not), then
-  // BPE over the characters of each piece.
-  void encode_section(std::string_view section, std::vector<int32_t>& ids) const {
+  // A piece of the text on its way through the pre-tokenizers; `at_origin` when it starts at
+  // offset 0 of the input (where Metaspace "first" prepends).
+  struct Piece {
+    std::string text;
+    bool at_origin;
+  };
+
+  // One text between added tokens: normalize, pre-tokenize (legacy Llama-2 style files do not),
+  // then BPE over the characters of each piece.
+  void encode_section(std::string_view section, bool at_origin, std::vector<int32_t>& ids) const {
     if (section.empty()) return;
     std::string text(section);
     for (const NormalizerStep& n : s_->normalizers) {
@@ -313,14 +391,34 @@ class ByteFallbackBpeTokenizer final : public Tokenizer {
       }
     }
     if (text.empty()) return;
-    std::vector<std::string_view> pieces{text}, refined;
-    for (const LiteralSplit& split : s_->splits) {
+    if (s_->pre_tokenizers.empty()) {
+      encode_piece(text, ids);
+      return;
+    }
+    std::vector<Piece> pieces, refined;
+    pieces.push_back({std::move(text), at_origin});
+    for (const PreTokenizerStep& step : s_->pre_tokenizers) {
       refined.clear();
-      for (std::string_view p : pieces)
-        for (std::string_view q : split_literal(p, split)) refined.push_back(q);
+      for (Piece& p : pieces) pre_tokenize(step, p, refined);
       pieces.swap(refined);
     }
-    for (std::string_view p : pieces) encode_piece(p, ids);
+    for (const Piece& p : pieces) encode_piece(p.text, ids);
+  }
+
+  static void pre_tokenize(const PreTokenizerStep& step, Piece& p, std::vector<Piece>& out) {
+    if (step.kind == PreTokenizerStep::kMetaspace) {
+      const Metaspace& m = step.meta;
+      replace_all(p.text, " ", m.replacement);
+      const bool prepend = m.prepend == Metaspace::kAlways || (m.prepend == Metaspace::kFirst && p.at_origin);
+      if (prepend && !p.text.empty() && p.text.compare(0, m.replacement.size(), m.replacement) != 0)
+        p.text = m.replacement + p.text;
+      if (!m.split) {
+        if (!p.text.empty()) out.push_back(std::move(p));
+        return;
+      }
+    }
+    for (std::string_view q : split_literal(p.text, step.split))
+      out.push_back({std::string(q), p.at_origin && q.data() == p.text.data()});
   }
 
   void encode_piece(std::string_view text, std::vector<int32_t>& ids) const {
@@ -380,7 +478,7 @@ std::unique_ptr<Tokenizer> open_hf_byte_fallback_bpe(const json& doc, const std:
   spec->fuse_unk = hf_truthy(model, "fuse_unk");
   spec->ignore_merges = hf_truthy(model, "ignore_merges");
   add_normalizer(doc.value("normalizer", json()), spec->normalizers, path);
-  add_pre_tokenizer(doc.value("pre_tokenizer", json()), spec->splits, path);
+  add_pre_tokenizer(doc.value("pre_tokenizer", json()), spec->pre_tokenizers, path);
   const json& decoder = doc.value("decoder", json());
   check(!decoder.is_null(), path, "byte_fallback BPE without a decoder is not supported",
         "Llama-2 style files decode with Replace, ByteFallback, Fuse and Strip");
@@ -414,6 +512,8 @@ std::unique_ptr<Tokenizer> open_hf_byte_fallback_bpe(const json& doc, const std:
     ++rank;
   }
   hf_special_ids(path, spec->added, spec->bos, spec->eos, spec->pad);
+  spec->post = hf_post_processor(doc, hf_tokenizer_config(path), spec->added,
+                                 [&](const std::string& name) { return spec->model.find(name); }, path);
   return std::make_unique<ByteFallbackBpeTokenizer>(std::move(spec));
 }
 

@@ -27,6 +27,11 @@ void hf_merge_pair(const nlohmann::json& m, int32_t rank, const std::string& pat
 // The file's "added_tokens" (single_word ones are refused).
 std::vector<AddedToken> hf_added_tokens(const nlohmann::json& doc, const std::string& path);
 
+// The tokenizer_config.json beside the tokenizer.json at `path`, parsed; null when there is none.
+nlohmann::json hf_tokenizer_config(const std::string& path);
+// tokenizer_config.json's bos_token etc.: a string or {"content": ...}; "" when absent.
+std::string hf_config_token(const nlohmann::json& config, const char* key);
+
 // BOS/EOS/PAD ids: from tokenizer_config.json beside `path` when there is one, else by common
 // token names among `added`; -1 when none.
 void hf_special_ids(const std::string& path, const std::vector<AddedToken>& added, int32_t& bos, int32_t& eos,

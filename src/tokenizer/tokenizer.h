@@ -1,6 +1,7 @@
 // One interface over every tokenizer a model directory may carry: SentencePiece .model files,
 // Hugging Face tokenizer.json byte-level BPE, tiktoken rank files, GPT-2 encoder.json +
-// vocab.bpe, and raw bytes. Encoding never adds BOS/EOS by itself; callers ask for them.
+// vocab.bpe, and raw bytes. Encoding never adds BOS/EOS by itself; callers ask for them
+// (add_special_tokens, or the ids themselves).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,11 @@ class Tokenizer {
   // Text (UTF-8; invalid UTF-8 is an error naming the byte offset) -> ids. Special-token text
   // such as "<|endoftext|>" is matched as one token only when `allow_special` is true.
   virtual std::vector<int32_t> encode(std::string_view text, bool allow_special = false) const = 0;
+  // `ids` of one text with the special tokens the tokenizer's files ask for around it, as
+  // transformers' encode(text, add_special_tokens=True) places them: a tokenizer.json's
+  // post_processor (Llama-2: BOS first; BERT: [CLS] ... [SEP]; Llama-3's ByteLevel: none). The
+  // formats without a post-processor add none.
+  virtual std::vector<int32_t> add_special_tokens(std::vector<int32_t> ids) const { return ids; }
   // Ids -> text. Byte-level pieces that do not complete a UTF-8 sequence are kept as bytes.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   // Every id is < vocab_size().

@@ -41,10 +41,11 @@ std::vector<int32_t> parse_ids(const std::string& text, int64_t vocab_size) {
 }  // namespace
 
 int cmd_tokenize(int argc, char** argv) {
-  Args args("tokenize", "--tokenizer PATH [--decode] [--special] < input",
+  Args args("tokenize", "--tokenizer PATH [--decode] [--special] [--add-special-tokens] < input",
             {{"tokenizer", "PATH", "model directory, tokenizer.json, .model, .tiktoken, encoder.json, or 'bytes'"},
              {"decode", "", "read token ids on stdin and write the text"},
-             {"special", "", "match special-token text such as <|endoftext|> as one token"}});
+             {"special", "", "match special-token text such as <|endoftext|> as one token"},
+             {"add-special-tokens", "", "add the BOS/EOS the tokenizer's post-processor asks for, as transformers' encode(text) does"}});
   if (!args.parse(argc, argv)) return 0;
   auto tokenizer = open_tokenizer(args.required("tokenizer"));
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
@@ -53,7 +54,8 @@ int cmd_tokenize(int argc, char** argv) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
   }
-  const std::vector<int32_t> ids = tokenizer->encode(input, args.flag("special"));
+  std::vector<int32_t> ids = tokenizer->encode(input, args.flag("special"));
+  if (args.flag("add-special-tokens")) ids = tokenizer->add_special_tokens(std::move(ids));
   std::string out;
   out.reserve(ids.size() * 6);
   for (size_t i = 0; i < ids.size(); ++i) {

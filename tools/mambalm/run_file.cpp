@@ -1,140 +1,95 @@
-// Run files (run_file.h): TOML tables to argv tokens and back.
+// Run files (run_file.h): argv tokens back to TOML text, and --config expanded. Needs no TOML
+// library: run.toml is written by hand (numbers as written, strings as TOML basic strings), so
+// every build saves its runs' options, with or without toml++ (run_file_toml.cpp reads them).
 #include "run_file.h"
 
 #include <algorithm>
-#include <charconv>
-#include <map>
+#include <cstdio>
 #include <sstream>
-
-#include <toml++/toml.h>
+#include <string_view>
 
 #include "core/error.h"
-#include "io/atomic_file.h"
 
 namespace mambalm::cli {
 
 namespace {
 
-std::string at(const std::string& path, const toml::source_region& where) {
-  return where.begin.line > 0 ? path + ":" + std::to_string(where.begin.line) : path;
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
-// The shortest text that reads back as the same double (3e-3 -> "0.003").
-std::string number_text(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+// Digits as TOML writes an integer's (or an exponent's) digits: no leading zero unless alone,
+// single underscores between digits.
+bool toml_digits(std::string_view s, bool leading_zero_ok) {
+  if (s.empty() || s.front() == '_' || s.back() == '_' || s.find("__") != std::string_view::npos) return false;
+  std::string plain;
+  for (char c : s)
+    if (c != '_') plain += c;
+  if (!all_digits(plain)) return false;
+  return leading_zero_ok || plain.size() == 1 || plain[0] != '0';
 }
 
-const char* type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a number";
-    case toml::node_type::boolean: return "true/false";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
-  }
-}
-
-// A scalar (string, integer or float) as the text a command-line value would be; nullopt for
-// any other type.
-std::optional<std::string> scalar_text(const toml::node& node) {
-  if (const auto* s = node.as_string()) return s->get();
-  if (const auto* i = node.as_integer()) return std::to_string(i->get());
-  if (const auto* f = node.as_floating_point()) return number_text(f->get());
-  return std::nullopt;
-}
-
-// True when `text` is a TOML integer or float as written (so that run.toml keeps 3e-4 a number).
+// True when `text` is a TOML decimal integer or float as written (TOML 1.0: [+-]int, then
+// .digits and/or e[+-]digits), so that run.toml keeps 3e-4 a number and "007" a string.
 bool reads_as_toml_number(const std::string& text) {
-  if (text.empty() || text.find_first_not_of("0123456789+-.eE") != std::string::npos) return false;
-  try {
-    const toml::table t = toml::parse("v = " + text);
-    const toml::node* v = t.get("v");
-    return v && (v->is_integer() || v->is_floating_point());
-  } catch (const toml::parse_error&) {
-    return false;
+  std::string_view s(text);
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.remove_prefix(1);
+  const size_t int_end = s.find_first_of(".eE");
+  if (!toml_digits(s.substr(0, int_end), false)) return false;
+  if (int_end == std::string_view::npos) return true;
+  s.remove_prefix(int_end);
+  if (s[0] == '.') {
+    const size_t frac_end = s.find_first_of("eE");
+    if (!toml_digits(s.substr(1, frac_end == std::string_view::npos ? std::string_view::npos : frac_end - 1), true))
+      return false;
+    if (frac_end == std::string_view::npos) return true;
+    s.remove_prefix(frac_end);
   }
+  s.remove_prefix(1);  // the e or E
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.remove_prefix(1);
+  return toml_digits(s, true);
+}
+
+// A TOML string as toml++ writes one: a literal string ('...', nothing escaped) when it can be
+// (no ' and no control character but tab), else a basic string with escapes.
+std::string toml_quoted(const std::string& value) {
+  const bool literal = std::none_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return c == '\'' || (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+  if (literal) return "'" + value + "'";
+  std::string out = "\"";
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", u);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// A key as TOML writes it: bare when it can be, else quoted.
+std::string toml_key(const std::string& key) {
+  const bool bare = !key.empty() && key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                                        std::string::npos;
+  return bare ? key : toml_quoted(key);
 }
 
 }  // namespace
-
-std::vector<std::string> run_file_tokens(const std::string& path, const Args& args, const ListOptions& lists,
-                                         std::vector<std::pair<std::string, std::string>>* origins) {
-  const std::string text = io::read_text_file(path);
-  toml::table table;
-  try {
-    table = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    fail(at(path, e.source()), "not a valid TOML file: " + std::string(e.description()),
-         "write one option a line: name = value, strings in quotes");
-  }
-  const std::string help = "see 'mambalm " + args.command() + " --help' for the options";
-  // Unknown keys first, all of them: a misspelt option must not be silently ignored.
-  std::vector<std::string> unknown;
-  std::string first_unknown_at;
-  std::map<std::string, std::string> seen;  // option -> where it was set (to refuse seq_len + seq-len)
-  std::vector<std::string> tokens;
-  // In the file's order (toml::table is sorted by key), so that errors point at the first culprit.
-  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
-  for (auto&& [key, node] : table) entries.emplace_back(&key, &node);
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const auto& a, const auto& b) { return a.first->source().begin.line < b.first->source().begin.line; });
-  for (const auto& [key_ptr, node_ptr] : entries) {
-    const toml::key& key = *key_ptr;
-    const toml::node& node = *node_ptr;
-    std::string name(key.str());
-    std::replace(name.begin(), name.end(), '_', '-');
-    const std::string where = at(path, key.source().begin.line > 0 ? key.source() : node.source());
-    const auto spec = std::find_if(args.options().begin(), args.options().end(), [&](const OptionSpec& o) { return o.name == name; });
-    check(name != "config", where, "a run file cannot name another run file (config)", "merge the two files");
-    check(!(node.is_table() && spec == args.options().end()), where, "[" + std::string(key.str()) + "]: a run file has no tables",
-          "write the options at the top, before any [section]");
-    if (spec == args.options().end()) {
-      if (unknown.empty()) first_unknown_at = where;
-      unknown.push_back(std::string(key.str()));
-      continue;
-    }
-    if (auto [it, fresh] = seen.emplace(name, where); !fresh)
-      fail(where, "option '" + name + "' is set twice (also at " + it->second + ")", "keep one of them");
-    const std::string option = "option '" + name + "'";
-    if (spec->value_name.empty()) {  // a flag
-      const auto* b = node.as_boolean();
-      check(b != nullptr, where, option + " is a flag: write " + name + " = true or false, not " + type_name(node));
-      if (b->get()) tokens.push_back("--" + name);
-    } else {
-      std::string value;
-      if (const auto* array = node.as_array()) {
-        check(lists.count(name) > 0, where, option + " takes one value (" + spec->value_name + "), not an array");
-        for (const toml::node& item : *array) {
-          const std::optional<std::string> t = scalar_text(item);
-          check(t.has_value(), at(path, item.source()),
-                option + ": array items are strings or numbers, not " + std::string(type_name(item)));
-          value += (value.empty() ? "" : " ") + *t;
-        }
-      } else {
-        const std::optional<std::string> t = scalar_text(node);
-        check(t.has_value(), where,
-              option + " takes a value (" + spec->value_name + "), not " + type_name(node),
-              "write " + name + " = VALUE, strings in quotes");
-        value = *t;
-      }
-      tokens.push_back("--" + name);
-      tokens.push_back(value);
-    }
-    if (origins) origins->emplace_back(name, where);
-  }
-  if (!unknown.empty()) {
-    std::string list;
-    for (const std::string& k : unknown) list += (list.empty() ? "'" : ", '") + k + "'";
-    fail(first_unknown_at, std::string(unknown.size() == 1 ? "unknown option " : "unknown options ") + list + " for mambalm " +
-                               args.command(),
-         help);
-  }
-  return tokens;
-}
 
 std::vector<std::string> expand_run_file(int argc, char** argv, Args& args, const ListOptions& lists) {
   std::vector<std::string> command_line, config;
@@ -189,11 +144,7 @@ std::string run_file_text(const Args& args, const std::set<std::string>& leave_o
         if (reads_as_toml_number(words[i])) {
           out << words[i];  // as written: 0.7 stays 0.7
         } else {
-          toml::table one;  // toml++ quotes and escapes the string: "v = 'text'"
-          one.insert("v", words[i]);
-          std::ostringstream quoted;
-          quoted << one;
-          out << quoted.str().substr(quoted.str().find(" = ") + 3);
+          out << toml_quoted(words[i]);
         }
       }
       out << "]\n";
@@ -202,9 +153,7 @@ std::string run_file_text(const Args& args, const std::set<std::string>& leave_o
     if (reads_as_toml_number(value)) {
       out << o.name << " = " << value << "\n";
     } else {
-      toml::table one;  // toml++ quotes and escapes the string
-      one.insert(o.name, value);
-      out << one << "\n";
+      out << toml_key(o.name) << " = " << toml_quoted(value) << "\n";
     }
   }
   return out.str();

@@ -1,5 +1,7 @@
 // Run files: a command's options in a TOML file (`mambalm train --config run.toml`), read with
-// Debian's toml++ (libtomlplusplus). Each key is an option's flag name (`seq-len = 1024`,
+// Debian's toml++ (libtomlplusplus; run_file_toml.cpp). A build without toml++ (CMake's
+// MAMBALM_TOML) refuses to read one with a one-line error (run_file_no_toml.cpp) but still writes
+// them (run_file_text, run_file.cpp). Each key is an option's flag name (`seq-len = 1024`,
 // underscores accepted for dashes: `seq_len`); a flag is `resume = true` (false leaves it off).
 // The file becomes argv tokens placed before the command line's, so that the command line
 // overrides the file, and every other check stays the option parser's (args.h). What the

@@ -2,8 +2,10 @@
 // by tensor in pieces, never holding the model. The file must be byte for byte what
 // Model::init_random + Model::save make, and the writer must refuse a short or long stream.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,6 +52,38 @@ TEST(InitStreaming, SameBytesAsInitRandomAndSave) {
       for (const ParamRef& p : streamed.params()) EXPECT_FALSE(p.tensor->defined()) << p.name;
     }
   }
+}
+
+// The threaded draw (init_parameter_threaded, what init uses) gives the one-thread values for
+// every kind of parameter, whatever the thread count, and leaves the generator where the
+// one-thread draw leaves it (a parameter's next piece continues from there).
+TEST(InitStreaming, ThreadedDrawEqualsOneThread) {
+  const uint64_t seed = test_seed();
+  const int saved_threads = omp_get_max_threads();
+  for (const std::string preset : {"hybrid-tiny", "mamba-tiny"}) {
+    const ModelConfig cfg = preset_config(preset);
+    for (Init init : {Init::Normal, Init::NormalOutput, Init::NormalMixerOutput, Init::FanInUniform, Init::Ones, Init::Zeros,
+                      Init::ConvUniform, Init::Mamba2ALog, Init::DtBias, Init::Mamba1ALog, Init::Mamba1DtWeight}) {
+      const Shape shape = {301, 517};  // 155K values: past the threaded draw's threshold; rows split unevenly
+      Tensor serial = Tensor::empty(shape);
+      ParamRef p = param("w", &serial, nullptr, shape, init, true);
+      Rng a(seed);
+      init_parameter(p, cfg, a);
+      for (int threads : {2, 3, 7}) {
+        omp_set_num_threads(threads);
+        Tensor threaded = Tensor::empty(shape);
+        p.tensor = &threaded;
+        Rng b(seed);
+        init_parameter_threaded(p, cfg, b);
+        EXPECT_EQ(std::memcmp(serial.raw(), threaded.raw(), serial.nbytes()), 0) << preset << " init kind " << static_cast<int>(init)
+                                                                                 << ", " << threads << " threads, seed " << seed;
+        Rng a_copy = a;
+        EXPECT_EQ(a_copy.next_u64(), b.next_u64()) << "the generator must end where the serial draw ends";
+        p.tensor = &serial;
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST(InitStreaming, WriterRefusesAShortOrLongStream) {

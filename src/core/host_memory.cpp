@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -33,7 +35,63 @@ int64_t cgroup_limit() {
   return INT64_MAX;
 }
 
+constexpr const char* kAvailableEnv = "MAMBALM_AVAILABLE_MEMORY";
+
+// A cgroup v2 counter file ("max" or a byte count); INT64_MAX when absent or unlimited.
+int64_t cgroup_value(const char* path) {
+  std::ifstream f(path);
+  std::string text;
+  if (!(f >> text) || text == "max") return INT64_MAX;
+  try {
+    return std::stoll(text);
+  } catch (const std::exception&) {
+    return INT64_MAX;
+  }
+}
+
+// "123", "2.5GB", "512MB", "64KB" (decimal units, as gigabytes() prints) -> bytes.
+int64_t parse_memory_setting(const std::string& text) {
+  const std::string where = std::string(kAvailableEnv) + "=" + text;
+  char* end = nullptr;
+  const double number = std::strtod(text.c_str(), &end);
+  const std::string unit = end ? std::string(end) : "";
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "KB" || unit == "K") scale = 1e3;
+  else if (unit == "MB" || unit == "M") scale = 1e6;
+  else if (unit == "GB" || unit == "G") scale = 1e9;
+  check(end != text.c_str() && scale > 0 && number >= 0 && number * scale < 9e18, where,
+        "not a memory size", "give bytes, or a number with KB, MB or GB (e.g. 2.5GB)");
+  return static_cast<int64_t>(number * scale);
+}
+
+// MemAvailable of /proc/meminfo in bytes; INT64_MAX when the file or the line is missing.
+int64_t meminfo_available() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  long long kb = 0;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") return static_cast<int64_t>(kb) * 1024;
+  }
+  return INT64_MAX;
+}
+
 }  // namespace
+
+int64_t available_memory_bytes() {
+  if (const char* env = std::getenv(kAvailableEnv); env && *env) return parse_memory_setting(env);
+  int64_t bytes = meminfo_available();
+  const int64_t limit = cgroup_value("/sys/fs/cgroup/memory.max"), used = cgroup_value("/sys/fs/cgroup/memory.current");
+  if (limit != INT64_MAX && used != INT64_MAX) bytes = std::min(bytes, std::max<int64_t>(0, limit - used));
+  if (bytes == INT64_MAX) bytes = host_memory_bytes();  // no /proc/meminfo: the machine's size
+  return bytes;
+}
+
+std::string available_memory_source() {
+  const char* env = std::getenv(kAvailableEnv);
+  return env && *env ? kAvailableEnv : "MemAvailable";
+}
 
 int64_t host_memory_bytes() {
   static const int64_t bytes = [] {

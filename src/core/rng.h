@@ -25,6 +25,10 @@ class Rng {
     if (u1 < 1e-300) u1 = 1e-300;
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
+  // The generator as it will be after `draws` more next_u64() calls. SplitMix64's state is a
+  // counter, so this is one multiply: what lets a long draw be split among threads and still
+  // give exactly the values of one thread drawing them in order (model/init.cpp).
+  void skip(uint64_t draws) { state_ += draws * 0x9e3779b97f4a7c15ull; }
   // An independent stream for a sub-task (e.g. one per parameter tensor).
   Rng fork(uint64_t salt) { return Rng(next_u64() ^ (salt * 0x9e3779b97f4a7c15ull)); }
 

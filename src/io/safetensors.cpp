@@ -239,6 +239,17 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   return Tensor::view_of(const_cast<char*>(p), e.shape, e.dtype, std::move(owner));
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+  const Entry& e = entry(name);
+  if (e.end == e.begin) return;
+  // Whole pages only; a page shared with a neighbour is dropped too, which costs that neighbour
+  // at most one refault from the page cache.
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.begin) / page * page;
+  const auto last = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.end);
+  ::madvise(reinterpret_cast<void*>(first), static_cast<size_t>(last - first), MADV_DONTNEED);  // advice: a failure changes nothing
+}
+
 namespace {
 
 // The 8-byte length and the JSON header (padded with spaces to a multiple of 8) for tensors

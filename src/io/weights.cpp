@@ -163,6 +163,7 @@ Tensor WeightSet::tensor(const std::string& name) const {
   }
   return t;
 }
+void WeightSet::release(const std::string& name) const { shard(name).release(name); }
 DType WeightSet::dtype_of(const std::string& name) const { return shard(name).dtype_of(name); }
 const Shape& WeightSet::shape_of(const std::string& name) const { return shard(name).shape_of(name); }
 std::string WeightSet::file_of(const std::string& name) const { return shard(name).path(); }

@@ -33,6 +33,9 @@ class WeightSet {
   // Error naming the file, tensor and first bad element, unless allow_nonfinite_weights(true)
   // was called: then it loads with a warning on stderr.
   Tensor tensor(const std::string& name) const;
+  // SafetensorsFile::release of the shard holding `name`: its mapped pages stop counting in the
+  // process's memory once the tensor has been copied or converted.
+  void release(const std::string& name) const;
   DType dtype_of(const std::string& name) const;
   const Shape& shape_of(const std::string& name) const;
   // The shard file holding `name`, for error messages ("<dir>/model-00001-of-00002.safetensors").

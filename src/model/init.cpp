@@ -1,5 +1,7 @@
 #include "model/init.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -25,7 +27,63 @@ double draw_dt_bias(Rng& rng, double dt_min, double dt_max, double floor) {
   return dt + std::log(-std::expm1(-dt));
 }
 
+// Below this many values a tensor is drawn on one thread (a parallel region costs more).
+constexpr int64_t kParallelValues = int64_t{1} << 16;
+
+// `n` floats as bf16 (round to nearest even), split among the threads: at 8B parameters the
+// conversion is as long as the draw itself.
+void to_bf16_threaded(const float* src, uint16_t* dst, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelValues)
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 }  // namespace
+
+uint64_t draws_per_value(Init init) {
+  switch (init) {
+    case Init::Normal:
+    case Init::NormalOutput:
+    case Init::NormalMixerOutput: return 2;  // Rng::normal: Box-Muller on two uniforms
+    case Init::FanInUniform:
+    case Init::ConvUniform:
+    case Init::Mamba2ALog:
+    case Init::DtBias:
+    case Init::Mamba1DtWeight: return 1;
+    case Init::Ones:
+    case Init::Zeros:
+    case Init::Mamba1ALog: return 0;  // no randomness
+  }
+  return 0;
+}
+
+void init_parameter_threaded(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
+  Tensor& t = *p.tensor;
+  (void)t.f32();  // the dtype check, here rather than inside the parallel region
+  const int64_t n = t.numel();
+  const uint64_t per_value = draws_per_value(p.init);
+  // Threads take whole rows of the last dimension (Mamba1ALog counts along it).
+  const int64_t row = t.rank() > 0 ? std::max<int64_t>(1, t.dim(-1)) : 1;
+  const int64_t rows = n / row;
+  const int threads = omp_get_max_threads();
+  if (n < kParallelValues || per_value == 0 || rows < 2 || threads < 2) {
+    init_parameter(p, cfg, rng);
+    return;
+  }
+  const Tensor flat = t.reshape({rows, row});  // [rows, row]
+  const int64_t rows_per_thread = (rows + threads - 1) / threads;
+#pragma omp parallel for schedule(static, 1)
+  for (int c = 0; c < threads; ++c) {
+    const int64_t r0 = std::min(rows, c * rows_per_thread), r1 = std::min(rows, r0 + rows_per_thread);
+    if (r0 == r1) continue;
+    Tensor rows_t = flat.slice0(r0, r1);  // [r1 - r0, row], sharing t's memory
+    ParamRef part = p;
+    part.tensor = &rows_t;
+    Rng local = rng;  // where the one-thread draw stands at value r0 * row
+    local.skip(static_cast<uint64_t>(r0 * row) * per_value);
+    init_parameter(part, cfg, local);
+  }
+  rng.skip(static_cast<uint64_t>(n) * per_value);  // past every value, as the serial draw leaves it
+}
 
 void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
   float* w = p.tensor->f32();
@@ -109,6 +167,7 @@ void write_random_model(Model& model, uint64_t seed, DType dtype, const std::str
   Rng root(seed);
   uint64_t index = 0;
   constexpr int64_t kPieceValues = int64_t{1} << 22;
+  std::vector<uint16_t> bf16_piece(dtype == DType::BF16 ? static_cast<size_t>(kPieceValues) : 0);  // one piece as written
   for (const ParamRef& p : model.params()) {
     Rng rng = root.fork(++index);
     const int64_t n = shape_numel(p.shape);
@@ -119,9 +178,14 @@ void write_random_model(Model& model, uint64_t seed, DType dtype, const std::str
       Tensor piece = Tensor::empty({std::min(rows_per_piece, n / row - r0), row});
       ParamRef part = p;
       part.tensor = &piece;
-      init_parameter(part, cfg, rng);
-      const Tensor stored = dtype == DType::F32 ? piece : piece.to(dtype);
-      out.write(stored.raw(), stored.nbytes());
+      init_parameter_threaded(part, cfg, rng);
+      if (dtype == DType::F32) {
+        out.write(piece.raw(), piece.nbytes());
+      } else {
+        if (bf16_piece.size() < static_cast<size_t>(piece.numel())) bf16_piece.resize(static_cast<size_t>(piece.numel()));  // a row past 4M
+        to_bf16_threaded(piece.f32(), bf16_piece.data(), piece.numel());
+        out.write(bf16_piece.data(), static_cast<size_t>(piece.numel()) * 2);
+      }
       if (bar) bar->update(static_cast<int64_t>(out.data_written()));
     }
   }

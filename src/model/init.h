@@ -11,6 +11,15 @@ namespace mambalm {
 // Fills *p.tensor (already allocated, F32, shape p.shape) from `rng`.
 void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng);
 
+// The same values as init_parameter, drawn by all OpenMP threads: each takes a block of whole
+// rows and starts its copy of `rng` where the one-thread draw would stand (Rng::skip), so the
+// result does not depend on the thread count. Leaves `rng` past every value, as init_parameter does.
+void init_parameter_threaded(const ParamRef& p, const ModelConfig& cfg, Rng& rng);
+
+// How many Rng::next_u64 draws one value of this kind consumes (fixed per kind: what makes the
+// skip-ahead of init_parameter_threaded exact).
+uint64_t draws_per_value(Init init);
+
 // The standard deviation init_parameter draws a matrix parameter with (Normal, NormalOutput,
 // NormalMixerOutput, FanInUniform, Mamba1DtWeight); 0 for other kinds.
 double init_std(const ParamRef& p, const ModelConfig& cfg);

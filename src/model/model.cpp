@@ -3,20 +3,19 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <set>
 
 #include "config/hf_config.h"
 #include "config/pattern.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "io/weights.h"
 #include "model/attention.h"
 #include "model/hf_names.h"
 #include "model/init.h"
 #include "model/mamba1.h"
 #include "model/mamba2.h"
 #include "model/mlp.h"
+#include "model/weight_storage.h"
 #include "ops/ops.h"
 
 namespace mambalm {
@@ -61,56 +60,9 @@ void Model::init_random(uint64_t seed) {
   for (ParamRef& p : params_) {
     *p.tensor = Tensor::empty(p.shape);
     Rng rng = root.fork(++index);  // one stream per tensor: adding a layer does not reshuffle others
-    init_parameter(p, cfg_, rng);
+    init_parameter_threaded(p, cfg_, rng);
   }
 }
-
-Model Model::load(const std::string& model_dir) {
-  Model m(load_model_config(model_dir));
-  auto weights = io::WeightSet::open(model_dir);
-  std::set<std::string> used;
-  for (ParamRef& p : m.params_) {
-    if (!weights->contains(p.name)) {
-      fail(model_dir, "tensor '" + p.name + "' is missing from the weights", "config.json and the safetensors file disagree");
-    }
-    Tensor t = weights->tensor(p.name);
-    if (t.shape() != p.file_shape) {
-      fail(weights->file_of(p.name), "tensor '" + p.name + "' has shape " + shape_str(t.shape()) + " but config.json implies " +
-                                         shape_str(p.file_shape));
-    }
-    check(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F64,
-          weights->file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
-    *p.tensor = t.to(DType::F32).reshape(p.shape);
-    used.insert(p.name);
-  }
-  for (const std::string& name : weights->names()) {
-    if (used.count(name)) continue;
-    if (name == hf_head_name() && m.cfg_.tie_embeddings) continue;  // a tied head saved anyway
-    fail(weights->file_of(name), "unexpected tensor '" + name + "' for model_type " + m.cfg_.model_type,
-         "config.json and the weights disagree");
-  }
-  return m;
-}
-
-namespace {
-
-// A CPU tensor as `dtype`: Tensor::to, or ops::convert where Q8 (a block format the CPU backend
-// owns) is on either side.
-Tensor host_as(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  if (t.dtype() != DType::Q8 && dtype != DType::Q8) return t.to(dtype);
-  Tensor f32 = t;
-  if (t.dtype() != DType::F32) {
-    f32 = Tensor::empty(t.shape());
-    ops::convert(t.dtype() == DType::Q8 ? t : t.to(DType::F32), f32);
-  }
-  if (dtype == DType::F32) return f32;
-  Tensor out = Tensor::empty(t.shape(), dtype);
-  ops::convert(f32, out);
-  return out;
-}
-
-}  // namespace
 
 void Model::save(const std::string& model_dir, DType dtype) const {
   check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
@@ -118,7 +70,7 @@ void Model::save(const std::string& model_dir, DType dtype) const {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParamRef& p : params_) {
     check(p.tensor->defined(), "save", "parameter '" + p.name + "' was never initialised or loaded");
-    tensors.emplace_back(p.name, host_as(to_host(exact_value(p)), dtype).reshape(p.file_shape));
+    tensors.emplace_back(p.name, stored_as(to_host(exact_value(p)), dtype).reshape(p.file_shape));
   }
   io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   save_model_config(cfg_, model_dir);
@@ -146,7 +98,7 @@ void Model::to_device(Device device, DType matrix_dtype) {
     const DType want = is_matrix(p) ? matrix_dtype : DType::F32;
     Tensor host = on_device(exact_value(p), Device::CPU);
     if (p.master) *p.master = Tensor();
-    host = host_as(host, want);
+    host = stored_as(host, want);
     *p.tensor = on_device(host, device);
   }
   device_ = device;
@@ -169,7 +121,7 @@ void Model::init_random_on(Device device, DType matrix_dtype, uint64_t seed) {
     }
     Tensor host = Tensor::empty(p.shape);
     *p.tensor = host;
-    init_parameter(p, cfg_, rng);
+    init_parameter_threaded(p, cfg_, rng);
     if (is_matrix(p) && matrix_dtype != DType::F32) host = host.to(matrix_dtype);
     *p.tensor = on_device(host, device);
   }

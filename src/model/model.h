@@ -33,8 +33,15 @@ class Model {
   // Allocates every parameter and draws it as docs/architecture.md describes.
   void init_random(uint64_t seed);
 
-  // Loads <dir>/config.json and its safetensors weights (F32, BF16, F16 widened to F32).
+  // Loads <dir>/config.json and its safetensors weights (F32, BF16, F16 widened to F32) as
+  // owned F32 tensors: what training and conversion start from (model_load.cpp).
   static Model load(const std::string& model_dir);
+  // Loads for inference on the CPU: matrices stored as `matrix_dtype` (F32, BF16 or Q8), the rest
+  // F32, converted tensor by tensor as read, so that memory peaks near the stored model, not at
+  // its F32 size. A tensor the file already holds in its stored dtype is a view of the read-only
+  // mapping, not a copy: such a model must not be trained (prepare_training) or written into.
+  // The same values as load() followed by to_device(Device::CPU, matrix_dtype).
+  static Model load_for_inference(const std::string& model_dir, DType matrix_dtype);
   // Writes config.json and model.safetensors (dtype F32 or BF16) in HF layout.
   void save(const std::string& model_dir, DType dtype = DType::F32) const;
 

@@ -126,8 +126,10 @@ int cmd_bench(int argc, char** argv) {
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");
   const bench::CpuSpeedOptions o = numbers.cpu;
   const std::string name = args.has("model") ? args.str("model") : args.str("preset");
-  Model model = args.has("model") ? Model::load(name) : bench::random_preset_model(name, o.seed);
-  place(model, placement);  // --dtype bf16|q8: the CPU's own low-precision GEMV kernels
+  // --dtype bf16|q8: the CPU's own low-precision GEMV kernels. One prompt, then decoded tokens.
+  const InferenceWork work{1, o.prompt_len, o.prompt_len + o.gen_len, 1};
+  Model model = args.has("model") ? load_placed(name, placement, work, "mambalm bench") : bench::random_preset_model(name, o.seed);
+  if (!args.has("model")) place(model, placement);
   const bench::CpuSpeedResult r = bench::measure_cpu_speed(model, name, o);
   if (args.flag("json")) {
     std::printf("%s\n", r.to_json().dump(2).c_str());

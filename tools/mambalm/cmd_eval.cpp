@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "config/hf_config.h"
 #include "core/error.h"
 #include "core/limits.h"
 #include "device_options.h"
@@ -108,8 +109,13 @@ int cmd_eval(int argc, char** argv) {
   std::vector<eval::LmEvalSamplesFile> samples;
   for (const std::string& path : sample_files) samples.push_back(eval::read_lm_eval_samples(path));
 
-  Model model = Model::load(model_dir);
-  place(model, placement);  // on CUDA the scorer runs the forward there (eval/scoring.h)
+  // A batch of --batch sequences of --max-length tokens (2048 when unbounded); the scorer caps
+  // one batch's logits at so.logits_budget_bytes.
+  const int64_t eval_tokens = so.max_length > 0 ? so.max_length : 2048;
+  const int64_t vocab = load_model_config(model_dir).vocab_size;
+  const int64_t logit_rows = std::min(so.batch * eval_tokens, std::max<int64_t>(1, so.logits_budget_bytes / (4 * vocab)));
+  // On CUDA the scorer runs the forward there (eval/scoring.h).
+  Model model = load_placed(model_dir, placement, InferenceWork{so.batch, eval_tokens, 0, logit_rows}, "mambalm eval");
   const std::string tokenizer_path = args.str("tokenizer", model_dir);
   std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(tokenizer_path);
   const eval::BosPolicy bos = eval::parse_bos_policy(args.str("add-bos", "auto"), tokenizer_path);

@@ -3,6 +3,7 @@
 // --interactive, from the user's turns on stdin; generate_session.h prints what comes out.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -160,8 +161,12 @@ int cmd_generate(int argc, char** argv) {
   if (args.has("prompts-file")) file_prompts = read_prompt_lines(args.str("prompts-file"));
 
   const std::string model_dir = args.required("model");
-  Model model = Model::load(model_dir);
-  place(model, placement);
+  // The largest call is one prefill chunk; the KV cache holds the prompt and the generated
+  // tokens (a prompt's length is not known before it is encoded: 2048 tokens are assumed).
+  GenerateOptions opts;
+  const int64_t prompt_guess = 2048;
+  Model model = load_placed(model_dir, placement, InferenceWork{1, std::min(opts.prefill_chunk, prompt_guess), prompt_guess + max_tokens, 1},
+                            "mambalm generate");
   std::unique_ptr<Tokenizer> tokenizer;
   if (has_tokenizer(model_dir)) tokenizer = open_tokenizer(model_dir);
   OutputOptions out;
@@ -172,7 +177,6 @@ int cmd_generate(int argc, char** argv) {
   check(out.stops.empty() || out.as_text, "--stop",
         "stop strings need text output: a tokenizer in the model directory, and no --ids");
   check(!interactive || out.as_text, "--interactive", "needs text output: a tokenizer in the model directory, and no --ids");
-  GenerateOptions opts;
   opts.max_tokens = max_tokens;
   opts.sampling = sampling;
   opts.stop_at_eos = !args.flag("ignore-eos");

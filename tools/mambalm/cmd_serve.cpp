@@ -102,11 +102,14 @@ int cmd_serve(int argc, char** argv) {
   ho.model_name = args.str("name", random_preset ? args.str("preset") : std::filesystem::path(model_dir).lexically_normal().filename().string());
   if (ho.model_name.empty()) ho.model_name = std::filesystem::path(model_dir).lexically_normal().parent_path().filename().string();
 
-  Model model = random_preset ? Model(preset_config(args.str("preset"))) : Model::load(model_dir);
+  // max-batch sequences of max-context tokens, prefilled a chunk at a time.
+  const InferenceWork work{so.max_batch, so.prefill_chunk, so.max_context, so.max_batch};
+  Model model = random_preset ? Model(preset_config(args.str("preset")))
+                              : load_placed(model_dir, placement, work, "mambalm serve");
   if (random_preset && placement.device == Device::CUDA) {
     model.init_random_on(placement.device, placement.dtype, seed);  // the matrices drawn on the device, in place
-  } else {
-    if (random_preset) model.init_random(seed);
+  } else if (random_preset) {
+    model.init_random(seed);
     place(model, placement);
   }
   std::unique_ptr<Tokenizer> tokenizer;

@@ -4,9 +4,10 @@
 #include <cstdio>
 #include <string>
 
+#include "config/hf_config.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "model/model.h"
+#include "io/weights.h"
 
 namespace mambalm::cli {
 
@@ -50,6 +51,19 @@ void place(Model& model, const Placement& p) {
   model.to_device(p.device, p.dtype);
   std::fprintf(stderr, "device: %s, weights %s (%.2f GB)\n", cuda_device_summary().c_str(), dtype_name(p.dtype).c_str(),
                static_cast<double>(model.parameter_bytes()) / 1e9);
+}
+
+Model load_placed(const std::string& model_dir, const Placement& p, const InferenceWork& work, const std::string& command) {
+  // On a GPU the activations and state live there (serve checks its batch against the GPU);
+  // the host holds the weights once, in the chosen dtype, while they are copied up.
+  const InferenceWork host_work = p.device == Device::CPU ? work : InferenceWork{0, 0, 0, 0, false};
+  // The file's header says which tensors will be converted (and so briefly read in full).
+  const ModelConfig cfg = load_model_config(model_dir);
+  const auto file = io::WeightSet::open(model_dir);
+  check_inference_memory(cfg, p.dtype, host_work, command + " " + model_dir, file.get());
+  Model model = Model::load_for_inference(model_dir, p.dtype);
+  place(model, p);
+  return model;
 }
 
 }  // namespace mambalm::cli

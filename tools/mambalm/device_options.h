@@ -4,10 +4,8 @@
 
 #include "args.h"
 #include "core/tensor.h"
-
-namespace mambalm {
-class Model;
-}
+#include "model/inference_memory.h"
+#include "model/model.h"
 
 namespace mambalm::cli {
 
@@ -23,5 +21,11 @@ std::vector<OptionSpec> placement_options();
 Placement parse_placement(const Args& args);
 // Moves a loaded model where the options say, and says so on stderr when that is a GPU.
 void place(Model& model, const Placement& p);
+// Loads `model_dir` for inference where the options say. First the host-memory check
+// (model/inference_memory.h): on the CPU the weights in the chosen dtype plus what `work` needs,
+// on a GPU the host copy of the weights; a clear refusal with the numbers when it cannot fit.
+// Then the weights go straight into their stored dtype, tensor by tensor, from the mapped file
+// (Model::load_for_inference: a bf16 file run as bf16 is not copied at all), and on to the GPU.
+Model load_placed(const std::string& model_dir, const Placement& p, const InferenceWork& work, const std::string& command);
 
 }  // namespace mambalm::cli

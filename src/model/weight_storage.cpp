@@ -1,0 +1,49 @@
+// Converting weights to their stored dtype (weight_storage.h).
+#include "model/weight_storage.h"
+
+#include <algorithm>
+
+#include "ops/ops.h"
+
+namespace mambalm {
+
+namespace {
+
+// F32 values per block of rows widened on the way to Q8: 16 MiB, small beside any model that
+// needs Q8 and large enough that the per-block overhead vanishes.
+constexpr int64_t kWidenValues = int64_t{1} << 22;
+
+// A float tensor as Q8, block of rows by block of rows: only one block is ever widened to F32
+// (the 8B model's embedding alone would be 4.2 GB of F32).
+Tensor to_q8(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), DType::Q8);
+  const int64_t K = t.rank() > 0 ? t.dim(-1) : 0;
+  if (K == 0 || t.numel() == 0) return out;
+  const int64_t rows = t.numel() / K;
+  const Tensor src = t.reshape({rows, K});    // [rows, K] in t's dtype
+  const Tensor dst = out.reshape({rows, K});  // [rows, K] Q8 blocks
+  const int64_t block = std::max<int64_t>(1, kWidenValues / K);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t r1 = std::min(rows, r0 + block);
+    const Tensor part = src.slice0(r0, r1);
+    const Tensor wide = part.dtype() == DType::F32 ? part : stored_as(part, DType::F32);  // [r1 - r0, K]
+    Tensor q = dst.slice0(r0, r1);
+    ops::convert(wide, q);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor stored_as(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  if (dtype == DType::Q8) return to_q8(t);
+  if (t.dtype() == DType::Q8) {  // Q8 widens to F32 only (ops::convert), then on to `dtype`
+    Tensor f32 = Tensor::empty(t.shape());
+    ops::convert(t, f32);
+    return stored_as(f32, dtype);
+  }
+  return t.to(dtype);
+}
+
+}  // namespace mambalm

@@ -1,0 +1,16 @@
+// How a weight read from a file (or held in F32) becomes the tensor the ops read: matrices in
+// the placement's dtype (F32, BF16, or the CPU backend's 8-bit blocks, Q8), everything else in
+// F32 (param.h, is_matrix). One tensor at a time, and Q8 in blocks of rows, so that converting
+// a model never holds more than the result and a few MiB: what lets an 8B model load as BF16
+// or Q8 in a machine that could not hold it as F32 (issue 12, point 6).
+#pragma once
+#include "core/tensor.h"
+
+namespace mambalm {
+
+// `t` (a CPU tensor: F32, BF16, F16, F64 or Q8) as `dtype`. The same tensor when the dtypes
+// already match, so a view of a mapped file stays that view (no copy); a new tensor otherwise,
+// with exactly the values of t.to(F32) rounded once to `dtype`.
+Tensor stored_as(const Tensor& t, DType dtype);
+
+}  // namespace mambalm

@@ -22,7 +22,7 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
 for arch in mamba2 transformer hybrid; do
   "$BIN" init --arch "$arch" --out "$T/$arch" >/dev/null
   "$BIN" eval --model "$T/$arch" --tokenizer bytes --task mc --file "$T/mc.jsonl" --batch 8 --output "$T/mc.json" >/dev/null 2>&1
-  "$BIN" eval --model "$T/$arch" --tokenizer bytes --task phonebook --names built-in --lengths 1024,4096 --depths 0.5 \
+  "$BIN" eval --model "$T/$arch" --tokenizer bytes --task phonebook_depth --names built-in --lengths 1024,4096 --depths 0.5 \
     --samples 2 --output "$T/pb.json" >/dev/null 2>&1
   python3 - "$arch" "$T/mc.json" "$T/pb.json" <<'PY'
 import json, sys

@@ -314,7 +314,7 @@ TEST(EvalRulerCli, TablesByLengthOnHybridTinyAndOneLineErrors) {
   const std::string m = dir + "/hybrid";
   ASSERT_EQ(run_cli("init --preset hybrid-tiny --out " + m).exit_code, 0);
   const std::string base = "eval --model " + m + " --tokenizer bytes ";
-  CommandResult pb = run_cli(base + "--task phonebook_study --names built-in --lengths 300,600 --samples 2 --reversed --output " + dir + "/pb.json");
+  CommandResult pb = run_cli(base + "--task phonebook --names built-in --lengths 300,600 --samples 2 --reversed --output " + dir + "/pb.json");
   ASSERT_EQ(pb.exit_code, 0) << pb.err;
   std::printf("%s", pb.out.c_str());
   EXPECT_NE(pb.out.find("exact_match[length=600]"), std::string::npos) << pb.out;
@@ -375,11 +375,11 @@ TEST(EvalRulerCli, TablesByLengthOnHybridTinyAndOneLineErrors) {
 
   // Bad options: one line on stderr, non-zero exit.
   for (const std::string& bad : {base + "--task ruler_niah_single_1 --lengths 100",
-                                 base + "--task phonebook_study --names built-in --lengths 20",
+                                 base + "--task phonebook --names built-in --lengths 20",
                                  base + "--task ruler_niah_single_2 --lengths 4096 --haystack " + dir + "/nowhere",
                                  base + "--task generate",
                                  base + "--task generate --file " + dir + "/qa.jsonl --until 'a,,b'",
-                                 base + "--task phonebook_study --write-train " + dir + "/x --shots -1"}) {
+                                 base + "--task phonebook --write-train " + dir + "/x --shots -1"}) {
     CommandResult r = run_cli(bad);
     EXPECT_NE(r.exit_code, 0) << bad;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << bad << "\n" << r.err;

@@ -202,7 +202,7 @@ TEST(EvalTasks, CliPhonebookStateIsConstantKvCacheIsBounded) {
   for (const char* arch : {"mamba2", "transformer"}) {
     const std::string m = dir + "/" + arch;
     ASSERT_EQ(run_cli(std::string("init --arch ") + arch + " --out " + m).exit_code, 0);
-    CommandResult r = run_cli("eval --model " + m + " --tokenizer bytes --task phonebook --names built-in --lengths 300,1500,6000 --depths 0,1 "
+    CommandResult r = run_cli("eval --model " + m + " --tokenizer bytes --task phonebook_depth --names built-in --lengths 300,1500,6000 --depths 0,1 "
                               "--samples 1 --seed 4 --output " + dir + "/r.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("exact_match[length=6000]"), std::string::npos) << r.out;

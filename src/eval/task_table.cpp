@@ -56,7 +56,8 @@ Options synthetic_options(const TaskOptions& o, std::vector<int64_t> Options::*l
   return t;
 }
 
-std::vector<GenerationSample> phonebook(const TaskOptions& o, const TokenCounter& count, nlohmann::json& config) {
+// `phonebook_depth`: mambalm's own Phonebook (eval/tasks/phonebook.h), the target by depth.
+std::vector<GenerationSample> phonebook_depth(const TaskOptions& o, const TokenCounter& count, nlohmann::json& config) {
   PhonebookOptions p = synthetic_options(o, &PhonebookOptions::book_tokens, "lengths", config);
   set_if(o.depths, p.depths);
   p.shots = o.shots.value_or(1);
@@ -67,7 +68,7 @@ std::vector<GenerationSample> phonebook(const TaskOptions& o, const TokenCounter
   return make_phonebook(p, names, count);
 }
 
-// The study's Phonebook (eval/tasks/study_phonebook.h).
+// `phonebook`: the study's Phonebook (eval/tasks/study_phonebook.h).
 std::vector<GenerationSample> phonebook_study(const TaskOptions& o, const TokenCounter& count, nlohmann::json& config) {
   StudyPhonebookOptions p;
   p.lengths = o.lengths.value_or(study_phonebook_lengths(o.longest));
@@ -224,8 +225,8 @@ nlohmann::json perplexity(Scorer& scorer, const std::string& task, const TaskOpt
 const std::vector<Entry>& table() {
   static const std::vector<Entry> entries = [] {
     std::vector<Entry> e = {
-      {{"phonebook", "look up a phone number in a book of names (mambalm's format, by depth; the study pipeline's)", true}, phonebook},
-      {{"phonebook_study", "the Mamba study's Phonebook: Jelassi et al.'s format, by book length, --reversed, --shots", true}, phonebook_study},
+      {{"phonebook", "the Mamba study's Phonebook: Jelassi et al.'s format, by book length, --reversed, --shots", true}, phonebook_study},
+      {{"phonebook_depth", "look up a phone number in a book of names (mambalm's own format, by depth; the study pipeline trains on it)", true}, phonebook_depth},
       {{"mqar", "multi-query associative recall (Arora et al. 2023)", true}, mqar},
       {{"selective_copy", "copy the letters scattered among filler (Gu & Dao 2023)", true}, selective_copy},
       {{"passkey", "repeat a number hidden in filler text (Mohtashami & Jaggi 2023)", true}, passkey},

@@ -1,4 +1,4 @@
-// The evaluation tasks by name: phonebook, phonebook_study, mqar, selective_copy, passkey
+// The evaluation tasks by name: phonebook (the study's), phonebook_depth (mambalm's), mqar, selective_copy, passkey
 // (synthetic tasks that generate prompts and score exact match), ruler_* (RULER's synthetic
 // tasks, scored with string_match_all, eval/tasks/ruler.h), mc (multiple choice from JSON
 // Lines), facts_mc (generated multiple choice, eval/tasks/facts_mc.h), loglikelihood
@@ -22,21 +22,21 @@
 namespace mambalm::eval {
 
 // Every setting a task may read; each task reads its own and ignores the rest. An unset
-// optional keeps the task's own default (for example shots: 1 for phonebook, 0 for mc).
+// optional keeps the task's own default (for example shots: 2 for phonebook, 0 for mc).
 struct TaskOptions {
   uint64_t seed = 0;   // task generation and few-shot draws
   int64_t limit = -1;  // at most this many samples / documents; -1 = all
   // Synthetic tasks.
-  std::optional<std::vector<int64_t>> lengths;  // phonebook, passkey: tokens; mqar: pairs; selective_copy: items; facts_mc: facts
-  std::optional<std::vector<double>> depths;    // phonebook, passkey: where the target sits, in [0, 1]
+  std::optional<std::vector<int64_t>> lengths;  // phonebook(_depth), passkey: tokens; mqar: pairs; selective_copy: items; facts_mc: facts
+  std::optional<std::vector<double>> depths;    // phonebook_depth, passkey: where the target sits, in [0, 1]
   std::optional<int64_t> samples_per_cell;      // samples per (length, depth) cell, > 0; facts_mc: questions
-  std::optional<int64_t> shots;                 // phonebook(_study), mc and facts_mc: few-shot examples
-  bool reversed = false;                        // phonebook(_study): the question before the book
+  std::optional<int64_t> shots;                 // phonebook(_depth), mc and facts_mc: few-shot examples
+  bool reversed = false;                        // phonebook(_depth): the question before the book
   std::string names = "auto";                   // phonebook name lists (see load_name_lists)
   std::optional<int64_t> queries;               // mqar: queries per prompt
   std::optional<int64_t> letters;               // selective_copy: letters to copy
   std::string haystack = "auto";                // ruler_* essay haystack: auto, noise, a file or a directory
-  // The model's context in tokens (0 = unbounded): the default lengths of phonebook_study
+  // The model's context in tokens (0 = unbounded): the default lengths of phonebook
   // (500 .. this) and ruler_* (4K .. 128K up to this). run_task sets it from the scorer.
   int64_t longest = 0;
   // generate: stop strings and the generation budget for lines that give none.

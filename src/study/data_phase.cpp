@@ -55,20 +55,23 @@ struct SyntheticSet {
 
 // One retrieval task's training documents, about `target_tokens` of them: a small probe run
 // measures tokens per sample, then the full set is drawn with a seed the evaluation never uses.
-SyntheticSet write_synthetic(const StudyPlan& plan, const std::string& task, const std::vector<int64_t>& lengths, const Tokenizer& tok,
+// `label` names the set (its files, its key in the data summary and results); `task` is the
+// evaluation task that generates it.
+SyntheticSet write_synthetic(const StudyPlan& plan, const std::string& label, const std::string& task,
+                             const std::vector<int64_t>& lengths, const Tokenizer& tok,
                              int64_t vocab, int64_t target_tokens) {
   eval::TaskOptions o;
   o.seed = plan.seed + 7919;  // evaluation seeds are 1..3 (eval_phase.cpp): no prompt is shared
   o.lengths = lengths;
-  if (task == "phonebook") o.depths = std::vector<double>{0.0, 0.25, 0.5, 0.75, 1.0};
+  if (task == "phonebook_depth") o.depths = std::vector<double>{0.0, 0.25, 0.5, 0.75, 1.0};
   o.samples_per_cell = 1;
-  const std::string probe = (data_dir(plan) / ("probe-" + task)).string();
+  const std::string probe = (data_dir(plan) / ("probe-" + label)).string();
   const eval::TrainingDataSummary p = eval::write_task_training_data(task, o, tok, vocab, probe);
   fs::remove(probe + ".bin");
   fs::remove(probe + ".idx");
   const double per_round = static_cast<double>(std::max<int64_t>(1, p.tokens));
   o.samples_per_cell = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(target_tokens) / per_round)));
-  SyntheticSet s{task, (data_dir(plan) / ("synthetic-" + task)).string()};
+  SyntheticSet s{label, (data_dir(plan) / ("synthetic-" + label)).string()};
   const eval::TrainingDataSummary w = eval::write_task_training_data(task, o, tok, vocab, s.prefix);
   s.documents = w.documents;
   s.tokens = w.tokens;
@@ -175,9 +178,10 @@ nlohmann::json run_data_phase(const StudyPlan& plan) {
   const int64_t mc_target = static_cast<int64_t>(per_corpus_token * mc);
   std::vector<SyntheticSet> sets;
   if (retrieval_target > 0) {
-    sets.push_back(write_synthetic(plan, "phonebook", plan.train_phonebook_tokens, *tok, vocab, retrieval_target / 3));
-    sets.push_back(write_synthetic(plan, "mqar", plan.train_mqar_pairs, *tok, vocab, retrieval_target / 3));
-    sets.push_back(write_synthetic(plan, "selective_copy", plan.train_copy_items, *tok, vocab, retrieval_target / 3));
+    // mambalm's own Phonebook format (by depth), which the evaluation below also asks
+    sets.push_back(write_synthetic(plan, "phonebook", "phonebook_depth", plan.train_phonebook_tokens, *tok, vocab, retrieval_target / 3));
+    sets.push_back(write_synthetic(plan, "mqar", "mqar", plan.train_mqar_pairs, *tok, vocab, retrieval_target / 3));
+    sets.push_back(write_synthetic(plan, "selective_copy", "selective_copy", plan.train_copy_items, *tok, vocab, retrieval_target / 3));
   }
   if (mc_target > 0) {
     // The evaluation's questions in its own k-shot shape, cloze and letter format alternating,

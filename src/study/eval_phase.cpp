@@ -69,9 +69,11 @@ nlohmann::json evaluate_family(const StudyPlan& plan, const std::string& family)
   pb.depths = plan.eval_phonebook_depths;
   pb.samples_per_cell = plan.eval_samples;
   pb.shots = 1;
-  out["phonebook"] = keep(eval::run_task("phonebook", scorer, pb, false).json);
+  // mambalm's own format (phonebook_depth), the one the training mix teaches; results keep the
+  // study's labels
+  out["phonebook"] = keep(eval::run_task("phonebook_depth", scorer, pb, false).json);
   pb.reversed = true;
-  out["phonebook_reversed"] = keep(eval::run_task("phonebook", scorer, pb, false).json);
+  out["phonebook_reversed"] = keep(eval::run_task("phonebook_depth", scorer, pb, false).json);
 
   eval::TaskOptions mq;
   mq.seed = 2;

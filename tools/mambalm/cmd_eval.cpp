@@ -38,17 +38,17 @@ int cmd_eval(int argc, char** argv) {
             "--model DIR (--task NAME [task options] | --lm-eval-samples FILE,...) [--limit N --seed S --batch B] [--device cuda] [--output results.json]",
             {{"model", "DIR", "model directory"},
              {"tokenizer", "PATH", "tokenizer (default: the model directory's; 'bytes' for byte-level models)"},
-             {"task", "NAME", "phonebook, phonebook_study, mqar, selective_copy, passkey, ruler_niah_single_1..3, ruler_niah_multikey_1..3, "
+             {"task", "NAME", "phonebook (the study's), phonebook_depth, mqar, selective_copy, passkey, ruler_niah_single_1..3, ruler_niah_multikey_1..3, "
                              "ruler_niah_multivalue, ruler_niah_multiquery, ruler_vt, ruler_cwe, ruler_fwe, mc (multiple choice), facts_mc, "
                              "loglikelihood, generate, perplexity"},
              {"lm-eval-samples", "FILE,...", "score the requests of lm-eval --log_samples files (samples_<task>_<date>.jsonl)"},
              {"target-delimiter", "S", "lm-eval samples: the text before each choice in a continuation (default ' ')"},
              {"add-bos", "auto|yes|no", "BOS before every context, document and prompt (default auto: as the tokenizer's files say)"},
-             {"lengths", "L,...", "phonebook(_study)/passkey/ruler_*: lengths in tokens; mqar: pairs; selective_copy: items; facts_mc: facts"},
-             {"depths", "D,...", "phonebook/passkey: target depths in [0, 1]"},
+             {"lengths", "L,...", "phonebook(_depth)/passkey/ruler_*: lengths in tokens; mqar: pairs; selective_copy: items; facts_mc: facts"},
+             {"depths", "D,...", "phonebook_depth/passkey: target depths in [0, 1]"},
              {"samples", "N", "synthetic tasks: samples per (length, depth) cell; facts_mc: questions"},
-             {"shots", "K", "phonebook / phonebook_study / mc / facts_mc: few-shot examples (default 1 / 2 / 0 / 5)"},
-             {"reversed", "", "phonebook(_study): the question (and phonebook's instructions and examples) before the book"},
+             {"shots", "K", "phonebook / phonebook_depth / mc / facts_mc: few-shot examples (default 2 / 1 / 0 / 5)"},
+             {"reversed", "", "phonebook(_depth): the question (and phonebook_depth's instructions and examples) before the book"},
              {"names", "WHICH", "phonebook names: auto (fetched lists if present), built-in, or a directory"},
              {"queries", "N", "mqar: queries per prompt (default 4)"},
              {"letters", "N", "selective_copy: letters to copy (default 8)"},

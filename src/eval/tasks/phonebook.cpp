@@ -88,15 +88,15 @@ NameLists load_name_lists(const std::string& which) {
 
 std::vector<GenerationSample> make_phonebook(const PhonebookOptions& opts, const NameLists& names,
                                              const TokenCounter& count_tokens) {
-  check(!names.first.empty() && !names.last.empty(), "phonebook", "empty name lists");
-  check(opts.shots >= 0, "phonebook", "--shots must be >= 0");
-  check(opts.samples_per_cell > 0, "phonebook", "samples per cell must be positive");
-  for (double d : opts.depths) check(d >= 0 && d <= 1, "phonebook", "depth " + tag_number(d) + " is outside [0, 1]");
+  check(!names.first.empty() && !names.last.empty(), "phonebook_depth", "empty name lists");
+  check(opts.shots >= 0, "phonebook_depth", "--shots must be >= 0");
+  check(opts.samples_per_cell > 0, "phonebook_depth", "samples per cell must be positive");
+  for (double d : opts.depths) check(d >= 0 && d <= 1, "phonebook_depth", "depth " + tag_number(d) + " is outside [0, 1]");
   const uint64_t max_people = static_cast<uint64_t>(names.first.size()) * names.last.size();
   std::vector<GenerationSample> out;
   for (size_t li = 0; li < opts.book_tokens.size(); ++li) {
     const int64_t target = opts.book_tokens[li];
-    check(target > 0, "phonebook", "book lengths must be positive");
+    check(target > 0, "phonebook_depth", "book lengths must be positive");
     for (size_t di = 0; di < opts.depths.size(); ++di) {
       for (int64_t s = 0; s < opts.samples_per_cell; ++s) {
         // One stream per sample: changing one cell's settings leaves the others' books alone.
@@ -105,7 +105,7 @@ std::vector<GenerationSample> make_phonebook(const PhonebookOptions& opts, const
         std::vector<std::pair<std::string, std::string>> book;  // (name, number)
         int64_t tokens = 0;
         while (tokens < target || static_cast<int64_t>(book.size()) < opts.shots + 1) {
-          check(used.size() < max_people, "phonebook", "the name lists cannot fill a book of " + std::to_string(target) + " tokens",
+          check(used.size() < max_people, "phonebook_depth", "the name lists cannot fill a book of " + std::to_string(target) + " tokens",
                 "use shorter books or the fetched name lists");
           size_t f = rng.next_u64() % names.first.size(), l = rng.next_u64() % names.last.size();
           if (!used.insert({f, l}).second) continue;

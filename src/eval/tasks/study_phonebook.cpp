@@ -27,7 +27,7 @@ class Book {
   void ensure(size_t n) {
     const uint64_t people = static_cast<uint64_t>(names_.first.size()) * names_.last.size();
     while (entries_.size() < n) {
-      check(used_.size() < people, "phonebook_study", "the name lists cannot fill a book of " + std::to_string(n) + " entries",
+      check(used_.size() < people, "phonebook", "the name lists cannot fill a book of " + std::to_string(n) + " entries",
             "use shorter lengths or the fetched name lists (scripts/fetch-eval-data.sh)");
       const size_t f = rng_.next_u64() % names_.first.size(), l = rng_.next_u64() % names_.last.size();
       if (!used_.insert({f, l}).second) continue;
@@ -83,15 +83,15 @@ std::vector<int64_t> study_phonebook_lengths(int64_t longest) {
 
 std::vector<GenerationSample> make_study_phonebook(const StudyPhonebookOptions& opts, const NameLists& names,
                                                    const TokenCounter& count_tokens) {
-  check(!names.first.empty() && !names.last.empty(), "phonebook_study", "empty name lists");
-  check(opts.shots >= 0, "phonebook_study", "--shots must be >= 0");
-  check(opts.samples_per_cell > 0, "phonebook_study", "samples per cell must be positive");
-  check(!opts.lengths.empty(), "phonebook_study", "no lengths given");
+  check(!names.first.empty() && !names.last.empty(), "phonebook", "empty name lists");
+  check(opts.shots >= 0, "phonebook", "--shots must be >= 0");
+  check(opts.samples_per_cell > 0, "phonebook", "samples per cell must be positive");
+  check(!opts.lengths.empty(), "phonebook", "no lengths given");
   std::vector<GenerationSample> out;
   const int64_t min_entries = opts.shots + 1;
   for (size_t li = 0; li < opts.lengths.size(); ++li) {
     const int64_t target = opts.lengths[li];
-    check(target > 0, "phonebook_study", "lengths must be positive");
+    check(target > 0, "phonebook", "lengths must be positive");
     int64_t fitted = 0;  // entries that fit, found on the first book of this length
     for (int64_t s = 0; s < opts.samples_per_cell; ++s) {
       Rng rng = Rng(opts.seed ^ 0x5eed0b00c5ull).fork(li * 1000003 + static_cast<uint64_t>(s) + 1);

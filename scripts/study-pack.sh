@@ -8,7 +8,7 @@ set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 DIR FAMILY TAR [LOG]" >&2; exit 2; }
 dir=$1 family=$2 tar=$3 log=${4:-}
 args=() names=()
-for f in train/$family/done.json train/$family/run/metrics.jsonl eval/$family/done.json speed/$family/done.json; do
+for f in train/$family/done.json train/$family/run/metrics.jsonl eval/$family/done.json speed/$family/done.json speed/8b/done.json; do
   [ -f "$dir/$f" ] && { args+=(-C "$dir" "$f"); names+=("$f"); }
 done
 staged=""

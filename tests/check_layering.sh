@@ -18,7 +18,7 @@ declare -A allowed=(
   [train]="core io config tokenizer data ops model dist train"
   [eval]="core io config tokenizer ops model infer eval"
   [bench]="core io config tokenizer data ops model dist infer train bench"
-  [study]="core io config tokenizer data ops model dist infer train eval study"
+  [study]="core io config tokenizer data ops model dist infer train eval bench study"
   [serve]="core io config tokenizer ops model infer serve"
 )
 bad=0

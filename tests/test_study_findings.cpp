@@ -106,6 +106,23 @@ TEST(StudyFindings, ShowsTheNumbersItJudged) {
   for (const json& x : f) EXPECT_FALSE(x["detail"].get<std::string>().empty());
 }
 
+// The 8B-shape comparison (GPU runs) is reported with (d), never judged: the verdict comes from
+// the trained models alone.
+TEST(StudyFindings, EightBShapeIsReportedNotJudged) {
+  json r = results(1.00, 1.04, 1.03, 1.01, 0.9, 0.3, 0.9);
+  const std::string verdict_without = judge_findings(r)[3]["verdict"];
+  r["speed_8b"] = {{"measured", true},
+                   {"rows", json::array({{{"context", 4096}, {"hybrid_over_transformer", 5.0}},
+                                         {{"context", 16384}, {"hybrid_over_transformer", 0.5}}})}};
+  const json d = judge_findings(r)[3];
+  EXPECT_EQ(d["verdict"], verdict_without);
+  EXPECT_DOUBLE_EQ(d["numbers"]["speedup_8b_shape"].get<double>(), 0.5);  // the longest context's
+  EXPECT_EQ(d["numbers"]["context_8b_shape"].get<int64_t>(), 16384);
+  EXPECT_NE(d["detail"].get<std::string>().find("0.50x transformer-8b at context 16384"), std::string::npos);
+  r["speed_8b"] = {{"measured", false}, {"reason", "measured on GPU runs only (--device cuda)"}};
+  EXPECT_FALSE(judge_findings(r)[3]["numbers"].contains("speedup_8b_shape"));
+}
+
 TEST(StudyPhaseMarker, SkipsSameInputsRefusesOthers) {
   namespace st = mambalm::study;
   const std::string dir = mambalm::testing::temp_dir("study-marker");

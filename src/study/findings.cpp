@@ -129,6 +129,16 @@ json finding_d(const json& r) {
   out["detail"] = fmt("hybrid decode / Transformer decode: %.2fx at context %.0f, %.2fx at context %.0f; ", speedup_long,
                       tl["context"].get<double>(), speedup_short, ts["context"].get<double>()) +
                   fmt("Transformer memory per sequence %.2fx the hybrid's at the longest context", memory_ratio);
+  // At the study's 8B shapes too, where measured (study/speed_8b_shape.h); reported, not judged.
+  const json& b = r.contains("speed_8b") ? r["speed_8b"] : json::object();
+  if (b.value("measured", false) && !b["rows"].empty()) {
+    const json& c = b["rows"].back();
+    out["numbers"]["speedup_8b_shape"] = c["hybrid_over_transformer"];
+    out["numbers"]["context_8b_shape"] = c["context"];
+    out["detail"] = out["detail"].get<std::string>() +
+                    fmt("; at the 8B shapes (best batch that fits): hybrid-8b %.2fx transformer-8b at context %.0f",
+                        c["hybrid_over_transformer"].get<double>(), c["context"].get<double>());
+  }
   return out;
 }
 

@@ -143,7 +143,19 @@ std::string render_markdown(const json& r) {
                       num(c["memory_per_sequence_bytes"].get<double>() / 1024.0, "%.1f"));
     s += row(cells);
   }
-  return s + "\nKiB: memory one sequence holds (SSM and convolution state + KV cache) after the prompt and the generated tokens.\n";
+  s += "\nKiB: memory one sequence holds (SSM and convolution state + KV cache) after the prompt and the generated tokens.\n";
+  // The same comparison at the study's 8B shapes (study/speed_8b_shape.h).
+  const json& b = r.value("speed_8b", json::object());
+  s += "\n## Generation speed at the 8B shapes\n\n";
+  if (!b.value("measured", false)) return s + "Not measured: " + b.value("reason", std::string("no measurement")) + ".\n";
+  s += "`mambalm bench --device cuda --preset transformer-8b,hybrid-8b` (" + b.value("weights", std::string()) + " weights, " +
+       b.value("device_name", std::string()) + "): decode tokens/s at the best batch that fits.\n\n";
+  s += header({"context", "transformer-8b tok/s (batch)", "hybrid-8b tok/s (batch)", "hybrid / transformer"});
+  for (const json& c : b["rows"])
+    s += row({integer(c["context"]), num(c["transformer_tokens_per_s"].get<double>(), "%.0f") + " (" + integer(c["transformer_batch"]) + ")",
+              num(c["hybrid_tokens_per_s"].get<double>(), "%.0f") + " (" + integer(c["hybrid_batch"]) + ")",
+              num(c["hybrid_over_transformer"].get<double>(), "%.2f") + "x"});
+  return s;
 }
 
 }  // namespace mambalm::study

@@ -91,6 +91,7 @@ nlohmann::json assemble_results(const StudyPlan& plan, const nlohmann::json& dat
                                    {"chance", 1.0 / static_cast<double>(plan.mc_facts)},
                                    {"training_fraction", plan.mc_fraction}};
   r["speed_device"] = speed.value("device", "cpu");
+  r["speed_8b"] = speed.value("shape_8b", nlohmann::json{{"measured", false}, {"reason", "not measured by this run"}});
   r["eval_device"] = plan.device == Device::CUDA ? "cuda" : "cpu";
   r["findings"] = judge_findings(r);
   return r;

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "model/state.h"
 #include "study/phase_marker.h"
+#include "study/speed_8b_shape.h"
 #include "study/train_phase.h"
 
 namespace mambalm::study {
@@ -119,6 +120,10 @@ nlohmann::json run_speed_phase(const StudyPlan& plan) {
     const std::string name = measured.value("device_name", "");
     if (!name.empty() && std::find(device_names.begin(), device_names.end(), name) == device_names.end()) device_names.push_back(name);
   }
+  // The 8B shapes on the GPU, with the hybrid's measurement (also when it runs alone).
+  nlohmann::json shape_inputs = plan.speed_settings();
+  shape_inputs["part"] = "8b";
+  summary["shape_8b"] = speed_at_8b_shape(plan, fingerprint_of(shape_inputs));
   if (!waiting.empty()) {
     std::printf("speed: no speed/done.json yet: %s not done here (--families)\n", join_names(waiting).c_str());
     return summary;

@@ -27,14 +27,7 @@ std::string write_config(const std::string& dir, const json& config) {
   return dir;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(ChatTemplate, DefaultWithoutTokenizerConfig) {
   const std::string dir = testing::temp_dir("chat-default");

@@ -16,14 +16,7 @@ namespace {
 
 using testing::hard_strings;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 const char* const kEnglish =
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age "

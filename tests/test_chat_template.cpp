@@ -27,7 +27,14 @@ std::string write_config(const std::string& dir, const json& config) {
   return dir;
 }
 
-using testing::error_of;
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 TEST(ChatTemplate, DefaultWithoutTokenizerConfig) {
   const std::string dir = testing::temp_dir("chat-default");

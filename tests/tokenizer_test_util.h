@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,22 +34,6 @@ inline std::string reference_missing() {
       return npm_file(f) + " missing (run scripts/fetch-tokenizers.sh)";
   return "";
 }
-
-// The same, also needing the npm files `more` (paths under node_modules).
-inline std::string reference_missing(std::initializer_list<const char*> more) {
-  std::string why = reference_missing();
-  for (const char* f : more)
-    if (why.empty() && !std::filesystem::exists(npm_file(f))) why = npm_file(f) + " missing (run scripts/fetch-tokenizers.sh)";
-  return why;
-}
-
-// Skips the calling test, saying why, unless node and the reference packages (and the npm files
-// given) are there.
-#define SKIP_WITHOUT_REFERENCE(...)                                                                \
-  do {                                                                                             \
-    const std::string why_missing = ::mambalm::testing::reference_missing({__VA_ARGS__});         \
-    if (!why_missing.empty()) GTEST_SKIP() << "reference unavailable: " << why_missing;            \
-  } while (0)
 
 inline std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

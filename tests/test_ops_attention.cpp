@@ -1,7 +1,9 @@
 // CPU ops: causal grouped-query attention (vs float64, MHA and GQA, KV-prefix calls equal the
-// last rows of a full call, large scores, long S) and rotary embedding (vs float64, partial
-// rotary_dim, position offset), plus dispatch error paths.
+// last rows of a full call, large scores, long S), one-query decode over ragged caches (every
+// kernel variant, several thread counts) and rotary embedding (vs float64, partial rotary_dim,
+// position offset), plus dispatch error paths.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -10,6 +12,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/cpu/attention_decode.h"
+#include "ops/cpu/cpu_features.h"
 #include "ops/ops.h"
 #include "test_util.h"
 
@@ -103,6 +107,51 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
   Tensor out = Tensor::empty(q.shape());
   ops::attention(q, k, v, nullptr, scale, out);
   expect_close("attention prefix call vs last rows of full", out, time_slice(out_full, S - T, S), 1e-6);
+}
+
+// attention_decode: one query per sequence against its own cache prefix (ragged lengths, GQA, a
+// capacity above every length), with every kernel variant this machine runs, at 1, 2 and 3
+// OpenMP threads. Each equals the float64 definition within 1e-6 (as the decode row above), and
+// the threaded runs equal the one-thread run bit for bit (one task per (sequence, head), a fixed
+// summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to collapse
+// (issue 21: BLAS inside the OpenMP region), and the work is above the one-thread threshold.
+TEST(OpsAttention, DecodeMatchesNaiveAtAnyThreadCountAndIsa) {
+  const int64_t B = 3, cap = 311, Hq = 8, Hkv = 2, Dh = 64;
+  const int32_t lens[B] = {1, 157, 300};
+  Tensor q = random_tensor({B, Hq, Dh}, -2.0f, 2.0f);
+  Tensor kc = random_tensor({B, cap, Hkv, Dh}, -2.0f, 2.0f), vc = random_tensor({B, cap, Hkv, Dh});
+  Tensor lengths = Tensor::empty({B}, DType::I32);
+  std::memcpy(lengths.raw(), lens, sizeof lens);
+  Tensor want = Tensor::zeros({B, Hq, Dh}, DType::F64);
+  const float scale = 1.0f / std::sqrt(float(Dh));
+  for (int64_t b = 0; b < B; ++b) {
+    auto prefix = [&](const Tensor& c) {
+      return c.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, lens[b]).reshape({1, lens[b], Hkv, Dh});
+    };
+    Tensor w = naive_attention(q.slice0(b, b + 1).reshape({1, 1, Hq, Dh}), prefix(kc), prefix(vc), scale);
+    std::memcpy(want.data<double>() + b * Hq * Dh, w.raw(), w.nbytes());
+  }
+  const int saved_threads = omp_get_max_threads();
+  for (ops::cpu::Isa isa : {ops::cpu::Isa::Scalar, ops::cpu::Isa::Avx2, ops::cpu::Isa::Avx512, ops::cpu::Isa::Neon}) {
+    if (!ops::cpu::isa_supported(isa)) continue;
+    Tensor one = Tensor::empty(q.shape());
+    omp_set_num_threads(1);
+    ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, one);
+    expect_close(std::string("attention_decode ") + ops::cpu::isa_name(isa), one, want, 1e-6);
+    for (int threads : {2, 3}) {
+      omp_set_num_threads(threads);
+      Tensor many = Tensor::empty(q.shape());
+      many.fill(NAN);
+      ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, many);
+      EXPECT_EQ(std::memcmp(one.raw(), many.raw(), one.nbytes()), 0)
+          << ops::cpu::isa_name(isa) << " at " << threads << " threads differs from 1 thread";
+    }
+  }
+  omp_set_num_threads(saved_threads);
+  // The dispatched op (the active variant) gives the same rows.
+  Tensor out = Tensor::empty(q.shape());
+  ops::attention_decode(q, kc, vc, lengths, scale, out);
+  expect_close("attention_decode (dispatched)", out, want, 1e-6);
 }
 
 // The packed-documents path computes the same lse2 as the plain one when the row is one document.

@@ -14,6 +14,12 @@
 //   pass 2, tasks (batch, KV head, block of 64 keys): for each query head of the group and each
 //           block of queries that can see the keys, P^T = exp(scale K Q^T - lse), then dV and dK.
 // Every output element is written by one task in a fixed order: no atomics, deterministic.
+//
+// Few query rows (decode: one row per sequence and head; any call with T <= kFewRows) take a
+// path without BLAS: scores, softmax and P V in our own vectorised loops, one (batch, query
+// head) per task, scratch of the visible keys in a per-thread buffer that only grows. The
+// prefill path at T = 1 (sgemm at M = 1 inside the OpenMP region, a `64 x S` scores buffer
+// allocated per thread per call) took 2.1-2.5x as long (bench/NOTES.md, issue 21).
 #include <cblas.h>
 
 #include <algorithm>
@@ -21,19 +27,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/cpu/attention_decode.h"
 #include "ops/cpu/cpu_ops.h"
 
 namespace mambalm::ops::cpu {
 
 constexpr float kLog2e = 1.4426950408889634f;  // lse2 = lse log2(e)
-
-namespace {
-// Rows [0, n) of sequence b of a cache [B, capacity, Hkv, Dh], as [1, n, Hkv, Dh].
-Tensor cache_prefix(const Tensor& cache, int64_t b, int64_t n) {
-  const int64_t cap = cache.dim(1), Hkv = cache.dim(2), Dh = cache.dim(3);
-  return cache.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, n).reshape({1, n, Hkv, Dh});
-}
-}  // namespace
 
 
 // Angles are computed in double ((pos0 + t) * theta^(-2i/r) reaches ~1e5 rad at long context,
@@ -78,11 +77,185 @@ void rotate_half(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta, floa
 
 void rope(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) { rotate_half(x, pos0, rotary_dim, theta, 1.0f); }
 
+namespace {
+// The softmax numerators of one score row, in place: row[i] = exp(row[i] - max) for i < n (n >= 1);
+// returns their sum and sets mx to the max. Inlined into each instruction-set variant below.
+[[gnu::always_inline]] inline float exp_shifted_in_place(float* row, int64_t n, float& mx) {
+  mx = row[0];
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, row[i]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = exp_fast(row[i] - mx);
+    row[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+}  // namespace
+
+// ---- few query rows (decode) ------------------------------------------------------------------
+namespace {
+
+// Query rows at or below which attention() takes the few-rows path (as linear()'s GEMV limit).
+constexpr int64_t kFewRows = 8;
+
+// `rows` query rows of one (batch, query head): row r (Dh floats at q + r ldq) sees keys
+// 0 .. visible0 + r - 1 (key j at k + j ldk, its value at v + j ldk) and writes out + r ldo and,
+// when lse2 is given, lse2[r] = log2 sum_j exp(scale q.k_j).
+struct RowsJob {
+  const float* q;
+  int64_t ldq;
+  const float* k;
+  const float* v;
+  int64_t ldk;
+  int64_t Dh, rows, visible0;
+  float scale;
+  float* out;
+  int64_t ldo;
+  float* lse2;
+};
+
+// Four keys per step in both products: four independent dot products share each load of q, and
+// the P V update adds four weighted rows per pass over the output (a quarter of the dependent
+// load-add-store chains on `out`). Scores are exponentiated in place, the output is normalised
+// once at the end. `s` holds visible0 + rows - 1 floats.
+[[gnu::always_inline]] inline void attend_rows_impl(const RowsJob& a, float* s) {
+  const int64_t Dh = a.Dh, ldk = a.ldk;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const int64_t n = a.visible0 + r;
+    const float* qr = a.q + r * a.ldq;
+    float* o = a.out + r * a.ldo;
+    if (n <= 0) {  // no visible key (not reachable through the ops' checks): a defined zero row
+      for (int64_t d = 0; d < Dh; ++d) o[d] = 0.0f;
+      if (a.lse2) a.lse2[r] = -INFINITY;
+      continue;
+    }
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* k0 = a.k + j * ldk;
+      const float *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+      float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (int64_t d = 0; d < Dh; ++d) {
+        const float x = qr[d];
+        s0 += x * k0[d];
+        s1 += x * k1[d];
+        s2 += x * k2[d];
+        s3 += x * k3[d];
+      }
+      s[j] = a.scale * s0;
+      s[j + 1] = a.scale * s1;
+      s[j + 2] = a.scale * s2;
+      s[j + 3] = a.scale * s3;
+    }
+    for (; j < n; ++j) {
+      const float* kj = a.k + j * ldk;
+      float s0 = 0.0f;
+#pragma omp simd reduction(+ : s0)
+      for (int64_t d = 0; d < Dh; ++d) s0 += qr[d] * kj[d];
+      s[j] = a.scale * s0;
+    }
+    float mx;
+    const float sum = exp_shifted_in_place(s, n, mx);
+    if (a.lse2) a.lse2[r] = (mx + std::log(sum)) * kLog2e;
+    for (int64_t d = 0; d < Dh; ++d) o[d] = 0.0f;
+    j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* v0 = a.v + j * ldk;
+      const float *v1 = v0 + ldk, *v2 = v1 + ldk, *v3 = v2 + ldk;
+      const float p0 = s[j], p1 = s[j + 1], p2 = s[j + 2], p3 = s[j + 3];
+#pragma omp simd
+      for (int64_t d = 0; d < Dh; ++d) o[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d]);
+    }
+    for (; j < n; ++j) {
+      const float* vj = a.v + j * ldk;
+      const float p = s[j];
+#pragma omp simd
+      for (int64_t d = 0; d < Dh; ++d) o[d] += p * vj[d];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t d = 0; d < Dh; ++d) o[d] *= inv;
+  }
+}
+
+// One variant per instruction set, as the GEMV kernels (ops/cpu/gemv.h): the same loops compiled
+// with a function-level target, so a portable (-march=x86-64-v2) binary still runs 8- or
+// 16-wide FMAs where the CPU has them.
+using AttendRowsFn = void (*)(const RowsJob&, float*);
+void attend_rows_portable(const RowsJob& a, float* s) { attend_rows_impl(a, s); }
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void attend_rows_avx2(const RowsJob& a, float* s) { attend_rows_impl(a, s); }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void attend_rows_avx512(const RowsJob& a, float* s) {
+  attend_rows_impl(a, s);
+}
+#endif
+
+AttendRowsFn attend_rows_kernel(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Bf16) return attend_rows_avx512;
+  if (isa == Isa::Avx2) return attend_rows_avx2;
+#endif
+  (void)isa;
+  return attend_rows_portable;  // Scalar, and Neon (the portable loops vectorise to NEON there)
+}
+
+// Per-thread score scratch that only grows: no allocation per token once warm.
+float* rows_scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
+// tasks jobs (one per (batch, query head)), job(t) describing task t, over the OpenMP threads
+// when the keys to read are worth a fork; max_keys bounds every job's visible0 + rows - 1.
+template <class MakeJob>
+void run_rows_jobs(Isa isa, int64_t tasks, int64_t max_keys, int64_t work, MakeJob job) {
+  const AttendRowsFn fn = attend_rows_kernel(isa);
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work > kParallelMin)
+  for (int64_t t = 0; t < tasks; ++t) fn(job(t), rows_scratch(std::max<int64_t>(max_keys, 1)));
+}
+
+// attention() for T <= kFewRows without documents.
+void attention_few_rows(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out, float* lse2) {
+  const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
+  const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
+  float* op = out.f32();
+  run_rows_jobs(active_isa(), B * Hq, S, B * Hq * T * S * Dh, [&](int64_t t) {
+    const int64_t b = t / Hq, h = t % Hq, kvh = h / group;
+    return RowsJob{qp + (b * T * Hq + h) * Dh, Hq * Dh, kp + (b * S * Hkv + kvh) * Dh,
+                   vp + (b * S * Hkv + kvh) * Dh, Hkv * Dh, Dh, T, S - T + 1, scale,
+                   op + (b * T * Hq + h) * Dh, Hq * Dh, lse2 ? lse2 + (b * Hq + h) * T : nullptr};
+  });
+}
+
+}  // namespace
+
+void attention_decode_isa(Isa isa, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                          const Tensor& lengths, float scale, Tensor& out) {
+  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2);
+  const int64_t cap = k_cache.dim(1), Hkv = k_cache.dim(2), group = Hq / Hkv;
+  const int32_t* len = lengths.data<int32_t>();
+  int64_t max_len = 0, keys = 0;
+  for (int64_t b = 0; b < B; ++b) max_len = std::max<int64_t>(max_len, len[b]), keys += len[b];
+  const float *qp = q.f32(), *kp = k_cache.f32(), *vp = v_cache.f32();
+  float* op = out.f32();
+  run_rows_jobs(isa, B * Hq, max_len, keys * Hq * Dh, [&](int64_t t) {
+    const int64_t b = t / Hq, h = t % Hq, kvh = h / group;
+    return RowsJob{qp + t * Dh, Dh, kp + (b * cap * Hkv + kvh) * Dh, vp + (b * cap * Hkv + kvh) * Dh,
+                   Hkv * Dh, Dh, 1, len[b], scale, op + t * Dh, Dh, nullptr};
+  });
+}
+
 // Tasks are (batch, query head, block of queries). For a block of rows [i0, i1) the keys needed
 // are 0 .. S-T+i1-1; scores for the block are one sgemm (Q_blk K^T, scaled), then a masked
 // max-subtracted softmax per row in fp32, then one sgemm (P V) straight into `out`.
 // The sgemms run inside the OpenMP region, single-threaded with the OpenMP flavour of OpenBLAS
 // (see ssd.cpp). The block height is capped so a thread's score scratch stays around 4 MB at any S.
+// Only for T > kFewRows (prefill); fewer rows take attention_few_rows above.
 namespace {
 
 // One document per row (inference, and training without packing).
@@ -127,15 +300,8 @@ void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, f
       for (int64_t r = 0; r < rows; ++r) {
         float* row = sc + r * nk;
         const int64_t visible = S - T + i0 + r + 1;  // keys 0 .. position
-        float mx = row[0];
-        for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, row[j]);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < visible; ++j) {
-          const float e = exp_fast(row[j] - mx);
-          row[j] = e;
-          sum += e;
-        }
+        float mx;
+        const float sum = exp_shifted_in_place(row, visible, mx);
         const float inv = 1.0f / sum;
         if (lse2) lse2[(b * Hq + h) * T + i0 + r] = (mx + std::log(sum)) * kLog2e;
 #pragma omp simd
@@ -188,7 +354,10 @@ float softmax_row(float* row, int64_t nk, const int32_t* seq, int64_t pos) {
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out,
                Tensor* lse2_out) {
   float* lse2 = lse2_out ? lse2_out->f32() : nullptr;
-  if (!seq_idx) return attention_one_document(q, k, v, scale, out, lse2);
+  if (!seq_idx) {
+    if (q.dim(1) <= kFewRows) return attention_few_rows(q, k, v, scale, out, lse2);
+    return attention_one_document(q, k, v, scale, out, lse2);
+  }
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
   if (B == 0 || T == 0 || Hq == 0 || Dh == 0) return;
@@ -302,13 +471,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
                       float scale, Tensor& out) {
-  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2);
-  const int32_t* len = lengths.data<int32_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    Tensor ob = out.slice0(b, b + 1).reshape({1, 1, Hq, Dh});
-    attention_one_document(q.slice0(b, b + 1).reshape({1, 1, Hq, Dh}), cache_prefix(k_cache, b, len[b]),
-                           cache_prefix(v_cache, b, len[b]), scale, ob);
-  }
+  attention_decode_isa(active_isa(), q, k_cache, v_cache, lengths, scale, out);
 }
 
 // The forward rotation by +angle; its transpose (the backward) is the rotation by -angle.

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -132,8 +133,13 @@ double min_bytes(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t 
 void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, int64_t H, int64_t P, int64_t G,
                     int64_t N);
 
-void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
-  const int64_t H = 128, P = 64, G = 8, N = 128;
+// The 8B model's heads (H 128, P 64, G 8, N 128) unless the study's small shape is asked for.
+struct Heads {
+  int64_t H = 128, P = 64, G = 8, N = 128;
+};
+
+void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd = {}) {
+  const int64_t H = hd.H, P = hd.P, G = hd.G, N = hd.N;
   std::vector<Inputs> sets;
   for (int k = 0; k < 2; ++k) sets.push_back(make_inputs(B, T, H, P, G, N, 1000 * (k + 1)));
   auto run = [&](int i) {
@@ -148,8 +154,8 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence) {
               (long long)B, (long long)T, (long long)H, (long long)P, (long long)G, (long long)N,
               (long long)Q, ms, ms_again, fl / 1e9, fl / ms / 1e9, 100 * fl / ms / 1e9 / kTf32TFlops,
               kTf32TFlops, by / 1e6, by / ms / 1e9, 100 * by / ms / 1e9 / kCopyTBs, kCopyTBs);
-  std::printf("RESULT ssd_chunked%s B%lld_L%lld %.4f ms\n", Q == 256 ? "" : "_c128", (long long)B,
-              (long long)T, ms);
+  std::printf("RESULT ssd_chunked%s B%lld_L%lld %.4f ms\n", Q == 256 ? "" : ("_c" + std::to_string(Q)).c_str(),
+              (long long)B, (long long)T, ms);
   // the four kernels, median of 20 each
   std::vector<float> st[4];
   for (int i = 0; i < 23; ++i) {
@@ -206,7 +212,8 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
   auto fwd = [&](Inputs& s, bool docs) {
     ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, s.y, products);
   };
-  const std::string key = std::string(Q == 256 ? "" : "_c128") + " B" + std::to_string(B) + "_L" + std::to_string(T);
+  const std::string key = std::string(Q == 256 ? "" : "_c" + std::to_string(Q)) + " B" + std::to_string(B) + "_L" +
+                          std::to_string(T) + (H == 128 ? "" : "_H" + std::to_string(H) + "_N" + std::to_string(N));
   for (bool docs : {false, true}) {
     const double fb = median_ms([&](int i) {
       Inputs& s = sets[size_t(i) % sets.size()];
@@ -276,13 +283,21 @@ void bench_short() {
 
 }  // namespace
 
-int main() {
+// `mambalm_bench_ssd` runs the 8B-head shapes; `mambalm_bench_ssd small` the study's small Mamba-2
+// layer instead (mamba2-26m: B 64 x L 1024 per micro-batch, H 16, P 64, G 8, N 64) at kernel chunks
+// 64 (its config's), 128 and 256: the chunking changes rounding only, so the kernels may pick it.
+int main(int argc, char** argv) {
+  const bool small = argc > 1 && std::string(argv[1]) == "small";
   if (cuda_device_count() == 0) {
     std::fprintf(stderr, "mambalm_bench_ssd: no CUDA device\n");
     return 2;
   }
   try {
     std::printf("device: %s\n", cuda_device_summary().c_str());
+    if (small) {
+      for (int64_t q : {64, 128, 256}) bench_shape(64, 1024, q, false, Heads{16, 64, 8, 64});
+      return 0;
+    }
     bench_shape(2, 4096, 256, true);
     bench_shape(2, 4096, 128, false);
     bench_shape(1, 16384, 256, false);

@@ -26,11 +26,10 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   LayerState* state = ctx.state;
 
-  Tensor xz = ctx.empty({B, T, 2 * Di});  // x | z
-  ops::linear(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, xz);
+  // x | z = W_in u, each column block written to its own tensor
   Tensor x = ctx.empty({B, T, Di});  // SSM input before the conv
   Tensor z = ctx.empty({B, T, Di});  // gate
-  ops::split_columns(xz, {&x, &z});
+  ops::linear_parts(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&x, &z});
 
   Tensor xc = ctx.empty({B, T, Di});  // SiLU(conv(x))
   ops::causal_conv1d(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
@@ -88,22 +87,16 @@ void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   Tensor ddt_low = ctx.empty({B, T, R});
   ops::linear_backward(ddt_lin, a.dt_low, dt_proj_w_.value, &ddt_low, &dt_proj_w_.grad, nullptr);
   // dt_low | B | C = W_x xc
-  Tensor dx_dbl = ctx.empty({B, T, R + 2 * N});
-  ops::write_columns(ddt_low, dx_dbl, 0);
-  ops::write_columns(dBm, dx_dbl, R);
-  ops::write_columns(dCm, dx_dbl, R + N);
   Tensor dxc_proj = ctx.empty({B, T, Di});  // xc's gradient through x_proj
-  ops::linear_backward(dx_dbl, a.xc, x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
+  ops::linear_backward_parts({&ddt_low, &dBm, &dCm}, a.xc, x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
   ops::add(dxc, dxc_proj, dxc);
   // xc = SiLU(conv(x))
   Tensor dx = ctx.empty({B, T, Di});
   ops::causal_conv1d_backward(a.xin, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,
                               /*apply_silu=*/true, dxc, dx, &conv_w_.grad, cfg_.conv_bias ? &conv_b_.grad : nullptr, nullptr);
   // x | z = W_in u
-  Tensor dxz = ctx.empty({B, T, 2 * Di});
-  ops::write_columns(dx, dxz, 0);
-  ops::write_columns(dz, dxz, Di);
-  ops::linear_backward(dxz, u, in_proj_w_.value, &du, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
+  ops::linear_backward_parts({&dx, &dz}, u, in_proj_w_.value, &du, &in_proj_w_.grad,
+                             cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
 }
 
 ParamList Mamba1Mixer::params(const std::string& prefix) {

@@ -190,11 +190,17 @@ void run_ssd_backward(bool quick) {
   check_backward({2, 37, 6, 16, 2, 16, 8, true, true, true, true});
   check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true});
   check_backward({1, 130, 4, 24, 1, 40, 64, false, true, false, true, false, false});
+  // N <= 64 takes 64-column tiles in the states, dB and dC kernels: the study's small layer (H 16,
+  // P 64, G 8, N 64, chunk 64) as training calls it and with every input, and two tiles of P
+  check_backward({2, 300, 16, 64, 8, 64, 64, false, false, false, false});
+  check_backward({2, 300, 16, 64, 8, 64, 64, true, true, true, true});
+  check_backward({1, 200, 4, 128, 2, 64, 128, true, true, true, true});
   // the exact products (--dtype f32): the training call, every optional input, the padded path
   const auto exact = ops::Fp32Products::Exact;
   check_backward({2, T, H, P, G, N, 128, false, false, false, false, true, true, exact});
   check_backward({2, T, H, P, G, N, 256, true, true, true, true, true, true, exact});
   check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true, true, true, exact});
+  check_backward({2, 300, 16, 64, 8, 64, 64, true, true, true, true, true, true, exact});
 
   // forward with documents: tensor cores (chunks 128 and 64, with and without a state), the
   // recurrence for short T and for untiled P, N

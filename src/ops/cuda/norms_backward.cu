@@ -46,9 +46,14 @@ enum NormKind : int { kRms = 0, kLayer = 1, kGated = 2 };
 
 // Rows per block: at least 8 (so a partial row of scratch serves several rows), and about 512
 // blocks along the rows for large inputs (enough to fill the GPU; each partial is an fp32 sum of
-// at most a few dozen rows at the training shapes).
+// at most a few dozen rows at the training shapes). Rows shorter than 2048 get up to 4x as many
+// blocks: at d 512 a block of 4 warps holds too little work to keep an SM's memory pipe busy
+// (Nsight Compute: 24% occupancy, DRAM 44% with 512 blocks).
 constexpr int64_t kMinRowsPerBlock = 8;
 constexpr int64_t kTargetRowBlocks = 512;
+int64_t target_row_blocks(int64_t D) {
+  return kTargetRowBlocks * std::clamp<int64_t>(2048 / std::max<int64_t>(D, 1), 1, 4);
+}
 
 // The longest segment the register-resident kernels hold: E = 8 elements x 1024 threads (float4
 // rows of RMSNorm / LayerNorm), else 4 x 1024.
@@ -527,7 +532,8 @@ template <int KIND>
 void norm_backward(const NormArgs& a, GrowOnlyBuffer& scratch, const char* op) {
   if (a.rows == 0 || a.D == 0) return;
   const int64_t groups = a.D / a.S;
-  const int64_t rpb = std::max(kMinRowsPerBlock, (a.rows + kTargetRowBlocks - 1) / kTargetRowBlocks);
+  const int64_t blocks_wanted = target_row_blocks(a.D);
+  const int64_t rpb = std::max(kMinRowsPerBlock, (a.rows + blocks_wanted - 1) / blocks_wanted);
   const int64_t nb = (a.rows + rpb - 1) / rpb;
   float* pw = nullptr;
   float* pb = nullptr;

@@ -31,14 +31,15 @@
 //   gram    per (chunk, group, 64x64 tile of the lower triangle): CB = C B^T (K = N), written for
 //           dx; then per head of the group G = dY X^T (K = P), Gs += dt W o G, row and column
 //           sums of CB o dt W o G                                 24 GFLOP, L2 1.5 GB       0.74 ms
-//   states  per (chunk, head, 64 x 128 tile of P x N): Z = (w dt X)^T B and dZ = (e dY)^T C, K = L
+//   states  per (chunk, head, 64 x 128 tile of P x N; 64 x 64 when N <= 64): Z = (w dt X)^T B and
+//           dZ = (e dY)^T C, K = L
 //           (Z of the last chunk and dZ of the first are not needed)  32 GFLOP, L2 1.5 GB   0.48 ms
 //   pass    per 4 state elements: S_c (forward, in place of Z) and dS_c (reverse, in place of dZ),
 //           the partial <dS_c, S_c> per warp, dinitial_state          DRAM 0.67 GB          0.20 ms
 //   dx      per (chunk, head, 64-row tile): acc = (w B) dS^T (K = N), snapshot x . acc (u),
 //           acc += (W o CB)^T dY over the rows at or below (K <= L); dx, ddir
 //                                                                  39 GFLOP, L2 2.9 GB       0.99 ms
-//   dB      per (chunk, group, 64 rows, 128 columns of N): K = the group's heads x P, then the
+//   dB      per (chunk, group, 64 rows, 128 columns of N (64 when N <= 64)): K = the group's heads x P, then the
 //           chunk's rows at or below                               20 GFLOP, L2 0.85 GB      0.29 ms
 //   dC      the same with S, e dY and the rows at or above, plus per head C_i . (e_i S^T dY_i)
 //                                                                  20 GFLOP, L2 0.9 GB       0.34 ms
@@ -51,6 +52,10 @@
 // (one barrier per stage); states streams them with cp.async through a three-stage ring (the
 // same structure for gram, dx, dB and dC measured slower: 0.81, 1.16, 0.48, 0.51 ms, its extra
 // fix-up pass and barrier per stage cost more than the deeper pipeline gained).
+// At the study's small layer (B 64, L 1024, H 16, P 64, G 8, N 64, Q 64; 2026-12-01) 128-column
+// tiles of states, dB and dC multiplied zeros in half their columns at two blocks per SM; 64-column
+// tiles (72-80 registers, three blocks per SM): states 0.62 -> 0.42 ms, dB 0.38 -> 0.28, dC 0.45
+// -> 0.32, the op 3.0 -> 2.6 ms.
 // Deterministic: every sum over heads, tiles, chunks and sequences has a fixed partition and order
 // (no atomics).
 //
@@ -150,18 +155,24 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
     for (int i = threadIdx.x; i < a.Q; i += 256) a.seg[(int64_t(b) * a.nc + c) * a.Q + i] = sseg[i];
 }
 
-// ---- states: Z and dZ, one 64 x 128 tile of [P, N] per block (256 threads) --------------------
+// ---- states: Z and dZ, one 64 x TN tile of [P, N] per block (256 threads) ---------------------
 // blockIdx.x = ((((b H + h) nc + c) 2 + which) Pt + pt) Nt + nt. which 0: Z = (w dt X)^T B into S;
 // which 1: dZ = (e dY)^T C into dS. A(p, j) = scale_j src_j[p] ([32 j][64 p]), B(j, n) = B_j[n]
-// ([32 j][128 n]). Z of the last chunk (only the final state, not needed) and dZ of the first
-// (only dinitial_state) are skipped when unused.
-constexpr int kStWords = kWords64 + kWordsKN128;  // one stage: A [32][72] + B [32][136]
-constexpr int kStSmemBytes = kRing * kStWords * 4;
-template <bool kSplit>
-__global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
+// ([32 j][TN n]). Z of the last chunk (only the final state, not needed) and dZ of the first
+// (only dinitial_state) are skipped when unused. TN = 32 NI columns of N: 128, or 64 when N <= 64
+// (the study's small models: a 128-column tile would multiply zeros in half its columns and hold
+// twice the accumulators, which keeps the kernel at two blocks per SM).
+// Words of one stage: A [32][72] + B [32][TN + 8].
+template <int NI>
+__host__ __device__ constexpr int st_words() { return kWords64 + kKs * skn<4, NI>(); }
+template <int NI>
+__host__ __device__ constexpr int st_smem_bytes() { return kRing * st_words<NI>() * 4; }
+template <bool kSplit, int NI>
+__global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwArgs a) {
+  constexpr int TN = 32 * NI, kStWords = st_words<NI>();
   extern __shared__ __align__(16) uint32_t st_smem[];
   __shared__ float sc[kQMax];
-  const int Pt = cdiv(a.P, kTile), Nt = cdiv(a.N, 128);
+  const int Pt = cdiv(a.P, kTile), Nt = cdiv(a.N, TN);
   int64_t idx = blockIdx.x;
   const int tile = int(idx % (Pt * Nt));
   idx /= Pt * Nt;
@@ -171,7 +182,7 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
   idx /= a.nc;
   const int h = int(idx % a.H), b = int(idx / a.H);
   if (which == 0 ? c == a.nc - 1 : (c == 0 && a.dinit == nullptr)) return;
-  const int p0 = (tile / Nt) * kTile, n0 = (tile % Nt) * 128;
+  const int p0 = (tile / Nt) * kTile, n0 = (tile % Nt) * TN;
   const int g = h / a.hpg;
   const int c0 = c * a.Q, L = min(a.Q, a.T - c0);
   const int64_t vb = bhc(a, b, h, c) * a.Q;
@@ -181,7 +192,7 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
   const float* Ab = (which == 0 ? a.x : a.dy) + (t0 * a.H + h) * a.P + p0;
   const float* Bb = (which == 0 ? a.Bm : a.Cm) + (t0 * a.G + g) * a.N + n0;
   const int pc = a.P - p0, ncl = a.N - n0;
-  Acc acc = {};
+  AccT<NI> acc = {};
   auto issue = [&](int s, int buf) {
     uint32_t* As = st_smem + buf * kStWords;
     uint32_t* Bs = As + kWords64;
@@ -193,11 +204,11 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
       cp16(As + row * kSKM + col, Ab + j * lda + col, j < L && col < pc, Ab);
     }
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < NI; ++k) {  // TN x 32 floats in 16-byte pieces over 256 threads
       int row, col;
-      piece<128, 256>(k, row, col);
+      piece<TN, 256>(k, row, col);
       const int j = s * kKs + row;
-      cp16(Bs + row * skn<4, 4>() + col, Bb + j * ldb + col, j < L && col < ncl, Bb);
+      cp16(Bs + row * skn<4, NI>() + col, Bb + j * ldb + col, j < L && col < ncl, Bb);
     }
   };
   auto fix = [&](int s, int buf) {
@@ -210,20 +221,20 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
       fix4<kSplit>(As + row * kSKM + col, sc[s * kKs + row]);
     }
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < NI; ++k) {
       int row, col;
-      piece<128, 256>(k, row, col);
-      fix4<kSplit>(Bs + row * skn<4, 4>() + col, 1.f);
+      piece<TN, 256>(k, row, col);
+      fix4<kSplit>(Bs + row * skn<4, NI>() + col, 1.f);
     }
   };
   auto compute = [&](int, int buf) {
     const uint32_t* As = st_smem + buf * kStWords;
-    tile_mma<4, 4, true, true, kSplit>(As, As + kWords64, acc);
+    tile_mma<4, NI, true, true, kSplit>(As, As + kWords64, acc);
   };
   run_ring(cdiv(L, kKs), issue, fix, compute);
 
   float* out = (which == 0 ? a.S : a.dS) + bhc(a, b, h, c) * (int64_t(a.P) * a.N);
-  const int lane = threadIdx.x & 31, wm = frag_wm<4>(), wn = frag_wn<4, 4>();
+  const int lane = threadIdx.x & 31, wm = frag_wm<4>(), wn = frag_wn<4, NI>();
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -231,7 +242,7 @@ __global__ void __launch_bounds__(256, 2) ssd_bw_states_kernel(BwArgs a) {
       const int p = p0 + wm + mi * 16 + (lane >> 2) + 8 * hf;
       if (p >= a.P) continue;
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) {
+      for (int ni = 0; ni < NI; ++ni) {
         const int n = n0 + wn + ni * 8 + 2 * (lane & 3);
         st_pair(out + int64_t(p) * a.N + n, n, a.N, acc[mi][ni][2 * hf], acc[mi][ni][2 * hf + 1]);
       }
@@ -412,8 +423,11 @@ template <bool kDocs, bool kSplit>
 void allow_smem() {
   static bool done = false;
   if (done) return;
-  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kStSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  st_smem_bytes<4>()),
+             "ssd_chunked_backward", "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  st_smem_bytes<2>()),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
   allow_product_smem(kDocs, kSplit);
   done = true;
@@ -471,9 +485,13 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   launch_gram(kDocs, kSplit, unsigned(gram_blocks), s1, a);
   check_launch("ssd_chunked_backward (gram)");
   mark(2);
-  const int64_t st_blocks = BH * a.nc * 2 * cdiv(a.P, kTile) * cdiv(a.N, 128);
+  const bool narrow_states = bc_ni(a.N) == 2;  // 64-column tiles, as dB and dC
+  const int64_t st_blocks = BH * a.nc * 2 * cdiv(a.P, kTile) * cdiv(a.N, narrow_states ? 64 : 128);
   if (st_blocks > 0) {
-    ssd_bw_states_kernel<kSplit><<<unsigned(st_blocks), 256, kStSmemBytes, main_s>>>(a);
+    if (narrow_states)
+      ssd_bw_states_kernel<kSplit, 2><<<unsigned(st_blocks), 256, st_smem_bytes<2>(), main_s>>>(a);
+    else
+      ssd_bw_states_kernel<kSplit, 4><<<unsigned(st_blocks), 256, st_smem_bytes<4>(), main_s>>>(a);
     check_launch("ssd_chunked_backward (states)");
   }
   mark(3);
@@ -587,10 +605,10 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
   const int64_t nc = (T + Q - 1) / Q, nt = Q / kTile, hpg = H / G;
   const int64_t PN = P * N;
   const int64_t nsb = (PN / 4 + 255) / 256;  // pass blocks per (b, h): 256 threads x 4 elements
-  const int64_t ntn = (N + kBcTn - 1) / kBcTn;
+  const int64_t ntn = cdiv(int(N), 32 * bc_ni(int(N)));  // column tiles of dB and dC
   const int64_t BH = Bsz * H;
   MAMBALM_CHECK(T <= INT32_MAX / 2 && BH * nc * nt < INT32_MAX && BH * nsb < INT32_MAX &&
-                    BH * nc * 2 * ((P + 63) / 64) * ((N + 127) / 128) < INT32_MAX && Bsz * nc * G * 10 < INT32_MAX &&
+                    BH * nc * 2 * ((P + 63) / 64) * ((N + 63) / 64) < INT32_MAX && Bsz * nc * G * 10 < INT32_MAX &&
                     Bsz <= 65535 && (H + 31) / 32 <= 65535 && PN < INT32_MAX,
                 "op ssd_chunked_backward (cuda)", "shape too large for the kernels' grids");
 

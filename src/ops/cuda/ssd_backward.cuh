@@ -213,11 +213,19 @@ constexpr int kGramThreads = 256;
 constexpr int kGramWn = 4, kGramNi = 2;  // warps 2 x 4, each 32 x 16
 constexpr int kGramSmemBytes = (4 * kWords64 + 16 * kGramThreads) * 4;  // As[2], Bs[2], CB fragments
 constexpr int kBcThreads = 256;
-constexpr int kBcTn = 128;
-constexpr int kBcSmemWords = 2 * kWords64 + 2 * kBWords128;  // As[2], Bs[2]
-constexpr int kCsStride = kBcTn + 4;
-constexpr int kDbSmemBytes = kBcSmemWords * 4;
-constexpr int kDcSmemBytes = kDbSmemBytes + kTile * kCsStride * 4;
+// dB and dC tiles are 64 rows x (32 NI) columns of N: NI = 4 (128 columns), or NI = 2 when N <= 64,
+// where a 128-column tile would multiply zeros in half its columns (the study's small models).
+__host__ __device__ constexpr int bc_ni(int N) { return N <= 64 ? 2 : 4; }
+template <int NI>
+__host__ __device__ constexpr int bc_b_words() { return NI == 4 ? kBWords128 : kKs * skn<4, NI>(); }  // one B stage
+template <int NI>
+__host__ __device__ constexpr int bc_smem_words() { return 2 * kWords64 + 2 * bc_b_words<NI>(); }  // As[2], Bs[2]
+template <int NI>
+__host__ __device__ constexpr int bc_cs_stride() { return 32 * NI + 4; }
+template <int NI>
+__host__ __device__ constexpr int db_smem_bytes() { return bc_smem_words<NI>() * 4; }
+template <int NI>
+__host__ __device__ constexpr int dc_smem_bytes() { return db_smem_bytes<NI>() + kTile * bc_cs_stride<NI>() * 4; }
 // Host launchers of the product kernels (a __global__ template cannot be launched from another
 // translation unit without relocatable device code): each queues one kernel on `stream`.
 // allow_product_smem raises their dynamic shared-memory limits (once per document mode).

@@ -386,19 +386,20 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
   if (tid == 0) a.dpart[bhc(a, b, h, c) * a.nt + r] = (dred[0] + dred[1]) + (dred[2] + dred[3]);
 }
 
-// ---- dB and dC: 64 rows x 128 columns of N of a chunk-group per block (256 threads) -----------
+// ---- dB and dC: 64 rows x TN = 32 NI columns of N of a chunk-group per block (256 threads) ----
 // blockIdx.x = (((b nc + c) G + g) nt + r) ntn + nn. Stages: per head of the group K = P (A = the
 // head's rows scaled per row, K-contiguous; B = dS or S rows [p][n], N-contiguous), then the
 // chunk's Gs part (K = rows i >= r0 for dB, A(j, i) = gs[i][j]; K = columns j < r0 + 64 for dC,
 // A(i, j) = gs[i][j]). dC also takes, after each head, C_i . (this head's e_i S^T dY_i): the row
 // dot of C with the accumulator's growth over that head.
 
-template <bool kDocs, bool kIsC, bool kSplit>
-__global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
+template <bool kDocs, bool kIsC, bool kSplit, int NI>
+__global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel(BwArgs a) {
+  constexpr int kBcTn = 32 * NI, kBWords = bc_b_words<NI>(), kCsStride = bc_cs_stride<NI>();
   extern __shared__ __align__(16) uint32_t bc_smem[];
   uint32_t* As0 = bc_smem;
   uint32_t* Bs0 = bc_smem + 2 * kWords64;
-  float* Cs = reinterpret_cast<float*>(bc_smem + kBcSmemWords);  // kIsC: [64][kCsStride]
+  float* Cs = reinterpret_cast<float*>(bc_smem + bc_smem_words<NI>());  // kIsC: [64][kCsStride]
   __shared__ float red[2][4][kTile];
   __shared__ int sseg[kTile];
   __shared__ int sseglast;
@@ -440,14 +441,14 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
   const int ks2 = cdiv(kend, kKs);
   const float* gsb = a.gs + bcg(a, b, c, g) * a.Q * a.Q;
   const float* src2 = kIsC ? a.Bm : a.Cm;  // B operand of the Gs part
-  const int lane = tid & 31, wm = frag_wm<4>(), wn = frag_wn<4, 4>();
+  const int lane = tid & 31, wm = frag_wm<4>(), wn = frag_wn<4, NI>();
   const int gq = lane >> 2, tq = lane & 3;
-  constexpr int kSKN = skn<4, 4>();
+  constexpr int kSKN = skn<4, NI>();
 
-  float4 ra[2], rb[4];
+  float4 ra[2], rb[NI];
   float sA[2] = {0.f, 0.f};  // this head's scale of the thread's two A rows
   float dprev[2][2] = {};
-  Acc acc = {};
+  AccT<NI> acc = {};
   auto load = [&](int s) {
     if (s < hs) {
       const int hd = s / ksP, ks = s % ksP;
@@ -474,7 +475,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
         }
       }
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < NI; ++k) {  // TN x 32 floats in 16-byte pieces
         int row, col;
         piece<kBcTn, kBcThreads>(k, row, col);
         rb[k] = ld_piece(Sb + int64_t(k0 + row) * a.N + col, k0 + row < a.P, col, ncl);
@@ -494,7 +495,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
       }
       const int base_row = kIsC ? k0 : r0 + k0;  // token of the B operand's K row 0
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < NI; ++k) {
         int row, col;
         piece<kBcTn, kBcThreads>(k, row, col);
         const int tk = base_row + row;
@@ -505,7 +506,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
   };
   auto store = [&](int s, int buf) {
     uint32_t* As = As0 + buf * kWords64;
-    uint32_t* Bs = Bs0 + buf * kBWords128;
+    uint32_t* Bs = Bs0 + buf * kBWords;
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       int row, col;
@@ -518,7 +519,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
       }
     }
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < NI; ++k) {
       int row, col;
       piece<kBcTn, kBcThreads>(k, row, col);
       st_operand<kSplit>(&Bs[row * kSKN + col], rb[k], 1.f);
@@ -534,11 +535,11 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
   };
   auto compute = [&](int s, int buf) {
     const uint32_t* As = As0 + buf * kWords64;
-    const uint32_t* Bs = Bs0 + buf * kBWords128;
+    const uint32_t* Bs = Bs0 + buf * kBWords;
     if (s < hs || kIsC) {
-      tile_mma<4, 4, false, true, kSplit>(As, Bs, acc);
+      tile_mma<4, NI, false, true, kSplit>(As, Bs, acc);
     } else {
-      tile_mma<4, 4, true, true, kSplit>(As, Bs, acc);
+      tile_mma<4, NI, true, true, kSplit>(As, Bs, acc);
     }
     if (!kIsC) return;
     if (s == hs && hs > 0) finish_head(a.hpg - 1);
@@ -553,7 +554,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
         const int rl = wm + mi * 16 + gq + 8 * hf;
         float d = 0.f;
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) {
+        for (int ni = 0; ni < NI; ++ni) {
           const float2 cv = *reinterpret_cast<const float2*>(Cs + rl * kCsStride + wn + ni * 8 + 2 * tq);
           d += cv.x * acc[mi][ni][2 * hf] + cv.y * acc[mi][ni][2 * hf + 1];
         }
@@ -561,7 +562,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
         d += __shfl_xor_sync(0xffffffffu, d, 2);
         const float grow = d - dprev[mi][hf];
         dprev[mi][hf] = d;
-        if (tq == 0) red[slot][wn / 32][rl] = grow;
+        if (tq == 0) red[slot][wn / (8 * NI)][rl] = grow;  // the warp's column quarter
       }
   };
   run_stages(hs + ks2, load, store, compute);
@@ -578,7 +579,7 @@ __global__ void __launch_bounds__(kBcThreads, 2) ssd_bw_dbc_kernel(BwArgs a) {
       const int rl = wm + mi * 16 + gq + 8 * hf;
       if (r0 + rl >= L) continue;
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) {
+      for (int ni = 0; ni < NI; ++ni) {
         const int cl = wn + ni * 8 + 2 * tq;
         st_pair(out + rl * ldb + cl, cl, ncl, acc[mi][ni][2 * hf], acc[mi][ni][2 * hf + 1]);
       }
@@ -593,19 +594,30 @@ void allow_smem_once() {
   check_cuda(cudaFuncSetAttribute(ssd_bw_gram_kernel<kDocs, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   kGramSmemBytes),
              op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kDbSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit, 4>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, db_smem_bytes<4>()),
              op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kDcSmemBytes),
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit, 4>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dc_smem_bytes<4>()),
+             op, "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit, 2>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, db_smem_bytes<2>()),
+             op, "cudaFuncSetAttribute");
+  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit, 2>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dc_smem_bytes<2>()),
              op, "cudaFuncSetAttribute");
   done = true;
 }
 
+template <bool kDocs, bool kSplit, int NI>
+void launch_dbc_ni(bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
+  if (is_c) ssd_bw_dbc_kernel<kDocs, true, kSplit, NI><<<blocks, kBcThreads, dc_smem_bytes<NI>(), stream>>>(a);
+  else ssd_bw_dbc_kernel<kDocs, false, kSplit, NI><<<blocks, kBcThreads, db_smem_bytes<NI>(), stream>>>(a);
+}
 template <bool kDocs, bool kSplit>
 void launch_dbc_as(bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (is_c) ssd_bw_dbc_kernel<kDocs, true, kSplit><<<blocks, kBcThreads, kDcSmemBytes, stream>>>(a);
-  else ssd_bw_dbc_kernel<kDocs, false, kSplit><<<blocks, kBcThreads, kDbSmemBytes, stream>>>(a);
+  if (bc_ni(a.N) == 2) launch_dbc_ni<kDocs, kSplit, 2>(is_c, blocks, stream, a);
+  else launch_dbc_ni<kDocs, kSplit, 4>(is_c, blocks, stream, a);
 }
 }  // namespace
 

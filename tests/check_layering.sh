@@ -20,6 +20,7 @@ declare -A allowed=(
   [bench]="core io config tokenizer data ops model dist infer train bench"
   [study]="core io config tokenizer data ops model dist infer train eval bench study"
   [serve]="core io config tokenizer ops model infer serve"
+  [convert]="core io config tokenizer ops model convert"
 )
 bad=0
 for layer in */; do

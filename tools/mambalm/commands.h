@@ -18,5 +18,6 @@ int cmd_eval(int argc, char** argv);
 int cmd_study(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_plot(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
 
 }  // namespace mambalm::cli

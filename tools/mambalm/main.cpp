@@ -23,6 +23,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"init", mambalm::cli::cmd_init, "write a randomly initialised model directory"},
+    {"convert", mambalm::cli::cmd_convert, "Megatron-LM checkpoints to model directories and back (tensor-parallel shards merged)"},
     {"info", mambalm::cli::cmd_info, "describe a model: pattern, parameters, state and KV-cache sizes"},
     {"forward", mambalm::cli::cmd_forward, "logits of every position of a token sequence, as .npy"},
     {"generate", mambalm::cli::cmd_generate, "continue a prompt (prefill, then one token per step)"},

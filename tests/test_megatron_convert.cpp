@@ -103,6 +103,12 @@ const char* kMamba2Config = R"({"model_type": "nemotron_h", "vocab_size": 128, "
   "layers_block_type": ["linear_attention", "linear_attention", "linear_attention"],
   "mamba_num_heads": 8, "mamba_head_dim": 8, "n_groups": 4, "ssm_state_size": 4, "conv_kernel": 4, "expand": 2,
   "num_attention_heads": 4, "head_dim": 8, "intermediate_size": 64, "tie_word_embeddings": true})";
+// Every split divides by 8: the released 8B checkpoints were saved at tensor parallelism 4 and 8.
+const char* kWideHybridConfig = R"({"model_type": "nemotron_h", "vocab_size": 128, "hidden_size": 32,
+  "layers_block_type": ["linear_attention", "full_attention", "mlp"],
+  "mamba_num_heads": 8, "mamba_head_dim": 8, "n_groups": 8, "ssm_state_size": 4, "conv_kernel": 4, "expand": 2,
+  "num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 4, "intermediate_size": 64,
+  "mlp_hidden_act": "relu2", "tie_word_embeddings": false})";
 const char* kGptConfig = R"({"model_type": "nemotron", "vocab_size": 128, "hidden_size": 32, "num_hidden_layers": 2,
   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 64, "hidden_act": "relu2",
   "partial_rotary_factor": 0.5, "norm_eps": 1e-5, "tie_word_embeddings": false})";
@@ -155,6 +161,21 @@ TEST(MegatronConvert, RoundTripIsLosslessForEveryFamilyRankCountAndSpec) {
     }
     fs::remove_all(model);
   }
+}
+
+TEST(MegatronConvert, RoundTripAtFourAndEightRanks) {
+  const std::string model = random_model(kWideHybridConfig, "megatron-rt-wide");
+  for (int tp : {4, 8}) {
+    SCOPED_TRACE("tp " + std::to_string(tp));
+    const std::string ckpt = temp_dir("megatron-rt-wide-ckpt"), back = temp_dir("megatron-rt-wide-back");
+    export_megatron(model, ckpt, {tp, MegatronSpec::TransformerEngine, std::nullopt});
+    const MegatronImportReport r = import_megatron(ckpt, back, {});
+    EXPECT_EQ(r.tp, tp);
+    expect_same_model(model, back);
+    fs::remove_all(ckpt);
+    fs::remove_all(back);
+  }
+  fs::remove_all(model);
 }
 
 TEST(MegatronConvert, CommandLineRoundTripThroughBf16AndAnIndivisibleCut) {

@@ -1,6 +1,7 @@
 // CPU speed measurement: prefill, greedy decode, peak RSS, and the copy-bandwidth floor.
 #include "bench/cpu_speed.h"
 
+#include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -130,7 +131,7 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   double weight_bytes = static_cast<double>(model.parameter_bytes());
   if (!cfg.tie_embeddings && !model.params().empty()) weight_bytes -= static_cast<double>(model.params().front().tensor->nbytes());
   r.bytes_per_token = weight_bytes + static_cast<double>(r.state_bytes);
-  r.threads = static_cast<int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+  r.threads = omp_get_max_threads();  // the OpenMP threads the run used (OMP_NUM_THREADS), not the machine's cores
   return r;
 }
 

@@ -27,7 +27,7 @@ const char* spec_name(convert::MegatronSpec s) {
 
 int cmd_convert(int argc, char** argv) {
   Args args("convert",
-            "mambalm convert --from megatron CKPT --out DIR [--tokenizer FILE] [--dtype f32|bf16]\n"
+            "--from megatron CKPT --out DIR [--tokenizer FILE] [--dtype f32|bf16]\n"
             "       mambalm convert --to megatron MODEL_DIR --out CKPT [--tensor-parallel N] [--megatron-spec te|local] [--dtype f32|bf16]",
             {{"from", "FORMAT", "read a checkpoint of FORMAT (megatron: a Megatron-LM --save folder, iteration folder or .pt file)"},
              {"to", "FORMAT", "write the model directory as FORMAT (megatron: the legacy torch checkpoint format)"},

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/device.h"
+#include "ops/blas_core.h"
 #include "version_info.h"  // generated: MAMBALM_VERSION, MAMBALM_BUILD_OPTIONS
 
 namespace mambalm::cli {
@@ -23,7 +24,7 @@ bool loadable(const char* name) {
 void print_version() {
   std::printf("mambalm %s\n", MAMBALM_VERSION);
   std::printf("build: %s\n", MAMBALM_BUILD_OPTIONS);
-  std::printf("backends: cpu (OpenBLAS, OpenMP)");
+  std::printf("backends: cpu (OpenBLAS %s kernels, OpenMP)", ops::openblas_core().c_str());
   if (!cuda_built()) {
     std::printf("; cuda not built in\n");
     return;

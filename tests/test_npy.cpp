@@ -18,19 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using mambalm::testing::random_tensor;
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-mambalm exception: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
+using mambalm::testing::expect_error;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -34,21 +34,7 @@ const nlohmann::ordered_json& expected() {
   return j;
 }
 
-// Runs fn, expects a mambalm::Error whose one-line message holds every part.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-mambalm exception: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
+using mambalm::testing::expect_error;
 
 // Every element of a read tensor as double (F32, BF16, I64, I32).
 std::vector<double> values_of(const Tensor& t) {

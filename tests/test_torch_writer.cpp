@@ -32,20 +32,7 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 using Kind = PickleValue::Kind;
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-mambalm exception: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
+using mambalm::testing::expect_error;
 
 std::mt19937_64& rng() {
   static std::mt19937_64 g(mambalm::testing::test_seed());

@@ -15,6 +15,8 @@
 #include <random>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace mambalm::testing {
 
 uint64_t test_seed() {
@@ -117,6 +119,21 @@ Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1) {
   for (int64_t b = 0; b < B; ++b)
     std::memcpy(out.f32() + b * (t1 - t0) * inner, x.f32() + (b * T + t0) * inner, size_t((t1 - t0) * inner) * sizeof(float));
   return out;
+}
+
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    return;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a non-mambalm exception: " << e.what();
+    return;
+  }
+  ADD_FAILURE() << "did not throw; expected an error mentioning " << (parts.empty() ? "" : parts[0]);
 }
 
 }  // namespace mambalm::testing

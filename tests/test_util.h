@@ -2,7 +2,9 @@
 // and running the CLI as a user would.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -39,6 +41,8 @@ std::string source_dir();
 
 // Prints "[err] what rel_l2 max_abs" and expects relative_l2(got, want) < tol (names the seed).
 void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol);
+// Runs `fn`, which must throw a mambalm::Error of one line holding every one of `parts`.
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts);
 // Rows [t0, t1) of the time axis (dim 1) of a [B, T, ...] tensor, as a new tensor.
 Tensor time_slice(const Tensor& x, int64_t t0, int64_t t1);
 

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "core/error.h"
@@ -50,6 +49,16 @@ fs::path rank_file(const fs::path& dir) {
   return pts[0];
 }
 
+// "mp_rank_TT" (tensor parallelism only) or, with `pipeline`, "mp_rank_TT_PPP".
+bool is_rank_folder(const std::string& name, bool pipeline) {
+  auto digits = [&](size_t at, size_t n) {
+    return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at), name.begin() + static_cast<std::ptrdiff_t>(at + n),
+                       [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (name.size() != (pipeline ? 14u : 10u) || name.compare(0, 8, "mp_rank_") != 0 || !digits(8, 2)) return false;
+  return !pipeline || (name[10] == '_' && digits(11, 3));
+}
+
 }  // namespace
 
 std::vector<std::string> megatron_opaque_modules() { return {"megatron.", "_io.", "numpy.", "_codecs.", "transformer_engine."}; }
@@ -66,16 +75,13 @@ MegatronCheckpoint MegatronCheckpoint::open(const std::string& path) {
     check(fs::is_directory(dir), dir.string(), "the iteration folder that latest_checkpointed_iteration.txt names does not exist");
     bool has_distcp = fs::exists(dir / ".metadata");
     std::map<int, fs::path> ranks;
-    const std::regex tp_only("mp_rank_(\\d\\d)"), tp_pp("mp_rank_(\\d\\d)_(\\d\\d\\d)");
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string name = e.path().filename().string();
-      std::smatch m;
       if (e.path().extension() == ".distcp") has_distcp = true;
       if (!e.is_directory()) continue;
-      check(!std::regex_match(name, m, tp_pp), e.path().string(),
-            "a pipeline-parallel checkpoint (mp_rank_TT_PPP folders) is not supported yet",
+      check(!is_rank_folder(name, true), e.path().string(), "a pipeline-parallel checkpoint (mp_rank_TT_PPP folders) is not supported yet",
             "merge the pipeline stages with Megatron-LM's tools/checkpoint/convert.py first");
-      if (std::regex_match(name, m, tp_only)) ranks[std::stoi(m[1].str())] = e.path();
+      if (is_rank_folder(name, false)) ranks[std::stoi(name.substr(8, 2))] = e.path();
     }
     check(!has_distcp, dir.string(),
           "this is the torch_dist format (PyTorch Distributed Checkpoint: .distcp files + .metadata), which is not read yet",

@@ -69,7 +69,14 @@ class HeaderParser {
 
  private:
   [[noreturn]] void bad(const std::string& what) const {
-    fail(path_, "npy header: " + what + " at offset " + std::to_string(i_) + " of \"" + s_ + "\"",
+    // The header ends in a newline (and may hold any byte): shown escaped, so the error stays one line.
+    std::string shown;
+    for (char c : s_) {
+      if (c == '\n') shown += "\\n";
+      else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) shown += "?";
+      else shown += c;
+    }
+    fail(path_, "npy header: " + what + " at offset " + std::to_string(i_) + " of \"" + shown + "\"",
          "file corrupt or not written by numpy?");
   }
   void skip_space() { while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_; }

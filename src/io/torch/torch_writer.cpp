@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/torch/zip_archive.h"
 
 namespace mambalm::io::torch {
 
@@ -289,14 +290,6 @@ constexpr uint64_t kLocalHeader = 30;    // fixed part of a zip local file heade
 // not tested: if libzip did otherwise there, those storages would merely be unaligned, which
 // torch.load and our reader accept.
 uint64_t libzip_local_extra(uint64_t size) { return size >= 0xffffffffu ? 20 : 0; }
-
-std::string libzip_error(int code) {
-  zip_error_t error;
-  zip_error_init_with_code(&error, code);
-  std::string message = zip_error_strerror(&error);
-  zip_error_fini(&error);
-  return message;
-}
 
 std::string serialization_id() {
   std::random_device rd;

@@ -18,14 +18,6 @@ struct ZipArchive::Handle {
 
 namespace {
 
-std::string libzip_error(int code) {
-  zip_error_t error;
-  zip_error_init_with_code(&error, code);
-  std::string message = zip_error_strerror(&error);
-  zip_error_fini(&error);
-  return message;
-}
-
 // Closes a zip_file_t on every path out of a read.
 struct OpenEntry {
   zip_file_t* file = nullptr;
@@ -119,6 +111,14 @@ void ZipArchive::read_range(const std::string& name, uint64_t offset, uint64_t l
                       " bytes: " + zip_file_strerror(entry.file));
     done += static_cast<uint64_t>(got);
   }
+}
+
+std::string libzip_error(int code) {
+  zip_error_t error;
+  zip_error_init_with_code(&error, code);
+  std::string message = zip_error_strerror(&error);
+  zip_error_fini(&error);
+  return message;
 }
 
 }  // namespace mambalm::io::torch

@@ -43,4 +43,7 @@ class ZipArchive {
   std::unordered_map<std::string, int64_t> index_;  // name -> entry (the first, if repeated)
 };
 
+// libzip's text for one of its error codes.
+std::string libzip_error(int code);
+
 }  // namespace mambalm::io::torch

@@ -137,7 +137,7 @@ int64_t Model::parameter_bytes() const {
   return n;
 }
 
-Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only) {
+Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only, const Tensor* seq_idx_in) {
   MAMBALM_CHECK(ids_in.dtype() == DType::I32 && ids_in.rank() == 2, "forward", "token ids must be I32 [B, T], got " + shape_str(ids_in.shape()));
   const int64_t B = ids_in.dim(0), T = ids_in.dim(1), D = cfg_.d_model, V = cfg_.vocab_size;
   MAMBALM_CHECK(T > 0, "forward", "no tokens");
@@ -148,6 +148,18 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   if (ids.device() != device_) {
     ids = empty(ids_in.shape(), DType::I32);
     copy_tensor(ids_in, ids);
+  }
+
+  Tensor seq_idx;  // I32 [B, T] on the model's device, when given
+  if (seq_idx_in) {
+    MAMBALM_CHECK(!state, "forward", "document ids are for whole packed sequences, not for a state's continuation");
+    MAMBALM_CHECK(seq_idx_in->dtype() == DType::I32 && seq_idx_in->shape() == ids_in.shape(), "forward",
+                  "document ids must be I32 of the ids' shape " + shape_str(ids_in.shape()));
+    seq_idx = *seq_idx_in;
+    if (seq_idx.device() != device_) {
+      seq_idx = empty(seq_idx_in->shape(), DType::I32);
+      copy_tensor(*seq_idx_in, seq_idx);
+    }
   }
 
   int64_t pos0 = 0;
@@ -181,6 +193,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     ctx.pos0 = pos0;
     ctx.positions = state ? &state->positions() : nullptr;
     ctx.lengths = state ? &state->lengths() : nullptr;
+    ctx.seq_idx = seq_idx_in ? &seq_idx : nullptr;
     ctx.workspace = ws;
     ctx.compute_dtype = compute_dtype();
     const size_t mark = ws ? ws->mark() : 0;

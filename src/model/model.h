@@ -73,8 +73,9 @@ class Model {
   // With `state`, the tokens continue the sequences held in it (prefill or decode) and the
   // state advances; a multi-token step needs the sequences in lockstep, a one-token step lets
   // each continue at its own position. On CUDA the logits live in the workspace and are
-  // valid until the next forward call.
-  Tensor forward(const Tensor& ids, SequenceState* state = nullptr, bool last_only = false);
+  // valid until the next forward call. `seq_idx` (I32 [B, T], without `state`): document ids of
+  // packed sequences, masked and reset as train_step does (the trainer's validation).
+  Tensor forward(const Tensor& ids, SequenceState* state = nullptr, bool last_only = false, const Tensor* seq_idx = nullptr);
 
   // ---- training ----
   // Places the model for training on `device`: parameters F32, gradient buffers F32 zeros, and

@@ -68,7 +68,9 @@ double validation_loss(Model& model, const BlendedWindows& valid, const TrainCon
   const int64_t batches = std::min<int64_t>(cfg.val_batches, (valid.window_count() + per_batch - 1) / per_batch);
   for (int64_t i = 0; i < batches; ++i) {
     batch.fill(valid, i * per_batch + rank * cfg.micro_batch);  // unshuffled: the same windows every time
-    Tensor logits = model.forward(batch.ids);  // inference forward; documents inside a window still see each other
+    // The documents of a window kept apart as in training (a model trained with the masks has
+    // never seen another document's tokens: unmasked, short documents scored far worse).
+    Tensor logits = model.forward(batch.ids, nullptr, false, cfg.pack_documents ? &batch.doc_ids : nullptr);
     Tensor logits_2d = logits.reshape({cfg.micro_batch * cfg.seq_len, logits.dim(2)});
     ops::CrossEntropyResult r = ops::cross_entropy_mean(logits_2d, batch.targets.reshape({cfg.micro_batch * cfg.seq_len}), nullptr);
     sum += r.sum_loss;

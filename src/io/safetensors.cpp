@@ -239,14 +239,17 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   return Tensor::view_of(const_cast<char*>(p), e.shape, e.dtype, std::move(owner));
 }
 
-void SafetensorsFile::release(const std::string& name) const {
+void SafetensorsFile::release(const std::string& name) const { release(name, 0, entry(name).end - entry(name).begin); }
+
+void SafetensorsFile::release(const std::string& name, uint64_t first_byte, uint64_t end_byte) const {
   const Entry& e = entry(name);
-  if (e.end == e.begin) return;
+  end_byte = std::min<uint64_t>(end_byte, e.end - e.begin);
+  if (first_byte >= end_byte) return;
   // Whole pages only; a page shared with a neighbour is dropped too, which costs that neighbour
-  // at most one refault from the page cache.
+  // at most one refault from the page cache (the mapping is of the file: nothing is lost).
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto first = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.begin) / page * page;
-  const auto last = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.end);
+  const auto first = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.begin + first_byte) / page * page;
+  const auto last = reinterpret_cast<uintptr_t>(mapping_->bytes() + data_start_ + e.begin + end_byte);
   ::madvise(reinterpret_cast<void*>(first), static_cast<size_t>(last - first), MADV_DONTNEED);  // advice: a failure changes nothing
 }
 

@@ -36,6 +36,8 @@ class SafetensorsFile {
   // an 8B bf16 file as Q8 otherwise peaks at the file plus the Q8 copy). Views stay valid: a
   // later read faults the pages back in from the file (the page cache, usually).
   void release(const std::string& name) const;
+  // The same for bytes [first, end) of the tensor's data (a block just converted or checked).
+  void release(const std::string& name, uint64_t first, uint64_t end) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
   size_t file_size() const;

@@ -1,5 +1,6 @@
 #include "io/weights.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -151,9 +152,22 @@ int64_t first_nonfinite(const Tensor& t) {
   }
 }
 
-Tensor WeightSet::tensor(const std::string& name) const {
+Tensor WeightSet::tensor(const std::string& name, bool drop_checked_pages) const {
   Tensor t = shard(name).tensor(name);
-  const int64_t bad = first_nonfinite(t);
+  int64_t bad = -1;
+  if (!drop_checked_pages || t.numel() == 0) {
+    bad = first_nonfinite(t);
+  } else {
+    const Tensor flat = t.reshape({t.numel()});  // [n] in the file's dtype
+    const int64_t block = int64_t{4} << 20;     // elements: 8-32 MiB of file per block
+    const uint64_t elem = dtype_size(t.dtype());
+    for (int64_t i0 = 0; i0 < flat.numel() && bad < 0; i0 += block) {
+      const int64_t i1 = std::min(flat.numel(), i0 + block);
+      const int64_t b = first_nonfinite(flat.slice0(i0, i1));
+      if (b >= 0) bad = i0 + b;
+      release(name, static_cast<uint64_t>(i0) * elem, static_cast<uint64_t>(i1) * elem);
+    }
+  }
   if (bad >= 0) {
     const std::string where = shard(name).path() + ": tensor '" + name + "'";
     const std::string what = "holds NaN or infinity (element " + std::to_string(bad) + " of " + shape_str(t.shape()) + ")";
@@ -164,6 +178,7 @@ Tensor WeightSet::tensor(const std::string& name) const {
   return t;
 }
 void WeightSet::release(const std::string& name) const { shard(name).release(name); }
+void WeightSet::release(const std::string& name, uint64_t first, uint64_t end) const { shard(name).release(name, first, end); }
 DType WeightSet::dtype_of(const std::string& name) const { return shard(name).dtype_of(name); }
 const Shape& WeightSet::shape_of(const std::string& name) const { return shard(name).shape_of(name); }
 std::string WeightSet::file_of(const std::string& name) const { return shard(name).path(); }

@@ -32,10 +32,14 @@ class WeightSet {
   // directory if absent. A floating-point tensor holding NaN or infinity is refused with an
   // Error naming the file, tensor and first bad element, unless allow_nonfinite_weights(true)
   // was called: then it loads with a warning on stderr.
-  Tensor tensor(const std::string& name) const;
+  // With drop_checked_pages, the check reads the tensor in blocks and drops each block's pages
+  // once read (for a caller that converts it block by block next: the whole tensor is then
+  // never resident at once; the view stays valid, its pages fault back in from the file).
+  Tensor tensor(const std::string& name, bool drop_checked_pages = false) const;
   // SafetensorsFile::release of the shard holding `name`: its mapped pages stop counting in the
-  // process's memory once the tensor has been copied or converted.
+  // process's memory once the tensor has been copied or converted; or only bytes [first, end).
   void release(const std::string& name) const;
+  void release(const std::string& name, uint64_t first, uint64_t end) const;
   DType dtype_of(const std::string& name) const;
   const Shape& shape_of(const std::string& name) const;
   // The shard file holding `name`, for error messages ("<dir>/model-00001-of-00002.safetensors").

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/host_memory.h"
 #include "model/model.h"
+#include "model/weight_storage.h"
 
 namespace mambalm {
 
@@ -54,8 +55,12 @@ InferenceMemory estimate_inference_memory(const ModelConfig& cfg, DType matrix_d
   for (const ParamRef& p : layout.params()) {
     const DType stored = is_matrix(p) ? matrix_dtype : DType::F32;
     m.weights += static_cast<int64_t>(storage_bytes(p.shape, stored));
-    if (file && file->contains(p.name) && file->dtype_of(p.name) != stored)
-      m.loading = std::max(m.loading, static_cast<int64_t>(storage_bytes(file->shape_of(p.name), file->dtype_of(p.name))));
+    if (file && file->contains(p.name) && file->dtype_of(p.name) != stored) {
+      // Converted block by block, each block's pages of the file dropped once done (model_load.cpp).
+      const int64_t tensor_bytes = static_cast<int64_t>(storage_bytes(file->shape_of(p.name), file->dtype_of(p.name)));
+      const int64_t block_bytes = kConvertBlockValues * static_cast<int64_t>(dtype_size(file->dtype_of(p.name)));
+      m.loading = std::max(m.loading, std::min(tensor_bytes, block_bytes));
+    }
   }
   // Doubles: the products of validated sizes fit, but B * T * V of a long prompt need not in int64.
   const double rows = static_cast<double>(work.batch) * static_cast<double>(work.tokens);  // tokens in one call

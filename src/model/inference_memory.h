@@ -27,15 +27,16 @@ struct InferenceMemory {
   int64_t weights = 0;      // parameters as stored: matrices in the matrix dtype, the rest F32
   int64_t activations = 0;  // the largest layer's working set, the residual stream and the logits
   int64_t state = 0;        // SSM/conv state and the KV cache
-  int64_t loading = 0;      // while loading: the file's pages of the largest tensor being converted
+  int64_t loading = 0;      // while loading: the file's pages of one block being converted
   int64_t overhead = 0;     // the program, thread stacks, BLAS buffers
   int64_t total() const { return weights + activations + state + loading + overhead; }
 };
 
 // The estimate for `cfg` on the CPU with matrices as `matrix_dtype` (F32, BF16 or Q8). Weights
 // are exact; activations follow the layers' own allocations (model/*.cpp), rounded up. With the
-// model's `file`, `loading` counts the largest tensor that is converted as it loads (its pages
-// are read, then handed back: model_load.cpp); without it, nothing.
+// model's `file`, `loading` counts the file's pages of one conversion block (at most 16 MiB of
+// F32: tensors are converted block by block and each block's pages handed back, model_load.cpp);
+// without it, nothing.
 InferenceMemory estimate_inference_memory(const ModelConfig& cfg, DType matrix_dtype, const InferenceWork& work,
                                           const io::WeightSet* file = nullptr);
 

@@ -14,27 +14,36 @@ namespace mambalm {
 
 namespace {
 
-// Every parameter in `params`, read from `weights` after checking name, shape and dtype, is handed to
-// `store` (file tensor -> what the parameter holds); then no tensor of the file may be left over.
-template <class Store>
+// Every parameter in `params`, read from `weights` after checking name, shape and dtype, is
+// stored in the dtype `want(p)` names; then no tensor of the file may be left over. A tensor
+// already in that dtype stays a view of the mapped file unless `copy` (training owns its
+// parameters); any other is read, checked and converted in blocks of a few MiB, each block's
+// file pages dropped once done, so that the process never holds a whole tensor of the file
+// beside its conversion (the 8B model's bf16 embedding alone is 2.1 GB).
+template <class Want>
 void read_parameters(ParamList& params, const ModelConfig& cfg, const io::WeightSet& weights, const std::string& model_dir,
-                     Store store) {
+                     Want want, bool copy) {
   std::set<std::string> used;
   for (ParamRef& p : params) {
     if (!weights.contains(p.name)) {
+      if (p.name == hf_head_name() && cfg.tie_embeddings) continue;
       fail(model_dir, "tensor '" + p.name + "' is missing from the weights", "config.json and the safetensors file disagree");
     }
-    const Tensor t = weights.tensor(p.name);  // a view of the mapped file
+    const DType dtype = want(p);
+    const bool convert = copy || weights.dtype_of(p.name) != dtype;
+    const Tensor t = weights.tensor(p.name, /*drop_checked_pages=*/convert);  // a view of the mapped file
     if (t.shape() != p.file_shape) {
       fail(weights.file_of(p.name), "tensor '" + p.name + "' has shape " + shape_str(t.shape()) + " but config.json implies " +
                                         shape_str(p.file_shape));
     }
     check(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F64,
           weights.file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
-    *p.tensor = store(p, t).reshape(p.shape);
-    // A copy or a conversion no longer needs the file's pages: without this they stay resident
-    // (counted in the process's memory) until the model is gone.
-    if (p.tensor->raw() != t.raw()) weights.release(p.name);
+    if (!convert) {
+      *p.tensor = t.reshape(p.shape);
+    } else {
+      *p.tensor = stored_as_by_blocks(t, dtype, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); })
+                      .reshape(p.shape);
+    }
     used.insert(p.name);
   }
   for (const std::string& name : weights.names()) {
@@ -51,7 +60,7 @@ Model Model::load(const std::string& model_dir) {
   Model m(load_model_config(model_dir));
   auto weights = io::WeightSet::open(model_dir);
   // Owned F32 copies: training updates them in place, and the mapping is read-only.
-  read_parameters(m.params_, m.cfg_, *weights, model_dir, [](const ParamRef&, const Tensor& t) { return t.to(DType::F32); });
+  read_parameters(m.params_, m.cfg_, *weights, model_dir, [](const ParamRef&) { return DType::F32; }, /*copy=*/true);
   return m;
 }
 
@@ -60,11 +69,11 @@ Model Model::load_for_inference(const std::string& model_dir, DType matrix_dtype
         "matrices are loaded as F32, BF16 or Q8 (" + dtype_name(matrix_dtype) + " requested)");
   Model m(load_model_config(model_dir));
   auto weights = io::WeightSet::open(model_dir);
-  // A tensor already in its stored dtype stays a view of the mapping (stored_as returns it): no
-  // copy, and its pages are the file's, which the kernel can drop and reread under pressure.
-  read_parameters(m.params_, m.cfg_, *weights, model_dir, [matrix_dtype](const ParamRef& p, const Tensor& t) {
-    return stored_as(t, is_matrix(p) ? matrix_dtype : DType::F32);
-  });
+  // A tensor already in its stored dtype stays a view of the mapping: no copy, and its pages are
+  // the file's, which the kernel can drop and reread under pressure.
+  read_parameters(
+      m.params_, m.cfg_, *weights, model_dir, [matrix_dtype](const ParamRef& p) { return is_matrix(p) ? matrix_dtype : DType::F32; },
+      /*copy=*/false);
   m.device_ = Device::CPU;
   m.matrix_dtype_ = matrix_dtype;
   return m;

@@ -2,6 +2,7 @@
 #include "model/weight_storage.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "ops/ops.h"
 
@@ -9,9 +10,10 @@ namespace mambalm {
 
 namespace {
 
-// F32 values per block of rows widened on the way to Q8: 16 MiB, small beside any model that
-// needs Q8 and large enough that the per-block overhead vanishes.
-constexpr int64_t kWidenValues = int64_t{1} << 22;
+// Values per block of rows widened on the way to Q8 and converted while loading
+// (kConvertBlockValues: 16 MiB of F32), small beside any model and large enough that the
+// per-block overhead vanishes.
+constexpr int64_t kWidenValues = kConvertBlockValues;
 
 // A float tensor as Q8, block of rows by block of rows: only one block is ever widened to F32
 // (the 8B model's embedding alone would be 4.2 GB of F32).
@@ -34,6 +36,29 @@ Tensor to_q8(const Tensor& t) {
 }
 
 }  // namespace
+
+Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<void(uint64_t, uint64_t)>& block_done) {
+  Tensor out = Tensor::empty(t.shape(), dtype);
+  if (t.numel() == 0) return out;
+  const int64_t K = t.rank() > 0 ? t.dim(-1) : 1, rows = t.numel() / K;
+  const Tensor src = t.reshape({rows, K});  // [rows, K] in t's dtype
+  Tensor dst = out.reshape({rows, K});      // [rows, K] in dtype
+  const int64_t block = std::max<int64_t>(1, kWidenValues / K);
+  const uint64_t row_bytes = static_cast<uint64_t>(K) * dtype_size(t.dtype());
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t r1 = std::min(rows, r0 + block);
+    const Tensor part = src.slice0(r0, r1);  // [r1 - r0, K] in t's dtype
+    Tensor d = dst.slice0(r0, r1);
+    if (part.dtype() == dtype || part.dtype() == DType::F32) {
+      ops::convert(part, d);  // straight into the result: no block-sized temporaries to fragment the heap
+    } else {
+      const Tensor wide = stored_as(part, dtype);  // BF16 / F16 / F64 files: through stored_as's rules
+      std::memcpy(d.raw(), wide.raw(), d.nbytes());
+    }
+    block_done(static_cast<uint64_t>(r0) * row_bytes, static_cast<uint64_t>(r1) * row_bytes);
+  }
+  return out;
+}
 
 Tensor stored_as(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype) return t;

@@ -4,6 +4,9 @@
 // a model never holds more than the result and a few MiB: what lets an 8B model load as BF16
 // or Q8 in a machine that could not hold it as F32 (issue 12, point 6).
 #pragma once
+#include <cstdint>
+#include <functional>
+
 #include "core/tensor.h"
 
 namespace mambalm {
@@ -12,5 +15,14 @@ namespace mambalm {
 // already match, so a view of a mapped file stays that view (no copy); a new tensor otherwise,
 // with exactly the values of t.to(F32) rounded once to `dtype`.
 Tensor stored_as(const Tensor& t, DType dtype);
+
+// Values converted per block when loading (16 MiB of F32): what a load holds of the file at
+// once beside the result (inference_memory.cpp counts it).
+constexpr int64_t kConvertBlockValues = int64_t{1} << 22;
+
+// stored_as into a new tensor (a copy also when the dtypes match), block of rows by block of
+// rows (a few MiB each); after each block, block_done(first_byte, end_byte) with the bytes of
+// `t` it read, so that a loader can drop those pages of the mapped file right away.
+Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<void(uint64_t, uint64_t)>& block_done);
 
 }  // namespace mambalm

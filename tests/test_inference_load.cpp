@@ -206,7 +206,7 @@ TEST(InferenceMemory, EstimateOfThe8BHybrid) {
 // (one block of at most 16 MiB of F32; these tiny tensors fit in one): for Q8 the largest matrix;
 // for a bf16 file run as bf16 only the small tensors widened to F32; for an f32 file run as f32
 // nothing.
-TEST(InferenceMemory, CountsTheLargestTensorConvertedWhileLoading) {
+TEST(InferenceMemory, CountsOneBlockOfTheFileConvertedWhileLoading) {
   const std::string dir = write_both("hybrid-tiny");
   const ModelConfig cfg = preset_config("hybrid-tiny");
   const auto bf16_file = io::WeightSet::open(dir + "/bf16");

@@ -26,7 +26,6 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
   std::set<std::string> used;
   for (ParamRef& p : params) {
     if (!weights.contains(p.name)) {
-      if (p.name == hf_head_name() && cfg.tie_embeddings) continue;
       fail(model_dir, "tensor '" + p.name + "' is missing from the weights", "config.json and the safetensors file disagree");
     }
     const DType dtype = want(p);

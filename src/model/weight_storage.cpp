@@ -10,11 +10,6 @@ namespace mambalm {
 
 namespace {
 
-// Values per block of rows widened on the way to Q8 and converted while loading
-// (kConvertBlockValues: 16 MiB of F32), small beside any model and large enough that the
-// per-block overhead vanishes.
-constexpr int64_t kWidenValues = kConvertBlockValues;
-
 // A float tensor as Q8, block of rows by block of rows: only one block is ever widened to F32
 // (the 8B model's embedding alone would be 4.2 GB of F32).
 Tensor to_q8(const Tensor& t) {
@@ -24,7 +19,7 @@ Tensor to_q8(const Tensor& t) {
   const int64_t rows = t.numel() / K;
   const Tensor src = t.reshape({rows, K});    // [rows, K] in t's dtype
   const Tensor dst = out.reshape({rows, K});  // [rows, K] Q8 blocks
-  const int64_t block = std::max<int64_t>(1, kWidenValues / K);
+  const int64_t block = std::max<int64_t>(1, kConvertBlockValues / K);
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t r1 = std::min(rows, r0 + block);
     const Tensor part = src.slice0(r0, r1);
@@ -43,7 +38,7 @@ Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<voi
   const int64_t K = t.rank() > 0 ? t.dim(-1) : 1, rows = t.numel() / K;
   const Tensor src = t.reshape({rows, K});  // [rows, K] in t's dtype
   Tensor dst = out.reshape({rows, K});      // [rows, K] in dtype
-  const int64_t block = std::max<int64_t>(1, kWidenValues / K);
+  const int64_t block = std::max<int64_t>(1, kConvertBlockValues / K);
   const uint64_t row_bytes = static_cast<uint64_t>(K) * dtype_size(t.dtype());
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t r1 = std::min(rows, r0 + block);

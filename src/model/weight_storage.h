@@ -16,8 +16,9 @@ namespace mambalm {
 // with exactly the values of t.to(F32) rounded once to `dtype`.
 Tensor stored_as(const Tensor& t, DType dtype);
 
-// Values converted per block when loading (16 MiB of F32): what a load holds of the file at
-// once beside the result (inference_memory.cpp counts it).
+// Values per block of rows converted when loading and widened on the way to Q8 (16 MiB of F32):
+// what a load holds of the file at once beside the result (inference_memory.cpp counts it);
+// small beside any model, large enough that the per-block overhead vanishes.
 constexpr int64_t kConvertBlockValues = int64_t{1} << 22;
 
 // stored_as into a new tensor (a copy also when the dtypes match), block of rows by block of

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "backward_check.h"
@@ -325,4 +326,64 @@ TEST(SelectiveScanBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, nullptr, &s2, y2);
   expect_grad("selective_scan(no seq_idx) y vs selective_scan", to_vec(y2), to_vec(y1), 1e-6);
   expect_grad("selective_scan(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-6);
+}
+
+// The forward's chunk_states are the states entering steps 0, 8, 16, ... (checked against the
+// final state of a forward over each prefix, with documents: before a reset at the chunk's first
+// step), and a backward given them equals one that recomputes its own checkpoints.
+TEST(SelectiveScanBackward, ForwardChunkStatesAreThePrefixStatesAndServeTheBackward) {
+  const int64_t B = 2, T = 45, Di = 20, N = 12, K = ops::kScanStateChunk;  // T: a partial last chunk
+  Tensor u = random_tensor({B, T, Di}), delta = random_tensor({B, T, Di}, 0.001f, 0.1f);
+  Tensor A = random_tensor({Di, N}, -4.0f, -0.5f), Bm = random_tensor({B, T, N}), Cm = random_tensor({B, T, N});
+  Tensor D = random_tensor({Di}), z = random_tensor({B, T, Di}, -3.0f, 3.0f), s0 = random_tensor({B, Di, N});
+  std::vector<int32_t> seqv = make_seq(B, T, {{16, 21}, {40}});  // starts on a chunk boundary and inside one
+  Tensor seq = Tensor::empty({B, T}, DType::I32);
+  std::copy(seqv.begin(), seqv.end(), seq.data<int32_t>());
+  const int64_t nc = (T + K - 1) / K;
+  for (const Tensor* sq : {static_cast<const Tensor*>(nullptr), static_cast<const Tensor*>(&seq)}) {
+    const std::string tag = sq ? "documents: " : "one document: ";
+    Tensor chunk_states = random_tensor({B, nc, Di, N}), st = s0.clone(), y = Tensor::empty(u.shape());
+    ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, sq, &st, y, &chunk_states);
+    Tensor y_plain = Tensor::empty(u.shape()), st_plain = s0.clone();
+    ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, sq, &st_plain, y_plain);
+    expect_grad(tag + "y with chunk states", to_vec(y), to_vec(y_plain), 1e-6);
+    for (int64_t c = 0; c < nc; ++c) {
+      Tensor h = s0.clone();  // the state after steps 0 .. cK - 1
+      if (c > 0) {
+        auto prefix = [&](const Tensor& x) {  // x[:, :cK] of a [B, T, C] tensor
+          const int64_t C = x.numel() / (B * T), L = c * K;
+          Tensor p = Tensor::empty({B, L, C}, x.dtype());
+          const size_t row = dtype_size(x.dtype()) * size_t(L * C);
+          for (int64_t b = 0; b < B; ++b)
+            std::memcpy(static_cast<char*>(p.raw()) + size_t(b) * row,
+                        static_cast<const char*>(x.raw()) + size_t(b) * dtype_size(x.dtype()) * size_t(T * C), row);
+          return C == 1 ? p.reshape({B, L}) : p;
+        };
+        Tensor yp = Tensor::empty({B, c * K, Di}), seqp = prefix(seq);
+        ops::selective_scan(prefix(u), prefix(delta), A, prefix(Bm), prefix(Cm), &D, nullptr, sq ? &seqp : nullptr, &h,
+                            yp);
+      }
+      Vec got(size_t(B * Di * N));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < Di * N; ++i) got[size_t(b * Di * N + i)] = chunk_states.f32()[(b * nc + c) * Di * N + i];
+      expect_grad(tag + "chunk " + std::to_string(c), got, to_vec(h), 1e-6);
+    }
+    Tensor dy = random_tensor({B, T, Di}), dsf = random_tensor({B, Di, N});
+    auto backward = [&](const Tensor* states, Vec& out) {
+      Tensor du = Tensor::empty(u.shape()), ddl = Tensor::empty(u.shape()), dA = Tensor::zeros({Di, N});
+      Tensor dB = Tensor::empty(Bm.shape()), dC = Tensor::empty(Cm.shape()), dD = Tensor::zeros({Di});
+      Tensor dz = Tensor::empty(u.shape()), ds0 = Tensor::empty(s0.shape());
+      ops::selective_scan_backward(u, delta, A, Bm, Cm, &D, &z, sq, &s0, &dsf, 64, dy, du, ddl, &dA, dB, dC, &dD, &dz,
+                                   &ds0, states);
+      out.clear();
+      for (const Tensor* t : {&du, &ddl, &dA, &dB, &dC, &dD, &dz, &ds0}) {
+        const Vec v = to_vec(*t);
+        out.insert(out.end(), v.begin(), v.end());
+      }
+    };
+    Vec with_states, without;
+    backward(&chunk_states, with_states);
+    backward(nullptr, without);
+    expect_grad(tag + "backward from the forward's chunk states", with_states, without, 1e-6);
+  }
 }

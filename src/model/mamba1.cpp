@@ -50,7 +50,13 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   Tensor A = ctx.empty({Di, N});  // -exp(A_log)
   ops::neg_exp(A_log_.value, A);
   Tensor ys = ctx.empty({B, T, Di});  // gated scan output
-  ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys);
+  // Training keeps the scan's state every kScanStateChunk steps, so that the backward starts from
+  // them instead of walking the sequence again (N / 8 floats per token and channel: 2 at N = 16,
+  // beside the 6 per channel this layer keeps anyway).
+  Tensor chunk_states;  // [B, ceil(T / K), Di, N]
+  if (ctx.cache) chunk_states = ctx.empty({B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N});
+  ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys,
+                      ctx.cache ? &chunk_states : nullptr);
   ops::linear(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
 
   if (ctx.cache) {
@@ -58,6 +64,7 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
     auto a = std::make_unique<Activations>();
     a->xin = x, a->z = z, a->xc = xc, a->dt_low = dt_low, a->Bm = Bm, a->Cm = Cm, a->dt_lin = dt_lin, a->dt = dt, a->A = A;
     a->ys = ys;
+    a->chunk_states = chunk_states;
     ctx.cache->activations = std::move(a);
   }
 }
@@ -77,7 +84,7 @@ void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   Tensor dBm = ctx.empty({B, T, N}), dCm = ctx.empty({B, T, N});
   Tensor dA = ctx.zeros({Di, N});
   ops::selective_scan_backward(a.xc, a.dt, a.A, a.Bm, a.Cm, &D_.value, &a.z, seq_idx, nullptr, nullptr, kScanBackwardChunk, dys,
-                               dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz, nullptr);
+                               dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz, nullptr, &a.chunk_states);
   // A = -exp(A_log)
   ops::neg_exp_backward(a.A, dA, A_log_.grad);
   // dt = softplus(dt_lin + b)

@@ -210,15 +210,17 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
 // ---- Mamba-1 selective scan ----------------------------------------------------------------
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y,
+                    Tensor* chunk_states) {
   const char* op = "selective_scan";
   scan_inputs(op, u, delta, A, Bm, Cm, D, z, seq_idx);
   need(op, "state", state, {u.dim(0), u.dim(2), A.dim(1)});
   need(op, "y", &y, u.shape());
-  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, state, &y});
-  need_disjoint(op, {{"y", &y}, {"state", state}},
+  need(op, "chunk_states", chunk_states, scan_chunk_states_shape(u, A));
+  const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, state, &y, chunk_states});
+  need_disjoint(op, {{"y", &y}, {"state", state}, {"chunk_states", chunk_states}},
                 {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z}, {"seq_idx", seq_idx}});
-  MAMBALM_BACKEND(gpu, selective_scan(u, delta, A, Bm, Cm, D, z, seq_idx, state, y));
+  MAMBALM_BACKEND(gpu, selective_scan(u, delta, A, Bm, Cm, D, z, seq_idx, state, y, chunk_states));
 }
 
 // ---- attention ---------------------------------------------------------------------------

@@ -237,7 +237,8 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
 void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                              const Tensor* D, const Tensor* z, const Tensor* seq_idx, const Tensor* initial_state,
                              const Tensor* dfinal_state, int64_t chunk_size, const Tensor& dy, Tensor& du, Tensor& ddelta,
-                             Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD, Tensor* dz, Tensor* dinitial_state) {
+                             Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD, Tensor* dz, Tensor* dinitial_state,
+                             const Tensor* chunk_states) {
   const char* op = "selective_scan_backward";
   scan_inputs(op, u, delta, A, Bm, Cm, D, z, seq_idx);
   chunk_size_positive(op, chunk_size);
@@ -255,15 +256,17 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   if (!z) dz = nullptr;
   need(op, "dz", dz, u.shape());
   need(op, "dinitial_state", dinitial_state, ss);
+  need(op, "chunk_states", chunk_states, scan_chunk_states_shape(u, A));
   const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, initial_state, dfinal_state, &dy, &du, &ddelta, dA, &dBm, &dCm, dD,
-                dz, dinitial_state});
+                dz, dinitial_state, chunk_states});
   need_disjoint(op,
                 {{"du", &du}, {"ddelta", &ddelta}, {"dA", dA}, {"dBm", &dBm}, {"dCm", &dCm}, {"dD", dD}, {"dz", dz},
                  {"dinitial_state", dinitial_state}},
                 {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z},
-                 {"initial_state", initial_state}, {"dfinal_state", dfinal_state}, {"dy", &dy}});
+                 {"initial_state", initial_state}, {"dfinal_state", dfinal_state}, {"dy", &dy},
+                 {"chunk_states", chunk_states}});
   MAMBALM_BACKEND(gpu, selective_scan_backward(u, delta, A, Bm, Cm, D, z, seq_idx, initial_state, dfinal_state, chunk_size, dy, du, ddelta,
-                               dA, dBm, dCm, dD, dz, dinitial_state));
+                               dA, dBm, dCm, dD, dz, dinitial_state, chunk_states));
 }
 
 // ---- attention ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "ops/checks.h"
+#include "ops/ops.h"
 
 namespace mambalm::ops::checks {
 
@@ -100,6 +101,10 @@ Shape ssd_state_shape(const Tensor& x, const Tensor& Bm) { return {x.dim(0), x.d
 void chunk_size_positive(const char* op, int64_t chunk_size) {
   MAMBALM_CHECK(chunk_size >= 1, where(op), "chunk_size is " + std::to_string(chunk_size) + ", expected >= 1",
                 "the config's chunk_size");
+}
+
+Shape scan_chunk_states_shape(const Tensor& u, const Tensor& A) {
+  return {u.dim(0), (u.dim(1) + kScanStateChunk - 1) / kScanStateChunk, u.dim(2), A.dim(1)};
 }
 
 void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,

@@ -34,6 +34,7 @@ void chunk_size_positive(const char* op, int64_t chunk_size);
 // u, delta, z [B, T, Di], A [Di, N], Bm and Cm [B, T, N], D [Di], seq_idx I32 [B, T].
 void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx);
+Shape scan_chunk_states_shape(const Tensor& u, const Tensor& A);  // [B, ceil(T / kScanStateChunk), Di, N]
 // q F32 [B, T, Hq, Dh], k and v [B, S, Hkv, Dh] with S >= T and Hq % Hkv == 0, seq_idx I32 [B, S].
 // k and v may be BF16 when they live on CUDA and `kv_may_be_bf16` (the forward's KV cache).
 void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,

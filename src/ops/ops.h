@@ -44,6 +44,10 @@ struct AdamWStep {
   float grad_scale = 1.0f;      // gradient clipping folded into the update
 };
 
+// selective_scan's chunk_states hold the state entering every kScanStateChunk-th step, the
+// interval at which the CUDA backward recomputes a chunk's states into registers.
+inline constexpr int64_t kScanStateChunk = 8;
+
 #include "ops/forward_ops.inc"
 
 // Mean cross-entropy over the rows whose target is not -1, with dlogits (optional) the gradient

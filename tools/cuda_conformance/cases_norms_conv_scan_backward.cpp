@@ -211,12 +211,13 @@ void check_conv_forward(int64_t B, int64_t T, int64_t C, int64_t K, bool docs) {
 // ---- selective scan -----------------------------------------------------------------------------
 
 struct ScanSet {
-  Tensor u, delta, A, Bm, Cm, D, z, seq, h0, dhT, dy;
+  Tensor u, delta, A, Bm, Cm, D, z, seq, h0, dhT, dy, chunk_states;
   Tensor du, ddelta, dA, dBm, dCm, dD, dz, dh0;
 };
 
 struct ScanOpts {
   bool docs = false, z = true, D = true, h0 = true, dhT = true, want_dA = true, want_dD = true, want_dh0 = true;
+  bool forward_states = false;  // the backward reads the forward's chunk_states (as training runs it)
   int64_t chunk = 64;
 };
 
@@ -224,7 +225,8 @@ void run_scan(ScanSet& s, const ScanOpts& o) {
   ops::selective_scan_backward(s.u, s.delta, s.A, s.Bm, s.Cm, o.D ? &s.D : nullptr, o.z ? &s.z : nullptr,
                                o.docs ? &s.seq : nullptr, o.h0 ? &s.h0 : nullptr, o.dhT ? &s.dhT : nullptr, o.chunk,
                                s.dy, s.du, s.ddelta, o.want_dA ? &s.dA : nullptr, s.dBm, s.dCm,
-                               o.want_dD ? &s.dD : nullptr, o.z ? &s.dz : nullptr, o.want_dh0 ? &s.dh0 : nullptr);
+                               o.want_dD ? &s.dD : nullptr, o.z ? &s.dz : nullptr, o.want_dh0 ? &s.dh0 : nullptr,
+                               o.forward_states ? &s.chunk_states : nullptr);
 }
 
 void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const ScanOpts& o) {
@@ -241,6 +243,12 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
   c.h0 = rand_cpu(ss, -0.5f, 0.5f);
   c.dhT = rand_cpu(ss, -0.5f, 0.5f);
   c.dy = rand_cpu(sd, -1, 1);
+  if (o.forward_states) {  // the CPU forward's, given to both backwards
+    c.chunk_states = Tensor::empty({B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N});
+    Tensor y = Tensor::empty(sd), h = c.h0.clone();
+    ops::selective_scan(c.u, c.delta, c.A, c.Bm, c.Cm, o.D ? &c.D : nullptr, o.z ? &c.z : nullptr,
+                        o.docs ? &c.seq : nullptr, o.h0 ? &h : nullptr, y, &c.chunk_states);
+  }
   const Tensor dA0 = rand_cpu({Di, N}, -1, 1), dD0 = rand_cpu({Di}, -1, 1);
   c.du = Tensor::empty(sd);
   c.ddelta = Tensor::empty(sd);
@@ -256,6 +264,7 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
              {&g.u, &c.u}, {&g.delta, &c.delta}, {&g.A, &c.A}, {&g.Bm, &c.Bm}, {&g.Cm, &c.Cm}, {&g.D, &c.D},
              {&g.z, &c.z}, {&g.seq, &c.seq}, {&g.h0, &c.h0}, {&g.dhT, &c.dhT}, {&g.dy, &c.dy}})
       *dst = up(*src);
+    if (o.forward_states) g.chunk_states = up(c.chunk_states);
     g.du = poisoned(sd);
     g.ddelta = poisoned(sd);
     g.dz = poisoned(sd);
@@ -297,6 +306,7 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
   if (!o.D) sh += " no-D";
   if (!o.h0) sh += " h0=0";
   if (!o.dhT) sh += " dhT=0";
+  if (o.forward_states) sh += " fwd-states";
   const char* op = "selective_scan_bwd";
   bool first = true;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -378,6 +388,13 @@ void run_norms_conv_scan_backward(bool quick) {
   check_scan_backward(3, 30, 130, 12, {.docs = true});   // 2 lanes, 4 padded states, 3 blocks
   check_scan_backward(2, 21, 65, 8, {.h0 = false});      // 1 lane
   check_scan_backward(4, 1024, 1024, 16, {.docs = true});
+  // from the forward's chunk states (training): documents, a partial last chunk, padded states,
+  // no initial state, and the warp layout (N > 32), which keeps its own checkpoints
+  check_scan_backward(4, 1024, 1024, 16, {.docs = true, .forward_states = true});
+  check_scan_backward(3, 30, 130, 12, {.docs = true, .forward_states = true});
+  check_scan_backward(2, 21, 65, 8, {.h0 = false, .forward_states = true});
+  check_scan_backward(2, 23, 10, 40, {.forward_states = true});
+  if (!quick) check_scan_backward(8, 2048, 1536, 16, {.docs = true, .forward_states = true});
 }
 
 }  // namespace

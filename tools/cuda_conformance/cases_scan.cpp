@@ -84,8 +84,10 @@ void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N, bool docs = false) 
   const Tensor seq = docs ? random_documents(B, T) : Tensor::empty({B, T}, DType::I32), gseq = up(seq);
   const Tensor* sq = docs ? &seq : nullptr;
   const Tensor* gsq = docs ? &gseq : nullptr;
-  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, sq, &st, y); },
-                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, gsq, &gst, gy); }, false);
+  const Shape cs_shape{B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N};
+  Tensor cs = Tensor::empty(cs_shape), gcs = poisoned(cs_shape);  // the states every 8 steps (training)
+  auto t = run_pair([&] { ops::selective_scan(u, delta, A, Bm, Cm, &D, &z, sq, &st, y, &cs); },
+                    [&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, gsq, &gst, gy, &gcs); }, false);
   Tensor gst2 = up(st0);
   Tensor gy2 = poisoned({B, T, Di});
   const double g_ms = time_ms([&] { ops::selective_scan(gu, gdl, gA, gB, gC, &gD, &gz, gsq, &gst2, gy2); });
@@ -93,6 +95,7 @@ void check_scan(int64_t B, int64_t T, int64_t Di, int64_t N, bool docs = false) 
   if (docs) sh += " docs";
   record("selective_scan", sh, "y", nmse(gy, y), kScan, g_ms, t.cpu_ms);
   record("selective_scan", sh, "state", nmse(gst, st), kScan, NAN, NAN);
+  record("selective_scan", sh, "chunk_states", nmse(gcs, cs), kScan, NAN, NAN);
 }
 
 void run_scan(bool quick) {

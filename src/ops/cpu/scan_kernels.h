@@ -44,10 +44,14 @@ struct ScanProblem {
   const R* D = nullptr;      // [Di] or null
   const R* z = nullptr;      // [B, T, Di] or null
   const int32_t* seq_idx = nullptr;  // [B, T] or null
+  // The forward's chunk_states ([B, ceil(T / chunk), Di, N], chunk = kScanStateChunk) or null:
+  // the backward then reads the chunks' entering states there instead of walking t forwards.
+  const R* chunk_states = nullptr;
 };
 
+// chunk_states (optional, [B, ceil(T / p.chunk), Di, N]): the state entering every p.chunk-th step.
 template <class R>
-void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state_out, R* y);
+void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state_out, R* y, R* chunk_states = nullptr);
 
 // dz required iff p.z; dA, dD, dstate_in may be null; dA/dD accumulate.
 template <class R>
@@ -59,8 +63,9 @@ void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R
 // ssd_chunked and selective_scan route here when seq_idx is given.
 void ssd_chunked_with_documents(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                                 const Tensor* D, const Tensor& seq_idx, int64_t chunk_size, Tensor* state, Tensor& y);
+// selective_scan also routes here when chunk_states are wanted (seq_idx may then be null).
 void selective_scan_with_documents(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor& seq_idx,
-                                   Tensor* state, Tensor& y);
+                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx,
+                                   Tensor* state, Tensor& y, Tensor* chunk_states);
 
 }  // namespace mambalm::ops::cpu

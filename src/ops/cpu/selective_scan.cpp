@@ -22,8 +22,9 @@ constexpr int64_t kChannelBlock = 16;
 }
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
-  if (seq_idx) return selective_scan_with_documents(u, delta, A, Bm, Cm, D, z, *seq_idx, state, y);
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y,
+                    Tensor* chunk_states) {
+  if (seq_idx || chunk_states) return selective_scan_with_documents(u, delta, A, Bm, Cm, D, z, seq_idx, state, y, chunk_states);
   const int64_t Bsz = u.dim(0), T = u.dim(1), Di = u.dim(2);
   const int64_t N = A.dim(1);
   const int64_t blocks = (Di + kChannelBlock - 1) / kChannelBlock;

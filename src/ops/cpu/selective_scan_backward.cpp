@@ -56,9 +56,10 @@ inline void scan_step(const ScanProblem<R>& p, int64_t b, int64_t t, int64_t d0,
 }  // namespace
 
 template <class R>
-void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state_out, R* y) {
+void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state_out, R* y, R* chunk_states) {
   const int64_t Bsz = p.Bsz, T = p.T, Di = p.Di, N = p.N;
   const int64_t blocks = (Di + kBlock - 1) / kBlock;
+  const int64_t Q = std::max<int64_t>(p.chunk, 1), nc = (T + Q - 1) / Q;
 #pragma omp parallel
   {
     std::vector<R> h(size_t(kBlock * N));
@@ -73,6 +74,8 @@ void selective_scan_forward(const ScanProblem<R>& p, const R* state_in, R* state
           std::fill(h.begin(), h.end(), R(0));
         }
         for (int64_t t = 0; t < T; ++t) {
+          if (chunk_states && t % Q == 0)  // the state entering step t, before a reset there
+            std::copy(h.begin(), h.begin() + nd * N, chunk_states + ((b * nc + t / Q) * Di + d0) * N);
           scan_step(p, b, t, d0, nd, is_reset(seq, t), h.data());
           const int64_t row = (b * T + t) * Di + d0;
           const R* Ct = p.Cm + (b * T + t) * N;
@@ -99,7 +102,10 @@ void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R
                              R* dstate_in) {
   const int64_t Bsz = p.Bsz, T = p.T, Di = p.Di, N = p.N;
   const int64_t blocks = (Di + kBlock - 1) / kBlock;
-  const int64_t Q = std::min<int64_t>(std::max<int64_t>(p.chunk, 1), std::max<int64_t>(T, 1));
+  // With the forward's chunk states the chunk is theirs (and must not be clamped to T: their
+  // layout counts ceil(T / chunk) chunks either way).
+  const int64_t Q = p.chunk_states ? std::max<int64_t>(p.chunk, 1)
+                                   : std::min<int64_t>(std::max<int64_t>(p.chunk, 1), std::max<int64_t>(T, 1));
   const int64_t nc = (T + Q - 1) / Q;
   const int64_t bt_size = Bsz * T * N;
   const int threads = omp_get_max_threads();
@@ -122,14 +128,19 @@ void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R
       std::fill(dD_loc.begin(), dD_loc.end(), 0.0);
       for (int64_t b = 0; b < Bsz; ++b) {
         const int32_t* seq = p.seq_idx ? p.seq_idx + b * T : nullptr;
-        // Phase 1: states entering each chunk.
+        // Phase 1: states entering each chunk (the forward's, when it kept them).
         R* h = hs.data();
-        if (state_in) {
+        if (p.chunk_states) {
+          for (int64_t c = 0; c < nc; ++c) {
+            const R* src = p.chunk_states + ((b * nc + c) * Di + d0) * N;
+            std::copy(src, src + nd * N, hb.begin() + c * kBlock * N);
+          }
+        } else if (state_in) {
           std::copy(state_in + (b * Di + d0) * N, state_in + (b * Di + d0 + nd) * N, h);
         } else {
           std::fill(h, h + nd * N, R(0));
         }
-        for (int64_t c = 0; c < nc; ++c) {
+        for (int64_t c = 0; c < nc && !p.chunk_states; ++c) {
           std::copy(h, h + nd * N, hb.begin() + c * kBlock * N);
           if (c + 1 == nc) break;
           for (int64_t t = c * Q; t < (c + 1) * Q; ++t) scan_step(p, b, t, d0, nd, is_reset(seq, t), h);
@@ -216,8 +227,8 @@ void selective_scan_backward(const ScanProblem<R>& p, const R* state_in, const R
   }
 }
 
-template void selective_scan_forward<float>(const ScanProblem<float>&, const float*, float*, float*);
-template void selective_scan_forward<double>(const ScanProblem<double>&, const double*, double*,
+template void selective_scan_forward<float>(const ScanProblem<float>&, const float*, float*, float*, float*);
+template void selective_scan_forward<double>(const ScanProblem<double>&, const double*, double*, double*,
                                              double*);
 template void selective_scan_backward<float>(const ScanProblem<float>&, const float*, const float*,
                                              const float*, float*, float*, float*, float*, float*,
@@ -251,10 +262,11 @@ ScanProblem<float> scan_problem(const Tensor& u, const Tensor& delta, const Tens
 }  // namespace
 
 void selective_scan_with_documents(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor& seq_idx,
-                                   Tensor* state, Tensor& y) {
+                                   const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx,
+                                   Tensor* state, Tensor& y, Tensor* chunk_states) {
   float* s = state ? state->f32() : nullptr;
-  selective_scan_forward(scan_problem(u, delta, A, Bm, Cm, D, z, &seq_idx, 64), s, s, y.f32());
+  selective_scan_forward(scan_problem(u, delta, A, Bm, Cm, D, z, seq_idx, kScanStateChunk), s, s, y.f32(),
+                         chunk_states ? chunk_states->f32() : nullptr);
 }
 
 void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor& A,
@@ -262,8 +274,10 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                              const Tensor* seq_idx, const Tensor* initial_state,
                              const Tensor* dfinal_state, int64_t chunk_size, const Tensor& dy,
                              Tensor& du, Tensor& ddelta, Tensor* dA, Tensor& dBm, Tensor& dCm,
-                             Tensor* dD, Tensor* dz, Tensor* dinitial_state) {
-  selective_scan_backward(scan_problem(u, delta, A, Bm, Cm, D, z, seq_idx, chunk_size),
+                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states) {
+  ScanProblem<float> p = scan_problem(u, delta, A, Bm, Cm, D, z, seq_idx, chunk_states ? kScanStateChunk : chunk_size);
+  p.chunk_states = chunk_states ? chunk_states->f32() : nullptr;
+  selective_scan_backward(p,
                           initial_state ? initial_state->f32() : nullptr,
                           dfinal_state ? dfinal_state->f32() : nullptr, dy.f32(), du.f32(),
                           ddelta.f32(), dA ? dA->f32() : nullptr, dBm.f32(), dCm.f32(),

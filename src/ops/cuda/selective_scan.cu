@@ -28,7 +28,7 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
                       const float* __restrict__ A, const float* __restrict__ Bm,
                       const float* __restrict__ Cm, const float* __restrict__ D,
                       const float* __restrict__ z, const int32_t* __restrict__ seq, float* state,
-                      float* __restrict__ y, int Bsz, int T, int Di, int N) {
+                      float* __restrict__ y, float* __restrict__ chunk_states, int Bsz, int T, int Di, int N) {
   const int lane = threadIdx.x & 31;
   const int64_t wid = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (wid >= int64_t(Bsz) * Di) return;  // whole warp leaves together
@@ -46,6 +46,12 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
     const int64_t row = bt * Di + d;
     const float dl = delta[row], uv = u[row];
     const float du = dl * uv;
+    if (chunk_states && t % kScanStateChunk == 0) {  // [B, nc, Di, N]: the state entering step t
+      const int64_t o = ((int64_t(b) * ((T + kScanStateChunk - 1) / kScanStateChunk) + t / kScanStateChunk) * Di + d) * N;
+#pragma unroll
+      for (int k = 0; k < NK; ++k)
+        if (lane + 32 * k < N) chunk_states[o + lane + 32 * k] = hs[k];
+    }
     if (seq && t > 0 && seq[bt] != seq[bt - 1]) {  // a new document starts from a zero state
 #pragma unroll
       for (int k = 0; k < NK; ++k) hs[k] = 0.0f;
@@ -76,6 +82,22 @@ selective_scan_kernel(const float* __restrict__ u, const float* __restrict__ del
   }
 }
 
+// chunk_states[b, t / K, d, lane j's states] = h (K = kScanStateChunk; t a multiple of K): 32
+// bytes per lane, so a warp writes 16 channels' rows of one chunk in one contiguous kilobyte.
+__device__ __forceinline__ void store_chunk_state(float* chunk_states, int b, int t, int T, int Di, int N, int d, int j,
+                                                  const float (&h)[kScanStates]) {
+  const int nc = (T + kScanStateChunk - 1) / kScanStateChunk;
+  float* o = chunk_states + ((int64_t(b) * nc + t / kScanStateChunk) * Di + d) * N + j * kScanStates;
+  if (N % kScanStates == 0) {  // every state of the lane is real; 16-byte aligned
+    reinterpret_cast<float4*>(o)[0] = make_float4(h[0], h[1], h[2], h[3]);
+    reinterpret_cast<float4*>(o)[1] = make_float4(h[4], h[5], h[6], h[7]);
+    return;
+  }
+#pragma unroll
+  for (int s = 0; s < kScanStates; ++s)
+    if (j * kScanStates + s < N) o[s] = h[s];
+}
+
 // Steps staged per chunk by the channel-layout kernel. 16 (not 32) and at most 64 registers let 8
 // blocks share an SM: at mamba-26m's training shape (B 64 x 16 channel blocks = 1,024 blocks) the
 // grid then runs as one wave, where 6 blocks per SM (36 KB of staging, 80 registers) made two
@@ -90,7 +112,8 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
                                const float* __restrict__ A, const float* __restrict__ Bm,
                                const float* __restrict__ Cm, const float* __restrict__ D,
                                const float* __restrict__ z, const int32_t* __restrict__ seq, float* state,
-                               float* __restrict__ y, int T, int Di, int N) {
+                               float* __restrict__ y, float* __restrict__ chunk_states, int T, int Di, int N) {
+  static_assert(kFwdSteps % kScanStateChunk == 0, "chunk_states are written at staged steps' starts");
   constexpr int CH = kScanChannels, NP = kScanStates * LPC, kBlockThreads = CH * LPC, TS = kFwdSteps;
   // [TS, CH] inputs and output of the chunk's steps; [TS, NP] B and C rows (zeros past N)
   __shared__ float s_u[TS][CH], s_dl[TS][CH], s_z[TS][CH], s_y[TS][CH];
@@ -134,6 +157,7 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
     }
     __syncthreads();
     for (int i = 0; i < L; ++i) {
+      if (chunk_states && i % kScanStateChunk == 0 && active) store_chunk_state(chunk_states, b, c0 + i, T, Di, N, d, j, h);
       const float dl = s_dl[i][c], uv = s_u[i][c];
       scan_channel_step(Ad, dl, dl * uv, s_reset[i], &s_B[i][j * kScanStates], h, h);
       const float4 c0v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates]);
@@ -164,8 +188,10 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
 }  // namespace
 
 void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y) {
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y,
+                    Tensor* chunk_states) {
   const int64_t Bsz = u.dim(0), T = u.dim(1), Di = u.dim(2), N = A.dim(1);
+  float* cs = chunk_states ? chunk_states->f32() : nullptr;
   if (Bsz * Di == 0) return;
   const unsigned blocks = unsigned((Bsz * Di + kWarps - 1) / kWarps);
   const float* Dp = D ? D->f32() : nullptr;
@@ -176,7 +202,7 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
     const dim3 grid(unsigned((Di + kScanChannels - 1) / kScanChannels), unsigned(Bsz));
 #define MAMBALM_CHANNELS_LAUNCH(LPC)                                                                    \
   selective_scan_channels_kernel<LPC><<<grid, kScanChannels * LPC>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(), \
-                                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), int(T), \
+                                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), cs, int(T), \
                                                                      int(Di), int(N))
     if (lpc == 1) MAMBALM_CHANNELS_LAUNCH(1);
     else if (lpc == 2) MAMBALM_CHANNELS_LAUNCH(2);
@@ -187,7 +213,7 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
   }
 #define MAMBALM_SCAN_LAUNCH(NK)                                                                  \
   selective_scan_kernel<NK><<<blocks, kWarps * 32>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(),       \
-                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), int(Bsz), \
+                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), cs, int(Bsz), \
                                                      int(T), int(Di), int(N))
   switch (lanes_k(N, "selective_scan")) {
     case 1: MAMBALM_SCAN_LAUNCH(1); break;

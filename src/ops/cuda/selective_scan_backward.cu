@@ -338,12 +338,12 @@ void launch_scan_backward(ScanArgs a, GrowOnlyBuffer& scratch, const char* op, f
 
 void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, bool want_dA, bool want_dD, const char* op) {
   const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
-  const size_t ck_bytes = align256(sizeof(float) * size_t(a.Bsz) * a.Di * a.nc * a.N);
+  const size_t ck_bytes = a.chunk_states ? 0 : align256(sizeof(float) * size_t(a.Bsz) * a.Di * a.nc * a.N);
   const size_t bc_bytes = align256(sizeof(float) * 2 * size_t(a.nblk) * btn);
   const size_t A_bytes = want_dA ? align256(sizeof(double) * size_t(a.Bsz) * a.Di * a.N) : 0;
   const size_t D_bytes = want_dD ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
   char* base = static_cast<char*>(scratch.get(ck_bytes + bc_bytes + A_bytes + D_bytes + 256, op));
-  a.ckpt = reinterpret_cast<float*>(base);
+  a.ckpt = a.chunk_states ? nullptr : reinterpret_cast<float*>(base);
   a.part_bc = reinterpret_cast<float*>(base + ck_bytes);
   a.part_A = want_dA ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes) : nullptr;
   a.part_D = want_dD ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes) : nullptr;
@@ -366,7 +366,7 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                              const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx,
                              const Tensor* initial_state, const Tensor* dfinal_state, int64_t chunk_size,
                              const Tensor& dy, Tensor& du, Tensor& ddelta, Tensor* dA, Tensor& dBm, Tensor& dCm,
-                             Tensor* dD, Tensor* dz, Tensor* dinitial_state) {
+                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states) {
   (void)chunk_size;  // the kernel's chunk is its register chunk; results do not depend on it
   static GrowOnlyBuffer scratch;
   const char* op = "selective_scan_backward";
@@ -402,7 +402,9 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   a.N = int(N);
   float* dA_p = dA ? dA->f32() : nullptr;
   float* dD_p = dD ? dD->f32() : nullptr;
+  a.chunk_states = chunk_states ? chunk_states->f32() : nullptr;
   if (selective_scan_backward_channels(a, scratch, dBm.f32(), dCm.f32(), dA_p, dD_p, op)) return;
+  a.chunk_states = nullptr;  // the warp layout keeps its own checkpoints (QC = 16 / NK steps)
   switch (N <= 16 ? 0 : lanes_k(N, op)) {
     case 0: launch_scan_backward<1, 16>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
     case 1: launch_scan_backward<1, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;

@@ -14,7 +14,8 @@ struct ScanArgs {
   const int32_t* seq;
   const float *h0, *dhT, *dy;
   float *du, *ddelta, *dz, *dh0;
-  float* ckpt;        // [B, Di, nc, N]
+  const float* chunk_states;  // the forward's [B, nc, Di, N] (channel layout only) or null
+  float* ckpt;        // scratch for the states entering each chunk, when chunk_states is null
   float* part_bc;     // [2][nblk][B, T, N]
   double* part_A;     // [B, Di, N] or null
   double* part_D;     // [B, Di] or null

@@ -3,7 +3,8 @@
 // 8), 64 channels of one batch row per block. The arithmetic is the warp layout's (selective_scan_backward.cu, which
 // derives it); what changes is who does it:
 //   1. each lane walks t forwards from the initial state and stores the state entering every
-//      chunk of QC = 8 steps (scratch ckpt [B, Di, nchunks, N]);
+//      chunk of QC = 8 steps (scratch [B, nchunks, Di, N]), unless the forward kept them
+//      (chunk_states, the same layout): then this walk, about a quarter of the kernel, is skipped;
 //   2. the chunks in reverse: the QC states recomputed into registers from the stored one, then
 //      the steps walked backwards.
 // Both walks read a chunk's inputs from shared memory, copied there asynchronously (cp.async)
@@ -34,12 +35,14 @@
 #include "ops/cuda/ptx.cuh"
 #include "ops/cuda/selective_scan_backward.cuh"
 #include "ops/cuda/selective_scan_channels.cuh"
+#include "ops/ops.h"
 
 namespace mambalm::ops::cuda {
 
 namespace {
 
 constexpr int kChunk = 8;  // QC: steps per register chunk and checkpoint interval
+static_assert(kChunk == kScanStateChunk, "the forward's chunk_states are this kernel's checkpoints");
 
 // Sums v[0 .. W) over the warp's lanes that differ in lane bits O, O/2, ..., LPC (the warp's
 // channels; the bits below LPC are the lanes of one channel). While W > 1 each level keeps half
@@ -108,7 +111,10 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
     h[s] = (p.h0 && real[s]) ? p.h0[chan * N + n] : 0.0f;
   }
   const float Dd = (p.D && active) ? p.D[d] : 0.0f;
-  float* ck = p.ckpt + chan * p.nc * N;
+  // The state entering chunk ci of this lane's channel: [B, nc, Di, N]
+  const int dch = active ? d : 0;
+  auto entry = [&](int ci) { return int64_t(b * p.nc + ci) * Di * N + int64_t(dch) * N + j * S; };
+  const float* states = p.chunk_states ? p.chunk_states : p.ckpt;
 
   // Issues the copies of steps [c0, c0 + L) into buffer `buf` (u, delta, B, the document ids
   // and, with `backward`, dy, z, C) as one commit group. The buffer's last readers must be past
@@ -153,11 +159,12 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   // ---- 1. forward walk: the state entering each chunk -------------------------------------
   // Chunks 0 .. nc - 2 are walked (all full); the last one's entering state is all phase 2 needs.
   int buf = 0;
-  if (p.nc > 1) stage(0, 0, QC, false);
-  for (int ci = 0; ci < p.nc; ++ci) {
+  const int walked = p.chunk_states ? 0 : p.nc;
+  if (walked > 1) stage(0, 0, QC, false);
+  for (int ci = 0; ci < walked; ++ci) {
 #pragma unroll
     for (int s = 0; s < S; ++s)
-      if (real[s]) ck[int64_t(ci) * N + j * S + s] = h[s];
+      if (real[s]) p.ckpt[entry(ci) + s] = h[s];
     if (ci + 1 == p.nc) break;
     if (ci + 2 < p.nc) {
       stage(buf ^ 1, (ci + 1) * QC, QC, false);
@@ -199,7 +206,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
     __syncthreads();
     float hs[QC + 1][S];  // hs[i] = state before step c0 + i (hs[0]: the stored entry state)
 #pragma unroll
-    for (int s = 0; s < S; ++s) hs[0][s] = real[s] ? ck[int64_t(ci) * N + j * S + s] : 0.0f;
+    for (int s = 0; s < S; ++s) hs[0][s] = real[s] ? states[entry(ci) + s] : 0.0f;
 #pragma unroll
     for (int i = 0; i < QC; ++i) step(buf, c0, i, hs[i], hs[i + 1]);  // steps past L read zeros: unused
     float dA_c[S];

@@ -91,6 +91,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       if (o.device == Device::CUDA) model.init_random_on(o.device, DType::F32, o.seed);  // matrices drawn on the device
       else model.init_random(o.seed);
       model.prepare_training(o.device, o.dtype);
+      model.set_keep_activations(o.keep_activations);
       std::unique_ptr<Optimizer> opt;
       ShardedAdamW* sharded = nullptr;
       if (comm) {
@@ -172,14 +173,14 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
       std::fprintf(out, " activation workspace %.1f GB\n", static_cast<double>(workspace_peak) / 1e9);
       std::fprintf(out, "  %s, ops of that step (ms):", name.c_str());
-      for (size_t i = 0; i < op_ms.size() && i < 16; ++i) std::fprintf(out, " %s %.1f |", op_ms[i].second.c_str(), op_ms[i].first);
+      for (size_t i = 0; i < op_ms.size() && i < 40; ++i) std::fprintf(out, " %s %.1f |", op_ms[i].second.c_str(), op_ms[i].first);
       std::fprintf(out, "\n");
     }
     std::fflush(out);
     nlohmann::json stage_json = stages;
     rows.push_back({{"model", name}, {"params", params}, {"ranks", ranks}, {"optimizer_gb", optimizer_gb},
                     {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
-                    {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"step_ms", step_ms},
+                    {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"keep_activations", o.keep_activations}, {"step_ms", step_ms},
                     {"tokens_per_s", tokens_per_s}, {"flops_per_token", flops_per_token}, {"model_tflops", tflops},
                     {"peak_tflops", peak}, {"mfu", mfu}, {"memory_gb", mem_gb}, {"loss", loss},
                     {"workspace_gb", static_cast<double>(workspace_peak) / 1e9}, {"stages_ms", stage_json}});

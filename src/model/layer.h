@@ -49,6 +49,10 @@ struct LayerContext {
   // BF16 on CUDA (attention rounds keys and values to bf16 for the tensor cores, as the KV cache
   // of inference is; the SSD's fp32 products run on TF32), else F32 (every product exact).
   DType compute_dtype = DType::F32;
+  // Training: also keep what backward would otherwise recompute from the kept tensors (Mamba-2's
+  // conv output and gated norm, the MLP's activation), trading memory for time (Model::
+  // set_keep_activations).
+  bool keep_activations = false;
   ops::Fp32Products fp32_products() const {
     return compute_dtype == DType::BF16 ? ops::Fp32Products::Tf32 : ops::Fp32Products::Exact;
   }

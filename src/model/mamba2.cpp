@@ -40,22 +40,24 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
-  const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
+  const bool keep = ctx.cache && ctx.keep_activations;  // then what follows is kept too
+  const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
   // z | xbc | dt_raw = W_in x, each block of the projection written as its own tensor
   ops::linear_parts(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&z, &xbc, &dt_raw});
   Recomputed r;
   conv_and_dt(xbc, dt_raw, ctx, state, r);
   ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
                    ctx.fp32_products());
-  Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
-  ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), gated);
-  ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
-  if (ctx.workspace) ctx.workspace->release(scratch);
+  r.gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
+  ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), r.gated);
+  ops::linear(r.gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+  if (ctx.workspace && !keep) ctx.workspace->release(scratch);
 
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
     a->z = z, a->xbc = xbc, a->dt_raw = dt_raw, a->ys = ys;
+    if (keep) a->kept = r;
     ctx.cache->activations = std::move(a);
   }
 }
@@ -92,16 +94,19 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
   const int64_t C = cfg_.conv_channels();
-  Recomputed r;
-  conv_and_dt(a.xbc, a.dt_raw, ctx, nullptr, r);
+  Recomputed r = a.kept;  // kept by the forward, or recomputed here
+  if (!r.xs.defined()) conv_and_dt(a.xbc, a.dt_raw, ctx, nullptr, r);
 
   // y = W_out gated
   Tensor dgated = ctx.empty({B, T, Di});
   {
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
-    Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(ys * SiLU(z)) * w, again
-    ops::gated_rms_norm(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
-                        gated);
+    Tensor gated = r.gated;
+    if (!gated.defined()) {  // RMSNorm_grouped(ys * SiLU(z)) * w, again
+      gated = ctx.empty({B, T, Di});
+      ops::gated_rms_norm(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
+                          gated);
+    }
     ops::linear_backward(dy, gated, out_proj_w_.value, &dgated, &out_proj_w_.grad,
                          cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
     if (ctx.workspace) ctx.workspace->release(mark);

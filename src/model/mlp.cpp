@@ -14,15 +14,17 @@ void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     gate = ctx.empty({B, T, F});
     ops::linear(x, gate_w_.value, bias(gate_b_), gate);
   }
-  const size_t scratch = ctx.workspace ? ctx.workspace->mark() : 0;
-  Tensor h = ctx.empty({B, T, F});  // act(up), the input of W_down: recomputed in backward
+  const bool keep = ctx.cache && ctx.keep_activations;
+  const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
+  Tensor h = ctx.empty({B, T, F});  // act(up), the input of W_down: recomputed in backward unless kept
   activate(up, gate, h);
   ops::linear(h, down_w_.value, bias(down_b_), y);
-  if (ctx.workspace) ctx.workspace->release(scratch);
+  if (ctx.workspace && !keep) ctx.workspace->release(scratch);
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
     a->up = up, a->gate = gate;
+    if (keep) a->h = h;
     ctx.cache->activations = std::move(a);
   }
 }
@@ -42,8 +44,11 @@ void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache,
   Tensor dh = ctx.empty(up.shape());  // d loss / d h
   {
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
-    Tensor h = ctx.empty(up.shape());  // act(up), again (one elementwise pass instead of keeping it)
-    activate(up, a.gate, h);
+    Tensor h = a.h;  // act(up): kept, or again (one elementwise pass instead of keeping it)
+    if (!h.defined()) {
+      h = ctx.empty(up.shape());
+      activate(up, a.gate, h);
+    }
     ops::linear_backward(dy, h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
     if (ctx.workspace) ctx.workspace->release(mark);
   }

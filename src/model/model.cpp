@@ -67,13 +67,22 @@ void Model::init_random(uint64_t seed) {
 void Model::save(const std::string& model_dir, DType dtype) const {
   check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
   std::filesystem::create_directories(model_dir);
+  io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), host_weights(dtype),
+                        {{"format", "pt"}});
+  save_model_config(cfg_, model_dir);
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::host_weights(DType dtype) const {
+  check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParamRef& p : params_) {
     check(p.tensor->defined(), "save", "parameter '" + p.name + "' was never initialised or loaded");
-    tensors.emplace_back(p.name, stored_as(to_host(exact_value(p)), dtype).reshape(p.file_shape));
+    const Tensor& value = exact_value(p);
+    Tensor host = stored_as(to_host(value), dtype);
+    if (value.device() == Device::CPU && host.raw() == value.raw()) host = host.clone();  // the live tensor itself
+    tensors.emplace_back(p.name, host.reshape(p.file_shape));
   }
-  io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  save_model_config(cfg_, model_dir);
+  return tensors;
 }
 
 namespace {

@@ -44,6 +44,9 @@ class Model {
   static Model load_for_inference(const std::string& model_dir, DType matrix_dtype);
   // Writes config.json and model.safetensors (dtype F32 or BF16) in HF layout.
   void save(const std::string& model_dir, DType dtype = DType::F32) const;
+  // What save() writes: each parameter's exact value in `dtype` under its file name and shape,
+  // in host memory that no later step changes (a copy even for a model on the CPU).
+  std::vector<std::pair<std::string, Tensor>> host_weights(DType dtype = DType::F32) const;
 
   // Moves the parameters to `device`. Matrices used by matrix products and the embedding
   // lookup are stored as `matrix_dtype` (F32 or BF16; on the CPU also Q8, 8-bit blocks, for
@@ -94,6 +97,11 @@ class Model {
   // logits are never held for the whole batch: the head and the loss run over row chunks.
   ops::CrossEntropyResult train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale = 1.0f,
                                      bool recompute = false);
+  // With `keep` (and not recompute), train_step keeps every block's norm output and the values
+  // its mixer would recompute in backward (LayerContext::keep_activations): fewer passes over
+  // memory for more activation memory. Off by default (the least memory that does not recompute
+  // the products).
+  void set_keep_activations(bool keep) { keep_activations_ = keep; }
   // Model FLOPs of one training token (forward + backward) at sequence length seq_len, counted as
   // the peers count them (bench/NOTES.md, "Training FLOPs"): 6 per matrix parameter (all but the
   // embedding table; a tied head counts once as the head), causal attention's score and value
@@ -135,6 +143,7 @@ class Model {
   DType matrix_dtype_ = DType::F32;
   std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory
   bool profiling_ = false;
+  bool keep_activations_ = false;
   std::map<std::string, double> profile_;  // seconds per stage
 };
 

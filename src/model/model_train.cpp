@@ -146,10 +146,12 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   ctx.seq_idx = seq_idx;
   ctx.workspace = ws;
   ctx.compute_dtype = compute_dtype();
+  const bool keep = keep_activations_ && !recompute;
+  ctx.keep_activations = keep;
 
   // Forward, keeping every block's input h_l and (unless recomputing) each mixer's activations.
-  // A mixer's input Norm_l(h_l) is never kept: backward recomputes it from h_l (a cheap pass that
-  // saves D floats per token and layer).
+  // A mixer's input Norm_l(h_l) is kept only with keep_activations: otherwise backward recomputes
+  // it from h_l (a cheap pass that saves D floats per token and layer).
   std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
   std::vector<LayerCache> caches(blocks_.size());
   std::vector<size_t> block_mark(blocks_.size());  // the stack above this belongs to block l
@@ -160,13 +162,14 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     Block& b = blocks_[l];
     block_mark[l] = ws ? ws->mark() : 0;
     h[l + 1] = empty({B, T, D});
+    Tensor block_normed = keep ? empty({B, T, D}) : normed;  // Norm_l(h_l), kept with keep_activations
     const size_t scratch = ws ? ws->mark() : 0;
-    b.norm.forward(h[l], normed);
+    b.norm.forward(h[l], block_normed);
     LayerContext fwd = ctx;
     fwd.cache = &caches[l];
-    b.mixer->forward(normed, fwd, mixed);
+    b.mixer->forward(block_normed, fwd, mixed);
     ops::add(h[l], mixed, h[l + 1]);
-    caches[l].x = Tensor{};  // recomputed in backward (the buffer is the next layer's)
+    if (!keep) caches[l].x = Tensor{};  // recomputed in backward (the buffer is the next layer's)
     if (recompute) {
       caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too
       if (ws) ws->release(scratch);
@@ -208,8 +211,10 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   grads_ready(block_first_param_.back(), params_.size());  // final norm, head
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
-    caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
-    b.norm.forward(h[l], caches[l].x);
+    if (!caches[l].x.defined()) {
+      caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
+      b.norm.forward(h[l], caches[l].x);
+    }
     b.mixer->backward(dh, ctx, caches[l], dmixer_in);
     caches[l] = LayerCache{};
     b.norm.backward(h[l], dmixer_in, dnorm_in);

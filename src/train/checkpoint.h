@@ -24,6 +24,22 @@ struct TrainerState {
   std::string run_id;           // the run that wrote it ("" in checkpoints of older versions)
 };
 
+// A checkpoint's content in host memory, taken between two steps (snapshot_checkpoint) so that
+// writing it (write_checkpoint) may go on while training does.
+struct CheckpointSnapshot {
+  NamedTensors weights;          // Model::host_weights(F32)
+  ModelConfig config;
+  NamedTensors optimizer_state;  // copies: no later step changes them
+  int64_t optimizer_steps = 0;
+  TrainerState state;
+  std::string tokenizer_dir;
+};
+CheckpointSnapshot snapshot_checkpoint(const Model& model, NamedTensors optimizer_state, int64_t optimizer_steps,
+                                       const TrainerState& state, const std::string& tokenizer_dir = "");
+// Writes the snapshot as the checkpoint for its step and points `latest` at it; returns its
+// directory. Safe on another thread than the one training.
+std::string write_checkpoint(const std::string& run_dir, const CheckpointSnapshot& snapshot);
+
 // Writes the checkpoint for state.step and points `latest` at it; returns its directory.
 // The tokenizer of `tokenizer_dir` (the model directory training started from), if it has one,
 // travels with every checkpoint so that each is a complete model directory.

@@ -168,6 +168,8 @@ void run_core(bool quick) {
   check_conv(B, 2, di + 2 * G * N, 4, true);
   check_conv_documents(B, T, di + 2 * G * N, 4);
   check_softplus(B, T, H);
+  check_softplus(B, T, 1024);  // Mamba-1's [B, T, Di]: the float4 path
+  check_softplus(3, 5, 37);    // odd width: scalars
   check_layout(B * T, in_proj, di, di);
 }
 

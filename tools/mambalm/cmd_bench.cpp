@@ -48,6 +48,8 @@ int bench_train(const Args& args, const Placement& placement, bench::TrainSpeedO
   o.device = placement.device;
   o.dtype = placement.dtype;
   o.recompute = args.flag("recompute");
+  o.keep_activations = args.flag("keep-activations");
+  check(!(o.recompute && o.keep_activations), "--keep-activations", "cannot be combined with --recompute");
   o.profile = args.flag("profile");
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
@@ -116,6 +118,7 @@ int cmd_bench(int argc, char** argv) {
              {"steps", "N", "train: timed steps (default 8)"},
              {"warmup", "N", "train: untimed steps first (default 3)"},
              {"recompute", "", "train: recompute activations in the backward"},
+             {"keep-activations", "", "train: keep what the backward would recompute (more memory, faster)"},
              {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
             placement_options());
   if (!args.parse(argc, argv)) return 0;

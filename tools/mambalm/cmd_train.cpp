@@ -66,6 +66,7 @@ int cmd_train(int argc, char** argv) {
              {"val-batches", "N", "micro-batches per validation (default 8)"},
              {"checkpoint-interval", "N", "steps between checkpoints (default 500)"},
              {"recompute", "", "keep only layer inputs for backward; recompute the rest (less memory)"},
+             {"keep-activations", "", "also keep the norm outputs and the values backward would recompute (more memory, faster)"},
              {"no-packing-mask", "", "let packed documents see each other (no mask, no state reset)"},
              {"resume", "", "continue from RUN_DIR/checkpoints/latest (--steps may grow: the schedule then ends later)"},
              {"overwrite", "", "start afresh in a RUN_DIR that holds a run (its checkpoints and metrics are removed)"},
@@ -117,6 +118,8 @@ int cmd_train(int argc, char** argv) {
   cfg.val_batches = args.integer_in("val-batches", 8, 1, limits::kMaxBatch);
   cfg.checkpoint_interval = args.integer_in("checkpoint-interval", 500, 0, INT64_MAX, "0 = only at the end");
   cfg.recompute = args.flag("recompute");
+  cfg.keep_activations = args.flag("keep-activations");
+  check(!(cfg.recompute && cfg.keep_activations), "--keep-activations", "cannot be combined with --recompute");
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
   cfg.overwrite = args.flag("overwrite");

@@ -29,23 +29,48 @@ struct SwigluF { __device__ float operator()(float g, float u) const { return si
 }  // namespace
 
 namespace {
+__device__ __forceinline__ float softplus_dt_value(float v, float dt_min, float dt_max) {
+  const float sp = v > 20.0f ? v : log1pf(expf(v));  // torch softplus, threshold 20
+  return fminf(fmaxf(sp, dt_min), dt_max);
+}
+
+// V consecutive elements of a row per step (V = 4: H % 4 == 0 and 16-byte aligned). Index I is
+// uint32_t when n < 2^32: a 64-bit remainder for the bias column cost more than the arithmetic
+// (Mamba-1's [B, T, Di] dt: 0.37 ms for 67M elements, a fifth of the bandwidth). n < 2^31 then.
+template <int V, class I>
 __global__ void softplus_dt_kernel(const float* __restrict__ dt, const float* __restrict__ bias,
-                                   float dt_min, float dt_max, float* out, int64_t n, int64_t H) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const float v = dt[i] + bias[i % H];
-    const float sp = v > 20.0f ? v : log1pf(expf(v));  // torch softplus, threshold 20
-    out[i] = fminf(fmaxf(sp, dt_min), dt_max);
+                                   float dt_min, float dt_max, float* out, I n, I H) {
+  for (I i = (blockIdx.x * I(blockDim.x) + threadIdx.x) * V; i < n; i += I(gridDim.x) * blockDim.x * V) {
+    const I c = i % H;
+    if constexpr (V == 4) {
+      const float4 x = *reinterpret_cast<const float4*>(dt + i), b = *reinterpret_cast<const float4*>(bias + c);
+      *reinterpret_cast<float4*>(out + i) =
+          make_float4(softplus_dt_value(x.x + b.x, dt_min, dt_max), softplus_dt_value(x.y + b.y, dt_min, dt_max),
+                      softplus_dt_value(x.z + b.z, dt_min, dt_max), softplus_dt_value(x.w + b.w, dt_min, dt_max));
+    } else {
+      out[i] = softplus_dt_value(dt[i] + bias[c], dt_min, dt_max);
+    }
   }
 }
 }  // namespace
 
 void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
                  Tensor& dt_out) {
-  const int64_t n = dt.numel();
+  const int64_t n = dt.numel(), H = dt.dim(-1);
   if (n == 0) return;
-  softplus_dt_kernel<<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max,
-                                                  dt_out.f32(), n, dt.dim(-1));
+  const bool vec = H % 4 == 0 && aligned16(dt.f32()) && aligned16(dt_bias.f32()) && aligned16(dt_out.f32());
+  if (n < (int64_t(1) << 31)) {  // i + the grid's stride (at most 2^30) stays below 2^32
+    const uint32_t n32 = uint32_t(n), H32 = uint32_t(H);
+    if (vec)
+      softplus_dt_kernel<4, uint32_t><<<blocks_for(n / 4), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max,
+                                                                        dt_out.f32(), n32, H32);
+    else
+      softplus_dt_kernel<1, uint32_t><<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max,
+                                                                    dt_out.f32(), n32, H32);
+  } else {
+    softplus_dt_kernel<1, int64_t><<<blocks_for(n), kThreads>>>(dt.f32(), dt_bias.f32(), dt_min, dt_max, dt_out.f32(),
+                                                                 n, H);
+  }
   check_launch("softplus_dt");
 }
 

@@ -240,7 +240,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       float du_s = 0.0f, ddl_s = 0.0f;
 #pragma unroll
       for (int s = 0; s < S; ++s) {
-        const float a = expf(dl * Ad[s]);
+        const float a = __expf(dl * Ad[s]);  // as the forward's (scan_channel_step)
         const float hp = reset ? 0.0f : hs[i][s];
         const float g = dh[s] + dyp * Cv[s];
         v[s] = g * dlu;

@@ -16,7 +16,8 @@
 #   MAMBALM=build/mambalm LLAMA_BIN=/tmp/llamacpp-new/build/bin WORK=/tmp/cpu_llamacpp_work \
 #     bash bench/cpu_vs_llamacpp.sh [MODEL...]     (default: llama-134m mamba-130m mamba2-130m hybrid-24l)
 # Variables: THREADS ("1 2"), ROUNDS (3), GEN (128), RESULTS (a new folder under WORK/results).
-# KV cache: llama-bench takes no f32 cache, so its rows keep its default F16 cache; mambalm's is fp32.
+# KV cache: llama-bench takes no f32 cache, so its rows keep its default F16 cache; mambalm's is its
+# default: fp32 with f32 weights, bf16 with bf16 / q8 weights (--kv-dtype, docs/generate.md).
 # OpenBLAS (our prefill GEMMs) runs the core it detects: OPENBLAS_CORETYPE is unset for our runs
 # unless BLAS_CORE names one (some machines export OPENBLAS_CORETYPE=Haswell, AVX2 on an AVX-512
 # CPU; llama.cpp is built -march=native either way). The core used goes into RESULTS/blas_core.

@@ -1,6 +1,7 @@
 // CPU ops: causal grouped-query attention (vs float64, MHA and GQA, KV-prefix calls equal the
 // last rows of a full call, large scores, long S), one-query decode over ragged caches (every
-// kernel variant, several thread counts) and rotary embedding (vs float64, partial rotary_dim,
+// kernel variant, several thread counts), a BF16 KV cache (append, decode and prefix reads
+// against F32 on the same values) and rotary embedding (vs float64, partial rotary_dim,
 // position offset), plus dispatch error paths.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -15,6 +16,7 @@
 #include "ops/cpu/attention_decode.h"
 #include "ops/cpu/cpu_features.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 #include "test_util.h"
 
 using namespace mambalm;
@@ -152,6 +154,103 @@ TEST(OpsAttention, DecodeMatchesNaiveAtAnyThreadCountAndIsa) {
   Tensor out = Tensor::empty(q.shape());
   ops::attention_decode(q, kc, vc, lengths, scale, out);
   expect_close("attention_decode (dispatched)", out, want, 1e-6);
+}
+
+// ---- a BF16 KV cache on the CPU ---------------------------------------------------------------
+// The reference for each BF16 read is the F32 op on the same values widened (widening is exact),
+// so any difference is the kernels' own: see docs/numerics.md ("CPU KV cache in bf16").
+
+// kv_append into a BF16 cache stores x rounded to nearest even (x.to(BF16), bit for bit) at each
+// sequence's own position and leaves every other row as it was.
+TEST(OpsAttention, KvAppendIntoBf16CacheRoundsToNearestEven) {
+  const int64_t B = 3, T = 4, cap = 11, Hkv = 2, Dh = 16, row = Hkv * Dh;
+  const int32_t pos[B] = {0, 7, 3};
+  Tensor x = random_tensor({B, T, Hkv, Dh}, -3.0f, 3.0f);
+  Tensor cache = random_tensor({B, cap, Hkv, Dh}).to(DType::BF16);  // [B, cap, Hkv, Dh]
+  const Tensor before = cache.clone();
+  Tensor positions = Tensor::empty({B}, DType::I32);
+  std::memcpy(positions.raw(), pos, sizeof pos);
+  ops::kv_append(x, positions, cache);
+  const Tensor want = x.to(DType::BF16);
+  const auto* got = cache.data<uint16_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t p = 0; p < cap; ++p) {
+      const bool written = p >= pos[b] && p < pos[b] + T;
+      const uint16_t* expect = written ? want.data<uint16_t>() + (b * T + p - pos[b]) * row
+                                       : before.data<uint16_t>() + (b * cap + p) * row;
+      EXPECT_EQ(std::memcmp(got + (b * cap + p) * row, expect, size_t(row) * 2), 0) << "sequence " << b << " row " << p;
+    }
+}
+
+// attention_decode over a BF16 cache against attention_decode over the F32 cache holding the same
+// values: every kernel variant this machine runs, 4 query heads on each of 2 KV heads, a batch of
+// 3 ragged lengths (one of them 1), 1 and 2 threads.
+TEST(OpsAttention, DecodeOverBf16CacheEqualsF32CacheOfTheSameValues) {
+  const int64_t B = 3, cap = 311, Hq = 8, Hkv = 2, Dh = 64;
+  const int32_t lens[B] = {1, 157, 300};
+  Tensor q = random_tensor({B, Hq, Dh}, -2.0f, 2.0f);
+  const Tensor kc16 = random_tensor({B, cap, Hkv, Dh}, -2.0f, 2.0f).to(DType::BF16);  // [B, cap, Hkv, Dh]
+  const Tensor vc16 = random_tensor({B, cap, Hkv, Dh}).to(DType::BF16);
+  const Tensor kc = kc16.to(DType::F32), vc = vc16.to(DType::F32);  // the same values, widened
+  Tensor lengths = Tensor::empty({B}, DType::I32);
+  std::memcpy(lengths.raw(), lens, sizeof lens);
+  const float scale = 1.0f / std::sqrt(float(Dh));
+  const int saved_threads = omp_get_max_threads();
+  for (ops::cpu::Isa isa : {ops::cpu::Isa::Scalar, ops::cpu::Isa::Avx2, ops::cpu::Isa::Avx512, ops::cpu::Isa::Neon}) {
+    if (!ops::cpu::isa_supported(isa)) continue;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      Tensor want = Tensor::empty(q.shape()), got = Tensor::empty(q.shape());
+      ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, want);
+      ops::cpu::attention_decode_isa(isa, q, kc16, vc16, lengths, scale, got);
+      expect_close(std::string("attention_decode BF16 cache ") + ops::cpu::isa_name(isa) + " " + std::to_string(threads) +
+                       " threads",
+                   got, want, 1e-6);
+    }
+  }
+  omp_set_num_threads(saved_threads);
+  Tensor want = Tensor::empty(q.shape()), got = Tensor::empty(q.shape());
+  ops::attention_decode(q, kc, vc, lengths, scale, want);
+  ops::attention_decode(q, kc16, vc16, lengths, scale, got);
+  expect_close("attention_decode BF16 cache (dispatched)", got, want, 1e-6);
+}
+
+// ops::attention over BF16 keys and values (T new queries after a cached prefix, as a chunked
+// prefill reads the cache) against the F32 call on the same values: the few-rows loops (T = 5)
+// and the sgemm path (T = 20) over S = 1100 keys, three panels of widened keys; GQA, batch 2;
+// out and lse2. Each output averages ~1100 random values, so it is ~1/sqrt(S) of them while the
+// sums' rounding is not: the relative limit is 2e-6 here (as for long S above).
+TEST(OpsAttention, PrefixOverBf16KeysEqualsF32OfTheSameValues) {
+  const int64_t B = 2, S = 1100, Hq = 4, Hkv = 2, Dh = 32;
+  const Tensor k16 = random_tensor({B, S, Hkv, Dh}, -2.0f, 2.0f).to(DType::BF16);  // [B, S, Hkv, Dh]
+  const Tensor v16 = random_tensor({B, S, Hkv, Dh}).to(DType::BF16);
+  const Tensor k = k16.to(DType::F32), v = v16.to(DType::F32);
+  for (int64_t T : {int64_t(5), int64_t(20)}) {
+    Tensor q = random_tensor({B, T, Hq, Dh}, -2.0f, 2.0f);
+    Tensor want = Tensor::empty(q.shape()), got = Tensor::empty(q.shape());
+    Tensor want_lse2 = Tensor::empty({B, Hq, T}), got_lse2 = Tensor::empty({B, Hq, T});
+    ops::attention(q, k, v, nullptr, 0.2f, want, &want_lse2);
+    ops::attention(q, k16, v16, nullptr, 0.2f, got, &got_lse2);
+    expect_close("attention BF16 keys, T = " + std::to_string(T), got, want, 2e-6);
+    expect_close("attention BF16 keys lse2, T = " + std::to_string(T), got_lse2, want_lse2, 2e-7);
+  }
+}
+
+// BF16 keys on the CPU are a KV cache only: not with document ids, not in the backward, and no
+// other dtype.
+TEST(OpsAttention, Bf16KeysOutsideTheCacheThrow) {
+  const int64_t B = 1, T = 12, Hq = 2, Hkv = 1, Dh = 8;
+  Tensor q = random_tensor({B, T, Hq, Dh});
+  const Tensor k16 = random_tensor({B, T, Hkv, Dh}).to(DType::BF16), v16 = random_tensor({B, T, Hkv, Dh}).to(DType::BF16);
+  Tensor out = Tensor::empty(q.shape());
+  Tensor seq = Tensor::zeros({B, T}, DType::I32);
+  mambalm::testing::expect_error([&] { ops::attention(q, k16, v16, &seq, 1.0f, out); }, {"attention", "BF16", "document"});
+  Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty({B, T, Hkv, Dh}), dv = Tensor::empty({B, T, Hkv, Dh});
+  mambalm::testing::expect_error([&] { ops::attention_backward(q, k16, v16, nullptr, 1.0f, out, dq, dk, dv, nullptr, nullptr); },
+                                 {"attention_backward", "BF16"});
+  Tensor x = random_tensor({B, 1, Hkv, Dh}), positions = Tensor::zeros({B}, DType::I32);
+  Tensor cache16 = Tensor::zeros({B, 4, Hkv, Dh}, DType::F16);
+  mambalm::testing::expect_error([&] { ops::kv_append(x, positions, cache16); }, {"kv_append", "F16"});
 }
 
 // The packed-documents path computes the same lse2 as the plain one when the row is one document.

@@ -82,6 +82,7 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"peak_rss_bytes", peak_rss_bytes},
           {"state_bytes", state_bytes},
           {"kv_cache_bytes", kv_cache_bytes},
+          {"kv_dtype", kv_dtype},
           {"copy_bandwidth_gb_s", copy_bandwidth / 1e9},
           {"decode_floor_ms", floor_ms()},
           {"decode_fraction_of_floor", floor_ms() / decode_ms()},
@@ -111,7 +112,9 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
 
-  SequenceState state(cfg, 1);
+  // The KV cache as generate and serve hold it (model.kv_dtype()), growing on demand.
+  SequenceState state(cfg, 1, state_options_for(model, o.prompt_len + o.gen_len));
+  r.kv_dtype = dtype_name(state.options().kv_dtype);
   auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits = prefill(model, state, prompt);
   r.prefill_s = seconds_since(t0);

@@ -26,6 +26,7 @@ struct CpuSpeedResult {
                             // shared machine, decode_cpu_s / threads bounds what idle cores would take
   int64_t peak_rss_bytes = 0;            // before the bandwidth probe allocated its buffers
   int64_t state_bytes = 0, kv_cache_bytes = 0;  // after prompt_len + gen_len tokens
+  std::string kv_dtype;                  // of the KV cache ("F32" or "BF16")
   double copy_bandwidth = 0;             // bytes read + written per second, all threads
   double bytes_per_token = 0;            // the decode floor's traffic: weights as stored (no untied embedding table) + SSM state
   int64_t threads = 0;                   // online CPU cores

@@ -50,10 +50,9 @@ std::vector<float> decode_step(Model& model, SequenceState& state, int32_t token
 StateOptions state_options_for(const Model& model, int64_t max_tokens) {
   StateOptions so;
   so.device = model.device();
-  if (so.device == Device::CUDA) {  // planned: the decode graph needs fixed cache addresses
-    so.kv_capacity = max_tokens;
-    so.kv_dtype = model.matrix_dtype();
-  }
+  so.kv_dtype = model.kv_dtype();
+  // Planned on CUDA: the decode graph needs fixed cache addresses. The CPU grows on demand.
+  if (so.device == Device::CUDA) so.kv_capacity = max_tokens;
   return so;
 }
 

@@ -52,7 +52,8 @@ GenerateStats generate_steps(Model& model, const std::vector<int32_t>& prompt, c
                              const StepFn& on_step);
 
 // The state a generation of up to `max_tokens` tokens (prompt included) needs on the model's
-// device: on CUDA a planned KV cache of that many rows in the weights' dtype.
+// device, its KV cache in model.kv_dtype(): on CUDA planned at that many rows, on the CPU
+// growing on demand.
 StateOptions state_options_for(const Model& model, int64_t max_tokens);
 
 // A tensor's values as floats on the host (copied from the device if needed).

@@ -68,8 +68,10 @@ InferenceMemory estimate_inference_memory(const ModelConfig& cfg, DType matrix_d
                         static_cast<double>(work.logit_rows) * static_cast<double>(cfg.vocab_size);
   m.activations = static_cast<int64_t>(std::min(4.0 * floats, 9e18));
   // Nothing is kept between calls without a context (forward over a whole sequence).
+  const DType kv = work.kv_dtype.value_or(matrix_dtype == DType::F32 ? DType::F32 : DType::BF16);
+  const double kv_per_token = static_cast<double>(cfg.kv_bytes_per_token(static_cast<int64_t>(dtype_size(kv))));
   const double state = work.context == 0 ? 0.0 : static_cast<double>(work.batch) *
-                       (static_cast<double>(cfg.state_bytes()) + static_cast<double>(cfg.kv_bytes_per_token()) * static_cast<double>(work.context));
+                       (static_cast<double>(cfg.state_bytes()) + kv_per_token * static_cast<double>(work.context));
   m.state = static_cast<int64_t>(std::min(state, 9e18));
   m.overhead = kOverheadBytes;
   return m;

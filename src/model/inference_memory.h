@@ -5,6 +5,7 @@
 // tools/mambalm/device_options.cpp (load_placed).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "config/model_config.h"
@@ -20,6 +21,9 @@ struct InferenceWork {
   int64_t context = 0;         // positions per sequence kept in the KV cache (0: no state kept)
   int64_t logit_rows = 1;      // rows of V logits held at once (forward: 2 T, the result and its copy out)
   bool q8_possible = true;     // whether the refusal may suggest --dtype q8 (a CPU-only format)
+  // The KV cache's dtype (--kv-dtype); unset: Model::kv_dtype()'s default for the matrix dtype
+  // (F32 with F32 matrices, BF16 with BF16 or Q8).
+  std::optional<DType> kv_dtype = std::nullopt;
 };
 
 // Bytes, by what holds them.

@@ -115,6 +115,17 @@ void Model::to_device(Device device, DType matrix_dtype) {
   workspace_ = device == Device::CUDA ? std::make_unique<Workspace>(Device::CUDA) : nullptr;
 }
 
+DType Model::kv_dtype() const {
+  if (kv_dtype_) return *kv_dtype_;
+  return matrix_dtype_ == DType::F32 ? DType::F32 : DType::BF16;
+}
+
+void Model::set_kv_dtype(DType kv_dtype) {
+  check(kv_dtype == DType::F32 || kv_dtype == DType::BF16, "model",
+        "the KV cache is F32 or BF16 (" + dtype_name(kv_dtype) + " requested)");
+  kv_dtype_ = kv_dtype;
+}
+
 void Model::init_random_on(Device device, DType matrix_dtype, uint64_t seed) {
   check_matrix_dtype(device, matrix_dtype);
   Rng root(seed);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ class Model {
   void init_random_on(Device device, DType matrix_dtype, uint64_t seed);
   Device device() const { return device_; }
   DType matrix_dtype() const { return matrix_dtype_; }
+  // The dtype of the KV caches this model's inference states hold (state_options_for,
+  // infer/generate.h). By default F32 with F32 matrices (exact) and BF16 with BF16 or Q8 ones
+  // (half the cache, keys and values rounded to nearest even; on CUDA this is the weights' dtype,
+  // as it always was); set_kv_dtype (F32 or BF16) overrides the default.
+  DType kv_dtype() const;
+  void set_kv_dtype(DType kv_dtype);
   // Bytes of the parameters as stored now.
   int64_t parameter_bytes() const;
   // Bytes of the planned activation workspace (0 on the CPU).
@@ -141,6 +148,7 @@ class Model {
   GradsReadyHook grads_ready_;
   Device device_ = Device::CPU;
   DType matrix_dtype_ = DType::F32;
+  std::optional<DType> kv_dtype_;  // set_kv_dtype's choice; unset: kv_dtype()'s default
   std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory
   bool profiling_ = false;
   bool keep_activations_ = false;

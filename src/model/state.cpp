@@ -16,8 +16,8 @@ namespace mambalm {
 SequenceState::SequenceState(const ModelConfig& cfg, int64_t batch, StateOptions opts) : batch_(batch), opts_(opts) {
   check(batch > 0, "state", "batch must be positive");
   check(opts.kv_capacity >= 0, "state", "KV capacity must not be negative");
-  check(opts.kv_dtype == DType::F32 || (opts.kv_dtype == DType::BF16 && opts.device == Device::CUDA), "state",
-        "the KV cache is F32, or BF16 on CUDA");
+  check(opts.kv_dtype == DType::F32 || opts.kv_dtype == DType::BF16, "state",
+        "the KV cache is F32 or BF16 (" + dtype_name(opts.kv_dtype) + " requested)");
   positions_host_.assign(static_cast<size_t>(batch), 0);
   allocate_positions();
   layers_.resize(static_cast<size_t>(cfg.n_layers()));

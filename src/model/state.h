@@ -20,13 +20,13 @@ namespace mambalm {
 struct LayerState {
   Tensor conv;  // M layers: [B, C, K-1], the last K-1 conv inputs
   Tensor ssm;   // Mamba-2: [B, H, P, N]; Mamba-1: [B, Di, N] (always F32)
-  Tensor k, v;  // * layers: [B, capacity, Hkv, Dh] (F32, or BF16 on CUDA); row p = position p
+  Tensor k, v;  // * layers: [B, capacity, Hkv, Dh] (F32 or BF16); row p = position p
 };
 
 struct StateOptions {
   Device device = Device::CPU;
   int64_t kv_capacity = 0;     // tokens per sequence; 0 = grow on demand
-  DType kv_dtype = DType::F32;  // BF16 halves the cache (CUDA only)
+  DType kv_dtype = DType::F32;  // BF16 halves the cache (keys and values rounded to nearest even)
 };
 
 class SequenceState {

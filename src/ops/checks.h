@@ -34,6 +34,14 @@ inline void need_storage_dtype(const char* op, const char* name, const Tensor& t
                 std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected F32 (or BF16 on CUDA)");
 }
 
+// KV caches (kv_append, attention_decode, the forward attention's keys and values): F32 or BF16
+// on either device; both backends widen bf16 to fp32 and accumulate in fp32.
+inline void need_kv_dtype(const char* op, const char* name, const Tensor& t) {
+  need_defined(op, name, t);
+  MAMBALM_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16, where(op),
+                std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected F32 or BF16");
+}
+
 // Weight matrices and embedding tables (linear, embedding): F32 or BF16 on either device, or Q8
 // (8-bit blocks, ops/cpu/q8_format.h) on the CPU.
 inline void need_weight_dtype(const char* op, const char* name, const Tensor& t) {

@@ -241,7 +241,7 @@ void need_positions(const char* op, const char* name, const Tensor& t, int64_t B
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale, Tensor& out,
                Tensor* lse2) {
   const char* op = "attention";
-  attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
+  attention_inputs(op, q, k, v, seq_idx, /*cpu_reads_bf16=*/true);
   need(op, "out", &out, q.shape());
   need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
   const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out, lse2});
@@ -324,7 +324,7 @@ void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache) {
   const char* op = "kv_append";
   need_dtype(op, "x", x);
   need_rank(op, "x", x, 4, "[B, T, Hkv, Dh]");
-  need_storage_dtype(op, "cache", cache);
+  need_kv_dtype(op, "cache", cache);
   need_rank(op, "cache", cache, 4, "[B, capacity, Hkv, Dh]");
   MAMBALM_CHECK(cache.dim(0) == x.dim(0) && cache.dim(2) == x.dim(2) && cache.dim(3) == x.dim(3) &&
                     cache.dim(1) >= x.dim(1),
@@ -341,8 +341,8 @@ void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_ca
   need_dtype(op, "q", q);
   need_dtype(op, "out", out);
   need_rank(op, "q", q, 3, "[B, Hq, Dh]");
-  need_storage_dtype(op, "k_cache", k_cache);
-  need_storage_dtype(op, "v_cache", v_cache);
+  need_kv_dtype(op, "k_cache", k_cache);
+  need_kv_dtype(op, "v_cache", v_cache);
   need_rank(op, "k_cache", k_cache, 4, "[B, capacity, Hkv, Dh]");
   const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2), Hkv = k_cache.dim(2);
   MAMBALM_CHECK(k_cache.dim(0) == B && k_cache.dim(3) == Dh && Hkv >= 1 && Hq % Hkv == 0, where(op),

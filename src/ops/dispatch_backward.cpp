@@ -280,7 +280,7 @@ void rope_backward(Tensor& dx, int64_t pos0, int64_t rotary_dim, double theta) {
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx, float scale,
                         const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor* out, const Tensor* lse2) {
   const char* op = "attention_backward";
-  attention_inputs(op, q, k, v, seq_idx, /*kv_may_be_bf16=*/true);
+  attention_inputs(op, q, k, v, seq_idx, /*cpu_reads_bf16=*/false);
   need(op, "out", out, q.shape());
   need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
   need(op, "dout", &dout, q.shape());

@@ -125,15 +125,13 @@ void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Ten
 }
 
 void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
-                      bool kv_may_be_bf16) {
+                      bool cpu_reads_bf16) {
   need_dtype(op, "q", q);
-  if (kv_may_be_bf16) {
-    need_storage_dtype(op, "k", k);
-    need_storage_dtype(op, "v", v);
-  } else {
-    need_dtype(op, "k", k);
-    need_dtype(op, "v", v);
-  }
+  need_kv_dtype(op, "k", k);
+  need_kv_dtype(op, "v", v);
+  MAMBALM_CHECK(k.dtype() != DType::BF16 || k.device() == Device::CUDA || (cpu_reads_bf16 && !seq_idx), where(op),
+                std::string("k is BF16 on the CPU") + (cpu_reads_bf16 ? " with document ids" : ""),
+                "the CPU reads BF16 keys and values only as a KV cache in the forward without documents");
   need_rank(op, "q", q, 4, "[B, T, Hq, Dh]");
   need_rank(op, "k", k, 4, "[B, S, Hkv, Dh]");
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);

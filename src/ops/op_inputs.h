@@ -36,9 +36,10 @@ void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Ten
                  const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx);
 Shape scan_chunk_states_shape(const Tensor& u, const Tensor& A);  // [B, ceil(T / kScanStateChunk), Di, N]
 // q F32 [B, T, Hq, Dh], k and v [B, S, Hkv, Dh] with S >= T and Hq % Hkv == 0, seq_idx I32 [B, S].
-// k and v may be BF16 when they live on CUDA and `kv_may_be_bf16` (the forward's KV cache).
+// k and v may be F32 or BF16 on CUDA; on the CPU BF16 only where `cpu_reads_bf16` (the forward,
+// which reads a BF16 KV cache) and without documents.
 void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
-                      bool kv_may_be_bf16);
+                      bool cpu_reads_bf16);
 // x F32 [B, T, H, Dh]; rotary_dim even and <= Dh; pos0 >= 0; theta > 0.
 void rope_inputs(const char* op, const Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 

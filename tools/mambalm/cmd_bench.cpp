@@ -120,7 +120,7 @@ int cmd_bench(int argc, char** argv) {
              {"recompute", "", "train: recompute activations in the backward"},
              {"keep-activations", "", "train: keep what the backward would recompute (more memory, faster)"},
              {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
-            placement_options());
+            placement_options_with_kv());
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);
   const Placement placement = parse_placement(args);

@@ -68,7 +68,7 @@ int cmd_eval(int argc, char** argv) {
              {"prefix-token", "ID", "token standing for an empty context (default BOS, else EOS)"},
              {"write-train", "PREFIX", "synthetic tasks: write prompt+answer documents as a Megatron dataset and exit"},
              {"output", "FILE", "write results as JSON"}},
-            placement_options());
+            placement_options_with_kv());
   if (!args.parse(argc, argv)) return 0;
   const Placement placement = parse_placement(args);
   const std::string model_dir = args.required("model");
@@ -124,7 +124,8 @@ int cmd_eval(int argc, char** argv) {
   const nlohmann::json scorer_record = {{"add_bos", bos.add}, {"add_bos_source", bos.source}, {"max_length", scorer.max_length()},
                                         {"batch", so.batch},
                                         {"device", std::string(placement.device == Device::CUDA ? "cuda" : "cpu")},
-                                        {"dtype", std::string(dtype_name(placement.dtype))}};
+                                        {"dtype", std::string(dtype_name(placement.dtype))},
+                                        {"kv_dtype", dtype_name(model.kv_dtype())}};
   if (!samples.empty()) {
     std::vector<eval::MetricRow> rows;
     nlohmann::json result = {{"model", eval::model_record(model, *tokenizer, model_dir)}, {"scorer", scorer_record}};

@@ -141,7 +141,7 @@ int cmd_generate(int argc, char** argv) {
              {"logprobs", "N", "each generated token's log-probability and the N most likely alternatives (0..100)"},
              {"json", "", "one JSON object per generation (per line): text, tokens, finish_reason, logprobs, timing"},
              {"no-timing", "", "no timing summary (prompt and generation tok/s, time to first token) on stderr"}},
-            placement_options());
+            placement_options_with_kv());
   if (!args.parse(argc, argv)) return 0;
   const Placement placement = parse_placement(args);
   // The numbers are checked before anything loads: a bad value fails at once.

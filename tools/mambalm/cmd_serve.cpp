@@ -70,7 +70,7 @@ int cmd_serve(int argc, char** argv) {
              {"max-body", "BYTES", "largest request body accepted (default 8388608)"},
              {"threads", "N", "HTTP connection threads = clients served at once (default max(128, 4 * max-batch + 8))"},
              {"name", "ID", "model id reported by /v1/models (default: the directory's name)"}},
-            placement_options());
+            placement_options_with_kv());
   if (!args.parse(argc, argv)) return 0;
   const Placement placement = parse_placement(args);
   const bool random_preset = args.has("preset");
@@ -123,9 +123,10 @@ int cmd_serve(int argc, char** argv) {
   so.vocab_limit = tokenizer->vocab_size();
   so.eos_token = tokenizer->eos_id() >= 0 ? tokenizer->eos_id() : static_cast<int32_t>(model.config().eos_token_id);
   limits.vocab = model.config().vocab_size;
-  // What one sequence holds: the M layers' state (fp32), and per token the * layers' KV cache.
+  // What one sequence holds: the M layers' state (fp32), and per token the * layers' KV cache
+  // (in model.kv_dtype(), as the scheduler's states hold it).
   ho.state_bytes_per_sequence = model.config().state_bytes();
-  ho.kv_bytes_per_token = model.config().kv_bytes_per_token(placement.device == Device::CUDA ? dtype_size(placement.dtype) : 4);
+  ho.kv_bytes_per_token = model.config().kv_bytes_per_token(static_cast<int64_t>(dtype_size(model.kv_dtype())));
 
   // /v1/chat/completions renders messages with the model's tokenizer_config.json chat_template.
   ho.chat_template = std::make_shared<const ChatTemplate>(random_preset ? ChatTemplate() : ChatTemplate::from_model_dir(model_dir));

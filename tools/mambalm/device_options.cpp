@@ -16,6 +16,14 @@ std::vector<OptionSpec> placement_options() {
           {"dtype", "f32|bf16|q8", "weight storage: f32, bf16, or q8 (8-bit blocks, cpu only) (default: f32 on cpu, bf16 on cuda)"}};
 }
 
+std::vector<OptionSpec> placement_options_with_kv() {
+  std::vector<OptionSpec> specs = placement_options();
+  specs.push_back({"kv-dtype", "f32|bf16",
+                   "cpu: KV cache storage (default: f32 with --dtype f32, bf16 with bf16 or q8: half the memory; "
+                   "on cuda the cache takes the weights' dtype)"});
+  return specs;
+}
+
 Placement parse_placement(const Args& args) {
   const std::string command = args.where();
   Placement p;
@@ -32,6 +40,14 @@ Placement parse_placement(const Args& args) {
   const bool trains = command == "mambalm train" || command == "mambalm grad";
   check(!trains || p.dtype == DType::F32 || p.device == Device::CUDA, command,
         "--dtype " + dtype + " needs --device cuda to train", "the CPU backend trains with f32 weights");
+  if (args.has("kv-dtype")) {
+    const std::string kv = args.str("kv-dtype");
+    if (kv == "bf16") p.kv_dtype = DType::BF16;
+    else if (kv == "f32") p.kv_dtype = DType::F32;
+    else fail(command, "--kv-dtype must be f32 or bf16, got '" + kv + "'");
+    check(p.device == Device::CPU, command, "--kv-dtype is for --device cpu",
+          "on CUDA the KV cache takes the weights' dtype (--dtype)");
+  }
   if (p.device == Device::CUDA) {
     check(cuda_built(), command, "--device cuda but this binary was built without the CUDA backend", "build where nvcc is installed");
     check(cuda_device_count() > 0, command, "--device cuda but no CUDA device is visible", "check nvidia-smi");
@@ -40,6 +56,7 @@ Placement parse_placement(const Args& args) {
 }
 
 void place(Model& model, const Placement& p) {
+  if (p.kv_dtype) model.set_kv_dtype(*p.kv_dtype);
   if (p.device == Device::CPU) {
     if (p.dtype != DType::F32) {  // bf16 / q8 weights for the CPU's own GEMV kernels
       model.to_device(Device::CPU, p.dtype);
@@ -56,7 +73,8 @@ void place(Model& model, const Placement& p) {
 Model load_placed(const std::string& model_dir, const Placement& p, const InferenceWork& work, const std::string& command) {
   // On a GPU the activations and state live there (serve checks its batch against the GPU);
   // the host holds the weights once, in the chosen dtype, while they are copied up.
-  const InferenceWork host_work = p.device == Device::CPU ? work : InferenceWork{0, 0, 0, 0, false};
+  InferenceWork host_work = p.device == Device::CPU ? work : InferenceWork{0, 0, 0, 0, false};
+  host_work.kv_dtype = p.kv_dtype;
   // The file's header says which tensors will be converted (and so briefly read in full).
   const ModelConfig cfg = load_model_config(model_dir);
   const auto file = io::WeightSet::open(model_dir);

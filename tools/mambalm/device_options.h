@@ -1,5 +1,8 @@
-// --device cpu|cuda and --dtype f32|bf16|q8 (q8: CPU only), shared by the commands that run a model.
+// --device cpu|cuda and --dtype f32|bf16|q8 (q8: CPU only), shared by the commands that run a
+// model, and --kv-dtype f32|bf16 (CPU), shared by those that keep a KV cache (generate, bench,
+// serve, eval).
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "args.h"
@@ -11,15 +14,21 @@ namespace mambalm::cli {
 
 struct Placement {
   Device device = Device::CPU;
-  DType dtype = DType::F32;  // storage of the weight matrices (and of the KV cache on CUDA; F32 KV on the CPU)
+  DType dtype = DType::F32;  // storage of the weight matrices
+  // The KV cache's dtype (--kv-dtype); unset: Model::kv_dtype()'s default (F32 with f32 weights,
+  // BF16 with bf16 or q8 weights; on CUDA always the weights' dtype).
+  std::optional<DType> kv_dtype;
 };
 
 // The two options' specs, to append to a command's list.
 std::vector<OptionSpec> placement_options();
+// The same plus --kv-dtype, for the commands that keep a KV cache.
+std::vector<OptionSpec> placement_options_with_kv();
 // Parses them (default cpu / f32; bf16 on CUDA by default); a clear error when CUDA is not
-// built or no device is visible.
+// built or no device is visible, or for --kv-dtype on CUDA.
 Placement parse_placement(const Args& args);
-// Moves a loaded model where the options say, and says so on stderr when that is a GPU.
+// Moves a loaded model where the options say (and sets its KV cache dtype when --kv-dtype was
+// given), and says so on stderr when that is a GPU.
 void place(Model& model, const Placement& p);
 // Loads `model_dir` for inference where the options say. First the host-memory check
 // (model/inference_memory.h): on the CPU the weights in the chosen dtype plus what `work` needs,

@@ -20,11 +20,20 @@
 // head) per task, scratch of the visible keys in a per-thread buffer that only grows. The
 // prefill path at T = 1 (sgemm at M = 1 inside the OpenMP region, a `64 x S` scores buffer
 // allocated per thread per call) took 2.1-2.5x as long (bench/NOTES.md, issue 21).
+//
+// Keys and values may be a BF16 KV cache (the forward with an inference state, which attends
+// over the cache it has just appended to: decode and chunked prefill, never with documents).
+// bf16 is the top half of an fp32, so widening is exact: the few-rows loops widen each element
+// in registers, the sgemm path widens a panel of keys at a time into a per-thread buffer, and
+// every product and sum stays fp32. The result is the F32 path's on the widened cache
+// (tests/test_ops_attention.cpp).
 #include <cblas.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/attention_decode.h"
@@ -98,17 +107,24 @@ namespace {
 // ---- few query rows (decode) ------------------------------------------------------------------
 namespace {
 
+// A key or value element as fp32. A bf16 element is the top 16 bits of the fp32 with the same
+// value, so the widening is a shift: exact, and inline so that the loops below vectorise it.
+[[gnu::always_inline]] inline float widen(float x) { return x; }
+[[gnu::always_inline]] inline float widen(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
 // Query rows at or below which attention() takes the few-rows path (as linear()'s GEMV limit).
 constexpr int64_t kFewRows = 8;
 
 // `rows` query rows of one (batch, query head): row r (Dh floats at q + r ldq) sees keys
 // 0 .. visible0 + r - 1 (key j at k + j ldk, its value at v + j ldk) and writes out + r ldo and,
-// when lse2 is given, lse2[r] = log2 sum_j exp(scale q.k_j).
+// when lse2 is given, lse2[r] = log2 sum_j exp(scale q.k_j). KV is float (F32 keys and values)
+// or uint16_t (a BF16 cache, widened as read).
+template <class KV>
 struct RowsJob {
   const float* q;
   int64_t ldq;
-  const float* k;
-  const float* v;
+  const KV* k;
+  const KV* v;
   int64_t ldk;
   int64_t Dh, rows, visible0;
   float scale;
@@ -121,7 +137,8 @@ struct RowsJob {
 // the P V update adds four weighted rows per pass over the output (a quarter of the dependent
 // load-add-store chains on `out`). Scores are exponentiated in place, the output is normalised
 // once at the end. `s` holds visible0 + rows - 1 floats.
-[[gnu::always_inline]] inline void attend_rows_impl(const RowsJob& a, float* s) {
+template <class KV>
+[[gnu::always_inline]] inline void attend_rows_impl(const RowsJob<KV>& a, float* s) {
   const int64_t Dh = a.Dh, ldk = a.ldk;
   for (int64_t r = 0; r < a.rows; ++r) {
     const int64_t n = a.visible0 + r;
@@ -134,16 +151,16 @@ struct RowsJob {
     }
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
-      const float* k0 = a.k + j * ldk;
-      const float *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+      const KV* k0 = a.k + j * ldk;
+      const KV *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
       float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
       for (int64_t d = 0; d < Dh; ++d) {
         const float x = qr[d];
-        s0 += x * k0[d];
-        s1 += x * k1[d];
-        s2 += x * k2[d];
-        s3 += x * k3[d];
+        s0 += x * widen(k0[d]);
+        s1 += x * widen(k1[d]);
+        s2 += x * widen(k2[d]);
+        s3 += x * widen(k3[d]);
       }
       s[j] = a.scale * s0;
       s[j + 1] = a.scale * s1;
@@ -151,10 +168,10 @@ struct RowsJob {
       s[j + 3] = a.scale * s3;
     }
     for (; j < n; ++j) {
-      const float* kj = a.k + j * ldk;
+      const KV* kj = a.k + j * ldk;
       float s0 = 0.0f;
 #pragma omp simd reduction(+ : s0)
-      for (int64_t d = 0; d < Dh; ++d) s0 += qr[d] * kj[d];
+      for (int64_t d = 0; d < Dh; ++d) s0 += qr[d] * widen(kj[d]);
       s[j] = a.scale * s0;
     }
     float mx;
@@ -163,17 +180,18 @@ struct RowsJob {
     for (int64_t d = 0; d < Dh; ++d) o[d] = 0.0f;
     j = 0;
     for (; j + 4 <= n; j += 4) {
-      const float* v0 = a.v + j * ldk;
-      const float *v1 = v0 + ldk, *v2 = v1 + ldk, *v3 = v2 + ldk;
+      const KV* v0 = a.v + j * ldk;
+      const KV *v1 = v0 + ldk, *v2 = v1 + ldk, *v3 = v2 + ldk;
       const float p0 = s[j], p1 = s[j + 1], p2 = s[j + 2], p3 = s[j + 3];
 #pragma omp simd
-      for (int64_t d = 0; d < Dh; ++d) o[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d]);
+      for (int64_t d = 0; d < Dh; ++d)
+        o[d] += (p0 * widen(v0[d]) + p1 * widen(v1[d])) + (p2 * widen(v2[d]) + p3 * widen(v3[d]));
     }
     for (; j < n; ++j) {
-      const float* vj = a.v + j * ldk;
+      const KV* vj = a.v + j * ldk;
       const float p = s[j];
 #pragma omp simd
-      for (int64_t d = 0; d < Dh; ++d) o[d] += p * vj[d];
+      for (int64_t d = 0; d < Dh; ++d) o[d] += p * widen(vj[d]);
     }
     const float inv = 1.0f / sum;
 #pragma omp simd
@@ -183,23 +201,30 @@ struct RowsJob {
 
 // One variant per instruction set, as the GEMV kernels (ops/cpu/gemv.h): the same loops compiled
 // with a function-level target, so a portable (-march=x86-64-v2) binary still runs 8- or
-// 16-wide FMAs where the CPU has them.
-using AttendRowsFn = void (*)(const RowsJob&, float*);
-void attend_rows_portable(const RowsJob& a, float* s) { attend_rows_impl(a, s); }
+// 16-wide FMAs where the CPU has them. Each is instantiated for F32 and BF16 keys and values.
+// The BF16 cache is widened here too on AVX512-BF16 machines: vdpbf16ps would round q and the
+// softmax weights to bf16 as well (ops/cpu/gemv.h made the same choice for weights).
+template <class KV>
+using AttendRowsFn = void (*)(const RowsJob<KV>&, float*);
+template <class KV>
+void attend_rows_portable(const RowsJob<KV>& a, float* s) { attend_rows_impl(a, s); }
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void attend_rows_avx2(const RowsJob& a, float* s) { attend_rows_impl(a, s); }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void attend_rows_avx512(const RowsJob& a, float* s) {
+template <class KV>
+__attribute__((target("avx2,fma"))) void attend_rows_avx2(const RowsJob<KV>& a, float* s) { attend_rows_impl(a, s); }
+template <class KV>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void attend_rows_avx512(const RowsJob<KV>& a, float* s) {
   attend_rows_impl(a, s);
 }
 #endif
 
-AttendRowsFn attend_rows_kernel(Isa isa) {
+template <class KV>
+AttendRowsFn<KV> attend_rows_kernel(Isa isa) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Bf16) return attend_rows_avx512;
-  if (isa == Isa::Avx2) return attend_rows_avx2;
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Bf16) return attend_rows_avx512<KV>;
+  if (isa == Isa::Avx2) return attend_rows_avx2<KV>;
 #endif
   (void)isa;
-  return attend_rows_portable;  // Scalar, and Neon (the portable loops vectorise to NEON there)
+  return attend_rows_portable<KV>;  // Scalar, and Neon (the portable loops vectorise to NEON there)
 }
 
 // Per-thread score scratch that only grows: no allocation per token once warm.
@@ -211,24 +236,51 @@ float* rows_scratch(int64_t n) {
 
 // tasks jobs (one per (batch, query head)), job(t) describing task t, over the OpenMP threads
 // when the keys to read are worth a fork; max_keys bounds every job's visible0 + rows - 1.
-template <class MakeJob>
+template <class KV, class MakeJob>
 void run_rows_jobs(Isa isa, int64_t tasks, int64_t max_keys, int64_t work, MakeJob job) {
-  const AttendRowsFn fn = attend_rows_kernel(isa);
+  const AttendRowsFn<KV> fn = attend_rows_kernel<KV>(isa);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work > kParallelMin)
   for (int64_t t = 0; t < tasks; ++t) fn(job(t), rows_scratch(std::max<int64_t>(max_keys, 1)));
 }
 
+// A key or value tensor's elements as KV (float for F32, uint16_t for BF16).
+template <class KV>
+const KV* kv_data(const Tensor& t) {
+  if constexpr (std::is_same_v<KV, float>) return t.f32();
+  else return t.data<uint16_t>();
+}
+
 // attention() for T <= kFewRows without documents.
+template <class KV>
 void attention_few_rows(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out, float* lse2) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;
-  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
+  const float* qp = q.f32();
+  const KV *kp = kv_data<KV>(k), *vp = kv_data<KV>(v);
   float* op = out.f32();
-  run_rows_jobs(active_isa(), B * Hq, S, B * Hq * T * S * Dh, [&](int64_t t) {
+  run_rows_jobs<KV>(active_isa(), B * Hq, S, B * Hq * T * S * Dh, [&](int64_t t) {
     const int64_t b = t / Hq, h = t % Hq, kvh = h / group;
-    return RowsJob{qp + (b * T * Hq + h) * Dh, Hq * Dh, kp + (b * S * Hkv + kvh) * Dh,
-                   vp + (b * S * Hkv + kvh) * Dh, Hkv * Dh, Dh, T, S - T + 1, scale,
-                   op + (b * T * Hq + h) * Dh, Hq * Dh, lse2 ? lse2 + (b * Hq + h) * T : nullptr};
+    return RowsJob<KV>{qp + (b * T * Hq + h) * Dh, Hq * Dh, kp + (b * S * Hkv + kvh) * Dh,
+                       vp + (b * S * Hkv + kvh) * Dh, Hkv * Dh, Dh, T, S - T + 1, scale,
+                       op + (b * T * Hq + h) * Dh, Hq * Dh, lse2 ? lse2 + (b * Hq + h) * T : nullptr};
+  });
+}
+
+template <class KV>
+void attention_decode_kv(Isa isa, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                         float scale, Tensor& out) {
+  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2);
+  const int64_t cap = k_cache.dim(1), Hkv = k_cache.dim(2), group = Hq / Hkv;
+  const int32_t* len = lengths.data<int32_t>();
+  int64_t max_len = 0, keys = 0;
+  for (int64_t b = 0; b < B; ++b) max_len = std::max<int64_t>(max_len, len[b]), keys += len[b];
+  const float* qp = q.f32();
+  const KV *kp = kv_data<KV>(k_cache), *vp = kv_data<KV>(v_cache);
+  float* op = out.f32();
+  run_rows_jobs<KV>(isa, B * Hq, max_len, keys * Hq * Dh, [&](int64_t t) {
+    const int64_t b = t / Hq, h = t % Hq, kvh = h / group;
+    return RowsJob<KV>{qp + t * Dh, Dh, kp + (b * cap * Hkv + kvh) * Dh, vp + (b * cap * Hkv + kvh) * Dh,
+                       Hkv * Dh, Dh, 1, len[b], scale, op + t * Dh, Dh, nullptr};
   });
 }
 
@@ -236,18 +288,8 @@ void attention_few_rows(const Tensor& q, const Tensor& k, const Tensor& v, float
 
 void attention_decode_isa(Isa isa, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                           const Tensor& lengths, float scale, Tensor& out) {
-  const int64_t B = q.dim(0), Hq = q.dim(1), Dh = q.dim(2);
-  const int64_t cap = k_cache.dim(1), Hkv = k_cache.dim(2), group = Hq / Hkv;
-  const int32_t* len = lengths.data<int32_t>();
-  int64_t max_len = 0, keys = 0;
-  for (int64_t b = 0; b < B; ++b) max_len = std::max<int64_t>(max_len, len[b]), keys += len[b];
-  const float *qp = q.f32(), *kp = k_cache.f32(), *vp = v_cache.f32();
-  float* op = out.f32();
-  run_rows_jobs(isa, B * Hq, max_len, keys * Hq * Dh, [&](int64_t t) {
-    const int64_t b = t / Hq, h = t % Hq, kvh = h / group;
-    return RowsJob{qp + t * Dh, Dh, kp + (b * cap * Hkv + kvh) * Dh, vp + (b * cap * Hkv + kvh) * Dh,
-                   Hkv * Dh, Dh, 1, len[b], scale, op + t * Dh, Dh, nullptr};
-  });
+  if (k_cache.dtype() == DType::BF16) attention_decode_kv<uint16_t>(isa, q, k_cache, v_cache, lengths, scale, out);
+  else attention_decode_kv<float>(isa, q, k_cache, v_cache, lengths, scale, out);
 }
 
 // Tasks are (batch, query head, block of queries). For a block of rows [i0, i1) the keys needed
@@ -256,28 +298,55 @@ void attention_decode_isa(Isa isa, const Tensor& q, const Tensor& k_cache, const
 // The sgemms run inside the OpenMP region, single-threaded with the OpenMP flavour of OpenBLAS
 // (see ssd.cpp). The block height is capped so a thread's score scratch stays around 4 MB at any S.
 // Only for T > kFewRows (prefill); fewer rows take attention_few_rows above.
+// A BF16 cache (prefill after a cached prefix) is widened kKeyPanel keys at a time into a
+// per-thread buffer and each panel is one sgemm of the score block and one of P V (accumulated):
+// the fp32 copy stays kKeyPanel x Dh floats at any context, where widening a whole head would
+// hold S x Dh per thread. F32 keys are one panel of all nk keys, read in place.
 namespace {
 
+constexpr int64_t kKeyPanel = 512;
+
+// Rows [j0, j0 + n) of one head's keys or values (row stride ld elements) as fp32 rows for sgemm,
+// and their row stride: F32 in place; BF16 widened (exactly) into `buf` [n, Dh].
+const float* key_rows(const float* base, int64_t j0, int64_t /*n*/, int64_t ld, int64_t /*Dh*/, float* /*buf*/,
+                      int64_t& ld_rows) {
+  ld_rows = ld;
+  return base + j0 * ld;
+}
+const float* key_rows(const uint16_t* base, int64_t j0, int64_t n, int64_t ld, int64_t Dh, float* buf, int64_t& ld_rows) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* h = base + (j0 + j) * ld;
+    float* o = buf + j * Dh;
+#pragma omp simd
+    for (int64_t d = 0; d < Dh; ++d) o[d] = widen(h[d]);
+  }
+  ld_rows = Dh;
+  return buf;
+}
+
 // One document per row (inference, and training without packing).
+template <class KV>
 void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& out,
                             float* lse2 /*[B, Hq, T] or null*/ = nullptr) {
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2);
   const int64_t group = Hq / Hkv;
   if (B == 0 || T == 0 || Hq == 0 || Dh == 0) return;
+  constexpr bool kWiden = !std::is_same_v<KV, float>;
   const int64_t block = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(S, 1), 1, 64);
   const int64_t qblocks = (T + block - 1) / block;
   const int64_t tasks = B * Hq * qblocks;
   const float* qp = q.f32();
-  const float* kp = k.f32();
-  const float* vp = v.f32();
+  const KV* kp = kv_data<KV>(k);
+  const KV* vp = kv_data<KV>(v);
   float* op = out.f32();
   const blasint ldq = static_cast<blasint>(Hq * Dh);
-  const blasint ldk = static_cast<blasint>(Hkv * Dh);
+  const int64_t ldk = Hkv * Dh;
 
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(block * S));
+    std::vector<float> panel(kWiden ? static_cast<size_t>(std::min(S, kKeyPanel) * Dh) : 0);  // [kKeyPanel, Dh] widened rows
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t b = task / (Hq * qblocks);
@@ -287,15 +356,21 @@ void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, f
       const int64_t i1 = std::min(i0 + block, T);
       const int64_t rows = i1 - i0;
       const int64_t nk = S - T + i1;  // keys visible to the last row of the block
+      const int64_t step = kWiden ? kKeyPanel : nk;
       const float* qblk = qp + ((b * T + i0) * Hq + h) * Dh;
-      const float* kb = kp + (b * S * Hkv + kvh) * Dh;
-      const float* vb = vp + (b * S * Hkv + kvh) * Dh;
+      const KV* kb = kp + (b * S * Hkv + kvh) * Dh;
+      const KV* vb = vp + (b * S * Hkv + kvh) * Dh;
       float* oblk = op + ((b * T + i0) * Hq + h) * Dh;
       float* sc = scores.data();
 
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                  static_cast<blasint>(nk), static_cast<blasint>(Dh), scale, qblk, ldq, kb, ldk,
-                  0.0f, sc, static_cast<blasint>(nk));
+      for (int64_t j0 = 0; j0 < nk; j0 += step) {  // sc[:, j0 : j0 + n] = scale Q_blk K_panel^T
+        const int64_t n = std::min(step, nk - j0);
+        int64_t ld = 0;
+        const float* kr = key_rows(kb, j0, n, ldk, Dh, panel.data(), ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows), static_cast<blasint>(n),
+                    static_cast<blasint>(Dh), scale, qblk, ldq, kr, static_cast<blasint>(ld), 0.0f, sc + j0,
+                    static_cast<blasint>(nk));
+      }
 
       for (int64_t r = 0; r < rows; ++r) {
         float* row = sc + r * nk;
@@ -309,9 +384,14 @@ void attention_one_document(const Tensor& q, const Tensor& k, const Tensor& v, f
         for (int64_t j = visible; j < nk; ++j) row[j] = 0.0f;
       }
 
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                  static_cast<blasint>(Dh), static_cast<blasint>(nk), 1.0f, sc,
-                  static_cast<blasint>(nk), vb, ldk, 0.0f, oblk, ldq);
+      for (int64_t j0 = 0; j0 < nk; j0 += step) {  // O_blk (+)= P[:, j0 : j0 + n] V_panel
+        const int64_t n = std::min(step, nk - j0);
+        int64_t ld = 0;
+        const float* vr = key_rows(vb, j0, n, ldk, Dh, panel.data(), ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(Dh),
+                    static_cast<blasint>(n), 1.0f, sc + j0, static_cast<blasint>(nk), vr, static_cast<blasint>(ld),
+                    j0 == 0 ? 0.0f : 1.0f, oblk, ldq);
+      }
     }
   }
 }
@@ -355,8 +435,11 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
                Tensor* lse2_out) {
   float* lse2 = lse2_out ? lse2_out->f32() : nullptr;
   if (!seq_idx) {
-    if (q.dim(1) <= kFewRows) return attention_few_rows(q, k, v, scale, out, lse2);
-    return attention_one_document(q, k, v, scale, out, lse2);
+    const bool bf16 = k.dtype() == DType::BF16;  // a BF16 KV cache (the dispatch allows it only here)
+    if (q.dim(1) <= kFewRows)
+      return bf16 ? attention_few_rows<uint16_t>(q, k, v, scale, out, lse2) : attention_few_rows<float>(q, k, v, scale, out, lse2);
+    return bf16 ? attention_one_document<uint16_t>(q, k, v, scale, out, lse2)
+                : attention_one_document<float>(q, k, v, scale, out, lse2);
   }
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1), Hkv = k.dim(2), group = Hq / Hkv;

@@ -1,7 +1,7 @@
 // Decode-step ops on the CPU: argmax, the fused Mamba-2 decode step, and for batches of sequences
-// at their own positions rope_at and kv_append. Each is the composition of the single-position
-// ops (a per-sequence loop where sequences differ), so the CPU reference stays the already-tested
-// rope(), causal_conv1d() and ssd_sequential().
+// at their own positions rope_at and kv_append (into an F32 or BF16 cache). Each is the
+// composition of the single-position ops (a per-sequence loop where sequences differ), so the
+// CPU reference stays the already-tested rope(), causal_conv1d() and ssd_sequential().
 #include <cstring>
 
 #include "ops/cpu/cpu_ops.h"
@@ -49,11 +49,20 @@ void rope_at(Tensor& x, const Tensor& positions, int64_t rotary_dim, double thet
   }
 }
 
+// A BF16 cache stores each element rounded to nearest even (f32_to_bf16, the rounding every
+// F32 -> BF16 conversion of the project uses), so the cache equals x.to(BF16) row for row.
 void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache) {
   const int64_t B = x.dim(0), T = x.dim(1), row = x.dim(2) * x.dim(3), cap = cache.dim(1);
   const int32_t* pos = positions.data<int32_t>();
-  for (int64_t b = 0; b < B; ++b)
-    std::memcpy(cache.f32() + (b * cap + pos[b]) * row, x.f32() + b * T * row, static_cast<size_t>(T * row) * 4);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* src = x.f32() + b * T * row;  // [T, Hkv, Dh] of sequence b
+    if (cache.dtype() == DType::BF16) {
+      uint16_t* dst = cache.data<uint16_t>() + (b * cap + pos[b]) * row;
+      for (int64_t i = 0; i < T * row; ++i) dst[i] = f32_to_bf16(src[i]);
+    } else {
+      std::memcpy(cache.f32() + (b * cap + pos[b]) * row, src, static_cast<size_t>(T * row) * 4);
+    }
+  }
 }
 
 }  // namespace mambalm::ops::cpu

@@ -14,26 +14,13 @@
 #include "infer/sampler.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "perturbed_model.h"
 #include "test_util.h"
 
 using namespace mambalm;
 using namespace mambalm::testing;
 
 namespace {
-
-// Random init, then every parameter moved by noise so that no layer is near-identity and the
-// logits are far from uniform (an init-scale model would hide errors in the deeper layers).
-Model perturbed(ModelConfig cfg) {
-  Model m(std::move(cfg));
-  m.init_random(test_seed());
-  Rng rng(test_seed() + 7);
-  for (ParamRef& p : m.params()) {
-    float* w = p.tensor->f32();
-    double scale = p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::NormalMixerOutput || p.init == Init::FanInUniform ? 0.1 : 0.2;
-    for (int64_t i = 0; i < p.tensor->numel(); ++i) w[i] += static_cast<float>(scale * rng.uniform(-1, 1));
-  }
-  return m;
-}
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab) {
   Rng rng(test_seed() + 11);
@@ -88,7 +75,7 @@ class Incremental : public ::testing::TestWithParam<Case> {};
 
 // docs/numerics.md: 1e-5 relative (L2 over all positions), fp32 both ways.
 TEST_P(Incremental, PrefillThenDecodeEqualsFullForward) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   std::vector<int32_t> tokens = random_tokens(45, m.config().vocab_size);
   Tensor full = m.forward(as_batch(tokens, 0, tokens.size())).reshape({45, m.config().vocab_size});
   for (size_t prefill_len : {size_t(1), size_t(20), size_t(33)}) {
@@ -106,7 +93,7 @@ TEST_P(Incremental, PrefillThenDecodeEqualsFullForward) {
 }
 
 TEST_P(Incremental, LastOnlyEqualsLastRow) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   std::vector<int32_t> tokens = random_tokens(21, m.config().vocab_size);
   const int64_t V = m.config().vocab_size;
   Tensor full = m.forward(as_batch(tokens, 0, tokens.size()));
@@ -121,7 +108,7 @@ TEST_P(Incremental, LastOnlyEqualsLastRow) {
 // tokens fed back on the device side): every sequence's logits at every step equal those of
 // one full forward over that sequence's own tokens. Tolerance as above (1e-5, fp32).
 TEST_P(Incremental, BatchedDecodeOfRaggedPromptsEqualsFullForward) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   const int64_t V = m.config().vocab_size, steps = 6;
   const std::vector<size_t> prompt_lens = {5, 17, 1};
   const int64_t B = static_cast<int64_t>(prompt_lens.size());
@@ -175,8 +162,8 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, Incremental, ::testing::ValuesIn(kCas
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(State, SsmStateIsConstantKvCacheGrows) {
-  Model ssm = perturbed(small("mamba2-tiny"));
-  Model tf = perturbed(small("transformer-tiny"));
+  Model ssm = perturbed_model(small("mamba2-tiny"));
+  Model tf = perturbed_model(small("transformer-tiny"));
   for (Model* m : {&ssm, &tf}) {
     SequenceState s(m->config(), 1);
     prefill(*m, s, random_tokens(10, 256));
@@ -194,7 +181,7 @@ TEST(State, SsmStateIsConstantKvCacheGrows) {
 }
 
 TEST(Generate, GreedyIsArgmaxOfForwardAndRejectsBadIds) {
-  Model m = perturbed(small("hybrid-tiny"));
+  Model m = perturbed_model(small("hybrid-tiny"));
   std::vector<int32_t> prompt = random_tokens(12, 256);
   GenerateOptions opts;
   opts.max_tokens = 6;
@@ -261,7 +248,7 @@ TEST(Sampler, GreedyTopKTopPAndSeed) {
 // on both sides. Rotary positions are relative, so a document's offset in the window changes
 // nothing. Tolerance 1e-5 relative, as the prefill row (fp32 sums in another order).
 TEST_P(Incremental, PackedTrainingAndValidationLossEqualEachDocumentAlone) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   const int64_t V = m.config().vocab_size;
   const std::vector<size_t> doc_lens = {13, 21, 11};
   size_t T = 0;
@@ -311,7 +298,7 @@ TEST_P(Incremental, PackedTrainingAndValidationLossEqualEachDocumentAlone) {
 // Keeping every activation (set_keep_activations) and recomputing them all change what the
 // backward reads from memory, not what it computes: loss and every gradient equal the default's.
 TEST_P(Incremental, KeptAndRecomputedActivationsGiveTheDefaultLossAndGradients) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   const int64_t V = m.config().vocab_size, B = 2, T = 29;
   std::vector<int32_t> tokens = random_tokens(B * T + 1, V);
   Tensor ids = Tensor::empty({B, T}, DType::I32), targets = Tensor::empty({B, T}, DType::I32);

@@ -16,27 +16,13 @@
 #include "core/rng.h"
 #include "infer/generate.h"
 #include "model/model.h"
+#include "perturbed_model.h"
 #include "test_util.h"
 
 using namespace mambalm;
 using namespace mambalm::testing;
 
 namespace {
-
-// Random init, every parameter then moved by noise (as test_inference.cpp): logits far from
-// uniform, no layer near identity, so the cache's rounding reaches the logits through every layer.
-Model perturbed(ModelConfig cfg) {
-  Model m(std::move(cfg));
-  m.init_random(test_seed());
-  Rng rng(test_seed() + 7);
-  for (ParamRef& p : m.params()) {
-    float* w = p.tensor->f32();
-    const bool matrix = p.init == Init::Normal || p.init == Init::NormalOutput || p.init == Init::NormalMixerOutput ||
-                        p.init == Init::FanInUniform;
-    for (int64_t i = 0; i < p.tensor->numel(); ++i) w[i] += static_cast<float>((matrix ? 0.1 : 0.2) * rng.uniform(-1, 1));
-  }
-  return m;
-}
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t salt) {
   Rng rng(test_seed() + salt);
@@ -108,7 +94,7 @@ class Bf16KvCache : public ::testing::TestWithParam<Family> {};
 // forward (1e-5, test_inference.cpp) bounds the error that is not the cache's: the BF16 error
 // must be well above it, or the cache did not round.
 TEST_P(Bf16KvCache, LogitsWithinTheLimitOfTheF32Cache) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   const int64_t T = 45, V = m.config().vocab_size;
   const std::vector<int32_t> tokens = random_tokens(T, V, 11);
   const Tensor full = m.forward(ids_of(tokens, 0, tokens.size())).reshape({T, V}).clone();
@@ -127,7 +113,7 @@ TEST_P(Bf16KvCache, LogitsWithinTheLimitOfTheF32Cache) {
 // then decoded together (one [3, 1] step each at its own position, the same random tokens fed
 // to both runs): every sequence's logits at every step, BF16 cache against F32 cache.
 TEST_P(Bf16KvCache, BatchOfRaggedSequences) {
-  Model m = perturbed(GetParam().make());
+  Model m = perturbed_model(GetParam().make());
   const int64_t V = m.config().vocab_size, B = 3, steps = 6;
   const std::vector<size_t> prompt_lens = {5, 19, 1};
   auto run = [&](DType kv) {
@@ -167,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(AttentionFamilies, Bf16KvCache, ::testing::ValuesIn(kFa
 // cache, as llama.cpp's F16 default), set_kv_dtype overrides it, and the state's byte counts
 // halve with it.
 TEST(KvCacheDtype, DefaultFollowsTheWeightsAndTheOverrideWins) {
-  Model m = perturbed(with_gqa(preset_config("hybrid-tiny")));
+  Model m = perturbed_model(with_gqa(preset_config("hybrid-tiny")));
   EXPECT_EQ(m.kv_dtype(), DType::F32);
   EXPECT_EQ(state_options_for(m, 64).kv_dtype, DType::F32);
   m.to_device(Device::CPU, DType::BF16);
@@ -224,7 +210,7 @@ TEST(KvCacheDtype, CliRejectsABadValueInOneLine) {
 // The option reaches the state: bench reports the cache it ran with, by default and overridden.
 TEST(KvCacheDtype, BenchReportsTheCacheItRanWith) {
   const std::string dir = temp_dir("kv-dtype-bench");
-  Model m = perturbed(with_gqa(preset_config("transformer-tiny")));
+  Model m = perturbed_model(with_gqa(preset_config("transformer-tiny")));
   m.save(dir);
   const std::string bench = "bench --model " + dir + " --prompt-len 12 --gen-len 3 --json";
   for (const auto& [flags, want] : std::vector<std::pair<std::string, std::string>>{

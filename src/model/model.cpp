@@ -65,11 +65,14 @@ void Model::init_random(uint64_t seed) {
 }
 
 void Model::save(const std::string& model_dir, DType dtype) const {
-  check(dtype == DType::F32 || dtype == DType::BF16, "save", "weights are written as F32 or BF16");
+  write_model_dir(model_dir, cfg_, host_weights(dtype));
+}
+
+void Model::write_model_dir(const std::string& model_dir, const ModelConfig& cfg,
+                            const std::vector<std::pair<std::string, Tensor>>& weights) {
   std::filesystem::create_directories(model_dir);
-  io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), host_weights(dtype),
-                        {{"format", "pt"}});
-  save_model_config(cfg_, model_dir);
+  io::write_safetensors((std::filesystem::path(model_dir) / "model.safetensors").string(), weights, {{"format", "pt"}});
+  save_model_config(cfg, model_dir);
 }
 
 std::vector<std::pair<std::string, Tensor>> Model::host_weights(DType dtype) const {

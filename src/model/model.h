@@ -48,6 +48,10 @@ class Model {
   // What save() writes: each parameter's exact value in `dtype` under its file name and shape,
   // in host memory that no later step changes (a copy even for a model on the CPU).
   std::vector<std::pair<std::string, Tensor>> host_weights(DType dtype = DType::F32) const;
+  // config.json and model.safetensors of `weights` (host_weights()) in model_dir, each file
+  // written atomically: what save() does, callable without the model (a checkpoint's writer thread).
+  static void write_model_dir(const std::string& model_dir, const ModelConfig& cfg,
+                              const std::vector<std::pair<std::string, Tensor>>& weights);
 
   // Moves the parameters to `device`. Matrices used by matrix products and the embedding
   // lookup are stored as `matrix_dtype` (F32 or BF16; on the CPU also Q8, 8-bit blocks, for

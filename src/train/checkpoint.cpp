@@ -79,19 +79,13 @@ CheckpointSnapshot snapshot_checkpoint(const Model& model, NamedTensors optimize
   CheckpointSnapshot s;
   s.weights = model.host_weights(DType::F32);
   s.config = model.config();
-  // On the CPU an optimizer's state tensors are its live moments: copy them.
-  for (auto& [name, t] : optimizer_state)
-    if (model.device() == Device::CPU) t = t.clone();
+  if (model.device() == Device::CPU)  // there an optimizer's state tensors are its live moments: copy them
+    for (auto& [name, t] : optimizer_state) t = t.clone();
   s.optimizer_state = std::move(optimizer_state);
   s.optimizer_steps = optimizer_steps;
   s.state = state;
   s.tokenizer_dir = tokenizer_dir;
   return s;
-}
-
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const NamedTensors& optimizer_state,
-                            int64_t optimizer_steps, const TrainerState& state, const std::string& tokenizer_dir) {
-  return write_checkpoint(run_dir, snapshot_checkpoint(model, optimizer_state, optimizer_steps, state, tokenizer_dir));
 }
 
 std::string write_checkpoint(const std::string& run_dir, const CheckpointSnapshot& snapshot) {
@@ -104,9 +98,7 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointSnapsho
   const fs::path tmp = root / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  // each file written atomically and fsync'ed
-  io::write_safetensors((tmp / "model.safetensors").string(), snapshot.weights, {{"format", "pt"}});
-  save_model_config(snapshot.config, tmp.string());
+  Model::write_model_dir(tmp.string(), snapshot.config, snapshot.weights);  // each file written atomically and fsync'ed
   if (!tokenizer_dir.empty() && has_tokenizer(tokenizer_dir)) install_tokenizer(tokenizer_dir, tmp.string());
   io::write_safetensors((tmp / "optimizer.safetensors").string(), snapshot.optimizer_state,
                         {{"steps_taken", std::to_string(optimizer_steps)}});

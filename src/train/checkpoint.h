@@ -34,19 +34,15 @@ struct CheckpointSnapshot {
   TrainerState state;
   std::string tokenizer_dir;
 };
+// `optimizer_state` is Optimizer::state_tensors() (gathered from every rank first in a
+// data-parallel run, where only rank 0 writes). The tokenizer of `tokenizer_dir` (the model
+// directory training started from), if it has one, travels with every checkpoint so that each is
+// a complete model directory.
 CheckpointSnapshot snapshot_checkpoint(const Model& model, NamedTensors optimizer_state, int64_t optimizer_steps,
                                        const TrainerState& state, const std::string& tokenizer_dir = "");
 // Writes the snapshot as the checkpoint for its step and points `latest` at it; returns its
 // directory. Safe on another thread than the one training.
 std::string write_checkpoint(const std::string& run_dir, const CheckpointSnapshot& snapshot);
-
-// Writes the checkpoint for state.step and points `latest` at it; returns its directory.
-// The tokenizer of `tokenizer_dir` (the model directory training started from), if it has one,
-// travels with every checkpoint so that each is a complete model directory.
-// `optimizer_state` is Optimizer::state_tensors() (gathered from every rank first in a
-// data-parallel run, where only rank 0 calls this).
-std::string save_checkpoint(const std::string& run_dir, const Model& model, const NamedTensors& optimizer_state,
-                            int64_t optimizer_steps, const TrainerState& state, const std::string& tokenizer_dir = "");
 
 // The checkpoint a resume of run `run_id` continues from, or "" when the run has none: the one
 // `latest` names; when that one is missing or damaged (unreadable state, truncated weights or

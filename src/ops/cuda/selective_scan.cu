@@ -105,8 +105,11 @@ __device__ __forceinline__ void store_chunk_state(float* chunk_states, int b, in
 constexpr int kFwdSteps = 16;
 
 // Channel layout: a block owns kScanChannels channels of batch row blockIdx.y; lane j of channel
-// c holds states n = 8 j .. 8 j + 7.
-template <int LPC>
+// c holds states n = 8 j .. 8 j + 7. The serial loop does only the recurrence and h . C (fully
+// unrolled over a chunk, so every shared-memory offset is a constant); D u and the gate are
+// applied when the chunk's outputs are written back, by every thread rather than one lane of
+// each channel. kDocs: seq (document ids) is given.
+template <int LPC, bool kDocs>
 __global__ void __launch_bounds__(kScanChannels * LPC, 1024 / (kScanChannels * LPC))
 selective_scan_channels_kernel(const float* __restrict__ u, const float* __restrict__ delta,
                                const float* __restrict__ A, const float* __restrict__ Bm,
@@ -115,7 +118,9 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
                                float* __restrict__ y, float* __restrict__ chunk_states, int T, int Di, int N) {
   static_assert(kFwdSteps % kScanStateChunk == 0, "chunk_states are written at staged steps' starts");
   constexpr int CH = kScanChannels, NP = kScanStates * LPC, kBlockThreads = CH * LPC, TS = kFwdSteps;
-  // [TS, CH] inputs and output of the chunk's steps; [TS, NP] B and C rows (zeros past N)
+  static_assert(kBlockThreads % CH == 0, "a thread writes back one channel");
+  // [TS, CH] inputs and h . C of the chunk's steps; [TS, NP] B and C rows (zeros past N and T:
+  // a step of zeros leaves the state as it is)
   __shared__ float s_u[TS][CH], s_dl[TS][CH], s_z[TS][CH], s_y[TS][CH];
   __shared__ __align__(16) float s_B[TS][NP];
   __shared__ __align__(16) float s_C[TS][NP];
@@ -123,19 +128,20 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
   const int tid = threadIdx.x, c = tid / LPC, j = tid % LPC;
   const int b = blockIdx.y, d0 = blockIdx.x * CH, d = d0 + c;
   const bool active = d < Di;
-  float Ad[kScanStates], h[kScanStates];
+  float A2[kScanStates], h[kScanStates];
 #pragma unroll
   for (int s = 0; s < kScanStates; ++s) {
     const int n = j * kScanStates + s;
     const bool real = active && n < N;
-    Ad[s] = real ? A[int64_t(d) * N + n] : 0.0f;
+    A2[s] = real ? A[int64_t(d) * N + n] * kLog2e : 0.0f;
     h[s] = (real && state) ? state[(int64_t(b) * Di + d) * N + n] : 0.0f;
   }
-  const float Dd = (D && active) ? D[d] : 0.0f;
-  const int32_t* seq_b = seq ? seq + int64_t(b) * T : nullptr;
+  const int wch = tid % CH;  // the channel this thread writes back
+  const float Dw = (D && d0 + wch < Di) ? D[d0 + wch] : 0.0f;
+  const int32_t* seq_b = kDocs ? seq + int64_t(b) * T : nullptr;
   for (int c0 = 0; c0 < T; c0 += TS) {
     const int L = min(TS, T - c0);
-    __syncthreads();  // the previous chunk's s_y is written out
+    __syncthreads();  // the previous chunk's s_u and s_y are written out
     for (int e = tid; e < TS * CH; e += kBlockThreads) {
       const int i = e / CH, ch = e % CH;
       const bool in = i < L && d0 + ch < Di;
@@ -151,30 +157,39 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
       s_B[i][n] = in ? Bm[o] : 0.0f;
       s_C[i][n] = in ? Cm[o] : 0.0f;
     }
-    for (int i = tid; i < TS; i += kBlockThreads) {
-      const int t = c0 + i;
-      s_reset[i] = i < L && seq_b && t > 0 && seq_b[t] != seq_b[t - 1];
-    }
-    __syncthreads();
-    for (int i = 0; i < L; ++i) {
-      if (chunk_states && i % kScanStateChunk == 0 && active) store_chunk_state(chunk_states, b, c0 + i, T, Di, N, d, j, h);
-      const float dl = s_dl[i][c], uv = s_u[i][c];
-      scan_channel_step(Ad, dl, dl * uv, s_reset[i], &s_B[i][j * kScanStates], h, h);
-      const float4 c0v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates]);
-      const float4 c1v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates + 4]);
-      float acc = h[0] * c0v.x + h[1] * c0v.y + h[2] * c0v.z + h[3] * c0v.w;
-      acc += h[4] * c1v.x + h[5] * c1v.y + h[6] * c1v.z + h[7] * c1v.w;
-      acc = channel_lanes_sum<LPC>(acc);
-      if (j == 0) {
-        float out = acc + Dd * uv;
-        if (z) out *= silu_f(s_z[i][c]);
-        s_y[i][c] = out;
+    if constexpr (kDocs) {
+      for (int i = tid; i < TS; i += kBlockThreads) {
+        const int t = c0 + i;
+        s_reset[i] = i < L && t > 0 && seq_b[t] != seq_b[t - 1];
       }
     }
     __syncthreads();
+#pragma unroll
+    for (int i = 0; i < TS; ++i) {
+      if (chunk_states && i % kScanStateChunk == 0 && active && c0 + i < T)
+        store_chunk_state(chunk_states, b, c0 + i, T, Di, N, d, j, h);
+      if constexpr (kDocs) {
+        if (s_reset[i]) {  // a new document starts from a zero state (the same for the whole block)
+#pragma unroll
+          for (int s = 0; s < kScanStates; ++s) h[s] = 0.0f;
+        }
+      }
+      const float dl = s_dl[i][c];
+      scan_channel_step(A2, dl, dl * s_u[i][c], &s_B[i][j * kScanStates], h, h);
+      const float4 c0v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates]);
+      const float4 c1v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates + 4]);
+      const float acc0 = h[0] * c0v.x + h[1] * c0v.y + h[2] * c0v.z + h[3] * c0v.w;
+      const float acc1 = h[4] * c1v.x + h[5] * c1v.y + h[6] * c1v.z + h[7] * c1v.w;
+      const float acc = channel_lanes_sum<LPC>(acc0 + acc1);
+      if (j == 0) s_y[i][c] = acc;
+    }
+    __syncthreads();
     for (int e = tid; e < L * CH; e += kBlockThreads) {
-      const int i = e / CH, ch = e % CH;
-      if (d0 + ch < Di) y[(int64_t(b) * T + c0 + i) * Di + d0 + ch] = s_y[i][ch];
+      const int i = e / CH;  // e % CH == wch
+      if (d0 + wch >= Di) continue;
+      float out = s_y[i][wch] + Dw * s_u[i][wch];
+      if (z) out *= scan_silu(s_z[i][wch]);
+      y[(int64_t(b) * T + c0 + i) * Di + d0 + wch] = out;
     }
   }
   if (state && active) {
@@ -200,10 +215,11 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
   const int32_t* seq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   if (const int lpc = scan_channel_lanes(N)) {
     const dim3 grid(unsigned((Di + kScanChannels - 1) / kScanChannels), unsigned(Bsz));
-#define MAMBALM_CHANNELS_LAUNCH(LPC)                                                                    \
-  selective_scan_channels_kernel<LPC><<<grid, kScanChannels * LPC>>>(u.f32(), delta.f32(), A.f32(), Bm.f32(), \
-                                                                     Cm.f32(), Dp, zp, seq, sp, y.f32(), cs, int(T), \
-                                                                     int(Di), int(N))
+#define MAMBALM_CHANNELS_LAUNCH(LPC)                                                                      \
+  (seq ? selective_scan_channels_kernel<LPC, true><<<grid, kScanChannels * LPC>>>(                               \
+             u.f32(), delta.f32(), A.f32(), Bm.f32(), Cm.f32(), Dp, zp, seq, sp, y.f32(), cs, int(T), int(Di), int(N)) \
+       : selective_scan_channels_kernel<LPC, false><<<grid, kScanChannels * LPC>>>(                              \
+             u.f32(), delta.f32(), A.f32(), Bm.f32(), Cm.f32(), Dp, zp, seq, sp, y.f32(), cs, int(T), int(Di), int(N)))
     if (lpc == 1) MAMBALM_CHANNELS_LAUNCH(1);
     else if (lpc == 2) MAMBALM_CHANNELS_LAUNCH(2);
     else MAMBALM_CHANNELS_LAUNCH(4);

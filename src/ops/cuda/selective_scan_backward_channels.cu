@@ -79,35 +79,38 @@ __host__ __device__ constexpr int scattered_values() {
 }
 
 // S states per lane, LPC lanes per channel. With S = 4 two blocks must fit an SM (<= 128 registers
-// at 256 threads: measured without spills).
-template <int S, int LPC>
+// at 256 threads: measured without spills). kDocs: p.seq (document ids) is given.
+template <int S, int LPC, bool kDocs>
 __global__ void __launch_bounds__(kScanChannels * LPC, S == 4 ? 2 : 1)
 selective_scan_backward_channels_kernel(const ScanArgs p) {
   constexpr int CH = kScanChannels, NP = S * LPC, QC = kChunk;
   constexpr int kBlockThreads = CH * LPC, kBlockWarps = kBlockThreads / 32;
+  static_assert(kBlockThreads % CH == 0, "a thread writes out one channel");
   // The inputs of a chunk of steps, double-buffered: the next chunk's async copies are in flight
   // while this one is computed. Zeros past T, Di and N; seq holds the document ids of steps
-  // c0 - 1 .. c0 + QC - 1 (the resets compare neighbours).
+  // c0 - 1 .. c0 + QC - 1 (the resets compare neighbours). With a gate z, dy and z are
+  // replaced in place by the gate's factors once the chunk is in (see `gates` below).
   __shared__ float s_u[2][QC][CH], s_dl[2][QC][CH], s_dy[2][QC][CH], s_z[2][QC][CH];
   __shared__ __align__(16) float s_B[2][QC][NP];
   __shared__ __align__(16) float s_C[2][QC][NP];
   __shared__ int32_t s_seq[2][QC + 1];
   __shared__ float xb[kBlockWarps][QC][2 * NP];  // each warp's dB (first NP) and dC terms per step
+  __shared__ float s_grad[3][QC][CH];             // the chunk's du, ddelta and dz, written out together
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, c = tid / LPC, j = tid % LPC;
   const int b = blockIdx.y, d0 = blockIdx.x * CH, d = d0 + c;
   const int T = p.T, N = p.N, Di = p.Di;
   const bool active = d < Di;  // inactive lanes see zeros everywhere and write nothing
   const int64_t chan = int64_t(b) * Di + (active ? d : 0);
-  const int32_t* seq = p.seq ? p.seq + int64_t(b) * T : nullptr;
+  const int32_t* seq = kDocs ? p.seq + int64_t(b) * T : nullptr;
 
-  float Ad[S], h[S];
-  bool real[S];  // this lane's state s is one of the N
+  float A2[S], h[S];  // A2 = A log2(e) (scan_decay)
+  bool real[S];       // this lane's state s is one of the N
 #pragma unroll
   for (int s = 0; s < S; ++s) {
     const int n = j * S + s;
     real[s] = active && n < N;
-    Ad[s] = real[s] ? p.A[int64_t(d) * N + n] : 0.0f;
+    A2[s] = real[s] ? p.A[int64_t(d) * N + n] * kLog2e : 0.0f;
     h[s] = (p.h0 && real[s]) ? p.h0[chan * N + n] : 0.0f;
   }
   const float Dd = (p.D && active) ? p.D[d] : 0.0f;
@@ -140,20 +143,30 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       cp_async4(smem_u32(&s_B[buf][i][n]), p.Bm + o, in ? 4 : 0);
       if (backward) cp_async4(smem_u32(&s_C[buf][i][n]), p.Cm + o, in ? 4 : 0);
     }
-    for (int i = tid; i <= QC; i += kBlockThreads) {
-      const int t = c0 - 1 + i;
-      const bool in = seq && t >= 0 && t < T;
-      if (seq) cp_async4(smem_u32(&s_seq[buf][i]), seq + (in ? t : 0), in ? 4 : 0);
-      else s_seq[buf][i] = 0;
+    if constexpr (kDocs) {
+      for (int i = tid; i <= QC; i += kBlockThreads) {
+        const int t = c0 - 1 + i;
+        const bool in = t >= 0 && t < T;
+        cp_async4(smem_u32(&s_seq[buf][i]), seq + (in ? t : 0), in ? 4 : 0);
+      }
     }
     cp_async_commit();
   };
   // Step i of chunk [c0, ...) in buffer buf: a new document starts at t = c0 + i > 0 when its id
-  // differs from step t - 1's.
-  auto reset_at = [&](int buf, int c0, int i) { return c0 + i > 0 && s_seq[buf][i + 1] != s_seq[buf][i]; };
+  // differs from step t - 1's (the same for the whole block).
+  auto reset_at = [&](int buf, int c0, int i) {
+    if constexpr (kDocs) return c0 + i > 0 && s_seq[buf][i + 1] != s_seq[buf][i];
+    else return false;
+  };
   auto step = [&](int buf, int c0, int i, const float (&hin)[S], float (&hout)[S]) {
-    const float dl = s_dl[buf][i][c];
-    scan_channel_step(Ad, dl, dl * s_u[buf][i][c], reset_at(buf, c0, i), &s_B[buf][i][j * S], hin, hout);
+    const float dl = s_dl[buf][i][c], dlu = dl * s_u[buf][i][c];
+    const float* Bi = &s_B[buf][i][j * S];
+    if (reset_at(buf, c0, i)) {
+      const float zero[S] = {};
+      scan_channel_step(A2, dl, dlu, Bi, zero, hout);
+    } else {
+      scan_channel_step(A2, dl, dlu, Bi, hin, hout);
+    }
   };
 
   // ---- 1. forward walk: the state entering each chunk -------------------------------------
@@ -192,6 +205,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   float* part_B = p.part_bc + int64_t(blockIdx.x) * bc_plane;
   float* part_C = p.part_bc + (int64_t(p.nblk) + blockIdx.x) * bc_plane;
   constexpr int R = scattered_values<S, LPC>();
+  const int wch = tid % CH;  // the channel this thread writes out
 
   buf = 0;
   if (p.nc > 0) stage(0, (p.nc - 1) * QC, min(QC, T - (p.nc - 1) * QC), true);
@@ -204,6 +218,20 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       cp_async_wait<0>();
     }
     __syncthreads();
+    // The gate's factors, once per (step, channel) rather than on every lane of the channel:
+    // y = p silu(z) with p = h . C + D u gives dp = dy z sigmoid(z) (in place of dy) and dz =
+    // dy sigmoid(z) (1 + z (1 - sigmoid(z))) p (the factor before p in place of z). A channel's
+    // lanes share a warp, so a warp barrier publishes them.
+    if (p.z) {
+#pragma unroll
+      for (int i = j; i < QC; i += LPC) {
+        const float zv = s_z[buf][i][c], dyv = s_dy[buf][i][c];
+        const float sg = __fdividef(1.0f, 1.0f + __expf(-zv));
+        s_dy[buf][i][c] = dyv * zv * sg;
+        s_z[buf][i][c] = dyv * sg * (1.0f + zv * (1.0f - sg));
+      }
+      __syncwarp();
+    }
     float hs[QC + 1][S];  // hs[i] = state before step c0 + i (hs[0]: the stored entry state)
 #pragma unroll
     for (int s = 0; s < S; ++s) hs[0][s] = real[s] ? states[entry(ci) + s] : 0.0f;
@@ -216,45 +244,44 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
 #pragma unroll
     for (int i = QC - 1; i >= 0; --i) {
       if (i >= L) continue;  // L is the same for the whole block
-      const int64_t row = (int64_t(b) * T + c0 + i) * Di + d;
-      const float uv = s_u[buf][i][c], dl = s_dl[buf][i][c];
+      const float uv = s_u[buf][i][c], dl = s_dl[buf][i][c], dlu = dl * uv;
       const bool reset = reset_at(buf, c0, i);
       float Bv[S], Cv[S];
       load_lane_values(&s_B[buf][i][j * S], Bv);
       load_lane_values(&s_C[buf][i][j * S], Cv);
-      float dyp = s_dy[buf][i][c];
+      const float dyp = s_dy[buf][i][c];  // dL/dp (gated above)
       if (p.z) {
-        float hc = 0.0f;
+        float hc0 = 0.0f, hc1 = 0.0f;
 #pragma unroll
-        for (int s = 0; s < S; ++s) hc += hs[i + 1][s] * Cv[s];
-        const float pre = Dd * uv + channel_lanes_sum<LPC>(hc);
-        const float zv = s_z[buf][i][c];
-        const float sg = 1.0f / (1.0f + expf(-zv));
-        const float dzv = dyp * pre * sg * (1.0f + zv * (1.0f - sg));
-        if (active && j == 0) p.dz[row] = dzv;
-        dyp = dyp * zv * sg;
+        for (int s = 0; s < S; s += 2) {
+          hc0 += hs[i + 1][s] * Cv[s];
+          hc1 += hs[i + 1][s + 1] * Cv[s + 1];
+        }
+        const float pre = Dd * uv + channel_lanes_sum<LPC>(hc0 + hc1);
+        if (j == 0) s_grad[2][i][c] = s_z[buf][i][c] * pre;
       }
       dD_c += dyp * uv;
-      const float dlu = dl * uv;
       float v[2 * S];  // this lane's dB_t terms (its states), then its dC_t terms
-      float du_s = 0.0f, ddl_s = 0.0f;
+      float gB = 0.0f, Aw = 0.0f;
 #pragma unroll
       for (int s = 0; s < S; ++s) {
-        const float a = __expf(dl * Ad[s]);  // as the forward's (scan_channel_step)
+        // g = dL/dh_t; h_t = a hp + dl u B with a = exp(dl A), hp = h_{t-1} (0 at a document start)
+        const float a = scan_decay(dl, A2[s]);  // as the forward's (scan_channel_step)
         const float hp = reset ? 0.0f : hs[i][s];
         const float g = dh[s] + dyp * Cv[s];
         v[s] = g * dlu;
         v[S + s] = dyp * hs[i + 1][s];
-        du_s += g * Bv[s];
-        ddl_s += g * (uv * Bv[s] + Ad[s] * a * hp);
-        dA_c[s] += g * dl * a * hp;
+        gB += g * Bv[s];
+        const float w = g * (a * hp);  // dL/d(dl A) through the decay
+        dA_c[s] += w * dl;
+        Aw += A2[s] * w;
         dh[s] = reset ? 0.0f : a * g;
       }
-      const float du_v = Dd * dyp + dl * channel_lanes_sum<LPC>(du_s);
-      const float ddl_v = channel_lanes_sum<LPC>(ddl_s);
-      if (active && j == 0) {
-        p.du[row] = du_v;
-        p.ddelta[row] = ddl_v;
+      // du = D dp + dl sum_n g B; ddelta = u sum_n g B + sum_n A g a hp (A = A2 ln 2)
+      const float gB_c = channel_lanes_sum<LPC>(gB), Aw_c = channel_lanes_sum<LPC>(Aw);
+      if (j == 0) {
+        s_grad[0][i][c] = Dd * dyp + dl * gB_c;
+        s_grad[1][i][c] = uv * gB_c + 0.69314718055994531f * Aw_c;
       }
       int base = 0;
       channels_reduce_scatter<16, 2 * S, LPC, 2 * S>(v, lane, base);
@@ -268,6 +295,14 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
     for (int s = 0; s < S; ++s) dA_acc[s] += double(dA_c[s]);
     dD_acc += double(dD_c);
     __syncthreads();  // every warp's terms of the chunk are in (and its buffer's readers done)
+    if (d0 + wch < Di) {
+      for (int i = tid / CH; i < L; i += kBlockThreads / CH) {
+        const int64_t row = (int64_t(b) * T + c0 + i) * Di + d0 + wch;
+        p.du[row] = s_grad[0][i][wch];
+        p.ddelta[row] = s_grad[1][i][wch];
+        if (p.z) p.dz[row] = s_grad[2][i][wch];
+      }
+    }
     for (int e = tid; e < L * 2 * NP; e += kBlockThreads) {
       const int i = e / (2 * NP), k = e % (2 * NP), n = k % NP;
       if (n >= N) continue;
@@ -294,7 +329,9 @@ void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, 
   a.nc = (a.T + kChunk - 1) / kChunk;
   a.nblk = (a.Di + kScanChannels - 1) / kScanChannels;
   scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
-  selective_scan_backward_channels_kernel<S, LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kScanChannels * LPC>>>(a);
+  const dim3 grid(unsigned(a.nblk), unsigned(a.Bsz));
+  if (a.seq) selective_scan_backward_channels_kernel<S, LPC, true><<<grid, kScanChannels * LPC>>>(a);
+  else selective_scan_backward_channels_kernel<S, LPC, false><<<grid, kScanChannels * LPC>>>(a);
   check_launch(op);
   scan_backward_reduce(a, dB, dC, dA, dD, op);
 }

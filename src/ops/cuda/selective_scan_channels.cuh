@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/ptx.cuh"
+
 namespace mambalm::ops::cuda {
 
 constexpr int kScanStates = 8;     // states per lane
@@ -33,13 +35,24 @@ __device__ __forceinline__ float channel_lanes_sum(float v) {
   return v;
 }
 
-// One recurrence step of a lane's S states (S a multiple of 4): hout = exp(dl A) hin + dl u B
-// (hin dropped at a document start). B points at this lane's S staged values (16-byte aligned).
-// The decay is __expf (one MUFU ex2 after a multiply by log2 e; relative error ~2^-21 for the
-// arguments here): the scans evaluate B T Di N of them, and expf's accurate range reduction was
-// most of a step's instructions (docs/numerics.md).
+constexpr float kLog2e = 1.4426950408889634f;
+
+// A's row for the scans' decays: 2^(delta A2) = exp(delta A) with A2 = A log2(e), so each decay
+// is one multiply and one MUFU ex2 (flushing denormals: a decay below 2^-126 is zero to every
+// digit that matters). expf spent ~8 instructions per decay on range reduction and __expf 4 on
+// denormal handling; the decays are B T Di N per scan, and the scans are issue-bound
+// (Nsight Compute at mamba-26m's shape: 70-75% of issue slots busy; bench/NOTES.md).
+__device__ __forceinline__ float scan_decay(float dl, float A2) { return fast_exp2(dl * A2); }
+
+// Silu for the scans' gate, off their serial path: approximate exp and division (relative error
+// ~1e-7, docs/numerics.md).
+__device__ __forceinline__ float scan_silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+
+// One recurrence step of a lane's S states (S a multiple of 4): hout = 2^(dl A2) hin + dl u B.
+// B points at this lane's S staged values (16-byte aligned). A document start passes hin = 0
+// (the callers branch on it, uniformly over the block).
 template <int S>
-__device__ __forceinline__ void scan_channel_step(const float (&A)[S], float dl, float dlu, bool reset, const float* B,
+__device__ __forceinline__ void scan_channel_step(const float (&A2)[S], float dl, float dlu, const float* B,
                                                   const float (&hin)[S], float (&hout)[S]) {
 #pragma unroll
   for (int q = 0; q < S / 4; ++q) {
@@ -48,7 +61,7 @@ __device__ __forceinline__ void scan_channel_step(const float (&A)[S], float dl,
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int s = 4 * q + k;
-      hout[s] = __expf(dl * A[s]) * (reset ? 0.0f : hin[s]) + dlu * bv[k];
+      hout[s] = scan_decay(dl, A2[s]) * hin[s] + dlu * bv[k];
     }
   }
 }

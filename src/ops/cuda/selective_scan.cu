@@ -136,26 +136,36 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
     A2[s] = real ? A[int64_t(d) * N + n] * kLog2e : 0.0f;
     h[s] = (real && state) ? state[(int64_t(b) * Di + d) * N + n] : 0.0f;
   }
-  const int wch = tid % CH;  // the channel this thread writes back
-  const float Dw = (D && d0 + wch < Di) ? D[d0 + wch] : 0.0f;
+  // Staging and write-back: thread tid moves channel wch's rows row0, row0 + RS, ... of a chunk
+  // (kBlockThreads is a multiple of CH), so its addresses step by Di from one base.
+  constexpr int RS = kBlockThreads / CH;
+  const int wch = tid % CH, row0 = tid / CH;
+  const bool wch_in = d0 + wch < Di;
+  const float Dw = (D && wch_in) ? D[d0 + wch] : 0.0f;
   const int32_t* seq_b = kDocs ? seq + int64_t(b) * T : nullptr;
   for (int c0 = 0; c0 < T; c0 += TS) {
     const int L = min(TS, T - c0);
+    const int64_t base = (int64_t(b) * T + c0) * Di + d0 + wch;
     __syncthreads();  // the previous chunk's s_u and s_y are written out
-    for (int e = tid; e < TS * CH; e += kBlockThreads) {
-      const int i = e / CH, ch = e % CH;
-      const bool in = i < L && d0 + ch < Di;
-      const int64_t row = (int64_t(b) * T + c0 + i) * Di + d0 + ch;
-      s_u[i][ch] = in ? u[row] : 0.0f;
-      s_dl[i][ch] = in ? delta[row] : 0.0f;
-      s_z[i][ch] = (in && z) ? z[row] : 0.0f;
+#pragma unroll 4  // 12 loads in flight; all 8 rows at once spill under the 64-register cap
+    for (int k = 0; k < TS / RS; ++k) {
+      const int i = row0 + k * RS;
+      const bool in = wch_in && i < L;
+      const int64_t o = base + int64_t(i) * Di;
+      s_u[i][wch] = in ? u[o] : 0.0f;
+      s_dl[i][wch] = in ? delta[o] : 0.0f;
+      s_z[i][wch] = (in && z) ? z[o] : 0.0f;
     }
-    for (int e = tid; e < TS * NP; e += kBlockThreads) {
-      const int i = e / NP, n = e % NP;
+    const float* Bc = Bm + (int64_t(b) * T + c0) * N;
+    const float* Cc = Cm + (int64_t(b) * T + c0) * N;
+#pragma unroll
+    for (int k = 0; k < (TS * NP + kBlockThreads - 1) / kBlockThreads; ++k) {
+      const unsigned e = unsigned(tid + k * kBlockThreads);
+      if (e >= unsigned(TS * NP)) break;
+      const int i = int(e / NP), n = int(e % NP);
       const bool in = i < L && n < N;
-      const int64_t o = (int64_t(b) * T + c0 + i) * N + n;
-      s_B[i][n] = in ? Bm[o] : 0.0f;
-      s_C[i][n] = in ? Cm[o] : 0.0f;
+      s_B[i][n] = in ? Bc[i * N + n] : 0.0f;
+      s_C[i][n] = in ? Cc[i * N + n] : 0.0f;
     }
     if constexpr (kDocs) {
       for (int i = tid; i < TS; i += kBlockThreads) {
@@ -184,12 +194,13 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
       if (j == 0) s_y[i][c] = acc;
     }
     __syncthreads();
-    for (int e = tid; e < L * CH; e += kBlockThreads) {
-      const int i = e / CH;  // e % CH == wch
-      if (d0 + wch >= Di) continue;
+#pragma unroll
+    for (int k = 0; k < TS / RS; ++k) {
+      const int i = row0 + k * RS;
+      if (!wch_in || i >= L) continue;
       float out = s_y[i][wch] + Dw * s_u[i][wch];
       if (z) out *= scan_silu(s_z[i][wch]);
-      y[(int64_t(b) * T + c0 + i) * Di + d0 + wch] = out;
+      y[base + int64_t(i) * Di] = out;
     }
   }
   if (state && active) {

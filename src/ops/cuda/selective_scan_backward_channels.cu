@@ -46,11 +46,11 @@ static_assert(kChunk == kScanStateChunk, "the forward's chunk_states are this ke
 
 // Sums v[0 .. W) over the warp's lanes that differ in lane bits O, O/2, ..., LPC (the warp's
 // channels; the bits below LPC are the lanes of one channel). While W > 1 each level keeps half
-// of the values (the upper half on lanes with the bit set, `base` advancing by it) and adds the
-// partner's other half; once one value is left the levels add it plainly. On return v[0 .. W')
-// holds the sums of values base .. base + W' - 1, W' = W >> (number of halving levels).
+// of the values (the upper half on lanes with the bit set) and adds the partner's other half;
+// once one value is left the levels add it plainly. On return v[0 .. W') holds the sums of
+// values scattered_base(lane) .. + W' - 1, W' = W >> (number of halving levels).
 template <int O, int W, int LPC, int V>
-__device__ __forceinline__ void channels_reduce_scatter(float (&v)[V], int lane, int& base) {
+__device__ __forceinline__ void channels_reduce_scatter(float (&v)[V], int lane) {
   if constexpr (O >= LPC) {
     if constexpr (W > 1) {
       constexpr int H = W / 2;
@@ -61,13 +61,24 @@ __device__ __forceinline__ void channels_reduce_scatter(float (&v)[V], int lane,
         const float keep = upper ? v[k + H] : v[k];
         v[k] = keep + __shfl_xor_sync(0xffffffffu, send, O);
       }
-      if (upper) base += H;
-      channels_reduce_scatter<O / 2, H, LPC, V>(v, lane, base);
+      channels_reduce_scatter<O / 2, H, LPC, V>(v, lane);
     } else {
       v[0] += __shfl_xor_sync(0xffffffffu, v[0], O);
-      channels_reduce_scatter<O / 2, 1, LPC, V>(v, lane, base);
+      channels_reduce_scatter<O / 2, 1, LPC, V>(v, lane);
     }
   }
+}
+
+// The index of the first value a lane keeps in channels_reduce_scatter<16, W, LPC>: a function of
+// the lane alone, so it is computed once rather than on every step.
+template <int W, int LPC>
+__device__ __forceinline__ int scattered_base(int lane) {
+  int base = 0, w = W;
+  for (int o = 16; o >= LPC && w > 1; o /= 2) {
+    w /= 2;
+    if (lane & o) base += w;
+  }
+  return base;
 }
 
 // Values each lane holds after the reduce-scatter of 2 S values.
@@ -122,26 +133,38 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   // Issues the copies of steps [c0, c0 + L) into buffer `buf` (u, delta, B, the document ids
   // and, with `backward`, dy, z, C) as one commit group. The buffer's last readers must be past
   // a barrier; the data is in after cp_async_wait and a barrier.
+  // Thread tid stages (and writes out) channel wch's rows row0, row0 + RS, ... of a chunk
+  // (kBlockThreads is a multiple of CH), so its addresses step by Di from one base.
+  constexpr int RS = kBlockThreads / CH;
+  const int wch = tid % CH, row0 = tid / CH;
+  const bool wch_in = d0 + wch < Di;
   auto stage = [&](int buf, int c0, int L, bool backward) {
-    for (int e = tid; e < QC * CH; e += kBlockThreads) {
-      const int i = e / CH, ch = e % CH;
-      const bool in = i < L && d0 + ch < Di;
-      const int64_t row = in ? (int64_t(b) * T + c0 + i) * Di + d0 + ch : 0;
+    const int64_t base = (int64_t(b) * T + c0) * Di + d0 + wch;
+#pragma unroll
+    for (int k = 0; k < QC / RS; ++k) {
+      const int i = row0 + k * RS;
+      const bool in = wch_in && i < L;
+      const int64_t row = in ? base + int64_t(i) * Di : 0;
       const int nb = in ? 4 : 0;
-      cp_async4(smem_u32(&s_u[buf][i][ch]), p.u + row, nb);
-      cp_async4(smem_u32(&s_dl[buf][i][ch]), p.delta + row, nb);
+      cp_async4(smem_u32(&s_u[buf][i][wch]), p.u + row, nb);
+      cp_async4(smem_u32(&s_dl[buf][i][wch]), p.delta + row, nb);
       if (backward) {
-        cp_async4(smem_u32(&s_dy[buf][i][ch]), p.dy + row, nb);
-        if (p.z) cp_async4(smem_u32(&s_z[buf][i][ch]), p.z + row, nb);
-        else s_z[buf][i][ch] = 0.0f;
+        cp_async4(smem_u32(&s_dy[buf][i][wch]), p.dy + row, nb);
+        if (p.z) cp_async4(smem_u32(&s_z[buf][i][wch]), p.z + row, nb);
+        else s_z[buf][i][wch] = 0.0f;
       }
     }
-    for (int e = tid; e < QC * NP; e += kBlockThreads) {
-      const int i = e / NP, n = e % NP;
+    const float* Bc = p.Bm + (int64_t(b) * T + c0) * N;
+    const float* Cc = p.Cm + (int64_t(b) * T + c0) * N;
+#pragma unroll
+    for (int k = 0; k < (QC * NP + kBlockThreads - 1) / kBlockThreads; ++k) {
+      const unsigned e = unsigned(tid + k * kBlockThreads);
+      if (e >= unsigned(QC * NP)) break;
+      const int i = int(e / NP), n = int(e % NP);
       const bool in = i < L && n < N;
-      const int64_t o = in ? (int64_t(b) * T + c0 + i) * N + n : 0;
-      cp_async4(smem_u32(&s_B[buf][i][n]), p.Bm + o, in ? 4 : 0);
-      if (backward) cp_async4(smem_u32(&s_C[buf][i][n]), p.Cm + o, in ? 4 : 0);
+      const int o = in ? i * N + n : 0;
+      cp_async4(smem_u32(&s_B[buf][i][n]), Bc + o, in ? 4 : 0);
+      if (backward) cp_async4(smem_u32(&s_C[buf][i][n]), Cc + o, in ? 4 : 0);
     }
     if constexpr (kDocs) {
       for (int i = tid; i <= QC; i += kBlockThreads) {
@@ -205,7 +228,12 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   float* part_B = p.part_bc + int64_t(blockIdx.x) * bc_plane;
   float* part_C = p.part_bc + (int64_t(p.nblk) + blockIdx.x) * bc_plane;
   constexpr int R = scattered_values<S, LPC>();
-  const int wch = tid % CH;  // the channel this thread writes out
+  int xb_col[R];  // where this lane's reduce-scatter sums go in its warp's xb row
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int vi = scattered_base<2 * S, LPC>(lane) + r;  // dB of state vi, or dC of state vi - S
+    xb_col[r] = (vi < S ? 0 : NP) + j * S + vi % S;
+  }
 
   buf = 0;
   if (p.nc > 0) stage(0, (p.nc - 1) * QC, min(QC, T - (p.nc - 1) * QC), true);
@@ -283,28 +311,28 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
         s_grad[0][i][c] = Dd * dyp + dl * gB_c;
         s_grad[1][i][c] = uv * gB_c + 0.69314718055994531f * Aw_c;
       }
-      int base = 0;
-      channels_reduce_scatter<16, 2 * S, LPC, 2 * S>(v, lane, base);
+      channels_reduce_scatter<16, 2 * S, LPC, 2 * S>(v, lane);
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int vi = base + r;  // value index: dB of state vi, or dC of state vi - S
-        xb[warp][i][(vi < S ? 0 : NP) + j * S + (vi % S)] = v[r];
-      }
+      for (int r = 0; r < R; ++r) xb[warp][i][xb_col[r]] = v[r];
     }
 #pragma unroll
     for (int s = 0; s < S; ++s) dA_acc[s] += double(dA_c[s]);
     dD_acc += double(dD_c);
     __syncthreads();  // every warp's terms of the chunk are in (and its buffer's readers done)
-    if (d0 + wch < Di) {
-      for (int i = tid / CH; i < L; i += kBlockThreads / CH) {
-        const int64_t row = (int64_t(b) * T + c0 + i) * Di + d0 + wch;
+    if (wch_in) {
+      const int64_t base = (int64_t(b) * T + c0) * Di + d0 + wch;
+#pragma unroll
+      for (int k = 0; k < QC / RS; ++k) {
+        const int i = row0 + k * RS;
+        if (i >= L) break;
+        const int64_t row = base + int64_t(i) * Di;
         p.du[row] = s_grad[0][i][wch];
         p.ddelta[row] = s_grad[1][i][wch];
         if (p.z) p.dz[row] = s_grad[2][i][wch];
       }
     }
-    for (int e = tid; e < L * 2 * NP; e += kBlockThreads) {
-      const int i = e / (2 * NP), k = e % (2 * NP), n = k % NP;
+    for (unsigned e = tid; e < unsigned(L * 2 * NP); e += kBlockThreads) {
+      const int i = int(e / (2 * NP)), k = int(e % (2 * NP)), n = k % NP;
       if (n >= N) continue;
       float sum = 0.0f;
 #pragma unroll

@@ -159,6 +159,7 @@ void run_inference(bool quick) {
   check_mamba2_decode_step(3, 6, 24, 2, 40, 3);
   check_split_columns(154, {8192, 10240, 128}, 18560);
   check_split_columns(3, {7, 5}, 13);
+  check_split_columns(4099, {32, 16, 16}, 64);  // Mamba-1's x_proj output: rows of narrow parts
   const int64_t dm = 4096, di = 8192, in_proj = 18560;
   for (int64_t M : {1, 2, 3, 8}) check_linear_bf16(M, dm, in_proj, false);
   check_linear_bf16(1, di, dm, true);

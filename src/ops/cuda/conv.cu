@@ -318,19 +318,30 @@ conv_backward_kernel(const float* __restrict__ x, const float* __restrict__ w, c
   }
 }
 
-// dw[c, k] += sum over rows r of part[r][k][c] and dbias[c] += sum of part[r][K][c], rows in
-// order, in double; one fp32 rounding. One thread per (k, c).
-__global__ void conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K,
-                                     float* __restrict__ dw, float* __restrict__ dbias) {
+// dw[c, k] += sum over rows r of part[r][k][c] and dbias[c] += sum of part[r][K][c], in double,
+// one fp32 rounding. A block owns 32 consecutive (k, c) and splits the rows over kReduceGroups
+// thread rows (row r to group r % kReduceGroups), whose sums are added in group order: the same
+// order every run. One thread per (k, c) walking all B x nseg rows (1,024 at mamba-26m's shape)
+// left most of the GPU idle on a serial chain of loads.
+constexpr int kReduceGroups = 8;
+__global__ void __launch_bounds__(32 * kReduceGroups)
+conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, float* __restrict__ dw,
+                     float* __restrict__ dbias) {
+  __shared__ double sums[kReduceGroups][32];
   const int64_t n = int64_t(K + 1) * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int k = int(i / C), c = int(i % C);
-    float* out = k < K ? (dw ? dw + int64_t(c) * K + k : nullptr) : (dbias ? dbias + c : nullptr);
-    if (!out) continue;
-    double s = 0.0;
-    for (int r = 0; r < rows; ++r) s += part[int64_t(r) * n + i];
-    *out += float(s);
-  }
+  const int64_t i = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  double s = 0.0;
+  if (i < n)
+    for (int r = int(threadIdx.y); r < rows; r += kReduceGroups) s += part[int64_t(r) * n + i];
+  sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || i >= n) return;
+  double total = 0.0;
+#pragma unroll
+  for (int g = 0; g < kReduceGroups; ++g) total += sums[g][threadIdx.x];
+  const int k = int(i / C), c = int(i % C);
+  float* out = k < K ? (dw ? dw + int64_t(c) * K + k : nullptr) : (dbias ? dbias + c : nullptr);
+  if (out) *out += float(total);
 }
 
 template <int K>
@@ -468,8 +479,8 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const T
 #undef MAMBALM_CONV_BWD
   check_launch(op);
   if (part) {
-    conv_reduce_partials<<<blocks_for((K + 1) * C), kThreads>>>(part, int(rows), int(C), int(K),
-                                                                 dw ? dw->f32() : nullptr, dbias ? dbias->f32() : nullptr);
+    conv_reduce_partials<<<unsigned(((K + 1) * C + 31) / 32), dim3(32, kReduceGroups)>>>(
+        part, int(rows), int(C), int(K), dw ? dw->f32() : nullptr, dbias ? dbias->f32() : nullptr);
     check_launch(op);
   }
 }

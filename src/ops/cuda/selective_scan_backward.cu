@@ -293,13 +293,13 @@ selective_scan_backward_kernel(const ScanArgs p) {
 // order, in double, one fp32 rounding (assigned).
 __global__ void scan_reduce_bc(const float* __restrict__ part, int nblk, int64_t n, float* __restrict__ dB,
                                float* __restrict__ dC) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int arr = int(i / n);
-    const int64_t e = i % n;
-    const float* src = part + int64_t(arr) * nblk * n + e;
+  const int arr = int(blockIdx.y);  // 0: dB, 1: dC (no 64-bit division per element)
+  const float* plane = part + int64_t(arr) * nblk * n;
+  float* out = arr == 0 ? dB : dC;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     double s = 0.0;
-    for (int k = 0; k < nblk; ++k) s += double(src[int64_t(k) * n]);
-    (arr == 0 ? dB : dC)[e] = float(s);
+    for (int k = 0; k < nblk; ++k) s += double(plane[int64_t(k) * n + e]);
+    out[e] = float(s);
   }
 }
 
@@ -352,7 +352,7 @@ void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, bool want_dA, b
 void scan_backward_reduce(const ScanArgs& a, float* dB, float* dC, float* dA, float* dD, const char* op) {
   const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
   if (btn > 0) {
-    scan_reduce_bc<<<blocks_for(2 * btn), kThreads>>>(a.part_bc, a.nblk, btn, dB, dC);
+    scan_reduce_bc<<<dim3(blocks_for(btn), 2), kThreads>>>(a.part_bc, a.nblk, btn, dB, dC);
     check_launch(op);
   }
   if (dA || dD) {

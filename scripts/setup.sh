@@ -7,6 +7,7 @@ BUILD_DIR=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config
           libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev
+          libdnnl2  # oneDNN's bf16 GEMM for the CPU prefill with bf16 weights (opened at run time: ops/cpu/onednn_gemm.cpp)
           libsentencepiece-dev libpcre2-dev
           libutf8proc-dev  # Unicode normalizers (NFC/NFKC/NFD) of tokenizer.json files
           libzip-dev  # the zip container of PyTorch checkpoints (io/torch/)

@@ -12,4 +12,8 @@ namespace mambalm::ops {
 // The core OpenBLAS runs now ("Haswell", "SkylakeX", "Cooperlake", ...).
 std::string openblas_core();
 
+// True when the prefill with bf16 weights runs oneDNN's bf16 GEMM here (AVX512-BF16 and
+// libdnnl.so.2 found; ops/cpu/onednn_gemm.h), rounding x to bf16.
+bool onednn_bf16_prefill();
+
 }  // namespace mambalm::ops

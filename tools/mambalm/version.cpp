@@ -24,7 +24,8 @@ bool loadable(const char* name) {
 void print_version() {
   std::printf("mambalm %s\n", MAMBALM_VERSION);
   std::printf("build: %s\n", MAMBALM_BUILD_OPTIONS);
-  std::printf("backends: cpu (OpenBLAS %s kernels, OpenMP)", ops::openblas_core().c_str());
+  std::printf("backends: cpu (OpenBLAS %s kernels%s, OpenMP)", ops::openblas_core().c_str(),
+              ops::onednn_bf16_prefill() ? ", oneDNN bf16 GEMM for bf16 prefill" : "");
   if (!cuda_built()) {
     std::printf("; cuda not built in\n");
     return;

@@ -52,12 +52,17 @@ const uint16_t* x_as_bf16(const float* x, int64_t n);
 namespace mambalm::ops::cpu {
 
 // Rows of x up to which linear() runs the GEMV kernels (weights streamed once, M dots per
-// row); above it, fp32 weights go to OpenBLAS sgemm and bf16 / q8 weights are widened to fp32
-// a block of rows at a time for sgemm (prefill).
+// row); above it, fp32 weights go to OpenBLAS sgemm, bf16 weights to oneDNN's bf16 GEMM when
+// prefill_rounds_x_to_bf16, and other bf16 / q8 weights are widened to fp32 a block of rows at a
+// time for sgemm (prefill).
 constexpr int64_t kGemvMaxRows = 8;
 
 // linear() for weights of any CPU format: y[M, N] = x[M, K] w[N, K]^T (+ bias). Defined in
 // linear_lowp.cpp.
 void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* bias, float* y);
+
+// True when linear() with these weights rounds x to bf16 above kGemvMaxRows rows: bf16 weights,
+// AVX512-BF16 active (cpu_features.h) and oneDNN present.
+bool prefill_rounds_x_to_bf16(const Tensor& w);
 
 }  // namespace mambalm::ops::cpu

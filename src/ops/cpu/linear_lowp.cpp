@@ -1,6 +1,7 @@
 // linear() by weight format on the CPU: the GEMV kernels (gemv.h) for a few rows of x (decode),
-// OpenBLAS sgemm for many (prefill), with bf16 / q8 weights widened to fp32 one block of rows
-// at a time so that the fp32 copy never exceeds a few MiB.
+// OpenBLAS sgemm for many (prefill), with q8 weights widened to fp32 one block of rows at a time
+// so that the fp32 copy never exceeds a few MiB. bf16 weights on a CPU with AVX512-BF16 go to
+// oneDNN's bf16 GEMM with x rounded to bf16 (onednn_gemm.h), else they are widened as q8's are.
 #include <cblas.h>
 
 #include <algorithm>
@@ -9,8 +10,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/blas_core.h"
+#include "ops/cpu/cpu_features.h"
 #include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/gemv.h"
+#include "ops/cpu/onednn_gemm.h"
 #include "ops/cpu/q8_format.h"
 
 namespace mambalm::ops::cpu {
@@ -43,17 +47,31 @@ void widen_rows(const Tensor& w, WeightFormat f, int64_t n0, int64_t R, int64_t 
   }
 }
 
+// x rounded to bf16, to nearest even (NaN stays NaN): f32_to_bf16, written inline so that it
+// vectorises.
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = std::bit_cast<uint32_t>(x[i]);
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    out[i] = static_cast<uint16_t>(nan ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+
 }  // namespace
+
+bool prefill_rounds_x_to_bf16(const Tensor& w) { return w.dtype() == DType::BF16 && onednn_bf16_prefill(); }
 
 void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* bias, float* y) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const WeightFormat f = format_of(w);
   if (M <= kGemvMaxRows) {
     // The vdpbf16ps kernel rounds x to bf16 (an error as large as the weights' own rounding) and
-    // measured no faster at batch-1 decode, which is bound by memory: used only when asked for
-    // by MAMBALM_CPU_ISA=avx512bf16 (bench/NOTES.md, "CPU decode kernels").
+    // measured no faster at batch-1 decode, which is bound by memory. It runs where the prefill
+    // rounds x as well (bf16 weights through oneDNN), so that decode steps and a forward over the
+    // same tokens make the same products; otherwise only when MAMBALM_CPU_ISA=avx512bf16 asks.
     Isa isa = active_isa();
-    if (isa == Isa::Avx512Bf16 && !active_isa_forced()) isa = Isa::Avx512;
+    if (isa == Isa::Avx512Bf16 && !active_isa_forced() && !prefill_rounds_x_to_bf16(w)) isa = Isa::Avx512;
     gemv(f, isa, w.raw(), N, K, x, M, bias, y);
     return;
   }
@@ -62,6 +80,16 @@ void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* 
     for (int64_t m = 0; m < M; ++m) std::copy(bias, bias + N, y + m * N);
   }
   const float beta = bias ? 1.0f : 0.0f;
+  if (prefill_rounds_x_to_bf16(w)) {
+    // bf16 x bf16 products (exact in fp32) on the AVX512-BF16 units: about twice sgemm's fp32
+    // rate on a core, where widening the weights for sgemm also rewrote them every call. The cost
+    // is x's rounding to bf16, as the GPU's cuBLASLt path and llama.cpp's BF16 rows make it
+    // (docs/numerics.md). MAMBALM_CPU_ISA=avx512 turns it off.
+    std::vector<uint16_t> xb(static_cast<size_t>(M * K));
+    round_to_bf16(x, M * K, xb.data());
+    onednn_bf16_gemm(xb.data(), static_cast<const uint16_t*>(w.raw()), M, N, K, beta, y);
+    return;
+  }
   if (f == WeightFormat::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(M), static_cast<blasint>(N),
                 static_cast<blasint>(K), 1.0f, x, static_cast<blasint>(K), w.data<float>(), static_cast<blasint>(K), beta,

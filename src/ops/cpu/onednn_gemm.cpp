@@ -1,0 +1,42 @@
+// oneDNN opened at run time (onednn_gemm.h). dnnl_gemm_bf16bf16f32 is oneDNN's C API (dnnl.h,
+// stable since 1.x): row-major C = alpha op(A) op(B) + beta C with bf16 A, B and fp32 C; it runs
+// AVX512-BF16 dot products where the CPU has them. Its prototype is written out here, so that
+// building needs no oneDNN headers.
+#include "ops/cpu/onednn_gemm.h"
+
+#include <dlfcn.h>
+
+#include <string>
+
+#include "core/error.h"
+
+namespace mambalm::ops::cpu {
+namespace {
+
+using dnnl_dim_t = int64_t;
+using GemmBf16 = int (*)(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K, float alpha,
+                         const uint16_t* A, dnnl_dim_t lda, const uint16_t* B, dnnl_dim_t ldb, float beta, float* C,
+                         dnnl_dim_t ldc);
+
+GemmBf16 gemm_bf16() {
+  static const GemmBf16 f = []() -> GemmBf16 {
+    void* h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    return h ? reinterpret_cast<GemmBf16>(dlsym(h, "dnnl_gemm_bf16bf16f32")) : nullptr;
+  }();
+  return f;
+}
+
+}  // namespace
+
+bool onednn_bf16_gemm_available() { return gemm_bf16() != nullptr; }
+
+void onednn_bf16_gemm(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float beta, float* y) {
+  const GemmBf16 gemm = gemm_bf16();
+  if (!gemm) fail("op linear", "oneDNN (libdnnl.so.2) is not available", "install Debian's libdnnl2");
+  const int status = gemm('N', 'T', M, N, K, 1.0f, x, K, w, K, beta, y, N);
+  if (status != 0)  // dnnl_success
+    fail("op linear", "oneDNN's dnnl_gemm_bf16bf16f32 returned status " + std::to_string(status) + " for M " +
+                          std::to_string(M) + ", N " + std::to_string(N) + ", K " + std::to_string(K));
+}
+
+}  // namespace mambalm::ops::cpu

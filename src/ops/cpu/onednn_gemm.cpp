@@ -20,7 +20,9 @@ using GemmBf16 = int (*)(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, d
 
 GemmBf16 gemm_bf16() {
   static const GemmBf16 f = []() -> GemmBf16 {
-    void* h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    // RTLD_LAZY: one function is called; resolving all of the library's symbols up front only
+    // makes more of its pages resident.
+    void* h = dlopen("libdnnl.so.2", RTLD_LAZY | RTLD_LOCAL);
     return h ? reinterpret_cast<GemmBf16>(dlsym(h, "dnnl_gemm_bf16bf16f32")) : nullptr;
   }();
   return f;

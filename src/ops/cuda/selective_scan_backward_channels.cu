@@ -17,16 +17,12 @@
 // dA and dD sum each lane's walk (per chunk in fp32, across chunks in double) into per-batch-row
 // partials. No atomics: results are bit-identical from run to run.
 //
-// Cost per (b, t, d): 3 x N exps (forward walk, recompute, backward) and ~15 N flops, 9 floats
-// of activations (u, delta, z, dy and again u, delta in; du, ddelta, dz out) and N floats of
-// checkpoint per QC steps written and read. Mamba-1 at B T = 65536, Di 1024, N 16: 3.5e9 exps
-// (~0.8 ms at the H200's 16 per clock and SM), ~1.1e9 warp instructions (~1.1 ms at 4 per clock
-// and SM), 2.4 GB of activations and 1.1 GB of checkpoints (~1 ms at 3.5 TB/s). Measured there
-// (2026-11-30, training mamba-26m): 5.7 ms with 8 states per lane, against 9.6 ms for the warp
-// layout; at B 4, T 1024: 1.56 ms synchronous copies, 1.22 ms asynchronous, 0.86 ms with 4 states
-// per lane. It is latency-bound (16 warps per SM walking 1024 serial steps): the next step is the
-// time-parallel split (chunks of T scanned independently, their carries combined), as
-// mamba_ssm's kernel does with a block scan over time.
+// Cost per (b, t, d) with the forward's states: 2 x N exps (recompute, backward) and ~15 N flops,
+// 7 floats of activations (u, delta, z, dy in; du, ddelta, dz out) and N / 8 floats of chunk
+// states. At mamba-26m's training shape (B T = 65536, Di 1024, N 16) Nsight Compute counted 1.59e9
+// warp instructions (~190 per warp and step, from 329 before the decays went to one MUFU each and
+// the per-step address and gate work left the serial loop) at 64% of the issue slots: 2.37 ms
+// (H200, 2026-12-01; bench/NOTES.md). It is issue-bound, with some latency left at 16 warps per SM.
 #include <cuda_runtime.h>
 
 #include <cstdint>

@@ -47,17 +47,6 @@ void widen_rows(const Tensor& w, WeightFormat f, int64_t n0, int64_t R, int64_t 
   }
 }
 
-// x rounded to bf16, to nearest even (NaN stays NaN): f32_to_bf16, written inline so that it
-// vectorises.
-void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = std::bit_cast<uint32_t>(x[i]);
-    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-    out[i] = static_cast<uint16_t>(nan ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
-}
-
 }  // namespace
 
 bool prefill_rounds_x_to_bf16(const Tensor& w) { return w.dtype() == DType::BF16 && onednn_bf16_prefill(); }
@@ -85,9 +74,7 @@ void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* 
     // rate on a core, where widening the weights for sgemm also rewrote them every call. The cost
     // is x's rounding to bf16, as the GPU's cuBLASLt path and llama.cpp's BF16 rows make it
     // (docs/numerics.md). MAMBALM_CPU_ISA=avx512 turns it off.
-    std::vector<uint16_t> xb(static_cast<size_t>(M * K));
-    round_to_bf16(x, M * K, xb.data());
-    onednn_bf16_gemm(xb.data(), static_cast<const uint16_t*>(w.raw()), M, N, K, beta, y);
+    onednn_bf16_gemm(x_as_bf16(x, M * K), static_cast<const uint16_t*>(w.raw()), M, N, K, beta, y);
     return;
   }
   if (f == WeightFormat::F32) {

@@ -60,7 +60,11 @@ TEST(Train, SameSeedSameLossesAndResumeIsBitIdentical) {
   ASSERT_EQ(run_cli("init --preset hybrid-tiny --seed 5 --out " + dir + "/model").exit_code, 0);
   const int steps = 24;
   ASSERT_EQ(run_cli(train_args(dir + "/model", c, dir + "/a", steps, 6)).exit_code, 0);
-  ASSERT_EQ(run_cli(train_args(dir + "/model", c, dir + "/b", steps, 6)).exit_code, 0);
+  // The second run also takes step 5 apart (--profile-step): that must not change a bit.
+  CommandResult profiled = run_cli(train_args(dir + "/model", c, dir + "/b", steps, 6) + " --profile-step 5");
+  ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
+  for (const char* part : {"profile of step 5,", "forward + backward", "optimizer", "stages of forward + backward", "  ops (ms):", " linear_backward x"})
+    EXPECT_NE(profiled.err.find(part), std::string::npos) << part << "\n" << profiled.err;
   auto a = losses(dir + "/a"), b = losses(dir + "/b");
   ASSERT_EQ(a.size(), static_cast<size_t>(steps));
   EXPECT_EQ(a, b);  // bit-identical doubles

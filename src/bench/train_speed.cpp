@@ -84,7 +84,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     size_t used_after = 0, workspace_peak = 0;
     double optimizer_gb = 0;
     std::map<std::string, double> stages;  // ms per stage of one profiled step
-    std::vector<std::pair<double, std::string>> op_ms;  // ms per op of that step, largest first
+    std::string op_summary;  // ms per op of that step, largest first
     try {
       Model model(preset_config(name));
       params = model.parameter_count();
@@ -151,8 +151,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
         stages[sharded ? "optimizer (reduce-scatter, norm, clip, AdamW, all-gather)" : "optimizer (norm, clip, AdamW)"] =
             1e3 * (now_s() - t_opt);
         ops::set_op_profiling(false);
-        for (const auto& [op, t] : ops::op_profile()) op_ms.emplace_back(1e3 * t.seconds, op + " x" + std::to_string(t.calls));
-        std::sort(op_ms.rbegin(), op_ms.rend());
+        op_summary = ops::op_profile_summary();
       }
     } catch (const Error& e) {  // one preset that does not fit must not hide the others
       std::fprintf(out, "| %s | - | - | - | - | - | - | %s |\n", name.c_str(), e.what());
@@ -172,9 +171,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       std::fprintf(out, "  %s, one step synchronised per stage (ms):", name.c_str());
       for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
       std::fprintf(out, " activation workspace %.1f GB\n", static_cast<double>(workspace_peak) / 1e9);
-      std::fprintf(out, "  %s, ops of that step (ms):", name.c_str());
-      for (size_t i = 0; i < op_ms.size() && i < 40; ++i) std::fprintf(out, " %s %.1f |", op_ms[i].second.c_str(), op_ms[i].first);
-      std::fprintf(out, "\n");
+      std::fprintf(out, "  %s, ops of that step (ms):%s\n", name.c_str(), op_summary.c_str());
     }
     std::fflush(out);
     nlohmann::json stage_json = stages;

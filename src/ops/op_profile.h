@@ -4,6 +4,7 @@
 // plain one; read the totals as shares, not as the plain run's time.
 #pragma once
 #include <cstdint>
+#include <cstddef>
 #include <map>
 #include <string>
 
@@ -19,6 +20,8 @@ bool op_profiling();
 // The totals since the last clear, by op name ("linear", "ssd_chunked_backward", ...).
 const std::map<std::string, OpTime>& op_profile();
 void clear_op_profile();
+// The totals as "name xCALLS MS | ..." (milliseconds), largest first, at most max_ops of them.
+std::string op_profile_summary(size_t max_ops = 40);
 
 // Times one op call when profiling is on. `call` is the call's text, "name(args...)"; `gpu`
 // whether it runs on the CUDA device (then the device is waited for).

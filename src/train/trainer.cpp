@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/run_dir.h"
 #include "train/sharded_adamw.h"
+#include "train/step_profile.h"
 #include "train/blended_windows.h"
 
 namespace mambalm {
@@ -304,13 +305,16 @@ TrainResult train(const TrainConfig& cfg) {
 
   while (state.step < cfg.steps && !(comm ? stop : g_stop_requested.load())) {
     const double lr = cfg.schedule.at(state.step);
+    StepProfile profile(cfg.profile_step == state.step + 1, model);
     if (sharded) sharded->zero_grads();
     else model.zero_grads();
+    profile.lap("zero gradients");
     double loss = 0;
     // Micro-batch a of rank r holds the windows a single process with micro-batch
     // ranks * micro_batch would have put in the r-th part of its a-th micro-batch.
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
       batch.fill(train_data, state.samples_seen + (a * ranks + world.rank) * cfg.micro_batch);
+      profile.lap("data");
       const bool overlap = sharded && a == cfg.grad_accum - 1;  // reduce while the last backward runs
       if (overlap) {
         sharded->start_reduction();
@@ -320,6 +324,7 @@ TrainResult train(const TrainConfig& cfg) {
                                                    1.0f / static_cast<float>(cfg.grad_accum * ranks), cfg.recompute);
       if (overlap) model.set_grads_ready_hook(nullptr);
       loss += r.mean_loss / static_cast<double>(cfg.grad_accum);
+      profile.lap("forward + backward");
     }
     state.samples_seen += ranks * cfg.micro_batch * cfg.grad_accum;
     if (comm) {
@@ -330,12 +335,16 @@ TrainResult train(const TrainConfig& cfg) {
       stop = totals[1] > 0;
     }
     if (!std::isfinite(loss)) fail("training", "loss is " + std::to_string(loss) + " at step " + std::to_string(state.step + 1), "lower the learning rate");
+    if (comm) profile.lap("reduce gradients");
     const double grad_norm = sharded ? sharded->grad_norm() : global_grad_norm(model.params());
+    profile.lap("gradient norm");
     if (!std::isfinite(grad_norm)) {  // names the tensor
       if (sharded) sharded->check_finite_grads();
       else check_finite_grads(model.params());
     }
     opt->step(lr, clip_factor(grad_norm, cfg.clip));
+    profile.lap("optimizer");
+    if (lead) profile.report(stderr, state.step + 1);
     ++state.step;
     ++steps_this_run;
     state.tokens_seen += tokens_per_step;

@@ -43,6 +43,7 @@ struct TrainConfig {
   Device device = Device::CPU;
   DType matrix_dtype = DType::F32;  // BF16 (CUDA): mixed precision, F32 masters; F32: exact
   double peak_tflops = 0;           // the device's matrix rate for MFU (0: measured at start)
+  int64_t profile_step = 0;         // take this step apart on stderr (train/step_profile.h; 0: none)
 
   // The options that must match for a resume to continue the same run (world_size: the number
   // of data-parallel ranks, which with micro_batch and grad_accum makes the batch).

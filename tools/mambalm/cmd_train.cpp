@@ -72,7 +72,8 @@ int cmd_train(int argc, char** argv) {
              {"overwrite", "", "start afresh in a RUN_DIR that holds a run (its checkpoints and metrics are removed)"},
              {"keep-last", "K", "keep only the newest K checkpoints (default: all)"},
              {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
-             {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"}},
+             {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"},
+             {"profile-step", "N", "print where step N's time goes: its parts, the model's stages and every op (synchronised)"}},
             placement_options());
   // A blend may be a TOML array in a run file: data = [0.7, "A", 0.3, "B"].
   const ListOptions lists = {"data", "valid-data"};
@@ -80,7 +81,7 @@ int cmd_train(int argc, char** argv) {
   TrainConfig cfg;
   // resume/overwrite say what to do with the directory, not what the run is: left out so that
   // `--config RUN/run.toml` repeats the run.
-  cfg.run_file = run_file_text(args, {"config", "resume", "overwrite"}, lists);
+  cfg.run_file = run_file_text(args, {"config", "resume", "overwrite", "profile-step"}, lists);
   cfg.model_dir = args.required("model");
   cfg.data = args.required("data");
   cfg.valid_data = args.str("valid-data");
@@ -130,6 +131,7 @@ int cmd_train(int argc, char** argv) {
   cfg.device = placement.device;
   cfg.matrix_dtype = placement.dtype;
   cfg.peak_tflops = args.real("peak-tflops", 0.0);
+  cfg.profile_step = args.integer_in("profile-step", 0, 0, INT64_MAX, "0 = none");
   if (cfg.device == Device::CPU) check_training_fits(cfg);
   TrainResult r = train(cfg);
   std::printf("trained %lld steps: loss %.4f", static_cast<long long>(r.steps_done), r.last_loss);

@@ -316,6 +316,32 @@ TEST(SelectiveScanBackward, Fp32OpMatchesDoubleKernel) {
   expect_grad(tag + "dinitial_state", to_vec(ds0), rds0, 2e-6);
 }
 
+// Mamba-1's dt = softplus(raw + b): the scan's backward taking the softplus's (ddelta_bias given)
+// equals the scan's backward followed by softplus_dt_backward on the raw input, the derivative
+// sigmoid(raw + b) taken there as 1 - exp(-dt) (within fp32 rounding of the two formulas).
+TEST(SelectiveScanBackward, SoftplusBackwardInsideEqualsTheSeparateOp) {
+  const int64_t B = 2, T = 70, Di = 24, N = 16;
+  Tensor raw = random_tensor({B, T, Di}, -6.0f, 3.0f), bias = random_tensor({Di}, -2.0f, 2.0f);
+  Tensor delta = Tensor::empty(raw.shape());
+  ops::softplus_dt(raw, bias, 0.0f, INFINITY, delta);
+  Tensor u = random_tensor({B, T, Di}), A = random_tensor({Di, N}, -4.0f, -0.5f);
+  Tensor Bm = random_tensor({B, T, N}), Cm = random_tensor({B, T, N}), D = random_tensor({Di});
+  Tensor z = random_tensor({B, T, Di}), dy = random_tensor({B, T, Di});
+  auto grads = [&](bool inside, Tensor& ddl, Tensor& dbias) {
+    Tensor du = Tensor::empty(u.shape()), dB = Tensor::empty(Bm.shape()), dC = Tensor::empty(Cm.shape());
+    Tensor dz = Tensor::empty(u.shape());
+    ops::selective_scan_backward(u, delta, A, Bm, Cm, &D, &z, nullptr, nullptr, nullptr, 16, dy, du, ddl, nullptr, dB, dC,
+                                 nullptr, &dz, nullptr, nullptr, inside ? &dbias : nullptr);
+    if (!inside) ops::softplus_dt_backward(raw, bias, 0.0f, INFINITY, ddl, ddl, &dbias);
+  };
+  Tensor ddl_in = Tensor::empty(u.shape()), ddl_sep = Tensor::empty(u.shape());
+  Tensor dbias_in = random_tensor({Di}), dbias_sep = dbias_in.clone();  // += onto the same values
+  grads(true, ddl_in, dbias_in);
+  grads(false, ddl_sep, dbias_sep);
+  expect_grad("ddelta w.r.t. raw, softplus inside vs separate", to_vec(ddl_in), to_vec(ddl_sep), 1e-6);
+  expect_grad("ddelta_bias, softplus inside vs separate", to_vec(dbias_in), to_vec(dbias_sep), 1e-6);
+}
+
 TEST(SelectiveScanBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   const int64_t B = 2, T = 50, Di = 24, N = 8;
   Tensor u = random_tensor({B, T, Di}), delta = random_tensor({B, T, Di}, 0.001f, 0.1f);

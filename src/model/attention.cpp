@@ -93,12 +93,10 @@ void Attention::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& 
     ops::rope_backward(dq, 0, cfg_.rotary_dim, cfg_.rope_theta);
     ops::rope_backward(dk, 0, cfg_.rotary_dim, cfg_.rope_theta);
   }
-  Tensor dx_part = ctx.empty(dx.shape());  // each projection's share of dx
+  // dx = dq W_q + dk W_k + dv W_v: the second and third products accumulate onto the first
   ops::linear_backward(dq.reshape({B, T, Hq * Dh}), x, q_w_.value, &dx, &q_w_.grad, bias_grad(q_b_));
-  ops::linear_backward(dk.reshape({B, T, Hkv * Dh}), x, k_w_.value, &dx_part, &k_w_.grad, bias_grad(k_b_));
-  ops::add(dx, dx_part, dx);
-  ops::linear_backward(dv.reshape({B, T, Hkv * Dh}), x, v_w_.value, &dx_part, &v_w_.grad, bias_grad(v_b_));
-  ops::add(dx, dx_part, dx);
+  ops::linear_backward(dk.reshape({B, T, Hkv * Dh}), x, k_w_.value, &dx, &k_w_.grad, bias_grad(k_b_), /*accumulate_dx=*/true);
+  ops::linear_backward(dv.reshape({B, T, Hkv * Dh}), x, v_w_.value, &dx, &v_w_.grad, bias_grad(v_b_), /*accumulate_dx=*/true);
 }
 
 ParamList Attention::params(const std::string& prefix) {

@@ -42,10 +42,11 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   Tensor Cm = ctx.empty({B, T, N});
   ops::split_columns(x_dbl, {&dt_low, &Bm, &Cm});
 
-  Tensor dt_lin = ctx.empty({B, T, Di});  // W_dt dt_low (bias added inside softplus_dt)
-  ops::linear(dt_low, dt_proj_w_.value, nullptr, dt_lin);
-  Tensor dt = ctx.empty({B, T, Di});  // softplus(W_dt dt_low + b_dt)
-  ops::softplus_dt(dt_lin, dt_proj_b_.value, 0.0f, kNoClamp, dt);
+  // dt = softplus(W_dt dt_low + b_dt), in place over W_dt dt_low: the backward needs only dt
+  // (the softplus's derivative is 1 - exp(-dt), taken inside the scan's backward)
+  Tensor dt = ctx.empty({B, T, Di});
+  ops::linear(dt_low, dt_proj_w_.value, nullptr, dt);
+  ops::softplus_dt(dt, dt_proj_b_.value, 0.0f, kNoClamp, dt);
 
   Tensor A = ctx.empty({Di, N});  // -exp(A_log)
   ops::neg_exp(A_log_.value, A);
@@ -62,7 +63,7 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   if (ctx.cache) {
     ctx.cache->x = u;
     auto a = std::make_unique<Activations>();
-    a->xin = x, a->z = z, a->xc = xc, a->dt_low = dt_low, a->Bm = Bm, a->Cm = Cm, a->dt_lin = dt_lin, a->dt = dt, a->A = A;
+    a->xin = x, a->z = z, a->xc = xc, a->dt_low = dt_low, a->Bm = Bm, a->Cm = Cm, a->dt = dt, a->A = A;
     a->ys = ys;
     a->chunk_states = chunk_states;
     ctx.cache->activations = std::move(a);
@@ -79,24 +80,22 @@ void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   // y = W_out ys
   Tensor dys = ctx.empty({B, T, Di});
   ops::linear_backward(dy, a.ys, out_proj_w_.value, &dys, &out_proj_w_.grad, cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
-  // ys = scan(xc, dt, A, B, C) * SiLU(z) (+ D xc inside)
-  Tensor dxc = ctx.empty({B, T, Di}), ddt = ctx.empty({B, T, Di}), dz = ctx.empty({B, T, Di});
+  // ys = scan(xc, dt, A, B, C) * SiLU(z) (+ D xc inside), dt = softplus(dt_lin + b): the scan's
+  // backward also takes the softplus's, so ddt_lin is w.r.t. dt_lin and b's gradient is summed
+  Tensor dxc = ctx.empty({B, T, Di}), ddt_lin = ctx.empty({B, T, Di}), dz = ctx.empty({B, T, Di});
   Tensor dBm = ctx.empty({B, T, N}), dCm = ctx.empty({B, T, N});
   Tensor dA = ctx.zeros({Di, N});
   ops::selective_scan_backward(a.xc, a.dt, a.A, a.Bm, a.Cm, &D_.value, &a.z, seq_idx, nullptr, nullptr, kScanBackwardChunk, dys,
-                               dxc, ddt, &dA, dBm, dCm, &D_.grad, &dz, nullptr, &a.chunk_states);
+                               dxc, ddt_lin, &dA, dBm, dCm, &D_.grad, &dz, nullptr, &a.chunk_states, &dt_proj_b_.grad);
   // A = -exp(A_log)
   ops::neg_exp_backward(a.A, dA, A_log_.grad);
-  // dt = softplus(dt_lin + b)
-  Tensor ddt_lin = ctx.empty({B, T, Di});
-  ops::softplus_dt_backward(a.dt_lin, dt_proj_b_.value, 0.0f, kNoClamp, ddt, ddt_lin, &dt_proj_b_.grad);
   // dt_lin = W_dt dt_low
   Tensor ddt_low = ctx.empty({B, T, R});
   ops::linear_backward(ddt_lin, a.dt_low, dt_proj_w_.value, &ddt_low, &dt_proj_w_.grad, nullptr);
   // dt_low | B | C = W_x xc
-  Tensor dxc_proj = ctx.empty({B, T, Di});  // xc's gradient through x_proj
-  ops::linear_backward_parts({&ddt_low, &dBm, &dCm}, a.xc, x_proj_w_.value, &dxc_proj, &x_proj_w_.grad, nullptr);
-  ops::add(dxc, dxc_proj, dxc);
+  // xc's gradient through x_proj accumulated onto the scan's
+  ops::linear_backward_parts({&ddt_low, &dBm, &dCm}, a.xc, x_proj_w_.value, &dxc, &x_proj_w_.grad, nullptr,
+                             /*accumulate_dx=*/true);
   // xc = SiLU(conv(x))
   Tensor dx = ctx.empty({B, T, Di});
   ops::causal_conv1d_backward(a.xin, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx, nullptr,

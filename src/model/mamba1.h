@@ -25,8 +25,7 @@ class Mamba1Mixer : public Mixer {
     Tensor xc;      // [B, T, Di] SiLU(conv(xin)), the scan input
     Tensor dt_low;  // [B, T, R]
     Tensor Bm, Cm;  // [B, T, N]
-    Tensor dt_lin;  // [B, T, Di] W_dt dt_low
-    Tensor dt;      // [B, T, Di] softplus(dt_lin + b_dt)
+    Tensor dt;      // [B, T, Di] softplus(W_dt dt_low + b_dt)
     Tensor A;       // [Di, N] = -exp(A_log)
     Tensor chunk_states;  // [B, ceil(T / 8), Di, N] the scan's state every 8 steps (its backward's checkpoints)
     Tensor ys;      // [B, T, Di] gated scan output

@@ -59,10 +59,9 @@ void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache,
     case MlpActivation::SwiGLU: {
       Tensor dgate = ctx.empty(up.shape());
       ops::swiglu_backward(a.gate, up, dh, dgate, dup);
-      Tensor dx_gate = ctx.empty(dx.shape());  // the gate branch's share of dx
-      ops::linear_backward(dgate, x, gate_w_.value, &dx_gate, &gate_w_.grad, bias_grad(gate_b_));
-      ops::linear_backward(dup, x, up_w_.value, &dx, &up_w_.grad, bias_grad(up_b_));
-      ops::add(dx, dx_gate, dx);
+      // dx = dgate W_gate + dup W_up, the second product accumulated onto the first
+      ops::linear_backward(dgate, x, gate_w_.value, &dx, &gate_w_.grad, bias_grad(gate_b_));
+      ops::linear_backward(dup, x, up_w_.value, &dx, &up_w_.grad, bias_grad(up_b_), /*accumulate_dx=*/true);
       return;
     }
   }

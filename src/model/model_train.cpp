@@ -92,7 +92,9 @@ void Model::allocate_grads() {
 }
 
 void Model::zero_grads() {
-  for (ParamRef& p : params_) ops::fill(*p.grad, 0.0f);
+  std::vector<Tensor*> grads;
+  for (ParamRef& p : params_) grads.push_back(p.grad);
+  ops::fill_each(grads, 0.0f);
 }
 
 ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& targets_in, const Tensor* seq_idx_in,

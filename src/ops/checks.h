@@ -7,6 +7,7 @@
 #include <iterator>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -64,7 +65,8 @@ inline void need_rank(const char* op, const char* name, const Tensor& t, int ran
 
 // Every tensor of a call must live on one device; true when that device is CUDA (which needs
 // a build with the CUDA backend).
-inline bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors) {
+template <class Tensors>
+inline bool on_cuda_of(const char* op, const Tensors& tensors) {
   bool any_cuda = false, any_cpu = false;
   for (const Tensor* t : tensors) {
     if (!t || !t->defined()) continue;
@@ -80,6 +82,8 @@ inline bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors
          "move them all to one device first (to_device in core/device.h)");
   return any_cuda;
 }
+inline bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors) { return on_cuda_of(op, tensors); }
+inline bool on_cuda(const char* op, const std::vector<const Tensor*>& tensors) { return on_cuda_of(op, tensors); }
 
 // Outputs that the kernels write while still reading inputs must not share memory with them.
 inline void need_disjoint(const char* op, const char* out_name, const Tensor& out, const char* in_name,

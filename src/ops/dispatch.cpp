@@ -524,6 +524,50 @@ void squared_norm(const Tensor& x, Tensor& out) {
   MAMBALM_BACKEND(gpu, squared_norm(x, out));
 }
 
+void fill_each(const std::vector<Tensor*>& ts, float value) {
+  if (ts.empty()) return;
+  std::vector<const Tensor*> all;
+  for (Tensor* t : ts) {
+    need_dtype("fill_each", "t", *t);
+    all.push_back(t);
+  }
+  const bool gpu = on_cuda("fill_each", all);
+  MAMBALM_BACKEND(gpu, fill_each(ts, value));
+}
+
+void squared_norm_each(const std::vector<const Tensor*>& xs, Tensor& out) {
+  need("squared_norm_each", "out", &out, {static_cast<int64_t>(xs.size())}, DType::F64);
+  if (xs.empty()) return;
+  std::vector<const Tensor*> all{&out};
+  for (const Tensor* x : xs) {
+    need_dtype("squared_norm_each", "x", *x);
+    all.push_back(x);
+  }
+  const bool gpu = on_cuda("squared_norm_each", all);
+  MAMBALM_BACKEND(gpu, squared_norm_each(xs, out));
+}
+
+void adamw_update_each(const std::vector<AdamWSlot>& slots, const AdamWStep& s) {
+  const char* op = "adamw_update_each";
+  if (slots.empty()) return;
+  std::vector<const Tensor*> all;
+  for (const AdamWSlot& slot : slots) {
+    MAMBALM_CHECK(slot.master && slot.grad && slot.m && slot.v, std::string("op ") + op, "a slot lacks a tensor");
+    need_dtype(op, "master", *slot.master);
+    for (auto [name, t] : {std::pair{"grad", slot.grad}, {"m", slot.m}, {"v", slot.v}}) need(op, name, t, slot.master->shape());
+    if (slot.copy && slot.copy->raw() != slot.master->raw()) {
+      need_storage_dtype(op, "copy", *slot.copy);
+      need_shape(op, "copy", *slot.copy, slot.master->shape());
+    }
+    need_disjoint(op, {{"m", slot.m}, {"v", slot.v}}, {{"master", slot.master}, {"grad", slot.grad}});
+    for (const Tensor* t : {static_cast<const Tensor*>(slot.master), static_cast<const Tensor*>(slot.copy), slot.grad,
+                            static_cast<const Tensor*>(slot.m), static_cast<const Tensor*>(slot.v)})
+      if (t) all.push_back(t);
+  }
+  const bool gpu = on_cuda(op, all);
+  MAMBALM_BACKEND(gpu, adamw_update_each(slots, s));
+}
+
 void nonfinite_flag(const Tensor& x, Tensor& out) {
   need_dtype("nonfinite_flag", "x", x);
   need("nonfinite_flag", "out", &out, {1}, DType::I32);

@@ -17,7 +17,8 @@ using namespace checks;
 
 // ---- dense -------------------------------------------------------------------------------
 
-void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db,
+                     bool accumulate_dx) {
   const char* op = "linear_backward";
   linear_inputs(op, x, w, nullptr);
   Shape ys = x.shape();
@@ -28,11 +29,11 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   need(op, "db", db, {w.dim(0)});
   const bool gpu = on_cuda(op, {&dy, &x, &w, dx, dw, db});
   need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", &dy}, {"x", &x}, {"w", &w}});
-  MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db));
+  MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db, accumulate_dx));
 }
 
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
-                           Tensor* dw, Tensor* db) {
+                           Tensor* dw, Tensor* db, bool accumulate_dx) {
   const char* op = "linear_backward_parts";
   linear_inputs(op, x, w, nullptr);
   column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
@@ -45,7 +46,7 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
     need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", p}});
   }
   need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"x", &x}, {"w", &w}});
-  MAMBALM_BACKEND(gpu, linear_backward_parts(dy_parts, x, w, dx, dw, db));
+  MAMBALM_BACKEND(gpu, linear_backward_parts(dy_parts, x, w, dx, dw, db, accumulate_dx));
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
@@ -238,7 +239,7 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                              const Tensor* D, const Tensor* z, const Tensor* seq_idx, const Tensor* initial_state,
                              const Tensor* dfinal_state, int64_t chunk_size, const Tensor& dy, Tensor& du, Tensor& ddelta,
                              Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD, Tensor* dz, Tensor* dinitial_state,
-                             const Tensor* chunk_states) {
+                             const Tensor* chunk_states, Tensor* ddelta_bias) {
   const char* op = "selective_scan_backward";
   scan_inputs(op, u, delta, A, Bm, Cm, D, z, seq_idx);
   chunk_size_positive(op, chunk_size);
@@ -257,16 +258,17 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   need(op, "dz", dz, u.shape());
   need(op, "dinitial_state", dinitial_state, ss);
   need(op, "chunk_states", chunk_states, scan_chunk_states_shape(u, A));
+  need(op, "ddelta_bias", ddelta_bias, {u.dim(2)});
   const bool gpu = on_cuda(op, {&u, &delta, &A, &Bm, &Cm, D, z, seq_idx, initial_state, dfinal_state, &dy, &du, &ddelta, dA, &dBm, &dCm, dD,
-                dz, dinitial_state, chunk_states});
+                dz, dinitial_state, chunk_states, ddelta_bias});
   need_disjoint(op,
                 {{"du", &du}, {"ddelta", &ddelta}, {"dA", dA}, {"dBm", &dBm}, {"dCm", &dCm}, {"dD", dD}, {"dz", dz},
-                 {"dinitial_state", dinitial_state}},
+                 {"dinitial_state", dinitial_state}, {"ddelta_bias", ddelta_bias}},
                 {{"u", &u}, {"delta", &delta}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"z", z},
                  {"initial_state", initial_state}, {"dfinal_state", dfinal_state}, {"dy", &dy},
                  {"chunk_states", chunk_states}});
   MAMBALM_BACKEND(gpu, selective_scan_backward(u, delta, A, Bm, Cm, D, z, seq_idx, initial_state, dfinal_state, chunk_size, dy, du, ddelta,
-                               dA, dBm, dCm, dD, dz, dinitial_state, chunk_states));
+                               dA, dBm, dCm, dD, dz, dinitial_state, chunk_states, ddelta_bias));
 }
 
 // ---- attention ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -42,6 +43,17 @@ struct AdamWStep {
   float eps = 1e-8f;
   float shrink = 1.0f;          // 1 - lr * weight_decay (1 for parameters without decay)
   float grad_scale = 1.0f;      // gradient clipping folded into the update
+};
+
+// One parameter's tensors for adamw_update_each (copy optional, as adamw_update's), with its own
+// shrink (1 - lr * weight_decay, or 1 for parameters without decay).
+struct AdamWSlot {
+  Tensor* master = nullptr;
+  Tensor* copy = nullptr;
+  const Tensor* grad = nullptr;
+  Tensor* m = nullptr;
+  Tensor* v = nullptr;
+  float shrink = 1.0f;
 };
 
 // selective_scan's chunk_states hold the state entering every kScanStateChunk-th step, the

@@ -43,14 +43,15 @@ float adamw_shrink(const AdamWConfig& cfg, const ParamRef& p, double lr) {
 }
 
 void AdamW::step(double lr, double grad_scale) {
-  ops::AdamWStep s = adamw_step_scalars(cfg_, ++t_, lr, grad_scale);
+  const ops::AdamWStep s = adamw_step_scalars(cfg_, ++t_, lr, grad_scale);
+  std::vector<ops::AdamWSlot> slots;
+  slots.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
-    s.shrink = adamw_shrink(cfg_, p, lr);
     const bool mixed = p.master && p.master->defined();
-    Tensor& master = mixed ? *p.master : *p.tensor;
-    ops::adamw_update(master, mixed ? p.tensor : nullptr, *p.grad, m_[i], v_[i], s);
+    slots.push_back({mixed ? p.master : p.tensor, mixed ? p.tensor : nullptr, p.grad, &m_[i], &v_[i], adamw_shrink(cfg_, p, lr)});
   }
+  ops::adamw_update_each(slots, s);
 }
 
 NamedTensors AdamW::state_tensors() const {
@@ -81,10 +82,9 @@ double global_grad_norm(const ParamList& params) {
   if (params.empty()) return 0.0;
   // One F64 per parameter on the gradients' device, read back once.
   Tensor sums = empty_on(params.front().grad->device(), {static_cast<int64_t>(params.size())}, DType::F64);
-  for (size_t i = 0; i < params.size(); ++i) {
-    Tensor one = sums.slice0(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
-    ops::squared_norm(*params[i].grad, one);
-  }
+  std::vector<const Tensor*> grads;
+  for (const ParamRef& p : params) grads.push_back(p.grad);
+  ops::squared_norm_each(grads, sums);
   const Tensor host = to_host(sums);
   double total = 0;
   for (size_t i = 0; i < params.size(); ++i) total += host.data<double>()[i];

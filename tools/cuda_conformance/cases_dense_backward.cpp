@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,7 @@ Tensor unaligned_poisoned(const Shape& s) {
 
 struct LinearGrads {
   bool dx = true, dw = true, db = true;
+  bool accumulate_dx = false;  // dx starts from random values on both sides and is added to
 };
 
 // dy is scaled by 1/sqrt(M) so that dw (a sum over M rows) and db land at O(0.3-0.5), the size of
@@ -72,31 +75,34 @@ void check_linear_backward(int64_t B, int64_t T, int64_t K, int64_t N, bool bf16
   const float a = 1.0f / std::sqrt(float(std::max<int64_t>(M, 1)));
   Tensor x = rand_cpu({B, T, K}, -1, 1), w = rand_cpu({N, K}, -0.03f, 0.03f), dy = rand_cpu({B, T, N}, -a, a);
   Tensor dw0 = rand_cpu({N, K}, -0.5f, 0.5f), db0 = rand_cpu({N}, -0.5f, 0.5f);
-  Tensor dx = Tensor::empty({B, T, K}), dw = dw0.clone(), db = db0.clone();
+  const Tensor dx0 = rand_cpu({B, T, K}, -0.5f, 0.5f);
+  Tensor dx = want.accumulate_dx ? dx0.clone() : Tensor::empty({B, T, K}), dw = dw0.clone(), db = db0.clone();
   // BF16 weights: the CPU gets w, x and dy rounded to bf16 (what the tensor cores multiply), so
   // only the summation differs. db sums the unrounded dy on both sides.
   const Tensor xr = bf16 ? rounded_bf16(x) : x, wr = bf16 ? rounded_bf16(w) : w, dyr = bf16 ? rounded_bf16(dy) : dy;
   Tensor gx = up(x), gw = bf16 ? up(w.to(DType::BF16)) : up(w), gdy = up(dy);
-  Tensor gdx = poisoned({B, T, K}), gdw = up(dw0), gdb = up(db0);
+  auto start_dx = [&] { return want.accumulate_dx ? up(dx0) : poisoned({B, T, K}); };
+  Tensor gdx = start_dx(), gdw = up(dw0), gdb = up(db0);
   auto cpu = [&] {
-    ops::linear_backward(dyr, xr, wr, want.dx ? &dx : nullptr, want.dw ? &dw : nullptr, nullptr);
+    ops::linear_backward(dyr, xr, wr, want.dx ? &dx : nullptr, want.dw ? &dw : nullptr, nullptr, want.accumulate_dx);
     if (want.db) ops::linear_backward(dy, x, w, nullptr, nullptr, &db);
   };
   auto gpu_into = [&](Tensor& ddx, Tensor& ddw, Tensor& ddb) {
-    ops::linear_backward(gdy, gx, gw, want.dx ? &ddx : nullptr, want.dw ? &ddw : nullptr, want.db ? &ddb : nullptr);
+    ops::linear_backward(gdy, gx, gw, want.dx ? &ddx : nullptr, want.dw ? &ddw : nullptr, want.db ? &ddb : nullptr,
+                         want.accumulate_dx);
   };
   auto t = run_pair(cpu, [&] { gpu_into(gdx, gdw, gdb); }, false);
-  Tensor tdx = poisoned({B, T, K}), tdw = up(dw0), tdb = up(db0);  // timing accumulates into copies
+  Tensor tdx = start_dx(), tdw = up(dw0), tdb = up(db0);  // timing accumulates into copies
   const double g_ms = time_ms([&] { gpu_into(tdx, tdw, tdb); });
   const std::string sh = shape_str(dy.shape()) + "x" + shape_str(w.shape()) + (bf16 ? " bf16" : " f32");
   // bf16 weights with K % 8 == 0 run on the tensor cores; K % 8 != 0 takes the exact fp32 GEMMs
   const double limit = bf16 && K % 8 == 0 ? kGemmBf16 : kGemm;
-  if (want.dx) record("linear_backward", sh, "dx", nmse(gdx, dx), limit, g_ms, t.cpu_ms);
+  if (want.dx) record("linear_backward", sh, want.accumulate_dx ? "dx+=" : "dx", nmse(gdx, dx), limit, g_ms, t.cpu_ms);
   if (want.dw) record("linear_backward", sh, "dw+=", nmse(gdw, dw), limit, want.dx ? NAN : g_ms, NAN);
   // column sums in double on both sides, rounded once: equal up to the order of double additions
   if (want.db) record("linear_backward", sh, "db+=", nmse(gdb, db), kNorm, want.dx || want.dw ? NAN : g_ms, NAN);
   if (repeat) {  // the same call again from the same starting gradients: bit-identical
-    Tensor rdx = poisoned({B, T, K}), rdw = up(dw0), rdb = up(db0);
+    Tensor rdx = start_dx(), rdw = up(dw0), rdb = up(db0);
     gpu_into(rdx, rdw, rdb);
     double diff = 0.0;
     if (want.dx) diff += nmse_gpu(rdx, gdx);
@@ -346,6 +352,81 @@ void check_squared_norm(const Shape& s, bool unaligned = false) {
   record("squared_norm", sh, "repeat", std::memcmp(&g, &g2, sizeof(double)) == 0 ? 0.0 : INFINITY, kExact, NAN, NAN);
 }
 
+// fill_each, squared_norm_each and adamw_update_each against the one-tensor ops, both on the GPU:
+// 40 parameters (two launch groups of up to 32) of assorted sizes (empty, tails of 1-3, several
+// blocks, unaligned views), copy kinds and decay. Each result must be bit-identical.
+void check_optimizer_lists() {
+  std::mt19937_64 pick(17);
+  const int64_t sizes[] = {0, 1, 3, 5, 512, 1001, 4096, 4097, 65536 + 3, 1 << 20, 3 * (1 << 20) + 1};
+  std::vector<Shape> shapes;
+  for (int i = 0; i < 40; ++i) shapes.push_back({sizes[pick() % std::size(sizes)]});
+  ops::AdamWStep st;
+  st.step_size = 3e-4f / (1.0f - 0.3487f);
+  st.inv_sqrt_bias2 = 1.0f / std::sqrt(1.0f - 0.5987f);
+  st.grad_scale = 0.7f;
+  struct Side {
+    std::vector<Tensor> w, g, m, v, copy;
+  } one, each;
+  std::vector<int> copy_kind;  // 0 none, 1 bf16, 2 f32
+  std::vector<bool> unaligned;
+  for (const Shape& s : shapes) {
+    copy_kind.push_back(int(pick() % 3));
+    unaligned.push_back(pick() % 4 == 0);
+    const Tensor w0 = rand_cpu(s, -0.5f, 0.5f), g = rand_cpu(s, -1e-2f, 1e-2f), m0 = rand_cpu(s, -1e-2f, 1e-2f),
+                 v0 = rand_cpu(s, 0.0f, 1e-4f);
+    for (Side* side : {&one, &each}) {
+      auto mk = [&](const Tensor& c) { return unaligned.back() ? unaligned_copy(c) : up(c); };
+      side->w.push_back(mk(w0));
+      side->g.push_back(mk(g));
+      side->m.push_back(mk(m0));
+      side->v.push_back(mk(v0));
+      side->copy.push_back(copy_kind.back() == 1 ? poisoned(s, DType::BF16) : copy_kind.back() == 2 ? poisoned(s) : Tensor{});
+    }
+  }
+  const size_t n = shapes.size();
+  // squared norms of the gradients
+  Tensor norms_one = poisoned({int64_t(n)}, DType::F64), norms_each = poisoned({int64_t(n)}, DType::F64);
+  std::vector<const Tensor*> gs;
+  for (size_t i = 0; i < n; ++i) {
+    Tensor o = norms_one.slice0(int64_t(i), int64_t(i) + 1);
+    ops::squared_norm(one.g[i], o);
+    gs.push_back(&each.g[i]);
+  }
+  ops::squared_norm_each(gs, norms_each);
+  const Tensor a = down(norms_one), b = down(norms_each);
+  record("squared_norm_each", std::to_string(n) + " tensors", "== squared_norm",
+         std::memcmp(a.raw(), b.raw(), n * sizeof(double)) == 0 ? 0.0 : INFINITY, kExact, NAN, NAN);
+  // AdamW steps
+  std::vector<ops::AdamWSlot> slots;
+  for (size_t i = 0; i < n; ++i) {
+    const float shrink = i % 3 == 0 ? 1.0f : float(1.0 - 3e-4 * 0.1);
+    st.shrink = shrink;
+    ops::adamw_update(one.w[i], one.copy[i].defined() ? &one.copy[i] : nullptr, one.g[i], one.m[i], one.v[i], st);
+    slots.push_back({&each.w[i], each.copy[i].defined() ? &each.copy[i] : nullptr, &each.g[i], &each.m[i], &each.v[i], shrink});
+  }
+  ops::adamw_update_each(slots, st);
+  auto same = [](const Tensor& x, const Tensor& y) {
+    if (!x.defined()) return true;
+    const Tensor hx = down(x), hy = down(y);
+    return std::memcmp(hx.raw(), hy.raw(), hx.nbytes()) == 0;
+  };
+  bool all_same = true;
+  for (size_t i = 0; i < n; ++i)
+    all_same = all_same && same(one.w[i], each.w[i]) && same(one.m[i], each.m[i]) && same(one.v[i], each.v[i]) &&
+               same(one.copy[i], each.copy[i]);
+  record("adamw_update_each", std::to_string(n) + " tensors", "== adamw_update", all_same ? 0.0 : INFINITY, kExact, NAN, NAN);
+  // fill the masters
+  std::vector<Tensor*> ws;
+  for (size_t i = 0; i < n; ++i) {
+    ops::fill(one.w[i], 0.25f);
+    ws.push_back(&each.w[i]);
+  }
+  ops::fill_each(ws, 0.25f);
+  all_same = true;
+  for (size_t i = 0; i < n; ++i) all_same = all_same && same(one.w[i], each.w[i]);
+  record("fill_each", std::to_string(n) + " tensors", "== fill", all_same ? 0.0 : INFINITY, kExact, NAN, NAN);
+}
+
 // A clean tensor, then one NaN / +inf / -inf at a random place or in the scalar tail.
 void check_nonfinite(const Shape& s) {
   Tensor x = rand_cpu(s, -1, 1);
@@ -388,6 +469,11 @@ void run_dense_backward(bool quick) {
   check_linear_backward(3, 37, 37, 21, true, {}, true);
   check_linear_backward(3, 37, 37, 21, false, {}, true);
   check_linear_backward(3, 37, 40, 21, true, {false, true, true});
+  // accumulate_dx (x's gradient from several products, as attention's q / k / v): dx +=
+  check_linear_backward(B, T, d, d, true, {true, true, true, true}, true);
+  check_linear_backward(3, 37, 40, 21, true, {true, true, false, true}, true);
+  check_linear_backward(3, 37, 37, 21, true, {true, false, false, true});
+  check_linear_backward(3, 37, 37, 21, false, {true, true, true, true});
   check_linear_backward(3, 37, 40, 21, true, {true, false, false});
   check_linear_backward(3, 37, 40, 21, false, {false, false, true});
   check_linear_backward(1, 5, 64, 1, true);
@@ -444,6 +530,7 @@ void run_dense_backward(bool quick) {
   check_squared_norm({quick ? d : V, d});
   check_squared_norm({1001});
   check_squared_norm({1001}, true);
+  check_optimizer_lists();
   check_nonfinite({d, d});
   check_nonfinite({1001});
 }

@@ -212,12 +212,13 @@ void check_conv_forward(int64_t B, int64_t T, int64_t C, int64_t K, bool docs) {
 
 struct ScanSet {
   Tensor u, delta, A, Bm, Cm, D, z, seq, h0, dhT, dy, chunk_states;
-  Tensor du, ddelta, dA, dBm, dCm, dD, dz, dh0;
+  Tensor du, ddelta, dA, dBm, dCm, dD, dz, dh0, dbias;
 };
 
 struct ScanOpts {
   bool docs = false, z = true, D = true, h0 = true, dhT = true, want_dA = true, want_dD = true, want_dh0 = true;
   bool forward_states = false;  // the backward reads the forward's chunk_states (as training runs it)
+  bool softplus_bias = false;   // delta is softplus(raw + bias): ddelta w.r.t. raw, ddelta_bias += (Mamba-1's dt)
   int64_t chunk = 64;
 };
 
@@ -226,7 +227,7 @@ void run_scan(ScanSet& s, const ScanOpts& o) {
                                o.docs ? &s.seq : nullptr, o.h0 ? &s.h0 : nullptr, o.dhT ? &s.dhT : nullptr, o.chunk,
                                s.dy, s.du, s.ddelta, o.want_dA ? &s.dA : nullptr, s.dBm, s.dCm,
                                o.want_dD ? &s.dD : nullptr, o.z ? &s.dz : nullptr, o.want_dh0 ? &s.dh0 : nullptr,
-                               o.forward_states ? &s.chunk_states : nullptr);
+                               o.forward_states ? &s.chunk_states : nullptr, o.softplus_bias ? &s.dbias : nullptr);
 }
 
 void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const ScanOpts& o) {
@@ -258,6 +259,8 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
   c.dh0 = Tensor::empty(ss);
   c.dA = dA0.clone();
   c.dD = dD0.clone();
+  const Tensor dbias0 = rand_cpu({Di}, -1, 1);
+  c.dbias = dbias0.clone();
   auto gpu_set = [&] {
     ScanSet g;
     for (auto [dst, src] : std::vector<std::pair<Tensor*, const Tensor*>>{
@@ -273,6 +276,7 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
     g.dh0 = poisoned(ss);
     g.dA = up(dA0);
     g.dD = up(dD0);
+    g.dbias = up(dbias0);
     return g;
   };
   ScanSet g = gpu_set();
@@ -290,7 +294,8 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
                               {"dC", &ScanSet::dCm, true, kScan},
                               {"dinit", &ScanSet::dh0, o.want_dh0, kScan},
                               {"dA +=", &ScanSet::dA, o.want_dA, kScan},
-                              {"dD +=", &ScanSet::dD, o.want_dD, kScan}};
+                              {"dD +=", &ScanSet::dD, o.want_dD, kScan},
+                              {"dbias +=", &ScanSet::dbias, o.softplus_bias, kScan}};
   std::vector<double> errs;
   for (const Out& x : outs) errs.push_back(x.on ? nmse(g.*x.m, c.*x.m) : 0.0);
   ScanSet g2 = gpu_set();
@@ -307,6 +312,7 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
   if (!o.h0) sh += " h0=0";
   if (!o.dhT) sh += " dhT=0";
   if (o.forward_states) sh += " fwd-states";
+  if (o.softplus_bias) sh += " softplus";
   const char* op = "selective_scan_bwd";
   bool first = true;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -395,6 +401,13 @@ void run_norms_conv_scan_backward(bool quick) {
   check_scan_backward(2, 21, 65, 8, {.h0 = false, .forward_states = true});
   check_scan_backward(2, 23, 10, 40, {.forward_states = true});
   if (!quick) check_scan_backward(8, 2048, 1536, 16, {.docs = true, .forward_states = true});
+  // the softplus's backward taken inside (Mamba-1 training): channel layout with and without the
+  // forward's states, partial channel blocks and lanes, and the warp layout's separate pass
+  check_scan_backward(4, 1024, 1024, 16, {.docs = true, .forward_states = true, .softplus_bias = true});
+  check_scan_backward(3, 30, 130, 12, {.docs = true, .softplus_bias = true});
+  check_scan_backward(2, 21, 65, 8, {.h0 = false, .forward_states = true, .softplus_bias = true});
+  check_scan_backward(2, 23, 10, 40, {.softplus_bias = true});
+  check_scan_backward(1, 11, 3, 200, {.docs = true, .softplus_bias = true});
 }
 
 }  // namespace

@@ -64,16 +64,16 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 
 // Forward y[M, N] = x[M, K] w[N, K]^T + b.
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
-                     Tensor* db) {
+                     Tensor* db, bool accumulate_dx) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
   if (dx && dx->numel() > 0) {
     if (N == 0) {
-      dx->fill(0.0f);
-    } else {  // dx[M, K] = dy[M, N] w[N, K]
+      if (!accumulate_dx) dx->fill(0.0f);
+    } else {  // dx[M, K] (+)= dy[M, N] w[N, K]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(M),
                   static_cast<blasint>(K), static_cast<blasint>(N), 1.0f, dy.f32(),
-                  static_cast<blasint>(N), w.f32(), static_cast<blasint>(K), 0.0f, dx->f32(),
+                  static_cast<blasint>(N), w.f32(), static_cast<blasint>(K), accumulate_dx ? 1.0f : 0.0f, dx->f32(),
                   static_cast<blasint>(K));
     }
   }

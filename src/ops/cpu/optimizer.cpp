@@ -52,4 +52,24 @@ void nonfinite_flag(const Tensor& x, Tensor& out) {
   out.data<int32_t>()[0] = bad;
 }
 
+// The lists: the one-tensor ops in turn (the CPU has no launches to save).
+void fill_each(const std::vector<Tensor*>& ts, float value) {
+  for (Tensor* t : ts) cpu::fill(*t, value);
+}
+
+void squared_norm_each(const std::vector<const Tensor*>& xs, Tensor& out) {
+  for (size_t i = 0; i < xs.size(); ++i) {
+    Tensor one = out.slice0(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+    cpu::squared_norm(*xs[i], one);
+  }
+}
+
+void adamw_update_each(const std::vector<AdamWSlot>& slots, const AdamWStep& s) {
+  AdamWStep each = s;
+  for (const AdamWSlot& slot : slots) {
+    each.shrink = slot.shrink;
+    cpu::adamw_update(*slot.master, slot.copy, *slot.grad, *slot.m, *slot.v, each);
+  }
+}
+
 }  // namespace mambalm::ops::cpu

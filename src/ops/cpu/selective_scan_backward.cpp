@@ -21,6 +21,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -274,7 +275,8 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                              const Tensor* seq_idx, const Tensor* initial_state,
                              const Tensor* dfinal_state, int64_t chunk_size, const Tensor& dy,
                              Tensor& du, Tensor& ddelta, Tensor* dA, Tensor& dBm, Tensor& dCm,
-                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states) {
+                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states,
+                             Tensor* ddelta_bias) {
   ScanProblem<float> p = scan_problem(u, delta, A, Bm, Cm, D, z, seq_idx, chunk_states ? kScanStateChunk : chunk_size);
   p.chunk_states = chunk_states ? chunk_states->f32() : nullptr;
   selective_scan_backward(p,
@@ -283,6 +285,14 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                           ddelta.f32(), dA ? dA->f32() : nullptr, dBm.f32(), dCm.f32(),
                           dD ? dD->f32() : nullptr, dz ? dz->f32() : nullptr,
                           dinitial_state ? dinitial_state->f32() : nullptr);
+  if (ddelta_bias) {  // delta = softplus(raw + bias): d/draw = 1 - exp(-delta), then the bias's sums
+    const int64_t n = ddelta.numel(), Di = u.dim(2);
+    const float* dl = delta.f32();
+    float* g = ddelta.f32();
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) g[i] *= -std::expm1(-dl[i]);
+    if (Di > 0) add_column_sums(g, n / Di, Di, ddelta_bias->f32());
+  }
 }
 
 }  // namespace mambalm::ops::cpu

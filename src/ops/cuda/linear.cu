@@ -628,17 +628,18 @@ const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N,
 
 // M: the rows of dy and x (leading dims flattened).
 void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const Tensor& x, const Tensor& w,
-                            Tensor* dx, Tensor* dw, Tensor* db, const char* op) {
+                            Tensor* dx, Tensor* dw, Tensor* db, bool accumulate_dx, const char* op) {
   const int64_t N = w.dim(0), K = w.dim(1);
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, std::string("op ") + op + " (cuda)",
                 "dimensions beyond 2^31 are not supported by this path");
   bool want_dx = dx && dx->numel() > 0;  // then M > 0 and K > 0
   const bool want_dw = dw && M > 0 && N > 0 && K > 0;
   const bool want_db = db && M > 0 && N > 0;
-  if (want_dx && N == 0) {  // an empty sum: dx = 0
-    check_cuda(cudaMemsetAsync(dx->f32(), 0, dx->nbytes(), cudaStreamPerThread), op, "cudaMemsetAsync");
+  if (want_dx && N == 0) {  // an empty sum: dx = 0 (or unchanged)
+    if (!accumulate_dx) check_cuda(cudaMemsetAsync(dx->f32(), 0, dx->nbytes(), cudaStreamPerThread), op, "cudaMemsetAsync");
     want_dx = false;
   }
+  const float dx_beta = accumulate_dx ? 1.0f : 0.0f;
   if (!want_dx && !want_dw && !want_db) return;
   float* dbp = want_db ? db->f32() : nullptr;
 
@@ -667,7 +668,7 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
         column_pass(b.p, M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
         col += b.cols;
       }
-      if (want_dx) lt_run(*pdx, wb, dyb, 0.0f, dx->f32());
+      if (want_dx) lt_run(*pdx, wb, dyb, dx_beta, dx->f32());
       if (want_dw) {
         auto* xb = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
         column_pass(x.f32(), M, K, xb, K, nullptr, op);
@@ -705,10 +706,10 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
   } else {
     wf = w.f32();
   }
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f;
   if (want_dx)
     check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_N, int(K), int(M), int(N), &one, wf, int(K), dyf, int(N),
-                           &zero, dx->f32(), int(K)),
+                           &dx_beta, dx->f32(), int(K)),
                "cublasSgemm (dx)", op);
   if (want_dw)
     check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, int(K), int(N), int(M), &one, xf, int(K), dyf, int(N),
@@ -718,21 +719,22 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
 
 }  // namespace
 
-void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db,
+                     bool accumulate_dx) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
-  linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, "linear_backward");
+  linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, accumulate_dx, "linear_backward");
 }
 
 // The blocks are rounded into their columns of the one bf16 dy the GEMMs read: no fp32 copy.
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
-                           Tensor* dw, Tensor* db) {
+                           Tensor* dw, Tensor* db, bool accumulate_dx) {
   std::vector<DyBlock> blocks;
   for (const Tensor* p : dy_parts) blocks.push_back({p->f32(), p->dim(-1)});
   const Tensor& first = **dy_parts.begin();
   const int64_t M = first.rank() > 0 && first.dim(-1) > 0 ? first.numel() / first.dim(-1)
                                                            : (x.dim(-1) > 0 ? x.numel() / x.dim(-1) : 0);
-  linear_backward_blocks(blocks, M, x, w, dx, dw, db, "linear_backward_parts");
+  linear_backward_blocks(blocks, M, x, w, dx, dw, db, accumulate_dx, "linear_backward_parts");
 }
 
 void set_gemm_autotune(bool on) { g_autotune = on; }

@@ -174,18 +174,17 @@ selective_scan_channels_kernel(const float* __restrict__ u, const float* __restr
       }
     }
     __syncthreads();
+    // The chunk's document starts as a mask (one ballot per warp), each entering its step's
+    // decays as the exponent offset -inf (scan_decay): the state before a start counts for
+    // nothing, with no branch in the unrolled steps.
+    const unsigned resets = kDocs ? __ballot_sync(0xffffffffu, (threadIdx.x & 31) < TS && s_reset[threadIdx.x & 31]) : 0u;
 #pragma unroll
     for (int i = 0; i < TS; ++i) {
       if (chunk_states && i % kScanStateChunk == 0 && active && c0 + i < T)
         store_chunk_state(chunk_states, b, c0 + i, T, Di, N, d, j, h);
-      if constexpr (kDocs) {
-        if (s_reset[i]) {  // a new document starts from a zero state (the same for the whole block)
-#pragma unroll
-          for (int s = 0; s < kScanStates; ++s) h[s] = 0.0f;
-        }
-      }
       const float dl = s_dl[i][c];
-      scan_channel_step(A2, dl, dl * s_u[i][c], &s_B[i][j * kScanStates], h, h);
+      scan_channel_step<kDocs>(A2, dl, dl * s_u[i][c], &s_B[i][j * kScanStates], h, h,
+                               (resets >> i) & 1u ? -INFINITY : 0.0f);
       const float4 c0v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates]);
       const float4 c1v = *reinterpret_cast<const float4*>(&s_C[i][j * kScanStates + 4]);
       const float acc0 = h[0] * c0v.x + h[1] * c0v.y + h[2] * c0v.z + h[3] * c0v.w;

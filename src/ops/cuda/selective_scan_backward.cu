@@ -48,6 +48,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cuda/column_sums.cuh"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/selective_scan_backward.cuh"
@@ -305,59 +306,91 @@ __global__ void scan_reduce_bc(const float* __restrict__ part, int nblk, int64_t
 
 // dA[e] += sum over batch rows of part_A[b][e] (e < Di N), dD[d] += sum of part_D[b][d]: rows in
 // order, in double, one fp32 rounding.
-__global__ void scan_reduce_AD(const double* __restrict__ part_A, const double* __restrict__ part_D, int Bsz,
-                               int64_t nA, int64_t nD, float* __restrict__ dA, float* __restrict__ dD) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nA + nD; i += int64_t(gridDim.x) * blockDim.x) {
-    const bool is_A = i < nA;
-    const int64_t e = is_A ? i : i - nA;
-    const double* src = is_A ? part_A : part_D;
-    float* out = is_A ? dA : dD;
+// dA [nA], dD and dbias [nD] += the sums of their batch rows' partials, rows in order.
+__global__ void scan_reduce_AD(const double* __restrict__ part_A, const double* __restrict__ part_D,
+                               const double* __restrict__ part_bias, int Bsz, int64_t nA, int64_t nD,
+                               float* __restrict__ dA, float* __restrict__ dD, float* __restrict__ dbias) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nA + 2 * nD; i += int64_t(gridDim.x) * blockDim.x) {
+    const int which = i < nA ? 0 : i < nA + nD ? 1 : 2;
+    const int64_t e = which == 0 ? i : which == 1 ? i - nA : i - nA - nD;
+    const double* src = which == 0 ? part_A : which == 1 ? part_D : part_bias;
+    float* out = which == 0 ? dA : which == 1 ? dD : dbias;
     if (!src || !out) continue;
-    const int64_t n = is_A ? nA : nD;
+    const int64_t n = which == 0 ? nA : nD;
     double s = 0.0;
     for (int r = 0; r < Bsz; ++r) s += src[int64_t(r) * n + e];
     out[e] += float(s);
   }
 }
 
+// The warp layout's softplus backward after the scan (the channel layout fuses it): ddelta *=
+// 1 - exp(-delta) and each (row chunk, column)'s sum in double; add_chunk_sums adds the chunks.
+__global__ void softplus_output_grad(const float* __restrict__ delta, float* __restrict__ ddelta, int64_t rows,
+                                     int64_t cols, int64_t rows_per_chunk, double* __restrict__ partial) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= cols) return;
+  const int64_t r0 = int64_t(blockIdx.y) * rows_per_chunk, r1 = min(rows, r0 + rows_per_chunk);
+  double s = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t i = r * cols + c;
+    const float g = ddelta[i] * -expm1f(-delta[i]);
+    ddelta[i] = g;
+    s += double(g);
+  }
+  partial[int64_t(blockIdx.y) * cols + c] = s;
+}
+
 size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 template <int NK, int LPC>
-void launch_scan_backward(ScanArgs a, GrowOnlyBuffer& scratch, const char* op, float* dB, float* dC, float* dA,
-                          float* dD) {
+void launch_scan_backward(ScanArgs a, GrowOnlyBuffer& scratch, const char* op, const ScanSums& out) {
   using Cfg = ScanCfg<NK, LPC>;
   a.nc = (a.T + Cfg::QC - 1) / Cfg::QC;
   a.nblk = (a.Di + Cfg::CH - 1) / Cfg::CH;
-  scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
+  ScanSums sums = out;
+  sums.dbias = nullptr;  // this layout does the softplus's backward after it
+  scan_backward_scratch(a, scratch, sums, op);
   selective_scan_backward_kernel<NK, LPC><<<dim3(unsigned(a.nblk), unsigned(a.Bsz)), kWarps * 32>>>(a);
   check_launch(op);
-  scan_backward_reduce(a, dB, dC, dA, dD, op);
+  scan_backward_reduce(a, sums, op);
+  if (!out.dbias) return;
+  const int64_t rows = int64_t(a.Bsz) * a.T, cols = a.Di, rpc = rows_per_chunk(rows, cols), chunks = (rows + rpc - 1) / rpc;
+  static GrowOnlyBuffer partial_buf;
+  double* partial = partial_buf.get<double>(size_t(chunks * cols), op);
+  softplus_output_grad<<<dim3(unsigned((cols + kThreads - 1) / kThreads), unsigned(chunks)), kThreads>>>(
+      a.delta, a.ddelta, rows, cols, rpc, partial);
+  check_launch(op);
+  add_chunk_sums<<<blocks_for(cols), kThreads>>>(partial, chunks, cols, out.dbias);
+  check_launch(op);
 }
 
 }  // namespace
 
-void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, bool want_dA, bool want_dD, const char* op) {
+void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, const ScanSums& out, const char* op) {
   const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
   const size_t ck_bytes = a.chunk_states ? 0 : align256(sizeof(float) * size_t(a.Bsz) * a.Di * a.nc * a.N);
   const size_t bc_bytes = align256(sizeof(float) * 2 * size_t(a.nblk) * btn);
-  const size_t A_bytes = want_dA ? align256(sizeof(double) * size_t(a.Bsz) * a.Di * a.N) : 0;
-  const size_t D_bytes = want_dD ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
-  char* base = static_cast<char*>(scratch.get(ck_bytes + bc_bytes + A_bytes + D_bytes + 256, op));
+  const size_t A_bytes = out.dA ? align256(sizeof(double) * size_t(a.Bsz) * a.Di * a.N) : 0;
+  const size_t D_bytes = out.dD ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
+  const size_t bias_bytes = out.dbias ? align256(sizeof(double) * size_t(a.Bsz) * a.Di) : 0;
+  char* base = static_cast<char*>(scratch.get(ck_bytes + bc_bytes + A_bytes + D_bytes + bias_bytes + 256, op));
   a.ckpt = a.chunk_states ? nullptr : reinterpret_cast<float*>(base);
   a.part_bc = reinterpret_cast<float*>(base + ck_bytes);
-  a.part_A = want_dA ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes) : nullptr;
-  a.part_D = want_dD ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes) : nullptr;
+  a.part_A = out.dA ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes) : nullptr;
+  a.part_D = out.dD ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes) : nullptr;
+  a.part_bias = out.dbias ? reinterpret_cast<double*>(base + ck_bytes + bc_bytes + A_bytes + D_bytes) : nullptr;
 }
 
-void scan_backward_reduce(const ScanArgs& a, float* dB, float* dC, float* dA, float* dD, const char* op) {
+void scan_backward_reduce(const ScanArgs& a, const ScanSums& out, const char* op) {
   const int64_t btn = int64_t(a.Bsz) * a.T * a.N;
   if (btn > 0) {
-    scan_reduce_bc<<<dim3(blocks_for(btn), 2), kThreads>>>(a.part_bc, a.nblk, btn, dB, dC);
+    scan_reduce_bc<<<dim3(blocks_for(btn), 2), kThreads>>>(a.part_bc, a.nblk, btn, out.dB, out.dC);
     check_launch(op);
   }
-  if (dA || dD) {
+  if (out.dA || out.dD || out.dbias) {
     const int64_t nA = int64_t(a.Di) * a.N, nD = a.Di;
-    scan_reduce_AD<<<blocks_for(nA + nD), kThreads>>>(a.part_A, a.part_D, a.Bsz, nA, nD, dA, dD);
+    scan_reduce_AD<<<blocks_for(nA + 2 * nD), kThreads>>>(a.part_A, a.part_D, a.part_bias, a.Bsz, nA, nD, out.dA, out.dD,
+                                                         out.dbias);
     check_launch(op);
   }
 }
@@ -366,7 +399,8 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
                              const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx,
                              const Tensor* initial_state, const Tensor* dfinal_state, int64_t chunk_size,
                              const Tensor& dy, Tensor& du, Tensor& ddelta, Tensor* dA, Tensor& dBm, Tensor& dCm,
-                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states) {
+                             Tensor* dD, Tensor* dz, Tensor* dinitial_state, const Tensor* chunk_states,
+                             Tensor* ddelta_bias) {
   (void)chunk_size;  // the kernel's chunk is its register chunk; results do not depend on it
   static GrowOnlyBuffer scratch;
   const char* op = "selective_scan_backward";
@@ -400,17 +434,17 @@ void selective_scan_backward(const Tensor& u, const Tensor& delta, const Tensor&
   a.T = int(T);
   a.Di = int(Di);
   a.N = int(N);
-  float* dA_p = dA ? dA->f32() : nullptr;
-  float* dD_p = dD ? dD->f32() : nullptr;
+  const ScanSums out{dBm.f32(), dCm.f32(), dA ? dA->f32() : nullptr, dD ? dD->f32() : nullptr,
+                     ddelta_bias ? ddelta_bias->f32() : nullptr};
   a.chunk_states = chunk_states ? chunk_states->f32() : nullptr;
-  if (selective_scan_backward_channels(a, scratch, dBm.f32(), dCm.f32(), dA_p, dD_p, op)) return;
+  if (selective_scan_backward_channels(a, scratch, out, op)) return;
   a.chunk_states = nullptr;  // the warp layout keeps its own checkpoints (QC = 16 / NK steps)
   switch (N <= 16 ? 0 : lanes_k(N, op)) {
-    case 0: launch_scan_backward<1, 16>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
-    case 1: launch_scan_backward<1, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
-    case 2: launch_scan_backward<2, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
-    case 4: launch_scan_backward<4, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
-    default: launch_scan_backward<8, 32>(a, scratch, op, dBm.f32(), dCm.f32(), dA_p, dD_p); break;
+    case 0: launch_scan_backward<1, 16>(a, scratch, op, out); break;
+    case 1: launch_scan_backward<1, 32>(a, scratch, op, out); break;
+    case 2: launch_scan_backward<2, 32>(a, scratch, op, out); break;
+    case 4: launch_scan_backward<4, 32>(a, scratch, op, out); break;
+    default: launch_scan_backward<8, 32>(a, scratch, op, out); break;
   }
 }
 

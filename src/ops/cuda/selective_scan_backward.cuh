@@ -19,18 +19,25 @@ struct ScanArgs {
   float* part_bc;     // [2][nblk][B, T, N]
   double* part_A;     // [B, Di, N] or null
   double* part_D;     // [B, Di] or null
+  // [B, Di] or null: delta was softplus(raw + bias) and ddelta is written w.r.t. raw (times
+  // 1 - exp(-delta)); its sums per batch row (ddelta_bias). Channel layout only.
+  double* part_bias;
   int Bsz, T, Di, N, nc, nblk;
 };
 
-// Points a.ckpt, a.part_bc, a.part_A, a.part_D into `scratch` for a.nc checkpoint chunks and
-// a.nblk channel blocks (dA / dD partials only when wanted).
-void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, bool want_dA, bool want_dD, const char* op);
+// The outputs finished from the partials: dB, dC assigned; dA, dD, dbias += (null: not wanted).
+struct ScanSums {
+  float *dB, *dC, *dA, *dD, *dbias;
+};
 
-// dB, dC (assigned) from the channel blocks' partials; dA, dD (+=) from the batch rows' partials.
-void scan_backward_reduce(const ScanArgs& a, float* dB, float* dC, float* dA, float* dD, const char* op);
+// Points a.ckpt, a.part_bc, a.part_A, a.part_D, a.part_bias into `scratch` for a.nc checkpoint
+// chunks and a.nblk channel blocks (the dA / dD / dbias partials only when wanted).
+void scan_backward_scratch(ScanArgs& a, GrowOnlyBuffer& scratch, const ScanSums& out, const char* op);
+
+// dB, dC from the channel blocks' partials; dA, dD and dbias from the batch rows' partials.
+void scan_backward_reduce(const ScanArgs& a, const ScanSums& out, const char* op);
 
 // The channel-layout backward (N <= 32); false when it does not apply.
-bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD,
-                                      const char* op);
+bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, const ScanSums& out, const char* op);
 
 }  // namespace mambalm::ops::cuda

@@ -15,7 +15,11 @@
 // the warps' sums go to shared memory and after the chunk the block adds its warps in order and
 // writes one partial row per (channel block, t), which scan_backward_reduce adds in block order.
 // dA and dD sum each lane's walk (per chunk in fp32, across chunks in double) into per-batch-row
-// partials. No atomics: results are bit-identical from run to run.
+// partials. No atomics: results are bit-identical from run to run. With part_bias (delta was
+// softplus(raw + bias)), ddelta is scaled by the softplus's derivative 1 - exp(-delta) as it is
+// written out (each writing thread keeps its rows' delta in registers from the chunk's arrival)
+// and summed per channel into the bias's partials: the separate softplus backward (three
+// [B, T, Di] streams, 4.2 ms x15 at mamba-26m) is gone.
 //
 // Cost per (b, t, d) with the forward's states: 2 x N exps (recompute, backward) and ~15 N flops,
 // 7 floats of activations (u, delta, z, dy in; du, ddelta, dz out) and N / 8 floats of chunk
@@ -26,7 +30,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/ptx.cuh"
@@ -135,6 +138,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   constexpr int RS = kBlockThreads / CH;
   const int wch = tid % CH, row0 = tid / CH;
   const bool wch_in = d0 + wch < Di;
+  double bias_acc = 0.0;  // with part_bias: this thread's written ddelta summed
   auto stage = [&](int buf, int c0, int L, bool backward) {
     const int64_t base = (int64_t(b) * T + c0) * Di + d0 + wch;
 #pragma unroll
@@ -174,10 +178,11 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
   };
   // The document starts of the chunk [c0, ...) in buffer buf as a mask: bit i is set when step
   // c0 + i > 0 has another id than step c0 + i - 1. Each warp takes it with one ballot (the same
-  // mask in every warp). A chunk without one runs the plain steps below; one with a start runs
-  // them with the resets (the state before the start counts for nothing). Per-step flags read
-  // from shared memory and per-step selects in every chunk had cost 25% more instructions
-  // (the backward with documents took 45.8 ms x15 at mamba-26m's study shape, 37.2 without).
+  // mask in every warp); a step's start then enters its decays as the exponent offset -inf
+  // (scan_decay), so the chunk's code is the same with or without documents: no branch, no
+  // select. Per-step flags read from shared memory and selects had cost 25% more instructions
+  // (45.8 ms x15 at mamba-26m's study shape against 37.2 without documents), a branch per chunk
+  // between two unrolled walks still 15%.
   auto chunk_resets = [&](int buf, int c0) -> unsigned {
     if constexpr (kDocs) {
       const bool starts = lane < QC && c0 + lane > 0 && s_seq[buf][lane + 1] != s_seq[buf][lane];
@@ -186,18 +191,11 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       return 0u;
     }
   };
-  // One step of the recurrence; kReset: zero the state it continues when `reset`.
-  auto step = [&](auto with_resets, int buf, int i, bool reset, const float (&hin)[S], float (&hout)[S]) {
+  auto start_offset = [&](unsigned resets, int i) -> float { return (resets >> i) & 1u ? -INFINITY : 0.0f; };
+  // One step of the recurrence (hin may be hout).
+  auto step = [&](int buf, int i, unsigned resets, const float (&hin)[S], float (&hout)[S]) {
     const float dl = s_dl[buf][i][c], dlu = dl * s_u[buf][i][c];
-    const float* Bi = &s_B[buf][i][j * S];
-    if constexpr (decltype(with_resets)::value) {
-      float hk[S];
-#pragma unroll
-      for (int s = 0; s < S; ++s) hk[s] = reset ? 0.0f : hin[s];
-      scan_channel_step(A2, dl, dlu, Bi, hk, hout);
-    } else {
-      scan_channel_step(A2, dl, dlu, Bi, hin, hout);
-    }
+    scan_channel_step<kDocs>(A2, dl, dlu, &s_B[buf][i][j * S], hin, hout, kDocs ? start_offset(resets, i) : 0.0f);
   };
 
   // ---- 1. forward walk: the state entering each chunk -------------------------------------
@@ -218,13 +216,8 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
     }
     __syncthreads();
     const unsigned resets = chunk_resets(buf, ci * QC);
-    if (resets) {
 #pragma unroll
-      for (int i = 0; i < QC; ++i) step(std::true_type{}, buf, i, (resets >> i) & 1u, h, h);
-    } else {
-#pragma unroll
-      for (int i = 0; i < QC; ++i) step(std::false_type{}, buf, i, false, h, h);
-    }
+    for (int i = 0; i < QC; ++i) step(buf, i, resets, h, h);
     __syncthreads();  // this buffer's readers are done before it is refilled
     buf ^= 1;
   }
@@ -260,6 +253,11 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       cp_async_wait<0>();
     }
     __syncthreads();
+    // With part_bias, the delta of this thread's write-out rows, read while the buffer is ours
+    // (the next chunk's copies may overwrite it before the write-out below).
+    float dl_out[QC / RS];
+#pragma unroll
+    for (int k = 0; k < QC / RS; ++k) dl_out[k] = p.part_bias ? s_dl[buf][row0 + k * RS][wch] : 0.0f;
     // The gate's factors, once per (step, channel) rather than on every lane of the channel:
     // y = p silu(z) with p = h . C + D u gives dp = dy z sigmoid(z) (in place of dy) and dz =
     // dy sigmoid(z) (1 + z (1 - sigmoid(z))) p (the factor before p in place of z). A channel's
@@ -278,19 +276,17 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
 #pragma unroll
     for (int s = 0; s < S; ++s) dA_c[s] = 0.0f;
     float dD_c = 0.0f;
-    // The chunk's recompute and reverse walk, with or without document starts in it.
-    auto walk_chunk = [&](auto with_resets, unsigned resets) {
-    constexpr bool kResets = decltype(with_resets)::value;
+    const unsigned resets = chunk_resets(buf, c0);
     float hs[QC + 1][S];  // hs[i] = state before step c0 + i (hs[0]: the stored entry state)
 #pragma unroll
     for (int s = 0; s < S; ++s) hs[0][s] = real[s] ? states[entry(ci) + s] : 0.0f;
 #pragma unroll
-    for (int i = 0; i < QC; ++i) step(with_resets, buf, i, kResets && ((resets >> i) & 1u), hs[i], hs[i + 1]);  // past L: unused
+    for (int i = 0; i < QC; ++i) step(buf, i, resets, hs[i], hs[i + 1]);  // steps past L read zeros: unused
 #pragma unroll
     for (int i = QC - 1; i >= 0; --i) {
       if (i >= L) continue;  // L is the same for the whole block
       const float uv = s_u[buf][i][c], dl = s_dl[buf][i][c], dlu = dl * uv;
-      const bool reset = kResets && ((resets >> i) & 1u);
+      const float kl = kDocs ? start_offset(resets, i) : 0.0f;
       float Bv[S], Cv[S];
       load_lane_values(&s_B[buf][i][j * S], Bv);
       load_lane_values(&s_C[buf][i][j * S], Cv);
@@ -310,9 +306,9 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
       float gB = 0.0f, Aw = 0.0f;
 #pragma unroll
       for (int s = 0; s < S; ++s) {
-        // g = dL/dh_t; h_t = a hp + dl u B with a = exp(dl A), hp = h_{t-1} (0 at a document start)
-        const float a = scan_decay(dl, A2[s]);  // as the forward's (scan_channel_step)
-        const float hp = reset ? 0.0f : hs[i][s];
+        // g = dL/dh_t; h_t = a hp + dl u B with a = exp(dl A) (0 at a document start), hp = h_{t-1}
+        const float a = kDocs ? scan_decay(dl, A2[s], kl) : scan_decay(dl, A2[s]);  // as the recompute's
+        const float hp = hs[i][s];
         const float g = dh[s] + dyp * Cv[s];
         v[s] = g * dlu;
         v[S + s] = dyp * hs[i + 1][s];
@@ -320,7 +316,7 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
         const float w = g * (a * hp);  // dL/d(dl A) through the decay
         dA_c[s] += w * dl;
         Aw += A2[s] * w;
-        dh[s] = reset ? 0.0f : a * g;
+        dh[s] = a * g;
       }
       // du = D dp + dl sum_n g B; ddelta = u sum_n g B + sum_n A g a hp (A = A2 ln 2)
       const float gB_c = channel_lanes_sum<LPC>(gB), Aw_c = channel_lanes_sum<LPC>(Aw);
@@ -332,10 +328,6 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
 #pragma unroll
       for (int r = 0; r < R; ++r) xb[warp][i][xb_col[r]] = v[r];
     }
-    };
-    const unsigned resets = chunk_resets(buf, c0);
-    if (resets) walk_chunk(std::true_type{}, resets);
-    else walk_chunk(std::false_type{}, 0u);
 #pragma unroll
     for (int s = 0; s < S; ++s) dA_acc[s] += double(dA_c[s]);
     dD_acc += double(dD_c);
@@ -348,7 +340,12 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
         if (i >= L) break;
         const int64_t row = base + int64_t(i) * Di;
         p.du[row] = s_grad[0][i][wch];
-        p.ddelta[row] = s_grad[1][i][wch];
+        float ddl = s_grad[1][i][wch];
+        if (p.part_bias) {  // d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x))
+          ddl *= -expm1f(-dl_out[k]);
+          bias_acc += double(ddl);
+        }
+        p.ddelta[row] = ddl;
         if (p.z) p.dz[row] = s_grad[2][i][wch];
       }
     }
@@ -371,30 +368,40 @@ selective_scan_backward_channels_kernel(const ScanArgs p) {
     if (p.part_A) p.part_A[o] = dA_acc[s];
   }
   if (p.part_D && active && j == 0) p.part_D[chan] = dD_acc;
+  if (p.part_bias) {  // the row groups' sums added in order: the same every run
+    __shared__ double s_bias[RS][CH];
+    s_bias[row0][wch] = bias_acc;
+    __syncthreads();
+    if (row0 == 0 && wch_in) {
+      double sum = 0.0;
+#pragma unroll
+      for (int r = 0; r < RS; ++r) sum += s_bias[r][wch];
+      p.part_bias[int64_t(b) * Di + d0 + wch] = sum;
+    }
+  }
 }
 
 template <int S, int LPC>
-void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD, const char* op) {
+void launch_channels(ScanArgs a, GrowOnlyBuffer& scratch, const ScanSums& out, const char* op) {
   a.nc = (a.T + kChunk - 1) / kChunk;
   a.nblk = (a.Di + kScanChannels - 1) / kScanChannels;
-  scan_backward_scratch(a, scratch, dA != nullptr, dD != nullptr, op);
+  scan_backward_scratch(a, scratch, out, op);
   const dim3 grid(unsigned(a.nblk), unsigned(a.Bsz));
   if (a.seq) selective_scan_backward_channels_kernel<S, LPC, true><<<grid, kScanChannels * LPC>>>(a);
   else selective_scan_backward_channels_kernel<S, LPC, false><<<grid, kScanChannels * LPC>>>(a);
   check_launch(op);
-  scan_backward_reduce(a, dB, dC, dA, dD, op);
+  scan_backward_reduce(a, out, op);
 }
 
 }  // namespace
 
-bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, float* dB, float* dC, float* dA, float* dD,
-                                      const char* op) {
+bool selective_scan_backward_channels(ScanArgs a, GrowOnlyBuffer& scratch, const ScanSums& out, const char* op) {
   // 4 states per lane up to N = 16 (twice the lanes of 8 per lane, ~125 registers: 16 warps per
   // SM instead of 8; 1.42x faster at B 4, T 1024, Di 1024, N 16 on the H200), 8 up to N = 32.
-  if (a.N <= 4) launch_channels<4, 1>(a, scratch, dB, dC, dA, dD, op);
-  else if (a.N <= 8) launch_channels<4, 2>(a, scratch, dB, dC, dA, dD, op);
-  else if (a.N <= 16) launch_channels<4, 4>(a, scratch, dB, dC, dA, dD, op);
-  else if (a.N <= 32) launch_channels<8, 4>(a, scratch, dB, dC, dA, dD, op);
+  if (a.N <= 4) launch_channels<4, 1>(a, scratch, out, op);
+  else if (a.N <= 8) launch_channels<4, 2>(a, scratch, out, op);
+  else if (a.N <= 16) launch_channels<4, 4>(a, scratch, out, op);
+  else if (a.N <= 32) launch_channels<8, 4>(a, scratch, out, op);
   else return false;
   return true;
 }

@@ -43,17 +43,21 @@ constexpr float kLog2e = 1.4426950408889634f;
 // denormal handling; the decays are B T Di N per scan, and the scans are issue-bound
 // (Nsight Compute at mamba-26m's shape: 70-75% of issue slots busy; bench/NOTES.md).
 __device__ __forceinline__ float scan_decay(float dl, float A2) { return fast_exp2(dl * A2); }
+// The same with an offset kl in the exponent: 0, or -inf at a document start, where the decay
+// becomes 2^-inf = 0 and the state before the start counts for nothing. The start costs no
+// branch and no instruction (the multiply becomes a fused multiply-add).
+__device__ __forceinline__ float scan_decay(float dl, float A2, float kl) { return fast_exp2(fmaf(dl, A2, kl)); }
 
 // Silu for the scans' gate, off their serial path: approximate exp and division (relative error
 // ~1e-7, docs/numerics.md).
 __device__ __forceinline__ float scan_silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
 
-// One recurrence step of a lane's S states (S a multiple of 4): hout = 2^(dl A2) hin + dl u B.
-// B points at this lane's S staged values (16-byte aligned). A document start passes hin = 0
-// (the callers branch on it, uniformly over the block).
-template <int S>
+// One recurrence step of a lane's S states (S a multiple of 4): hout = 2^(dl A2 (+ kl)) hin + dl u B.
+// B points at this lane's S staged values (16-byte aligned). kDocs: kl is the step's document
+// offset (scan_decay: -inf at a start); without documents there is none.
+template <bool kDocs = false, int S>
 __device__ __forceinline__ void scan_channel_step(const float (&A2)[S], float dl, float dlu, const float* B,
-                                                  const float (&hin)[S], float (&hout)[S]) {
+                                                  const float (&hin)[S], float (&hout)[S], float kl = 0.0f) {
 #pragma unroll
   for (int q = 0; q < S / 4; ++q) {
     const float4 b = *reinterpret_cast<const float4*>(B + 4 * q);
@@ -61,7 +65,8 @@ __device__ __forceinline__ void scan_channel_step(const float (&A2)[S], float dl
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int s = 4 * q + k;
-      hout[s] = scan_decay(dl, A2[s]) * hin[s] + dlu * bv[k];
+      const float a = kDocs ? scan_decay(dl, A2[s], kl) : scan_decay(dl, A2[s]);
+      hout[s] = a * hin[s] + dlu * bv[k];
     }
   }
 }

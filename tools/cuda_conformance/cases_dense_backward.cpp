@@ -515,6 +515,14 @@ void run_dense_backward(bool quick) {
   check_cross_entropy(33, 50257, GradOut::kSeparate, false);
   check_cross_entropy(33, 50257, GradOut::kUnaligned, false);
   check_cross_entropy(7, 5, GradOut::kSeparate, false);
+  // the register kernel's row lengths (V % 4 == 0, up to 32K): the study's 8K vocabulary, 32K, a
+  // row shorter than its threads' quads, and unaligned dlogits (the shared-memory kernel)
+  check_cross_entropy(ce_rows, 8192, GradOut::kSeparate, true);
+  check_cross_entropy(ce_rows, 8192, GradOut::kInPlace, false);
+  check_cross_entropy(301, 32000, GradOut::kInPlace, false);
+  check_cross_entropy(301, 32000, GradOut::kNone, false);
+  check_cross_entropy(301, 12, GradOut::kSeparate, false);
+  check_cross_entropy(301, 8192, GradOut::kUnaligned, false);
   check_cross_entropy_bad_target(1000);
   check_cross_entropy_bad_target(-2);
 

@@ -504,16 +504,24 @@ CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& target
 
 // ---- optimizer ---------------------------------------------------------------------------
 
-void adamw_update(Tensor& master, Tensor* copy, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
-  const char* op = "adamw_update";
+namespace {
+// One parameter's AdamW tensors: dtypes, shapes, m and v apart from the master and the gradient.
+void adamw_slot_inputs(const char* op, const Tensor& master, const Tensor* copy, const Tensor& grad, const Tensor& m,
+                       const Tensor& v) {
   need_dtype(op, "master", master);
   for (auto [name, t] : {std::pair{"grad", &grad}, {"m", &m}, {"v", &v}}) need(op, name, t, master.shape());
   if (copy && copy->raw() != master.raw()) {
     need_storage_dtype(op, "copy", *copy);
     need_shape(op, "copy", *copy, master.shape());
   }
-  const bool gpu = on_cuda(op, {&master, copy, &grad, &m, &v});
   need_disjoint(op, {{"m", &m}, {"v", &v}}, {{"master", &master}, {"grad", &grad}});
+}
+}  // namespace
+
+void adamw_update(Tensor& master, Tensor* copy, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
+  const char* op = "adamw_update";
+  adamw_slot_inputs(op, master, copy, grad, m, v);
+  const bool gpu = on_cuda(op, {&master, copy, &grad, &m, &v});
   MAMBALM_BACKEND(gpu, adamw_update(master, copy, grad, m, v, s));
 }
 
@@ -553,13 +561,7 @@ void adamw_update_each(const std::vector<AdamWSlot>& slots, const AdamWStep& s) 
   std::vector<const Tensor*> all;
   for (const AdamWSlot& slot : slots) {
     MAMBALM_CHECK(slot.master && slot.grad && slot.m && slot.v, std::string("op ") + op, "a slot lacks a tensor");
-    need_dtype(op, "master", *slot.master);
-    for (auto [name, t] : {std::pair{"grad", slot.grad}, {"m", slot.m}, {"v", slot.v}}) need(op, name, t, slot.master->shape());
-    if (slot.copy && slot.copy->raw() != slot.master->raw()) {
-      need_storage_dtype(op, "copy", *slot.copy);
-      need_shape(op, "copy", *slot.copy, slot.master->shape());
-    }
-    need_disjoint(op, {{"m", slot.m}, {"v", slot.v}}, {{"master", slot.master}, {"grad", slot.grad}});
+    adamw_slot_inputs(op, *slot.master, slot.copy, *slot.grad, *slot.m, *slot.v);
     for (const Tensor* t : {static_cast<const Tensor*>(slot.master), static_cast<const Tensor*>(slot.copy), slot.grad,
                             static_cast<const Tensor*>(slot.m), static_cast<const Tensor*>(slot.v)})
       if (t) all.push_back(t);

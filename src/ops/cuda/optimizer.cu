@@ -294,8 +294,9 @@ void nonfinite_flag(const Tensor& x, Tensor& out) {
 
 namespace {
 
-// Runs `launch(args, first, count)` for the list in groups of up to kEachMax, each group's
-// args.blocks filled from blocks_of(i) (the blocks tensor i needs; 0 leaves it out).
+// Runs `launch(args, g0)` for the list in groups of up to kEachMax tensors (g0: the group's first
+// list index), each group's args.blocks filled from blocks_of(i) (the blocks tensor i needs; 0
+// leaves it out) and its entries by set(args, entry, i).
 template <class Args, class BlocksOf, class Set, class Launch>
 void for_each_group(size_t n, BlocksOf blocks_of, Set set, Launch launch) {
   for (size_t g = 0; g < n;) {
@@ -361,14 +362,15 @@ void squared_norm_each(const std::vector<const Tensor*>& xs, Tensor& out) {
   double* partial = partial_buf.get<double>(size_t(kEachMax) * kRedMaxBlocks, "squared_norm_each");
   double* out_p = out.data<double>();
   for_each_group<NormEachArgs>(
-      xs.size(), [&](size_t) { return 1u; },  // every tensor gets an entry (out[i] is assigned even when empty)
+      // squared_norm's grid, at least one block: every tensor keeps its entry (an empty one's
+      // out[i] is assigned 0), so a group's entries are list indices g0, g0 + 1, ...
+      xs.size(), [&](size_t i) { return reduction_blocks(xs[i]->numel()); },
       [&](NormEachArgs& a, int k, size_t i) {
         a.x[k] = xs[i]->f32();
         a.n[k] = xs[i]->numel();
-        a.vec[k] = aligned16(a.x[k]);  // (blocks_of's 1 keeps every entry; the real counts are set below)
+        a.vec[k] = aligned16(a.x[k]);
       },
-      [&](NormEachArgs a, size_t g0) {
-        for (int k = 0; k < a.blocks.count; ++k) a.blocks.first[k + 1] = a.blocks.first[k] + reduction_blocks(a.n[k]);
+      [&](const NormEachArgs& a, size_t g0) {
         squared_norm_each_partials<<<a.blocks.first[a.blocks.count], kRedThreads>>>(a, partial);
         check_launch("squared_norm_each");
         squared_norm_each_totals<<<a.blocks.count, kRedThreads>>>(a, partial, out_p + g0);

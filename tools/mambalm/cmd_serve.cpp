@@ -137,14 +137,20 @@ int cmd_serve(int argc, char** argv) {
   serve::Scheduler scheduler(model, so, metrics);
   serve::HttpServer server(scheduler, *tokenizer, metrics, ho, limits);
   const int port = server.bind();
-  if (args.has("port-file")) {
-    std::ofstream f(args.str("port-file"));
-    f << port << "\n";
-    check(static_cast<bool>(f), "--port-file", "cannot write " + args.str("port-file"));
-  }
   std::fprintf(stderr, "mambalm serve: %s on http://%s:%d (max batch %lld, max context %lld)\n", ho.model_name.c_str(),
                ho.host.c_str(), port, static_cast<long long>(so.max_batch), static_cast<long long>(so.max_context));
   std::fprintf(stderr, "mambalm serve: chat_template: %s\n", ho.chat_template->source_name().c_str());
+  // The port file is the readiness signal: written after the startup log, so that whoever waits
+  // for it finds the log complete, and renamed into place, so that it is never read half-written.
+  if (args.has("port-file")) {
+    const std::string path = args.str("port-file"), partial = path + ".partial";
+    {
+      std::ofstream f(partial);
+      f << port << "\n";
+      check(static_cast<bool>(f), "--port-file", "cannot write " + partial);
+    }
+    check(std::rename(partial.c_str(), path.c_str()) == 0, "--port-file", "cannot rename " + partial + " to " + path);
+  }
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);

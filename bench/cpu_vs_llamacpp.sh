@@ -3,7 +3,8 @@
 # for each model, thread count and round, alternating program by program (order reversed every
 # other round), with a read-bandwidth probe at the start of each round:
 #   mambalm bench --model M --dtype {f32,bf16,q8} --prompt-len 512 --gen-len GEN --json
-#       (one prefill of 512 tokens, then GEN decode steps after it)
+#       (an untimed warm-up prefill, then one timed prefill of 512 tokens and GEN decode steps
+#       after it; llama-bench also runs one untimed warm-up before the timed run)
 #   llama-bench -m M.{f32,bf16,q8_0}.gguf -p 512 -n 0            (prefill of 512)
 #   llama-bench -m M.{f32,bf16,q8_0}.gguf -p 0 -n GEN -d 512     (GEN decode steps after 512 tokens)
 # each under /usr/bin/time -v (peak resident memory). Then a table: prefill and decode tokens/s

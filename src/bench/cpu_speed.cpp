@@ -86,7 +86,8 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"copy_bandwidth_gb_s", copy_bandwidth / 1e9},
           {"decode_floor_ms", floor_ms()},
           {"decode_fraction_of_floor", floor_ms() / decode_ms()},
-          {"threads", threads}};
+          {"threads", threads},
+          {"warmup", warmup}};
 }
 
 Model random_preset_model(const std::string& preset, uint64_t seed) {
@@ -108,10 +109,15 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   r.n_params = model.parameter_count();
   r.prompt_len = o.prompt_len;
   r.gen_len = o.gen_len;
+  r.warmup = o.warmup;
   Rng rng(o.seed + 1);
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
 
+  if (o.warmup) {
+    SequenceState warm(cfg, 1, state_options_for(model, o.prompt_len + o.gen_len));
+    prefill(model, warm, prompt);
+  }
   // The KV cache as generate and serve hold it (model.kv_dtype()), growing on demand.
   SequenceState state(cfg, 1, state_options_for(model, o.prompt_len + o.gen_len));
   r.kv_dtype = dtype_name(state.options().kv_dtype);

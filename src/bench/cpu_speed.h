@@ -1,5 +1,6 @@
 // Prefill and decode speed of one model on the CPU (`mambalm bench`): a random prompt is
-// prefilled and greedy decoding timed, peak memory and state sizes are read, and decode is set
+// prefilled (after one untimed warm-up prefill of the same length, as llama-bench does, unless
+// told otherwise) and greedy decoding timed, peak memory and state sizes are read, and decode is set
 // against its floor, the bytes one step must stream (the weights as stored and the SSM state) over the
 // measured copy bandwidth.
 #pragma once
@@ -16,6 +17,11 @@ struct CpuSpeedOptions {
   int64_t prompt_len = 128;  // tokens prefilled
   int64_t gen_len = 32;      // tokens decoded, one step each
   uint64_t seed = 0;         // the prompt's tokens
+  // One untimed prefill of the same prompt first, on a state of its own that is dropped: the
+  // timed prefill then finds the thread pool started, the BLAS buffers and the heap grown and
+  // the weights' pages touched, which is what a served or repeated prompt sees and what
+  // llama-bench measures. false: the first, cold prefill of the process is the one timed.
+  bool warmup = true;
 };
 
 struct CpuSpeedResult {
@@ -30,6 +36,7 @@ struct CpuSpeedResult {
   double copy_bandwidth = 0;             // bytes read + written per second, all threads
   double bytes_per_token = 0;            // the decode floor's traffic: weights as stored (no untied embedding table) + SSM state
   int64_t threads = 0;                   // online CPU cores
+  bool warmup = true;                    // an untimed prefill ran before the timed one
 
   double decode_ms() const { return 1e3 * decode_s / static_cast<double>(gen_len); }
   double floor_ms() const { return 1e3 * bytes_per_token / copy_bandwidth; }

@@ -77,6 +77,7 @@ BenchNumbers read_numbers(const Args& args) {
   n.cpu.gen_len = args.integer_in("gen-len", 32, 1, limits::kMaxSequence);
   limits::checked_add(n.cpu.prompt_len, n.cpu.gen_len, "--prompt-len", "prompt + generated tokens", limits::kMaxSequence);
   n.cpu.seed = seed;
+  n.cpu.warmup = !args.flag("cold");
   n.sweep.contexts = args.sizes("contexts", "1K,4K,16K,32K,64K,128K", limits::kMaxSequence);
   n.sweep.batches = args.sizes("batches", "1,2,8,32,128,512", limits::kMaxBatch);
   n.sweep.gen = n.cpu.gen_len;
@@ -105,6 +106,7 @@ int cmd_bench(int argc, char** argv) {
              {"gen-len", "G", "decoded tokens (default 32)"},
              {"seed", "S", "seed for weights and prompt (default 0)"},
              {"json", "", "print JSON"},
+             {"cold", "", "cpu: time the process's first prefill (default: one untimed warm-up prefill first, as llama-bench)"},
              {"contexts", "L,...", "cuda: context lengths (default 1K,4K,16K,32K,64K,128K)"},
              {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
              {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
@@ -124,6 +126,8 @@ int cmd_bench(int argc, char** argv) {
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);
   const Placement placement = parse_placement(args);
+  check(!args.flag("cold") || (!args.flag("train") && placement.device == Device::CPU), "mambalm bench --cold",
+        "times the CPU's first prefill; it means nothing with --train or --device cuda");
   if (args.flag("train")) return bench_train(args, placement, numbers.train);
   if (placement.device == Device::CUDA) return bench_gpu(args, placement, numbers.sweep);
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");
@@ -141,7 +145,8 @@ int cmd_bench(int argc, char** argv) {
   const double P = static_cast<double>(r.prompt_len), G = static_cast<double>(r.gen_len);
   std::printf("model %s: %.2fM parameters, CPU, weights %s\n", name.c_str(), static_cast<double>(r.n_params) / 1e6,
               dtype_name(model.matrix_dtype()).c_str());
-  std::printf("prefill  %6lld tokens  %8.3f s  %10.1f tokens/s\n", static_cast<long long>(r.prompt_len), r.prefill_s, P / r.prefill_s);
+  std::printf("prefill  %6lld tokens  %8.3f s  %10.1f tokens/s%s\n", static_cast<long long>(r.prompt_len), r.prefill_s, P / r.prefill_s,
+              r.warmup ? "  (after an untimed warm-up prefill)" : "  (cold: the process's first)");
   std::printf("decode   %6lld tokens  %8.3f s  %10.1f tokens/s  (%.2f ms/token)\n", static_cast<long long>(r.gen_len), r.decode_s,
               G / r.decode_s, r.decode_ms());
   std::printf("floor    %.2f ms/token = %.0f MB of weights+state / %.1f GB/s measured copy bandwidth: decode runs at %.0f%% of it\n",

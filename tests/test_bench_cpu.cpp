@@ -1,0 +1,37 @@
+// `mambalm bench` on the CPU: the timed prefill comes after an untimed warm-up prefill (as
+// llama-bench times it) unless --cold asks for the process's first, and the report says which.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace {
+
+using mambalm::testing::run_cli;
+
+TEST(BenchCpu, WarmUpByDefaultColdOnRequest) {
+  for (const auto& [flag, warm] : std::vector<std::pair<std::string, bool>>{{"", true}, {" --cold", false}}) {
+    const auto r = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --json" + flag);
+    ASSERT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["warmup"], warm) << flag;
+    EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0.0) << flag;
+    EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0.0) << flag;
+  }
+  const auto text = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("(after an untimed warm-up prefill)"), std::string::npos) << text.out;
+  const auto cold = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --cold");
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  EXPECT_NE(cold.out.find("(cold: the process's first)"), std::string::npos) << cold.out;
+}
+
+// --cold is a CPU option: the GPU sweep and the training benchmark refuse it by name.
+TEST(BenchCpu, ColdIsRefusedWhereItMeansNothing) {
+  const auto r = run_cli("bench --train --preset mamba2-tiny --cold");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--cold"), std::string::npos) << r.err;
+}
+
+}  // namespace

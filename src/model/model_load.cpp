@@ -2,6 +2,8 @@
 // (owned F32 parameters), Model::load_for_inference for running it (the matrices in the
 // placement's dtype, read tensor by tensor from the memory-mapped file).
 #include <set>
+#include <string>
+#include <vector>
 
 #include "config/hf_config.h"
 #include "core/error.h"
@@ -23,6 +25,13 @@ namespace {
 template <class Want>
 void read_parameters(ParamList& params, const ModelConfig& cfg, const io::WeightSet& weights, const std::string& model_dir,
                      Want want, bool copy) {
+  // A tensor kept in its stored dtype stays a view of the mapping when it is large (model.h's
+  // kSmallestMappedTensorBytes). A small one
+  // (a norm's gains, a conv's taps, A_log) is copied and its pages dropped: touching one of its
+  // pages maps the whole page-cache folio around it, up to 2 MiB of the matrices beside it, and
+  // for bf16 / q8 weights those matrices were converted and are no longer needed (mamba2-130m
+  // held 83 MB of such file pages after loading as q8).
+  std::vector<std::string> dropped;  // the tensors that now own their values
   std::set<std::string> used;
   for (ParamRef& p : params) {
     if (!weights.contains(p.name)) {
@@ -37,14 +46,22 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
     }
     check(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F64,
           weights.file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
-    if (!convert) {
+    if (!convert && t.nbytes() >= kSmallestMappedTensorBytes) {
       *p.tensor = t.reshape(p.shape);
+    } else if (!convert) {
+      *p.tensor = t.clone().reshape(p.shape);
+      dropped.push_back(p.name);
     } else {
       *p.tensor = stored_as_by_blocks(t, dtype, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); })
                       .reshape(p.shape);
+      dropped.push_back(p.name);
     }
     used.insert(p.name);
   }
+  // Once nothing more is read: a block's release can be undone by the next block's first read,
+  // which maps the whole page-cache folio around it (up to 2 MiB on a file system with large
+  // folios), so every copied tensor's pages are dropped again here.
+  for (const std::string& name : dropped) weights.release(name);
   for (const std::string& name : weights.names()) {
     if (used.count(name)) continue;
     if (name == hf_head_name() && cfg.tie_embeddings) continue;  // a tied head saved anyway

@@ -180,6 +180,27 @@ TEST(State, SsmStateIsConstantKvCacheGrows) {
   }
 }
 
+// Mamba-1 reuses -exp(A_log) between inference forwards (mamba1.h): a change of A_log in place,
+// as a training step or a finite-difference check makes, must show in the next forward.
+TEST(State, Mamba1SeesAnALogChangedInPlace) {
+  Model m = perturbed_model(small("mamba-tiny"));
+  Tensor ids = as_batch(random_tokens(12, 256), 0, 12);
+  const Tensor before = m.forward(ids).clone();
+  Tensor* A_log = nullptr;
+  for (ParamRef& p : m.params())
+    if (p.name.find("A_log") != std::string::npos) A_log = p.tensor;
+  ASSERT_NE(A_log, nullptr);
+  for (int64_t i = 0; i < A_log->numel(); ++i) A_log->f32()[i] += 0.25f;
+  const Tensor after = m.forward(ids).clone();
+  // The reference: a model built afresh from the changed weights computes A anew.
+  Model fresh(m.config());
+  fresh.init_random(1);
+  for (size_t i = 0; i < m.params().size(); ++i)
+    std::memcpy(fresh.params()[i].tensor->raw(), m.params()[i].tensor->raw(), m.params()[i].tensor->nbytes());
+  EXPECT_EQ(relative_l2(after, fresh.forward(ids)), 0.0);
+  EXPECT_GT(relative_l2(after, before), 1e-4);
+}
+
 TEST(Generate, GreedyIsArgmaxOfForwardAndRejectsBadIds) {
   Model m = perturbed_model(small("hybrid-tiny"));
   std::vector<int32_t> prompt = random_tokens(12, 256);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/host_blocks.h"
 #include "core/host_memory.h"
 #include "core/limits.h"
 
@@ -58,23 +59,44 @@ std::string shape_str(const Shape& s) {
   return o.str();
 }
 
-static std::shared_ptr<Buffer> allocate_cpu(size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+static std::shared_ptr<Buffer> allocate_cpu(size_t bytes, bool scratch) {
   // Refused up front: with overcommit a too-large block "succeeds" and the first touch of it
   // ends the process in the OOM killer, with no word of why.
   if (bytes > static_cast<size_t>(host_memory_bytes()))
     check_fits_host_memory(static_cast<int64_t>(bytes), "tensor", "allocating a tensor",
                            "the model, batch or sequence is too large for this machine");
   auto b = std::make_shared<Buffer>();
+  b->bytes = bytes;
+  // Large scratch blocks come from host_blocks (reused by size, never faulted in twice), except
+  // under AddressSanitizer, which checks only what malloc hands out.
+  if (scratch && bytes >= host_blocks::kMinBytes && !kAddressSanitizer) {
+    void* p = host_blocks::take(bytes);
+    MAMBALM_CHECK(p != nullptr, "tensor", "out of memory allocating " + std::to_string(bytes) + " bytes");
+    b->data = p;
+    b->owner = std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::give(q, bytes); });
+    return b;
+  }
   size_t rounded = ((bytes + 63) / 64) * 64;
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
   MAMBALM_CHECK(p != nullptr, "tensor", "out of memory allocating " + std::to_string(bytes) + " bytes");
   b->data = p;
-  b->bytes = bytes;
   b->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   return b;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::allocate(const Shape& shape, DType dtype, bool scratch) {
   for (int64_t d : shape) MAMBALM_CHECK(d >= 0, "tensor", "negative dimension in shape " + shape_str(shape));
   const int64_t bytes = dtype == DType::Q8 ? static_cast<int64_t>(storage_bytes(shape, dtype))
                        : limits::checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor",
@@ -82,9 +104,12 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.buffer_ = allocate_cpu(static_cast<size_t>(bytes));
+  t.buffer_ = allocate_cpu(static_cast<size_t>(bytes), scratch);
   return t;
 }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return allocate(shape, dtype, false); }
+Tensor Tensor::scratch(const Shape& shape, DType dtype) { return allocate(shape, dtype, true); }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   Tensor t = empty(shape, dtype);

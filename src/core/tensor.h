@@ -43,6 +43,10 @@ class Tensor {
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
   // A new CPU tensor whose contents are left uninitialised (fast path for outputs).
   static Tensor empty(const Shape& shape, DType dtype = DType::F32);
+  // Uninitialised, for a forward's or backward's intermediate values on the CPU: large ones come
+  // from core/host_blocks.h (freed blocks reused by size, not faulted in again each layer).
+  // Long-lived tensors (weights, caches, states) use empty().
+  static Tensor scratch(const Shape& shape, DType dtype = DType::F32);
   // A non-owning view of external memory kept alive by `owner`. `device` says where the bytes
   // live (core/device.h makes CUDA tensors this way; core itself never touches CUDA).
   static Tensor view_of(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner,
@@ -74,6 +78,7 @@ class Tensor {
   std::shared_ptr<void> buffer_owner() const { return buffer_; }
 
  private:
+  static Tensor allocate(const Shape& shape, DType dtype, bool scratch);
   std::shared_ptr<Buffer> buffer_;
   size_t offset_ = 0;  // bytes into buffer_
   Shape shape_;

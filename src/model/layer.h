@@ -59,7 +59,7 @@ struct LayerContext {
 
   // An activation tensor: from the workspace, else a new CPU tensor.
   Tensor empty(const Shape& shape, DType dtype = DType::F32) const {
-    return workspace ? workspace->empty(shape, dtype) : Tensor::empty(shape, dtype);
+    return workspace ? workspace->empty(shape, dtype) : Tensor::scratch(shape, dtype);
   }
   // The same, zero-filled (for gradients that ops accumulate into).
   Tensor zeros(const Shape& shape) const;

@@ -1,5 +1,6 @@
 #include "model/mamba1.h"
 
+#include <cstring>
 #include <limits>
 
 #include "core/device.h"
@@ -19,6 +20,20 @@ LayerState Mamba1Mixer::new_state(const Mamba1Config& cfg, int64_t batch, const 
   s.conv = zeros_on(opts.device, {batch, cfg.d_inner, cfg.d_conv - 1});
   s.ssm = zeros_on(opts.device, {batch, cfg.d_inner, cfg.d_state});
   return s;
+}
+
+Tensor Mamba1Mixer::inference_A() {
+  const Tensor& A_log = A_log_.value;
+  std::lock_guard<std::mutex> lock(a_cache_mutex_);
+  if (!a_cache_.defined() || a_cache_key_.shape() != A_log.shape() ||
+      std::memcmp(a_cache_key_.raw(), A_log.raw(), A_log.nbytes()) != 0) {
+    // New tensors rather than overwriting: a forward on another thread may still hold the old A.
+    a_cache_key_ = A_log.clone();
+    Tensor A = Tensor::empty(A_log.shape());
+    ops::neg_exp(A_log, A);
+    a_cache_ = A;
+  }
+  return a_cache_;
 }
 
 void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
@@ -48,8 +63,13 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   ops::linear(dt_low, dt_proj_w_.value, nullptr, dt);
   ops::softplus_dt(dt, dt_proj_b_.value, 0.0f, kNoClamp, dt);
 
-  Tensor A = ctx.empty({Di, N});  // -exp(A_log)
-  ops::neg_exp(A_log_.value, A);
+  Tensor A;  // [Di, N] -exp(A_log)
+  if (!ctx.cache && A_log_.value.device() == Device::CPU) {
+    A = inference_A();
+  } else {
+    A = ctx.empty({Di, N});
+    ops::neg_exp(A_log_.value, A);
+  }
   Tensor ys = ctx.empty({B, T, Di});  // gated scan output
   // Training keeps the scan's state every kScanStateChunk steps, so that the backward starts from
   // them instead of walking the sequence again (N / 8 floats per token and channel: 2 at N = 16,

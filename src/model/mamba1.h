@@ -3,6 +3,8 @@
 //   dt = softplus(W_dt dt_low + b_dt);  A = -exp(A_log) [Di, N];
 //   h_t = exp(dt_t A) h_{t-1} + (dt_t x_t) B_t^T;  y_t = h_t C_t + D x_t;  y *= SiLU(z);  out = W_out y.
 #pragma once
+#include <mutex>
+
 #include "config/model_config.h"
 #include "model/layer.h"
 
@@ -31,8 +33,16 @@ class Mamba1Mixer : public Mixer {
     Tensor ys;      // [B, T, Di] gated scan output
   };
 
+  // A = -exp(A_log) [Di, N] for a forward that keeps nothing for a backward (inference): Di * N
+  // exps per call were ~7% of a CPU decode step of mamba-130m. Reused while A_log holds the
+  // values it was made from, compared in full on every call (a few microseconds), so a training
+  // step, a loaded checkpoint or a test that perturbs A_log in place is always seen. CPU only.
+  Tensor inference_A();
+
   Mamba1Config cfg_;
   int64_t d_;
+  std::mutex a_cache_mutex_;
+  Tensor a_cache_key_, a_cache_;  // [Di, N] A_log's values when a_cache_ = -exp(them) was made
   Weight in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]
   Weight conv_w_, conv_b_;          // [Di, K], [Di]
   Weight x_proj_w_;                 // [R + 2N, Di]

@@ -166,7 +166,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   MAMBALM_CHECK(T > 0, "forward", "no tokens");
   Workspace* ws = workspace_.get();
   if (ws) ws->reset();
-  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
+  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::scratch(shape, dtype); };
   Tensor ids = ids_in;  // [B, T] on the model's device
   if (ids.device() != device_) {
     ids = empty(ids_in.shape(), DType::I32);

@@ -118,7 +118,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     return fwd ? "forward -" : "backward -";
   };
   stage("");
-  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::empty(shape, dtype); };
+  auto empty = [ws](const Shape& shape, DType dtype = DType::F32) { return ws ? ws->empty(shape, dtype) : Tensor::scratch(shape, dtype); };
   auto on_model_device = [&](const Tensor& t) {
     if (t.device() == device_) return t;
     Tensor d = empty(t.shape(), t.dtype());

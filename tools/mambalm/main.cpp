@@ -56,13 +56,13 @@ int main(int argc, char** argv) {
     setenv("GOMP_SPINCOUNT", "10000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run with the default
   }
-  // Every CPU op allocates its output anew (core/tensor.cpp). glibc serves blocks above its
-  // mmap threshold (128 KiB, rising to at most 32 MiB) with fresh mappings, and returns a free
-  // heap top above its trim threshold to the kernel, so a layer's activations were faulted in
-  // page by page on every forward: a 512-token prefill of llama-134m ran 1.6x faster on two
-  // threads with both thresholds raised, at the same peak RSS (bench/NOTES.md). Freed blocks
-  // now stay in the heap for the next layer. Blocks above 256 MiB (the largest weight tables)
-  // still get mappings of their own.
+  // glibc serves blocks above its mmap threshold (128 KiB, rising to at most 32 MiB) with fresh
+  // mappings and returns a free heap top above its trim threshold to the kernel, so memory freed
+  // and asked for again (per decode token, per op) was faulted in page by page each time. Both
+  // thresholds raised: decode of mamba-130m as q8 ran up to 2x faster and prefill 1.3-2.5x
+  // (bench/NOTES.md). The forward's large intermediate tensors do not use this heap but
+  // core/host_blocks.h (Tensor::scratch), so that they cannot fragment it around long-lived
+  // blocks; blocks above 256 MiB (the largest weight tables) still get mappings of their own.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

@@ -5,11 +5,11 @@
 //
 // Unlike SSD, A varies per (channel, state index), so every step needs Di*N exps: they are the
 // cost, and exp_fast keeps the inner loop over N vectorised. Work is split over (batch, block
-// of channels); a block's states (kChannelBlock x N floats) stay in L1 across the time loop,
+// of channels); a block's states (kChannelBlock x N floats, the caller's state tensor in place)
+// stay in L1 across the time loop,
 // and each time step reads the block's slice of u/delta/z plus B_t and C_t, shared by the block.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "ops/cpu/cpu_ops.h"
@@ -40,18 +40,16 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
 
 #pragma omp parallel
   {
-    std::vector<float> h(static_cast<size_t>(kChannelBlock * N));
+    std::vector<float> h(sp ? 0 : static_cast<size_t>(kChannelBlock * N));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < Bsz; ++b) {
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t d0 = blk * kChannelBlock;
         const int64_t nd = std::min(kChannelBlock, Di - d0);
-        float* state_b = sp ? sp + (b * Di + d0) * N : nullptr;
-        if (state_b) {
-          std::memcpy(h.data(), state_b, static_cast<size_t>(nd * N) * sizeof(float));
-        } else {
-          std::fill(h.begin(), h.end(), 0.0f);
-        }
+        // The block's states: the caller's, updated in place (one block per iteration owns them),
+        // or zeros in a per-thread buffer.
+        float* hb = sp ? sp + (b * Di + d0) * N : h.data();
+        if (!sp) std::fill(h.begin(), h.end(), 0.0f);
         for (int64_t t = 0; t < T; ++t) {
           const int64_t row = (b * T + t) * Di + d0;
           const float* Bt = Bp + (b * T + t) * N;
@@ -60,7 +58,7 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
             const float dl = dp[row + dd];
             const float du = dl * up[row + dd];
             const float* Ad = Ap + (d0 + dd) * N;
-            float* hd = h.data() + dd * N;
+            float* hd = hb + dd * N;
             float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
             for (int64_t n = 0; n < N; ++n) {
@@ -76,7 +74,6 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
             yp[row + dd] = out;
           }
         }
-        if (state_b) std::memcpy(state_b, h.data(), static_cast<size_t>(nd * N) * sizeof(float));
       }
     }
   }

@@ -18,6 +18,21 @@ namespace {
 constexpr double kH = 1e-5;
 constexpr double kTol = 2e-6;
 
+// A forward's loss sum_i out_i R_i against the naive definition's `want`. The terms have random
+// signs and can nearly cancel (one seed gave |loss| = 1.8e-7 against terms of order 1, another
+// 6e-7 for the conv): the error is scaled by ||out|| ||R||, the size of the terms
+// (Cauchy-Schwarz), not by the loss itself.
+void expect_loss_close(const std::string& tag, const Vec& out, const Vec& R, double want) {
+  double on = 0, rn = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    on += out[i] * out[i];
+    rn += R[i] * R[i];
+  }
+  const double got = dot(out, R), scale_terms = std::sqrt(on * rn);
+  std::printf("[err] %-56s rel=%.3e\n", (tag + "forward (loss)").c_str(), std::fabs(got - want) / scale_terms);
+  EXPECT_LT(std::fabs(got - want), 1e-6 * scale_terms) << tag;
+}
+
 Vec plus(const Vec& a, const Vec& b) {
   Vec r(a);
   for (size_t i = 0; i < r.size(); ++i) r[i] += b[i];
@@ -160,9 +175,7 @@ void check_conv(bool act, bool with_state, bool packed) {
   Tensor y = Tensor::empty({B, T, C});
   Tensor st = ss.clone();
   ops::causal_conv1d(xs, ws, &bs, packed ? &seq : nullptr, with_state ? &st : nullptr, act, y);
-  const double got = dot(to_vec(y), R), want = loss();
-  std::printf("[err] %-56s rel=%.3e\n", (tag + "forward (loss)").c_str(), std::fabs(got - want) / std::fabs(want));
-  EXPECT_LT(std::fabs(got - want), 1e-5 * std::fabs(want));
+  expect_loss_close(tag, to_vec(y), R, loss());
 }
 }  // namespace
 
@@ -232,18 +245,7 @@ void check_attention(int64_t T, int64_t S, bool packed) {
   expect_grad(tag + "dv", to_vec(dv), fd_grad(loss, v, kH), kTol);
   Tensor out = Tensor::empty(qs.shape());
   ops::attention(qs, ks, vs, packed ? &seq : nullptr, scale, out);
-  // The loss is a dot product of random-signed terms and can nearly cancel (one seed gave
-  // |loss| = 1.8e-7 against terms of order 1): scale the error by ||out|| ||R||, the size of the
-  // terms (Cauchy-Schwarz), not by the loss itself.
-  const std::vector<double> ov = to_vec(out);
-  double on = 0, rn = 0;
-  for (size_t i = 0; i < ov.size(); ++i) {
-    on += ov[i] * ov[i];
-    rn += R[i] * R[i];
-  }
-  const double got = dot(ov, R), want = loss(), scale_terms = std::sqrt(on * rn);
-  std::printf("[err] %-56s rel=%.3e\n", (tag + "forward (loss)").c_str(), std::fabs(got - want) / scale_terms);
-  EXPECT_LT(std::fabs(got - want), 1e-6 * scale_terms);
+  expect_loss_close(tag, to_vec(out), R, loss());
 }
 }  // namespace
 

@@ -26,11 +26,10 @@ template <class Want>
 void read_parameters(ParamList& params, const ModelConfig& cfg, const io::WeightSet& weights, const std::string& model_dir,
                      Want want, bool copy) {
   // A tensor kept in its stored dtype stays a view of the mapping when it is large (model.h's
-  // kSmallestMappedTensorBytes). A small one
-  // (a norm's gains, a conv's taps, A_log) is copied and its pages dropped: touching one of its
-  // pages maps the whole page-cache folio around it, up to 2 MiB of the matrices beside it, and
-  // for bf16 / q8 weights those matrices were converted and are no longer needed (mamba2-130m
-  // held 83 MB of such file pages after loading as q8).
+  // kSmallestMappedTensorBytes). A small one (a norm's gains, a conv's taps, A_log) is copied and
+  // its pages dropped: touching one of its pages maps the whole page-cache folio around it, up to
+  // 2 MiB of the matrices beside it, and for bf16 / q8 weights those matrices were converted and
+  // are no longer needed (mamba2-130m held 83 MB of such file pages after loading as q8).
   std::vector<std::string> dropped;  // the tensors that now own their values
   std::set<std::string> used;
   for (ParamRef& p : params) {
@@ -48,11 +47,9 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
           weights.file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
     if (!convert && t.nbytes() >= kSmallestMappedTensorBytes) {
       *p.tensor = t.reshape(p.shape);
-    } else if (!convert) {
-      *p.tensor = t.clone().reshape(p.shape);
-      dropped.push_back(p.name);
     } else {
-      *p.tensor = stored_as_by_blocks(t, dtype, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); })
+      *p.tensor = (convert ? stored_as_by_blocks(t, dtype, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); })
+                           : t.clone())
                       .reshape(p.shape);
       dropped.push_back(p.name);
     }

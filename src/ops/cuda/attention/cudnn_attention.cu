@@ -234,6 +234,13 @@ class GraphBuilder {
     set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "operation graph");
     finalize(graph, "operation graph");
     std::string tried;
+    // MAMBALM_CUDNN_ATTN_CONFIG=N (a measurement knob, bench/NOTES.md): take the N-th configuration
+    // that finalizes instead of the first, and say which engine it is.
+    const char* pick_env = std::getenv("MAMBALM_CUDNN_ATTN_CONFIG");
+    const int64_t pick = pick_env ? std::max<int64_t>(0, std::atoll(pick_env)) : 0;
+    int64_t finalized = 0;
+    cudnnBackendDescriptor_t first_plan = nullptr;
+    int64_t first_workspace = 0;
     for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
       const char* mname = mode == CUDNN_HEUR_MODE_A ? "heuristics A" : "heuristics fallback";
       cudnnBackendDescriptor_t heur = make(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, mname);
@@ -272,10 +279,27 @@ class GraphBuilder {
         int64_t ws = 0, n = 0;
         check(a_.get_attribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws),
               "get attribute", "workspace size");
+        if (!first_plan) first_plan = p, first_workspace = ws;
+        if (finalized++ < pick) continue;
+        if (pick_env) {
+          cudnnBackendDescriptor_t engine = make(CUDNN_BACKEND_ENGINE_DESCRIPTOR, "engine");
+          int64_t index = -1;
+          if (a_.get_attribute(configs[size_t(i)], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
+                               &engine) == CUDNN_STATUS_SUCCESS)
+            a_.get_attribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index);
+          std::fprintf(stderr, "cudnn attention: configuration %lld (%s #%lld): engine %lld, workspace %lld bytes\n",
+                       static_cast<long long>(pick), mname, static_cast<long long>(i), static_cast<long long>(index),
+                       static_cast<long long>(ws));
+        }
         *workspace = ws;
         return p;
       }
       if (got <= 0) tried += std::string(tried.empty() ? "" : "; ") + mname + ": no engine";
+    }
+    if (first_plan) {  // fewer configurations than asked for: the first
+      if (pick_env) std::fprintf(stderr, "cudnn attention: only %lld configurations finalize\n", static_cast<long long>(finalized));
+      *workspace = first_workspace;
+      return first_plan;
     }
     throw CudnnFailure{"no engine config finalized an execution plan (" + tried + ")"};
   }

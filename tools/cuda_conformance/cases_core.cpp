@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "harness.h"
+#include "ops/cuda/bf16_convert.cuh"
 #include "ops/ops.h"
 
 namespace conformance {
@@ -138,6 +139,41 @@ void check_layout(int64_t rows, int64_t W, int64_t col0, int64_t w) {
   record("fill", shape_str(part.shape()), "t", nmse(gpart, part), kExact, t.gpu_ms, t.cpu_ms);
 }
 
+// fp32 -> bf16 -> fp32 through ops::convert against the CPU's conversions (exact: both round
+// to nearest even), at sizes with and without a tail of fewer than 8 and at views 4 bytes off
+// 16-byte alignment (the scalar path); then three arrays of different sizes in one launch.
+void check_convert(int64_t n, int64_t offset) {
+  Tensor src = rand_cpu({n + offset}, -3e4f, 3e4f);
+  Tensor x = src.slice0(offset, offset + n), back = x.to(DType::BF16).to(DType::F32);
+  Tensor gx = up(src).slice0(offset, offset + n);
+  Tensor g16 = poisoned({n + offset}, DType::BF16).slice0(offset, offset + n), gback = poisoned({n});
+  ops::convert(gx, g16);
+  ops::convert(g16, gback);
+  record("convert", "[" + std::to_string(n) + "] at +" + std::to_string(offset), "f32->bf16->f32",
+         nmse(gback, back), kExact, NAN, NAN);
+}
+
+void check_convert_arrays() {
+  const int64_t n[3] = {4096 * 8 + 3, 1000, 7};
+  Tensor x[3], back[3], gx[3], g16[3], gback[3];
+  for (int j = 0; j < 3; ++j) {
+    x[j] = rand_cpu({n[j]}, -2.0f, 2.0f);
+    back[j] = x[j].to(DType::BF16).to(DType::F32);
+    gx[j] = up(x[j]);
+    g16[j] = poisoned({n[j]}, DType::BF16);
+    gback[j] = poisoned({n[j]});
+  }
+  ops::cuda::f32_to_bf16({{gx[0].f32(), g16[0].data<uint16_t>(), n[0]},
+                          {gx[1].f32(), g16[1].data<uint16_t>(), n[1]},
+                          {gx[2].f32(), g16[2].data<uint16_t>(), n[2]}});
+  ops::cuda::bf16_to_f32({{g16[0].data<uint16_t>(), gback[0].f32(), n[0]},
+                          {g16[1].data<uint16_t>(), gback[1].f32(), n[1]},
+                          {g16[2].data<uint16_t>(), gback[2].f32(), n[2]}});
+  for (int j = 0; j < 3; ++j)
+    record("convert", "3 arrays, [" + std::to_string(n[j]) + "]", "f32->bf16->f32", nmse(gback[j], back[j]), kExact,
+           NAN, NAN);
+}
+
 void check_softplus(int64_t B, int64_t T, int64_t H) {
   Tensor dt = rand_cpu({B, T, H}, -12, 24), bias = rand_cpu({H}, -6, 0), o = Tensor::empty({B, T, H});
   Tensor gdt = up(dt), gb = up(bias), go = poisoned({B, T, H});
@@ -173,6 +209,11 @@ void run_core(bool quick) {
   check_softplus(B, T, 1024);  // Mamba-1's [B, T, Di]: the float4 path
   check_softplus(3, 5, 37);    // odd width: scalars
   check_layout(B * T, in_proj, di, di);
+  for (int64_t off : {0, 1}) {
+    check_convert(5, off);
+    check_convert((int64_t(1) << 20) + 13, off);
+  }
+  check_convert_arrays();
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <string>
 
+#include "ops/cuda/bf16_convert.cuh"
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/ptx.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace mambalm::ops::cuda {
@@ -116,15 +118,89 @@ void fill(Tensor& t, float value) {
 }
 
 namespace {
-__global__ void to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __float2bfloat16_rn(x[i]);
+// Up to three arrays per launch; blockIdx.y picks one. The pointers are chosen by comparisons,
+// not by indexing the parameter arrays with blockIdx.y (which spills the parameters to local
+// memory, as the copy kernels above once did).
+template <class Src, class Dst>
+struct ConvertArrays {
+  const Src* src[3];
+  Dst* dst[3];
+  int64_t n[3];
+  bool vec[3];  // fp32 side 16-byte, bf16 side 8-byte aligned: 4-element quads, then a scalar tail
+};
+template <class T>
+__device__ __forceinline__ T pick(const T (&a)[3], unsigned j) {
+  return j == 0 ? a[0] : j == 1 ? a[1] : a[2];
 }
-__global__ void from_bf16_kernel(const __nv_bfloat16* __restrict__ x, float* __restrict__ y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __bfloat162float(x[i]);
+
+// One quad: a 16-byte fp32 access and an 8-byte bf16 one, both coalesced across the warp.
+__device__ __forceinline__ float4 load_quad(const float* s, int64_t i) { return reinterpret_cast<const float4*>(s)[i]; }
+__device__ __forceinline__ uint2 load_quad(const uint16_t* s, int64_t i) { return reinterpret_cast<const uint2*>(s)[i]; }
+__device__ __forceinline__ void store_quad(uint16_t* d, int64_t i, float4 a) {
+  reinterpret_cast<uint2*>(d)[i] = make_uint2(pack_bf16(a.x, a.y), pack_bf16(a.z, a.w));
+}
+__device__ __forceinline__ void store_quad(float* d, int64_t i, uint2 u) {
+  reinterpret_cast<float4*>(d)[i] = make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                                                __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+}
+__device__ __forceinline__ uint16_t convert1(float x) {
+  const __nv_bfloat16 b = __float2bfloat16_rn(x);
+  return *reinterpret_cast<const uint16_t*>(&b);
+}
+__device__ __forceinline__ float convert1(uint16_t x) { return __uint_as_float(uint32_t(x) << 16); }
+
+constexpr int kQuadsInFlight = 4;  // per thread: all loads issued before the first store
+
+template <class Src, class Dst>
+__global__ void convert_kernel(ConvertArrays<Src, Dst> a) {
+  const unsigned j = blockIdx.y;
+  const Src* s = pick(a.src, j);
+  Dst* d = pick(a.dst, j);
+  const int64_t n = pick(a.n, j);
+  const int64_t quads = pick(a.vec, j) ? n / 4 : 0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + (kQuadsInFlight - 1) * stride < quads; i += kQuadsInFlight * stride) {
+    decltype(load_quad(s, 0)) v[kQuadsInFlight];
+#pragma unroll
+    for (int k = 0; k < kQuadsInFlight; ++k) v[k] = load_quad(s, i + k * stride);
+#pragma unroll
+    for (int k = 0; k < kQuadsInFlight; ++k) store_quad(d, i + k * stride, v[k]);
+  }
+  for (; i < quads; i += stride) store_quad(d, i, load_quad(s, i));
+  for (int64_t e = quads * 4 + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride)
+    d[e] = convert1(s[e]);
+}
+
+inline bool aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
+inline bool quad_aligned(const float* p) { return aligned16(p); }
+inline bool quad_aligned(const uint16_t* p) { return aligned8(p); }
+
+template <class Src, class Dst>
+void launch_convert(std::initializer_list<std::tuple<const Src*, Dst*, int64_t>> arrays, const char* op) {
+  ConvertArrays<Src, Dst> a{};
+  unsigned k = 0;
+  int64_t most = 0;  // the most work items (quads, then tail elements) of one array
+  for (const auto& [s, d, n] : arrays) {
+    a.src[k] = s;
+    a.dst[k] = d;
+    a.n[k] = n;
+    a.vec[k] = quad_aligned(s) && quad_aligned(d);
+    most = std::max(most, a.vec[k] ? n / 4 + n % 4 : n);
+    ++k;
+  }
+  if (most == 0) return;
+  convert_kernel<<<dim3(blocks_for((most + kQuadsInFlight - 1) / kQuadsInFlight), k), kThreads>>>(a);
+  check_launch(op);
 }
 }  // namespace
+
+void f32_to_bf16(std::initializer_list<std::tuple<const float*, uint16_t*, int64_t>> arrays) {
+  launch_convert(arrays, "f32_to_bf16");
+}
+void bf16_to_f32(std::initializer_list<std::tuple<const uint16_t*, float*, int64_t>> arrays) {
+  launch_convert(arrays, "bf16_to_f32");
+}
 
 void convert(const Tensor& x, Tensor& y) {
   const int64_t n = x.numel();
@@ -134,9 +210,8 @@ void convert(const Tensor& x, Tensor& y) {
       check_cuda(cudaMemcpyAsync(y.raw(), x.raw(), x.nbytes(), cudaMemcpyDeviceToDevice, 0), "convert", "cudaMemcpyAsync");
     return;
   }
-  if (x.dtype() == DType::F32) to_bf16_kernel<<<blocks_for(n), kThreads>>>(x.f32(), y.data<__nv_bfloat16>(), n);
-  else from_bf16_kernel<<<blocks_for(n), kThreads>>>(x.data<__nv_bfloat16>(), y.f32(), n);
-  check_launch("convert");
+  if (x.dtype() == DType::F32) f32_to_bf16({{x.f32(), y.data<uint16_t>(), n}});
+  else bf16_to_f32({{x.data<uint16_t>(), y.f32(), n}});
 }
 
 }  // namespace mambalm::ops::cuda

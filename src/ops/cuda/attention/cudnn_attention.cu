@@ -59,6 +59,7 @@
 
 #include "ops/cuda/attention/common.cuh"
 #include "ops/cuda/attention/cudnn_attention.h"
+#include "ops/cuda/bf16_convert.cuh"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cudnn_loader.h"
 
@@ -74,6 +75,16 @@ using Dims = std::array<int64_t, 4>;
 struct CudnnFailure {
   std::string what;
 };
+
+// MAMBALM_CUDNN_ATTN_VARIANT=N, a measurement knob (bench/NOTES.md): bit 0 leaves the pointwise
+// operations' alpha attributes unset, bit 2 drops the causal mask (timing only: wrong results).
+int variant() {
+  static const int v = [] {
+    const char* e = std::getenv("MAMBALM_CUDNN_ATTN_VARIANT");
+    return e ? std::atoi(e) : 0;
+  }();
+  return v;
+}
 
 // Unique ids of the tensors the caller binds (virtual tensors count up from kFirstVirtual).
 enum Uid : int64_t {
@@ -159,9 +170,11 @@ class GraphBuilder {
     if (b) set(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b->desc, what);
     if (t) set(op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t->desc, what);
     set(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y.desc, what);
-    const float one = 1.0f;
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one, what);
-    set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one, what);
+    if (!(variant() & 1)) {
+      const float one = 1.0f;
+      set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one, what);
+      set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one, what);
+    }
     finalize(op, what);
     ops_.push_back(op);
   }
@@ -214,6 +227,7 @@ class GraphBuilder {
   // The causal mask of a [B, H, T, T] score tensor (queries and keys aligned at 0, as q_len ==
   // k_len): keeps row >= column, puts `mask_value` elsewhere.
   TensorRef causal_mask(const TensorRef& s, const TensorRef& mask_value) {
+    if (variant() & 4) return s;  // measurement only: no mask (wrong results)
     TensorRef row = virt(CUDNN_DATA_INT32, s.dim, s.stride, "row index");
     pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, s, nullptr, nullptr, row, "row index", 2);
     TensorRef col = virt(CUDNN_DATA_INT32, s.dim, s.stride, "column index");
@@ -556,65 +570,13 @@ void execute(Session& ses, const Plan& p, const std::vector<int64_t>& uids, cons
   if (!err.empty()) throw CudnnFailure{"execute: " + err};
 }
 
-// ---- layout glue kernels -------------------------------------------------------------------
-// Up to three arrays of n floats rounded to bf16 (n % 4 == 0); blockIdx.y picks the array.
-struct ToBf16 {
-  const float* src[3];
-  uint16_t* dst[3];
-};
-__global__ void to_bf16_kernel(ToBf16 a, int64_t n4) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n4) return;
-  const float4 x = reinterpret_cast<const float4*>(a.src[blockIdx.y])[i];
-  reinterpret_cast<uint2*>(a.dst[blockIdx.y])[i] = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
-}
-// Up to three bf16 arrays widened to fp32; sizes may differ (n4[j] groups of 4).
-struct FromBf16 {
-  const uint16_t* src[3];
-  float* dst[3];
-  int64_t n4[3];
-};
-__global__ void from_bf16_kernel(FromBf16 a) {
-  const int j = blockIdx.y;
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= a.n4[j]) return;
-  const uint2 u = reinterpret_cast<const uint2*>(a.src[j])[i];
-  float4 y;
-  y.x = __uint_as_float(u.x << 16);
-  y.y = __uint_as_float(u.x & 0xffff0000u);
-  y.z = __uint_as_float(u.y << 16);
-  y.w = __uint_as_float(u.y & 0xffff0000u);
-  reinterpret_cast<float4*>(a.dst[j])[i] = y;
-}
+// ---- layout glue ----------------------------------------------------------------------------
+// fp32 <-> bf16 conversions: bf16_convert.cuh. The statistic changes base by one scaling pass.
 __global__ void scale_kernel(const float* x, float* y, int64_t n, float f) {  // x may be y
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) y[i] = x[i] * f;
 }
 
-void to_bf16(std::initializer_list<std::pair<const float*, uint16_t*>> arrays, int64_t n) {
-  ToBf16 a{};
-  unsigned k = 0;
-  for (const auto& [s, d] : arrays) {
-    a.src[k] = s;
-    a.dst[k] = d;
-    ++k;
-  }
-  const int64_t n4 = n / 4;
-  to_bf16_kernel<<<dim3(unsigned((n4 + kThreads - 1) / kThreads), k), kThreads>>>(a, n4);
-}
-void from_bf16(std::initializer_list<std::tuple<const uint16_t*, float*, int64_t>> arrays) {
-  FromBf16 a{};
-  unsigned k = 0;
-  int64_t most = 0;
-  for (const auto& [s, d, n] : arrays) {
-    a.src[k] = s;
-    a.dst[k] = d;
-    a.n4[k] = n / 4;
-    most = std::max(most, n / 4);
-    ++k;
-  }
-  from_bf16_kernel<<<dim3(unsigned((most + kThreads - 1) / kThreads), k), kThreads>>>(a);
-}
 void scale_rows(const float* x, float* y, int64_t n, float f) {
   scale_kernel<<<unsigned((n + kThreads - 1) / kThreads), kThreads>>>(x, y, n, f);
 }
@@ -656,8 +618,7 @@ bool attention_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   uint16_t* o16 = reinterpret_cast<uint16_t*>(base + b_half);
   float* stats = direct ? lse2 : reinterpret_cast<float*>(base + 2 * b_half);
   void* ws = base + 2 * b_half + b_rows;
-  to_bf16({{q.f32(), q16}}, n);
-  check_launch("attention (cudnn)");
+  f32_to_bf16({{q.f32(), q16, n}});
   try {
     run_forward(*ses, p, q16, k, v, o16, stats, scale, ws);
   } catch (const CudnnFailure& f) {
@@ -665,8 +626,7 @@ bool attention_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float sc
     mark_failed(p, *why);
     return false;
   }
-  from_bf16({{o16, out.f32(), n}});
-  check_launch("attention (cudnn)");
+  bf16_to_f32({{o16, out.f32(), n}});
   if (lse2) {
     scale_rows(stats, lse2, rows, kLog2e);
     check_launch("attention (cudnn)");
@@ -724,13 +684,11 @@ bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v,
   const char* op = "attention_backward (cudnn)";
   try {
     if (saved) {
-      to_bf16({{q.f32(), q16}, {dout.f32(), do16}, {out->f32(), o16}}, n);
-      check_launch(op);
+      f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}, {out->f32(), o16, n}});
       scale_rows(lse2->f32(), stats, rows, kLn2);
       check_launch(op);
     } else {
-      to_bf16({{q.f32(), q16}, {dout.f32(), do16}}, n);
-      check_launch(op);
+      f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}});
       run_forward(*ses, *fwd, q16, k, v, o16, stats, scale, ws);
     }
     if (ses->api->version < 90600) check_cuda(cudaMemsetAsync(acc, 0, size_t(n) * 4), op, "memset (dQ accumulator)");
@@ -744,8 +702,7 @@ bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v,
     mark_failed(p, *why);
     return false;
   }
-  from_bf16({{dq16, dq.f32(), n}, {dk16, dk.f32(), nk}, {dv16, dv.f32(), nk}});
-  check_launch(op);
+  bf16_to_f32({{dq16, dq.f32(), n}, {dk16, dk.f32(), nk}, {dv16, dv.f32(), nk}});
   return true;
 }
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "ops/cuda/bf16_convert.cuh"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/column_sums.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -78,11 +79,6 @@ cublasLtHandle_t blas_lt() {
 __global__ void broadcast_rows(const float* __restrict__ bias, float* __restrict__ y, int64_t M, int64_t N) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = bias ? bias[i % N] : 0.0f;
-}
-
-__global__ void round_to_bf16(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __float2bfloat16_rn(x[i]);
 }
 
 // ---- GEMV (decode) ------------------------------------------------------------------------
@@ -313,8 +309,7 @@ const __nv_bfloat16* rounded_x(const Tensor& x) {
   static GrowOnlyBuffer xb_scratch;
   const int64_t n = x.numel();
   auto* xb = xb_scratch.get<__nv_bfloat16>(size_t(n), "linear");
-  round_to_bf16<<<blocks_for(n), kThreads>>>(x.f32(), xb, n);
-  check_launch("linear (round x)");
+  f32_to_bf16({{x.f32(), reinterpret_cast<uint16_t*>(xb), n}});
   return xb;
 }
 

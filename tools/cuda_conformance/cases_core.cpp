@@ -200,6 +200,8 @@ void run_core(bool quick) {
   check_norms(3, 5, 48, 6 * 36, 36);   // a group shorter than a warp's float4s
   check_norms(2, 7, 1000, 96, 48);     // warp-per-row rms / layer norm, 8 float4 a lane, the last lanes past D
   check_norms(2, 7, 37, 96, 48);       // rows without float4 access: the block-per-row kernels
+  check_norms(4, 1024, 2048, 96, 48);  // 4096 rows of 2048: the warp kernel, 16 float4 a lane
+  check_norms(2, 2048, 1540, 96, 48);  // 4096 rows of 1540: the same kernel, the last lanes past D
   check_conv(B, T, di + 2 * G * N, 4, true);
   check_conv(B, T, di + 2 * G * N, 4, false);
   check_conv(B, 1, di + 2 * G * N, 4, true);

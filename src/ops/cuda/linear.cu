@@ -483,6 +483,10 @@ round_colsum(const float* __restrict__ src, int64_t rows, int64_t cols, __nv_bfl
 void column_pass(const float* src, int64_t rows, int64_t cols, __nv_bfloat16* dst, int64_t ldd, float* sum_out,
                  const char* op) {
   if (rows == 0 || cols == 0 || (!dst && !sum_out)) return;
+  if (dst && !sum_out && ldd == cols) {  // a dense copy: the bandwidth-bound conversion kernel
+    f32_to_bf16({{src, reinterpret_cast<uint16_t*>(dst), rows * cols}});
+    return;
+  }
   const int64_t rpc = rows_per_chunk(rows, cols), chunks = (rows + rpc - 1) / rpc;
   static GrowOnlyBuffer partial_buf;
   double* partial = sum_out ? partial_buf.get<double>(size_t(chunks * cols), op) : nullptr;

@@ -14,6 +14,7 @@
 #include "infer/sampler.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "train/adamw.h"
 #include "perturbed_model.h"
 #include "test_util.h"
 
@@ -180,8 +181,9 @@ TEST(State, SsmStateIsConstantKvCacheGrows) {
   }
 }
 
-// Mamba-1 reuses -exp(A_log) between inference forwards (mamba1.h): a change of A_log in place,
-// as a training step or a finite-difference check makes, must show in the next forward.
+// Mamba-1 reuses -exp(A_log) between inference forwards (mamba1.h), keyed on A_log's write
+// generation (Tensor::version): a change of A_log in place that is marked written, as a direct
+// write followed by mark_written() or a finite-difference check makes, must show in the next forward.
 TEST(State, Mamba1SeesAnALogChangedInPlace) {
   Model m = perturbed_model(small("mamba-tiny"));
   Tensor ids = as_batch(random_tokens(12, 256), 0, 12);
@@ -190,7 +192,10 @@ TEST(State, Mamba1SeesAnALogChangedInPlace) {
   for (ParamRef& p : m.params())
     if (p.name.find("A_log") != std::string::npos) A_log = p.tensor;
   ASSERT_NE(A_log, nullptr);
+  const uint64_t version = A_log->version();
   for (int64_t i = 0; i < A_log->numel(); ++i) A_log->f32()[i] += 0.25f;
+  A_log->mark_written();
+  EXPECT_NE(A_log->version(), version);
   const Tensor after = m.forward(ids).clone();
   // The reference: a model built afresh from the changed weights computes A anew.
   Model fresh(m.config());
@@ -198,6 +203,47 @@ TEST(State, Mamba1SeesAnALogChangedInPlace) {
   for (size_t i = 0; i < m.params().size(); ++i)
     std::memcpy(fresh.params()[i].tensor->raw(), m.params()[i].tensor->raw(), m.params()[i].tensor->nbytes());
   EXPECT_EQ(relative_l2(after, fresh.forward(ids)), 0.0);
+  EXPECT_GT(relative_l2(after, before), 1e-4);
+}
+
+// The same through the training path: an inference forward, a train_step and an AdamW step (which
+// update A_log in place), then an inference forward again (as the trainer's validation runs) must
+// use the new A_log: it equals a model built afresh from the stepped weights, and differs from
+// those weights with the old A_log (what a stale -exp(A_log) would give), so the check has teeth.
+TEST(State, Mamba1InferenceFollowsAnAdamWStepOfALog) {
+  Model m = perturbed_model(small("mamba-tiny"));
+  const int64_t V = m.config().vocab_size, T = 12;
+  std::vector<int32_t> tokens = random_tokens(T + 1, V);
+  Tensor ids = as_batch(tokens, 0, T), targets = as_batch(tokens, 1, T + 1);
+  const Tensor before = m.forward(ids).clone();  // fills the layer's -exp(A_log)
+  std::vector<Tensor> old_A_log;
+  for (ParamRef& p : m.params())
+    if (p.name.find("A_log") != std::string::npos) old_A_log.push_back(p.tensor->clone());
+  ASSERT_FALSE(old_A_log.empty());
+  m.allocate_grads();
+  m.zero_grads();
+  m.train_step(ids, targets, nullptr);
+  AdamW opt(m.params(), AdamWConfig{});
+  opt.step(/*lr=*/1e-2);
+  const Tensor after = m.forward(ids).clone();
+  // Fresh models from the stepped weights: as they are, and with the old A_log put back.
+  auto copy_of = [&](bool old_a) {
+    Model fresh(m.config());
+    fresh.init_random(1);
+    size_t k = 0;
+    for (size_t i = 0; i < m.params().size(); ++i) {
+      const bool is_a = m.params()[i].name.find("A_log") != std::string::npos;
+      const Tensor& src = is_a && old_a ? old_A_log[k] : *m.params()[i].tensor;
+      k += is_a;
+      std::memcpy(fresh.params()[i].tensor->raw(), src.raw(), src.nbytes());
+    }
+    return fresh;
+  };
+  Model stepped = copy_of(false), stale = copy_of(true);
+  EXPECT_EQ(relative_l2(after, stepped.forward(ids)), 0.0);
+  const double stale_diff = relative_l2(after, stale.forward(ids));
+  std::printf("[err] logits with the stepped A_log vs the old one: rel %.3g\n", stale_diff);
+  EXPECT_GT(stale_diff, 1e-6);
   EXPECT_GT(relative_l2(after, before), 1e-4);
 }
 

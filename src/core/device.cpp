@@ -54,6 +54,7 @@ void copy_tensor(const Tensor& src, Tensor& dst) {
   if (src.nbytes() == 0) return;
   if (src.device() == Device::CPU && dst.device() == Device::CPU) std::memcpy(dst.raw(), src.raw(), src.nbytes());
   else cuda_backend::copy(src, dst);
+  dst.mark_written();
 }
 
 Tensor to_device(const Tensor& t, Device device) {

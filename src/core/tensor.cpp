@@ -43,6 +43,15 @@ std::string dtype_name(DType t) {
   return "?";
 }
 
+uint64_t new_buffer_version() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Tensor::mark_written() const {
+  if (buffer_) buffer_->version.store(new_buffer_version(), std::memory_order_release);
+}
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   bool overflow = false;
@@ -225,6 +234,7 @@ void Tensor::fill(float value) {
   MAMBALM_CHECK(device() == Device::CPU, "tensor", "fill needs a CPU tensor");
   MAMBALM_CHECK(dtype_ != DType::Q8, "tensor", "fill of a Q8 tensor", "fill an F32 tensor and ops::convert it");
   for (int64_t i = 0, n = numel(); i < n; ++i) store_from_double(raw(), dtype_, i, value);
+  mark_written();
 }
 
 float bf16_to_f32(uint16_t v) {

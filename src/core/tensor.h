@@ -1,6 +1,7 @@
 // A dense row-major tensor: dtype, shape, device, and a shared buffer plus byte offset, so a
 // tensor is either the owner of its memory or a view into another tensor or a mapped file.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,12 +29,17 @@ std::string dtype_name(DType t);  // safetensors spelling: F32, BF16, ...
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "[2, 3]"
 
+// A number never handed out before (process-wide, from 1): a buffer's first version, and each
+// new one Tensor::mark_written gives it.
+uint64_t new_buffer_version();
+
 // Raw memory. `owner` keeps alive whatever the bytes belong to (a heap block, a mapping).
 struct Buffer {
   void* data = nullptr;
   size_t bytes = 0;
   Device device = Device::CPU;
   std::shared_ptr<void> owner;
+  std::atomic<uint64_t> version{new_buffer_version()};  // see Tensor::version
 };
 
 class Tensor {
@@ -73,7 +79,19 @@ class Tensor {
   // (to_device in core/device.h moves data between devices).
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
-  void fill(float value);  // CPU tensors only
+  void fill(float value);  // CPU tensors only (marks the tensor written)
+
+  // The write generation of the bytes: a number no other buffer has had, and that this one had
+  // only until its last mark_written(). Views (reshape, slice0) share their buffer's. A value
+  // derived from a parameter and kept between calls (Mamba-1's -exp(A_log), model/mamba1.h) is
+  // keyed on (raw(), version()) instead of comparing contents. Writes through raw()/data() do not
+  // change it: code that changes a parameter in place calls mark_written() after the write.
+  // fill, copy_tensor (core/device.h), ops::fill / fill_each, the AdamW ops (so AdamW and
+  // ShardedAdamW steps) and the parameter initialisers do it themselves; a load or init that
+  // assigns a new tensor needs nothing (a new buffer is a new version). A replayed CUDA graph
+  // does not mark what it writes (no cache keys on CUDA tensors). 0 for an undefined tensor.
+  uint64_t version() const { return buffer_ ? buffer_->version.load(std::memory_order_acquire) : 0; }
+  void mark_written() const;
   // Keeps this tensor's memory alive (for views made with view_of into the same bytes).
   std::shared_ptr<void> buffer_owner() const { return buffer_; }
 

@@ -132,6 +132,7 @@ void init_parameter(const ParamRef& p, const ModelConfig& cfg, Rng& rng) {
       break;
     }
   }
+  p.tensor->mark_written();  // new values in place (Tensor::version)
 }
 
 int64_t megatron_num_layers(const ModelConfig& cfg) {

@@ -1,6 +1,5 @@
 #include "model/mamba1.h"
 
-#include <cstring>
 #include <limits>
 
 #include "core/device.h"
@@ -25,13 +24,17 @@ LayerState Mamba1Mixer::new_state(const Mamba1Config& cfg, int64_t batch, const 
 Tensor Mamba1Mixer::inference_A() {
   const Tensor& A_log = A_log_.value;
   std::lock_guard<std::mutex> lock(a_cache_mutex_);
-  if (!a_cache_.defined() || a_cache_key_.shape() != A_log.shape() ||
-      std::memcmp(a_cache_key_.raw(), A_log.raw(), A_log.nbytes()) != 0) {
-    // New tensors rather than overwriting: a forward on another thread may still hold the old A.
-    a_cache_key_ = A_log.clone();
+  // A version is never handed out twice, so (pointer, version) cannot match a freed and
+  // reallocated A_log that happens to sit at the same address.
+  const uint64_t version = A_log.version();
+  if (!a_cache_.defined() || a_cache_data_ != A_log.raw() || a_cache_version_ != version ||
+      a_cache_.shape() != A_log.shape()) {
+    // A new tensor rather than overwriting: a forward on another thread may still hold the old A.
     Tensor A = Tensor::empty(A_log.shape());
     ops::neg_exp(A_log, A);
     a_cache_ = A;
+    a_cache_data_ = A_log.raw();
+    a_cache_version_ = version;
   }
   return a_cache_;
 }

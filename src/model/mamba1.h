@@ -34,15 +34,19 @@ class Mamba1Mixer : public Mixer {
   };
 
   // A = -exp(A_log) [Di, N] for a forward that keeps nothing for a backward (inference): Di * N
-  // exps per call were ~7% of a CPU decode step of mamba-130m. Reused while A_log holds the
-  // values it was made from, compared in full on every call (a few microseconds), so a training
-  // step, a loaded checkpoint or a test that perturbs A_log in place is always seen. CPU only.
+  // exps per call were ~7% of a CPU decode step of mamba-130m. Reused while A_log is the same
+  // bytes at the same write generation (Tensor::version): a new tensor (load, init, to_device)
+  // or an in-place write that marks it (AdamW and ShardedAdamW steps, init, fill, copy_tensor,
+  // mark_written after a direct write) makes it anew. Comparing the values in full on every call
+  // instead cost 1-2% of a decode step (perf). CPU only.
   Tensor inference_A();
 
   Mamba1Config cfg_;
   int64_t d_;
   std::mutex a_cache_mutex_;
-  Tensor a_cache_key_, a_cache_;  // [Di, N] A_log's values when a_cache_ = -exp(them) was made
+  Tensor a_cache_;                       // [Di, N] = -exp(A_log) as A_log was when it was made
+  const void* a_cache_data_ = nullptr;   // A_log's raw() then
+  uint64_t a_cache_version_ = 0;         // and its version() (never 0 for a defined tensor)
   Weight in_proj_w_, in_proj_b_;    // [2*Di, D], [2*Di]
   Weight conv_w_, conv_b_;          // [Di, K], [Di]
   Weight x_proj_w_;                 // [R + 2N, Di]

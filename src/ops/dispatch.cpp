@@ -422,6 +422,7 @@ void fill(Tensor& t, float value) {
   need_dtype("fill", "t", t);
   const bool gpu = on_cuda("fill", {&t});
   MAMBALM_BACKEND(gpu, fill(t, value));
+  t.mark_written();
 }
 
 void convert(const Tensor& x, Tensor& y) {
@@ -523,6 +524,8 @@ void adamw_update(Tensor& master, Tensor* copy, const Tensor& grad, Tensor& m, T
   adamw_slot_inputs(op, master, copy, grad, m, v);
   const bool gpu = on_cuda(op, {&master, copy, &grad, &m, &v});
   MAMBALM_BACKEND(gpu, adamw_update(master, copy, grad, m, v, s));
+  master.mark_written();  // parameters changed in place (Tensor::version)
+  if (copy) copy->mark_written();
 }
 
 void squared_norm(const Tensor& x, Tensor& out) {
@@ -541,6 +544,7 @@ void fill_each(const std::vector<Tensor*>& ts, float value) {
   }
   const bool gpu = on_cuda("fill_each", all);
   MAMBALM_BACKEND(gpu, fill_each(ts, value));
+  for (Tensor* t : ts) t->mark_written();
 }
 
 void squared_norm_each(const std::vector<const Tensor*>& xs, Tensor& out) {
@@ -568,6 +572,10 @@ void adamw_update_each(const std::vector<AdamWSlot>& slots, const AdamWStep& s) 
   }
   const bool gpu = on_cuda(op, all);
   MAMBALM_BACKEND(gpu, adamw_update_each(slots, s));
+  for (const AdamWSlot& slot : slots) {  // parameters changed in place (Tensor::version)
+    slot.master->mark_written();
+    if (slot.copy) slot.copy->mark_written();
+  }
 }
 
 void nonfinite_flag(const Tensor& x, Tensor& out) {

@@ -188,6 +188,8 @@ void ShardedAdamW::step(double lr, double grad_scale) {
     comm_.all_gather(b.values);
   }
   comm_.wait(dist::collective_timeout());
+  // The gather wrote the other ranks' updates into the parameters (views of b.values) in place.
+  for (Bucket& b : buckets_) b.values.mark_written();
 }
 
 NamedTensors ShardedAdamW::state_tensors() const {

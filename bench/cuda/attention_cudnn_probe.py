@@ -16,24 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from attention_peer import median_ms  # the peer bench beside it: fn(i), warm-up, median of 25
+
 B, L, HQ, D = 2, 4096, 32, 128
-
-
-def median_ms(fn, reps=25, warmup=3):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def inputs(hkv, layout):
@@ -60,8 +45,8 @@ def run(hkv, layout, causal):
         fwd().backward(dout)
 
     with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-        f = median_ms(fwd)
-        fb = median_ms(fwd_bwd)
+        f = median_ms(lambda i: fwd())
+        fb = median_ms(lambda i: fwd_bwd())
     flops = 4 * B * HQ * L * L * D / (2 if causal else 1)
     name = f"{layout} heads {HQ}/{hkv} {'causal' if causal else 'unmasked'}"
     print(f"torch cudnn {name}: forward {f:.3f} ms ({flops / f / 1e9:.0f} TFLOP/s), "

@@ -439,6 +439,7 @@ void convert(const Tensor& x, Tensor& y) {
   const bool gpu = on_cuda(op, {&x, &y});
   if (x.raw() != y.raw()) need_disjoint(op, "y", y, "x", &x);
   MAMBALM_BACKEND(gpu, convert(x, y));
+  y.mark_written();  // y may be a parameter converted in place (Tensor::version), as fill marks
 }
 
 double measure_matmul_tflops(Device device) {

@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 #include "test_util.h"
 
 using namespace mambalm;
@@ -197,6 +199,27 @@ TEST(OpsElementwise, ShapeMismatchThrows) {
   EXPECT_THROW(ops::silu(a, y2), Error);
   EXPECT_THROW(ops::gelu(a, y2), Error);
   EXPECT_THROW(ops::relu_squared(a, y2), Error);
+}
+
+// bf16 activations (mixed precision's MLP intermediates) exist on CUDA only: on the CPU they are
+// refused with a message that says so, whatever the weights' dtype.
+TEST(OpsElementwise, Bf16ActivationsOnTheCpuThrowWithTheReason) {
+  const Tensor x16 = random_tensor({4, 16}).to(DType::BF16);
+  Tensor y16 = Tensor::empty({4, 16}, DType::BF16);
+  const Tensor x32 = random_tensor({4, 16});
+  Tensor y32 = Tensor::empty({4, 16});
+  EXPECT_THROW(ops::gelu(x16, y16), Error);
+  EXPECT_THROW(ops::relu_squared(x16, y32), Error);
+  EXPECT_THROW(ops::gelu_backward(x32, x16, y32), Error);
+  const Tensor w16 = random_tensor({8, 16}).to(DType::BF16);
+  Tensor out = Tensor::empty({4, 8});
+  try {
+    ops::linear(x16, w16, nullptr, out);
+    ADD_FAILURE() << "linear took a BF16 x on the CPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected F32 (or BF16 on CUDA with BF16 weights)"), std::string::npos)
+        << e.what();
+  }
 }
 
 // ---- norms ---------------------------------------------------------------------------------

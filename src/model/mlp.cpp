@@ -5,18 +5,29 @@
 
 namespace mambalm {
 
+namespace {
+// The dtype of the [B, T, F] intermediates. In mixed precision (BF16 matrices on CUDA) they are
+// bf16, as under torch's autocast: each is written by one bf16 GEMM or activation and read by
+// another, so bf16 storage halves the bytes of every pass over the MLP's widest tensors and drops
+// the GEMMs' rounding passes. Stateful inference keeps fp32 (decode's GEMV reads and writes fp32).
+DType intermediate_dtype(const LayerContext& ctx) {
+  return ctx.compute_dtype == DType::BF16 && !ctx.state ? DType::BF16 : DType::F32;
+}
+}  // namespace
+
 void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
-  Tensor up = ctx.empty({B, T, F});  // W_up x (kept for backward)
+  const DType it = intermediate_dtype(ctx);
+  Tensor up = ctx.empty({B, T, F}, it);  // W_up x (kept for backward)
   ops::linear(x, up_w_.value, bias(up_b_), up);
   Tensor gate;  // W_gate x (SwiGLU; kept for backward)
   if (cfg_.activation == MlpActivation::SwiGLU) {
-    gate = ctx.empty({B, T, F});
+    gate = ctx.empty({B, T, F}, it);
     ops::linear(x, gate_w_.value, bias(gate_b_), gate);
   }
   const bool keep = ctx.cache && ctx.keep_activations;
   const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
-  Tensor h = ctx.empty({B, T, F});  // act(up), the input of W_down: recomputed in backward unless kept
+  Tensor h = ctx.empty({B, T, F}, it);  // act(up), the input of W_down: recomputed in backward unless kept
   activate(up, gate, h);
   ops::linear(h, down_w_.value, bias(down_b_), y);
   if (ctx.workspace && !keep) ctx.workspace->release(scratch);
@@ -41,23 +52,24 @@ void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache,
   const Tensor& x = cache.x;
   const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor& up = a.up;
-  Tensor dh = ctx.empty(up.shape());  // d loss / d h
+  const DType it = up.dtype();        // the forward's intermediate_dtype
+  Tensor dh = ctx.empty(up.shape(), it);  // d loss / d h
   {
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
     Tensor h = a.h;  // act(up): kept, or again (one elementwise pass instead of keeping it)
     if (!h.defined()) {
-      h = ctx.empty(up.shape());
+      h = ctx.empty(up.shape(), it);
       activate(up, a.gate, h);
     }
     ops::linear_backward(dy, h, down_w_.value, &dh, &down_w_.grad, bias_grad(down_b_));
     if (ctx.workspace) ctx.workspace->release(mark);
   }
-  Tensor dup = ctx.empty(up.shape());  // d loss / d (W_up x)
+  Tensor dup = ctx.empty(up.shape(), it);  // d loss / d (W_up x)
   switch (cfg_.activation) {
     case MlpActivation::ReluSquared: ops::relu_squared_backward(up, dh, dup); break;
     case MlpActivation::Gelu: ops::gelu_backward(up, dh, dup); break;
     case MlpActivation::SwiGLU: {
-      Tensor dgate = ctx.empty(up.shape());
+      Tensor dgate = ctx.empty(up.shape(), it);
       ops::swiglu_backward(a.gate, up, dh, dgate, dup);
       // dx = dgate W_gate + dup W_up, the second product accumulated onto the first
       ops::linear_backward(dgate, x, gate_w_.value, &dx, &gate_w_.grad, bias_grad(gate_b_));

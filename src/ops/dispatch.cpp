@@ -35,7 +35,8 @@ Shape with_last(const Shape& s, int64_t last) {
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "linear";
   linear_inputs(op, x, w, bias);
-  need(op, "y", &y, with_last(x.shape(), w.dim(0)));
+  need_matrix_activation_dtype(op, "y", y, w);
+  need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
   const bool gpu = on_cuda(op, {&x, &w, bias, &y});
   need_disjoint(op, "y", y, "x", &x);
   need_disjoint(op, "y", y, "w", &w);
@@ -45,6 +46,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const char* op = "linear_parts";
   linear_inputs(op, x, w, bias);
+  need_dtype(op, "x", x);
   column_parts(op, "y", {parts.begin(), parts.end()}, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
   bool gpu = on_cuda(op, {&x, &w, bias});
   for (Tensor* p : parts) {
@@ -80,26 +82,25 @@ void neg_exp(const Tensor& x, Tensor& y) {
 }
 
 void silu(const Tensor& x, Tensor& y) {
-  same_shape("silu", "x", x, "y", y);
+  activation_tensors("silu", {{"x", &x}, {"y", &y}});
   const bool gpu = on_cuda("silu", {&x, &y});
   MAMBALM_BACKEND(gpu, silu(x, y));
 }
 
 void relu_squared(const Tensor& x, Tensor& y) {
-  same_shape("relu_squared", "x", x, "y", y);
+  activation_tensors("relu_squared", {{"x", &x}, {"y", &y}});
   const bool gpu = on_cuda("relu_squared", {&x, &y});
   MAMBALM_BACKEND(gpu, relu_squared(x, y));
 }
 
 void gelu(const Tensor& x, Tensor& y) {
-  same_shape("gelu", "x", x, "y", y);
+  activation_tensors("gelu", {{"x", &x}, {"y", &y}});
   const bool gpu = on_cuda("gelu", {&x, &y});
   MAMBALM_BACKEND(gpu, gelu(x, y));
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
-  same_shape("swiglu", "gate", gate, "up", up);
-  same_shape("swiglu", "gate", gate, "y", y);
+  activation_tensors("swiglu", {{"gate", &gate}, {"up", &up}, {"y", &y}});
   const bool gpu = on_cuda("swiglu", {&gate, &up, &y});
   MAMBALM_BACKEND(gpu, swiglu(gate, up, y));
 }

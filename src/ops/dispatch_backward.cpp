@@ -23,8 +23,14 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   linear_inputs(op, x, w, nullptr);
   Shape ys = x.shape();
   ys.back() = w.dim(0);
-  need(op, "dy", &dy, ys);
-  need(op, "dx", dx, x.shape());
+  need_matrix_activation_dtype(op, "dy", dy, w);
+  need_shape(op, "dy", dy, ys);
+  if (dx) {
+    need_matrix_activation_dtype(op, "dx", *dx, w);
+    need_shape(op, "dx", *dx, x.shape());
+    MAMBALM_CHECK(!(accumulate_dx && dx->dtype() == DType::BF16), where(op),
+                  "accumulate_dx with a BF16 dx", "accumulate into an F32 dx (a bf16 sum would round every term)");
+  }
   need(op, "dw", dw, w.shape());
   need(op, "db", db, {w.dim(0)});
   const bool gpu = on_cuda(op, {&dy, &x, &w, dx, dw, db});
@@ -36,6 +42,7 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
                            Tensor* dw, Tensor* db, bool accumulate_dx) {
   const char* op = "linear_backward_parts";
   linear_inputs(op, x, w, nullptr);
+  need_dtype(op, "x", x);
   column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
   need(op, "dx", dx, x.shape());
   need(op, "dw", dw, w.shape());
@@ -62,10 +69,9 @@ void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {
 // ---- elementwise -------------------------------------------------------------------------
 
 namespace {
-// x, dy and dx F32 of one shape (dx may alias dy).
+// x, dy and dx of one shape and dtype (F32, or BF16 on CUDA); dx may alias dy.
 void check_pointwise(const char* op, const Tensor& x, const Tensor& dy, const Tensor& dx) {
-  same_shape(op, "x", x, "dy", dy);
-  same_shape(op, "x", x, "dx", dx);
+  activation_tensors(op, {{"x", &x}, {"dy", &dy}, {"dx", &dx}});
   need_disjoint(op, {{"dx", &dx}}, {{"x", &x}});
 }
 }  // namespace
@@ -90,10 +96,7 @@ void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate, Tensor& dup) {
   const char* op = "swiglu_backward";
-  same_shape(op, "gate", gate, "up", up);
-  same_shape(op, "gate", gate, "dy", dy);
-  same_shape(op, "gate", gate, "dgate", dgate);
-  same_shape(op, "gate", gate, "dup", dup);
+  activation_tensors(op, {{"gate", &gate}, {"up", &up}, {"dy", &dy}, {"dgate", &dgate}, {"dup", &dup}});
   const bool gpu = on_cuda(op, {&gate, &up, &dy, &dgate, &dup});
   need_disjoint(op, {{"dgate", &dgate}, {"dup", &dup}}, {{"gate", &gate}, {"up", &up}});
   MAMBALM_BACKEND(gpu, swiglu_backward(gate, up, dy, dgate, dup));

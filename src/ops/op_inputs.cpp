@@ -10,8 +10,8 @@
 namespace mambalm::ops::checks {
 
 void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias) {
-  need_dtype(op, "x", x);
   need_weight_dtype(op, "w", w);
+  need_matrix_activation_dtype(op, "x", x, w);
   MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., K]");
   need_rank(op, "w", w, 2, "[N, K]");
   MAMBALM_CHECK(w.dim(1) == x.dim(-1), where(op), "w has shape " + shape_str(w.shape()) + " but x has shape " + shape_str(x.shape()),
@@ -37,6 +37,31 @@ void column_parts(const char* op, const char* name, const std::vector<const Tens
   MAMBALM_CHECK(cols == total, where(op),
                 std::string("the ") + name + " parts are " + std::to_string(cols) + " columns wide, expected " +
                     std::to_string(total));
+}
+
+void need_matrix_activation_dtype(const char* op, const char* name, const Tensor& t, const Tensor& w) {
+  need_defined(op, name, t);
+  if (t.dtype() == DType::BF16 && t.device() == Device::CUDA && w.dtype() == DType::BF16) return;
+  MAMBALM_CHECK(t.dtype() == DType::F32, where(op),
+                std::string(name) + " has dtype " + dtype_name(t.dtype()) + " on " +
+                    (t.device() == Device::CUDA ? "CUDA" : "the CPU") + " with " + dtype_name(w.dtype()) +
+                    " weights, expected F32 (or BF16 on CUDA with BF16 weights)");
+}
+
+void activation_tensors(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  const auto& [first_name, first] = *tensors.begin();
+  need_defined(op, first_name, *first);
+  const DType dt = first->dtype();
+  MAMBALM_CHECK(dt == DType::F32 || (dt == DType::BF16 && first->device() == Device::CUDA), where(op),
+                std::string(first_name) + " has dtype " + dtype_name(dt) + " on " +
+                    (first->device() == Device::CUDA ? "CUDA" : "the CPU") + ", expected F32 (or BF16 on CUDA)");
+  for (const auto& [name, t] : tensors) {
+    need_dtype(op, name, *t, dt);
+    MAMBALM_CHECK(t->shape() == first->shape(), where(op),
+                  std::string(name) + " has shape " + shape_str(t->shape()) + " but " + first_name + " has shape " +
+                      shape_str(first->shape()),
+                  "elementwise ops need equal shapes (no broadcasting)");
+  }
 }
 
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table) {

@@ -4,14 +4,23 @@
 // Messages name the op and the tensor and say what was expected.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace mambalm::ops::checks {
 
-// x F32 [..., K]; w [N, K] (F32, or BF16 on CUDA); bias F32 [N] (optional).
+// x [..., K] (see need_matrix_activation_dtype); w [N, K] (F32, BF16, or Q8 on the CPU); bias
+// F32 [N] (optional).
 void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias);
+// An activation that a matrix product with weights w reads or writes (linear's x and y, its
+// backward's dy and dx): F32, or BF16 on CUDA when w is BF16 (mixed-precision training keeps the
+// MLP's [B, T, F] intermediates in bf16 between its bf16 GEMMs).
+void need_matrix_activation_dtype(const char* op, const char* name, const Tensor& t, const Tensor& w);
+// The tensors of an activation or its backward: one shape and one dtype, F32, or BF16 on CUDA.
+void activation_tensors(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
 // Column blocks of one [lead..., total] result (linear_parts, causal_conv1d_parts and their
 // backwards): 1 to 8 F32 tensors of leading dims `lead` whose last dims sum to `total`.
 void column_parts(const char* op, const char* name, const std::vector<const Tensor*>& parts, const Shape& lead,

@@ -1,13 +1,17 @@
 // Elementwise ops on CUDA: the activations, add, neg_exp and softplus_dt (one thread per
-// element, grid-stride loops), and their backward passes. The backwards stream float4s when
-// every tensor is 16-byte aligned (a scalar loop takes the rest); each thread reads an element's
+// element, grid-stride loops), and their backward passes. The activations and their backwards
+// take fp32 or bf16 tensors (all of one dtype; bf16 for the MLP's intermediates in mixed
+// precision, computed in fp32). The stream ops move four elements per access when every tensor
+// is aligned to that (a scalar loop takes the rest); each thread reads an element's
 // inputs before writing its outputs, so dx may alias dy as the contract allows. The formulas are
 // the CPU's, in the same order (expf / erfcf where the CPU has exp_fast / std::erfc: a few ulp).
 // softplus_dt_backward sums ddt over rows into ddt_bias in the same pass: fixed row chunks summed
 // in double, the chunks added in order (bit-identical run to run, as the CPU's double sums).
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -78,58 +82,102 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
 
 namespace {
 
-// NI input and NO output streams of n floats.
-template <int NI, int NO>
+// Four consecutive elements of a stream as fp32: one 16-byte access for fp32 streams, one 8-byte
+// access for bf16 streams (widened exactly on load, rounded to nearest even on store).
+__device__ __forceinline__ void load4(const float* p, int64_t q, float (&v)[4]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[q];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+}
+__device__ __forceinline__ void load4(const __nv_bfloat16* p, int64_t q, float (&v)[4]) {
+  const uint2 a = reinterpret_cast<const uint2*>(p)[q];
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&a.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&a.y));
+  v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+}
+__device__ __forceinline__ void store4(float* p, int64_t q, const float (&v)[4]) {
+  reinterpret_cast<float4*>(p)[q] = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* p, int64_t q, const float (&v)[4]) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 a;
+  a.x = *reinterpret_cast<const uint32_t*>(&lo);
+  a.y = *reinterpret_cast<const uint32_t*>(&hi);
+  reinterpret_cast<uint2*>(p)[q] = a;
+}
+__device__ __forceinline__ float load1(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load1(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void store1(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+// NI input and NO output streams of n elements of type T (float or bf16; the arithmetic is fp32).
+template <class T, int NI, int NO>
 struct Streams {
-  const float* in[NI];
-  float* out[NO];
+  const T* in[NI];
+  T* out[NO];
 };
 
-// y = f(inputs) element by element: float4 over the first n4 quads, then scalars. No __restrict__:
+// y = f(inputs) element by element: quads over the first n4 quads, then scalars. No __restrict__:
 // outputs may alias inputs (each element's inputs are read before its outputs are written).
-template <int NI, int NO, class F>
-__global__ void map_streams(Streams<NI, NO> s, int64_t n, int64_t n4, F f) {
+template <class T, int NI, int NO, class F>
+__global__ void map_streams(Streams<T, NI, NO> s, int64_t n, int64_t n4, F f) {
   pdl_launch_dependents();  // forward activations feed the down projection GEMV of decode
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (int64_t i = tid; i < n4; i += stride) {
-    float4 a[NI], y[NO];
+    float a[NI][4], y[NO][4];
 #pragma unroll
-    for (int k = 0; k < NI; ++k) a[k] = reinterpret_cast<const float4*>(s.in[k])[i];
+    for (int k = 0; k < NI; ++k) load4(s.in[k], i, a[k]);
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
       float ai[NI], yi[NO];
 #pragma unroll
-      for (int k = 0; k < NI; ++k) ai[k] = reinterpret_cast<const float*>(&a[k])[l];
+      for (int k = 0; k < NI; ++k) ai[k] = a[k][l];
       f(ai, yi);
 #pragma unroll
-      for (int k = 0; k < NO; ++k) reinterpret_cast<float*>(&y[k])[l] = yi[k];
+      for (int k = 0; k < NO; ++k) y[k][l] = yi[k];
     }
 #pragma unroll
-    for (int k = 0; k < NO; ++k) reinterpret_cast<float4*>(s.out[k])[i] = y[k];
+    for (int k = 0; k < NO; ++k) store4(s.out[k], i, y[k]);
   }
   for (int64_t i = n4 * 4 + tid; i < n; i += stride) {
     float ai[NI], yi[NO];
 #pragma unroll
-    for (int k = 0; k < NI; ++k) ai[k] = s.in[k][i];
+    for (int k = 0; k < NI; ++k) ai[k] = load1(s.in[k], i);
     f(ai, yi);
 #pragma unroll
-    for (int k = 0; k < NO; ++k) s.out[k][i] = yi[k];
+    for (int k = 0; k < NO; ++k) store1(s.out[k], i, yi[k]);
   }
 }
 
-template <int NI, int NO, class F>
-void launch_streams(const char* op, int64_t n, Streams<NI, NO> s, F f) {
-  if (n == 0) return;
-  bool vec = true;
-  for (int k = 0; k < NI; ++k) vec = vec && aligned16(s.in[k]);
-  for (int k = 0; k < NO; ++k) vec = vec && aligned16(s.out[k]);
+template <class T, int NI, int NO, class F>
+void launch_streams_of(const char* op, int64_t n, const std::array<const Tensor*, NI>& in,
+                       const std::array<Tensor*, NO>& out, F f) {
+  Streams<T, NI, NO> s;
+  bool vec = true;  // quads need 4-element alignment of every stream
+  const auto quad_aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0; };
+  for (int k = 0; k < NI; ++k) {
+    s.in[k] = in[k]->template data<T>();
+    vec = vec && quad_aligned(s.in[k]);
+  }
+  for (int k = 0; k < NO; ++k) {
+    s.out[k] = out[k]->template data<T>();
+    vec = vec && quad_aligned(s.out[k]);
+  }
   const int64_t n4 = vec ? n / 4 : 0;
   map_streams<<<blocks_for(std::max<int64_t>(n4, n - 4 * n4)), kThreads>>>(s, n, n4, f);
   check_launch(op);
 }
 
-// The forward maps through the same float4 streams: y = f(x), y = f(a, b).
+// The streams' element type is the first input's (the dispatcher checked that all agree).
+template <int NI, int NO, class F>
+void launch_streams(const char* op, const std::array<const Tensor*, NI>& in, const std::array<Tensor*, NO>& out, F f) {
+  const int64_t n = in[0]->numel();
+  if (n == 0) return;
+  if (in[0]->dtype() == DType::BF16) launch_streams_of<__nv_bfloat16, NI, NO>(op, n, in, out, f);
+  else launch_streams_of<float, NI, NO>(op, n, in, out, f);
+}
+
+// The forward maps through the same streams: y = f(x), y = f(a, b).
 template <class F>
 struct Unary {
   F f;
@@ -142,11 +190,11 @@ struct Binary {
 };
 template <class F>
 void launch1(const char* op, const Tensor& x, Tensor& y, F f) {
-  launch_streams<1, 1>(op, y.numel(), {{x.f32()}, {y.f32()}}, Unary<F>{f});
+  launch_streams<1, 1>(op, {&x}, {&y}, Unary<F>{f});
 }
 template <class F>
 void launch2(const char* op, const Tensor& a, const Tensor& b, Tensor& y, F f) {
-  launch_streams<2, 1>(op, y.numel(), {{a.f32(), b.f32()}, {y.f32()}}, Binary<F>{f});
+  launch_streams<2, 1>(op, {&a, &b}, {&y}, Binary<F>{f});
 }
 
 }  // namespace
@@ -267,24 +315,23 @@ softplus_dt_bwd_colsum(const float* dt, const float* __restrict__ bias, const fl
 }  // namespace
 
 void silu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
-  launch_streams<2, 1>("silu_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, SiluBwd{});
+  launch_streams<2, 1>("silu_backward", {&x, &dy}, {&dx}, SiluBwd{});
 }
 
 void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
-  launch_streams<2, 1>("relu_squared_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, Relu2Bwd{});
+  launch_streams<2, 1>("relu_squared_backward", {&x, &dy}, {&dx}, Relu2Bwd{});
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
-  launch_streams<2, 1>("gelu_backward", x.numel(), {{x.f32(), dy.f32()}, {dx.f32()}}, GeluBwd{});
+  launch_streams<2, 1>("gelu_backward", {&x, &dy}, {&dx}, GeluBwd{});
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate, Tensor& dup) {
-  launch_streams<3, 2>("swiglu_backward", gate.numel(), {{gate.f32(), up.f32(), dy.f32()}, {dgate.f32(), dup.f32()}},
-                       SwigluBwd{});
+  launch_streams<3, 2>("swiglu_backward", {&gate, &up, &dy}, {&dgate, &dup}, SwigluBwd{});
 }
 
 void neg_exp_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  launch_streams<3, 1>("neg_exp_backward", y.numel(), {{y.f32(), dy.f32(), dx.f32()}, {dx.f32()}}, NegExpBwd{});
+  launch_streams<3, 1>("neg_exp_backward", {&y, &dy, &dx}, {&dx}, NegExpBwd{});
 }
 
 void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max, const Tensor& dy,

@@ -246,9 +246,11 @@ constexpr int kLtCandidates = 8;
 // resumed run repeats the uninterrupted one bit for bit.
 bool g_autotune = true;
 
-const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, float* y, void* ws) {
-  static std::map<std::tuple<int64_t, int64_t, int64_t>, LtPlan> plans;
-  auto key = std::make_tuple(M, N, K);
+// yt: y's type, CUDA_R_32F or CUDA_R_16BF (bf16 activations of mixed-precision training).
+const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, void* y, cudaDataType_t yt,
+                      void* ws) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int>, LtPlan> plans;
+  auto key = std::make_tuple(M, N, K, int(yt));
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
   check(!cuda_capturing(), "op linear (cuda)", "a new GEMM shape inside a captured step",
@@ -260,7 +262,7 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
   check_blas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)), "set TRANSB");
   check_blas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), K), "layout A");
   check_blas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(M), K), "layout B");
-  check_blas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N), "layout C");
+  check_blas(cublasLtMatrixLayoutCreate(&p.c, yt, uint64_t(N), uint64_t(M), N), "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
   check_blas(cublasLtMatmulPreferenceCreate(&pref), "preference");
   const size_t wsb = kLtWorkspace;
@@ -313,14 +315,15 @@ const __nv_bfloat16* rounded_x(const Tensor& x) {
   return xb;
 }
 
-// y [M, N] = xb [M, K] wb [N, K]^T (+ b) on cuBLASLt: bf16 operands, fp32 accumulation and output.
-void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b, float* y, int64_t M, int64_t N,
-                int64_t K) {
+// y [M, N] = xb [M, K] wb [N, K]^T (+ b) on cuBLASLt: bf16 operands, fp32 accumulation, y fp32
+// or (yt CUDA_R_16BF, no bias) bf16.
+void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b, void* y, int64_t M, int64_t N,
+                int64_t K, cudaDataType_t yt = CUDA_R_32F) {
   void* ws = lt_workspace();
-  const LtPlan& p = lt_plan(M, N, K, wb, xb, y, ws);  // may tune: before y gets its bias
+  const LtPlan& p = lt_plan(M, N, K, wb, xb, y, yt, ws);  // may tune: before y gets its bias
   float beta = 0.0f;
   if (b) {  // the bias broadcast into y first, accumulated onto (beta = 1), as on the CPU
-    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y, M, N);
+    broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, static_cast<float*>(y), M, N);
     check_launch("linear");
     beta = 1.0f;
   }
@@ -330,6 +333,40 @@ void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b
              "cublasLtMatmul");
 }
 
+// An fp32 tensor over scratch memory (of its own per call site: `buf` is the caller's).
+Tensor f32_scratch(GrowOnlyBuffer& buf, const Shape& shape, const char* op) {
+  return Tensor::view_of(buf.get<float>(size_t(shape_numel(shape)), op), shape, DType::F32, nullptr, Device::CUDA);
+}
+
+// t widened into fp32 scratch when it is bf16, else t itself.
+Tensor as_f32(const Tensor& t, GrowOnlyBuffer& buf, const char* op) {
+  if (t.dtype() == DType::F32) return t;
+  Tensor f = f32_scratch(buf, t.shape(), op);
+  bf16_to_f32({{t.data<uint16_t>(), f.f32(), t.numel()}});
+  return f;
+}
+
+// linear with bf16 x and/or y (BF16 w): the tensor-core GEMM reads x and writes y as they are;
+// shapes it cannot take go through fp32 copies of them and the fp32-activation paths below
+// (x is exact in fp32, and y's only extra step is its rounding to bf16).
+void linear_bf16_activations(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, int64_t M, int64_t N,
+                             int64_t K) {
+  const auto* wb = w.data<__nv_bfloat16>();
+  const bool y16 = y.dtype() == DType::BF16;
+  const bool gemm = K > 0 && K % 8 == 0 && N % 8 == 0 && M > kGemvRows && aligned16(wb) && aligned16(x.raw()) &&
+                    aligned16(y.raw()) && !(bias && y16);
+  if (gemm) {
+    const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);
+    lt_forward(xb, wb, bias ? bias->f32() : nullptr, y.raw(), M, N, K, y16 ? CUDA_R_16BF : CUDA_R_32F);
+    return;
+  }
+  static GrowOnlyBuffer x32_buf, y32_buf;
+  const Tensor x32 = as_f32(x, x32_buf, "linear");
+  Tensor y32 = y16 ? f32_scratch(y32_buf, y.shape(), "linear") : y;
+  linear(x32, w, bias, y32);
+  if (y16) f32_to_bf16({{y32.f32(), y.data<uint16_t>(), y.numel()}});
+}
+
 }  // namespace
 
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
@@ -337,6 +374,12 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const int64_t N = w.dim(0);
   const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
   if (M == 0 || N == 0) return;
+  if (x.dtype() == DType::BF16 || y.dtype() == DType::BF16) {
+    MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
+                  "dimensions beyond 2^31 are not supported by this path");
+    linear_bf16_activations(x, w, bias, y, M, N, K);
+    return;
+  }
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
                 "dimensions beyond 2^31 are not supported by this path");
   const float* b = bias ? bias->f32() : nullptr;
@@ -532,14 +575,17 @@ uint32_t alignment_of(const void* p) {
   return al;
 }
 
-// A column-major cuBLASLt GEMM D[m, n] = op(A) op(B) (+ beta C, C = D), A and B bf16, C/D fp32,
-// fp32 compute. The backward takes the heuristic's first algorithm (no timing), so the choice
+// A column-major cuBLASLt GEMM D[m, n] = op(A) op(B) (+ beta C, C = D), A and B bf16, C/D fp32
+// (or bf16: ct), fp32 compute. The backward takes the heuristic's first algorithm (no timing), so the choice
 // and hence the bits depend on the shape, alignment, device and library only, not on the run.
 struct LtGemm {
   cublasOperation_t ta, tb;
   int64_t m, n, k, lda, ldb, ldc;
   uint32_t align_a, align_b, align_c;
-  auto key() const { return std::make_tuple(int(ta), int(tb), m, n, k, lda, ldb, ldc, align_a, align_b, align_c); }
+  cudaDataType_t ct = CUDA_R_32F;
+  auto key() const {
+    return std::make_tuple(int(ta), int(tb), m, n, k, lda, ldb, ldc, align_a, align_b, align_c, int(ct));
+  }
 };
 
 struct LtBackwardPlan {
@@ -564,7 +610,7 @@ const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
              "layout A", op);
   check_blas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(bn ? g.k : g.n), uint64_t(bn ? g.n : g.k), g.ldb),
              "layout B", op);
-  check_blas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(g.m), uint64_t(g.n), g.ldc), "layout C", op);
+  check_blas(cublasLtMatrixLayoutCreate(&p.c, g.ct, uint64_t(g.m), uint64_t(g.n), g.ldc), "layout C", op);
   cublasLtMatmulPreference_t pref = nullptr;
   check_blas(cublasLtMatmulPreferenceCreate(&pref), "preference", op);
   const size_t wsb = kLtWorkspace;
@@ -587,7 +633,7 @@ const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
   return plans.emplace(g.key(), bp).first->second;
 }
 
-void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, float* c) {
+void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, void* c) {
   const float alpha = 1.0f;
   check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c, &bp.p.algo,
                             lt_workspace(), kLtWorkspace, cudaStreamPerThread),
@@ -718,10 +764,73 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
 
 }  // namespace
 
+namespace {
+
+// linear_backward with bf16 dy, x and/or dx (BF16 w; a bf16 dx is assigned, an fp32 one may be
+// accumulated onto): the tensor-core GEMMs read dy and x and write dx as they are (an fp32 dy or
+// x is rounded as in linear_backward_blocks).
+// db, and shapes the tensor cores cannot take, go through fp32 copies of the bf16 tensors and
+// linear_backward_blocks, whose arithmetic is the same (it rounds its operands to bf16).
+void linear_backward_bf16_activations(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                                      Tensor* db, bool accumulate_dx, int64_t M) {
+  const char* op = "linear_backward";
+  const int64_t N = w.dim(0), K = w.dim(1);
+  MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear_backward (cuda)",
+                "dimensions beyond 2^31 are not supported by this path");
+  const auto* wb = w.data<__nv_bfloat16>();
+  const bool want_dx = dx && dx->numel() > 0, want_dw = dw && M > 0 && N > 0 && K > 0;
+  const bool want_db = db && M > 0 && N > 0;
+  bool lt = !want_db && M > 0 && N > 0 && K > 0 && K % 8 == 0 && N % 8 == 0 && aligned16(wb) && aligned16(dy.raw()) &&
+            (!want_dx || aligned16(dx->raw())) && (!want_dw || (aligned16(x.raw()) && aligned16(dw->raw())));
+  const LtBackwardPlan* pdx = nullptr;
+  const LtBackwardPlan* pdw = nullptr;
+  if (lt && want_dx) {
+    pdx = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, alignment_of(wb), alignment_of(dy.raw()),
+                             alignment_of(dx->raw()), dx->dtype() == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F});
+    lt = pdx->ok;
+  }
+  if (lt && want_dw) {
+    pdw = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, N, K, alignment_of(x.raw()), alignment_of(dy.raw()),
+                             alignment_of(dw->raw())});
+    lt = pdw->ok;
+  }
+  if (lt) {
+    static GrowOnlyBuffer dyb_buf, xb_buf;
+    const __nv_bfloat16* dyb = dy.data<__nv_bfloat16>();
+    if (dy.dtype() == DType::F32) {
+      auto* r = dyb_buf.get<__nv_bfloat16>(size_t(M * N), op);
+      f32_to_bf16({{dy.f32(), reinterpret_cast<uint16_t*>(r), M * N}});
+      dyb = r;
+    }
+    if (want_dx) lt_run(*pdx, wb, dyb, accumulate_dx ? 1.0f : 0.0f, dx->raw());
+    if (want_dw) {
+      const __nv_bfloat16* xb = x.data<__nv_bfloat16>();
+      if (x.dtype() == DType::F32) {
+        auto* r = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
+        f32_to_bf16({{x.f32(), reinterpret_cast<uint16_t*>(r), M * K}});
+        xb = r;
+      }
+      lt_run(*pdw, xb, dyb, 1.0f, dw->f32());
+    }
+    return;
+  }
+  static GrowOnlyBuffer dy32_buf, x32_buf, dx32_buf;
+  const Tensor dy32 = as_f32(dy, dy32_buf, op);
+  const Tensor x32 = want_dw ? as_f32(x, x32_buf, op) : x;
+  const bool dx16 = want_dx && dx->dtype() == DType::BF16;
+  Tensor dx32 = dx16 ? f32_scratch(dx32_buf, dx->shape(), op) : (dx ? *dx : Tensor());
+  linear_backward_blocks({{dy32.f32(), N}}, M, x32, w, dx ? &dx32 : nullptr, dw, db, accumulate_dx && !dx16, op);
+  if (dx16) f32_to_bf16({{dx32.f32(), dx->data<uint16_t>(), dx->numel()}});
+}
+
+}  // namespace
+
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db,
                      bool accumulate_dx) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
+  if (dy.dtype() == DType::BF16 || x.dtype() == DType::BF16 || (dx && dx->dtype() == DType::BF16))
+    return linear_backward_bf16_activations(dy, x, w, dx, dw, db, accumulate_dx, M);
   linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, accumulate_dx, "linear_backward");
 }
 

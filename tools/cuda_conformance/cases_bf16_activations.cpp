@@ -1,0 +1,193 @@
+// Conformance cases for mixed precision's bf16 activations (group "bf16_activations"): linear and
+// linear_backward reading and writing BF16 activations next to BF16 weights, and the MLP
+// activations and their backwards on BF16 tensors, at the MLP shapes of the GPU training issue
+// (d_model 2048, FFN 8192, 8192 rows) plus shapes the tensor cores cannot take (N or K not a
+// multiple of 8, the GEMV's one or two rows), which go through fp32 copies. The CPU has no bf16
+// activations: it gets the same bf16 values widened to fp32, computes in fp32, and its output is
+// rounded to bf16 where the GPU's is. Invalid dtypes must throw.
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+#include "harness.h"
+#include "ops/ops.h"
+#include "ops/ops_backward.h"
+
+namespace conformance {
+namespace {
+
+// Thresholds (normalised MSE), docs/numerics.md "CUDA vs CPU: bf16 activations".
+// Elementwise on bf16: both sides widen the same bf16 inputs, compute in fp32 (a few ulp apart:
+// erfcf / expf against std::erfc / exp_fast) and round to bf16. The outputs differ only where the
+// two fp32 values straddle a rounding boundary: one bf16 ulp (2^-8 relative) on ~2^-14 of the
+// elements, nmse ~1e-9. 1e-7 keeps that headroom and still fails an output truncated instead of
+// rounded (0.5 ulp on average everywhere: nmse ~1e-6) or any wrong formula (> 1e-4).
+constexpr double kBf16Elementwise = 1e-7;
+// A bf16 GEMM output: the fp32 sums differ by the accumulation order (kGemmBf16 of the fp32 rows
+// allows up to ~1e-4 relative), and the rounding to bf16 turns that into one bf16 ulp on the
+// elements that straddle a boundary: up to ~3% of them, nmse <= 0.03 * 2^-16 ~ 5e-7. 1e-6 admits
+// it; a wrong layout, leading dimension or dtype gives > 1e-2.
+constexpr double kGemmBf16Out = 1e-6;
+// fp32 outputs of the bf16 tensor-core GEMMs: kGemmBf16 in cases_dense_backward.cpp.
+constexpr double kGemmBf16F32 = 1e-7;
+
+Tensor rounded(const Tensor& t) { return t.to(DType::BF16).to(DType::F32); }
+// A CUDA tensor of t's values in `dt` (t F32 on the CPU, already bf16-representable for BF16).
+Tensor up_as(const Tensor& t, DType dt) { return up(dt == DType::BF16 ? t.to(DType::BF16) : t); }
+// nmse of a CUDA output (F32 or BF16) against a CPU F32 reference.
+double nmse_any(const Tensor& gpu, const Tensor& cpu) {
+  return nmse(gpu.dtype() == DType::F32 ? gpu : up(down(gpu).to(DType::F32)), cpu);
+}
+const char* name(DType dt) { return dt == DType::BF16 ? "bf16" : "f32"; }
+
+// y = x w^T: x and y in the given dtypes, w bf16.
+void check_linear(int64_t B, int64_t T, int64_t K, int64_t N, DType xt, DType yt) {
+  Tensor x = rounded(rand_cpu({B, T, K}, -1, 1)), w = rounded(rand_cpu({N, K}, -0.03f, 0.03f));
+  Tensor y = Tensor::empty({B, T, N});
+  Tensor gx = up_as(x, xt), gw = up(w.to(DType::BF16)), gy = poisoned({B, T, N}, yt);
+  auto t = run_pair([&] { ops::linear(x, w, nullptr, y); }, [&] { ops::linear(gx, gw, nullptr, gy); });
+  const Tensor want = yt == DType::BF16 ? rounded(y) : y;
+  const bool tensor_cores = K % 8 == 0 && N % 8 == 0;
+  record("linear", shape_str(x.shape()) + "x" + shape_str(w.shape()) + " x " + name(xt) + " y " + name(yt), "y",
+         nmse_any(gy, want), yt == DType::BF16 ? kGemmBf16Out : (tensor_cores ? kGemmBf16F32 : kGemm), t.gpu_ms,
+         t.cpu_ms);
+}
+
+// dx = dy w (dx in dxt; with `accumulate` an F32 dx += dy w, as SwiGLU's second product), dw += dy^T
+// x, with dy and x in the given dtypes; db (an fp32 column sum of dy) where asked.
+void check_linear_backward(int64_t B, int64_t T, int64_t K, int64_t N, DType dyt, DType xt, DType dxt, bool db,
+                           bool accumulate = false) {
+  const int64_t M = B * T;
+  const float a = 1.0f / std::sqrt(float(M));
+  Tensor x = rounded(rand_cpu({B, T, K}, -1, 1)), w = rounded(rand_cpu({N, K}, -0.03f, 0.03f));
+  Tensor dy = rounded(rand_cpu({B, T, N}, -a, a));
+  const Tensor dw0 = rand_cpu({N, K}, -0.5f, 0.5f), db0 = rand_cpu({N}, -0.5f, 0.5f);
+  const Tensor dx0 = rand_cpu({B, T, K}, -0.5f, 0.5f);
+  Tensor dx = accumulate ? dx0.clone() : Tensor::empty({B, T, K}), dw = dw0.clone(), dbs = db0.clone();
+  Tensor gdy = up_as(dy, dyt), gx = up_as(x, xt), gw = up(w.to(DType::BF16));
+  Tensor gdx = accumulate ? up(dx0) : poisoned({B, T, K}, dxt), gdw = up(dw0), gdb = up(db0);
+  auto t = run_pair([&] { ops::linear_backward(dy, x, w, &dx, &dw, db ? &dbs : nullptr, accumulate); },
+                    [&] { ops::linear_backward(gdy, gx, gw, &gdx, &gdw, db ? &gdb : nullptr, accumulate); }, false);
+  const std::string sh = shape_str(dy.shape()) + "x" + shape_str(w.shape()) + " dy " + name(dyt) + " x " + name(xt) +
+                         " dx " + name(dxt);
+  const bool tensor_cores = K % 8 == 0 && N % 8 == 0;
+  const double f32_limit = tensor_cores ? kGemmBf16F32 : kGemm;
+  record("linear_backward", sh, accumulate ? "dx+=" : "dx", nmse_any(gdx, dxt == DType::BF16 ? rounded(dx) : dx),
+         dxt == DType::BF16 ? kGemmBf16Out : f32_limit, NAN, t.cpu_ms);
+  record("linear_backward", sh, "dw+=", nmse(gdw, dw), f32_limit, NAN, NAN);
+  if (db) record("linear_backward", sh, "db+=", nmse(gdb, dbs), kNorm, NAN, NAN);
+}
+
+using Unary = void (*)(const Tensor&, Tensor&);
+using UnaryBackward = void (*)(const Tensor&, const Tensor&, Tensor&);
+
+// An activation and its backward on bf16 tensors (contiguous, or one element off alignment: the
+// scalar path), dx also aliasing dy.
+void check_activation(const char* op, Unary f, UnaryBackward fb, const Shape& s, bool offset) {
+  Tensor x = rounded(rand_cpu(s, -6, 6)), dy = rounded(rand_cpu(s, -1, 1));
+  Tensor y = Tensor::empty(s), dx = Tensor::empty(s);
+  auto bf16_copy = [&](const Tensor& t) {
+    if (!offset) return up(t.to(DType::BF16));
+    Tensor big = up(rand_cpu({t.numel() + 1}, -1, 1).to(DType::BF16));
+    Tensor view = big.slice0(1, t.numel() + 1).reshape(t.shape());
+    copy_tensor(t.to(DType::BF16), view);
+    return view;
+  };
+  Tensor gx = bf16_copy(x), gdy = bf16_copy(dy), gy = bf16_copy(x), gdx = bf16_copy(x);
+  const std::string sh = shape_str(s) + (offset ? " +2 bytes" : "");
+  auto t = run_pair([&] { f(x, y); }, [&] { f(gx, gy); });
+  record(op, sh + " bf16", "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
+  auto tb = run_pair([&] { fb(x, dy, dx); }, [&] { fb(gx, gdy, gdx); });
+  const std::string bop = std::string(op) + "_backward";
+  record(bop, sh + " bf16", "dx", nmse_any(gdx, rounded(dx)), kBf16Elementwise, tb.gpu_ms, tb.cpu_ms);
+  fb(gx, gdy, gdy);  // dx aliasing dy
+  record(bop, sh + " bf16", "inplace", nmse_any(gdy, rounded(dx)), kBf16Elementwise, NAN, NAN);
+}
+
+void check_swiglu(const Shape& s) {
+  Tensor g = rounded(rand_cpu(s, -6, 6)), u = rounded(rand_cpu(s, -2, 2)), dy = rounded(rand_cpu(s, -1, 1));
+  Tensor y = Tensor::empty(s), dg = Tensor::empty(s), du = Tensor::empty(s);
+  auto b16 = [](const Tensor& t) { return up(t.to(DType::BF16)); };
+  Tensor gg = b16(g), gu = b16(u), gdy = b16(dy), gy = poisoned(s, DType::BF16);
+  Tensor gdg = poisoned(s, DType::BF16), gdu = poisoned(s, DType::BF16);
+  auto t = run_pair([&] { ops::swiglu(g, u, y); }, [&] { ops::swiglu(gg, gu, gy); });
+  record("swiglu", shape_str(s) + " bf16", "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
+  auto tb = run_pair([&] { ops::swiglu_backward(g, u, dy, dg, du); },
+                     [&] { ops::swiglu_backward(gg, gu, gdy, gdg, gdu); });
+  record("swiglu_backward", shape_str(s) + " bf16", "dgate", nmse_any(gdg, rounded(dg)), kBf16Elementwise, tb.gpu_ms,
+         tb.cpu_ms);
+  record("swiglu_backward", shape_str(s) + " bf16", "dup", nmse_any(gdu, rounded(du)), kBf16Elementwise, NAN, NAN);
+}
+
+void check_throws(const std::string& what, const std::function<void()>& f) {
+  bool threw = false;
+  try {
+    f();
+  } catch (const Error&) {
+    threw = true;
+  }
+  record("bf16 activations", what, "throws", threw ? 0.0 : INFINITY, kExact, NAN, NAN);
+}
+
+void check_invalid_dtypes() {
+  const Tensor x16 = up(rand_cpu({4, 16}, -1, 1).to(DType::BF16)), w32 = up(rand_cpu({8, 16}, -1, 1));
+  const Tensor w16 = up(rand_cpu({8, 16}, -1, 1).to(DType::BF16));
+  Tensor y32 = poisoned({4, 8}), y16 = poisoned({4, 8}, DType::BF16), x32 = up(rand_cpu({4, 16}, -1, 1));
+  check_throws("linear: bf16 x with f32 weights", [&] { ops::linear(x16, w32, nullptr, y32); });
+  check_throws("linear: bf16 y with f32 weights", [&] { ops::linear(x32, w32, nullptr, y16); });
+  Tensor dx16 = poisoned({4, 16}, DType::BF16);
+  check_throws("linear_backward: accumulate into a bf16 dx",
+               [&] { ops::linear_backward(y16, x16, w16, &dx16, nullptr, nullptr, true); });
+  check_throws("linear_parts: bf16 x", [&] { ops::linear_parts(x16, w16, nullptr, {&y32}); });
+  check_throws("gelu: bf16 x, f32 y", [&] { ops::gelu(x16, y32); });
+  check_throws("gelu_backward: f32 dy for a bf16 x",
+               [&] { ops::gelu_backward(x16, x32, dx16); });
+  const Tensor c16 = rand_cpu({4, 16}, -1, 1).to(DType::BF16);
+  Tensor c16y = Tensor::empty({4, 16}, DType::BF16);
+  check_throws("gelu: bf16 on the CPU", [&] { ops::gelu(c16, c16y); });
+  const Tensor cw16 = rand_cpu({8, 16}, -1, 1).to(DType::BF16);
+  Tensor cy = Tensor::empty({4, 8});
+  check_throws("linear: bf16 x on the CPU", [&] { ops::linear(c16, cw16, nullptr, cy); });
+}
+
+void run_bf16_activations(bool quick) {
+  const int64_t B = 4, T = quick ? 512 : 2048, d = 2048, F = 4 * d;  // 8192 rows unless quick
+  // The MLP's products: W_up (x f32 -> up bf16), W_down (h bf16 -> y f32) and their backwards
+  check_linear(B, T, d, F, DType::F32, DType::BF16);
+  check_linear(B, T, F, d, DType::BF16, DType::F32);
+  check_linear(B, T, d, F, DType::BF16, DType::BF16);
+  check_linear_backward(B, T, F, d, DType::F32, DType::BF16, DType::BF16, false);  // W_down: dh bf16
+  check_linear_backward(B, T, d, F, DType::BF16, DType::F32, DType::F32, false);   // W_up: dup bf16
+  check_linear_backward(B, T / 4, d, F, DType::BF16, DType::F32, DType::F32, false, true);  // SwiGLU's W_up
+  // Through fp32 copies: N or K off the tensor cores' multiple of 8, the GEMV's rows, db
+  check_linear(3, 37, 40, 21, DType::BF16, DType::BF16);
+  check_linear(3, 37, 21, 40, DType::BF16, DType::F32);
+  check_linear(1, 2, 64, 48, DType::BF16, DType::BF16);
+  check_linear(1, 1, 64, 48, DType::F32, DType::BF16);
+  check_linear_backward(3, 37, 40, 21, DType::BF16, DType::BF16, DType::BF16, false);
+  check_linear_backward(3, 37, 21, 40, DType::BF16, DType::BF16, DType::F32, false);
+  check_linear_backward(3, 37, 64, 48, DType::BF16, DType::BF16, DType::BF16, true);
+  check_linear_backward(3, 37, 21, 40, DType::BF16, DType::F32, DType::F32, false, true);
+  // The activations at the MLP's hidden width, odd sizes (scalar tail), off alignment
+  struct Act {
+    const char* op;
+    Unary f;
+    UnaryBackward fb;
+  };
+  for (Act a : {Act{"relu_squared", ops::relu_squared, ops::relu_squared_backward},
+                Act{"gelu", ops::gelu, ops::gelu_backward}, Act{"silu", ops::silu, ops::silu_backward}}) {
+    check_activation(a.op, a.f, a.fb, {B, T, F}, false);
+    check_activation(a.op, a.f, a.fb, {3, 37, 11}, false);
+    check_activation(a.op, a.f, a.fb, {3, 37, 12}, true);
+  }
+  check_swiglu({B, T / 4, F});
+  check_swiglu({3, 37, 11});
+  check_invalid_dtypes();
+}
+
+}  // namespace
+
+MAMBALM_CONFORMANCE_CASES("bf16_activations", run_bf16_activations);
+
+}  // namespace conformance

@@ -23,14 +23,15 @@ LayerState Attention::new_state(const AttentionConfig& cfg, int64_t batch, const
 void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  Tensor q = ctx.empty({B, T, Hq, Dh});   // queries of the new tokens (RoPE applied)
-  Tensor k = ctx.empty({B, T, Hkv, Dh});  // keys of the new tokens (RoPE applied)
-  Tensor v = ctx.empty({B, T, Hkv, Dh});  // values of the new tokens
+  const DType at = ctx.activation_dtype();   // BF16 in mixed precision: what cuDNN reads and writes
+  Tensor q = ctx.empty({B, T, Hq, Dh}, at);   // queries of the new tokens (RoPE applied)
+  Tensor k = ctx.empty({B, T, Hkv, Dh}, at);  // keys of the new tokens (RoPE applied)
+  Tensor v = ctx.empty({B, T, Hkv, Dh}, at);  // values of the new tokens
   Tensor q_flat = q.reshape({B, T, Hq * Dh}), k_flat = k.reshape({B, T, Hkv * Dh}), v_flat = v.reshape({B, T, Hkv * Dh});
   ops::linear(x, q_w_.value, bias(q_b_), q_flat);
   ops::linear(x, k_w_.value, bias(k_b_), k_flat);
   ops::linear(x, v_w_.value, bias(v_b_), v_flat);
-  Tensor o = ctx.empty({B, T, Hq, Dh});  // per-head outputs
+  Tensor o = ctx.empty({B, T, Hq, Dh}, at);  // per-head outputs
   Tensor lse2;                           // training: each row's softmax statistic, for backward
   if (ctx.state) {
     // Each sequence continues at its own position: rotate, append to its cache, attend over it.
@@ -60,13 +61,6 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
       ops::rope(q, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
       ops::rope(k, ctx.pos0, cfg_.rotary_dim, cfg_.rope_theta);
     }
-    if (ctx.compute_dtype == DType::BF16) {  // the tensor-core path reads bf16 keys and values
-      Tensor k16 = ctx.empty(k.shape(), DType::BF16), v16 = ctx.empty(v.shape(), DType::BF16);
-      ops::convert(k, k16);
-      ops::convert(v, v16);
-      k = k16;
-      v = v16;
-    }
     if (ctx.cache) lse2 = ctx.empty({B, Hq, T});
     ops::attention(q, k, v, ctx.seq_idx, scale(), o, ctx.cache ? &lse2 : nullptr);
   }
@@ -84,10 +78,11 @@ void Attention::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& 
   const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor &q = a.q, &k = a.k, &v = a.v;
   const int64_t B = x.dim(0), T = x.dim(1), Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.head_dim;
-  Tensor d_o = ctx.empty({B, T, Hq, Dh});  // d loss / d o
+  const DType at = q.dtype();               // the forward's activation_dtype
+  Tensor d_o = ctx.empty({B, T, Hq, Dh}, at);  // d loss / d o
   Tensor d_o_flat = d_o.reshape({B, T, Hq * Dh});
   ops::linear_backward(dy, a.o.reshape({B, T, Hq * Dh}), o_w_.value, &d_o_flat, &o_w_.grad, bias_grad(o_b_));
-  Tensor dq = ctx.empty(q.shape()), dk = ctx.empty(k.shape()), dv = ctx.empty(v.shape());
+  Tensor dq = ctx.empty(q.shape(), at), dk = ctx.empty(k.shape(), at), dv = ctx.empty(v.shape(), at);
   ops::attention_backward(q, k, v, ctx.seq_idx, scale(), d_o, dq, dk, dv, &a.o, a.lse2.defined() ? &a.lse2 : nullptr);
   if (cfg_.rotary_dim > 0) {
     ops::rope_backward(dq, 0, cfg_.rotary_dim, cfg_.rope_theta);

@@ -53,6 +53,12 @@ struct LayerContext {
   // conv output and gated norm, the MLP's activation), trading memory for time (Model::
   // set_keep_activations).
   bool keep_activations = false;
+  // The dtype of the activations that pass between a mixer's own bf16 products (the MLP's
+  // [B, T, F] intermediates; attention's q, k, v, its output and their gradients): BF16 in mixed
+  // precision, as under torch's autocast, so that the GEMMs and cuDNN read and write them without
+  // conversion passes and every elementwise pass moves half the bytes. Stateful inference keeps
+  // F32 (decode's GEMV and the KV-cache kernels read and write fp32).
+  DType activation_dtype() const { return compute_dtype == DType::BF16 && !state ? DType::BF16 : DType::F32; }
   ops::Fp32Products fp32_products() const {
     return compute_dtype == DType::BF16 ? ops::Fp32Products::Tf32 : ops::Fp32Products::Exact;
   }

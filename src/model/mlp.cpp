@@ -5,19 +5,9 @@
 
 namespace mambalm {
 
-namespace {
-// The dtype of the [B, T, F] intermediates. In mixed precision (BF16 matrices on CUDA) they are
-// bf16, as under torch's autocast: each is written by one bf16 GEMM or activation and read by
-// another, so bf16 storage halves the bytes of every pass over the MLP's widest tensors and drops
-// the GEMMs' rounding passes. Stateful inference keeps fp32 (decode's GEMV reads and writes fp32).
-DType intermediate_dtype(const LayerContext& ctx) {
-  return ctx.compute_dtype == DType::BF16 && !ctx.state ? DType::BF16 : DType::F32;
-}
-}  // namespace
-
 void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const int64_t B = x.dim(0), T = x.dim(1), F = cfg_.d_ff;
-  const DType it = intermediate_dtype(ctx);
+  const DType it = ctx.activation_dtype();
   Tensor up = ctx.empty({B, T, F}, it);  // W_up x (kept for backward)
   ops::linear(x, up_w_.value, bias(up_b_), up);
   Tensor gate;  // W_gate x (SwiGLU; kept for backward)
@@ -52,7 +42,7 @@ void Mlp::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache,
   const Tensor& x = cache.x;
   const Activations& a = activations<Activations>(dy, ctx, cache);
   const Tensor& up = a.up;
-  const DType it = up.dtype();        // the forward's intermediate_dtype
+  const DType it = up.dtype();            // the forward's activation_dtype
   Tensor dh = ctx.empty(up.shape(), it);  // d loss / d h
   {
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;

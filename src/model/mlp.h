@@ -16,7 +16,7 @@ class Mlp : public Mixer {
  private:
   // What the training forward keeps: the projections. act(up), the input of W_down, is
   // recomputed in backward (one elementwise pass; keeping it would cost F values per token).
-  // F32, or BF16 in mixed precision (mlp.cpp: intermediate_dtype).
+  // F32, or BF16 in mixed precision (LayerContext::activation_dtype).
   struct Activations : MixerActivations {
     Tensor up;    // [B, T, F] W_up x
     Tensor gate;  // [B, T, F] W_gate x (SwiGLU only)

@@ -243,7 +243,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
                Tensor* lse2) {
   const char* op = "attention";
   attention_inputs(op, q, k, v, seq_idx, /*cpu_reads_bf16=*/true);
-  need(op, "out", &out, q.shape());
+  need(op, "out", &out, q.shape(), q.dtype());
   need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
   const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &out, lse2});
   need_disjoint(op, {{"out", &out}, {"lse2", lse2}}, {{"q", &q}, {"k", &k}, {"v", &v}, {"seq_idx", seq_idx}});

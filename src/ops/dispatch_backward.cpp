@@ -286,12 +286,13 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor* out, const Tensor* lse2) {
   const char* op = "attention_backward";
   attention_inputs(op, q, k, v, seq_idx, /*cpu_reads_bf16=*/false);
-  need(op, "out", out, q.shape());
+  // out, dout and the gradients take q's dtype (F32, or BF16 in mixed precision)
+  need(op, "out", out, q.shape(), q.dtype());
   need(op, "lse2", lse2, {q.dim(0), q.dim(2), q.dim(1)});
-  need(op, "dout", &dout, q.shape());
-  need(op, "dq", &dq, q.shape());
-  need(op, "dk", &dk, k.shape());
-  need(op, "dv", &dv, k.shape());
+  need(op, "dout", &dout, q.shape(), q.dtype());
+  need(op, "dq", &dq, q.shape(), q.dtype());
+  need(op, "dk", &dk, k.shape(), q.dtype());
+  need(op, "dv", &dv, k.shape(), q.dtype());
   const bool gpu = on_cuda(op, {&q, &k, &v, seq_idx, &dout, &dq, &dk, &dv, out, lse2});
   need_disjoint(op, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}},
                 {{"q", &q}, {"k", &k}, {"v", &v}, {"dout", &dout}, {"out", out}, {"lse2", lse2}});

@@ -151,8 +151,14 @@ void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Ten
 
 void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
                       bool cpu_reads_bf16) {
-  need_dtype(op, "q", q);
   need_kv_dtype(op, "k", k);
+  need_defined(op, "q", q);
+  MAMBALM_CHECK(q.dtype() == DType::F32 || (q.dtype() == DType::BF16 && q.device() == Device::CUDA &&
+                                            k.dtype() == DType::BF16),
+                where(op),
+                "q has dtype " + dtype_name(q.dtype()) + " on " + (q.device() == Device::CUDA ? "CUDA" : "the CPU") +
+                    " with " + dtype_name(k.dtype()) + " keys",
+                "q is F32, or BF16 on CUDA with BF16 keys and values (mixed precision)");
   need_kv_dtype(op, "v", v);
   MAMBALM_CHECK(k.dtype() != DType::BF16 || k.device() == Device::CUDA || (cpu_reads_bf16 && !seq_idx), where(op),
                 std::string("k is BF16 on the CPU") + (cpu_reads_bf16 ? " with document ids" : ""),
@@ -177,7 +183,7 @@ void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Te
 }
 
 void rope_inputs(const char* op, const Tensor& x, int64_t pos0, int64_t rotary_dim, double theta) {
-  need_dtype(op, "x", x);
+  activation_tensors(op, {{"x", &x}});
   need_rank(op, "x", x, 4, "[B, T, H, Dh]");
   MAMBALM_CHECK(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= x.dim(3), where(op),
                 "rotary_dim " + std::to_string(rotary_dim) + " is not an even number <= head dim of x " + shape_str(x.shape()));

@@ -44,12 +44,14 @@ void chunk_size_positive(const char* op, int64_t chunk_size);
 void scan_inputs(const char* op, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx);
 Shape scan_chunk_states_shape(const Tensor& u, const Tensor& A);  // [B, ceil(T / kScanStateChunk), Di, N]
-// q F32 [B, T, Hq, Dh], k and v [B, S, Hkv, Dh] with S >= T and Hq % Hkv == 0, seq_idx I32 [B, S].
+// q [B, T, Hq, Dh] (F32, or BF16 on CUDA with BF16 k and v: mixed precision, where out and the
+// gradients take q's dtype), k and v [B, S, Hkv, Dh] with S >= T and Hq % Hkv == 0, seq_idx I32
+// [B, S].
 // k and v may be F32 or BF16 on CUDA; on the CPU BF16 only where `cpu_reads_bf16` (the forward,
 // which reads a BF16 KV cache) and without documents.
 void attention_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx,
                       bool cpu_reads_bf16);
-// x F32 [B, T, H, Dh]; rotary_dim even and <= Dh; pos0 >= 0; theta > 0.
+// x [B, T, H, Dh] (F32, or BF16 on CUDA); rotary_dim even and <= Dh; pos0 >= 0; theta > 0.
 void rope_inputs(const char* op, const Tensor& x, int64_t pos0, int64_t rotary_dim, double theta);
 
 }  // namespace mambalm::ops::checks

@@ -1,8 +1,10 @@
 // Conformance cases for mixed precision's bf16 activations (group "bf16_activations"): linear and
-// linear_backward reading and writing BF16 activations next to BF16 weights, and the MLP
-// activations and their backwards on BF16 tensors, at the MLP shapes of the GPU training issue
-// (d_model 2048, FFN 8192, 8192 rows) plus shapes the tensor cores cannot take (N or K not a
-// multiple of 8, the GEMV's one or two rows), which go through fp32 copies. The CPU has no bf16
+// linear_backward reading and writing BF16 activations next to BF16 weights, the MLP activations
+// and their backwards on BF16 tensors, at the MLP shapes of the GPU training issue (d_model 2048,
+// FFN 8192, 8192 rows) plus shapes the tensor cores cannot take (N or K not a multiple of 8, the
+// GEMV's one or two rows), which go through fp32 copies; attention forward and backward with BF16
+// q, out, dout and gradients (cuDNN reads and writes them in place; documents and the built-in
+// kernels go through fp32 copies), and rope / rope_backward on BF16. The CPU has no bf16
 // activations: it gets the same bf16 values widened to fp32, computes in fp32, and its output is
 // rounded to bf16 where the GPU's is. Invalid dtypes must throw.
 #include <cmath>
@@ -11,6 +13,7 @@
 
 #include "core/error.h"
 #include "harness.h"
+#include "ops/cuda/cuda_ops.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -120,6 +123,55 @@ void check_swiglu(const Shape& s) {
   record("swiglu_backward", shape_str(s) + " bf16", "dup", nmse_any(gdu, rounded(du)), kBf16Elementwise, NAN, NAN);
 }
 
+// Attention with BF16 q / out / dout / dq / dk / dv (and K/V), against the CPU on the same bf16
+// values widened: the fp32-activation limits of the bf16 attention paths (2e-5 forward, 1e-4
+// backward), since those paths already round q, dout, P and dS to bf16 and cuDNN rounds O and the
+// gradients; here every output is rounded to bf16 once (~1.3e-6 of nmse).
+void check_attention(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t Dh, bool docs, ops::cuda::AttentionBackend mode) {
+  constexpr double kFwd = 2e-5, kBwd = 1e-4;
+  const auto before = ops::cuda::attention_backend();
+  ops::cuda::set_attention_backend(mode);
+  Tensor q = rounded(rand_cpu({B, T, Hq, Dh}, -1, 1)), k = rounded(rand_cpu({B, T, Hkv, Dh}, -1, 1));
+  Tensor v = rounded(rand_cpu({B, T, Hkv, Dh}, -1, 1)), dout = rounded(rand_cpu({B, T, Hq, Dh}, -1, 1));
+  const Tensor seq = docs ? random_documents(B, T) : Tensor();
+  const float scale = 1.0f / std::sqrt(float(Dh));
+  Tensor o = Tensor::empty({B, T, Hq, Dh}), lse2 = Tensor::empty({B, Hq, T});
+  Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(k.shape()), dv = Tensor::empty(v.shape());
+  auto b16 = [](const Tensor& t) { return up(t.to(DType::BF16)); };
+  Tensor gq = b16(q), gk = b16(k), gv = b16(v), gdo = b16(dout), gseq = docs ? up(seq) : Tensor();
+  Tensor go = poisoned(q.shape(), DType::BF16), glse2 = poisoned({B, Hq, T});
+  Tensor gdq = poisoned(q.shape(), DType::BF16), gdk = poisoned(k.shape(), DType::BF16),
+         gdv = poisoned(v.shape(), DType::BF16);
+  const Tensor* cs = docs ? &seq : nullptr;
+  const Tensor* gs = docs ? &gseq : nullptr;
+  auto t = run_pair([&] { ops::attention(q, k, v, cs, scale, o, &lse2); },
+                    [&] { ops::attention(gq, gk, gv, gs, scale, go, &glse2); });
+  auto tb = run_pair([&] { ops::attention_backward(q, k, v, cs, scale, dout, dq, dk, dv); },
+                     [&] { ops::attention_backward(gq, gk, gv, gs, scale, gdo, gdq, gdk, gdv, &go, &glse2); });
+  ops::cuda::set_attention_backend(before);
+  const std::string sh = "B" + std::to_string(B) + " T" + std::to_string(T) + " h" + std::to_string(Hq) + "/" +
+                         std::to_string(Hkv) + " d" + std::to_string(Dh) + (docs ? " docs" : "") +
+                         (mode == ops::cuda::AttentionBackend::Own ? " own" : "") + " bf16";
+  record("attention", sh, "out", nmse_any(go, rounded(o)), kFwd, t.gpu_ms, t.cpu_ms);
+  record("attention", sh, "lse2", nmse(glse2, lse2), kFwd, NAN, NAN);
+  record("attention_backward", sh, "dq", nmse_any(gdq, rounded(dq)), kBwd, tb.gpu_ms, tb.cpu_ms);
+  record("attention_backward", sh, "dk", nmse_any(gdk, rounded(dk)), kBwd, NAN, NAN);
+  record("attention_backward", sh, "dv", nmse_any(gdv, rounded(dv)), kBwd, NAN, NAN);
+}
+
+// rope and rope_backward on BF16: the CPU's fp32 rotation of the same values, rounded (as the
+// elementwise ops: one bf16 ulp where the two fp32 results straddle a rounding boundary).
+void check_rope(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t rotary, int64_t pos0) {
+  Tensor x = rounded(rand_cpu({B, T, H, Dh}, -1, 1)), xb = x.clone();
+  Tensor g = up(x.to(DType::BF16)), gb = up(x.to(DType::BF16));
+  auto t = run_pair([&] { ops::rope(x, pos0, rotary, 10000.0); }, [&] { ops::rope(g, pos0, rotary, 10000.0); }, false);
+  ops::rope_backward(xb, pos0, rotary, 10000.0);
+  ops::rope_backward(gb, pos0, rotary, 10000.0);
+  const std::string sh = shape_str(x.shape()) + " rot " + std::to_string(rotary) + " at " + std::to_string(pos0) + " bf16";
+  record("rope", sh, "x", nmse_any(g, rounded(x)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
+  record("rope_backward", sh, "dx", nmse_any(gb, rounded(xb)), kBf16Elementwise, NAN, NAN);
+}
+
 void check_throws(const std::string& what, const std::function<void()>& f) {
   bool threw = false;
   try {
@@ -149,6 +201,11 @@ void check_invalid_dtypes() {
   const Tensor cw16 = rand_cpu({8, 16}, -1, 1).to(DType::BF16);
   Tensor cy = Tensor::empty({4, 8});
   check_throws("linear: bf16 x on the CPU", [&] { ops::linear(c16, cw16, nullptr, cy); });
+  const Tensor q16 = up(rand_cpu({1, 8, 2, 64}, -1, 1).to(DType::BF16)), k32 = up(rand_cpu({1, 8, 2, 64}, -1, 1));
+  Tensor o16 = poisoned({1, 8, 2, 64}, DType::BF16), o32 = poisoned({1, 8, 2, 64});
+  check_throws("attention: bf16 q with f32 keys", [&] { ops::attention(q16, k32, k32, nullptr, 0.125f, o16); });
+  const Tensor k16 = up(rand_cpu({1, 8, 2, 64}, -1, 1).to(DType::BF16));
+  check_throws("attention: bf16 q, f32 out", [&] { ops::attention(q16, k16, k16, nullptr, 0.125f, o32); });
 }
 
 void run_bf16_activations(bool quick) {
@@ -183,6 +240,15 @@ void run_bf16_activations(bool quick) {
   }
   check_swiglu({B, T / 4, F});
   check_swiglu({3, 37, 11});
+  // Attention: the training call (cuDNN where it loads), documents and the built-in kernels
+  // (through fp32 copies), GQA 32/8 at head dim 128 and MHA at 64
+  using ops::cuda::AttentionBackend;
+  check_attention(2, quick ? 256 : 1024, 32, 8, 128, false, AttentionBackend::Auto);
+  check_attention(2, 256, 8, 8, 64, false, AttentionBackend::Auto);
+  check_attention(2, 200, 8, 2, 128, true, AttentionBackend::Auto);
+  check_attention(2, 256, 8, 2, 128, false, AttentionBackend::Own);
+  check_rope(2, 77, 8, 128, 128, 0);
+  check_rope(3, 37, 6, 80, 40, 12345);
   check_invalid_dtypes();
 }
 

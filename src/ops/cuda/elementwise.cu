@@ -26,6 +26,32 @@ struct SiluF { __device__ float operator()(float v) const { return silu_f(v); } 
 struct Relu2F { __device__ float operator()(float v) const { float r = v > 0.0f ? v : 0.0f; return r * r; } };
 // Exact GeLU as x/2 * erfc(-x/sqrt 2) (see the CPU kernel for why erfc, not 1 + erf).
 struct GeluF { __device__ float operator()(float v) const { return 0.5f * v * erfcf(-v * 0.70710678118654752f); } };
+// Phi(v) = P(X <= v), X standard normal, without erfcf: erfc(z) for z >= 0 through the Chebyshev
+// fit of Numerical Recipes (2nd ed., section 6.2), erfc(z) = t exp(-z^2 + P(t)) with t = 1 / (1 + z/2),
+// fractional error below 1.2e-7 for every z (fp32 evaluation adds a few ulp, and in the far tail
+// the rounding of -z^2, up to ~1e-5 relative where Phi < 1e-30). One reciprocal, nine FMAs and
+// one exp, branch-free: erfcf's longer path made GeLU compute-bound on bf16 tensors (0.36 ms
+// against relu^2's ~0.1 ms for the 67M activations of a d_model 2048 MLP at 16K tokens, H200).
+// The bf16 path only, whose outputs are rounded to 2^-9; fp32 tensors keep erfcf.
+__device__ __forceinline__ float erfc_nonnegative(float z) {
+  const float t = 1.0f / fmaf(0.5f, z, 1.0f);
+  float p = 0.17087277f;
+  p = fmaf(p, t, -0.82215223f);
+  p = fmaf(p, t, 1.48851587f);
+  p = fmaf(p, t, -1.13520398f);
+  p = fmaf(p, t, 0.27886807f);
+  p = fmaf(p, t, -0.18628806f);
+  p = fmaf(p, t, 0.09678418f);
+  p = fmaf(p, t, 0.37409196f);
+  p = fmaf(p, t, 1.00002368f);
+  p = fmaf(p, t, -1.26551223f);
+  return t * expf(fmaf(-z, z, p));
+}
+__device__ __forceinline__ float normal_cdf_fast(float v) {
+  const float half_tail = 0.5f * erfc_nonnegative(fabsf(v) * 0.70710678118654752f);  // P(X > |v|)
+  return v <= 0.0f ? half_tail : 1.0f - half_tail;
+}
+struct GeluFastF { __device__ float operator()(float v) const { return v * normal_cdf_fast(v); } };
 struct NegExpF { __device__ float operator()(float v) const { return -expf(v); } };
 struct AddF { __device__ float operator()(float a, float b) const { return a + b; } };
 struct SwigluF { __device__ float operator()(float g, float u) const { return silu_f(g) * u; } };
@@ -202,7 +228,10 @@ void launch2(const char* op, const Tensor& a, const Tensor& b, Tensor& y, F f) {
 void add(const Tensor& a, const Tensor& b, Tensor& y) { launch2("add", a, b, y, AddF{}); }
 void silu(const Tensor& x, Tensor& y) { launch1("silu", x, y, SiluF{}); }
 void relu_squared(const Tensor& x, Tensor& y) { launch1("relu_squared", x, y, Relu2F{}); }
-void gelu(const Tensor& x, Tensor& y) { launch1("gelu", x, y, GeluF{}); }
+void gelu(const Tensor& x, Tensor& y) {
+  if (x.dtype() == DType::BF16) launch1("gelu", x, y, GeluFastF{});
+  else launch1("gelu", x, y, GeluF{});
+}
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) { launch2("swiglu", gate, up, y, SwigluF{}); }
 void neg_exp(const Tensor& x, Tensor& y) { launch1("neg_exp", x, y, NegExpF{}); }
 
@@ -227,6 +256,14 @@ struct GeluBwd {
     const float cdf = 0.5f * erfcf(-v * 0.70710678118654752f);
     const float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
     y[0] = a[1] * (cdf + v * pdf);
+  }
+};
+// The same with normal_cdf_fast (the bf16 path).
+struct GeluFastBwd {
+  __device__ void operator()(const float (&a)[2], float (&y)[1]) const {
+    const float v = a[0];
+    const float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+    y[0] = a[1] * (normal_cdf_fast(v) + v * pdf);
   }
 };
 // Inputs gate, up, dy; outputs dgate, dup.
@@ -323,7 +360,8 @@ void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
-  launch_streams<2, 1>("gelu_backward", {&x, &dy}, {&dx}, GeluBwd{});
+  if (x.dtype() == DType::BF16) launch_streams<2, 1>("gelu_backward", {&x, &dy}, {&dx}, GeluFastBwd{});
+  else launch_streams<2, 1>("gelu_backward", {&x, &dy}, {&dx}, GeluBwd{});
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate, Tensor& dup) {

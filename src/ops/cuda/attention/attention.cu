@@ -57,6 +57,7 @@
 #include <string>
 
 #include "ops/cuda/attention/common.cuh"
+#include "ops/cuda/bf16_convert.cuh"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 
@@ -127,12 +128,23 @@ bool attn_debug() {
 }
 
 // The shapes cuDNN's path takes: BF16 K/V at head dim 64 / 128, queries = keys (no KV prefix),
-// no documents, 16-byte aligned data. (Alignment and dtype of q/out/grads are F32 by contract.)
+// no documents, 16-byte aligned data. (q, out and the gradients are F32, or all BF16.)
 bool cudnn_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* seq_idx) {
   const int64_t Dh = q.dim(3);
   return !seq_idx && k.dtype() == DType::BF16 && v.dtype() == DType::BF16 && (Dh == 64 || Dh == 128) &&
          q.dim(1) == k.dim(1) && q.dim(1) >= 2 && aligned16(k.data<uint16_t>()) && aligned16(v.data<uint16_t>()) &&
-         aligned16(q.f32());
+         aligned16(q.raw());
+}
+
+// An fp32 tensor over the calling thread's scratch (one buffer per role).
+Tensor f32_scratch(GrowOnlyBuffer& buf, const Shape& shape, const char* op) {
+  return Tensor::view_of(buf.get<float>(size_t(shape_numel(shape)), op), shape, DType::F32, nullptr, Device::CUDA);
+}
+// t widened into fp32 scratch (exact).
+Tensor widened(const Tensor& t, GrowOnlyBuffer& buf, const char* op) {
+  Tensor f = f32_scratch(buf, t.shape(), op);
+  bf16_to_f32({{t.data<uint16_t>(), f.f32(), t.numel()}});
+  return f;
 }
 
 // After cuDNN declined a call: an error under MAMBALM_ATTN=cudnn, else one line per distinct
@@ -221,7 +233,7 @@ DocView doc_view(const Tensor& seq_idx, int64_t T, int* ranges) {
 bool flash_shape(const Tensor& q, const Tensor& k, const Tensor& v, const float* out) {
   const int64_t Dh = q.dim(3);
   return k.dtype() == DType::BF16 && aligned16(k.data<uint16_t>()) &&
-         aligned16(v.data<uint16_t>()) && aligned16(q.f32()) && (!out || aligned16(out)) &&
+         aligned16(v.data<uint16_t>()) && aligned16(q.raw()) && (!out || aligned16(out)) &&
          (Dh == 128 || Dh == 64);
 }
 
@@ -233,11 +245,19 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   if (B * T * Hq * Dh == 0) return;
   const AttentionBackend backend = attention_backend();
-  if (backend != AttentionBackend::Own && cudnn_shape(q, k, v, seq_idx) && aligned16(out.f32()) &&
+  if (backend != AttentionBackend::Own && cudnn_shape(q, k, v, seq_idx) && aligned16(out.raw()) &&
       (backend == AttentionBackend::Cudnn || lse2)) {
     std::string why;
     if (attention_cudnn(q, k, v, scale, out, lse2, &why)) return;
     cudnn_declined("attention", why);
+  }
+  if (q.dtype() == DType::BF16) {  // the built-in kernels read fp32 queries: widen, run, round
+    static thread_local GrowOnlyBuffer q32_buf, out32_buf;
+    const Tensor q32 = widened(q, q32_buf, "attention");
+    Tensor out32 = f32_scratch(out32_buf, out.shape(), "attention");
+    attention(q32, k, v, seq_idx, scale, out32, lse2_out);
+    f32_to_bf16({{out32.f32(), out.data<uint16_t>(), out.numel()}});
+    return;
   }
   DocView docs;
   if (seq_idx) {
@@ -265,18 +285,31 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), Dh = q.dim(3);
   const int64_t S = k.dim(1);
   if (B * T * Hq * Dh == 0) {  // no query: dk and dv are zero (dq is empty or has Dh == 0)
-    if (dk.numel()) check_cuda(cudaMemsetAsync(dk.f32(), 0, size_t(dk.numel()) * 4), op, "memset");
-    if (dv.numel()) check_cuda(cudaMemsetAsync(dv.f32(), 0, size_t(dv.numel()) * 4), op, "memset");
+    if (dk.numel()) check_cuda(cudaMemsetAsync(dk.raw(), 0, dk.nbytes(), cudaStreamPerThread), op, "memset");
+    if (dv.numel()) check_cuda(cudaMemsetAsync(dv.raw(), 0, dv.nbytes(), cudaStreamPerThread), op, "memset");
     return;
   }
-  const bool fast = flash_shape(q, k, v, nullptr) && aligned16(dout.f32()) && aligned16(dq.f32()) &&
-                    aligned16(dk.f32()) && aligned16(dv.f32());
-  if (attention_backend() != AttentionBackend::Own && fast && cudnn_shape(q, k, v, seq_idx) &&
-      (!out || aligned16(out->f32()))) {
+  const bool aligned = aligned16(q.raw()) && aligned16(dout.raw()) && aligned16(dq.raw()) && aligned16(dk.raw()) &&
+                       aligned16(dv.raw());
+  if (attention_backend() != AttentionBackend::Own && aligned && flash_shape(q, k, v, nullptr) &&
+      cudnn_shape(q, k, v, seq_idx) && (!out || aligned16(out->raw()))) {
     std::string why;
     if (attention_backward_cudnn(q, k, v, scale, dout, dq, dk, dv, out, lse2, &why)) return;
     cudnn_declined("attention_backward", why);
   }
+  if (q.dtype() == DType::BF16) {  // the built-in kernels read and write fp32: widen, run, round
+    static thread_local GrowOnlyBuffer q32_buf, do32_buf, o32_buf, dq32_buf, dk32_buf, dv32_buf;
+    const Tensor q32 = widened(q, q32_buf, op), do32 = widened(dout, do32_buf, op);
+    const Tensor o32 = out ? widened(*out, o32_buf, op) : Tensor();
+    Tensor dq32 = f32_scratch(dq32_buf, dq.shape(), op), dk32 = f32_scratch(dk32_buf, dk.shape(), op),
+           dv32 = f32_scratch(dv32_buf, dv.shape(), op);
+    attention_backward(q32, k, v, seq_idx, scale, do32, dq32, dk32, dv32, out ? &o32 : nullptr, lse2);
+    f32_to_bf16({{dq32.f32(), dq.data<uint16_t>(), dq.numel()},
+                 {dk32.f32(), dk.data<uint16_t>(), dk.numel()},
+                 {dv32.f32(), dv.data<uint16_t>(), dv.numel()}});
+    return;
+  }
+  const bool fast = flash_shape(q, k, v, nullptr) && aligned;
   // Scratch, one block per calling thread, carved 256-byte aligned: document ranges, lse and D
   // ([B, Hq, T] fp32 each), then for the tensor-core path the bf16 q and dout ([B, Hq, T, Dh]),
   // the claim and turn counters and (sm_90) the fp32 dq accumulator.

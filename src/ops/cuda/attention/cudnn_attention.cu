@@ -602,11 +602,13 @@ bool attention_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   const size_t b_half = up256(size_t(n) * 2), b_rows = direct ? 0 : up256(size_t(rows) * 4);
   static thread_local GrowOnlyBuffer scratch;
   char* base = scratch.get<char>(2 * b_half + b_rows + up256(size_t(p.workspace)), "attention (cudnn)");
-  uint16_t* q16 = reinterpret_cast<uint16_t*>(base);
-  uint16_t* o16 = reinterpret_cast<uint16_t*>(base + b_half);
+  // bf16 q and out (mixed precision) are cuDNN's own operands; fp32 ones go through bf16 copies.
+  const bool q_bf16 = q.dtype() == DType::BF16, o_bf16 = out.dtype() == DType::BF16;
+  uint16_t* q16 = q_bf16 ? q.data<uint16_t>() : reinterpret_cast<uint16_t*>(base);
+  uint16_t* o16 = o_bf16 ? out.data<uint16_t>() : reinterpret_cast<uint16_t*>(base + b_half);
   float* stats = direct ? lse2 : reinterpret_cast<float*>(base + 2 * b_half);
   void* ws = base + 2 * b_half + b_rows;
-  f32_to_bf16({{q.f32(), q16, n}});
+  if (!q_bf16) f32_to_bf16({{q.f32(), q16, n}});
   try {
     run_forward(*ses, p, q16, k, v, o16, stats, scale, ws);
   } catch (const CudnnFailure& f) {
@@ -614,7 +616,7 @@ bool attention_cudnn(const Tensor& q, const Tensor& k, const Tensor& v, float sc
     mark_failed(p, *why);
     return false;
   }
-  bf16_to_f32({{o16, out.f32(), n}});
+  if (!o_bf16) bf16_to_f32({{o16, out.f32(), n}});
   if (lse2) {
     scale_rows(stats, lse2, rows, kLog2e);
     check_launch("attention (cudnn)");
@@ -659,12 +661,15 @@ bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v,
   const size_t b_ws = up256(size_t(std::max<int64_t>(p.workspace, fwd ? fwd->workspace : 0)));
   static thread_local GrowOnlyBuffer scratch;
   char* base = scratch.get<char>(4 * b_half + 2 * b_kv + 2 * b_rows + b_acc + b_ws, "attention_backward (cudnn)");
-  uint16_t* q16 = reinterpret_cast<uint16_t*>(base);
-  uint16_t* o16 = reinterpret_cast<uint16_t*>(base + b_half);
-  uint16_t* do16 = reinterpret_cast<uint16_t*>(base + 2 * b_half);
-  uint16_t* dq16 = reinterpret_cast<uint16_t*>(base + 3 * b_half);
-  uint16_t* dk16 = reinterpret_cast<uint16_t*>(base + 4 * b_half);
-  uint16_t* dv16 = reinterpret_cast<uint16_t*>(base + 4 * b_half + b_kv);
+  // With bf16 activations (mixed precision: q, out, dout and the gradients all bf16) cuDNN reads
+  // and writes them in place; fp32 ones go through the bf16 copies here.
+  const bool bf16 = q.dtype() == DType::BF16;
+  uint16_t* q16 = bf16 ? q.data<uint16_t>() : reinterpret_cast<uint16_t*>(base);
+  uint16_t* o16 = bf16 && saved ? out->data<uint16_t>() : reinterpret_cast<uint16_t*>(base + b_half);
+  uint16_t* do16 = bf16 ? dout.data<uint16_t>() : reinterpret_cast<uint16_t*>(base + 2 * b_half);
+  uint16_t* dq16 = bf16 ? dq.data<uint16_t>() : reinterpret_cast<uint16_t*>(base + 3 * b_half);
+  uint16_t* dk16 = bf16 ? dk.data<uint16_t>() : reinterpret_cast<uint16_t*>(base + 4 * b_half);
+  uint16_t* dv16 = bf16 ? dv.data<uint16_t>() : reinterpret_cast<uint16_t*>(base + 4 * b_half + b_kv);
   float* stats = reinterpret_cast<float*>(base + 4 * b_half + 2 * b_kv);
   float* rowsum = reinterpret_cast<float*>(base + 4 * b_half + 2 * b_kv + b_rows);
   float* acc = reinterpret_cast<float*>(base + 4 * b_half + 2 * b_kv + 2 * b_rows);
@@ -672,11 +677,11 @@ bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v,
   const char* op = "attention_backward (cudnn)";
   try {
     if (saved) {
-      f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}, {out->f32(), o16, n}});
+      if (!bf16) f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}, {out->f32(), o16, n}});
       scale_rows(lse2->f32(), stats, rows, kLn2);
       check_launch(op);
     } else {
-      f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}});
+      if (!bf16) f32_to_bf16({{q.f32(), q16, n}, {dout.f32(), do16, n}});
       run_forward(*ses, *fwd, q16, k, v, o16, stats, scale, ws);
     }
     if (ses->api->version < 90600) check_cuda(cudaMemsetAsync(acc, 0, size_t(n) * 4), op, "memset (dQ accumulator)");
@@ -690,7 +695,7 @@ bool attention_backward_cudnn(const Tensor& q, const Tensor& k, const Tensor& v,
     mark_failed(p, *why);
     return false;
   }
-  bf16_to_f32({{dq16, dq.f32(), n}, {dk16, dk.f32(), nk}, {dv16, dv.f32(), nk}});
+  if (!bf16) bf16_to_f32({{dq16, dq.f32(), n}, {dk16, dk.f32(), nk}, {dv16, dv.f32(), nk}});
   return true;
 }
 

@@ -48,7 +48,7 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   conv_and_dt(xbc, dt_raw, ctx, state, r);
   ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
                    ctx.fp32_products());
-  r.gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
+  r.gated = ctx.empty({B, T, Di}, ctx.activation_dtype());  // RMSNorm_grouped(y * SiLU(z)) * w
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), r.gated);
   ops::linear(r.gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
   if (ctx.workspace && !keep) ctx.workspace->release(scratch);
@@ -103,7 +103,7 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
     Tensor gated = r.gated;
     if (!gated.defined()) {  // RMSNorm_grouped(ys * SiLU(z)) * w, again
-      gated = ctx.empty({B, T, Di});
+      gated = ctx.empty({B, T, Di}, ctx.activation_dtype());
       ops::gated_rms_norm(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
                           gated);
     }

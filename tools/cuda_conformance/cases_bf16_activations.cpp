@@ -172,6 +172,20 @@ void check_rope(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t rotary, int
   record("rope_backward", sh, "dx", nmse_any(gb, rounded(xb)), kBf16Elementwise, NAN, NAN);
 }
 
+// gated_rms_norm writing a BF16 y (out_proj's input) from fp32 x and z: the CPU's fp32 y rounded.
+// Group sizes that take each kernel: warps of one / two float4 rounds (128, 256), a block of
+// float4s (512), the scalar block (100).
+void check_gated_norm(int64_t rows, int64_t D, int64_t group) {
+  Tensor x = rand_cpu({rows, D}, -2, 2), z = rand_cpu({rows, D}, -3, 3), w = rand_cpu({D}, 0.5f, 1.5f);
+  Tensor y = Tensor::empty({rows, D});
+  Tensor gx = up(x), gz = up(z), gw = up(w), gy = poisoned({rows, D}, DType::BF16);
+  auto t = run_pair([&] { ops::gated_rms_norm(x, z, w, group, 1e-5f, y); },
+                    [&] { ops::gated_rms_norm(gx, gz, gw, group, 1e-5f, gy); });
+  record("gated_rms_norm", "[" + std::to_string(rows) + ", " + std::to_string(D) + "] group " + std::to_string(group) +
+                               " y bf16",
+         "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
+}
+
 void check_throws(const std::string& what, const std::function<void()>& f) {
   bool threw = false;
   try {
@@ -247,6 +261,10 @@ void run_bf16_activations(bool quick) {
   check_attention(2, 256, 8, 8, 64, false, AttentionBackend::Auto);
   check_attention(2, 200, 8, 2, 128, true, AttentionBackend::Auto);
   check_attention(2, 256, 8, 2, 128, false, AttentionBackend::Own);
+  check_gated_norm(B * T, 4096, 512);  // Mamba-2 at d_model 2048: 8 groups of 512
+  check_gated_norm(37, 1024, 128);
+  check_gated_norm(37, 1024, 256);
+  check_gated_norm(37, 300, 100);
   check_rope(2, 77, 8, 128, 128, 0);
   check_rope(3, 37, 6, 80, 40, 12345);
   check_invalid_dtypes();

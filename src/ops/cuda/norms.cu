@@ -5,6 +5,7 @@
 // accumulated in double, as on the CPU: the kernels are bound by memory traffic, so the double
 // adds cost nothing measurable, and the two backends then differ only in summation order.
 // Each block reads its row's statistics before writing, so y may alias x.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -52,10 +53,24 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
   }
 }
 
+// The gated norm's output y is fp32, or bf16 in mixed precision (it feeds only out_proj's GEMM):
+// one store of one value, or of four consecutive ones (16- or 8-byte aligned).
+__device__ __forceinline__ void store_out(float* y, int64_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void store_out(__nv_bfloat16* y, int64_t i, float v) { y[i] = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store_out4(float* y, int64_t i, float a, float b, float c, float d) {
+  *reinterpret_cast<float4*>(y + i) = make_float4(a, b, c, d);
+}
+__device__ __forceinline__ void store_out4(__nv_bfloat16* y, int64_t i, float a, float b, float c, float d) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
+  *reinterpret_cast<uint2*>(y + i) =
+      make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+
 // Block (row, group): g = x * silu(z) is formed twice (for the statistic, then for the output)
 // rather than staged, so y may alias x or z.
+template <class OutT>
 __global__ void gated_rms_norm_kernel(const float* x, const float* z, const float* __restrict__ w,
-                                      int64_t group_size, int64_t groups, float eps, float* y,
+                                      int64_t group_size, int64_t groups, float eps, OutT* y,
                                       int64_t D) {
   pdl_launch_dependents();  // a GEMV that follows may start streaming its weights
   __shared__ double scratch[32];
@@ -70,7 +85,7 @@ __global__ void gated_rms_norm_kernel(const float* x, const float* z, const floa
   const float inv = float(1.0 / sqrt(s / double(group_size) + double(eps)));
   for (int64_t i = threadIdx.x; i < group_size; i += blockDim.x) {
     const float gv = x[off + i] * silu_f(z[off + i]);
-    y[off + i] = gv * inv * w[g * group_size + i];
+    store_out(y, off + i, gv * inv * w[g * group_size + i]);
   }
 }
 
@@ -78,8 +93,9 @@ __global__ void gated_rms_norm_kernel(const float* x, const float* z, const floa
 // each thread keeps its four gated values in registers, so x and z are read once and SiLU is
 // evaluated once (the loop above reads both twice). Mamba-2 at d_model 2048: 16384 x 4096 in
 // 0.42 ms above, ~3 bytes in 4 of that traffic here.
+template <class OutT>
 __global__ void gated_rms_norm_vec4(const float* x, const float* z, const float* __restrict__ w, int64_t groups,
-                                    float eps, float* y, int64_t D) {
+                                    float eps, OutT* y, int64_t D) {
   pdl_launch_dependents();
   __shared__ double scratch[32];
   const int64_t gs = 4 * int64_t(blockDim.x);
@@ -93,7 +109,7 @@ __global__ void gated_rms_norm_vec4(const float* x, const float* z, const float*
   s = block_sum(s, scratch);
   const float inv = float(1.0 / sqrt(s / double(gs) + double(eps)));
   const float4 wv = __ldg(reinterpret_cast<const float4*>(w + col));
-  *reinterpret_cast<float4*>(y + off) = make_float4(g0 * inv * wv.x, g1 * inv * wv.y, g2 * inv * wv.z, g3 * inv * wv.w);
+  store_out4(y, off, g0 * inv * wv.x, g1 * inv * wv.y, g2 * inv * wv.z, g3 * inv * wv.w);
 }
 
 // Groups of at most 256 channels (Mamba-2's 8 norm groups at d_inner 1024: 128), float4-aligned:
@@ -102,10 +118,10 @@ __global__ void gated_rms_norm_vec4(const float* x, const float* z, const float*
 // barrier per row, limited by the blocks an SM may hold rather than by memory.
 constexpr int kNormWarps = 8;
 
-template <int V>
+template <int V, class OutT>
 __global__ void __launch_bounds__(32 * kNormWarps)
 gated_rms_norm_warps(const float* x, const float* z, const float* __restrict__ w, int64_t items, int64_t groups,
-                     int S, float eps, float* y, int64_t D) {
+                     int S, float eps, OutT* y, int64_t D) {
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t item = int64_t(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);  // (row, group)
@@ -137,8 +153,7 @@ gated_rms_norm_warps(const float* x, const float* z, const float* __restrict__ w
     const int c = 4 * (lane + 32 * q);
     if (c >= S) continue;
     const float4 wv = __ldg(reinterpret_cast<const float4*>(w + g * S + c));
-    *reinterpret_cast<float4*>(y + off + c) =
-        make_float4(gv[q][0] * inv * wv.x, gv[q][1] * inv * wv.y, gv[q][2] * inv * wv.z, gv[q][3] * inv * wv.w);
+    store_out4(y, off + c, gv[q][0] * inv * wv.x, gv[q][1] * inv * wv.y, gv[q][2] * inv * wv.z, gv[q][3] * inv * wv.w);
   }
 }
 
@@ -295,29 +310,38 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
   check_launch("layer_norm");
 }
 
-void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
-                    float eps, Tensor& y) {
+namespace {
+template <class OutT>
+void launch_gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,
+                           OutT* y) {
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   const int64_t groups = D / group_size;
   if (rows == 0) return;
-  const bool aligned = aligned16(x.f32()) && aligned16(z.f32()) && aligned16(w.f32()) && aligned16(y.f32());
+  const bool aligned = aligned16(x.f32()) && aligned16(z.f32()) && aligned16(w.f32()) && aligned16(y);
   const bool vec = group_size % 128 == 0 && group_size <= 4096 && aligned;
   const int64_t items = rows * groups;
   const unsigned warp_blocks = unsigned((items + kNormWarps - 1) / kNormWarps);
   if (aligned && group_size % 4 == 0 && group_size <= 128)
     gated_rms_norm_warps<1><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), z.f32(), w.f32(), items, groups,
-                                                             int(group_size), eps, y.f32(), D);
+                                                             int(group_size), eps, y, D);
   else if (aligned && group_size % 4 == 0 && group_size <= 256)
     gated_rms_norm_warps<2><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), z.f32(), w.f32(), items, groups,
-                                                             int(group_size), eps, y.f32(), D);
+                                                             int(group_size), eps, y, D);
   else if (vec)
     gated_rms_norm_vec4<<<unsigned(rows * groups), unsigned(group_size / 4)>>>(x.f32(), z.f32(), w.f32(), groups, eps,
-                                                                                y.f32(), D);
+                                                                                y, D);
   else
     gated_rms_norm_kernel<<<unsigned(rows * groups), row_threads(group_size)>>>(
-        x.f32(), z.f32(), w.f32(), group_size, groups, eps, y.f32(), D);
+        x.f32(), z.f32(), w.f32(), group_size, groups, eps, y, D);
   check_launch("gated_rms_norm");
+}
+}  // namespace
+
+void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
+                    float eps, Tensor& y) {
+  if (y.dtype() == DType::BF16) launch_gated_rms_norm(x, z, w, group_size, eps, y.data<__nv_bfloat16>());
+  else launch_gated_rms_norm(x, z, w, group_size, eps, y.f32());
 }
 
 void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {

@@ -374,14 +374,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const int64_t N = w.dim(0);
   const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
   if (M == 0 || N == 0) return;
-  if (x.dtype() == DType::BF16 || y.dtype() == DType::BF16) {
-    MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
-                  "dimensions beyond 2^31 are not supported by this path");
-    linear_bf16_activations(x, w, bias, y, M, N, K);
-    return;
-  }
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear (cuda)",
                 "dimensions beyond 2^31 are not supported by this path");
+  if (x.dtype() == DType::BF16 || y.dtype() == DType::BF16) return linear_bf16_activations(x, w, bias, y, M, N, K);
   const float* b = bias ? bias->f32() : nullptr;
   if (K == 0) {
     broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, y.f32(), M, N);

@@ -17,7 +17,8 @@
 //      fp32 backward (F32 K/V), B 1, L 1024       5.4 ms (4 TFLOP/s: reference grade)
 //    GQA costs the same FLOPs as MHA (K/V read once per group in the key-block pass).
 //  - the same training shapes (bf16, no documents) through cuDNN's fused attention
-//    (cudnn_attention.cu, MAMBALM_ATTN=cudnn semantics; tag suffix _cudnn), next to ours
+//    (cudnn_attention.cu, MAMBALM_ATTN=cudnn semantics; tag suffix _cudnn), next to ours, with
+//    fp32 q / out / gradients (converted around cuDNN) and with bf16 ones (_bf16act: training's call)
 //    (forced with AttentionBackend::Own, whatever MAMBALM_ATTN says). Expected from PyTorch's
 //    cuDNN SDPA: forward ~0.5 ms plus ~0.1 ms of bf16/fp32 conversions, backward ~1.5 ms plus
 //    ~0.25 ms of conversions. Skipped with one line when cuDNN cannot run.
@@ -137,16 +138,18 @@ void bench_decode(int64_t B, int64_t ctx) {
 }
 
 // Forward and backward for training. q, dout F32; k, v BF16 (the tensor-core paths) or F32
-// (the fp32 paths). docs: 8 equal documents per row (seq_idx), else none.
+// (the fp32 paths). docs: 8 equal documents per row (seq_idx), else none. bf16_act: q, out, dout
+// and the gradients BF16 too, as mixed-precision training now calls it (no conversions around
+// cuDNN; tag suffix _bf16act).
 void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int reps_override = 0,
-                    AttentionBackend backend = AttentionBackend::Own) {
+                    AttentionBackend backend = AttentionBackend::Own, bool bf16_act = false) {
   ops::cuda::set_attention_backend(backend);
   const bool cudnn = backend == AttentionBackend::Cudnn;
   const int64_t Hq = 32, D = 128;
-  const DType kv = bf16 ? DType::BF16 : DType::F32;
-  Tensor q = empty_cuda({B, L, Hq, D}), out = empty_cuda({B, L, Hq, D}), dout = empty_cuda({B, L, Hq, D});
+  const DType kv = bf16 ? DType::BF16 : DType::F32, act = bf16_act ? DType::BF16 : DType::F32;
+  Tensor q = empty_cuda({B, L, Hq, D}, act), out = empty_cuda({B, L, Hq, D}, act), dout = empty_cuda({B, L, Hq, D}, act);
   Tensor k = empty_cuda({B, L, Hkv, D}, kv), v = empty_cuda({B, L, Hkv, D}, kv);
-  Tensor dq = empty_cuda({B, L, Hq, D}), dk = empty_cuda({B, L, Hkv, D}), dv = empty_cuda({B, L, Hkv, D});
+  Tensor dq = empty_cuda({B, L, Hq, D}, act), dk = empty_cuda({B, L, Hkv, D}, act), dv = empty_cuda({B, L, Hkv, D}, act);
   fill_random(q, 21);
   fill_random(k, 22);
   fill_random(v, 23);
@@ -180,9 +183,9 @@ void bench_training(int64_t B, int64_t L, int64_t Hkv, bool bf16, bool docs, int
   const double b_recompute_ms = median_ms(
       [&](int) { ops::cuda::attention_backward(q, k, v, sp, scale, dout, dq, dk, dv); }, reps, warm);
   const double f_flops = 4.0 * B * Hq * double(L) * L * D / 2, b_flops = 2.5 * f_flops;
-  char tag[96];
-  std::snprintf(tag, sizeof tag, "B%ld_L%ld_H%ld_KV%ld_D%ld%s%s%s", long(B), long(L), long(Hq),
-                long(Hkv), long(D), bf16 ? "" : "_f32", docs ? "_docs8" : "", cudnn ? "_cudnn" : "");
+  char tag[112];
+  std::snprintf(tag, sizeof tag, "B%ld_L%ld_H%ld_KV%ld_D%ld%s%s%s%s", long(B), long(L), long(Hq), long(Hkv), long(D),
+                bf16 ? "" : "_f32", docs ? "_docs8" : "", cudnn ? "_cudnn" : "", bf16_act ? "_bf16act" : "");
   std::printf("training %s: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f TFLOP/s "
               "counted), forward+backward %.3f ms (%.1f TFLOP/s)\n",
               tag, f_ms, f_flops / f_ms / 1e9, b_ms, b_flops / b_ms / 1e9, f_ms + b_ms,
@@ -227,6 +230,8 @@ int main(int argc, char** argv) {
     }
     bench_training(2, 4096, 32, true, false, 0, AttentionBackend::Cudnn);
     bench_training(2, 4096, 8, true, false, 0, AttentionBackend::Cudnn);
+    bench_training(2, 4096, 32, true, false, 0, AttentionBackend::Cudnn, true);  // training's call
+    bench_training(2, 4096, 8, true, false, 0, AttentionBackend::Cudnn, true);
     if (std::strcmp(only, "")) return 0;
   }
   if (std::strcmp(only, "--decode-only")) bench_prefill();

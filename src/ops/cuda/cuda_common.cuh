@@ -8,6 +8,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "ops/cuda/bf16_convert.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -49,6 +50,20 @@ struct GrowOnlyBuffer {
     return static_cast<T*>(get(count * sizeof(T), op));
   }
 };
+
+// An F32 CUDA tensor of `shape` over `buf` (the caller's scratch for this role).
+inline Tensor f32_scratch(GrowOnlyBuffer& buf, const Shape& shape, const char* op) {
+  return Tensor::view_of(buf.get<float>(size_t(shape_numel(shape)), op), shape, DType::F32, nullptr, Device::CUDA);
+}
+
+// t itself when F32; a BF16 t widened (exactly) into an F32 tensor over `buf`. The paths that
+// take mixed precision's bf16 activations but have only fp32 kernels run on such copies.
+inline Tensor as_f32(const Tensor& t, GrowOnlyBuffer& buf, const char* op) {
+  if (t.dtype() == DType::F32) return t;
+  Tensor f = f32_scratch(buf, t.shape(), op);
+  bf16_to_f32({{t.data<uint16_t>(), f.f32(), t.numel()}});
+  return f;
+}
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 

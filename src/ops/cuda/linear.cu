@@ -333,19 +333,6 @@ void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b
              "cublasLtMatmul");
 }
 
-// An fp32 tensor over scratch memory (of its own per call site: `buf` is the caller's).
-Tensor f32_scratch(GrowOnlyBuffer& buf, const Shape& shape, const char* op) {
-  return Tensor::view_of(buf.get<float>(size_t(shape_numel(shape)), op), shape, DType::F32, nullptr, Device::CUDA);
-}
-
-// t widened into fp32 scratch when it is bf16, else t itself.
-Tensor as_f32(const Tensor& t, GrowOnlyBuffer& buf, const char* op) {
-  if (t.dtype() == DType::F32) return t;
-  Tensor f = f32_scratch(buf, t.shape(), op);
-  bf16_to_f32({{t.data<uint16_t>(), f.f32(), t.numel()}});
-  return f;
-}
-
 // linear with bf16 x and/or y (BF16 w): the tensor-core GEMM reads x and writes y as they are;
 // shapes it cannot take go through fp32 copies of them and the fp32-activation paths below
 // (x is exact in fp32, and y's only extra step is its rounding to bf16).

@@ -136,16 +136,6 @@ bool cudnn_shape(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
          aligned16(q.raw());
 }
 
-// An fp32 tensor over the calling thread's scratch (one buffer per role).
-Tensor f32_scratch(GrowOnlyBuffer& buf, const Shape& shape, const char* op) {
-  return Tensor::view_of(buf.get<float>(size_t(shape_numel(shape)), op), shape, DType::F32, nullptr, Device::CUDA);
-}
-// t widened into fp32 scratch (exact).
-Tensor widened(const Tensor& t, GrowOnlyBuffer& buf, const char* op) {
-  Tensor f = f32_scratch(buf, t.shape(), op);
-  bf16_to_f32({{t.data<uint16_t>(), f.f32(), t.numel()}});
-  return f;
-}
 
 // After cuDNN declined a call: an error under MAMBALM_ATTN=cudnn, else one line per distinct
 // reason under MAMBALM_ATTN_DEBUG=1, else nothing.
@@ -253,7 +243,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
   }
   if (q.dtype() == DType::BF16) {  // the built-in kernels read fp32 queries: widen, run, round
     static thread_local GrowOnlyBuffer q32_buf, out32_buf;
-    const Tensor q32 = widened(q, q32_buf, "attention");
+    const Tensor q32 = as_f32(q, q32_buf, "attention");
     Tensor out32 = f32_scratch(out32_buf, out.shape(), "attention");
     attention(q32, k, v, seq_idx, scale, out32, lse2_out);
     f32_to_bf16({{out32.f32(), out.data<uint16_t>(), out.numel()}});
@@ -299,8 +289,8 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   }
   if (q.dtype() == DType::BF16) {  // the built-in kernels read and write fp32: widen, run, round
     static thread_local GrowOnlyBuffer q32_buf, do32_buf, o32_buf, dq32_buf, dk32_buf, dv32_buf;
-    const Tensor q32 = widened(q, q32_buf, op), do32 = widened(dout, do32_buf, op);
-    const Tensor o32 = out ? widened(*out, o32_buf, op) : Tensor();
+    const Tensor q32 = as_f32(q, q32_buf, op), do32 = as_f32(dout, do32_buf, op);
+    const Tensor o32 = out ? as_f32(*out, o32_buf, op) : Tensor();
     Tensor dq32 = f32_scratch(dq32_buf, dq.shape(), op), dk32 = f32_scratch(dk32_buf, dk.shape(), op),
            dv32 = f32_scratch(dv32_buf, dv.shape(), op);
     attention_backward(q32, k, v, seq_idx, scale, do32, dq32, dk32, dv32, out ? &o32 : nullptr, lse2);

@@ -211,6 +211,9 @@ TEST(OpsElementwise, Bf16ActivationsOnTheCpuThrowWithTheReason) {
   EXPECT_THROW(ops::gelu(x16, y16), Error);
   EXPECT_THROW(ops::relu_squared(x16, y32), Error);
   EXPECT_THROW(ops::gelu_backward(x32, x16, y32), Error);
+  const Tensor gain = random_tensor({16}, 0.5f, 1.5f), shift = random_tensor({16});
+  EXPECT_THROW(ops::rms_norm(x32, gain, 1e-5f, y16), Error);  // mixed precision's bf16 norm output: CUDA only
+  EXPECT_THROW(ops::layer_norm(x32, gain, &shift, 1e-5f, true, y16), Error);
   const Tensor w16 = random_tensor({8, 16}).to(DType::BF16);
   Tensor out = Tensor::empty({4, 8});
   try {

@@ -24,7 +24,7 @@ struct TrainSpeedOptions {
   int64_t warmup = 3;  // untimed steps first (workspace planning, cuBLAS heuristics)
   int64_t steps = 8;   // timed steps
   bool recompute = false;
-  bool keep_activations = false;
+  unsigned keep_activations = 0;  // KeepKinds (model/layer.h)
   bool profile = false;  // one extra step timed stage by stage (forward / backward per layer kind, head, optimizer)
   uint64_t seed = 0;
 };

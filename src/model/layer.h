@@ -49,10 +49,10 @@ struct LayerContext {
   // BF16 on CUDA (attention rounds keys and values to bf16 for the tensor cores, as the KV cache
   // of inference is; the SSD's fp32 products run on TF32), else F32 (every product exact).
   DType compute_dtype = DType::F32;
-  // Training: also keep what backward would otherwise recompute from the kept tensors (Mamba-2's
-  // conv output and gated norm, the MLP's activation), trading memory for time (Model::
-  // set_keep_activations).
-  bool keep_activations = false;
+  // Training: what the forward also keeps of what backward would otherwise recompute from the
+  // kept tensors (KeepKinds flags), trading memory for time (Model::set_keep_activations).
+  unsigned keep = 0;
+  bool keeps(unsigned kind) const { return cache && (keep & kind) != 0; }
   // The dtype of the activations that pass between a mixer's own bf16 products (the MLP's
   // [B, T, F] intermediates; attention's q, k, v, its output and their gradients): BF16 in mixed
   // precision, as under torch's autocast, so that the GEMMs and cuDNN read and write them without
@@ -70,6 +70,20 @@ struct LayerContext {
   // The same, zero-filled (for gradients that ops accumulate into).
   Tensor zeros(const Shape& shape) const;
 };
+
+// What a training forward can keep beyond its minimum (each otherwise recomputed in backward by a
+// memory-bound pass), as bit flags: `--keep KINDS` names them, `--keep-activations` is all.
+enum KeepKinds : unsigned {
+  kKeepNorms = 1u << 0,  // every block's norm output (its mixer's input): one norm pass a block
+  kKeepMlp = 1u << 1,    // the MLP's act(up): one activation pass (F values a token)
+  kKeepGate = 1u << 2,   // Mamba-2's gated norm output, out_proj's input
+  kKeepConv = 1u << 3,   // Mamba-2's conv output (x | B | C), dt and A: the conv pass
+  kKeepAll = kKeepNorms | kKeepMlp | kKeepGate | kKeepConv,
+};
+// "norms,mlp,gate,conv" or "all" (or "none") -> flags; an unknown name fails naming `option`.
+unsigned parse_keep_kinds(const std::string& text, const std::string& option);
+// The flags as that list ("none", "all", or the names in the order above).
+std::string keep_kinds_name(unsigned kinds);
 
 class Mixer {
  public:

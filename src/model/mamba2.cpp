@@ -40,24 +40,30 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
-  const bool keep = ctx.cache && ctx.keep_activations;  // then what follows is kept too
-  const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
+  const bool keep_gate = ctx.keeps(kKeepGate), keep_conv = ctx.keeps(kKeepConv);
+  // RMSNorm_grouped(y * SiLU(z)) * w: below the scratch mark when it is kept
+  Tensor gated = keep_gate ? ctx.empty({B, T, Di}, ctx.activation_dtype()) : Tensor();
+  // What follows is scratch, released at the end, unless the conv outputs are kept
+  const size_t scratch = ctx.workspace && !keep_conv ? ctx.workspace->mark() : 0;
   // z | xbc | dt_raw = W_in x, each block of the projection written as its own tensor
   ops::linear_parts(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&z, &xbc, &dt_raw});
   Recomputed r;
   conv_and_dt(xbc, dt_raw, ctx, state, r);
   ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
                    ctx.fp32_products());
-  r.gated = ctx.empty({B, T, Di}, ctx.activation_dtype());  // RMSNorm_grouped(y * SiLU(z)) * w
+  const size_t gate_scratch = ctx.workspace && keep_conv && !keep_gate ? ctx.workspace->mark() : 0;
+  r.gated = keep_gate ? gated : ctx.empty({B, T, Di}, ctx.activation_dtype());
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), r.gated);
   ops::linear(r.gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
-  if (ctx.workspace && !keep) ctx.workspace->release(scratch);
+  if (ctx.workspace && !keep_conv) ctx.workspace->release(scratch);
+  else if (ctx.workspace && !keep_gate) ctx.workspace->release(gate_scratch);
 
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();
     a->z = z, a->xbc = xbc, a->dt_raw = dt_raw, a->ys = ys;
-    if (keep) a->kept = r;
+    if (keep_conv) a->kept = r;
+    a->kept.gated = keep_gate ? r.gated : Tensor{};
     ctx.cache->activations = std::move(a);
   }
 }

@@ -24,8 +24,8 @@ class Mamba2Mixer : public Mixer {
   // projection's outputs and the SSM output, 16.4K floats per token at the 8B widths. The rest
   // (conv output split into x | B | C, dt, A, the gated norm's output: 14K floats per token) is
   // recomputed in backward by cheap memory-bound ops (conv_and_dt, the gated norm), which keeps a 48-layer
-  // model's activations at 4096 x 4 tokens within one GPU; with keep_activations the forward keeps
-  // them too and backward skips those passes.
+  // model's activations at 4096 x 4 tokens within one GPU; with kKeepConv / kKeepGate the forward
+  // keeps those too and backward skips their passes.
   struct Recomputed {
     Tensor xs;      // [B, T, H, P] SSM input (after conv + SiLU)
     Tensor Bm, Cm;  // [B, T, G, N]
@@ -38,7 +38,7 @@ class Mamba2Mixer : public Mixer {
     Tensor xbc;     // [B, T, C] conv input x | B | C
     Tensor dt_raw;  // [B, T, H] dt before softplus
     Tensor ys;      // [B, T, H, P] SSM output
-    Recomputed kept;  // with keep_activations; else empty tensors
+    Recomputed kept;  // the parts kept (kKeepConv, kKeepGate); else empty tensors
   };
   // The conv, softplus and decay of the forward: xs, Bm, Cm, dt, A from xbc and dt_raw.
   void conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const LayerContext& ctx, LayerState* state,

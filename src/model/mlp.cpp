@@ -15,7 +15,7 @@ void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     gate = ctx.empty({B, T, F}, it);
     ops::linear(x, gate_w_.value, bias(gate_b_), gate);
   }
-  const bool keep = ctx.cache && ctx.keep_activations;
+  const bool keep = ctx.keeps(kKeepMlp);
   const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
   Tensor h = ctx.empty({B, T, F}, it);  // act(up), the input of W_down: recomputed in backward unless kept
   activate(up, gate, h);

@@ -20,7 +20,7 @@ class Mlp : public Mixer {
   struct Activations : MixerActivations {
     Tensor up;    // [B, T, F] W_up x
     Tensor gate;  // [B, T, F] W_gate x (SwiGLU only)
-    Tensor h;     // [B, T, F] act(up), kept with keep_activations (else recomputed)
+    Tensor h;     // [B, T, F] act(up), kept with kKeepMlp (else recomputed)
   };
   // h = act(up) (SwiGLU: silu(gate) * up).
   void activate(const Tensor& up, const Tensor& gate, Tensor& h) const;

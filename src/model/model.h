@@ -113,11 +113,11 @@ class Model {
   // logits are never held for the whole batch: the head and the loss run over row chunks.
   ops::CrossEntropyResult train_step(const Tensor& ids, const Tensor& targets, const Tensor* seq_idx, float grad_scale = 1.0f,
                                      bool recompute = false);
-  // With `keep` (and not recompute), train_step keeps every block's norm output and the values
-  // its mixer would recompute in backward (LayerContext::keep_activations): fewer passes over
-  // memory for more activation memory. Off by default (the least memory that does not recompute
-  // the products).
-  void set_keep_activations(bool keep) { keep_activations_ = keep; }
+  // With `kinds` (KeepKinds flags; not with recompute), train_step also keeps those activations
+  // that backward would otherwise recompute (every block's norm output, the MLP's activation,
+  // Mamba-2's gated norm and conv outputs): fewer passes over memory for more activation memory.
+  // None by default (the least memory that does not recompute the products).
+  void set_keep_activations(unsigned kinds) { keep_activations_ = kinds; }
   // Model FLOPs of one training token (forward + backward) at sequence length seq_len, counted as
   // the peers count them (bench/NOTES.md, "Training FLOPs"): 6 per matrix parameter (all but the
   // embedding table; a tied head counts once as the head), causal attention's score and value
@@ -160,7 +160,7 @@ class Model {
   std::optional<DType> kv_dtype_;  // set_kv_dtype's choice; unset: kv_dtype()'s default
   std::unique_ptr<Workspace> workspace_;  // CUDA: planned activation memory
   bool profiling_ = false;
-  bool keep_activations_ = false;
+  unsigned keep_activations_ = 0;  // KeepKinds
   std::map<std::string, double> profile_;  // seconds per stage
 };
 

@@ -142,18 +142,22 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   Tensor dh = empty({B, T, D});                                  // d loss / d h_l, walking down
   Tensor dmixer_in = empty({B, T, D});                           // d loss / d Norm_l(h_l)
   Tensor dnorm_in = empty({B, T, D});                            // the norm's share of d loss / d h_l
-  Tensor mixed = empty({B, T, D});                               // a mixer's output
-  Tensor normed = empty({B, T, D});                              // Norm_l(h_l), the mixers' input, one at a time
   LayerContext ctx;
   ctx.seq_idx = seq_idx;
   ctx.workspace = ws;
   ctx.compute_dtype = compute_dtype();
-  const bool keep = keep_activations_ && !recompute;
-  ctx.keep_activations = keep;
+  // The norms' outputs feed only matrix products: in mixed precision they are written in bf16,
+  // which every projection would otherwise round on its own (attention's three, forward and
+  // backward). The residual stream h and every gradient stay fp32.
+  const DType norm_out = ctx.activation_dtype();
+  Tensor mixed = empty({B, T, D});                               // a mixer's output
+  Tensor normed = empty({B, T, D}, norm_out);                    // Norm_l(h_l), the mixers' input, one at a time
+  ctx.keep = recompute ? 0u : keep_activations_;
+  const bool keep = (ctx.keep & kKeepNorms) != 0;  // the block norms' outputs
 
   // Forward, keeping every block's input h_l and (unless recomputing) each mixer's activations.
-  // A mixer's input Norm_l(h_l) is kept only with keep_activations: otherwise backward recomputes
-  // it from h_l (a cheap pass that saves D floats per token and layer).
+  // A mixer's input Norm_l(h_l) is kept only with kKeepNorms: otherwise backward recomputes it
+  // from h_l (a cheap pass that saves D values per token and layer).
   std::vector<Tensor> h(blocks_.size() + 1);  // h[l]: [B, T, D] residual stream entering block l
   std::vector<LayerCache> caches(blocks_.size());
   std::vector<size_t> block_mark(blocks_.size());  // the stack above this belongs to block l
@@ -164,7 +168,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     Block& b = blocks_[l];
     block_mark[l] = ws ? ws->mark() : 0;
     h[l + 1] = empty({B, T, D});
-    Tensor block_normed = keep ? empty({B, T, D}) : normed;  // Norm_l(h_l), kept with keep_activations
+    Tensor block_normed = keep ? empty({B, T, D}, norm_out) : normed;  // Norm_l(h_l), kept with keep_activations
     const size_t scratch = ws ? ws->mark() : 0;
     b.norm.forward(h[l], block_normed);
     LayerContext fwd = ctx;
@@ -182,7 +186,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   // Head and loss over row chunks: logits, per-row loss and d loss / d logits in place, then
   // the chunk's share of d loss / d Norm_f(h_L) and of the head's gradient.
   const size_t head_mark = ws ? ws->mark() : 0;
-  Tensor final_h = empty({B, T, D});  // Norm_f(h_L)
+  Tensor final_h = empty({B, T, D}, norm_out);  // Norm_f(h_L), the head's input
   final_norm_->forward(h.back(), final_h);
   Tensor dfinal = empty({B, T, D});
   Tensor& head = cfg_.tie_embeddings ? embedding_->value : head_->value;
@@ -214,7 +218,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   for (size_t l = blocks_.size(); l-- > 0;) {
     Block& b = blocks_[l];
     if (!caches[l].x.defined()) {
-      caches[l].x = empty({B, T, D});  // the mixer's input Norm_l(h_l), again
+      caches[l].x = empty({B, T, D}, norm_out);  // the mixer's input Norm_l(h_l), again
       b.norm.forward(h[l], caches[l].x);
     }
     b.mixer->backward(dh, ctx, caches[l], dmixer_in);

@@ -45,8 +45,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const char* op = "linear_parts";
-  linear_inputs(op, x, w, bias);
-  need_dtype(op, "x", x);
+  linear_inputs(op, x, w, bias);  // x F32, or BF16 on CUDA with BF16 weights
   column_parts(op, "y", {parts.begin(), parts.end()}, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
   bool gpu = on_cuda(op, {&x, &w, bias});
   for (Tensor* p : parts) {
@@ -110,7 +109,9 @@ void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
 
 void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   norm_inputs("rms_norm", x, w, eps);
-  same_shape("rms_norm", "x", x, "y", y);
+  activation_tensors("rms_norm", {{"y", &y}});  // y F32, or BF16 on CUDA (mixed precision: the mixers' input)
+  need_shape("rms_norm", "y", y, x.shape());
+  if (y.dtype() != x.dtype()) need_disjoint("rms_norm", "y", y, "x", &x);  // rows of another width: no aliasing
   const bool gpu = on_cuda("rms_norm", {&x, &w, &y});
   MAMBALM_BACKEND(gpu, rms_norm(x, w, eps, y));
 }
@@ -119,7 +120,9 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
                 Tensor& y) {
   const char* op = "layer_norm";
   norm_inputs(op, x, w, eps);
-  same_shape(op, "x", x, "y", y);
+  activation_tensors(op, {{"y", &y}});  // y F32, or BF16 on CUDA (mixed precision: the mixers' input)
+  need_shape(op, "y", y, x.shape());
+  if (y.dtype() != x.dtype()) need_disjoint(op, "y", y, "x", &x);  // rows of another width: no aliasing
   need(op, "b", b, {x.dim(-1)});
   const bool gpu = on_cuda(op, {&x, &w, b, &y});
   MAMBALM_BACKEND(gpu, layer_norm(x, w, b, eps, zero_centered, y));

@@ -41,8 +41,7 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
                            Tensor* dw, Tensor* db, bool accumulate_dx) {
   const char* op = "linear_backward_parts";
-  linear_inputs(op, x, w, nullptr);
-  need_dtype(op, "x", x);
+  linear_inputs(op, x, w, nullptr);  // x F32, or BF16 on CUDA with BF16 weights
   column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
   need(op, "dx", dx, x.shape());
   need(op, "dw", dw, w.shape());

@@ -78,7 +78,7 @@ TrainConfig train_config(const StudyPlan& plan, const std::string& model_dir, co
   c.matrix_dtype = plan.device == Device::CUDA ? DType::BF16 : DType::F32;
   // The study's models are small beside the device: keeping every activation (instead of
   // recomputing the cheap ones in backward) costs memory they have and saves ~7% of a step.
-  c.keep_activations = true;
+  c.keep_activations = kKeepAll;
   return c;
 }
 

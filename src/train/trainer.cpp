@@ -131,13 +131,13 @@ void plan_device_memory(Model& model, const BlendedWindows& data, const TrainCon
                "(%.3f GB per sequence of %lld tokens%s); peak %.2f GB of %.2f GB\n",
                cuda_device_summary().c_str(), static_cast<double>(state) / 1e9, activations / 1e9,
                static_cast<long long>(cfg.micro_batch), per_seq / 1e9, static_cast<long long>(cfg.seq_len),
-               cfg.recompute ? ", recomputed" : cfg.keep_activations ? ", all kept" : "", need / 1e9, static_cast<double>(total_bytes) / 1e9);
+               cfg.recompute ? ", recomputed" : cfg.keep_activations ? (", kept: " + keep_kinds_name(cfg.keep_activations)).c_str() : "", need / 1e9, static_cast<double>(total_bytes) / 1e9);
   if (need > usable) {
     const int64_t fits = per_seq > 0 ? static_cast<int64_t>((usable - static_cast<double>(state) - fixed) / per_seq) : 0;
     fail("memory",
          "micro-batch " + std::to_string(cfg.micro_batch) + " needs " + std::to_string(need / 1e9).substr(0, 6) + " GB but " +
              std::to_string(usable / 1e9).substr(0, 6) + " GB are usable",
-         cfg.keep_activations ? std::string("drop --keep-activations")
+         cfg.keep_activations ? std::string("keep less (--keep) or nothing")
          : fits > 0           ? "use --micro-batch " + std::to_string(fits) + " (with --grad-accum to keep the batch), or --recompute"
                               : "use --recompute or a shorter --seq-len");
   }

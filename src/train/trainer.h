@@ -38,7 +38,7 @@ struct TrainConfig {
   std::string tensorboard_dir;  // also write the metrics as TensorBoard scalars there (empty: no)
   std::string run_file;  // RUN/run.toml's text, the options to repeat this run (empty: not written)
   bool recompute = false;
-  bool keep_activations = false;  // also keep what backward recomputes (Model::set_keep_activations)
+  unsigned keep_activations = 0;  // KeepKinds: also keep those of what backward recomputes (Model::set_keep_activations)
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries
   Device device = Device::CPU;
   DType matrix_dtype = DType::F32;  // BF16 (CUDA): mixed precision, F32 masters; F32: exact

@@ -4,12 +4,15 @@
 // FFN 8192, 8192 rows) plus shapes the tensor cores cannot take (N or K not a multiple of 8, the
 // GEMV's one or two rows), which go through fp32 copies; attention forward and backward with BF16
 // q, out, dout and gradients (cuDNN reads and writes them in place; documents and the built-in
-// kernels go through fp32 copies), and rope / rope_backward on BF16. The CPU has no bf16
+// kernels go through fp32 copies), rope / rope_backward on BF16, the block norms writing BF16
+// and the Mamba in_proj (linear_parts and its backward) reading it. The CPU has no bf16
 // activations: it gets the same bf16 values widened to fp32, computes in fp32, and its output is
 // rounded to bf16 where the GPU's is. Invalid dtypes must throw.
 #include <cmath>
+#include <algorithm>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "harness.h"
@@ -186,6 +189,57 @@ void check_gated_norm(int64_t rows, int64_t D, int64_t group) {
          "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
 }
 
+// rms_norm / layer_norm writing a BF16 y (the mixers' input in mixed-precision training) from an
+// fp32 x: the CPU's fp32 y rounded. D 2048 over >= 4096 rows takes the warp kernel, fewer rows or a
+// width off 4 the block kernel.
+void check_norm(int64_t rows, int64_t D, bool layer) {
+  Tensor x = rand_cpu({rows, D}, -2, 2), w = rand_cpu({D}, 0.5f, 1.5f), b = rand_cpu({D}, -0.5f, 0.5f);
+  Tensor y = Tensor::empty({rows, D});
+  Tensor gx = up(x), gw = up(w), gb = up(b), gy = poisoned({rows, D}, DType::BF16);
+  auto t = run_pair(
+      [&] { layer ? ops::layer_norm(x, w, &b, 1e-5f, true, y) : ops::rms_norm(x, w, 1e-5f, y); },
+      [&] { layer ? ops::layer_norm(gx, gw, &gb, 1e-5f, true, gy) : ops::rms_norm(gx, gw, 1e-5f, gy); });
+  record(layer ? "layer_norm" : "rms_norm", "[" + std::to_string(rows) + ", " + std::to_string(D) + "] y bf16", "y",
+         nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
+}
+
+// Mamba's in_proj on a BF16 x (the block norm's output): linear_parts forward, and
+// linear_backward_parts with fp32 dy blocks and an fp32 dx, against the CPU on the same values.
+void check_parts(int64_t rows, int64_t K, const std::vector<int64_t>& widths) {
+  int64_t N = 0;
+  for (int64_t n : widths) N += n;
+  const float a = 1.0f / std::sqrt(float(rows));
+  Tensor x = rounded(rand_cpu({rows, K}, -1, 1)), w = rounded(rand_cpu({N, K}, -0.03f, 0.03f));
+  Tensor gx = up(x.to(DType::BF16)), gw = up(w.to(DType::BF16));
+  std::vector<Tensor> ys, gys, dys, gdys;
+  for (int64_t n : widths) {
+    ys.push_back(Tensor::empty({rows, n}));
+    gys.push_back(poisoned({rows, n}));
+    dys.push_back(rounded(rand_cpu({rows, n}, -a, a)));  // the GPU rounds dy to bf16: the same values
+    gdys.push_back(up(dys.back()));
+  }
+  // the op takes an initializer list: up to three parts here
+  auto parts = [](std::vector<Tensor>& v) { return std::vector<Tensor*>{&v[0], &v[1], &v[2]}; };
+  auto fwd = [](const Tensor& xx, const Tensor& ww, std::vector<Tensor*> p) {
+    ops::linear_parts(xx, ww, nullptr, {p[0], p[1], p[2]});
+  };
+  auto t = run_pair([&] { fwd(x, w, parts(ys)); }, [&] { fwd(gx, gw, parts(gys)); });
+  const std::string sh = "[" + std::to_string(rows) + ", " + std::to_string(K) + "] -> " + std::to_string(N) +
+                         " in 3 parts, x bf16";
+  double worst = 0;
+  for (size_t i = 0; i < ys.size(); ++i) worst = std::max(worst, nmse(gys[i], ys[i]));
+  record("linear_parts", sh, "y", worst, kGemmBf16F32, t.gpu_ms, t.cpu_ms);
+  const Tensor dw0 = rand_cpu({N, K}, -0.5f, 0.5f);
+  Tensor dx = Tensor::empty({rows, K}), dw = dw0.clone();
+  Tensor gdx = poisoned({rows, K}), gdw = up(dw0);
+  auto bwd = [](std::vector<Tensor>& d, const Tensor& xx, const Tensor& ww, Tensor* ddx, Tensor* ddw) {
+    ops::linear_backward_parts({&d[0], &d[1], &d[2]}, xx, ww, ddx, ddw, nullptr);
+  };
+  auto tb = run_pair([&] { bwd(dys, x, w, &dx, &dw); }, [&] { bwd(gdys, gx, gw, &gdx, &gdw); }, false);
+  record("linear_backward_parts", sh, "dx", nmse(gdx, dx), kGemmBf16F32, tb.gpu_ms, tb.cpu_ms);
+  record("linear_backward_parts", sh, "dw+=", nmse(gdw, dw), kGemmBf16F32, NAN, NAN);
+}
+
 void check_throws(const std::string& what, const std::function<void()>& f) {
   bool threw = false;
   try {
@@ -205,7 +259,15 @@ void check_invalid_dtypes() {
   Tensor dx16 = poisoned({4, 16}, DType::BF16);
   check_throws("linear_backward: accumulate into a bf16 dx",
                [&] { ops::linear_backward(y16, x16, w16, &dx16, nullptr, nullptr, true); });
-  check_throws("linear_parts: bf16 x", [&] { ops::linear_parts(x16, w16, nullptr, {&y32}); });
+  check_throws("linear_parts: bf16 x with f32 weights", [&] { ops::linear_parts(x16, w32, nullptr, {&y32}); });
+  const Tensor g32 = up(rand_cpu({16}, 0.5f, 1.5f));
+  Tensor n16 = poisoned({4, 16}, DType::BF16);
+  check_throws("rms_norm: bf16 x", [&] { ops::rms_norm(x16, g32, 1e-5f, n16); });
+  check_throws("rms_norm: bf16 y over its own f32 x", [&] {
+    Tensor wide = up(rand_cpu({4, 16}, -1, 1));
+    Tensor alias = Tensor::view_of(wide.raw(), {4, 16}, DType::BF16, nullptr, Device::CUDA);
+    ops::rms_norm(wide, g32, 1e-5f, alias);
+  });
   check_throws("gelu: bf16 x, f32 y", [&] { ops::gelu(x16, y32); });
   check_throws("gelu_backward: f32 dy for a bf16 x",
                [&] { ops::gelu_backward(x16, x32, dx16); });
@@ -265,6 +327,17 @@ void run_bf16_activations(bool quick) {
   check_gated_norm(37, 1024, 128);
   check_gated_norm(37, 1024, 256);
   check_gated_norm(37, 300, 100);
+  // The block norms' bf16 output and the Mamba in_proj that reads it (Mamba-2 at d_model 2048:
+  // z 4096 | xBC 6144 | dt 64)
+  for (bool layer : {false, true}) {
+    check_norm(B * T, d, layer);
+    check_norm(8192, d, layer);
+    check_norm(37, 512, layer);
+    check_norm(37, 1002, layer);
+  }
+  check_parts(B * T, d, {4096, 6144, 64});
+  check_parts(37, 64, {40, 24, 16});
+  check_parts(37, 60, {40, 20, 4});  // K off the multiple of 8: the fp32 GEMMs on a widened x
   check_rope(2, 77, 8, 128, 128, 0);
   check_rope(3, 37, 6, 80, 40, 12345);
   check_invalid_dtypes();

@@ -47,9 +47,9 @@ int bench_train(const Args& args, const Placement& placement, bench::TrainSpeedO
   o.presets = split_list(args.str("preset"));
   o.device = placement.device;
   o.dtype = placement.dtype;
-  o.recompute = args.flag("recompute");
-  o.keep_activations = args.flag("keep-activations");
-  check(!(o.recompute && o.keep_activations), "--keep-activations", "cannot be combined with --recompute");
+  const ActivationPolicy policy = parse_activation_policy(args);
+  o.recompute = policy.recompute;
+  o.keep_activations = policy.keep;
   o.profile = args.flag("profile");
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
@@ -119,10 +119,8 @@ int cmd_bench(int argc, char** argv) {
              {"micro-batch", "B", "train: sequences per step (default 4)"},
              {"steps", "N", "train: timed steps (default 8)"},
              {"warmup", "N", "train: untimed steps first (default 3)"},
-             {"recompute", "", "train: recompute activations in the backward"},
-             {"keep-activations", "", "train: keep what the backward would recompute (more memory, faster)"},
              {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
-            placement_options_with_kv());
+            with(placement_options_with_kv(), activation_options()));
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);
   const Placement placement = parse_placement(args);

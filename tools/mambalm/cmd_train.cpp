@@ -65,8 +65,6 @@ int cmd_train(int argc, char** argv) {
              {"val-interval", "N", "steps between validations (default 100)"},
              {"val-batches", "N", "micro-batches per validation (default 8)"},
              {"checkpoint-interval", "N", "steps between checkpoints (default 500)"},
-             {"recompute", "", "keep only layer inputs for backward; recompute the rest (less memory)"},
-             {"keep-activations", "", "also keep the norm outputs and the values backward would recompute (more memory, faster)"},
              {"no-packing-mask", "", "let packed documents see each other (no mask, no state reset)"},
              {"resume", "", "continue from RUN_DIR/checkpoints/latest (--steps may grow: the schedule then ends later)"},
              {"overwrite", "", "start afresh in a RUN_DIR that holds a run (its checkpoints and metrics are removed)"},
@@ -74,7 +72,7 @@ int cmd_train(int argc, char** argv) {
              {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"},
              {"profile-step", "N", "print where step N's time goes: its parts, the model's stages and every op (synchronised)"}},
-            placement_options());
+            with(placement_options(), activation_options()));
   // A blend may be a TOML array in a run file: data = [0.7, "A", 0.3, "B"].
   const ListOptions lists = {"data", "valid-data"};
   if (!args.parse(expand_run_file(argc, argv, args, lists))) return 0;
@@ -118,9 +116,9 @@ int cmd_train(int argc, char** argv) {
   cfg.val_interval = args.integer_in("val-interval", 100, 0, INT64_MAX, "0 = only at the end");
   cfg.val_batches = args.integer_in("val-batches", 8, 1, limits::kMaxBatch);
   cfg.checkpoint_interval = args.integer_in("checkpoint-interval", 500, 0, INT64_MAX, "0 = only at the end");
-  cfg.recompute = args.flag("recompute");
-  cfg.keep_activations = args.flag("keep-activations");
-  check(!(cfg.recompute && cfg.keep_activations), "--keep-activations", "cannot be combined with --recompute");
+  const ActivationPolicy policy = parse_activation_policy(args);
+  cfg.recompute = policy.recompute;
+  cfg.keep_activations = policy.keep;
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
   cfg.overwrite = args.flag("overwrite");

@@ -11,6 +11,30 @@
 
 namespace mambalm::cli {
 
+std::vector<OptionSpec> activation_options() {
+  return {{"recompute", "", "training: keep only layer inputs for backward; recompute the rest (least memory)"},
+          {"keep-activations", "", "training: also keep every value backward would recompute (more memory, faster)"},
+          {"keep", "KINDS",
+           "training: keep only these of them: norms (block norm outputs), mlp (the MLP's activation), gate (Mamba-2's "
+           "gated norm), conv (Mamba-2's conv output), comma-separated"}};
+}
+
+std::vector<OptionSpec> with(std::vector<OptionSpec> a, const std::vector<OptionSpec>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+ActivationPolicy parse_activation_policy(const Args& args) {
+  ActivationPolicy p;
+  p.recompute = args.flag("recompute");
+  check(!(args.flag("keep-activations") && args.has("keep")), args.where(),
+        "--keep-activations keeps everything; --keep names a part: give one of them");
+  if (args.flag("keep-activations")) p.keep = kKeepAll;
+  if (args.has("keep")) p.keep = parse_keep_kinds(args.str("keep"), args.where() + " --keep");
+  check(!(p.recompute && p.keep), args.where(), "--recompute cannot be combined with --keep-activations or --keep");
+  return p;
+}
+
 std::vector<OptionSpec> placement_options() {
   return {{"device", "cpu|cuda", "where the model runs (default cpu)"},
           {"dtype", "f32|bf16|q8", "weight storage: f32, bf16, or q8 (8-bit blocks, cpu only) (default: f32 on cpu, bf16 on cuda)"}};

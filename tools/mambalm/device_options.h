@@ -37,4 +37,16 @@ void place(Model& model, const Placement& p);
 // (Model::load_for_inference: a bf16 file run as bf16 is not copied at all), and on to the GPU.
 Model load_placed(const std::string& model_dir, const Placement& p, const InferenceWork& work, const std::string& command);
 
+// Training's memory-for-time options (train, bench --train): --recompute, --keep-activations
+// (keep all) and --keep KINDS (some: norms, mlp, gate, conv; model/layer.h KeepKinds).
+std::vector<OptionSpec> activation_options();
+// a's options followed by b's.
+std::vector<OptionSpec> with(std::vector<OptionSpec> a, const std::vector<OptionSpec>& b);
+struct ActivationPolicy {
+  bool recompute = false;
+  unsigned keep = 0;  // KeepKinds
+};
+// Parses them; --recompute with either keep option, or both keep options, is an error.
+ActivationPolicy parse_activation_policy(const Args& args);
+
 }  // namespace mambalm::cli

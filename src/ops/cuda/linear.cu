@@ -405,13 +405,13 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 }
 
 // Each part is the GEMM of its block of w's rows (16-byte aligned when K % 8 == 0) with x, which
-// is rounded to bf16 once for all of them; elsewhere (F32 weights, GEMV-sized M, unaligned rows)
-// one linear per part on row views of w and bias.
+// is rounded to bf16 once for all of them (or read as it is when it is bf16 already); elsewhere
+// (F32 weights, GEMV-sized M, unaligned rows) one linear per part on row views of w and bias.
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const int64_t K = x.dim(-1), N = w.dim(0);
   const int64_t M = K > 0 ? x.numel() / K : 0;
   const bool shared_x = w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && M > kGemvRows && M <= INT_MAX &&
-                        N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.f32());
+                        N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw());
   if (!shared_x) {
     int64_t row = 0;
     for (Tensor* p : parts) {
@@ -423,7 +423,7 @@ void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::ini
     }
     return;
   }
-  const __nv_bfloat16* xb = rounded_x(x);
+  const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);
   const auto* wb = w.data<__nv_bfloat16>();
   int64_t row = 0;
   for (Tensor* p : parts) {
@@ -653,7 +653,9 @@ const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N,
   return dy;
 }
 
-// M: the rows of dy and x (leading dims flattened).
+// M: the rows of dy and x (leading dims flattened). x is F32, or BF16 (with BF16 w: mixed
+// precision's block norms write the mixers' input in bf16), which the tensor-core GEMM reads as it
+// is and the fp32 GEMMs through an exact fp32 copy.
 void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const Tensor& x, const Tensor& w,
                             Tensor* dx, Tensor* dw, Tensor* db, bool accumulate_dx, const char* op) {
   const int64_t N = w.dim(0), K = w.dim(1);
@@ -675,7 +677,9 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
     // dy is rounded into rows of Npad bf16 (16-byte aligned rows whatever N is); K % 8 == 0
     // keeps w's rows, dx and dw 16-byte aligned, as the tensor cores' loads and stores want.
     const int64_t Npad = round_up(N, 8);
-    bool lt = K % 8 == 0 && aligned16(wb) && (!want_dx || aligned16(dx->raw())) && (!want_dw || aligned16(dw->raw()));
+    const bool x16 = x.dtype() == DType::BF16;  // read in place by the dw GEMM
+    bool lt = K % 8 == 0 && aligned16(wb) && (!want_dx || aligned16(dx->raw())) &&
+              (!want_dw || (aligned16(dw->raw()) && (!x16 || aligned16(x.raw()))));
     const LtBackwardPlan* pdx = nullptr;
     const LtBackwardPlan* pdw = nullptr;
     if (lt && want_dx) {
@@ -684,7 +688,8 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
       lt = pdx->ok;
     }
     if (lt && want_dw) {
-      pdw = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, Npad, K, 256, 256, alignment_of(dw->raw())});
+      pdw = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, Npad, K, x16 ? alignment_of(x.raw()) : 256, 256,
+                               alignment_of(dw->raw())});
       lt = pdw->ok;
     }
     if (lt) {
@@ -697,8 +702,12 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
       }
       if (want_dx) lt_run(*pdx, wb, dyb, dx_beta, dx->f32());
       if (want_dw) {
-        auto* xb = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
-        column_pass(x.f32(), M, K, xb, K, nullptr, op);
+        const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : nullptr;
+        if (!xb) {
+          auto* r = xb_buf.get<__nv_bfloat16>(size_t(M * K), op);
+          column_pass(x.f32(), M, K, r, K, nullptr, op);
+          xb = r;
+        }
         lt_run(*pdw, xb, dyb, 1.0f, dw->f32());
       }
       return;
@@ -713,7 +722,8 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
   if (!want_dx && !want_dw) return;
   const float* wf = nullptr;
   const float* dyf = dyp;
-  const float* xf = want_dw ? x.f32() : nullptr;
+  static GrowOnlyBuffer x_wide_buf;
+  const float* xf = want_dw ? as_f32(x, x_wide_buf, op).f32() : nullptr;
   if (w.dtype() == DType::BF16) {
     static GrowOnlyBuffer w32_buf, dy32_buf, x32_buf;
     float* w32 = w32_buf.get<float>(size_t(N * K), op);

@@ -17,25 +17,41 @@ namespace mambalm::ops::cuda {
 
 namespace {
 
+// A norm's output y is fp32, or bf16 in mixed-precision training, where it feeds only bf16 GEMMs
+// (the block norms: the mixers' projections; the gated norm: out_proj), which would otherwise
+// each round it: one store of one value, or of four consecutive ones (16- or 8-byte aligned).
+__device__ __forceinline__ void store_out(float* y, int64_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void store_out(__nv_bfloat16* y, int64_t i, float v) { y[i] = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store_out4(float* y, int64_t i, float a, float b, float c, float d) {
+  *reinterpret_cast<float4*>(y + i) = make_float4(a, b, c, d);
+}
+__device__ __forceinline__ void store_out4(__nv_bfloat16* y, int64_t i, float a, float b, float c, float d) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
+  *reinterpret_cast<uint2*>(y + i) =
+      make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+
+template <class OutT>
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps,
-                                float* y, int64_t D) {
+                                OutT* y, int64_t D) {
   pdl_launch_dependents();  // a GEMV that follows may start streaming its weights
   __shared__ double scratch[32];
   const float* xr = x + int64_t(blockIdx.x) * D;
-  float* yr = y + int64_t(blockIdx.x) * D;
+  OutT* yr = y + int64_t(blockIdx.x) * D;
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += double(xr[i]) * xr[i];
   s = block_sum(s, scratch);
   const float inv = float(1.0 / sqrt(s / double(D) + double(eps)));
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) store_out(yr, i, xr[i] * inv * w[i]);
 }
 
+template <class OutT>
 __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w,
                                   const float* __restrict__ b, float eps, float gain_offset,
-                                  float* y, int64_t D) {
+                                  OutT* y, int64_t D) {
   __shared__ double scratch[32];
   const float* xr = x + int64_t(blockIdx.x) * D;
-  float* yr = y + int64_t(blockIdx.x) * D;
+  OutT* yr = y + int64_t(blockIdx.x) * D;
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += xr[i];
   const double mean = block_sum(s, scratch) / double(D);
@@ -49,21 +65,8 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
   const float meanf = float(mean);
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
     const float o = (xr[i] - meanf) * inv * (w[i] + gain_offset);
-    yr[i] = b ? o + b[i] : o;
+    store_out(yr, i, b ? o + b[i] : o);
   }
-}
-
-// The gated norm's output y is fp32, or bf16 in mixed precision (it feeds only out_proj's GEMM):
-// one store of one value, or of four consecutive ones (16- or 8-byte aligned).
-__device__ __forceinline__ void store_out(float* y, int64_t i, float v) { y[i] = v; }
-__device__ __forceinline__ void store_out(__nv_bfloat16* y, int64_t i, float v) { y[i] = __float2bfloat16_rn(v); }
-__device__ __forceinline__ void store_out4(float* y, int64_t i, float a, float b, float c, float d) {
-  *reinterpret_cast<float4*>(y + i) = make_float4(a, b, c, d);
-}
-__device__ __forceinline__ void store_out4(__nv_bfloat16* y, int64_t i, float a, float b, float c, float d) {
-  const __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
-  *reinterpret_cast<uint2*>(y + i) =
-      make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
 }
 
 // Block (row, group): g = x * silu(z) is formed twice (for the statistic, then for the output)
@@ -164,16 +167,16 @@ int row_threads(int64_t D) { return D >= 1024 ? 512 : (D >= 256 ? 256 : 64); }
 // double, the same formulas as the block kernels above). A block per row of d 512 (the study's
 // width) spent two barriers on 8 elements a thread: rms_norm x16 took 2.6 ms a mamba-26m step,
 // 2.5x its memory time.
-template <int V, bool kLayer>
+template <int V, bool kLayer, class OutT>
 __global__ void __launch_bounds__(32 * kNormWarps)
 norm_rows_warps(const float* x, const float* __restrict__ w, const float* __restrict__ b, float eps,
-                float gain_offset, float* y, int64_t rows, int D) {
+                float gain_offset, OutT* y, int64_t rows, int D) {
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kNormWarps + (threadIdx.x >> 5);
   if (row >= rows) return;  // no barriers below
   const float* xr = x + row * D;
-  float* yr = y + row * D;
+  OutT* yr = y + row * D;
   float xv[V][4];
   double s = 0.0;
 #pragma unroll
@@ -219,25 +222,25 @@ norm_rows_warps(const float* x, const float* __restrict__ w, const float* __rest
     } else {
       o = make_float4(xv[q][0] * inv * wv.x, xv[q][1] * inv * wv.y, xv[q][2] * inv * wv.z, xv[q][3] * inv * wv.w);
     }
-    *reinterpret_cast<float4*>(yr + c) = o;
+    store_out4(yr, c, o.x, o.y, o.z, o.w);
   }
 }
 
 // The warp kernel for D <= 1024 (a multiple of 4, every row 16-byte aligned), and for D <= 2048
 // when there are rows enough to fill the machine with warps (training: at d_model 2048 the block
 // kernel moved 1.8 TB/s); false otherwise (decode's few long rows keep a block per row).
-template <bool kLayer>
-bool launch_norm_rows_warps(const float* x, const float* w, const float* b, float eps, float gain_offset, float* y,
+template <bool kLayer, class OutT>
+bool launch_norm_rows_warps(const float* x, const float* w, const float* b, float eps, float gain_offset, OutT* y,
                             int64_t rows, int64_t D) {
   const bool fits = D <= 1024 || (D <= 2048 && rows >= 4096);
   const bool ok = D % 4 == 0 && fits && aligned16(x) && aligned16(w) && aligned16(y) && (!b || aligned16(b));
   if (!ok) return false;
   const unsigned blocks = unsigned((rows + kNormWarps - 1) / kNormWarps);
-  if (D <= 128) norm_rows_warps<1, kLayer><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
-  else if (D <= 256) norm_rows_warps<2, kLayer><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
-  else if (D <= 512) norm_rows_warps<4, kLayer><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
-  else if (D <= 1024) norm_rows_warps<8, kLayer><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
-  else norm_rows_warps<16, kLayer><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
+  if (D <= 128) norm_rows_warps<1, kLayer, OutT><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
+  else if (D <= 256) norm_rows_warps<2, kLayer, OutT><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
+  else if (D <= 512) norm_rows_warps<4, kLayer, OutT><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
+  else if (D <= 1024) norm_rows_warps<8, kLayer, OutT><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
+  else norm_rows_warps<16, kLayer, OutT><<<blocks, 32 * kNormWarps>>>(x, w, b, eps, gain_offset, y, rows, int(D));
   return true;
 }
 
@@ -289,12 +292,30 @@ __global__ void add_rms_norm_vec8(const float* x, const float* __restrict__ r, c
 
 }  // namespace
 
+namespace {
+
+template <class OutT>
+void launch_rms_norm(const Tensor& x, const Tensor& w, float eps, OutT* y, int64_t rows, int64_t D) {
+  if (!launch_norm_rows_warps<false>(x.f32(), w.f32(), nullptr, eps, 0.0f, y, rows, D))
+    rms_norm_kernel<<<unsigned(rows), row_threads(D)>>>(x.f32(), w.f32(), eps, y, D);
+}
+
+template <class OutT>
+void launch_layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, float gain_offset, OutT* y,
+                       int64_t rows, int64_t D) {
+  const float* bp = b ? b->f32() : nullptr;
+  if (!launch_norm_rows_warps<true>(x.f32(), w.f32(), bp, eps, gain_offset, y, rows, D))
+    layer_norm_kernel<<<unsigned(rows), row_threads(D)>>>(x.f32(), w.f32(), bp, eps, gain_offset, y, D);
+}
+
+}  // namespace
+
 void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   if (rows == 0) return;
-  if (!launch_norm_rows_warps<false>(x.f32(), w.f32(), nullptr, eps, 0.0f, y.f32(), rows, D))
-    rms_norm_kernel<<<unsigned(rows), row_threads(D)>>>(x.f32(), w.f32(), eps, y.f32(), D);
+  if (y.dtype() == DType::BF16) launch_rms_norm(x, w, eps, y.data<__nv_bfloat16>(), rows, D);
+  else launch_rms_norm(x, w, eps, y.f32(), rows, D);
   check_launch("rms_norm");
 }
 
@@ -303,10 +324,9 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   if (rows == 0) return;
-  if (!launch_norm_rows_warps<true>(x.f32(), w.f32(), b ? b->f32() : nullptr, eps, zero_centered ? 1.0f : 0.0f, y.f32(),
-                                    rows, D))
-    layer_norm_kernel<<<unsigned(rows), row_threads(D)>>>(x.f32(), w.f32(), b ? b->f32() : nullptr,
-                                                          eps, zero_centered ? 1.0f : 0.0f, y.f32(), D);
+  const float gain_offset = zero_centered ? 1.0f : 0.0f;
+  if (y.dtype() == DType::BF16) launch_layer_norm(x, w, b, eps, gain_offset, y.data<__nv_bfloat16>(), rows, D);
+  else launch_layer_norm(x, w, b, eps, gain_offset, y.f32(), rows, D);
   check_launch("layer_norm");
 }
 

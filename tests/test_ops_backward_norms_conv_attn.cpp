@@ -103,6 +103,32 @@ TEST(NormBackward, LayerNormPlainAndZeroCentered) {
   }
 }
 
+// accumulate_dx (a block's residual path) adds the gradient onto dx: the assigned gradient added
+// to dx afterwards, up to the compiler contracting the add into the product before it (one
+// rounding less: <= 1 ulp of the sum), and dw / db unchanged by it.
+TEST(NormBackward, AccumulatedDxIsTheAssignedOnePlusDx) {
+  const int64_t rows = 23, D = 40;
+  const Tensor x = random_tensor({rows, D}, -2.0f, 2.0f), w = random_tensor({D}, 0.5f, 1.5f);
+  const Tensor dy = random_tensor({rows, D}), dx0 = random_tensor({rows, D}, -3.0f, 3.0f);
+  for (int kind = 0; kind < 3; ++kind) {  // RMSNorm, LayerNorm, LayerNorm1p
+    Tensor assigned = Tensor::empty({rows, D}), summed = Tensor::empty({rows, D}), acc = dx0.clone();
+    Tensor dw_a = Tensor::empty({D}), dw_b = Tensor::empty({D}), db_a = Tensor::empty({D}), db_b = Tensor::empty({D});
+    ops::fill(dw_a, 0.0f), ops::fill(dw_b, 0.0f), ops::fill(db_a, 0.0f), ops::fill(db_b, 0.0f);
+    if (kind == 0) {
+      ops::rms_norm_backward(x, w, 1e-5f, dy, assigned, &dw_a);
+      ops::rms_norm_backward(x, w, 1e-5f, dy, acc, &dw_b, /*accumulate_dx=*/true);
+    } else {
+      ops::layer_norm_backward(x, w, 1e-5f, kind == 2, dy, assigned, &dw_a, &db_a);
+      ops::layer_norm_backward(x, w, 1e-5f, kind == 2, dy, acc, &dw_b, &db_b, /*accumulate_dx=*/true);
+    }
+    ops::add(dx0, assigned, summed);
+    const Vec a = to_vec(acc), s = to_vec(summed);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], s[i], 2e-7 * (std::fabs(s[i]) + 1e-3)) << "kind " << kind << " at " << i;
+    EXPECT_EQ(to_vec(dw_b), to_vec(dw_a)) << "kind " << kind;
+    EXPECT_EQ(to_vec(db_b), to_vec(db_a)) << "kind " << kind;
+  }
+}
+
 TEST(NormBackward, GatedRmsNormGrouped) {
   const int64_t rows = 30, D = 24, gs = 8;
   const float eps = 1e-5f;

@@ -141,7 +141,6 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   Tensor loss_rows = empty({rows});                              // -log p(target) per row
   Tensor dh = empty({B, T, D});                                  // d loss / d h_l, walking down
   Tensor dmixer_in = empty({B, T, D});                           // d loss / d Norm_l(h_l)
-  Tensor dnorm_in = empty({B, T, D});                            // the norm's share of d loss / d h_l
   LayerContext ctx;
   ctx.seq_idx = seq_idx;
   ctx.workspace = ws;
@@ -223,8 +222,8 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     }
     b.mixer->backward(dh, ctx, caches[l], dmixer_in);
     caches[l] = LayerCache{};
-    b.norm.backward(h[l], dmixer_in, dnorm_in);
-    ops::add(dh, dnorm_in, dh);  // the residual path carries dh through unchanged
+    // the residual path carries dh through unchanged; the norm's share is added onto it
+    b.norm.backward(h[l], dmixer_in, dh, /*accumulate=*/true);
     if (ws) ws->release(block_mark[l]);  // block l's input to its successor, activations, scratch
     stage(kind_name(b.kind, false));
     grads_ready(block_first_param_[l], block_first_param_[l + 1]);

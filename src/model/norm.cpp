@@ -19,12 +19,12 @@ void Norm::add_forward(Tensor& h, const Tensor& r, Tensor& y) const {
   forward(h, y);
 }
 
-void Norm::backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+void Norm::backward(const Tensor& x, const Tensor& dy, Tensor& dx, bool accumulate) {
   if (kind_ == NormKind::RMSNorm) {
-    ops::rms_norm_backward(x, weight_.value, static_cast<float>(eps_), dy, dx, &weight_.grad);
+    ops::rms_norm_backward(x, weight_.value, static_cast<float>(eps_), dy, dx, &weight_.grad, accumulate);
   } else {
     ops::layer_norm_backward(x, weight_.value, static_cast<float>(eps_), /*zero_centered=*/true, dy, dx, &weight_.grad,
-                             &bias_.grad);
+                             &bias_.grad, accumulate);
   }
 }
 

@@ -12,8 +12,9 @@ class Norm {
   void forward(const Tensor& x /*[..., D]*/, Tensor& y /*[..., D]*/) const;
   // h += r, then y = Norm(h): a residual add followed by this norm (one fused op for RMSNorm).
   void add_forward(Tensor& h /*[..., D]*/, const Tensor& r /*[..., D]*/, Tensor& y /*[..., D]*/) const;
-  // dx assigned; weight (and bias) gradients accumulate.
-  void backward(const Tensor& x, const Tensor& dy, Tensor& dx);
+  // dx = d loss / d x, or with `accumulate` dx += it (a block's residual path); weight (and
+  // bias) gradients accumulate.
+  void backward(const Tensor& x, const Tensor& dy, Tensor& dx, bool accumulate = false);
   ParamList params(const std::string& prefix);  // prefix + "weight" (+ "bias")
 
  private:

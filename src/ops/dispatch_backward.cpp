@@ -134,23 +134,24 @@ void check_norm_grads(const char* op, const Tensor& x, const Tensor& w, const Te
 }
 }  // namespace
 
-void rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor& dy, Tensor& dx, Tensor* dw) {
+void rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor& dy, Tensor& dx, Tensor* dw,
+                       bool accumulate_dx) {
   const char* op = "rms_norm_backward";
   norm_inputs(op, x, w, eps);
   check_norm_grads(op, x, w, dy, dx, dw);
   const bool gpu = on_cuda(op, {&x, &w, &dy, &dx, dw});
-  MAMBALM_BACKEND(gpu, rms_norm_backward(x, w, eps, dy, dx, dw));
+  MAMBALM_BACKEND(gpu, rms_norm_backward(x, w, eps, dy, dx, dw, accumulate_dx));
 }
 
 void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_centered, const Tensor& dy, Tensor& dx,
-                         Tensor* dw, Tensor* db) {
+                         Tensor* dw, Tensor* db, bool accumulate_dx) {
   const char* op = "layer_norm_backward";
   norm_inputs(op, x, w, eps);
   check_norm_grads(op, x, w, dy, dx, dw);
   need(op, "db", db, {x.dim(-1)});
   const bool gpu = on_cuda(op, {&x, &w, &dy, &dx, dw, db});
   need_disjoint(op, {{"db", db}}, {{"x", &x}, {"dy", &dy}, {"dx", &dx}});
-  MAMBALM_BACKEND(gpu, layer_norm_backward(x, w, eps, zero_centered, dy, dx, dw, db));
+  MAMBALM_BACKEND(gpu, layer_norm_backward(x, w, eps, zero_centered, dy, dx, dw, db, accumulate_dx));
 }
 
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,

@@ -323,6 +323,28 @@ void check_scan_backward(int64_t B, int64_t T, int64_t Di, int64_t N, const Scan
   record(op, sh, "repeat", rep, kExact, NAN, NAN);
 }
 
+// accumulate_dx (training's residual path: dh += the norm's gradient): against the CPU's
+// accumulated dx from the same random dx0, and bit-identical to the GPU's assigned dx plus dx0.
+void check_norm_accumulate(Norm kind, int64_t rows, int64_t D) {
+  const Shape s2{rows, D};
+  const Tensor x = rand_cpu(s2, -2, 2), dy = rand_cpu(s2, -1, 1), dx0 = rand_cpu(s2, -3, 3);
+  const Tensor w = kind == Norm::kLayer1p ? rand_cpu({D}, -0.5f, 0.5f) : rand_cpu({D}, 0.5f, 1.5f);
+  auto call = [&](const Tensor& xx, const Tensor& ww, const Tensor& dd, Tensor& dx, bool acc) {
+    if (kind == Norm::kRms) ops::rms_norm_backward(xx, ww, 1e-5f, dd, dx, nullptr, acc);
+    else ops::layer_norm_backward(xx, ww, 1e-5f, kind == Norm::kLayer1p, dd, dx, nullptr, nullptr, acc);
+  };
+  Tensor c = dx0.clone();
+  const Tensor gx = up(x), gw = up(w), gdy = up(dy);
+  Tensor g = up(dx0), assigned = poisoned(s2), summed = poisoned(s2);
+  const Timed t = run_pair([&] { call(x, w, dy, c, true); }, [&] { call(gx, gw, gdy, g, true); }, false);
+  call(gx, gw, gdy, assigned, false);
+  ops::add(up(dx0), assigned, summed);
+  const char* op = kind == Norm::kRms ? "rms_norm_bwd" : "layer_norm_bwd";
+  const std::string sh = dims({rows, D}, "RD") + (kind == Norm::kLayer1p ? " 1p" : "") + " dx +=";
+  record(op, sh, "dx", nmse(g, c), kNorm, t.gpu_ms, t.cpu_ms);
+  record(op, sh, "= dx0 + dx", repeat_err(g, down(summed)), kExact, NAN, NAN);
+}
+
 void run_norms_conv_scan_backward(bool quick) {
   // ---- norms: training shapes (rows = B T), then odd shapes reaching every kernel variant
   const int64_t rows = quick ? 2048 : 8192;
@@ -353,6 +375,13 @@ void run_norms_conv_scan_backward(bool quick) {
   check_norm(Norm::kGated, 3, 5, 3 * 37, 37);               // odd groups, scalar
   check_norm(Norm::kGated, 2, 3, 2 * 5000, 5000);           // generic kernel, two groups
   check_norm(Norm::kGated, 1, 300, 8 * 64, 64, false);      // rows split over several blocks, no dw
+  // dx accumulated: every kernel variant (float4 and scalar register rows, E 8, the generic kernel)
+  for (Norm k : {Norm::kRms, Norm::kLayer1p}) {
+    check_norm_accumulate(k, rows, 2048);
+    check_norm_accumulate(k, 37, 4096);
+    check_norm_accumulate(k, 37, 1003);
+    check_norm_accumulate(k, 5, 9001);
+  }
 
   // ---- causal conv: Mamba-2 at d_model 2048 (d_inner 4096, G 8, N 128: C 6144) and the 8B width
   const int64_t T = quick ? 77 : 300;

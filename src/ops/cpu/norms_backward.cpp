@@ -48,9 +48,10 @@ inline double sum_squares(const float* p, int64_t n) {
   return s;
 }
 
-// RMSNorm backward of one group: g (input), gw (gain), dy -> dg; adds dy*ghat into pw.
+// RMSNorm backward of one group: g (input), gw (gain), dy -> dg (or dg += with acc); adds
+// dy*ghat into pw.
 inline void rms_group_backward(const float* g, const float* gw, const float* dy, int64_t n,
-                               float eps, float* dg, double* pw) {
+                               float eps, float* dg, double* pw, bool acc = false) {
   const double ms = sum_squares(g, n) / static_cast<double>(n);
   const double r = 1.0 / std::sqrt(ms + static_cast<double>(eps));
   double dot = 0.0;  // sum dxhat * xhat
@@ -60,25 +61,26 @@ inline void rms_group_backward(const float* g, const float* gw, const float* dy,
   for (int64_t i = 0; i < n; ++i) {
     const float xhat = g[i] * rf;
     if (pw) pw[i] += static_cast<double>(dy[i]) * xhat;
-    dg[i] = rf * (dy[i] * gw[i] - xhat * mf);
+    const float v = rf * (dy[i] * gw[i] - xhat * mf);
+    dg[i] = acc ? dg[i] + v : v;
   }
 }
 
 }  // namespace
 
 void rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor& dy, Tensor& dx,
-                       Tensor* dw) {
+                       Tensor* dw, bool accumulate_dx) {
   const int64_t D = x.dim(-1), rows = D > 0 ? x.numel() / D : 0;
   const float *xp = x.f32(), *wp = w.f32(), *gp = dy.f32();
   float* op = dx.f32();
   rows_with_column_partials(rows, D, dw ? dw->f32() : nullptr, nullptr,
                             [&](int64_t r, double* pw, double*) {
-                              rms_group_backward(xp + r * D, wp, gp + r * D, D, eps, op + r * D, pw);
+                              rms_group_backward(xp + r * D, wp, gp + r * D, D, eps, op + r * D, pw, accumulate_dx);
                             });
 }
 
 void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_centered,
-                         const Tensor& dy, Tensor& dx, Tensor* dw, Tensor* db) {
+                         const Tensor& dy, Tensor& dx, Tensor* dw, Tensor* db, bool accumulate_dx) {
   const int64_t D = x.dim(-1), rows = D > 0 ? x.numel() / D : 0;
   const float *xp = x.f32(), *wp = w.f32(), *gp = dy.f32();
   const float off = zero_centered ? 1.0f : 0.0f;
@@ -108,7 +110,8 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
           const float xhat = (xr[i] - meanf) * invf;
           if (pw) pw[i] += static_cast<double>(gr[i]) * xhat;
           if (pb) pb[i] += gr[i];
-          dr[i] = invf * (gr[i] * (wp[i] + off) - m1 - xhat * m2);
+          const float v = invf * (gr[i] * (wp[i] + off) - m1 - xhat * m2);
+          dr[i] = accumulate_dx ? dr[i] + v : v;
         }
       });
 }

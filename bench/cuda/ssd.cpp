@@ -170,7 +170,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
     std::sort(st[k].begin(), st[k].end());
     std::printf("  stage %-22s %.4f ms\n", names[k], st[k][st[k].size() / 2]);
   }
-  // heads per block of kernels (1) and (4): each variant timed, and its y compared bit for bit
+  // heads per block of kernel (4): each variant timed, and its y compared bit for bit
   // with the default's from the same initial state (the arithmetic per head is the same)
   for (int hb : {1, 2, 4}) {
     const double v = median_ms([&](int i) {

@@ -16,10 +16,12 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/ptx.cuh"
+#include "ops/cuda/ssd_backward.cuh"  // the staged tile helpers (ssd_bw::tile_mma, run_stages)
 
 namespace mambalm::ops::cuda {
 
@@ -168,9 +170,9 @@ constexpr int kTileWords = kTile * kStrideMK;
 static_assert(kTileWords == kStep * kStrideKM, "both layouts share one buffer size");
 constexpr int kMaxChunk = 256;
 
-// Kernels (1) and (4) can run HB heads of one group per block, one 128-thread group per head, in
-// lockstep (the stage loop's barriers are block-wide), so that the heads' reads of the same B or
-// C / CB tiles could hit the multiprocessor's L1 instead of L2. Measured on the H200 (B 2, L 4096,
+// Kernel (4) can run HB heads of one group per block, one 128-thread group per head, in
+// lockstep (the stage loop's barriers are block-wide), so that the heads' reads of the same C / CB
+// tiles could hit the multiprocessor's L1 instead of L2. Measured on the H200 (B 2, L 4096,
 // chunk 256): HB 1 / 2 / 4 = 1.094 / 1.179 / 1.335 ms, the same bits: block-wide barriers over
 // 8-16 warps cost more than the L1 saves. HB = 1 is the default; the knob stays for the bench.
 __device__ __forceinline__ int gtid() { return threadIdx.x & (kGemmThreads - 1); }  // in the group
@@ -250,11 +252,11 @@ __device__ __forceinline__ void store4(uint32_t* dst, float a, float b, float c,
 }
 
 // cum[i] = sum_{k<=i} dt_k A for i < L, cum[i] = cum[L-1] for L <= i < Q; dts[i] = dt_i (0 past L).
-// dtp points at dt of the chunk's first token for this head (stride H). Warp 0 of the head's
-// group scans; ends with a block barrier.
-__device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, float* cum, float* dts) {
-  if (gtid() < 32) {
-    const int lane = gtid();
+// dtp points at dt of the chunk's first token for this head (stride H). The head's first warp
+// scans (gt: the thread's index among the head's threads); ends with a block barrier.
+__device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, float* cum, float* dts, int gt) {
+  if (gt < 32) {
+    const int lane = gt;
     const int per = (Q + 31) / 32;  // <= 8 consecutive entries per lane
     float v[8];
     float run = 0.0f;
@@ -284,11 +286,11 @@ __device__ void chunk_cumsum(const float* dtp, int H, float Ah, int L, int Q, fl
 
 // seg[i] (i < Q) = the number of document starts at local positions <= i of the chunk (position 0
 // counts when the chunk does not start the row; positions past L repeat seg[L-1]). seq points at
-// the row's document ids. Warp 1 of the head's group, alongside chunk_cumsum's warp 0, whose
-// closing barrier it shares.
-__device__ void chunk_segments(const int32_t* seq, int c0, int L, int Q, int* seg) {
-  if (gtid() >= 32 && gtid() < 64) {
-    const int lane = gtid() - 32;
+// the row's document ids. The head's second warp (gt as in chunk_cumsum), alongside
+// chunk_cumsum's first, whose closing barrier it shares.
+__device__ void chunk_segments(const int32_t* seq, int c0, int L, int Q, int* seg, int gt) {
+  if (gt >= 32 && gt < 64) {
+    const int lane = gt - 32;
     const int per = (Q + 31) / 32;
     int f[8];
     int run = 0;
@@ -337,86 +339,117 @@ __device__ __forceinline__ GroupSmem group_smem(unsigned char* base) {
   return {a, a + kTileWords, v, v + kMaxChunk, reinterpret_cast<int*>(v + 2 * kMaxChunk)};
 }
 
-// (1) grid (H/HB, nc * (P/64) * (N/64), B), HB heads per block: the chunk's local state Z_c,
-// tile [p0:+64, n0:+64]; A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens.
+// (1) grid (H, nc * (P/64) * (N/TN), B), 256 threads (warps 2 x 4; TN = 128 columns of N, or 64
+// when N is not a multiple of 128): the chunk's local state Z_c, tile [p0:+64, n0:+TN];
+// A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens, on two
+// shared-memory buffers (ssd_bw::run_stages). A 128-column tile reads each x stage once for all of
+// N at the 8B shape, where 64 x 64 tiles (single-buffered, 4 warps) read it twice. Measured on
+// the H200 beside that version (bench/cuda/ssd.cpp, two rounds): chunk 256, B 2, L 4096
+// 0.261 / 0.257 -> 0.250 / 0.246 ms; B 1, L 16384 0.501 / 0.502 -> 0.475 / 0.475 ms; chunk 128
+// unchanged (0.296 / 0.298 -> 0.303 / 0.295).
 // kDocs: only the tokens of the chunk's last document reach Z_c; the chunk decay is zero when the
 // chunk holds a document start.
-template <int HB, bool kDocs, bool kSplit>
-__global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
+constexpr int kStateThreads = 256;
+template <int NI>
+__host__ __device__ constexpr int state_b_words() { return ssd_bw::kKs * ssd_bw::skn<4, NI>(); }
+template <int NI>
+__host__ __device__ constexpr int state_smem_bytes() {  // As[2] (32 x 64), Bs[2] (32 x TN), cum, w, seg
+  return (2 * ssd_bw::kWords64 + 2 * state_b_words<NI>() + 3 * kMaxChunk) * 4;
+}
+
+template <int NI, bool kDocs, bool kSplit>
+__global__ void __launch_bounds__(kStateThreads, 2)
 ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                        const float* __restrict__ A, const float* __restrict__ Bm,
                        const int32_t* __restrict__ seq, float* __restrict__ states,
                        float* __restrict__ chunk_decay, SsdDims d) {
+  namespace bw = ssd_bw;
+  constexpr int TN = 32 * NI;
+  constexpr int kBWords = state_b_words<NI>();
+  constexpr int kSKN = bw::skn<4, NI>();
+  constexpr int kAPieces = kTile * bw::kKs / 4 / kStateThreads, kBPieces = TN * bw::kKs / 4 / kStateThreads;
   extern __shared__ __align__(16) unsigned char ssd_smem[];
-  const GroupSmem sm = group_smem<kDocs>(ssd_smem);
-  uint32_t* As = sm.As;
-  uint32_t* Bs = sm.Bs;
-  float* cum = sm.v0;
-  float* w = sm.v1;
-  const int h = blockIdx.x * HB + int(threadIdx.x) / kGemmThreads, b = blockIdx.z;
-  const int tiles = (d.P / kTile) * (d.N / kTile);
+  uint32_t* As = reinterpret_cast<uint32_t*>(ssd_smem);  // [2][32][kSKM]
+  uint32_t* Bs = As + 2 * bw::kWords64;                  // [2][32][kSKN]
+  float* cum = reinterpret_cast<float*>(Bs + 2 * kBWords);
+  float* w = cum + kMaxChunk;
+  int* seg = reinterpret_cast<int*>(w + kMaxChunk);
+  const int tid = threadIdx.x, h = blockIdx.x, b = blockIdx.z;
+  const int ntn = d.N / TN, tiles = (d.P / kTile) * ntn;
   const int c = blockIdx.y / tiles, tile = blockIdx.y % tiles;
-  const int p0 = (tile / (d.N / kTile)) * kTile, n0 = (tile % (d.N / kTile)) * kTile;
+  const int p0 = (tile / ntn) * kTile, n0 = (tile % ntn) * TN;
   const int g = h / (d.H / d.G);
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   const int64_t bt0 = int64_t(b) * d.T + c0;
-  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg);
-  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w);
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, seg, tid);
+  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w, tid);
   const float last = cum[L - 1];
+  // w_j = exp(cum_last - cum_j) dt_j (0 past L, where chunk_cumsum left dt_j = 0)
   if (kDocs) {
-    const int seg_last = sm.seg[L - 1];
-    for (int j = gtid(); j < L; j += kGemmThreads)
-      w[j] = sm.seg[j] == seg_last ? __expf(last - cum[j]) * w[j] : 0.0f;
-    if (gtid() == 0 && tile == 0)
+    const int seg_last = seg[L - 1];
+    for (int j = tid; j < L; j += kStateThreads)
+      w[j] = seg[j] == seg_last ? __expf(last - cum[j]) * w[j] : 0.0f;
+    if (tid == 0 && tile == 0)
       chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = seg_last == 0 ? expf(last) : 0.0f;
   } else {
-    for (int j = gtid(); j < L; j += kGemmThreads) w[j] = __expf(last - cum[j]) * w[j];
-    if (gtid() == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
+    for (int j = tid; j < L; j += kStateThreads) w[j] = __expf(last - cum[j]) * w[j];
+    if (tid == 0 && tile == 0) chunk_decay[(int64_t(b) * d.H + h) * d.nc + c] = expf(last);
   }
   __syncthreads();
 
   const int64_t ldx = int64_t(d.H) * d.P, ldb = int64_t(d.G) * d.N;
   const float* xb = x + (bt0 * d.H + h) * d.P + p0;
   const float* Bb = Bm + (bt0 * d.G + g) * d.N + n0;
-  float4 ra[4], rb[4];
-  Acc acc = {};
+  float4 ra[kAPieces], rb[kBPieces];
+  bw::AccT<NI> acc = {};
   auto load = [&](int s) {
 #pragma unroll
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < kAPieces; ++r) {
       int row, col;
-      piece_32x64(r, row, col);
-      const int j = s * kStep + row;
-      const bool in = j < L;
-      ra[r] = in ? load4(xb + j * ldx + col) : make_float4(0, 0, 0, 0);
-      rb[r] = in ? load4(Bb + j * ldb + col) : make_float4(0, 0, 0, 0);
+      bw::piece<kTile, kStateThreads>(r, row, col);
+      const int j = s * bw::kKs + row;
+      ra[r] = bw::ld_scratch(xb + j * ldx + col, j < L);
     }
-  };
-  auto store = [&](int s) {
 #pragma unroll
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < kBPieces; ++r) {
       int row, col;
-      piece_32x64(r, row, col);
-      const int j = s * kStep + row;
-      const float wj = j < L ? w[j] : 0.0f;
-      store4<kSplit>(As + row * kStrideKM + col, ra[r].x * wj, ra[r].y * wj, ra[r].z * wj, ra[r].w * wj);
-      store4<kSplit>(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      bw::piece<TN, kStateThreads>(r, row, col);
+      const int j = s * bw::kKs + row;
+      rb[r] = bw::ld_scratch(Bb + j * ldb + col, j < L);
     }
   };
-  gemm_stages<true, true, kSplit>((L + kStep - 1) / kStep, load, store, As, Bs, acc);
+  auto store = [&](int s, int buf) {
+#pragma unroll
+    for (int r = 0; r < kAPieces; ++r) {
+      int row, col;
+      bw::piece<kTile, kStateThreads>(r, row, col);
+      bw::st_operand<kSplit>(As + buf * bw::kWords64 + row * bw::kSKM + col, ra[r], w[s * bw::kKs + row]);
+    }
+#pragma unroll
+    for (int r = 0; r < kBPieces; ++r) {
+      int row, col;
+      bw::piece<TN, kStateThreads>(r, row, col);
+      bw::st_operand<kSplit>(Bs + buf * kBWords + row * kSKN + col, rb[r], 1.f);
+    }
+  };
+  auto compute = [&](int, int buf) {
+    bw::tile_mma<4, NI, true, true, kSplit>(As + buf * bw::kWords64, Bs + buf * kBWords, acc);
+  };
+  bw::run_stages((L + bw::kKs - 1) / bw::kKs, load, store, compute);
 
-  const int lane = threadIdx.x & 31, warp = gwarp();
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  const int lane = tid & 31;
+  const int wm = bw::frag_wm<4>(), wn = bw::frag_wn<4, NI>();
   float* out = states + ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N;
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-      for (int hlf = 0; hlf < 2; ++hlf) {
-        const int p = p0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
+      for (int hf = 0; hf < 2; ++hf) {
+        const int p = p0 + wm + mi * 16 + (lane >> 2) + 8 * hf;
         const int n = n0 + wn + ni * 8 + 2 * (lane & 3);
         *reinterpret_cast<float2*>(out + int64_t(p) * d.N + n) =
-            make_float2(acc[mi][ni][2 * hlf], acc[mi][ni][2 * hlf + 1]);
+            make_float2(acc[mi][ni][2 * hf], acc[mi][ni][2 * hf + 1]);
       }
 }
 
@@ -536,8 +569,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   if (i0 >= L) return;
   const int64_t bt0 = int64_t(b) * d.T + c0;
-  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg);
-  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts);
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg, gtid());
+  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts, gtid());
 
   const int lane = threadIdx.x & 31, warp = gwarp();
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -649,26 +682,45 @@ float* ssd_scratch(size_t floats) {
   return buf.get<float>(floats, "ssd_chunked");
 }
 
-// Raises the dynamic shared-memory limit of the HB = 4 instantiations (80 KB, 84 KB with
-// documents) once.
+// Raises the dynamic shared-memory limits of kernel (1) (56 KB at TN = 128) and of kernel (4)'s
+// HB = 4 instantiations (80 KB, 84 KB with documents) once.
+template <class Kernel>
+void allow_smem(Kernel kernel, int bytes) {
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "ssd_chunked",
+             "cudaFuncSetAttribute");
+}
+template <bool kDocs, bool kSplit>
+void allow_state_smem() {
+  allow_smem(ssd_chunk_state_kernel<4, kDocs, kSplit>, state_smem_bytes<4>());
+  allow_smem(ssd_chunk_state_kernel<2, kDocs, kSplit>, state_smem_bytes<2>());
+}
 void allow_group_smem() {
   static bool done = false;
   if (done) return;
-  const int bytes = 4 * kGroupSmemBytes, bytes_docs = 4 * kGroupSmemBytesDocs;
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-             "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-             "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_state_kernel<4, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  bytes_docs),
-             "ssd_chunked", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_chunk_scan_kernel<4, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  bytes_docs),
-             "ssd_chunked", "cudaFuncSetAttribute");
+  allow_state_smem<false, false>();
+  allow_state_smem<true, false>();
+  allow_state_smem<false, true>();
+  allow_state_smem<true, true>();
+  allow_smem(ssd_chunk_scan_kernel<4, false, false>, 4 * kGroupSmemBytes);
+  allow_smem(ssd_chunk_scan_kernel<4, true, false>, 4 * kGroupSmemBytesDocs);
   done = true;
 }
 
-// Heads per block of kernels (1) and (4) unless the caller asks otherwise: 1, measured fastest
+// Calls f(docs, split) with the two flags as std::bool_constant values (one kernel instantiation
+// per combination).
+template <class F>
+void with_variant(bool docs, bool split, F f) {
+  if (docs) {
+    if (split) f(std::true_type{}, std::true_type{});
+    else f(std::true_type{}, std::false_type{});
+  } else if (split) {
+    f(std::false_type{}, std::true_type{});
+  } else {
+    f(std::false_type{}, std::false_type{});
+  }
+}
+
+// Heads per block of kernel (4) unless the caller asks otherwise: 1, measured fastest
 // (see gtid() above; bench/cuda/ssd.cpp measures 1, 2 and 4).
 constexpr int kDefaultHeadsPerBlock = 1;
 
@@ -708,7 +760,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   if (state && !aligned16(state->raw())) return false;
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
-  // heads per block of kernels (1) and (4): the most of {4, 2, 1} that divides the group size
+  // heads per block of kernel (4): the most of {4, 2, 1} that divides the group size
   int HB = heads_per_block > 0 && !split ? heads_per_block : kDefaultHeadsPerBlock;
   while (HB > 1 && (HB > 4 || (H / G) % HB)) HB /= 2;
   if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
@@ -732,24 +784,17 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
     if (stage_ms) check_cuda(cudaEventRecord(ev[k]), "ssd_chunked", "cudaEventRecord");
   };
   mark(0);
-  const dim3 grid1(unsigned(H / HB), unsigned(nc * (P / kTile) * (N / kTile)), unsigned(Bsz));
-  const size_t smem = size_t(HB) * (sq ? kGroupSmemBytesDocs : kGroupSmemBytes);
-#define MAMBALM_SSD_K1(HBV, DOCS, SPLIT)                                                    \
-  ssd_chunk_state_kernel<HBV, DOCS, SPLIT><<<grid1, kGemmThreads * HBV, smem>>>(x.f32(), dt.f32(), A.f32(), \
-                                                                                Bm.f32(), sq, states, decay, d)
-  if (split) {
-    if (sq) MAMBALM_SSD_K1(1, true, true);
-    else MAMBALM_SSD_K1(1, false, true);
-  } else if (sq) {
-    if (HB == 4) MAMBALM_SSD_K1(4, true, false);
-    else if (HB == 2) MAMBALM_SSD_K1(2, true, false);
-    else MAMBALM_SSD_K1(1, true, false);
-  } else {
-    if (HB == 4) MAMBALM_SSD_K1(4, false, false);
-    else if (HB == 2) MAMBALM_SSD_K1(2, false, false);
-    else MAMBALM_SSD_K1(1, false, false);
-  }
-#undef MAMBALM_SSD_K1
+  const int NI = N % 128 == 0 ? 4 : 2;  // kernel (1)'s tile: 64 x 32 NI
+  const dim3 grid1(unsigned(H), unsigned(nc * (P / kTile) * (N / (32 * NI))), unsigned(Bsz));
+  with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
+    constexpr bool kDocs = decltype(docs)::value, kSplit = decltype(exact)::value;
+    if (NI == 4)
+      ssd_chunk_state_kernel<4, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<4>()>>>(
+          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, d);
+    else
+      ssd_chunk_state_kernel<2, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<2>()>>>(
+          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, d);
+  });
   check_launch("ssd_chunked (chunk states)");
   mark(1);
   const dim3 grid2(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz));
@@ -762,6 +807,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   check_launch("ssd_chunked (state passing)");
   mark(3);
   const dim3 grid4(unsigned(H / HB), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
+  const size_t smem = size_t(HB) * (sq ? kGroupSmemBytesDocs : kGroupSmemBytes);
 #define MAMBALM_SSD_K4(HBV, DOCS, SPLIT)                                                                 \
   ssd_chunk_scan_kernel<HBV, DOCS, SPLIT><<<grid4, kGemmThreads * HBV, smem>>>(                         \
       x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, \
@@ -797,9 +843,9 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
   return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, products, stage_ms, heads_per_block);
 }
 
-// Prefill. Measured on the H200 (2026-11-29, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
-// tensor-core path 1.09 ms at B 2 / L 4096 (73 GFLOP, 67 TFLOP/s; the register recurrence takes
-// 13.6 ms there) and 2.14 ms at B 1 / L 16384; per kernel (1) 0.27, (2) 0.05, (3) 0.09, (4) 0.71 ms.
+// Prefill. Measured on the H200 (2026-12-03, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
+// tensor-core path 1.08 ms at B 2 / L 4096 (73 GFLOP, 68 TFLOP/s; the register recurrence takes
+// 13.6 ms there) and 2.12 ms at B 1 / L 16384; per kernel (1) 0.25, (2) 0.05, (3) 0.09, (4) 0.70 ms.
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
 // cover run the recurrence. Document ids take the same two paths with resets.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,

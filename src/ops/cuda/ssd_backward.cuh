@@ -2,7 +2,7 @@
 // per-chunk vector kernels, the state passing and the launches; ssd_backward_products.cu: the
 // three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged TF32 (or
 // split, fp32-accurate) GEMM helpers, the argument block and the product kernels' declarations. See ssd_backward.cu for
-// the algorithm and its cost.
+// the algorithm and its cost. The forward's chunk-state kernel (ssd.cu) uses the tile helpers too.
 #pragma once
 #include <cuda_runtime.h>
 

@@ -239,9 +239,16 @@ TEST(EvalLmRules, BosOnEveryContextDocumentAndPrompt) {
   const eval::LoglikelihoodResult a = with.loglikelihood({{ctx_text, cont_text}})[0];
   const eval::LoglikelihoodResult b = without.loglikelihood({{ctx_text, cont_text}})[0];
   const double want = forward_logprob(model, concat(ctx, cont), ctx.size());
-  std::printf("[bos] loglikelihood with BOS %.6f (forward %.6f), without %.6f\n", a.logprob, want, b.logprob);
+  const std::vector<int32_t> ctx_plain = tok->encode(ctx_text);
+  const double want_plain = forward_logprob(model, concat(ctx_plain, cont), ctx_plain.size());
+  std::printf("[bos] loglikelihood with BOS %.6f (forward %.6f), without %.6f (forward %.6f)\n", a.logprob, want,
+              b.logprob, want_plain);
   EXPECT_NEAR(a.logprob, want, 2e-4 * std::fabs(want));
-  EXPECT_GT(std::fabs(a.logprob - b.logprob), 1e-3);
+  // Each scorer is nearer its own forward than the other's. BOS moves a random model's
+  // log-likelihood by only ~1e-3 here (and by less on some seeds), so a fixed gap would be flaky;
+  // the scorer's own error is ~1e-6.
+  EXPECT_LT(std::fabs(a.logprob - want), std::fabs(a.logprob - want_plain));
+  EXPECT_LT(std::fabs(b.logprob - want_plain), std::fabs(b.logprob - want));
   // Rolling: the document's tokens are [BOS] + text, scored after the prefix token (BOS).
   const std::string doc = "Ada Lovelace: 555-0134\nAlan Turing: 555-0199\n";
   const eval::RollingResult r = with.loglikelihood_rolling(doc);

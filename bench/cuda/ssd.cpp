@@ -170,24 +170,28 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
     std::sort(st[k].begin(), st[k].end());
     std::printf("  stage %-22s %.4f ms\n", names[k], st[k][st[k].size() / 2]);
   }
-  // heads per block of kernel (4): each variant timed, and its y compared bit for bit
-  // with the default's from the same initial state (the arithmetic per head is the same)
-  for (int hb : {1, 2, 4}) {
+  // the fast products (bf16 / TF32 operands) against the split, fp32-accurate ones: time, and the
+  // normalised squared error of y from the same initial state
+  {
     const double v = median_ms([&](int i) {
       Inputs& si = sets[size_t(i) % sets.size()];
-      ops::cuda::ssd_chunked_tensor_cores(si.x, si.dt, si.A, si.Bm, si.Cm, &si.D, Q, &si.state, si.y,
-                                          nullptr, hb);
+      ops::cuda::ssd_chunked_tensor_cores(si.x, si.dt, si.A, si.Bm, si.Cm, &si.D, Q, &si.state, si.y, nullptr,
+                                          ops::Fp32Products::Exact);
     });
     Inputs& s = sets[0];
     Tensor st1 = copy_of(s.state), st2 = copy_of(s.state);
-    Tensor yv = empty_cuda(s.y.shape()), yd = empty_cuda(s.y.shape());
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st1, yv, nullptr, hb);
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st2, yd, nullptr, 0);
-    Tensor a = to_device(yv, Device::CPU), b = to_device(yd, Device::CPU);
-    int64_t diff = 0;
-    for (int64_t k = 0, n = a.numel(); k < n; ++k) diff += a.f32()[k] != b.f32()[k];
-    std::printf("  heads per block %d: %.3f ms  (y elements differing from the default: %lld)\n", hb, v,
-                (long long)diff);
+    Tensor yf = empty_cuda(s.y.shape()), ye = empty_cuda(s.y.shape());
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st1, yf);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st2, ye, nullptr,
+                                        ops::Fp32Products::Exact);
+    Tensor a = to_device(yf, Device::CPU), e = to_device(ye, Device::CPU);
+    double err = 0, ref = 0;
+    for (int64_t k = 0, n = a.numel(); k < n; ++k) {
+      const double dv = double(a.f32()[k]) - e.f32()[k];
+      err += dv * dv;
+      ref += double(e.f32()[k]) * e.f32()[k];
+    }
+    std::printf("  exact (split) products: %.3f ms; fast products' y nmse against them: %.2e\n", v, err / ref);
   }
   bench_backward(sets, B, T, Q, H, P, G, N);
   if (with_recurrence) {

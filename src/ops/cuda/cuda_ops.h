@@ -39,12 +39,11 @@ size_t cudnn_version();
 // Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels
 // (chunk states, C B^T, state passing, chunk scan); it synchronises, for benchmarks only.
-// heads_per_block (1, 2 or 4; 0 = the default) is a tuning knob of the chunk-scan kernel for
-// benchmarks: same result.
-// products: TF32 by default here (the benchmarks' subject); Exact runs the split products.
+// products: Tf32 (the fast products: bf16 or TF32 operands, see ssd.cu) by default here, the
+// benchmarks' subject; Exact runs the split products.
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms = nullptr, int heads_per_block = 0,
+                              Tensor& y, float* stage_ms = nullptr,
                               Fp32Products products = Fp32Products::Tf32);
 
 }  // namespace mambalm::ops::cuda

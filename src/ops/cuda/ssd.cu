@@ -2,7 +2,7 @@
 // order (lanes of a warp split the state dimension N and combine with shuffles): the decode path
 // (T = 1) and the fallback for shapes the chunked kernels do not tile. ssd_chunked is the prefill
 // path: the chunked SSD algorithm in four kernels whose matrix products run on the tensor cores
-// (TF32 mma.sync, fp32 accumulation), with cumulative decays and the state passing in fp32.
+// (bf16 or TF32 mma.sync, fp32 accumulation), with cumulative decays and the state passing in fp32.
 // Document ids (seq_idx) reset the state at each document start: the recurrence sets that step's
 // decay to zero; the chunked kernels count the starts inside each chunk (seg_i, the number of
 // starts at local positions <= i) and zero every decay that spans one (intra-chunk pairs with
@@ -153,12 +153,15 @@ namespace {
 //                     the buffer of Z_c is overwritten with S_c, the last S is the final state
 //   (4) chunk_scan:   y_i[p] = exp(cum_i) C_i . S_c[p, :]
 //                            + sum_{j<=i} CB_c[i, j] exp(cum_i - cum_j) dt_j x_j[p] + D x_i[p]
-// Products (1), (2) and (4) are 64x64 output tiles per block of 4 warps (each warp 32x32 as 2x4
-// m16n8k8 TF32 mma.sync), K in steps of 32 staged through shared memory; the next step's global
-// loads are issued before the current step's mma so that they overlap. Operands are rounded to
-// TF32 (10-bit mantissa, round to nearest) when they are written to shared memory; sums are fp32.
-// With kSplit (Fp32Products::Exact) shared memory keeps the fp32 bits and each product is three
-// TF32 products of the operands' halves (ptx.cuh, mma_fragments): fp32-accurate, ~2x the time.
+// Products (2) and (4) are 64x64 output tiles per block of 4 warps (each warp 32x32), K in steps
+// of 32 staged through two shared-memory buffers; the next step's global loads are issued before
+// the current step's mma so that they overlap. The fast products (Fp32Products::Tf32, the bf16
+// models' choice) round the operands to bf16 as they are written to shared memory and multiply
+// them as m16n8k16 bf16 mma.sync with ldmatrix fragment loads (as mamba_ssm's kernels multiply
+// bf16 operands); sums are fp32. With kSplit (Fp32Products::Exact) shared memory keeps the fp32
+// bits and each product is three TF32 products of the operands' halves (ptx.cuh,
+// mma_fragments): fp32-accurate, ~2x the time. Product (1) is a 64 x 128 tile of 8 warps on
+// ssd_bw's helpers, with the same two operand formats.
 // The chunk length Q is a multiple of 64 up to 256, P and N multiples of 64 (ssd_chunked checks).
 
 constexpr int kTile = 64;             // output tile rows and columns of a block
@@ -170,23 +173,37 @@ constexpr int kTileWords = kTile * kStrideMK;
 static_assert(kTileWords == kStep * kStrideKM, "both layouts share one buffer size");
 constexpr int kMaxChunk = 256;
 
-// Kernel (4) can run HB heads of one group per block, one 128-thread group per head, in
-// lockstep (the stage loop's barriers are block-wide), so that the heads' reads of the same C / CB
-// tiles could hit the multiprocessor's L1 instead of L2. Measured on the H200 (B 2, L 4096,
-// chunk 256): HB 1 / 2 / 4 = 1.094 / 1.179 / 1.335 ms, the same bits: block-wide barriers over
-// 8-16 warps cost more than the L1 saves. HB = 1 is the default; the knob stays for the bench.
-__device__ __forceinline__ int gtid() { return threadIdx.x & (kGemmThreads - 1); }  // in the group
-__device__ __forceinline__ int gwarp() { return (threadIdx.x >> 5) & (kGemmThreads / 32 - 1); }
+__device__ __forceinline__ int gtid() { return threadIdx.x; }
+__device__ __forceinline__ int gwarp() { return threadIdx.x >> 5; }
 
 // Accumulator fragment of one thread: acc[mi][ni][e] is tile row wm + 16 mi + g + 8 (e >= 2),
-// column wn + 8 ni + 2 t + (e & 1) (the m16n8 C layout; g = lane / 4, t = lane % 4).
+// column wn + 8 ni + 2 t + (e & 1) (the m16n8 C layout of both mma shapes; g = lane / 4, t = lane % 4).
 using Acc = float[2][4][4];
 
-// acc += A B over one K stage. A(m, k) is As[k * kStrideKM + m] when kAKMajor, else
-// As[m * kStrideMK + k]; B(k, n) is Bs[k * kStrideKM + n] when kBKMajor, else Bs[n * kStrideMK + k].
-// Both strides make the fragment reads of a warp hit 32 distinct banks.
-template <bool kAKMajor, bool kBKMajor, bool kSplit>
-__device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
+// One operand stage in shared memory. With kSplit the elements are fp32 bits, one word each, rows
+// of kStrideMK / kStrideKM words (the fragment reads of a warp hit 32 distinct banks). Otherwise
+// they are bf16, rows of kHalfMK / kHalfKM halves: each row 16-byte aligned for ldmatrix, and the
+// eight rows of an 8x8 matrix start in distinct groups of four banks (80- and 144-byte strides).
+constexpr int kHalfMK = kStep + 8;
+constexpr int kHalfKM = kTile + 8;
+constexpr int kHalfTileWords = kTile * kHalfMK / 2;
+static_assert(kHalfTileWords >= kStep * kHalfKM / 2, "a bf16 [32][64] stage fits a [64][32] one");
+template <bool kSplit>
+__host__ __device__ constexpr int stage_words() { return kSplit ? kTileWords : kHalfTileWords; }
+// Elements (fp32 words or bf16 halves) of one stage: the element offset of the second buffer.
+template <bool kSplit>
+__host__ __device__ constexpr int stage_elems() { return kSplit ? kTileWords : 2 * kHalfTileWords; }
+// The element index of (row, col) in a stage: [64][32] (kKMajor false) or [32][64].
+template <bool kSplit, bool kKMajor>
+__device__ __forceinline__ int stage_at(int row, int col) {
+  return row * (kKMajor ? (kSplit ? kStrideKM : kHalfKM) : (kSplit ? kStrideMK : kHalfMK)) + col;
+}
+
+// acc += A B over one K stage of fp32 operands as split TF32 products (ptx.cuh, mma_fragments).
+// A(m, k) is As[k * kStrideKM + m] when kAKMajor, else As[m * kStrideMK + k]; B(k, n) is
+// Bs[k * kStrideKM + n] when kBKMajor, else Bs[n * kStrideMK + k].
+template <bool kAKMajor, bool kBKMajor>
+__device__ __forceinline__ void stage_mma_split(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
   const int lane = threadIdx.x & 31, warp = gwarp();
   const int g = lane >> 2, t = lane & 3;
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -209,24 +226,61 @@ __device__ __forceinline__ void stage_mma(const uint32_t* As, const uint32_t* Bs
       b[ni][0] = B(kk + t, c);
       b[ni][1] = B(kk + t + 4, c);
     }
-    mma_fragments<kSplit>(acc, a, b);
+    mma_fragments<true>(acc, a, b);
   }
 }
 
-// A K-stage loop: load(s) fetches stage s from global memory into registers, store(s) writes
-// those registers (scaled, rounded to TF32) to As/Bs. Stage s+1 is fetched while s is multiplied.
+// acc += A B over one K stage of bf16 operands: m16n8k16 mma.sync, fragments by ldmatrix (four
+// 8x8 matrices per instruction; .trans where the stage is K-major, so that each register holds
+// two K-adjacent elements). Lane l addresses row l % 8 of matrix l / 8. A's matrices are
+// (rows +0, k +0), (rows +8, k +0), (rows +0, k +8), (rows +8, k +8) = a[0..3]; a pair of B's
+// column blocks takes (cols +0, k +0), (+0, +8), (+8, +0), (+8, +8) = b[ni][0], b[ni][1],
+// b[ni+1][0], b[ni+1][1].
+template <bool kAKMajor, bool kBKMajor>
+__device__ __forceinline__ void stage_mma_bf16(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
+  const int lane = threadIdx.x & 31, warp = gwarp();
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  const int q = lane >> 3, r = lane & 7;
+  const uint32_t a0 = smem_u32(As), b0 = smem_u32(Bs);
+  // byte address of element (row, col) of a stage
+  auto at = [](uint32_t base, bool kmajor, int row, int col) {
+    return base + uint32_t((row * (kmajor ? kHalfKM : kHalfMK) + col) * 2);
+  };
+#pragma unroll
+  for (int kk = 0; kk < kStep; kk += 16) {
+    uint32_t a[2][4], b[4][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      const int m = wm + mi * 16 + (q & 1) * 8, k = kk + (q >> 1) * 8;
+      if (kAKMajor) ldmatrix_x4_trans(at(a0, true, k + r, m), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+      else ldmatrix_x4(at(a0, false, m + r, k), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+    }
+#pragma unroll
+    for (int np = 0; np < 4; np += 2) {
+      const int n = wn + np * 8 + (q >> 1) * 8, k = kk + (q & 1) * 8;
+      if (kBKMajor) ldmatrix_x4_trans(at(b0, true, k + r, n), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
+      else ldmatrix_x4(at(b0, false, n + r, k), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) mma_bf16(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
+  }
+}
+
+// A K-stage loop on two buffers per operand (As and Bs hold two stages of stage_words each):
+// load(s) fetches stage s from global memory into registers, store(s, buf) writes them (scaled,
+// as operands) to buffer buf. Stage s+1 is fetched before stage s is multiplied and stored after
+// it, one barrier per stage (ssd_bw::run_stages). Ends with a barrier.
 template <bool kAKMajor, bool kBKMajor, bool kSplit, class Load, class Store>
 __device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, const uint32_t* As,
                                             const uint32_t* Bs, Acc& acc) {
-  if (stages <= 0) return;
-  load(0);
-  for (int s = 0; s < stages; ++s) {
-    store(s);
-    __syncthreads();
-    if (s + 1 < stages) load(s + 1);
-    stage_mma<kAKMajor, kBKMajor, kSplit>(As, Bs, acc);
-    __syncthreads();
-  }
+  ssd_bw::run_stages(stages, load, store, [&](int, int buf) {
+    const uint32_t* a = As + buf * stage_words<kSplit>();
+    const uint32_t* b = Bs + buf * stage_words<kSplit>();
+    if constexpr (kSplit) stage_mma_split<kAKMajor, kBKMajor>(a, b, acc);
+    else stage_mma_bf16<kAKMajor, kBKMajor>(a, b, acc);
+  });
 }
 
 // Element r (0..3) of this thread's share of a 64 x 32 tile (row-major in global memory, 16-byte
@@ -245,10 +299,16 @@ __device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
 
 __device__ __forceinline__ float4 load4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
 
+// Four consecutive elements of a stage row (at = stage_at(...), a multiple of 4) as operands:
+// fp32 bits with kSplit, else bf16 (round to nearest even).
 template <bool kSplit>
-__device__ __forceinline__ void store4(uint32_t* dst, float a, float b, float c, float d) {
-  *reinterpret_cast<uint4*>(dst) =
-      make_uint4(tf32_operand<kSplit>(a), tf32_operand<kSplit>(b), tf32_operand<kSplit>(c), tf32_operand<kSplit>(d));
+__device__ __forceinline__ void store4(uint32_t* buf, int at, float a, float b, float c, float d) {
+  if constexpr (kSplit) {
+    *reinterpret_cast<uint4*>(buf + at) = make_uint4(__float_as_uint(a), __float_as_uint(b), __float_as_uint(c),
+                                                     __float_as_uint(d));
+  } else {
+    *reinterpret_cast<uint2*>(reinterpret_cast<__nv_bfloat16*>(buf) + at) = make_uint2(pack_bf16(a, b), pack_bf16(c, d));
+  }
 }
 
 // cum[i] = sum_{k<=i} dt_k A for i < L, cum[i] = cum[L-1] for L <= i < Q; dts[i] = dt_i (0 past L).
@@ -317,27 +377,6 @@ __device__ void chunk_segments(const int32_t* seq, int c0, int L, int Q, int* se
 struct SsdDims {
   int T, H, P, G, N, Q, nc;  // nc = chunks per sequence
 };
-
-// Dynamic shared memory of a kernel running HB heads: per head As, Bs and two chunk vectors (and
-// with documents the chunk's segment numbers).
-constexpr int kGroupSmemBytes = (2 * kTileWords + 2 * kMaxChunk) * 4;
-constexpr int kGroupSmemBytesDocs = kGroupSmemBytes + kMaxChunk * 4;
-template <bool kDocs>
-__host__ __device__ constexpr int group_smem_bytes() { return kDocs ? kGroupSmemBytesDocs : kGroupSmemBytes; }
-struct GroupSmem {
-  uint32_t* As;
-  uint32_t* Bs;
-  float* v0;
-  float* v1;
-  int* seg;  // with documents only
-};
-template <bool kDocs>
-__device__ __forceinline__ GroupSmem group_smem(unsigned char* base) {
-  const int hg = threadIdx.x / kGemmThreads;
-  uint32_t* a = reinterpret_cast<uint32_t*>(base + hg * group_smem_bytes<kDocs>());
-  float* v = reinterpret_cast<float*>(a + 2 * kTileWords);
-  return {a, a + kTileWords, v, v + kMaxChunk, reinterpret_cast<int*>(v + 2 * kMaxChunk)};
-}
 
 // (1) grid (H, nc * (P/64) * (N/TN), B), 256 threads (warps 2 x 4; TN = 128 columns of N, or 64
 // when N is not a multiple of 128): the chunk's local state Z_c, tile [p0:+64, n0:+TN];
@@ -423,17 +462,17 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
     for (int r = 0; r < kAPieces; ++r) {
       int row, col;
       bw::piece<kTile, kStateThreads>(r, row, col);
-      bw::st_operand<kSplit>(As + buf * bw::kWords64 + row * bw::kSKM + col, ra[r], w[s * bw::kKs + row]);
+      bw::st_op<kSplit>(As + buf * bw::kWords64, row * bw::kSKM + col, ra[r], w[s * bw::kKs + row]);
     }
 #pragma unroll
     for (int r = 0; r < kBPieces; ++r) {
       int row, col;
       bw::piece<TN, kStateThreads>(r, row, col);
-      bw::st_operand<kSplit>(Bs + buf * kBWords + row * kSKN + col, rb[r], 1.f);
+      bw::st_op<kSplit>(Bs + buf * kBWords, row * kSKN + col, rb[r], 1.f);
     }
   };
   auto compute = [&](int, int buf) {
-    bw::tile_mma<4, NI, true, true, kSplit>(As + buf * bw::kWords64, Bs + buf * kBWords, acc);
+    bw::tile_mma_op<4, NI, true, true, kSplit>(As + buf * bw::kWords64, Bs + buf * kBWords, acc);
   };
   bw::run_stages((L + bw::kKs - 1) / bw::kKs, load, store, compute);
 
@@ -459,7 +498,7 @@ template <bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 4)
 ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float* __restrict__ cb,
               SsdDims d) {
-  __shared__ __align__(16) uint32_t As[kTileWords], Bs[kTileWords];
+  __shared__ __align__(16) uint32_t As[2 * stage_words<kSplit>()], Bs[2 * stage_words<kSplit>()];
   const int nt = d.Q / kTile;
   const int it = blockIdx.x / nt, jt = blockIdx.x % nt;
   const int c = blockIdx.y / d.G, g = blockIdx.y % d.G, b = blockIdx.z;
@@ -481,13 +520,14 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
       rb[r] = j0 + row < L ? load4(Bb + (j0 + row) * ld + k) : make_float4(0, 0, 0, 0);
     }
   };
-  auto store = [&](int) {
+  auto store = [&](int, int buf) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       int row, col;
       piece_64x32(r, row, col);
-      store4<kSplit>(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
-      store4<kSplit>(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+      const int at = buf * stage_elems<kSplit>() + stage_at<kSplit, false>(row, col);
+      store4<kSplit>(As, at, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+      store4<kSplit>(Bs, at, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
     }
   };
   gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
@@ -540,28 +580,24 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
   if (io) *io = s;
 }
 
-// (4) grid (H/HB, nc * (Q/64) * (P/64), B), HB heads per block: y rows [i0:+64] of the chunk,
-// columns [p0:+64].
+// (4) grid (H, nc * (Q/64) * (P/64), B): y rows [i0:+64] of the chunk, columns [p0:+64].
 // Part 1 (when the entering state can be nonzero): acc = C_i . S_c[p, :] (A = C row-major,
 // B(n, p) = S_c[p][n], N-major), then row i scaled by exp(cum_i). Part 2: acc += M X with
 // M[i, j] = CB[i, j] exp(cum_i - cum_j) dt_j for j <= i (row-major), X = x_j[p] (K-major), over
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
 // kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
 // intra-chunk decay is zero between tokens of different documents.
-template <int HB, bool kDocs, bool kSplit>
-__global__ void __launch_bounds__(kGemmThreads * HB, 4 / HB)
+template <bool kDocs, bool kSplit>
+__global__ void __launch_bounds__(kGemmThreads, 4)
 ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Cm,
                       const float* __restrict__ D, const int32_t* __restrict__ seq,
                       const float* __restrict__ states, const float* __restrict__ cb, bool state_in,
                       float* __restrict__ y, SsdDims d) {
-  extern __shared__ __align__(16) unsigned char ssd_smem[];
-  const GroupSmem sm = group_smem<kDocs>(ssd_smem);
-  uint32_t* As = sm.As;
-  uint32_t* Bs = sm.Bs;
-  float* cum = sm.v0;
-  float* dts = sm.v1;
-  const int h = blockIdx.x * HB + int(threadIdx.x) / kGemmThreads, b = blockIdx.z;
+  __shared__ __align__(16) uint32_t As[2 * stage_words<kSplit>()], Bs[2 * stage_words<kSplit>()];
+  __shared__ float cum[kMaxChunk], dts[kMaxChunk];
+  __shared__ int seg[kDocs ? kMaxChunk : 1];
+  const int h = blockIdx.x, b = blockIdx.z;
   const int nt = d.Q / kTile, npt = d.P / kTile;
   const int c = blockIdx.y / (nt * npt), rem = blockIdx.y % (nt * npt);
   const int i0 = (rem / npt) * kTile, p0 = (rem % npt) * kTile;
@@ -569,7 +605,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   if (i0 >= L) return;
   const int64_t bt0 = int64_t(b) * d.T + c0;
-  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, sm.seg, gtid());
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, seg, gtid());
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts, gtid());
 
   const int lane = threadIdx.x & 31, warp = gwarp();
@@ -592,13 +628,14 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
         rb[r] = load4(Sb + int64_t(row) * d.N + k);
       }
     };
-    auto store = [&](int) {
+    auto store = [&](int, int buf) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         int row, col;
         piece_64x32(r, row, col);
-        store4<kSplit>(As + row * kStrideMK + col, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
-        store4<kSplit>(Bs + row * kStrideMK + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        const int at = buf * stage_elems<kSplit>() + stage_at<kSplit, false>(row, col);
+        store4<kSplit>(As, at, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
+        store4<kSplit>(Bs, at, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
       }
     };
     gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
@@ -607,7 +644,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 #pragma unroll
       for (int hlf = 0; hlf < 2; ++hlf) {
         const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
-        const float e = (!kDocs || sm.seg[i] == 0) ? __expf(cum[i]) : 0.0f;
+        const float e = (!kDocs || seg[i] == 0) ? __expf(cum[i]) : 0.0f;
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
           acc[mi][ni][2 * hlf] *= e;
@@ -631,8 +668,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
         rb[r] = j0 + row < L ? load4(xb + (j0 + row) * ldx + col) : make_float4(0, 0, 0, 0);
       }
     };
-    auto store = [&](int s) {
-      const int j0 = s * kStep;
+    auto store = [&](int s, int buf) {
+      const int j0 = s * kStep, base = buf * stage_elems<kSplit>();
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         int row, col;
@@ -643,12 +680,12 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           const int j = j0 + col + q;
-          m[q] = (j <= i && i < L && (!kDocs || sm.seg[i] == sm.seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j]
+          m[q] = (j <= i && i < L && (!kDocs || seg[i] == seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j]
                                                                           : 0.0f;
         }
-        store4<kSplit>(As + row * kStrideMK + col, m[0], m[1], m[2], m[3]);
+        store4<kSplit>(As, base + stage_at<kSplit, false>(row, col), m[0], m[1], m[2], m[3]);
         piece_32x64(r, row, col);
-        store4<kSplit>(Bs + row * kStrideKM + col, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        store4<kSplit>(Bs, base + stage_at<kSplit, true>(row, col), rb[r].x, rb[r].y, rb[r].z, rb[r].w);
       }
     };
     const int jend = min(i0 + kTile, L);
@@ -682,8 +719,7 @@ float* ssd_scratch(size_t floats) {
   return buf.get<float>(floats, "ssd_chunked");
 }
 
-// Raises the dynamic shared-memory limits of kernel (1) (56 KB at TN = 128) and of kernel (4)'s
-// HB = 4 instantiations (80 KB, 84 KB with documents) once.
+// Raises the dynamic shared-memory limits of kernel (1) (56 KB at TN = 128) once.
 template <class Kernel>
 void allow_smem(Kernel kernel, int bytes) {
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "ssd_chunked",
@@ -694,15 +730,13 @@ void allow_state_smem() {
   allow_smem(ssd_chunk_state_kernel<4, kDocs, kSplit>, state_smem_bytes<4>());
   allow_smem(ssd_chunk_state_kernel<2, kDocs, kSplit>, state_smem_bytes<2>());
 }
-void allow_group_smem() {
+void allow_state_smem_once() {
   static bool done = false;
   if (done) return;
   allow_state_smem<false, false>();
   allow_state_smem<true, false>();
   allow_state_smem<false, true>();
   allow_state_smem<true, true>();
-  allow_smem(ssd_chunk_scan_kernel<4, false, false>, 4 * kGroupSmemBytes);
-  allow_smem(ssd_chunk_scan_kernel<4, true, false>, 4 * kGroupSmemBytesDocs);
   done = true;
 }
 
@@ -719,10 +753,6 @@ void with_variant(bool docs, bool split, F f) {
     f(std::false_type{}, std::false_type{});
   }
 }
-
-// Heads per block of kernel (4) unless the caller asks otherwise: 1, measured fastest
-// (see gtid() above; bench/cuda/ssd.cpp measures 1, 2 and 4).
-constexpr int kDefaultHeadsPerBlock = 1;
 
 
 // Shortest T sent to the chunked kernels; below it the recurrence (T sequential steps of a few
@@ -744,12 +774,12 @@ int64_t kernel_chunk(int64_t chunk_size) {
 namespace {
 
 // Runs kernels (1)-(4), with document resets when seq_idx is given; stage_ms (optional, 4
-// entries) receives each kernel's time in ms (events around each launch; for benchmarks only);
-// heads_per_block 0 takes the default (split products: always 1). False when the shape is not
+// entries) receives each kernel's time in ms (events around each launch; for benchmarks only).
+// False when the shape is not
 // tiled here.
 bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                     const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
-                    Fp32Products products, float* stage_ms, int heads_per_block) {
+                    Fp32Products products, float* stage_ms) {
   const bool split = products == Fp32Products::Exact;
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
@@ -760,9 +790,6 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   if (state && !aligned16(state->raw())) return false;
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
-  // heads per block of kernel (4): the most of {4, 2, 1} that divides the group size
-  int HB = heads_per_block > 0 && !split ? heads_per_block : kDefaultHeadsPerBlock;
-  while (HB > 1 && (HB > 4 || (H / G) % HB)) HB /= 2;
   if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
       nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
     return false;
@@ -773,7 +800,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   float* cbuf = states + n_states;
   float* decay = cbuf + n_cb;
   const SsdDims d{int(T), int(H), int(P), int(G), int(N), int(Q), int(nc)};
-  allow_group_smem();
+  allow_state_smem_once();
   float* sp = state ? state->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
 
@@ -806,25 +833,11 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
                           kPassThreads>>>(states, decay, sp, int(nc), PN);
   check_launch("ssd_chunked (state passing)");
   mark(3);
-  const dim3 grid4(unsigned(H / HB), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
-  const size_t smem = size_t(HB) * (sq ? kGroupSmemBytesDocs : kGroupSmemBytes);
-#define MAMBALM_SSD_K4(HBV, DOCS, SPLIT)                                                                 \
-  ssd_chunk_scan_kernel<HBV, DOCS, SPLIT><<<grid4, kGemmThreads * HBV, smem>>>(                         \
-      x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, \
-      y.f32(), d)
-  if (split) {
-    if (sq) MAMBALM_SSD_K4(1, true, true);
-    else MAMBALM_SSD_K4(1, false, true);
-  } else if (sq) {
-    if (HB == 4) MAMBALM_SSD_K4(4, true, false);
-    else if (HB == 2) MAMBALM_SSD_K4(2, true, false);
-    else MAMBALM_SSD_K4(1, true, false);
-  } else {
-    if (HB == 4) MAMBALM_SSD_K4(4, false, false);
-    else if (HB == 2) MAMBALM_SSD_K4(2, false, false);
-    else MAMBALM_SSD_K4(1, false, false);
-  }
-#undef MAMBALM_SSD_K4
+  const dim3 grid4(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
+  with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
+    ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
+        x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, y.f32(), d);
+  });
   check_launch("ssd_chunked (chunk scan)");
   mark(4);
   if (stage_ms) {
@@ -839,20 +852,20 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                               const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
-                              Tensor& y, float* stage_ms, int heads_per_block, Fp32Products products) {
-  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, products, stage_ms, heads_per_block);
+                              Tensor& y, float* stage_ms, Fp32Products products) {
+  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, products, stage_ms);
 }
 
-// Prefill. Measured on the H200 (2026-12-03, 8B heads H 128, P 64, G 8, N 128, chunk 256): the
-// tensor-core path 1.08 ms at B 2 / L 4096 (73 GFLOP, 68 TFLOP/s; the register recurrence takes
-// 13.6 ms there) and 2.12 ms at B 1 / L 16384; per kernel (1) 0.25, (2) 0.05, (3) 0.09, (4) 0.70 ms.
+// Prefill. Measured on the H200 (2026-12-03, 8B heads H 128, P 64, G 8, N 128, chunk 256, bf16
+// operands): 0.96 ms at B 2 / L 4096 (73 GFLOP, 76 TFLOP/s; the register recurrence takes 13.6 ms
+// there) and 1.89 ms at B 1 / L 16384; per kernel (1) 0.21, (2) 0.04, (3) 0.10, (4) 0.61 ms.
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
 // cover run the recurrence. Document ids take the same two paths with resets.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
                  Fp32Products products) {
   if (x.dim(1) >= kChunkedMinT &&
-      ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products, nullptr, 0))
+      ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products, nullptr))
     return;
   ssd_recurrence(x, dt, A, Bm, Cm, D, seq_idx, state, y);
 }

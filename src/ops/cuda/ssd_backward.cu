@@ -1,8 +1,8 @@
 // Mamba-2 SSD backward on CUDA (ssd_chunked_backward): the chunked equations of
-// ops/cpu/ssd_backward.cpp in nine kernels whose matrix products run on the tensor cores (TF32
-// mma.sync, operands rounded to nearest in shared memory, fp32 accumulation; with
-// Fp32Products::Exact each product is three TF32 products of the operands' halves, fp32-accurate,
-// for --dtype f32 training); cumulative decays,
+// ops/cpu/ssd_backward.cpp in nine kernels whose matrix products run on the tensor cores
+// (mma.sync with fp32 accumulation; the fast products round the operands to nearest in shared
+// memory, to bf16; with Fp32Products::Exact each product is three
+// TF32 products of the operands' halves, fp32-accurate, for --dtype f32 training); cumulative decays,
 // states, the state passing and every reduction in fp32 (the last sums over chunks and sequences
 // in double).
 //
@@ -162,15 +162,21 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
 // (only dinitial_state) are skipped when unused. TN = 32 NI columns of N: 128, or 64 when N <= 64
 // (the study's small models: a 128-column tile would multiply zeros in half its columns and hold
 // twice the accumulators, which keeps the kernel at two blocks per SM).
-// Words of one stage: A [32][72] + B [32][TN + 8].
+// Words of one stage: A [32][72] + B [32][TN + 8]. The cp.async ring holds the raw fp32 stages;
+// the split products scale them in place, the fast ones write them as bf16 (half the words)
+// into one operand stage after the ring (rewritten only after the barrier that follows every
+// warp's product of the previous stage).
 template <int NI>
 __host__ __device__ constexpr int st_words() { return kWords64 + kKs * skn<4, NI>(); }
-template <int NI>
-__host__ __device__ constexpr int st_smem_bytes() { return kRing * st_words<NI>() * 4; }
+template <int NI>  // the bf16 operand stage: A at word 0, B at word kWords64
+__host__ __device__ constexpr int st_op_words() { return kWords64 + kKs * skn<4, NI>() / 2; }
+template <bool kSplit, int NI>
+__host__ __device__ constexpr int st_smem_bytes() { return (kRing * st_words<NI>() + (kSplit ? 0 : st_op_words<NI>())) * 4; }
 template <bool kSplit, int NI>
 __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwArgs a) {
   constexpr int TN = 32 * NI, kStWords = st_words<NI>();
   extern __shared__ __align__(16) uint32_t st_smem[];
+  uint32_t* op = st_smem + kRing * kStWords;  // the bf16 operand stage (fast products)
   __shared__ float sc[kQMax];
   const int Pt = cdiv(a.P, kTile), Nt = cdiv(a.N, TN);
   int64_t idx = blockIdx.x;
@@ -218,18 +224,22 @@ __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwA
     for (int k = 0; k < 2; ++k) {
       int row, col;
       piece<kTile, 256>(k, row, col);
-      fix4<kSplit>(As + row * kSKM + col, sc[s * kKs + row]);
+      const int at = row * kSKM + col;
+      if constexpr (kSplit) fix4<true>(As + at, sc[s * kKs + row]);
+      else st_bf16(op, at, *reinterpret_cast<const float4*>(As + at), sc[s * kKs + row]);
     }
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       int row, col;
       piece<TN, 256>(k, row, col);
-      fix4<kSplit>(Bs + row * skn<4, NI>() + col, 1.f);
+      const int at = row * skn<4, NI>() + col;
+      if constexpr (kSplit) fix4<true>(Bs + at, 1.f);
+      else st_bf16(op + kWords64, at, *reinterpret_cast<const float4*>(Bs + at), 1.f);
     }
   };
   auto compute = [&](int, int buf) {
-    const uint32_t* As = st_smem + buf * kStWords;
-    tile_mma<4, NI, true, true, kSplit>(As, As + kWords64, acc);
+    const uint32_t* As = kSplit ? st_smem + buf * kStWords : op;
+    tile_mma_op<4, NI, true, true, kSplit>(As, As + kWords64, acc);
   };
   run_ring(cdiv(L, kKs), issue, fix, compute);
 
@@ -424,10 +434,10 @@ void allow_smem() {
   static bool done = false;
   if (done) return;
   check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  st_smem_bytes<4>()),
+                                  st_smem_bytes<kSplit, 4>()),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
   check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  st_smem_bytes<2>()),
+                                  st_smem_bytes<kSplit, 2>()),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
   allow_product_smem(kDocs, kSplit);
   done = true;
@@ -489,9 +499,9 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   const int64_t st_blocks = BH * a.nc * 2 * cdiv(a.P, kTile) * cdiv(a.N, narrow_states ? 64 : 128);
   if (st_blocks > 0) {
     if (narrow_states)
-      ssd_bw_states_kernel<kSplit, 2><<<unsigned(st_blocks), 256, st_smem_bytes<2>(), main_s>>>(a);
+      ssd_bw_states_kernel<kSplit, 2><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 2>(), main_s>>>(a);
     else
-      ssd_bw_states_kernel<kSplit, 4><<<unsigned(st_blocks), 256, st_smem_bytes<4>(), main_s>>>(a);
+      ssd_bw_states_kernel<kSplit, 4><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 4>(), main_s>>>(a);
     check_launch("ssd_chunked_backward (states)");
   }
   mark(3);

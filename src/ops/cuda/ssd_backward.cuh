@@ -1,8 +1,8 @@
 // What the two translation units of the CUDA SSD backward share (ssd_backward.cu: the
 // per-chunk vector kernels, the state passing and the launches; ssd_backward_products.cu: the
-// three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged TF32 (or
-// split, fp32-accurate) GEMM helpers, the argument block and the product kernels' declarations. See ssd_backward.cu for
-// the algorithm and its cost. The forward's chunk-state kernel (ssd.cu) uses the tile helpers too.
+// three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged GEMM
+// helpers (bf16, TF32 or split fp32-accurate operands), the argument block and the product
+// kernels' declarations. See ssd_backward.cu for the algorithm and its cost. The forward's chunk-state kernel (ssd.cu) uses the tile helpers too.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -74,6 +74,43 @@ __device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs,
       b[ni][1] = B(kk + t + 4, c);
     }
     mma_fragments<kSplit>(acc, a, b);
+  }
+}
+
+// The same product over one stage of bf16 operands (the fast products of kernels that store
+// them so): m16n8k16 mma.sync, fragments by ldmatrix, .trans where the stage is K-major. Element
+// strides: A(m, k) at [k * kSKM + m] when kAKM, else [m * kHMK + k]; B(k, n) at [k * skn + n] when
+// kBKN, else [n * kHMK + k] (halves; a stage takes at most half the words of its fp32 form). Lane
+// l addresses row l % 8 of 8x8 matrix l / 8: A's matrices are (rows +0, k +0), (+8, +0),
+// (+0, +8), (+8, +8) = a[0..3]; a pair of B's column blocks takes (cols +0, k +0), (+0, +8),
+// (+8, +0), (+8, +8) = b[ni][0], b[ni][1], b[ni+1][0], b[ni+1][1].
+constexpr int kHMK = kKs + 8;  // row stride (halves) of a bf16 [rows][32] stage: 80 bytes
+template <int WNW, int NI, bool kAKM, bool kBKN>
+__device__ __forceinline__ void tile_mma_bf16(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
+  static_assert(NI % 2 == 0, "B fragments load in pairs of column blocks");
+  constexpr int kSKN = skn<WNW, NI>();
+  const int lane = threadIdx.x & 31, q = lane >> 3, r = lane & 7;
+  const int wm = frag_wm<WNW>(), wn = frag_wn<WNW, NI>();
+  const uint32_t a0 = smem_u32(As), b0 = smem_u32(Bs);
+#pragma unroll
+  for (int kk = 0; kk < kKs; kk += 16) {
+    uint32_t a[2][4], b[NI][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      const int m = wm + mi * 16 + (q & 1) * 8, k = kk + (q >> 1) * 8;
+      if (kAKM) ldmatrix_x4_trans(a0 + 2u * ((k + r) * kSKM + m), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+      else ldmatrix_x4(a0 + 2u * ((m + r) * kHMK + k), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+    }
+#pragma unroll
+    for (int np = 0; np < NI; np += 2) {
+      const int n = wn + np * 8 + (q >> 1) * 8, k = kk + (q & 1) * 8;
+      if (kBKN) ldmatrix_x4_trans(b0 + 2u * ((k + r) * kSKN + n), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
+      else ldmatrix_x4(b0 + 2u * ((n + r) * kHMK + k), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) mma_bf16(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
   }
 }
 
@@ -168,6 +205,32 @@ template <bool kSplit>
 __device__ __forceinline__ void st_operand(uint32_t* dst, float a, float b, float c, float d) {
   *reinterpret_cast<uint4*>(dst) =
       make_uint4(tf32_operand<kSplit>(a), tf32_operand<kSplit>(b), tf32_operand<kSplit>(c), tf32_operand<kSplit>(d));
+}
+
+// Four bf16 operands (v scaled by s) at element index at (a multiple of 4) of a stage buffer.
+__device__ __forceinline__ void st_bf16(uint32_t* buf, int at, float4 v, float s) {
+  *reinterpret_cast<uint2*>(reinterpret_cast<__nv_bfloat16*>(buf) + at) =
+      make_uint2(pack_bf16(v.x * s, v.y * s), pack_bf16(v.z * s, v.w * s));
+}
+
+// A kernel's operand format: with kSplit fp32 bits (split TF32 products, Fp32Products::Exact),
+// otherwise bf16 (the fast products). Element index strides of a [rows][32] stage (K contiguous)
+// differ (kSMK words, kHMK halves); the K-major strides (kSKM, skn) are the same in both.
+template <bool kSplit>
+__host__ __device__ constexpr int smk() { return kSplit ? kSMK : kHMK; }
+template <bool kSplit>
+__device__ __forceinline__ void st_op(uint32_t* buf, int at, float4 v, float s) {
+  if constexpr (kSplit) st_operand<true>(buf + at, v, s);
+  else st_bf16(buf, at, v, s);
+}
+template <bool kSplit>
+__device__ __forceinline__ void st_op(uint32_t* buf, int at, float a, float b, float c, float d) {
+  st_op<kSplit>(buf, at, make_float4(a, b, c, d), 1.f);
+}
+template <int WNW, int NI, bool kAKM, bool kBKN, bool kSplit>
+__device__ __forceinline__ void tile_mma_op(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
+  if constexpr (kSplit) tile_mma<WNW, NI, kAKM, kBKN, true>(As, Bs, acc);
+  else tile_mma_bf16<WNW, NI, kAKM, kBKN>(As, Bs, acc);
 }
 
 // Two adjacent floats at an even column col (< cols, a multiple of 4) of a user tensor.

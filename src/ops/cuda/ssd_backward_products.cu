@@ -113,8 +113,8 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     for (int k = 0; k < 2; ++k) {
       int row, col;
       piece<kKs, kGramThreads>(k, row, col);
-      st_operand<kSplit>(&As[buf][row * kSMK + col], ra[k], 1.f);
-      st_operand<kSplit>(&Bs[buf][row * kSMK + col], rb[k], 1.f);
+      st_op<kSplit>(As[buf], row * smk<kSplit>() + col, ra[k], 1.f);
+      st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
     }
     if (s >= ksN && (s - ksN) % ksP == 0 && tid < 3 * kTile)
       vr[((s - ksN) / ksP) & 1][tid / kTile][tid % kTile] = v0;
@@ -132,7 +132,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     }
   };
   auto compute = [&](int s, int buf) {
-    tile_mma<kGramWn, kGramNi, false, false, kSplit>(As[buf], Bs[buf], acc);
+    tile_mma_op<kGramWn, kGramNi, false, false, kSplit>(As[buf], Bs[buf], acc);
     if (s == ksN - 1) {
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
@@ -297,8 +297,8 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
         for (int k = 0; k < 4; ++k) {
           int row, col;
           piece<kKs, 128>(k, row, col);
-          st_operand<kSplit>(&As[buf][row * kSMK + col], ra[k], sw[row]);
-          st_operand<kSplit>(&Bs[buf][row * kSMK + col], rb[k], 1.f);
+          st_op<kSplit>(As[buf], row * smk<kSplit>() + col, ra[k], sw[row]);
+          st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
         }
       } else {
         const int i0 = r0 + (s - ks1) * kKs;
@@ -315,14 +315,14 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
             const bool ok = i < L && j <= i && (!kDocs || sseg[i] == sseg[j]);
             m[q] = ok ? m[q] * __expf(ci - scum[j]) : 0.f;
           }
-          st_operand<kSplit>(&As[buf][row * kSKM + col], m[0], m[1], m[2], m[3]);
-          st_operand<kSplit>(&Bs[buf][row * kSKM + col], rb[k], 1.f);
+          st_op<kSplit>(As[buf], row * kSKM + col, m[0], m[1], m[2], m[3]);
+          st_op<kSplit>(Bs[buf], row * kSKM + col, rb[k], 1.f);
         }
       }
     };
     auto compute = [&](int s, int buf) {
       if (s < ks1) {
-        tile_mma<2, 4, false, false, kSplit>(As[buf], Bs[buf], acc);
+        tile_mma_op<2, 4, false, false, kSplit>(As[buf], Bs[buf], acc);
         if (s == ks1 - 1) {  // the state part alone: x_j . w_j (dS B_j)
 #pragma unroll
           for (int mi = 0; mi < 2; ++mi)
@@ -339,7 +339,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
             }
         }
       } else {
-        tile_mma<2, 4, true, true, kSplit>(As[buf], Bs[buf], acc);
+        tile_mma_op<2, 4, true, true, kSplit>(As[buf], Bs[buf], acc);
       }
     };
     run_stages(ks1 + ks2, load, store, compute);
@@ -512,17 +512,17 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
       int row, col;
       if (s < hs || kIsC) {
         piece<kKs, kBcThreads>(k, row, col);
-        st_operand<kSplit>(&As[row * kSMK + col], ra[k], s < hs ? sA[k] : 1.f);
+        st_op<kSplit>(As, row * smk<kSplit>() + col, ra[k], s < hs ? sA[k] : 1.f);
       } else {
         piece<kTile, kBcThreads>(k, row, col);
-        st_operand<kSplit>(&As[row * kSKM + col], ra[k], 1.f);
+        st_op<kSplit>(As, row * kSKM + col, ra[k], 1.f);
       }
     }
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       int row, col;
       piece<kBcTn, kBcThreads>(k, row, col);
-      st_operand<kSplit>(&Bs[row * kSKN + col], rb[k], 1.f);
+      st_op<kSplit>(Bs, row * kSKN + col, rb[k], 1.f);
     }
   };
   auto finish_head = [&](int hd) {
@@ -537,9 +537,9 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
     const uint32_t* As = As0 + buf * kWords64;
     const uint32_t* Bs = Bs0 + buf * kBWords;
     if (s < hs || kIsC) {
-      tile_mma<4, NI, false, true, kSplit>(As, Bs, acc);
+      tile_mma_op<4, NI, false, true, kSplit>(As, Bs, acc);
     } else {
-      tile_mma<4, NI, true, true, kSplit>(As, Bs, acc);
+      tile_mma_op<4, NI, true, true, kSplit>(As, Bs, acc);
     }
     if (!kIsC) return;
     if (s == hs && hs > 0) finish_head(a.hpg - 1);

@@ -181,6 +181,35 @@ TEST(State, SsmStateIsConstantKvCacheGrows) {
   }
 }
 
+// A CPU state told the most tokens it will hold (kv_limit, as generate and bench set it) grows no
+// further than that: a prompt of 40 of a 50-token run takes 50 rows at once (not 40, then 80
+// beside 40), one of 10 takes min(64, 50) rows, and past the limit the cache doubles again
+// (a limit bounds the growth, it does not refuse tokens). The logits through a limited state equal those through an unlimited one (the copy on
+// growth keeps every row).
+TEST(State, KvGrowthStopsAtTheKnownLimit) {
+  Model m = perturbed_model(small("transformer-tiny"));
+  const int64_t row_bytes = m.config().kv_bytes_per_token();  // K and V of every layer, one token
+  const std::vector<int32_t> tokens = random_tokens(60, m.config().vocab_size);
+  const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + 40);
+  StateOptions limited;
+  limited.kv_limit = 50;
+  SequenceState a(m.config(), 1, limited), b(m.config(), 1);
+  std::vector<float> la = prefill(m, a, prompt), lb = prefill(m, b, prompt);
+  EXPECT_EQ(a.kv_allocated_bytes(), 50 * row_bytes);
+  EXPECT_EQ(b.kv_allocated_bytes(), 64 * row_bytes);
+  for (size_t i = 40; i < tokens.size(); ++i) {  // 20 decode steps: up to the limit, then past it
+    EXPECT_EQ(la, lb) << "token " << i;
+    la = decode_step(m, a, tokens[i]);
+    lb = decode_step(m, b, tokens[i]);
+    if (i + 1 == 50) EXPECT_EQ(a.kv_allocated_bytes(), 50 * row_bytes);
+  }
+  EXPECT_EQ(la, lb);
+  EXPECT_EQ(a.kv_allocated_bytes(), 100 * row_bytes);  // 51 rows needed: doubled from 50
+  SequenceState c(m.config(), 1, limited);
+  prefill(m, c, std::vector<int32_t>(tokens.begin(), tokens.begin() + 10));
+  EXPECT_EQ(c.kv_allocated_bytes(), 50 * row_bytes);  // min(64, 50)
+}
+
 // Mamba-1 reuses -exp(A_log) between inference forwards (mamba1.h), keyed on A_log's write
 // generation (Tensor::version): a change of A_log in place that is marked written, as a direct
 // write followed by mark_written() or a finite-difference check makes, must show in the next forward.

@@ -51,8 +51,10 @@ StateOptions state_options_for(const Model& model, int64_t max_tokens) {
   StateOptions so;
   so.device = model.device();
   so.kv_dtype = model.kv_dtype();
-  // Planned on CUDA: the decode graph needs fixed cache addresses. The CPU grows on demand.
+  // Planned on CUDA: the decode graph needs fixed cache addresses. The CPU grows on demand,
+  // no further than the generation can reach.
   if (so.device == Device::CUDA) so.kv_capacity = max_tokens;
+  else so.kv_limit = max_tokens;
   return so;
 }
 

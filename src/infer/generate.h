@@ -53,7 +53,7 @@ GenerateStats generate_steps(Model& model, const std::vector<int32_t>& prompt, c
 
 // The state a generation of up to `max_tokens` tokens (prompt included) needs on the model's
 // device, its KV cache in model.kv_dtype(): on CUDA planned at that many rows, on the CPU
-// growing on demand.
+// growing on demand up to that many.
 StateOptions state_options_for(const Model& model, int64_t max_tokens);
 
 // A tensor's values as floats on the host (copied from the device if needed).

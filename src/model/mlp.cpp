@@ -17,7 +17,10 @@ void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   }
   const bool keep = ctx.keeps(kKeepMlp);
   const size_t scratch = ctx.workspace && !keep ? ctx.workspace->mark() : 0;
-  Tensor h = ctx.empty({B, T, F}, it);  // act(up), the input of W_down: recomputed in backward unless kept
+  // act(up), the input of W_down: recomputed in backward unless kept. Without a backward, up is
+  // dead once read, so act(up) overwrites it (the activations read and write each element at
+  // one index): one [B, T, F] buffer less at a prefill's peak.
+  Tensor h = ctx.cache ? ctx.empty({B, T, F}, it) : up;
   activate(up, gate, h);
   ops::linear(h, down_w_.value, bias(down_b_), y);
   if (ctx.workspace && !keep) ctx.workspace->release(scratch);

@@ -113,7 +113,12 @@ void SequenceState::reserve_kv(int64_t tokens) {
         "a sequence needs " + std::to_string(tokens) + " KV rows but the planned capacity is " + std::to_string(kv_rows_),
         "plan the state for a longer context");
   check(!is_slot_, "state", "a slot view cannot grow its KV cache", "plan a KV capacity for batched prefill");
-  const int64_t grown = std::max<int64_t>(tokens, std::max<int64_t>(64, kv_rows_ * 2));  // amortised O(1) per token
+  int64_t grown = std::max<int64_t>(tokens, std::max<int64_t>(64, kv_rows_ * 2));  // amortised O(1) per token
+  // A known limit caps the doubling, and once half of it is needed the cache goes straight to
+  // it: the next doubling would pass it anyway, and each growth holds old and new caches at once
+  // (a 512-token prompt of a 640-token run: 640 rows at once, not 512, then 1,024 beside 512).
+  const int64_t limit = opts_.kv_limit;
+  if (limit > 0 && tokens <= limit) grown = 2 * tokens >= limit ? limit : std::min(grown, limit);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!is_attention_[i]) continue;
     LayerState& s = layers_[i];

@@ -27,6 +27,9 @@ struct StateOptions {
   Device device = Device::CPU;
   int64_t kv_capacity = 0;     // tokens per sequence; 0 = grow on demand
   DType kv_dtype = DType::F32;  // BF16 halves the cache (keys and values rounded to nearest even)
+  // With on-demand growth: the most tokens a sequence will hold, when the caller knows it
+  // (prompt + tokens to generate); 0 = unknown. Doubling stops there; past it, it resumes.
+  int64_t kv_limit = 0;
 };
 
 class SequenceState {

@@ -35,6 +35,12 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int sr
 __device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
+// Asks for the cache line holding p to be brought into L2 (no register is written, nothing
+// waits for it): a register-staged stage loop warms the stage after the one it loads. Pays in
+// the backward's dx kernel (0.856 -> 0.813 ms); the forward chunk scan was slower with it.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
 // Closes the group of async copies issued since the last commit.
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most N committed groups of async copies are still in flight.

@@ -288,6 +288,10 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           const int i = i0 + row;
           ra[k] = ld_scratch(cbb + int64_t(i) * a.Q + r0 + col, i < L);
           rb[k] = ld_piece(yb + i * ldx + p0 + col, i < L, col, pc);
+          if (col % 32 == 0 && i + kKs < L) {  // warm the next stage's rows in L2
+            prefetch_l2(cbb + int64_t(i + kKs) * a.Q + r0 + col);
+            if (col < pc) prefetch_l2(yb + (i + kKs) * ldx + p0 + col);
+          }
         }
       }
     };

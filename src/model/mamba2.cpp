@@ -72,9 +72,19 @@ void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const Lay
                               Recomputed& r) const {
   const int64_t B = xbc.dim(0), T = xbc.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
-  r.xs = ctx.empty({B, T, H, P});
-  r.Bm = ctx.empty({B, T, G, N});
-  r.Cm = ctx.empty({B, T, G, N});
+  if (state && !ctx.cache) {
+    // Stateful inference: x | B | C is dead once convolved (nothing keeps it for a backward), and
+    // xs, Bm, Cm together are exactly its size, so they take its bytes, one after another: one
+    // [B, T, C] buffer less at a prefill's peak.
+    const Tensor flat = xbc.reshape({B * T * cfg_.conv_channels()});  // [B T C]
+    r.xs = flat.slice0(0, B * T * Di).reshape({B, T, H, P});
+    r.Bm = flat.slice0(B * T * Di, B * T * (Di + G * N)).reshape({B, T, G, N});
+    r.Cm = flat.slice0(B * T * (Di + G * N), B * T * (Di + 2 * G * N)).reshape({B, T, G, N});
+  } else {
+    r.xs = ctx.empty({B, T, H, P});
+    r.Bm = ctx.empty({B, T, G, N});
+    r.Cm = ctx.empty({B, T, G, N});
+  }
   r.dt = ctx.empty({B, T, H});
   r.A = ctx.empty({H});
   // xs | Bm | Cm = SiLU(conv(x | B | C))

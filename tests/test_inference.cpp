@@ -201,7 +201,9 @@ TEST(State, KvGrowthStopsAtTheKnownLimit) {
     EXPECT_EQ(la, lb) << "token " << i;
     la = decode_step(m, a, tokens[i]);
     lb = decode_step(m, b, tokens[i]);
-    if (i + 1 == 50) EXPECT_EQ(a.kv_allocated_bytes(), 50 * row_bytes);
+    if (i + 1 == 50) {
+      EXPECT_EQ(a.kv_allocated_bytes(), 50 * row_bytes);
+    }
   }
   EXPECT_EQ(la, lb);
   EXPECT_EQ(a.kv_allocated_bytes(), 100 * row_bytes);  // 51 rows needed: doubled from 50

@@ -99,53 +99,39 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// The 32-bit operand word that shared memory holds for v: TF32-rounded, or (kSplit) v's own
-// fp32 bits, split into two TF32 halves by mma_tf32_split when they are multiplied.
-template <bool kSplit>
-__device__ __forceinline__ uint32_t tf32_operand(float v) {
-  if constexpr (kSplit) return __float_as_uint(v);
-  else return to_tf32(v);
-}
-
-// The MI x NI fragment products of one k-step, acc[mi][ni] += a[mi] b[ni], from operand words
-// stored by tf32_operand<kSplit>. Split ("3xTF32", about fp32 accuracy): each operand is
-// v = hi + lo with hi = tf32(v) and lo = tf32(v - hi) (the difference is exact in fp32), and
+// The MI x NI fragment products of one k-step, acc[mi][ni] += a[mi] b[ni], to about fp32
+// accuracy ("3xTF32"; Fp32Products::Exact) from operand words that hold fp32 bits: each operand
+// is v = hi + lo with hi = tf32(v) and lo = tf32(v - hi) (the difference is exact in fp32), and
 // acc += a_lo b_hi + a_hi b_lo + a_hi b_hi, small terms first; the dropped a_lo b_lo is ~2^-22
 // of the product, below fp32's rounding of the sum. Three tensor-core products instead of one.
-template <bool kSplit, int MI, int NI>
-__device__ __forceinline__ void mma_fragments(float (&acc)[MI][NI][4], uint32_t (&a)[MI][4], uint32_t (&b)[NI][2]) {
-  if constexpr (kSplit) {
-    uint32_t al[MI][4], bl[NI][2];
+template <int MI, int NI>
+__device__ __forceinline__ void mma_split_fragments(float (&acc)[MI][NI][4], uint32_t (&a)[MI][4],
+                                                    uint32_t (&b)[NI][2]) {
+  uint32_t al[MI][4], bl[NI][2];
 #pragma unroll
-    for (int mi = 0; mi < MI; ++mi)
+  for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float v = __uint_as_float(a[mi][i]);
-        a[mi][i] = to_tf32(v);
-        al[mi][i] = to_tf32(v - __uint_as_float(a[mi][i]));
-      }
+    for (int i = 0; i < 4; ++i) {
+      const float v = __uint_as_float(a[mi][i]);
+      a[mi][i] = to_tf32(v);
+      al[mi][i] = to_tf32(v - __uint_as_float(a[mi][i]));
+    }
 #pragma unroll
-    for (int ni = 0; ni < NI; ++ni)
+  for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const float v = __uint_as_float(b[ni][i]);
-        b[ni][i] = to_tf32(v);
-        bl[ni][i] = to_tf32(v - __uint_as_float(b[ni][i]));
-      }
+    for (int i = 0; i < 2; ++i) {
+      const float v = __uint_as_float(b[ni][i]);
+      b[ni][i] = to_tf32(v);
+      bl[ni][i] = to_tf32(v - __uint_as_float(b[ni][i]));
+    }
 #pragma unroll
-    for (int mi = 0; mi < MI; ++mi)
+  for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
-      for (int ni = 0; ni < NI; ++ni) {
-        mma_tf32(acc[mi][ni], al[mi], b[ni]);
-        mma_tf32(acc[mi][ni], a[mi], bl[ni]);
-        mma_tf32(acc[mi][ni], a[mi], b[ni]);
-      }
-  } else {
-#pragma unroll
-    for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < NI; ++ni) mma_tf32(acc[mi][ni], a[mi], b[ni]);
-  }
+    for (int ni = 0; ni < NI; ++ni) {
+      mma_tf32(acc[mi][ni], al[mi], b[ni]);
+      mma_tf32(acc[mi][ni], a[mi], bl[ni]);
+      mma_tf32(acc[mi][ni], a[mi], b[ni]);
+    }
 }
 
 // 2^x on the special-function unit (approximate, denormals flushed): the softmax exponent.

@@ -21,7 +21,7 @@
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/ptx.cuh"
-#include "ops/cuda/ssd_backward.cuh"  // the staged tile helpers (ssd_bw::tile_mma, run_stages)
+#include "ops/cuda/ssd_backward.cuh"  // the staged tile helpers (ssd_bw::tile_mma_op, run_stages)
 
 namespace mambalm::ops::cuda {
 
@@ -160,112 +160,32 @@ namespace {
 // them as m16n8k16 bf16 mma.sync with ldmatrix fragment loads (as mamba_ssm's kernels multiply
 // bf16 operands); sums are fp32. With kSplit (Fp32Products::Exact) shared memory keeps the fp32
 // bits and each product is three TF32 products of the operands' halves (ptx.cuh,
-// mma_fragments): fp32-accurate, ~2x the time. Product (1) is a 64 x 128 tile of 8 warps on
+// mma_split_fragments): fp32-accurate, ~2x the time. Product (1) is a 64 x 128 tile of 8 warps on
 // ssd_bw's helpers, with the same two operand formats.
 // The chunk length Q is a multiple of 64 up to 256, P and N multiples of 64 (ssd_chunked checks).
 
-constexpr int kTile = 64;             // output tile rows and columns of a block
-constexpr int kStep = 32;             // K per shared-memory stage
-constexpr int kGemmThreads = 128;     // 4 warps, 2 x 2 over the 64 x 64 tile
-constexpr int kStrideMK = kStep + 4;  // row stride of a [64][32] tile (M- or N-major)
-constexpr int kStrideKM = kTile + 8;  // row stride of a [32][64] tile (K-major)
-constexpr int kTileWords = kTile * kStrideMK;
-static_assert(kTileWords == kStep * kStrideKM, "both layouts share one buffer size");
+constexpr int kTile = ssd_bw::kTile;  // 64: output tile rows and columns of a block
+constexpr int kStep = ssd_bw::kKs;    // 32: K per shared-memory stage
+constexpr int kGemmThreads = 128;     // 4 warps, 2 x 2 over the 64 x 64 tile, each 32 x 32
 constexpr int kMaxChunk = 256;
 
-__device__ __forceinline__ int gtid() { return threadIdx.x; }
-__device__ __forceinline__ int gwarp() { return threadIdx.x >> 5; }
+// Accumulator fragment of one thread (ssd_bw's layout, warps 2 x 2): acc[mi][ni][e] is tile row
+// wm + 16 mi + g + 8 (e >= 2), column wn + 8 ni + 2 t + (e & 1) (g = lane / 4, t = lane % 4).
+using Acc = ssd_bw::Acc;
 
-// Accumulator fragment of one thread: acc[mi][ni][e] is tile row wm + 16 mi + g + 8 (e >= 2),
-// column wn + 8 ni + 2 t + (e & 1) (the m16n8 C layout of both mma shapes; g = lane / 4, t = lane % 4).
-using Acc = float[2][4][4];
-
-// One operand stage in shared memory. With kSplit the elements are fp32 bits, one word each, rows
-// of kStrideMK / kStrideKM words (the fragment reads of a warp hit 32 distinct banks). Otherwise
-// they are bf16, rows of kHalfMK / kHalfKM halves: each row 16-byte aligned for ldmatrix, and the
-// eight rows of an 8x8 matrix start in distinct groups of four banks (80- and 144-byte strides).
-constexpr int kHalfMK = kStep + 8;
-constexpr int kHalfKM = kTile + 8;
-constexpr int kHalfTileWords = kTile * kHalfMK / 2;
-static_assert(kHalfTileWords >= kStep * kHalfKM / 2, "a bf16 [32][64] stage fits a [64][32] one");
+// One operand stage in shared memory, in ssd_bw's formats: fp32 bits with kSplit (rows of kSMK
+// words, [64][32], or kSKM, [32][64]), otherwise bf16 (rows of kHMK or kSKM halves). A bf16 stage
+// takes kTile * kHMK / 2 words, the larger of its two layouts.
+static_assert(kTile * ssd_bw::kHMK >= kStep * ssd_bw::kSKM, "a bf16 [32][64] stage fits a [64][32] one");
 template <bool kSplit>
-__host__ __device__ constexpr int stage_words() { return kSplit ? kTileWords : kHalfTileWords; }
+__host__ __device__ constexpr int stage_words() { return kSplit ? ssd_bw::kWords64 : kTile * ssd_bw::kHMK / 2; }
 // Elements (fp32 words or bf16 halves) of one stage: the element offset of the second buffer.
 template <bool kSplit>
-__host__ __device__ constexpr int stage_elems() { return kSplit ? kTileWords : 2 * kHalfTileWords; }
+__host__ __device__ constexpr int stage_elems() { return kSplit ? stage_words<true>() : 2 * stage_words<false>(); }
 // The element index of (row, col) in a stage: [64][32] (kKMajor false) or [32][64].
 template <bool kSplit, bool kKMajor>
 __device__ __forceinline__ int stage_at(int row, int col) {
-  return row * (kKMajor ? (kSplit ? kStrideKM : kHalfKM) : (kSplit ? kStrideMK : kHalfMK)) + col;
-}
-
-// acc += A B over one K stage of fp32 operands as split TF32 products (ptx.cuh, mma_fragments).
-// A(m, k) is As[k * kStrideKM + m] when kAKMajor, else As[m * kStrideMK + k]; B(k, n) is
-// Bs[k * kStrideKM + n] when kBKMajor, else Bs[n * kStrideMK + k].
-template <bool kAKMajor, bool kBKMajor>
-__device__ __forceinline__ void stage_mma_split(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
-  const int lane = threadIdx.x & 31, warp = gwarp();
-  const int g = lane >> 2, t = lane & 3;
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  auto A = [&](int m, int k) { return kAKMajor ? As[k * kStrideKM + m] : As[m * kStrideMK + k]; };
-  auto B = [&](int k, int n) { return kBKMajor ? Bs[k * kStrideKM + n] : Bs[n * kStrideMK + k]; };
-#pragma unroll
-  for (int kk = 0; kk < kStep; kk += 8) {
-    uint32_t a[2][4], b[4][2];
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-      const int r = wm + mi * 16 + g;
-      a[mi][0] = A(r, kk + t);
-      a[mi][1] = A(r + 8, kk + t);
-      a[mi][2] = A(r, kk + t + 4);
-      a[mi][3] = A(r + 8, kk + t + 4);
-    }
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni) {
-      const int c = wn + ni * 8 + g;
-      b[ni][0] = B(kk + t, c);
-      b[ni][1] = B(kk + t + 4, c);
-    }
-    mma_fragments<true>(acc, a, b);
-  }
-}
-
-// acc += A B over one K stage of bf16 operands: m16n8k16 mma.sync, fragments by ldmatrix (four
-// 8x8 matrices per instruction; .trans where the stage is K-major, so that each register holds
-// two K-adjacent elements). Lane l addresses row l % 8 of matrix l / 8. A's matrices are
-// (rows +0, k +0), (rows +8, k +0), (rows +0, k +8), (rows +8, k +8) = a[0..3]; a pair of B's
-// column blocks takes (cols +0, k +0), (+0, +8), (+8, +0), (+8, +8) = b[ni][0], b[ni][1],
-// b[ni+1][0], b[ni+1][1].
-template <bool kAKMajor, bool kBKMajor>
-__device__ __forceinline__ void stage_mma_bf16(const uint32_t* As, const uint32_t* Bs, Acc& acc) {
-  const int lane = threadIdx.x & 31, warp = gwarp();
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  const int q = lane >> 3, r = lane & 7;
-  const uint32_t a0 = smem_u32(As), b0 = smem_u32(Bs);
-  // byte address of element (row, col) of a stage
-  auto at = [](uint32_t base, bool kmajor, int row, int col) {
-    return base + uint32_t((row * (kmajor ? kHalfKM : kHalfMK) + col) * 2);
-  };
-#pragma unroll
-  for (int kk = 0; kk < kStep; kk += 16) {
-    uint32_t a[2][4], b[4][2];
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-      const int m = wm + mi * 16 + (q & 1) * 8, k = kk + (q >> 1) * 8;
-      if (kAKMajor) ldmatrix_x4_trans(at(a0, true, k + r, m), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
-      else ldmatrix_x4(at(a0, false, m + r, k), a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
-    }
-#pragma unroll
-    for (int np = 0; np < 4; np += 2) {
-      const int n = wn + np * 8 + (q >> 1) * 8, k = kk + (q & 1) * 8;
-      if (kBKMajor) ldmatrix_x4_trans(at(b0, true, k + r, n), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
-      else ldmatrix_x4(at(b0, false, n + r, k), b[np][0], b[np][1], b[np + 1][0], b[np + 1][1]);
-    }
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni) mma_bf16(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
-  }
+  return row * (kKMajor ? ssd_bw::kSKM : ssd_bw::smk<kSplit>()) + col;
 }
 
 // A K-stage loop on two buffers per operand (As and Bs hold two stages of stage_words each):
@@ -278,21 +198,20 @@ __device__ __forceinline__ void gemm_stages(int stages, Load load, Store store, 
   ssd_bw::run_stages(stages, load, store, [&](int, int buf) {
     const uint32_t* a = As + buf * stage_words<kSplit>();
     const uint32_t* b = Bs + buf * stage_words<kSplit>();
-    if constexpr (kSplit) stage_mma_split<kAKMajor, kBKMajor>(a, b, acc);
-    else stage_mma_bf16<kAKMajor, kBKMajor>(a, b, acc);
+    ssd_bw::tile_mma_op<2, 4, kAKMajor, kBKMajor, kSplit>(a, b, acc);
   });
 }
 
 // Element r (0..3) of this thread's share of a 64 x 32 tile (row-major in global memory, 16-byte
 // pieces): row and first column.
 __device__ __forceinline__ void piece_64x32(int r, int& row, int& col) {
-  const int idx = gtid() + kGemmThreads * r;
+  const int idx = int(threadIdx.x) + kGemmThreads * r;
   row = idx >> 3;
   col = (idx & 7) * 4;
 }
 // The same for a 32 x 64 tile.
 __device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
-  const int idx = gtid() + kGemmThreads * r;
+  const int idx = int(threadIdx.x) + kGemmThreads * r;
   row = idx >> 4;
   col = (idx & 15) * 4;
 }
@@ -379,7 +298,8 @@ struct SsdDims {
 };
 
 // (1) grid (H, nc * (P/64) * (N/TN), B), 256 threads (warps 2 x 4; TN = 128 columns of N, or 64
-// when N is not a multiple of 128): the chunk's local state Z_c, tile [p0:+64, n0:+TN];
+// when N is not a multiple of 128): the chunk's local state Z_c, tile [p0:+64, n0:+TN]; the
+// first tile's block also writes the chunk's cum and dt ([B][H][nc][Q]) for the chunk scan (4);
 // A = (w_j x_j[p])^T (K-major), B = B_j[n] (K-major), K = the chunk's tokens, on two
 // shared-memory buffers (ssd_bw::run_stages). A 128-column tile reads each x stage once for all of
 // N at the 8B shape, where 64 x 64 tiles (single-buffered, 4 warps) read it twice. Measured on
@@ -401,7 +321,8 @@ __global__ void __launch_bounds__(kStateThreads, 2)
 ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                        const float* __restrict__ A, const float* __restrict__ Bm,
                        const int32_t* __restrict__ seq, float* __restrict__ states,
-                       float* __restrict__ chunk_decay, SsdDims d) {
+                       float* __restrict__ chunk_decay, float* __restrict__ cum_out,
+                       float* __restrict__ dt_out, SsdDims d) {
   namespace bw = ssd_bw;
   constexpr int TN = 32 * NI;
   constexpr int kBWords = state_b_words<NI>();
@@ -423,6 +344,13 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
   if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, seg, tid);
   chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, w, tid);
   const float last = cum[L - 1];
+  if (tile == 0) {  // for the chunk scan (4), which would otherwise scan dt again in every block
+    const int64_t v = ((int64_t(b) * d.H + h) * d.nc + c) * d.Q;
+    for (int j = tid; j < d.Q; j += kStateThreads) {
+      cum_out[v + j] = cum[j];
+      dt_out[v + j] = w[j];  // dt_j, before w is formed from it below (the same thread's j)
+    }
+  }
   // w_j = exp(cum_last - cum_j) dt_j (0 past L, where chunk_cumsum left dt_j = 0)
   if (kDocs) {
     const int seg_last = seg[L - 1];
@@ -532,7 +460,7 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
   };
   gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
 
-  const int lane = threadIdx.x & 31, warp = gwarp();
+  const int lane = threadIdx.x & 31, warp = int(threadIdx.x >> 5);
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   float* out = cb + ((int64_t(b) * d.nc + c) * d.G + g) * int64_t(d.Q) * d.Q;
 #pragma unroll
@@ -550,12 +478,15 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
 
 // (3) grid (ceil(P N / 1024), B H), 256 threads: four state elements per thread (16-byte
 // accesses), chunks in order, fp32. The loads of a batch of chunks are issued before their stores
-// so that they overlap.
+// so that they overlap. S_c goes in place of Z_c, or with kHalf (the bf16 products, whose chunk
+// scan rounds S_c to bf16 as it stages it) to states16 as bf16, half the bytes to write here and
+// to read in (4), the same operand bits.
 constexpr int kPassThreads = 256;
 constexpr int kPassBatch = 8;
+template <bool kHalf>
 __global__ void __launch_bounds__(kPassThreads)
-ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, float* state_io,
-                      int nc, int64_t PN) {
+ssd_state_pass_kernel(float* states, __nv_bfloat16* states16, const float* __restrict__ chunk_decay,
+                      float* state_io, int nc, int64_t PN) {
   const int64_t e = int64_t(blockIdx.x) * kPassThreads + threadIdx.x;  // float4 index
   const int64_t PN4 = PN / 4;
   if (e >= PN4) return;
@@ -563,6 +494,7 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
   float4* io = state_io ? reinterpret_cast<float4*>(state_io + bh * PN) + e : nullptr;
   float4 s = io ? *io : make_float4(0, 0, 0, 0);
   float4* z = reinterpret_cast<float4*>(states + bh * nc * PN) + e;
+  uint2* z16 = kHalf ? reinterpret_cast<uint2*>(states16 + bh * nc * PN) + e : nullptr;
   const float* dec = chunk_decay + bh * nc;
   for (int c0 = 0; c0 < nc; c0 += kPassBatch) {
     float4 loc[kPassBatch];
@@ -571,7 +503,8 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
 #pragma unroll
     for (int k = 0; k < kPassBatch; ++k) {
       if (c0 + k < nc) {
-        z[(c0 + k) * PN4] = s;
+        if (kHalf) z16[(c0 + k) * PN4] = make_uint2(pack_bf16(s.x, s.y), pack_bf16(s.z, s.w));
+        else z[(c0 + k) * PN4] = s;
         const float a = dec[c0 + k];
         s = make_float4(a * s.x + loc[k].x, a * s.y + loc[k].y, a * s.z + loc[k].z, a * s.w + loc[k].w);
       }
@@ -580,20 +513,22 @@ ssd_state_pass_kernel(float* states, const float* __restrict__ chunk_decay, floa
   if (io) *io = s;
 }
 
-// (4) grid (H, nc * (Q/64) * (P/64), B): y rows [i0:+64] of the chunk, columns [p0:+64].
+// (4) grid (H, nc * (Q/64) * (P/64), B): y rows [i0:+64] of the chunk, columns [p0:+64]. cum and
+// dt of the chunk's rows up to i0 + 63 come from (1).
 // Part 1 (when the entering state can be nonzero): acc = C_i . S_c[p, :] (A = C row-major,
-// B(n, p) = S_c[p][n], N-major), then row i scaled by exp(cum_i). Part 2: acc += M X with
+// B(n, p) = S_c[p][n], N-major; the bf16 products copy S_c's bf16 rows from (3) into shared
+// memory as they are, cp.async), then row i scaled by exp(cum_i). Part 2: acc += M X with
 // M[i, j] = CB[i, j] exp(cum_i - cum_j) dt_j for j <= i (row-major), X = x_j[p] (K-major), over
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
 // kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
 // intra-chunk decay is zero between tokens of different documents.
 template <bool kDocs, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 4)
-ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
-                      const float* __restrict__ A, const float* __restrict__ Cm,
+ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
                       const float* __restrict__ D, const int32_t* __restrict__ seq,
-                      const float* __restrict__ states, const float* __restrict__ cb, bool state_in,
-                      float* __restrict__ y, SsdDims d) {
+                      const float* __restrict__ states, const __nv_bfloat16* __restrict__ states16,
+                      const float* __restrict__ cumq, const float* __restrict__ dtq,
+                      const float* __restrict__ cb, bool state_in, float* __restrict__ y, SsdDims d) {
   __shared__ __align__(16) uint32_t As[2 * stage_words<kSplit>()], Bs[2 * stage_words<kSplit>()];
   __shared__ float cum[kMaxChunk], dts[kMaxChunk];
   __shared__ int seg[kDocs ? kMaxChunk : 1];
@@ -605,10 +540,18 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
   const int c0 = c * d.Q, L = min(d.Q, d.T - c0);
   if (i0 >= L) return;
   const int64_t bt0 = int64_t(b) * d.T + c0;
-  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, seg, gtid());
-  chunk_cumsum(dt + bt0 * d.H + h, d.H, A[h], L, d.Q, cum, dts, gtid());
+  if (kDocs) chunk_segments(seq + int64_t(b) * d.T, c0, L, d.Q, seg, int(threadIdx.x));
+  {
+    const int64_t v = ((int64_t(b) * d.H + h) * d.nc + c) * d.Q;
+    const int j = 4 * int(threadIdx.x);
+    if (j < i0 + kTile) {
+      *reinterpret_cast<float4*>(cum + j) = load4(cumq + v + j);
+      *reinterpret_cast<float4*>(dts + j) = load4(dtq + v + j);
+    }
+    __syncthreads();
+  }
 
-  const int lane = threadIdx.x & 31, warp = gwarp();
+  const int lane = threadIdx.x & 31, warp = int(threadIdx.x >> 5);
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
   const int64_t ldx = int64_t(d.H) * d.P, ldc = int64_t(d.G) * d.N;
   float4 ra[4], rb[4];
@@ -616,8 +559,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 
   if (state_in || c > 0) {
     const float* Cb = Cm + (bt0 * d.G + g) * d.N;
-    const float* Sb = states + ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N +
-                      int64_t(p0) * d.N;
+    const int64_t s_off = ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N + int64_t(p0) * d.N;
     auto load = [&](int s) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
@@ -625,7 +567,16 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
         piece_64x32(r, row, col);
         const int k = s * kStep + col;
         ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ldc + k) : make_float4(0, 0, 0, 0);
-        rb[r] = load4(Sb + int64_t(row) * d.N + k);
+        if constexpr (kSplit) rb[r] = load4(states + s_off + int64_t(row) * d.N + k);
+      }
+      if constexpr (!kSplit) {  // stage s's [64][32] bf16 rows of S_c, 16 bytes a copy, into buffer s & 1
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int idx = int(threadIdx.x) + kGemmThreads * r, row = idx >> 2, col = (idx & 3) * 8;
+          const int at = (s & 1) * stage_elems<false>() + stage_at<false, false>(row, col);
+          cp_async16(smem_u32(Bs) + 2u * at, states16 + s_off + int64_t(row) * d.N + s * kStep + col, 16);
+        }
+        cp_async_commit();
       }
     };
     auto store = [&](int, int buf) {
@@ -635,8 +586,9 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ dt,
         piece_64x32(r, row, col);
         const int at = buf * stage_elems<kSplit>() + stage_at<kSplit, false>(row, col);
         store4<kSplit>(As, at, ra[r].x, ra[r].y, ra[r].z, ra[r].w);
-        store4<kSplit>(Bs, at, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        if constexpr (kSplit) store4<kSplit>(Bs, at, rb[r].x, rb[r].y, rb[r].z, rb[r].w);
       }
+      if constexpr (!kSplit) cp_async_wait<0>();  // this thread's copies land before the stage's barrier
     };
     gemm_stages<false, false, kSplit>(d.N / kStep, load, store, As, Bs, acc);
 #pragma unroll
@@ -794,11 +746,17 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
       nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
     return false;
   const int64_t PN = P * N;
-  const int64_t n_states = Bsz * H * nc * PN, n_cb = Bsz * nc * G * Q * Q, n_decay = Bsz * H * nc;
-  float* scratch = ssd_scratch(size_t(n_states + n_cb + n_decay + 64));
+  // Scratch, each part a multiple of 4 floats (16-byte aligned): Z_c (then S_c with the split
+  // products), CB, the chunk decays, cum and dt per chunk, and S_c in bf16 (the bf16 products).
+  const int64_t n_states = Bsz * H * nc * PN, n_cb = Bsz * nc * G * Q * Q, n_decay = (Bsz * H * nc + 3) / 4 * 4;
+  const int64_t n_cum = Bsz * H * nc * Q, n_states16 = split ? 0 : n_states / 2;
+  float* scratch = ssd_scratch(size_t(n_states + n_cb + n_decay + 2 * n_cum + n_states16));
   float* states = scratch;
   float* cbuf = states + n_states;
   float* decay = cbuf + n_cb;
+  float* cumq = decay + n_decay;
+  float* dtq = cumq + n_cum;
+  auto* states16 = split ? nullptr : reinterpret_cast<__nv_bfloat16*>(dtq + n_cum);
   const SsdDims d{int(T), int(H), int(P), int(G), int(N), int(Q), int(nc)};
   allow_state_smem_once();
   float* sp = state ? state->f32() : nullptr;
@@ -817,10 +775,10 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
     constexpr bool kDocs = decltype(docs)::value, kSplit = decltype(exact)::value;
     if (NI == 4)
       ssd_chunk_state_kernel<4, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<4>()>>>(
-          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, d);
+          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, cumq, dtq, d);
     else
       ssd_chunk_state_kernel<2, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<2>()>>>(
-          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, d);
+          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, cumq, dtq, d);
   });
   check_launch("ssd_chunked (chunk states)");
   mark(1);
@@ -829,14 +787,16 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   else ssd_cb_kernel<false><<<grid2, kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
   check_launch("ssd_chunked (C B^T)");
   mark(2);
-  ssd_state_pass_kernel<<<dim3(unsigned((PN / 4 + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H)),
-                          kPassThreads>>>(states, decay, sp, int(nc), PN);
+  const dim3 grid3(unsigned((PN / 4 + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H));
+  if (split) ssd_state_pass_kernel<false><<<grid3, kPassThreads>>>(states, nullptr, decay, sp, int(nc), PN);
+  else ssd_state_pass_kernel<true><<<grid3, kPassThreads>>>(states, states16, decay, sp, int(nc), PN);
   check_launch("ssd_chunked (state passing)");
   mark(3);
   const dim3 grid4(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
   with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
     ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
-        x.f32(), dt.f32(), A.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, cbuf, sp != nullptr, y.f32(), d);
+        x.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, states16, cumq, dtq, cbuf,
+        sp != nullptr, y.f32(), d);
   });
   check_launch("ssd_chunked (chunk scan)");
   mark(4);
@@ -857,8 +817,8 @@ bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A
 }
 
 // Prefill. Measured on the H200 (2026-12-03, 8B heads H 128, P 64, G 8, N 128, chunk 256, bf16
-// operands): 0.96 ms at B 2 / L 4096 (73 GFLOP, 76 TFLOP/s; the register recurrence takes 13.6 ms
-// there) and 1.89 ms at B 1 / L 16384; per kernel (1) 0.21, (2) 0.04, (3) 0.10, (4) 0.61 ms.
+// operands): 0.90 ms at B 2 / L 4096 (73 GFLOP, 81 TFLOP/s; the register recurrence takes 13.6 ms
+// there) and 1.76 ms at B 1 / L 16384; per kernel (1) 0.21, (2) 0.04, (3) 0.05, (4) 0.59 ms.
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
 // cover run the recurrence. Document ids take the same two paths with resets.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,

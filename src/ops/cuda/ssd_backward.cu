@@ -225,16 +225,17 @@ __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwA
       int row, col;
       piece<kTile, 256>(k, row, col);
       const int at = row * kSKM + col;
-      if constexpr (kSplit) fix4<true>(As + at, sc[s * kKs + row]);
+      if constexpr (kSplit) scale4(As + at, sc[s * kKs + row]);
       else st_bf16(op, at, *reinterpret_cast<const float4*>(As + at), sc[s * kKs + row]);
     }
+    if constexpr (!kSplit) {  // B as bf16 operands (the split products take the fp32 bits as copied)
 #pragma unroll
-    for (int k = 0; k < NI; ++k) {
-      int row, col;
-      piece<TN, 256>(k, row, col);
-      const int at = row * skn<4, NI>() + col;
-      if constexpr (kSplit) fix4<true>(Bs + at, 1.f);
-      else st_bf16(op + kWords64, at, *reinterpret_cast<const float4*>(Bs + at), 1.f);
+      for (int k = 0; k < NI; ++k) {
+        int row, col;
+        piece<TN, 256>(k, row, col);
+        const int at = row * skn<4, NI>() + col;
+        st_bf16(op + kWords64, at, *reinterpret_cast<const float4*>(Bs + at), 1.f);
+      }
     }
   };
   auto compute = [&](int, int buf) {

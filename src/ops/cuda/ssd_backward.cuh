@@ -43,13 +43,13 @@ __device__ __forceinline__ int frag_wm() { return (int(threadIdx.x >> 5) / WNW) 
 template <int WNW, int NI>
 __device__ __forceinline__ int frag_wn() { return (int(threadIdx.x >> 5) % WNW) * 8 * NI; }
 
-// acc += A B over one stage. A(m, k) = As[k * kSKM + m] when kAKM, else As[m * kSMK + k];
-// B(k, n) = Bs[k * skn + n] when kBKN, else Bs[n * kSMK + k]. The strides put the fragment reads
-// of a warp in 32 distinct banks. kSplit: the operands are fp32 bits, multiplied to fp32
-// accuracy as three TF32 products (ptx.cuh, mma_fragments; Fp32Products::Exact). KU: k-steps unrolled (4 lets the compiler fetch every fragment
-// of the stage ahead; 2 halves the registers that takes).
-template <int WNW, int NI, bool kAKM, bool kBKN, bool kSplit, int KU = 4>
-__device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
+// acc += A B over one stage of fp32 operand bits, multiplied to fp32 accuracy as three TF32
+// products (ptx.cuh, mma_split_fragments; Fp32Products::Exact). A(m, k) = As[k * kSKM + m] when
+// kAKM, else As[m * kSMK + k]; B(k, n) = Bs[k * skn + n] when kBKN, else Bs[n * kSMK + k]. The
+// strides put the fragment reads of a warp in 32 distinct banks. KU: k-steps unrolled (4 lets the
+// compiler fetch every fragment of the stage ahead; 2 halves the registers that takes).
+template <int WNW, int NI, bool kAKM, bool kBKN, int KU = 4>
+__device__ __forceinline__ void tile_mma_split(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
   constexpr int kSKN = skn<WNW, NI>();
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -73,7 +73,7 @@ __device__ __forceinline__ void tile_mma(const uint32_t* As, const uint32_t* Bs,
       b[ni][0] = B(kk + t, c);
       b[ni][1] = B(kk + t + 4, c);
     }
-    mma_fragments<kSplit>(acc, a, b);
+    mma_split_fragments(acc, a, b);
   }
 }
 
@@ -116,7 +116,7 @@ __device__ __forceinline__ void tile_mma_bf16(const uint32_t* As, const uint32_t
 
 // The stage loop over a ring of kRing shared-memory stages: issue(s, buf) starts the cp.async
 // copies of stage s into buffer buf (raw fp32, zero-filled out of range), fix(s, buf) rewrites
-// this thread's share of buffer buf in place (scaled, masked, rounded to TF32), compute(s, buf)
+// this thread's share of buffer buf in place (scaled, masked, as operands), compute(s, buf)
 // multiplies it (and may run a per-stage epilogue). Stages s+1 and s+2 are in flight while s is
 // multiplied. Per stage: wait for stage s's copies, barrier (s visible everywhere; every warp is
 // done with s-1), issue s+2 into s-1's buffer, fix s, barrier, multiply s. Ends with a barrier.
@@ -144,7 +144,7 @@ __device__ __forceinline__ void run_ring(int stages, Issue issue, Fix fix, Compu
 }
 
 // The stage loop, double-buffered: load(s) fetches stage s from global memory into registers,
-// store(s, buf) writes them (scaled, rounded to TF32) to buffer buf, compute(s, buf) multiplies
+// store(s, buf) writes them (scaled, as operands) to buffer buf, compute(s, buf) multiplies
 // buffer buf (and may run a per-stage epilogue). Stage s+1 is fetched before stage s is
 // multiplied and stored after it, one barrier per stage: a buffer is rewritten only after the
 // barrier that follows every warp's reads of it. Ends with a barrier. The caller's own shared
@@ -177,12 +177,10 @@ __device__ __forceinline__ void piece(int k, int& row, int& col) {
 __device__ __forceinline__ void cp16(uint32_t* dst, const float* src, bool ok, const float* any) {
   cp_async16(smem_u32(dst), ok ? src : any, ok ? 16 : 0);
 }
-// In place: four floats scaled by s, as operand words (rounded to TF32 unless kSplit).
-template <bool kSplit>
-__device__ __forceinline__ void fix4(uint32_t* p, float s) {
+// In place: four fp32 operand words scaled by s.
+__device__ __forceinline__ void scale4(uint32_t* p, float s) {
   const float4 v = *reinterpret_cast<const float4*>(p);
-  *reinterpret_cast<uint4*>(p) = make_uint4(tf32_operand<kSplit>(v.x * s), tf32_operand<kSplit>(v.y * s),
-                                            tf32_operand<kSplit>(v.z * s), tf32_operand<kSplit>(v.w * s));
+  *reinterpret_cast<float4*>(p) = make_float4(v.x * s, v.y * s, v.z * s, v.w * s);
 }
 
 // Four floats at p (columns col..col+3 of a row with `cols` valid columns, cols a multiple of 4,
@@ -195,16 +193,9 @@ __device__ __forceinline__ float4 ld_scratch(const float* p, bool row_ok) {
   return row_ok ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
 }
 
-// Four operand words (rounded to TF32 unless kSplit) to shared memory: v scaled by s, or a..d.
-template <bool kSplit>
-__device__ __forceinline__ void st_operand(uint32_t* dst, float4 v, float s) {
-  *reinterpret_cast<uint4*>(dst) = make_uint4(tf32_operand<kSplit>(v.x * s), tf32_operand<kSplit>(v.y * s),
-                                              tf32_operand<kSplit>(v.z * s), tf32_operand<kSplit>(v.w * s));
-}
-template <bool kSplit>
-__device__ __forceinline__ void st_operand(uint32_t* dst, float a, float b, float c, float d) {
-  *reinterpret_cast<uint4*>(dst) =
-      make_uint4(tf32_operand<kSplit>(a), tf32_operand<kSplit>(b), tf32_operand<kSplit>(c), tf32_operand<kSplit>(d));
+// Four fp32 operand words (v scaled by s) at word index at of a stage buffer.
+__device__ __forceinline__ void st_f32(uint32_t* buf, int at, float4 v, float s) {
+  *reinterpret_cast<float4*>(buf + at) = make_float4(v.x * s, v.y * s, v.z * s, v.w * s);
 }
 
 // Four bf16 operands (v scaled by s) at element index at (a multiple of 4) of a stage buffer.
@@ -220,7 +211,7 @@ template <bool kSplit>
 __host__ __device__ constexpr int smk() { return kSplit ? kSMK : kHMK; }
 template <bool kSplit>
 __device__ __forceinline__ void st_op(uint32_t* buf, int at, float4 v, float s) {
-  if constexpr (kSplit) st_operand<true>(buf + at, v, s);
+  if constexpr (kSplit) st_f32(buf, at, v, s);
   else st_bf16(buf, at, v, s);
 }
 template <bool kSplit>
@@ -229,7 +220,7 @@ __device__ __forceinline__ void st_op(uint32_t* buf, int at, float a, float b, f
 }
 template <int WNW, int NI, bool kAKM, bool kBKN, bool kSplit>
 __device__ __forceinline__ void tile_mma_op(const uint32_t* As, const uint32_t* Bs, AccT<NI>& acc) {
-  if constexpr (kSplit) tile_mma<WNW, NI, kAKM, kBKN, true>(As, Bs, acc);
+  if constexpr (kSplit) tile_mma_split<WNW, NI, kAKM, kBKN>(As, Bs, acc);
   else tile_mma_bf16<WNW, NI, kAKM, kBKN>(As, Bs, acc);
 }
 

@@ -34,7 +34,8 @@
 //   states  per (chunk, head, 64 x 128 tile of P x N; 64 x 64 when N <= 64): Z = (w dt X)^T B and
 //           dZ = (e dY)^T C, K = L
 //           (Z of the last chunk and dZ of the first are not needed)  32 GFLOP, L2 1.5 GB   0.48 ms
-//   pass    per 4 state elements: S_c (forward, in place of Z) and dS_c (reverse, in place of dZ),
+//   pass    per 4 state elements: S_c (forward, in place of Z) and dS_c (reverse; in place of dZ
+//           with the split products, else bf16 into dS16: dx and dB round it so as they stage it),
 //           the partial <dS_c, S_c> per warp, dinitial_state          DRAM 0.67 GB          0.20 ms
 //   dx      per (chunk, head, 64-row tile): acc = (w B) dS^T (K = N), snapshot x . acc (u),
 //           acc += (W o CB)^T dY over the rows at or below (K <= L); dx, ddir
@@ -308,7 +309,11 @@ __global__ void __launch_bounds__(256) ssd_bw_pass_kernel(BwArgs a, int nsb) {
     for (int k = 0; k < kPassBatch; ++k) {
       const int c = cb - k;
       if (c >= 0) {
-        if (ok) dSb[int64_t(c) * PN4] = d;
+        if (ok && a.dS16)
+          reinterpret_cast<uint2*>(a.dS16)[(int64_t(bh) * nc + c) * PN4 + e] =
+              make_uint2(pack_bf16(d.x, d.y), pack_bf16(d.z, d.w));
+        else if (ok)
+          dSb[int64_t(c) * PN4] = d;
         const float part = warp_sum(d.x * sp[k].x + d.y * sp[k].y + d.z * sp[k].z + d.w * sp[k].w);
         if (lane == 0) a.sds[(int64_t(bh) * nc + c) * a.nsl + sb * 8 + warp] = part;
         d = fma4(dec[c], d, z[k]);
@@ -604,13 +609,16 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     zero(dinitial_state);
     return;
   }
-  // The kernels read 16 bytes at a time: P and N multiples of 4, aligned tensors. Other shapes go
-  // through zero-padded copies (P and N rounded up to 4; the padding contributes exact zeros to
-  // every product and sum, and the padded outputs are dropped on the way back).
-  bool fast = P0 % 4 == 0 && N0 % 4 == 0;
+  // The kernels read 16 bytes at a time: P and N multiples of 4, aligned tensors; the bf16
+  // products' dS16 rows also need N a multiple of 8. Other shapes go through zero-padded copies
+  // (P rounded up to 4, N to 4 or 8; the padding contributes exact zeros to every product and
+  // sum, and the padded outputs are dropped on the way back).
+  const bool split = products == Fp32Products::Exact;
+  const int64_t n_align = split ? 4 : 8;
+  bool fast = P0 % 4 == 0 && N0 % n_align == 0;
   for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &dy, &dx, &Bm, &Cm, &dBm, &dCm})
     if (!aligned16(t->raw())) fast = false;
-  const int64_t P = (P0 + 3) / 4 * 4, N = (N0 + 3) / 4 * 4;
+  const int64_t P = (P0 + 3) / 4 * 4, N = (N0 + n_align - 1) / n_align * n_align;
 
   const int64_t Q = bw_kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q, nt = Q / kTile, hpg = H / G;
@@ -643,9 +651,9 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
   const int64_t n_st = r4(BH * nc * PN), n_cb = r4(Bsz * nc * G * Q * Q), n_part = r4(BH * nc * nt * Q);
   const int64_t n_dcs = r4(BH * nc * ntn * Q), n_sds = r4(BH * nc * nsb * 8), n_dp = r4(BH * nc * nt);
   const int64_t n_x = fast ? 0 : r4(Bsz * T * H * P), n_b = fast ? 0 : r4(Bsz * T * G * N);
-  const int64_t n_s = fast ? 0 : r4(BH * PN);
-  const int64_t total = 6 * n_vec + n_seg + 2 * n_el + 2 * n_st + 2 * n_cb + 2 * n_part + n_dcs + n_sds + n_dp +
-                        3 * n_x + 4 * n_b + 3 * n_s;
+  const int64_t n_s = fast ? 0 : r4(BH * PN), n_st16 = split ? 0 : r4(BH * nc * PN / 2);
+  const int64_t total = 6 * n_vec + n_seg + 2 * n_el + 2 * n_st + n_st16 + 2 * n_cb + 2 * n_part + n_dcs + n_sds +
+                        n_dp + 3 * n_x + 4 * n_b + 3 * n_s;
   float* p = bw_scratch(size_t(total));
   auto take = [&](int64_t n) {
     float* q = p;
@@ -657,6 +665,7 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
   a.seg = seq_idx ? reinterpret_cast<int*>(take(n_seg)) : nullptr;
   a.elast = take(n_el), a.dapart = take(n_el);
   a.S = take(n_st), a.dS = take(n_st);
+  a.dS16 = split ? nullptr : reinterpret_cast<__nv_bfloat16*>(take(n_st16));
   a.cb = take(n_cb), a.gs = take(n_cb);
   a.rpart = take(n_part), a.cpart = take(n_part);
   a.dcs = take(n_dcs), a.sds = take(n_sds), a.dpart = take(n_dp);
@@ -688,7 +697,6 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     if (a.dinit) a.dinit = dip;
   }
 
-  const bool split = products == Fp32Products::Exact;
   if (seq_idx) split ? launch_backward<true, true>(a, int(nsb), stage_ms) : launch_backward<true, false>(a, int(nsb), stage_ms);
   else split ? launch_backward<false, true>(a, int(nsb), stage_ms) : launch_backward<false, false>(a, int(nsb), stage_ms);
 

@@ -237,7 +237,10 @@ __device__ __forceinline__ void st_pair(float* p, int col, int cols, float a, fl
 //                                    others 0)
 //   seg      [B][nc][Q]      (documents only)
 //   elast    [B][H][nc]
-//   S, dS    [B][H][nc][P][N]  (Z then S entering chunk c; dZ then dS leaving chunk c)
+//   S, dS    [B][H][nc][P][N]  (Z then S entering chunk c; dZ then, with the split products, dS
+//                               leaving chunk c)
+//   dS16     [B][H][nc][P][N]  (bf16 products: dS leaving chunk c in bf16, the operand dx and dB
+//                               take; N is then a multiple of 8, so rows are 16-byte aligned)
 //   cb, gs   [B][nc][G][Q][Q]  (64 x 64 tiles j <= i of rows i < L only)
 //   rpart    [B][H][nc][nt][Q] (row sums of Q over the columns of tile jt)
 //   cpart    [B][H][nc][nt][Q] (column sums of Q over the rows of tile it)
@@ -251,6 +254,7 @@ struct BwArgs {
   const int32_t* seq;
   float *dx, *ddt, *dBm, *dCm, *dA, *dD, *dinit;
   float *cum, *dtq, *wv, *ev, *elast, *S, *dS, *cb, *gs, *rpart, *cpart, *ddir, *us, *dcs, *sds, *dpart, *dapart;
+  __nv_bfloat16* dS16;
   int* seg;
 };
 

@@ -213,6 +213,20 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     }
 }
 
+// The bf16 products' dS stage of dx, [64 rows p][32 columns n] with rows of kHMK halves, copied
+// as it is from dS16 (the pass rounded it) by 128 threads, two 16-byte copies each; zeros past P
+// or N. ds points at the chunk-head's [P][N]; N is a multiple of 8.
+__device__ __forceinline__ void cp_ds16_rows(uint32_t* stage, const __nv_bfloat16* ds, int p0, int pc, int k0, int N) {
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int idx = int(threadIdx.x) + 128 * k, row = idx >> 2, col = (idx & 3) * 8;
+    const bool ok = row < pc && k0 + col < N;
+    cp_async16(smem_u32(stage) + 2u * uint32_t(row * kHMK + col),
+               ok ? ds + int64_t(p0 + row) * N + k0 + col : ds, ok ? 16 : 0);
+  }
+  cp_async_commit();
+}
+
 // ---- dx: one 64-row tile of a chunk-head, all of P in 64-column passes (128 threads) -----------
 // blockIdx.x = ((b H + h) nc + c) nt + r. Per pass: acc = (w B_rows) dS^T (A = B rows scaled by w,
 // K-contiguous; B(n, p) = dS[p][n], K-contiguous), us += x . acc; then acc += sum over the rows i
@@ -255,7 +269,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
   const int ks1 = has_ds ? cdiv(a.N, kKs) : 0, ks2 = cdiv(L - r0, kKs);
   const float Dh = a.D ? a.D[h] : 0.f;
   const float* Brow = a.Bm + (t0 + r0) * ldb + int64_t(g) * a.N;
-  const float* dSb = a.dS + bhc(a, b, h, c) * (int64_t(a.P) * a.N);
+  const int64_t ds_off = bhc(a, b, h, c) * (int64_t(a.P) * a.N);
   const float* cbb = a.cb + bcg(a, b, c, g) * a.Q * a.Q;
   const float* xb = a.x + (t0 * a.H + h) * a.P;   // row t: xb + t * ldx
   const float* yb = a.dy + (t0 * a.H + h) * a.P;
@@ -277,8 +291,9 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           int row, col;
           piece<kKs, 128>(k, row, col);
           ra[k] = ld_piece(Brow + row * ldb + k0 + col, r0 + row < L, k0 + col, a.N);
-          rb[k] = ld_piece(dSb + int64_t(p0 + row) * a.N + k0 + col, row < pc, k0 + col, a.N);
+          if constexpr (kSplit) rb[k] = ld_piece(a.dS + ds_off + int64_t(p0 + row) * a.N + k0 + col, row < pc, k0 + col, a.N);
         }
+        if constexpr (!kSplit) cp_ds16_rows(Bs[s & 1], a.dS16 + ds_off, p0, pc, k0, a.N);
       } else {
         const int i0 = r0 + (s - ks1) * kKs;
 #pragma unroll
@@ -302,8 +317,9 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           int row, col;
           piece<kKs, 128>(k, row, col);
           st_op<kSplit>(As[buf], row * smk<kSplit>() + col, ra[k], sw[row]);
-          st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
+          if constexpr (kSplit) st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
         }
+        if constexpr (!kSplit) cp_async_wait<0>();  // this thread's dS copies, before the stage's barrier
       } else {
         const int i0 = r0 + (s - ks1) * kKs;
 #pragma unroll
@@ -458,7 +474,7 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
       const int hd = s / ksP, ks = s % ksP;
       const int h = g * a.hpg + hd, k0 = ks * kKs;
       const float* Ab = (kIsC ? a.dy : a.x) + ((t0 + r0) * a.H + h) * a.P;
-      const float* Sb = (kIsC ? a.S : a.dS) + bhc(a, b, h, c) * (int64_t(a.P) * a.N) + n0;
+      const int64_t s_off = bhc(a, b, h, c) * (int64_t(a.P) * a.N) + n0;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         int row, col;
@@ -478,11 +494,23 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
           sA[k] = sc;
         }
       }
+      if constexpr (kIsC || kSplit) {
 #pragma unroll
-      for (int k = 0; k < NI; ++k) {  // TN x 32 floats in 16-byte pieces
-        int row, col;
-        piece<kBcTn, kBcThreads>(k, row, col);
-        rb[k] = ld_piece(Sb + int64_t(k0 + row) * a.N + col, k0 + row < a.P, col, ncl);
+        for (int k = 0; k < NI; ++k) {  // 32 x TN floats in 16-byte pieces
+          int row, col;
+          piece<kBcTn, kBcThreads>(k, row, col);
+          rb[k] = ld_piece((kIsC ? a.S : a.dS) + s_off + int64_t(k0 + row) * a.N + col, k0 + row < a.P, col, ncl);
+        }
+      } else {  // dB with the bf16 products: dS16's rows copied as they are, 16 bytes (8 halves) a copy
+        uint32_t* Bs = Bs0 + (s & 1) * kBWords;
+#pragma unroll
+        for (int k = 0; k < NI / 2; ++k) {
+          const int idx = tid + kBcThreads * k, row = idx / (kBcTn / 8), col = (idx % (kBcTn / 8)) * 8;
+          const bool ok = k0 + row < a.P && col < ncl;
+          const __nv_bfloat16* src = a.dS16 + s_off + int64_t(k0 + row) * a.N + col;
+          cp_async16(smem_u32(Bs) + 2u * uint32_t(row * kSKN + col), ok ? src : a.dS16, ok ? 16 : 0);
+        }
+        cp_async_commit();
       }
     } else {
       const int k0 = (s - hs) * kKs;
@@ -522,11 +550,15 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
         st_op<kSplit>(As, row * kSKM + col, ra[k], 1.f);
       }
     }
+    if (kIsC || kSplit || s >= hs) {
 #pragma unroll
-    for (int k = 0; k < NI; ++k) {
-      int row, col;
-      piece<kBcTn, kBcThreads>(k, row, col);
-      st_op<kSplit>(Bs, row * kSKN + col, rb[k], 1.f);
+      for (int k = 0; k < NI; ++k) {
+        int row, col;
+        piece<kBcTn, kBcThreads>(k, row, col);
+        st_op<kSplit>(Bs, row * kSKN + col, rb[k], 1.f);
+      }
+    } else {
+      cp_async_wait<0>();  // this thread's dS copies, before the stage's barrier
     }
   };
   auto finish_head = [&](int hd) {

@@ -1,8 +1,9 @@
 // What the two translation units of the CUDA SSD backward share (ssd_backward.cu: the
 // per-chunk vector kernels, the state passing and the launches; ssd_backward_products.cu: the
 // three tensor-core product kernels gram, dx and dB/dC): the tile geometry, the staged GEMM
-// helpers (bf16, TF32 or split fp32-accurate operands), the argument block and the product
-// kernels' declarations. See ssd_backward.cu for the algorithm and its cost. The forward's chunk-state kernel (ssd.cu) uses the tile helpers too.
+// helpers (bf16 or split fp32-accurate operands), the argument block and the product kernels'
+// declarations. See ssd_backward.cu for the algorithm and its cost. The forward's kernels
+// (ssd.cu) use the tile helpers too.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -287,7 +288,7 @@ __host__ __device__ constexpr int dc_smem_bytes() { return db_smem_bytes<NI>() +
 // Host launchers of the product kernels (a __global__ template cannot be launched from another
 // translation unit without relocatable device code): each queues one kernel on `stream`.
 // allow_product_smem raises their dynamic shared-memory limits (once per document mode).
-// split: Fp32Products::Exact (fp32-accurate split products) rather than TF32.
+// split: Fp32Products::Exact (fp32-accurate split products) rather than the bf16 products.
 void allow_product_smem(bool docs, bool split);
 void launch_gram(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);
 void launch_dx(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);

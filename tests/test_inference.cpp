@@ -183,9 +183,9 @@ TEST(State, SsmStateIsConstantKvCacheGrows) {
 
 // A CPU state told the most tokens it will hold (kv_limit, as generate and bench set it) grows no
 // further than that: a prompt of 40 of a 50-token run takes 50 rows at once (not 40, then 80
-// beside 40), one of 10 takes min(64, 50) rows, and past the limit the cache doubles again
-// (a limit bounds the growth, it does not refuse tokens). The logits through a limited state equal those through an unlimited one (the copy on
-// growth keeps every row).
+// beside 40), one of 10 takes min(64, 50) rows, and past the limit the cache doubles again (a
+// limit bounds the growth, it does not refuse tokens). The logits through a limited state equal
+// those through an unlimited one (the copy on growth keeps every row).
 TEST(State, KvGrowthStopsAtTheKnownLimit) {
   Model m = perturbed_model(small("transformer-tiny"));
   const int64_t row_bytes = m.config().kv_bytes_per_token();  // K and V of every layer, one token

@@ -137,7 +137,7 @@ __device__ __forceinline__ T pick(const T (&a)[3], unsigned j) {
 __device__ __forceinline__ float4 load_quad(const float* s, int64_t i) { return reinterpret_cast<const float4*>(s)[i]; }
 __device__ __forceinline__ uint2 load_quad(const uint16_t* s, int64_t i) { return reinterpret_cast<const uint2*>(s)[i]; }
 __device__ __forceinline__ void store_quad(uint16_t* d, int64_t i, float4 a) {
-  reinterpret_cast<uint2*>(d)[i] = make_uint2(pack_bf16(a.x, a.y), pack_bf16(a.z, a.w));
+  reinterpret_cast<uint2*>(d)[i] = pack_bf16x4(a.x, a.y, a.z, a.w);
 }
 __device__ __forceinline__ void store_quad(float* d, int64_t i, uint2 u) {
   reinterpret_cast<float4*>(d)[i] = make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),

@@ -82,6 +82,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
 }
+// Four floats to four bf16 (round to nearest even), 8 bytes in order.
+__device__ __forceinline__ uint2 pack_bf16x4(float a, float b, float c, float d) {
+  return make_uint2(pack_bf16(a, b), pack_bf16(c, d));
+}
 
 // fp32 to TF32 (round to nearest, ties away from zero), as the 32-bit operand mma_tf32 takes.
 __device__ __forceinline__ uint32_t to_tf32(float v) {

@@ -226,7 +226,7 @@ __device__ __forceinline__ void store4(uint32_t* buf, int at, float a, float b, 
     *reinterpret_cast<uint4*>(buf + at) = make_uint4(__float_as_uint(a), __float_as_uint(b), __float_as_uint(c),
                                                      __float_as_uint(d));
   } else {
-    *reinterpret_cast<uint2*>(reinterpret_cast<__nv_bfloat16*>(buf) + at) = make_uint2(pack_bf16(a, b), pack_bf16(c, d));
+    *reinterpret_cast<uint2*>(reinterpret_cast<__nv_bfloat16*>(buf) + at) = pack_bf16x4(a, b, c, d);
   }
 }
 
@@ -503,7 +503,7 @@ ssd_state_pass_kernel(float* states, __nv_bfloat16* states16, const float* __res
 #pragma unroll
     for (int k = 0; k < kPassBatch; ++k) {
       if (c0 + k < nc) {
-        if (kHalf) z16[(c0 + k) * PN4] = make_uint2(pack_bf16(s.x, s.y), pack_bf16(s.z, s.w));
+        if (kHalf) z16[(c0 + k) * PN4] = pack_bf16x4(s.x, s.y, s.z, s.w);
         else z[(c0 + k) * PN4] = s;
         const float a = dec[c0 + k];
         s = make_float4(a * s.x + loc[k].x, a * s.y + loc[k].y, a * s.z + loc[k].z, a * s.w + loc[k].w);
@@ -559,7 +559,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
 
   if (state_in || c > 0) {
     const float* Cb = Cm + (bt0 * d.G + g) * d.N;
-    const int64_t s_off = ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N + int64_t(p0) * d.N;
+    const int64_t s_off = ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N;  // S_c's [P][N]
     auto load = [&](int s) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
@@ -567,17 +567,10 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
         piece_64x32(r, row, col);
         const int k = s * kStep + col;
         ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ldc + k) : make_float4(0, 0, 0, 0);
-        if constexpr (kSplit) rb[r] = load4(states + s_off + int64_t(row) * d.N + k);
+        if constexpr (kSplit) rb[r] = load4(states + s_off + int64_t(p0 + row) * d.N + k);
       }
-      if constexpr (!kSplit) {  // stage s's [64][32] bf16 rows of S_c, 16 bytes a copy, into buffer s & 1
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int idx = int(threadIdx.x) + kGemmThreads * r, row = idx >> 2, col = (idx & 3) * 8;
-          const int at = (s & 1) * stage_elems<false>() + stage_at<false, false>(row, col);
-          cp_async16(smem_u32(Bs) + 2u * at, states16 + s_off + int64_t(row) * d.N + s * kStep + col, 16);
-        }
-        cp_async_commit();
-      }
+      if constexpr (!kSplit)  // stage s's bf16 rows of S_c into buffer s & 1
+        ssd_bw::cp_bf16_stage_64x32(Bs + (s & 1) * stage_words<false>(), states16 + s_off, p0, d.P - p0, s * kStep, d.N);
     };
     auto store = [&](int, int buf) {
 #pragma unroll

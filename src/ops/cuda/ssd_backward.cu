@@ -311,7 +311,7 @@ __global__ void __launch_bounds__(256) ssd_bw_pass_kernel(BwArgs a, int nsb) {
       if (c >= 0) {
         if (ok && a.dS16)
           reinterpret_cast<uint2*>(a.dS16)[(int64_t(bh) * nc + c) * PN4 + e] =
-              make_uint2(pack_bf16(d.x, d.y), pack_bf16(d.z, d.w));
+              pack_bf16x4(d.x, d.y, d.z, d.w);
         else if (ok)
           dSb[int64_t(c) * PN4] = d;
         const float part = warp_sum(d.x * sp[k].x + d.y * sp[k].y + d.z * sp[k].z + d.w * sp[k].w);

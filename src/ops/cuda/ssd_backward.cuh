@@ -202,7 +202,22 @@ __device__ __forceinline__ void st_f32(uint32_t* buf, int at, float4 v, float s)
 // Four bf16 operands (v scaled by s) at element index at (a multiple of 4) of a stage buffer.
 __device__ __forceinline__ void st_bf16(uint32_t* buf, int at, float4 v, float s) {
   *reinterpret_cast<uint2*>(reinterpret_cast<__nv_bfloat16*>(buf) + at) =
-      make_uint2(pack_bf16(v.x * s, v.y * s), pack_bf16(v.z * s, v.w * s));
+      pack_bf16x4(v.x * s, v.y * s, v.z * s, v.w * s);
+}
+
+// A [64][32] bf16 operand stage (rows of kHMK halves) copied as it is, by 128 threads with two
+// 16-byte cp.async copies each, from rows p0.. and columns k0.. of a bf16 [rows][N] matrix (N a
+// multiple of 8); zeros past `rows_left` rows or N columns. Commits the copies as one group.
+__device__ __forceinline__ void cp_bf16_stage_64x32(uint32_t* stage, const __nv_bfloat16* m, int p0, int rows_left,
+                                                    int k0, int N) {
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int idx = int(threadIdx.x) + 128 * k, row = idx >> 2, col = (idx & 3) * 8;
+    const bool ok = row < rows_left && k0 + col < N;
+    cp_async16(smem_u32(stage) + 2u * uint32_t(row * kHMK + col), ok ? m + int64_t(p0 + row) * N + k0 + col : m,
+               ok ? 16 : 0);
+  }
+  cp_async_commit();
 }
 
 // A kernel's operand format: with kSplit fp32 bits (split TF32 products, Fp32Products::Exact),

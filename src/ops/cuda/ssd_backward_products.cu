@@ -213,20 +213,6 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     }
 }
 
-// The bf16 products' dS stage of dx, [64 rows p][32 columns n] with rows of kHMK halves, copied
-// as it is from dS16 (the pass rounded it) by 128 threads, two 16-byte copies each; zeros past P
-// or N. ds points at the chunk-head's [P][N]; N is a multiple of 8.
-__device__ __forceinline__ void cp_ds16_rows(uint32_t* stage, const __nv_bfloat16* ds, int p0, int pc, int k0, int N) {
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int idx = int(threadIdx.x) + 128 * k, row = idx >> 2, col = (idx & 3) * 8;
-    const bool ok = row < pc && k0 + col < N;
-    cp_async16(smem_u32(stage) + 2u * uint32_t(row * kHMK + col),
-               ok ? ds + int64_t(p0 + row) * N + k0 + col : ds, ok ? 16 : 0);
-  }
-  cp_async_commit();
-}
-
 // ---- dx: one 64-row tile of a chunk-head, all of P in 64-column passes (128 threads) -----------
 // blockIdx.x = ((b H + h) nc + c) nt + r. Per pass: acc = (w B_rows) dS^T (A = B rows scaled by w,
 // K-contiguous; B(n, p) = dS[p][n], K-contiguous), us += x . acc; then acc += sum over the rows i
@@ -293,7 +279,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           ra[k] = ld_piece(Brow + row * ldb + k0 + col, r0 + row < L, k0 + col, a.N);
           if constexpr (kSplit) rb[k] = ld_piece(a.dS + ds_off + int64_t(p0 + row) * a.N + k0 + col, row < pc, k0 + col, a.N);
         }
-        if constexpr (!kSplit) cp_ds16_rows(Bs[s & 1], a.dS16 + ds_off, p0, pc, k0, a.N);
+        if constexpr (!kSplit) cp_bf16_stage_64x32(Bs[s & 1], a.dS16 + ds_off, p0, pc, k0, a.N);
       } else {
         const int i0 = r0 + (s - ks1) * kKs;
 #pragma unroll

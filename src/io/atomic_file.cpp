@@ -88,11 +88,17 @@ void unregister_live(int slot) {
 AtomicFileWriter::AtomicFileWriter(const std::string& path)
     : path_(path), tmp_path_(path + ".tmp-" + std::to_string(::getpid())) {
   check(!path.empty(), "write", "empty output path");
-  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    fail(path_, "cannot create temporary file '" + tmp_path_ + "': " + errno_text(),
-         "does the directory exist and is it writable?");
+  // Registered before the file exists: a signal between open and registration would otherwise
+  // leave the file behind (unlinking a name not yet created is harmless).
   live_slot_ = register_live(tmp_path_);
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const std::string why = errno_text();
+    unregister_live(live_slot_);
+    live_slot_ = -1;
+    fail(path_, "cannot create temporary file '" + tmp_path_ + "': " + why,
+         "does the directory exist and is it writable?");
+  }
 }
 
 AtomicFileWriter::~AtomicFileWriter() {

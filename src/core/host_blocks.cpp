@@ -37,29 +37,31 @@ Cache& cache() {
 
 }  // namespace
 
-void* take(size_t bytes) {
+void* take(size_t bytes, size_t* block_bytes) {
   const size_t n = page_rounded(bytes);
   {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    // The newest block of that size (equal keys keep their insertion order): its lines may
-    // still be in the caches.
-    const auto [lo, hi] = c.by_size.equal_range(n);
-    if (lo != hi) {
-      const auto it = std::prev(hi);
+    // The smallest size that holds n, and of that size the newest block (equal keys keep their
+    // insertion order): its lines may still be in the caches.
+    const auto fit = c.by_size.lower_bound(n);
+    if (fit != c.by_size.end() && fit->first / 2 <= n) {
+      const auto it = std::prev(c.by_size.upper_bound(fit->first));
       void* p = it->second->p;
+      *block_bytes = it->first;
       c.order.erase(it->second);
+      c.total -= it->first;
       c.by_size.erase(it);
-      c.total -= n;
       return p;
     }
   }
   void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  *block_bytes = n;
   return p == MAP_FAILED ? nullptr : p;
 }
 
-void give(void* block, size_t bytes) {
-  const size_t n = page_rounded(bytes);
+void give(void* block, size_t block_bytes) {
+  const size_t n = page_rounded(block_bytes);
   std::list<Cache::Block> evicted;
   {
     Cache& c = cache();
@@ -83,6 +85,18 @@ void give(void* block, size_t bytes) {
         evicted.push_back(old);
       }
     }
+  }
+  for (const Cache::Block& b : evicted) ::munmap(b.p, b.bytes);  // outside the lock
+}
+
+void release_cached() {
+  std::list<Cache::Block> evicted;
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    evicted.swap(c.order);
+    c.by_size.clear();
+    c.total = 0;
   }
   for (const Cache::Block& b : evicted) ::munmap(b.p, b.bytes);  // outside the lock
 }

@@ -85,10 +85,11 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes, bool scratch) {
   // Large scratch blocks come from host_blocks (reused by size, never faulted in twice), except
   // under AddressSanitizer, which checks only what malloc hands out.
   if (scratch && bytes >= host_blocks::kMinBytes && !kAddressSanitizer) {
-    void* p = host_blocks::take(bytes);
+    size_t block_bytes = 0;
+    void* p = host_blocks::take(bytes, &block_bytes);
     MAMBALM_CHECK(p != nullptr, "tensor", "out of memory allocating " + std::to_string(bytes) + " bytes");
     b->data = p;
-    b->owner = std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::give(q, bytes); });
+    b->owner = std::shared_ptr<void>(p, [block_bytes](void* q) { host_blocks::give(q, block_bytes); });
     return b;
   }
   size_t rounded = ((bytes + 63) / 64) * 64;

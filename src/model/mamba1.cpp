@@ -73,7 +73,9 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
     A = ctx.empty({Di, N});
     ops::neg_exp(A_log_.value, A);
   }
-  Tensor ys = ctx.empty({B, T, Di});  // gated scan output
+  // gated scan output; without a backward it takes x's bytes (x is dead once convolved): one
+  // [B, T, Di] buffer less at a prefill's peak
+  Tensor ys = ctx.cache ? ctx.empty({B, T, Di}) : x;
   // Training keeps the scan's state every kScanStateChunk steps, so that the backward starts from
   // them instead of walking the sequence again (N / 8 floats per token and channel: 2 at N = 16,
   // beside the 6 per channel this layer keeps anyway).

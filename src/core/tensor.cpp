@@ -82,7 +82,7 @@ static std::shared_ptr<Buffer> allocate_cpu(size_t bytes, bool scratch) {
                            "the model, batch or sequence is too large for this machine");
   auto b = std::make_shared<Buffer>();
   b->bytes = bytes;
-  // Large scratch blocks come from host_blocks (reused by size, never faulted in twice), except
+  // Large scratch blocks come from host_blocks (freed blocks reused, never faulted in twice), except
   // under AddressSanitizer, which checks only what malloc hands out.
   if (scratch && bytes >= host_blocks::kMinBytes && !kAddressSanitizer) {
     size_t block_bytes = 0;

@@ -197,6 +197,27 @@ TEST(InferenceLoad, Bf16FileAsBf16MapsItsLargeTensors) {
   std::filesystem::remove_all(dir);
 }
 
+// Everything a load copies or converts lies in one huge-page arena (core/huge_page_arena.h), in
+// parameter order, each tensor 64-byte aligned right after the one before.
+TEST(InferenceLoad, CopiedTensorsLieBackToBackInOneArena) {
+  const std::string dir = temp_dir("infer-load-arena");
+  Model m(preset_config("hybrid-tiny"));
+  m.init_random(test_seed());
+  m.save(dir, DType::F32);
+  for (const DType dtype : {DType::BF16, DType::Q8}) {
+    Model loaded = Model::load_for_inference(dir, dtype);
+    const ParamList& params = loaded.params();
+    ASSERT_GT(params.size(), 5u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(params[0].tensor->raw()) % (2u << 20), 0u) << dtype_name(dtype);
+    for (size_t i = 1; i < params.size(); ++i) {
+      const auto prev = reinterpret_cast<uintptr_t>(params[i - 1].tensor->raw());
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(params[i].tensor->raw()), prev + (params[i - 1].tensor->nbytes() + 63) / 64 * 64)
+          << dtype_name(dtype) << " " << params[i].name;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // The estimate of the study's 8B hybrid: weights exact per dtype (F32 4 bytes per parameter;
 // BF16 2 per matrix weight; Q8 34 bytes per 32), a short prompt adds little.
 TEST(InferenceMemory, EstimateOfThe8BHybrid) {

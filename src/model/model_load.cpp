@@ -1,12 +1,14 @@
 // Reading a model directory into a Model (model.h): Model::load for training and conversion
 // (owned F32 parameters), Model::load_for_inference for running it (the matrices in the
 // placement's dtype, read tensor by tensor from the memory-mapped file).
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "config/hf_config.h"
 #include "core/error.h"
+#include "core/huge_page_arena.h"
 #include "io/weights.h"
 #include "model/hf_names.h"
 #include "model/model.h"
@@ -32,6 +34,17 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
   // are no longer needed (mamba2-130m held 83 MB of such file pages after loading as q8).
   std::vector<std::string> dropped;  // the tensors that now own their values
   std::set<std::string> used;
+  // What is copied goes into one huge-page arena (core/huge_page_arena.h), counted first; a
+  // tensor the file lacks counts nothing here and fails below.
+  const auto copied = [&](const ParamRef& p, DType dtype) {
+    const DType stored = weights.dtype_of(p.name);
+    return copy || stored != dtype || static_cast<int64_t>(storage_bytes(p.file_shape, stored)) < kSmallestMappedTensorBytes;
+  };
+  size_t arena_bytes = 0;
+  for (const ParamRef& p : params) {
+    if (weights.contains(p.name) && copied(p, want(p))) arena_bytes += HugePageArena::arena_bytes(p.file_shape, want(p));
+  }
+  HugePageArena arena(arena_bytes);
   for (ParamRef& p : params) {
     if (!weights.contains(p.name)) {
       fail(model_dir, "tensor '" + p.name + "' is missing from the weights", "config.json and the safetensors file disagree");
@@ -45,12 +58,16 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
     }
     check(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16 || t.dtype() == DType::F64,
           weights.file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
-    if (!convert && t.nbytes() >= kSmallestMappedTensorBytes) {
+    if (!copied(p, dtype)) {
       *p.tensor = t.reshape(p.shape);
     } else {
-      *p.tensor = (convert ? stored_as_by_blocks(t, dtype, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); })
-                           : t.clone())
-                      .reshape(p.shape);
+      Tensor owned = arena.take(t.shape(), dtype);  // in the file's shape
+      if (convert) {
+        convert_by_blocks(t, owned, [&](uint64_t first, uint64_t end) { weights.release(p.name, first, end); });
+      } else {
+        std::memcpy(owned.raw(), t.raw(), t.nbytes());
+      }
+      *p.tensor = owned.reshape(p.shape);
       // Dropped now, not only at the end: a model's small matrices add up (llama-134m's attention
       // projections are 113 MB of 2.4 MB tensors), and the file's pages and the copies side by
       // side were the load's peak, above any later one.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/error.h"
 #include "ops/ops.h"
 
 namespace mambalm {
@@ -32,9 +33,11 @@ Tensor to_q8(const Tensor& t) {
 
 }  // namespace
 
-Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<void(uint64_t, uint64_t)>& block_done) {
-  Tensor out = Tensor::empty(t.shape(), dtype);
-  if (t.numel() == 0) return out;
+void convert_by_blocks(const Tensor& t, Tensor& out, const std::function<void(uint64_t, uint64_t)>& block_done) {
+  check(out.shape() == t.shape(), "convert_by_blocks",
+        "out has shape " + shape_str(out.shape()) + ", t " + shape_str(t.shape()));
+  if (t.numel() == 0) return;
+  const DType dtype = out.dtype();
   const int64_t K = t.rank() > 0 ? t.dim(-1) : 1, rows = t.numel() / K;
   const Tensor src = t.reshape({rows, K});  // [rows, K] in t's dtype
   Tensor dst = out.reshape({rows, K});      // [rows, K] in dtype
@@ -52,7 +55,6 @@ Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<voi
     }
     block_done(static_cast<uint64_t>(r0) * row_bytes, static_cast<uint64_t>(r1) * row_bytes);
   }
-  return out;
 }
 
 Tensor stored_as(const Tensor& t, DType dtype) {

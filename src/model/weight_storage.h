@@ -21,9 +21,10 @@ Tensor stored_as(const Tensor& t, DType dtype);
 // small beside any model, large enough that the per-block overhead vanishes.
 constexpr int64_t kConvertBlockValues = int64_t{1} << 22;
 
-// stored_as into a new tensor (a copy also when the dtypes match), block of rows by block of
-// rows (a few MiB each); after each block, block_done(first_byte, end_byte) with the bytes of
-// `t` it read, so that a loader can drop those pages of the mapped file right away.
-Tensor stored_as_by_blocks(const Tensor& t, DType dtype, const std::function<void(uint64_t, uint64_t)>& block_done);
+// `t` converted into `out` (a CPU tensor of t's shape, in the dtype wanted; the same dtype copies),
+// block of rows by block of rows (a few MiB each); after each block, block_done(first_byte,
+// end_byte) with the bytes of `t` it read, so that a loader can drop those pages of the mapped
+// file right away.
+void convert_by_blocks(const Tensor& t, Tensor& out, const std::function<void(uint64_t, uint64_t)>& block_done);
 
 }  // namespace mambalm

@@ -37,16 +37,21 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
   }
 }
 
-// Software prefetch of the weight stream kPrefetchBytes ahead (past the row's end it touches the
-// next row, which is next in memory): measured +40-150% per-core GEMV rate for q8 and bf16 here,
-// where the hardware prefetcher alone left a core waiting on its loads.
-#ifndef MAMBALM_GEMV_PREFETCH_BYTES
-#define MAMBALM_GEMV_PREFETCH_BYTES 2048
+// Software prefetch of the q8 weight stream kQ8PrefetchBytes ahead (past the row's end it
+// touches the next row, which is next in memory). The q8 kernels are bound by their widening
+// work, not by DRAM, and the prefetch keeps their loads from stalling them: +3% decode at 1
+// thread on this AMD EPYC, 8-11 -> 19 GB/s on the Intel Xeon of 2026-11-30. The f32 and bf16
+// kernels have none: with the converted weights on 2 MiB pages (core/huge_page_arena.h) the
+// hardware prefetcher streams them, and the software prefetch cost bf16 decode 20-30%
+// (bench/NOTES.md, "Weights on huge pages"); f32 decode, from the file's 4 KiB pages, was
+// 10-20% faster without it too.
+#ifndef MAMBALM_GEMV_Q8_PREFETCH_BYTES
+#define MAMBALM_GEMV_Q8_PREFETCH_BYTES 2048
 #endif
-constexpr int64_t kPrefetchBytes = MAMBALM_GEMV_PREFETCH_BYTES;
+constexpr int64_t kQ8PrefetchBytes = MAMBALM_GEMV_Q8_PREFETCH_BYTES;
 template <int Lines>
-inline void prefetch_ahead(const void* p) {
-  for (int i = 0; i < Lines; ++i) _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + 64 * i, _MM_HINT_T0);
+inline void prefetch_q8_ahead(const void* p) {
+  for (int i = 0; i < Lines; ++i) _mm_prefetch(static_cast<const char*>(p) + kQ8PrefetchBytes + 64 * i, _MM_HINT_T0);
 }
 
 MAMBALM_AVX2 inline float q8_scale(const uint8_t* blk) {
@@ -76,7 +81,6 @@ MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    prefetch_ahead<2>(w + k);
     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -92,7 +96,6 @@ MAMBALM_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    prefetch_ahead<1>(w + k);
     a0 = _mm256_fmadd_ps(bf16x8_avx2(w + k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -124,7 +127,7 @@ MAMBALM_AVX2 float dot_q8_avx2(const uint8_t* row, const float* x, int64_t K) {
   for (; b + 2 <= full; b += 2) {
     const uint8_t* blk = row + b * kQ8BlockBytes;
     const float* xb = x + b * kQ8Block;
-    prefetch_ahead<1>(blk);
+    prefetch_q8_ahead<1>(blk);
     const __m256 s0 = q8_block_avx2(reinterpret_cast<const int8_t*>(blk + 2), xb);
     const __m256 s1 = q8_block_avx2(reinterpret_cast<const int8_t*>(blk + kQ8BlockBytes + 2), xb + 32);
     a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk)), s0, a0);
@@ -177,7 +180,6 @@ MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
-    prefetch_ahead<4>(w + k);
     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
     a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
@@ -195,7 +197,6 @@ MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t 
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
-    prefetch_ahead<2>(w + k);
     a0 = _mm512_fmadd_ps(bf16x16(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(bf16x16(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
     a2 = _mm512_fmadd_ps(bf16x16(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
@@ -224,7 +225,7 @@ MAMBALM_AVX512 float dot_q8_avx512(const uint8_t* row, const float* x, int64_t K
   for (; b + 4 <= full; b += 4) {
     const uint8_t* blk = row + b * kQ8BlockBytes;
     const float* xb = x + b * kQ8Block;
-    prefetch_ahead<2>(blk);
+    prefetch_q8_ahead<2>(blk);
     const __m512 s0 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 2), xb);
     const __m512 s1 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + kQ8BlockBytes + 2), xb + 32);
     const __m512 s2 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 2 * kQ8BlockBytes + 2), xb + 64);
@@ -274,7 +275,6 @@ MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int6
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
-    prefetch_ahead<2>(w + k);
     a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xb + k));
     a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(xb + k + 32));
   }

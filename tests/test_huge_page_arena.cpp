@@ -41,7 +41,7 @@ int thp_eligible(const void* p) {
 }
 
 TEST(HugePageArena, TakesConsecutiveAlignedTensorsFromAHugePageBoundary) {
-  const Shape a_shape{3, 5}, b_shape{1000, 7};  // 60 and 28,000 bytes of F32: rounded to 64 and 28,032
+  const Shape a_shape{3, 5}, b_shape{1000, 7};  // 60 bytes of F32 and 14,000 of BF16: rounded to 64 and 14,016
   HugePageArena arena(HugePageArena::arena_bytes(a_shape, DType::F32) + HugePageArena::arena_bytes(b_shape, DType::BF16) +
                       HugePageArena::arena_bytes({4 << 20}, DType::F32));
   Tensor a = arena.take(a_shape, DType::F32);

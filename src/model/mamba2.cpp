@@ -37,7 +37,8 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   // What training keeps for backward is allocated first; everything else is scratch above it,
   // released at the end (planned memory is a stack).
   Tensor z = ctx.empty({B, T, Di});      // gate
-  Tensor xbc = ctx.empty({B, T, C});     // conv input: x | B | C
+  // conv input x | B | C: bf16 in mixed-precision training (in_proj writes it, the conv reads it)
+  Tensor xbc = ctx.empty({B, T, C}, ctx.activation_dtype());
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
   const bool keep_gate = ctx.keeps(kKeepGate), keep_conv = ctx.keeps(kKeepConv);
@@ -147,7 +148,7 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   // xs | B | C = SiLU(conv(xbc))
   const Tensor dxs_flat = dxs.reshape({B, T, Di}), dBm_flat = dBm.reshape({B, T, G * N}),
                dCm_flat = dCm.reshape({B, T, G * N});
-  Tensor dxbc = ctx.empty({B, T, C});
+  Tensor dxbc = ctx.empty({B, T, C}, a.xbc.dtype());  // the conv's dx has its x's dtype
   ops::causal_conv1d_backward_parts(a.xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx,
                                     /*apply_silu=*/true, {&dxs_flat, &dBm_flat, &dCm_flat}, dxbc, &conv_w_.grad,
                                     cfg_.conv_bias ? &conv_b_.grad : nullptr);

@@ -46,7 +46,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const char* op = "linear_parts";
   linear_inputs(op, x, w, bias);  // x F32, or BF16 on CUDA with BF16 weights
-  column_parts(op, "y", {parts.begin(), parts.end()}, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
+  // parts F32, or BF16 on CUDA with BF16 weights (mixed precision: Mamba-2's conv input)
+  column_parts(op, "y", {parts.begin(), parts.end()}, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0),
+               w.dtype() == DType::BF16);
   bool gpu = on_cuda(op, {&x, &w, bias});
   for (Tensor* p : parts) {
     gpu = on_cuda(op, {&x, p});
@@ -158,7 +160,7 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
 void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
                          std::initializer_list<Tensor*> parts) {
   const char* op = "causal_conv1d_parts";
-  conv_inputs(op, x, w, bias, seq_idx, nullptr);
+  conv_inputs(op, x, w, bias, seq_idx, nullptr, /*x_bf16_on_cuda=*/true);  // outputs F32 (the SSD's inputs)
   column_parts(op, "y", {parts.begin(), parts.end()}, {x.dim(0), x.dim(1)}, x.dim(2));
   bool gpu = on_cuda(op, {&x, &w, bias, seq_idx});
   for (Tensor* p : parts) {

@@ -42,7 +42,8 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
                            Tensor* dw, Tensor* db, bool accumulate_dx) {
   const char* op = "linear_backward_parts";
   linear_inputs(op, x, w, nullptr);  // x F32, or BF16 on CUDA with BF16 weights
-  column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0));
+  column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0),
+               w.dtype() == DType::BF16);  // as linear_parts' outputs
   need(op, "dx", dx, x.shape());
   need(op, "dw", dw, w.shape());
   need(op, "db", db, {w.dim(0)});
@@ -191,9 +192,9 @@ void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor
                                   bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
                                   Tensor* dbias) {
   const char* op = "causal_conv1d_backward_parts";
-  conv_inputs(op, x, w, bias, seq_idx, nullptr);
+  conv_inputs(op, x, w, bias, seq_idx, nullptr, /*x_bf16_on_cuda=*/true);  // dy parts F32, dx in x's dtype
   column_parts(op, "dy", dy_parts, {x.dim(0), x.dim(1)}, x.dim(2));
-  need(op, "dx", &dx, x.shape());
+  need(op, "dx", &dx, x.shape(), x.dtype());
   need(op, "dw", dw, w.shape());
   need(op, "dbias", dbias, {x.dim(2)});
   bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, &dx, dw, dbias});

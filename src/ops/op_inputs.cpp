@@ -20,13 +20,13 @@ void linear_inputs(const char* op, const Tensor& x, const Tensor& w, const Tenso
 }
 
 void column_parts(const char* op, const char* name, const std::vector<const Tensor*>& parts, const Shape& lead,
-                  int64_t total) {
+                  int64_t total, bool bf16_on_cuda) {
   MAMBALM_CHECK(parts.size() >= 1 && parts.size() <= 8, where(op),
                 std::to_string(parts.size()) + " " + name + " parts, expected 1 to 8");
   int64_t cols = 0;
   for (const Tensor* p : parts) {
     MAMBALM_CHECK(p && p->defined(), where(op), std::string("a ") + name + " part is missing");
-    need_dtype(op, name, *p);
+    if (!(bf16_on_cuda && p->dtype() == DType::BF16 && p->device() == Device::CUDA)) need_dtype(op, name, *p);
     Shape want = lead;
     want.push_back(p->rank() >= 1 ? p->dim(-1) : 0);
     MAMBALM_CHECK(p->shape() == want, where(op),
@@ -87,8 +87,8 @@ void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps) {
 }
 
 void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
-                 const Tensor* state) {
-  need_dtype(op, "x", x);
+                 const Tensor* state, bool x_bf16_on_cuda) {
+  if (!(x_bf16_on_cuda && x.dtype() == DType::BF16 && x.device() == Device::CUDA)) need_dtype(op, "x", x);
   need_dtype(op, "w", w);
   need_rank(op, "x", x, 3, "[B, T, C]");
   need_rank(op, "w", w, 2, "[C, K]");

@@ -22,18 +22,20 @@ void need_matrix_activation_dtype(const char* op, const char* name, const Tensor
 // The tensors of an activation or its backward: one shape and one dtype, F32, or BF16 on CUDA.
 void activation_tensors(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
 // Column blocks of one [lead..., total] result (linear_parts, causal_conv1d_parts and their
-// backwards): 1 to 8 F32 tensors of leading dims `lead` whose last dims sum to `total`.
+// backwards): 1 to 8 F32 tensors (or BF16 on CUDA where bf16_on_cuda) of leading dims `lead`
+// whose last dims sum to `total`.
 void column_parts(const char* op, const char* name, const std::vector<const Tensor*>& parts, const Shape& lead,
-                  int64_t total);
+                  int64_t total, bool bf16_on_cuda = false);
 // ids I32 [B, T]; table [V, D] (F32, or BF16 on CUDA).
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table);
 // a and b F32 with equal shapes (elementwise ops do not broadcast).
 void same_shape(const char* op, const char* an, const Tensor& a, const char* bn, const Tensor& b);
 // x F32 [..., D]; w F32 [D]; eps finite >= 0.
 void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps);
-// x [B, T, C], w [C, K], bias [C], seq_idx I32 [B, T], state [B, C, K-1] (optional ones may be null).
+// x [B, T, C] (F32, or BF16 on CUDA where x_bf16_on_cuda), w [C, K], bias [C], seq_idx I32
+// [B, T], state [B, C, K-1] (optional ones may be null).
 void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
-                 const Tensor* state);
+                 const Tensor* state, bool x_bf16_on_cuda = false);
 // x [B, T, H, P], dt [B, T, H], A [H], Bm and Cm [B, T, G, N] with H % G == 0, D [H],
 // seq_idx I32 [B, T].
 void ssd_inputs(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,

@@ -205,18 +205,22 @@ void check_norm(int64_t rows, int64_t D, bool layer) {
 
 // Mamba's in_proj on a BF16 x (the block norm's output): linear_parts forward, and
 // linear_backward_parts with fp32 dy blocks and an fp32 dx, against the CPU on the same values.
-void check_parts(int64_t rows, int64_t K, const std::vector<int64_t>& widths) {
+// mid16: the middle part (Mamba-2's conv input x | B | C) is BF16, written by the forward and
+// read as a dy block by the backward.
+void check_parts(int64_t rows, int64_t K, const std::vector<int64_t>& widths, bool mid16 = false) {
   int64_t N = 0;
   for (int64_t n : widths) N += n;
   const float a = 1.0f / std::sqrt(float(rows));
   Tensor x = rounded(rand_cpu({rows, K}, -1, 1)), w = rounded(rand_cpu({N, K}, -0.03f, 0.03f));
   Tensor gx = up(x.to(DType::BF16)), gw = up(w.to(DType::BF16));
   std::vector<Tensor> ys, gys, dys, gdys;
-  for (int64_t n : widths) {
+  for (size_t i = 0; i < widths.size(); ++i) {
+    const int64_t n = widths[i];
+    const DType dt = mid16 && i == 1 ? DType::BF16 : DType::F32;
     ys.push_back(Tensor::empty({rows, n}));
-    gys.push_back(poisoned({rows, n}));
+    gys.push_back(poisoned({rows, n}, dt));
     dys.push_back(rounded(rand_cpu({rows, n}, -a, a)));  // the GPU rounds dy to bf16: the same values
-    gdys.push_back(up(dys.back()));
+    gdys.push_back(up_as(dys.back(), dt));
   }
   // the op takes an initializer list: up to three parts here
   auto parts = [](std::vector<Tensor>& v) { return std::vector<Tensor*>{&v[0], &v[1], &v[2]}; };
@@ -225,10 +229,14 @@ void check_parts(int64_t rows, int64_t K, const std::vector<int64_t>& widths) {
   };
   auto t = run_pair([&] { fwd(x, w, parts(ys)); }, [&] { fwd(gx, gw, parts(gys)); });
   const std::string sh = "[" + std::to_string(rows) + ", " + std::to_string(K) + "] -> " + std::to_string(N) +
-                         " in 3 parts, x bf16";
-  double worst = 0;
-  for (size_t i = 0; i < ys.size(); ++i) worst = std::max(worst, nmse(gys[i], ys[i]));
+                         " in 3 parts, x bf16" + (mid16 ? ", middle part bf16" : "");
+  double worst = 0, worst16 = 0;
+  for (size_t i = 0; i < ys.size(); ++i) {
+    if (gys[i].dtype() == DType::BF16) worst16 = std::max(worst16, nmse_any(gys[i], rounded(ys[i])));
+    else worst = std::max(worst, nmse(gys[i], ys[i]));
+  }
   record("linear_parts", sh, "y", worst, kGemmBf16F32, t.gpu_ms, t.cpu_ms);
+  if (mid16) record("linear_parts", sh, "y bf16 part", worst16, kGemmBf16Out, NAN, NAN);
   const Tensor dw0 = rand_cpu({N, K}, -0.5f, 0.5f);
   Tensor dx = Tensor::empty({rows, K}), dw = dw0.clone();
   Tensor gdx = poisoned({rows, K}), gdw = up(dw0);
@@ -238,6 +246,60 @@ void check_parts(int64_t rows, int64_t K, const std::vector<int64_t>& widths) {
   auto tb = run_pair([&] { bwd(dys, x, w, &dx, &dw); }, [&] { bwd(gdys, gx, gw, &gdx, &gdw); }, false);
   record("linear_backward_parts", sh, "dx", nmse(gdx, dx), kGemmBf16F32, tb.gpu_ms, tb.cpu_ms);
   record("linear_backward_parts", sh, "dw+=", nmse(gdw, dw), kGemmBf16F32, NAN, NAN);
+}
+
+// Mamba-2's conv in mixed precision: causal_conv1d_parts reading a BF16 x into fp32 parts (the
+// SSD's xs | B | C), and its backward writing a BF16 dx from fp32 dy parts. Against the CPU on the
+// same values widened (dx rounded as the GPU's), and against the CUDA fp32 kernels on the widened
+// x: the same kernels reading bf16, so y, dw, db and the rounded dx must be bit-identical.
+// (Kernel widths above 6, which Mamba does not use, have no backward on CUDA.)
+void check_conv_parts_bf16(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs) {
+  int64_t C = 0;
+  for (int64_t n : widths) C += n;
+  Tensor x = rounded(rand_cpu({B, T, C}, -1, 1)), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
+  const Tensor seq = docs ? random_documents(B, T) : Tensor();
+  Tensor gx16 = up(x.to(DType::BF16)), gx32 = up(x), gw = up(w), gb = up(b), gseq = docs ? up(seq) : Tensor();
+  const Tensor* sq = docs ? &seq : nullptr;
+  const Tensor* gsq = docs ? &gseq : nullptr;
+  std::vector<Tensor> y, gy, gy32, dy, gdy;
+  for (int64_t n : widths) {
+    y.push_back(Tensor::empty({B, T, n}));
+    gy.push_back(poisoned({B, T, n}));
+    gy32.push_back(poisoned({B, T, n}));
+    dy.push_back(rand_cpu({B, T, n}, -1, 1));
+    gdy.push_back(up(dy.back()));
+  }
+  auto fwd = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const Tensor* s, std::vector<Tensor>& o) {
+    ops::causal_conv1d_parts(xx, ww, &bb, s, true, {&o[0], &o[1], &o[2]});
+  };
+  auto t = run_pair([&] { fwd(x, w, b, sq, y); }, [&] { fwd(gx16, gw, gb, gsq, gy); });
+  fwd(gx32, gw, gb, gsq, gy32);
+  const std::string sh = std::to_string(B) + "x" + std::to_string(T) + "x" + std::to_string(C) + " K" +
+                         std::to_string(K) + (docs ? " docs" : "") + " x bf16";
+  double worst = 0, vs_f32 = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    worst = std::max(worst, nmse(gy[i], y[i]));
+    vs_f32 = std::max(vs_f32, nmse(gy[i], down(gy32[i])));
+  }
+  record("causal_conv1d_parts", sh, "y", worst, kElementwise, t.gpu_ms, t.cpu_ms);
+  record("causal_conv1d_parts", sh, "vs f32 x", vs_f32, kExact, NAN, NAN);
+
+  const Tensor dw0 = rand_cpu({C, K}, -1, 1), db0 = rand_cpu({C}, -1, 1);
+  Tensor dx = Tensor::empty({B, T, C}), dw = dw0.clone(), db = db0.clone();
+  Tensor gdx = poisoned({B, T, C}, DType::BF16), gdw = up(dw0), gdb = up(db0);
+  Tensor gdx32 = poisoned({B, T, C}), gdw32 = up(dw0), gdb32 = up(db0);
+  auto bwd = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const Tensor* s, const std::vector<Tensor>& d,
+                 Tensor& ddx, Tensor& ddw, Tensor& ddb) {
+    ops::causal_conv1d_backward_parts(xx, ww, &bb, s, true, {&d[0], &d[1], &d[2]}, ddx, &ddw, &ddb);
+  };
+  auto tb = run_pair([&] { bwd(x, w, b, sq, dy, dx, dw, db); }, [&] { bwd(gx16, gw, gb, gsq, gdy, gdx, gdw, gdb); },
+                     false);
+  bwd(gx32, gw, gb, gsq, gdy, gdx32, gdw32, gdb32);
+  record("causal_conv1d_bwd_parts", sh, "dx bf16", nmse_any(gdx, rounded(dx)), kBf16Elementwise, tb.gpu_ms, tb.cpu_ms);
+  record("causal_conv1d_bwd_parts", sh, "dw+=", nmse(gdw, dw), kGemm, NAN, NAN);
+  record("causal_conv1d_bwd_parts", sh, "db+=", nmse(gdb, db), kGemm, NAN, NAN);
+  const double bwd_vs_f32 = std::max({nmse_any(gdx, rounded(down(gdx32))), nmse(gdw, down(gdw32)), nmse(gdb, down(gdb32))});
+  record("causal_conv1d_bwd_parts", sh, "vs f32 x", bwd_vs_f32, kExact, NAN, NAN);
 }
 
 void check_throws(const std::string& what, const std::function<void()>& f) {
@@ -260,6 +322,15 @@ void check_invalid_dtypes() {
   check_throws("linear_backward: accumulate into a bf16 dx",
                [&] { ops::linear_backward(y16, x16, w16, &dx16, nullptr, nullptr, true); });
   check_throws("linear_parts: bf16 x with f32 weights", [&] { ops::linear_parts(x16, w32, nullptr, {&y32}); });
+  check_throws("linear_parts: a bf16 part with f32 weights", [&] { ops::linear_parts(x32, w32, nullptr, {&y16}); });
+  // the conv reads a bf16 x only into fp32 parts, and its backward writes dx in x's dtype
+  const Tensor cx16 = up(rand_cpu({1, 4, 16}, -1, 1).to(DType::BF16)), cw = up(rand_cpu({16, 4}, -1, 1));
+  Tensor cy16 = poisoned({1, 4, 16}, DType::BF16), cy32 = poisoned({1, 4, 16}), cdx32 = poisoned({1, 4, 16});
+  check_throws("causal_conv1d_parts: a bf16 part", [&] { ops::causal_conv1d_parts(cx16, cw, nullptr, nullptr, true, {&cy16}); });
+  check_throws("causal_conv1d: bf16 x (the streaming path)",
+               [&] { ops::causal_conv1d(cx16, cw, nullptr, nullptr, nullptr, true, cy32); });
+  check_throws("causal_conv1d_backward_parts: f32 dx for a bf16 x",
+               [&] { ops::causal_conv1d_backward_parts(cx16, cw, nullptr, nullptr, true, {&cy32}, cdx32, nullptr, nullptr); });
   const Tensor g32 = up(rand_cpu({16}, 0.5f, 1.5f));
   Tensor n16 = poisoned({4, 16}, DType::BF16);
   check_throws("rms_norm: bf16 x", [&] { ops::rms_norm(x16, g32, 1e-5f, n16); });
@@ -338,6 +409,13 @@ void run_bf16_activations(bool quick) {
   check_parts(B * T, d, {4096, 6144, 64});
   check_parts(37, 64, {40, 24, 16});
   check_parts(37, 60, {40, 20, 4});  // K off the multiple of 8: the fp32 GEMMs on a widened x
+  // Mamba-2's conv input in bf16: in_proj writes it, the conv reads it, its gradient returns
+  check_parts(B * T, d, {4096, 6144, 64}, true);
+  check_parts(37, 64, {40, 20, 4}, true);  // a part off the multiple of 8: linear's fp32 copy
+  check_parts(37, 60, {40, 24, 4}, true);  // K off the multiple of 8
+  check_conv_parts_bf16(B, T, {4096, 1024, 1024}, 4, false);
+  check_conv_parts_bf16(2, 300, {256, 64, 64}, 4, true);
+  check_conv_parts_bf16(3, 77, {33, 7, 24}, 3, true);
   check_rope(2, 77, 8, 128, 128, 0);
   check_rope(3, 37, 6, 80, 40, 12345);
   check_invalid_dtypes();

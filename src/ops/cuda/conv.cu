@@ -17,7 +17,10 @@
 // load and store is coalesced. It walks t upwards through its segment plus K-1 steps, keeping the
 // last K inputs, document ids and dpre values in registers (sliding windows): each input and dy is
 // read once (plus K-1 rows of overlap at each segment edge) and dx written once, 12 bytes per
-// element. The walk goes in tiles of kConvTile steps whose loads are issued together; tiles away
+// element. A thread owns two adjacent channels where the rows allow (8-byte fp32 / 4-byte bf16
+// pair loads and stores; one channel otherwise), and the walk goes in tiles of kConvTile values
+// per channel slot whose loads are issued together, with no branch between them (a branch per
+// load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54); tiles away
 // from the segment's edges skip the range checks. dw and dbias: the thread sums dpre xpad over
 // each tile in fp32 and over its segment in double, and writes the sums to a scratch [rows of
 // (batch, segment)][K+1][C]; a second kernel adds the rows in order (double) into dw, dbias.
@@ -28,6 +31,10 @@
 #include <algorithm>
 #include <vector>
 #include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <utility>
 #include <string>
 #include <type_traits>
 
@@ -42,7 +49,8 @@ namespace {
 // when i < Hh (Hh = K - 1), else x row i - Hh; the sum runs in k order from the bias, as on the CPU.
 // With document ids, input time s = i - Hh counts only when it is in t's document (the history,
 // s < 0, belongs to token 0's).
-__global__ void conv_kernel(const float* __restrict__ x, const float* __restrict__ w,
+template <typename XT>
+__global__ void conv_kernel(const XT* __restrict__ x, const float* __restrict__ w,
                             const float* __restrict__ bias, const int32_t* __restrict__ seq,
                             const float* __restrict__ state, bool apply_silu, float* __restrict__ y,
                             int64_t B, int64_t T, int64_t C, int64_t K) {
@@ -60,7 +68,7 @@ __global__ void conv_kernel(const float* __restrict__ x, const float* __restrict
       if (seq && seq[b * T + (i < Hh ? 0 : i - Hh)] != doc) continue;
       float xv;
       if (i < Hh) xv = state ? state[(b * C + c) * Hh + i] : 0.0f;
-      else xv = x[(b * T + (i - Hh)) * C + c];
+      else xv = as_float(x[(b * T + (i - Hh)) * C + c]);
       acc += w[c * K + k] * xv;
     }
     y[idx] = apply_silu ? silu_f(acc) : acc;
@@ -83,6 +91,41 @@ struct ChannelBlocks {
   int n = 0;
 };
 
+// V adjacent channels of one time step as fp32 (V = 2: one 8-byte float2 or 4-byte bf16 pair
+// load), and V values stored into them. A thread that owns two channels issues half the
+// instructions per byte; bf16 rows read one channel at a time took 0.83 ms where fp32 took 0.53
+// at Mamba-2's training shape (bench/NOTES.md).
+template <int V>
+__device__ __forceinline__ void load_channels(const float* p, float* out) {
+  if constexpr (V == 2) {
+    const float2 v = *reinterpret_cast<const float2*>(p);
+    out[0] = v.x;
+    out[1] = v.y;
+  } else {
+    out[0] = *p;
+  }
+}
+template <int V>
+__device__ __forceinline__ void load_channels(const __nv_bfloat16* p, float* out) {
+  if constexpr (V == 2) {
+    const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+    out[0] = v.x;
+    out[1] = v.y;
+  } else {
+    out[0] = __bfloat162float(*p);
+  }
+}
+template <int V>
+__device__ __forceinline__ void store_channels(float* p, const float* v) {
+  if constexpr (V == 2) *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+  else *p = v[0];
+}
+template <int V>
+__device__ __forceinline__ void store_channels(__nv_bfloat16* p, const float* v) {
+  if constexpr (V == 2) *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v[0], v[1]);
+  else *p = __float2bfloat16_rn(v[0]);
+}
+
 // Channel c of batch row b at time 0 (address) and the row stride (ld) of its block.
 __device__ __forceinline__ float* channel_column(const ChannelBlocks& blk, float* whole, int b, int T, int C, int c,
                                                  int* ld) {
@@ -90,10 +133,19 @@ __device__ __forceinline__ float* channel_column(const ChannelBlocks& blk, float
     *ld = C;
     return whole + int64_t(b) * T * C + c;
   }
-  int i = 0;
-  while (i + 1 < blk.n && c >= blk.c0[i + 1]) ++i;
-  *ld = blk.c0[i + 1] - blk.c0[i];
-  return blk.p[i] + int64_t(b) * T * *ld + (c - blk.c0[i]);
+  // the last block starting at or before c, found with constant indices only: a dynamic index
+  // into the kernel's parameter copies it to local memory, one store per byte in every thread
+  float* p = blk.p[0];
+  int lo = 0, hi = blk.c0[1];
+#pragma unroll
+  for (int j = 1; j < kMaxBlocks; ++j)
+    if (j < blk.n && c >= blk.c0[j]) {
+      p = blk.p[j];
+      lo = blk.c0[j];
+      hi = blk.c0[j + 1];
+    }
+  *ld = hi - lo;
+  return p + int64_t(b) * T * *ld + (c - lo);
 }
 
 // Time segment per thread of the windowed kernels: 64 steps (128 for long rows), doubled until
@@ -109,61 +161,75 @@ int conv_segment_len(int64_t B, int64_t T) {
 // once (plus K-1 rows before the segment) and no index is divided. The sum is conv_kernel's
 // (from the bias, k in order, other documents' inputs skipped, absent history as 0), so the
 // result is the same bit for bit.
-template <int K>
+template <int K, int V, typename XT>
 __global__ void __launch_bounds__(kConvThreads)
-conv_window_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                    const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
                    float* __restrict__ y, ChannelBlocks y_blocks, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  constexpr int kTile = kConvTile / V;  // steps per tile: kConvTile channel values in flight
+  const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
   int ldy = C;
   float* yc = channel_column(y_blocks, y, b, T, C, c, &ldy);  // y[b, 0, c]
   const int s0 = seg * seg_len, s1 = min(T, s0 + seg_len);
-  float wk[K];
+  float wk[V][K], bc[V];
 #pragma unroll
-  for (int k = 0; k < K; ++k) wk[k] = w[int64_t(c) * K + k];
+  for (int v = 0; v < V; ++v) {
+    bc[v] = bias ? bias[c + v] : 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) wk[v][k] = w[int64_t(c + v) * K + k];
+  }
   const int64_t base = int64_t(b) * T * C + c;  // (b, t = 0, c)
   const int32_t* sq = seq ? seq + int64_t(b) * T : nullptr;
-  const float* st = state ? state + (int64_t(b) * C + c) * H : nullptr;
-  // xw[j] = input at time t - H + j (history below 0, 0 without it), sw[j] = its document
-  float xw[K];
+  // xw[v][j] = channel c + v's input at time t - H + j (history below 0, 0 without it), sw[j] =
+  // its document
+  float xw[V][K];
   int32_t sw[K];
-  xw[0] = 0.0f;
   sw[0] = 0;
+#pragma unroll
+  for (int v = 0; v < V; ++v) xw[v][0] = 0.0f;
 #pragma unroll
   for (int j = 0; j < H; ++j) {  // times s0 - H .. s0 - 1 into slots 1 .. H
     const int s = s0 - H + j;
-    xw[j + 1] = s < 0 ? (st ? st[s + H] : 0.0f) : x[base + int64_t(s) * C];
+    float xs[V];
+    if (s >= 0) load_channels<V>(x + base + int64_t(s) * C, xs);
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      xw[v][j + 1] = s < 0 ? (state ? state[(int64_t(b) * C + c + v) * H + s + H] : 0.0f) : xs[v];
     sw[j + 1] = sq ? sq[s < 0 ? 0 : s] : 0;
   }
-  for (int t0 = s0; t0 < s1; t0 += kConvTile) {
+  for (int t0 = s0; t0 < s1; t0 += kTile) {
     // the tile's inputs first (independent loads in flight together), then the steps
-    float xt[kConvTile];
-    int32_t qt[kConvTile];
+    float xt[kTile][V];
+    int32_t qt[kTile];
 #pragma unroll
-    for (int u = 0; u < kConvTile; ++u) {
-      const int t = t0 + u;
-      xt[u] = t < s1 ? x[base + int64_t(t) * C] : 0.0f;
-      qt[u] = (t < s1 && sq) ? sq[t] : 0;
+    for (int u = 0; u < kTile; ++u) {  // steps past s1 load row s1 - 1 (unused): no branch between the loads
+      const int t = min(t0 + u, s1 - 1);
+      load_channels<V>(x + base + int64_t(t) * C, xt[u]);
+      qt[u] = sq ? sq[t] : 0;
     }
 #pragma unroll
-    for (int u = 0; u < kConvTile; ++u) {
+    for (int u = 0; u < kTile; ++u) {
       const int t = t0 + u;
       if (t >= s1) break;
 #pragma unroll
-      for (int j = 0; j < H; ++j) {
-        xw[j] = xw[j + 1];
-        sw[j] = sw[j + 1];
-      }
-      xw[H] = xt[u];
+      for (int j = 0; j < H; ++j) sw[j] = sw[j + 1];
       sw[H] = qt[u];
-      float acc = bias ? bias[c] : 0.0f;
+      float out[V];
 #pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (sw[k] == sw[H]) acc += wk[k] * xw[k];
-      yc[int64_t(t) * ldy] = apply_silu ? silu_f(acc) : acc;
+      for (int v = 0; v < V; ++v) {
+#pragma unroll
+        for (int j = 0; j < H; ++j) xw[v][j] = xw[v][j + 1];
+        xw[v][H] = xt[u][v];
+        float acc = bc[v];
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+          if (sw[k] == sw[H]) acc += wk[v][k] * xw[v][k];
+        out[v] = apply_silu ? silu_f(acc) : acc;
+      }
+      store_channels<V>(yc + int64_t(t) * ldy, out);
     }
   }
 }
@@ -190,131 +256,175 @@ __global__ void conv_state_kernel(const float* __restrict__ x, float* state, int
 // for the first segment, whose gradient is dinitial_state), outputs t in [s0, s1) for dw and
 // dbias. part (null when neither dw nor dbias is wanted): row (b * nseg + segment) of
 // [B * nseg][K + 1][C] doubles receives this thread's sums (K taps, then the bias).
-template <int K>
+template <int K, int V, typename XT>
 __global__ void __launch_bounds__(kConvThreads, 4)
-conv_backward_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
-                     const float* __restrict__ dy, ChannelBlocks dy_blocks, float* __restrict__ dx,
+                     const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx,
                      float* __restrict__ dstate, double* __restrict__ part, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;  // history length
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  constexpr int kTile = kConvTile / V;  // steps per load: kConvTile channel values in flight
+  const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;  // no barriers below
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
   int lddy = C;
   const float* dyc = channel_column(dy_blocks, const_cast<float*>(dy), b, T, C, c, &lddy);  // dy[b, 0, c]
   const int s0 = seg * seg_len, s1 = min(T, s0 + seg_len);
-  float wk[K];
+  float wk[V][K], bc[V];
 #pragma unroll
-  for (int k = 0; k < K; ++k) wk[k] = w[int64_t(c) * K + k];
-  const float bc = bias ? bias[c] : 0.0f;
+  for (int v = 0; v < V; ++v) {
+    bc[v] = bias ? bias[c + v] : 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) wk[v][k] = w[int64_t(c + v) * K + k];
+  }
   const int64_t base = int64_t(b) * T * C + c;  // (b, t = 0, c)
   const int32_t* sq = seq ? seq + int64_t(b) * T : nullptr;
-  const float* st = state ? state + (int64_t(b) * C + c) * H : nullptr;
 
-  // Windows at step t: xw[j] = input at time t - H + j (history / zeros below 0), sw[j] = its
-  // document (doc(s < 0) = doc(0)), dp[j] = dpre[t - H + j] (0 outside [0, T) and before s0).
-  float xw[K], dp[K];
+  // Windows at step t: xw[v][j] = channel c + v's input at time t - H + j (history / zeros below
+  // 0), sw[j] = its document (doc(s < 0) = doc(0)), dp[v][j] = dpre[t - H + j] (0 outside [0, T)
+  // and before s0).
+  float xw[V][K], dp[V][K];
   int32_t sw[K];
 #pragma unroll
   for (int j = 0; j < K; ++j) {
-    xw[j] = 0.0f;
-    dp[j] = 0.0f;
     sw[j] = 0;
+#pragma unroll
+    for (int v = 0; v < V; ++v) xw[v][j] = dp[v][j] = 0.0f;
   }
 #pragma unroll
   for (int j = 0; j < H; ++j) {  // times s0 - H .. s0 - 1 into slots 1 .. H
     const int s = s0 - H + j;
-    xw[j + 1] = s < 0 ? (st ? st[s + H] : 0.0f) : x[base + int64_t(s) * C];
+    float xs[V];
+    if (s >= 0) load_channels<V>(x + base + int64_t(s) * C, xs);
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      xw[v][j + 1] = s < 0 ? (state ? state[(int64_t(b) * C + c + v) * H + s + H] : 0.0f) : xs[v];
     sw[j + 1] = sq ? sq[s < 0 ? 0 : s] : 0;
   }
-  double dw_acc[K], db_acc = 0.0;
+  double dw_acc[V][K], db_acc[V];
 #pragma unroll
-  for (int k = 0; k < K; ++k) dw_acc[k] = 0.0;
+  for (int v = 0; v < V; ++v) {
+    db_acc[v] = 0.0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) dw_acc[v][k] = 0.0;
+  }
 
   const int t_end = s1 + H;                 // steps t in [s0, s1 + H); t >= T has no output
   const int emit0 = seg == 0 ? 0 : s0 + H;  // from here on, step t completes dx[t - H]
   for (int t0 = s0; t0 < t_end; t0 += kConvTile) {
-    // the tile's inputs first (independent loads in flight together), then the steps
-    float xt[kConvTile], gt[kConvTile];
-    int32_t qt[kConvTile];
+    // this tile's dw and dbias terms in fp32 (at most kConvTile of them, whatever V), added in
+    // double after it
+    float tw[V][K], tb[V];
 #pragma unroll
-    for (int u = 0; u < kConvTile; ++u) {
-      const int t = t0 + u;
-      const bool in = t < T && t < t_end;
-      xt[u] = in ? x[base + int64_t(t) * C] : 0.0f;
-      gt[u] = in ? dyc[int64_t(t) * lddy] : 0.0f;
-      qt[u] = (in && sq) ? sq[t] : 0;
+    for (int v = 0; v < V; ++v) {
+      tb[v] = 0.0f;
+#pragma unroll
+      for (int k = 0; k < K; ++k) tw[v][k] = 0.0f;
     }
-    // this tile's dw and dbias terms in fp32 (at most kConvTile of them), added in double after it
-    float tw[K], tb = 0.0f;
+    const bool interior = t0 + kConvTile <= s1 && t0 >= emit0 && t0 >= H;
 #pragma unroll
-    for (int k = 0; k < K; ++k) tw[k] = 0.0f;
-    // Step t = t0 + u. kIn (an interior tile: every step has an output t < s1, completes an input
-    // s = t - H >= 0 of this segment, and reads outputs t - k >= 0) drops the range checks.
-    auto step = [&](int u, auto interior) {
-      constexpr bool kIn = decltype(interior)::value;
-      const int t = t0 + u;
+    for (int h0 = t0; h0 < t0 + kConvTile; h0 += kTile) {
+      // the sub-tile's inputs first (independent loads in flight together), then its steps
+      float xt[kTile][V], gt[kTile][V];
+      int32_t qt[kTile];
 #pragma unroll
-      for (int j = 0; j < H; ++j) {
-        xw[j] = xw[j + 1];
-        sw[j] = sw[j + 1];
-        dp[j] = dp[j + 1];
+      for (int u = 0; u < kTile; ++u) {  // steps past T load row T - 1 and zero it: no branch between the loads
+        const int t = min(h0 + u, T - 1);
+        load_channels<V>(x + base + int64_t(t) * C, xt[u]);
+        load_channels<V>(dyc + int64_t(t) * lddy, gt[u]);
+        qt[u] = sq ? sq[t] : 0;
       }
-      float dpv = 0.0f;
-      if (kIn || t < T) {
-        xw[H] = xt[u];
-        sw[H] = qt[u];
-        const float g = gt[u];
-        if (apply_silu) {  // pre summed in k order from the bias, as the forward
-          float pre = bc;
 #pragma unroll
-          for (int k = 0; k < K; ++k)
-            if (sw[k] == sw[H]) pre += wk[k] * xw[k];
-          const float sg = 1.0f / (1.0f + expf(-pre));
-          dpv = g * sg * (1.0f + pre * (1.0f - sg));
-        } else {
-          dpv = g;
-        }
-        if (kIn || t < s1) {  // this segment's outputs: dw, dbias
-          tb += dpv;
+      for (int u = 0; u < kTile; ++u) {
+        const bool in = h0 + u < T && h0 + u < t_end;
 #pragma unroll
-          for (int k = 0; k < K; ++k)
-            if (sw[k] == sw[H]) tw[k] += dpv * xw[k];
+        for (int v = 0; v < V; ++v) {
+          xt[u][v] = in ? xt[u][v] : 0.0f;
+          gt[u][v] = in ? gt[u][v] : 0.0f;
         }
+        qt[u] = in ? qt[u] : 0;
       }
-      dp[H] = dpv;
-      if (kIn || t >= emit0) {  // dx of input s = t - H: outputs t - k, k = 0..H, in s's document
+      // Step t = h0 + u. kIn (an interior tile: every step has an output t < s1, completes an input
+      // s = t - H >= 0 of this segment, and reads outputs t - k >= 0) drops the range checks.
+      auto step = [&](int u, auto interior) {
+        constexpr bool kIn = decltype(interior)::value;
+        const int t = h0 + u;
+#pragma unroll
+        for (int j = 0; j < H; ++j) sw[j] = sw[j + 1];
+        if (kIn || t < T) sw[H] = qt[u];
         const int s = t - H;
-        float acc = 0.0f;
+        const bool emit = kIn || t >= emit0;  // dx of input s = t - H: outputs t - k, k = 0..H, in s's document
+        float dxv[V];
 #pragma unroll
-        for (int k = 0; k < K; ++k) {
-          const int tt = t - k;
-          if ((kIn || (tt >= 0 && tt < T)) && sw[H - k] == sw[0]) acc += wk[k] * dp[H - k];
+        for (int v = 0; v < V; ++v) {
+#pragma unroll
+          for (int j = 0; j < H; ++j) {
+            xw[v][j] = xw[v][j + 1];
+            dp[v][j] = dp[v][j + 1];
+          }
+          float dpv = 0.0f;
+          if (kIn || t < T) {
+            xw[v][H] = xt[u][v];
+            const float g = gt[u][v];
+            if (apply_silu) {  // pre summed in k order from the bias, as the forward
+              float pre = bc[v];
+#pragma unroll
+              for (int k = 0; k < K; ++k)
+                if (sw[k] == sw[H]) pre += wk[v][k] * xw[v][k];
+              const float sg = 1.0f / (1.0f + expf(-pre));
+              dpv = g * sg * (1.0f + pre * (1.0f - sg));
+            } else {
+              dpv = g;
+            }
+            if (kIn || t < s1) {  // this segment's outputs: dw, dbias
+              tb[v] += dpv;
+#pragma unroll
+              for (int k = 0; k < K; ++k)
+                if (sw[k] == sw[H]) tw[v][k] += dpv * xw[v][k];
+            }
+          }
+          dp[v][H] = dpv;
+          float acc = 0.0f;
+#pragma unroll
+          for (int k = 0; k < K; ++k) {
+            const int tt = t - k;
+            if ((kIn || (tt >= 0 && tt < T)) && sw[H - k] == sw[0]) acc += wk[v][k] * dp[v][H - k];
+          }
+          dxv[v] = acc;
         }
-        if (kIn || s >= 0) {
-          dx[base + int64_t(s) * C] = acc;
-        } else if (dstate) {
-          dstate[(int64_t(b) * C + c) * H + (s + H)] = acc;
+        if (emit) {
+          if (kIn || s >= 0) {
+            store_channels<V>(dx + base + int64_t(s) * C, dxv);
+          } else if (dstate) {
+#pragma unroll
+            for (int v = 0; v < V; ++v) dstate[(int64_t(b) * C + c + v) * H + (s + H)] = dxv[v];
+          }
         }
+      };
+      if (interior) {
+#pragma unroll
+        for (int u = 0; u < kTile; ++u) step(u, std::true_type{});
+      } else {
+#pragma unroll
+        for (int u = 0; u < kTile; ++u)
+          if (h0 + u < t_end) step(u, std::false_type{});
       }
-    };
-    if (t0 + kConvTile <= s1 && t0 >= emit0 && t0 >= H) {
-#pragma unroll
-      for (int u = 0; u < kConvTile; ++u) step(u, std::true_type{});
-    } else {
-#pragma unroll
-      for (int u = 0; u < kConvTile; ++u)
-        if (t0 + u < t_end) step(u, std::false_type{});
     }
-    db_acc += double(tb);
 #pragma unroll
-    for (int k = 0; k < K; ++k) dw_acc[k] += double(tw[k]);
+    for (int v = 0; v < V; ++v) {
+      db_acc[v] += double(tb[v]);
+#pragma unroll
+      for (int k = 0; k < K; ++k) dw_acc[v][k] += double(tw[v][k]);
+    }
   }
   if (part) {
     double* row = part + int64_t(blockIdx.y) * (K + 1) * C + c;
 #pragma unroll
-    for (int k = 0; k < K; ++k) row[int64_t(k) * C] = dw_acc[k];
-    row[int64_t(K) * C] = db_acc;
+    for (int v = 0; v < V; ++v) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) row[int64_t(k) * C + v] = dw_acc[v][k];
+      row[int64_t(K) * C + v] = db_acc[v];
+    }
   }
 }
 
@@ -344,21 +454,45 @@ conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, fl
   if (out) *out += float(total);
 }
 
-template <int K>
-void launch_conv_backward(dim3 grid, const float* x, const float* w, const float* bias, const int32_t* seq,
+template <int K, typename XT>
+void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, const float* bias, const int32_t* seq,
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
-                          float* dx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
-  conv_backward_kernel<K><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, dstate, part,
-                                                     T, C, seg_len, nseg);
+                          XT* dx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
+  const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
+  if (V == 2)
+    conv_backward_kernel<K, 2, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx,
+                                                           dstate, part, T, C, seg_len, nseg);
+  else
+    conv_backward_kernel<K, 1, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx,
+                                                           dstate, part, T, C, seg_len, nseg);
+}
+
+// Channels per thread of the windowed kernels: 2 where every row of every operand starts on a
+// pair (C and each block's width even, pointers aligned to a pair), else 1. MAMBALM_CONV_PAIRS=0
+// forces 1 (benchmarks).
+bool aligned_pair(const void* p, size_t elem) { return reinterpret_cast<uintptr_t>(p) % (2 * elem) == 0; }
+int conv_channels_per_thread(int64_t C, const ChannelBlocks& blocks, std::initializer_list<std::pair<const void*, size_t>> ptrs) {
+  static const bool off = [] {
+    const char* e = std::getenv("MAMBALM_CONV_PAIRS");
+    return e && std::string(e) == "0";
+  }();
+  if (off || C % 2 != 0) return 1;
+  for (int i = 0; i < blocks.n; ++i)
+    if ((blocks.c0[i + 1] - blocks.c0[i]) % 2 != 0 || !aligned_pair(blocks.p[i], sizeof(float))) return 1;
+  for (const auto& [p, elem] : ptrs)
+    if (p && !aligned_pair(p, elem)) return 1;
+  return 2;
 }
 
 }  // namespace
 
 namespace {
 
-// The forward into y (whole, when y_blocks.n == 0) or into y_blocks.
-void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
-                  bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
+// The forward into y (whole, when y_blocks.n == 0) or into y_blocks, from x of element type XT
+// (fp32, or bf16 in mixed-precision training: Mamba-2's in_proj writes the conv's input in bf16).
+template <typename XT>
+void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
+                        Tensor* state, bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   const float* bp = bias ? bias->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
@@ -366,10 +500,13 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Te
   if (B * T * C > 0 && K <= kMaxConvK) {
     const int seg_len = conv_segment_len(B, T);
     const int nseg = int((T + seg_len - 1) / seg_len);
-    const dim3 grid(unsigned((C + kConvThreads - 1) / kConvThreads), unsigned(B * nseg));
-#define MAMBALM_CONV_FWD(KK)                                                                                   \
-  conv_window_kernel<KK><<<grid, kConvThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), \
-                                                 int(C), seg_len, nseg)
+    const int V = conv_channels_per_thread(C, y_blocks, {{xp, sizeof(XT)}, {y, sizeof(float)}});
+    const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(B * nseg));
+#define MAMBALM_CONV_FWD(KK)                                                                                         \
+  (V == 2 ? conv_window_kernel<KK, 2, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, \
+                                                                  int(T), int(C), seg_len, nseg)                   \
+          : conv_window_kernel<KK, 1, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, \
+                                                                  int(T), int(C), seg_len, nseg))
     switch (K) {
       case 1: MAMBALM_CONV_FWD(1); break;
       case 2: MAMBALM_CONV_FWD(2); break;
@@ -381,13 +518,23 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Te
 #undef MAMBALM_CONV_FWD
     check_launch("causal_conv1d");
   } else if (B * T * C > 0) {  // wider kernels: one thread per element (whole y only)
-    conv_kernel<<<blocks_for(B * T * C), kThreads>>>(x.f32(), w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);
+    conv_kernel<XT><<<blocks_for(B * T * C), kThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);
     check_launch("causal_conv1d");
   }
-  if (state && K > 1 && B * C > 0) {
-    conv_state_kernel<<<blocks_for(B * C), kThreads>>>(x.f32(), state->f32(), B, T, C, K - 1);
-    check_launch("causal_conv1d");
+  if constexpr (std::is_same_v<XT, float>) {  // the streaming state: fp32 inference only
+    if (state && K > 1 && B * C > 0) {
+      conv_state_kernel<<<blocks_for(B * C), kThreads>>>(xp, state->f32(), B, T, C, K - 1);
+      check_launch("causal_conv1d");
+    }
   }
+}
+
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                  bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
+  if (x.dtype() == DType::BF16)
+    conv_forward_typed(x.data<__nv_bfloat16>(), x, w, bias, seq_idx, nullptr, apply_silu, y, y_blocks);
+  else
+    conv_forward_typed(x.f32(), x, w, bias, seq_idx, state, apply_silu, y, y_blocks);
 }
 
 ChannelBlocks channel_blocks(const std::vector<float*>& ptrs, const std::vector<int64_t>& widths) {
@@ -461,22 +608,27 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const T
   const int64_t rows = B * nseg;
   double* part = nullptr;
   if (dw || dbias) part = scratch.get<double>(size_t(rows * (K + 1) * C), op);
-  const dim3 grid(unsigned((C + kConvThreads - 1) / kConvThreads), unsigned(rows));
+  const size_t xe = x.dtype() == DType::BF16 ? 2 : 4;
+  const int V = conv_channels_per_thread(C, dy_blocks, {{x.raw(), xe}, {dx.raw(), xe}, {dy, sizeof(float)}});
   const float* bp = bias ? bias->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   const float* sp = initial_state ? initial_state->f32() : nullptr;
-#define MAMBALM_CONV_BWD(KK)                                                                                        \
-  launch_conv_backward<KK>(grid, x.f32(), w.f32(), bp, sq, sp, apply_silu, dy, dy_blocks, dx.f32(), dsp, part, \
-                           int(T), int(C), seg_len, nseg)
-  switch (K) {
-    case 1: MAMBALM_CONV_BWD(1); break;
-    case 2: MAMBALM_CONV_BWD(2); break;
-    case 3: MAMBALM_CONV_BWD(3); break;
-    case 4: MAMBALM_CONV_BWD(4); break;
-    case 5: MAMBALM_CONV_BWD(5); break;
-    default: MAMBALM_CONV_BWD(6); break;
-  }
+  // x and dx share their element type: fp32, or bf16 in mixed-precision training
+  auto launch = [&](auto* xp, auto* dxp) {
+#define MAMBALM_CONV_BWD(KK) \
+  launch_conv_backward<KK>(V, rows, xp, w.f32(), bp, sq, sp, apply_silu, dy, dy_blocks, dxp, dsp, part, int(T), int(C), seg_len, nseg)
+    switch (K) {
+      case 1: MAMBALM_CONV_BWD(1); break;
+      case 2: MAMBALM_CONV_BWD(2); break;
+      case 3: MAMBALM_CONV_BWD(3); break;
+      case 4: MAMBALM_CONV_BWD(4); break;
+      case 5: MAMBALM_CONV_BWD(5); break;
+      default: MAMBALM_CONV_BWD(6); break;
+    }
 #undef MAMBALM_CONV_BWD
+  };
+  if (x.dtype() == DType::BF16) launch(x.data<__nv_bfloat16>(), dx.data<__nv_bfloat16>());
+  else launch(x.f32(), dx.f32());
   check_launch(op);
   if (part) {
     conv_reduce_partials<<<unsigned(((K + 1) * C + 31) / 32), dim3(32, kReduceGroups)>>>(

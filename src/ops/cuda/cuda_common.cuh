@@ -1,6 +1,7 @@
 // Helpers shared by the CUDA kernels: error checks that throw mambalm errors, launch sizes,
 // warp and block reductions.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -145,5 +146,12 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 }
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+
+// One element of an fp32 or bf16 array as fp32, and an fp32 value stored into one (bf16: rounded
+// to nearest even): for kernels templated on their activations' dtype.
+__device__ __forceinline__ float as_float(float v) { return v; }
+__device__ __forceinline__ float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void store_float(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_float(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 }  // namespace mambalm::ops::cuda

@@ -34,13 +34,6 @@ __global__ void find_bad_id(const int32_t* __restrict__ ids, int64_t n, int32_t 
 }
 
 template <class T>
-__device__ __forceinline__ float as_float(T v);
-template <>
-__device__ __forceinline__ float as_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ float as_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <class T>
 __global__ void gather_rows(const int32_t* __restrict__ ids, const T* __restrict__ table, float* __restrict__ y,
                             int64_t D) {
   const int64_t row = blockIdx.x;

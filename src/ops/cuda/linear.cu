@@ -22,6 +22,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <map>
@@ -405,7 +406,8 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
 }
 
 // Each part is the GEMM of its block of w's rows (16-byte aligned when K % 8 == 0) with x, which
-// is rounded to bf16 once for all of them (or read as it is when it is bf16 already); elsewhere
+// is rounded to bf16 once for all of them (or read as it is when it is bf16 already), written in
+// the part's dtype (F32, or BF16: mixed precision's conv input); elsewhere
 // (F32 weights, GEMV-sized M, unaligned rows) one linear per part on row views of w and bias.
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const int64_t K = x.dim(-1), N = w.dim(0);
@@ -428,7 +430,14 @@ void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::ini
   int64_t row = 0;
   for (Tensor* p : parts) {
     const int64_t n = p->dim(-1);
-    if (n > 0) lt_forward(xb, wb + row * K, bias ? bias->f32() + row : nullptr, p->f32(), M, n, K);
+    const bool p16 = p->dtype() == DType::BF16;
+    if (n > 0 && p16 && (bias || n % 8 != 0 || !aligned16(p->raw()))) {  // linear's fp32 copy path
+      const Tensor w_rows = w.slice0(row, row + n);  // [n, K]
+      const Tensor b_rows = bias ? bias->slice0(row, row + n) : Tensor();
+      linear(x, w_rows, bias ? &b_rows : nullptr, *p);
+    } else if (n > 0) {
+      lt_forward(xb, wb + row * K, bias ? bias->f32() + row : nullptr, p->raw(), M, n, K, p16 ? CUDA_R_16BF : CUDA_R_32F);
+    }
     row += n;
   }
 }
@@ -630,16 +639,42 @@ void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, 
 //   dw' [K x N] = x' (dy')^T + dw'    (B transposed, beta 1).
 namespace {
 
-// dy as consecutive column blocks of one [M, N] matrix: (pointer, width) per block.
+// dy as consecutive column blocks of one [M, N] matrix: (pointer, width) per block, each block
+// fp32, or bf16 (mixed precision: Mamba-2's conv input gradient).
 struct DyBlock {
-  const float* p;
+  const void* p;
   int64_t cols;
+  bool bf16 = false;
 };
+
+// The blocks with every bf16 one widened to fp32 in scratch (the paths that sum dy's columns or
+// run the fp32 GEMMs; the values are exact in fp32).
+std::vector<DyBlock> widened(const std::vector<DyBlock>& blocks, int64_t M, const char* op) {
+  int64_t total = 0;
+  for (const DyBlock& b : blocks) total += b.bf16 ? M * b.cols : 0;
+  static GrowOnlyBuffer buf;
+  float* wide = total > 0 ? buf.get<float>(size_t(total), op) : nullptr;
+  std::vector<DyBlock> out;
+  for (const DyBlock& b : blocks) {
+    if (!b.bf16) {
+      out.push_back(b);
+      continue;
+    }
+    bf16_to_f32({{static_cast<const uint16_t*>(b.p), wide, M * b.cols}});
+    out.push_back({wide, b.cols});
+    wide += M * b.cols;
+  }
+  return out;
+}
+
+bool any_bf16(const std::vector<DyBlock>& blocks) {
+  return std::any_of(blocks.begin(), blocks.end(), [](const DyBlock& b) { return b.bf16; });
+}
 
 // dy [M, N] in one piece: the blocks copied side by side into scratch (the paths below that
 // need a contiguous dy).
 const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N, const char* op) {
-  if (blocks.size() == 1) return blocks[0].p;
+  if (blocks.size() == 1) return static_cast<const float*>(blocks[0].p);
   static GrowOnlyBuffer buf;
   float* dy = buf.get<float>(size_t(M * N), op);
   int64_t col = 0;
@@ -656,7 +691,7 @@ const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N,
 // M: the rows of dy and x (leading dims flattened). x is F32, or BF16 (with BF16 w: mixed
 // precision's block norms write the mixers' input in bf16), which the tensor-core GEMM reads as it
 // is and the fp32 GEMMs through an exact fp32 copy.
-void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const Tensor& x, const Tensor& w,
+void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor& x, const Tensor& w,
                             Tensor* dx, Tensor* dw, Tensor* db, bool accumulate_dx, const char* op) {
   const int64_t N = w.dim(0), K = w.dim(1);
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, std::string("op ") + op + " (cuda)",
@@ -671,6 +706,7 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
   const float dx_beta = accumulate_dx ? 1.0f : 0.0f;
   if (!want_dx && !want_dw && !want_db) return;
   float* dbp = want_db ? db->f32() : nullptr;
+  if (want_db && any_bf16(blocks)) blocks = widened(blocks, M, op);  // db sums fp32 columns
 
   if (w.dtype() == DType::BF16 && (want_dx || want_dw)) {
     const auto* wb = w.data<__nv_bfloat16>();
@@ -697,7 +733,12 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
       auto* dyb = dyb_buf.get<__nv_bfloat16>(size_t(M * Npad), op);
       int64_t col = 0;
       for (const DyBlock& b : blocks) {  // each block of dy -> its columns of the bf16 dy, and db
-        column_pass(b.p, M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
+        if (b.bf16 && b.cols > 0 && M > 0)
+          check_cuda(cudaMemcpy2DAsync(dyb + col, size_t(Npad) * 2, b.p, size_t(b.cols) * 2, size_t(b.cols) * 2,
+                                       size_t(M), cudaMemcpyDeviceToDevice, cudaStreamPerThread),
+                     op, "cudaMemcpy2DAsync");
+        else if (!b.bf16)
+          column_pass(static_cast<const float*>(b.p), M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
         col += b.cols;
       }
       if (want_dx) lt_run(*pdx, wb, dyb, dx_beta, dx->f32());
@@ -717,6 +758,7 @@ void linear_backward_blocks(const std::vector<DyBlock>& blocks, int64_t M, const
   // Exact fp32 GEMMs (cuBLAS sgemm, TF32 off): F32 weights, or bf16 weights whose shape the
   // tensor-core path cannot take, with dy, x and w rounded to bf16 and widened so that the
   // arithmetic is the tensor-core path's (bf16 products summed in fp32).
+  if (any_bf16(blocks)) blocks = widened(blocks, M, op);
   const float* dyp = joined_dy(blocks, M, N, op);
   if (want_db) column_pass(dyp, M, N, nullptr, 0, dbp, op);
   if (!want_dx && !want_dw) return;
@@ -830,7 +872,7 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
                            Tensor* dw, Tensor* db, bool accumulate_dx) {
   std::vector<DyBlock> blocks;
-  for (const Tensor* p : dy_parts) blocks.push_back({p->f32(), p->dim(-1)});
+  for (const Tensor* p : dy_parts) blocks.push_back({p->raw(), p->dim(-1), p->dtype() == DType::BF16});
   const Tensor& first = **dy_parts.begin();
   const int64_t M = first.rank() > 0 && first.dim(-1) > 0 ? first.numel() / first.dim(-1)
                                                            : (x.dim(-1) > 0 ? x.numel() / x.dim(-1) : 0);

@@ -20,7 +20,8 @@ double relative_l2(const Tensor& a, const Tensor& b);
 // max |a - b|
 double max_abs_diff(const Tensor& a, const Tensor& b);
 
-// A fresh empty directory under the system temp dir, removed by the caller if wanted.
+// A fresh empty directory under the system temp dir, removed with its contents when the test
+// process exits (MAMBALM_KEEP_TEST_DIRS=1 keeps it).
 std::string temp_dir(const std::string& tag);
 
 // A whole file's bytes ("" if it cannot be read); writing creates the parent directories.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -75,12 +76,27 @@ TEST(CpuGemv, EverySimdVariantEqualsScalarOnExactData) {
         for (int64_t M : {1, 3, 8}) {
           const int64_t N = 13;
           std::vector<float> w(static_cast<size_t>(N * K)), x(static_cast<size_t>(M * K)), bias(static_cast<size_t>(N));
+          // Position of k in its 32-block and that block's last position.
+          auto pos = [K](int64_t k) { return k % kQ8Block; };
+          auto last = [K](int64_t k) { return std::min(kQ8Block, K - (k - k % kQ8Block)) - 1; };
           for (int64_t i = 0; i < N * K; ++i) {
-            // Q8 stores integers exactly when each block's largest |w| is 127 (scale 1).
-            const bool block_start = (i % K) % kQ8Block == 0;
-            w[i] = block_start ? 127.0f : static_cast<float>(static_cast<int>(rng.next_u64() % 255) - 127);
+            // Q8 stores integers exactly when each block's largest |w| is 127 (scale 1). The
+            // block's last weight is 0 (unless it is also its first), for x's sake below.
+            const int64_t k = i % K;
+            w[i] = pos(k) == 0 ? 127.0f
+                   : pos(k) == last(k) ? 0.0f
+                                       : static_cast<float>(static_cast<int>(rng.next_u64() % 255) - 127);
           }
-          for (auto& v : x) v = static_cast<float>(static_cast<int>(rng.next_u64() % 7) - 3);
+          for (int64_t i = 0; i < M * K; ++i) {
+            // Against Q8 weights x is rounded to int16 per block (quantize_x_for_q8), exactly when
+            // the block's largest |x| is 32767 (scale 1): at its last position, where w is 0, so
+            // that every sum stays below 2^24 and exact in fp32 (a block of one element has
+            // 127 * 32767, once a row). The other formats keep x in [-3, 3].
+            const int64_t k = i % K;
+            x[i] = f == WeightFormat::Q8 && pos(k) == last(k) ? 32767.0f
+                   : f == WeightFormat::Q8 ? static_cast<float>(static_cast<int>(rng.next_u64() % 255) - 127)
+                                           : static_cast<float>(static_cast<int>(rng.next_u64() % 7) - 3);
+          }
           for (auto& v : bias) v = static_cast<float>(static_cast<int>(rng.next_u64() % 9) - 4);
           const auto packed = pack(f, w, N, K);
           for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
@@ -227,6 +243,65 @@ TEST(Q8Format, LayoutAndRoundTripBound) {
   for (uint8_t byte : zrow) EXPECT_EQ(byte, 0);  // an all-zero block: scale 0, values 0
 }
 
+// The activations' rounding for Q8 weights: per 32-block scale max|x| / 32767 in fp32, values
+// nearbyint(x / d) in [-32767, 32767], |x - d q| <= d / 2, zeros past K; a block with inf or NaN
+// gives scale NaN (so that its products are NaN, as in fp32), an all-zero block scale 0.
+TEST(Q8Format, ActivationRoundingBoundsAndNonFinite) {
+  const int64_t K = 70;
+  Tensor xt = random_tensor({K}, -4.0f, 4.0f);
+  const float* x = xt.f32();
+  std::vector<float> d(3);
+  std::vector<int16_t> q(96, 99);
+  quantize_x_for_q8(x, K, d.data(), q.data());
+  std::vector<float> back(static_cast<size_t>(K));
+  round_x_for_q8(x, K, back.data());
+  for (int64_t b = 0; b < 3; ++b) {
+    float amax = 0;
+    for (int64_t k = b * 32; k < std::min<int64_t>(K, b * 32 + 32); ++k) amax = std::max(amax, std::fabs(x[k]));
+    EXPECT_EQ(d[b], amax / 32767.0f) << "block " << b;
+    int extreme = 0;
+    for (int64_t i = 0; i < 32; ++i) {
+      const int64_t k = b * 32 + i;
+      if (k >= K) {
+        EXPECT_EQ(q[k], 0) << "padding at " << k;
+        continue;
+      }
+      EXPECT_GE(q[k], -32767);
+      // d / 2, plus the fp32 roundings of x / d and of d q: a few ulps of x
+      EXPECT_LE(std::fabs(back[k] - x[k]), 0.5f * d[b] + 1e-6f * std::fabs(x[k])) << k;
+      EXPECT_EQ(back[k], d[b] * static_cast<float>(q[k])) << k;
+      extreme += std::abs(q[k]) == 32767;
+    }
+    EXPECT_GE(extreme, 1) << "the block's largest |x| maps to 32767, block " << b;
+  }
+  float bad[40];
+  for (int i = 0; i < 40; ++i) bad[i] = 0.5f;
+  bad[3] = std::numeric_limits<float>::infinity();
+  bad[35] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> db(2);
+  std::vector<int16_t> qb(64, 99);
+  quantize_x_for_q8(bad, 40, db.data(), qb.data());
+  EXPECT_TRUE(std::isnan(db[0]) && std::isnan(db[1]));
+  for (int16_t v : qb) EXPECT_EQ(v, 0);
+  const float zeros[5] = {};
+  quantize_x_for_q8(zeros, 5, db.data(), qb.data());
+  EXPECT_EQ(db[0], 0.0f);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(qb[i], 0);
+  // through linear: a NaN in x gives NaN outputs on the decode and the prefill path alike
+  const int64_t N = 6;
+  Tensor w32 = random_tensor({N, 40}, -0.1f, 0.1f), w = Tensor::empty({N, 40}, DType::Q8);
+  ops::convert(w32, w);
+  for (int64_t M : {1, 12}) {
+    Tensor xs = random_tensor({M, 40}), y = Tensor::empty({M, N});
+    xs.f32()[(M - 1) * 40 + 7] = std::numeric_limits<float>::quiet_NaN();
+    ops::linear(xs, w, nullptr, y);
+    for (int64_t n = 0; n < N; ++n) EXPECT_TRUE(std::isnan(y.f32()[(M - 1) * N + n])) << "M=" << M << " n=" << n;
+    if (M > 1) {
+      EXPECT_FALSE(std::isnan(y.f32()[0])) << "other rows stay finite";
+    }
+  }
+}
+
 Tensor widened(const Tensor& w) {
   Tensor out = Tensor::empty(w.shape());
   ops::convert(w, out);
@@ -252,6 +327,9 @@ TEST(CpuLowPrecisionOps, LinearMatchesWidenedWeights) {
       // to bf16: the reference gets the same x (its products are then the same exact bf16 x bf16
       // products, summed in another order)
       if (ops::cpu::prefill_rounds_x_to_bf16(w)) xr = xr.to(DType::BF16).to(DType::F32);
+      // against Q8 weights x is rounded to int16 per block on both paths (quantize_x_for_q8)
+      if (dt == DType::Q8)
+        for (int64_t m = 0; m < M; ++m) round_x_for_q8(xr.f32() + m * K, K, xr.f32() + m * K);
       Tensor yr = Tensor::empty({xr.dim(0), N});
       ops::linear(xr, wide, &bias, yr);
       std::memcpy(want.raw(), yr.raw(), want.nbytes());

@@ -37,6 +37,16 @@ const uint16_t* x_as_bf16(const float* x, int64_t n) {
   return out;
 }
 
+XAsQ8 x_as_q8(const float* x, int64_t M, int64_t K) {
+  thread_local std::vector<float> scales;
+  thread_local std::vector<int16_t> q;
+  const int64_t blocks = q8_blocks(K);
+  if (static_cast<int64_t>(scales.size()) < M * blocks) scales.resize(static_cast<size_t>(M * blocks));
+  if (static_cast<int64_t>(q.size()) < M * blocks * kQ8Block) q.resize(static_cast<size_t>(M * blocks * kQ8Block));
+  for (int64_t m = 0; m < M; ++m) quantize_x_for_q8(x + m * K, K, scales.data() + m * blocks, q.data() + m * blocks * kQ8Block);
+  return {scales.data(), q.data(), blocks};
+}
+
 // ---- scalar reference: one fp32 accumulator per output, k in order ---------------------------
 
 namespace {
@@ -67,24 +77,26 @@ void rows_bf16_scalar(const void* w, int64_t, int64_t K, const float* x, int64_t
   }
 }
 
-// Per block: s = sum_i q_i x_i, then acc += d * s (the order the SIMD kernels use too).
+// x rounded per block (x_as_q8); per block the exact integer sum s = sum_i qw_i qx_i, then
+// acc += (dw dx) s in fp32 (the SIMD kernels do the same with a few partial sums per block).
 void rows_q8_scalar(const void* w, int64_t, int64_t K, const float* x, int64_t M, const float* bias, float* y,
                     int64_t n0, int64_t n1, int64_t N) {
   const int64_t rb = q8_row_bytes(K);
+  const XAsQ8 xq = x_as_q8(x, M, K);
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
     for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
+      const float* dx = xq.scales + m * xq.blocks;
+      const int16_t* qx = xq.q + m * xq.blocks * kQ8Block;
       float acc = 0.0f;
-      for (int64_t b = 0; b < q8_blocks(K); ++b) {
+      for (int64_t b = 0; b < xq.blocks; ++b) {
         const uint8_t* blk = wr + b * kQ8BlockBytes;
         uint16_t d16;
         std::memcpy(&d16, blk, 2);
-        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-        const int64_t k0 = b * kQ8Block, len = std::min(kQ8Block, K - k0);
-        float s = 0.0f;
-        for (int64_t i = 0; i < len; ++i) s += static_cast<float>(q[i]) * xm[k0 + i];
-        acc += f16_to_f32(d16) * s;
+        const int8_t* qw = reinterpret_cast<const int8_t*>(blk + 2);
+        int32_t s = 0;  // |s| <= 32 * 127 * 32767 < 2^31: exact (as an fp32, to 2^-24 relative)
+        for (int64_t i = 0; i < kQ8Block; ++i) s += int32_t{qw[i]} * int32_t{qx[b * kQ8Block + i]};
+        acc += (f16_to_f32(d16) * dx[b]) * static_cast<float>(s);
       }
       y[m * N + n] = acc + (bias ? bias[n] : 0.0f);
     }

@@ -3,8 +3,9 @@
 // memory once per call and dotted with all M rows of x while it sits in L1, so a step streams
 // the weights exactly once: decode at batch 1 is bound by memory bandwidth, and these kernels
 // aim for that floor. Weights come in three formats (F32, BF16, Q8: ops/cpu/q8_format.h); x, y
-// and the accumulation are fp32. One kernel per (format, Isa); the rows are split over the
-// OpenMP threads.
+// and the accumulation are fp32, except that against Q8 weights x is rounded to 16-bit integers
+// per block (quantize_x_for_q8) and each block's products are summed exactly in integers. One kernel per
+// (format, Isa); the rows are split over the OpenMP threads.
 #pragma once
 #include <cstdint>
 
@@ -18,7 +19,9 @@ enum class WeightFormat { F32, BF16, Q8 };
 // Rows [n0, n1) of one (format, isa) pair: w is the whole matrix [N, K] in `format` (row r at
 // byte offset r * row_bytes(format, K)), x [M, K], y [M, N] row-major; bias [N] or null.
 // Isa::Avx512Bf16 with BF16 weights rounds x to bf16 (nearest even) and multiplies with
-// vdpbf16ps; every other pair multiplies in fp32 with the weights widened exactly.
+// vdpbf16ps; Q8 weights meet x rounded by quantize_x_for_q8 (int8 x int16 products, exact
+// integer sums per block, then fp32 with the two scales); F32 and BF16 weights are widened exactly and
+// multiply fp32 x in fp32.
 using GemvRowsFn = void (*)(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                             float* y, int64_t n0, int64_t n1);
 
@@ -46,6 +49,16 @@ GemvKernels gemv_kernels_neon();        // empty outside AArch64
 // Converts x [n] to bf16 (nearest even) into a per-thread buffer that grows only when needed
 // (no allocation per token once warm). For the vdpbf16ps kernels.
 const uint16_t* x_as_bf16(const float* x, int64_t n);
+
+// x [M, K] rounded for Q8 weights (quantize_x_for_q8, row by row) into a per-thread buffer,
+// likewise: row m's block scales at scales + m * blocks, its int16 values (zero past K) at
+// q + m * blocks * 32.
+struct XAsQ8 {
+  const float* scales;
+  const int16_t* q;
+  int64_t blocks;  // q8_blocks(K)
+};
+XAsQ8 x_as_q8(const float* x, int64_t M, int64_t K);
 
 }  // namespace mambalm::ops::cpu
 

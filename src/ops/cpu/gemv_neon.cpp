@@ -1,6 +1,7 @@
 // The AArch64 decode GEMV kernels (gemv.h), with Advanced SIMD (part of the base architecture,
-// so no target attribute is needed). Compiled only in an AArch64 build; bf16 and int8 weights
-// are widened to fp32 exactly and multiplied in fp32.
+// so no target attribute is needed). Compiled only in an AArch64 build; bf16 weights are widened
+// to fp32 exactly and multiplied in fp32, Q8 weights meet x rounded to int16 per block (gemv.h
+// x_as_q8) in integer multiply-adds.
 #include "ops/cpu/gemv.h"
 
 #if defined(__aarch64__)
@@ -56,32 +57,28 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t K) {
   return s;
 }
 
-float dot_q8(const uint8_t* row, const float* x, int64_t K) {
-  float32x4_t acc = vdupq_n_f32(0.0f);
-  const int64_t full = K / kQ8Block;
-  for (int64_t b = 0; b < full; ++b) {
+// A Q8 row against one row of x as rounded by x_as_q8 (blocks zero-padded past K): per block the
+// exact integer sum of 32 int8 x int16 products (weights widened to int16, products accumulated
+// in int32 lanes), then (dw dx) times it in fp32, in block order as the scalar reference.
+float dot_q8x16(const uint8_t* row, const int16_t* qx, const float* dx, int64_t blocks) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = row + b * kQ8BlockBytes;
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-    const float* xb = x + b * kQ8Block;
-    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    const int8_t* qw = reinterpret_cast<const int8_t*>(blk + 2);
+    const int16_t* xb = qx + b * kQ8Block;
+    int32x4_t s = vdupq_n_s32(0);
     for (int h = 0; h < 2; ++h) {
-      const int16x8_t lo = vmovl_s8(vld1_s8(q + 16 * h)), hi = vmovl_s8(vld1_s8(q + 16 * h + 8));
-      s0 = vfmaq_f32(s0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), vld1q_f32(xb + 16 * h));
-      s1 = vfmaq_f32(s1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), vld1q_f32(xb + 16 * h + 4));
-      s0 = vfmaq_f32(s0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), vld1q_f32(xb + 16 * h + 8));
-      s1 = vfmaq_f32(s1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), vld1q_f32(xb + 16 * h + 12));
+      const int8x16_t w8 = vld1q_s8(qw + 16 * h);
+      const int16x8_t lo = vmovl_s8(vget_low_s8(w8)), hi = vmovl_high_s8(w8);
+      const int16x8_t x0 = vld1q_s16(xb + 16 * h), x1 = vld1q_s16(xb + 16 * h + 8);
+      s = vmlal_s16(s, vget_low_s16(lo), vget_low_s16(x0));
+      s = vmlal_high_s16(s, lo, x0);
+      s = vmlal_s16(s, vget_low_s16(hi), vget_low_s16(x1));
+      s = vmlal_high_s16(s, hi, x1);
     }
-    acc = vfmaq_n_f32(acc, vaddq_f32(s0, s1), q8_scale(blk));
+    acc += (q8_scale(blk) * dx[b]) * static_cast<float>(vaddvq_s32(s));
   }
-  float s = vaddvq_f32(acc);
-  if (full * kQ8Block < K) {  // the partial last block
-    const uint8_t* blk = row + full * kQ8BlockBytes;
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-    float t = 0.0f;
-    for (int64_t k = full * kQ8Block; k < K; ++k) t += static_cast<float>(q[k - full * kQ8Block]) * x[k];
-    s += q8_scale(blk) * t;
-  }
-  return s;
+  return acc;
 }
 
 template <class Dot>
@@ -105,8 +102,14 @@ void rows_bf16(const void* w, int64_t N, int64_t K, const float* x, int64_t M, c
 }
 void rows_q8(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias, float* y, int64_t n0,
              int64_t n1) {
-  for_rows(w, N, K, q8_row_bytes(K), x, M, bias, y, n0, n1,
-           [K](const uint8_t* r, const float* xm) { return dot_q8(r, xm, K); });
+  const XAsQ8 xq = x_as_q8(x, M, K);  // per thread, cheap next to the rows it streams
+  const int64_t rb = q8_row_bytes(K);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
+    for (int64_t m = 0; m < M; ++m)
+      y[m * N + n] = dot_q8x16(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) +
+                     (bias ? bias[n] : 0.0f);
+  }
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 // carries its own target attribute, so this file compiles to the same code whatever the global
 // -march is, and only runs where cpu_features.h says the CPU has the instructions.
 // Every kernel streams one weight row at a time with several independent accumulators (to hide
-// the FMA latency), dots it with the M rows of x while it is in L1, and widens bf16 / int8
-// weights to fp32 exactly before multiplying (except the vdpbf16ps kernel, which rounds x).
+// the FMA latency) and dots it with the M rows of x while it is in L1. F32 and BF16 weights are
+// widened to fp32 exactly before multiplying (except in the vdpbf16ps kernel, which rounds x);
+// Q8 weights meet x rounded to int16 per block (gemv.h x_as_q8) in integer multiply-adds.
 #include "ops/cpu/gemv.h"
 
 #if defined(__x86_64__)
@@ -73,10 +74,6 @@ MAMBALM_AVX2 inline __m256 bf16x8_avx2(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-MAMBALM_AVX2 inline __m256 i8x8_avx2(const int8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-
 MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
@@ -112,40 +109,38 @@ MAMBALM_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
   return s;
 }
 
-// s = sum_i q_i x_i over one full block, as 8 lanes.
-MAMBALM_AVX2 inline __m256 q8_block_avx2(const int8_t* q, const float* xb) {
-  const __m256 s0 = _mm256_fmadd_ps(i8x8_avx2(q + 16), _mm256_loadu_ps(xb + 16), _mm256_mul_ps(i8x8_avx2(q), _mm256_loadu_ps(xb)));
-  const __m256 s1 = _mm256_fmadd_ps(i8x8_avx2(q + 24), _mm256_loadu_ps(xb + 24), _mm256_mul_ps(i8x8_avx2(q + 8), _mm256_loadu_ps(xb + 8)));
-  return _mm256_add_ps(s0, s1);
+// One block's sum_i qw_i qx_i as 8 lanes of 4 products each, converted to fp32: exact, since
+// |lane| <= 4 * 127 * 32767 < 2^24. The weights are sign-extended to int16 and madd multiplies
+// pairs into int32.
+MAMBALM_AVX2 inline __m256 q8x16_block_avx2(const uint8_t* blk, const int16_t* qx) {
+  const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+  const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)));
+  const __m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx)));
+  const __m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 16)));
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1));
 }
 
-MAMBALM_AVX2 float dot_q8_avx2(const uint8_t* row, const float* x, int64_t K) {
-  // Two blocks per iteration into two accumulators (independent chains; see the AVX-512 kernel).
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-  const int64_t full = K / kQ8Block;
+// A Q8 row against one row of x as rounded by x_as_q8 (blocks zero-padded past K, so every block
+// is whole): per block (dw dx) times its integer sum, into four accumulators (independent chains).
+MAMBALM_AVX2 float dot_q8x16_avx2(const uint8_t* row, const int16_t* qx, const float* dx, int64_t blocks) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t b = 0;
-  for (; b + 2 <= full; b += 2) {
+  for (; b + 4 <= blocks; b += 4) {
     const uint8_t* blk = row + b * kQ8BlockBytes;
-    const float* xb = x + b * kQ8Block;
-    prefetch_q8_ahead<1>(blk);
-    const __m256 s0 = q8_block_avx2(reinterpret_cast<const int8_t*>(blk + 2), xb);
-    const __m256 s1 = q8_block_avx2(reinterpret_cast<const int8_t*>(blk + kQ8BlockBytes + 2), xb + 32);
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk)), s0, a0);
-    a1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk + kQ8BlockBytes)), s1, a1);
+    prefetch_q8_ahead<2>(blk);
+    a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk) * dx[b]), q8x16_block_avx2(blk, qx + b * kQ8Block), a0);
+    a1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk + kQ8BlockBytes) * dx[b + 1]),
+                         q8x16_block_avx2(blk + kQ8BlockBytes, qx + (b + 1) * kQ8Block), a1);
+    a2 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk + 2 * kQ8BlockBytes) * dx[b + 2]),
+                         q8x16_block_avx2(blk + 2 * kQ8BlockBytes, qx + (b + 2) * kQ8Block), a2);
+    a3 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk + 3 * kQ8BlockBytes) * dx[b + 3]),
+                         q8x16_block_avx2(blk + 3 * kQ8BlockBytes, qx + (b + 3) * kQ8Block), a3);
   }
-  if (b < full) {
+  for (; b < blocks; ++b) {
     const uint8_t* blk = row + b * kQ8BlockBytes;
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk)), q8_block_avx2(reinterpret_cast<const int8_t*>(blk + 2), x + b * kQ8Block), a0);
+    a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk) * dx[b]), q8x16_block_avx2(blk, qx + b * kQ8Block), a0);
   }
-  float s = hsum256(_mm256_add_ps(a0, a1));
-  if (full * kQ8Block < K) {  // the partial last block
-    const uint8_t* blk = row + full * kQ8BlockBytes;
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-    float t = 0.0f;
-    for (int64_t k = full * kQ8Block; k < K; ++k) t += static_cast<float>(q[k - full * kQ8Block]) * x[k];
-    s += q8_scale(blk) * t;
-  }
-  return s;
+  return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
 MAMBALM_AVX2 void rows_f32_avx2(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
@@ -158,10 +153,18 @@ MAMBALM_AVX2 void rows_bf16_avx2(const void* w, int64_t N, int64_t K, const floa
   for_rows(w, N, K, K * 2, x, M, bias, y, n0, n1,
            [K](const uint8_t* r, const float* xm) { return dot_bf16_avx2(reinterpret_cast<const uint16_t*>(r), xm, K); });
 }
+// Also the AVX-512 variants' Q8 kernel: its work is integer multiply-adds and conversions of a
+// block at a time, which 256-bit registers already keep ahead of the weight stream.
 MAMBALM_AVX2 void rows_q8_avx2(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                                float* y, int64_t n0, int64_t n1) {
-  for_rows(w, N, K, q8_row_bytes(K), x, M, bias, y, n0, n1,
-           [K](const uint8_t* r, const float* xm) { return dot_q8_avx2(r, xm, K); });
+  const XAsQ8 xq = x_as_q8(x, M, K);  // per thread, cheap next to the rows it streams
+  const int64_t rb = q8_row_bytes(K);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
+    for (int64_t m = 0; m < M; ++m)
+      y[m * N + n] = dot_q8x16_avx2(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) +
+                     (bias ? bias[n] : 0.0f);
+  }
 }
 
 // ---- AVX-512 ---------------------------------------------------------------------------------
@@ -170,10 +173,6 @@ MAMBALM_AVX512 inline __mmask16 tail16(int64_t n) { return static_cast<__mmask16
 
 MAMBALM_AVX512 inline __m512 bf16x16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-}
-
-MAMBALM_AVX512 inline __m512 i8x16(const int8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
 MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
@@ -211,48 +210,6 @@ MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t 
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-// s = sum_i q_i x_i over one full block, as 16 lanes.
-MAMBALM_AVX512 inline __m512 q8_block_avx512(const int8_t* q, const float* xb) {
-  return _mm512_fmadd_ps(i8x16(q + 16), _mm512_loadu_ps(xb + 16), _mm512_mul_ps(i8x16(q), _mm512_loadu_ps(xb)));
-}
-
-MAMBALM_AVX512 float dot_q8_avx512(const uint8_t* row, const float* x, int64_t K) {
-  // Four blocks per iteration into four accumulators: the block sums are independent, so the
-  // conversions and FMAs of consecutive blocks overlap.
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const int64_t full = K / kQ8Block;
-  int64_t b = 0;
-  for (; b + 4 <= full; b += 4) {
-    const uint8_t* blk = row + b * kQ8BlockBytes;
-    const float* xb = x + b * kQ8Block;
-    prefetch_q8_ahead<2>(blk);
-    const __m512 s0 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 2), xb);
-    const __m512 s1 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + kQ8BlockBytes + 2), xb + 32);
-    const __m512 s2 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 2 * kQ8BlockBytes + 2), xb + 64);
-    const __m512 s3 = q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 3 * kQ8BlockBytes + 2), xb + 96);
-    a0 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk)), s0, a0);
-    a1 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk + kQ8BlockBytes)), s1, a1);
-    a2 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk + 2 * kQ8BlockBytes)), s2, a2);
-    a3 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk + 3 * kQ8BlockBytes)), s3, a3);
-  }
-  for (; b < full; ++b) {
-    const uint8_t* blk = row + b * kQ8BlockBytes;
-    a0 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk)),
-                         q8_block_avx512(reinterpret_cast<const int8_t*>(blk + 2), x + b * kQ8Block), a0);
-  }
-  if (full * kQ8Block < K) {  // the partial last block: q is zero-padded, x must not be read past K
-    const uint8_t* blk = row + full * kQ8BlockBytes;
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-    const float* xb = x + full * kQ8Block;
-    const int64_t len = K - full * kQ8Block;
-    const __mmask16 m0 = tail16(std::min<int64_t>(len, 16)), m1 = tail16(std::max<int64_t>(len - 16, 0));
-    __m512 s = _mm512_mul_ps(i8x16(q), _mm512_maskz_loadu_ps(m0, xb));
-    s = _mm512_fmadd_ps(i8x16(q + 16), _mm512_maskz_loadu_ps(m1, xb + 16), s);
-    a1 = _mm512_fmadd_ps(_mm512_set1_ps(q8_scale(blk)), s, a1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
 MAMBALM_AVX512 void rows_f32_avx512(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                                     float* y, int64_t n0, int64_t n1) {
   for_rows(w, N, K, K * 4, x, M, bias, y, n0, n1,
@@ -262,11 +219,6 @@ MAMBALM_AVX512 void rows_bf16_avx512(const void* w, int64_t N, int64_t K, const 
                                      float* y, int64_t n0, int64_t n1) {
   for_rows(w, N, K, K * 2, x, M, bias, y, n0, n1,
            [K](const uint8_t* r, const float* xm) { return dot_bf16_avx512(reinterpret_cast<const uint16_t*>(r), xm, K); });
-}
-MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
-                                   float* y, int64_t n0, int64_t n1) {
-  for_rows(w, N, K, q8_row_bytes(K), x, M, bias, y, n0, n1,
-           [K](const uint8_t* r, const float* xm) { return dot_q8_avx512(r, xm, K); });
 }
 
 // ---- AVX512-BF16: x rounded to bf16 once per call, pairs multiplied by vdpbf16ps -------------
@@ -298,7 +250,7 @@ MAMBALM_AVX512BF16 void rows_bf16_avx512bf16(const void* w, int64_t N, int64_t K
 }  // namespace
 
 GemvKernels gemv_kernels_avx2() { return {rows_f32_avx2, rows_bf16_avx2, rows_q8_avx2}; }
-GemvKernels gemv_kernels_avx512() { return {rows_f32_avx512, rows_bf16_avx512, rows_q8_avx512}; }
+GemvKernels gemv_kernels_avx512() { return {rows_f32_avx512, rows_bf16_avx512, rows_q8_avx2}; }
 GemvKernels gemv_kernels_avx512bf16() { return {nullptr, rows_bf16_avx512bf16, nullptr}; }
 
 }  // namespace mambalm::ops::cpu

@@ -1,6 +1,7 @@
 // linear() by weight format on the CPU: the GEMV kernels (gemv.h) for a few rows of x (decode),
 // OpenBLAS sgemm for many (prefill), with q8 weights widened to fp32 one block of rows at a time
-// so that the fp32 copy never exceeds a few MiB. bf16 weights on a CPU with AVX512-BF16 go to
+// so that the fp32 copy never exceeds a few MiB, and x rounded to 16-bit integers per block as the
+// decode kernels round it (q8_format.h quantize_x_for_q8), so that both make the same products. bf16 weights on a CPU with AVX512-BF16 go to
 // oneDNN's bf16 GEMM with x rounded to bf16 (onednn_gemm.h), else they are widened as q8's are.
 #include <cblas.h>
 
@@ -82,6 +83,13 @@ void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* 
                 static_cast<blasint>(K), 1.0f, x, static_cast<blasint>(K), w.data<float>(), static_cast<blasint>(K), beta,
                 y, static_cast<blasint>(N));
     return;
+  }
+  std::vector<float> x_rounded;
+  if (f == WeightFormat::Q8) {
+    x_rounded.resize(static_cast<size_t>(M * K));
+#pragma omp parallel for schedule(static) if (M * K > kParallelMin)
+    for (int64_t m = 0; m < M; ++m) round_x_for_q8(x + m * K, K, x_rounded.data() + m * K);
+    x = x_rounded.data();
   }
   // About 4 MiB of fp32 rows per block (at least 64 rows): large enough for sgemm's tiles.
   const int64_t R = std::min(N, std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(K, 1)));

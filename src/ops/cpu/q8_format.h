@@ -21,4 +21,15 @@ inline int64_t q8_row_bytes(int64_t K) { return q8_blocks(K) * kQ8BlockBytes; }
 void quantize_row_q8(const float* w, int64_t K, uint8_t* out);
 void dequantize_row_q8(const uint8_t* row, int64_t K, float* out);
 
+// The activations that meet Q8 weights are rounded to 16-bit integers in the weights' blocks of
+// 32, so that a block's dot product is a sum of exact int8 x int16 products, done in integer SIMD
+// (ops/cpu/gemv_x86.cpp): per block the fp32 scale d = max_i |x_i| / 32767 and
+// q_i = round-to-nearest-even(x_i * (1 / d)) in [-32767, 32767] (0 when d is 0), an error of at
+// most d / 2, 1/65534 of the block's largest |x|, far below the weights' own (1/254 of theirs).
+// Decode (the GEMV) and prefill (sgemm on d q) round x the same way, so both make the same
+// products (docs/numerics.md). scales [q8_blocks(K)], q [q8_blocks(K) * 32], zeros past K.
+void quantize_x_for_q8(const float* x, int64_t K, float* scales, int16_t* q);
+// x [K] -> out [K] = d q, the values the Q8 products see.
+void round_x_for_q8(const float* x, int64_t K, float* out);
+
 }  // namespace mambalm::ops::cpu

@@ -39,9 +39,10 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
 }
 
 // Software prefetch of the q8 weight stream kQ8PrefetchBytes ahead (past the row's end it
-// touches the next row, which is next in memory). The q8 kernels are bound by their widening
-// work, not by DRAM, and the prefetch keeps their loads from stalling them: +3% decode at 1
-// thread on this AMD EPYC, 8-11 -> 19 GB/s on the Intel Xeon of 2026-11-30. The f32 and bf16
+// touches the next row, which is next in memory). The q8 kernels were bound by their widening
+// work, not by DRAM, and the prefetch kept their loads from stalling them: +3% decode at 1
+// thread on an AMD EPYC (Zen 4), 8-11 -> 19 GB/s on the Intel Xeon of 2026-11-30 (measured with
+// the fp32-widening kernels the integer ones replaced). The f32 and bf16
 // kernels have none: with the converted weights on 2 MiB pages (core/huge_page_arena.h) the
 // hardware prefetcher streams them, and the software prefetch cost bf16 decode 20-30%
 // (bench/NOTES.md, "Weights on huge pages"); f32 decode, from the file's 4 KiB pages, was
@@ -153,8 +154,8 @@ MAMBALM_AVX2 void rows_bf16_avx2(const void* w, int64_t N, int64_t K, const floa
   for_rows(w, N, K, K * 2, x, M, bias, y, n0, n1,
            [K](const uint8_t* r, const float* xm) { return dot_bf16_avx2(reinterpret_cast<const uint16_t*>(r), xm, K); });
 }
-// Also the AVX-512 variants' Q8 kernel: its work is integer multiply-adds and conversions of a
-// block at a time, which 256-bit registers already keep ahead of the weight stream.
+// Also the AVX-512 variants' Q8 kernel (no 512-bit one yet: the machine this was written on has
+// AVX2 only, so a wider one could not be measured).
 MAMBALM_AVX2 void rows_q8_avx2(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                                float* y, int64_t n0, int64_t n1) {
   const XAsQ8 xq = x_as_q8(x, M, K);  // per thread, cheap next to the rows it streams

@@ -16,7 +16,8 @@
 # convert_hf_to_gguf.py to F32 / BF16 / Q8_0). Run on an idle machine (load < 1.5).
 #   MAMBALM=build/mambalm LLAMA_BIN=/tmp/llamacpp-new/build/bin WORK=/tmp/cpu_llamacpp_work \
 #     bash bench/cpu_vs_llamacpp.sh [MODEL...]     (default: llama-134m mamba-130m mamba2-130m hybrid-24l)
-# Variables: THREADS ("1 2"), ROUNDS (3), GEN (128), RESULTS (a new folder under WORK/results).
+# Variables: THREADS ("1 2"), ROUNDS (3), GEN (128), DTYPES ("f32 bf16 q8": ours, each against
+# llama.cpp's F32 / BF16 / Q8_0), RESULTS (a new folder under WORK/results).
 # KV cache: llama-bench takes no f32 cache, so its rows keep its default F16 cache; mambalm's is its
 # default: fp32 with f32 weights, bf16 with bf16 / q8 weights (--kv-dtype, docs/generate.md).
 # OpenBLAS (our prefill GEMMs) runs the core it detects: OPENBLAS_CORETYPE is unset for our runs
@@ -27,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAMBALM=${MAMBALM:?set MAMBALM to the mambalm binary}
 BIN=${LLAMA_BIN:-/tmp/llamacpp-new/build/bin}
 WORK=${WORK:-/tmp/cpu_llamacpp_work}
-THREADS=${THREADS:-"1 2"} ROUNDS=${ROUNDS:-3} GEN=${GEN:-128}
+THREADS=${THREADS:-"1 2"} ROUNDS=${ROUNDS:-3} GEN=${GEN:-128} DTYPES=${DTYPES:-"f32 bf16 q8"}
 MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(llama-134m mamba-130m mamba2-130m hybrid-24l)
 OUT=${RESULTS:-$WORK/results/$(date +%Y%m%d-%H%M%S)}
@@ -52,7 +53,14 @@ for model in "${MODELS[@]}"; do
     export OMP_NUM_THREADS=$t
     for r in $(seq 1 "$ROUNDS"); do
       dir=$OUT/$model/t$t; mkdir -p "$dir"
-      steps=(ours:f32 theirs:f32 ours:bf16 theirs:bf16 ours:q8 theirs:q8_0)
+      steps=()
+      for dt in $DTYPES; do
+        case $dt in
+          f32|bf16) steps+=("ours:$dt" "theirs:$dt") ;;
+          q8) steps+=(ours:q8 theirs:q8_0) ;;
+          *) echo "DTYPES: $dt is not one of f32 bf16 q8" >&2; exit 2 ;;
+        esac
+      done
       [ $((r % 2)) = 0 ] && steps=($(printf '%s\n' "${steps[@]}" | tac))
       "$MEMBW" > "$dir/r${r}_membw.json"
       for s in "${steps[@]}"; do

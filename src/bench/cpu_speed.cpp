@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/generate.h"
+#include "ops/op_profile.h"
 
 namespace mambalm::bench {
 
@@ -69,7 +70,7 @@ int64_t peak_rss_bytes() {
 }  // namespace
 
 nlohmann::json CpuSpeedResult::to_json() const {
-  return {{"model", model},
+  nlohmann::json j = {{"model", model},
           {"n_params", n_params},
           {"prompt_len", prompt_len},
           {"gen_len", gen_len},
@@ -88,6 +89,8 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"decode_fraction_of_floor", floor_ms() / decode_ms()},
           {"threads", threads},
           {"warmup", warmup}};
+  if (!op_profile.empty()) j["op_profile"] = op_profile;
+  return j;
 }
 
 Model random_preset_model(const std::string& preset, uint64_t seed) {
@@ -130,6 +133,13 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
   r.decode_s = seconds_since(t0);
   r.decode_cpu_s = process_cpu_seconds() - cpu0;
+  if (o.profile) {  // after the timed steps, so that the timers' own cost stays out of them
+    ops::clear_op_profile();
+    ops::set_op_profiling(true);
+    for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
+    ops::set_op_profiling(false);
+    r.op_profile = ops::op_profile_summary(24);
+  }
 
   r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe's buffers
   r.state_bytes = state.ssm_state_bytes();

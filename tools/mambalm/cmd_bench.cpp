@@ -78,6 +78,7 @@ BenchNumbers read_numbers(const Args& args) {
   limits::checked_add(n.cpu.prompt_len, n.cpu.gen_len, "--prompt-len", "prompt + generated tokens", limits::kMaxSequence);
   n.cpu.seed = seed;
   n.cpu.warmup = !args.flag("cold");
+  n.cpu.profile = args.flag("profile");
   n.sweep.contexts = args.sizes("contexts", "1K,4K,16K,32K,64K,128K", limits::kMaxSequence);
   n.sweep.batches = args.sizes("batches", "1,2,8,32,128,512", limits::kMaxBatch);
   n.sweep.gen = n.cpu.gen_len;
@@ -111,7 +112,7 @@ int cmd_bench(int argc, char** argv) {
              {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
              {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
              {"json-out", "FILE", "cuda: write every measurement as JSON"},
-             {"profile", "", "cuda: print a per-stage breakdown of decode steps"},
+             {"profile", "", "cuda: print a per-stage breakdown of decode steps; cpu: then gen-len more decode steps, each op timed"},
              {"no-prefill", "", "cuda: skip the prefill timing (decode only)"},
              {"no-max-batch", "", "cuda: only the listed batches (not also the largest that fits)"},
              {"train", "", "measure training instead: forward + backward + AdamW steps on random tokens"},
@@ -152,6 +153,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("memory   peak RSS %.1f MiB, SSM+conv state %lld bytes, KV cache %lld bytes after %lld tokens\n",
               static_cast<double>(r.peak_rss_bytes) / (1 << 20), static_cast<long long>(r.state_bytes),
               static_cast<long long>(r.kv_cache_bytes), static_cast<long long>(r.prompt_len + r.gen_len));
+  if (!r.op_profile.empty())
+    std::printf("profile  %lld more decode steps, by op (name xCALLS ms):\n%s\n", static_cast<long long>(r.gen_len),
+                r.op_profile.c_str());
   return 0;
 }
 

@@ -34,20 +34,17 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   float* sp = state ? state->f32() : nullptr;
   float* yp = y.f32();
 
-#pragma omp parallel
+  // A given state is updated in place (a decode step reads and writes each element once, no
+  // copies); without one each thread scans from zeros in a buffer of its own.
+#pragma omp parallel if (Bsz * H * T * P * N > kParallelMin)
   {
-    std::vector<float> S(static_cast<size_t>(P * N));
+    std::vector<float> S(sp ? 0 : static_cast<size_t>(P * N));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < Bsz; ++b) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t g = h / heads_per_group;
-        float* Sh = S.data();
-        float* state_bh = sp ? sp + (b * H + h) * P * N : nullptr;
-        if (state_bh) {
-          std::memcpy(Sh, state_bh, static_cast<size_t>(P * N) * sizeof(float));
-        } else {
-          std::fill(S.begin(), S.end(), 0.0f);
-        }
+        float* Sh = sp ? sp + (b * H + h) * P * N : S.data();
+        if (!sp) std::fill(S.begin(), S.end(), 0.0f);
         const float Ah = Ap[h];
         const float Dh = Dp ? Dp[h] : 0.0f;
         for (int64_t t = 0; t < T; ++t) {
@@ -70,7 +67,6 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
             yr[p] = acc + Dh * xr[p];
           }
         }
-        if (state_bh) std::memcpy(state_bh, Sh, static_cast<size_t>(P * N) * sizeof(float));
       }
     }
   }

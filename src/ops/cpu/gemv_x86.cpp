@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "ops/cpu/q8_format.h"
@@ -38,22 +39,27 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
   }
 }
 
-// Software prefetch of the q8 weight stream kQ8PrefetchBytes ahead (past the row's end it
-// touches the next row, which is next in memory). The q8 kernels were bound by their widening
-// work, not by DRAM, and the prefetch kept their loads from stalling them: +3% decode at 1
-// thread on an AMD EPYC (Zen 4), 8-11 -> 19 GB/s on the Intel Xeon of 2026-11-30 (measured with
-// the fp32-widening kernels the integer ones replaced). The f32 and bf16
-// kernels have none: with the converted weights on 2 MiB pages (core/huge_page_arena.h) the
-// hardware prefetcher streams them, and the software prefetch cost bf16 decode 20-30%
-// (bench/NOTES.md, "Weights on huge pages"); f32 decode, from the file's 4 KiB pages, was
-// 10-20% faster without it too.
-#ifndef MAMBALM_GEMV_Q8_PREFETCH_BYTES
-#define MAMBALM_GEMV_Q8_PREFETCH_BYTES 2048
-#endif
-constexpr int64_t kQ8PrefetchBytes = MAMBALM_GEMV_Q8_PREFETCH_BYTES;
+// Software prefetch of the bf16 and q8 weight streams prefetch_bytes() ahead (past a row's end
+// it touches the next row, which is next in memory), one prefetch per 64-byte line. Decode at 1
+// thread on an AMD EPYC (Zen 3; bench/NOTES.md, "Prefetch 1 KiB ahead"), 0 / 1 KiB / 2 KiB
+// ahead: llama-134m bf16 60-63 / 64-67 / 54-59 tokens/s, q8 82-88 / 92-99 / 88-104,
+// mamba2-130m q8 75-88 / 92-95 / 91-106; a 128 MiB bf16 matrix read 8.5-9.1 / 10.7-12.7 GB/s
+// on an Intel Xeon (Sapphire Rapids). On a Zen 4 EPYC 2 KiB ahead had cost bf16 decode 20-30%;
+// 1 KiB was not measured there. The f32 kernels have none: their weights stay views of the
+// file on 4 KiB pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
+// MAMBALM_GEMV_PREFETCH_BYTES (read once; 0 turns it off) overrides.
+int64_t prefetch_bytes() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("MAMBALM_GEMV_PREFETCH_BYTES");
+    return v ? std::clamp<int64_t>(std::strtoll(v, nullptr, 10), 0, 1 << 16) : int64_t{1024};
+  }();
+  return bytes;
+}
+// Lines prefetched ahead of p (p + prefetch_bytes() onwards); with 0 bytes it touches p itself,
+// which the loads that follow bring in anyway.
 template <int Lines>
-inline void prefetch_q8_ahead(const void* p) {
-  for (int i = 0; i < Lines; ++i) _mm_prefetch(static_cast<const char*>(p) + kQ8PrefetchBytes + 64 * i, _MM_HINT_T0);
+inline void prefetch_ahead(const void* p, int64_t bytes) {
+  for (int i = 0; i < Lines; ++i) _mm_prefetch(static_cast<const char*>(p) + bytes + 64 * i, _MM_HINT_T0);
 }
 
 MAMBALM_AVX2 inline float q8_scale(const uint8_t* blk) {
@@ -92,8 +98,10 @@ MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
 
 MAMBALM_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t pf = prefetch_bytes();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
+    prefetch_ahead<1>(w + k, pf);
     a0 = _mm256_fmadd_ps(bf16x8_avx2(w + k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -125,10 +133,11 @@ MAMBALM_AVX2 inline __m256 q8x16_block_avx2(const uint8_t* blk, const int16_t* q
 // is whole): per block (dw dx) times its integer sum, into four accumulators (independent chains).
 MAMBALM_AVX2 float dot_q8x16_avx2(const uint8_t* row, const int16_t* qx, const float* dx, int64_t blocks) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t pf = prefetch_bytes();
   int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) {
+  for (; b + 4 <= blocks; b += 4) {  // 136 bytes: up to three lines, two prefetched
     const uint8_t* blk = row + b * kQ8BlockBytes;
-    prefetch_q8_ahead<2>(blk);
+    prefetch_ahead<2>(blk, pf);
     a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk) * dx[b]), q8x16_block_avx2(blk, qx + b * kQ8Block), a0);
     a1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk + kQ8BlockBytes) * dx[b + 1]),
                          q8x16_block_avx2(blk + kQ8BlockBytes, qx + (b + 1) * kQ8Block), a1);
@@ -195,8 +204,10 @@ MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
 
 MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t pf = prefetch_bytes();
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
+    prefetch_ahead<2>(w + k, pf);
     a0 = _mm512_fmadd_ps(bf16x16(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(bf16x16(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
     a2 = _mm512_fmadd_ps(bf16x16(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
@@ -226,8 +237,10 @@ MAMBALM_AVX512 void rows_bf16_avx512(const void* w, int64_t N, int64_t K, const 
 
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+  const int64_t pf = prefetch_bytes();
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
+    prefetch_ahead<2>(w + k, pf);
     a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xb + k));
     a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(xb + k + 32));
   }

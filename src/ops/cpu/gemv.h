@@ -11,6 +11,7 @@
 
 #include "core/tensor.h"
 #include "ops/cpu/cpu_features.h"
+#include "ops/cpu/q8_format.h"
 
 namespace mambalm::ops::cpu {
 
@@ -59,6 +60,21 @@ struct XAsQ8 {
   int64_t blocks;  // q8_blocks(K)
 };
 XAsQ8 x_as_q8(const float* x, int64_t M, int64_t K);
+
+// Rows [n0, n1) of a Q8 matrix w [N, K] against x [M, K] rounded by x_as_q8 on this thread:
+// y[m, n] = dot(row n, row m's int16 values, its scales, blocks) + bias[n]. The SIMD kernels of
+// each ISA pass their dot.
+template <class Dot>
+inline void q8_rows(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias, float* y,
+                    int64_t n0, int64_t n1, Dot dot) {
+  const XAsQ8 xq = x_as_q8(x, M, K);  // per thread, cheap next to the rows it streams
+  const int64_t rb = q8_row_bytes(K);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
+    for (int64_t m = 0; m < M; ++m)
+      y[m * N + n] = dot(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) + (bias ? bias[n] : 0.0f);
+  }
+}
 
 }  // namespace mambalm::ops::cpu
 

@@ -167,14 +167,7 @@ MAMBALM_AVX2 void rows_bf16_avx2(const void* w, int64_t N, int64_t K, const floa
 // AVX2 only, so a wider one could not be measured).
 MAMBALM_AVX2 void rows_q8_avx2(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                                float* y, int64_t n0, int64_t n1) {
-  const XAsQ8 xq = x_as_q8(x, M, K);  // per thread, cheap next to the rows it streams
-  const int64_t rb = q8_row_bytes(K);
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
-    for (int64_t m = 0; m < M; ++m)
-      y[m * N + n] = dot_q8x16_avx2(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) +
-                     (bias ? bias[n] : 0.0f);
-  }
+  q8_rows(w, N, K, x, M, bias, y, n0, n1, dot_q8x16_avx2);
 }
 
 // ---- AVX-512 ---------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ XAsQ8 x_as_q8(const float* x, int64_t M, int64_t K) {
   const int64_t blocks = q8_blocks(K);
   if (static_cast<int64_t>(scales.size()) < M * blocks) scales.resize(static_cast<size_t>(M * blocks));
   if (static_cast<int64_t>(q.size()) < M * blocks * kQ8Block) q.resize(static_cast<size_t>(M * blocks * kQ8Block));
-  for (int64_t m = 0; m < M; ++m) quantize_x_for_q8(x + m * K, K, scales.data() + m * blocks, q.data() + m * blocks * kQ8Block);
+  for (int64_t m = 0; m < M; ++m)
+    quantize_x_for_q8(x + m * K, K, scales.data() + m * blocks, q.data() + m * blocks * kQ8Block);
   return {scales.data(), q.data(), blocks};
 }
 

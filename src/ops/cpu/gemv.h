@@ -72,7 +72,8 @@ inline void q8_rows(const void* w, int64_t N, int64_t K, const float* x, int64_t
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* wr = static_cast<const uint8_t*>(w) + n * rb;
     for (int64_t m = 0; m < M; ++m)
-      y[m * N + n] = dot(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) + (bias ? bias[n] : 0.0f);
+      y[m * N + n] =
+          dot(wr, xq.q + m * xq.blocks * kQ8Block, xq.scales + m * xq.blocks, xq.blocks) + (bias ? bias[n] : 0.0f);
   }
 }
 

@@ -64,7 +64,8 @@ void quantize_x_for_q8(const float* x, int64_t K, float* scales, int16_t* q) {
     int16_t* qb = q + k0;
     // x * inv may land a few ulps past 32767 at the block's largest |x|: the clamp keeps it there.
     const int64_t rounded = finite ? n : 0;
-    for (int64_t i = 0; i < rounded; ++i) qb[i] = static_cast<int16_t>(std::clamp(std::nearbyint(x[k0 + i] * inv), -32767.0f, 32767.0f));
+    for (int64_t i = 0; i < rounded; ++i)
+      qb[i] = static_cast<int16_t>(std::clamp(std::nearbyint(x[k0 + i] * inv), -32767.0f, 32767.0f));
     for (int64_t i = rounded; i < kQ8Block; ++i) qb[i] = 0;
   }
 }

@@ -77,7 +77,7 @@ TEST(CpuGemv, EverySimdVariantEqualsScalarOnExactData) {
           const int64_t N = 13;
           std::vector<float> w(static_cast<size_t>(N * K)), x(static_cast<size_t>(M * K)), bias(static_cast<size_t>(N));
           // Position of k in its 32-block and that block's last position.
-          auto pos = [K](int64_t k) { return k % kQ8Block; };
+          auto pos = [](int64_t k) { return k % kQ8Block; };
           auto last = [K](int64_t k) { return std::min(kQ8Block, K - (k - k % kQ8Block)) - 1; };
           for (int64_t i = 0; i < N * K; ++i) {
             // Q8 stores integers exactly when each block's largest |w| is 127 (scale 1). The

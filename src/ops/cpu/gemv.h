@@ -4,8 +4,8 @@
 // the weights exactly once: decode at batch 1 is bound by memory bandwidth, and these kernels
 // aim for that floor. Weights come in three formats (F32, BF16, Q8: ops/cpu/q8_format.h); x, y
 // and the accumulation are fp32, except that against Q8 weights x is rounded to 16-bit integers
-// per block (quantize_x_for_q8) and each block's products are summed exactly in integers. One kernel per
-// (format, Isa); the rows are split over the OpenMP threads.
+// per block (quantize_x_for_q8) and each block's products are summed exactly in integers. One
+// kernel per (format, Isa); the rows are split over the OpenMP threads.
 #pragma once
 #include <cstdint>
 
@@ -21,8 +21,8 @@ enum class WeightFormat { F32, BF16, Q8 };
 // byte offset r * row_bytes(format, K)), x [M, K], y [M, N] row-major; bias [N] or null.
 // Isa::Avx512Bf16 with BF16 weights rounds x to bf16 (nearest even) and multiplies with
 // vdpbf16ps; Q8 weights meet x rounded by quantize_x_for_q8 (int8 x int16 products, exact
-// integer sums per block, then fp32 with the two scales); F32 and BF16 weights are widened exactly and
-// multiply fp32 x in fp32.
+// integer sums per block, then fp32 with the two scales); F32 and BF16 weights are widened
+// exactly and multiply fp32 x in fp32.
 using GemvRowsFn = void (*)(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                             float* y, int64_t n0, int64_t n1);
 

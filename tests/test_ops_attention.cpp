@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -113,24 +114,30 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
 
 // attention_decode: one query per sequence against its own cache prefix (ragged lengths, GQA, a
 // capacity above every length), with every kernel variant this machine runs, at 1, 2 and 3
-// OpenMP threads. Each equals the float64 definition within 1e-6 (as the decode row above), and
-// the threaded runs equal the one-thread run bit for bit (one task per (sequence, head), a fixed
-// summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to collapse
-// (issue 21: BLAS inside the OpenMP region), and the work is above the one-thread threshold.
-TEST(OpsAttention, DecodeMatchesNaiveAtAnyThreadCountAndIsa) {
-  const int64_t B = 3, cap = 311, Hq = 8, Hkv = 2, Dh = 64;
-  const int32_t lens[B] = {1, 157, 300};
+// OpenMP threads. Each equals the float64 definition over the same (for BF16, widened) cache
+// within 1e-6, and the threaded runs equal the one-thread run bit for bit (tasks fixed by the
+// shape, a fixed summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to
+// collapse (issue 21: BLAS inside the OpenMP region), and the work is above the one-thread
+// threshold.
+namespace {
+void check_decode(int64_t Hq, int64_t Hkv, int64_t Dh, const std::vector<int32_t>& lens, DType cache_dtype) {
+  const int64_t B = static_cast<int64_t>(lens.size());
+  const int64_t cap = *std::max_element(lens.begin(), lens.end()) + 11;
+  const std::string shape = "Hq " + std::to_string(Hq) + " Hkv " + std::to_string(Hkv) + " Dh " + std::to_string(Dh) +
+                            (cache_dtype == DType::BF16 ? " BF16" : " F32");
   Tensor q = random_tensor({B, Hq, Dh}, -2.0f, 2.0f);
-  Tensor kc = random_tensor({B, cap, Hkv, Dh}, -2.0f, 2.0f), vc = random_tensor({B, cap, Hkv, Dh});
+  Tensor kc = random_tensor({B, cap, Hkv, Dh}, -2.0f, 2.0f).to(cache_dtype);  // [B, cap, Hkv, Dh]
+  Tensor vc = random_tensor({B, cap, Hkv, Dh}).to(cache_dtype);
+  const Tensor kc32 = kc.to(DType::F32), vc32 = vc.to(DType::F32);  // the same values, widened
   Tensor lengths = Tensor::empty({B}, DType::I32);
-  std::memcpy(lengths.raw(), lens, sizeof lens);
+  std::memcpy(lengths.raw(), lens.data(), lens.size() * sizeof(int32_t));
   Tensor want = Tensor::zeros({B, Hq, Dh}, DType::F64);
   const float scale = 1.0f / std::sqrt(float(Dh));
   for (int64_t b = 0; b < B; ++b) {
     auto prefix = [&](const Tensor& c) {
       return c.slice0(b, b + 1).reshape({cap, Hkv, Dh}).slice0(0, lens[b]).reshape({1, lens[b], Hkv, Dh});
     };
-    Tensor w = naive_attention(q.slice0(b, b + 1).reshape({1, 1, Hq, Dh}), prefix(kc), prefix(vc), scale);
+    Tensor w = naive_attention(q.slice0(b, b + 1).reshape({1, 1, Hq, Dh}), prefix(kc32), prefix(vc32), scale);
     std::memcpy(want.data<double>() + b * Hq * Dh, w.raw(), w.nbytes());
   }
   const int saved_threads = omp_get_max_threads();
@@ -139,21 +146,40 @@ TEST(OpsAttention, DecodeMatchesNaiveAtAnyThreadCountAndIsa) {
     Tensor one = Tensor::empty(q.shape());
     omp_set_num_threads(1);
     ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, one);
-    expect_close(std::string("attention_decode ") + ops::cpu::isa_name(isa), one, want, 1e-6);
+    expect_close("attention_decode " + shape + " " + ops::cpu::isa_name(isa), one, want, 1e-6);
     for (int threads : {2, 3}) {
       omp_set_num_threads(threads);
       Tensor many = Tensor::empty(q.shape());
       many.fill(NAN);
       ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, many);
       EXPECT_EQ(std::memcmp(one.raw(), many.raw(), one.nbytes()), 0)
-          << ops::cpu::isa_name(isa) << " at " << threads << " threads differs from 1 thread";
+          << shape << " " << ops::cpu::isa_name(isa) << " at " << threads << " threads differs from 1 thread";
     }
   }
   omp_set_num_threads(saved_threads);
   // The dispatched op (the active variant) gives the same rows.
   Tensor out = Tensor::empty(q.shape());
   ops::attention_decode(q, kc, vc, lengths, scale, out);
-  expect_close("attention_decode (dispatched)", out, want, 1e-6);
+  expect_close("attention_decode " + shape + " (dispatched)", out, want, 1e-6);
+}
+}  // namespace
+
+TEST(OpsAttention, DecodeMatchesNaiveAtAnyThreadCountAndIsa) {
+  check_decode(8, 2, 64, {1, 157, 300}, DType::F32);
+  check_decode(8, 2, 64, {1, 157, 300}, DType::BF16);
+}
+
+// The head shapes the x86 kernel (attention_decode_x86.cpp) takes apart: query heads not a
+// multiple of its groups of eight (6, 12, 20) or exactly two of them (16), Dh of one to eight
+// chunks of 16 (80 = a 64-dim pass and a 16-dim one), lengths that fill its 64-key chunks
+// exactly (64, 128) or leave one key (65, 129); and Dh 24, which it does not take.
+TEST(OpsAttention, DecodeMatchesNaiveAcrossHeadShapes) {
+  check_decode(12, 12, 64, {128, 64, 65}, DType::BF16);  // llama-134m's heads
+  check_decode(6, 3, 80, {200}, DType::F32);
+  check_decode(6, 3, 80, {200}, DType::BF16);
+  check_decode(16, 4, 128, {70, 3}, DType::BF16);
+  check_decode(20, 5, 16, {129}, DType::F32);
+  check_decode(4, 1, 24, {90, 7}, DType::BF16);
 }
 
 // ---- a BF16 KV cache on the CPU ---------------------------------------------------------------

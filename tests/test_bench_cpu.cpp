@@ -1,5 +1,6 @@
 // `mambalm bench` on the CPU: the timed prefill comes after an untimed warm-up prefill (as
-// llama-bench times it) unless --cold asks for the process's first, and the report says which.
+// llama-bench times it) unless --cold asks for the process's first, and the report says which;
+// --profile adds per-op times.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,22 @@ TEST(BenchCpu, WarmUpByDefaultColdOnRequest) {
   const auto cold = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --cold");
   ASSERT_EQ(cold.exit_code, 0) << cold.err;
   EXPECT_NE(cold.out.find("(cold: the process's first)"), std::string::npos) << cold.out;
+}
+
+// --profile times every op of gen-len more decode steps and of one more prefill, and reports both;
+// the timed prefill and decode above them stay untimed by op.
+TEST(BenchCpu, ProfileTimesDecodeStepsAndOnePrefillByOp) {
+  const auto r = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --json --profile");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const std::string decode = j["op_profile"], prefill = j["prefill_op_profile"];
+  EXPECT_NE(decode.find("mamba2_decode_step x"), std::string::npos) << decode;
+  EXPECT_EQ(prefill.find("mamba2_decode_step"), std::string::npos) << prefill;
+  EXPECT_NE(prefill.find("embedding x1 "), std::string::npos) << prefill;  // one forward of the whole prompt
+  const auto text = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --profile");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("profile  3 more decode steps"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("profile  one more prefill of 24 tokens"), std::string::npos) << text.out;
 }
 
 // --cold is a CPU option: the GPU sweep and the training benchmark refuse it by name.

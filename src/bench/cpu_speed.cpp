@@ -90,6 +90,7 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"threads", threads},
           {"warmup", warmup}};
   if (!op_profile.empty()) j["op_profile"] = op_profile;
+  if (!prefill_op_profile.empty()) j["prefill_op_profile"] = prefill_op_profile;
   return j;
 }
 
@@ -139,6 +140,12 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
     for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
     ops::set_op_profiling(false);
     r.op_profile = ops::op_profile_summary(24);
+    SequenceState again(cfg, 1, state_options_for(model, o.prompt_len));
+    ops::clear_op_profile();
+    ops::set_op_profiling(true);
+    prefill(model, again, prompt);
+    ops::set_op_profiling(false);
+    r.prefill_op_profile = ops::op_profile_summary(24);
   }
 
   r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe's buffers

@@ -22,7 +22,8 @@ struct CpuSpeedOptions {
   // the weights' pages touched, which is what a served or repeated prompt sees and what
   // llama-bench measures. false: the first, cold prefill of the process is the one timed.
   bool warmup = true;
-  // Then gen_len more decode steps with every op timed (ops/op_profile.h), into op_profile.
+  // Then gen_len more decode steps with every op timed (ops/op_profile.h), into op_profile, and
+  // one more prefill of the prompt so timed, into prefill_op_profile.
   bool profile = false;
 };
 
@@ -40,6 +41,7 @@ struct CpuSpeedResult {
   int64_t threads = 0;                   // online CPU cores
   bool warmup = true;                    // an untimed prefill ran before the timed one
   std::string op_profile;                // with CpuSpeedOptions::profile: the profiled steps' time by op
+  std::string prefill_op_profile;        // with CpuSpeedOptions::profile: the profiled prefill's time by op
 
   double decode_ms() const { return 1e3 * decode_s / static_cast<double>(gen_len); }
   double floor_ms() const { return 1e3 * bytes_per_token / copy_bandwidth; }

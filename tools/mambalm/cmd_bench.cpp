@@ -112,7 +112,7 @@ int cmd_bench(int argc, char** argv) {
              {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
              {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
              {"json-out", "FILE", "cuda: write every measurement as JSON"},
-             {"profile", "", "cuda: print a per-stage breakdown of decode steps; cpu: then gen-len more decode steps, each op timed"},
+             {"profile", "", "cuda: print a per-stage breakdown of decode steps; cpu: then gen-len more decode steps and one prefill, each op timed"},
              {"no-prefill", "", "cuda: skip the prefill timing (decode only)"},
              {"no-max-batch", "", "cuda: only the listed batches (not also the largest that fits)"},
              {"train", "", "measure training instead: forward + backward + AdamW steps on random tokens"},
@@ -156,6 +156,9 @@ int cmd_bench(int argc, char** argv) {
   if (!r.op_profile.empty())
     std::printf("profile  %lld more decode steps, by op (name xCALLS ms):\n%s\n", static_cast<long long>(r.gen_len),
                 r.op_profile.c_str());
+  if (!r.prefill_op_profile.empty())
+    std::printf("profile  one more prefill of %lld tokens, by op (name xCALLS ms):\n%s\n",
+                static_cast<long long>(r.prompt_len), r.prefill_op_profile.c_str());
   return 0;
 }
 

@@ -19,7 +19,9 @@
 // path without BLAS: scores, softmax and P V in our own vectorised loops, one (batch, query
 // head) per task, scratch of the visible keys in a per-thread buffer that only grows. The
 // prefill path at T = 1 (sgemm at M = 1 inside the OpenMP region, a `64 x S` scores buffer
-// allocated per thread per call) took 2.1-2.5x as long (bench/NOTES.md, issue 21).
+// allocated per thread per call) took 2.1-2.5x as long (bench/NOTES.md, issue 21). On x86 with
+// AVX2, decode over a cache whose head size is a multiple of 16 reads the cache in memory order
+// instead, every head of a chunk of keys at once (attention_decode_x86.cpp).
 //
 // Keys and values may be a BF16 KV cache (the forward with an inference state, which attends
 // over the cache it has just appended to: decode and chunked prefill, never with documents).

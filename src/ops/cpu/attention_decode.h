@@ -14,10 +14,9 @@ void attention_decode_isa(Isa isa, const Tensor& q, const Tensor& k_cache, const
 
 #if defined(__x86_64__)
 // The AVX2+FMA decode that reads the cache in memory order (attention_decode_x86.cpp), for Dh a
-// multiple of 16 up to kDecodeX86MaxDh on a CPU with AVX2; the variants Avx2, Avx512 and
-// Avx512Bf16 of attention_decode_isa take it where the head size fits.
-constexpr int64_t kDecodeX86MaxDh = 512;
-inline bool decode_x86_fits(int64_t Dh) { return Dh > 0 && Dh % 16 == 0 && Dh <= kDecodeX86MaxDh; }
+// multiple of 16 on a CPU with AVX2; the variants Avx2, Avx512 and Avx512Bf16 of
+// attention_decode_isa take it where the head size fits, the others loop head by head.
+inline bool decode_x86_fits(int64_t Dh) { return Dh > 0 && Dh % 16 == 0; }
 void attention_decode_x86(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
                           float scale, Tensor& out);
 #endif

@@ -2,7 +2,7 @@
 // memory order (attention_decode.h).
 //
 // The cache is [B, cap, Hkv, Dh]: one key's heads are adjacent, a head's keys are Hkv Dh apart.
-// Reading head by head (attention_rows.h) fetches 128 of every 1,536 bytes per pass at Hkv 12,
+// Reading head by head (attention.cpp's few-rows loops) fetches 128 of every 1,536 bytes per pass at Hkv 12,
 // Dh 64 bf16, which an AMD Zen 3 core streams at ~9-10 GB/s against ~19 GB/s in order
 // (bench/NOTES.md, "Decode attention in cache order"). So one task takes a chunk of kChunkKeys
 // keys of one sequence and every head of it:
@@ -17,7 +17,7 @@
 // 32-bit lane, so a left shift by 16 gives the even elements and a mask the odd ones (exact): the
 // kernel works in that even/odd order, q is permuted into it and the output back. F32 uses the
 // natural order. Every product and sum is fp32; the sums run in a different order from the
-// portable loops (docs/numerics.md, "CPU decode attention").
+// portable loops (docs/numerics.md, the attention_decode rows).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

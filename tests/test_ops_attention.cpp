@@ -7,9 +7,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -187,11 +189,16 @@ TEST(OpsAttention, DecodeMatchesNaiveAcrossHeadShapes) {
 // so any difference is the kernels' own: see docs/numerics.md ("CPU KV cache in bf16").
 
 // kv_append into a BF16 cache stores x rounded to nearest even (x.to(BF16), bit for bit) at each
-// sequence's own position and leaves every other row as it was.
+// sequence's own position and leaves every other row as it was; infinities stay, NaN stays NaN
+// (quiet), ties go to even, and the largest float rounds up to infinity, as x.to(BF16) has them.
 TEST(OpsAttention, KvAppendIntoBf16CacheRoundsToNearestEven) {
   const int64_t B = 3, T = 4, cap = 11, Hkv = 2, Dh = 16, row = Hkv * Dh;
   const int32_t pos[B] = {0, 7, 3};
   Tensor x = random_tensor({B, T, Hkv, Dh}, -3.0f, 3.0f);
+  const float specials[] = {INFINITY, -INFINITY, NAN, std::bit_cast<float>(0x7f800001u),  // a signalling NaN
+                            std::bit_cast<float>(0x3f808000u), std::bit_cast<float>(0x3f818000u),  // ties: to even, down and up
+                            std::numeric_limits<float>::max(), -0.0f, std::bit_cast<float>(0x00000001u)};
+  std::copy(std::begin(specials), std::end(specials), x.f32() + 5);
   Tensor cache = random_tensor({B, cap, Hkv, Dh}).to(DType::BF16);  // [B, cap, Hkv, Dh]
   const Tensor before = cache.clone();
   Tensor positions = Tensor::empty({B}, DType::I32);

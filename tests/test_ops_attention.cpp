@@ -195,8 +195,9 @@ TEST(OpsAttention, KvAppendIntoBf16CacheRoundsToNearestEven) {
   const int64_t B = 3, T = 4, cap = 11, Hkv = 2, Dh = 16, row = Hkv * Dh;
   const int32_t pos[B] = {0, 7, 3};
   Tensor x = random_tensor({B, T, Hkv, Dh}, -3.0f, 3.0f);
-  const float specials[] = {INFINITY, -INFINITY, NAN, std::bit_cast<float>(0x7f800001u),  // a signalling NaN
-                            std::bit_cast<float>(0x3f808000u), std::bit_cast<float>(0x3f818000u),  // ties: to even, down and up
+  // A signalling NaN; two ties (to even: down, then up); overflow; a denormal.
+  const float specials[] = {INFINITY, -INFINITY, NAN, std::bit_cast<float>(0x7f800001u),
+                            std::bit_cast<float>(0x3f808000u), std::bit_cast<float>(0x3f818000u),
                             std::numeric_limits<float>::max(), -0.0f, std::bit_cast<float>(0x00000001u)};
   std::copy(std::begin(specials), std::end(specials), x.f32() + 5);
   Tensor cache = random_tensor({B, cap, Hkv, Dh}).to(DType::BF16);  // [B, cap, Hkv, Dh]

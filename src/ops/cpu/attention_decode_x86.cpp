@@ -148,8 +148,10 @@ MAMBALM_AVX2 void chunk_partials(const Shape& sh, const int64_t* kv_off, const f
         load16(v0 + 2 * ldk + c, a2, b2);
         load16(v0 + 3 * ldk + c, a3, b3);
         __m256 oa = _mm256_loadu_ps(oh + c), ob = _mm256_loadu_ps(oh + c + 8);
-        oa = _mm256_add_ps(oa, _mm256_fmadd_ps(p0, a0, _mm256_fmadd_ps(p1, a1, _mm256_fmadd_ps(p2, a2, _mm256_mul_ps(p3, a3)))));
-        ob = _mm256_add_ps(ob, _mm256_fmadd_ps(p0, b0, _mm256_fmadd_ps(p1, b1, _mm256_fmadd_ps(p2, b2, _mm256_mul_ps(p3, b3)))));
+        const __m256 sa = _mm256_fmadd_ps(p0, a0, _mm256_fmadd_ps(p1, a1, _mm256_fmadd_ps(p2, a2, _mm256_mul_ps(p3, a3))));
+        const __m256 sb = _mm256_fmadd_ps(p0, b0, _mm256_fmadd_ps(p1, b1, _mm256_fmadd_ps(p2, b2, _mm256_mul_ps(p3, b3))));
+        oa = _mm256_add_ps(oa, sa);
+        ob = _mm256_add_ps(ob, sb);
         _mm256_storeu_ps(oh + c, oa);
         _mm256_storeu_ps(oh + c + 8, ob);
       }
@@ -192,7 +194,8 @@ void decode_in_cache_order(const Tensor& q, const Tensor& k_cache, const Tensor&
   // Tasks: (sequence, chunk) in order; first[b] is sequence b's first task.
   int64_t* first = thread_buffer<int64_t, kFirstTask>(B + 1);
   first[0] = 0;
-  for (int64_t b = 0; b < B; ++b) first[b + 1] = first[b] + (std::max<int64_t>(len[b], 0) + kChunkKeys - 1) / kChunkKeys;
+  for (int64_t b = 0; b < B; ++b)
+    first[b + 1] = first[b] + (std::max<int64_t>(len[b], 0) + kChunkKeys - 1) / kChunkKeys;
   const int64_t tasks = first[B];
   const int64_t part = Hq * Dh + 2 * sh.hq8;  // a task's partials: o [Hq, Dh], m [hq8], l [hq8]
   float* parts = thread_buffer<float, kPartials>(tasks * part);

@@ -148,8 +148,10 @@ MAMBALM_AVX2 void chunk_partials(const Shape& sh, const int64_t* kv_off, const f
         load16(v0 + 2 * ldk + c, a2, b2);
         load16(v0 + 3 * ldk + c, a3, b3);
         __m256 oa = _mm256_loadu_ps(oh + c), ob = _mm256_loadu_ps(oh + c + 8);
-        const __m256 sa = _mm256_fmadd_ps(p0, a0, _mm256_fmadd_ps(p1, a1, _mm256_fmadd_ps(p2, a2, _mm256_mul_ps(p3, a3))));
-        const __m256 sb = _mm256_fmadd_ps(p0, b0, _mm256_fmadd_ps(p1, b1, _mm256_fmadd_ps(p2, b2, _mm256_mul_ps(p3, b3))));
+        const __m256 sa =
+            _mm256_fmadd_ps(p0, a0, _mm256_fmadd_ps(p1, a1, _mm256_fmadd_ps(p2, a2, _mm256_mul_ps(p3, a3))));
+        const __m256 sb =
+            _mm256_fmadd_ps(p0, b0, _mm256_fmadd_ps(p1, b1, _mm256_fmadd_ps(p2, b2, _mm256_mul_ps(p3, b3))));
         oa = _mm256_add_ps(oa, sa);
         ob = _mm256_add_ps(ob, sb);
         _mm256_storeu_ps(oh + c, oa);

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -105,7 +106,15 @@ class Tensor {
 
 // Half-precision conversions (round to nearest even on the way down).
 float bf16_to_f32(uint16_t v);
-uint16_t f32_to_bf16(float v);
+// NaN is kept and made quiet. Inline and without branches so that loops over arrays vectorise
+// (the CPU KV-cache append and x's rounding for the bf16 GEMM run it per element).
+inline uint16_t f32_to_bf16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);  // not std::bit_cast: nvcc includes this header as C++17
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const uint32_t quiet_nan = (bits >> 16) | 0x40u;
+  return static_cast<uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+}
 float f16_to_f32(uint16_t v);
 uint16_t f32_to_f16(float v);
 

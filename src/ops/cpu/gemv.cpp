@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -27,13 +26,8 @@ const uint16_t* x_as_bf16(const float* x, int64_t n) {
   thread_local std::vector<uint16_t> buf;
   if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
   uint16_t* out = buf.data();
-  // f32_to_bf16 (nearest even, NaN kept quiet), written inline so that it vectorises: the
-  // prefill rounds all of x [M, K] here for oneDNN's bf16 GEMM (linear_lowp.cpp).
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = std::bit_cast<uint32_t>(x[i]);
-    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-    out[i] = static_cast<uint16_t>(nan ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
+  // The prefill rounds all of x [M, K] here for oneDNN's bf16 GEMM (linear_lowp.cpp).
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
   return out;
 }
 

@@ -229,12 +229,7 @@ AttendRowsFn<KV> attend_rows_kernel(Isa isa) {
   return attend_rows_portable<KV>;  // Scalar, and Neon (the portable loops vectorise to NEON there)
 }
 
-// Per-thread score scratch that only grows: no allocation per token once warm.
-float* rows_scratch(int64_t n) {
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
+struct RowsScratchTag {};  // per-thread score scratch (cpu_ops.h thread_buffer)
 
 // tasks jobs (one per (batch, query head)), job(t) describing task t, over the OpenMP threads
 // when the keys to read are worth a fork; max_keys bounds every job's visible0 + rows - 1.
@@ -242,7 +237,7 @@ template <class KV, class MakeJob>
 void run_rows_jobs(Isa isa, int64_t tasks, int64_t max_keys, int64_t work, MakeJob job) {
   const AttendRowsFn<KV> fn = attend_rows_kernel<KV>(isa);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work > kParallelMin)
-  for (int64_t t = 0; t < tasks; ++t) fn(job(t), rows_scratch(std::max<int64_t>(max_keys, 1)));
+  for (int64_t t = 0; t < tasks; ++t) fn(job(t), thread_buffer<float, RowsScratchTag>(std::max<int64_t>(max_keys, 1)));
 }
 
 // A key or value tensor's elements as KV (float for F32, uint16_t for BF16).

@@ -175,14 +175,10 @@ MAMBALM_AVX2 void chunk_partials(const Shape& sh, const int64_t* kv_off, const f
   }
 }
 
-// Per-thread buffers that only grow: no allocation per token once warm. Tag tells them apart.
-template <class T, int Tag>
-T* thread_buffer(int64_t n) {
-  thread_local std::vector<T> buf;
-  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
-enum BufferTag { kScratch, kPartials, kFirstTask, kHeadOffsets };
+struct ScratchTag {};
+struct PartialsTag {};
+struct FirstTaskTag {};
+struct HeadOffsetsTag {};
 
 template <class KV>
 void decode_in_cache_order(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
@@ -194,15 +190,15 @@ void decode_in_cache_order(const Tensor& q, const Tensor& k_cache, const Tensor&
   const KV* kc = static_cast<const KV*>(k_cache.raw());
   const KV* vc = static_cast<const KV*>(v_cache.raw());
   // Tasks: (sequence, chunk) in order; first[b] is sequence b's first task.
-  int64_t* first = thread_buffer<int64_t, kFirstTask>(B + 1);
+  int64_t* first = thread_buffer<int64_t, FirstTaskTag>(B + 1);
   first[0] = 0;
   for (int64_t b = 0; b < B; ++b)
     first[b + 1] = first[b] + (std::max<int64_t>(len[b], 0) + kChunkKeys - 1) / kChunkKeys;
   const int64_t tasks = first[B];
   const int64_t part = Hq * Dh + 2 * sh.hq8;  // a task's partials: o [Hq, Dh], m [hq8], l [hq8]
-  float* parts = thread_buffer<float, kPartials>(tasks * part);
+  float* parts = thread_buffer<float, PartialsTag>(tasks * part);
   const float* qp = q.f32();
-  int64_t* kv_off = thread_buffer<int64_t, kHeadOffsets>(Hq);  // query head h reads KV head h / group
+  int64_t* kv_off = thread_buffer<int64_t, HeadOffsetsTag>(Hq);  // query head h reads KV head h / group
   for (int64_t h = 0; h < Hq; ++h) kv_off[h] = (h / sh.group) * Dh;
   int64_t work = 0;
   for (int64_t b = 0; b < B; ++b) work += std::max<int64_t>(len[b], 0) * Hq * Dh;
@@ -210,7 +206,7 @@ void decode_in_cache_order(const Tensor& q, const Tensor& k_cache, const Tensor&
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t b = std::upper_bound(first, first + B + 1, t) - first - 1;
     const int64_t j0 = (t - first[b]) * kChunkKeys, n = std::min<int64_t>(kChunkKeys, len[b] - j0);
-    float* buf = thread_buffer<float, kScratch>(Hq * Dh + kChunkKeys * sh.hq8);
+    float* buf = thread_buffer<float, ScratchTag>(Hq * Dh + kChunkKeys * sh.hq8);
     float* qo = buf;               // q of sequence b [Hq, Dh], kernel order
     float* s = buf + Hq * Dh;      // scores [n, hq8]
     for (int64_t h = 0; h < Hq; ++h) to_kernel_order(qp + (b * Hq + h) * Dh, Dh, qo + h * Dh, KV{});
@@ -220,7 +216,7 @@ void decode_in_cache_order(const Tensor& q, const Tensor& k_cache, const Tensor&
   }
   // Merge each sequence's chunks in order.
   float* op = out.f32();
-  float* row = thread_buffer<float, kScratch>(Dh);  // the tasks are done with it
+  float* row = thread_buffer<float, ScratchTag>(Dh);  // the tasks are done with it
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < Hq; ++h) {
       float* dst = op + (b * Hq + h) * Dh;

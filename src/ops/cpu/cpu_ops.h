@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/ops.h"
@@ -31,6 +32,15 @@ constexpr int64_t kParallelMin = 1 << 15;
 // out[c] += sum_r m[r, c] for a row-major [rows, cols] matrix: threads own column ranges and sum
 // each column in row order in double (deterministic). Defined in linear.cpp.
 void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out);
+
+// A buffer of at least n elements per thread that only grows: no allocation per call once warm.
+// Tag is a type local to the caller, so that each use has its own buffer.
+template <class T, class Tag>
+T* thread_buffer(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
 
 
 // exp(x) in fp32 that the compiler can vectorise (std::exp cannot be, because it may set errno

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/q8_format.h"
 
 namespace mambalm::ops::cpu {
@@ -22,24 +23,25 @@ int64_t weight_row_bytes(WeightFormat format, int64_t K) {
   return 0;
 }
 
+namespace {
+struct XBf16Tag {};
+struct XScalesTag {};
+struct XValuesTag {};
+}  // namespace
+
 const uint16_t* x_as_bf16(const float* x, int64_t n) {
-  thread_local std::vector<uint16_t> buf;
-  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
-  uint16_t* out = buf.data();
+  uint16_t* out = thread_buffer<uint16_t, XBf16Tag>(n);
   // The prefill rounds all of x [M, K] here for oneDNN's bf16 GEMM (linear_lowp.cpp).
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
   return out;
 }
 
 XAsQ8 x_as_q8(const float* x, int64_t M, int64_t K) {
-  thread_local std::vector<float> scales;
-  thread_local std::vector<int16_t> q;
   const int64_t blocks = q8_blocks(K);
-  if (static_cast<int64_t>(scales.size()) < M * blocks) scales.resize(static_cast<size_t>(M * blocks));
-  if (static_cast<int64_t>(q.size()) < M * blocks * kQ8Block) q.resize(static_cast<size_t>(M * blocks * kQ8Block));
-  for (int64_t m = 0; m < M; ++m)
-    quantize_x_for_q8(x + m * K, K, scales.data() + m * blocks, q.data() + m * blocks * kQ8Block);
-  return {scales.data(), q.data(), blocks};
+  float* scales = thread_buffer<float, XScalesTag>(M * blocks);
+  int16_t* q = thread_buffer<int16_t, XValuesTag>(M * blocks * kQ8Block);
+  for (int64_t m = 0; m < M; ++m) quantize_x_for_q8(x + m * K, K, scales + m * blocks, q + m * blocks * kQ8Block);
+  return {scales, q, blocks};
 }
 
 // ---- scalar reference: one fp32 accumulator per output, k in order ---------------------------

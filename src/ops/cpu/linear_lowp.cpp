@@ -1,7 +1,8 @@
 // linear() by weight format on the CPU: the GEMV kernels (gemv.h) for a few rows of x (decode),
-// OpenBLAS sgemm for many (prefill), with q8 weights widened to fp32 one block of rows at a time
-// so that the fp32 copy never exceeds a few MiB, and x rounded to 16-bit integers per block as the
-// decode kernels round it (q8_format.h quantize_x_for_q8), so that both make the same products.
+// OpenBLAS sgemm for many (prefill). Q8 weights go to the integer GEMM (gemm_q8.h) where the CPU
+// has one (AVX2), else they are widened to fp32 one block of rows at a time so that the fp32 copy
+// never exceeds a few MiB, and x is rounded to 16-bit integers per block as the decode kernels
+// round it (q8_format.h quantize_x_for_q8), so that all paths make the same products.
 // bf16 weights on a CPU with AVX512-BF16 go to oneDNN's bf16 GEMM with x rounded to bf16
 // (onednn_gemm.h), else they are widened as q8's are.
 #include <cblas.h>
@@ -15,6 +16,7 @@
 #include "ops/blas_core.h"
 #include "ops/cpu/cpu_features.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/gemm_q8.h"
 #include "ops/cpu/gemv.h"
 #include "ops/cpu/onednn_gemm.h"
 #include "ops/cpu/q8_format.h"
@@ -64,6 +66,10 @@ void linear_any_format(const float* x, int64_t M, const Tensor& w, const float* 
     Isa isa = active_isa();
     if (isa == Isa::Avx512Bf16 && !active_isa_forced() && !prefill_rounds_x_to_bf16(w)) isa = Isa::Avx512;
     gemv(f, isa, w.raw(), N, K, x, M, bias, y);
+    return;
+  }
+  if (GemmQ8Fn gemm = f == WeightFormat::Q8 ? gemm_q8_kernel(active_isa()) : nullptr) {
+    gemm(x, M, w.raw(), N, K, bias, y);
     return;
   }
   if (bias) {

@@ -39,6 +39,14 @@ bool isa_supported(Isa isa) {
   }
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__)
+  return isa_supported(Isa::Avx512) && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 namespace {
 
 Isa detect() {

@@ -24,5 +24,8 @@ bool isa_supported(Isa isa);
 Isa active_isa();
 // True when MAMBALM_CPU_ISA chose active_isa() (rather than detection).
 bool active_isa_forced();
+// True on an x86 CPU with AVX512-VNNI (vpdpwssd), which the AVX-512 variants' integer Q8 GEMM
+// uses (gemm_q8.h); false elsewhere.
+bool cpu_has_avx512_vnni();
 
 }  // namespace mambalm::ops::cpu

@@ -125,13 +125,13 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
 
 #pragma omp parallel
   {
-    std::vector<float> CB(static_cast<size_t>(Q * Q));  // C_c B_c^T            [L, L]
-    std::vector<float> M(static_cast<size_t>(Q * Q));   // decayed, dt-weighted [L, L]
-    std::vector<float> Cs(static_cast<size_t>(Q * N));  // exp(cum_i) C_i      [L, N]
-    std::vector<float> Xw(static_cast<size_t>(Q * P));  // decay_j dt_j x_j    [L, P]
-    std::vector<double> cum(static_cast<size_t>(Q));
-    std::vector<float> S(static_cast<size_t>(hb * P * N));
-    std::vector<char> S_nonzero(static_cast<size_t>(hb));
+    const int64_t W = hb * P;                            // the block's heads side by side
+    std::vector<float> CB(static_cast<size_t>(Q * Q));   // C_c B_c^T                      [L, L]
+    std::vector<float> M(static_cast<size_t>(Q * Q));    // decayed, dt-weighted           [L, L]
+    std::vector<float> CS(static_cast<size_t>(Q * W));   // C_c S_prev^T, every head        [L, nh*P]
+    std::vector<float> Xw(static_cast<size_t>(Q * W));   // decay_j dt_j x_j, every head    [L, nh*P]
+    std::vector<double> cum(static_cast<size_t>(hb * Q));  // per head of the block          [nh, L]
+    std::vector<float> S(static_cast<size_t>(W * N));    // the block's states              [nh*P, N]
 
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
@@ -140,94 +140,95 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
       const int64_t h_begin = g * hpg + (task % blocks_per_group) * hb;
       const int64_t h_end = std::min(h_begin + hb, (g + 1) * hpg);
       if (h_begin >= h_end) continue;
+      const int64_t nh = h_end - h_begin;
+      const blasint Wb = static_cast<blasint>(nh * P);
 
-      for (int64_t h = h_begin; h < h_end; ++h) {
-        float* Sh = S.data() + (h - h_begin) * P * N;
-        if (sp) {
-          std::memcpy(Sh, sp + (b * H + h) * P * N, static_cast<size_t>(P * N) * sizeof(float));
-        } else {
-          std::fill(Sh, Sh + P * N, 0.0f);
-        }
-        S_nonzero[static_cast<size_t>(h - h_begin)] = sp != nullptr;
+      if (sp) {
+        std::memcpy(S.data(), sp + (b * H + h_begin) * P * N, static_cast<size_t>(nh * P * N) * sizeof(float));
+      } else {
+        std::fill(S.begin(), S.begin() + nh * P * N, 0.0f);
       }
+      bool S_nonzero = sp != nullptr;
 
       for (int64_t c0 = 0; c0 < T; c0 += Q) {
         const int64_t L = std::min(Q, T - c0);
         const blasint Lb = static_cast<blasint>(L);
         const float* Bc = Bp + ((b * T + c0) * G + g) * N;
         const float* Cc = Cp + ((b * T + c0) * G + g) * N;
+        const float* dtc = dtp + (b * T + c0) * H;              // [L, H], row stride H
+        const float* xc = xp + ((b * T + c0) * H + h_begin) * P;  // [L, nh*P], row stride H*P
+        float* yc = yp + ((b * T + c0) * H + h_begin) * P;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Lb, static_cast<blasint>(N), 1.0f,
                     Cc, ldbc, Bc, ldbc, 0.0f, CB.data(), Lb);
+        // C_c S_prev^T for every head of the block in one product (the heads' states are rows of
+        // S): one sgemm of [L, N] x [N, nh*P] instead of one small one per head.
+        if (S_nonzero)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Wb, static_cast<blasint>(N), 1.0f, Cc, ldbc,
+                      S.data(), static_cast<blasint>(N), 0.0f, CS.data(), Wb);
 
-        for (int64_t h = h_begin; h < h_end; ++h) {
-          float* Sh = S.data() + (h - h_begin) * P * N;
-          const float* dtc = dtp + (b * T + c0) * H + h;  // stride H
-          const float* xc = xp + ((b * T + c0) * H + h) * P;
-          float* yc = yp + ((b * T + c0) * H + h) * P;
+        for (int64_t hh = 0; hh < nh; ++hh) {
+          const int64_t h = h_begin + hh;
+          double* cumh = cum.data() + hh * Q;
           const double Ah = Ap[h];
-
           double run = 0.0;
           for (int64_t i = 0; i < L; ++i) {
-            run += static_cast<double>(dtc[i * H]) * Ah;
-            cum[static_cast<size_t>(i)] = run;
+            run += static_cast<double>(dtc[i * H + h]) * Ah;
+            cumh[i] = run;
           }
 
           // M[i, j] = (C_i . B_j) exp(cum_i - cum_j) dt_j for j <= i (lower triangle only; the
           // upper one is never read). The skip term D x_i is folded into the diagonal.
           const float Dh = Dp ? Dp[h] : 0.0f;
           for (int64_t i = 0; i < L; ++i) {
-            const double ci = cum[static_cast<size_t>(i)];
+            const double ci = cumh[i];
             float* Mi = M.data() + i * L;
             const float* CBi = CB.data() + i * L;
 #pragma omp simd
             for (int64_t j = 0; j <= i; ++j)
-              Mi[j] = CBi[j] * exp_fast(static_cast<float>(ci - cum[static_cast<size_t>(j)])) *
-                      dtc[j * H];
+              Mi[j] = CBi[j] * exp_fast(static_cast<float>(ci - cumh[j])) * dtc[j * H + h];
             Mi[i] += Dh;
           }
           // y_c = M x_c as a triangular product (half the flops of a gemm): copy x_c into the
           // y_c rows, then strmm overwrites them in place.
+          float* yh = yc + hh * P;
           for (int64_t i = 0; i < L; ++i)
-            std::memcpy(yc + i * H * P, xc + i * H * P, static_cast<size_t>(P) * sizeof(float));
+            std::memcpy(yh + i * H * P, xc + i * H * P + hh * P, static_cast<size_t>(P) * sizeof(float));
           cblas_strmm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, Lb,
-                      static_cast<blasint>(P), 1.0f, M.data(), Lb, yc, ldx);
+                      static_cast<blasint>(P), 1.0f, M.data(), Lb, yh, ldx);
 
           // y_c += diag(exp(cum)) C_c S_prev^T
-          if (S_nonzero[static_cast<size_t>(h - h_begin)]) {
+          if (S_nonzero) {
             for (int64_t i = 0; i < L; ++i) {
-              const float e = exp_fast(static_cast<float>(cum[static_cast<size_t>(i)]));
-              const float* Ci = Cc + i * G * N;
-              float* Csi = Cs.data() + i * N;
+              const float e = exp_fast(static_cast<float>(cumh[i]));
+              const float* CSi = CS.data() + i * nh * P + hh * P;
+              float* yi = yh + i * H * P;
 #pragma omp simd
-              for (int64_t n = 0; n < N; ++n) Csi[n] = e * Ci[n];
+              for (int64_t p = 0; p < P; ++p) yi[p] += e * CSi[p];
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, static_cast<blasint>(P),
-                        static_cast<blasint>(N), 1.0f, Cs.data(), static_cast<blasint>(N), Sh,
-                        static_cast<blasint>(N), 1.0f, yc, ldx);
           }
 
-          // S = exp(cum_last) S + Xw^T B_c, Xw[j, :] = exp(cum_last - cum_j) dt_j x_j
-          const double last = cum[static_cast<size_t>(L - 1)];
+          // This head's state decays over the chunk, and its rows of Xw are
+          // Xw[j, :] = exp(cum_last - cum_j) dt_j x_j.
+          const double last = cumh[L - 1];
+          float* Sh = S.data() + hh * P * N;
+          const float decay = exp_fast(static_cast<float>(last));
+#pragma omp simd
+          for (int64_t i = 0; i < P * N; ++i) Sh[i] *= decay;
           for (int64_t j = 0; j < L; ++j) {
-            const float wj =
-                exp_fast(static_cast<float>(last - cum[static_cast<size_t>(j)])) * dtc[j * H];
-            const float* xj = xc + j * H * P;
-            float* Xj = Xw.data() + j * P;
+            const float wj = exp_fast(static_cast<float>(last - cumh[j])) * dtc[j * H + h];
+            const float* xj = xc + j * H * P + hh * P;
+            float* Xj = Xw.data() + j * nh * P + hh * P;
 #pragma omp simd
             for (int64_t p = 0; p < P; ++p) Xj[p] = wj * xj[p];
           }
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(P),
-                      static_cast<blasint>(N), Lb, 1.0f, Xw.data(), static_cast<blasint>(P), Bc,
-                      ldbc, exp_fast(static_cast<float>(last)), Sh, static_cast<blasint>(N));
-          S_nonzero[static_cast<size_t>(h - h_begin)] = 1;
         }
+        // S += Xw^T B_c for every head in one product: [nh*P, L] x [L, N].
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Wb, static_cast<blasint>(N), Lb, 1.0f, Xw.data(), Wb,
+                    Bc, ldbc, 1.0f, S.data(), static_cast<blasint>(N));
+        S_nonzero = true;
       }
 
-      if (sp) {
-        for (int64_t h = h_begin; h < h_end; ++h)
-          std::memcpy(sp + (b * H + h) * P * N, S.data() + (h - h_begin) * P * N,
-                      static_cast<size_t>(P * N) * sizeof(float));
-      }
+      if (sp) std::memcpy(sp + (b * H + h_begin) * P * N, S.data(), static_cast<size_t>(nh * P * N) * sizeof(float));
     }
   }
 }

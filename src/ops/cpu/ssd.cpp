@@ -81,7 +81,9 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 // Matrix parts are sgemms that read x/B/C and write y in place through leading dimensions.
 //
 // Work split: one task per (batch, group, block of heads in the group). C B^T depends only on
-// the group, so a task computes it once per chunk and reuses it for each of its heads; heads are
+// the group, so a task computes it once per chunk and reuses it for each of its heads, and the
+// state terms (C_c S_prev^T and Xw^T B_c) are one sgemm over all its heads at once, their
+// states stacked as the rows of one matrix (per head they were two small products); heads are
 // split into blocks only as far as needed to give every thread a task. Chunks run in order
 // inside a task (the state is carried), so the live memory is a few chunk-sized scratch
 // matrices per thread plus the task's states, independent of T.

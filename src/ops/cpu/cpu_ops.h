@@ -42,7 +42,6 @@ T* thread_buffer(int64_t n) {
   return buf.data();
 }
 
-
 // exp(x) in fp32 that the compiler can vectorise (std::exp cannot be, because it may set errno
 // and we do not build with -ffast-math). Range reduction x = n ln2 + r with |r| <= ln2/2, a
 // degree-7 Taylor polynomial for e^r (truncation < 1e-8 relative), then 2^n through the exponent

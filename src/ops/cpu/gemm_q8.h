@@ -9,9 +9,9 @@
 // values they are instead of being widened to fp32 for sgemm on every call (bench/NOTES.md,
 // "Integer Q8 prefill").
 //
-// Weights are packed 16 columns (rows of w) at a time into a per-thread panel: per block, 16
-// pairs of k times 16 columns of int16 pairs, so that one 256-bit madd multiplies 8 columns by
-// 2 values of k of one row of x.
+// Weights are packed 16 (AVX2) or 32 (AVX-512) columns, rows of w, at a time into a per-thread
+// panel: per block, 16 pairs of k times the columns' int16 pairs, so that one 256-bit madd
+// multiplies 8 columns by 2 values of k of one row of x (a 512-bit vpdpwssd 16 columns).
 #pragma once
 #include <cstdint>
 
@@ -25,7 +25,8 @@ using GemmQ8Fn = void (*)(const float* x, int64_t M, const void* w, int64_t N, i
                           float* y);
 
 // The kernel for `isa`, or null where there is none (Neon and scalar: linear() widens the
-// weights for sgemm there). The AVX-512 variants run the AVX2 kernel.
+// weights for sgemm there). The AVX-512 variants run 512-bit tiles with vpdpwssd where the CPU
+// has AVX512-VNNI (cpu_features.h), else the AVX2 tiles.
 GemmQ8Fn gemm_q8_kernel(Isa isa);
 
 }  // namespace mambalm::ops::cpu

@@ -1,8 +1,9 @@
 // linear() by weight format on the CPU: the GEMV kernels (gemv.h) for a few rows of x (decode),
 // OpenBLAS sgemm for many (prefill). Q8 weights go to the integer GEMM (gemm_q8.h) where the CPU
-// has one (AVX2, AVX512-VNNI), else they are widened to fp32 one block of rows at a time so that the fp32 copy
-// never exceeds a few MiB, and x is rounded to 16-bit integers per block as the decode kernels
-// round it (q8_format.h quantize_x_for_q8), so that all paths make the same products.
+// has one (AVX2, AVX512-VNNI); else they are widened to fp32 one block of rows at a time, so that
+// the fp32 copy never exceeds a few MiB, and x is rounded to 16-bit integers per block as the
+// decode kernels round it (q8_format.h quantize_x_for_q8), so that all paths make the same
+// products.
 // bf16 weights on a CPU with AVX512-BF16 go to oneDNN's bf16 GEMM with x rounded to bf16
 // (onednn_gemm.h), else they are widened as q8's are.
 #include <cblas.h>

@@ -106,9 +106,20 @@ MAMBALM_AVX2 void round_x_row(const float* x, int64_t K, float* scales, int16_t*
 
 // acc += v (vpaddd) in inline assembly: with the intrinsic GCC 12 wrote each sum to another
 // register and copied it back (6 moves a pair of k). Without them 1536 x 768 x 512 went from 101
-// to 120 GFLOP/s on a Zen 3, where about one vpmaddwd a cycle then bounds the loop (full
-// unrolling instead spilled every product to the stack).
+// to 120 GFLOP/s on a Zen 3, where the vector pipes then bound the loop (full unrolling instead
+// spilled every product to the stack; bench/NOTES.md "Integer Q8 prefill GEMM").
 MAMBALM_AVX2 inline void add_in_place(__m256i& acc, __m256i v) { asm("vpaddd %1, %0, %0" : "+x"(acc) : "x"(v)); }
+
+// y[r, n0 + c] = tile[r, c] + bias[n0 + c] for the tile's R rows of kCols values and the panel's
+// first `cols` columns (the last panel may be partial).
+void write_tile(const float* tile, int R, int64_t tile_cols, const float* bias, float* y, int64_t N, int64_t n0,
+                int64_t cols) {
+  for (int r = 0; r < R; ++r) {
+    const float* t = tile + r * tile_cols;
+    float* yr = y + r * N + n0;
+    for (int64_t c = 0; c < cols; ++c) yr[c] = t[c] + (bias ? bias[n0 + c] : 0.0f);
+  }
+}
 
 // The tiles of one ISA: kRows rows of x times the kCols columns of a panel. tile<R> computes y
 // rows [0, R) x columns [n0, n0 + cols) (y, qx and dx start at the tile's first row; qx / dx are
@@ -149,13 +160,12 @@ struct Avx2Tiles {
         acc[r][1] = _mm256_fmadd_ps(_mm256_mul_ps(d1, dxr), _mm256_cvtepi32_ps(s[r][1]), acc[r][1]);
       }
     }
-    alignas(32) float row[kCols];
+    alignas(32) float out[R][kCols];
     for (int r = 0; r < R; ++r) {
-      _mm256_store_ps(row, acc[r][0]);
-      _mm256_store_ps(row + 8, acc[r][1]);
-      float* yr = y + r * N + n0;
-      for (int64_t c = 0; c < cols; ++c) yr[c] = row[c] + (bias ? bias[n0 + c] : 0.0f);
+      _mm256_store_ps(out[r], acc[r][0]);
+      _mm256_store_ps(out[r] + 8, acc[r][1]);
     }
+    write_tile(out[0], R, kCols, bias, y, N, n0, cols);
   }
 };
 
@@ -199,13 +209,12 @@ struct Vnni512Tiles {
         acc[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(d1, dxr), _mm512_cvtepi32_ps(s[r][1]), acc[r][1]);
       }
     }
-    alignas(64) float row[kCols];
+    alignas(64) float out[R][kCols];
     for (int r = 0; r < R; ++r) {
-      _mm512_store_ps(row, acc[r][0]);
-      _mm512_store_ps(row + 16, acc[r][1]);
-      float* yr = y + r * N + n0;
-      for (int64_t c = 0; c < cols; ++c) yr[c] = row[c] + (bias ? bias[n0 + c] : 0.0f);
+      _mm512_store_ps(out[r], acc[r][0]);
+      _mm512_store_ps(out[r] + 16, acc[r][1]);
     }
+    write_tile(out[0], R, kCols, bias, y, N, n0, cols);
   }
 };
 

@@ -132,7 +132,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
     std::vector<float> M(static_cast<size_t>(Q * Q));    // decayed, dt-weighted           [L, L]
     std::vector<float> CS(static_cast<size_t>(Q * W));   // C_c S_prev^T, every head        [L, nh*P]
     std::vector<float> Xw(static_cast<size_t>(Q * W));   // decay_j dt_j x_j, every head    [L, nh*P]
-    std::vector<double> cum(static_cast<size_t>(hb * Q));  // per head of the block          [nh, L]
+    std::vector<double> cum(static_cast<size_t>(Q));     // the current head's              [L]
     std::vector<float> S(static_cast<size_t>(W * N));    // the block's states              [nh*P, N]
 
 #pragma omp for schedule(static)
@@ -170,7 +170,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
 
         for (int64_t hh = 0; hh < nh; ++hh) {
           const int64_t h = h_begin + hh;
-          double* cumh = cum.data() + hh * Q;
+          double* cumh = cum.data();
           const double Ah = Ap[h];
           double run = 0.0;
           for (int64_t i = 0; i < L; ++i) {

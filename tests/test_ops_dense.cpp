@@ -89,6 +89,42 @@ TEST(OpsLinear, ShapeErrorsThrow) {
   }
 }
 
+// linear_onto (a block's output projection written onto the residual stream) is linear then add,
+// bit for bit: training's forward relies on it giving the losses the separate add gave.
+TEST(OpsLinear, OntoIsLinearThenAddBitForBit) {
+  for (const bool with_bias : {false, true}) {
+    for (const int64_t rows : {1, 2, 40}) {  // the GEMV's rows and the GEMM's
+      Tensor x = random_tensor({rows, 96});
+      Tensor w = random_tensor({72, 96}, -0.2f, 0.2f);
+      Tensor b = random_tensor({72});
+      Tensor r = random_tensor({rows, 72}, -3.0f, 3.0f);
+      Tensor y = Tensor::empty({rows, 72}), want = Tensor::empty({rows, 72});
+      ops::linear_onto(x, w, with_bias ? &b : nullptr, r, y);
+      ops::linear(x, w, with_bias ? &b : nullptr, want);
+      ops::add(r, want, want);
+      EXPECT_EQ(max_abs_diff(y, want), 0.0) << "rows " << rows << (with_bias ? " with bias" : "");
+      EXPECT_GT(max_abs_diff(y, r), 0.1);  // the product was added, not dropped
+    }
+  }
+}
+
+TEST(OpsLinear, OntoErrorsThrow) {
+  Tensor x = random_tensor({2, 3, 8});
+  Tensor w = random_tensor({5, 8});
+  Tensor r = random_tensor({2, 3, 5});
+  Tensor y = Tensor::empty({2, 3, 5});
+  Tensor r_bad = random_tensor({2, 3, 4});
+  Tensor r_f64 = Tensor::zeros({2, 3, 5}, DType::F64);
+  EXPECT_THROW(ops::linear_onto(x, w, nullptr, r_bad, y), Error);
+  EXPECT_THROW(ops::linear_onto(x, w, nullptr, r_f64, y), Error);
+  EXPECT_THROW(ops::linear_onto(x, w, nullptr, r, r), Error);  // y aliasing the residual
+  try {
+    ops::linear_onto(x, w, nullptr, r_bad, y);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("linear_onto"), std::string::npos) << e.what();
+  }
+}
+
 // ---- embedding -----------------------------------------------------------------------------
 
 TEST(OpsEmbedding, CopiesRows) {

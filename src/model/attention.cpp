@@ -64,7 +64,7 @@ void Attention::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     if (ctx.cache) lse2 = ctx.empty({B, Hq, T});
     ops::attention(q, k, v, ctx.seq_idx, scale(), o, ctx.cache ? &lse2 : nullptr);
   }
-  ops::linear(o.reshape({B, T, Hq * Dh}), o_w_.value, bias(o_b_), y);
+  output_projection(o.reshape({B, T, Hq * Dh}), o_w_.value, bias(o_b_), ctx, y);
   if (ctx.cache) {
     ctx.cache->x = x;
     auto a = std::make_unique<Activations>();

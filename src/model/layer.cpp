@@ -47,4 +47,9 @@ Tensor LayerContext::zeros(const Shape& shape) const {
   return t;
 }
 
+void Mixer::output_projection(const Tensor& x, const Tensor& w, const Tensor* b, const LayerContext& ctx, Tensor& y) {
+  if (ctx.residual) ops::linear_onto(x, w, b, *ctx.residual, y);
+  else ops::linear(x, w, b, y);
+}
+
 }  // namespace mambalm

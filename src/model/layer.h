@@ -52,6 +52,10 @@ struct LayerContext {
   // Training: what the forward also keeps of what backward would otherwise recompute from the
   // kept tensors (KeepKinds flags), trading memory for time (Model::set_keep_activations).
   unsigned keep = 0;
+  // Training forward: when set (the block's input h_l, [B, T, D] F32), the mixer writes
+  // h_l + mixer(x) into y, its output projection adding onto the residual stream
+  // (ops::linear_onto) instead of a separate add pass. Never set in backward's recompute.
+  const Tensor* residual = nullptr;
   bool keeps(unsigned kind) const { return cache && (keep & kind) != 0; }
   // The dtype of the activations that pass between a mixer's own bf16 products (the MLP's
   // [B, T, F] intermediates; attention's q, k, v, its output and their gradients): BF16 in mixed
@@ -109,6 +113,8 @@ class Mixer {
     }
     return cache.as<A>();
   }
+  // y = x w^T (+ b), the mixer's last product, written onto ctx.residual when that is set.
+  static void output_projection(const Tensor& x, const Tensor& w, const Tensor* b, const LayerContext& ctx, Tensor& y);
 };
 
 }  // namespace mambalm

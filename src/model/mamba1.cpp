@@ -83,7 +83,7 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   if (ctx.cache) chunk_states = ctx.empty({B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N});
   ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys,
                       ctx.cache ? &chunk_states : nullptr);
-  ops::linear(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+  output_projection(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, ctx, y);
 
   if (ctx.cache) {
     ctx.cache->x = u;

@@ -31,7 +31,7 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
     Tensor gated = ctx.empty({B, T, Di});  // RMSNorm_grouped(y * SiLU(z)) * w
     ops::gated_rms_norm(ys.reshape({B, T, Di}), z.reshape({B, T, Di}), norm_w_.value, Di / cfg_.norm_groups,
                         static_cast<float>(eps_), gated);
-    ops::linear(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+    output_projection(gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, ctx, y);
     return;
   }
   // What training keeps for backward is allocated first; everything else is scratch above it,
@@ -55,7 +55,7 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   const size_t gate_scratch = ctx.workspace && keep_conv && !keep_gate ? ctx.workspace->mark() : 0;
   r.gated = keep_gate ? gated : ctx.empty({B, T, Di}, ctx.activation_dtype());
   ops::gated_rms_norm(ys.reshape({B, T, Di}), z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_), r.gated);
-  ops::linear(r.gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, y);
+  output_projection(r.gated, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, ctx, y);
   if (ctx.workspace && !keep_conv) ctx.workspace->release(scratch);
   else if (ctx.workspace && !keep_gate) ctx.workspace->release(gate_scratch);
 

@@ -22,7 +22,7 @@ void Mlp::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   // one index): one [B, T, F] buffer less at a prefill's peak.
   Tensor h = ctx.cache ? ctx.empty({B, T, F}, it) : up;
   activate(up, gate, h);
-  ops::linear(h, down_w_.value, bias(down_b_), y);
+  output_projection(h, down_w_.value, bias(down_b_), ctx, y);
   if (ctx.workspace && !keep) ctx.workspace->release(scratch);
   if (ctx.cache) {
     ctx.cache->x = x;

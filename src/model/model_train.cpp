@@ -149,7 +149,6 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   // which every projection would otherwise round on its own (attention's three, forward and
   // backward). The residual stream h and every gradient stay fp32.
   const DType norm_out = ctx.activation_dtype();
-  Tensor mixed = empty({B, T, D});                               // a mixer's output
   Tensor normed = empty({B, T, D}, norm_out);                    // Norm_l(h_l), the mixers' input, one at a time
   ctx.keep = recompute ? 0u : keep_activations_;
   const bool keep = (ctx.keep & kKeepNorms) != 0;  // the block norms' outputs
@@ -172,8 +171,8 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     b.norm.forward(h[l], block_normed);
     LayerContext fwd = ctx;
     fwd.cache = &caches[l];
-    b.mixer->forward(block_normed, fwd, mixed);
-    ops::add(h[l], mixed, h[l + 1]);
+    fwd.residual = &h[l];  // h_{l+1} = h_l + Mixer_l(Norm_l(h_l)), the add in the mixer's last GEMM
+    b.mixer->forward(block_normed, fwd, h[l + 1]);
     if (!keep) caches[l].x = Tensor{};  // recomputed in backward (the buffer is the next layer's)
     if (recompute) {
       caches[l] = LayerCache{};  // keep nothing: the norm output is recomputed from h[l] too

@@ -43,6 +43,20 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   MAMBALM_BACKEND(gpu, linear(x, w, bias, y));
 }
 
+void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& residual, Tensor& y) {
+  const char* op = "linear_onto";
+  linear_inputs(op, x, w, bias);
+  need_dtype(op, "y", y);
+  need_dtype(op, "residual", residual);
+  need_shape(op, "y", y, with_last(x.shape(), w.dim(0)));
+  same_shape(op, "residual", residual, "y", y);
+  const bool gpu = on_cuda(op, {&x, &w, bias, &residual, &y});
+  need_disjoint(op, "y", y, "x", &x);
+  need_disjoint(op, "y", y, "w", &w);
+  need_disjoint(op, "y", y, "residual", &residual);
+  MAMBALM_BACKEND(gpu, linear_onto(x, w, bias, residual, y));
+}
+
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const char* op = "linear_parts";
   linear_inputs(op, x, w, bias);  // x F32, or BF16 on CUDA with BF16 weights

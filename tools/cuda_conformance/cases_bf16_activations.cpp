@@ -60,6 +60,25 @@ void check_linear(int64_t B, int64_t T, int64_t K, int64_t N, DType xt, DType yt
          t.cpu_ms);
 }
 
+// y = r + x w^T (+ b), the output projection onto the residual stream (linear_onto): x in xt, w
+// bf16, y and r fp32. Against the CPU (linear then add), and against CUDA's own linear then add:
+// the fused epilogue adds r to the same fp32 sums once, so the second row is expected at 0.
+void check_linear_onto(int64_t B, int64_t T, int64_t K, int64_t N, DType xt, bool with_bias) {
+  Tensor x = rounded(rand_cpu({B, T, K}, -1, 1)), w = rounded(rand_cpu({N, K}, -0.03f, 0.03f));
+  Tensor r = rand_cpu({B, T, N}, -1, 1), b = rand_cpu({N}, -0.5f, 0.5f), y = Tensor::empty({B, T, N});
+  Tensor gx = up_as(x, xt), gw = up(w.to(DType::BF16)), gr = up(r), gb = up(b), gy = poisoned({B, T, N});
+  const Tensor* bias = with_bias ? &b : nullptr;
+  const Tensor* gbias = with_bias ? &gb : nullptr;
+  auto t = run_pair([&] { ops::linear_onto(x, w, bias, r, y); }, [&] { ops::linear_onto(gx, gw, gbias, gr, gy); });
+  const bool tensor_cores = K % 8 == 0 && N % 8 == 0;
+  const std::string sh = shape_str(x.shape()) + "x" + shape_str(w.shape()) + " x " + name(xt) + (with_bias ? " +b" : "");
+  record("linear_onto", sh, "y", nmse(gy, y), tensor_cores ? kGemmBf16F32 : kGemm, t.gpu_ms, t.cpu_ms);
+  Tensor g_sep = poisoned({B, T, N});
+  ops::linear(gx, gw, gbias, g_sep);
+  ops::add(gr, g_sep, g_sep);
+  record("linear_onto", sh, "y vs linear+add (cuda)", nmse(gy, down(g_sep)), kExact, 0.0, 0.0);
+}
+
 // dx = dy w (dx in dxt; with `accumulate` an F32 dx += dy w, as SwiGLU's second product), dw += dy^T
 // x, with dy and x in the given dtypes; db (an fp32 column sum of dy) where asked.
 void check_linear_backward(int64_t B, int64_t T, int64_t K, int64_t N, DType dyt, DType xt, DType dxt, bool db,
@@ -361,6 +380,12 @@ void run_bf16_activations(bool quick) {
   check_linear(B, T, d, F, DType::F32, DType::BF16);
   check_linear(B, T, F, d, DType::BF16, DType::F32);
   check_linear(B, T, d, F, DType::BF16, DType::BF16);
+  // W_down written onto the residual stream (and attention's W_o, Mamba's out_proj)
+  check_linear_onto(B, T, F, d, DType::BF16, false);
+  check_linear_onto(B, T / 4, d, d, DType::F32, false);
+  check_linear_onto(3, 37, 64, 48, DType::BF16, true);   // bias: the product, then the add
+  check_linear_onto(3, 37, 40, 21, DType::BF16, false);  // off the tensor cores
+  check_linear_onto(1, 2, 64, 48, DType::F32, false);    // the GEMV's rows
   check_linear_backward(B, T, F, d, DType::F32, DType::BF16, DType::BF16, false);  // W_down: dh bf16
   check_linear_backward(B, T, d, F, DType::BF16, DType::F32, DType::F32, false);   // W_up: dup bf16
   check_linear_backward(B, T / 4, d, F, DType::BF16, DType::F32, DType::F32, false, true);  // SwiGLU's W_up

@@ -62,6 +62,13 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
               static_cast<blasint>(N));
 }
 
+// The product, then the residual added in one rounding: the same bits as linear then add (an
+// sgemm with beta = 1 onto the residual would add it into partial sums instead).
+void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& residual, Tensor& y) {
+  linear(x, w, bias, y);
+  add(residual, y, y);
+}
+
 // Forward y[M, N] = x[M, K] w[N, K]^T + b.
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
                      Tensor* db, bool accumulate_dx) {

@@ -92,6 +92,10 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
   MAMBALM_FORWARD(lt_library, cublasLtMatmulAlgoGetHeuristic, h, desc, Adesc, Bdesc, Cdesc, Ddesc, pref, requested,
                   results, returned);
 }
+cublasStatus_t cublasLtMatmulAlgoCapGetAttribute(const cublasLtMatmulAlgo_t* algo, cublasLtMatmulAlgoCapAttributes_t attr,
+                                                void* buf, size_t bytes, size_t* written) {
+  MAMBALM_FORWARD(lt_library, cublasLtMatmulAlgoCapGetAttribute, algo, attr, buf, bytes, written);
+}
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t* h) { MAMBALM_FORWARD(blas_library, cublasCreate_v2, h); }
 cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {

@@ -224,6 +224,7 @@ struct LtPlan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool out_of_place = false;  // the algorithm writes D apart from C (linear_onto's epilogue add)
 };
 
 constexpr size_t kLtWorkspace = size_t(64) << 20;
@@ -304,6 +305,12 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
   }
+  int32_t out_of_place = 0;
+  size_t written = 0;
+  p.out_of_place = cublasLtMatmulAlgoCapGetAttribute(&p.algo, CUBLASLT_ALGO_CAP_OUT_OF_PLACE_RESULT_SUPPORT,
+                                                     &out_of_place, sizeof(out_of_place), &written) ==
+                       CUBLAS_STATUS_SUCCESS &&
+                   out_of_place != 0;
   return plans.emplace(key, p).first->second;
 }
 
@@ -317,19 +324,24 @@ const __nv_bfloat16* rounded_x(const Tensor& x) {
 }
 
 // y [M, N] = xb [M, K] wb [N, K]^T (+ b) on cuBLASLt: bf16 operands, fp32 accumulation, y fp32
-// or (yt CUDA_R_16BF, no bias) bf16.
+// or (yt CUDA_R_16BF, no bias) bf16. With `onto` (fp32 [M, N], no bias) y = onto + the product,
+// added by the epilogue (C = onto, beta 1): D = acc + C in fp32, the rounding of a separate add.
 void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b, void* y, int64_t M, int64_t N,
-                int64_t K, cudaDataType_t yt = CUDA_R_32F) {
+                int64_t K, cudaDataType_t yt = CUDA_R_32F, const float* onto = nullptr) {
   void* ws = lt_workspace();
   const LtPlan& p = lt_plan(M, N, K, wb, xb, y, yt, ws);  // may tune: before y gets its bias
   float beta = 0.0f;
+  const void* c = y;
   if (b) {  // the bias broadcast into y first, accumulated onto (beta = 1), as on the CPU
     broadcast_rows<<<blocks_for(M * N), kThreads>>>(b, static_cast<float*>(y), M, N);
     check_launch("linear");
     beta = 1.0f;
+  } else if (onto) {
+    c = onto;
+    beta = 1.0f;
   }
   const float alpha = 1.0f;
-  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, y, p.c, y, p.c, &p.algo, ws,
+  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, c, p.c, y, p.c, &p.algo, ws,
                             kLtWorkspace, cudaStreamPerThread),
              "cublasLtMatmul");
 }
@@ -403,6 +415,27 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   }
 
   lt_forward(rounded_x(x), wb, b, y.f32(), M, N, K);
+}
+
+// The tensor-core GEMM adds the residual in its epilogue where it takes the shape (BF16 w, no
+// bias) and its algorithm writes D apart from C; elsewhere the product and then a separate add,
+// as on the CPU.
+void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& residual, Tensor& y) {
+  const int64_t K = x.dim(-1);
+  const int64_t N = w.dim(0);
+  const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
+  if (M == 0 || N == 0) return;
+  const bool gemm = !bias && w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && N % 8 == 0 && M > kGemvRows &&
+                    M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw()) &&
+                    aligned16(y.raw()) && aligned16(residual.raw());
+  const auto* wb = w.data<__nv_bfloat16>();
+  const __nv_bfloat16* xb = !gemm ? nullptr : x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);
+  if (!gemm || !lt_plan(M, N, K, wb, xb, y.raw(), CUDA_R_32F, lt_workspace()).out_of_place) {
+    linear(x, w, bias, y);
+    add(residual, y, y);
+    return;
+  }
+  lt_forward(xb, wb, nullptr, y.raw(), M, N, K, CUDA_R_32F, residual.f32());
 }
 
 // Each part is the GEMM of its block of w's rows (16-byte aligned when K % 8 == 0) with x, which

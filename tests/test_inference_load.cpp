@@ -199,6 +199,20 @@ TEST(InferenceLoad, Bf16FileAsBf16MapsItsLargeTensors) {
   std::filesystem::remove_all(dir);
 }
 
+// Nothing converted (an F32 file loaded as F32): every tensor, small ones too, is a view of the
+// mapping. Reading the matrices in place maps the small tensors' page-cache folios back anyway,
+// so copies would be held twice.
+TEST(InferenceLoad, F32FileAsF32MapsEveryTensor) {
+  const std::string dir = temp_dir("infer-load-f32-views");
+  Model m(preset_config("hybrid-tiny"));
+  m.init_random(test_seed());
+  m.save(dir, DType::F32);
+  Model loaded = Model::load_for_inference(dir, DType::F32);
+  for (const ParamRef& p : loaded.params())
+    EXPECT_TRUE(in_mapping_of(p.tensor->raw(), "/model.safetensors")) << p.name;
+  std::filesystem::remove_all(dir);
+}
+
 // Everything a load copies or converts lies in one huge-page arena (core/huge_page_arena.h), in
 // parameter order, each tensor 64-byte aligned right after the one before.
 TEST(InferenceLoad, CopiedTensorsLieBackToBackInOneArena) {

@@ -20,8 +20,9 @@
 
 namespace mambalm {
 
-// Inference loading keeps a tensor of the file as a view of its mapping only from this size on;
-// smaller ones are copied (model_load.cpp says why).
+// Inference loading keeps a tensor of the file as a view of its mapping only from this size on
+// when other tensors of the file are converted; smaller ones are then copied (model_load.cpp
+// says why).
 inline constexpr int64_t kSmallestMappedTensorBytes = int64_t{4} << 20;
 
 class Model {
@@ -43,9 +44,9 @@ class Model {
   static Model load(const std::string& model_dir);
   // Loads for inference on the CPU: matrices stored as `matrix_dtype` (F32, BF16 or Q8), the rest
   // F32, converted tensor by tensor as read, so that memory peaks near the stored model, not at
-  // its F32 size. A tensor the file already holds in its stored dtype, of at least
-  // kSmallestMappedTensorBytes, is a view of the read-only mapping, not a copy: such a model must
-  // not be trained (prepare_training) or written into.
+  // its F32 size. A tensor the file already holds in its stored dtype (of at least
+  // kSmallestMappedTensorBytes, or any size when nothing is converted) is a view of the read-only
+  // mapping, not a copy: such a model must not be trained (prepare_training) or written into.
   // The same values as load() followed by to_device(Device::CPU, matrix_dtype).
   static Model load_for_inference(const std::string& model_dir, DType matrix_dtype);
   // Writes config.json and model.safetensors (dtype F32 or BF16) in HF layout.

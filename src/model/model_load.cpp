@@ -29,16 +29,23 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
                      Want want, bool copy) {
   // A tensor kept in its stored dtype stays a view of the mapping when it is large (model.h's
   // kSmallestMappedTensorBytes). A small one (a norm's gains, a conv's taps, A_log) is copied and
-  // its pages dropped: touching one of its pages maps the whole page-cache folio around it, up to
-  // 2 MiB of the matrices beside it, and for bf16 / q8 weights those matrices were converted and
-  // are no longer needed (mamba2-130m held 83 MB of such file pages after loading as q8).
+  // its pages dropped when some tensor of the file is converted: touching one of its pages maps
+  // the whole page-cache folio around it, up to 2 MiB of the matrices beside it, and for bf16 /
+  // q8 weights those matrices were converted and are no longer needed (mamba2-130m held 83 MB of
+  // such file pages after loading as q8). When nothing is converted every page of the file is read
+  // in place anyway, and reading the matrices maps the small tensors' folios back: a copy would be
+  // held twice (mamba-130m at f32: 22 MiB of copies beside the whole file resident).
   std::vector<std::string> dropped;  // the tensors that now own their values
   std::set<std::string> used;
+  bool any_converted = false;
+  for (const ParamRef& p : params)
+    any_converted = any_converted || (weights.contains(p.name) && weights.dtype_of(p.name) != want(p));
   // What is copied goes into one huge-page arena (core/huge_page_arena.h), counted first; a
   // tensor the file lacks counts nothing here and fails below.
   const auto copied = [&](const ParamRef& p, DType dtype) {
     const DType stored = weights.dtype_of(p.name);
-    return copy || stored != dtype || static_cast<int64_t>(storage_bytes(p.file_shape, stored)) < kSmallestMappedTensorBytes;
+    return copy || stored != dtype ||
+           (any_converted && static_cast<int64_t>(storage_bytes(p.file_shape, stored)) < kSmallestMappedTensorBytes);
   };
   size_t arena_bytes = 0;
   for (const ParamRef& p : params) {

@@ -9,6 +9,7 @@
 #                 is made on the CPU with the same options: bench/train_compare.sh)
 #   resume        kill -9 in the middle of a GPU run, --resume, and the losses compared
 #   train-bench   mambalm bench --train at the peer's shapes, then the PyTorch peer
+#   train-ab      the training step beside BASELINE=PATH (another mambalm binary), alternated
 #   kernels       SSD and attention kernels with their PyTorch / mamba_ssm peers
 # Here:  bash scripts/gpu-bundle.sh build-cuda build-gpu mambalm mambalm_cuda_conformance \
 #          mambalm_bench_ssd mambalm_bench_attention
@@ -90,6 +91,21 @@ PY
       if [ -d build-peer ]; then
         MAMBA_SSM_PATH=build-peer PYTHONUNBUFFERED=1 OUT="$out" timeout "${PEER_TIMEOUT:-400}" python3 build-peer/train_anchor.py 2>&1 | tee "$out/peer_train.txt"
       fi ;;
+    train-ab)
+      # This binary's training step beside BASELINE's (another mambalm binary in the bundle, e.g.
+      # the previous commit's), alternated twice per preset in one call: a change worth ~1% of a
+      # step is below the +-1% that the same binary moves between calls.
+      step train-ab
+      [ -n "${BASELINE:-}" ] || { echo "train-ab: set BASELINE to the other mambalm binary"; status=1; continue; }
+      for r in 1 2; do
+        for p in $(echo "${TRAIN_PRESETS:-transformer-24x,hybrid-48l,mamba2-48l}" | tr , " "); do
+          for b in "$BASELINE" "$(command -v mambalm)"; do
+            echo "$p round $r: $b"
+            timeout "${STEP_TIMEOUT:-300}" "$b" bench --train --device cuda --preset "$p" ${TRAIN_SHAPE:---seq-len 4096 --micro-batch 4} \
+              --steps ${TRAIN_STEPS:-6} ${TRAIN_ARGS:-} 2>&1 | tee -a "$out/train_ab.txt" | grep -E "^\| $p"
+          done
+        done
+      done ;;
     kernels)
       step kernels
       timeout 120 mambalm_bench_ssd 2>&1 | tee "$out/bench_ssd.txt" | tail -n 12

@@ -428,14 +428,16 @@ void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Ten
   const bool gemm = !bias && w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && N % 8 == 0 && M > kGemvRows &&
                     M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw()) &&
                     aligned16(y.raw()) && aligned16(residual.raw());
-  const auto* wb = w.data<__nv_bfloat16>();
-  const __nv_bfloat16* xb = !gemm ? nullptr : x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);
-  if (!gemm || !lt_plan(M, N, K, wb, xb, y.raw(), CUDA_R_32F, lt_workspace()).out_of_place) {
+  if (!gemm) {
     linear(x, w, bias, y);
     add(residual, y, y);
     return;
   }
-  lt_forward(xb, wb, nullptr, y.raw(), M, N, K, CUDA_R_32F, residual.f32());
+  const auto* wb = w.data<__nv_bfloat16>();
+  const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);  // rounded once
+  const bool fused = lt_plan(M, N, K, wb, xb, y.raw(), CUDA_R_32F, lt_workspace()).out_of_place;
+  lt_forward(xb, wb, nullptr, y.raw(), M, N, K, CUDA_R_32F, fused ? residual.f32() : nullptr);
+  if (!fused) add(residual, y, y);
 }
 
 // Each part is the GEMM of its block of w's rows (16-byte aligned when K % 8 == 0) with x, which

@@ -48,7 +48,19 @@ run() {  # tag, command...: stdout -> tag.out, /usr/bin/time -v -> tag.time, loa
   echo "$(date +%T) $(basename "$tag") rc=$rc load=$(cat "$tag.load")" >&2
 }
 
+# A model's files are dropped from the page cache and read back once, sequentially, before its
+# runs, so that both programs map files cached the way a fresh read caches them: the size of the
+# page-cache folios (4 KiB, or 2 MiB on ext4 with large folios) decides how fast f32 weights read
+# in place stream (bench/NOTES.md, "Page-cache folios and f32 decode").
+recache() {  # files...
+  python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"
+  cat "$@" > /dev/null
+}
+
 for model in "${MODELS[@]}"; do
+  recache "$WORK/models/$model"/*.safetensors "$WORK/models/$model".*.gguf
   for t in $THREADS; do
     export OMP_NUM_THREADS=$t
     for r in $(seq 1 "$ROUNDS"); do

@@ -203,8 +203,10 @@ TEST(CliErrors, DeviceOptions) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// Also catches an option declared twice in one command (Args refuses it, so --help fails).
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* c : {"init", "info", "forward", "generate", "bench"}) {
+  for (const char* c : {"init", "convert", "info", "forward", "generate", "train", "grad", "bench", "tokenize",
+                        "tokenizer train", "prepare", "eval", "plot", "study", "serve"}) {
     CommandResult r = run_cli(std::string(c) + " --help");
     EXPECT_EQ(r.exit_code, 0) << c;
     EXPECT_NE(r.out.find("usage: mambalm"), std::string::npos) << c;

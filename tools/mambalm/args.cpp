@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <set>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "core/limits.h"
@@ -30,6 +32,10 @@ Args::Args(std::string command, std::string usage, std::vector<OptionSpec> optio
   // Every command that loads model weights refuses NaN/Inf in them unless told otherwise.
   for (const char* loads : {"forward", "generate", "train", "grad", "bench", "eval"})
     if (command_ == loads) options_.push_back(kAllowNonfinite);
+  // One entry per option: a second would print a second help line and never be looked up.
+  std::set<std::string> seen;
+  for (const OptionSpec& o : options_)
+    if (!seen.insert(o.name).second) throw std::logic_error("mambalm " + command_ + ": option --" + o.name + " is declared twice");
 }
 
 const OptionSpec* Args::find(const std::string& name) const {

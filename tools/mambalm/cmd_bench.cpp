@@ -112,15 +112,14 @@ int cmd_bench(int argc, char** argv) {
              {"batches", "B,...", "cuda: batch sizes, ascending (default 1,2,8,32,128,512), plus the largest that fits"},
              {"no-graph", "", "cuda: launch decode steps kernel by kernel instead of replaying a CUDA graph"},
              {"json-out", "FILE", "cuda: write every measurement as JSON"},
-             {"profile", "", "cuda: print a per-stage breakdown of decode steps; cpu: then gen-len more decode steps and one prefill, each op timed"},
+             {"profile", "", "cuda: print a per-stage breakdown of decode steps; cpu: then gen-len more decode steps and one prefill, each op timed; train: then one step timed stage by stage (synchronised)"},
              {"no-prefill", "", "cuda: skip the prefill timing (decode only)"},
              {"no-max-batch", "", "cuda: only the listed batches (not also the largest that fits)"},
              {"train", "", "measure training instead: forward + backward + AdamW steps on random tokens"},
              {"seq-len", "L", "train: tokens per sequence (default 4096)"},
              {"micro-batch", "B", "train: sequences per step (default 4)"},
              {"steps", "N", "train: timed steps (default 8)"},
-             {"warmup", "N", "train: untimed steps first (default 3)"},
-             {"profile", "", "train: then one step timed stage by stage (synchronised)"}},
+             {"warmup", "N", "train: untimed steps first (default 3)"}},
             with(placement_options_with_kv(), activation_options()));
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);

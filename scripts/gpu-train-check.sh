@@ -63,14 +63,19 @@ for what in "$@"; do
       [ -d /tmp/cmp-model ] || mambalm init --arch hybrid --preset hybrid-small --tokenizer $d/sp4096.model --seed 1 --out /tmp/cmp-model >/dev/null
       args=(--model /tmp/cmp-model --data $d/corpus --seq-len 128 --micro-batch 8 --steps 300 --lr 2e-3 --warmup 5
             --val-interval 0 --log-interval 1 --checkpoint-interval 100 --device cuda)
+      # The GEMM algorithms are timed (the default), so two fresh runs may choose differently: the
+      # uninterrupted run repeats the killed run's choices (--gemm-algos FILE), and the resume
+      # must pin them by itself (train/gemm_choices.h).
       rm -rf /tmp/r-full /tmp/r-kill
-      mambalm train "${args[@]}" --out /tmp/r-full > "$out/resume_full.log" 2>&1
       mambalm train "${args[@]}" --out /tmp/r-kill > "$out/resume_kill.log" 2>&1 &
       pid=$!
       while [ ! -d /tmp/r-kill/checkpoints/step-00000100 ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done
       kill -9 $pid; wait $pid 2>/dev/null
       echo "killed after $(wc -l < /tmp/r-kill/metrics.jsonl) logged steps" | tee -a "$out/resume_kill.log"
+      cp /tmp/r-kill/gemm_choices.txt /tmp/choices-at-kill.txt
       mambalm train "${args[@]}" --out /tmp/r-kill --resume >> "$out/resume_kill.log" 2>&1
+      mambalm train "${args[@]}" --gemm-algos /tmp/choices-at-kill.txt --out /tmp/r-full > "$out/resume_full.log" 2>&1
+      echo "GEMM shapes whose timed choice was not the heuristic's first: $(awk 'NR > 2 && $3 !~ /^0\// {n++} END {print n + 0}' /tmp/choices-at-kill.txt) of $(($(wc -l < /tmp/choices-at-kill.txt) - 2))"
       python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]

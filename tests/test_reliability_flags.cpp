@@ -113,6 +113,14 @@ TEST(ReliabilityFlags, OverflowingProductsAreRefused) {
                         {"--batch", "tokens of a batch"});
 }
 
+// --gemm-algos takes timed, heuristic or an existing gemm_choices.txt; anything else is refused
+// before any model or data is read.
+TEST(ReliabilityFlags, GemmAlgosIsTimedHeuristicOrAFile) {
+  expect_one_line_error(run_cli("bench --train --preset mamba2-tiny --gemm-algos fastest"), {"--gemm-algos", "fastest"});
+  expect_one_line_error(run_cli("train --model " + kNoModel + " --data /nonexistent/d --out /nonexistent/r --gemm-algos /nonexistent/gemm_choices.txt"),
+                        {"--gemm-algos", "gemm_choices.txt"});
+}
+
 // With a real model: a prompt plus --max-tokens past the longest sequence, and token ids in
 // files (generate --tokens, grad --tokens) and on stdin (tokenize --decode) that are no ids.
 TEST(ReliabilityFlags, TokenIdsAndSequenceLengthsWithAModel) {

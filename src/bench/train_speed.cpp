@@ -67,7 +67,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
   const int64_t ranks = world.size;
   std::FILE* sink = world.rank == 0 ? nullptr : std::fopen("/dev/null", "w");
   if (sink) out = sink;
-  ops::set_gemm_autotune(false);  // as `mambalm train` runs: bit-reproducible GEMM choices
+  ops::set_gemm_autotune(o.timed_gemms && !comm);  // as `mambalm train` chooses its GEMM algorithms
   double peak = ops::measure_matmul_tflops(o.device);
   if (comm) peak = comm->sum(peak, 600.0) / static_cast<double>(ranks);  // one figure for all
   std::fprintf(out, "matrix rate: %.0f TFLOP/s (measured)%s\n", peak,
@@ -177,7 +177,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     nlohmann::json stage_json = stages;
     rows.push_back({{"model", name}, {"params", params}, {"ranks", ranks}, {"optimizer_gb", optimizer_gb},
                     {"seq", o.seq_len}, {"micro_batch", o.micro_batch},
-                    {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"keep_activations", keep_kinds_name(o.keep_activations)}, {"step_ms", step_ms},
+                    {"dtype", dtype_name(o.dtype)}, {"recompute", o.recompute}, {"gemm_algos", o.timed_gemms ? "timed" : "heuristic"}, {"keep_activations", keep_kinds_name(o.keep_activations)}, {"step_ms", step_ms},
                     {"tokens_per_s", tokens_per_s}, {"flops_per_token", flops_per_token}, {"model_tflops", tflops},
                     {"peak_tflops", peak}, {"mfu", mfu}, {"memory_gb", mem_gb}, {"loss", loss},
                     {"workspace_gb", static_cast<double>(workspace_peak) / 1e9}, {"stages_ms", stage_json}});

@@ -23,6 +23,7 @@ struct TrainSpeedOptions {
   int64_t micro_batch = 4;
   int64_t warmup = 3;  // untimed steps first (workspace planning, cuBLAS heuristics)
   int64_t steps = 8;   // timed steps
+  bool timed_gemms = true;  // as `mambalm train --gemm-algos`
   bool recompute = false;
   unsigned keep_activations = 0;  // KeepKinds (model/layer.h)
   bool profile = false;  // one extra step timed stage by stage (forward / backward per layer kind, head, optimizer)

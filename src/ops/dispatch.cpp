@@ -492,6 +492,23 @@ void set_gemm_autotune(bool on) {
 #endif
 }
 
+std::string gemm_choices() {
+#ifdef MAMBALM_HAVE_CUDA
+  return cuda::gemm_choices();
+#else
+  return "";
+#endif
+}
+
+std::string pin_gemm_choices(const std::string& text) {
+#ifdef MAMBALM_HAVE_CUDA
+  return cuda::pin_gemm_choices(text);
+#else
+  (void)text;
+  return "";
+#endif
+}
+
 // ---- loss --------------------------------------------------------------------------------
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, float grad_scale, Tensor& loss, Tensor* dlogits) {

@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -70,10 +71,17 @@ CrossEntropyResult cross_entropy_mean(const Tensor& logits, const Tensor& target
 // The device's dense matrix rate in TFLOP/s, measured now (a second or so): on CUDA a bf16
 // 8192^3 GEMM with fp32 accumulation, on the CPU an fp32 1024^3 sgemm. MFU is reported against it.
 double measure_matmul_tflops(Device device);
-// On (the default): the CUDA linear times cuBLASLt's top candidates for each new GEMM shape and
-// keeps the fastest (the best decode speed). Off: it takes the heuristic's first choice, the same
-// in every process, so results are bit-reproducible across runs (training turns it off). No
-// effect on the CPU.
+// On (the default): the CUDA GEMMs (linear, linear_backward) time cuBLASLt's top candidates for
+// each new shape and keep the fastest. Off: they take the heuristic's first choice, the same in
+// every process on the same GPU and cuBLASLt, so separate runs are bit-reproducible (`train
+// --gemm-algos heuristic`). No effect on the CPU.
 void set_gemm_autotune(bool on);
+// The CUDA GEMMs' algorithm choices so far as text ("" on the CPU or before any GEMM); a
+// resumed training run pins its predecessor's with pin_gemm_choices so that the same shapes run
+// the same algorithms (the same bits) however timing would choose now. Pinning returns "" or why
+// the text was not used (another GPU or cuBLASLt version, malformed); shapes it does not list
+// are chosen as usual.
+std::string gemm_choices();
+std::string pin_gemm_choices(const std::string& text);
 
 }  // namespace mambalm::ops

@@ -19,6 +19,7 @@
 #include "io/atomic_file.h"
 #include "io/tensorboard_events.h"
 #include "train/checkpoint.h"
+#include "train/gemm_choices.h"
 #include "train/run_dir.h"
 #include "train/sharded_adamw.h"
 #include "train/step_profile.h"
@@ -202,7 +203,13 @@ TrainResult train(const TrainConfig& cfg) {
   if (lead && (train_data.part_count() > 1 || (valid_data && valid_data->part_count() > 1)))
     std::fprintf(stderr, "data blend (weight, dataset): training\n%s%s%s", train_data.describe().c_str(),
                  valid_data ? "validation\n" : "no validation data\n", valid_data ? valid_data->describe().c_str() : "");
-  ops::set_gemm_autotune(false);  // bit-reproducible GEMMs: a resumed run repeats the uninterrupted one
+  // GEMM algorithms timed per shape (the default; the fastest) or the heuristic's first (the same
+  // in every run); a resume pins the ones its run chose (train/gemm_choices.h). Data-parallel ranks
+  // take the heuristic's: their choices would differ from rank to rank and are not saved.
+  ops::set_gemm_autotune(cfg.timed_gemms && !comm);
+  if (!cfg.gemm_choices_file.empty()) pin_gemm_choices_file(cfg.gemm_choices_file);
+  else if (!resume_from.empty() && !comm) pin_saved_gemm_choices(cfg.run_dir, lead);
+  GemmChoicesWriter gemm_choices(cfg.run_dir);
   model.prepare_training(cfg.device, cfg.matrix_dtype);
   model.set_keep_activations(cfg.keep_activations);
   std::unique_ptr<Optimizer> opt;
@@ -273,6 +280,7 @@ TrainResult train(const TrainConfig& cfg) {
     std::string dir;
     if (lead) {
       if (writing.valid()) writing.get();
+      if (!comm) gemm_choices.save();  // before the checkpoint that a resume would start from
       metrics->sync();  // the log up to a checkpoint is as durable as the checkpoint
       if (tensorboard) tensorboard->sync();
       writing = std::async(std::launch::async,

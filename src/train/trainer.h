@@ -37,6 +37,8 @@ struct TrainConfig {
   int64_t keep_last = 0;   // keep only the newest K checkpoints (0: all)
   std::string tensorboard_dir;  // also write the metrics as TensorBoard scalars there (empty: no)
   std::string run_file;  // RUN/run.toml's text, the options to repeat this run (empty: not written)
+  bool timed_gemms = true;  // time cuBLASLt's candidates per GEMM shape (false: the heuristic's first; CUDA)
+  std::string gemm_choices_file;  // repeat these GEMM algorithms (another run's gemm_choices.txt)
   bool recompute = false;
   unsigned keep_activations = 0;  // KeepKinds: also keep those of what backward recomputes (Model::set_keep_activations)
   bool pack_documents = true;  // mask attention / reset SSM state at document boundaries

@@ -50,6 +50,7 @@ int bench_train(const Args& args, const Placement& placement, bench::TrainSpeedO
   const ActivationPolicy policy = parse_activation_policy(args);
   o.recompute = policy.recompute;
   o.keep_activations = policy.keep;
+  o.timed_gemms = parse_gemm_algos(args).timed;
   o.profile = args.flag("profile");
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
@@ -120,7 +121,7 @@ int cmd_bench(int argc, char** argv) {
              {"micro-batch", "B", "train: sequences per step (default 4)"},
              {"steps", "N", "train: timed steps (default 8)"},
              {"warmup", "N", "train: untimed steps first (default 3)"}},
-            with(placement_options_with_kv(), activation_options()));
+            with(with(placement_options_with_kv(), activation_options()), gemm_options()));
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);
   const Placement placement = parse_placement(args);

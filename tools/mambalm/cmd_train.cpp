@@ -72,7 +72,7 @@ int cmd_train(int argc, char** argv) {
              {"tensorboard", "DIR", "also write loss, validation loss, lr, grad norm and speed as TensorBoard scalars in DIR"},
              {"peak-tflops", "R", "the device's matrix rate for MFU (default: measured at start)"},
              {"profile-step", "N", "print where step N's time goes: its parts, the model's stages and every op (synchronised)"}},
-            with(placement_options(), activation_options()));
+            with(with(placement_options(), activation_options()), gemm_options()));
   // A blend may be a TOML array in a run file: data = [0.7, "A", 0.3, "B"].
   const ListOptions lists = {"data", "valid-data"};
   if (!args.parse(expand_run_file(argc, argv, args, lists))) return 0;
@@ -119,6 +119,9 @@ int cmd_train(int argc, char** argv) {
   const ActivationPolicy policy = parse_activation_policy(args);
   cfg.recompute = policy.recompute;
   cfg.keep_activations = policy.keep;
+  const GemmAlgos gemm = parse_gemm_algos(args);
+  cfg.timed_gemms = gemm.timed;
+  cfg.gemm_choices_file = gemm.choices_file;
   cfg.pack_documents = !args.flag("no-packing-mask");
   cfg.resume = args.flag("resume");
   cfg.overwrite = args.flag("overwrite");

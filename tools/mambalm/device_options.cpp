@@ -2,6 +2,7 @@
 #include "device_options.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "config/hf_config.h"
@@ -17,6 +18,25 @@ std::vector<OptionSpec> activation_options() {
           {"keep", "KINDS",
            "training: keep only these of them: norms (block norm outputs), mlp (the MLP's activation), gate (Mamba-2's "
            "gated norm), conv (Mamba-2's conv output), comma-separated"}};
+}
+
+std::vector<OptionSpec> gemm_options() {
+  return {{"gemm-algos", "timed|heuristic|FILE",
+           "training on cuda: time cuBLASLt's candidate algorithms per GEMM shape and keep the fastest (default); "
+           "take its heuristic's first (the same algorithms, so the same bits, in every run); or repeat another "
+           "run's (its RUN/gemm_choices.txt)"}};
+}
+
+GemmAlgos parse_gemm_algos(const Args& args) {
+  GemmAlgos g;
+  const std::string v = args.str("gemm-algos", "timed");
+  if (v == "heuristic") g.timed = false;
+  else if (v != "timed") {
+    check(std::filesystem::is_regular_file(v), "--gemm-algos",
+          "'" + v + "' is neither timed, heuristic nor a file", "give a run's gemm_choices.txt");
+    g.choices_file = v;
+  }
+  return g;
 }
 
 std::vector<OptionSpec> with(std::vector<OptionSpec> a, const std::vector<OptionSpec>& b) {

@@ -40,6 +40,15 @@ Model load_placed(const std::string& model_dir, const Placement& p, const Infere
 // Training's memory-for-time options (train, bench --train): --recompute, --keep-activations
 // (keep all) and --keep KINDS (some: norms, mlp, gate, conv; model/layer.h KeepKinds).
 std::vector<OptionSpec> activation_options();
+// Training's GEMM algorithms (train, bench --train): --gemm-algos timed|heuristic|FILE.
+std::vector<OptionSpec> gemm_options();
+struct GemmAlgos {
+  bool timed = true;       // cuBLASLt's candidates timed per shape, the fastest kept (a resume pins
+                           // the run's choices: train/gemm_choices.h); false: its first choice
+  std::string choices_file;  // a run's gemm_choices.txt whose algorithms to repeat (then timed
+                             // for shapes it does not list)
+};
+GemmAlgos parse_gemm_algos(const Args& args);
 // a's options followed by b's.
 std::vector<OptionSpec> with(std::vector<OptionSpec> a, const std::vector<OptionSpec>& b);
 struct ActivationPolicy {

@@ -92,6 +92,13 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
   MAMBALM_FORWARD(lt_library, cublasLtMatmulAlgoGetHeuristic, h, desc, Adesc, Bdesc, Cdesc, Ddesc, pref, requested,
                   results, returned);
 }
+cublasStatus_t cublasLtMatmulAlgoCheck(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t Adesc,
+                                       cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc,
+                                       cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo,
+                                       cublasLtMatmulHeuristicResult_t* result) {
+  MAMBALM_FORWARD(lt_library, cublasLtMatmulAlgoCheck, h, desc, Adesc, Bdesc, Cdesc, Ddesc, algo, result);
+}
+size_t cublasLtGetVersion(void) { MAMBALM_FORWARD(lt_library, cublasLtGetVersion); }
 cublasStatus_t cublasLtMatmulAlgoCapGetAttribute(const cublasLtMatmulAlgo_t* algo, cublasLtMatmulAlgoCapAttributes_t attr,
                                                 void* buf, size_t bytes, size_t* written) {
   MAMBALM_FORWARD(lt_library, cublasLtMatmulAlgoCapGetAttribute, algo, attr, buf, bytes, written);

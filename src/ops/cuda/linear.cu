@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -237,16 +238,86 @@ void* lt_workspace() {
   return ws.get(kLtWorkspace, "linear");
 }
 
-// The heuristic's top candidates are timed once on the call's own operands (never inside a
-// capture: the warm-up steps tune every decode shape first) and the fastest is kept per shape.
+// ---- Which algorithm each GEMM shape runs ------------------------------------------------
+// The heuristic's top candidates are timed once per shape on the call's own operands (never
+// inside a capture: the warm-up steps plan every decode shape first) and the fastest is kept.
 // For skinny products (decode batches of 9..256 rows) the first heuristic choice was seen to be
-// far from the best.
+// far from the best; at the training presets' shapes timing made the step 0.9-1.5% shorter (H200,
+// bench/NOTES.md). Timing can choose differently from process to process, and algorithms sum in
+// different orders, so every choice is recorded (gemm_choices) and a resumed training run pins
+// its predecessor's (pin_gemm_choices): the same algorithms, the same bits.
 constexpr int kLtCandidates = 8;
 
-// Off: the heuristic's first choice, the same in every process (timing can pick differently run
-// to run, and different algorithms sum in different orders). Training turns it off so that a
-// resumed run repeats the uninterrupted one bit for bit.
+// Off: the heuristic's first choice, which depends only on the shape, device and library.
 bool g_autotune = true;
+
+struct Choice {
+  cublasLtMatmulAlgo_t algo{};
+  int rank = 0, of = 1;  // the chosen candidate's place in the heuristic's list, and the list's length
+};
+std::map<std::string, Choice>& chosen_algos() {  // every plan's, by shape key
+  static std::map<std::string, Choice> m;
+  return m;
+}
+std::map<std::string, Choice>& pinned_algos() {  // a resumed run's, by shape key
+  static std::map<std::string, Choice> m;
+  return m;
+}
+
+// The choice a new plan starts with: the pinned one where it is valid for the plan's
+// descriptors (then `pinned`), else the heuristic's first of `found`.
+Choice initial_choice(const std::string& key, const LtPlan& p, const cublasLtMatmulAlgo_t& first, int found,
+                      bool& pinned) {
+  pinned = false;
+  auto it = pinned_algos().find(key);
+  if (it == pinned_algos().end()) return Choice{first, 0, found};
+  cublasLtMatmulHeuristicResult_t check_result = {};
+  if (cublasLtMatmulAlgoCheck(blas_lt(), p.op, p.a, p.b, p.c, p.c, &it->second.algo, &check_result) !=
+      CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "warning: the saved GEMM algorithm for %s does not run here; choosing again\n", key.c_str());
+    return Choice{first, 0, found};
+  }
+  pinned = true;
+  return it->second;
+}
+
+// Times each candidate with run(algo), which queues one GEMM (a warm-up, then two timed runs),
+// and returns the index of the fastest that ran.
+template <class Run>
+int fastest(const std::vector<cublasLtMatmulAlgo_t>& candidates, Run run) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  float best = 1e30f;
+  int best_i = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    float total = 0.0f;
+    bool ok = true;
+    for (int rep = 0; rep < 3 && ok; ++rep) {
+      cudaEventRecord(start, cudaStreamPerThread);
+      ok = run(candidates[i]) == CUBLAS_STATUS_SUCCESS;
+      cudaEventRecord(stop, cudaStreamPerThread);
+      cudaEventSynchronize(stop);
+      float ms = 0.0f;
+      cudaEventElapsedTime(&ms, start, stop);
+      if (rep > 0) total += ms;
+    }
+    if (ok && total < best) {
+      best = total;
+      best_i = int(i);
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best_i;
+}
+
+std::vector<cublasLtMatmulAlgo_t> usable(const cublasLtMatmulHeuristicResult_t* results, int found) {
+  std::vector<cublasLtMatmulAlgo_t> out;
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) out.push_back(results[i].algo);
+  return out;
+}
 
 // yt: y's type, CUDA_R_32F or CUDA_R_16BF (bf16 activations of mixed-precision training).
 const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, void* y, cudaDataType_t yt,
@@ -277,34 +348,21 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
   cublasLtMatmulPreferenceDestroy(pref);
   if (found == 0) fail("op linear (cuda)", "cuBLASLt has no bf16 algorithm for M " + std::to_string(M) + ", N " +
                                                std::to_string(N) + ", K " + std::to_string(K));
-  p.algo = results[0].algo;
-  if (found > 1 && g_autotune) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
+  const std::string name = "f," + std::to_string(M) + "," + std::to_string(N) + "," + std::to_string(K) + "," +
+                           std::to_string(int(yt));
+  bool pinned = false;
+  Choice choice = initial_choice(name, p, results[0].algo, found, pinned);
+  p.algo = choice.algo;
+  if (!pinned && found > 1 && g_autotune) {
+    const std::vector<cublasLtMatmulAlgo_t> candidates = usable(results, found);
     const float alpha = 1.0f, beta = 0.0f;
-    float best = 1e30f;
-    for (int i = 0; i < found; ++i) {
-      float total = 0.0f;
-      bool ok = true;
-      for (int rep = 0; rep < 3 && ok; ++rep) {  // rep 0 warms up, reps 1-2 are timed
-        cudaEventRecord(start, cudaStreamPerThread);
-        ok = cublasLtMatmul(blas_lt(), p.op, &alpha, w, p.a, xb, p.b, &beta, y, p.c, y, p.c, &results[i].algo, ws,
-                            kLtWorkspace, cudaStreamPerThread) == CUBLAS_STATUS_SUCCESS;
-        cudaEventRecord(stop, cudaStreamPerThread);
-        cudaEventSynchronize(stop);
-        float ms = 0.0f;
-        cudaEventElapsedTime(&ms, start, stop);
-        if (rep > 0) total += ms;
-      }
-      if (ok && total < best) {
-        best = total;
-        p.algo = results[i].algo;
-      }
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    choice.rank = fastest(candidates, [&](const cublasLtMatmulAlgo_t& algo) {
+      return cublasLtMatmul(blas_lt(), p.op, &alpha, w, p.a, xb, p.b, &beta, y, p.c, y, p.c, &algo, ws, kLtWorkspace,
+                            cudaStreamPerThread);
+    });
+    p.algo = choice.algo = candidates[size_t(choice.rank)];
   }
+  chosen_algos()[name] = choice;
   int32_t out_of_place = 0;
   size_t written = 0;
   p.out_of_place = cublasLtMatmulAlgoCapGetAttribute(&p.algo, CUBLASLT_ALGO_CAP_OUT_OF_PLACE_RESULT_SUPPORT,
@@ -602,8 +660,8 @@ uint32_t alignment_of(const void* p) {
 }
 
 // A column-major cuBLASLt GEMM D[m, n] = op(A) op(B) (+ beta C, C = D), A and B bf16, C/D fp32
-// (or bf16: ct), fp32 compute. The backward takes the heuristic's first algorithm (no timing), so the choice
-// and hence the bits depend on the shape, alignment, device and library only, not on the run.
+// (or bf16: ct), fp32 compute. Its algorithm is chosen as the forward's (timed or the
+// heuristic's first, or pinned), keyed by everything the heuristic sees: shape, alignment, type.
 struct LtGemm {
   cublasOperation_t ta, tb;
   int64_t m, n, k, lda, ldb, ldc;
@@ -617,6 +675,9 @@ struct LtGemm {
 struct LtBackwardPlan {
   LtPlan p;
   bool ok = false;  // false: cuBLASLt has no algorithm for this GEMM (use the fp32 fallback)
+  std::string name;                              // the shape's key in chosen_algos
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // to time at the first run (tuning, nothing pinned)
+  int64_t c_bytes = 0;                           // C's size: the timing's scratch output
 };
 
 const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
@@ -649,17 +710,50 @@ const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.align_c}};
   for (const auto& [attr, bytes] : aligns)
     check_blas(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)), "preference alignment", op);
-  cublasLtMatmulHeuristicResult_t result = {};
+  cublasLtMatmulHeuristicResult_t results[kLtCandidates] = {};
   int found = 0;
   const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+      cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, kLtCandidates, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  bp.ok = st == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
-  if (bp.ok) p.algo = result.algo;
+  bp.ok = st == CUBLAS_STATUS_SUCCESS && found > 0 && results[0].state == CUBLAS_STATUS_SUCCESS;
+  if (bp.ok) {
+    const auto k = g.key();
+    bp.name = "b";
+    std::apply([&](auto... v) { ((bp.name += "," + std::to_string(int64_t(v))), ...); }, k);
+    bool pinned = false;
+    const Choice choice = initial_choice(bp.name, p, results[0].algo, found, pinned);
+    p.algo = choice.algo;
+    chosen_algos()[bp.name] = choice;
+    if (!pinned && found > 1 && g_autotune) bp.candidates = usable(results, found);
+    bp.c_bytes = g.ldc * g.n * (g.ct == CUDA_R_16BF ? 2 : 4);
+  }
   return plans.emplace(g.key(), bp).first->second;
 }
 
-void lt_run(const LtBackwardPlan& bp, const void* a, const void* b, float beta, void* c) {
+// Times bp's candidates on the call's operands into a scratch C (the real C may be a gradient
+// being accumulated), once; without memory for the scratch, the heuristic's first stays.
+void lt_tune_backward(LtBackwardPlan& bp, const void* a, const void* b, float beta) {
+  std::vector<cublasLtMatmulAlgo_t> candidates;
+  candidates.swap(bp.candidates);
+  void* scratch = nullptr;
+  if (cudaMalloc(&scratch, size_t(bp.c_bytes)) != cudaSuccess) {
+    cudaGetLastError();  // clears the failed allocation's error
+    return;
+  }
+  const float alpha = 1.0f;
+  const int rank = fastest(candidates, [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, scratch, bp.p.c, scratch, bp.p.c,
+                          &algo, lt_workspace(), kLtWorkspace, cudaStreamPerThread);
+  });
+  check_cuda(cudaFree(scratch), "linear_backward", "cudaFree");
+  bp.p.algo = candidates[size_t(rank)];
+  chosen_algos()[bp.name] = Choice{bp.p.algo, rank, int(candidates.size())};
+}
+
+void lt_run(const LtBackwardPlan& plan, const void* a, const void* b, float beta, void* c) {
+  // The plan lives in lt_plan_backward's map; its first run settles the timed choice once.
+  auto& bp = const_cast<LtBackwardPlan&>(plan);
+  if (!bp.candidates.empty() && !cuda_capturing()) lt_tune_backward(bp, a, b, beta);
   const float alpha = 1.0f;
   check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c, &bp.p.algo,
                             lt_workspace(), kLtWorkspace, cudaStreamPerThread),
@@ -915,5 +1009,64 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
 }
 
 void set_gemm_autotune(bool on) { g_autotune = on; }
+
+namespace {
+// What the saved choices are valid for: the GPU's name and cuBLASLt's version.
+std::string gemm_device_line() {
+  int dev = 0;
+  cudaDeviceProp prop{};
+  check_cuda(cudaGetDevice(&dev), "gemm choices", "cudaGetDevice");
+  check_cuda(cudaGetDeviceProperties(&prop, dev), "gemm choices", "cudaGetDeviceProperties");
+  std::string name = prop.name;
+  std::replace(name.begin(), name.end(), ' ', '_');
+  return "device " + name + " cublasLt " + std::to_string(cublasLtGetVersion());
+}
+constexpr size_t kAlgoWords = sizeof(cublasLtMatmulAlgo_t) / sizeof(uint64_t);
+}  // namespace
+
+// Text, one line per GEMM shape after a header: "KEY HEX RANK/OF", HEX the algorithm's opaque
+// words, RANK/OF where it stood in the heuristic's list (0/8: the first; for reading only).
+std::string gemm_choices() {
+  if (chosen_algos().empty()) return "";
+  std::string out = "mambalm gemm choices 1\n" + gemm_device_line() + "\n";
+  char hex[17];
+  for (const auto& [key, c] : chosen_algos()) {
+    out += key + " ";
+    for (size_t i = 0; i < kAlgoWords; ++i) {
+      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.algo.data[i]));
+      out += hex;
+    }
+    out += " " + std::to_string(c.rank) + "/" + std::to_string(c.of) + "\n";
+  }
+  return out;
+}
+
+std::string pin_gemm_choices(const std::string& text) {
+  std::istringstream in(text);
+  std::string magic, device;
+  std::getline(in, magic);
+  std::getline(in, device);
+  if (magic != "mambalm gemm choices 1") return "not a GEMM choices file";
+  if (device != gemm_device_line()) return "they were made on " + device + ", this is " + gemm_device_line();
+  std::map<std::string, Choice> read;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string key, hex;
+    Choice c;
+    char slash = 0;
+    if (!(fields >> key >> hex >> c.rank >> slash >> c.of) || slash != '/' || hex.size() != 16 * kAlgoWords)
+      return "malformed line: " + line;
+    for (size_t i = 0; i < kAlgoWords; ++i) {
+      char* end = nullptr;
+      const std::string word = hex.substr(16 * i, 16);
+      c.algo.data[i] = std::strtoull(word.c_str(), &end, 16);
+      if (end != word.c_str() + 16) return "malformed line: " + line;
+    }
+    read[key] = c;
+  }
+  pinned_algos() = std::move(read);
+  return "";
+}
 
 }  // namespace mambalm::ops::cuda

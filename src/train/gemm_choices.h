@@ -1,0 +1,34 @@
+// The GEMM algorithms of a training run, kept in RUN/gemm_choices.txt (ops::gemm_choices): the
+// CUDA GEMMs time cuBLASLt's candidates per shape, which can choose differently in another
+// process, and different algorithms sum in different orders. So the run saves its choices with
+// every checkpoint and a resume pins them: the same algorithms, the same bits as the
+// uninterrupted run.
+#pragma once
+#include <string>
+
+namespace mambalm {
+
+// RUN/gemm_choices.txt.
+std::string gemm_choices_path(const std::string& run_dir);
+
+// Pins the run's saved choices, when it has them. A file made on another GPU or cuBLASLt version
+// is not used, with a warning on stderr (when `say`): the run goes on with choices made afresh,
+// and its losses may then differ from the uninterrupted run's in the last bits.
+void pin_saved_gemm_choices(const std::string& run_dir, bool say);
+
+// Pins the choices in `path` (--gemm-algos FILE); a clear error when they cannot be used here.
+void pin_gemm_choices_file(const std::string& path);
+
+// Writes the choices made so far when they differ from what this process wrote last (new shapes
+// get planned at the first step, and at the first validation).
+class GemmChoicesWriter {
+ public:
+  explicit GemmChoicesWriter(std::string run_dir) : path_(gemm_choices_path(run_dir)) {}
+  void save();
+
+ private:
+  std::string path_;
+  std::string written_;
+};
+
+}  // namespace mambalm

@@ -680,7 +680,8 @@ struct LtBackwardPlan {
   int64_t c_bytes = 0;                           // C's size: the timing's scratch output
 };
 
-const LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
+// The plan for g, made at its first call; its first run (lt_run) may still time its algorithm.
+LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
   static std::map<decltype(g.key()), LtBackwardPlan> plans;
   auto it = plans.find(g.key());
   if (it != plans.end()) return it->second;
@@ -750,9 +751,7 @@ void lt_tune_backward(LtBackwardPlan& bp, const void* a, const void* b, float be
   chosen_algos()[bp.name] = Choice{bp.p.algo, rank, int(candidates.size())};
 }
 
-void lt_run(const LtBackwardPlan& plan, const void* a, const void* b, float beta, void* c) {
-  // The plan lives in lt_plan_backward's map; its first run settles the timed choice once.
-  auto& bp = const_cast<LtBackwardPlan&>(plan);
+void lt_run(LtBackwardPlan& bp, const void* a, const void* b, float beta, void* c) {
   if (!bp.candidates.empty() && !cuda_capturing()) lt_tune_backward(bp, a, b, beta);
   const float alpha = 1.0f;
   check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c, &bp.p.algo,
@@ -845,8 +844,8 @@ void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor
     const bool x16 = x.dtype() == DType::BF16;  // read in place by the dw GEMM
     bool lt = K % 8 == 0 && aligned16(wb) && (!want_dx || aligned16(dx->raw())) &&
               (!want_dw || (aligned16(dw->raw()) && (!x16 || aligned16(x.raw()))));
-    const LtBackwardPlan* pdx = nullptr;
-    const LtBackwardPlan* pdw = nullptr;
+    LtBackwardPlan* pdx = nullptr;
+    LtBackwardPlan* pdw = nullptr;
     if (lt && want_dx) {
       pdx = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, Npad, K, alignment_of(wb), 256,
                                alignment_of(dx->raw())});
@@ -945,8 +944,8 @@ void linear_backward_bf16_activations(const Tensor& dy, const Tensor& x, const T
   const bool want_db = db && M > 0 && N > 0;
   bool lt = !want_db && M > 0 && N > 0 && K > 0 && K % 8 == 0 && N % 8 == 0 && aligned16(wb) && aligned16(dy.raw()) &&
             (!want_dx || aligned16(dx->raw())) && (!want_dw || (aligned16(x.raw()) && aligned16(dw->raw())));
-  const LtBackwardPlan* pdx = nullptr;
-  const LtBackwardPlan* pdw = nullptr;
+  LtBackwardPlan* pdx = nullptr;
+  LtBackwardPlan* pdw = nullptr;
   if (lt && want_dx) {
     pdx = &lt_plan_backward({CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, alignment_of(wb), alignment_of(dy.raw()),
                              alignment_of(dx->raw()), dx->dtype() == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F});

@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
+#include "core/hex.h"
 
 namespace mambalm::io {
 
@@ -61,9 +61,7 @@ std::string file_fingerprint(const std::string& path, int64_t sample) {
     throw;
   }
   ::close(fd);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(f.h));
-  return hex;
+  return hex16(f.h);
 }
 
 }  // namespace mambalm::io

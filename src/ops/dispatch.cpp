@@ -492,19 +492,19 @@ void set_gemm_autotune(bool on) {
 #endif
 }
 
-std::string gemm_choices() {
+GemmChoices gemm_choices() {
 #ifdef MAMBALM_HAVE_CUDA
   return cuda::gemm_choices();
 #else
-  return "";
+  return {};
 #endif
 }
 
-std::string pin_gemm_choices(const std::string& text) {
+std::string pin_gemm_choices(const GemmChoices& choices) {
 #ifdef MAMBALM_HAVE_CUDA
-  return cuda::pin_gemm_choices(text);
+  return cuda::pin_gemm_choices(choices);
 #else
-  (void)text;
+  (void)choices;
   return "";
 #endif
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/gemm_choice.h"
 
 namespace mambalm::ops {
 
@@ -76,12 +77,12 @@ double measure_matmul_tflops(Device device);
 // every process on the same GPU and cuBLASLt, so separate runs are bit-reproducible (`train
 // --gemm-algos heuristic`). No effect on the CPU.
 void set_gemm_autotune(bool on);
-// The CUDA GEMMs' algorithm choices so far as text ("" on the CPU or before any GEMM); a
-// resumed training run pins its predecessor's with pin_gemm_choices so that the same shapes run
-// the same algorithms (the same bits) however timing would choose now. Pinning returns "" or why
-// the text was not used (another GPU or cuBLASLt version, malformed); shapes it does not list
-// are chosen as usual.
-std::string gemm_choices();
-std::string pin_gemm_choices(const std::string& text);
+// The CUDA GEMMs' algorithm choices so far (none on the CPU or before any GEMM); a resumed
+// training run pins its predecessor's with pin_gemm_choices so that the same shapes run the same
+// algorithms (the same bits) however timing would choose now. Pinning returns "" or why the
+// choices were not used (made on another GPU or cuBLASLt version); shapes they do not list are
+// chosen as usual. Without CUDA there is nothing to pin: "".
+GemmChoices gemm_choices();
+std::string pin_gemm_choices(const GemmChoices& choices);
 
 }  // namespace mambalm::ops

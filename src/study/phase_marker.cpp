@@ -1,10 +1,10 @@
 #include "study/phase_marker.h"
 
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "io/atomic_file.h"
 
 namespace mambalm::study {
@@ -17,9 +17,7 @@ std::string fingerprint_of(const nlohmann::json& inputs) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return hex16(h);
 }
 
 std::string marker_path(const std::string& out_dir, const std::string& phase) {

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "io/atomic_file.h"
 #include "io/fingerprint.h"
 #include "train/checkpoint.h"
@@ -33,9 +34,7 @@ std::string new_run_id() {
   std::random_device rd;
   const uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
                         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(bits));
-  return buf;
+  return hex16(bits);
 }
 
 json dataset_identity(const std::string& prefix) {

@@ -205,10 +205,12 @@ TrainResult train(const TrainConfig& cfg) {
                  valid_data ? "validation\n" : "no validation data\n", valid_data ? valid_data->describe().c_str() : "");
   // GEMM algorithms timed per shape (the default; the fastest) or the heuristic's first (the same
   // in every run); a resume pins the ones its run chose (train/gemm_choices.h). Data-parallel ranks
-  // take the heuristic's: their choices would differ from rank to rank and are not saved.
+  // take the heuristic's: their choices would differ from rank to rank and are not saved. The CPU
+  // has no choices to pin (a given file is still checked).
   ops::set_gemm_autotune(cfg.timed_gemms && !comm);
-  if (!cfg.gemm_choices_file.empty()) pin_gemm_choices_file(cfg.gemm_choices_file);
-  else if (!resume_from.empty() && !comm) pin_saved_gemm_choices(cfg.run_dir, lead);
+  const bool on_gpu = cfg.device == Device::CUDA;
+  if (!cfg.gemm_choices_file.empty()) pin_gemm_choices_file(cfg.gemm_choices_file, on_gpu);
+  else if (!resume_from.empty() && !comm && on_gpu) pin_saved_gemm_choices(cfg.run_dir, lead);
   GemmChoicesWriter gemm_choices(cfg.run_dir);
   model.prepare_training(cfg.device, cfg.matrix_dtype);
   model.set_keep_activations(cfg.keep_activations);

@@ -26,8 +26,8 @@ double measure_matmul_tflops();
 // Whether linear() times cuBLASLt's candidate algorithms per new shape (ops::set_gemm_autotune).
 void set_gemm_autotune(bool on);
 // The GEMM algorithm choices made so far, and pinning saved ones (ops::gemm_choices).
-std::string gemm_choices();
-std::string pin_gemm_choices(const std::string& text);
+GemmChoices gemm_choices();
+std::string pin_gemm_choices(const GemmChoices& choices);
 // Which implementation attention / attention_backward use where cuDNN's fused attention covers
 // the call (BF16 K/V, head dim 64 / 128, q_len == k_len, no documents; attention/attention.cu):
 // Auto (the default) takes cuDNN for training (a forward asked for lse2, and every backward)

@@ -25,9 +25,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -1020,51 +1020,33 @@ std::string gemm_device_line() {
   std::replace(name.begin(), name.end(), ' ', '_');
   return "device " + name + " cublasLt " + std::to_string(cublasLtGetVersion());
 }
-constexpr size_t kAlgoWords = sizeof(cublasLtMatmulAlgo_t) / sizeof(uint64_t);
+static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(GemmChoice::algo), "cuBLASLt's algorithm is 8 opaque words");
 }  // namespace
 
-// Text, one line per GEMM shape after a header: "KEY HEX RANK/OF", HEX the algorithm's opaque
-// words, RANK/OF where it stood in the heuristic's list (0/8: the first; for reading only).
-std::string gemm_choices() {
-  if (chosen_algos().empty()) return "";
-  std::string out = "mambalm gemm choices 1\n" + gemm_device_line() + "\n";
-  char hex[17];
+GemmChoices gemm_choices() {
+  GemmChoices out;
+  if (chosen_algos().empty()) return out;
+  out.device = gemm_device_line();
   for (const auto& [key, c] : chosen_algos()) {
-    out += key + " ";
-    for (size_t i = 0; i < kAlgoWords; ++i) {
-      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.algo.data[i]));
-      out += hex;
-    }
-    out += " " + std::to_string(c.rank) + "/" + std::to_string(c.of) + "\n";
+    GemmChoice& g = out.by_shape[key];
+    std::memcpy(g.algo.data(), &c.algo, sizeof g.algo);
+    g.rank = c.rank;
+    g.of = c.of;
   }
   return out;
 }
 
-std::string pin_gemm_choices(const std::string& text) {
-  std::istringstream in(text);
-  std::string magic, device;
-  std::getline(in, magic);
-  std::getline(in, device);
-  if (magic != "mambalm gemm choices 1") return "not a GEMM choices file";
-  if (device != gemm_device_line()) return "they were made on " + device + ", this is " + gemm_device_line();
-  std::map<std::string, Choice> read;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string key, hex;
-    Choice c;
-    char slash = 0;
-    if (!(fields >> key >> hex >> c.rank >> slash >> c.of) || slash != '/' || hex.size() != 16 * kAlgoWords)
-      return "malformed line: " + line;
-    for (size_t i = 0; i < kAlgoWords; ++i) {
-      char* end = nullptr;
-      const std::string word = hex.substr(16 * i, 16);
-      c.algo.data[i] = std::strtoull(word.c_str(), &end, 16);
-      if (end != word.c_str() + 16) return "malformed line: " + line;
-    }
-    read[key] = c;
+std::string pin_gemm_choices(const GemmChoices& choices) {
+  const std::string here = gemm_device_line();
+  if (choices.device != here) return "they were made on " + choices.device + ", this is " + here;
+  std::map<std::string, Choice> pinned;
+  for (const auto& [key, g] : choices.by_shape) {
+    Choice& c = pinned[key];
+    std::memcpy(&c.algo, g.algo.data(), sizeof g.algo);
+    c.rank = g.rank;
+    c.of = g.of;
   }
-  pinned_algos() = std::move(read);
+  pinned_algos() = std::move(pinned);
   return "";
 }
 

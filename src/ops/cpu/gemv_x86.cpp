@@ -81,6 +81,15 @@ MAMBALM_AVX2 inline __m256 bf16x8_avx2(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
+// Elements of a row before its first 64-byte boundary (0 when it starts on one), for the kernels
+// below that read the rest line by line (see dot_f32_avx512). Rows whose address is not even a
+// multiple of the element size stay as they are.
+inline int64_t elements_to_line(const void* p, int64_t elem_bytes, int64_t K) {
+  const uintptr_t mis = reinterpret_cast<uintptr_t>(p) & 63;
+  if (mis == 0 || mis % static_cast<uintptr_t>(elem_bytes) != 0) return 0;
+  return std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / static_cast<uintptr_t>(elem_bytes)));
+}
+
 MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
@@ -176,21 +185,29 @@ MAMBALM_AVX512 inline __m512 bf16x16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
+// Weights read in place from a safetensors file sit wherever the file put them: 24 bytes past a
+// cache line in files whose header length is 8 mod 64, as transformers writes them. Every 64-byte
+// load of such a row spans two lines, and on an AMD Zen 5 the f32 products of a llama-134m decode
+// step, read in place in that order, ran at ~20 GB/s on one thread against 26-34 with the row's
+// first elements up to a line boundary taken by one masked load and the rest read line by line
+// (x, in L1, takes the misalignment instead); two accumulators measured at least as fast as four
+// there (bench/NOTES.md, "Misaligned rows"). The AVX2 kernel lost less to the misalignment
+// (27-30 GB/s) and more to a scalar peel, so it has none.
 MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t k = 0;
-  for (; k + 64 <= K; k += 64) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+  const uintptr_t mis = reinterpret_cast<uintptr_t>(w) & 63;
+  int64_t k = mis != 0 && mis % 4 == 0 ? std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / 4)) : 0;
+  if (k > 0) a1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(k), w), _mm512_maskz_loadu_ps(tail16(k), x));
+  for (; k + 32 <= K; k += 32) {
     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
-    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
   }
   for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
   if (k < K) {
     const __mmask16 m = tail16(K - k);
     a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + k), _mm512_maskz_loadu_ps(m, x + k), a1);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
 MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {

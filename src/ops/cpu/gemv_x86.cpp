@@ -44,14 +44,18 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
 // thread on an AMD EPYC (Zen 3; bench/NOTES.md, "Prefetch 1 KiB ahead"), 0 / 1 KiB / 2 KiB
 // ahead: llama-134m bf16 60-63 / 64-67 / 54-59 tokens/s, q8 82-88 / 92-99 / 88-104,
 // mamba2-130m q8 75-88 / 92-95 / 91-106; a 128 MiB bf16 matrix read 8.5-9.1 / 10.7-12.7 GB/s
-// on an Intel Xeon (Sapphire Rapids). On a Zen 4 EPYC 2 KiB ahead had cost bf16 decode 20-30%;
-// 1 KiB was not measured there. The f32 kernels have none: their weights stay views of the
-// file on 4 KiB pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
+// on an Intel Xeon (Sapphire Rapids). On AMD's AVX-512 cores the hardware prefetchers do better
+// alone: on a Zen 4 EPYC 2 KiB ahead cost bf16 decode 20-30%, and on a Zen 5 EPYC llama-134m at 1
+// thread decoded bf16 at 93.9-127.9 tokens/s without against 79.7-101.9 with 1 KiB, q8 at
+// 129.5-159.9 against 122.7-134.8 ("Prefetch on Zen 5"). So the default is 1 KiB, and none on an
+// AMD CPU with AVX-512. The f32 kernels have none: their weights stay views of the file on 4 KiB
+// pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
 // MAMBALM_GEMV_PREFETCH_BYTES (read once; 0 turns it off) overrides.
 int64_t prefetch_bytes() {
   static const int64_t bytes = [] {
     const char* v = std::getenv("MAMBALM_GEMV_PREFETCH_BYTES");
-    return v ? std::clamp<int64_t>(std::strtoll(v, nullptr, 10), 0, 1 << 16) : int64_t{1024};
+    if (v) return std::clamp<int64_t>(std::strtoll(v, nullptr, 10), 0, 1 << 16);
+    return __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f") ? int64_t{0} : int64_t{1024};
   }();
   return bytes;
 }

@@ -2,7 +2,7 @@
 # mambalm against llama.cpp on the CPU (issue 21), same models, same weight types, same run:
 # for each model, thread count and round, alternating program by program (order reversed every
 # other round), with a read-bandwidth probe at the start of each round:
-#   mambalm bench --model M --dtype {f32,bf16,q8} --prompt-len 512 --gen-len GEN --json
+#   mambalm bench --model M --dtype {f32,bf16,q8} --kv-dtype bf16 --prompt-len 512 --gen-len GEN --json
 #       (an untimed warm-up prefill, then one timed prefill of 512 tokens and GEN decode steps
 #       after it; llama-bench also runs one untimed warm-up before the timed run)
 #   llama-bench -m M.{f32,bf16,q8_0}.gguf -p 512 -n 0            (prefill of 512)
@@ -17,9 +17,10 @@
 #   MAMBALM=build/mambalm LLAMA_BIN=/tmp/llamacpp-new/build/bin WORK=/tmp/cpu_llamacpp_work \
 #     bash bench/cpu_vs_llamacpp.sh [MODEL...]     (default: llama-134m mamba-130m mamba2-130m hybrid-24l)
 # Variables: THREADS ("1 2"), ROUNDS (3), GEN (128), DTYPES ("f32 bf16 q8": ours, each against
-# llama.cpp's F32 / BF16 / Q8_0), RESULTS (a new folder under WORK/results).
-# KV cache: llama-bench takes no f32 cache, so its rows keep its default F16 cache; mambalm's is its
-# default: fp32 with f32 weights, bf16 with bf16 / q8 weights (--kv-dtype, docs/generate.md).
+# llama.cpp's F32 / BF16 / Q8_0), RESULTS (a new folder under WORK/results), KV (bf16 or default).
+# KV cache: llama-bench takes no f32 cache, so its rows keep its default F16 cache, and ours is
+# 16-bit too: --kv-dtype bf16 (KV=default runs ours with its own default, fp32 with f32 weights,
+# which holds twice the cache bytes; bf16 / q8 weights default to bf16 anyway; docs/generate.md).
 # OpenBLAS (our prefill GEMMs) runs the core it detects: OPENBLAS_CORETYPE is unset for our runs
 # unless BLAS_CORE names one (some machines export OPENBLAS_CORETYPE=Haswell, AVX2 on an AVX-512
 # CPU; llama.cpp is built -march=native either way). The core used goes into RESULTS/blas_core.
@@ -28,7 +29,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAMBALM=${MAMBALM:?set MAMBALM to the mambalm binary}
 BIN=${LLAMA_BIN:-/tmp/llamacpp-new/build/bin}
 WORK=${WORK:-/tmp/cpu_llamacpp_work}
-THREADS=${THREADS:-"1 2"} ROUNDS=${ROUNDS:-3} GEN=${GEN:-128} DTYPES=${DTYPES:-"f32 bf16 q8"}
+THREADS=${THREADS:-"1 2"} ROUNDS=${ROUNDS:-3} GEN=${GEN:-128} DTYPES=${DTYPES:-"f32 bf16 q8"} KV=${KV:-bf16}
+KV_ARGS=(--kv-dtype bf16)
+[ "$KV" = default ] && KV_ARGS=()
 MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(llama-134m mamba-130m mamba2-130m hybrid-24l)
 OUT=${RESULTS:-$WORK/results/$(date +%Y%m%d-%H%M%S)}
@@ -78,7 +81,7 @@ for model in "${MODELS[@]}"; do
       for s in "${steps[@]}"; do
         who=${s%%:*} dt=${s#*:}
         if [ "$who" = ours ]; then
-          run "$dir/r${r}_ours_$dt" "$MAMBALM" bench --model "$WORK/models/$model" --dtype "$dt" --prompt-len 512 --gen-len "$GEN" --json
+          run "$dir/r${r}_ours_$dt" "$MAMBALM" bench --model "$WORK/models/$model" --dtype "$dt" "${KV_ARGS[@]}" --prompt-len 512 --gen-len "$GEN" --json
         else
           run "$dir/r${r}_theirs_${dt}_pp" "$BIN/llama-bench" -m "$WORK/models/$model.$dt.gguf" -p 512 -n 0 -t "$t" -r 1 -o json
           run "$dir/r${r}_theirs_${dt}_tg" "$BIN/llama-bench" -m "$WORK/models/$model.$dt.gguf" -p 0 -n "$GEN" -d 512 -t "$t" -r 1 -o json

@@ -47,7 +47,7 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
 // on an Intel Xeon (Sapphire Rapids). On AMD's AVX-512 cores the hardware prefetchers do better
 // alone: on a Zen 4 EPYC 2 KiB ahead cost bf16 decode 20-30%, and on a Zen 5 EPYC llama-134m at 1
 // thread decoded bf16 at 93.9-127.9 tokens/s without against 79.7-101.9 with 1 KiB, q8 at
-// 129.5-159.9 against 122.7-134.8 ("Prefetch on Zen 5"). So the default is 1 KiB, and none on an
+// 129.5-159.9 against 122.7-134.8 (bench/NOTES.md, "Software prefetch on Zen 5"). So the default is 1 KiB, and none on an
 // AMD CPU with AVX-512. The f32 kernels have none: their weights stay views of the file on 4 KiB
 // pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
 // MAMBALM_GEMV_PREFETCH_BYTES (read once; 0 turns it off) overrides.

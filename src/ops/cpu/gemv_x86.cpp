@@ -282,10 +282,19 @@ MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const fl
 
 // ---- AVX512-BF16: x rounded to bf16 once per call, pairs multiplied by vdpbf16ps -------------
 
+// A bf16 file read in place puts rows wherever its header ends, like an f32 one (dot_f32_avx512):
+// the row's head up to a line boundary goes through one masked load, so that the 64-byte loads
+// after it each read one line. Zen 5, 230 MB of rows 24 bytes past a line: 24.6-26.9 GB/s before,
+// 25.2-30.5 after (29.0-32.3 on a line), 2 threads 32.3-41.2 before, 35.4-46.0 after.
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   const int64_t pf = prefetch_bytes();
-  int64_t k = 0;
+  const uintptr_t mis = reinterpret_cast<uintptr_t>(w) & 63;
+  int64_t k = mis != 0 && mis % 2 == 0 ? std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / 2)) : 0;
+  if (k > 0) {
+    const __mmask32 m = static_cast<__mmask32>((1u << k) - 1u);
+    a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(m, w), (__m512bh)_mm512_maskz_loadu_epi16(m, xb));
+  }
   for (; k + 64 <= K; k += 64) {
     prefetch_ahead<2>(w + k, pf);
     a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xb + k));

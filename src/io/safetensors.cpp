@@ -255,11 +255,8 @@ void SafetensorsFile::release(const std::string& name, uint64_t first_byte, uint
 
 namespace {
 
-// The 8-byte length and the JSON header for tensors laid out back to back in the given order,
-// the header padded with spaces so that the data begin on a 64-byte boundary (the format asks for
-// 8): a file read in place then gives matrices whose rows start on cache lines wherever their
-// sizes allow, which the CPU's decode kernels read fastest (bench/NOTES.md, "Misaligned rows").
-// Adds the data size to *data_bytes.
+// The 8-byte length and the JSON header (padded with spaces to a multiple of 8) for tensors
+// laid out back to back in the given order. Adds the data size to *data_bytes.
 std::string safetensors_header(const std::string& path, const std::vector<SafetensorsEntry>& entries,
                                const std::map<std::string, std::string>& metadata, uint64_t* data_bytes) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -279,7 +276,7 @@ std::string safetensors_header(const std::string& path, const std::vector<Safete
     header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {begin, offset}}};
   }
   std::string text = header.dump();
-  text.append((64 - (8 + text.size()) % 64) % 64, ' ');
+  text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
   std::string out(8, '\0');
   std::memcpy(out.data(), &header_len, 8);

@@ -85,8 +85,8 @@ MAMBALM_AVX2 inline __m256 bf16x8_avx2(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// Elements of a row before its first 64-byte boundary (0 when it starts on one), for the kernels
-// below that read the rest line by line (see dot_f32_avx512). Rows whose address is not even a
+// Elements of a row before its first 64-byte boundary (0 when it starts on one), for the AVX-512
+// kernels that read the rest line by line (see dot_f32_avx512). Rows whose address is not even a
 // multiple of the element size stay as they are.
 inline int64_t elements_to_line(const void* p, int64_t elem_bytes, int64_t K) {
   const uintptr_t mis = reinterpret_cast<uintptr_t>(p) & 63;
@@ -189,8 +189,8 @@ MAMBALM_AVX512 inline __m512 bf16x16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-// Weights read in place from a safetensors file sit wherever the file put them: 24 bytes past a
-// cache line in files whose header length is 8 mod 64, as transformers writes them. Every 64-byte
+// Weights read in place from a safetensors file sit wherever the file's header ends (the format
+// aligns the data to 8 bytes): 24 bytes past a cache line in the benchmark's files. Every 64-byte
 // load of such a row spans two lines, and on an AMD Zen 5 the f32 products of a llama-134m decode
 // step, read in place in that order, ran at ~20 GB/s on one thread against 26-34 with the row's
 // first elements up to a line boundary taken by one masked load and the rest read line by line
@@ -199,8 +199,7 @@ MAMBALM_AVX512 inline __m512 bf16x16(const uint16_t* p) {
 // (27-30 GB/s) and more to a scalar peel, so it has none.
 MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-  const uintptr_t mis = reinterpret_cast<uintptr_t>(w) & 63;
-  int64_t k = mis != 0 && mis % 4 == 0 ? std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / 4)) : 0;
+  int64_t k = elements_to_line(w, 4, K);
   if (k > 0) a1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(k), w), _mm512_maskz_loadu_ps(tail16(k), x));
   for (; k + 32 <= K; k += 32) {
     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
@@ -289,8 +288,7 @@ MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const fl
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   const int64_t pf = prefetch_bytes();
-  const uintptr_t mis = reinterpret_cast<uintptr_t>(w) & 63;
-  int64_t k = mis != 0 && mis % 2 == 0 ? std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / 2)) : 0;
+  int64_t k = elements_to_line(w, 2, K);
   if (k > 0) {
     const __mmask32 m = static_cast<__mmask32>((1u << k) - 1u);
     a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(m, w), (__m512bh)_mm512_maskz_loadu_epi16(m, xb));

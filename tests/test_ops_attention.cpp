@@ -117,7 +117,8 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
 // attention_decode: one query per sequence against its own cache prefix (ragged lengths, GQA, a
 // capacity above every length), with every kernel variant this machine runs, at 1, 2 and 3
 // OpenMP threads. Each equals the float64 definition over the same (for BF16, widened) cache
-// within 1e-6, and the threaded runs equal the one-thread run bit for bit (tasks fixed by the
+// within 3e-6 (docs/numerics.md: the portable loops of an unvectorised sanitizer build sum the
+// up to 300 P V terms in one fp32 accumulator), and the threaded runs equal the one-thread run bit for bit (tasks fixed by the
 // shape, a fixed summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to
 // collapse (issue 21: BLAS inside the OpenMP region), and the work is above the one-thread
 // threshold.
@@ -148,7 +149,7 @@ void check_decode(int64_t Hq, int64_t Hkv, int64_t Dh, const std::vector<int32_t
     Tensor one = Tensor::empty(q.shape());
     omp_set_num_threads(1);
     ops::cpu::attention_decode_isa(isa, q, kc, vc, lengths, scale, one);
-    expect_close("attention_decode " + shape + " " + ops::cpu::isa_name(isa), one, want, 1e-6);
+    expect_close("attention_decode " + shape + " " + ops::cpu::isa_name(isa), one, want, 3e-6);
     for (int threads : {2, 3}) {
       omp_set_num_threads(threads);
       Tensor many = Tensor::empty(q.shape());
@@ -162,7 +163,7 @@ void check_decode(int64_t Hq, int64_t Hkv, int64_t Dh, const std::vector<int32_t
   // The dispatched op (the active variant) gives the same rows.
   Tensor out = Tensor::empty(q.shape());
   ops::attention_decode(q, kc, vc, lengths, scale, out);
-  expect_close("attention_decode " + shape + " (dispatched)", out, want, 1e-6);
+  expect_close("attention_decode " + shape + " (dispatched)", out, want, 3e-6);
 }
 }  // namespace
 

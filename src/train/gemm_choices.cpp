@@ -41,6 +41,14 @@ bool parse_line(const std::string& line, std::string& key, ops::GemmChoice& c) {
     return false;
   return c.of >= 1 && c.rank < c.of;
 }
+
+// Parses the file and, where `pin`, pins its choices; returns why it could not, or "".
+std::string read_and_pin(const std::string& path, bool pin) {
+  ops::GemmChoices choices;
+  std::string why = parse_gemm_choices(io::read_text_file(path), choices);
+  if (why.empty() && pin) why = ops::pin_gemm_choices(choices);
+  return why;
+}
 }  // namespace
 
 std::string gemm_choices_path(const std::string& run_dir) {
@@ -79,9 +87,7 @@ std::string parse_gemm_choices(const std::string& text, ops::GemmChoices& out) {
 void pin_saved_gemm_choices(const std::string& run_dir, bool say) {
   const std::string path = gemm_choices_path(run_dir);
   if (!std::filesystem::exists(path)) return;
-  ops::GemmChoices choices;
-  std::string why = parse_gemm_choices(io::read_text_file(path), choices);
-  if (why.empty()) why = ops::pin_gemm_choices(choices);
+  const std::string why = read_and_pin(path, true);
   if (!why.empty() && say)
     std::fprintf(stderr,
                  "warning: %s not used (%s); the GEMM algorithms are chosen again, so the losses may differ from the "
@@ -90,9 +96,7 @@ void pin_saved_gemm_choices(const std::string& run_dir, bool say) {
 }
 
 void pin_gemm_choices_file(const std::string& path, bool on_gpu) {
-  ops::GemmChoices choices;
-  std::string why = parse_gemm_choices(io::read_text_file(path), choices);
-  if (why.empty() && on_gpu) why = ops::pin_gemm_choices(choices);
+  const std::string why = read_and_pin(path, on_gpu);
   check(why.empty(), path, "cannot be used: " + why, "give a gemm_choices.txt made on this GPU and cuBLASLt, or --gemm-algos timed");
 }
 

@@ -50,35 +50,56 @@ constexpr float kLog2e = 1.4426950408889634f;  // lse2 = lse log2(e)
 // where an fp32 angle would be off by ~1e-2 rad), then cos/sin are rounded to fp32 once into a
 // [T, r/2] table shared by all batches and heads. The rotation itself is fp32.
 namespace {
+// The cos/sin table of positions pos0 .. pos0 + T - 1, kept for the next call: a decode step
+// rotates q and k of every layer at the same position, so one table serves all of them (the
+// double pow, cos and sin of 32 frequencies took ~12 us a call, 0.28 ms of a llama-134m token).
+struct RopeTable {
+  int64_t pos0 = -1, T = 0, rotary_dim = 0;
+  double theta = 0.0;
+  std::vector<float> cos_t, sin_t;  // [T, rotary_dim / 2] each
+};
+
+const RopeTable& rope_table(int64_t pos0, int64_t T, int64_t rotary_dim, double theta) {
+  thread_local RopeTable tab;
+  if (tab.pos0 == pos0 && tab.T == T && tab.rotary_dim == rotary_dim && tab.theta == theta) return tab;
+  const int64_t half = rotary_dim / 2;
+  tab.cos_t.resize(static_cast<size_t>(T * half));
+  tab.sin_t.resize(static_cast<size_t>(T * half));
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq =
+        std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(rotary_dim));
+    for (int64_t t = 0; t < T; ++t) {
+      const double angle = static_cast<double>(pos0 + t) * inv_freq;
+      tab.cos_t[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
+      tab.sin_t[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle));
+    }
+  }
+  tab.pos0 = pos0, tab.T = T, tab.rotary_dim = rotary_dim, tab.theta = theta;
+  return tab;
+}
+
 // The rotate-half rotation by sign * angle: +1 is the forward, -1 its transpose (the backward).
 // Negating sin is exact, so both directions use the same fp32 factors.
 void rotate_half(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta, float sign) {
   const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), Dh = x.dim(3);
   const int64_t half = rotary_dim / 2;
   if (half == 0 || x.numel() == 0) return;
-  std::vector<float> cos_t(static_cast<size_t>(T * half)), sin_t(static_cast<size_t>(T * half));
-  for (int64_t i = 0; i < half; ++i) {
-    const double inv_freq =
-        std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(rotary_dim));
-    for (int64_t t = 0; t < T; ++t) {
-      const double angle = static_cast<double>(pos0 + t) * inv_freq;
-      cos_t[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
-      sin_t[static_cast<size_t>(t * half + i)] = sign * static_cast<float>(std::sin(angle));
-    }
-  }
+  const RopeTable& tab = rope_table(pos0, T, rotary_dim, theta);
+  const float* cos_t = tab.cos_t.data();
+  const float* sin_t = tab.sin_t.data();
   float* xp = x.f32();
 #pragma omp parallel for collapse(2) schedule(static) if (B * T * H * rotary_dim > (1 << 15))
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < T; ++t) {
-      const float* c = cos_t.data() + t * half;
-      const float* s = sin_t.data() + t * half;
+      const float* c = cos_t + t * half;
+      const float* s = sin_t + t * half;
       for (int64_t h = 0; h < H; ++h) {
         float* v = xp + ((b * T + t) * H + h) * Dh;
 #pragma omp simd
         for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], bb = v[i + half];
-          v[i] = a * c[i] - bb * s[i];
-          v[i + half] = bb * c[i] + a * s[i];
+          const float a = v[i], bb = v[i + half], si = sign * s[i];
+          v[i] = a * c[i] - bb * si;
+          v[i + half] = bb * c[i] + a * si;
         }
       }
     }

@@ -404,16 +404,23 @@ void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b
              "cublasLtMatmul");
 }
 
+// Whether the tensor-core GEMM can take y[M, N] = x[M, K] w[N, K]^T as far as w and x go: BF16
+// w, K a multiple of 8 (16-byte rows), more rows than the GEMV serves, 32-bit dimensions, both
+// tensors 16-byte aligned. Each caller adds what its own outputs need (N % 8, y's alignment).
+bool lt_takes(const Tensor& x, const Tensor& w, int64_t M, int64_t N, int64_t K) {
+  return w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && M > kGemvRows && M <= INT_MAX && N <= INT_MAX &&
+         K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw());
+}
+
 // linear with bf16 x and/or y (BF16 w): the tensor-core GEMM reads x and writes y as they are;
 // shapes it cannot take go through fp32 copies of them and the fp32-activation paths below
 // (x is exact in fp32, and y's only extra step is its rounding to bf16).
 void linear_bf16_activations(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, int64_t M, int64_t N,
                              int64_t K) {
-  const auto* wb = w.data<__nv_bfloat16>();
   const bool y16 = y.dtype() == DType::BF16;
-  const bool gemm = K > 0 && K % 8 == 0 && N % 8 == 0 && M > kGemvRows && aligned16(wb) && aligned16(x.raw()) &&
-                    aligned16(y.raw()) && !(bias && y16);
+  const bool gemm = lt_takes(x, w, M, N, K) && N % 8 == 0 && aligned16(y.raw()) && !(bias && y16);
   if (gemm) {
+    const auto* wb = w.data<__nv_bfloat16>();
     const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);
     lt_forward(xb, wb, bias ? bias->f32() : nullptr, y.raw(), M, N, K, y16 ? CUDA_R_16BF : CUDA_R_32F);
     return;
@@ -483,9 +490,7 @@ void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Ten
   const int64_t N = w.dim(0);
   const int64_t M = K > 0 ? x.numel() / K : y.numel() / (N > 0 ? N : 1);
   if (M == 0 || N == 0) return;
-  const bool gemm = !bias && w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && N % 8 == 0 && M > kGemvRows &&
-                    M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw()) &&
-                    aligned16(y.raw()) && aligned16(residual.raw());
+  const bool gemm = !bias && lt_takes(x, w, M, N, K) && N % 8 == 0 && aligned16(y.raw()) && aligned16(residual.raw());
   if (!gemm) {
     linear(x, w, bias, y);
     add(residual, y, y);
@@ -505,8 +510,7 @@ void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Ten
 void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::initializer_list<Tensor*> parts) {
   const int64_t K = x.dim(-1), N = w.dim(0);
   const int64_t M = K > 0 ? x.numel() / K : 0;
-  const bool shared_x = w.dtype() == DType::BF16 && K > 0 && K % 8 == 0 && M > kGemvRows && M <= INT_MAX &&
-                        N <= INT_MAX && K <= INT_MAX && aligned16(w.raw()) && aligned16(x.raw());
+  const bool shared_x = lt_takes(x, w, M, N, K);
   if (!shared_x) {
     int64_t row = 0;
     for (Tensor* p : parts) {

@@ -48,7 +48,7 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
 // alone: on a Zen 4 EPYC 2 KiB ahead cost bf16 decode 20-30%, and on a Zen 5 EPYC llama-134m at 1
 // thread decoded bf16 at 93.9-127.9 tokens/s without against 79.7-101.9 with 1 KiB, q8 at
 // 129.5-159.9 against 122.7-134.8 (bench/NOTES.md, "Software prefetch on Zen 5"). So the default is 1 KiB, and none on an
-// AMD CPU with AVX-512. The f32 kernels have none: their weights stay views of the file on 4 KiB
+// AMD CPU with AVX-512. The f32 kernels prefetch nothing ahead: their weights stay views of the file on 4 KiB
 // pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
 // MAMBALM_GEMV_PREFETCH_BYTES (read once; 0 turns it off) overrides.
 int64_t prefetch_bytes() {
@@ -59,11 +59,34 @@ int64_t prefetch_bytes() {
   }();
   return bytes;
 }
+// Whether the bf16 and f32 kernels touch their weight lines with a non-temporal hint (at the
+// prefetch distance; f32 at 0: just before its loads). On an AMD CPU the L3 is filled with what
+// L2 evicts, so a weight stream read once a token cycles the whole L3 and pushes out what the
+// next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
+// PREFETCHNTA are not kept there. Zen 5 EPYC, decode after a 512-token prompt, the default
+// against NTA alternated five times (bench/NOTES.md, "Weights past the L3"): 1 thread bf16
+// llama-134m 102-110 -> 110-137 tokens/s, hybrid-24l 61-82 -> 58-89, mamba-130m 78-92 -> 78-110,
+// f32 mamba2-130m 54-58 -> 60-60; Q8 rows moved both ways (at 2 threads down to 0.77x), so Q8
+// keeps the plain hint. Default: on AMD CPUs with AVX-512 (the only ones measured);
+// MAMBALM_GEMV_PREFETCH_NTA=0/1 overrides.
+bool nta_weights() {
+  static const bool nta = [] {
+    if (const char* v = std::getenv("MAMBALM_GEMV_PREFETCH_NTA")) return std::strcmp(v, "0") != 0;
+    return __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f");
+  }();
+  return nta;
+}
+
 // Lines prefetched ahead of p (p + prefetch_bytes() onwards); with 0 bytes it touches p itself,
-// which the loads that follow bring in anyway.
+// which the loads that follow bring in anyway (with `nta`, not into the L3).
 template <int Lines>
-inline void prefetch_ahead(const void* p, int64_t bytes) {
-  for (int i = 0; i < Lines; ++i) _mm_prefetch(static_cast<const char*>(p) + bytes + 64 * i, _MM_HINT_T0);
+inline void prefetch_ahead(const void* p, int64_t bytes, bool nta = false) {
+  const char* at = static_cast<const char*>(p) + bytes;
+  if (nta) {
+    for (int i = 0; i < Lines; ++i) _mm_prefetch(at + 64 * i, _MM_HINT_NTA);
+  } else {
+    for (int i = 0; i < Lines; ++i) _mm_prefetch(at + 64 * i, _MM_HINT_T0);
+  }
 }
 
 MAMBALM_AVX2 inline float q8_scale(const uint8_t* blk) {
@@ -112,9 +135,10 @@ MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
 MAMBALM_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   const int64_t pf = prefetch_bytes();
+  const bool nta = nta_weights();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    prefetch_ahead<1>(w + k, pf);
+    prefetch_ahead<1>(w + k, pf, nta);
     a0 = _mm256_fmadd_ps(bf16x8_avx2(w + k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(bf16x8_avx2(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -201,7 +225,9 @@ MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   int64_t k = elements_to_line(w, 4, K);
   if (k > 0) a1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(k), w), _mm512_maskz_loadu_ps(tail16(k), x));
+  const bool nta = nta_weights();  // no prefetch ahead here: on 4 KiB pages 1 KiB ahead cost 5%
   for (; k + 32 <= K; k += 32) {
+    if (nta) prefetch_ahead<2>(w + k, 0, true);
     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
   }
@@ -216,9 +242,10 @@ MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
 MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   const int64_t pf = prefetch_bytes();
+  const bool nta = nta_weights();
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
-    prefetch_ahead<2>(w + k, pf);
+    prefetch_ahead<2>(w + k, pf, nta);
     a0 = _mm512_fmadd_ps(bf16x16(w + k), _mm512_loadu_ps(x + k), a0);
     a1 = _mm512_fmadd_ps(bf16x16(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
     a2 = _mm512_fmadd_ps(bf16x16(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
@@ -288,13 +315,14 @@ MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const fl
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   const int64_t pf = prefetch_bytes();
+  const bool nta = nta_weights();
   int64_t k = elements_to_line(w, 2, K);
   if (k > 0) {
     const __mmask32 m = static_cast<__mmask32>((1u << k) - 1u);
     a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(m, w), (__m512bh)_mm512_maskz_loadu_epi16(m, xb));
   }
   for (; k + 64 <= K; k += 64) {
-    prefetch_ahead<2>(w + k, pf);
+    prefetch_ahead<2>(w + k, pf, nta);
     a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xb + k));
     a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(xb + k + 32));
   }

@@ -63,12 +63,13 @@ int64_t prefetch_bytes() {
 // prefetch distance; f32 at 0: just before its loads). On an AMD CPU the L3 is filled with what
 // L2 evicts, so a weight stream read once a token cycles the whole L3 and pushes out what the
 // next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
-// PREFETCHNTA are not kept there. Zen 5 EPYC, decode after a 512-token prompt, the default
-// against NTA alternated five times (bench/NOTES.md, "Weights past the L3"): 1 thread bf16
-// llama-134m 102-110 -> 110-137 tokens/s, hybrid-24l 61-82 -> 58-89, mamba-130m 78-92 -> 78-110,
-// f32 mamba2-130m 54-58 -> 60-60; Q8 rows moved both ways (at 2 threads down to 0.77x), so Q8
-// keeps the plain hint. Default: on AMD CPUs with AVX-512 (the only ones measured);
-// MAMBALM_GEMV_PREFETCH_NTA=0/1 overrides.
+// PREFETCHNTA are not kept there. Zen 5 EPYC, decode after a 512-token prompt, 4 models at 1
+// and 2 threads, the binaries before and after alternated three times (bench/NOTES.md, "Weights
+// past the L3"): faster in 20 of 24 pairs with bf16 weights (median 0.96-1.44x per row), 16 of
+// 24 with f32 (0.97-1.14x), against 10 of 24 for the unchanged Q8 kernels (the machine's noise).
+// Q8 with NTA moved both ways (down to 0.76x at 2 threads), so Q8 keeps the plain hint.
+// Default: on AMD CPUs with AVX-512 (the only ones measured); MAMBALM_GEMV_PREFETCH_NTA=0/1
+// overrides.
 bool nta_weights() {
   static const bool nta = [] {
     if (const char* v = std::getenv("MAMBALM_GEMV_PREFETCH_NTA")) return std::strcmp(v, "0") != 0;

@@ -118,8 +118,8 @@ TEST(OpsAttention, PrefixCallEqualsLastRowsOfFullCall) {
 // capacity above every length), with every kernel variant this machine runs, at 1, 2 and 3
 // OpenMP threads. Each equals the float64 definition over the same (for BF16, widened) cache
 // within 3e-6 (docs/numerics.md: the portable loops of an unvectorised sanitizer build sum the
-// up to 300 P V terms in one fp32 accumulator), and the threaded runs equal the one-thread run bit for bit (tasks fixed by the
-// shape, a fixed summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to
+// up to 300 P V terms in one fp32 accumulator), and the threaded runs equal the one-thread run
+// bit for bit (tasks fixed by the shape, a fixed summation order). Lengths reach 300: past ~100 tokens 2-thread decode used to
 // collapse (issue 21: BLAS inside the OpenMP region), and the work is above the one-thread
 // threshold.
 namespace {

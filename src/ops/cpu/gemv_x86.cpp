@@ -47,9 +47,10 @@ inline void for_rows(const void* w, int64_t N, int64_t K, int64_t row_bytes, con
 // on an Intel Xeon (Sapphire Rapids). On AMD's AVX-512 cores the hardware prefetchers do better
 // alone: on a Zen 4 EPYC 2 KiB ahead cost bf16 decode 20-30%, and on a Zen 5 EPYC llama-134m at 1
 // thread decoded bf16 at 93.9-127.9 tokens/s without against 79.7-101.9 with 1 KiB, q8 at
-// 129.5-159.9 against 122.7-134.8 (bench/NOTES.md, "Software prefetch on Zen 5"). So the default is 1 KiB, and none on an
-// AMD CPU with AVX-512. The f32 kernels prefetch nothing ahead: their weights stay views of the file on 4 KiB
-// pages, where 1 KiB ahead cost hybrid-24l f32 decode 5% (26-29 -> 25-28 tokens/s).
+// 129.5-159.9 against 122.7-134.8 (bench/NOTES.md, "Software prefetch on Zen 5"). So the
+// default is 1 KiB, and none on an AMD CPU with AVX-512. The f32 kernels prefetch nothing ahead:
+// their weights stay views of the file on 4 KiB pages, where 1 KiB ahead cost hybrid-24l f32
+// decode 5% (26-29 -> 25-28 tokens/s).
 // MAMBALM_GEMV_PREFETCH_BYTES (read once; 0 turns it off) overrides.
 int64_t prefetch_bytes() {
   static const int64_t bytes = [] {
@@ -59,8 +60,8 @@ int64_t prefetch_bytes() {
   }();
   return bytes;
 }
-// Whether the bf16 and f32 kernels touch their weight lines with a non-temporal hint (at the
-// prefetch distance; f32 at 0: just before its loads). On an AMD CPU the L3 is filled with what
+// Whether the bf16 kernels and the AVX-512 f32 kernel touch their weight lines with a
+// non-temporal hint (bf16 at the prefetch distance; f32 at 0: just before its loads). On an AMD CPU the L3 is filled with what
 // L2 evicts, so a weight stream read once a token cycles the whole L3 and pushes out what the
 // next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
 // PREFETCHNTA are not kept there. Zen 5 EPYC, decode after a 512-token prompt, 4 models at 1

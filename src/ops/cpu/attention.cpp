@@ -88,22 +88,20 @@ void rotate_half(Tensor& x, int64_t pos0, int64_t rotary_dim, double theta, floa
   const float* cos_t = tab.cos_t.data();
   const float* sin_t = tab.sin_t.data();
   float* xp = x.f32();
-#pragma omp parallel for collapse(2) schedule(static) if (B * T * H * rotary_dim > (1 << 15))
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* c = cos_t + t * half;
-      const float* s = sin_t + t * half;
-      for (int64_t h = 0; h < H; ++h) {
-        float* v = xp + ((b * T + t) * H + h) * Dh;
+  for_each_row(B * T, B * T * H * rotary_dim > (1 << 15), [&](int64_t bt) {
+    const int64_t t = bt % T;
+    const float* c = cos_t + t * half;
+    const float* s = sin_t + t * half;
+    for (int64_t h = 0; h < H; ++h) {
+      float* v = xp + (bt * H + h) * Dh;
 #pragma omp simd
-        for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], bb = v[i + half], si = sign * s[i];
-          v[i] = a * c[i] - bb * si;
-          v[i + half] = bb * c[i] + a * si;
-        }
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[i], bb = v[i + half], si = sign * s[i];
+        v[i] = a * c[i] - bb * si;
+        v[i + half] = bb * c[i] + a * si;
       }
     }
-  }
+  });
 }
 }  // namespace
 

@@ -56,27 +56,25 @@ void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
     return i < H ? hist.data() + (b * H + i) * C : xp + (b * T + (i - H)) * C;
   };
 
-#pragma omp parallel for collapse(2) schedule(static) if (B * T * C * K > (1 << 16))
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      float* yr = yp + (b * T + t) * C;
-      if (bp) {
-        std::memcpy(yr, bp, static_cast<size_t>(C) * sizeof(float));
-      } else {
-        std::memset(yr, 0, static_cast<size_t>(C) * sizeof(float));
-      }
-      for (int64_t k = 0; k < K; ++k) {
-        const float* xr = padded_row(b, t + k);
-        const float* wk = wt.data() + k * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] += wk[c] * xr[c];
-      }
-      if (apply_silu) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = yr[c] / (1.0f + exp_fast(-yr[c]));
-      }
+  for_each_row(B * T, B * T * C * K > (1 << 16), [&](int64_t bt) {
+    const int64_t b = bt / T, t = bt % T;
+    float* yr = yp + bt * C;
+    if (bp) {
+      std::memcpy(yr, bp, static_cast<size_t>(C) * sizeof(float));
+    } else {
+      std::memset(yr, 0, static_cast<size_t>(C) * sizeof(float));
     }
-  }
+    for (int64_t k = 0; k < K; ++k) {
+      const float* xr = padded_row(b, t + k);
+      const float* wk = wt.data() + k * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] += wk[c] * xr[c];
+    }
+    if (apply_silu) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = yr[c] / (1.0f + exp_fast(-yr[c]));
+    }
+  });
 
   // New state: the last H rows of the padded input, i.e. padded rows T .. T+H-1.
   if (state && H > 0) {

@@ -29,6 +29,31 @@ namespace mambalm::ops::cpu {
 // step's vectors are far smaller).
 constexpr int64_t kParallelMin = 1 << 15;
 
+// fn(i) for i in [0, n): split over the OpenMP team when `parallel`, else on this thread
+// without entering the OpenMP runtime. A parallel region whose `if` clause is false still builds
+// and tears down a team of one (~1.4 us a call on the Zen 5 of bench/NOTES.md), and a decode
+// token of a 130M model runs ~100 small ops. for_each_simd vectorises fn's loop (fn must allow
+// it: no calls that are not inlined, no dependence between indices); for_each_row does not.
+template <class F>
+inline void for_each_simd(int64_t n, bool parallel, F&& fn) {
+  if (parallel) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+}
+template <class F>
+inline void for_each_row(int64_t n, bool parallel, F&& fn) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+}
+
 // out[c] += sum_r m[r, c] for a row-major [rows, cols] matrix: threads own column ranges and sum
 // each column in row order in double (deterministic). Defined in linear.cpp.
 void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out);

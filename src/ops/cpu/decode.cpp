@@ -58,8 +58,7 @@ void kv_append(const Tensor& x, const Tensor& positions, Tensor& cache) {
     const float* src = x.f32() + b * T * row;  // [T, Hkv, Dh] of sequence b
     if (cache.dtype() == DType::BF16) {
       uint16_t* dst = cache.data<uint16_t>() + (b * cap + pos[b]) * row;
-#pragma omp parallel for simd schedule(static) if (T * row > kParallelMin)
-      for (int64_t i = 0; i < T * row; ++i) dst[i] = f32_to_bf16(src[i]);
+      for_each_simd(T * row, T * row > kParallelMin, [&](int64_t i) { dst[i] = f32_to_bf16(src[i]); });
     } else {
       std::memcpy(cache.f32() + (b * cap + pos[b]) * row, src, static_cast<size_t>(T * row) * 4);
     }

@@ -23,8 +23,7 @@ void add(const Tensor& a, const Tensor& b, Tensor& y) {
   const float* ap = a.f32();
   const float* bp = b.f32();
   float* yp = y.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] + bp[i];
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) { yp[i] = ap[i] + bp[i]; });
 }
 
 void neg_exp(const Tensor& x, Tensor& y) {
@@ -45,19 +44,17 @@ void silu(const Tensor& x, Tensor& y) {
   const int64_t n = y.numel();
   const float* xp = x.f32();
   float* yp = y.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) yp[i] = silu_scalar(xp[i]);
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) { yp[i] = silu_scalar(xp[i]); });
 }
 
 void relu_squared(const Tensor& x, Tensor& y) {
   const int64_t n = y.numel();
   const float* xp = x.f32();
   float* yp = y.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) {
     float r = xp[i] > 0.0f ? xp[i] : 0.0f;
     yp[i] = r * r;
-  }
+  });
 }
 
 // Exact GeLU, x/2 * (1 + erf(x / sqrt 2)), as torch.nn.functional.gelu(approximate='none'),
@@ -69,11 +66,10 @@ void gelu(const Tensor& x, Tensor& y) {
   const float* xp = x.f32();
   float* yp = y.f32();
   const float inv_sqrt2 = 0.70710678118654752f;
-#pragma omp parallel for schedule(static) if (n > kParallelMin / 4)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_row(n, n > kParallelMin / 4, [&](int64_t i) {
     float v = xp[i];
     yp[i] = 0.5f * v * std::erfc(-v * inv_sqrt2);
-  }
+  });
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
@@ -81,8 +77,7 @@ void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
   const float* gp = gate.f32();
   const float* up_ = up.f32();
   float* yp = y.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) yp[i] = silu_scalar(gp[i]) * up_[i];
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) { yp[i] = silu_scalar(gp[i]) * up_[i]; });
 }
 
 // d/dx [x sigmoid(x)] = s (1 + x (1 - s))
@@ -91,11 +86,10 @@ void silu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   const float* xp = x.f32();
   const float* gp = dy.f32();
   float* op = dx.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) {
     const float s = sigmoid(xp[i]);
     op[i] = gp[i] * s * (1.0f + xp[i] * (1.0f - s));
-  }
+  });
 }
 
 void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
@@ -103,8 +97,7 @@ void relu_squared_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   const float* xp = x.f32();
   const float* gp = dy.f32();
   float* op = dx.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) op[i] = xp[i] > 0.0f ? 2.0f * xp[i] * gp[i] : 0.0f;
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) { op[i] = xp[i] > 0.0f ? 2.0f * xp[i] * gp[i] : 0.0f; });
 }
 
 // d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi via erfc (no cancellation for x << 0).
@@ -114,13 +107,12 @@ void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   const float* gp = dy.f32();
   float* op = dx.f32();
   const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
-#pragma omp parallel for schedule(static) if (n > kParallelMin / 4)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_row(n, n > kParallelMin / 4, [&](int64_t i) {
     const float v = xp[i];
     const float cdf = 0.5f * std::erfc(-v * inv_sqrt2);
     const float pdf = inv_sqrt_2pi * std::exp(-0.5f * v * v);
     op[i] = gp[i] * (cdf + v * pdf);
-  }
+  });
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Tensor& dgate,
@@ -131,12 +123,11 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, Ten
   const float* dyp = dy.f32();
   float* dg = dgate.f32();
   float* du = dup.f32();
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_simd(n, n > kParallelMin, [&](int64_t i) {
     const float x = gp[i], s = sigmoid(x), g = dyp[i], u = upp[i];
     dg[i] = g * u * s * (1.0f + x * (1.0f - s));
     du[i] = g * x * s;
-  }
+  });
 }
 
 // softplus as torch.nn.functional.softplus (beta 1, threshold 20: linear above 20; softplus_fast),
@@ -148,8 +139,7 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
   const float* dp = dt.f32();
   const float* bp = dt_bias.f32();
   float* op = dt_out.f32();
-#pragma omp parallel for schedule(static) if (rows * H > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_each_row(rows, rows * H > kParallelMin, [&](int64_t r) {
     const float* d = dp + r * H;
     float* o = op + r * H;
 #pragma omp simd
@@ -160,7 +150,7 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
       sp = sp < dt_min ? dt_min : sp;
       o[h] = dt_max < sp ? dt_max : sp;
     }
-  }
+  });
 }
 
 void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt_max,
@@ -170,13 +160,12 @@ void softplus_dt_backward(const Tensor& dt, const Tensor& dt_bias, float dt_min,
   const float* bp = dt_bias.f32();
   const float* gp = dy.f32();
   float* op = ddt.f32();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_row(n, n > kParallelMin, [&](int64_t i) {
     const float v = dp[i] + bp[i % H];
     const float sp = softplus_fast(v);  // as the forward (the same clamp decisions)
     const bool clamped = sp < dt_min || sp > dt_max;
     op[i] = clamped ? 0.0f : gp[i] * (v > 20.0f ? 1.0f : 1.0f / (1.0f + std::exp(-v)));
-  }
+  });
   if (ddt_bias && H > 0) add_column_sums(op, n / H, H, ddt_bias->f32());
 }
 

@@ -41,9 +41,9 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& y) {
     return;
   }
   const float* tp = table.f32();
-#pragma omp parallel for schedule(static) if (n * D > (1 << 16))
-  for (int64_t i = 0; i < n; ++i)
+  for_each_row(n, n * D > (1 << 16), [&](int64_t i) {
     std::memcpy(yp + i * D, tp + static_cast<int64_t>(id[i]) * D, static_cast<size_t>(D) * sizeof(float));
+  });
 }
 
 // Threads own column ranges of the table and walk all tokens in order.

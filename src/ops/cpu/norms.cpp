@@ -34,15 +34,14 @@ void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   const float* xp = x.f32();
   const float* wp = w.f32();
   float* yp = y.f32();
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMinElems)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_each_row(rows, rows * D > kParallelMinElems, [&](int64_t r) {
     const float* xr = xp + r * D;
     float* yr = yp + r * D;
     double ms = sum_squares(xr, D) / static_cast<double>(D);
     float inv = static_cast<float>(1.0 / std::sqrt(ms + static_cast<double>(eps)));
 #pragma omp simd
     for (int64_t i = 0; i < D; ++i) yr[i] = xr[i] * inv * wp[i];
-  }
+  });
 }
 
 // Two passes per row (mean, then variance about the mean), not E[x^2]-E[x]^2, which cancels
@@ -56,8 +55,7 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
   const float* bp = b ? b->f32() : nullptr;
   const float gain_offset = zero_centered ? 1.0f : 0.0f;
   float* yp = y.f32();
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMinElems)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_each_row(rows, rows * D > kParallelMinElems, [&](int64_t r) {
     const float* xr = xp + r * D;
     float* yr = yp + r * D;
     double sum = 0.0;
@@ -80,7 +78,7 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
 #pragma omp simd
       for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - meanf) * inv * (wp[i] + gain_offset);
     }
-  }
+  });
 }
 
 // g = x * silu(z) is written into y first (element i depends only on x[i], z[i], so this is
@@ -94,8 +92,7 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
   const float* zp = z.f32();
   const float* wp = w.f32();
   float* yp = y.f32();
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMinElems)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_each_row(rows, rows * D > kParallelMinElems, [&](int64_t r) {
     const float* xr = xp + r * D;
     const float* zr = zp + r * D;
     float* yr = yp + r * D;
@@ -112,7 +109,7 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
 #pragma omp simd
       for (int64_t i = 0; i < group_size; ++i) yg[i] = yg[i] * inv * wg[i];
     }
-  }
+  });
 }
 
 void add_rms_norm(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor& sum, Tensor& y) {

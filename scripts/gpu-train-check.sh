@@ -115,6 +115,10 @@ PY
       step kernels
       timeout 120 mambalm_bench_ssd 2>&1 | tee "$out/bench_ssd.txt" | tail -n 12
       timeout 120 mambalm_bench_attention 2>&1 | tee "$out/bench_attention.txt" | tail -n 12
+      # Training calls attention with bf16 activations (the _bf16act rows); the fp32 rows add
+      # the conversion glue that only fp32 callers pay.
+      grep -E "^training .*_cudnn" "$out/bench_attention.txt"
+      PYTHONUNBUFFERED=1 timeout 120 python3 bench/cuda/attention_cudnn_probe.py 2>&1 | tee "$out/peer_attention_cudnn.txt"
       if [ -d build-peer ]; then
         MAMBA_SSM_PATH=build-peer PYTHONUNBUFFERED=1 timeout 200 python3 build-peer/kernel_peers.py 2>&1 | tee "$out/peer_kernels.txt"
       fi ;;

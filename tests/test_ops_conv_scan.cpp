@@ -95,8 +95,12 @@ TEST(OpsConv, MatchesNaive) {
   check_conv_naive(1, 9, 16, 3, false, true, true);
 }
 
-TEST(OpsConv, StreamingTokenByTokenEqualsFullCall) {
-  const int64_t B = 2, T = 23, C = 48, K = 4;
+// Token by token, a step is its own kernel (conv_step); widths 2 to 5 cover an SLP-vectorised
+// history sum that once rounded differently.
+class OpsConvStreaming : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(OpsConvStreaming, TokenByTokenEqualsFullCall) {
+  const int64_t B = 2, T = 23, C = 48, K = GetParam();
   Tensor x = random_tensor({B, T, C}, -2.0f, 2.0f);
   Tensor w = random_tensor({C, K}, -0.5f, 0.5f);
   Tensor bias = random_tensor({C});
@@ -128,6 +132,8 @@ TEST(OpsConv, StreamingTokenByTokenEqualsFullCall) {
   expect_close("conv uneven pieces vs full", y_pieces, y_full, 1e-6);
   expect_close("conv uneven pieces final state", state_pieces, state_full, 1e-7);
 }
+
+INSTANTIATE_TEST_SUITE_P(Widths, OpsConvStreaming, ::testing::Values(2, 3, 4, 5));
 
 TEST(OpsConv, ErrorsThrow) {
   Tensor x = random_tensor({1, 5, 8});

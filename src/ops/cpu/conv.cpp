@@ -3,7 +3,8 @@
 //
 // Layout: x, y are [B, T, C] (channels last), so the kernel vectorises over channels. The
 // weights [C, K] and the state [B, C, K-1] are channel-major; both are transposed once per call
-// into time-major scratch ([K, C] and [B, K-1, C]) so that every inner loop is unit-stride.
+// into time-major scratch ([K, C] and [B, K-1, C]) so that every inner loop is unit-stride,
+// except in a decode step (T = 1), which reads them in place (conv_step).
 //
 // With document ids (packed sequences) a second forward, and the backward. Padded input index
 // i = t + k (k = 0..K-1) is history row i when i < K-1, else x row i - (K-1); its time is
@@ -43,7 +44,7 @@ inline float mul_add(float a, float b, float c) {
 // input where they lie, and shifts its history in place. The sum runs from the bias in k order,
 // as conv_one_document's, so the result is the same; what it skips is that function's
 // transposed copies of the weights and the state ([K, C] and [K-1, C] scratch, written and read
-// back element by element), which took most of a decode step's conv (~40 us at C 3584).
+// back element by element): ~5 us of a 42 us Mamba-2 decode step at C 3584 (bench/NOTES.md).
 void conv_step(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& state, bool apply_silu, Tensor& y) {
   const int64_t B = x.dim(0), C = x.dim(2), K = w.dim(1), H = K - 1;
   const float* xp = x.f32();  // [B, 1, C]

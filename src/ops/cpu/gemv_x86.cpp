@@ -61,9 +61,9 @@ int64_t prefetch_bytes() {
   return bytes;
 }
 // Whether the bf16 kernels and the AVX-512 f32 kernel touch their weight lines with a
-// non-temporal hint (bf16 at the prefetch distance; f32 at 0: just before its loads). On an AMD CPU the L3 is filled with what
-// L2 evicts, so a weight stream read once a token cycles the whole L3 and pushes out what the
-// next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
+// non-temporal hint (bf16 at the prefetch distance; f32 at 0: just before its loads). On an
+// AMD CPU the L3 is filled with what L2 evicts, so a weight stream read once a token cycles the
+// whole L3 and pushes out what the next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
 // PREFETCHNTA are not kept there. Zen 5 EPYC, decode after a 512-token prompt, 4 models at 1
 // and 2 threads, the binaries before and after alternated three times (bench/NOTES.md, "Weights
 // past the L3"): faster in 20 of 24 pairs with bf16 weights (median 0.96-1.44x per row), 16 of

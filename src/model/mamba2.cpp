@@ -36,8 +36,10 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   }
   // What training keeps for backward is allocated first; everything else is scratch above it,
   // released at the end (planned memory is a stack).
-  Tensor z = ctx.empty({B, T, Di});      // gate
-  // conv input x | B | C: bf16 in mixed-precision training (in_proj writes it, the conv reads it)
+  // the gate z and the conv input x | B | C: bf16 in mixed-precision training (in_proj writes
+  // them; the gated norm and the conv read them, and their backwards write bf16 gradients that
+  // in_proj's backward reads as they are)
+  Tensor z = ctx.empty({B, T, Di}, ctx.activation_dtype());
   Tensor xbc = ctx.empty({B, T, C}, ctx.activation_dtype());
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
   Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
@@ -129,7 +131,7 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
     if (ctx.workspace) ctx.workspace->release(mark);
   }
   // gated = RMSNorm_grouped(ys * SiLU(z)) * w
-  Tensor dys = ctx.empty({B, T, H, P}), dz = ctx.empty({B, T, Di});
+  Tensor dys = ctx.empty({B, T, H, P}), dz = ctx.empty({B, T, Di}, a.z.dtype());
   Tensor dys_flat = dys.reshape({B, T, Di});
   ops::gated_rms_norm_backward(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
                                dgated, dys_flat, dz, &norm_w_.grad);

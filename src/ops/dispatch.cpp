@@ -148,7 +148,8 @@ void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t g
                     float eps, Tensor& y) {
   const char* op = "gated_rms_norm";
   norm_inputs(op, x, w, eps);
-  same_shape(op, "x", x, "z", z);
+  activation_tensors(op, {{"z", &z}});  // z F32, or BF16 on CUDA (mixed precision: in_proj's output)
+  need_shape(op, "z", z, x.shape());
   activation_tensors(op, {{"y", &y}});  // y F32, or BF16 on CUDA (mixed precision: out_proj's input)
   need_shape(op, "y", y, x.shape());
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),

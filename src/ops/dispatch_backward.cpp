@@ -160,8 +160,8 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
   const char* op = "gated_rms_norm_backward";
   norm_inputs(op, x, w, eps);
   check_norm_grads(op, x, w, dy, dx, dw);
-  same_shape(op, "x", x, "z", z);
-  same_shape(op, "x", x, "dz", dz);
+  activation_tensors(op, {{"z", &z}, {"dz", &dz}});  // F32, or BF16 on CUDA (mixed precision: in_proj's)
+  need_shape(op, "z", z, x.shape());
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
                 "group_size " + std::to_string(group_size) + " does not divide the last dim of x " + shape_str(x.shape()),
                 "group_size is d_inner / n_groups");

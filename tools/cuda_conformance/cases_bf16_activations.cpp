@@ -194,17 +194,19 @@ void check_rope(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t rotary, int
   record("rope_backward", sh, "dx", nmse_any(gb, rounded(xb)), kBf16Elementwise, NAN, NAN);
 }
 
-// gated_rms_norm writing a BF16 y (out_proj's input) from fp32 x and z: the CPU's fp32 y rounded.
-// Group sizes that take each kernel: warps of one / two float4 rounds (128, 256), a block of
-// float4s (512), the scalar block (100).
-void check_gated_norm(int64_t rows, int64_t D, int64_t group) {
+// gated_rms_norm writing a BF16 y (out_proj's input) from fp32 x and an fp32 or BF16 z (in_proj's
+// output in mixed precision): the CPU's fp32 y (from the same z values) rounded. Group sizes that
+// take each kernel: warps of one / two float4 rounds (128, 256), a block of float4s (512), the
+// scalar block (100).
+void check_gated_norm(int64_t rows, int64_t D, int64_t group, DType zt = DType::F32) {
   Tensor x = rand_cpu({rows, D}, -2, 2), z = rand_cpu({rows, D}, -3, 3), w = rand_cpu({D}, 0.5f, 1.5f);
+  if (zt == DType::BF16) z = rounded(z);
   Tensor y = Tensor::empty({rows, D});
-  Tensor gx = up(x), gz = up(z), gw = up(w), gy = poisoned({rows, D}, DType::BF16);
+  Tensor gx = up(x), gz = up_as(z, zt), gw = up(w), gy = poisoned({rows, D}, DType::BF16);
   auto t = run_pair([&] { ops::gated_rms_norm(x, z, w, group, 1e-5f, y); },
                     [&] { ops::gated_rms_norm(gx, gz, gw, group, 1e-5f, gy); });
   record("gated_rms_norm", "[" + std::to_string(rows) + ", " + std::to_string(D) + "] group " + std::to_string(group) +
-                               " y bf16",
+                               " z " + name(zt) + " y bf16",
          "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
 }
 
@@ -359,6 +361,9 @@ void check_invalid_dtypes() {
     ops::rms_norm(wide, g32, 1e-5f, alias);
   });
   check_throws("gelu: bf16 x, f32 y", [&] { ops::gelu(x16, y32); });
+  Tensor gdx32 = poisoned({4, 16}), gdz32 = poisoned({4, 16});
+  check_throws("gated_rms_norm_backward: f32 dz for a bf16 z",
+               [&] { ops::gated_rms_norm_backward(x32, x16, g32, 8, 1e-5f, x32, gdx32, gdz32, nullptr); });
   check_throws("gelu_backward: f32 dy for a bf16 x",
                [&] { ops::gelu_backward(x16, x32, dx16); });
   const Tensor c16 = rand_cpu({4, 16}, -1, 1).to(DType::BF16);
@@ -423,6 +428,10 @@ void run_bf16_activations(bool quick) {
   check_gated_norm(37, 1024, 128);
   check_gated_norm(37, 1024, 256);
   check_gated_norm(37, 300, 100);
+  check_gated_norm(B * T, 4096, 512, DType::BF16);  // z bf16: in_proj's output in mixed precision
+  check_gated_norm(37, 1024, 128, DType::BF16);
+  check_gated_norm(37, 1024, 256, DType::BF16);
+  check_gated_norm(37, 300, 100, DType::BF16);
   // The block norms' bf16 output and the Mamba in_proj that reads it (Mamba-2 at d_model 2048:
   // z 4096 | xBC 6144 | dt 64)
   for (bool layer : {false, true}) {

@@ -40,6 +40,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/vec4_io.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -115,6 +116,23 @@ struct RowSlots {
       for (int j = 0; j < E; ++j) v[j] = (valid & (1u << j)) ? p[offset(j)] : 0.0f;
     }
   }
+  // The same from bf16 (the gated norm's z in mixed precision; V4: p 8-byte aligned).
+  static __device__ __forceinline__ void load(const __nv_bfloat16* __restrict__ p, unsigned valid, float (&v)[E]) {
+    if constexpr (V4) {
+#pragma unroll
+      for (int q = 0; q < E / 4; ++q) {
+        float4 f = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (valid & (1u << (4 * q))) f = load_float4(p + offset(4 * q));
+        v[4 * q] = f.x;
+        v[4 * q + 1] = f.y;
+        v[4 * q + 2] = f.z;
+        v[4 * q + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < E; ++j) v[j] = (valid & (1u << j)) ? as_float(p[offset(j)]) : 0.0f;
+    }
+  }
   // The same through ld.global.ca (an asm volatile load, which the compiler neither merges with
   // another load nor hoists): the small, L1-resident gain is loaded where it is used, before and
   // after a row's reduction, rather than held in E registers across it (which spilled at E = 8).
@@ -144,6 +162,18 @@ struct RowSlots {
       for (int j = 0; j < E; ++j) v[j] = __fadd_rn(old[j], v[j]);
     }
     store(p, valid, v);
+  }
+  static __device__ __forceinline__ void store(__nv_bfloat16* __restrict__ p, unsigned valid, const float (&v)[E]) {
+    if constexpr (V4) {
+#pragma unroll
+      for (int q = 0; q < E / 4; ++q)
+        if (valid & (1u << (4 * q)))
+          store_float4(p + offset(4 * q), make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]));
+    } else {
+#pragma unroll
+      for (int j = 0; j < E; ++j)
+        if (valid & (1u << j)) store_float(p + offset(j), v[j]);
+    }
   }
   static __device__ __forceinline__ void store(float* __restrict__ p, unsigned valid, const float (&v)[E]) {
     if constexpr (V4) {
@@ -225,10 +255,10 @@ __device__ __forceinline__ void ln_terms(float x, float dy, float w, float K, do
 // [col0, col0 + S) of each row), NT threads with NT * E >= S. part_w / part_b (either may be
 // null): row blockIdx.x of [gridDim.x, D] scratch receives this block's column sums.
 // Dynamic shared memory: E * NT floats per wanted partial.
-template <int KIND, int E, int NT, bool V4>
+template <int KIND, int E, int NT, bool V4, class ZT>
 __global__ void __launch_bounds__(NT, NT <= 512 ? 2 : 1)
-norm_backward_regs(const float* __restrict__ x, const float* __restrict__ z, const float* __restrict__ w,
-                   const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dz,
+norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                   const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                    float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
                    int64_t rpb, float eps, bool acc) {
   using Slots = RowSlots<E, NT, V4>;
@@ -332,10 +362,10 @@ norm_backward_regs(const float* __restrict__ x, const float* __restrict__ z, con
 // Same block layout and formulas; each pass re-reads the segment (L1/L2 hits). Thread t owns
 // columns t, t + blockDim.x, ...; it alone reads and writes those columns of its partial row,
 // which it zeroes first, so the read-modify-write of the partial is race-free.
-template <int KIND>
+template <int KIND, class ZT>
 __global__ void __launch_bounds__(1024)
-norm_backward_any(const float* __restrict__ x, const float* __restrict__ z, const float* __restrict__ w,
-                  const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dz,
+norm_backward_any(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                  const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                   float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
                   int64_t rpb, float eps, bool acc) {
   __shared__ double scratch[4 * 32];
@@ -371,7 +401,7 @@ norm_backward_any(const float* __restrict__ x, const float* __restrict__ z, cons
       double v[2] = {0.0, 0.0};
       for (int c = threadIdx.x; c < S; c += blockDim.x) {
         float ax, az;
-        const float g = KIND == kGated ? gated_input(xr[c], z[off + c], ax, az) : xr[c];
+        const float g = KIND == kGated ? gated_input(xr[c], as_float(z[off + c]), ax, az) : xr[c];
         v[0] += double(g) * double(g);
         v[1] += double(gr[c]) * double(wr[c]) * double(g);
       }
@@ -379,13 +409,13 @@ norm_backward_any(const float* __restrict__ x, const float* __restrict__ z, cons
       const RmsStats st = rms_stats(v[0], v[1], S, eps);
       for (int c = threadIdx.x; c < S; c += blockDim.x) {
         float ax = 0.0f, az = 0.0f;
-        const float g = KIND == kGated ? gated_input(xr[c], z[off + c], ax, az) : xr[c];
+        const float g = KIND == kGated ? gated_input(xr[c], as_float(z[off + c]), ax, az) : xr[c];
         float xhat;
         const float dg = rms_element(g, gr[c] * wr[c], st.rf, st.mf, xhat);
         if (pwr) pwr[c] += gr[c] * xhat;
         if constexpr (KIND == kGated) {
           dx[off + c] = dg * ax;
-          dz[off + c] = dg * az;
+          store_float(dz + off + c, dg * az);
         } else {
           dx[off + c] = acc ? __fadd_rn(dx[off + c], dg) : dg;
         }
@@ -403,10 +433,10 @@ norm_backward_any(const float* __restrict__ x, const float* __restrict__ z, cons
 // meet in shared memory and are added in warp order: deterministic as before.
 constexpr int kNormWarps = 8;
 
-template <int V>
+template <int V, class ZT>
 __global__ void __launch_bounds__(32 * kNormWarps)
-gated_norm_backward_warps(const float* __restrict__ x, const float* __restrict__ z, const float* __restrict__ w,
-                          const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dz,
+gated_norm_backward_warps(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                          const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                           float* __restrict__ part_w, int64_t rows, int64_t D, int S, int64_t rpb, float eps) {
   __shared__ float4 spart[kNormWarps][32 * V];  // each warp's column partials
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -431,7 +461,7 @@ gated_norm_backward_warps(const float* __restrict__ x, const float* __restrict__
       const int c = 4 * (lane + 32 * q);
       const float4 zero = make_float4(0, 0, 0, 0);
       const float4 xq = valid[q] ? *reinterpret_cast<const float4*>(x + off + c) : zero;
-      const float4 zq = valid[q] ? *reinterpret_cast<const float4*>(z + off + c) : zero;
+      const float4 zq = valid[q] ? load_float4(z + off + c) : zero;
       const float4 dq = valid[q] ? *reinterpret_cast<const float4*>(dy + off + c) : zero;
       const float xs[4] = {xq.x, xq.y, xq.z, xq.w}, zs[4] = {zq.x, zq.y, zq.z, zq.w};
       const float ds[4] = {dq.x, dq.y, dq.z, dq.w}, ws[4] = {wv[q].x, wv[q].y, wv[q].z, wv[q].w};
@@ -465,7 +495,7 @@ gated_norm_backward_warps(const float* __restrict__ x, const float* __restrict__
       pw[q].w += px[3];
       const int c = 4 * (lane + 32 * q);
       *reinterpret_cast<float4*>(dx + off + c) = make_float4(ox[0], ox[1], ox[2], ox[3]);
-      *reinterpret_cast<float4*>(dz + off + c) = make_float4(oz[0], oz[1], oz[2], oz[3]);
+      store_float4(dz + off + c, make_float4(oz[0], oz[1], oz[2], oz[3]));
     }
   }
   if (!part_w) return;  // uniform over the block
@@ -511,31 +541,37 @@ reduce_partials(const float* __restrict__ part_w, const float* __restrict__ part
   }
 }
 
+// ZT: the gated norm's z and dz (fp32, or bf16 in mixed-precision training); float for the others.
+template <class ZT>
 struct NormArgs {
-  const float *x, *z, *w, *dy;
-  float *dx, *dz, *dw, *db;
+  const float* x;
+  const ZT* z;
+  const float *w, *dy;
+  float* dx;
+  ZT* dz;
+  float *dw, *db;
   int64_t rows, D;
   int S;
   float eps;
   bool acc = false;  // dx += (RMSNorm, LayerNorm)
 };
 
-template <int KIND, int E, int NT, bool V4>
-void launch_regs(const NormArgs& a, dim3 grid, float* pw, float* pb, int64_t rpb) {
+template <int KIND, int E, int NT, bool V4, class ZT>
+void launch_regs(const NormArgs<ZT>& a, dim3 grid, float* pw, float* pb, int64_t rpb) {
   const size_t smem = size_t(E) * NT * sizeof(float) * ((pw ? 1 : 0) + (pb ? 1 : 0));
   static bool attribute_set = false;  // up to 64 KiB (E 8, 1024 threads, dw and db)
   if (!attribute_set) {
-    check_cuda(cudaFuncSetAttribute(norm_backward_regs<KIND, E, NT, V4>,
+    check_cuda(cudaFuncSetAttribute(norm_backward_regs<KIND, E, NT, V4, ZT>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, 2 * E * NT * int(sizeof(float))),
                "norm backward", "cudaFuncSetAttribute");
     attribute_set = true;
   }
-  norm_backward_regs<KIND, E, NT, V4><<<grid, NT, smem>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S,
+  norm_backward_regs<KIND, E, NT, V4, ZT><<<grid, NT, smem>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S,
                                                           rpb, a.eps, a.acc);
 }
 
-template <int KIND, int E, int NT>
-void launch_regs(const NormArgs& a, bool v4, dim3 grid, float* pw, float* pb, int64_t rpb) {
+template <int KIND, int E, int NT, class ZT>
+void launch_regs(const NormArgs<ZT>& a, bool v4, dim3 grid, float* pw, float* pb, int64_t rpb) {
   if (v4) {
     launch_regs<KIND, E, NT, true>(a, grid, pw, pb, rpb);
   } else {
@@ -544,8 +580,8 @@ void launch_regs(const NormArgs& a, bool v4, dim3 grid, float* pw, float* pb, in
 }
 
 // Picks the kernel for segment length S and launches it, then the partial reduction.
-template <int KIND>
-void norm_backward(const NormArgs& a, GrowOnlyBuffer& scratch, const char* op) {
+template <int KIND, class ZT>
+void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* op) {
   if (a.rows == 0 || a.D == 0) return;
   const int64_t groups = a.D / a.S;
   const int64_t blocks_wanted = target_row_blocks(a.D);
@@ -562,7 +598,8 @@ void norm_backward(const NormArgs& a, GrowOnlyBuffer& scratch, const char* op) {
     fail(std::string("op ") + op + " (cuda)", std::to_string(groups) + " groups per row are above the supported 65535");
   const dim3 grid{unsigned(nb), unsigned(groups), 1u};
   const bool v4 = a.S % 4 == 0 && aligned16(a.x) && aligned16(a.w) && aligned16(a.dy) && aligned16(a.dx) &&
-                  (KIND != kGated || (aligned16(a.z) && aligned16(a.dz))) && (!pw || aligned16(pw)) &&
+                  (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)))) &&
+                  (!pw || aligned16(pw)) &&
                   (!pb || aligned16(pb));
   // (E, NT): E elements per thread in registers, NT threads, NT * E >= S. E = 8 only for float4
   // rows of RMSNorm / LayerNorm: the gated norm holds more per element, and scalar rows more
@@ -591,7 +628,7 @@ void norm_backward(const NormArgs& a, GrowOnlyBuffer& scratch, const char* op) {
   } else if (a.S <= 4096) {
     launch_regs<KIND, 4, 1024>(a, v4, grid, pw, pb, rpb);
   } else {
-    norm_backward_any<KIND><<<grid, 1024>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S, rpb, a.eps,
+    norm_backward_any<KIND, ZT><<<grid, 1024>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S, rpb, a.eps,
                                             a.acc);
   }
   check_launch(op);
@@ -613,8 +650,8 @@ void rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor
                        bool accumulate_dx) {
   static GrowOnlyBuffer scratch;
   const int64_t D = x.dim(-1);
-  NormArgs a{x.f32(), nullptr, w.f32(), dy.f32(), dx.f32(), nullptr, dw ? dw->f32() : nullptr, nullptr,
-             D > 0 ? x.numel() / D : 0, D, int(D), eps, accumulate_dx};
+  NormArgs<float> a{x.f32(), nullptr, w.f32(), dy.f32(), dx.f32(), nullptr, dw ? dw->f32() : nullptr, nullptr,
+                    D > 0 ? x.numel() / D : 0, D, int(D), eps, accumulate_dx};
   norm_backward<kRms>(a, scratch, "rms_norm_backward");
 }
 
@@ -629,8 +666,8 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
     check_launch("layer_norm_backward");
     wp = g;
   }
-  NormArgs a{x.f32(), nullptr, wp, dy.f32(), dx.f32(), nullptr, dw ? dw->f32() : nullptr, db ? db->f32() : nullptr,
-             D > 0 ? x.numel() / D : 0, D, int(D), eps, accumulate_dx};
+  NormArgs<float> a{x.f32(), nullptr, wp, dy.f32(), dx.f32(), nullptr, dw ? dw->f32() : nullptr,
+                    db ? db->f32() : nullptr, D > 0 ? x.numel() / D : 0, D, int(D), eps, accumulate_dx};
   norm_backward<kLayer>(a, scratch, "layer_norm_backward");
 }
 
@@ -638,9 +675,16 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
                              const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw) {
   static GrowOnlyBuffer scratch;
   const int64_t D = x.dim(-1);
-  NormArgs a{x.f32(), z.f32(), w.f32(), dy.f32(), dx.f32(), dz.f32(), dw ? dw->f32() : nullptr, nullptr,
-             D > 0 ? x.numel() / D : 0, D, int(group_size), eps};
-  norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
+  const int64_t rows = D > 0 ? x.numel() / D : 0;
+  if (z.dtype() == DType::BF16) {  // dz then bf16 too (dispatch checks it): in_proj's bf16 dy block
+    NormArgs<__nv_bfloat16> a{x.f32(), z.data<__nv_bfloat16>(), w.f32(), dy.f32(), dx.f32(),
+                              dz.data<__nv_bfloat16>(), dw ? dw->f32() : nullptr, nullptr, rows, D, int(group_size), eps};
+    norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
+  } else {
+    NormArgs<float> a{x.f32(), z.f32(), w.f32(), dy.f32(), dx.f32(), dz.f32(), dw ? dw->f32() : nullptr, nullptr,
+                      rows, D, int(group_size), eps};
+    norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
+  }
 }
 
 }  // namespace mambalm::ops::cuda

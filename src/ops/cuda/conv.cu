@@ -18,8 +18,8 @@
 // last K inputs, document ids and dpre values in registers (sliding windows): each input and dy is
 // read once (plus K-1 rows of overlap at each segment edge) and dx written once, 12 bytes per
 // element. A thread owns two adjacent channels where the rows allow (8-byte fp32 / 4-byte bf16
-// pair loads and stores; one channel otherwise), and the walk goes in tiles of kConvTile values
-// per channel slot whose loads are issued together, with no branch between them (a branch per
+// pair loads and stores; one channel otherwise), and the walk goes in tiles of kConvTile steps
+// whose loads are issued together, with no branch between them (a branch per
 // load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54); tiles away
 // from the segment's edges skip the range checks. dw and dbias: the thread sums dpre xpad over
 // each tile in fp32 and over its segment in double, and writes the sums to a scratch [rows of
@@ -79,8 +79,13 @@ __global__ void conv_kernel(const XT* __restrict__ x, const float* __restrict__ 
 constexpr int kConvThreads = 128;
 constexpr int kMaxConvK = 6;  // kernel widths the windowed kernels instantiate (Mamba uses 4)
 // Steps whose inputs a thread loads together before working through them: the walk is serial,
-// so this is what keeps several loads per thread in flight.
+// so this is what keeps several loads per thread in flight. The backward's tile (also its dw
+// tile): 8 steps of one or two channels (two: 126 registers, three blocks an SM; 4-step loads
+// inside it measured 0.522 against 0.510 ms at Mamba-2's training shape, H100, bench/NOTES.md).
 constexpr int kConvTile = 8;
+// The forward's load tile for two channels a thread: 16 steps (32 values in flight, 72
+// registers; 4 steps took 0.275 ms, 8 0.267, 16 0.255 at the same shape).
+constexpr int kFwdPairSteps = 16;
 
 // A [B, T, C] operand given as column blocks (causal_conv1d_parts): block i holds channels
 // [c0[i], c0[i+1]) as its own [B, T, c0[i+1] - c0[i]] tensor. n == 0: the whole tensor is one.
@@ -161,13 +166,13 @@ int conv_segment_len(int64_t B, int64_t T) {
 // once (plus K-1 rows before the segment) and no index is divided. The sum is conv_kernel's
 // (from the bias, k in order, other documents' inputs skipped, absent history as 0), so the
 // result is the same bit for bit.
-template <int K, int V, typename XT>
+template <int K, int V, int TS, typename XT>
 __global__ void __launch_bounds__(kConvThreads)
 conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                    const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
                    float* __restrict__ y, ChannelBlocks y_blocks, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;
-  constexpr int kTile = kConvTile / V;  // steps per tile: kConvTile channel values in flight
+  constexpr int kTile = TS;  // steps per tile: TS V channel values in flight
   const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
@@ -257,13 +262,13 @@ __global__ void conv_state_kernel(const float* __restrict__ x, float* state, int
 // dbias. part (null when neither dw nor dbias is wanted): row (b * nseg + segment) of
 // [B * nseg][K + 1][C] doubles receives this thread's sums (K taps, then the bias).
 template <int K, int V, typename XT>
-__global__ void __launch_bounds__(kConvThreads, 4)
+__global__ void __launch_bounds__(kConvThreads, V == 2 ? 3 : 4)
 conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
                      const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx,
                      float* __restrict__ dstate, double* __restrict__ part, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;  // history length
-  constexpr int kTile = kConvTile / V;  // steps per load: kConvTile channel values in flight
+  constexpr int kTile = kConvTile;  // steps per load: the whole dw tile, kConvTile V channel values in flight
   const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;  // no barriers below
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
@@ -484,6 +489,7 @@ int conv_channels_per_thread(int64_t C, const ChannelBlocks& blocks, std::initia
   return 2;
 }
 
+
 }  // namespace
 
 namespace {
@@ -502,20 +508,25 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
     const int nseg = int((T + seg_len - 1) / seg_len);
     const int V = conv_channels_per_thread(C, y_blocks, {{xp, sizeof(XT)}, {y, sizeof(float)}});
     const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(B * nseg));
-#define MAMBALM_CONV_FWD(KK)                                                                                         \
-  (V == 2 ? conv_window_kernel<KK, 2, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, \
-                                                                  int(T), int(C), seg_len, nseg)                   \
-          : conv_window_kernel<KK, 1, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, \
-                                                                  int(T), int(C), seg_len, nseg))
+    // Steps per load tile: 16 of two channels (bench/NOTES.md, "conv load tiles": 0.275 -> 0.255 ms
+    // at Mamba-2's training shape against 4), 8 of one.
+    auto go = [&](auto kk) {
+      constexpr int KK = decltype(kk)::value;
+      if (V == 2)
+        conv_window_kernel<KK, 2, kFwdPairSteps, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y,
+                                                                             y_blocks, int(T), int(C), seg_len, nseg);
+      else
+        conv_window_kernel<KK, 1, kConvTile, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y,
+                                                                         y_blocks, int(T), int(C), seg_len, nseg);
+    };
     switch (K) {
-      case 1: MAMBALM_CONV_FWD(1); break;
-      case 2: MAMBALM_CONV_FWD(2); break;
-      case 3: MAMBALM_CONV_FWD(3); break;
-      case 4: MAMBALM_CONV_FWD(4); break;
-      case 5: MAMBALM_CONV_FWD(5); break;
-      default: MAMBALM_CONV_FWD(6); break;
+      case 1: go(std::integral_constant<int, 1>{}); break;
+      case 2: go(std::integral_constant<int, 2>{}); break;
+      case 3: go(std::integral_constant<int, 3>{}); break;
+      case 4: go(std::integral_constant<int, 4>{}); break;
+      case 5: go(std::integral_constant<int, 5>{}); break;
+      default: go(std::integral_constant<int, 6>{}); break;
     }
-#undef MAMBALM_CONV_FWD
     check_launch("causal_conv1d");
   } else if (B * T * C > 0) {  // wider kernels: one thread per element (whole y only)
     conv_kernel<XT><<<blocks_for(B * T * C), kThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);

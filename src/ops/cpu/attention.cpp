@@ -305,8 +305,10 @@ void attention_decode_kv(Isa isa, const Tensor& q, const Tensor& k_cache, const 
 void attention_decode_isa(Isa isa, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                           const Tensor& lengths, float scale, Tensor& out) {
 #if defined(__x86_64__)
-  if ((isa == Isa::Avx2 || isa == Isa::Avx512 || isa == Isa::Avx512Bf16) && decode_x86_fits(q.dim(2)))
-    return attention_decode_x86(q, k_cache, v_cache, lengths, scale, out);
+  const bool wide = isa == Isa::Avx512 || isa == Isa::Avx512Bf16;
+  if (wide && decode_x86_fits(q.dim(2), true)) return attention_decode_x86(q, k_cache, v_cache, lengths, scale, true, out);
+  if ((isa == Isa::Avx2 || wide) && decode_x86_fits(q.dim(2), false))
+    return attention_decode_x86(q, k_cache, v_cache, lengths, scale, false, out);
 #endif
   if (k_cache.dtype() == DType::BF16) attention_decode_kv<uint16_t>(isa, q, k_cache, v_cache, lengths, scale, out);
   else attention_decode_kv<float>(isa, q, k_cache, v_cache, lengths, scale, out);

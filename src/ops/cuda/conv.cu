@@ -40,6 +40,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/ptx.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -317,6 +318,20 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
   const int t_end = s1 + H;                 // steps t in [s0, s1 + H); t >= T has no output
   const int emit0 = seg == 0 ? 0 : s0 + H;  // from here on, step t completes dx[t - H]
   for (int t0 = s0; t0 < t_end; t0 += kConvTile) {
+    // The next tile's rows into L2 while this one is loaded and walked: lanes 0 and 16 cover a
+    // warp's 128 bytes of bf16 x pairs and 256 of fp32 dy pairs per row (bench/NOTES.md: 0.517 ->
+    // 0.480 ms at Mamba-2's training shape on an H100; two or four tiles ahead 0.505 / 0.594; the
+    // same in the forward made it slower, 0.257 -> 0.270).
+    if ((threadIdx.x & 15) == 0) {
+#pragma unroll
+      for (int u = 0; u < kConvTile; ++u) {
+        const int t = t0 + kConvTile + u;
+        if (t < T) {
+          prefetch_l2(x + base + int64_t(t) * C);
+          prefetch_l2(dyc + int64_t(t) * lddy);
+        }
+      }
+    }
     // this tile's dw and dbias terms in fp32 (at most kConvTile of them, whatever V), added in
     // double after it
     float tw[V][K], tb[V];

@@ -23,6 +23,7 @@
 
 #include "core/device.h"
 #include "core/tensor.h"
+#include "event_timing.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -45,35 +46,7 @@ Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed, DType dt = DT
   return to_device(dt == DType::F32 ? h : h.to(dt), Device::CUDA);
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "mambalm_bench_conv: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-// Median ms of `reps` event-timed calls of f(rep) after `warm` calls.
-double median_ms(const std::function<void(int)>& f, int reps = 30, int warm = 3) {
-  for (int i = 0; i < warm; ++i) f(i);
-  cudaEvent_t a, b;
-  check(cudaEventCreate(&a), "event");
-  check(cudaEventCreate(&b), "event");
-  std::vector<float> v;
-  for (int i = 0; i < reps; ++i) {
-    check(cudaEventRecord(a, cudaStreamPerThread), "record");
-    f(i);
-    check(cudaEventRecord(b, cudaStreamPerThread), "record");
-    check(cudaEventSynchronize(b), "sync");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, a, b), "elapsed");
-    v.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  cuda_synchronize();
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench_cuda::median_ms;
 
 uint64_t fnv(const Tensor& t) {
   const Tensor h = to_device(t, Device::CPU);

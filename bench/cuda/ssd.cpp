@@ -26,6 +26,7 @@
 
 #include "core/device.h"
 #include "core/tensor.h"
+#include "event_timing.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
@@ -88,35 +89,7 @@ Grads make_grads(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t 
           zeros_on(Device::CUDA, {H}), zeros_on(Device::CUDA, {H})};
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "mambalm_bench_ssd: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-// Median ms of `reps` event-timed calls of f(rep) after `warm` calls.
-double median_ms(const std::function<void(int)>& f, int reps = 30, int warm = 3) {
-  for (int i = 0; i < warm; ++i) f(i);
-  cudaEvent_t a, b;
-  check(cudaEventCreate(&a), "event");
-  check(cudaEventCreate(&b), "event");
-  std::vector<float> v;
-  for (int i = 0; i < reps; ++i) {
-    check(cudaEventRecord(a), "record");
-    f(i);
-    check(cudaEventRecord(b), "record");
-    check(cudaEventSynchronize(b), "sync");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, a, b), "elapsed");
-    v.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  cuda_synchronize();
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench_cuda::median_ms;
 
 double flops(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t Q) {
   double f = 0;

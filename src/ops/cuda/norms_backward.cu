@@ -98,26 +98,11 @@ struct RowSlots {
     for (int j = 0; j < E; ++j) m |= (c0 + offset(j) < S ? 1u : 0u) << j;
     return m;
   }
-  // v[j] = p[offset(j)] (p at the thread's first column), 0 outside the segment. With V4,
-  // S % 4 == 0, so a float4 is wholly inside or wholly outside, and p is 16-byte aligned.
-  static __device__ __forceinline__ void load(const float* __restrict__ p, unsigned valid, float (&v)[E]) {
-    if constexpr (V4) {
-#pragma unroll
-      for (int q = 0; q < E / 4; ++q) {
-        float4 f = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (valid & (1u << (4 * q))) f = *reinterpret_cast<const float4*>(p + offset(4 * q));
-        v[4 * q] = f.x;
-        v[4 * q + 1] = f.y;
-        v[4 * q + 2] = f.z;
-        v[4 * q + 3] = f.w;
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < E; ++j) v[j] = (valid & (1u << j)) ? p[offset(j)] : 0.0f;
-    }
-  }
-  // The same from bf16 (the gated norm's z in mixed precision; V4: p 8-byte aligned).
-  static __device__ __forceinline__ void load(const __nv_bfloat16* __restrict__ p, unsigned valid, float (&v)[E]) {
+  // v[j] = p[offset(j)] (p at the thread's first column), 0 outside the segment, from fp32 or
+  // bf16 (the gated norm's z in mixed precision). With V4, S % 4 == 0, so four elements are wholly
+  // inside or wholly outside, and p is aligned to four of them.
+  template <class T>
+  static __device__ __forceinline__ void load(const T* __restrict__ p, unsigned valid, float (&v)[E]) {
     if constexpr (V4) {
 #pragma unroll
       for (int q = 0; q < E / 4; ++q) {
@@ -163,7 +148,9 @@ struct RowSlots {
     }
     store(p, valid, v);
   }
-  static __device__ __forceinline__ void store(__nv_bfloat16* __restrict__ p, unsigned valid, const float (&v)[E]) {
+  // p[offset(j)] = v[j] inside the segment, into fp32 or bf16 (rounded to nearest even).
+  template <class T>
+  static __device__ __forceinline__ void store(T* __restrict__ p, unsigned valid, const float (&v)[E]) {
     if constexpr (V4) {
 #pragma unroll
       for (int q = 0; q < E / 4; ++q)
@@ -173,18 +160,6 @@ struct RowSlots {
 #pragma unroll
       for (int j = 0; j < E; ++j)
         if (valid & (1u << j)) store_float(p + offset(j), v[j]);
-    }
-  }
-  static __device__ __forceinline__ void store(float* __restrict__ p, unsigned valid, const float (&v)[E]) {
-    if constexpr (V4) {
-#pragma unroll
-      for (int q = 0; q < E / 4; ++q)
-        if (valid & (1u << (4 * q)))
-          *reinterpret_cast<float4*>(p + offset(4 * q)) = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
-    } else {
-#pragma unroll
-      for (int j = 0; j < E; ++j)
-        if (valid & (1u << j)) p[offset(j)] = v[j];
     }
   }
 };

@@ -81,7 +81,7 @@ constexpr int kConvThreads = 128;
 constexpr int kMaxConvK = 6;  // kernel widths the windowed kernels instantiate (Mamba uses 4)
 // Steps whose inputs a thread loads together before working through them: the walk is serial,
 // so this is what keeps several loads per thread in flight. The backward's tile (also its dw
-// tile): 8 steps of one or two channels (two: 126 registers, three blocks an SM; 4-step loads
+// tile): 8 steps of one or two channels (two: 146 registers, three blocks an SM; 4-step loads
 // inside it measured 0.522 against 0.510 ms at Mamba-2's training shape, H100, bench/NOTES.md).
 constexpr int kConvTile = 8;
 // The forward's load tile for two channels a thread: 16 steps (32 values in flight, 72

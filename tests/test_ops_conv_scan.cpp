@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/cpu/selective_scan_block.h"
 #include "ops/ops.h"
 #include "test_util.h"
 
@@ -407,6 +408,42 @@ TEST(OpsSelectiveScan, MatchesNaiveDouble) {
     naive_scan(in, full, full, full, want, want_s);
     expect_close(full ? "selective_scan D,z,state vs f64" : "selective_scan bare vs f64", y, want, 2e-6);
     if (full) expect_close("selective_scan final state vs f64", s, want_s, 2e-6);
+  }
+}
+
+// Every block kernel this machine runs, against float64: Di = 37 is two whole blocks of 16 (the
+// AVX-512 kernel) and a tail of 5 (the portable loop), N = 16 (Mamba-1's) and 32 (two vectors a
+// state row); one call of T = 41 steps and T single steps (decode) from the same state. Some
+// channels decay fast enough (delta A < -87) to take exp's zero below its range.
+TEST(OpsSelectiveScan, EveryKernelMatchesNaiveDouble) {
+  const int64_t B = 2, T = 41, Di = 37;
+  for (int64_t N : {16, 32}) {
+    ScanInputs in = make_scan(B, T, Di, N);
+    for (int64_t n = 0; n < N; ++n) in.A.f32()[3 * N + n] *= 400.0f;  // channel 3: delta A down to ~ -4000
+    Tensor want = Tensor::zeros({B, T, Di}, DType::F64);
+    Tensor want_s = Tensor::zeros(in.state.shape(), DType::F64);
+    naive_scan(in, true, true, true, want, want_s);
+    for (ops::cpu::Isa isa : {ops::cpu::Isa::Scalar, ops::cpu::Isa::Avx2, ops::cpu::Isa::Avx512, ops::cpu::Isa::Neon}) {
+      if (!ops::cpu::isa_supported(isa)) continue;
+      const std::string name = std::string("selective_scan ") + ops::cpu::isa_name(isa) + " N=" + std::to_string(N);
+      Tensor y = Tensor::empty({B, T, Di});
+      Tensor s = in.state.clone();
+      ops::cpu::selective_scan_isa(isa, in.u, in.delta, in.A, in.Bm, in.Cm, &in.D, &in.z, &s, y);
+      expect_close(name + " vs f64", y, want, 2e-6);
+      expect_close(name + " state vs f64", s, want_s, 2e-6);
+      Tensor y_steps = Tensor::empty({B, T, Di});
+      Tensor s_steps = in.state.clone();
+      for (int64_t t = 0; t < T; ++t) {
+        Tensor u = time_slice(in.u, t, t + 1), dl = time_slice(in.delta, t, t + 1), z = time_slice(in.z, t, t + 1);
+        Tensor Bm = time_slice(in.Bm, t, t + 1), Cm = time_slice(in.Cm, t, t + 1);
+        Tensor yt = Tensor::empty(u.shape());
+        ops::cpu::selective_scan_isa(isa, u, dl, in.A, Bm, Cm, &in.D, &z, &s_steps, yt);
+        time_paste(y_steps, yt, t);
+      }
+      // the same kernel on the same values: a step at a time gives the one call's bits
+      EXPECT_EQ(max_abs_diff(y_steps, y), 0.0) << name;
+      EXPECT_EQ(max_abs_diff(s_steps, s), 0.0) << name;
+    }
   }
 }
 

@@ -6,37 +6,66 @@
 // Unlike SSD, A varies per (channel, state index), so every step needs Di*N exps: they are the
 // cost, and exp_fast keeps the inner loop over N vectorised. Work is split over (batch, block
 // of channels); a block's states (kChannelBlock x N floats, the caller's state tensor in place)
-// stay in L1 across the time loop,
-// and each time step reads the block's slice of u/delta/z plus B_t and C_t, shared by the block.
+// stay in L1 across the time loop, and each time step reads the block's slice of u/delta/z plus
+// B_t and C_t, shared by the block. A block is one call of selective_scan_block.h's kernel of
+// the active instruction set (AVX-512 where it fits, else the portable loop here).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/scan_kernels.h"
+#include "ops/cpu/selective_scan_block.h"
 
 namespace mambalm::ops::cpu {
 
 namespace {
-constexpr int64_t kChannelBlock = 16;
+constexpr int64_t kChannelBlock = kScanBlockAvx512;
 }
 
-void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y,
-                    Tensor* chunk_states) {
-  if (seq_idx || chunk_states) return selective_scan_with_documents(u, delta, A, Bm, Cm, D, z, seq_idx, state, y, chunk_states);
+void selective_scan_block_portable(const ScanBlock& s) {
+  const int64_t N = s.N;
+  for (int64_t t = 0; t < s.T; ++t) {
+    const float* Bt = s.Bm + t * N;
+    const float* Ct = s.Cm + t * N;
+    for (int64_t dd = 0; dd < s.nd; ++dd) {
+      const int64_t i = t * s.Di + dd;
+      const float dl = s.delta[i];
+      const float du = dl * s.u[i];
+      const float* Ad = s.A + dd * N;
+      float* hd = s.h + dd * N;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t n = 0; n < N; ++n) {
+        float v = exp_fast(dl * Ad[n]) * hd[n] + du * Bt[n];
+        hd[n] = v;
+        acc += v * Ct[n];
+      }
+      float out = acc + (s.D ? s.D[dd] * s.u[i] : 0.0f);
+      if (s.z) {
+        const float zv = s.z[i];
+        out *= zv / (1.0f + exp_fast(-zv));
+      }
+      s.y[i] = out;
+    }
+  }
+}
+
+void selective_scan_block(Isa isa, const ScanBlock& s) {
+#if defined(__x86_64__)
+  if ((isa == Isa::Avx512 || isa == Isa::Avx512Bf16) && scan_block_avx512_fits(s.nd, s.N))
+    return selective_scan_block_avx512(s);
+#endif
+  (void)isa;
+  selective_scan_block_portable(s);
+}
+
+void selective_scan_isa(Isa isa, const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                        const Tensor& Cm, const Tensor* D, const Tensor* z, Tensor* state, Tensor& y) {
   const int64_t Bsz = u.dim(0), T = u.dim(1), Di = u.dim(2);
   const int64_t N = A.dim(1);
   const int64_t blocks = (Di + kChannelBlock - 1) / kChannelBlock;
-  const float* up = u.f32();
-  const float* dp = delta.f32();
-  const float* Ap = A.f32();
-  const float* Bp = Bm.f32();
-  const float* Cp = Cm.f32();
-  const float* Dp = D ? D->f32() : nullptr;
-  const float* zp = z ? z->f32() : nullptr;
   float* sp = state ? state->f32() : nullptr;
-  float* yp = y.f32();
 
 #pragma omp parallel
   {
@@ -45,38 +74,32 @@ void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const
     for (int64_t b = 0; b < Bsz; ++b) {
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t d0 = blk * kChannelBlock;
-        const int64_t nd = std::min(kChannelBlock, Di - d0);
+        ScanBlock s;
+        s.T = T, s.Di = Di, s.N = N, s.nd = std::min(kChannelBlock, Di - d0);
+        const int64_t row = b * T * Di + d0;  // (b, t = 0, d0) in the [B, T, Di] tensors
+        s.u = u.f32() + row, s.delta = delta.f32() + row, s.z = z ? z->f32() + row : nullptr;
+        s.A = A.f32() + d0 * N, s.D = D ? D->f32() + d0 : nullptr;
+        s.Bm = Bm.f32() + b * T * N, s.Cm = Cm.f32() + b * T * N;
+        s.y = y.f32() + row;
         // The block's states: the caller's, updated in place (one block per iteration owns them),
         // or zeros in a per-thread buffer.
-        float* hb = sp ? sp + (b * Di + d0) * N : h.data();
-        if (!sp) std::fill(h.begin(), h.end(), 0.0f);
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t row = (b * T + t) * Di + d0;
-          const float* Bt = Bp + (b * T + t) * N;
-          const float* Ct = Cp + (b * T + t) * N;
-          for (int64_t dd = 0; dd < nd; ++dd) {
-            const float dl = dp[row + dd];
-            const float du = dl * up[row + dd];
-            const float* Ad = Ap + (d0 + dd) * N;
-            float* hd = hb + dd * N;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t n = 0; n < N; ++n) {
-              float s = exp_fast(dl * Ad[n]) * hd[n] + du * Bt[n];
-              hd[n] = s;
-              acc += s * Ct[n];
-            }
-            float out = acc + (Dp ? Dp[d0 + dd] * up[row + dd] : 0.0f);
-            if (zp) {
-              const float zv = zp[row + dd];
-              out *= zv / (1.0f + exp_fast(-zv));
-            }
-            yp[row + dd] = out;
-          }
+        if (sp) {
+          s.h = sp + (b * Di + d0) * N;
+        } else {
+          std::fill(h.begin(), h.end(), 0.0f);
+          s.h = h.data();
         }
+        selective_scan_block(isa, s);
       }
     }
   }
+}
+
+void selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor* D, const Tensor* z, const Tensor* seq_idx, Tensor* state, Tensor& y,
+                    Tensor* chunk_states) {
+  if (seq_idx || chunk_states) return selective_scan_with_documents(u, delta, A, Bm, Cm, D, z, seq_idx, state, y, chunk_states);
+  selective_scan_isa(active_isa(), u, delta, A, Bm, Cm, D, z, state, y);
 }
 
 }  // namespace mambalm::ops::cpu

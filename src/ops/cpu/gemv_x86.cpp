@@ -60,7 +60,7 @@ int64_t prefetch_bytes() {
   }();
   return bytes;
 }
-// Whether the bf16 kernels and the AVX-512 f32 kernel touch their weight lines with a
+// Whether the bf16 kernels and the f32 kernel touch their weight lines with a
 // non-temporal hint (bf16 at the prefetch distance; f32 at 0: just before its loads). On an
 // AMD CPU the L3 is filled with what L2 evicts, so a weight stream read once a token cycles the
 // whole L3 and pushes out what the next token reads again: the KV cache, the SSM states, the activations. Lines fetched with
@@ -111,7 +111,7 @@ MAMBALM_AVX2 inline __m256 bf16x8_avx2(const uint16_t* p) {
 }
 
 // Elements of a row before its first 64-byte boundary (0 when it starts on one), for the AVX-512
-// kernels that read the rest line by line (see dot_f32_avx512). Rows whose address is not even a
+// kernels that read the rest line by line (see dot_bf16_dp). Rows whose address is not even a
 // multiple of the element size stay as they are.
 inline int64_t elements_to_line(const void* p, int64_t elem_bytes, int64_t K) {
   const uintptr_t mis = reinterpret_cast<uintptr_t>(p) & 63;
@@ -119,10 +119,15 @@ inline int64_t elements_to_line(const void* p, int64_t elem_bytes, int64_t K) {
   return std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / static_cast<uintptr_t>(elem_bytes)));
 }
 
+// 256-bit loads, two to a line, whatever the row's alignment (a load that crosses a line costs
+// the 32-byte loads less than the 64-byte ones; below). With `nta` (nta_weights()) every line is
+// touched by PREFETCHNTA just before its loads, as the bf16 kernels do.
 MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const bool nta = nta_weights();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
+    if (nta) prefetch_ahead<2>(w + k, 0, true);
     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -215,32 +220,6 @@ MAMBALM_AVX512 inline __m512 bf16x16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-// Weights read in place from a safetensors file sit wherever the file's header ends (the format
-// aligns the data to 8 bytes): 24 bytes past a cache line in the benchmark's files. Every 64-byte
-// load of such a row spans two lines, and on an AMD Zen 5 the f32 products of a llama-134m decode
-// step, read in place in that order, ran at ~20 GB/s on one thread against 26-34 with the row's
-// first elements up to a line boundary taken by one masked load and the rest read line by line
-// (x, in L1, takes the misalignment instead); two accumulators measured at least as fast as four
-// there (bench/NOTES.md, "Misaligned rows"). The AVX2 kernel lost less to the misalignment
-// (27-30 GB/s) and more to a scalar peel, so it has none.
-MAMBALM_AVX512 float dot_f32_avx512(const float* w, const float* x, int64_t K) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-  int64_t k = elements_to_line(w, 4, K);
-  if (k > 0) a1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(k), w), _mm512_maskz_loadu_ps(tail16(k), x));
-  const bool nta = nta_weights();  // no prefetch ahead here: on 4 KiB pages 1 KiB ahead cost 5%
-  for (; k + 32 <= K; k += 32) {
-    if (nta) prefetch_ahead<2>(w + k, 0, true);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-  }
-  for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-  if (k < K) {
-    const __mmask16 m = tail16(K - k);
-    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + k), _mm512_maskz_loadu_ps(m, x + k), a1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-}
-
 MAMBALM_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   const int64_t pf = prefetch_bytes();
@@ -293,11 +272,6 @@ MAMBALM_AVX512 float dot_q8x16_avx512(const uint8_t* row, const int16_t* qx, con
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-MAMBALM_AVX512 void rows_f32_avx512(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
-                                    float* y, int64_t n0, int64_t n1) {
-  for_rows(w, N, K, K * 4, x, M, bias, y, n0, n1,
-           [K](const uint8_t* r, const float* xm) { return dot_f32_avx512(reinterpret_cast<const float*>(r), xm, K); });
-}
 MAMBALM_AVX512 void rows_bf16_avx512(const void* w, int64_t N, int64_t K, const float* x, int64_t M, const float* bias,
                                      float* y, int64_t n0, int64_t n1) {
   for_rows(w, N, K, K * 2, x, M, bias, y, n0, n1,
@@ -310,8 +284,9 @@ MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const fl
 
 // ---- AVX512-BF16: x rounded to bf16 once per call, pairs multiplied by vdpbf16ps -------------
 
-// A bf16 file read in place puts rows wherever its header ends, like an f32 one (dot_f32_avx512):
-// the row's head up to a line boundary goes through one masked load, so that the 64-byte loads
+// Weights read in place from a safetensors file sit wherever the file's header ends (the format
+// aligns the data to 8 bytes): 24 bytes past a cache line in the benchmark's files, so every
+// 64-byte load of such a row would span two lines. Here the row's head up to a line boundary goes through one masked load, so that the 64-byte loads
 // after it each read one line. Zen 5, 230 MB of rows 24 bytes past a line: 24.6-26.9 GB/s before,
 // 25.2-30.5 after (29.0-32.3 on a line), 2 threads 32.3-41.2 before, 35.4-46.0 after.
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
@@ -348,7 +323,11 @@ MAMBALM_AVX512BF16 void rows_bf16_avx512bf16(const void* w, int64_t N, int64_t K
 }  // namespace
 
 GemvKernels gemv_kernels_avx2() { return {rows_f32_avx2, rows_bf16_avx2, rows_q8_avx2}; }
-GemvKernels gemv_kernels_avx512() { return {rows_f32_avx512, rows_bf16_avx512, rows_q8_avx512}; }
+// F32 weights take the AVX2 kernel on AVX-512 CPUs too (bench/NOTES.md, "F32 rows in 256-bit
+// loads"): a 512-bit kernel that read each row line by line after a masked head matched it on
+// freshly cached files but fell to 20 GB/s against its 27-28 on a page cache that had aged for an
+// hour (mamba-130m's products, a Zen 5 core, interleaved token by token).
+GemvKernels gemv_kernels_avx512() { return {rows_f32_avx2, rows_bf16_avx512, rows_q8_avx512}; }
 GemvKernels gemv_kernels_avx512bf16() { return {nullptr, rows_bf16_avx512bf16, nullptr}; }
 
 }  // namespace mambalm::ops::cpu

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "event_timing.h"
 #include "core/device.h"
 #include "core/tensor.h"
 #include "core/error.h"
@@ -72,28 +73,7 @@ void fill_random(Tensor& t, uint64_t seed) {
   }
 }
 
-template <class F>
-double median_ms(F&& f, int reps = 25, int warmup = 3) {
-  for (int i = 0; i < warmup; ++i) f(i);
-  check(cudaDeviceSynchronize(), "warm-up");
-  cudaEvent_t a, b;
-  check(cudaEventCreate(&a), "event");
-  check(cudaEventCreate(&b), "event");
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    check(cudaEventRecord(a), "record");
-    f(warmup + i);
-    check(cudaEventRecord(b), "record");
-    check(cudaEventSynchronize(b), "sync");
-    float t = 0;
-    check(cudaEventElapsedTime(&t, a, b), "elapsed");
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+using bench_cuda::median_ms;
 
 void bench_prefill() {
   const int64_t B = 2, L = 4096, H = 32, D = 128;

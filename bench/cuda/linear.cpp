@@ -10,36 +10,14 @@
 #include <cstdio>
 #include <vector>
 
+#include "event_timing.h"
 #include "core/device.h"
 #include "core/tensor.h"
 #include "ops/ops.h"
 
 using namespace mambalm;
 
-namespace {
-
-template <class F>
-double median_ms(F&& f, int reps = 30) {
-  for (int i = 0; i < 3; ++i) f(i);
-  cuda_synchronize();
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    cudaEventRecord(a, cudaStreamPerThread);
-    f(i);
-    cudaEventRecord(b, cudaStreamPerThread);
-    cudaEventSynchronize(b);
-    float t = 0;
-    cudaEventElapsedTime(&t, a, b);
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-}  // namespace
+using bench_cuda::median_ms;
 
 int main() {
   std::printf("device: %s\n", cuda_device_summary().c_str());

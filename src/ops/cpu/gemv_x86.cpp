@@ -119,9 +119,9 @@ inline int64_t elements_to_line(const void* p, int64_t elem_bytes, int64_t K) {
   return std::min<int64_t>(K, static_cast<int64_t>((64 - mis) / static_cast<uintptr_t>(elem_bytes)));
 }
 
-// 256-bit loads, two to a line, whatever the row's alignment (a load that crosses a line costs
-// the 32-byte loads less than the 64-byte ones; below). With `nta` (nta_weights()) every line is
-// touched by PREFETCHNTA just before its loads, as the bf16 kernels do.
+// 256-bit loads, two to a line, whatever the row's alignment; AVX-512 CPUs take this kernel too
+// (gemv_kernels_avx512). With `nta` (nta_weights()) every line is touched by PREFETCHNTA just
+// before its loads, as the bf16 kernels do.
 MAMBALM_AVX2 float dot_f32_avx2(const float* w, const float* x, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   const bool nta = nta_weights();
@@ -286,9 +286,10 @@ MAMBALM_AVX512 void rows_q8_avx512(const void* w, int64_t N, int64_t K, const fl
 
 // Weights read in place from a safetensors file sit wherever the file's header ends (the format
 // aligns the data to 8 bytes): 24 bytes past a cache line in the benchmark's files, so every
-// 64-byte load of such a row would span two lines. Here the row's head up to a line boundary goes through one masked load, so that the 64-byte loads
-// after it each read one line. Zen 5, 230 MB of rows 24 bytes past a line: 24.6-26.9 GB/s before,
-// 25.2-30.5 after (29.0-32.3 on a line), 2 threads 32.3-41.2 before, 35.4-46.0 after.
+// 64-byte load of such a row would span two lines. Here the row's head up to a line boundary
+// goes through one masked load, so that the 64-byte loads after it each read one line. Zen 5,
+// 230 MB of rows 24 bytes past a line: 24.6-26.9 GB/s before, 25.2-30.5 after (29.0-32.3 on a
+// line), 2 threads 32.3-41.2 before, 35.4-46.0 after.
 MAMBALM_AVX512BF16 float dot_bf16_dp(const uint16_t* w, const uint16_t* xb, int64_t K) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
   const int64_t pf = prefetch_bytes();

@@ -29,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-deps="$PWD/$BUILD_DIR/arm64-deps"
+deps="$(realpath -m "$BUILD_DIR")/arm64-deps"  # BUILD_DIR may be relative or absolute
 if [ ! -f "$deps/usr/lib/pkgconfig/sentencepiece.pc" ]; then
   mkdir -p "$deps/debs" "$deps/usr/lib/pkgconfig"
   (cd "$deps/debs" && apt-get download libsentencepiece-dev:arm64 libsentencepiece0:arm64 >/dev/null 2>&1)

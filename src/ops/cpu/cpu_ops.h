@@ -67,6 +67,17 @@ T* thread_buffer(int64_t n) {
   return buf.data();
 }
 
+// exp_fast's constants, shared with the 16-lane copy in selective_scan_x86.cpp.
+struct ExpFastConst {
+  static constexpr float kHi = 88.0f, kLo = -87.0f;
+  static constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
+  // e^r's Taylor coefficients from r^7 down to r^0
+  static constexpr float kPoly[8] = {1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
+                                     1.0f / 6.0f,    0.5f,           1.0f,           1.0f};
+};
+
 // exp(x) in fp32 that the compiler can vectorise (std::exp cannot be, because it may set errno
 // and we do not build with -ffast-math). Range reduction x = n ln2 + r with |r| <= ln2/2, a
 // degree-7 Taylor polynomial for e^r (truncation < 1e-8 relative), then 2^n through the exponent
@@ -74,27 +85,26 @@ T* thread_buffer(int64_t n) {
 // -87 (where e^x leaves the normal float range) return 0; above 88 saturate at e^88.
 // NaN in gives NaN out. Used where an exp sits in a hot inner loop (scans, softmax, SSD decays).
 inline float exp_fast(float x) {
-  const float hi = 88.0f, lo = -87.0f;
-  float xc = x > hi ? hi : (x < lo ? lo : x);
+  using E = ExpFastConst;
+  float xc = x > E::kHi ? E::kHi : (x < E::kLo ? E::kLo : x);
   // Round xc*log2(e) to the nearest integer with the 1.5*2^23 trick (exact, branch-free).
-  const float shifter = 12582912.0f;
-  float t = xc * 1.44269504088896341f + shifter;
-  float n = t - shifter;
-  int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(shifter);
+  float t = xc * E::kLog2e + E::kShifter;
+  float n = t - E::kShifter;
+  int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(E::kShifter);
   // r = xc - n*ln2 in two steps (Cody-Waite) so r keeps full precision.
-  float r = xc - n * 0.693145751953125f;
-  r = r - n * 1.428606765330187045e-06f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  float r = xc - n * E::kLn2Hi;
+  r = r - n * E::kLn2Lo;
+  float p = E::kPoly[0];  // written out: the scans' inner loops vectorise around this
+  p = p * r + E::kPoly[1];
+  p = p * r + E::kPoly[2];
+  p = p * r + E::kPoly[3];
+  p = p * r + E::kPoly[4];
+  p = p * r + E::kPoly[5];
+  p = p * r + E::kPoly[6];
+  p = p * r + E::kPoly[7];
   float scale = std::bit_cast<float>((ni + 127) << 23);
   float result = p * scale;
-  result = x < lo ? 0.0f : result;
+  result = x < E::kLo ? 0.0f : result;
   return x != x ? x : result;
 }
 

@@ -10,6 +10,8 @@
 // portable loop's (docs/numerics.md, the selective_scan row).
 #include "ops/cpu/selective_scan_block.h"
 
+#include "ops/cpu/cpu_ops.h"
+
 #if defined(__x86_64__)
 // GCC 12 reports the _mm512_undefined_*() placeholders inside its own AVX-512 intrinsics as
 // uninitialised when they are inlined into a function whose target is wider than -march (GCC bug
@@ -26,22 +28,17 @@ namespace {
 
 // exp_fast (cpu_ops.h) in 16 lanes: 2^n p(r) with x = n ln2 + r, |r| <= ln2 / 2.
 MAMBALM_AVX512 inline __m512 exp16(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.0f), lo = _mm512_set1_ps(-87.0f);
-  const __m512 shifter = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23: rounds to an integer
+  using E = ExpFastConst;
+  const __m512 hi = _mm512_set1_ps(E::kHi), lo = _mm512_set1_ps(E::kLo);
+  const __m512 shifter = _mm512_set1_ps(E::kShifter);  // rounds to an integer
   const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), shifter);
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(E::kLog2e), shifter);
   const __m512 n = _mm512_sub_ps(t, shifter);
   const __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter));
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc);  // Cody-Waite, two steps
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(E::kLn2Hi), xc);  // Cody-Waite, two steps
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(E::kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(E::kPoly[0]);
+  for (int i = 1; i < 8; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(E::kPoly[i]));
   const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
   __m512 result = _mm512_mul_ps(p, scale);
   result = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), result);  // 0 below -87 (NaN kept)

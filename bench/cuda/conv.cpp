@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 
 #include "core/device.h"
 #include "core/tensor.h"
+#include "bench_data.h"
 #include "event_timing.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
@@ -33,28 +33,9 @@ namespace {
 
 constexpr double kCopyTBs = 4.3;  // device-to-device copy measured on an H200 here (KINDS.md)
 
-Tensor rand_host(const Shape& s, float lo, float hi, uint64_t seed) {
-  Tensor t = Tensor::empty(s);
-  std::mt19937_64 r(seed);
-  const double scale = (hi - lo) / 18446744073709551616.0;
-  float* p = t.f32();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = float(lo + scale * double(r()));
-  return t;
-}
-Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed, DType dt = DType::F32) {
-  Tensor h = rand_host(s, lo, hi, seed);
-  return to_device(dt == DType::F32 ? h : h.to(dt), Device::CUDA);
-}
-
+using bench_cuda::fnv;
 using bench_cuda::median_ms;
-
-uint64_t fnv(const Tensor& t) {
-  const Tensor h = to_device(t, Device::CPU);
-  const auto* p = static_cast<const unsigned char*>(h.raw());
-  uint64_t x = 1469598103934665603ull;
-  for (size_t i = 0, n = size_t(h.numel()) * dtype_size(h.dtype()); i < n; ++i) x = (x ^ p[i]) * 1099511628211ull;
-  return x;
-}
+using bench_cuda::rand_gpu;
 
 struct Set {
   Tensor x, w, b, y[3], dy[3], dx, dw, db;

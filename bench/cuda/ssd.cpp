@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -26,6 +25,7 @@
 
 #include "core/device.h"
 #include "core/tensor.h"
+#include "bench_data.h"
 #include "event_timing.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/ops.h"
@@ -47,14 +47,7 @@ namespace {
 constexpr double kCopyTBs = 4.3;      // device-to-device copy measured on an H200 here (KINDS.md)
 constexpr double kTf32TFlops = 495;   // dense TF32 tensor-core datasheet rate (H100/H200 SXM)
 
-Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed) {
-  Tensor t = Tensor::empty(s);
-  std::mt19937_64 r(seed);
-  const double scale = (hi - lo) / 18446744073709551616.0;
-  float* p = t.f32();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = float(lo + scale * double(r()));
-  return to_device(t, Device::CUDA);
-}
+using bench_cuda::rand_gpu;
 
 Tensor copy_of(const Tensor& t) { return to_device(t, Device::CUDA); }  // a device copy
 

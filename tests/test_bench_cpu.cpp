@@ -44,6 +44,23 @@ TEST(BenchCpu, ProfileTimesDecodeStepsAndOnePrefillByOp) {
   EXPECT_NE(text.out.find("profile  one more prefill of 24 tokens"), std::string::npos) << text.out;
 }
 
+// --prefill-chunk splits the prompt into forward calls of that many tokens (24 = 10 + 10 + 4), as
+// generate's option does; --train has no prefill and refuses it.
+TEST(BenchCpu, PrefillChunkSplitsThePromptIntoForwardCalls) {
+  const auto r = run_cli("bench --preset mamba2-tiny --prompt-len 24 --gen-len 3 --json --profile --prefill-chunk 10");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prefill_chunk"], 10);
+  const std::string prefill = j["prefill_op_profile"];
+  EXPECT_NE(prefill.find("embedding x3 "), std::string::npos) << prefill;
+  const auto t = run_cli("bench --train --preset mamba2-tiny --prefill-chunk 10");
+  EXPECT_NE(t.exit_code, 0);
+  EXPECT_NE(t.err.find("--prefill-chunk"), std::string::npos) << t.err;
+  const auto zero = run_cli("bench --preset mamba2-tiny --prefill-chunk 0");
+  EXPECT_NE(zero.exit_code, 0);
+  EXPECT_NE(zero.err.find("--prefill-chunk"), std::string::npos) << zero.err;
+}
+
 // --cold is a CPU option: the GPU sweep and the training benchmark refuse it by name.
 TEST(BenchCpu, ColdIsRefusedWhereItMeansNothing) {
   const auto r = run_cli("bench --train --preset mamba2-tiny --cold");

@@ -74,6 +74,7 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"n_params", n_params},
           {"prompt_len", prompt_len},
           {"gen_len", gen_len},
+          {"prefill_chunk", prefill_chunk},
           {"prefill_s", prefill_s},
           {"prefill_tokens_per_s", static_cast<double>(prompt_len) / prefill_s},
           {"decode_s", decode_s},
@@ -112,6 +113,7 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   r.model = name;
   r.n_params = model.parameter_count();
   r.prompt_len = o.prompt_len;
+  r.prefill_chunk = o.prefill_chunk;
   r.gen_len = o.gen_len;
   r.warmup = o.warmup;
   Rng rng(o.seed + 1);
@@ -120,13 +122,13 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
 
   if (o.warmup) {
     SequenceState warm(cfg, 1, state_options_for(model, o.prompt_len + o.gen_len));
-    prefill(model, warm, prompt);
+    prefill(model, warm, prompt, o.prefill_chunk);
   }
   // The KV cache as generate and serve hold it (model.kv_dtype()), growing on demand.
   SequenceState state(cfg, 1, state_options_for(model, o.prompt_len + o.gen_len));
   r.kv_dtype = dtype_name(state.options().kv_dtype);
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits = prefill(model, state, prompt);
+  std::vector<float> logits = prefill(model, state, prompt, o.prefill_chunk);
   r.prefill_s = seconds_since(t0);
   Sampler greedy(SamplingOptions{});
   t0 = std::chrono::steady_clock::now();
@@ -143,7 +145,7 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
     SequenceState again(cfg, 1, state_options_for(model, o.prompt_len));
     ops::clear_op_profile();
     ops::set_op_profiling(true);
-    prefill(model, again, prompt);
+    prefill(model, again, prompt, o.prefill_chunk);
     ops::set_op_profiling(false);
     r.prefill_op_profile = ops::op_profile_summary(24);
   }

@@ -16,6 +16,7 @@ namespace mambalm::bench {
 struct CpuSpeedOptions {
   int64_t prompt_len = 128;  // tokens prefilled
   int64_t gen_len = 32;      // tokens decoded, one step each
+  int64_t prefill_chunk = 512;  // prompt tokens per forward call (generate's --prefill-chunk)
   uint64_t seed = 0;         // the prompt's tokens
   // One untimed prefill of the same prompt first, on a state of its own that is dropped: the
   // timed prefill then finds the thread pool started, the BLAS buffers and the heap grown and
@@ -29,7 +30,7 @@ struct CpuSpeedOptions {
 
 struct CpuSpeedResult {
   std::string model;  // directory or preset name
-  int64_t n_params = 0, prompt_len = 0, gen_len = 0;
+  int64_t n_params = 0, prompt_len = 0, gen_len = 0, prefill_chunk = 0;
   double prefill_s = 0, decode_s = 0;
   double decode_cpu_s = 0;  // CPU time of the whole process during decode (all threads): on a
                             // shared machine, decode_cpu_s / threads bounds what idle cores would take

@@ -76,6 +76,7 @@ BenchNumbers read_numbers(const Args& args) {
   const uint64_t seed = args.seed("seed", 0);
   n.cpu.prompt_len = args.integer_in("prompt-len", 128, 1, limits::kMaxSequence);
   n.cpu.gen_len = args.integer_in("gen-len", 32, 1, limits::kMaxSequence);
+  n.cpu.prefill_chunk = args.integer_in("prefill-chunk", n.cpu.prefill_chunk, 1, limits::kMaxSequence);
   limits::checked_add(n.cpu.prompt_len, n.cpu.gen_len, "--prompt-len", "prompt + generated tokens", limits::kMaxSequence);
   n.cpu.seed = seed;
   n.cpu.warmup = !args.flag("cold");
@@ -83,6 +84,7 @@ BenchNumbers read_numbers(const Args& args) {
   n.sweep.contexts = args.sizes("contexts", "1K,4K,16K,32K,64K,128K", limits::kMaxSequence);
   n.sweep.batches = args.sizes("batches", "1,2,8,32,128,512", limits::kMaxBatch);
   n.sweep.gen = n.cpu.gen_len;
+  if (args.has("prefill-chunk")) n.sweep.prefill_chunk = n.cpu.prefill_chunk;
   n.sweep.seed = seed;
   for (int64_t L : n.sweep.contexts)
     for (int64_t B : n.sweep.batches)
@@ -106,6 +108,7 @@ int cmd_bench(int argc, char** argv) {
              {"preset", "NAME", "a preset with random weights (speed does not depend on their values); cuda: a comma list, the first is the ratio baseline"},
              {"prompt-len", "P", "prompt tokens (default 128)"},
              {"gen-len", "G", "decoded tokens (default 32)"},
+             {"prefill-chunk", "N", "prompt tokens per prefill forward call (default 512 on the CPU, as generate's; 8192 with --device cuda)"},
              {"seed", "S", "seed for weights and prompt (default 0)"},
              {"json", "", "print JSON"},
              {"cold", "", "cpu: time the process's first prefill (default: one untimed warm-up prefill first, as llama-bench)"},
@@ -127,13 +130,15 @@ int cmd_bench(int argc, char** argv) {
   const Placement placement = parse_placement(args);
   check(!args.flag("cold") || (!args.flag("train") && placement.device == Device::CPU), "mambalm bench --cold",
         "times the CPU's first prefill; it means nothing with --train or --device cuda");
+  check(!args.has("prefill-chunk") || !args.flag("train"), "mambalm bench --prefill-chunk",
+        "sizes the inference benchmarks' prefill; --train has none");
   if (args.flag("train")) return bench_train(args, placement, numbers.train);
   if (placement.device == Device::CUDA) return bench_gpu(args, placement, numbers.sweep);
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");
   const bench::CpuSpeedOptions o = numbers.cpu;
   const std::string name = args.has("model") ? args.str("model") : args.str("preset");
   // --dtype bf16|q8: the CPU's own low-precision GEMV kernels. One prompt, then decoded tokens.
-  const InferenceWork work{1, o.prompt_len, o.prompt_len + o.gen_len, 1};
+  const InferenceWork work{1, std::min(o.prompt_len, o.prefill_chunk), o.prompt_len + o.gen_len, 1};
   Model model = args.has("model") ? load_placed(name, placement, work, "mambalm bench") : bench::random_preset_model(name, o.seed);
   if (!args.has("model")) place(model, placement);
   const bench::CpuSpeedResult r = bench::measure_cpu_speed(model, name, o);

@@ -269,7 +269,6 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
                      const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx,
                      float* __restrict__ dstate, double* __restrict__ part, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;  // history length
-  constexpr int kTile = kConvTile;  // steps per load: the whole dw tile, kConvTile V channel values in flight
   const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;  // no barriers below
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
@@ -342,93 +341,90 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
       for (int k = 0; k < K; ++k) tw[v][k] = 0.0f;
     }
     const bool interior = t0 + kConvTile <= s1 && t0 >= emit0 && t0 >= H;
+    // the tile's inputs first (independent loads in flight together), then its steps
+    float xt[kConvTile][V], gt[kConvTile][V];
+    int32_t qt[kConvTile];
 #pragma unroll
-    for (int h0 = t0; h0 < t0 + kConvTile; h0 += kTile) {
-      // the sub-tile's inputs first (independent loads in flight together), then its steps
-      float xt[kTile][V], gt[kTile][V];
-      int32_t qt[kTile];
+    for (int u = 0; u < kConvTile; ++u) {  // steps past T load row T - 1 and zero it: no branch between the loads
+      const int t = min(t0 + u, T - 1);
+      load_channels<V>(x + base + int64_t(t) * C, xt[u]);
+      load_channels<V>(dyc + int64_t(t) * lddy, gt[u]);
+      qt[u] = sq ? sq[t] : 0;
+    }
 #pragma unroll
-      for (int u = 0; u < kTile; ++u) {  // steps past T load row T - 1 and zero it: no branch between the loads
-        const int t = min(h0 + u, T - 1);
-        load_channels<V>(x + base + int64_t(t) * C, xt[u]);
-        load_channels<V>(dyc + int64_t(t) * lddy, gt[u]);
-        qt[u] = sq ? sq[t] : 0;
+    for (int u = 0; u < kConvTile; ++u) {
+      const bool in = t0 + u < T && t0 + u < t_end;
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        xt[u][v] = in ? xt[u][v] : 0.0f;
+        gt[u][v] = in ? gt[u][v] : 0.0f;
       }
+      qt[u] = in ? qt[u] : 0;
+    }
+    // Step t = t0 + u. kIn (an interior tile: every step has an output t < s1, completes an input
+    // s = t - H >= 0 of this segment, and reads outputs t - k >= 0) drops the range checks.
+    auto step = [&](int u, auto interior) {
+      constexpr bool kIn = decltype(interior)::value;
+      const int t = t0 + u;
 #pragma unroll
-      for (int u = 0; u < kTile; ++u) {
-        const bool in = h0 + u < T && h0 + u < t_end;
+      for (int j = 0; j < H; ++j) sw[j] = sw[j + 1];
+      if (kIn || t < T) sw[H] = qt[u];
+      const int s = t - H;
+      const bool emit = kIn || t >= emit0;  // dx of input s = t - H: outputs t - k, k = 0..H, in s's document
+      float dxv[V];
 #pragma unroll
-        for (int v = 0; v < V; ++v) {
-          xt[u][v] = in ? xt[u][v] : 0.0f;
-          gt[u][v] = in ? gt[u][v] : 0.0f;
+      for (int v = 0; v < V; ++v) {
+#pragma unroll
+        for (int j = 0; j < H; ++j) {
+          xw[v][j] = xw[v][j + 1];
+          dp[v][j] = dp[v][j + 1];
         }
-        qt[u] = in ? qt[u] : 0;
-      }
-      // Step t = h0 + u. kIn (an interior tile: every step has an output t < s1, completes an input
-      // s = t - H >= 0 of this segment, and reads outputs t - k >= 0) drops the range checks.
-      auto step = [&](int u, auto interior) {
-        constexpr bool kIn = decltype(interior)::value;
-        const int t = h0 + u;
+        float dpv = 0.0f;
+        if (kIn || t < T) {
+          xw[v][H] = xt[u][v];
+          const float g = gt[u][v];
+          if (apply_silu) {  // pre summed in k order from the bias, as the forward
+            float pre = bc[v];
 #pragma unroll
-        for (int j = 0; j < H; ++j) sw[j] = sw[j + 1];
-        if (kIn || t < T) sw[H] = qt[u];
-        const int s = t - H;
-        const bool emit = kIn || t >= emit0;  // dx of input s = t - H: outputs t - k, k = 0..H, in s's document
-        float dxv[V];
-#pragma unroll
-        for (int v = 0; v < V; ++v) {
-#pragma unroll
-          for (int j = 0; j < H; ++j) {
-            xw[v][j] = xw[v][j + 1];
-            dp[v][j] = dp[v][j + 1];
+            for (int k = 0; k < K; ++k)
+              if (sw[k] == sw[H]) pre += wk[v][k] * xw[v][k];
+            const float sg = 1.0f / (1.0f + expf(-pre));
+            dpv = g * sg * (1.0f + pre * (1.0f - sg));
+          } else {
+            dpv = g;
           }
-          float dpv = 0.0f;
-          if (kIn || t < T) {
-            xw[v][H] = xt[u][v];
-            const float g = gt[u][v];
-            if (apply_silu) {  // pre summed in k order from the bias, as the forward
-              float pre = bc[v];
+          if (kIn || t < s1) {  // this segment's outputs: dw, dbias
+            tb[v] += dpv;
 #pragma unroll
-              for (int k = 0; k < K; ++k)
-                if (sw[k] == sw[H]) pre += wk[v][k] * xw[v][k];
-              const float sg = 1.0f / (1.0f + expf(-pre));
-              dpv = g * sg * (1.0f + pre * (1.0f - sg));
-            } else {
-              dpv = g;
-            }
-            if (kIn || t < s1) {  // this segment's outputs: dw, dbias
-              tb[v] += dpv;
-#pragma unroll
-              for (int k = 0; k < K; ++k)
-                if (sw[k] == sw[H]) tw[v][k] += dpv * xw[v][k];
-            }
-          }
-          dp[v][H] = dpv;
-          float acc = 0.0f;
-#pragma unroll
-          for (int k = 0; k < K; ++k) {
-            const int tt = t - k;
-            if ((kIn || (tt >= 0 && tt < T)) && sw[H - k] == sw[0]) acc += wk[v][k] * dp[v][H - k];
-          }
-          dxv[v] = acc;
-        }
-        if (emit) {
-          if (kIn || s >= 0) {
-            store_channels<V>(dx + base + int64_t(s) * C, dxv);
-          } else if (dstate) {
-#pragma unroll
-            for (int v = 0; v < V; ++v) dstate[(int64_t(b) * C + c + v) * H + (s + H)] = dxv[v];
+            for (int k = 0; k < K; ++k)
+              if (sw[k] == sw[H]) tw[v][k] += dpv * xw[v][k];
           }
         }
-      };
-      if (interior) {
+        dp[v][H] = dpv;
+        float acc = 0.0f;
 #pragma unroll
-        for (int u = 0; u < kTile; ++u) step(u, std::true_type{});
-      } else {
-#pragma unroll
-        for (int u = 0; u < kTile; ++u)
-          if (h0 + u < t_end) step(u, std::false_type{});
+        for (int k = 0; k < K; ++k) {
+          const int tt = t - k;
+          if ((kIn || (tt >= 0 && tt < T)) && sw[H - k] == sw[0]) acc += wk[v][k] * dp[v][H - k];
+        }
+        dxv[v] = acc;
       }
+      if (emit) {
+        if (kIn || s >= 0) {
+          store_channels<V>(dx + base + int64_t(s) * C, dxv);
+        } else if (dstate) {
+#pragma unroll
+          for (int v = 0; v < V; ++v) dstate[(int64_t(b) * C + c + v) * H + (s + H)] = dxv[v];
+        }
+      }
+    };
+    if (interior) {
+#pragma unroll
+      for (int u = 0; u < kConvTile; ++u) step(u, std::true_type{});
+    } else {
+#pragma unroll
+      for (int u = 0; u < kConvTile; ++u)
+        if (t0 + u < t_end) step(u, std::false_type{});
     }
 #pragma unroll
     for (int v = 0; v < V; ++v) {

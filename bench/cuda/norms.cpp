@@ -3,7 +3,7 @@
 //   block RMSNorm, d_model 2048: fp32 x and dy in, the residual's dx += dnorm, dw accumulated;
 //   Mamba-2's gated RMSNorm, d_inner 4096 in groups of 512: fp32 x and dy, bf16 z in, fp32 dx and
 //   bf16 dz out, dw accumulated;
-// and LayerNorm1p at the block shape (the Transformer presets' norm). --rows R and --dim D,Di
+// and LayerNorm1p at the block shape (the study's 8B Transformer's norm). --rows R and --dim D,Di
 // change the shape.
 // Timing: CUDA events around each call, 3 warm-up calls, median of 30, rotating 2 input sets (each
 // over 0.2 GB, over 4x the 50 MB L2).

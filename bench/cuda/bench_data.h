@@ -1,7 +1,8 @@
-// Inputs and output fingerprints of the GPU kernel benchmarks (bench/cuda/*.cpp): uniform random
-// tensors drawn on the host from a seed (so two builds see the same inputs) and copied to the GPU,
-// and an FNV-1a hash of a tensor's bits (so two builds or two kernel variants can be shown to
-// compute the same bits).
+// Inputs, output fingerprints and the bandwidth reference of the GPU kernel benchmarks
+// (bench/cuda/*.cpp): uniform random tensors drawn on the host from a seed (so two builds see the
+// same inputs) and copied to the GPU, an FNV-1a hash of a tensor's bits (so two builds or two
+// kernel variants can be shown to compute the same bits), and the copy rate that memory-bound
+// kernels are reported against.
 #pragma once
 #include <cstdint>
 #include <random>
@@ -10,6 +11,8 @@
 #include "core/tensor.h"
 
 namespace mambalm::bench_cuda {
+
+constexpr double kCopyTBs = 4.3;  // device-to-device copy measured on an H200 here (KINDS.md)
 
 // [shape] uniform in [lo, hi), on the GPU as dtype (drawn in fp32, then rounded).
 inline Tensor rand_gpu(const Shape& s, float lo, float hi, uint64_t seed, DType dtype = DType::F32) {

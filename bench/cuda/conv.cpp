@@ -31,9 +31,9 @@ using namespace mambalm;
 
 namespace {
 
-constexpr double kCopyTBs = 4.3;  // device-to-device copy measured on an H200 here (KINDS.md)
 
 using bench_cuda::fnv;
+using bench_cuda::kCopyTBs;
 using bench_cuda::median_ms;
 using bench_cuda::rand_gpu;
 

@@ -29,6 +29,10 @@
 // accumulate_dx (RMSNorm, LayerNorm): dx is read where it is written and the gradient added to
 // it, so a block's residual path needs no separate add (4 passes over [rows, D] instead of 6).
 //
+// One wait on memory per row: dx's old value is loaded with x and dy (not after the reduction),
+// and before the row's block reduction the block asks L2 for the next row's lines (x, dy, and z
+// or dx), so they arrive while the barriers and the arithmetic run.
+//
 // Measured on the H200 (2026-11-30, cudaEvent means, bytes = 12 or 20 per element): RMSNorm
 // 16384 x 4096 with dw 219 us (3.7 TB/s), 8192 x 8192 246 us (3.3 TB/s); gated 16384 x 4096 in 8
 // groups 384 us (3.5 TB/s); LayerNorm(1p) 16384 x 4096 with dw, db 320 us (2.5 TB/s).
@@ -40,6 +44,7 @@
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/ptx.cuh"
 #include "ops/cuda/vec4_io.cuh"
 
 namespace mambalm::ops::cuda {
@@ -137,16 +142,13 @@ struct RowSlots {
       for (int j = 0; j < E; ++j) v[j] = (valid & (1u << j)) ? __ldca(p + offset(j)) : 0.0f;
     }
   }
-  // store, or with acc p += v (read where it is written: the residual path's dx += dnorm; a
-  // rounded add, not contracted into the product before it, so the sum is dx + dnorm's)
-  static __device__ __forceinline__ void store_or_add(float* __restrict__ p, unsigned valid, float (&v)[E], bool acc) {
-    if (acc) {
-      float old[E];
-      load(p, valid, old);
+  // Asks L2 for the 128-byte lines of the segment at p (the thread's first column), one request
+  // per line, from the thread whose element (or four elements) starts it. Nothing waits on it.
+  template <class T>
+  static __device__ __forceinline__ void prefetch(const T* p, unsigned valid) {
 #pragma unroll
-      for (int j = 0; j < E; ++j) v[j] = __fadd_rn(old[j], v[j]);
-    }
-    store(p, valid, v);
+    for (int j = 0; j < E; j += V4 ? 4 : 1)
+      if ((valid & (1u << j)) && (reinterpret_cast<uintptr_t>(p + offset(j)) & 127) == 0) prefetch_l2(p + offset(j));
   }
   // p[offset(j)] = v[j] inside the segment, into fp32 or bf16 (rounded to nearest even).
   template <class T>
@@ -225,6 +227,15 @@ __device__ __forceinline__ void ln_terms(float x, float dy, float w, float K, do
   v[3] += dxh * d;
 }
 
+// With acc, v = old + v elementwise (the residual path's dx += dnorm): a rounded add, not
+// contracted into the product before it, so the sum is dx + dnorm's.
+template <int E>
+__device__ __forceinline__ void add_old(float (&v)[E], const float (&old)[E], bool acc) {
+  if (!acc) return;
+#pragma unroll
+  for (int j = 0; j < E; ++j) v[j] = __fadd_rn(old[j], v[j]);
+}
+
 // ---- register-resident kernel -------------------------------------------------------------
 // Block (blockIdx.x, blockIdx.y): rows [blockIdx.x rpb, +rpb), segment blockIdx.y (columns
 // [col0, col0 + S) of each row), NT threads with NT * E >= S. part_w / part_b (either may be
@@ -256,9 +267,17 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
 
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t off = r * D + col0;
-    float xv[E], gv[E], ov[E], wv[E];
+    // x, dy and (acc) dx's old value of this row, loaded together: one wait on memory per row
+    float xv[E], gv[E], ov[E], wv[E], dx_old[E];
     Slots::load(x + off, valid, xv);
     Slots::load(dy + off, valid, gv);
+    if (KIND != kGated && acc) Slots::load(dx + off, valid, dx_old);
+    if (r + 1 < r1) {  // the next row's lines into L2 while this row's reduction runs
+      Slots::prefetch(x + off + D, valid);
+      Slots::prefetch(dy + off + D, valid);
+      if constexpr (KIND == kGated) Slots::prefetch(z + off + D, valid);
+      if (KIND != kGated && acc) Slots::prefetch(dx + off + D, valid);
+    }
     // the gain (w' = w + 1 for LayerNorm1p, formed by the caller): L1 hits, loaded before the
     // reduction and again after it
     Slots::load_l1(w + col0, valid, wv);
@@ -279,7 +298,8 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
         if (want_w) spw[j * NT] += gv[j] * xhat;
         if (want_b) spb[j * NT] += gv[j];
       }
-      Slots::store_or_add(dx + off, valid, ov, acc);
+      add_old(ov, dx_old, acc);
+      Slots::store(dx + off, valid, ov);
     } else {
       // g = x silu(z) (gated) or x. The gated norm holds, across the reduction, g, dy and
       // the two factors that turn dg into dx and dz (z sigmoid(z) and x sigmoid(z) (1 + z (1 -
@@ -317,7 +337,8 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
         }
       }
       if constexpr (KIND == kGated) Slots::store(dz + off, valid, g);
-      Slots::store_or_add(dx + off, valid, ov, KIND != kGated && acc);
+      add_old(ov, dx_old, KIND != kGated && acc);
+      Slots::store(dx + off, valid, ov);
     }
   }
   float pv[E];

@@ -30,12 +30,15 @@
 // it, so a block's residual path needs no separate add (4 passes over [rows, D] instead of 6).
 //
 // One wait on memory per row: dx's old value is loaded with x and dy (not after the reduction),
-// and before the row's block reduction the block asks L2 for the next row's lines (x, dy, and z
-// or dx), so they arrive while the barriers and the arithmetic run.
+// and (E 4) before the row's block reduction the block asks L2 for the next row's lines (x, dy,
+// and z or dx), so they arrive while the barriers and the arithmetic run.
 //
 // Measured on the H200 (2026-11-30, cudaEvent means, bytes = 12 or 20 per element): RMSNorm
 // 16384 x 4096 with dw 219 us (3.7 TB/s), 8192 x 8192 246 us (3.3 TB/s); gated 16384 x 4096 in 8
 // groups 384 us (3.5 TB/s); LayerNorm(1p) 16384 x 4096 with dw, db 320 us (2.5 TB/s).
+// The row-ahead loads, on an H100 (2026-12-06, 16 bytes per element counted): RMSNorm 16384 x
+// 2048 with dx += 222 -> 197 us (2.72 TB/s), LayerNorm1p 270 -> 237 us, gated 16384 x 4096 in
+// groups of 512, bf16 z 435 -> 405 us (2.65 TB/s).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -248,6 +251,9 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
                    float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
                    int64_t rpb, float eps, bool acc) {
   using Slots = RowSlots<E, NT, V4>;
+  // Measured (H100, bench/NOTES.md): at E 4 (rows up to 2048, all gated groups up to 4096) the
+  // next row's prefetch takes 7-12% off; at E 8 (rows of 4096-8192) it added 3-9%.
+  constexpr bool kPrefetchNextRow = E <= 4;
   __shared__ double scratch[4 * 32];
   // This thread's column partials live in shared memory (slot j * NT + threadIdx.x, touched by
   // this thread alone, so no barrier): the registers hold the rows.
@@ -272,7 +278,7 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
     Slots::load(x + off, valid, xv);
     Slots::load(dy + off, valid, gv);
     if (KIND != kGated && acc) Slots::load(dx + off, valid, dx_old);
-    if (r + 1 < r1) {  // the next row's lines into L2 while this row's reduction runs
+    if (kPrefetchNextRow && r + 1 < r1) {  // the next row's lines into L2 while this row reduces
       Slots::prefetch(x + off + D, valid);
       Slots::prefetch(dy + off + D, valid);
       if constexpr (KIND == kGated) Slots::prefetch(z + off + D, valid);

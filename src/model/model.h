@@ -29,6 +29,7 @@ class Model {
  public:
   explicit Model(ModelConfig cfg);  // builds the layers; parameters are not allocated yet
   Model(Model&&) = default;
+  ~Model();  // drops its gradients' deferred zero fills (zero_grads)
 
   const ModelConfig& config() const { return cfg_; }
   // Every parameter with its HF name, in HF order (embedding, layers, final norm, head).
@@ -106,7 +107,12 @@ class Model {
   // Gradient buffers for every parameter on the model's device, zero-filled (once; zero_grads()
   // per optimizer step). prepare_training() does this too.
   void allocate_grads();
+  // Zeroes every gradient, lazily (ops/deferred_zero.h): the first weight-gradient GEMM writes its
+  // product instead of adding it onto zeros, and any op that names a gradient fills it first.
+  // train_step ends with every gradient written or filled; to read the bytes without an op or
+  // train_step in between, call settle_grads() first.
   void zero_grads();
+  void settle_grads();
   // Forward, mean cross-entropy over targets != -1, and backward for one micro-batch:
   // ids, targets I32 [B, T] (host or device); seq_idx I32 [B, T] document ids of packed sequences
   // (or null). Gradients of grad_scale * mean loss accumulate into the parameters' grads. With

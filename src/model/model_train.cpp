@@ -13,6 +13,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "ops/deferred_zero.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -55,7 +56,10 @@ void Model::prepare_training(Device device, DType matrix_dtype) {
   }
   device_ = device;
   matrix_dtype_ = matrix_dtype;
-  for (ParamRef& p : params_) *p.grad = Tensor();
+  for (ParamRef& p : params_) {
+    ops::drop_deferred_zero(*p.grad);
+    *p.grad = Tensor();
+  }
   allocate_grads();
   workspace_ = std::make_unique<Workspace>(device);
 }
@@ -92,9 +96,16 @@ void Model::allocate_grads() {
 }
 
 void Model::zero_grads() {
-  std::vector<Tensor*> grads;
-  for (ParamRef& p : params_) grads.push_back(p.grad);
-  ops::fill_each(grads, 0.0f);
+  for (ParamRef& p : params_) ops::defer_zero_fill(*p.grad);
+}
+
+void Model::settle_grads() {
+  for (ParamRef& p : params_) ops::settle_deferred_zero(*p.grad);
+}
+
+Model::~Model() {
+  for (ParamRef& p : params_)
+    if (p.grad) ops::drop_deferred_zero(*p.grad);
 }
 
 ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& targets_in, const Tensor* seq_idx_in,
@@ -210,7 +221,9 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   stage("head + loss");
   // Gradients final from here on (for this micro-batch): see set_grads_ready_hook.
   auto grads_ready = [&](size_t first, size_t end) {
-    if (grads_ready_ && first < end) grads_ready_(first, end);
+    if (!grads_ready_ || first >= end) return;
+    for (size_t i = first; i < end; ++i) ops::settle_deferred_zero(*params_[i].grad);  // one no op touched
+    grads_ready_(first, end);
   };
   grads_ready(block_first_param_.back(), params_.size());  // final norm, head
   for (size_t l = blocks_.size(); l-- > 0;) {
@@ -230,6 +243,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   ops::embedding_backward(ids, dh, embedding_->grad);
   stage("embedding backward");
   grads_ready(0, 1);  // the embedding (with a tied head, its gradient was still growing until now)
+  settle_grads();  // a gradient that no op of this step touched is zero, as zero_grads promised
 
   const Tensor losses = to_host(loss_rows);  // waits for the step
   for (int64_t i = 0; i < rows; ++i) result.sum_loss += losses.f32()[i];

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "ops/deferred_zero.h"
 
 namespace mambalm::ops::checks {
 
@@ -80,6 +81,11 @@ inline bool on_cuda_of(const char* op, const Tensors& tensors) {
   if (any_cuda && any_cpu)
     fail(where(op), "tensors on different devices (some CPU, some CUDA)",
          "move them all to one device first (to_device in core/device.h)");
+  // Every op names all its operands here, so this is where a gradient whose zero fill was
+  // deferred (ops/deferred_zero.h) gets it before the op reads or adds to it.
+  if (any_deferred_zero())
+    for (const Tensor* t : tensors)
+      if (t) settle_deferred_zero(*t);
   return any_cuda;
 }
 inline bool on_cuda(const char* op, std::initializer_list<const Tensor*> tensors) { return on_cuda_of(op, tensors); }

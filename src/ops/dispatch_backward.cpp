@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "ops/backend.h"
 #include "ops/checks.h"
+#include "ops/deferred_zero.h"
 #include "ops/op_inputs.h"
 #include "ops/ops_backward.h"
 
@@ -17,8 +18,16 @@ using namespace checks;
 
 // ---- dense -------------------------------------------------------------------------------
 
+namespace {
+// A dw whose zero fill was deferred is written by the GEMM (beta 0) rather than filled and added
+// onto, when the GEMM writes all of it (some rows of x: an empty product leaves dw to the fill).
+bool take_fresh_dw(const Tensor* dw, const Tensor& x) {
+  return dw && dw->numel() > 0 && x.numel() > 0 && take_deferred_zero(*dw);
+}
+}  // namespace
+
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db,
-                     bool accumulate_dx) {
+                     bool accumulate_dx, bool assign_dw) {
   const char* op = "linear_backward";
   linear_inputs(op, x, w, nullptr);
   Shape ys = x.shape();
@@ -33,13 +42,14 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
   }
   need(op, "dw", dw, w.shape());
   need(op, "db", db, {w.dim(0)});
-  const bool gpu = on_cuda(op, {&dy, &x, &w, dx, dw, db});
   need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", &dy}, {"x", &x}, {"w", &w}});
-  MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db, accumulate_dx));
+  assign_dw = take_fresh_dw(dw, x) || assign_dw;  // before on_cuda, which would fill it
+  const bool gpu = on_cuda(op, {&dy, &x, &w, dx, dw, db});
+  MAMBALM_BACKEND(gpu, linear_backward(dy, x, w, dx, dw, db, accumulate_dx, assign_dw));
 }
 
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
-                           Tensor* dw, Tensor* db, bool accumulate_dx) {
+                           Tensor* dw, Tensor* db, bool accumulate_dx, bool assign_dw) {
   const char* op = "linear_backward_parts";
   linear_inputs(op, x, w, nullptr);  // x F32, or BF16 on CUDA with BF16 weights
   column_parts(op, "dy", dy_parts, Shape(x.shape().begin(), x.shape().end() - 1), w.dim(0),
@@ -47,13 +57,12 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
   need(op, "dx", dx, x.shape());
   need(op, "dw", dw, w.shape());
   need(op, "db", db, {w.dim(0)});
-  bool gpu = on_cuda(op, {&x, &w, dx, dw, db});
-  for (const Tensor* p : dy_parts) {
-    gpu = on_cuda(op, {&x, p});
-    need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", p}});
-  }
+  for (const Tensor* p : dy_parts) need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"dy", p}});
   need_disjoint(op, {{"dx", dx}, {"dw", dw}, {"db", db}}, {{"x", &x}, {"w", &w}});
-  MAMBALM_BACKEND(gpu, linear_backward_parts(dy_parts, x, w, dx, dw, db, accumulate_dx));
+  assign_dw = take_fresh_dw(dw, x) || assign_dw;  // before on_cuda, which would fill it
+  bool gpu = on_cuda(op, {&x, &w, dx, dw, db});
+  for (const Tensor* p : dy_parts) gpu = on_cuda(op, {&x, p});
+  MAMBALM_BACKEND(gpu, linear_backward_parts(dy_parts, x, w, dx, dw, db, accumulate_dx, assign_dw));
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dtable) {

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "harness.h"
+#include "ops/deferred_zero.h"
 #include "ops/ops.h"
 #include "ops/ops_backward.h"
 
@@ -110,6 +111,33 @@ void check_linear_backward(int64_t B, int64_t T, int64_t K, int64_t N, bool bf16
     if (want.db) diff += nmse_gpu(rdb, gdb);
     record("linear_backward", sh, "repeat", diff, kExact, NAN, NAN);
   }
+}
+
+// A dw whose zero fill was deferred (ops/deferred_zero.h, what Model::zero_grads does): the GPU's
+// dw starts as NaN and is marked, so the GEMM must write it with beta 0 (a read of it gives NaN);
+// the CPU's starts at real zeros. x_bf16: x and dy in bf16 (mixed precision's
+// linear_backward_bf16_activations path); else fp32 x and dy (the blocks path: tensor cores with
+// bf16 weights, cuBLAS sgemm with fp32 ones).
+void check_linear_backward_deferred_dw(int64_t M, int64_t K, int64_t N, bool bf16_w, bool x_bf16) {
+  const float a = 1.0f / std::sqrt(float(M));
+  Tensor x = rand_cpu({M, K}, -1, 1), w = rand_cpu({N, K}, -0.03f, 0.03f), dy = rand_cpu({M, N}, -a, a);
+  if (x_bf16) {
+    x = rounded_bf16(x);
+    dy = rounded_bf16(dy);
+  }
+  const Tensor xr = bf16_w ? rounded_bf16(x) : x, wr = bf16_w ? rounded_bf16(w) : w, dyr = bf16_w ? rounded_bf16(dy) : dy;
+  Tensor dw = Tensor::zeros({N, K});
+  ops::linear_backward(dyr, xr, wr, nullptr, &dw, nullptr);
+  Tensor gx = x_bf16 ? up(x.to(DType::BF16)) : up(x), gdy = x_bf16 ? up(dy.to(DType::BF16)) : up(dy);
+  Tensor gw = bf16_w ? up(w.to(DType::BF16)) : up(w), gdw = poisoned({N, K});
+  ops::defer_zero_fill(gdw);
+  ops::linear_backward(gdy, gx, gw, nullptr, &gdw, nullptr);
+  const bool marked_left = ops::any_deferred_zero();
+  ops::settle_all_deferred_zeros();
+  const std::string sh = "[" + std::to_string(M) + ", " + std::to_string(N) + "]x[" + std::to_string(N) + ", " +
+                         std::to_string(K) + "]" + (bf16_w ? " bf16" : " f32") + (x_bf16 ? " x,dy bf16" : "");
+  const double limit = bf16_w && K % 8 == 0 ? kGemmBf16 : kGemm;
+  record("linear_backward", sh, "dw deferred 0", marked_left ? INFINITY : nmse(gdw, dw), limit, NAN, NAN);
 }
 
 // ---- embedding_backward -------------------------------------------------------------------------
@@ -477,6 +505,12 @@ void run_dense_backward(bool quick) {
   check_linear_backward(3, 37, 40, 21, true, {true, false, false});
   check_linear_backward(3, 37, 40, 21, false, {false, false, true});
   check_linear_backward(1, 5, 64, 1, true);
+  // a deferred zero fill of dw, on each GEMM path (beta 0)
+  check_linear_backward_deferred_dw(B * T, d, d, true, true);
+  check_linear_backward_deferred_dw(B * T, d, d, true, false);
+  check_linear_backward_deferred_dw(111, 40, 21, true, false);
+  check_linear_backward_deferred_dw(111, 37, 21, true, false);
+  check_linear_backward_deferred_dw(111, 40, 24, false, false);
 
   // embedding_backward: Zipf-distributed ids (repeats across many chunks), odd D (scalar path),
   // one id everywhere (one run through every chunk), fewer tokens than a chunk.

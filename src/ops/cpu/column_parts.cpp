@@ -46,9 +46,9 @@ void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, c
 }
 
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
-                           Tensor* dw, Tensor* db, bool accumulate_dx) {
+                           Tensor* dw, Tensor* db, bool accumulate_dx, bool assign_dw) {
   const Tensor dy = joined(dy_parts);  // [..., N]
-  linear_backward(dy, x, w, dx, dw, db, accumulate_dx);
+  linear_backward(dy, x, w, dx, dw, db, accumulate_dx, assign_dw);
 }
 
 void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,

@@ -71,7 +71,7 @@ void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Ten
 
 // Forward y[M, N] = x[M, K] w[N, K]^T + b.
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
-                     Tensor* db, bool accumulate_dx) {
+                     Tensor* db, bool accumulate_dx, bool assign_dw) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
   if (dx && dx->numel() > 0) {
@@ -84,10 +84,10 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
                   static_cast<blasint>(K));
     }
   }
-  if (dw && M > 0 && N > 0 && K > 0) {  // dw[N, K] += dy^T[N, M] x[M, K]
+  if (dw && M > 0 && N > 0 && K > 0) {  // dw[N, K] (+)= dy^T[N, M] x[M, K]
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(N),
                 static_cast<blasint>(K), static_cast<blasint>(M), 1.0f, dy.f32(),
-                static_cast<blasint>(N), x.f32(), static_cast<blasint>(K), 1.0f, dw->f32(),
+                static_cast<blasint>(N), x.f32(), static_cast<blasint>(K), assign_dw ? 0.0f : 1.0f, dw->f32(),
                 static_cast<blasint>(K));
   }
   if (db && M > 0) add_column_sums(dy.f32(), M, N, db->f32());

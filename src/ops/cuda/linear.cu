@@ -824,7 +824,7 @@ const float* joined_dy(const std::vector<DyBlock>& blocks, int64_t M, int64_t N,
 // precision's block norms write the mixers' input in bf16), which the tensor-core GEMM reads as it
 // is and the fp32 GEMMs through an exact fp32 copy.
 void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor& x, const Tensor& w,
-                            Tensor* dx, Tensor* dw, Tensor* db, bool accumulate_dx, const char* op) {
+                            Tensor* dx, Tensor* dw, Tensor* db, bool accumulate_dx, bool assign_dw, const char* op) {
   const int64_t N = w.dim(0), K = w.dim(1);
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, std::string("op ") + op + " (cuda)",
                 "dimensions beyond 2^31 are not supported by this path");
@@ -835,7 +835,7 @@ void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor
     if (!accumulate_dx) check_cuda(cudaMemsetAsync(dx->f32(), 0, dx->nbytes(), cudaStreamPerThread), op, "cudaMemsetAsync");
     want_dx = false;
   }
-  const float dx_beta = accumulate_dx ? 1.0f : 0.0f;
+  const float dx_beta = accumulate_dx ? 1.0f : 0.0f, dw_beta = assign_dw ? 0.0f : 1.0f;
   if (!want_dx && !want_dw && !want_db) return;
   float* dbp = want_db ? db->f32() : nullptr;
   if (want_db && any_bf16(blocks)) blocks = widened(blocks, M, op);  // db sums fp32 columns
@@ -881,7 +881,7 @@ void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor
           column_pass(x.f32(), M, K, r, K, nullptr, op);
           xb = r;
         }
-        lt_run(*pdw, xb, dyb, 1.0f, dw->f32());
+        lt_run(*pdw, xb, dyb, dw_beta, dw->f32());
       }
       return;
     }
@@ -924,7 +924,7 @@ void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor
                "cublasSgemm (dx)", op);
   if (want_dw)
     check_blas(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, int(K), int(N), int(M), &one, xf, int(K), dyf, int(N),
-                           &one, dw->f32(), int(K)),
+                           &dw_beta, dw->f32(), int(K)),
                "cublasSgemm (dw)", op);
 }
 
@@ -938,7 +938,7 @@ namespace {
 // db, and shapes the tensor cores cannot take, go through fp32 copies of the bf16 tensors and
 // linear_backward_blocks, whose arithmetic is the same (it rounds its operands to bf16).
 void linear_backward_bf16_activations(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
-                                      Tensor* db, bool accumulate_dx, int64_t M) {
+                                      Tensor* db, bool accumulate_dx, bool assign_dw, int64_t M) {
   const char* op = "linear_backward";
   const int64_t N = w.dim(0), K = w.dim(1);
   MAMBALM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "op linear_backward (cuda)",
@@ -976,7 +976,7 @@ void linear_backward_bf16_activations(const Tensor& dy, const Tensor& x, const T
         f32_to_bf16({{x.f32(), reinterpret_cast<uint16_t*>(r), M * K}});
         xb = r;
       }
-      lt_run(*pdw, xb, dyb, 1.0f, dw->f32());
+      lt_run(*pdw, xb, dyb, assign_dw ? 0.0f : 1.0f, dw->f32());
     }
     return;
   }
@@ -985,30 +985,31 @@ void linear_backward_bf16_activations(const Tensor& dy, const Tensor& x, const T
   const Tensor x32 = want_dw ? as_f32(x, x32_buf, op) : x;
   const bool dx16 = want_dx && dx->dtype() == DType::BF16;
   Tensor dx32 = dx16 ? f32_scratch(dx32_buf, dx->shape(), op) : (dx ? *dx : Tensor());
-  linear_backward_blocks({{dy32.f32(), N}}, M, x32, w, dx ? &dx32 : nullptr, dw, db, accumulate_dx && !dx16, op);
+  linear_backward_blocks({{dy32.f32(), N}}, M, x32, w, dx ? &dx32 : nullptr, dw, db, accumulate_dx && !dx16, assign_dw,
+                         op);
   if (dx16) f32_to_bf16({{dx32.f32(), dx->data<uint16_t>(), dx->numel()}});
 }
 
 }  // namespace
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db,
-                     bool accumulate_dx) {
+                     bool accumulate_dx, bool assign_dw) {
   const int64_t N = w.dim(0), K = w.dim(1);
   const int64_t M = N > 0 ? dy.numel() / N : (K > 0 ? x.numel() / K : 0);
   if (dy.dtype() == DType::BF16 || x.dtype() == DType::BF16 || (dx && dx->dtype() == DType::BF16))
-    return linear_backward_bf16_activations(dy, x, w, dx, dw, db, accumulate_dx, M);
-  linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, accumulate_dx, "linear_backward");
+    return linear_backward_bf16_activations(dy, x, w, dx, dw, db, accumulate_dx, assign_dw, M);
+  linear_backward_blocks({{dy.f32(), N}}, M, x, w, dx, dw, db, accumulate_dx, assign_dw, "linear_backward");
 }
 
 // The blocks are rounded into their columns of the one bf16 dy the GEMMs read: no fp32 copy.
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,
-                           Tensor* dw, Tensor* db, bool accumulate_dx) {
+                           Tensor* dw, Tensor* db, bool accumulate_dx, bool assign_dw) {
   std::vector<DyBlock> blocks;
   for (const Tensor* p : dy_parts) blocks.push_back({p->raw(), p->dim(-1), p->dtype() == DType::BF16});
   const Tensor& first = **dy_parts.begin();
   const int64_t M = first.rank() > 0 && first.dim(-1) > 0 ? first.numel() / first.dim(-1)
                                                            : (x.dim(-1) > 0 ? x.numel() / x.dim(-1) : 0);
-  linear_backward_blocks(blocks, M, x, w, dx, dw, db, accumulate_dx, "linear_backward_parts");
+  linear_backward_blocks(blocks, M, x, w, dx, dw, db, accumulate_dx, assign_dw, "linear_backward_parts");
 }
 
 void set_gemm_autotune(bool on) { g_autotune = on; }

@@ -68,4 +68,15 @@ TEST(BenchCpu, ColdIsRefusedWhereItMeansNothing) {
   EXPECT_NE(r.err.find("--cold"), std::string::npos) << r.err;
 }
 
+// --unrelated-targets: the training benchmark's targets are drawn apart from the ids, so the
+// next-id relation is gone; a flag of --train only.
+TEST(BenchCpu, UnrelatedTargetsIsATrainingOption) {
+  const auto r = run_cli("bench --train --preset mamba2-tiny --seq-len 32 --micro-batch 2 --steps 1 --warmup 0 --unrelated-targets");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| mamba2-tiny |"), std::string::npos) << r.out;
+  const auto bad = run_cli("bench --preset mamba2-tiny --unrelated-targets");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--unrelated-targets"), std::string::npos) << bad.err;
+}
+
 }  // namespace

@@ -33,14 +33,15 @@ size_t device_used_bytes(Device device) {
 }
 
 // Random ids [B, T] and their next-token targets, drawn from one stream of T + 1 tokens per row.
-void random_batch(Rng& rng, int64_t vocab, Tensor& ids, Tensor& targets) {
+void random_batch(Rng& rng, int64_t vocab, bool unrelated_targets, Tensor& ids, Tensor& targets) {
   const int64_t B = ids.dim(0), T = ids.dim(1);
+  auto draw = [&] { return static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab)); };
   for (int64_t b = 0; b < B; ++b) {
-    int32_t prev = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab));
+    int32_t prev = draw();
     for (int64_t t = 0; t < T; ++t) {
-      const int32_t next = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab));
+      const int32_t next = draw();
       ids.data<int32_t>()[b * T + t] = prev;
-      targets.data<int32_t>()[b * T + t] = next;
+      targets.data<int32_t>()[b * T + t] = unrelated_targets ? draw() : next;
       prev = next;
     }
   }
@@ -107,7 +108,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       Tensor ids = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
       Tensor targets = Tensor::empty({o.micro_batch, o.seq_len}, DType::I32);
       Rng rng(o.seed + 7 + static_cast<uint64_t>(world.rank));  // each rank its own tokens
-      random_batch(rng, model.config().vocab_size, ids, targets);
+      random_batch(rng, model.config().vocab_size, o.unrelated_targets, ids, targets);
       auto step = [&] {
         if (sharded) {
           sharded->zero_grads();

@@ -27,6 +27,9 @@ struct TrainSpeedOptions {
   bool recompute = false;
   unsigned keep_activations = 0;  // KeepKinds (model/layer.h)
   bool profile = false;  // one extra step timed stage by stage (forward / backward per layer kind, head, optimizer)
+  // Targets drawn apart from the ids instead of the next id: a model that could see the next
+  // input (a causal leak) then gains nothing, while memorising the one batch is as easy as before.
+  bool unrelated_targets = false;
   uint64_t seed = 0;
 };
 

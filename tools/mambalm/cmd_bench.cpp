@@ -52,6 +52,7 @@ int bench_train(const Args& args, const Placement& placement, bench::TrainSpeedO
   o.keep_activations = policy.keep;
   o.timed_gemms = parse_gemm_algos(args).timed;
   o.profile = args.flag("profile");
+  o.unrelated_targets = args.flag("unrelated-targets");
   const nlohmann::json rows = bench::run_train_speed(o);
   if (args.has("json-out") && !rows.empty()) {  // in a data-parallel run, rank 0's rows only
     const std::string path = args.str("json-out");
@@ -123,7 +124,8 @@ int cmd_bench(int argc, char** argv) {
              {"seq-len", "L", "train: tokens per sequence (default 4096)"},
              {"micro-batch", "B", "train: sequences per step (default 4)"},
              {"steps", "N", "train: timed steps (default 8)"},
-             {"warmup", "N", "train: untimed steps first (default 3)"}},
+             {"warmup", "N", "train: untimed steps first (default 3)"},
+             {"unrelated-targets", "", "train: targets drawn apart from the ids, not the next id (a causal leak then cannot lower the loss)"}},
             with(with(placement_options_with_kv(), activation_options()), gemm_options()));
   if (!args.parse(argc, argv)) return 0;
   const BenchNumbers numbers = read_numbers(args);
@@ -132,6 +134,8 @@ int cmd_bench(int argc, char** argv) {
         "times the CPU's first prefill; it means nothing with --train or --device cuda");
   check(!args.has("prefill-chunk") || !args.flag("train"), "mambalm bench --prefill-chunk",
         "sizes the inference benchmarks' prefill; --train has none");
+  check(!args.flag("unrelated-targets") || args.flag("train"), "mambalm bench --unrelated-targets",
+        "chooses the training benchmark's targets; give it with --train");
   if (args.flag("train")) return bench_train(args, placement, numbers.train);
   if (placement.device == Device::CUDA) return bench_gpu(args, placement, numbers.sweep);
   check(args.has("model") != args.has("preset"), args.where(), "give exactly one of --model DIR or --preset NAME");

@@ -6,7 +6,8 @@
 // - `dy` is the gradient of the loss w.r.t. the forward output.
 // - Activation gradients (dx, dq, du, ...) are ASSIGNED (overwritten).
 // - Parameter gradients (dw, db, dA, dD, dt_bias, dtable, ...) are ACCUMULATED (+=): zero them
-//   once per optimizer step, then gradient accumulation over micro-batches is free.
+//   once per optimizer step, then gradient accumulation over micro-batches is free
+//   (Model::zero_grads defers the fill to the first writer: ops/deferred_zero.h).
 // - A pointer output may be null when that gradient is not wanted (frozen or absent parameter).
 // - Unless said otherwise an output may not alias an input; the elementwise backwards allow
 //   dx to alias dy.

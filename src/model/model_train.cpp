@@ -222,7 +222,7 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
   // Gradients final from here on (for this micro-batch): see set_grads_ready_hook.
   auto grads_ready = [&](size_t first, size_t end) {
     if (!grads_ready_ || first >= end) return;
-    for (size_t i = first; i < end; ++i) ops::settle_deferred_zero(*params_[i].grad);  // one no op touched
+    for (size_t i = first; i < end; ++i) ops::settle_deferred_zero(*params_[i].grad);  // zero if no op wrote it
     grads_ready_(first, end);
   };
   grads_ready(block_first_param_.back(), params_.size());  // final norm, head

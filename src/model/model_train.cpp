@@ -207,11 +207,14 @@ ops::CrossEntropyResult Model::train_step(const Tensor& ids_in, const Tensor& ta
     const int64_t r1 = std::min(rows, r0 + chunk);
     const size_t chunk_mark = ws ? ws->mark() : 0;
     Tensor x = final_rows.slice0(r0, r1), dx = dfinal_rows.slice0(r0, r1);
-    Tensor logits = empty({r1 - r0, V});  // then d loss / d logits, in place
+    Tensor logits = empty({r1 - r0, V});  // fp32, then (fp32 training) d loss / d logits in place
     ops::linear(x, head, nullptr, logits);
     Tensor loss_chunk = loss_rows.slice0(r0, r1);
-    ops::cross_entropy(logits, target_rows.slice0(r0, r1), row_scale, loss_chunk, &logits);
-    ops::linear_backward(logits, x, head, &dx, &head_grad, nullptr);
+    // In mixed precision d loss / d logits is written in bf16, the head GEMM's operand (the same
+    // rounding its fp32 -> bf16 conversion made, without that pass over the chunk).
+    Tensor dlogits = norm_out == DType::BF16 ? empty({r1 - r0, V}, DType::BF16) : logits;
+    ops::cross_entropy(logits, target_rows.slice0(r0, r1), row_scale, loss_chunk, &dlogits);
+    ops::linear_backward(dlogits, x, head, &dx, &head_grad, nullptr);
     if (ws) ws->release(chunk_mark);
   }
 

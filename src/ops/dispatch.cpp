@@ -519,10 +519,14 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, float grad_scale
   MAMBALM_CHECK(logits.dim(1) >= 1, where(op), "logits has no classes: " + shape_str(logits.shape()));
   need(op, "targets", &targets, {logits.dim(0)}, DType::I32);
   need(op, "loss", &loss, {logits.dim(0)});
-  need(op, "dlogits", dlogits, logits.shape());
+  // dlogits F32, or BF16 on CUDA (what mixed precision's head GEMM reads: one rounding, no pass)
+  const bool dlogits_bf16 = dlogits && dlogits->dtype() == DType::BF16;
+  need(op, "dlogits", dlogits, logits.shape(), dlogits_bf16 ? DType::BF16 : DType::F32);
   const bool gpu = on_cuda(op, {&logits, &targets, &loss, dlogits});
-  // dlogits may be exactly logits (same buffer), but not a partial overlap.
-  if (dlogits && dlogits->raw() != logits.raw()) need_disjoint(op, {{"dlogits", dlogits}}, {{"logits", &logits}});
+  MAMBALM_CHECK(!dlogits_bf16 || gpu, where(op), "a BF16 dlogits on the CPU", "pass an F32 dlogits");
+  // dlogits may be exactly logits (same buffer, F32), but not a partial overlap.
+  if (dlogits && (dlogits->raw() != logits.raw() || dlogits_bf16))
+    need_disjoint(op, {{"dlogits", dlogits}}, {{"logits", &logits}});
   need_disjoint(op, {{"dlogits", dlogits}, {"loss", &loss}}, {{"targets", &targets}});
   need_disjoint(op, {{"loss", &loss}}, {{"logits", &logits}});
   MAMBALM_BACKEND(gpu, cross_entropy(logits, targets, grad_scale, loss, dlogits));

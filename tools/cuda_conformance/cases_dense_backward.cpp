@@ -305,6 +305,23 @@ void check_cross_entropy(int64_t N, int64_t V, GradOut mode, bool time_it) {
   if (with_grad) record("cross_entropy", sh, "dlogits", nmse(gg, grad), kSoftmaxGrad, NAN, NAN);
 }
 
+// dlogits in BF16 (mixed precision's head): each value must be exactly the round-to-nearest of
+// the GPU's own fp32 gradient (the same kernel, so the same fp32 value), and the loss the same.
+// unaligned: dlogits rows start 2 bytes off an 8-byte boundary (the scalar store path).
+void check_cross_entropy_bf16(int64_t N, int64_t V, bool unaligned) {
+  Tensor logits = rand_cpu({N, V}, -8, 8), targets = random_targets(N, V, 0.05);
+  Tensor gl = up(logits), gt = up(targets), loss32 = poisoned({N}), loss16 = poisoned({N});
+  Tensor g32 = poisoned({N, V});
+  Tensor big = poisoned({N * V + 1}, DType::BF16);
+  Tensor g16 = unaligned ? big.slice0(1, N * V + 1).reshape({N, V}) : big.slice0(0, N * V).reshape({N, V});
+  ops::cross_entropy(gl, gt, 0.01f, loss32, &g32);
+  ops::cross_entropy(gl, gt, 0.01f, loss16, &g16);
+  const Tensor want = down(g32).to(DType::BF16).to(DType::F32), got = down(g16).to(DType::F32);
+  const std::string sh = shape_str(logits.shape()) + " dlogits bf16" + (unaligned ? " unaligned" : "");
+  record("cross_entropy", sh, "= bf16(f32 dlogits)", nmse(got, want), kExact, NAN, NAN);
+  record("cross_entropy", sh, "loss", nmse(loss16, down(loss32)), kExact, NAN, NAN);
+}
+
 void check_cross_entropy_bad_target(int32_t bad) {
   const int64_t N = 16, V = 1000;
   Tensor logits = rand_cpu({N, V}, -8, 8), targets = random_targets(N, V, 0.2);
@@ -549,6 +566,10 @@ void run_dense_backward(bool quick) {
   check_cross_entropy(33, 50257, GradOut::kSeparate, false);
   check_cross_entropy(33, 50257, GradOut::kUnaligned, false);
   check_cross_entropy(7, 5, GradOut::kSeparate, false);
+  check_cross_entropy_bf16(33, 50304, false);  // the shared-memory row kernel
+  check_cross_entropy_bf16(33, 50257, true);
+  check_cross_entropy_bf16(65, 8192, false);   // the register kernel
+  check_cross_entropy_bf16(9, 12, true);
   // the register kernel's row lengths (V % 4 == 0, up to 32K): the study's 8K vocabulary, 32K, a
   // row shorter than its threads' quads, and unaligned dlogits (the shared-memory kernel)
   check_cross_entropy(ce_rows, 8192, GradOut::kSeparate, true);

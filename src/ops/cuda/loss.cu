@@ -11,7 +11,10 @@
 // pass 2 reads it back, so logits cross DRAM once and dlogits once (3.3 GB for 8192 x 50304
 // instead of 4.9 GB); longer rows (up to 256K and beyond) are read again from global memory.
 // dlogits may be the logits buffer itself: every element is read before it is overwritten, by
-// the thread that overwrites it, and the target logit is read before pass 1.
+// the thread that overwrites it, and the target logit is read before pass 1. dlogits may also be
+// BF16 (mixed-precision training: the head's backward GEMM reads dy in bf16), each value rounded
+// to nearest even once, as a conversion of the fp32 gradient would: 2 bytes written per class
+// instead of 4, and no separate fp32 -> bf16 pass over the chunk before the GEMM.
 //
 // Accuracy against the CPU's double sum of exp_fast terms: each thread adds ~V/1024 terms <= 1
 // in fp32 (relative error ~1e-7 of its partial), the tree of 1024 partials adds ~log2(1024)
@@ -32,6 +35,7 @@
 #include "core/device.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/vec4_io.cuh"
 
 namespace mambalm::ops::cuda {
 
@@ -116,15 +120,15 @@ __device__ __forceinline__ MaxSum block_combine(MaxSum st) {
 
 // One row per block. kCache: the row is kept in dynamic shared memory between the passes
 // (V + 3 floats; element j at index j + pad so that the float4 body is 16-byte aligned there).
-template <bool kCache>
+template <bool kCache, class GT>
 __global__ void __launch_bounds__(kCeThreads)
 cross_entropy_rows(const float* logits, const int32_t* __restrict__ targets, float grad_scale, float* __restrict__ loss,
-                   float* dlogits, int64_t V) {
+                   GT* dlogits, int64_t V) {
   extern __shared__ float4 cache4[];
   float* cache = reinterpret_cast<float*>(cache4);
   const int64_t row = blockIdx.x;
   const float* l = logits + row * V;
-  float* g = dlogits ? dlogits + row * V : nullptr;
+  GT* g = dlogits ? dlogits + row * V : nullptr;
   const int32_t t = targets[row];
   // Split the row into a scalar head (until 16-byte alignment), a float4 body and a scalar tail.
   const int64_t head = min(V, ((16 - int64_t(reinterpret_cast<uintptr_t>(l) & 15)) & 15) / 4);
@@ -133,19 +137,18 @@ cross_entropy_rows(const float* logits, const int32_t* __restrict__ targets, flo
   const int64_t pad = (4 - head) & 3;  // cache index of element j: j + pad
   const int tid = threadIdx.x;
 
-  // dlogits takes the float4 path when its rows have the logits' alignment (the same buffer, or
-  // both from aligned allocations); otherwise it is written element by element.
-  const bool g_vec = g && (reinterpret_cast<uintptr_t>(g) & 15) == (reinterpret_cast<uintptr_t>(l) & 15);
+  // dlogits takes the float4 path when its element `head` is aligned to four elements, as the
+  // logits' is (the same buffer, or both from aligned allocations); else element by element.
+  const bool g_vec = g && aligned_to(g + head, 4 * sizeof(GT));
 
   if (t == -1) {  // ignored row: loss 0, gradient 0
     if (tid == 0) loss[row] = 0.0f;
     if (g && g_vec) {
-      for (int64_t j = tid; j < head; j += blockDim.x) g[j] = 0.0f;
-      float4* g4 = reinterpret_cast<float4*>(g + head);
-      for (int64_t q = tid; q < body; q += blockDim.x) g4[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int64_t j = tail0 + tid; j < V; j += blockDim.x) g[j] = 0.0f;
+      for (int64_t j = tid; j < head; j += blockDim.x) store_float(g + j, 0.0f);
+      for (int64_t q = tid; q < body; q += blockDim.x) store_float4(g + head + 4 * q, make_float4(0.0f, 0.0f, 0.0f, 0.0f));
+      for (int64_t j = tail0 + tid; j < V; j += blockDim.x) store_float(g + j, 0.0f);
     } else if (g) {
-      for (int64_t j = tid; j < V; j += blockDim.x) g[j] = 0.0f;
+      for (int64_t j = tid; j < V; j += blockDim.x) store_float(g + j, 0.0f);
     }
     return;
   }
@@ -194,21 +197,21 @@ cross_entropy_rows(const float* logits, const int32_t* __restrict__ targets, flo
     for (int64_t j = tid; j < V; j += blockDim.x) {
       const float v = kCache ? cache[j + pad] : l[j];
       const float d = grad_scale * expf(v - lse_f);
-      g[j] = j == t ? d - grad_scale : d;
+      store_float(g + j, j == t ? d - grad_scale : d);
     }
     return;
   }
   for (int64_t j = tid; j < head; j += blockDim.x) {
     const float v = kCache ? cache[j + pad] : l[j];
     const float d = grad_scale * expf(v - lse_f);
-    g[j] = j == t ? d - grad_scale : d;
+    store_float(g + j, j == t ? d - grad_scale : d);
   }
   for (int64_t j = tail0 + tid; j < V; j += blockDim.x) {
     const float v = kCache ? cache[j + pad] : l[j];
     const float d = grad_scale * expf(v - lse_f);
-    g[j] = j == t ? d - grad_scale : d;
+    store_float(g + j, j == t ? d - grad_scale : d);
   }
-  float4* g4 = reinterpret_cast<float4*>(g + head);
+  GT* gb = g + head;  // the float4 body, four elements a step
   const int64_t tq = valid && t >= head && t < tail0 ? (t - head) / 4 : -1;  // the quad holding the target
   for (int64_t q0 = tid; q0 < body; q0 += int64_t(U) * blockDim.x) {
     float4 v[U];
@@ -230,7 +233,7 @@ cross_entropy_rows(const float* logits, const int32_t* __restrict__ targets, flo
           else if (k == 2) d.z -= grad_scale;
           else d.w -= grad_scale;
         }
-        g4[q] = d;
+        store_float4(gb + 4 * q, d);
       }
     }
   }
@@ -243,13 +246,13 @@ cross_entropy_rows(const float* logits, const int32_t* __restrict__ targets, flo
 // block_combine, lse in double). With 1024 threads on a row of 8K classes (the study's
 // vocabulary) each thread had held 8 values between two block-wide reductions: 0.7 ms for 16384
 // rows, ~3x the row's memory time.
-template <int Q, int NT>
+template <int Q, int NT, class GT>
 __global__ void __launch_bounds__(NT)
 cross_entropy_regs(const float* logits, const int32_t* __restrict__ targets, float grad_scale, float* __restrict__ loss,
-                   float* dlogits, int64_t V) {
+                   GT* dlogits, int64_t V) {
   const int64_t row = blockIdx.x;
   const float4* l4 = reinterpret_cast<const float4*>(logits + row * V);
-  float4* g4 = dlogits ? reinterpret_cast<float4*>(dlogits + row * V) : nullptr;
+  GT* g4 = dlogits ? dlogits + row * V : nullptr;  // quad i at g4 + 4 i
   const int32_t t = targets[row];
   const int tid = threadIdx.x;
   const int64_t quads = V / 4;
@@ -258,7 +261,7 @@ cross_entropy_regs(const float* logits, const int32_t* __restrict__ targets, flo
     if (g4)
 #pragma unroll
       for (int q = 0; q < Q; ++q)
-        if (tid + int64_t(NT) * q < quads) g4[tid + NT * q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (tid + int64_t(NT) * q < quads) store_float4(g4 + 4 * (tid + int64_t(NT) * q), make_float4(0.0f, 0.0f, 0.0f, 0.0f));
     return;
   }
   const bool valid = t >= 0 && t < V;
@@ -291,14 +294,15 @@ cross_entropy_regs(const float* logits, const int32_t* __restrict__ targets, flo
       else if (k == 2) d.z -= grad_scale;
       else d.w -= grad_scale;
     }
-    g4[i] = d;
+    store_float4(g4 + 4 * i, d);
   }
 }
 
 // The register kernel for the row length, or false when it does not apply.
-bool launch_cross_entropy_regs(const float* logits, const int32_t* tg, float grad_scale, float* loss, float* g,
+template <class GT>
+bool launch_cross_entropy_regs(const float* logits, const int32_t* tg, float grad_scale, float* loss, GT* g,
                                int64_t N, int64_t V) {
-  const bool ok = V % 4 == 0 && V <= 32768 && aligned16(logits) && (!g || aligned16(g));
+  const bool ok = V % 4 == 0 && V <= 32768 && aligned16(logits) && (!g || aligned_to(g, 4 * sizeof(GT)));
   if (!ok) return false;
   if (V <= 4096) cross_entropy_regs<8, 128><<<unsigned(N), 128>>>(logits, tg, grad_scale, loss, g, V);
   else if (V <= 8192) cross_entropy_regs<8, 256><<<unsigned(N), 256>>>(logits, tg, grad_scale, loss, g, V);
@@ -316,12 +320,29 @@ int max_dynamic_smem() {
                "shared memory limit");
     // room for the kernel's static shared memory (the reduction's 256 bytes) and some slack
     v -= 1024;
-    if (v > 0)
-      check_cuda(cudaFuncSetAttribute(cross_entropy_rows<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, v),
+    if (v > 0) {
+      check_cuda(cudaFuncSetAttribute(cross_entropy_rows<true, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, v),
                  "cross_entropy", "cudaFuncSetAttribute");
+      check_cuda(cudaFuncSetAttribute(cross_entropy_rows<true, __nv_bfloat16>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, v),
+                 "cross_entropy", "cudaFuncSetAttribute");
+    }
     return v;
   }();
   return bytes;
+}
+
+// The kernel for the row length and the gradient's storage (g null: the loss only).
+template <class GT>
+void launch_cross_entropy(const float* logits, const int32_t* tg, float grad_scale, float* loss, GT* g, int64_t N,
+                          int64_t V) {
+  const size_t cache_bytes = size_t(V + 3) * sizeof(float);
+  if (launch_cross_entropy_regs(logits, tg, grad_scale, loss, g, N, V))
+    ;  // rows up to 32K classes
+  else if (g && cache_bytes <= size_t(std::max(0, max_dynamic_smem())))
+    cross_entropy_rows<true><<<unsigned(N), kCeThreads, cache_bytes>>>(logits, tg, grad_scale, loss, g, V);
+  else  // no gradient (one pass only) or a row too long to keep
+    cross_entropy_rows<false><<<unsigned(N), kCeThreads>>>(logits, tg, grad_scale, loss, g, V);
 }
 
 }  // namespace
@@ -349,14 +370,10 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, float grad_scale
            "targets must be token ids < vocab_size, or -1 to ignore the row");
     }
   }
-  float* g = dlogits ? dlogits->f32() : nullptr;
-  const size_t cache_bytes = size_t(V + 3) * sizeof(float);
-  if (launch_cross_entropy_regs(logits.f32(), tg, grad_scale, loss.f32(), g, N, V))
-    ;  // rows up to 32K classes
-  else if (g && cache_bytes <= size_t(std::max(0, max_dynamic_smem())))
-    cross_entropy_rows<true><<<unsigned(N), kCeThreads, cache_bytes>>>(logits.f32(), tg, grad_scale, loss.f32(), g, V);
-  else  // no gradient (one pass only) or a row too long to keep
-    cross_entropy_rows<false><<<unsigned(N), kCeThreads>>>(logits.f32(), tg, grad_scale, loss.f32(), g, V);
+  if (dlogits && dlogits->dtype() == DType::BF16)
+    launch_cross_entropy(logits.f32(), tg, grad_scale, loss.f32(), dlogits->data<__nv_bfloat16>(), N, V);
+  else
+    launch_cross_entropy(logits.f32(), tg, grad_scale, loss.f32(), dlogits ? dlogits->f32() : nullptr, N, V);
   check_launch(op);
 }
 

@@ -10,7 +10,7 @@ namespace mambalm::ops::cuda {
 
 // p holds a whole number of `bytes`-sized steps from address 0 (bytes = 4 elements' size for
 // load_float4 / store_float4).
-inline bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+__host__ __device__ inline bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Four consecutive elements (p aligned to four of them) as fp32, and four fp32 values stored so.
 __device__ __forceinline__ float4 load_float4(const float* p) { return *reinterpret_cast<const float4*>(p); }

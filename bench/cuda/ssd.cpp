@@ -52,6 +52,7 @@ Tensor copy_of(const Tensor& t) { return to_device(t, Device::CUDA); }  // a dev
 
 struct Inputs {
   Tensor x, dt, A, Bm, Cm, D, state, y, dy, seq;
+  Tensor y16;  // y in bf16, as mixed-precision training has the forward write it
 };
 Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, uint64_t seed) {
   Inputs in;
@@ -63,6 +64,7 @@ Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_
   in.D = rand_gpu({H}, 0.5f, 1.5f, seed + 6);
   in.state = rand_gpu({B, H, P, N}, -0.5f, 0.5f, seed + 7);
   in.y = empty_cuda({B, T, H, P});
+  in.y16 = empty_cuda({B, T, H, P}, DType::BF16);
   in.dy = rand_gpu({B, T, H, P}, -1, 1, seed + 8);
   // documents: each row cut into 4 at fixed, chunk-unaligned places
   Tensor seq = Tensor::empty({B, T}, DType::I32);
@@ -169,7 +171,8 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
   }
 }
 
-// Training: forward + backward as the model calls them (no states; dA, dD accumulate), the
+// Training: forward + backward as the model calls them (no states; dA, dD accumulate; the fast
+// products write a bf16 y, the exact ones an fp32 y), the
 // backward alone with its nine kernels, and both with document ids.
 void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, int64_t H, int64_t P, int64_t G,
                     int64_t N) {
@@ -180,7 +183,9 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
                               gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, products);
   };
   auto fwd = [&](Inputs& s, bool docs) {
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, s.y, products);
+    // mixed precision writes y in bf16 (the gated norm reads it); --dtype f32 training in fp32
+    Tensor& y = products == ops::Fp32Products::Tf32 ? s.y16 : s.y;
+    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, y, products);
   };
   const std::string key = std::string(Q == 256 ? "" : "_c" + std::to_string(Q)) + " B" + std::to_string(B) + "_L" +
                           std::to_string(T) + (H == 128 ? "" : "_H" + std::to_string(H) + "_N" + std::to_string(N));

@@ -42,7 +42,9 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   Tensor z = ctx.empty({B, T, Di}, ctx.activation_dtype());
   Tensor xbc = ctx.empty({B, T, C}, ctx.activation_dtype());
   Tensor dt_raw = ctx.empty({B, T, H});  // dt before softplus
-  Tensor ys = ctx.empty({B, T, H, P});   // SSM output per head
+  // SSM output per head: bf16 in mixed-precision training too (the SSD rounds its fp32 sums once;
+  // only the gated norm and its backward read it)
+  Tensor ys = ctx.empty({B, T, H, P}, ctx.activation_dtype());
   const bool keep_gate = ctx.keeps(kKeepGate), keep_conv = ctx.keeps(kKeepConv);
   // RMSNorm_grouped(y * SiLU(z)) * w: below the scratch mark when it is kept
   Tensor gated = keep_gate ? ctx.empty({B, T, Di}, ctx.activation_dtype()) : Tensor();
@@ -116,8 +118,9 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   Recomputed r = a.kept;  // kept by the forward, or recomputed here
   if (!r.xs.defined()) conv_and_dt(a.xbc, a.dt_raw, ctx, nullptr, r);
 
-  // y = W_out gated
-  Tensor dgated = ctx.empty({B, T, Di});
+  // y = W_out gated (d loss / d gated in bf16 in mixed precision, as the MLP's d loss / d h: the
+  // gated norm's backward reads it once)
+  Tensor dgated = ctx.empty({B, T, Di}, ctx.activation_dtype());
   {
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
     Tensor gated = r.gated;

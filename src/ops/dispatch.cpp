@@ -147,9 +147,9 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
 void gated_rms_norm(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size,
                     float eps, Tensor& y) {
   const char* op = "gated_rms_norm";
-  norm_inputs(op, x, w, eps);
-  activation_tensors(op, {{"z", &z}});  // z F32, or BF16 on CUDA (mixed precision: in_proj's output)
-  need_shape(op, "z", z, x.shape());
+  norm_inputs(op, x, w, eps, /*x_bf16_on_cuda=*/true);
+  // x and z both F32, or both BF16 on CUDA (mixed precision: the SSD's output and in_proj's)
+  activation_tensors(op, {{"x", &x}, {"z", &z}});
   activation_tensors(op, {{"y", &y}});  // y F32, or BF16 on CUDA (mixed precision: out_proj's input)
   need_shape(op, "y", y, x.shape());
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
@@ -203,11 +203,14 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
 
 namespace {
 // Returns true when the tensors live on the CUDA device.
+// y_bf16_on_cuda: y may be BF16 on CUDA (mixed-precision training: the gated norm reads it so)
 bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-               const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, const Tensor* state, const Tensor& y) {
+               const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, const Tensor* state, const Tensor& y,
+               bool y_bf16_on_cuda = false) {
   ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx);
   need(op, "state", state, ssd_state_shape(x, Bm));
-  need(op, "y", &y, x.shape());
+  const bool y16 = y_bf16_on_cuda && y.dtype() == DType::BF16 && y.device() == Device::CUDA;
+  need(op, "y", &y, x.shape(), y16 ? DType::BF16 : DType::F32);
   const bool gpu = on_cuda(op, {&x, &dt, &A, &Bm, &Cm, D, seq_idx, state, &y});
   need_disjoint(op, {{"y", &y}, {"state", state}},
                 {{"x", &x}, {"dt", &dt}, {"A", &A}, {"Bm", &Bm}, {"Cm", &Cm}, {"D", D}, {"seq_idx", seq_idx}});
@@ -224,7 +227,7 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
                  Fp32Products products) {
-  const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, seq_idx, state, y);
+  const bool gpu = check_ssd("ssd_chunked", x, dt, A, Bm, Cm, D, seq_idx, state, y, /*y_bf16_on_cuda=*/true);
   chunk_size_positive("ssd_chunked", chunk_size);
   MAMBALM_BACKEND(gpu, ssd_chunked(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products));
 }

@@ -167,15 +167,17 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,
                              const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw) {
   const char* op = "gated_rms_norm_backward";
-  norm_inputs(op, x, w, eps);
-  check_norm_grads(op, x, w, dy, dx, dw);
-  activation_tensors(op, {{"z", &z}, {"dz", &dz}});  // F32, or BF16 on CUDA (mixed precision: in_proj's)
-  need_shape(op, "z", z, x.shape());
+  norm_inputs(op, x, w, eps, /*x_bf16_on_cuda=*/true);
+  // x, z, dy and dz all F32, or all BF16 on CUDA (mixed precision: the SSD's output, in_proj's z,
+  // out_proj's backward's dx, in_proj's dy block); dx F32 (the SSD backward's dy)
+  activation_tensors(op, {{"x", &x}, {"z", &z}, {"dy", &dy}, {"dz", &dz}});
+  need(op, "dx", &dx, x.shape());
+  need(op, "dw", dw, {x.dim(-1)});
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
                 "group_size " + std::to_string(group_size) + " does not divide the last dim of x " + shape_str(x.shape()),
                 "group_size is d_inner / n_groups");
   const bool gpu = on_cuda(op, {&x, &z, &w, &dy, &dx, &dz, dw});
-  need_disjoint(op, {{"dx", &dx}, {"dz", &dz}}, {{"z", &z}});
+  need_disjoint(op, {{"dx", &dx}, {"dz", &dz}, {"dw", dw}}, {{"x", &x}, {"z", &z}, {"w", &w}, {"dy", &dy}});
   MAMBALM_BACKEND(gpu, gated_rms_norm_backward(x, z, w, group_size, eps, dy, dx, dz, dw));
 }
 

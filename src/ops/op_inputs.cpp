@@ -79,8 +79,8 @@ void same_shape(const char* op, const char* an, const Tensor& a, const char* bn,
                 "elementwise ops need equal shapes (no broadcasting)");
 }
 
-void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps) {
-  need_dtype(op, "x", x);
+void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps, bool x_bf16_on_cuda) {
+  if (!(x_bf16_on_cuda && x.dtype() == DType::BF16 && x.device() == Device::CUDA)) need_dtype(op, "x", x);
   MAMBALM_CHECK(x.rank() >= 1, where(op), "x has shape " + shape_str(x.shape()) + ", expected [..., D]");
   need(op, "w", &w, {x.dim(-1)});
   MAMBALM_CHECK(std::isfinite(eps) && eps >= 0.0f, where(op), "eps is " + std::to_string(eps) + ", expected a finite value >= 0");

@@ -30,8 +30,8 @@ void column_parts(const char* op, const char* name, const std::vector<const Tens
 void embedding_inputs(const char* op, const Tensor& ids, const Tensor& table);
 // a and b F32 with equal shapes (elementwise ops do not broadcast).
 void same_shape(const char* op, const char* an, const Tensor& a, const char* bn, const Tensor& b);
-// x F32 [..., D]; w F32 [D]; eps finite >= 0.
-void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps);
+// x F32 [..., D] (or BF16 on CUDA where x_bf16_on_cuda); w F32 [D]; eps finite >= 0.
+void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps, bool x_bf16_on_cuda = false);
 // x [B, T, C] (F32, or BF16 on CUDA where x_bf16_on_cuda), w [C, K], bias [C], seq_idx I32
 // [B, T], state [B, C, K-1] (optional ones may be null).
 void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,

@@ -194,19 +194,19 @@ void check_rope(int64_t B, int64_t T, int64_t H, int64_t Dh, int64_t rotary, int
   record("rope_backward", sh, "dx", nmse_any(gb, rounded(xb)), kBf16Elementwise, NAN, NAN);
 }
 
-// gated_rms_norm writing a BF16 y (out_proj's input) from fp32 x and an fp32 or BF16 z (in_proj's
-// output in mixed precision): the CPU's fp32 y (from the same z values) rounded. Group sizes that
-// take each kernel: warps of one / two float4 rounds (128, 256), a block of float4s (512), the
-// scalar block (100).
+// gated_rms_norm writing a BF16 y (out_proj's input) from x and z both fp32 or both BF16 (the
+// SSD's output and in_proj's in mixed precision): the CPU's fp32 y (from the same x and z values)
+// rounded. Group sizes that take each kernel: warps of one / two float4 rounds (128, 256), a block
+// of float4s (512), the scalar block (100).
 void check_gated_norm(int64_t rows, int64_t D, int64_t group, DType zt = DType::F32) {
   Tensor x = rand_cpu({rows, D}, -2, 2), z = rand_cpu({rows, D}, -3, 3), w = rand_cpu({D}, 0.5f, 1.5f);
-  if (zt == DType::BF16) z = rounded(z);
+  if (zt == DType::BF16) x = rounded(x), z = rounded(z);
   Tensor y = Tensor::empty({rows, D});
-  Tensor gx = up(x), gz = up_as(z, zt), gw = up(w), gy = poisoned({rows, D}, DType::BF16);
+  Tensor gx = up_as(x, zt), gz = up_as(z, zt), gw = up(w), gy = poisoned({rows, D}, DType::BF16);
   auto t = run_pair([&] { ops::gated_rms_norm(x, z, w, group, 1e-5f, y); },
                     [&] { ops::gated_rms_norm(gx, gz, gw, group, 1e-5f, gy); });
   record("gated_rms_norm", "[" + std::to_string(rows) + ", " + std::to_string(D) + "] group " + std::to_string(group) +
-                               " z " + name(zt) + " y bf16",
+                               " x z " + name(zt) + " y bf16",
          "y", nmse_any(gy, rounded(y)), kBf16Elementwise, t.gpu_ms, t.cpu_ms);
 }
 
@@ -362,8 +362,11 @@ void check_invalid_dtypes() {
   });
   check_throws("gelu: bf16 x, f32 y", [&] { ops::gelu(x16, y32); });
   Tensor gdx32 = poisoned({4, 16}), gdz32 = poisoned({4, 16});
-  check_throws("gated_rms_norm_backward: f32 dz for a bf16 z",
-               [&] { ops::gated_rms_norm_backward(x32, x16, g32, 8, 1e-5f, x32, gdx32, gdz32, nullptr); });
+  check_throws("gated_rms_norm_backward: f32 dz for a bf16 x, z and dy",
+               [&] { ops::gated_rms_norm_backward(x16, x16, g32, 8, 1e-5f, x16, gdx32, gdz32, nullptr); });
+  check_throws("gated_rms_norm_backward: f32 dy for a bf16 x and z",
+               [&] { ops::gated_rms_norm_backward(x16, x16, g32, 8, 1e-5f, x32, gdx32, dx16, nullptr); });
+  check_throws("gated_rms_norm: f32 x with a bf16 z", [&] { ops::gated_rms_norm(x32, x16, g32, 8, 1e-5f, n16); });
   check_throws("gelu_backward: f32 dy for a bf16 x",
                [&] { ops::gelu_backward(x16, x32, dx16); });
   const Tensor c16 = rand_cpu({4, 16}, -1, 1).to(DType::BF16);
@@ -428,7 +431,7 @@ void run_bf16_activations(bool quick) {
   check_gated_norm(37, 1024, 128);
   check_gated_norm(37, 1024, 256);
   check_gated_norm(37, 300, 100);
-  check_gated_norm(B * T, 4096, 512, DType::BF16);  // z bf16: in_proj's output in mixed precision
+  check_gated_norm(B * T, 4096, 512, DType::BF16);  // x, z bf16: the SSD's and in_proj's outputs in mixed precision
   check_gated_norm(37, 1024, 128, DType::BF16);
   check_gated_norm(37, 1024, 256, DType::BF16);
   check_gated_norm(37, 300, 100, DType::BF16);

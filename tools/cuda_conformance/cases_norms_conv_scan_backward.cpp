@@ -69,8 +69,9 @@ void run_norm(Norm kind, int64_t group, NormSet& s, bool want_dw, bool want_db) 
 }
 
 // x_mean: the rows' mean offset (100 checks that LayerNorm centres before squaring).
-// z16 (gated): z and dz in bf16, as mixed-precision training has them (in_proj writes z, reads dz);
-// the CPU gets the same bf16 z widened, and its dz is rounded for the comparison.
+// z16 (gated): x, z, dy and dz in bf16, as mixed-precision training has them (the SSD writes x,
+// in_proj writes z and reads dz, out_proj's backward writes dy); the CPU gets the same bf16 x, z and
+// dy widened, and its dz is rounded for the comparison.
 void check_norm(Norm kind, int64_t B, int64_t T, int64_t D, int64_t group, bool want_dw = true,
                 bool want_db = true, float x_mean = 0.0f, bool z16 = false) {
   const bool gated = kind == Norm::kGated, layer = kind == Norm::kLayer || kind == Norm::kLayer1p;
@@ -81,7 +82,11 @@ void check_norm(Norm kind, int64_t B, int64_t T, int64_t D, int64_t group, bool 
   c.dy = rand_cpu(s3, -1, 1);
   c.w = kind == Norm::kLayer1p ? rand_cpu({D}, -0.5f, 0.5f) : rand_cpu({D}, 0.5f, 1.5f);
   c.z = gated ? rand_cpu(s3, -4, 4) : Tensor::empty({1});
-  if (z16) c.z = c.z.to(DType::BF16).to(DType::F32);
+  if (z16) {
+    c.x = c.x.to(DType::BF16).to(DType::F32);
+    c.z = c.z.to(DType::BF16).to(DType::F32);
+    c.dy = c.dy.to(DType::BF16).to(DType::F32);
+  }
   const Tensor dw0 = rand_cpu({D}, -1, 1), db0 = rand_cpu({D}, -1, 1);
   c.dx = Tensor::empty(s3);
   c.dz = gated ? Tensor::empty(s3) : Tensor::empty({1});
@@ -89,8 +94,8 @@ void check_norm(Norm kind, int64_t B, int64_t T, int64_t D, int64_t group, bool 
   c.db = db0.clone();
   auto gpu_set = [&] {
     NormSet g;
-    g.x = up(c.x);
-    g.dy = up(c.dy);
+    g.x = up(z16 ? c.x.to(DType::BF16) : c.x);
+    g.dy = up(z16 ? c.dy.to(DType::BF16) : c.dy);
     g.w = up(c.w);
     g.z = up(z16 ? c.z.to(DType::BF16) : c.z);
     g.dx = poisoned(s3);
@@ -123,7 +128,7 @@ void check_norm(Norm kind, int64_t B, int64_t T, int64_t D, int64_t group, bool 
   if (gated) sh += " g" + std::to_string(group);
   if (kind == Norm::kLayer1p) sh += " 1p";
   if (x_mean != 0.0f) sh += " mean" + std::to_string(int(x_mean));
-  if (z16) sh += " z bf16";
+  if (z16) sh += " x z dy bf16";
   if (!want_dw) sh += " no-dw";
   if (layer && !want_db) sh += " no-db";
   record(op, sh, "dx", e_dx, kNorm, g_ms, t.cpu_ms);
@@ -387,7 +392,7 @@ void run_norms_conv_scan_backward(bool quick) {
   check_norm(Norm::kGated, 3, 5, 3 * 37, 37);               // odd groups, scalar
   check_norm(Norm::kGated, 2, 3, 2 * 5000, 5000);           // generic kernel, two groups
   check_norm(Norm::kGated, 1, 300, 8 * 64, 64, false);      // rows split over several blocks, no dw
-  // z and dz in bf16 (mixed precision): each kernel once
+  // x, z, dy and dz in bf16 (mixed precision): each kernel once
   check_norm(Norm::kGated, 2, 300, 4096, 512, true, true, 0.0f, true);  // register rows, float4
   check_norm(Norm::kGated, 2, 300, 1024, 128, true, true, 0.0f, true);  // one warp per (row, group)
   check_norm(Norm::kGated, 3, 5, 3 * 37, 37, true, true, 0.0f, true);   // scalar register rows

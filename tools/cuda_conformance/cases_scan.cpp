@@ -1,5 +1,6 @@
 // Conformance cases for the Mamba-2 SSD (chunked prefill, decode step) and the Mamba-1
 // selective scan at the 8B shapes plus odd sizes.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -33,34 +34,41 @@ SsdInputs ssd_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int6
 // while a dropped term (D x, the state contribution, one chunk's intra-chunk part) or a wrong
 // decay moves whole rows of y by O(1).
 constexpr double kSsdFast = 1e-4;
+// A bf16 y from the recurrence (fp32 sums a few ulp from the CPU's, rounded once): one bf16 ulp
+// where the two fp32 values straddle a rounding boundary, nmse ~1e-9; truncating instead of
+// rounding would give ~1e-5 (a third of an ulp squared, everywhere).
+constexpr double kSsdBf16Y = 1e-6;
 
 // One prefill through ssd_chunked against the CPU op: y, and the final state when `with_state`
 // (a random initial state goes in; without it the op starts from zeros and returns no state).
-// Then one decode step (ssd_sequential, T = 1) from the CPU's final state on both sides.
+// Then one decode step (ssd_sequential, T = 1) from the CPU's final state on both sides. y16: the
+// GPU writes y in bf16 (mixed-precision training), scored against the CPU's y rounded.
 void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
-               bool with_state = true, bool with_D = true, ops::Fp32Products products = ops::Fp32Products::Tf32) {
+               bool with_state = true, bool with_D = true, ops::Fp32Products products = ops::Fp32Products::Tf32,
+               bool y16 = false) {
   SsdInputs s = ssd_inputs(B, T, H, P, G, N);
   Tensor y = Tensor::empty({B, T, H, P}), st = s.state.clone();
   Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
-  Tensor gst = up(s.state), gy = poisoned({B, T, H, P});
+  const DType yt = y16 ? DType::BF16 : DType::F32;
+  Tensor gst = up(s.state), gy = poisoned({B, T, H, P}, yt);
   const Tensor* Dc = with_D ? &s.D : nullptr;
   const Tensor* Dg = with_D ? &gD : nullptr;
   auto t = run_pair([&] { ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, Dc, nullptr, chunk, with_state ? &st : nullptr, y); },
                     [&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst : nullptr, gy, products); },
                     false);
-  const double err_y = nmse(gy, y);
+  const double err_y = y16 ? nmse(up(down(gy).to(DType::F32)), y.to(DType::BF16).to(DType::F32)) : nmse(gy, y);
   // timing on scratch state and output (each timed call advances its state)
-  Tensor gst2 = up(s.state), gy2 = poisoned({B, T, H, P});
+  Tensor gst2 = up(s.state), gy2 = poisoned({B, T, H, P}, yt);
   const double g_ms =
       time_ms([&] { ops::ssd_chunked(gx, gdt, gA, gB, gC, Dg, nullptr, chunk, with_state ? &gst2 : nullptr, gy2, products); });
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) +
                          " c" + std::to_string(chunk) + (with_state ? "" : " s0") + (with_D ? "" : " noD") +
-                         (products == ops::Fp32Products::Exact ? " exact" : "");
+                         (products == ops::Fp32Products::Exact ? " exact" : "") + (y16 ? " y bf16" : "");
   // the tensor-core path's rounding, or the recurrence's fp32 (see ssd.cu for which runs)
   const bool tiled = T >= 16 && P % 64 == 0 && N % 64 == 0;
   // (the exact products: fp32 summation order only, kScan)
   const double limit = tiled && products == ops::Fp32Products::Tf32 ? kSsdFast : kScan;
-  record("ssd_chunked", sh, "y", err_y, limit, g_ms, t.cpu_ms);
+  record("ssd_chunked", sh, "y", err_y, y16 ? std::max(limit, kSsdBf16Y) : limit, g_ms, t.cpu_ms);
   if (with_state) record("ssd_chunked", sh, "state", nmse(gst, st), limit, NAN, NAN);
   if (!with_state) return;
   // decode step (T = 1) continuing from the CPU's final state on both sides: checks the
@@ -114,7 +122,12 @@ void run_scan(bool quick) {
   check_ssd(2, 300, 4, 64, 4, 64, 100);
   check_ssd(1, 17, 8, 64, 2, 128, 64);
   check_ssd(2, 300, 8, 64, 2, 128, 128, true, true, ops::Fp32Products::Exact);
+  // y in bf16 (mixed-precision training): the chunk scan's epilogue, and the recurrence (T < 16)
+  check_ssd(2, 300, 8, 64, 2, 128, 128, false, true, ops::Fp32Products::Tf32, true);
+  check_ssd(2, 300, 8, 64, 2, 128, 64, true, true, ops::Fp32Products::Tf32, true);
+  check_ssd(2, 12, 8, 64, 2, 128, 64, true, true, ops::Fp32Products::Tf32, true);
   if (!quick) {
+    check_ssd(2, 4096, H, P, G, N, 256, false, true, ops::Fp32Products::Tf32, true);  // the training call
     check_ssd(1, 2000, H, P, G, N, 128);  // long prefill: 15 full chunks + 80
     check_ssd(2, 4096, H, P, G, N, 256);  // issue bar: B 2, L 4096, chunk 256
     check_ssd(2, 4096, H, P, G, N, 256, false);

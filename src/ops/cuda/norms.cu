@@ -73,7 +73,7 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
 // Block (row, group): g = x * silu(z) is formed twice (for the statistic, then for the output)
 // rather than staged, so y may alias x or z.
 template <class ZT, class OutT>
-__global__ void gated_rms_norm_kernel(const float* x, const ZT* z, const float* __restrict__ w,
+__global__ void gated_rms_norm_kernel(const ZT* x, const ZT* z, const float* __restrict__ w,
                                       int64_t group_size, int64_t groups, float eps, OutT* y,
                                       int64_t D) {
   pdl_launch_dependents();  // a GEMV that follows may start streaming its weights
@@ -82,13 +82,13 @@ __global__ void gated_rms_norm_kernel(const float* x, const ZT* z, const float* 
   const int64_t off = row * D + g * group_size;
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < group_size; i += blockDim.x) {
-    const float gv = x[off + i] * silu_f(as_float(z[off + i]));
+    const float gv = as_float(x[off + i]) * silu_f(as_float(z[off + i]));
     s += double(gv) * gv;
   }
   s = block_sum(s, scratch);
   const float inv = float(1.0 / sqrt(s / double(group_size) + double(eps)));
   for (int64_t i = threadIdx.x; i < group_size; i += blockDim.x) {
-    const float gv = x[off + i] * silu_f(as_float(z[off + i]));
+    const float gv = as_float(x[off + i]) * silu_f(as_float(z[off + i]));
     store_out(y, off + i, gv * inv * w[g * group_size + i]);
   }
 }
@@ -98,7 +98,7 @@ __global__ void gated_rms_norm_kernel(const float* x, const ZT* z, const float* 
 // evaluated once (the loop above reads both twice). Mamba-2 at d_model 2048: 16384 x 4096 in
 // 0.42 ms above, ~3 bytes in 4 of that traffic here.
 template <class ZT, class OutT>
-__global__ void gated_rms_norm_vec4(const float* x, const ZT* z, const float* __restrict__ w, int64_t groups,
+__global__ void gated_rms_norm_vec4(const ZT* x, const ZT* z, const float* __restrict__ w, int64_t groups,
                                     float eps, OutT* y, int64_t D) {
   pdl_launch_dependents();
   __shared__ double scratch[32];
@@ -106,7 +106,7 @@ __global__ void gated_rms_norm_vec4(const float* x, const ZT* z, const float* __
   const int64_t row = blockIdx.x / groups, g = blockIdx.x % groups;
   const int64_t col = g * gs + 4 * int64_t(threadIdx.x);
   const int64_t off = row * D + col;
-  const float4 xv = *reinterpret_cast<const float4*>(x + off);
+  const float4 xv = load_float4(x + off);
   const float4 zv = load_float4(z + off);
   const float g0 = xv.x * silu_f(zv.x), g1 = xv.y * silu_f(zv.y), g2 = xv.z * silu_f(zv.z), g3 = xv.w * silu_f(zv.w);
   double s = double(g0) * g0 + double(g1) * g1 + double(g2) * g2 + double(g3) * g3;
@@ -124,7 +124,7 @@ constexpr int kNormWarps = 8;
 
 template <int V, class ZT, class OutT>
 __global__ void __launch_bounds__(32 * kNormWarps)
-gated_rms_norm_warps(const float* x, const ZT* z, const float* __restrict__ w, int64_t items, int64_t groups,
+gated_rms_norm_warps(const ZT* x, const ZT* z, const float* __restrict__ w, int64_t items, int64_t groups,
                      int S, float eps, OutT* y, int64_t D) {
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31;
@@ -141,7 +141,7 @@ gated_rms_norm_warps(const float* x, const ZT* z, const float* __restrict__ w, i
       gv[q][0] = gv[q][1] = gv[q][2] = gv[q][3] = 0.0f;
       continue;
     }
-    const float4 xv = *reinterpret_cast<const float4*>(x + off + c);
+    const float4 xv = load_float4(x + off + c);
     const float4 zv = load_float4(z + off + c);
     gv[q][0] = xv.x * silu_f(zv.x);
     gv[q][1] = xv.y * silu_f(zv.y);
@@ -332,6 +332,7 @@ void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, bo
 }
 
 namespace {
+// x and z share a dtype: fp32, or bf16 in mixed-precision training (the SSD's output and in_proj's).
 template <class ZT, class OutT>
 void launch_gated_rms_norm(const Tensor& x, const ZT* zp, const Tensor& w, int64_t group_size, float eps,
                            OutT* y) {
@@ -339,24 +340,25 @@ void launch_gated_rms_norm(const Tensor& x, const ZT* zp, const Tensor& w, int64
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   const int64_t groups = D / group_size;
   if (rows == 0) return;
-  // z's rows are read four elements at a time: 16 bytes (fp32) or 8 (bf16), aligned so
-  const bool aligned = aligned16(x.f32()) && aligned_to(zp, 4 * sizeof(ZT)) &&
+  const ZT* xp = x.data<ZT>();
+  // x's and z's rows are read four elements at a time: 16 bytes (fp32) or 8 (bf16), aligned so
+  const bool aligned = aligned_to(xp, 4 * sizeof(ZT)) && aligned_to(zp, 4 * sizeof(ZT)) &&
                        aligned16(w.f32()) && aligned16(y);
   const bool vec = group_size % 128 == 0 && group_size <= 4096 && aligned;
   const int64_t items = rows * groups;
   const unsigned warp_blocks = unsigned((items + kNormWarps - 1) / kNormWarps);
   if (aligned && group_size % 4 == 0 && group_size <= 128)
-    gated_rms_norm_warps<1><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), zp, w.f32(), items, groups,
+    gated_rms_norm_warps<1><<<warp_blocks, 32 * kNormWarps>>>(xp, zp, w.f32(), items, groups,
                                                              int(group_size), eps, y, D);
   else if (aligned && group_size % 4 == 0 && group_size <= 256)
-    gated_rms_norm_warps<2><<<warp_blocks, 32 * kNormWarps>>>(x.f32(), zp, w.f32(), items, groups,
+    gated_rms_norm_warps<2><<<warp_blocks, 32 * kNormWarps>>>(xp, zp, w.f32(), items, groups,
                                                              int(group_size), eps, y, D);
   else if (vec)
-    gated_rms_norm_vec4<<<unsigned(rows * groups), unsigned(group_size / 4)>>>(x.f32(), zp, w.f32(), groups, eps,
+    gated_rms_norm_vec4<<<unsigned(rows * groups), unsigned(group_size / 4)>>>(xp, zp, w.f32(), groups, eps,
                                                                                 y, D);
   else
     gated_rms_norm_kernel<<<unsigned(rows * groups), row_threads(group_size)>>>(
-        x.f32(), zp, w.f32(), group_size, groups, eps, y, D);
+        xp, zp, w.f32(), group_size, groups, eps, y, D);
   check_launch("gated_rms_norm");
 }
 }  // namespace

@@ -246,8 +246,8 @@ __device__ __forceinline__ void add_old(float (&v)[E], const float (&old)[E], bo
 // Dynamic shared memory: E * NT floats per wanted partial.
 template <int KIND, int E, int NT, bool V4, class ZT>
 __global__ void __launch_bounds__(NT, NT <= 512 ? 2 : 1)
-norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
-                   const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
+norm_backward_regs(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                   const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                    float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
                    int64_t rpb, float eps, bool acc) {
   using Slots = RowSlots<E, NT, V4>;
@@ -288,7 +288,7 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
     // reduction and again after it
     Slots::load_l1(w + col0, valid, wv);
     if constexpr (KIND == kLayer) {
-      const float K = x[r * D + int64_t(blockIdx.y) * S];  // the segment's first element (broadcast)
+      const float K = as_float(x[r * D + int64_t(blockIdx.y) * S]);  // the segment's first element (broadcast)
       double v[4] = {0.0, 0.0, 0.0, 0.0};
 #pragma unroll
       for (int j = 0; j < E; ++j)
@@ -366,8 +366,8 @@ norm_backward_regs(const float* __restrict__ x, const ZT* __restrict__ z, const 
 // which it zeroes first, so the read-modify-write of the partial is race-free.
 template <int KIND, class ZT>
 __global__ void __launch_bounds__(1024)
-norm_backward_any(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
-                  const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
+norm_backward_any(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                  const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                   float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
                   int64_t rpb, float eps, bool acc) {
   __shared__ double scratch[4 * 32];
@@ -383,38 +383,38 @@ norm_backward_any(const float* __restrict__ x, const ZT* __restrict__ z, const f
   const float* wr = w + col0;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t off = r * D + col0;
-    const float* xr = x + off;
-    const float* gr = dy + off;
+    const ZT* xr = x + off;
+    const ZT* gr = dy + off;
     if constexpr (KIND == kLayer) {
-      const float K = xr[0];
+      const float K = as_float(xr[0]);
       double v[4] = {0.0, 0.0, 0.0, 0.0};
-      for (int c = threadIdx.x; c < S; c += blockDim.x) ln_terms(xr[c], gr[c], wr[c], K, v);
+      for (int c = threadIdx.x; c < S; c += blockDim.x) ln_terms(as_float(xr[c]), as_float(gr[c]), wr[c], K, v);
       block_sums<4>(v, scratch);
       const LnStats st = ln_stats(v, K, S, eps);
       const float meanf = st.meanf;
       for (int c = threadIdx.x; c < S; c += blockDim.x) {
         float xhat;
-        const float v = ln_element(xr[c], gr[c], wr[c], meanf, st.invf, st.m1, st.m2, xhat);
+        const float v = ln_element(as_float(xr[c]), as_float(gr[c]), wr[c], meanf, st.invf, st.m1, st.m2, xhat);
         dx[off + c] = acc ? __fadd_rn(dx[off + c], v) : v;
-        if (pwr) pwr[c] += gr[c] * xhat;
-        if (pbr) pbr[c] += gr[c];
+        if (pwr) pwr[c] += as_float(gr[c]) * xhat;
+        if (pbr) pbr[c] += as_float(gr[c]);
       }
     } else {
       double v[2] = {0.0, 0.0};
       for (int c = threadIdx.x; c < S; c += blockDim.x) {
         float ax, az;
-        const float g = KIND == kGated ? gated_input(xr[c], as_float(z[off + c]), ax, az) : xr[c];
+        const float g = KIND == kGated ? gated_input(as_float(xr[c]), as_float(z[off + c]), ax, az) : as_float(xr[c]);
         v[0] += double(g) * double(g);
-        v[1] += double(gr[c]) * double(wr[c]) * double(g);
+        v[1] += double(as_float(gr[c])) * double(wr[c]) * double(g);
       }
       block_sums<2>(v, scratch);
       const RmsStats st = rms_stats(v[0], v[1], S, eps);
       for (int c = threadIdx.x; c < S; c += blockDim.x) {
         float ax = 0.0f, az = 0.0f;
-        const float g = KIND == kGated ? gated_input(xr[c], as_float(z[off + c]), ax, az) : xr[c];
+        const float g = KIND == kGated ? gated_input(as_float(xr[c]), as_float(z[off + c]), ax, az) : as_float(xr[c]);
         float xhat;
-        const float dg = rms_element(g, gr[c] * wr[c], st.rf, st.mf, xhat);
-        if (pwr) pwr[c] += gr[c] * xhat;
+        const float dg = rms_element(g, as_float(gr[c]) * wr[c], st.rf, st.mf, xhat);
+        if (pwr) pwr[c] += as_float(gr[c]) * xhat;
         if constexpr (KIND == kGated) {
           dx[off + c] = dg * ax;
           store_float(dz + off + c, dg * az);
@@ -437,8 +437,8 @@ constexpr int kNormWarps = 8;
 
 template <int V, class ZT>
 __global__ void __launch_bounds__(32 * kNormWarps)
-gated_norm_backward_warps(const float* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
-                          const float* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
+gated_norm_backward_warps(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
+                          const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
                           float* __restrict__ part_w, int64_t rows, int64_t D, int S, int64_t rpb, float eps) {
   __shared__ float4 spart[kNormWarps][32 * V];  // each warp's column partials
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -462,9 +462,9 @@ gated_norm_backward_warps(const float* __restrict__ x, const ZT* __restrict__ z,
     for (int q = 0; q < V; ++q) {
       const int c = 4 * (lane + 32 * q);
       const float4 zero = make_float4(0, 0, 0, 0);
-      const float4 xq = valid[q] ? *reinterpret_cast<const float4*>(x + off + c) : zero;
+      const float4 xq = valid[q] ? load_float4(x + off + c) : zero;
       const float4 zq = valid[q] ? load_float4(z + off + c) : zero;
-      const float4 dq = valid[q] ? *reinterpret_cast<const float4*>(dy + off + c) : zero;
+      const float4 dq = valid[q] ? load_float4(dy + off + c) : zero;
       const float xs[4] = {xq.x, xq.y, xq.z, xq.w}, zs[4] = {zq.x, zq.y, zq.z, zq.w};
       const float ds[4] = {dq.x, dq.y, dq.z, dq.w}, ws[4] = {wv[q].x, wv[q].y, wv[q].z, wv[q].w};
 #pragma unroll
@@ -546,9 +546,12 @@ reduce_partials(const float* __restrict__ part_w, const float* __restrict__ part
 // ZT: the gated norm's z and dz (fp32, or bf16 in mixed-precision training); float for the others.
 template <class ZT>
 struct NormArgs {
-  const float* x;
+  // The gated norm's x and dy share z's dtype (in mixed precision: the SSD's output, out_proj's
+  // backward's dx); dx stays fp32 (the SSD backward reads it)
+  const ZT* x;
   const ZT* z;
-  const float *w, *dy;
+  const float* w;
+  const ZT* dy;
   float* dx;
   ZT* dz;
   float *dw, *db;
@@ -599,7 +602,7 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   if (groups > 65535)
     fail(std::string("op ") + op + " (cuda)", std::to_string(groups) + " groups per row are above the supported 65535");
   const dim3 grid{unsigned(nb), unsigned(groups), 1u};
-  const bool v4 = a.S % 4 == 0 && aligned16(a.x) && aligned16(a.w) && aligned16(a.dy) && aligned16(a.dx) &&
+  const bool v4 = a.S % 4 == 0 && aligned_to(a.x, 4 * sizeof(ZT)) && aligned16(a.w) && aligned_to(a.dy, 4 * sizeof(ZT)) && aligned16(a.dx) &&
                   (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)))) &&
                   (!pw || aligned16(pw)) &&
                   (!pb || aligned16(pb));
@@ -678,8 +681,8 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
   static GrowOnlyBuffer scratch;
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
-  if (z.dtype() == DType::BF16) {  // dz then bf16 too (dispatch checks it): in_proj's bf16 dy block
-    NormArgs<__nv_bfloat16> a{x.f32(), z.data<__nv_bfloat16>(), w.f32(), dy.f32(), dx.f32(),
+  if (z.dtype() == DType::BF16) {  // x, dy and dz then bf16 too (dispatch checks it)
+    NormArgs<__nv_bfloat16> a{x.data<__nv_bfloat16>(), z.data<__nv_bfloat16>(), w.f32(), dy.data<__nv_bfloat16>(), dx.f32(),
                               dz.data<__nv_bfloat16>(), dw ? dw->f32() : nullptr, nullptr, rows, D, int(group_size), eps};
     norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
   } else {

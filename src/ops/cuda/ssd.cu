@@ -33,12 +33,12 @@ constexpr int kRowsPerWarp = 8;    // SSD rows of P per warp: a block covers 64 
 // SSD, per (b, h) and block of 64 rows of P. Lane owns state columns n = lane + 32 k, k < NK;
 // warp w owns rows p = p0 + w + 8 r. Per step: S = exp(dt A) S + dt x B^T; y = S C + D x.
 // kDocs: seq (I32 [B, T]) marks document starts, where the decay is zero (the state restarts).
-template <int NK, bool kDocs>
+template <int NK, bool kDocs, class YT>
 __global__ void __launch_bounds__(kWarps * 32)
 ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
                       const float* __restrict__ A, const float* __restrict__ Bm,
                       const float* __restrict__ Cm, const float* __restrict__ D,
-                      const int32_t* __restrict__ seq, float* state, float* __restrict__ y, int T, int H,
+                      const int32_t* __restrict__ seq, float* state, YT* __restrict__ y, int T, int H,
                       int P, int G, int N) {
   const int bh = blockIdx.x;
   const int b = bh / H, h = bh % H;
@@ -70,7 +70,7 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
       Cn[k] = n < N ? Cm[(bt * G + g) * N + n] : 0.0f;
     }
     const float* xr = x + (bt * H + h) * P;
-    float* yr = y + (bt * H + h) * P;
+    YT* yr = y + (bt * H + h) * P;
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int p = p0 + warp + kWarps * r;
@@ -85,7 +85,7 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
         acc += s * Cn[k];
       }
       acc = warp_sum(acc);
-      if (lane == 0) yr[p] = acc + Dh * xv;
+      if (lane == 0) store_float(yr + p, acc + Dh * xv);
     }
   }
   if (state) {
@@ -119,18 +119,22 @@ void ssd_recurrence(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 #define MAMBALM_SSD_LAUNCH(NK)                                                                      \
   if (sq)                                                                                           \
     ssd_recurrence_kernel<NK, true><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),     \
-                                                           Cm.f32(), Dp, sq, sp, y.f32(), int(T),   \
+                                                           Cm.f32(), Dp, sq, sp, yp, int(T),        \
                                                            int(H), int(P), int(G), int(N));         \
   else                                                                                              \
     ssd_recurrence_kernel<NK, false><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),    \
-                                                            Cm.f32(), Dp, nullptr, sp, y.f32(), int(T), \
+                                                            Cm.f32(), Dp, nullptr, sp, yp, int(T),  \
                                                             int(H), int(P), int(G), int(N))
-  switch (lanes_k(N, "ssd")) {
-    case 1: MAMBALM_SSD_LAUNCH(1); break;
-    case 2: MAMBALM_SSD_LAUNCH(2); break;
-    case 4: MAMBALM_SSD_LAUNCH(4); break;
-    default: MAMBALM_SSD_LAUNCH(8); break;
-  }
+  auto launch = [&](auto* yp) {
+    switch (lanes_k(N, "ssd")) {
+      case 1: MAMBALM_SSD_LAUNCH(1); break;
+      case 2: MAMBALM_SSD_LAUNCH(2); break;
+      case 4: MAMBALM_SSD_LAUNCH(4); break;
+      default: MAMBALM_SSD_LAUNCH(8); break;
+    }
+  };
+  if (y.dtype() == DType::BF16) launch(y.data<__nv_bfloat16>());
+  else launch(y.f32());
 #undef MAMBALM_SSD_LAUNCH
   check_launch("ssd");
 }
@@ -522,13 +526,13 @@ ssd_state_pass_kernel(float* states, __nv_bfloat16* states16, const float* __res
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
 // kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
 // intra-chunk decay is zero between tokens of different documents.
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class YT>
 __global__ void __launch_bounds__(kGemmThreads, 4)
 ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
                       const float* __restrict__ D, const int32_t* __restrict__ seq,
                       const float* __restrict__ states, const __nv_bfloat16* __restrict__ states16,
                       const float* __restrict__ cumq, const float* __restrict__ dtq,
-                      const float* __restrict__ cb, bool state_in, float* __restrict__ y, SsdDims d) {
+                      const float* __restrict__ cb, bool state_in, YT* __restrict__ y, SsdDims d) {
   __shared__ __align__(16) uint32_t As[2 * stage_words<kSplit>()], Bs[2 * stage_words<kSplit>()];
   __shared__ float cum[kMaxChunk], dts[kMaxChunk];
   __shared__ int seg[kDocs ? kMaxChunk : 1];
@@ -649,8 +653,9 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
       for (int ni = 0; ni < 4; ++ni) {
         const int p = p0 + wn + ni * 8 + 2 * (lane & 3);
         const float2 xv = *reinterpret_cast<const float2*>(x + row + p);
-        *reinterpret_cast<float2*>(y + row + p) =
-            make_float2(acc[mi][ni][2 * hlf] + Dh * xv.x, acc[mi][ni][2 * hlf + 1] + Dh * xv.y);
+        const float y0 = acc[mi][ni][2 * hlf] + Dh * xv.x, y1 = acc[mi][ni][2 * hlf + 1] + Dh * xv.y;
+        if constexpr (std::is_same_v<YT, float>) *reinterpret_cast<float2*>(y + row + p) = make_float2(y0, y1);
+        else *reinterpret_cast<__nv_bfloat162*>(y + row + p) = __floats2bfloat162_rn(y0, y1);
       }
     }
 }
@@ -731,7 +736,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   if (Bsz == 0 || T == 0 || H == 0) return true;
   if (P % kTile || N % kTile || G < 1 || H % G) return false;
   for (const void* p : {x.raw(), Bm.raw(), Cm.raw(), y.raw()})
-    if (!aligned16(p)) return false;
+    if (!aligned16(p)) return false;  // (y: 8 bytes would do for bf16; its rows are whole heads of P % 64 == 0)
   if (state && !aligned16(state->raw())) return false;
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
@@ -786,11 +791,14 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   check_launch("ssd_chunked (state passing)");
   mark(3);
   const dim3 grid4(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
-  with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
-    ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
-        x.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, states16, cumq, dtq, cbuf,
-        sp != nullptr, y.f32(), d);
-  });
+  auto scan = [&](auto* yp) {
+    with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
+      ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
+          x.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, states16, cumq, dtq, cbuf, sp != nullptr, yp, d);
+    });
+  };
+  if (y.dtype() == DType::BF16) scan(y.data<__nv_bfloat16>());
+  else scan(y.f32());
   check_launch("ssd_chunked (chunk scan)");
   mark(4);
   if (stage_ms) {

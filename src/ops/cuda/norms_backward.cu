@@ -602,7 +602,8 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   if (groups > 65535)
     fail(std::string("op ") + op + " (cuda)", std::to_string(groups) + " groups per row are above the supported 65535");
   const dim3 grid{unsigned(nb), unsigned(groups), 1u};
-  const bool v4 = a.S % 4 == 0 && aligned_to(a.x, 4 * sizeof(ZT)) && aligned16(a.w) && aligned_to(a.dy, 4 * sizeof(ZT)) && aligned16(a.dx) &&
+  const bool v4 = a.S % 4 == 0 && aligned_to(a.x, 4 * sizeof(ZT)) && aligned16(a.w) &&
+                  aligned_to(a.dy, 4 * sizeof(ZT)) && aligned16(a.dx) &&
                   (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)))) &&
                   (!pw || aligned16(pw)) &&
                   (!pb || aligned16(pb));
@@ -682,8 +683,9 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   if (z.dtype() == DType::BF16) {  // x, dy and dz then bf16 too (dispatch checks it)
-    NormArgs<__nv_bfloat16> a{x.data<__nv_bfloat16>(), z.data<__nv_bfloat16>(), w.f32(), dy.data<__nv_bfloat16>(), dx.f32(),
-                              dz.data<__nv_bfloat16>(), dw ? dw->f32() : nullptr, nullptr, rows, D, int(group_size), eps};
+    NormArgs<__nv_bfloat16> a{x.data<__nv_bfloat16>(), z.data<__nv_bfloat16>(), w.f32(),
+                              dy.data<__nv_bfloat16>(), dx.f32(), dz.data<__nv_bfloat16>(),
+                              dw ? dw->f32() : nullptr, nullptr, rows, D, int(group_size), eps};
     norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
   } else {
     NormArgs<float> a{x.f32(), z.f32(), w.f32(), dy.f32(), dx.f32(), dz.f32(), dw ? dw->f32() : nullptr, nullptr,

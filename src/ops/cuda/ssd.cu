@@ -736,7 +736,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   if (Bsz == 0 || T == 0 || H == 0) return true;
   if (P % kTile || N % kTile || G < 1 || H % G) return false;
   for (const void* p : {x.raw(), Bm.raw(), Cm.raw(), y.raw()})
-    if (!aligned16(p)) return false;  // (y: 8 bytes would do for bf16; its rows are whole heads of P % 64 == 0)
+    if (!aligned16(p)) return false;
   if (state && !aligned16(state->raw())) return false;
   const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;

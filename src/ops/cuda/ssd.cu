@@ -172,6 +172,10 @@ constexpr int kTile = ssd_bw::kTile;  // 64: output tile rows and columns of a b
 constexpr int kStep = ssd_bw::kKs;    // 32: K per shared-memory stage
 constexpr int kGemmThreads = 128;     // 4 warps, 2 x 2 over the 64 x 64 tile, each 32 x 32
 constexpr int kMaxChunk = 256;
+// The largest decay span cum_i0 - cum_{i0+63} over a 64-row tile for which the chunk scan factors
+// exp(cum_i - cum_j) into a row and a column factor: both stay within e^40 (fp32 and bf16 reach
+// e^88), and __expf's error at |x| <= 40 (2 + 1.2 |x| ulp, ~3e-6) stays far below bf16's rounding.
+constexpr float kFactorSpan = 40.0f;
 
 // Accumulator fragment of one thread (ssd_bw's layout, warps 2 x 2): acc[mi][ni][e] is tile row
 // wm + 16 mi + g + 8 (e >= 2), column wn + 8 ni + 2 t + (e & 1) (g = lane / 4, t = lane % 4).
@@ -554,6 +558,17 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
     }
     __syncthreads();
   }
+  // The bf16 products factor the decay: exp(cum_i - cum_j) = a_i b_j with a_i = exp(cum_i -
+  // cum_i0) over the tile's rows and b_j = exp(cum_i0 - cum_j), so that no exp is left in the
+  // per-element staging of M: b_j dt_j scales x's row j as it is staged (dts holds it from here
+  // on), a_i the output row at the end, and CB goes in as it is, masked only in the stages that
+  // reach the diagonal. Taken while the tile's own decay span keeps the factors in range (a_i >=
+  // e^-kFactorSpan, b_j <= e^kFactorSpan); a steeper tile multiplies each element by its own exp.
+  const bool factored = !kSplit && cum[i0] - cum[min(i0 + kTile, L) - 1] <= kFactorSpan;
+  if (factored) {
+    for (int j = int(threadIdx.x); j < i0 + kTile; j += kGemmThreads) dts[j] *= __expf(cum[i0] - cum[j]);
+    __syncthreads();
+  }
 
   const int lane = threadIdx.x & 31, warp = int(threadIdx.x >> 5);
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -593,7 +608,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
 #pragma unroll
       for (int hlf = 0; hlf < 2; ++hlf) {
         const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
-        const float e = (!kDocs || seg[i] == 0) ? __expf(cum[i]) : 0.0f;
+        const float e = (!kDocs || seg[i] == 0) ? __expf(factored ? cum[i0] : cum[i]) : 0.0f;  // a_i comes last
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
           acc[mi][ni][2 * hlf] *= e;
@@ -624,17 +639,28 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
         int row, col;
         piece_64x32(r, row, col);
         const int i = i0 + row;
-        const float ci = cum[i];
         float m[4] = {ra[r].x, ra[r].y, ra[r].z, ra[r].w};
+        if (factored) {  // rows past L are zero as loaded; below the diagonal every j <= i
+          if (kDocs || j0 + kStep > i0) {
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int j = j0 + col + q;
-          m[q] = (j <= i && i < L && (!kDocs || seg[i] == seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j]
-                                                                          : 0.0f;
+            for (int q = 0; q < 4; ++q) {
+              const int j = j0 + col + q;
+              if (j > i || (kDocs && seg[i] != seg[j])) m[q] = 0.0f;
+            }
+          }
+        } else {
+          const float ci = cum[i];
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int j = j0 + col + q;
+            m[q] = (j <= i && i < L && (!kDocs || seg[i] == seg[j])) ? m[q] * __expf(ci - cum[j]) * dts[j] : 0.0f;
+          }
         }
         store4<kSplit>(As, base + stage_at<kSplit, false>(row, col), m[0], m[1], m[2], m[3]);
         piece_32x64(r, row, col);
-        store4<kSplit>(Bs, base + stage_at<kSplit, true>(row, col), rb[r].x, rb[r].y, rb[r].z, rb[r].w);
+        const float bj = factored ? dts[j0 + row] : 1.0f;
+        store4<kSplit>(Bs, base + stage_at<kSplit, true>(row, col), bj * rb[r].x, bj * rb[r].y, bj * rb[r].z,
+                       bj * rb[r].w);
       }
     };
     const int jend = min(i0 + kTile, L);
@@ -649,11 +675,12 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
       const int i = i0 + wm + mi * 16 + (lane >> 2) + 8 * hlf;
       if (i >= L) continue;
       const int64_t row = (bt0 + i) * ldx + int64_t(h) * d.P;
+      const float ai = factored ? __expf(cum[i] - cum[i0]) : 1.0f;
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
         const int p = p0 + wn + ni * 8 + 2 * (lane & 3);
         const float2 xv = *reinterpret_cast<const float2*>(x + row + p);
-        const float y0 = acc[mi][ni][2 * hlf] + Dh * xv.x, y1 = acc[mi][ni][2 * hlf + 1] + Dh * xv.y;
+        const float y0 = ai * acc[mi][ni][2 * hlf] + Dh * xv.x, y1 = ai * acc[mi][ni][2 * hlf + 1] + Dh * xv.y;
         if constexpr (std::is_same_v<YT, float>) *reinterpret_cast<float2*>(y + row + p) = make_float2(y0, y1);
         else *reinterpret_cast<__nv_bfloat162*>(y + row + p) = __floats2bfloat162_rn(y0, y1);
       }

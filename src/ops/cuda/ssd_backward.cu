@@ -157,7 +157,9 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
 }
 
 // ---- states: Z and dZ, one 64 x TN tile of [P, N] per block (256 threads) ---------------------
-// blockIdx.x = ((((b H + h) nc + c) 2 + which) Pt + pt) Nt + nt. which 0: Z = (w dt X)^T B into S;
+// blockIdx.x = ((((b nc + c) H + h) 2 + which) Pt + pt) Nt + nt: the heads of a chunk run side by
+// side, so that the B and C rows their group shares come from L2 rather than again from DRAM
+// (with the chunk outermost the blocks in flight spanned two heads at B 1, L 16384). which 0: Z = (w dt X)^T B into S;
 // which 1: dZ = (e dY)^T C into dS. A(p, j) = scale_j src_j[p] ([32 j][64 p]), B(j, n) = B_j[n]
 // ([32 j][TN n]). Z of the last chunk (only the final state, not needed) and dZ of the first
 // (only dinitial_state) are skipped when unused. TN = 32 NI columns of N: 128, or 64 when N <= 64
@@ -185,9 +187,9 @@ __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwA
   idx /= Pt * Nt;
   const int which = int(idx & 1);
   idx >>= 1;
-  const int c = int(idx % a.nc);
-  idx /= a.nc;
-  const int h = int(idx % a.H), b = int(idx / a.H);
+  const int h = int(idx % a.H);
+  idx /= a.H;
+  const int c = int(idx % a.nc), b = int(idx / a.nc);
   if (which == 0 ? c == a.nc - 1 : (c == 0 && a.dinit == nullptr)) return;
   const int p0 = (tile / Nt) * kTile, n0 = (tile % Nt) * TN;
   const int g = h / a.hpg;

@@ -27,7 +27,9 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
   // CB at this thread's 16 fragment positions, element q at cbs[q * 256 + tid] (only the thread
   // that wrote a value reads it: no barrier needed)
   float* cbs = reinterpret_cast<float*>(gram_smem + 4 * kWords64);
-  __shared__ float vr[2][3][kTile];           // per head: cum_i, cum_j, dt_j
+  // per head: cum_i, cum_j, dt_j; or, factored (see the epilogue), a_i, dt_j b_j and the flag
+  __shared__ float vr[2][3][kTile];
+  __shared__ bool vfac[2];
   __shared__ float red[2][kGramWn][kTile];    // row sums per column quarter of the tile
   __shared__ float redc[2][2][kTile];         // column sums per row half of the tile
   __shared__ int segi[kTile], segj[kTile];
@@ -59,6 +61,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
 
   float4 ra[2], rb[2];
   float v0 = 0.f;
+  bool f0 = false;
   AccT<kGramNi> acc = {}, gsum = {};
   // bit (mi, ni, q): this thread's element is kept (causal, in the chunk, one document); the same
   // for every head
@@ -105,6 +108,12 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
         const int64_t vb = bhc(a, b, h, c) * a.Q;
         const int w = tid / kTile, q = tid % kTile;
         v0 = w == 2 ? a.dtq[vb + j0 + q] : a.cum[vb + (w == 0 ? i0 : j0) + q];
+        if constexpr (!kSplit) {  // the head's decay factored over the j tile (ssd_chunk_scan_kernel)
+          const float cref = a.cum[vb + j0];
+          f0 = cref - a.cum[vb + min(j0 + kTile, L) - 1] <= kFactorSpan;
+          if (f0 && w == 0) v0 = __expf(v0 - cref);
+          if (f0 && w == 1) v0 = a.dtq[vb + j0 + q] * __expf(cref - v0);
+        }
       }
     }
   };
@@ -116,8 +125,10 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
       st_op<kSplit>(As[buf], row * smk<kSplit>() + col, ra[k], 1.f);
       st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
     }
-    if (s >= ksN && (s - ksN) % ksP == 0 && tid < 3 * kTile)
+    if (s >= ksN && (s - ksN) % ksP == 0 && tid < 3 * kTile) {
       vr[((s - ksN) / ksP) & 1][tid / kTile][tid % kTile] = v0;
+      if (tid == 0) vfac[((s - ksN) / ksP) & 1] = f0;
+    }
   };
   // head hd's row and column sums (left in red / redc by its epilogue) to global memory
   auto finish_head = [&](int hd) {
@@ -149,6 +160,10 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
     const int hd = (s - ksN) / ksP;
     if (hd > 0) finish_head(hd - 1);
     const int slot = hd & 1;
+    // factored: dt_j W_ij = a_i (dt_j b_j) with a_i = exp(cum_i - cum_j0), b_j = exp(cum_j0 - cum_j)
+    // (b_j <= e^kFactorSpan; a_i may underflow far below the diagonal, where W_ij <= a_i e^40 is
+    // negligible); else an exp per element
+    const bool fac = !kSplit && vfac[slot];
     float rs[2][2] = {}, cs[kGramNi][2] = {};
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
@@ -163,7 +178,8 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
             const int cl = wn + ni * 8 + 2 * tq + e;
             const int q = 2 * hf + e;
             const bool ok = (okm >> ((mi * kGramNi + ni) * 4 + q)) & 1u;
-            const float p = ok ? acc[mi][ni][q] * vr[slot][2][cl] * __expf(ci - vr[slot][1][cl]) : 0.f;
+            const float d = fac ? ci * vr[slot][1][cl] : vr[slot][2][cl] * __expf(ci - vr[slot][1][cl]);
+            const float p = ok ? acc[mi][ni][q] * d : 0.f;
             acc[mi][ni][q] = 0.f;
             gsum[mi][ni][q] += p;
             const float w = p * cbs[((mi * kGramNi + ni) * 4 + q) * kGramThreads + tid];
@@ -214,7 +230,8 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
 }
 
 // ---- dx: one 64-row tile of a chunk-head, all of P in 64-column passes (128 threads) -----------
-// blockIdx.x = ((b H + h) nc + c) nt + r. Per pass: acc = (w B_rows) dS^T (A = B rows scaled by w,
+// blockIdx.x = ((b nc + c) H + h) nt + r (the heads of a chunk side by side: the group's CB, read
+// by each of its heads, stays in L2). Per pass: acc = (w B_rows) dS^T (A = B rows scaled by w,
 // K-contiguous; B(n, p) = dS[p][n], K-contiguous), us += x . acc; then acc += sum over the rows i
 // >= r0 of (W o CB)[i, j] dY_i (A(j, i) = cb[i][j], M-contiguous; B = dY rows, N-contiguous).
 // dx = dt acc + D dY; ddir = x . acc; the block's x . dY.
@@ -223,15 +240,16 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
   __shared__ __align__(16) uint32_t As[2][kWords64], Bs[2][kWords64];
   __shared__ float scum[kQMax];
   __shared__ int sseg[kQMax];
-  __shared__ float sw[kTile], sdt[kTile];
+  __shared__ float sw[kTile], sdt[kTile], sb[kTile];
+  __shared__ float sa[kSplit ? 1 : kQMax];
   __shared__ float red[2][2][kTile];
   __shared__ float dred[4];
   int64_t idx = blockIdx.x;
   const int r = int(idx % a.nt);
   idx /= a.nt;
-  const int c = int(idx % a.nc);
-  idx /= a.nc;
-  const int h = int(idx % a.H), b = int(idx / a.H);
+  const int h = int(idx % a.H);
+  idx /= a.H;
+  const int c = int(idx % a.nc), b = int(idx / a.nc);
   const int r0 = r * kTile, c0 = c * a.Q, L = min(a.Q, a.T - c0);
   if (r0 >= L) return;
   const int tid = threadIdx.x, g = h / a.hpg;
@@ -241,12 +259,23 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
     if (kDocs) sseg[j] = a.seg[(int64_t(b) * a.nc + c) * a.Q + j];
   }
   __syncthreads();
+  // The bf16 products factor the decay, as the forward's chunk scan does: W_ij = a_i b_j with a_i =
+  // exp(cum_i - cum_r0) (i >= r0) and b_j = exp(cum_r0 - cum_j) over the tile's rows, so the
+  // accumulator holds acc_j / b_j: the state part's rows scaled by w_j / b_j = exp(cum_last -
+  // cum_r0), dY's row i by a_i as it is staged, CB as it is (masked only in the stages that reach
+  // the diagonal), and b_j comes back where acc is read. Taken while the tile's rows span at most
+  // kFactorSpan of decay (b_j <= e^40); a steeper tile multiplies each element by its own exp.
+  const bool factored = !kSplit && scum[r0] - scum[min(r0 + kTile, L) - 1] <= kFactorSpan;
   if (tid < kTile) {
     const int j = r0 + tid;
     const bool ok = j < L && (!kDocs || sseg[j] == sseg[L - 1]);
-    sw[tid] = ok ? __expf(scum[L - 1] - scum[j]) : 0.f;
+    sw[tid] = ok ? __expf(scum[L - 1] - (factored ? scum[r0] : scum[j])) : 0.f;
+    sb[tid] = factored ? __expf(scum[r0] - scum[min(j, L - 1)]) : 1.f;
     sdt[tid] = a.dtq[vb + j];
   }
+  if constexpr (!kSplit)
+    if (factored)
+      for (int i = r0 + tid; i < L; i += 128) sa[i] = __expf(scum[i] - scum[r0]);
   __syncthreads();
 
   const int64_t t0 = int64_t(b) * a.T + c0;
@@ -313,16 +342,28 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           int row, col;
           piece<kTile, 128>(k, row, col);
           const int i = i0 + row;
-          const float ci = scum[min(i, a.Q - 1)];
           float m[4] = {ra[k].x, ra[k].y, ra[k].z, ra[k].w};
+          float ai = 1.f;
+          if (factored) {  // rows past L are zero as loaded; past the diagonal stages every j <= i
+            if (kDocs || i0 < r0 + kTile) {
 #pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            const int j = r0 + col + q;
-            const bool ok = i < L && j <= i && (!kDocs || sseg[i] == sseg[j]);
-            m[q] = ok ? m[q] * __expf(ci - scum[j]) : 0.f;
+              for (int q = 0; q < 4; ++q) {
+                const int j = r0 + col + q;
+                if (j > i || (kDocs && sseg[i] != sseg[j])) m[q] = 0.f;
+              }
+            }
+            if constexpr (!kSplit) ai = i < L ? sa[i] : 0.f;
+          } else {
+            const float ci = scum[min(i, a.Q - 1)];
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              const int j = r0 + col + q;
+              const bool ok = i < L && j <= i && (!kDocs || sseg[i] == sseg[j]);
+              m[q] = ok ? m[q] * __expf(ci - scum[j]) : 0.f;
+            }
           }
           st_op<kSplit>(As[buf], row * kSKM + col, m[0], m[1], m[2], m[3]);
-          st_op<kSplit>(Bs[buf], row * kSKM + col, rb[k], 1.f);
+          st_op<kSplit>(Bs[buf], row * kSKM + col, rb[k], ai);
         }
       }
     };
@@ -334,13 +375,14 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
           for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-              const int j = r0 + wm + mi * 16 + gq + 8 * hf;
+              const int jl = wm + mi * 16 + gq + 8 * hf, j = r0 + jl;
               if (j >= L) continue;
+              const float bj = sb[jl];
 #pragma unroll
               for (int ni = 0; ni < 4; ++ni) {
                 const int pl = wn + ni * 8 + 2 * tq;
                 const float2 xv = ld_pair(xb + j * ldx + p0 + pl, pl, pc);
-                xs[mi][hf] += xv.x * acc[mi][ni][2 * hf] + xv.y * acc[mi][ni][2 * hf + 1];
+                xs[mi][hf] += bj * (xv.x * acc[mi][ni][2 * hf] + xv.y * acc[mi][ni][2 * hf + 1]);
               }
             }
         }
@@ -355,13 +397,13 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
       for (int hf = 0; hf < 2; ++hf) {
         const int jl = wm + mi * 16 + gq + 8 * hf, j = r0 + jl;
         if (j >= L) continue;
-        const float dtj = sdt[jl];
+        const float dtj = sdt[jl], bj = sb[jl];
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
           const int pl = wn + ni * 8 + 2 * tq;
           const float2 xv = ld_pair(xb + j * ldx + p0 + pl, pl, pc);
           const float2 yv = ld_pair(yb + j * ldx + p0 + pl, pl, pc);
-          const float a0 = acc[mi][ni][2 * hf], a1 = acc[mi][ni][2 * hf + 1];
+          const float a0 = bj * acc[mi][ni][2 * hf], a1 = bj * acc[mi][ni][2 * hf + 1];
           dd[mi][hf] += xv.x * a0 + xv.y * a1;
           dsum += xv.x * yv.x + xv.y * yv.y;
           st_pair(dxb + j * ldx + p0 + pl, pl, pc, dtj * a0 + Dh * yv.x, dtj * a1 + Dh * yv.y);

@@ -159,8 +159,8 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
 // ---- states: Z and dZ, one 64 x TN tile of [P, N] per block (256 threads) ---------------------
 // blockIdx.x = ((((b nc + c) H + h) 2 + which) Pt + pt) Nt + nt: the heads of a chunk run side by
 // side, so that the B and C rows their group shares come from L2 rather than again from DRAM
-// (with the chunk outermost the blocks in flight spanned two heads at B 1, L 16384). which 0: Z = (w dt X)^T B into S;
-// which 1: dZ = (e dY)^T C into dS. A(p, j) = scale_j src_j[p] ([32 j][64 p]), B(j, n) = B_j[n]
+// (head-major, the blocks in flight spanned two heads at B 1, L 16384). which 0: Z = (w dt X)^T B
+// into S; which 1: dZ = (e dY)^T C into dS. A(p, j) = scale_j src_j[p] ([32 j][64 p]), B(j, n) = B_j[n]
 // ([32 j][TN n]). Z of the last chunk (only the final state, not needed) and dZ of the first
 // (only dinitial_state) are skipped when unused. TN = 32 NI columns of N: 128, or 64 when N <= 64
 // (the study's small models: a 128-column tile would multiply zeros in half its columns and hold

@@ -23,8 +23,8 @@ constexpr int kSKM = kTile + 8;  // row stride of a [32][64] stage (M or N conti
 constexpr int kWords64 = kTile * kSMK;  // one 64 x 32 operand stage, either layout
 static_assert(kWords64 == kKs * kSKM, "both layouts of a 64 x 32 stage have one size");
 constexpr int kRing = 3;         // shared-memory stages per operand
-// The largest decay span cum_r0 - cum_{r0+63} over a 64-row tile for which the chunk scan and dx
-// factor exp(cum_i - cum_j) into a row and a column factor: both stay within e^40 (fp32 and bf16
+// The largest decay span cum_r0 - cum_{r0+63} over a 64-row tile for which the chunk scan, dx and
+// gram factor exp(cum_i - cum_j) into a row and a column factor: both stay within e^40 (fp32 and bf16
 // reach e^88), and __expf's error at |x| <= 40 (2 + 1.2 |x| ulp, ~3e-6) stays far below bf16's
 // rounding.
 constexpr float kFactorSpan = 40.0f;

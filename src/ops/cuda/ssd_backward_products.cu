@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
   // CB at this thread's 16 fragment positions, element q at cbs[q * 256 + tid] (only the thread
   // that wrote a value reads it: no barrier needed)
   float* cbs = reinterpret_cast<float*>(gram_smem + 4 * kWords64);
-  // per head: cum_i, cum_j, dt_j; or, factored (see the epilogue), a_i, dt_j b_j and the flag
+  // per head: cum_i, cum_j, dt_j; or, factored (vfac; see the epilogue), a_i, dt_j b_j, dt_j
   __shared__ float vr[2][3][kTile];
   __shared__ bool vfac[2];
   __shared__ float red[2][kGramWn][kTile];    // row sums per column quarter of the tile

@@ -1,4 +1,5 @@
-// mambalm_bench_ssd: times ops::ssd_chunked (the tensor-core chunked SSD, src/ops/cuda/ssd.cu) on
+// mambalm_bench_ssd: times ops::ssd_chunked's tensor-core path (src/ops/cuda/ssd.cu), at the chunk
+// each row names rather than the one the op picks (ssd_bw::op_chunk), on
 // the GPU at the shape (B 2, L 4096, H 128, P 64, G 8, N 128, chunk 256), at chunk 128 and
 // at B 1, L 16384; its four kernels one by one; forward + backward (ssd_chunked then
 // ssd_chunked_backward, src/ops/cuda/ssd_backward.cu, as training calls them: no states, dA and dD
@@ -112,7 +113,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
   for (int k = 0; k < 2; ++k) sets.push_back(make_inputs(B, T, H, P, G, N, 1000 * (k + 1)));
   auto run = [&](int i) {
     Inputs& s = sets[size_t(i) % sets.size()];
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y, ops::Fp32Products::Tf32);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y);
   };
   const double ms = median_ms(run);
   const double ms_again = median_ms(run);
@@ -129,7 +130,7 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
   for (int i = 0; i < 23; ++i) {
     Inputs& s = sets[size_t(i) % sets.size()];
     float t4[4];
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &s.state, s.y, t4);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &s.state, s.y, t4);
     if (i >= 3)
       for (int k = 0; k < 4; ++k) st[k].push_back(t4[k]);
   }
@@ -143,14 +144,14 @@ void bench_shape(int64_t B, int64_t T, int64_t Q, bool with_recurrence, Heads hd
   {
     const double v = median_ms([&](int i) {
       Inputs& si = sets[size_t(i) % sets.size()];
-      ops::cuda::ssd_chunked_tensor_cores(si.x, si.dt, si.A, si.Bm, si.Cm, &si.D, Q, &si.state, si.y, nullptr,
+      ops::cuda::ssd_chunked_tensor_cores(si.x, si.dt, si.A, si.Bm, si.Cm, &si.D, nullptr, Q, &si.state, si.y, nullptr,
                                           ops::Fp32Products::Exact);
     });
     Inputs& s = sets[0];
     Tensor st1 = copy_of(s.state), st2 = copy_of(s.state);
     Tensor yf = empty_cuda(s.y.shape()), ye = empty_cuda(s.y.shape());
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st1, yf);
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, Q, &st2, ye, nullptr,
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &st1, yf);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, &st2, ye, nullptr,
                                         ops::Fp32Products::Exact);
     Tensor a = to_device(yf, Device::CPU), e = to_device(ye, Device::CPU);
     double err = 0, ref = 0;
@@ -178,14 +179,17 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
                     int64_t N) {
   Grads gr = make_grads(B, T, H, P, G, N);
   ops::Fp32Products products = ops::Fp32Products::Tf32;
+  // at chunk Q (the ops pick their own chunk, ssd_bw::op_chunk)
   auto bwd = [&](Inputs& s, bool docs) {
-    ops::ssd_chunked_backward(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, nullptr, s.dy,
-                              gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, products);
+    ops::cuda::ssd_chunked_backward_timed(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr,
+                                          nullptr, s.dy, gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, nullptr,
+                                          products);
   };
   auto fwd = [&](Inputs& s, bool docs) {
     // mixed precision writes y in bf16 (the gated norm reads it); --dtype f32 training in fp32
     Tensor& y = products == ops::Fp32Products::Tf32 ? s.y16 : s.y;
-    ops::ssd_chunked(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, y, products);
+    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, y,
+                                        nullptr, products);
   };
   const std::string key = std::string(Q == 256 ? "" : "_c" + std::to_string(Q)) + " B" + std::to_string(B) + "_L" +
                           std::to_string(T) + (H == 128 ? "" : "_H" + std::to_string(H) + "_N" + std::to_string(N));
@@ -230,9 +234,9 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
   // determinism: two backward calls from zeroed accumulators give the same bits
   Grads g1 = make_grads(B, T, H, P, G, N), g2 = make_grads(B, T, H, P, G, N);
   for (Grads* g : {&g1, &g2})
-    ops::ssd_chunked_backward(sets[0].x, sets[0].dt, sets[0].A, sets[0].Bm, sets[0].Cm, &sets[0].D, &sets[0].seq, Q,
-                              nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB, g->dC, &g->dD, nullptr,
-                              ops::Fp32Products::Tf32);
+    ops::cuda::ssd_chunked_backward_timed(sets[0].x, sets[0].dt, sets[0].A, sets[0].Bm, sets[0].Cm, &sets[0].D,
+                                          &sets[0].seq, Q, nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB,
+                                          g->dC, &g->dD, nullptr, nullptr, ops::Fp32Products::Tf32);
   int64_t diff = 0;
   auto cmp = [&](const Tensor& a, const Tensor& b) {
     Tensor ha = to_device(a, Device::CPU), hb = to_device(b, Device::CPU);
@@ -250,7 +254,7 @@ void bench_short() {
     Inputs s = make_inputs(B, T, H, P, G, N, 77 + T);
     const double r = median_ms([&](int) { ops::ssd_sequential(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, &s.state, s.y); }, 20);
     const double c = median_ms([&](int) {
-      ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, 256, &s.state, s.y);
+      ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, 256, &s.state, s.y);
     }, 20);
     std::printf("  T %4lld  %.4f  %.4f\n", (long long)T, r, c);
   }
@@ -260,17 +264,23 @@ void bench_short() {
 
 // `mambalm_bench_ssd` runs the 8B-head shapes; `mambalm_bench_ssd small` the study's small Mamba-2
 // layer instead (mamba2-26m: B 64 x L 1024 per micro-batch, H 16, P 64, G 8, N 64) at kernel chunks
-// 64 (its config's), 128 and 256: the chunking changes rounding only, so the kernels may pick it.
+// 64 (its config's), 128 and 256: the chunking changes rounding only, so the kernels may pick it;
+// `mambalm_bench_ssd train` the training benchmark's layer (mamba2-48l, hybrid-48l: B 4 x L 4096,
+// H 64, P 64, G 8, N 128) at chunks 128 (its config's) and 256.
 int main(int argc, char** argv) {
-  const bool small = argc > 1 && std::string(argv[1]) == "small";
+  const std::string mode = argc > 1 ? argv[1] : "";
   if (cuda_device_count() == 0) {
     std::fprintf(stderr, "mambalm_bench_ssd: no CUDA device\n");
     return 2;
   }
   try {
     std::printf("device: %s\n", cuda_device_summary().c_str());
-    if (small) {
+    if (mode == "small") {
       for (int64_t q : {64, 128, 256}) bench_shape(64, 1024, q, false, Heads{16, 64, 8, 64});
+      return 0;
+    }
+    if (mode == "train") {
+      for (int64_t q : {128, 256}) bench_shape(4, 4096, q, false, Heads{64, 64, 8, 128});
       return 0;
     }
     bench_shape(2, 4096, 256, true);

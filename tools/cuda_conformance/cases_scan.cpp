@@ -34,7 +34,8 @@ SsdInputs ssd_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int6
 // same way). Measured nmse 3.9e-7 .. 9.3e-6 (the largest without D x, whose exact fp32 term
 // dilutes the error otherwise; T 17 .. 4096, chunks 64 .. 256; H200, 2026-12-03). 1e-4 leaves 10x,
 // while a dropped term (D x, the state contribution, one chunk's intra-chunk part) or a wrong
-// decay moves whole rows of y by O(1).
+// decay moves whole rows of y by O(1). At N 64 the CUDA op runs chunk 128 whatever chunk a row names
+// (ssd_bw::op_chunk), the CPU op the one named; the chunk changes only rounding.
 constexpr double kSsdFast = 1e-4;
 // A bf16 y from the recurrence (fp32 sums a few ulp from the CPU's, rounded once): one bf16 ulp
 // where the two fp32 values straddle a rounding boundary, nmse ~1e-9; truncating instead of

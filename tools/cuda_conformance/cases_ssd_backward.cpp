@@ -49,14 +49,14 @@ struct Inputs {
 };
 
 // Document ids: random_documents' 1-5 documents per row, and in row 0 extra starts placed on the
-// kernels' chunk boundaries (64, 128) and just after one (129) when T allows, so that chunks
-// starting a document and chunks holding one are both covered.
+// kernels' chunk and tile boundaries (64, 128, 256) and just after one (129, 257) when T allows, so
+// that chunks starting a document and chunks holding one are both covered.
 Tensor documents(int64_t B, int64_t T) {
   Tensor seq = random_documents(B, T);
   int32_t* s = seq.data<int32_t>();
   int32_t bump = 0;
   for (int64_t t = 1; t < T; ++t) {
-    if (t == 64 || t == 128 || t == 129) bump += 10;
+    if (t == 64 || t == 128 || t == 129 || t == 256 || t == 257) bump += 10;
     s[t] += bump;
   }
   return seq;
@@ -185,7 +185,7 @@ void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, i
 
 void run_ssd_backward(bool quick) {
   const int64_t H = 128, P = 64, G = 8, N = 128;  // the 8B layer
-  const int64_t T = quick ? 150 : 300;               // not a multiple of the chunk
+  const int64_t T = quick ? 300 : 600;  // not a multiple of the chunk, past one chunk of 256
   // the training call (no documents, no states), then every optional input, chunk 128 and 256
   check_backward({2, T, H, P, G, N, 128, false, false, false, false});
   check_backward({2, T, H, P, G, N, 128, true, true, true, true});

@@ -39,14 +39,15 @@ void set_attention_backend(AttentionBackend backend);
 AttentionBackend attention_backend();
 // cudnnGetVersion() of the loaded libcudnn.so.9 (e.g. 91000), 0 when it cannot be loaded.
 size_t cudnn_version();
-// The tensor-core chunked path of ssd_chunked for any T >= 1 (same arguments and result).
-// Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
+// The tensor-core chunked path of ssd_chunked for any T >= 1 (same arguments and result), at the
+// chunk given (rounded to a multiple of 64 up to 256) where ssd_chunked picks its own (ssd_bw::
+// op_chunk); the benchmarks compare chunks through it. Returns false, doing nothing, when the shape is not tiled (P or N not a multiple of 64,
 // unaligned data). stage_ms (optional, 4 floats) receives the time of each of its four kernels
 // (chunk states, C B^T, state passing, chunk scan); it synchronises, for benchmarks only.
 // products: Tf32 (the fast products: bf16 or TF32 operands, see ssd.cu) by default here, the
 // benchmarks' subject; Exact runs the split products.
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                              const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state,
                               Tensor& y, float* stage_ms = nullptr,
                               Fp32Products products = Fp32Products::Tf32);
 

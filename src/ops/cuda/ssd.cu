@@ -560,7 +560,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
   // on), a_i the output row at the end, and CB goes in as it is, masked only in the stages that
   // reach the diagonal. Taken while the tile's own decay span keeps the factors in range (a_i >=
   // e^-kFactorSpan, b_j <= e^kFactorSpan); a steeper tile multiplies each element by its own exp.
-  const bool factored = !kSplit && cum[i0] - cum[min(i0 + kTile, L) - 1] <= ssd_bw::kFactorSpan;
+  const bool factored = !kSplit && ssd_bw::tile_factors(cum, i0, L);
   if (factored) {
     for (int j = int(threadIdx.x); j < i0 + kTile; j += kGemmThreads) dts[j] *= __expf(cum[i0] - cum[j]);
     __syncthreads();
@@ -733,15 +733,6 @@ void with_variant(bool docs, bool split, F f) {
 // chunked 0.041; T 16: 0.048 vs 0.041; T 64: 0.166 vs 0.051 (bench/cuda/ssd.cpp, "short T").
 constexpr int64_t kChunkedMinT = 16;
 
-// The chunk length the kernels use: chunk_size when it is a multiple of 64 up to 256, else the
-// nearest such value. Any chunking computes the same function (the chunk only changes rounding
-// order and speed), so a chunk size the tiles cannot take is still served by the fast path.
-int64_t kernel_chunk(int64_t chunk_size) {
-  if (chunk_size % kTile == 0 && chunk_size <= kMaxChunk) return chunk_size;
-  const int64_t q = (chunk_size + kTile / 2) / kTile * kTile;
-  return std::clamp<int64_t>(q, kTile, kMaxChunk);
-}
-
 }  // namespace
 
 namespace {
@@ -761,7 +752,7 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   for (const void* p : {x.raw(), Bm.raw(), Cm.raw(), y.raw()})
     if (!aligned16(p)) return false;
   if (state && !aligned16(state->raw())) return false;
-  const int64_t Q = kernel_chunk(chunk_size);
+  const int64_t Q = ssd_bw::kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q;
   if (Bsz > 65535 || nc * (Q / kTile) * (P / kTile) > 65535 || nc * (P / kTile) * (N / kTile) > 65535 ||
       nc * G > 65535 || Bsz * H > 65535 || T > INT32_MAX / 2)
@@ -835,21 +826,22 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 }  // namespace
 
 bool ssd_chunked_tensor_cores(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
-                              const Tensor& Cm, const Tensor* D, int64_t chunk_size, Tensor* state,
+                              const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state,
                               Tensor& y, float* stage_ms, Fp32Products products) {
-  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, nullptr, chunk_size, state, y, products, stage_ms);
+  return ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products, stage_ms);
 }
 
 // Prefill. Measured on the H200 (2026-12-03, 8B heads H 128, P 64, G 8, N 128, chunk 256, bf16
 // operands): 0.90 ms at B 2 / L 4096 (73 GFLOP, 81 TFLOP/s; the register recurrence takes 13.6 ms
 // there) and 1.76 ms at B 1 / L 16384; per kernel (1) 0.21, (2) 0.04, (3) 0.05, (4) 0.59 ms.
 // bench/cuda/ssd.cpp and bench/NOTES.md hold the numbers. Short T and shapes the tiles do not
-// cover run the recurrence. Document ids take the same two paths with resets.
+// cover run the recurrence. Document ids take the same two paths with resets. The kernels run at
+// ssd_bw::op_chunk's chunk, not necessarily the config's chunk_size.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
                  Fp32Products products) {
   if (x.dim(1) >= kChunkedMinT &&
-      ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, state, y, products, nullptr))
+      ssd_chunked_tc(x, dt, A, Bm, Cm, D, seq_idx, ssd_bw::op_chunk(chunk_size, Bm.dim(3)), state, y, products, nullptr))
     return;
   ssd_recurrence(x, dt, A, Bm, Cm, D, seq_idx, state, y);
 }

@@ -428,14 +428,6 @@ float* bw_scratch(size_t floats) {
   return buf.get<float>(floats, "ssd_chunked_backward");
 }
 
-// The chunk length of the kernels, as the forward (ssd.cu) picks it: chunk_size when it is a
-// multiple of 64 up to 256, else the nearest such value (the chunking changes rounding only).
-int64_t bw_kernel_chunk(int64_t chunk_size) {
-  if (chunk_size % kTile == 0 && chunk_size <= kQMax) return chunk_size;
-  const int64_t q = (chunk_size + kTile / 2) / kTile * kTile;
-  return std::clamp<int64_t>(q, kTile, kQMax);
-}
-
 // Raises the dynamic shared-memory limits once (states, gram, dB and dC take over 48 KB).
 template <bool kDocs, bool kSplit>
 void allow_smem() {
@@ -622,7 +614,7 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     if (!aligned16(t->raw())) fast = false;
   const int64_t P = (P0 + 3) / 4 * 4, N = (N0 + n_align - 1) / n_align * n_align;
 
-  const int64_t Q = bw_kernel_chunk(chunk_size);
+  const int64_t Q = kernel_chunk(chunk_size);
   const int64_t nc = (T + Q - 1) / Q, nt = Q / kTile, hpg = H / G;
   const int64_t PN = P * N;
   const int64_t nsb = (PN / 4 + 255) / 256;  // pass blocks per (b, h): 256 threads x 4 elements
@@ -714,15 +706,15 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
 // forward is ssd_chunked): B 2 / L 4096 chunk 256 backward 3.09 ms, forward + backward 4.20 ms
 // (mamba_ssm's Triton kernels on bf16 inputs in the same session: 4.25 ms); chunk 128: 2.91 /
 // 4.00 ms (mamba_ssm 4.90); B 1 / L 16384: 6.31 / 8.50 ms (mamba_ssm 6.14). With 4 documents per
-// row: 3.40 / 4.57 ms.
+// row: 3.40 / 4.57 ms. The kernels run at op_chunk's chunk, as the forward's do.
 void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                           const Tensor& Cm, const Tensor* D, const Tensor* seq_idx,
                           int64_t chunk_size, const Tensor* initial_state,
                           const Tensor* dfinal_state, const Tensor& dy, Tensor& dx, Tensor& ddt,
                           Tensor* dA, Tensor& dBm, Tensor& dCm, Tensor* dD,
                           Tensor* dinitial_state, Fp32Products products) {
-  ssd_chunked_backward_timed(x, dt, A, Bm, Cm, D, seq_idx, chunk_size, initial_state, dfinal_state, dy, dx, ddt,
-                             dA, dBm, dCm, dD, dinitial_state, nullptr, products);
+  ssd_chunked_backward_timed(x, dt, A, Bm, Cm, D, seq_idx, op_chunk(chunk_size, Bm.dim(3)), initial_state, dfinal_state,
+                             dy, dx, ddt, dA, dBm, dCm, dD, dinitial_state, nullptr, products);
 }
 
 }  // namespace mambalm::ops::cuda

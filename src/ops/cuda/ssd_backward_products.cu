@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
         v0 = w == 2 ? a.dtq[vb + j0 + q] : a.cum[vb + (w == 0 ? i0 : j0) + q];
         if constexpr (!kSplit) {  // the head's decay factored over the j tile (ssd_chunk_scan_kernel)
           const float cref = a.cum[vb + j0];
-          f0 = cref - a.cum[vb + min(j0 + kTile, L) - 1] <= kFactorSpan;
+          f0 = tile_factors(a.cum + vb, j0, L);
           if (f0 && w == 0) v0 = __expf(v0 - cref);
           if (f0 && w == 1) v0 = a.dtq[vb + j0 + q] * __expf(cref - v0);
         }
@@ -265,7 +265,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
   // cum_r0), dY's row i by a_i as it is staged, CB as it is (masked only in the stages that reach
   // the diagonal), and b_j comes back where acc is read. Taken while the tile's rows span at most
   // kFactorSpan of decay (b_j <= e^40); a steeper tile multiplies each element by its own exp.
-  const bool factored = !kSplit && scum[r0] - scum[min(r0 + kTile, L) - 1] <= kFactorSpan;
+  const bool factored = !kSplit && tile_factors(scum, r0, L);
   if (tid < kTile) {
     const int j = r0 + tid;
     const bool ok = j < L && (!kDocs || sseg[j] == sseg[L - 1]);

@@ -18,7 +18,10 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAMBALM_CUDA=ON \
 cmake --build "$build" -j"$(nproc)" --target "$@"
 rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib"
-for t in "$@"; do
+files=("$@")
+# `mambalm serve` opens the HTTP module beside the binary (src/serve/http_front.h)
+[[ " $* " == *" mambalm "* ]] && files+=(mambalm-http.so)
+for t in "${files[@]}"; do
   cp "$build/$t" "$bundle/bin/"
   # Every resolved dependency except glibc's own libraries, libstdc++/libgcc_s (the GPU
   # machine's are newer and compatible) and the CUDA libraries (taken from that machine).

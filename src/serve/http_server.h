@@ -1,4 +1,4 @@
-// The HTTP/1.1 front of `mambalm serve`, on Debian's cpp-httplib: routes, size limits, and
+// The HTTP/1.1 front of `mambalm serve`, on the transport of http_front.h: routes, size limits, and
 // OpenAI-style JSON errors for everything that goes wrong (unknown route, oversized body,
 // malformed request, handler exception). Each connection is served by a pool thread; model
 // work happens only on the scheduler's thread.
@@ -11,13 +11,10 @@
 #include <string>
 
 #include "serve/completion_request.h"
+#include "serve/http_front.h"
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
 #include "tokenizer/tokenizer.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace mambalm::serve {
 
@@ -45,7 +42,7 @@ class HttpServer {
 
  private:
   void routes();
-  void completion(const void* request, void* response, bool chat);
+  void completion(const HttpRequest& req, HttpResponse& res, bool chat);
 
   Scheduler& scheduler_;
   const Tokenizer& tokenizer_;
@@ -53,7 +50,7 @@ class HttpServer {
   HttpOptions opts_;
   RequestLimits limits_;
   int64_t started_ = 0;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<HttpFront> front_;
 };
 
 }  // namespace mambalm::serve

@@ -340,3 +340,24 @@ TEST(ServeCli, BadOptionsAreOneLineErrors) {
   }
   close(fd);
 }
+
+// The HTTP transport is a module opened at run time (serve/http_front.h): a missing or corrupt one
+// is a one-line error naming it, and no other command needs it.
+TEST(ServeCli, HttpModuleMissingOrCorrupt) {
+  const std::string dir = mambalm::testing::temp_dir("serve-module");
+  auto init = mambalm::testing::run_cli("init --preset mamba-tiny --vocab 320 --out " + dir + "/plain");
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  mambalm::testing::write_file(dir + "/corrupt.so", "not a shared object\n");
+  for (const std::string& module : {dir + "/missing.so", dir + "/corrupt.so"}) {
+    auto r = mambalm::testing::run_command("MAMBALM_HTTP_MODULE=" + module + " " + MAMBALM_CLI + " serve --model " + dir +
+                                           "/plain --tokenizer bytes --port 0");
+    EXPECT_NE(r.exit_code, 0) << module;
+    EXPECT_NE(r.err.find("cannot load the HTTP module mambalm-http.so"), std::string::npos) << module << ": " << r.err;
+    EXPECT_NE(r.err.find(module), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << module << ": " << r.err;
+  }
+  mambalm::testing::write_file(dir + "/prompt.txt", "1 2 3");
+  auto gen = mambalm::testing::run_command("MAMBALM_HTTP_MODULE=" + dir + "/missing.so " + MAMBALM_CLI + " generate --model " +
+                                           dir + "/plain --tokens " + dir + "/prompt.txt --max-tokens 2");
+  EXPECT_EQ(gen.exit_code, 0) << gen.err;
+}

@@ -21,11 +21,21 @@ mkdir -p "$bundle/bin" "$bundle/lib"
 files=("$@")
 # `mambalm serve` opens the HTTP module beside the binary (src/serve/http_front.h)
 [[ " $* " == *" mambalm "* ]] && files+=(mambalm-http.so)
-for t in "${files[@]}"; do
-  cp "$build/$t" "$bundle/bin/"
+# Libraries the binaries open at run time rather than link (here's, not the GPU machine's):
+# libzip for PyTorch checkpoints (src/io/torch/zip_loader.cpp).
+opened=(/usr/lib/x86_64-linux-gnu/libzip.so.4)
+for t in "${files[@]}" "${opened[@]}"; do
+  if [[ "$t" == /* ]]; then
+    file=$t
+    if [ ! -e "$file" ]; then continue; fi
+    cp -L "$file" "$bundle/lib/"
+  else
+    file=$build/$t
+    cp "$file" "$bundle/bin/"
+  fi
   # Every resolved dependency except glibc's own libraries, libstdc++/libgcc_s (the GPU
   # machine's are newer and compatible) and the CUDA libraries (taken from that machine).
-  ldd "$build/$t" | awk '/=> \// {print $1, $3}' | while read -r name path; do
+  ldd "$file" | awk '/=> \// {print $1, $3}' | while read -r name path; do
     case "$name" in
       libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|ld-linux*|libstdc++*|libgcc_s*|libcublas*|libcudart*) ;;
       *) cp -L "$path" "$bundle/lib/$name" ;;

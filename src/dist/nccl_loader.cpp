@@ -4,31 +4,23 @@
 // LD_LIBRARY_PATH). Each function keeps the prototype nccl.h declares and forwards to the real
 // symbol, resolved once.
 #ifdef MAMBALM_HAVE_NCCL
-#include <dlfcn.h>
 #include <nccl.h>
 
-#include <string>
-
-#include "core/error.h"
+#include "core/shared_library.h"
 
 namespace {
 
-void* nccl_library() {
-  static void* h = [] {
-    void* p = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!p)
-      mambalm::fail("NCCL", std::string("cannot load libnccl.so.2: ") + dlerror(),
-                    "multi-GPU training needs NCCL 2 on the library path (the CUDA toolkit's lib/ or the nvidia-nccl wheel)");
-    return p;
-  }();
-  return h;
+constexpr const char* kLibnccl = "libnccl.so.2";
+
+void* libnccl() {
+  static void* const handle = mambalm::open_shared_library(
+      kLibnccl, "multi-GPU training needs NCCL 2 on the library path (the CUDA toolkit's lib/ or the nvidia-nccl wheel)");
+  return handle;
 }
 
 template <class F>
 F resolve(const char* name) {
-  void* p = dlsym(nccl_library(), name);
-  if (!p) mambalm::fail("NCCL", std::string("libnccl.so.2 has no symbol ") + name, "NCCL 2.19 or newer is needed");
-  return reinterpret_cast<F>(p);
+  return mambalm::shared_library_symbol<F>(libnccl(), kLibnccl, name, "NCCL 2.19 or newer is needed");
 }
 
 }  // namespace

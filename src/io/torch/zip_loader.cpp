@@ -3,31 +3,23 @@
 // cost every start of the binary its load and libcrypto's behind it (~8 ms and ~1.2 MiB here;
 // bench/NOTES.md). Each function keeps the prototype zip.h declares and forwards to the real
 // symbol, resolved once.
-#include <dlfcn.h>
 #include <zip.h>
 
-#include <string>
-
-#include "core/error.h"
+#include "core/shared_library.h"
 
 namespace {
 
+constexpr const char* kLibzip = "libzip.so.4";
+
 void* libzip() {
-  static void* h = [] {
-    void* p = dlopen("libzip.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!p)
-      mambalm::fail("libzip", std::string("cannot load libzip.so.4: ") + dlerror(),
-                    "PyTorch checkpoints are zip files read through libzip 1.x (Debian: libzip4)");
-    return p;
-  }();
-  return h;
+  static void* const handle =
+      mambalm::open_shared_library(kLibzip, "PyTorch checkpoints are zip files read through libzip 1.x (Debian: libzip4)");
+  return handle;
 }
 
 template <class F>
 F resolve(const char* name) {
-  void* p = dlsym(libzip(), name);
-  if (!p) mambalm::fail("libzip", std::string("libzip.so.4 has no symbol ") + name, "libzip 1.7 or newer is needed");
-  return reinterpret_cast<F>(p);
+  return mambalm::shared_library_symbol<F>(libzip(), kLibzip, name, "libzip 1.7 or newer is needed");
 }
 
 }  // namespace

@@ -19,8 +19,9 @@ cmake --build "$build" -j"$(nproc)" --target "$@"
 rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib"
 files=("$@")
-# `mambalm serve` opens the HTTP module beside the binary (src/serve/http_front.h)
-[[ " $* " == *" mambalm "* ]] && files+=(mambalm-http.so)
+# The modules mambalm opens beside itself: serve's HTTP transport (src/serve/http_front.h) and
+# MPI's calls (src/dist/mpi_calls.h)
+[[ " $* " == *" mambalm "* ]] && files+=(mambalm-http.so mambalm-mpi.so)
 # Libraries the binaries open at run time rather than link (here's, not the GPU machine's):
 # libzip for PyTorch checkpoints (src/io/torch/zip_loader.cpp).
 opened=(/usr/lib/x86_64-linux-gnu/libzip.so.4)

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -149,3 +150,26 @@ TEST_F(DataParallel, AKilledRankEndsTheJobAndTheRunResumes) {
 }
 
 }  // namespace
+
+// MPI's calls are a module opened only by a job that mpirun started (dist/mpi_calls.h): a missing
+// or corrupt one is a one-line error naming it, and a run outside MPI never opens it. The rank
+// variables stand in for mpirun's (an MPI launcher's world), so no mpirun is needed.
+TEST(MpiModule, MissingOrCorruptIsAOneLineErrorAndOnlyMpiJobsNeedIt) {
+  if (!have_mpirun()) GTEST_SKIP() << "no MPI in this build (install openmpi-bin and libopenmpi-dev)";
+  const std::string dir = temp_dir("mpi-module");
+  const Corpus corpus = make_corpus(dir, 3);
+  ASSERT_EQ(run_cli("init --preset hybrid-tiny --seed 5 --out " + dir + "/model").exit_code, 0);
+  write_file(dir + "/corrupt.so", "not a shared object\n");
+  const std::string train = std::string(MAMBALM_CLI) + " train --model " + dir + "/model --data " + corpus.prefix +
+                            " --seq-len 32 --micro-batch 1 --steps 1 --lr 1e-3 --log-interval 1";
+  for (const std::string& module : {dir + "/missing.so", dir + "/corrupt.so"}) {
+    auto r = run_command("OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_LOCAL_RANK=0 MAMBALM_MPI_MODULE=" +
+                         module + " " + train + " --out " + dir + "/run-mpi");
+    EXPECT_NE(r.exit_code, 0) << module;
+    EXPECT_NE(r.err.find("MPI: cannot load the module mambalm-mpi.so"), std::string::npos) << module << ": " << r.err;
+    EXPECT_NE(r.err.find(module), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << module << ": " << r.err;
+  }
+  auto plain = run_command("MAMBALM_MPI_MODULE=" + dir + "/missing.so " + train + " --out " + dir + "/run-plain");
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+}

@@ -1,6 +1,7 @@
 // The two backends behind open_communicator() (dist/communicator.h) and the MPI runtime that
-// also bootstraps NCCL. Each is compiled in when its library is there (MAMBALM_HAVE_MPI,
-// MAMBALM_HAVE_NCCL); otherwise these fail with a one-line error saying what the build lacks.
+// also bootstraps NCCL. MPI is the module mambalm-mpi.so (dist/mpi_calls.h), built when the
+// build found MPI; NCCL is opened at run time (dist/nccl_loader.cpp) when built with CUDA.
+// Otherwise these fail with a one-line error saying what the build lacks.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -9,7 +10,6 @@
 
 namespace mambalm::dist {
 
-bool mpi_built();
 // MPI_Init once per process (MPI_Finalize at normal exit). Only for a job started by MPI.
 void mpi_init_once();
 bool mpi_initialized();

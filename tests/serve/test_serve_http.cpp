@@ -352,7 +352,7 @@ TEST(ServeCli, HttpModuleMissingOrCorrupt) {
     auto r = mambalm::testing::run_command("MAMBALM_HTTP_MODULE=" + module + " " + MAMBALM_CLI + " serve --model " + dir +
                                            "/plain --tokenizer bytes --port 0");
     EXPECT_NE(r.exit_code, 0) << module;
-    EXPECT_NE(r.err.find("cannot load the HTTP module mambalm-http.so"), std::string::npos) << module << ": " << r.err;
+    EXPECT_NE(r.err.find("serve: cannot load the module mambalm-http.so"), std::string::npos) << module << ": " << r.err;
     EXPECT_NE(r.err.find(module), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << module << ": " << r.err;
   }

@@ -93,6 +93,21 @@ TEST_P(Incremental, PrefillThenDecodeEqualsFullForward) {
   EXPECT_GT(spread, 0.1);
 }
 
+// A prompt longer than Mamba-1's prefill slice (model/mamba1.h: kInferenceSlice, 128 tokens): one
+// forward call (sliced inside, on a state of its own) and a prefill in calls of 200 tokens (sliced,
+// continuing the sequence's state) both give the logits of a prefill in calls of 16 (never sliced).
+// Tolerance as above.
+TEST_P(Incremental, LongPromptsInOneCallEqualShortChunks) {
+  Model m = perturbed_model(GetParam().make());
+  const int64_t V = m.config().vocab_size, T = 300;
+  std::vector<int32_t> tokens = random_tokens(T, V);
+  Tensor short_chunks = incremental_logits(m, tokens, T, 16);
+  Tensor one_call = m.forward(as_batch(tokens, 0, tokens.size())).reshape({T, V});
+  Tensor long_chunks = incremental_logits(m, tokens, T, 200);
+  EXPECT_LE(relative_l2(one_call, short_chunks), 1e-5);
+  EXPECT_LE(relative_l2(long_chunks, short_chunks), 1e-5);
+}
+
 TEST_P(Incremental, LastOnlyEqualsLastRow) {
   Model m = perturbed_model(GetParam().make());
   std::vector<int32_t> tokens = random_tokens(21, m.config().vocab_size);

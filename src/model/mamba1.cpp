@@ -1,5 +1,6 @@
 #include "model/mamba1.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/device.h"
@@ -39,19 +40,14 @@ Tensor Mamba1Mixer::inference_A() {
   return a_cache_;
 }
 
-void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
-  const int64_t B = u.dim(0), T = u.dim(1);
+void Mamba1Mixer::selective_path(const Tensor& x, const Tensor& z, const Tensor& A, const LayerContext& ctx,
+                                 LayerState* state, Tensor& ys, Activations* keep) {
+  const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t Di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
-  LayerState* state = ctx.state;
-
-  // x | z = W_in u, each column block written to its own tensor
-  Tensor x = ctx.empty({B, T, Di});  // SSM input before the conv
-  Tensor z = ctx.empty({B, T, Di});  // gate
-  ops::linear_parts(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&x, &z});
 
   Tensor xc = ctx.empty({B, T, Di});  // SiLU(conv(x))
   ops::causal_conv1d(x, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, ctx.seq_idx,
-                            state ? &state->conv : nullptr, /*apply_silu=*/true, xc);
+                     state ? &state->conv : nullptr, /*apply_silu=*/true, xc);
 
   Tensor x_dbl = ctx.empty({B, T, R + 2 * N});  // dt_low | B | C
   ops::linear(xc, x_proj_w_.value, nullptr, x_dbl);
@@ -66,6 +62,28 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
   ops::linear(dt_low, dt_proj_w_.value, nullptr, dt);
   ops::softplus_dt(dt, dt_proj_b_.value, 0.0f, kNoClamp, dt);
 
+  // Training keeps the scan's state every kScanStateChunk steps, so that the backward starts from
+  // them instead of walking the sequence again (N / 8 floats per token and channel: 2 at N = 16,
+  // beside the 6 per channel this layer keeps anyway).
+  Tensor chunk_states;  // [B, ceil(T / K), Di, N]
+  if (keep) chunk_states = ctx.empty({B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N});
+  ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys,
+                      keep ? &chunk_states : nullptr);
+  if (keep) {
+    keep->xc = xc, keep->dt_low = dt_low, keep->Bm = Bm, keep->Cm = Cm, keep->dt = dt;
+    keep->chunk_states = chunk_states;
+  }
+}
+
+void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
+  const int64_t B = u.dim(0), T = u.dim(1);
+  const int64_t Di = cfg_.d_inner, N = cfg_.d_state;
+
+  // x | z = W_in u, each column block written to its own tensor
+  Tensor x = ctx.empty({B, T, Di});  // SSM input before the conv
+  Tensor z = ctx.empty({B, T, Di});  // gate
+  ops::linear_parts(u, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&x, &z});
+
   Tensor A;  // [Di, N] -exp(A_log)
   if (!ctx.cache && A_log_.value.device() == Device::CPU) {
     A = inference_A();
@@ -73,26 +91,39 @@ void Mamba1Mixer::forward(const Tensor& u, const LayerContext& ctx, Tensor& y) {
     A = ctx.empty({Di, N});
     ops::neg_exp(A_log_.value, A);
   }
-  // gated scan output; without a backward it takes x's bytes (x is dead once convolved): one
-  // [B, T, Di] buffer less at a prefill's peak
+  // The gated scan output; without a backward it takes x's bytes (x is dead once convolved): one
+  // [B, T, Di] buffer less at a prefill's peak.
   Tensor ys = ctx.cache ? ctx.empty({B, T, Di}) : x;
-  // Training keeps the scan's state every kScanStateChunk steps, so that the backward starts from
-  // them instead of walking the sequence again (N / 8 floats per token and channel: 2 at N = 16,
-  // beside the 6 per channel this layer keeps anyway).
-  Tensor chunk_states;  // [B, ceil(T / K), Di, N]
-  if (ctx.cache) chunk_states = ctx.empty({B, (T + ops::kScanStateChunk - 1) / ops::kScanStateChunk, Di, N});
-  ops::selective_scan(xc, dt, A, Bm, Cm, &D_.value, &z, ctx.seq_idx, state ? &state->ssm : nullptr, ys,
-                      ctx.cache ? &chunk_states : nullptr);
-  output_projection(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, ctx, y);
 
-  if (ctx.cache) {
-    ctx.cache->x = u;
-    auto a = std::make_unique<Activations>();
-    a->xin = x, a->z = z, a->xc = xc, a->dt_low = dt_low, a->Bm = Bm, a->Cm = Cm, a->dt = dt, a->A = A;
-    a->ys = ys;
-    a->chunk_states = chunk_states;
-    ctx.cache->activations = std::move(a);
+  if (!ctx.cache && B == 1 && !ctx.seq_idx && T > kInferenceSlice && x.device() == Device::CPU) {
+    // A CPU prefill: the selective path runs kInferenceSlice tokens at a time, its conv and scan
+    // carrying their states from slice to slice (the same recurrences, in the same order), so
+    // that its [T, Di] intermediates (the conv's output and dt) exist for one slice at a time:
+    // at T 512 and Di 1536, 4.5 of a layer's 12 MiB. Each slice's output overwrites x's rows
+    // of that slice, which the conv has read by then (the next slice's history is in the state).
+    LayerState own;
+    LayerState* state = ctx.state;
+    if (!state) {
+      own = new_state(cfg_, 1, StateOptions{});
+      state = &own;
+    }
+    const Tensor x_rows = x.reshape({T, Di}), z_rows = z.reshape({T, Di});
+    for (int64_t t0 = 0; t0 < T; t0 += kInferenceSlice) {
+      const int64_t n = std::min(kInferenceSlice, T - t0);
+      Tensor xs = x_rows.slice0(t0, t0 + n).reshape({1, n, Di});
+      const Tensor zs = z_rows.slice0(t0, t0 + n).reshape({1, n, Di});
+      selective_path(xs, zs, A, ctx, state, xs, nullptr);
+    }
+  } else {
+    auto a = ctx.cache ? std::make_unique<Activations>() : nullptr;
+    selective_path(x, z, A, ctx, ctx.state, ys, a.get());
+    if (a) {
+      ctx.cache->x = u;
+      a->xin = x, a->z = z, a->A = A, a->ys = ys;
+      ctx.cache->activations = std::move(a);
+    }
   }
+  output_projection(ys, out_proj_w_.value, cfg_.proj_bias ? &out_proj_b_.value : nullptr, ctx, y);
 }
 
 void Mamba1Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache& cache, Tensor& du) {

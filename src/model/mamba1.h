@@ -40,6 +40,13 @@ class Mamba1Mixer : public Mixer {
   // mark_written after a direct write) makes it anew. Comparing the values in full on every call
   // instead cost 1-2% of a decode step (perf). CPU only.
   Tensor inference_A();
+  // The selective path of x [B, T, Di] (before the conv) with gate z [B, T, Di] into ys: conv and
+  // SiLU, x_proj, dt, the scan; the conv and the scan continue from `state` and update it when
+  // given. `keep` (training) receives the intermediates its backward reads.
+  void selective_path(const Tensor& x, const Tensor& z, const Tensor& A, const LayerContext& ctx, LayerState* state,
+                      Tensor& ys, Activations* keep);
+  // Tokens per slice of a CPU prefill's selective path (see forward).
+  static constexpr int64_t kInferenceSlice = 128;
 
   Mamba1Config cfg_;
   int64_t d_;

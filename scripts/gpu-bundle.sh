@@ -21,7 +21,10 @@ mkdir -p "$bundle/bin" "$bundle/lib"
 files=("$@")
 # The modules mambalm opens beside itself: serve's HTTP transport (src/serve/http_front.h) and
 # MPI's calls (src/dist/mpi_calls.h)
-[[ " $* " == *" mambalm "* ]] && files+=(mambalm-http.so mambalm-mpi.so)
+if [[ " $* " == *" mambalm "* ]]; then
+  files+=(mambalm-http.so)
+  [ -e "$build/mambalm-mpi.so" ] && files+=(mambalm-mpi.so)  # built when the build found MPI
+fi
 # Libraries the binaries open at run time rather than link (here's, not the GPU machine's):
 # libzip for PyTorch checkpoints (src/io/torch/zip_loader.cpp).
 opened=(/usr/lib/x86_64-linux-gnu/libzip.so.4)

@@ -1,8 +1,6 @@
 // Opens the HTTP module (http_front.h) for `mambalm serve`.
 #include "serve/http_front.h"
 
-#include <mutex>
-
 #include "core/project_module.h"
 
 namespace mambalm::serve {
@@ -12,23 +10,13 @@ namespace {
 using CreateFront = HttpFront* (*)();
 
 CreateFront load_module() {
-  static std::once_flag once;
-  static CreateFront create = nullptr;
-  std::call_once(once, [] {
-    const ProjectModule module{"mambalm-http.so", "MAMBALM_HTTP_MODULE",
-#ifdef MAMBALM_HTTP_MODULE_INSTALLED
-                               MAMBALM_HTTP_MODULE_INSTALLED,
-#else
-                               nullptr,
-#endif
-#ifdef MAMBALM_HTTP_MODULE_BUILT
-                               MAMBALM_HTTP_MODULE_BUILT,
-#else
-                               nullptr,
-#endif
-                               "mambalm_http_front_create", "serve"};
-    create = reinterpret_cast<CreateFront>(open_project_module(module));
-  });
+  // A static initialiser runs once across threads, and again on the next call if it threw.
+  static const CreateFront create = [] {
+    // Both places are always defined by the build (CMakeLists.txt, the serve layer).
+    const ProjectModule module{"mambalm-http.so",          "MAMBALM_HTTP_MODULE",       MAMBALM_HTTP_MODULE_INSTALLED,
+                               MAMBALM_HTTP_MODULE_BUILT, "mambalm_http_front_create", "serve"};
+    return reinterpret_cast<CreateFront>(open_project_module(module));
+  }();
   return create;
 }
 

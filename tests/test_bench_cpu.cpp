@@ -28,6 +28,30 @@ TEST(BenchCpu, WarmUpByDefaultColdOnRequest) {
   EXPECT_NE(cold.out.find("(cold: the process's first)"), std::string::npos) << cold.out;
 }
 
+// The decode floor counts what a step must move: the weights as stored, the SSM and conv state
+// read and written back, and the KV rows read (on average prompt + (gen + 1) / 2 of them), as the
+// GPU sweep counts it. The KV figure is taken after the timed steps, before --profile adds more.
+TEST(BenchCpu, DecodeFloorCountsStateBothWaysAndTheKvRowsRead) {
+  const auto info = run_cli("info --preset hybrid-tiny --json");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const double kv_f32_row = nlohmann::json::parse(info.out)["kv_bytes_per_token"].get<double>();  // fp32 K and V, one token
+  ASSERT_GT(kv_f32_row, 0.0);
+  for (const char* dtype : {"f32", "bf16"}) {
+    const auto r = run_cli(std::string("bench --preset hybrid-tiny --prompt-len 16 --gen-len 4 --json --profile --dtype ") + dtype);
+    ASSERT_EQ(r.exit_code, 0) << dtype << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    const double row = kv_f32_row * (j["kv_dtype"] == "BF16" ? 0.5 : 1.0);
+    EXPECT_EQ(j["kv_cache_bytes"].get<double>(), 20.0 * row) << dtype;
+    EXPECT_DOUBLE_EQ(j["decode_floor_kv_bytes"].get<double>(), 18.5 * row) << dtype;  // 16 + (4 + 1) / 2 rows
+    const double state = j["state_bytes"].get<double>(), weights = j["decode_floor_weight_bytes"].get<double>();
+    EXPECT_GT(state, 0.0) << dtype;
+    EXPECT_GT(weights, 0.0) << dtype;
+    EXPECT_DOUBLE_EQ(j["decode_floor_bytes"].get<double>(), weights + 2.0 * state + 18.5 * row) << dtype;
+    EXPECT_NEAR(j["decode_floor_ms"].get<double>(), 1e3 * j["decode_floor_bytes"].get<double>() / (1e9 * j["copy_bandwidth_gb_s"].get<double>()),
+                1e-9) << dtype;
+  }
+}
+
 // --profile times every op of gen-len more decode steps and of one more prefill, and reports both;
 // the timed prefill and decode above them stay untimed by op.
 TEST(BenchCpu, ProfileTimesDecodeStepsAndOnePrefillByOp) {

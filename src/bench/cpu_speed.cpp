@@ -87,6 +87,9 @@ nlohmann::json CpuSpeedResult::to_json() const {
           {"kv_dtype", kv_dtype},
           {"copy_bandwidth_gb_s", copy_bandwidth / 1e9},
           {"decode_floor_ms", floor_ms()},
+          {"decode_floor_bytes", bytes_per_token},
+          {"decode_floor_weight_bytes", weight_bytes},
+          {"decode_floor_kv_bytes", kv_bytes_read},
           {"decode_fraction_of_floor", floor_ms() / decode_ms()},
           {"threads", threads},
           {"warmup", warmup}};
@@ -136,6 +139,8 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   for (int64_t i = 0; i < o.gen_len; ++i) logits = decode_step(model, state, greedy.sample(logits.data(), cfg.vocab_size));
   r.decode_s = seconds_since(t0);
   r.decode_cpu_s = process_cpu_seconds() - cpu0;
+  r.state_bytes = state.ssm_state_bytes();
+  r.kv_cache_bytes = state.kv_cache_bytes();  // before --profile's steps add rows
   if (o.profile) {  // after the timed steps, so that the timers' own cost stays out of them
     ops::clear_op_profile();
     ops::set_op_profiling(true);
@@ -151,14 +156,18 @@ CpuSpeedResult measure_cpu_speed(Model& model, const std::string& name, const Cp
   }
 
   r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe's buffers
-  r.state_bytes = state.ssm_state_bytes();
-  r.kv_cache_bytes = state.kv_cache_bytes();
-  // Decode floor: every weight as stored (fp32, bf16 or q8) and the SSM state read once per
-  // token, at copy bandwidth. An untied embedding table is not streamed (one row per token).
+  // Decode floor: the bytes a step must move, at copy bandwidth, counted as the GPU sweep counts
+  // them (generation_sweep.cpp): every weight as stored except an untied embedding table (one row
+  // is read), the SSM and conv state read and written back, and the KV rows in use read (on
+  // average over the timed steps, prompt_len + (gen_len + 1) / 2 of them).
   r.copy_bandwidth = measure_copy_bandwidth();
   double weight_bytes = static_cast<double>(model.parameter_bytes());
   if (!cfg.tie_embeddings && !model.params().empty()) weight_bytes -= static_cast<double>(model.params().front().tensor->nbytes());
-  r.bytes_per_token = weight_bytes + static_cast<double>(r.state_bytes);
+  const double tokens = static_cast<double>(o.prompt_len + o.gen_len);
+  const double kv_rows_read = static_cast<double>(o.prompt_len) + static_cast<double>(o.gen_len + 1) / 2.0;
+  r.weight_bytes = weight_bytes;
+  r.kv_bytes_read = static_cast<double>(r.kv_cache_bytes) * kv_rows_read / tokens;
+  r.bytes_per_token = weight_bytes + 2.0 * static_cast<double>(r.state_bytes) + r.kv_bytes_read;
   r.threads = omp_get_max_threads();  // the OpenMP threads the run used (OMP_NUM_THREADS), not the machine's cores
   return r;
 }

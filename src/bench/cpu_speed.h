@@ -1,8 +1,8 @@
 // Prefill and decode speed of one model on the CPU (`mambalm bench`): a random prompt is
 // prefilled (after one untimed warm-up prefill of the same length, as llama-bench does, unless
 // told otherwise) and greedy decoding timed, peak memory and state sizes are read, and decode is set
-// against its floor, the bytes one step must stream (the weights as stored and the SSM state) over the
-// measured copy bandwidth.
+// against its floor, the bytes one step must move (the weights as stored, the SSM state read and
+// written, the KV rows read) over the measured copy bandwidth.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -35,10 +35,12 @@ struct CpuSpeedResult {
   double decode_cpu_s = 0;  // CPU time of the whole process during decode (all threads): on a
                             // shared machine, decode_cpu_s / threads bounds what idle cores would take
   int64_t peak_rss_bytes = 0;            // before the bandwidth probe allocated its buffers
-  int64_t state_bytes = 0, kv_cache_bytes = 0;  // after prompt_len + gen_len tokens
+  int64_t state_bytes = 0, kv_cache_bytes = 0;  // after prompt_len + gen_len tokens (the timed steps)
   std::string kv_dtype;                  // of the KV cache ("F32" or "BF16")
   double copy_bandwidth = 0;             // bytes read + written per second, all threads
-  double bytes_per_token = 0;            // the decode floor's traffic: weights as stored (no untied embedding table) + SSM state
+  double bytes_per_token = 0;            // the decode floor's traffic: weight_bytes + 2 x state_bytes + kv_bytes_read
+  double weight_bytes = 0;               // weights as stored, without an untied embedding table
+  double kv_bytes_read = 0;              // KV rows a timed step reads, on average
   int64_t threads = 0;                   // online CPU cores
   bool warmup = true;                    // an untimed prefill ran before the timed one
   std::string op_profile;                // with CpuSpeedOptions::profile: the profiled steps' time by op

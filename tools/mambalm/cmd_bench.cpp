@@ -157,8 +157,10 @@ int cmd_bench(int argc, char** argv) {
               r.warmup ? "  (after an untimed warm-up prefill)" : "  (cold: the process's first)");
   std::printf("decode   %6lld tokens  %8.3f s  %10.1f tokens/s  (%.2f ms/token)\n", static_cast<long long>(r.gen_len), r.decode_s,
               G / r.decode_s, r.decode_ms());
-  std::printf("floor    %.2f ms/token = %.0f MB of weights+state / %.1f GB/s measured copy bandwidth: decode runs at %.0f%% of it\n",
-              r.floor_ms(), r.bytes_per_token / 1e6, r.copy_bandwidth / 1e9, 100.0 * r.floor_ms() / r.decode_ms());
+  std::printf("floor    %.2f ms/token = %.0f MB (weights %.0f, state read and written %.0f, KV rows %.0f) / %.1f GB/s measured copy "
+              "bandwidth: decode runs at %.0f%% of it\n",
+              r.floor_ms(), r.bytes_per_token / 1e6, r.weight_bytes / 1e6, 2e-6 * static_cast<double>(r.state_bytes),
+              r.kv_bytes_read / 1e6, r.copy_bandwidth / 1e9, 100.0 * r.floor_ms() / r.decode_ms());
   std::printf("memory   peak RSS %.1f MiB, SSM+conv state %lld bytes, KV cache %lld bytes after %lld tokens\n",
               static_cast<double>(r.peak_rss_bytes) / (1 << 20), static_cast<long long>(r.state_bytes),
               static_cast<long long>(r.kv_cache_bytes), static_cast<long long>(r.prompt_len + r.gen_len));

@@ -2,9 +2,12 @@
 // into their stored dtype (F32, BF16, Q8) tensor by tensor, a bf16 file run as bf16 staying a
 // view of the mapped file; and the memory check that refuses, with the numbers, a command the
 // machine cannot hold (model/inference_memory.h, MAMBALM_AVAILABLE_MEMORY).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +23,7 @@
 #include "io/weights.h"
 #include "model/inference_memory.h"
 #include "model/model.h"
+#include "model/weight_storage.h"
 #include "model/state.h"
 #include "ops/blas_core.h"
 #include "test_util.h"
@@ -88,14 +92,19 @@ std::string message_of(const std::function<void()>& f) {
 }  // namespace
 
 // The new path stores exactly what the old one did (load as F32, then convert every matrix):
-// same dtype and same bytes for every parameter, from either file, in every stored dtype.
+// same dtype and same bytes for every parameter, from either file, in every stored dtype; except
+// the untied embedding table (every preset's), which keeps the file's dtype (inference_dtype).
 TEST(InferenceLoad, SameWeightsAsLoadThenConvert) {
   for (const char* preset : kPresets) {
     const std::string dir = write_both(preset);
     for (const char* file : {"f32", "bf16"}) {
+      const DType file_dtype = std::string(file) == "f32" ? DType::F32 : DType::BF16;
       for (DType dtype : {DType::F32, DType::BF16, DType::Q8}) {
         Model old_way = Model::load(dir + "/" + file);
+        ASSERT_FALSE(old_way.config().tie_embeddings) << preset;
+        const Tensor table = stored_as(*old_way.params().front().tensor, file_dtype);  // the file's [V, D]
         old_way.to_device(Device::CPU, dtype);
+        *old_way.params().front().tensor = table;
         Model new_way = Model::load_for_inference(dir + "/" + file, dtype);
         EXPECT_EQ(new_way.matrix_dtype(), dtype);
         ASSERT_EQ(old_way.params().size(), new_way.params().size());
@@ -190,12 +199,79 @@ TEST(InferenceLoad, Bf16FileAsBf16MapsItsLargeTensors) {
     const std::string file = "/bf16/model.safetensors";
     const bool large_matrix = is_matrix(p) && p.tensor->nbytes() >= kSmallestMappedTensorBytes;
     EXPECT_EQ(in_mapping_of(p.tensor->raw(), file), large_matrix) << p.name;
-    EXPECT_FALSE(in_mapping_of(q8.params()[i].tensor->raw(), file)) << p.name;
+    EXPECT_EQ(in_mapping_of(q8.params()[i].tensor->raw(), file), i == 0) << p.name;  // the BF16 table stays in the file
     mapped += large_matrix;
     copied_matrices += is_matrix(p) && !large_matrix;
   }
   EXPECT_GE(mapped, 1);
   EXPECT_GT(copied_matrices, 5);
+  EXPECT_TRUE(bf16.embedding_read_from_file());
+  EXPECT_TRUE(q8.embedding_read_from_file());
+  std::filesystem::remove_all(dir);
+}
+
+// Resident bytes of the mappings of files whose path ends with `file` (/proc/self/smaps).
+int64_t resident_bytes_of(const std::string& file) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool in_file = false;
+  int64_t kib = 0;
+  while (std::getline(smaps, line)) {
+    const bool header = !line.empty() && (std::isdigit(static_cast<unsigned char>(line[0])) || (line[0] >= 'a' && line[0] <= 'f'));
+    if (header) {  // "lo-hi perms offset dev inode path"; the fields below it start upper-case
+      in_file = line.size() >= file.size() && line.compare(line.size() - file.size(), file.size(), file) == 0;
+    } else if (in_file && line.rfind("Rss:", 0) == 0) {
+      kib += std::stoll(line.substr(4));
+    }
+  }
+  return kib * 1024;
+}
+
+// Drops `path` from the page cache and reads it back whole, as a freshly read model file is
+// cached: through readahead, in folios as large as the file system makes them.
+void recache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << path;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  std::vector<char> buffer(size_t{1} << 20);
+  while (::read(fd, buffer.data(), buffer.size()) > 0) {
+  }
+  ::close(fd);
+}
+
+// An untied F32 table loaded beside BF16 / Q8 matrices stays in the file and each lookup reads
+// its rows from there (model/embedding_file.h): the logits are bit for bit those of the same
+// matrices with the F32 table in memory, and the lookups leave none of the table's 10 MB mapped
+// (a mapped row would map the page-cache folio around it, up to 2 MiB). A file cut short after
+// the load is a one-line error naming it, not a crash.
+TEST(InferenceLoad, EmbeddingTableIsReadFromTheFileByRow) {
+  const std::string dir = temp_dir("infer-load-table");
+  ModelConfig cfg = preset_config("hybrid-tiny");
+  cfg.vocab_size = 40000;  // [40000, 64] F32: 10.2 MB, past kSmallestMappedTensorBytes
+  Model m(cfg);
+  m.init_random(test_seed());
+  m.save(dir, DType::F32);
+  recache(dir + "/model.safetensors");
+  const Tensor ids = some_ids(64, cfg.vocab_size);  // spread over the whole table
+  for (const DType dtype : {DType::BF16, DType::Q8}) {
+    Model loaded = Model::load_for_inference(dir, dtype);
+    ASSERT_TRUE(loaded.embedding_read_from_file()) << dtype_name(dtype);
+    EXPECT_EQ(loaded.params().front().tensor->dtype(), DType::F32);
+    const Tensor got = logits_of(loaded, ids);
+    EXPECT_LT(resident_bytes_of("/model.safetensors"), int64_t{1} << 20) << dtype_name(dtype);
+    Model in_memory = Model::load(dir);
+    const Tensor table = *in_memory.params().front().tensor;  // owned F32 [V, D]
+    in_memory.to_device(Device::CPU, dtype);
+    *in_memory.params().front().tensor = table;
+    EXPECT_FALSE(in_memory.embedding_read_from_file());
+    const Tensor want = logits_of(in_memory, ids);
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), got.nbytes()), 0) << dtype_name(dtype);
+  }
+  Model loaded = Model::load_for_inference(dir, DType::BF16);
+  std::filesystem::resize_file(dir + "/model.safetensors", 4 << 20);  // the table's later rows gone
+  const std::string message = message_of([&] { logits_of(loaded, ids); });
+  EXPECT_NE(message.find("model.safetensors"), std::string::npos) << message;
+  EXPECT_NE(message.find("the file ends early"), std::string::npos) << message;
   std::filesystem::remove_all(dir);
 }
 

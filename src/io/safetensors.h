@@ -40,6 +40,8 @@ class SafetensorsFile {
   void release(const std::string& name, uint64_t first, uint64_t end) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  // Where the tensor's bytes begin in the file (the header's length and its data offset).
+  uint64_t file_offset_of(const std::string& name) const { return data_start_ + entry(name).begin; }
   size_t file_size() const;
 
  private:

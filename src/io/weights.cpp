@@ -182,6 +182,7 @@ void WeightSet::release(const std::string& name, uint64_t first, uint64_t end) c
 DType WeightSet::dtype_of(const std::string& name) const { return shard(name).dtype_of(name); }
 const Shape& WeightSet::shape_of(const std::string& name) const { return shard(name).shape_of(name); }
 std::string WeightSet::file_of(const std::string& name) const { return shard(name).path(); }
+uint64_t WeightSet::file_offset_of(const std::string& name) const { return shard(name).file_offset_of(name); }
 
 const std::map<std::string, std::string>& WeightSet::metadata() const {
   static const std::map<std::string, std::string> empty;

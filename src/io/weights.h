@@ -44,6 +44,7 @@ class WeightSet {
   const Shape& shape_of(const std::string& name) const;
   // The shard file holding `name`, for error messages ("<dir>/model-00001-of-00002.safetensors").
   std::string file_of(const std::string& name) const;
+  uint64_t file_offset_of(const std::string& name) const;  // of its bytes in file_of(name)
   const std::string& dir() const { return dir_; }
   // Metadata of the first shard (shards written by transformers carry the same map).
   const std::map<std::string, std::string>& metadata() const;

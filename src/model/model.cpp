@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/attention.h"
+#include "model/embedding_file.h"
 #include "model/hf_names.h"
 #include "model/init.h"
 #include "model/mamba1.h"
@@ -62,6 +63,7 @@ void Model::init_random(uint64_t seed) {
     Rng rng = root.fork(++index);  // one stream per tensor: adding a layer does not reshuffle others
     init_parameter_threaded(p, cfg_, rng);
   }
+  embedding_file_ = nullptr;
 }
 
 void Model::save(const std::string& model_dir, DType dtype) const {
@@ -113,6 +115,7 @@ void Model::to_device(Device device, DType matrix_dtype) {
     host = stored_as(host, want);
     *p.tensor = on_device(host, device);
   }
+  embedding_file_ = nullptr;  // the table is now the tensor itself
   device_ = device;
   matrix_dtype_ = matrix_dtype;
   workspace_ = device == Device::CUDA ? std::make_unique<Workspace>(Device::CUDA) : nullptr;
@@ -148,6 +151,7 @@ void Model::init_random_on(Device device, DType matrix_dtype, uint64_t seed) {
     if (is_matrix(p) && matrix_dtype != DType::F32) host = host.to(matrix_dtype);
     *p.tensor = on_device(host, device);
   }
+  embedding_file_ = nullptr;
   device_ = device;
   matrix_dtype_ = matrix_dtype;
   workspace_ = device == Device::CUDA ? std::make_unique<Workspace>(Device::CUDA) : nullptr;
@@ -200,7 +204,11 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
   stage("");
 
   Tensor h = empty({B, T, D});  // residual stream
-  ops::embedding(ids, embedding_->value, h);
+  if (embedding_file_) {
+    embedding_file_->lookup(ids, h);
+  } else {
+    ops::embedding(ids, embedding_->value, h);
+  }
   stage("embedding");
   // Each block's residual add is fused with the next norm (the final norm after the last
   // block, unless only the last rows need it).

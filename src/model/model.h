@@ -20,6 +20,8 @@
 
 namespace mambalm {
 
+class EmbeddingFile;
+
 // Inference loading keeps a tensor of the file as a view of its mapping only from this size on
 // when other tensors of the file are converted; smaller ones are then copied (model_load.cpp
 // says why).
@@ -48,8 +50,12 @@ class Model {
   // its F32 size. A tensor the file already holds in its stored dtype (of at least
   // kSmallestMappedTensorBytes, or any size when nothing is converted) is a view of the read-only
   // mapping, not a copy: such a model must not be trained (prepare_training) or written into.
-  // The same values as load() followed by to_device(Device::CPU, matrix_dtype).
+  // The same values as load() followed by to_device(Device::CPU, matrix_dtype), except an untied
+  // embedding table held in the file as F32 or BF16: that stays in the file, exact, and each
+  // lookup reads its rows from there (embedding_file.h), so that it is never resident.
   static Model load_for_inference(const std::string& model_dir, DType matrix_dtype);
+  // Whether the embedding lookups read the table's rows from its file (load_for_inference).
+  bool embedding_read_from_file() const { return embedding_file_ != nullptr; }
   // Writes config.json and model.safetensors (dtype F32 or BF16) in HF layout.
   void save(const std::string& model_dir, DType dtype = DType::F32) const;
   // What save() writes: each parameter's exact value in `dtype` under its file name and shape,
@@ -156,6 +162,7 @@ class Model {
   ModelConfig cfg_;
   // Heap-held so that params_ (pointers to these) stays valid when the Model is moved.
   std::unique_ptr<Weight> embedding_ = std::make_unique<Weight>();  // [V, D]
+  std::shared_ptr<const EmbeddingFile> embedding_file_;  // where lookups read embedding_'s rows, when set
   std::vector<Block> blocks_;
   std::unique_ptr<Norm> final_norm_;
   std::unique_ptr<Weight> head_ = std::make_unique<Weight>();  // [V, D] (untied)

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/huge_page_arena.h"
 #include "io/weights.h"
+#include "model/embedding_file.h"
 #include "model/hf_names.h"
 #include "model/model.h"
 #include "model/weight_storage.h"
@@ -24,9 +25,13 @@ namespace {
 // parameters); any other is read, checked and converted in blocks of a few MiB, each block's
 // file pages dropped once done, so that the process never holds a whole tensor of the file
 // beside its conversion (the 8B model's bf16 embedding alone is 2.1 GB).
+//
+// `lookup_table` names a tensor only looked up by row (an untied embedding at inference; empty
+// for none): left a view, its pages are dropped as checked and again at the end, for the caller
+// to read by row from the file (embedding_file.h). Returns whether it was left a view.
 template <class Want>
-void read_parameters(ParamList& params, const ModelConfig& cfg, const io::WeightSet& weights, const std::string& model_dir,
-                     Want want, bool copy) {
+bool read_parameters(ParamList& params, const ModelConfig& cfg, const io::WeightSet& weights, const std::string& model_dir,
+                     Want want, bool copy, const std::string& lookup_table = "") {
   // A tensor kept in its stored dtype stays a view of the mapping when it is large (model.h's
   // kSmallestMappedTensorBytes). A small one (a norm's gains, a conv's taps, A_log) is copied and
   // its pages dropped when some tensor of the file is converted: touching one of its pages maps
@@ -35,8 +40,9 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
   // such file pages after loading as q8). When nothing is converted every page of the file is read
   // in place anyway, and reading the matrices maps the small tensors' folios back: a copy would be
   // held twice (mamba-130m at f32: 22 MiB of copies beside the whole file resident).
-  std::vector<std::string> dropped;  // the tensors that now own their values
+  std::vector<std::string> dropped;  // the tensors that now own their values, and a lookup table left a view
   std::set<std::string> used;
+  bool lookup_view = false;
   bool any_converted = false;
   for (const ParamRef& p : params)
     any_converted = any_converted || (weights.contains(p.name) && weights.dtype_of(p.name) != want(p));
@@ -58,7 +64,8 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
     }
     const DType dtype = want(p);
     const bool convert = copy || weights.dtype_of(p.name) != dtype;
-    const Tensor t = weights.tensor(p.name, /*drop_checked_pages=*/convert);  // a view of the mapped file
+    const bool lookup = !copy && p.name == lookup_table;
+    const Tensor t = weights.tensor(p.name, /*drop_checked_pages=*/convert || lookup);  // a view of the mapped file
     if (t.shape() != p.file_shape) {
       fail(weights.file_of(p.name), "tensor '" + p.name + "' has shape " + shape_str(t.shape()) + " but config.json implies " +
                                         shape_str(p.file_shape));
@@ -67,6 +74,10 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
           weights.file_of(p.name), "tensor '" + p.name + "' has dtype " + dtype_name(t.dtype()) + "; weights must be floating point");
     if (!copied(p, dtype)) {
       *p.tensor = t.reshape(p.shape);
+      if (lookup) {
+        lookup_view = true;
+        dropped.push_back(p.name);
+      }
     } else {
       Tensor owned = arena.take(t.shape(), dtype);  // in the file's shape
       if (convert) {
@@ -93,6 +104,7 @@ void read_parameters(ParamList& params, const ModelConfig& cfg, const io::Weight
     fail(weights.file_of(name), "unexpected tensor '" + name + "' for model_type " + cfg.model_type,
          "config.json and the weights disagree");
   }
+  return lookup_view;
 }
 
 }  // namespace
@@ -111,10 +123,17 @@ Model Model::load_for_inference(const std::string& model_dir, DType matrix_dtype
   Model m(load_model_config(model_dir));
   auto weights = io::WeightSet::open(model_dir);
   // A tensor already in its stored dtype stays a view of the mapping: no copy, and its pages are
-  // the file's, which the kernel can drop and reread under pressure.
-  read_parameters(
-      m.params_, m.cfg_, *weights, model_dir, [matrix_dtype](const ParamRef& p) { return is_matrix(p) ? matrix_dtype : DType::F32; },
-      /*copy=*/false);
+  // the file's, which the kernel can drop and reread under pressure. An untied embedding table
+  // keeps the file's dtype (inference_dtype) and, left a view, is read by row from the file.
+  const std::string table = m.cfg_.tie_embeddings ? std::string() : hf_embedding_name(m.cfg_);
+  const bool table_in_file = read_parameters(
+      m.params_, m.cfg_, *weights, model_dir,
+      [&](const ParamRef& p) { return inference_dtype(p, m.cfg_, matrix_dtype, weights->contains(p.name) ? weights->dtype_of(p.name) : DType::F32); },
+      /*copy=*/false, table);
+  if (table_in_file) {
+    const Tensor& t = m.embedding_->value;  // [V, D], a view of the mapping no lookup touches
+    m.embedding_file_ = std::make_shared<EmbeddingFile>(weights->file_of(table), weights->file_offset_of(table), t.dim(0), t.dim(1), t.dtype());
+  }
   m.device_ = Device::CPU;
   m.matrix_dtype_ = matrix_dtype;
   return m;

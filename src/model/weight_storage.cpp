@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/hf_names.h"
 #include "ops/ops.h"
 
 namespace mambalm {
@@ -32,6 +33,12 @@ Tensor to_q8(const Tensor& t) {
 }
 
 }  // namespace
+
+DType inference_dtype(const ParamRef& p, const ModelConfig& cfg, DType matrix_dtype, DType file_dtype) {
+  const bool lookup_table = !cfg.tie_embeddings && p.name == hf_embedding_name(cfg);
+  if (lookup_table && (file_dtype == DType::F32 || file_dtype == DType::BF16)) return file_dtype;
+  return is_matrix(p) ? matrix_dtype : DType::F32;
+}
 
 void convert_by_blocks(const Tensor& t, Tensor& out, const std::function<void(uint64_t, uint64_t)>& block_done) {
   check(out.shape() == t.shape(), "convert_by_blocks",

@@ -7,9 +7,18 @@
 #include <cstdint>
 #include <functional>
 
+#include "config/model_config.h"
 #include "core/tensor.h"
+#include "model/param.h"
 
 namespace mambalm {
+
+// The dtype `p` is held in for CPU inference with matrices in `matrix_dtype`, the file storing it
+// as `file_dtype`: matrices in matrix_dtype, the rest F32 (is_matrix); but an untied embedding
+// table, only looked up a row a token, keeps the file's dtype where the lookup reads it as it is
+// (F32, BF16): the load then leaves it in the file and reads it by row (model/embedding_file.h),
+// exact, and resident only a row at a time.
+DType inference_dtype(const ParamRef& p, const ModelConfig& cfg, DType matrix_dtype, DType file_dtype);
 
 // `t` (a CPU tensor: F32, BF16, F16, F64 or Q8) as `dtype`. The same tensor when the dtypes
 // already match, so a view of a mapped file stays that view (no copy); a new tensor otherwise,

@@ -103,9 +103,13 @@ void place(Model& model, const Placement& p) {
   if (p.kv_dtype) model.set_kv_dtype(*p.kv_dtype);
   if (p.device == Device::CPU) {
     if (p.dtype != DType::F32) {  // bf16 / q8 weights for the CPU's own GEMV kernels
-      model.to_device(Device::CPU, p.dtype);
-      std::fprintf(stderr, "device: cpu, weights %s (%.2f GB)\n", dtype_name(p.dtype).c_str(),
-                   static_cast<double>(model.parameter_bytes()) / 1e9);
+      // A model loaded for inference is already placed (load_for_inference): converting it again
+      // would bring an embedding table read from its file into memory.
+      if (model.device() != Device::CPU || model.matrix_dtype() != p.dtype) model.to_device(Device::CPU, p.dtype);
+      double bytes = static_cast<double>(model.parameter_bytes());
+      if (model.embedding_read_from_file()) bytes -= static_cast<double>(model.params().front().tensor->nbytes());
+      std::fprintf(stderr, "device: cpu, weights %s (%.2f GB%s)\n", dtype_name(p.dtype).c_str(), bytes / 1e9,
+                   model.embedding_read_from_file() ? ", embedding rows read from the file" : "");
     }
     return;
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "backward_check.h"
@@ -223,6 +224,40 @@ TEST(ConvBackward, PackedForwardWithoutSeqIdxMatchesOpsForward) {
   ops::causal_conv1d(x, w, &b, nullptr, &s2, true, y2);
   expect_grad("causal_conv1d(no seq_idx) y vs causal_conv1d", to_vec(y2), to_vec(y1), 1e-7);
   expect_grad("causal_conv1d(no seq_idx) state", to_vec(s2), to_vec(s1), 1e-7);
+}
+
+// causal_conv1d_parts writes each column block in place (conv.cpp) where the whole-width op's
+// result would be split: the same bits, and the same final state, with and without a state, over
+// a prefill (T > 1), a decode step (T = 1) and documents; an empty block and uneven widths.
+TEST(ConvParts, SameBitsAsTheWholeWidthOpSplit) {
+  const int64_t B = 2, K = 4;
+  const std::vector<int64_t> widths = {24, 0, 9, 7};
+  const int64_t C = 40;
+  for (const int64_t T : {int64_t{1}, int64_t{29}}) {
+    for (const bool stateful : {false, true}) {
+      for (const bool docs : {false, true}) {
+        Tensor x = random_tensor({B, T, C}), w = random_tensor({C, K}), b = random_tensor({C});
+        Tensor seq = Tensor::empty({B, T}, DType::I32);
+        for (int64_t i = 0; i < B * T; ++i) seq.data<int32_t>()[i] = static_cast<int32_t>((i % T) / 11);
+        const Tensor* sq = docs ? &seq : nullptr;
+        const Tensor state0 = random_tensor({B, C, K - 1});
+        Tensor s_whole = state0.clone(), s_parts = state0.clone();
+        Tensor whole = Tensor::empty({B, T, C});
+        ops::causal_conv1d(x, w, &b, sq, stateful ? &s_whole : nullptr, true, whole);
+        std::vector<Tensor> want, got;
+        for (int64_t n : widths) {
+          want.push_back(Tensor::empty({B, T, n}));
+          got.push_back(Tensor::empty({B, T, n}));
+        }
+        ops::split_columns(whole, {&want[0], &want[1], &want[2], &want[3]});
+        ops::causal_conv1d_parts(x, w, &b, sq, stateful ? &s_parts : nullptr, true, {&got[0], &got[1], &got[2], &got[3]});
+        const std::string what = "T " + std::to_string(T) + (stateful ? " state" : "") + (docs ? " docs" : "");
+        for (size_t i = 0; i < widths.size(); ++i) EXPECT_EQ(to_vec(got[i]), to_vec(want[i])) << what << " block " << i;
+        EXPECT_EQ(to_vec(s_parts), to_vec(s_whole)) << what;
+        if (stateful) EXPECT_NE(to_vec(s_parts), to_vec(state0)) << what << ": the state must move";
+      }
+    }
+  }
 }
 
 // ---- attention ---------------------------------------------------------------------------------

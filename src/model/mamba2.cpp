@@ -54,6 +54,7 @@ void Mamba2Mixer::forward(const Tensor& x, const LayerContext& ctx, Tensor& y) {
   ops::linear_parts(x, in_proj_w_.value, cfg_.proj_bias ? &in_proj_b_.value : nullptr, {&z, &xbc, &dt_raw});
   Recomputed r;
   conv_and_dt(xbc, dt_raw, ctx, state, r);
+  if (state && !ctx.cache && !ctx.workspace) xbc = Tensor();  // dead once convolved (conv_and_dt's parts are its size)
   ops::ssd_chunked(r.xs, r.dt, r.A, r.Bm, r.Cm, &D_.value, ctx.seq_idx, cfg_.chunk_size, state ? &state->ssm : nullptr, ys,
                    ctx.fp32_products());
   const size_t gate_scratch = ctx.workspace && keep_conv && !keep_gate ? ctx.workspace->mark() : 0;
@@ -77,7 +78,10 @@ void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const Lay
                               Recomputed& r) const {
   const int64_t B = xbc.dim(0), T = xbc.dim(1);
   const int64_t Di = cfg_.d_inner, H = cfg_.n_heads, P = cfg_.head_dim, G = cfg_.n_groups, N = cfg_.d_state;
-  if (state && !ctx.cache) {
+  // On the CPU the conv writes xs, Bm, Cm straight from x | B | C (forward() then frees x | B | C,
+  // so a prefill's peak holds the same bytes as below).
+  const bool in_place = state && !ctx.cache && xbc.device() != Device::CPU;
+  if (in_place) {
     // Stateful inference: x | B | C is dead once convolved (nothing keeps it for a backward), and
     // xs, Bm, Cm together are exactly its size, so they take its bytes, one after another: one
     // [B, T, C] buffer less at a prefill's peak.
@@ -95,14 +99,15 @@ void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const Lay
   // xs | Bm | Cm = SiLU(conv(x | B | C))
   Tensor xs_flat = r.xs.reshape({B, T, Di}), Bm_flat = r.Bm.reshape({B, T, G * N}), Cm_flat = r.Cm.reshape({B, T, G * N});
   const Tensor* conv_b = cfg_.conv_bias ? &conv_b_.value : nullptr;
-  if (state) {  // the conv state [B, C, K-1] holds all channels: one whole-width conv, then the split
+  if (in_place) {  // the parts alias x | B | C: a whole-width conv beside it, then the split
     const size_t mark = ctx.workspace ? ctx.workspace->mark() : 0;
     Tensor xbc_conv = ctx.empty(xbc.shape());
     ops::causal_conv1d(xbc, conv_w_.value, conv_b, ctx.seq_idx, &state->conv, /*apply_silu=*/true, xbc_conv);
     ops::split_columns(xbc_conv, {&xs_flat, &Bm_flat, &Cm_flat});
     if (ctx.workspace) ctx.workspace->release(mark);
   } else {
-    ops::causal_conv1d_parts(xbc, conv_w_.value, conv_b, ctx.seq_idx, /*apply_silu=*/true, {&xs_flat, &Bm_flat, &Cm_flat});
+    ops::causal_conv1d_parts(xbc, conv_w_.value, conv_b, ctx.seq_idx, state ? &state->conv : nullptr, /*apply_silu=*/true,
+                             {&xs_flat, &Bm_flat, &Cm_flat});
   }
   ops::softplus_dt(dt_raw, dt_bias_.value, static_cast<float>(cfg_.dt_limit_lo), static_cast<float>(cfg_.dt_limit_hi), r.dt);
   ops::neg_exp(A_log_.value, r.A);

@@ -172,17 +172,18 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
   MAMBALM_BACKEND(gpu, causal_conv1d(x, w, bias, seq_idx, state, apply_silu, y));
 }
 
-void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
-                         std::initializer_list<Tensor*> parts) {
+void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                         bool apply_silu, std::initializer_list<Tensor*> parts) {
   const char* op = "causal_conv1d_parts";
-  conv_inputs(op, x, w, bias, seq_idx, nullptr, /*x_bf16_on_cuda=*/true);  // outputs F32 (the SSD's inputs)
+  // Outputs F32 (the SSD's inputs); x may be BF16 on CUDA, but not with a state (causal_conv1d's).
+  conv_inputs(op, x, w, bias, seq_idx, state, /*x_bf16_on_cuda=*/state == nullptr);
   column_parts(op, "y", {parts.begin(), parts.end()}, {x.dim(0), x.dim(1)}, x.dim(2));
-  bool gpu = on_cuda(op, {&x, &w, bias, seq_idx});
+  bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, state});
   for (Tensor* p : parts) {
     gpu = on_cuda(op, {&x, p});
-    need_disjoint(op, {{"y", p}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
+    need_disjoint(op, {{"y", p}, {"state", state}}, {{"x", &x}, {"w", &w}, {"bias", bias}, {"seq_idx", seq_idx}});
   }
-  MAMBALM_BACKEND(gpu, causal_conv1d_parts(x, w, bias, seq_idx, apply_silu, parts));
+  MAMBALM_BACKEND(gpu, causal_conv1d_parts(x, w, bias, seq_idx, state, apply_silu, parts));
 }
 
 // ---- Mamba-2 (SSD) -----------------------------------------------------------------------

@@ -291,7 +291,7 @@ void check_conv_parts_bf16(int64_t B, int64_t T, const std::vector<int64_t>& wid
     gdy.push_back(up(dy.back()));
   }
   auto fwd = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const Tensor* s, std::vector<Tensor>& o) {
-    ops::causal_conv1d_parts(xx, ww, &bb, s, true, {&o[0], &o[1], &o[2]});
+    ops::causal_conv1d_parts(xx, ww, &bb, s, nullptr, true, {&o[0], &o[1], &o[2]});
   };
   auto t = run_pair([&] { fwd(x, w, b, sq, y); }, [&] { fwd(gx16, gw, gb, gsq, gy); });
   fwd(gx32, gw, gb, gsq, gy32);
@@ -347,7 +347,7 @@ void check_invalid_dtypes() {
   // the conv reads a bf16 x only into fp32 parts, and its backward writes dx in x's dtype
   const Tensor cx16 = up(rand_cpu({1, 4, 16}, -1, 1).to(DType::BF16)), cw = up(rand_cpu({16, 4}, -1, 1));
   Tensor cy16 = poisoned({1, 4, 16}, DType::BF16), cy32 = poisoned({1, 4, 16}), cdx32 = poisoned({1, 4, 16});
-  check_throws("causal_conv1d_parts: a bf16 part", [&] { ops::causal_conv1d_parts(cx16, cw, nullptr, nullptr, true, {&cy16}); });
+  check_throws("causal_conv1d_parts: a bf16 part", [&] { ops::causal_conv1d_parts(cx16, cw, nullptr, nullptr, nullptr, true, {&cy16}); });
   check_throws("causal_conv1d: bf16 x (the streaming path)",
                [&] { ops::causal_conv1d(cx16, cw, nullptr, nullptr, nullptr, true, cy32); });
   check_throws("causal_conv1d_backward_parts: f32 dx for a bf16 x",

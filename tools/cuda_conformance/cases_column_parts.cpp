@@ -176,21 +176,32 @@ void check_linear_backward_parts(int64_t B, int64_t T, int64_t K, const std::vec
 
 // ---- causal_conv1d_parts / causal_conv1d_backward_parts ---------------------------------------
 
-void check_conv_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs) {
+// With `stateful`, a streaming state goes in and comes out (inference prefill), on both sides
+// and beside the whole-width op.
+void check_conv_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs, bool stateful = false) {
   const int64_t C = sum(widths);
   Tensor x = rand_cpu({B, T, C}, -1, 1), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
   Tensor seq = docs ? random_documents(B, T) : Tensor();
   Tensor gx = up(x), gw = up(w), gb = up(b), gseq = docs ? up(seq) : Tensor();
   const Tensor* sq = docs ? &seq : nullptr;
   const Tensor* gsq = docs ? &gseq : nullptr;
+  const Tensor state0 = rand_cpu({B, C, K - 1}, -1, 1);
+  Tensor st = state0.clone(), gst = up(state0), gst_whole = up(state0);
+  Tensor* s = stateful ? &st : nullptr;
+  Tensor* gs = stateful ? &gst : nullptr;
   std::vector<Tensor> y = cpu_blocks(B, T, widths), gy = gpu_blocks(B, T, widths);
-  auto t = run_pair([&] { with_parts(y, [&](Parts l) { ops::causal_conv1d_parts(x, w, &b, sq, true, l); }); },
-                    [&] { with_parts(gy, [&](Parts l) { ops::causal_conv1d_parts(gx, gw, &gb, gsq, true, l); }); });
+  auto t = run_pair([&] { with_parts(y, [&](Parts l) { ops::causal_conv1d_parts(x, w, &b, sq, s, true, l); }); },
+                    [&] { with_parts(gy, [&](Parts l) { ops::causal_conv1d_parts(gx, gw, &gb, gsq, gs, true, l); }); });
   Tensor whole = poisoned({B, T, C});
-  ops::causal_conv1d(gx, gw, &gb, gsq, nullptr, true, whole);
-  const std::string sh = dims(B, T, C) + " K" + std::to_string(K) + " -> " + widths_str(widths) + (docs ? " docs" : "");
+  ops::causal_conv1d(gx, gw, &gb, gsq, stateful ? &gst_whole : nullptr, true, whole);
+  const std::string sh = dims(B, T, C) + " K" + std::to_string(K) + " -> " + widths_str(widths) + (docs ? " docs" : "") +
+                         (stateful ? " state" : "");
   record("causal_conv1d_parts", sh, "y", worst(gy, y), kElementwise, t.gpu_ms, t.cpu_ms);
   record("causal_conv1d_parts", sh, "vs whole", worst(gy, split_on_gpu(whole, B, T, widths)), kExact, NAN, NAN);
+  if (stateful) {
+    record("causal_conv1d_parts", sh, "state", nmse(gst, st), kExact, NAN, NAN);
+    record("causal_conv1d_parts", sh, "state vs whole", nmse(gst, down(gst_whole)), kExact, NAN, NAN);
+  }
 }
 
 void check_conv_backward_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs) {
@@ -253,6 +264,8 @@ void run_column_parts(bool quick) {
   check_conv_parts(2, T, {1024, 128, 128}, 4, true);
   check_conv_parts(3, 77, {33, 0, 7, 24}, 3, true);
   check_conv_parts(2, 50, {16, 16}, 8, false);  // K > 6: whole-width scratch and copies
+  check_conv_parts(2, T, {1024, 128, 128}, 4, false, /*stateful=*/true);  // inference prefill
+  check_conv_parts(2, 50, {16, 16}, 8, false, /*stateful=*/true);
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, false);
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, true);
   check_conv_backward_parts(3, 77, {33, 7, 24}, 3, true);

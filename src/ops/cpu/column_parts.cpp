@@ -1,6 +1,7 @@
 // CPU ops over column blocks (see linear_parts and causal_conv1d_parts in ops/forward_ops.inc):
-// the reference, composed from the whole-width ops and the column copies. The CPU gains little
-// from skipping the copies; the CUDA backend writes and reads the blocks in place.
+// the reference, composed from the whole-width ops and the column copies; the CUDA backend
+// writes and reads the blocks in place. causal_conv1d_parts lives in conv.cpp, which writes
+// the blocks in place too.
 #include "ops/cpu/cpu_ops.h"
 
 namespace mambalm::ops::cpu {
@@ -36,13 +37,6 @@ void linear_parts(const Tensor& x, const Tensor& w, const Tensor* bias, std::ini
     linear(x, w_rows, bias ? &b_rows : nullptr, *p);
     row += n;
   }
-}
-
-void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
-                         std::initializer_list<Tensor*> parts) {
-  Tensor y = Tensor::empty(x.shape());  // [B, T, C]
-  causal_conv1d(x, w, bias, seq_idx, nullptr, apply_silu, y);
-  split_columns(y, parts);
 }
 
 void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const Tensor& x, const Tensor& w, Tensor* dx,

@@ -88,15 +88,33 @@ void conv_step(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& sta
   }
 }
 
-// One document per row: the streaming forward (prefill and decode).
-void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state, bool apply_silu, Tensor& y) {
+// Where the output's channels go: block i is a [B, T, width_i] tensor holding channels
+// [col0_i, col0_i + width_i) (causal_conv1d_parts), or one block, the whole [B, T, C] y.
+struct OutBlock {
+  float* base;
+  int64_t col0, width;
+};
+
+std::vector<OutBlock> out_blocks(std::initializer_list<Tensor*> parts) {
+  std::vector<OutBlock> blocks;
+  int64_t col = 0;
+  for (Tensor* p : parts) {
+    blocks.push_back({p->f32(), col, p->dim(-1)});
+    col += p->dim(-1);
+  }
+  return blocks;
+}
+
+// One document per row: the streaming forward (prefill and decode), each row's channels written
+// block by block into `out` (every element's sum runs in the same order whatever the blocks).
+void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state, bool apply_silu,
+                       const std::vector<OutBlock>& out) {
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2);
   const int64_t K = w.dim(1);
   const int64_t H = K - 1;  // history length
   const float* xp = x.f32();
   const float* wp = w.f32();
   const float* bp = bias ? bias->f32() : nullptr;
-  float* yp = y.f32();
 
   std::vector<float> wt(static_cast<size_t>(K * C));  // [K, C]
   for (int64_t c = 0; c < C; ++c)
@@ -119,21 +137,24 @@ void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
 
   for_each_row(B * T, B * T * C * K > (1 << 16), [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
-    float* yr = yp + bt * C;
-    if (bp) {
-      std::memcpy(yr, bp, static_cast<size_t>(C) * sizeof(float));
-    } else {
-      std::memset(yr, 0, static_cast<size_t>(C) * sizeof(float));
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      const float* xr = padded_row(b, t + k);
-      const float* wk = wt.data() + k * C;
+    for (const OutBlock& o : out) {
+      const int64_t c0 = o.col0, n = o.width;
+      float* yr = o.base + bt * n;  // [n]: channels c0 .. c0 + n of row (b, t)
+      if (bp) {
+        std::memcpy(yr, bp + c0, static_cast<size_t>(n) * sizeof(float));
+      } else {
+        std::memset(yr, 0, static_cast<size_t>(n) * sizeof(float));
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* xr = padded_row(b, t + k) + c0;
+        const float* wk = wt.data() + k * C + c0;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) yr[c] += wk[c] * xr[c];
-    }
-    if (apply_silu) {
+        for (int64_t c = 0; c < n; ++c) yr[c] += wk[c] * xr[c];
+      }
+      if (apply_silu) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) yr[c] = yr[c] / (1.0f + exp_fast(-yr[c]));
+        for (int64_t c = 0; c < n; ++c) yr[c] = yr[c] / (1.0f + exp_fast(-yr[c]));
+      }
     }
   });
 
@@ -196,7 +217,7 @@ std::vector<float> history(const Tensor* state, int64_t B, int64_t C, int64_t H)
 void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
                    bool apply_silu, Tensor& y) {
   if (!seq_idx && state && x.dim(1) == 1 && w.dim(1) > 1) return conv_step(x, w, bias, *state, apply_silu, y);
-  if (!seq_idx) return conv_one_document(x, w, bias, state, apply_silu, y);
+  if (!seq_idx) return conv_one_document(x, w, bias, state, apply_silu, {OutBlock{y.f32(), 0, x.dim(2)}});
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1), H = K - 1;
   const std::vector<float> wt = transpose_weights(w);
   const std::vector<float> hist = history(state, B, C, H);
@@ -224,6 +245,17 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
         for (int64_t c = 0; c < C; ++c) sp[(b * C + c) * H + j] = src[c];
       }
   }
+}
+
+// Without documents a prefill writes each block in place (no whole-width result and no copy:
+// 5.9 ms of split_columns in hybrid-24l's 241 ms bf16 prefill at 2 threads, bench/NOTES.md); a
+// decode step or documents take the whole-width op and split its result.
+void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                         bool apply_silu, std::initializer_list<Tensor*> parts) {
+  if (!seq_idx && !(state && x.dim(1) == 1)) return conv_one_document(x, w, bias, state, apply_silu, out_blocks(parts));
+  Tensor y = Tensor::empty(x.shape());  // [B, T, C]
+  causal_conv1d(x, w, bias, seq_idx, state, apply_silu, y);
+  split_columns(y, parts);
 }
 
 void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias,

@@ -578,8 +578,8 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
 
 // Each thread writes its channel's outputs into the block holding that channel. Kernel widths
 // above kMaxConvK (not Mamba's) go through a whole-width scratch and a copy per block.
-void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, bool apply_silu,
-                         std::initializer_list<Tensor*> parts) {
+void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
+                         bool apply_silu, std::initializer_list<Tensor*> parts) {
   const char* op = "causal_conv1d_parts";
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   std::vector<float*> ptrs;
@@ -589,12 +589,12 @@ void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, c
     widths.push_back(p->dim(-1));
   }
   if (K <= kMaxConvK && ptrs.size() <= size_t(kMaxBlocks) && C <= INT_MAX) {
-    conv_forward(x, w, bias, seq_idx, nullptr, apply_silu, nullptr, channel_blocks(ptrs, widths));
+    conv_forward(x, w, bias, seq_idx, state, apply_silu, nullptr, channel_blocks(ptrs, widths));
     return;
   }
   static GrowOnlyBuffer whole_buf;
   float* whole = whole_buf.get<float>(size_t(B * T * C), op);
-  conv_forward(x, w, bias, seq_idx, nullptr, apply_silu, whole, ChannelBlocks{});
+  conv_forward(x, w, bias, seq_idx, state, apply_silu, whole, ChannelBlocks{});
   int64_t col = 0;
   for (size_t i = 0; i < ptrs.size(); ++i) {
     if (widths[i] > 0 && B * T > 0)

@@ -254,7 +254,9 @@ TEST(ConvParts, SameBitsAsTheWholeWidthOpSplit) {
         const std::string what = "T " + std::to_string(T) + (stateful ? " state" : "") + (docs ? " docs" : "");
         for (size_t i = 0; i < widths.size(); ++i) EXPECT_EQ(to_vec(got[i]), to_vec(want[i])) << what << " block " << i;
         EXPECT_EQ(to_vec(s_parts), to_vec(s_whole)) << what;
-        if (stateful) EXPECT_NE(to_vec(s_parts), to_vec(state0)) << what << ": the state must move";
+        if (stateful) {
+          EXPECT_NE(to_vec(s_parts), to_vec(state0)) << what << ": the state must move";
+        }
       }
     }
   }

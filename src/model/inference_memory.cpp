@@ -7,7 +7,6 @@
 #include "config/pattern.h"
 #include "core/error.h"
 #include "core/host_memory.h"
-#include "model/hf_names.h"
 #include "model/model.h"
 #include "model/weight_storage.h"
 
@@ -58,8 +57,8 @@ InferenceMemory estimate_inference_memory(const ModelConfig& cfg, DType matrix_d
     const DType stored = in_file ? inference_dtype(p, cfg, matrix_dtype, file->dtype_of(p.name)) : is_matrix(p) ? matrix_dtype : DType::F32;
     const auto bytes = static_cast<int64_t>(storage_bytes(p.shape, stored));
     // An embedding table left in the file is read by row, never resident (embedding_file.h).
-    const bool read_by_row = in_file && !cfg.tie_embeddings && p.name == hf_embedding_name(cfg) &&
-                             stored == file->dtype_of(p.name) && bytes >= kSmallestMappedTensorBytes;
+    const bool read_by_row =
+        in_file && is_lookup_table(p, cfg) && stored == file->dtype_of(p.name) && bytes >= kSmallestMappedTensorBytes;
     if (!read_by_row) m.weights += bytes;
     if (in_file && file->dtype_of(p.name) != stored) {
       // Converted block by block, each block's pages of the file dropped once done (model_load.cpp).

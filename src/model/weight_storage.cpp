@@ -34,9 +34,10 @@ Tensor to_q8(const Tensor& t) {
 
 }  // namespace
 
+bool is_lookup_table(const ParamRef& p, const ModelConfig& cfg) { return !cfg.tie_embeddings && p.name == hf_embedding_name(cfg); }
+
 DType inference_dtype(const ParamRef& p, const ModelConfig& cfg, DType matrix_dtype, DType file_dtype) {
-  const bool lookup_table = !cfg.tie_embeddings && p.name == hf_embedding_name(cfg);
-  if (lookup_table && (file_dtype == DType::F32 || file_dtype == DType::BF16)) return file_dtype;
+  if (is_lookup_table(p, cfg) && (file_dtype == DType::F32 || file_dtype == DType::BF16)) return file_dtype;
   return is_matrix(p) ? matrix_dtype : DType::F32;
 }
 

@@ -19,6 +19,8 @@ namespace mambalm {
 // (F32, BF16): the load then leaves it in the file and reads it by row (model/embedding_file.h),
 // exact, and resident only a row at a time.
 DType inference_dtype(const ParamRef& p, const ModelConfig& cfg, DType matrix_dtype, DType file_dtype);
+// Whether `p` is an untied embedding table: only looked up, a row a token.
+bool is_lookup_table(const ParamRef& p, const ModelConfig& cfg);
 
 // `t` (a CPU tensor: F32, BF16, F16, F64 or Q8) as `dtype`. The same tensor when the dtypes
 // already match, so a view of a mapped file stays that view (no copy); a new tensor otherwise,

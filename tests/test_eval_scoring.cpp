@@ -45,7 +45,7 @@ std::string train_bpe(const std::string& dir) {
 
 // A model directory with the BPE tokenizer, every weight moved by noise so that logits differ
 // strongly between positions and tokens (a misaligned read would change the sums).
-std::string make_model_dir(const std::string& arch) {
+std::string make_model_dir(const std::string& arch, uint64_t seed = test_seed()) {
   static std::string spm;
   const std::string base = temp_dir("eval-scoring");
   if (spm.empty()) spm = train_bpe(base);
@@ -54,7 +54,7 @@ std::string make_model_dir(const std::string& arch) {
   if (r.exit_code != 0) throw std::runtime_error("init failed: " + r.err);
   std::filesystem::copy_file(spm, dir + "/tokenizer.model", std::filesystem::copy_options::overwrite_existing);
   Model m = Model::load(dir);
-  Rng rng(test_seed() + 3);
+  Rng rng(seed + 3);
   for (ParamRef& p : m.params()) {
     float* w = p.tensor->f32();
     for (int64_t i = 0; i < p.tensor->numel(); ++i) w[i] += static_cast<float>(0.15 * rng.uniform(-1, 1));
@@ -212,8 +212,10 @@ TEST(EvalScoring, RollingMatchesForwardsForRecurrenceAndWindows) {
   EXPECT_GT(std::fabs(w.logprob - want), 1e-3) << "windows of 16 should lose context and change the sum";
 }
 
-TEST(EvalScoring, GenerateUntilCutsAtStopString) {
-  const std::string dir = make_model_dir("mamba2");
+// Greedy text without stop strings, then again with a stop string taken from its middle: the
+// result is everything before the stop's first place in the whole text. Returns the free text.
+std::string check_generate_until_cuts(uint64_t seed) {
+  const std::string dir = make_model_dir("mamba2", seed);
   Model model = Model::load(dir);
   auto tok = open_tokenizer(dir);
   eval::Scorer scorer(model, tok.get());
@@ -230,14 +232,29 @@ TEST(EvalScoring, GenerateUntilCutsAtStopString) {
   for (int32_t t : want)
     if (t < tok->vocab_size()) decodable.push_back(t);
   EXPECT_EQ(free.text, tok->decode(decodable));
-  if (free.text.size() < 3) GTEST_SKIP() << "greedy text too short to pick a stop string from: '" << free.text << "'";
-  // Stop at a piece of text the model will produce: the result is everything before it.
+  if (free.text.size() < 3) return free.text;
   const std::string stop = free.text.substr(free.text.size() / 2, 2);
   eval::GenerateUntilResult cut = scorer.generate_until(kText, {.until = {stop}, .max_gen_tokens = 12});
-  EXPECT_EQ(cut.text, free.text.substr(0, free.text.find(stop)));
+  EXPECT_EQ(cut.text, free.text.substr(0, free.text.find(stop))) << "seed " << seed << ", stop '" << stop << "'";
   EXPECT_LE(cut.tokens.size(), free.tokens.size());
   EXPECT_GT(cut.ssm_state_bytes, 0);
   EXPECT_EQ(cut.kv_cache_bytes, 0);
+  return free.text;
+}
+
+TEST(EvalScoring, GenerateUntilCutsAtStopString) {
+  const std::string text = check_generate_until_cuts(test_seed());
+  if (text.size() < 3) GTEST_SKIP() << "greedy text too short to pick a stop string from: '" << text << "'";
+}
+
+// At this seed the greedy text is "f\u02AC il@\uFFFD uiD\x17" and the stop string is the first
+// two bytes of its U+FFFD. After "f", the byte-fallback token <0xCA> arrives alone and the
+// SentencePiece decoder writes it as U+FFFD until <0xAC> completes "\u02AC": a search of that
+// unsettled text cut at "f" (CI's sanitizer run, 2026-12-06).
+TEST(EvalScoring, GenerateUntilWaitsForAByteFallbackCharacterToSettle) {
+  const std::string text = check_generate_until_cuts(68665890430831ull);
+  ASSERT_EQ(text.substr(0, 6), "f\xCA\xACil@") << "the pinned seed no longer makes the byte-fallback text this test is about";
+  EXPECT_NE(text.find("\xEF\xBF\xBD"), std::string::npos);
 }
 
 }  // namespace

@@ -124,5 +124,58 @@ TEST(TextStream, RandomMultiByteTokensConcatenateToDecode) {
   }
 }
 
+// Decodes bytes as SentencePiece's byte fallback does: every byte that is not part of a whole,
+// valid character becomes U+FFFD. An unfinished character at the end therefore decodes to
+// U+FFFDs that the next token turns back into the character.
+std::string decode_replacing_invalid(const std::vector<int32_t>& ids) {
+  std::string bytes;
+  for (int32_t id : ids) bytes += static_cast<char>(id);
+  std::string out;
+  for (size_t i = 0; i < bytes.size();) {
+    const size_t bad = utf8::find_invalid(std::string_view(bytes).substr(i));
+    const size_t good = bad == std::string::npos ? bytes.size() - i : bad;
+    out += bytes.substr(i, good);
+    i += good;
+    if (i < bytes.size()) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+TEST(TextStream, ReplacementCharacterOfAnUnfinishedByteFallbackIsHeldBack) {
+  TextStream stream(decode_replacing_invalid);
+  EXPECT_EQ(stream.push('f'), "f");
+  EXPECT_EQ(stream.push(0xCA), "") << "decodes to \"f\\uFFFD\" until the next byte";
+  EXPECT_EQ(stream.push(0xAC), "\u02AC");
+  EXPECT_EQ(stream.push('i'), "i");
+  EXPECT_EQ(stream.push(0xFF), "") << "a byte no token can complete is held back as well";
+  EXPECT_EQ(stream.push('l'), "\uFFFDl");
+  EXPECT_EQ(stream.push(0xE2), "");
+  EXPECT_EQ(stream.finish(), "\uFFFD") << "what no token settled comes out at the end";
+}
+
+// Random text, valid and invalid bytes mixed, byte by byte through the replacing decoder: the
+// pieces are valid UTF-8 and add up to the decode of all tokens.
+TEST(TextStream, RandomBytesThroughAReplacingDecoderConcatenateToDecode) {
+  Rng rng(testing::test_seed() + 2);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<int32_t> ids = byte_ids(random_utf8(rng, 1 + static_cast<int64_t>(rng.next_u64() % 100)));
+    for (int k = 0; k < 5; ++k)  // stray bytes: lone leads, continuations, 0xFF
+      ids.insert(ids.begin() + static_cast<std::ptrdiff_t>(rng.next_u64() % (ids.size() + 1)),
+                 static_cast<int32_t>(0x80 + rng.next_u64() % 0x80));
+    TextStream stream(decode_replacing_invalid);
+    std::string out;
+    for (int32_t id : ids) {
+      const std::string piece = stream.push(id);
+      EXPECT_EQ(utf8::find_invalid(piece), std::string::npos) << "seed " << testing::test_seed();
+      out += piece;
+    }
+    out += stream.finish();
+    EXPECT_EQ(out, decode_replacing_invalid(ids)) << "seed " << testing::test_seed();
+  }
+}
+
 }  // namespace
 }  // namespace mambalm

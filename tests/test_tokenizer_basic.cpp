@@ -99,6 +99,15 @@ TEST(BytesTokenizer, EncodesBytesAndSpecials) {
   EXPECT_NE(error_of([&] { tok->decode({259}); }).find("259"), std::string::npos);
 }
 
+// A model's embedding may be padded past the tokenizer (vocab 50280 -> 50288); generated ids
+// from the padding decode to nothing, while decode() itself refuses them.
+TEST(BytesTokenizer, GeneratedPaddingIdsDecodeToNothing) {
+  auto tok = open_tokenizer("bytes");
+  EXPECT_EQ(decode_generated(*tok, {'a', 259, 300, 'b', 0xC3, 0xA9}), "ab\xC3\xA9");
+  EXPECT_EQ(decode_generated(*tok, {260}), "");
+  EXPECT_NE(error_of([&] { tok->decode({'a', 260}); }).find("260"), std::string::npos);
+}
+
 TEST(Utf8, InvalidInputNamesTheByteOffset) {
   EXPECT_EQ(utf8::find_invalid("plain ascii"), std::string_view::npos);
   EXPECT_EQ(utf8::find_invalid("ok \xe2\x82\xac"), std::string_view::npos);

@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "eval/text_rules.h"
 #include "infer/generate.h"
+#include "infer/stop_strings.h"
+#include "infer/text_stream.h"
 #include "ops/ops.h"
 
 namespace mambalm::eval {
@@ -348,26 +350,21 @@ GenerateUntilResult Scorer::generate_until(const std::string& context, const Gen
                       state_options_for(model_, static_cast<int64_t>(prompt.size()) + opts.max_gen_tokens));
   std::vector<float> logits = prefill(model_, state, prompt, opts_.chunk);
   const int64_t eos_model = model_.config().eos_token_id, eos_tok = tok.eos_id();
-  for (int64_t i = 0; i < opts.max_gen_tokens; ++i) {
+  // Stop strings are searched in the decoded text, as lm-eval does after generation. The text
+  // grows as generate and serve stream it: a character a later token may still complete is
+  // not searched until it is settled, so the cut is where it would be in the whole text.
+  TextStream stream([&tok](const std::vector<int32_t>& ids) { return decode_generated(tok, ids); });
+  StopStrings stops(opts.until);
+  for (int64_t i = 0; i < opts.max_gen_tokens && !stops.stopped(); ++i) {
     const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     if (next == eos_model || next == eos_tok) break;
     res.tokens.push_back(next);
-    // Stop strings are searched in the decoded text, as lm-eval does after generation.
-    // Ids past the tokenizer's vocabulary (a padded embedding) decode to nothing.
-    std::vector<int32_t> decodable;
-    for (int32_t t : res.tokens)
-      if (t < tok.vocab_size()) decodable.push_back(t);
-    std::string text = tok.decode(decodable);
-    size_t cut = std::string::npos;
-    for (const std::string& u : opts.until)
-      if (!u.empty()) cut = std::min(cut, text.find(u));
-    res.text = text;
-    if (cut != std::string::npos) {
-      res.text = text.substr(0, cut);
-      break;
-    }
-    if (i + 1 < opts.max_gen_tokens) logits = decode_step(model_, state, next);
+    stops.push(stream.push(next));
+    if (!stops.stopped() && i + 1 < opts.max_gen_tokens) logits = decode_step(model_, state, next);
   }
+  if (!stops.stopped()) stops.push(stream.finish());
+  if (!stops.stopped()) stops.finish();
+  res.text = stops.visible();
   res.ssm_state_bytes = state.ssm_state_bytes();
   res.kv_cache_bytes = state.kv_cache_bytes();
   note_state(state);

@@ -3,6 +3,7 @@
 // depend on their neighbours (SentencePiece's leading space, byte fallback) exact.
 #include "infer/text_stream.h"
 
+#include <string_view>
 #include <utility>
 
 namespace mambalm {
@@ -25,6 +26,18 @@ size_t complete_end(const std::string& text, size_t emitted) {
   return text.size() - start < utf8_length(static_cast<unsigned char>(text[start])) ? start : text.size();
 }
 
+// SentencePiece (and tokenizer.json's ByteFallback decoder) turn the bytes of an unfinished
+// character into U+FFFD instead of keeping them, and the next token may turn that U+FFFD back
+// into the character ("f" + <0xCA> decodes to "f\uFFFD", + <0xAC> to "f\u02AC"). So trailing
+// U+FFFDs are held back too, until a later token settles them or finish() releases them.
+size_t settled_end(const std::string& text, size_t emitted) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  size_t end = complete_end(text, emitted);
+  while (end >= emitted + kReplacement.size() && std::string_view(text).substr(end - kReplacement.size(), kReplacement.size()) == kReplacement)
+    end -= kReplacement.size();
+  return end;
+}
+
 }  // namespace
 
 TextStream::TextStream(DecodeFn decode) : decode_(std::move(decode)) {}
@@ -32,7 +45,7 @@ TextStream::TextStream(DecodeFn decode) : decode_(std::move(decode)) {}
 std::string TextStream::push(int32_t token) {
   tokens_.push_back(token);
   text_ = decode_(tokens_);
-  const size_t end = complete_end(text_, emitted_);
+  const size_t end = settled_end(text_, emitted_);
   if (end <= emitted_) return {};
   std::string piece = text_.substr(emitted_, end - emitted_);
   emitted_ = end;

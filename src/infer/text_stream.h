@@ -1,7 +1,8 @@
 // Streaming detokenization: generated token ids in, newly completed text out. A byte-level
 // token may end inside a multi-byte UTF-8 character that the next token completes, so each
 // push decodes every token so far and returns only the new complete characters; the bytes of
-// an unfinished character are held back until a later token finishes it.
+// an unfinished character are held back until a later token finishes it. Decoders that write
+// such bytes as U+FFFD (SentencePiece's byte fallback) get their trailing U+FFFDs held back too.
 //
 // The decoder is passed in as a function (this layer does not depend on tokenizer/): for a
 // Tokenizer t, [&](const std::vector<int32_t>& ids) { return t.decode(ids); }.

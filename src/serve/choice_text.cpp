@@ -3,7 +3,7 @@
 namespace mambalm::serve {
 
 ChoiceText::ChoiceText(const Tokenizer& tokenizer, std::vector<std::string> stops)
-    : stream_([&tokenizer](const std::vector<int32_t>& ids) { return tokenizer.decode(ids); }), stops_(std::move(stops)) {}
+    : stream_([&tokenizer](const std::vector<int32_t>& ids) { return decode_generated(tokenizer, ids); }), stops_(std::move(stops)) {}
 
 std::string ChoiceText::push(int32_t token) {
   if (stops_.stopped()) return "";

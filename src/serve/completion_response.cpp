@@ -9,14 +9,7 @@ namespace mambalm::serve {
 using nlohmann::json;
 
 namespace {
-// An id the tokenizer cannot decode (a padding row of the embedding) reads as "".
-std::string token_text(const Tokenizer& tok, int32_t id) {
-  try {
-    return tok.decode({id});
-  } catch (const std::exception&) {
-    return "";
-  }
-}
+std::string token_text(const Tokenizer& tok, int32_t id) { return decode_generated(tok, {id}); }
 
 json byte_list(const std::string& s) {
   json b = json::array();

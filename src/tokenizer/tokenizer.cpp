@@ -12,6 +12,14 @@ namespace mambalm {
 
 namespace fs = std::filesystem;
 
+std::string decode_generated(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
+  std::vector<int32_t> known;  // [<= ids.size()]
+  known.reserve(ids.size());
+  for (int32_t id : ids)
+    if (id >= 0 && id < tokenizer.vocab_size()) known.push_back(id);
+  return tokenizer.decode(known);
+}
+
 std::string read_tokenizer_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail(path, "no such file", "check the tokenizer path");

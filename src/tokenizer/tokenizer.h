@@ -35,6 +35,10 @@ class Tokenizer {
   virtual std::string kind() const = 0;
 };
 
+// Decodes generated ids: ids past the tokenizer's vocabulary (rows a model pads its embedding
+// with, which sampling can still pick) decode to nothing instead of being an error.
+std::string decode_generated(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
+
 // Opens a tokenizer from a path: a model directory (tokenizer.json, tokenizer.model, or
 // encoder.json + vocab.bpe inside it), a .model, a tokenizer.json, a .tiktoken file, or the
 // word "bytes". Throws naming the path when nothing there is a tokenizer.

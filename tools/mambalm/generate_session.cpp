@@ -16,9 +16,7 @@ GenerateSession::GenerateSession(Model& model, const Tokenizer* tokenizer, Gener
     : model_(model), tokenizer_(tokenizer), generate_(generate), out_(std::move(out)) {}
 
 std::string GenerateSession::token_text(int32_t id) const {
-  // Padding rows of the embedding past the tokenizer's vocabulary are no tokens: "".
-  if (!tokenizer_ || id < 0 || id >= tokenizer_->vocab_size()) return "";
-  return tokenizer_->decode({id});
+  return tokenizer_ ? decode_generated(*tokenizer_, {id}) : "";
 }
 
 GenerationResult GenerateSession::run(const std::vector<int32_t>& prompt, const std::vector<std::string>& extra_stops) {
@@ -26,7 +24,7 @@ GenerationResult GenerateSession::run(const std::vector<int32_t>& prompt, const 
   std::vector<std::string> stops = out_.stops;
   stops.insert(stops.end(), extra_stops.begin(), extra_stops.end());
   StopStrings stop(stops);
-  TextStream stream([this](const std::vector<int32_t>& ids) { return tokenizer_->decode(ids); });
+  TextStream stream([this](const std::vector<int32_t>& ids) { return decode_generated(*tokenizer_, ids); });
   const bool print = !out_.json;
   auto emit = [&](const std::string& piece) {
     if (print && !piece.empty()) std::fwrite(piece.data(), 1, piece.size(), stdout);

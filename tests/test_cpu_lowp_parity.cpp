@@ -67,7 +67,12 @@ TEST_P(CpuLowPrecisionParity, DecodeStepsMatchForwardOnTheSameWeights) {
       const Tensor logits = m.forward(one, &state);
       std::copy(logits.f32(), logits.f32() + V, steps.f32() + t * V);
     }
+    // Where the bf16 GEMM runs, a forward with bf16 or q8 weights also gives the chunked SSD
+    // (Mamba-2's layers) bf16 operands, which decode's recurrence does not round: a bf16
+    // rounding's worth between the two paths, the bf16 limit.
+    const bool ssd_rounds = ops::onednn_bf16_prefill() && (GetParam() == "mamba2" || GetParam() == "nemotron_h");
     const double limit = dt == DType::BF16 && ops::onednn_bf16_prefill() ? kBf16RoundedDecodeLimit
+                         : dt == DType::Q8 && ssd_rounds                     ? kBf16RoundedDecodeLimit
                          : dt == DType::Q8                                   ? kQ8DecodeLimit
                                                                              : 1e-5;
     expect_close(GetParam() + " decode vs forward, " + dtype_name(dt), steps, full, limit);

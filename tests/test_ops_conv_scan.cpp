@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/blas_core.h"
 #include "ops/cpu/selective_scan_block.h"
 #include "ops/ops.h"
 #include "test_util.h"
@@ -277,6 +278,48 @@ TEST(OpsSsd, MambaTwoShapesManyHeadsPerGroup) {
   // 8B-like ratios, shrunk: 16 heads in 2 groups, P=16, N=32, chunk 32, T not a multiple
   SsdInputs in = make_ssd(1, 100, 16, 16, 2, 32, 0.001f, 0.1f);
   check_chunked(in, 32, true, true, 2e-6, "H=16 G=2");
+}
+
+// Inference with bf16 or 8-bit weights asks for bf16 operands in the chunked SSD's three products
+// (Fp32Products::Tf32), which the CPU takes where oneDNN's bf16 GEMM runs (AVX512-BF16). Against
+// the float64 recurrence the error is a few bf16 roundings (2^-9 relative) of each product's
+// operands, averaged over N or L terms: rel L2 ~1e-3, under the limit of 1e-2 that a dropped
+// term, a wrong decay or a transposed operand exceeds by far (O(1)). Elsewhere the products
+// stay exact, bit for bit. docs/numerics.md.
+TEST(OpsSsd, ChunkedBf16ProductsWithinTheirLimit) {
+  const int64_t B = 2, T = 150, H = 8, P = 16, G = 2, N = 32;
+  SsdInputs in = make_ssd(B, T, H, P, G, N, 0.001f, 0.2f);
+  Tensor want = Tensor::zeros({B, T, H, P}, DType::F64);
+  Tensor want_state = Tensor::zeros({B, H, P, N}, DType::F64);
+  naive_ssd(in, true, true, want, want_state);
+  for (int64_t chunk : {16, 64}) {
+    Tensor y_exact = Tensor::empty(in.x.shape()), y_bf16 = Tensor::empty(in.x.shape());
+    Tensor s_exact = in.state.clone(), s_bf16 = in.state.clone();
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, chunk, &s_exact, y_exact, ops::Fp32Products::Exact);
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, chunk, &s_bf16, y_bf16, ops::Fp32Products::Tf32);
+    const std::string tag = "ssd bf16 products chunk " + std::to_string(chunk);
+    expect_close(tag + " y vs f64", y_bf16, want, 1e-2);
+    expect_close(tag + " state vs f64", s_bf16, want_state, 1e-2);
+    expect_close(tag + " exact y vs f64", y_exact, want, 2e-6);
+    if (ops::onednn_bf16_prefill()) {
+      EXPECT_GT(relative_l2(y_bf16, y_exact), 1e-6) << "the bf16 products did not run";
+    } else {
+      EXPECT_EQ(relative_l2(y_bf16, y_exact), 0.0) << "without AVX512-BF16 and oneDNN the products stay exact";
+    }
+  }
+}
+
+// A zero state passed in (a prefill from the start) skips its first chunk's C S_prev^T: the same
+// bits as no state at all.
+TEST(OpsSsd, ChunkedZeroStateEqualsNoStateBitForBit) {
+  SsdInputs in = make_ssd(1, 90, 4, 16, 2, 32, 0.001f, 0.2f);
+  for (ops::Fp32Products products : {ops::Fp32Products::Exact, ops::Fp32Products::Tf32}) {
+    Tensor y_none = Tensor::empty(in.x.shape()), y_zero = Tensor::empty(in.x.shape());
+    Tensor zero = Tensor::zeros(in.state.shape());
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, 32, nullptr, y_none, products);
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, 32, &zero, y_zero, products);
+    EXPECT_EQ(max_abs_diff(y_zero, y_none), 0.0);
+  }
 }
 
 TEST(OpsSsd, SplitCallsWithStateEqualOneCall) {

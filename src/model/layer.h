@@ -49,6 +49,9 @@ struct LayerContext {
   // BF16 on CUDA (attention rounds keys and values to bf16 for the tensor cores, as the KV cache
   // of inference is; the SSD's fp32 products run on TF32), else F32 (every product exact).
   DType compute_dtype = DType::F32;
+  // CPU inference with BF16 or Q8 weights: the fp32 products inside the mixers (the chunked
+  // SSD's) may round their operands to bf16 as well, as the GPU's bf16 path does.
+  bool low_precision_weights = false;
   // Training: what the forward also keeps of what backward would otherwise recompute from the
   // kept tensors (KeepKinds flags), trading memory for time (Model::set_keep_activations).
   unsigned keep = 0;
@@ -64,7 +67,7 @@ struct LayerContext {
   // F32 (decode's GEMV and the KV-cache kernels read and write fp32).
   DType activation_dtype() const { return compute_dtype == DType::BF16 && !state ? DType::BF16 : DType::F32; }
   ops::Fp32Products fp32_products() const {
-    return compute_dtype == DType::BF16 ? ops::Fp32Products::Tf32 : ops::Fp32Products::Exact;
+    return compute_dtype == DType::BF16 || low_precision_weights ? ops::Fp32Products::Tf32 : ops::Fp32Products::Exact;
   }
 
   // An activation tensor: from the workspace, else a new CPU tensor.

@@ -227,6 +227,7 @@ Tensor Model::forward(const Tensor& ids_in, SequenceState* state, bool last_only
     ctx.seq_idx = seq_idx_in ? &seq_idx : nullptr;
     ctx.workspace = ws;
     ctx.compute_dtype = compute_dtype();
+    ctx.low_precision_weights = matrix_dtype_ != DType::F32;
     const size_t mark = ws ? ws->mark() : 0;
     b.mixer->forward(normed, ctx, mixed);
     stage(b.kind == kMambaSymbol ? "mixer M" : b.kind == kAttentionSymbol ? "mixer *" : "mixer -");  // no string built per layer

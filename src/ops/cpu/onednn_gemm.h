@@ -13,4 +13,9 @@ bool onednn_bf16_gemm_available();
 // accumulation of exact bf16 products. Fails with a one-line error when oneDNN reports one.
 void onednn_bf16_gemm(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float beta, float* y);
 
+// The general form, as the library's: C [M, N] = op(A) op(B) + beta C, row-major, op(X) = X for
+// 'N' and X^T for 'T', bf16 A and B with leading dimensions lda, ldb, fp32 C with ldc.
+void onednn_bf16_gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+                      const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 }  // namespace mambalm::ops::cpu

@@ -13,10 +13,22 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/blas_core.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/onednn_gemm.h"
 #include "ops/cpu/scan_kernels.h"
 
 namespace mambalm::ops::cpu {
+
+namespace {
+
+// out[i] = x[i] rounded to bf16 (to nearest even), i < n.
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
+}  // namespace
 
 // One (batch, head) pair per task; the state S[P, N] lives in a local buffer (16-64 KB, stays
 // in L1/L2) for the whole sequence. The inner loop over N is unit-stride and vectorises.
@@ -98,10 +110,14 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 //
 // Precision: cumulative sums are kept in double (they grow like L * |dt A| and the decays are
 // exp of their differences, which would otherwise lose absolute precision); everything else is
-// fp32 with fp32 gemm accumulation.
+// fp32 with fp32 gemm accumulation. With `Fp32Products::Tf32` (inference with bf16 or 8-bit
+// weights) on a CPU with AVX512-BF16 and oneDNN, the three products C B^T, C S_prev^T and
+// Xw^T B take bf16 operands with fp32 accumulation, as the GPU's bf16 path and mamba_ssm's
+// kernels do: oneDNN's bf16 GEMM runs them at about twice sgemm's rate at these sizes
+// (bench/NOTES.md). The decays, the intra-chunk product M x, the sums and the state stay fp32.
 void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                  const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, int64_t chunk_size, Tensor* state, Tensor& y,
-                 Fp32Products /*always exact here*/) {
+                 Fp32Products products) {
   if (seq_idx) return ssd_chunked_with_documents(x, dt, A, Bm, Cm, D, *seq_idx, chunk_size, state, y);
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
@@ -124,6 +140,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
   const int64_t tasks = Bsz * G * blocks_per_group;
   const blasint ldx = static_cast<blasint>(H * P);  // row stride of x and y for one head
   const blasint ldbc = static_cast<blasint>(G * N);  // row stride of B and C for one group
+  const bool bf16 = products == Fp32Products::Tf32 && onednn_bf16_prefill();
 
 #pragma omp parallel
   {
@@ -134,6 +151,10 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
     std::vector<float> Xw(static_cast<size_t>(Q * W));   // decay_j dt_j x_j, every head    [L, nh*P]
     std::vector<double> cum(static_cast<size_t>(Q));     // the current head's              [L]
     std::vector<float> S(static_cast<size_t>(W * N));    // the block's states              [nh*P, N]
+    // bf16 operands (bf16 products only): C_c, B_c, the states, Xw
+    std::vector<uint16_t> Cb(bf16 ? Q * N : 0), Bb(bf16 ? Q * N : 0);  // [L, N]
+    std::vector<uint16_t> Sb(bf16 ? W * N : 0);                         // [nh*P, N]
+    std::vector<uint16_t> Xwb(bf16 ? Q * W : 0);                        // [L, nh*P]
 
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
@@ -150,7 +171,8 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
       } else {
         std::fill(S.begin(), S.begin() + nh * P * N, 0.0f);
       }
-      bool S_nonzero = sp != nullptr;
+      // A prefill from the start passes a zero state: its first chunk needs no C_c S_prev^T.
+      bool S_nonzero = sp != nullptr && std::any_of(S.begin(), S.begin() + nh * P * N, [](float v) { return v != 0.0f; });
 
       for (int64_t c0 = 0; c0 < T; c0 += Q) {
         const int64_t L = std::min(Q, T - c0);
@@ -160,13 +182,25 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
         const float* dtc = dtp + (b * T + c0) * H;              // [L, H], row stride H
         const float* xc = xp + ((b * T + c0) * H + h_begin) * P;  // [L, nh*P], row stride H*P
         float* yc = yp + ((b * T + c0) * H + h_begin) * P;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Lb, static_cast<blasint>(N), 1.0f,
-                    Cc, ldbc, Bc, ldbc, 0.0f, CB.data(), Lb);
+        if (bf16) {
+          for (int64_t i = 0; i < L; ++i) {
+            round_to_bf16(Cc + i * ldbc, N, Cb.data() + i * N);
+            round_to_bf16(Bc + i * ldbc, N, Bb.data() + i * N);
+          }
+          onednn_bf16_gemm(Cb.data(), Bb.data(), L, L, N, 0.0f, CB.data());
+        } else {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Lb, static_cast<blasint>(N), 1.0f,
+                      Cc, ldbc, Bc, ldbc, 0.0f, CB.data(), Lb);
+        }
         // C_c S_prev^T for every head of the block in one product (the heads' states are rows of
         // S): one sgemm of [L, N] x [N, nh*P] instead of one small one per head.
-        if (S_nonzero)
+        if (S_nonzero && bf16) {
+          round_to_bf16(S.data(), nh * P * N, Sb.data());
+          onednn_bf16_gemm(Cb.data(), Sb.data(), L, nh * P, N, 0.0f, CS.data());
+        } else if (S_nonzero) {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Wb, static_cast<blasint>(N), 1.0f, Cc, ldbc,
                       S.data(), static_cast<blasint>(N), 0.0f, CS.data(), Wb);
+        }
 
         for (int64_t hh = 0; hh < nh; ++hh) {
           const int64_t h = h_begin + hh;
@@ -219,14 +253,23 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
           for (int64_t j = 0; j < L; ++j) {
             const float wj = exp_fast(static_cast<float>(last - cumh[j])) * dtc[j * H + h];
             const float* xj = xc + j * H * P + hh * P;
+            if (bf16) {
+              uint16_t* Xj = Xwb.data() + j * nh * P + hh * P;
+#pragma omp simd
+              for (int64_t p = 0; p < P; ++p) Xj[p] = f32_to_bf16(wj * xj[p]);
+              continue;
+            }
             float* Xj = Xw.data() + j * nh * P + hh * P;
 #pragma omp simd
             for (int64_t p = 0; p < P; ++p) Xj[p] = wj * xj[p];
           }
         }
         // S += Xw^T B_c for every head in one product: [nh*P, L] x [L, N].
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Wb, static_cast<blasint>(N), Lb, 1.0f, Xw.data(), Wb,
-                    Bc, ldbc, 1.0f, S.data(), static_cast<blasint>(N));
+        if (bf16)
+          onednn_bf16_gemm('T', 'N', nh * P, N, L, Xwb.data(), nh * P, Bb.data(), N, 1.0f, S.data(), N);
+        else
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Wb, static_cast<blasint>(N), Lb, 1.0f, Xw.data(), Wb,
+                      Bc, ldbc, 1.0f, S.data(), static_cast<blasint>(N));
         S_nonzero = true;
       }
 

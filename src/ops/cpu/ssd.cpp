@@ -8,11 +8,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/blas_core.h"
 #include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/onednn_gemm.h"
@@ -141,6 +144,13 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
   const blasint ldx = static_cast<blasint>(H * P);  // row stride of x and y for one head
   const blasint ldbc = static_cast<blasint>(G * N);  // row stride of B and C for one group
   const bool bf16 = products == Fp32Products::Tf32 && onednn_bf16_prefill();
+  // oneDNN's calls run inside the parallel region: a failure is kept here and thrown after it.
+  std::atomic<int> onednn_status{0};
+  auto gemm_bf16 = [&](char ta, char tb, int64_t M, int64_t Nc, int64_t K, const uint16_t* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    const int status = onednn_bf16_gemm_status(ta, tb, M, Nc, K, a, lda, b, ldb, beta, c, ldc);
+    if (status != 0) onednn_status.store(status);
+  };
 
 #pragma omp parallel
   {
@@ -187,7 +197,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
             round_to_bf16(Cc + i * ldbc, N, Cb.data() + i * N);
             round_to_bf16(Bc + i * ldbc, N, Bb.data() + i * N);
           }
-          onednn_bf16_gemm(Cb.data(), Bb.data(), L, L, N, 0.0f, CB.data());
+          gemm_bf16('N', 'T', L, L, N, Cb.data(), N, Bb.data(), N, 0.0f, CB.data(), L);
         } else {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Lb, static_cast<blasint>(N), 1.0f,
                       Cc, ldbc, Bc, ldbc, 0.0f, CB.data(), Lb);
@@ -196,7 +206,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
         // S): one sgemm of [L, N] x [N, nh*P] instead of one small one per head.
         if (S_nonzero && bf16) {
           round_to_bf16(S.data(), nh * P * N, Sb.data());
-          onednn_bf16_gemm(Cb.data(), Sb.data(), L, nh * P, N, 0.0f, CS.data());
+          gemm_bf16('N', 'T', L, nh * P, N, Cb.data(), N, Sb.data(), N, 0.0f, CS.data(), nh * P);
         } else if (S_nonzero) {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lb, Wb, static_cast<blasint>(N), 1.0f, Cc, ldbc,
                       S.data(), static_cast<blasint>(N), 0.0f, CS.data(), Wb);
@@ -266,7 +276,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
         }
         // S += Xw^T B_c for every head in one product: [nh*P, L] x [L, N].
         if (bf16)
-          onednn_bf16_gemm('T', 'N', nh * P, N, L, Xwb.data(), nh * P, Bb.data(), N, 1.0f, S.data(), N);
+          gemm_bf16('T', 'N', nh * P, N, L, Xwb.data(), nh * P, Bb.data(), N, 1.0f, S.data(), N);
         else
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Wb, static_cast<blasint>(N), Lb, 1.0f, Xw.data(), Wb,
                       Bc, ldbc, 1.0f, S.data(), static_cast<blasint>(N));
@@ -276,6 +286,8 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
       if (sp) std::memcpy(sp + (b * H + h_begin) * P * N, S.data(), static_cast<size_t>(nh * P * N) * sizeof(float));
     }
   }
+  if (onednn_status.load() != 0)
+    fail("op ssd_chunked", "oneDNN's bf16 GEMM returned status " + std::to_string(onednn_status.load()));
 }
 
 }  // namespace mambalm::ops::cpu

@@ -105,6 +105,30 @@ std::vector<OutBlock> out_blocks(std::initializer_list<Tensor*> parts) {
   return blocks;
 }
 
+// Channels [c0, c0 + n) of one output row into y[n] for K = 4 (every Mamba config): the sum from
+// the bias in k order (as conv_step's), then SiLU. x0..x3 are the padded input rows t .. t + 3, wt
+// the weights [4, C].
+void conv4_block_in_registers(const float* x0, const float* x1, const float* x2, const float* x3, const float* wt,
+                              const float* bias, int64_t C, int64_t c0, int64_t n, bool apply_silu, float* y) {
+  const float* w0 = wt + c0;
+  const float* w1 = wt + C + c0;
+  const float* w2 = wt + 2 * C + c0;
+  const float* w3 = wt + 3 * C + c0;
+  const float* b = bias + c0;
+  x0 += c0, x1 += c0, x2 += c0, x3 += c0;
+  if (apply_silu) {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) {
+      const float acc = mul_add(w3[c], x3[c], mul_add(w2[c], x2[c], mul_add(w1[c], x1[c], mul_add(w0[c], x0[c], b[c]))));
+      y[c] = acc / (1.0f + exp_fast(-acc));
+    }
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c)
+      y[c] = mul_add(w3[c], x3[c], mul_add(w2[c], x2[c], mul_add(w1[c], x1[c], mul_add(w0[c], x0[c], b[c]))));
+  }
+}
+
 // One document per row: the streaming forward (prefill and decode), each row's channels written
 // block by block into `out` (every element's sum runs in the same order whatever the blocks).
 void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* state, bool apply_silu,
@@ -135,8 +159,17 @@ void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
     return i < H ? hist.data() + (b * H + i) * C : xp + (b * T + (i - H)) * C;
   };
 
+  const std::vector<float> zeros(bp ? 0 : static_cast<size_t>(C), 0.0f);
+  const float* bias_or_zeros = bp ? bp : zeros.data();  // [C]
   for_each_row(B * T, B * T * C * K > (1 << 16), [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
+    if (K == 4) {
+      // Each output summed in registers and stored once (the loop below stores it K + 2 times).
+      const float *x0 = padded_row(b, t), *x1 = padded_row(b, t + 1), *x2 = padded_row(b, t + 2), *x3 = padded_row(b, t + 3);
+      for (const OutBlock& o : out)
+        conv4_block_in_registers(x0, x1, x2, x3, wt.data(), bias_or_zeros, C, o.col0, o.width, apply_silu, o.base + bt * o.width);
+      return;
+    }
     for (const OutBlock& o : out) {
       const int64_t c0 = o.col0, n = o.width;
       float* yr = o.base + bt * n;  // [n]: channels c0 .. c0 + n of row (b, t)

@@ -9,8 +9,6 @@ namespace mambalm::serve {
 using nlohmann::json;
 
 namespace {
-std::string token_text(const Tokenizer& tok, int32_t id) { return decode_generated(tok, {id}); }
-
 json byte_list(const std::string& s) {
   json b = json::array();
   for (unsigned char c : s) b.push_back(static_cast<int>(c));
@@ -24,7 +22,7 @@ json completion_logprobs(const std::vector<TokenLogprob>& entries, const Tokeniz
   json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
   size_t offset = first_offset;
   for (const TokenLogprob& e : entries) {
-    const std::string text = token_text(tok, e.token);
+    const std::string text = decode_generated(tok, {e.token});
     tokens.push_back(text);
     offsets.push_back(offset);
     offset += text.size();
@@ -36,7 +34,7 @@ json completion_logprobs(const std::vector<TokenLogprob>& entries, const Tokeniz
     lps.push_back(e.logprob);
     json top = json::object();
     for (const auto& [id, lp] : e.top) {
-      const std::string t = token_text(tok, id);
+      const std::string t = decode_generated(tok, {id});
       if (!top.contains(t)) top[t] = lp;  // two ids with one text: the likelier one (listed first)
     }
     tops.push_back(top);
@@ -47,10 +45,10 @@ json completion_logprobs(const std::vector<TokenLogprob>& entries, const Tokeniz
 json chat_logprobs(const std::vector<TokenLogprob>& entries, const Tokenizer& tok) {
   json content = json::array();
   for (const TokenLogprob& e : entries) {
-    const std::string text = token_text(tok, e.token);
+    const std::string text = decode_generated(tok, {e.token});
     json top = json::array();
     for (const auto& [id, lp] : e.top) {
-      const std::string t = token_text(tok, id);
+      const std::string t = decode_generated(tok, {id});
       top.push_back({{"token", t}, {"logprob", lp}, {"bytes", byte_list(t)}});
     }
     content.push_back({{"token", text}, {"logprob", e.logprob}, {"bytes", byte_list(text)}, {"top_logprobs", top}});

@@ -159,7 +159,7 @@ void conv_one_document(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
     return i < H ? hist.data() + (b * H + i) * C : xp + (b * T + (i - H)) * C;
   };
 
-  const std::vector<float> zeros(bp ? 0 : static_cast<size_t>(C), 0.0f);
+  const std::vector<float> zeros(bp || K != 4 ? 0 : static_cast<size_t>(C), 0.0f);  // the K 4 path's bias without one
   const float* bias_or_zeros = bp ? bp : zeros.data();  // [C]
   for_each_row(B * T, B * T * C * K > (1 << 16), [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;

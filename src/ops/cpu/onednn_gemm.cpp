@@ -38,20 +38,15 @@ GemmBf16 gemm_bf16() {
 
 bool onednn_bf16_gemm_available() { return gemm_bf16() != nullptr; }
 
-void onednn_bf16_gemm(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float beta, float* y) {
-  onednn_bf16_gemm('N', 'T', M, N, K, x, K, w, K, beta, y, N);
-}
-
 int onednn_bf16_gemm_status(char transa, char transb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                             const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const GemmBf16 gemm = gemm_bf16();
   return gemm ? gemm(transa, transb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) : -1;
 }
 
-void onednn_bf16_gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
-                      const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void onednn_bf16_gemm(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float beta, float* y) {
   if (!gemm_bf16()) fail("oneDNN bf16 GEMM", "oneDNN (libdnnl.so.2) is not available", "install Debian's libdnnl2");
-  const int status = onednn_bf16_gemm_status(transa, transb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  const int status = onednn_bf16_gemm_status('N', 'T', M, N, K, x, K, w, K, beta, y, N);
   if (status != 0)  // dnnl_success
     fail("oneDNN bf16 GEMM", "dnnl_gemm_bf16bf16f32 returned status " + std::to_string(status) + " for M " +
                                  std::to_string(M) + ", N " + std::to_string(N) + ", K " + std::to_string(K));

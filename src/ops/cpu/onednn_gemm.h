@@ -14,11 +14,9 @@ bool onednn_bf16_gemm_available();
 void onednn_bf16_gemm(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float beta, float* y);
 
 // The general form, as the library's: C [M, N] = op(A) op(B) + beta C, row-major, op(X) = X for
-// 'N' and X^T for 'T', bf16 A and B with leading dimensions lda, ldb, fp32 C with ldc.
-void onednn_bf16_gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
-                      const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
-// The same, returning oneDNN's status (0 on success, -1 without the library) instead of
-// throwing: for calls inside an OpenMP region, which an exception must not leave.
+// 'N' and X^T for 'T', bf16 A and B with leading dimensions lda, ldb, fp32 C with ldc. Returns
+// oneDNN's status (0 on success, -1 without the library) instead of throwing: it is called inside
+// OpenMP regions (ops/cpu/ssd.cpp), which an exception must not leave.
 int onednn_bf16_gemm_status(char transa, char transb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                             const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
 

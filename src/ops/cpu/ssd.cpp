@@ -158,7 +158,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
     std::vector<float> CB(static_cast<size_t>(Q * Q));   // C_c B_c^T                      [L, L]
     std::vector<float> M(static_cast<size_t>(Q * Q));    // decayed, dt-weighted           [L, L]
     std::vector<float> CS(static_cast<size_t>(Q * W));   // C_c S_prev^T, every head        [L, nh*P]
-    std::vector<float> Xw(static_cast<size_t>(Q * W));   // decay_j dt_j x_j, every head    [L, nh*P]
+    std::vector<float> Xw(bf16 ? 0 : Q * W);             // decay_j dt_j x_j, every head    [L, nh*P]
     std::vector<double> cum(static_cast<size_t>(Q));     // the current head's              [L]
     std::vector<float> S(static_cast<size_t>(W * N));    // the block's states              [nh*P, N]
     // bf16 operands (bf16 products only): C_c, B_c, the states, Xw

@@ -14,6 +14,7 @@
 #include "ops/blas_core.h"
 #include "ops/cpu/selective_scan_block.h"
 #include "ops/ops.h"
+#include "ops/ops_backward.h"
 #include "test_util.h"
 
 using namespace mambalm;
@@ -323,6 +324,38 @@ TEST(OpsSsd, ChunkedZeroStateEqualsNoStateBitForBit) {
     ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, 32, &zero, y_zero, products);
     EXPECT_EQ(max_abs_diff(y_zero, y_none), 0.0);
   }
+}
+
+// A config's chunk above the CPU's cap (checkpoints made for GPUs carry 128 or 256) runs as the
+// cap, 64: the same bits as asking for 64 (ops/cpu/scan_kernels.h cpu_ssd_chunk), forward with a
+// state, forward with documents and backward. Without the cap chunk 256 regroups the sums.
+TEST(OpsSsd, CpuRunsLongChunksAsItsCapBitForBit) {
+  const int64_t B = 2, T = 300, H = 4, P = 16, G = 2, N = 32;
+  SsdInputs in = make_ssd(B, T, H, P, G, N, 0.001f, 0.2f);
+  Tensor seq_idx = Tensor::empty({B, T}, DType::I32);  // documents [0, 130) and [130, 300)
+  for (int64_t i = 0; i < B * T; ++i) seq_idx.data<int32_t>()[i] = (i % T) < 130 ? 0 : 1;
+  auto forward = [&](int64_t chunk, const Tensor* docs) {
+    Tensor y = Tensor::empty(in.x.shape()), s = in.state.clone();
+    ops::ssd_chunked(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, docs, chunk, docs ? nullptr : &s, y);
+    return std::make_pair(y, s);
+  };
+  const Tensor* const variants[] = {nullptr, &seq_idx};
+  for (const Tensor* docs : variants) {
+    auto [y64, s64] = forward(64, docs);
+    auto [y256, s256] = forward(256, docs);
+    EXPECT_EQ(max_abs_diff(y256, y64), 0.0) << (docs ? "with documents" : "with a state");
+    EXPECT_EQ(max_abs_diff(s256, s64), 0.0) << (docs ? "with documents" : "with a state");
+  }
+  Tensor dy = random_tensor(in.x.shape());
+  auto backward = [&](int64_t chunk) {
+    std::vector<Tensor> g = {Tensor::empty(in.x.shape()), Tensor::empty(in.dt.shape()), Tensor::zeros({H}),
+                             Tensor::empty(in.Bm.shape()), Tensor::empty(in.Cm.shape()), Tensor::zeros({H})};
+    ops::ssd_chunked_backward(in.x, in.dt, in.A, in.Bm, in.Cm, &in.D, nullptr, chunk, nullptr, nullptr, dy, g[0], g[1],
+                              &g[2], g[3], g[4], &g[5], nullptr);
+    return g;
+  };
+  const std::vector<Tensor> g64 = backward(64), g256 = backward(256);
+  for (size_t i = 0; i < g64.size(); ++i) EXPECT_EQ(max_abs_diff(g256[i], g64[i]), 0.0) << "gradient " << i;
 }
 
 TEST(OpsSsd, SplitCallsWithStateEqualOneCall) {

@@ -4,11 +4,22 @@
 // against central finite differences in double precision. Explicitly instantiated for float and
 // double in ssd_train.cpp / scan_train.cpp. Raw row-major pointers; shapes as in ops.h.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "core/tensor.h"
 
 namespace mambalm::ops::cpu {
+
+// The chunk length the CPU's SSD runs (forward, with documents, backward): the config's, capped
+// at kCpuSsdChunk. SSD is exact for any chunk length (chunks only regroup the same sums), so the
+// cap changes nothing but rounding. A chunk's intra-chunk products cost ~Q (N + P) a token and
+// head, growing with Q, while the state terms it saves stop paying below ~64 on a CPU: at
+// mamba2-130m's prefill shape (T 512, 24 heads of 64, N 128) chunk 256 took 2.2x chunk 64's time
+// forward (bf16 products) and 2.2-2.4x backward (bench/NOTES.md). Checkpoints made for GPUs carry
+// 128 or 256 (state-spaces/mamba2-*: 256), which their kernels want.
+constexpr int64_t kCpuSsdChunk = 64;
+inline int64_t cpu_ssd_chunk(int64_t config_chunk) { return std::min(config_chunk, kCpuSsdChunk); }
 
 template <class R>
 struct SsdProblem {

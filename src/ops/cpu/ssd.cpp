@@ -109,7 +109,8 @@ void ssd_sequential(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
 //
 // Speed (B=1, T=2048, H=8, P=64, G=1, N=64, 16-core x86 host, min of 5): sequential 18.8 ms on
 // 1 thread / 2.3 ms on 16; chunked(64) 8.4 / 1.7 ms, chunked(128) 17.8 / 2.4 ms. The intra-chunk
-// term costs ~T*Q*P flops, so on a CPU a chunk near 32-64 is fastest.
+// term costs ~T*Q*P flops, so on a CPU a chunk near 32-64 is fastest: longer chunks of a config
+// run as cpu_ssd_chunk's 64 (scan_kernels.h).
 //
 // Precision: cumulative sums are kept in double (they grow like L * |dt A| and the decays are
 // exp of their differences, which would otherwise lose absolute precision); everything else is
@@ -125,7 +126,7 @@ void ssd_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tenso
   const int64_t Bsz = x.dim(0), T = x.dim(1), H = x.dim(2), P = x.dim(3);
   const int64_t G = Bm.dim(2), N = Bm.dim(3);
   const int64_t hpg = H / G;  // heads per group
-  const int64_t Q = std::min<int64_t>(chunk_size, std::max<int64_t>(T, 1));
+  const int64_t Q = std::min<int64_t>(cpu_ssd_chunk(chunk_size), std::max<int64_t>(T, 1));
   const float* xp = x.f32();
   const float* dtp = dt.f32();
   const float* Ap = A.f32();

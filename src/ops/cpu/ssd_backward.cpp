@@ -354,7 +354,7 @@ SsdProblem<float> ssd_problem(const Tensor& x, const Tensor& dt, const Tensor& A
   p.P = x.dim(3);
   p.G = Bm.dim(2);
   p.N = Bm.dim(3);
-  p.chunk = chunk;
+  p.chunk = cpu_ssd_chunk(chunk);
   p.x = x.f32();
   p.dt = dt.f32();
   p.A = A.f32();

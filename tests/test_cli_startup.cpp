@@ -1,9 +1,11 @@
 // The CLI's start: it runs itself again with GOMP_SPINCOUNT=10000 (tools/mambalm/main.cpp), so
-// that libgomp loads with a short spin, unless the user set OpenMP's wait policy.
+// that libgomp loads with a short spin, unless the user set OpenMP's wait policy, and with
+// OPENBLAS_CORETYPE when OpenBLAS chose kernels older than the CPU (ops/blas_core.h).
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "ops/blas_core.h"
 #include "test_util.h"
 
 namespace {
@@ -30,6 +32,40 @@ TEST(CliStartup, RunsWithALargeEnvironment) {
                                                std::string(MAMBALM_CLI) + " --help");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("usage: mambalm"), std::string::npos);
+}
+
+using mambalm::ops::openblas_core_to_force;
+using mambalm::ops::cpu::Isa;
+
+TEST(CliStartup, OpenBlasCoreToForceMatchesTheCpusWidestVectors) {
+  EXPECT_STREQ(openblas_core_to_force("Prescott", Isa::Avx512Bf16), "Cooperlake");  // Emerald Rapids, OpenBLAS 0.3.21
+  EXPECT_STREQ(openblas_core_to_force("Haswell", Isa::Avx512Bf16), "Cooperlake");   // AVX2 kernels on AVX-512
+  EXPECT_STREQ(openblas_core_to_force("Zen", Isa::Avx512), "SkylakeX");
+  EXPECT_STREQ(openblas_core_to_force("Sandybridge", Isa::Avx2), "Haswell");
+  EXPECT_STREQ(openblas_core_to_force("Unknown", Isa::Avx2), "Haswell");
+  EXPECT_EQ(openblas_core_to_force("SkylakeX", Isa::Avx512Bf16), nullptr);  // same vectors: left alone
+  EXPECT_EQ(openblas_core_to_force("SapphireRapids", Isa::Avx512Bf16), nullptr);
+  EXPECT_EQ(openblas_core_to_force("Cooperlake", Isa::Avx2), nullptr);  // never narrower
+  EXPECT_EQ(openblas_core_to_force("Zen", Isa::Avx2), nullptr);
+  EXPECT_EQ(openblas_core_to_force("Prescott", Isa::Scalar), nullptr);
+  EXPECT_EQ(openblas_core_to_force("Prescott", Isa::Neon), nullptr);
+}
+
+// `mambalm --version` names the kernels in use: on this CPU, without the user's
+// OPENBLAS_CORETYPE, ones as wide as its vectors; with it, the user's.
+TEST(CliStartup, RunsOpenBlasKernelsAsWideAsTheCpusVectors) {
+  auto core_in_use = [](const std::string& env_prefix) {
+    const auto r = mambalm::testing::run_command(env_prefix + " " + std::string(MAMBALM_CLI) + " --version");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.out.find("OpenBLAS ");
+    return at == std::string::npos ? std::string() : r.out.substr(at + 9, r.out.find(' ', at + 9) - at - 9);
+  };
+  const std::string core = core_in_use("env -u OPENBLAS_CORETYPE");
+  Isa best = Isa::Scalar;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
+    if (mambalm::ops::cpu::isa_supported(isa)) best = isa;
+  EXPECT_EQ(openblas_core_to_force(core, best), nullptr) << "OpenBLAS runs " << core << " kernels";
+  EXPECT_EQ(core_in_use("env OPENBLAS_CORETYPE=Prescott"), "Prescott");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "dist/communicator.h"
+#include "ops/blas_core.h"
 #include "version.h"
 
 namespace {
@@ -52,10 +53,18 @@ int main(int argc, char** argv) {
   // parallel region spins ~300k iterations for more work; on a loaded machine (few cores shared
   // with other processes) each region then waits for descheduled spinners: decode measured 9x
   // slower (bench/NOTES.md). A short spin avoids that; the user's own setting always wins.
+  bool start_again = false;
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
     setenv("GOMP_SPINCOUNT", "10000", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default
+    start_again = true;
   }
+  // OpenBLAS chose its kernels when it loaded, also before main(): a CPU model it does not know
+  // gets SSE3 ones (ops/blas_core.h), which OPENBLAS_CORETYPE corrects at the next load.
+  if (const char* core = mambalm::ops::openblas_core_to_force()) {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    start_again = true;
+  }
+  if (start_again) execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   // glibc serves blocks above its mmap threshold (128 KiB, rising to at most 32 MiB) with fresh
   // mappings and returns a free heap top above its trim threshold to the kernel, so memory freed
   // and asked for again (per decode token, per op) was faulted in page by page each time. Both

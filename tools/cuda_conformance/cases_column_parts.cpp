@@ -190,8 +190,12 @@ void check_conv_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, 
   Tensor* s = stateful ? &st : nullptr;
   Tensor* gs = stateful ? &gst : nullptr;
   std::vector<Tensor> y = cpu_blocks(B, T, widths), gy = gpu_blocks(B, T, widths);
+  // A stateful call advances the state it reads, so the GPU op is not called again for timing:
+  // each further call would read the state the previous one left (its y then differs in the
+  // first K - 1 steps while the final state agrees).
   auto t = run_pair([&] { with_parts(y, [&](Parts l) { ops::causal_conv1d_parts(x, w, &b, sq, s, true, l); }); },
-                    [&] { with_parts(gy, [&](Parts l) { ops::causal_conv1d_parts(gx, gw, &gb, gsq, gs, true, l); }); });
+                    [&] { with_parts(gy, [&](Parts l) { ops::causal_conv1d_parts(gx, gw, &gb, gsq, gs, true, l); }); },
+                    /*retime=*/!stateful);
   Tensor whole = poisoned({B, T, C});
   ops::causal_conv1d(gx, gw, &gb, gsq, stateful ? &gst_whole : nullptr, true, whole);
   const std::string sh = dims(B, T, C) + " K" + std::to_string(K) + " -> " + widths_str(widths) + (docs ? " docs" : "") +

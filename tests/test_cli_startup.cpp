@@ -61,10 +61,7 @@ TEST(CliStartup, RunsOpenBlasKernelsAsWideAsTheCpusVectors) {
     return at == std::string::npos ? std::string() : r.out.substr(at + 9, r.out.find(' ', at + 9) - at - 9);
   };
   const std::string core = core_in_use("env -u OPENBLAS_CORETYPE");
-  Isa best = Isa::Scalar;
-  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
-    if (mambalm::ops::cpu::isa_supported(isa)) best = isa;
-  EXPECT_EQ(openblas_core_to_force(core, best), nullptr) << "OpenBLAS runs " << core << " kernels";
+  EXPECT_EQ(openblas_core_to_force(core, mambalm::ops::cpu::best_supported_isa()), nullptr) << "OpenBLAS runs " << core << " kernels";
   EXPECT_EQ(core_in_use("env OPENBLAS_CORETYPE=Prescott"), "Prescott");
 }
 

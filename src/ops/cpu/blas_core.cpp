@@ -38,10 +38,7 @@ const char* openblas_core_to_force(const std::string& current, cpu::Isa best) {
 
 const char* openblas_core_to_force() {
   if (std::getenv("OPENBLAS_CORETYPE")) return nullptr;
-  cpu::Isa best = cpu::Isa::Scalar;
-  for (cpu::Isa isa : {cpu::Isa::Avx2, cpu::Isa::Avx512, cpu::Isa::Avx512Bf16})
-    if (cpu::isa_supported(isa)) best = isa;
-  return openblas_core_to_force(openblas_core(), best);
+  return openblas_core_to_force(openblas_core(), cpu::best_supported_isa());
 }
 
 bool onednn_bf16_prefill() {

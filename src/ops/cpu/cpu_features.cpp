@@ -60,12 +60,16 @@ Isa detect() {
     }
     fail("MAMBALM_CPU_ISA", "unknown value '" + want + "'", "use scalar, avx2, avx512, avx512bf16 or neon");
   }
+  return best_supported_isa();
+}
+
+}  // namespace
+
+Isa best_supported_isa() {
   for (Isa isa : {Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2, Isa::Neon})
     if (isa_supported(isa)) return isa;
   return Isa::Scalar;
 }
-
-}  // namespace
 
 Isa active_isa() {
   static const Isa isa = detect();

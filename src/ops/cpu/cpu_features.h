@@ -18,6 +18,9 @@ enum class Isa {
 const char* isa_name(Isa isa);
 // True when this CPU can run `isa`'s kernels and this binary contains them.
 bool isa_supported(Isa isa);
+// The widest variant this CPU and binary support (Avx512Bf16, Avx512, Avx2, Neon, else Scalar),
+// whatever MAMBALM_CPU_ISA says.
+Isa best_supported_isa();
 // The variant the kernels use: the best supported one, or the one named by the environment
 // variable MAMBALM_CPU_ISA (scalar|avx2|avx512|avx512bf16|neon; an unsupported name is an error),
 // read once.

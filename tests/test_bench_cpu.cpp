@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ops/op_profile.h"
 #include "test_util.h"
 
 namespace {
@@ -66,6 +67,22 @@ TEST(BenchCpu, ProfileTimesDecodeStepsAndOnePrefillByOp) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("profile  3 more decode steps"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("profile  one more prefill of 24 tokens"), std::string::npos) << text.out;
+}
+
+// The GEMM profile (filled by the CUDA linear ops while profiling) sums each shape's calls and
+// gives its rate from the FLOPs booked: 2 calls of 1 TFLOP in 4 ms in all -> 500 TFLOP/s; the
+// slower shape first; no rate without FLOPs; cleared with the op totals.
+TEST(BenchCpu, GemmProfileSumsEachShapeAndGivesItsRate) {
+  mambalm::ops::clear_op_profile();
+  mambalm::ops::add_gemm_time("fwd 16x32x64 bf16", 1e-3, 1e12);
+  mambalm::ops::add_gemm_time("dw 32x64x16 f32 +=", 2e-3, 1e12);
+  mambalm::ops::add_gemm_time("dw 32x64x16 f32 +=", 2e-3, 1e12);
+  mambalm::ops::add_gemm_time("dy gather 16x64x0 bf16", 0.5e-3, 0.0);
+  EXPECT_EQ(mambalm::ops::gemm_profile_summary(),
+            " dw 32x64x16 f32 += x2 4.0 (500 TFLOP/s) | fwd 16x32x64 bf16 x1 1.0 (1000 TFLOP/s) | dy gather 16x64x0 bf16 x1 0.5 |");
+  EXPECT_EQ(mambalm::ops::gemm_profile_summary(1), " dw 32x64x16 f32 += x2 4.0 (500 TFLOP/s) |");
+  mambalm::ops::clear_op_profile();
+  EXPECT_EQ(mambalm::ops::gemm_profile_summary(), "");
 }
 
 // --prefill-chunk splits the prompt into forward calls of that many tokens (24 = 10 + 10 + 4), as

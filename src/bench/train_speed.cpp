@@ -85,7 +85,8 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
     size_t used_after = 0, workspace_peak = 0;
     double optimizer_gb = 0;
     std::map<std::string, double> stages;  // ms per stage of one profiled step
-    std::string op_summary;  // ms per op of that step, largest first
+    std::string op_summary;    // ms per op of that step, largest first
+    std::string gemm_summary;  // its tensor-core GEMMs by shape (CUDA)
     try {
       Model model(preset_config(name));
       params = model.parameter_count();
@@ -153,6 +154,7 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
             1e3 * (now_s() - t_opt);
         ops::set_op_profiling(false);
         op_summary = ops::op_profile_summary();
+        gemm_summary = ops::gemm_profile_summary();
       }
     } catch (const Error& e) {  // one preset that does not fit must not hide the others
       std::fprintf(out, "| %s | - | - | - | - | - | - | %s |\n", name.c_str(), e.what());
@@ -173,6 +175,9 @@ nlohmann::json run_train_speed(const TrainSpeedOptions& o, std::FILE* out) {
       for (const auto& [stage, ms] : stages) std::fprintf(out, " %s %.1f |", stage.c_str(), ms);
       std::fprintf(out, " activation workspace %.1f GB\n", static_cast<double>(workspace_peak) / 1e9);
       std::fprintf(out, "  %s, ops of that step (ms):%s\n", name.c_str(), op_summary.c_str());
+      if (!gemm_summary.empty())
+        std::fprintf(out, "  %s, its GEMMs by shape (rows x columns x summed, kernel ms):%s\n", name.c_str(),
+                     gemm_summary.c_str());
     }
     std::fflush(out);
     nlohmann::json stage_json = stages;

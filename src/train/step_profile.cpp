@@ -54,6 +54,8 @@ void StepProfile::report(std::FILE* out, int64_t step) {
   std::fprintf(out, "\n  stages of forward + backward (ms):");
   for (const auto& [stage, sec] : model_->profile()) std::fprintf(out, " %s %.1f |", stage.c_str(), 1e3 * sec);
   std::fprintf(out, "\n  ops (ms):%s\n", ops::op_profile_summary().c_str());
+  const std::string gemms = ops::gemm_profile_summary();
+  if (!gemms.empty()) std::fprintf(out, "  GEMMs by shape (rows x columns x summed, kernel ms):%s\n", gemms.c_str());
   std::fflush(out);
   on_ = false;
 }

@@ -449,6 +449,7 @@ void run_bf16_activations(bool quick) {
   // Mamba-2's conv input in bf16: in_proj writes it, the conv reads it, its gradient returns
   check_parts(B * T, d, {4096, 6144, 64}, true);
   check_parts(37, 64, {40, 20, 4}, true);  // a part off the multiple of 8: linear's fp32 copy
+  check_parts(37, 64, {36, 24, 4}, true);  // a bf16 part of whole vectors at a column off them
   check_parts(37, 60, {40, 24, 4}, true);  // K off the multiple of 8
   check_conv_parts_bf16(B, T, {4096, 1024, 1024}, 4, false);
   check_conv_parts_bf16(2, 300, {256, 64, 64}, 4, true);

@@ -37,6 +37,7 @@
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/column_sums.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/op_profile.h"
 
 namespace mambalm::ops::cuda {
 
@@ -320,10 +321,15 @@ std::vector<cublasLtMatmulAlgo_t> usable(const cublasLtMatmulHeuristicResult_t* 
 }
 
 // yt: y's type, CUDA_R_32F or CUDA_R_16BF (bf16 activations of mixed-precision training).
+// onto: linear_onto's residual (fp32 [M, N]), added by the epilogue (C = onto, beta 1, D = y
+// apart from C). Such a plan is its own: its candidates are timed as it runs, reading C, and
+// only algorithms that write D apart from C can win (others fail the timing run). The plain
+// plan's choice, timed with beta 0 and D = C, had run these GEMMs at 600-690 TFLOP/s where the
+// same shapes without the add ran at 750-800 (H100, bench/NOTES.md).
 const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void* xb, void* y, cudaDataType_t yt,
-                      void* ws) {
-  static std::map<std::tuple<int64_t, int64_t, int64_t, int>, LtPlan> plans;
-  auto key = std::make_tuple(M, N, K, int(yt));
+                      void* ws, const float* onto = nullptr) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, LtPlan> plans;
+  auto key = std::make_tuple(M, N, K, int(yt), onto != nullptr);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
   check(!cuda_capturing(), "op linear (cuda)", "a new GEMM shape inside a captured step",
@@ -348,16 +354,21 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
   cublasLtMatmulPreferenceDestroy(pref);
   if (found == 0) fail("op linear (cuda)", "cuBLASLt has no bf16 algorithm for M " + std::to_string(M) + ", N " +
                                                std::to_string(N) + ", K " + std::to_string(K));
-  const std::string name = "f," + std::to_string(M) + "," + std::to_string(N) + "," + std::to_string(K) + "," +
-                           std::to_string(int(yt));
+  const std::string shape =
+      std::to_string(M) + "," + std::to_string(N) + "," + std::to_string(K) + "," + std::to_string(int(yt));
+  const std::string name = (onto ? "o," : "f,") + shape;
   bool pinned = false;
   Choice choice = initial_choice(name, p, results[0].algo, found, pinned);
+  // A run saved before the add had plans of its own ran it with the plain plan's algorithm: the
+  // same one again, the same bits.
+  if (onto && !pinned) choice = initial_choice("f," + shape, p, results[0].algo, found, pinned);
   p.algo = choice.algo;
   if (!pinned && found > 1 && g_autotune) {
     const std::vector<cublasLtMatmulAlgo_t> candidates = usable(results, found);
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = onto ? 1.0f : 0.0f;
+    const void* c = onto ? static_cast<const void*>(onto) : y;
     choice.rank = fastest(candidates, [&](const cublasLtMatmulAlgo_t& algo) {
-      return cublasLtMatmul(blas_lt(), p.op, &alpha, w, p.a, xb, p.b, &beta, y, p.c, y, p.c, &algo, ws, kLtWorkspace,
+      return cublasLtMatmul(blas_lt(), p.op, &alpha, w, p.a, xb, p.b, &beta, c, p.c, y, p.c, &algo, ws, kLtWorkspace,
                             cudaStreamPerThread);
     });
     p.algo = choice.algo = candidates[size_t(choice.rank)];
@@ -370,6 +381,31 @@ const LtPlan& lt_plan(int64_t M, int64_t N, int64_t K, const void* w, const void
                        CUBLAS_STATUS_SUCCESS &&
                    out_of_place != 0;
   return plans.emplace(key, p).first->second;
+}
+
+// Queues the GEMM of `launch`; while profiling (ops/op_profile.h) also times it alone with CUDA
+// events and books it by shape: kind, rows x columns of its output x the summed dimension, the
+// output's type, "+=" when it adds onto C.
+template <class Launch>
+void profiled_gemm(const char* kind, int64_t rows, int64_t cols, int64_t inner, bool out16, bool adds, Launch launch) {
+  if (!op_profiling() || cuda_capturing()) {
+    launch();
+    return;
+  }
+  static cudaEvent_t start = nullptr, stop = nullptr;
+  if (!start) {
+    check_cuda(cudaEventCreate(&start), "linear", "cudaEventCreate");
+    check_cuda(cudaEventCreate(&stop), "linear", "cudaEventCreate");
+  }
+  check_cuda(cudaEventRecord(start, cudaStreamPerThread), "linear", "cudaEventRecord");
+  launch();
+  check_cuda(cudaEventRecord(stop, cudaStreamPerThread), "linear", "cudaEventRecord");
+  check_cuda(cudaEventSynchronize(stop), "linear", "cudaEventSynchronize");
+  float ms = 0.0f;
+  check_cuda(cudaEventElapsedTime(&ms, start, stop), "linear", "cudaEventElapsedTime");
+  const std::string key = std::string(kind) + " " + std::to_string(rows) + "x" + std::to_string(cols) + "x" +
+                          std::to_string(inner) + (out16 ? " bf16" : " f32") + (adds ? " +=" : "");
+  add_gemm_time(key, 1e-3 * ms, 2.0 * double(rows) * double(cols) * double(inner));
 }
 
 // x [M, K] rounded to bf16 into a scratch buffer (reused by the next call).
@@ -387,7 +423,7 @@ const __nv_bfloat16* rounded_x(const Tensor& x) {
 void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b, void* y, int64_t M, int64_t N,
                 int64_t K, cudaDataType_t yt = CUDA_R_32F, const float* onto = nullptr) {
   void* ws = lt_workspace();
-  const LtPlan& p = lt_plan(M, N, K, wb, xb, y, yt, ws);  // may tune: before y gets its bias
+  const LtPlan& p = lt_plan(M, N, K, wb, xb, y, yt, ws, onto);  // may tune: before y gets its bias
   float beta = 0.0f;
   const void* c = y;
   if (b) {  // the bias broadcast into y first, accumulated onto (beta = 1), as on the CPU
@@ -399,9 +435,11 @@ void lt_forward(const __nv_bfloat16* xb, const __nv_bfloat16* wb, const float* b
     beta = 1.0f;
   }
   const float alpha = 1.0f;
-  check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, c, p.c, y, p.c, &p.algo, ws,
-                            kLtWorkspace, cudaStreamPerThread),
-             "cublasLtMatmul");
+  profiled_gemm("fwd", M, N, K, yt == CUDA_R_16BF, beta != 0.0f, [&] {
+    check_blas(cublasLtMatmul(blas_lt(), p.op, &alpha, wb, p.a, xb, p.b, &beta, c, p.c, y, p.c, &p.algo, ws,
+                              kLtWorkspace, cudaStreamPerThread),
+               "cublasLtMatmul");
+  });
 }
 
 // Whether the tensor-core GEMM can take y[M, N] = x[M, K] w[N, K]^T as far as w and x go: BF16
@@ -498,7 +536,7 @@ void linear_onto(const Tensor& x, const Tensor& w, const Tensor* bias, const Ten
   }
   const auto* wb = w.data<__nv_bfloat16>();
   const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : rounded_x(x);  // rounded once
-  const bool fused = lt_plan(M, N, K, wb, xb, y.raw(), CUDA_R_32F, lt_workspace()).out_of_place;
+  const bool fused = lt_plan(M, N, K, wb, xb, y.raw(), CUDA_R_32F, lt_workspace(), residual.f32()).out_of_place;
   lt_forward(xb, wb, nullptr, y.raw(), M, N, K, CUDA_R_32F, fused ? residual.f32() : nullptr);
   if (!fused) add(residual, y, y);
 }
@@ -682,6 +720,8 @@ struct LtBackwardPlan {
   std::string name;                              // the shape's key in chosen_algos
   std::vector<cublasLtMatmulAlgo_t> candidates;  // to time at the first run (tuning, nothing pinned)
   int64_t c_bytes = 0;                           // C's size: the timing's scratch output
+  int64_t m = 0, n = 0, k = 0;                   // the column-major GEMM's (for the profile)
+  bool dw = false, c16 = false;                  // B transposed: the weight gradient; C bf16
 };
 
 // The plan for g, made at its first call; its first run (lt_run) may still time its algorithm.
@@ -721,6 +761,7 @@ LtBackwardPlan& lt_plan_backward(const LtGemm& g) {
       cublasLtMatmulAlgoGetHeuristic(blas_lt(), p.op, p.a, p.b, p.c, p.c, pref, kLtCandidates, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   bp.ok = st == CUBLAS_STATUS_SUCCESS && found > 0 && results[0].state == CUBLAS_STATUS_SUCCESS;
+  bp.m = g.m, bp.n = g.n, bp.k = g.k, bp.dw = g.tb == CUBLAS_OP_T, bp.c16 = g.ct == CUDA_R_16BF;
   if (bp.ok) {
     const auto k = g.key();
     bp.name = "b";
@@ -758,9 +799,12 @@ void lt_tune_backward(LtBackwardPlan& bp, const void* a, const void* b, float be
 void lt_run(LtBackwardPlan& bp, const void* a, const void* b, float beta, void* c) {
   if (!bp.candidates.empty() && !cuda_capturing()) lt_tune_backward(bp, a, b, beta);
   const float alpha = 1.0f;
-  check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c, &bp.p.algo,
-                            lt_workspace(), kLtWorkspace, cudaStreamPerThread),
-             "cublasLtMatmul", "linear_backward");
+  // Column-major D [m, n]: the row-major output is [n, m] (dx [M, K], dw [N, K]), summed over k.
+  profiled_gemm(bp.dw ? "dw" : "dx", bp.n, bp.m, bp.k, bp.c16, beta != 0.0f, [&] {
+    check_blas(cublasLtMatmul(blas_lt(), bp.p.op, &alpha, a, bp.p.a, b, bp.p.b, &beta, c, bp.p.c, c, bp.p.c,
+                              &bp.p.algo, lt_workspace(), kLtWorkspace, cudaStreamPerThread),
+               "cublasLtMatmul", "linear_backward");
+  });
 }
 
 }  // namespace
@@ -770,6 +814,47 @@ void lt_run(LtBackwardPlan& bp, const void* a, const void* b, float beta, void* 
 //   dx' [K x M] = w' dy'              (no transposes),
 //   dw' [K x N] = x' (dy')^T + dw'    (B transposed, beta 1).
 namespace {
+
+// dst row r = src row r, n 16-byte vectors each (a bf16 column block of dy into its columns of
+// the GEMM's operand; row strides in vectors). blockIdx.x walks the rows; each thread loads up to
+// four vectors of a row before it stores them, so that a warp has 2 KiB in flight.
+__global__ void copy_row_vectors(const uint4* __restrict__ src, int64_t src_ld, uint4* __restrict__ dst,
+                                 int64_t dst_ld, int64_t rows, int n) {
+  constexpr int kAhead = 4;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const uint4* s = src + r * src_ld;
+    uint4* d = dst + r * dst_ld;
+    uint4 v[kAhead];
+#pragma unroll
+    for (int k = 0; k < kAhead; ++k) {
+      const int c = threadIdx.x + k * blockDim.x;
+      if (c < n) v[k] = __ldg(s + c);
+    }
+#pragma unroll
+    for (int k = 0; k < kAhead; ++k) {
+      const int c = threadIdx.x + k * blockDim.x;
+      if (c < n) d[c] = v[k];
+    }
+    for (int c = threadIdx.x + kAhead * blockDim.x; c < n; c += blockDim.x) d[c] = __ldg(s + c);
+  }
+}
+
+// rows x cols bf16 from src (rows of cols) into dst's columns (rows of ldd): 16-byte vectors when
+// widths, strides and both bases allow (cudaMemcpy2DAsync had moved Mamba-2's dz and dxbc blocks
+// at about half the copy bandwidth), else cudaMemcpy2DAsync.
+void copy_bf16_block(const void* src, int64_t rows, int64_t cols, __nv_bfloat16* dst, int64_t ldd, const char* op) {
+  if (rows == 0 || cols == 0) return;
+  if (cols % 8 == 0 && ldd % 8 == 0 && cols / 8 <= INT_MAX && aligned16(src) && aligned16(dst)) {
+    const unsigned grid = unsigned(std::min<int64_t>(rows, 132 * 16));
+    copy_row_vectors<<<grid, 256>>>(static_cast<const uint4*>(src), cols / 8, reinterpret_cast<uint4*>(dst), ldd / 8,
+                                    rows, int(cols / 8));
+    check_launch(op);
+    return;
+  }
+  check_cuda(cudaMemcpy2DAsync(dst, size_t(ldd) * 2, src, size_t(cols) * 2, size_t(cols) * 2, size_t(rows),
+                               cudaMemcpyDeviceToDevice, cudaStreamPerThread),
+             op, "cudaMemcpy2DAsync");
+}
 
 // dy as consecutive column blocks of one [M, N] matrix: (pointer, width) per block, each block
 // fp32, or bf16 (mixed precision: Mamba-2's conv input gradient).
@@ -863,16 +948,14 @@ void linear_backward_blocks(std::vector<DyBlock> blocks, int64_t M, const Tensor
     if (lt) {
       static GrowOnlyBuffer dyb_buf, xb_buf;
       auto* dyb = dyb_buf.get<__nv_bfloat16>(size_t(M * Npad), op);
-      int64_t col = 0;
-      for (const DyBlock& b : blocks) {  // each block of dy -> its columns of the bf16 dy, and db
-        if (b.bf16 && b.cols > 0 && M > 0)
-          check_cuda(cudaMemcpy2DAsync(dyb + col, size_t(Npad) * 2, b.p, size_t(b.cols) * 2, size_t(b.cols) * 2,
-                                       size_t(M), cudaMemcpyDeviceToDevice, cudaStreamPerThread),
-                     op, "cudaMemcpy2DAsync");
-        else if (!b.bf16)
-          column_pass(static_cast<const float*>(b.p), M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
-        col += b.cols;
-      }
+      profiled_gemm("dy gather", M, Npad, 0, true, false, [&] {
+        int64_t col = 0;
+        for (const DyBlock& b : blocks) {  // each block of dy -> its columns of the bf16 dy, and db
+          if (b.bf16) copy_bf16_block(b.p, M, b.cols, dyb + col, Npad, op);
+          else column_pass(static_cast<const float*>(b.p), M, b.cols, dyb + col, Npad, dbp ? dbp + col : nullptr, op);
+          col += b.cols;
+        }
+      });
       if (want_dx) lt_run(*pdx, wb, dyb, dx_beta, dx->f32());
       if (want_dw) {
         const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : nullptr;

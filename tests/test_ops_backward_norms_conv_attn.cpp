@@ -162,6 +162,30 @@ TEST(NormBackward, GatedRmsNormGrouped) {
   expect_grad("gated_rms_norm (3 groups) dw (+=)", to_vec(dw), plus(dw0, fd_grad(loss, w, kH)), kTol);
 }
 
+// dz_col0: the same dz bits in columns [5, 5 + D) of a wider tensor, whose other columns keep
+// what they held; a window that does not fit is refused with a one-line error.
+TEST(NormBackward, GatedDzIntoColumnsOfAWiderTensor) {
+  const int64_t rows = 7, D = 24, gs = 8, W = D + 9;
+  const Tensor x = random_tensor({rows, D}), z = random_tensor({rows, D}), w = random_tensor({D});
+  const Tensor dy = random_tensor({rows, D});
+  Tensor dx = Tensor::empty({rows, D}), dz = Tensor::empty({rows, D}), dw = random_tensor({D});
+  Tensor dx2 = Tensor::empty({rows, D}), wide = random_tensor({rows, W}), dw2 = dw.clone();
+  const Vec before = to_vec(wide);
+  ops::gated_rms_norm_backward(x, z, w, gs, 1e-5f, dy, dx, dz, &dw);
+  ops::gated_rms_norm_backward(x, z, w, gs, 1e-5f, dy, dx2, wide, &dw2, /*dz_col0=*/5);
+  const Vec got = to_vec(wide), want = to_vec(dz);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < W; ++c) {
+      const bool in = c >= 5 && c < 5 + D;
+      EXPECT_EQ(got[size_t(r * W + c)], in ? want[size_t(r * D + c - 5)] : before[size_t(r * W + c)]) << r << ", " << c;
+    }
+  EXPECT_EQ(to_vec(dx2), to_vec(dx));
+  EXPECT_EQ(to_vec(dw2), to_vec(dw));
+  Tensor narrow = Tensor::empty({rows, D + 4});
+  mambalm::testing::expect_error([&] { ops::gated_rms_norm_backward(x, z, w, gs, 1e-5f, dy, dx2, narrow, &dw2, 5); },
+                                 {"gated_rms_norm_backward", "has no columns [5, 29)"});
+}
+
 // ---- causal conv -------------------------------------------------------------------------------
 
 namespace {
@@ -260,6 +284,27 @@ TEST(ConvParts, SameBitsAsTheWholeWidthOpSplit) {
       }
     }
   }
+}
+
+// dx_col0: the conv's dx in columns [3, 3 + C) of a wider tensor, the same bits as its own dx;
+// write_columns puts another block after it.
+TEST(ConvParts, BackwardDxIntoColumnsOfAWiderTensor) {
+  const int64_t B = 2, T = 29, C = 40, K = 4, W = C + 3 + 6;
+  const Tensor x = random_tensor({B, T, C}), w = random_tensor({C, K}), b = random_tensor({C});
+  std::vector<Tensor> dy = {random_tensor({B, T, 24}), random_tensor({B, T, 16})};
+  Tensor dx = Tensor::empty({B, T, C}), dw = Tensor::zeros({C, K}), db = Tensor::zeros({C});
+  Tensor wide = random_tensor({B, T, W}), dw2 = Tensor::zeros({C, K}), db2 = Tensor::zeros({C});
+  ops::causal_conv1d_backward_parts(x, w, &b, nullptr, true, {&dy[0], &dy[1]}, dx, &dw, &db);
+  ops::causal_conv1d_backward_parts(x, w, &b, nullptr, true, {&dy[0], &dy[1]}, wide, &dw2, &db2, /*dx_col0=*/3);
+  const Tensor tail = random_tensor({B, T, 6});
+  ops::write_columns(tail, wide, 3 + C);
+  const Vec got = to_vec(wide), want = to_vec(dx), t6 = to_vec(tail);
+  for (int64_t r = 0; r < B * T; ++r) {
+    for (int64_t c = 0; c < C; ++c) EXPECT_EQ(got[size_t(r * W + 3 + c)], want[size_t(r * C + c)]) << r << ", " << c;
+    for (int64_t c = 0; c < 6; ++c) EXPECT_EQ(got[size_t(r * W + 3 + C + c)], t6[size_t(r * 6 + c)]) << r << ", " << c;
+  }
+  EXPECT_EQ(to_vec(dw2), to_vec(dw));
+  EXPECT_EQ(to_vec(db2), to_vec(db));
 }
 
 // ---- attention ---------------------------------------------------------------------------------

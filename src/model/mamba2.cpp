@@ -138,11 +138,14 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
                          cfg_.proj_bias ? &out_proj_b_.grad : nullptr);
     if (ctx.workspace) ctx.workspace->release(mark);
   }
+  // d loss / d (z | xbc | dt_raw), in_proj's output: each gradient goes into its own columns, so
+  // that in_proj's backward reads one [B, T, W] dy (on CUDA no copy of the blocks side by side)
+  Tensor dzxbcdt = ctx.empty({B, T, cfg_.in_proj_width()}, a.z.dtype());
   // gated = RMSNorm_grouped(ys * SiLU(z)) * w
-  Tensor dys = ctx.empty({B, T, H, P}), dz = ctx.empty({B, T, Di}, a.z.dtype());
+  Tensor dys = ctx.empty({B, T, H, P});
   Tensor dys_flat = dys.reshape({B, T, Di});
   ops::gated_rms_norm_backward(a.ys.reshape({B, T, Di}), a.z, norm_w_.value, Di / cfg_.norm_groups, static_cast<float>(eps_),
-                               dgated, dys_flat, dz, &norm_w_.grad);
+                               dgated, dys_flat, dzxbcdt, &norm_w_.grad, /*dz_col0=*/0);
   // ys = SSD(xs, dt, A, B, C) + D xs
   Tensor dxs = ctx.empty({B, T, H, P}), ddt = ctx.empty({B, T, H});
   Tensor dBm = ctx.empty({B, T, G, N}), dCm = ctx.empty({B, T, G, N});
@@ -158,13 +161,12 @@ void Mamba2Mixer::backward(const Tensor& dy, const LayerContext& ctx, LayerCache
   // xs | B | C = SiLU(conv(xbc))
   const Tensor dxs_flat = dxs.reshape({B, T, Di}), dBm_flat = dBm.reshape({B, T, G * N}),
                dCm_flat = dCm.reshape({B, T, G * N});
-  Tensor dxbc = ctx.empty({B, T, C}, a.xbc.dtype());  // the conv's dx has its x's dtype
   ops::causal_conv1d_backward_parts(a.xbc, conv_w_.value, cfg_.conv_bias ? &conv_b_.value : nullptr, seq_idx,
-                                    /*apply_silu=*/true, {&dxs_flat, &dBm_flat, &dCm_flat}, dxbc, &conv_w_.grad,
-                                    cfg_.conv_bias ? &conv_b_.grad : nullptr);
+                                    /*apply_silu=*/true, {&dxs_flat, &dBm_flat, &dCm_flat}, dzxbcdt, &conv_w_.grad,
+                                    cfg_.conv_bias ? &conv_b_.grad : nullptr, /*dx_col0=*/Di);
+  ops::write_columns(ddt_raw, dzxbcdt, Di + C);  // rounded to bf16 in mixed precision, as the GEMM would
   // z | xbc | dt_raw = W_in x
-  ops::linear_backward_parts({&dz, &dxbc, &ddt_raw}, x, in_proj_w_.value, &dx, &in_proj_w_.grad,
-                             cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
+  ops::linear_backward(dzxbcdt, x, in_proj_w_.value, &dx, &in_proj_w_.grad, cfg_.proj_bias ? &in_proj_b_.grad : nullptr);
 }
 
 ParamList Mamba2Mixer::params(const std::string& prefix) {

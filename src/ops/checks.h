@@ -110,6 +110,17 @@ inline void need(const char* op, const char* name, const Tensor* t, const Shape&
   need_dtype(op, name, *t, dt);
   need_shape(op, name, *t, want);
 }
+// An output of shape `want`, or with col0 >= 0 a wider one whose columns [col0, col0 + the last
+// dim of want) take it: the same leading dims, room for the columns.
+inline void need_columns(const char* op, const char* name, const Tensor& t, const Shape& want, int64_t col0) {
+  if (col0 < 0) return need_shape(op, name, t, want);
+  bool ok = t.rank() == static_cast<int>(want.size()) && !want.empty() && col0 + want.back() <= t.dim(-1);
+  for (size_t i = 0; ok && i + 1 < want.size(); ++i) ok = t.dim(static_cast<int>(i)) == want[i];
+  MAMBALM_CHECK(ok, where(op),
+                std::string(name) + " " + shape_str(t.shape()) + " has no columns [" + std::to_string(col0) + ", " +
+                    std::to_string(col0 + (want.empty() ? 0 : want.back())) + ") for " + shape_str(want));
+}
+
 inline bool overlap(const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
   const char* pa = static_cast<const char*>(a.raw());

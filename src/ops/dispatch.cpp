@@ -387,9 +387,11 @@ void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_ca
 
 namespace {
 // F32 tensors of one rank whose leading dims agree (the rows); true when on CUDA.
-bool check_column_pair(const char* op, const Tensor& src, const Tensor& dst) {
+// dst F32, or with bf16_dst_on_cuda also BF16 on CUDA.
+bool check_column_pair(const char* op, const Tensor& src, const Tensor& dst, bool bf16_dst_on_cuda = false) {
   need_dtype(op, "src", src);
-  need_dtype(op, "dst", dst);
+  if (!(bf16_dst_on_cuda && dst.defined() && dst.dtype() == DType::BF16 && dst.device() == Device::CUDA))
+    need_dtype(op, "dst", dst);
   MAMBALM_CHECK(src.rank() >= 1 && dst.rank() == src.rank(), where(op),
                 "rank mismatch " + shape_str(src.shape()) + " vs " + shape_str(dst.shape()));
   for (int i = 0; i + 1 < src.rank(); ++i)
@@ -423,7 +425,7 @@ void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts) {
 }
 
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
-  const bool gpu = check_column_pair("write_columns", src, dst);
+  const bool gpu = check_column_pair("write_columns", src, dst, /*bf16_dst_on_cuda=*/true);
   MAMBALM_CHECK(col0 >= 0 && col0 + src.dim(-1) <= dst.dim(-1), where("write_columns"),
                 "columns [" + std::to_string(col0) + ", " + std::to_string(col0 + src.dim(-1)) + ") of " + shape_str(dst.shape()));
   MAMBALM_BACKEND(gpu, write_columns(src, dst, col0));

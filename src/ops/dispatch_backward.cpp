@@ -165,12 +165,14 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
 }
 
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,
-                             const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw) {
+                             const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw, int64_t dz_col0) {
   const char* op = "gated_rms_norm_backward";
   norm_inputs(op, x, w, eps, /*x_bf16_on_cuda=*/true);
   // x, z, dy and dz all F32, or all BF16 on CUDA (mixed precision: the SSD's output, in_proj's z,
   // out_proj's backward's dx, in_proj's dy block); dx F32 (the SSD backward's dy)
-  activation_tensors(op, {{"x", &x}, {"z", &z}, {"dy", &dy}, {"dz", &dz}});
+  activation_tensors(op, {{"x", &x}, {"z", &z}, {"dy", &dy}});
+  need_dtype(op, "dz", dz, x.dtype());
+  need_columns(op, "dz", dz, x.shape(), dz_col0);
   need(op, "dx", &dx, x.shape());
   need(op, "dw", dw, {x.dim(-1)});
   MAMBALM_CHECK(group_size > 0 && x.dim(-1) % group_size == 0, where(op),
@@ -178,7 +180,7 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, 
                 "group_size is d_inner / n_groups");
   const bool gpu = on_cuda(op, {&x, &z, &w, &dy, &dx, &dz, dw});
   need_disjoint(op, {{"dx", &dx}, {"dz", &dz}, {"dw", dw}}, {{"x", &x}, {"z", &z}, {"w", &w}, {"dy", &dy}});
-  MAMBALM_BACKEND(gpu, gated_rms_norm_backward(x, z, w, group_size, eps, dy, dx, dz, dw));
+  MAMBALM_BACKEND(gpu, gated_rms_norm_backward(x, z, w, group_size, eps, dy, dx, dz, dw, dz_col0));
 }
 
 // ---- conv --------------------------------------------------------------------------------
@@ -201,11 +203,12 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
 
 void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
                                   bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
-                                  Tensor* dbias) {
+                                  Tensor* dbias, int64_t dx_col0) {
   const char* op = "causal_conv1d_backward_parts";
   conv_inputs(op, x, w, bias, seq_idx, nullptr, /*x_bf16_on_cuda=*/true);  // dy parts F32, dx in x's dtype
   column_parts(op, "dy", dy_parts, {x.dim(0), x.dim(1)}, x.dim(2));
-  need(op, "dx", &dx, x.shape(), x.dtype());
+  need_dtype(op, "dx", dx, x.dtype());
+  need_columns(op, "dx", dx, x.shape(), dx_col0);
   need(op, "dw", dw, w.shape());
   need(op, "dbias", dbias, {x.dim(2)});
   bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, &dx, dw, dbias});
@@ -214,7 +217,7 @@ void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor
     need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}}, {{"dy", p}});
   }
   need_disjoint(op, {{"dx", &dx}, {"dw", dw}, {"dbias", dbias}}, {{"x", &x}, {"w", &w}, {"bias", bias}});
-  MAMBALM_BACKEND(gpu, causal_conv1d_backward_parts(x, w, bias, seq_idx, apply_silu, dy_parts, dx, dw, dbias));
+  MAMBALM_BACKEND(gpu, causal_conv1d_backward_parts(x, w, bias, seq_idx, apply_silu, dy_parts, dx, dw, dbias, dx_col0));
 }
 
 // ---- SSD ---------------------------------------------------------------------------------

@@ -248,6 +248,46 @@ void check_conv_backward_parts(int64_t B, int64_t T, const std::vector<int64_t>&
   record("causal_conv1d_bwd_parts", sh, "vs whole", vs_whole, kExact, NAN, NAN);
 }
 
+// Mamba-2's in_proj gradient as one [B, T, Di + C + H] tensor: the gated norm's dz into columns
+// [0, Di) (dz_col0), the conv's dx into [Di, Di + C) (dx_col0), the fp32 dt gradient into the
+// rest (write_columns, rounded when the tensor is bf16). The same kernels with another row
+// stride: the wide tensor must hold exactly the ops' own outputs (and dt rounded to nearest even),
+// except where the wide rows end the gated norm's 4-wide vectors (W % 4 != 0 with Di % 4 == 0):
+// then its scalar kernel runs, whose sums go in another order (the norm's CUDA-vs-CPU limit).
+void check_wide_in_proj_gradient(int64_t B, int64_t T, int64_t Di, int64_t groups, const std::vector<int64_t>& conv_widths,
+                                 int64_t H, bool bf16) {
+  const DType at = bf16 ? DType::BF16 : DType::F32;
+  const int64_t C = sum(conv_widths), W = Di + C + H, K = 4;
+  auto act = [&](const Shape& s, float lo, float hi) { return up(rounded_bf16(rand_cpu(s, lo, hi)).to(at)); };
+  const Tensor gx = act({B, T, Di}, -2, 2), gz = act({B, T, Di}, -3, 3), gdy = act({B, T, Di}, -1, 1);
+  const Tensor gw = up(rand_cpu({Di}, 0.5f, 1.5f));
+  Tensor dx1 = poisoned({B, T, Di}), dx2 = poisoned({B, T, Di}), dz = poisoned({B, T, Di}, at);
+  Tensor dw1 = up(Tensor::zeros({Di})), dw2 = up(Tensor::zeros({Di}));
+  Tensor wide = poisoned({B, T, W}, at);
+  ops::gated_rms_norm_backward(gx, gz, gw, Di / groups, 1e-5f, gdy, dx1, dz, &dw1);
+  ops::gated_rms_norm_backward(gx, gz, gw, Di / groups, 1e-5f, gdy, dx2, wide, &dw2, /*dz_col0=*/0);
+  const Tensor cx = act({B, T, C}, -1, 1), cw = up(rand_cpu({C, K}, -0.5f, 0.5f)), cb = up(rand_cpu({C}, -1, 1));
+  std::vector<Tensor> cdy;
+  for (int64_t n : conv_widths) cdy.push_back(up(rand_cpu({B, T, n}, -1, 1)));
+  Tensor cdx = poisoned({B, T, C}, at), cdw1 = up(Tensor::zeros({C, K})), cdw2 = up(Tensor::zeros({C, K}));
+  ops::causal_conv1d_backward_parts(cx, cw, &cb, nullptr, true, {&cdy[0], &cdy[1], &cdy[2]}, cdx, &cdw1, nullptr);
+  ops::causal_conv1d_backward_parts(cx, cw, &cb, nullptr, true, {&cdy[0], &cdy[1], &cdy[2]}, wide, &cdw2, nullptr,
+                                    /*dx_col0=*/Di);
+  const Tensor ddt = rand_cpu({B, T, H}, -1, 1);
+  ops::write_columns(up(ddt), wide, Di + C);
+  // what the columns must hold, built on the CPU in fp32
+  Tensor want = Tensor::empty({B, T, W});
+  ops::write_columns(down(dz).to(DType::F32), want, 0);
+  ops::write_columns(down(cdx).to(DType::F32), want, Di);
+  ops::write_columns(bf16 ? rounded_bf16(ddt) : ddt, want, Di + C);
+  const std::string sh = dims(B, T, W) + " = " + std::to_string(Di) + "|" + widths_str(conv_widths) + "|" +
+                         std::to_string(H) + (bf16 ? " bf16" : " f32");
+  const double limit = Di % 4 == 0 && W % 4 != 0 ? 1e-12 : kExact;
+  record("in_proj gradient columns", sh, "vs own outputs", nmse(up(down(wide).to(DType::F32)), want), limit, NAN, NAN);
+  const double others = std::max({nmse(dx2, down(dx1)), nmse(dw2, down(dw1)), nmse(cdw2, down(cdw1))});
+  record("in_proj gradient columns", sh, "dx, dw the same", others, limit, NAN, NAN);
+}
+
 void run_column_parts(bool quick) {
   const int64_t T = quick ? 131 : 1024;
   // mamba2-26m-like layer: d 512 -> z 1024 | xBC 1024+2*128 | dt 16
@@ -273,6 +313,13 @@ void run_column_parts(bool quick) {
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, false);
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, true);
   check_conv_backward_parts(3, 77, {33, 7, 24}, 3, true);
+  // mamba2-26m-like (vectors and channel pairs), then odd widths (scalar stores, single channels)
+  check_wide_in_proj_gradient(2, T, 1024, 8, {1024, 128, 128}, 16, true);
+  check_wide_in_proj_gradient(2, T, 1024, 8, {1024, 128, 128}, 16, false);
+  check_wide_in_proj_gradient(2, 37, 24, 3, {24, 5, 6}, 5, true);   // W 64: the same vectors
+  check_wide_in_proj_gradient(2, 37, 24, 3, {24, 5, 6}, 3, true);   // W 62: the scalar norm kernel
+  check_wide_in_proj_gradient(2, 37, 24, 3, {24, 5, 6}, 3, false);
+  check_wide_in_proj_gradient(2, 37, 22, 2, {22, 5, 6}, 3, false);  // Di 22: scalar both times
 }
 
 }  // namespace

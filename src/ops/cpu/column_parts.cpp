@@ -47,9 +47,12 @@ void linear_backward_parts(std::initializer_list<const Tensor*> dy_parts, const 
 
 void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
                                   bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
-                                  Tensor* dbias) {
+                                  Tensor* dbias, int64_t dx_col0) {
   const Tensor dy = joined(dy_parts);  // [B, T, C]
-  causal_conv1d_backward(x, w, bias, seq_idx, nullptr, apply_silu, dy, dx, dw, dbias, nullptr);
+  if (dx_col0 < 0) return causal_conv1d_backward(x, w, bias, seq_idx, nullptr, apply_silu, dy, dx, dw, dbias, nullptr);
+  Tensor own = with_last_dim(x, x.dim(-1));  // [B, T, C], then into dx's columns
+  causal_conv1d_backward(x, w, bias, seq_idx, nullptr, apply_silu, dy, own, dw, dbias, nullptr);
+  write_columns(own, dx, dx_col0);
 }
 
 }  // namespace mambalm::ops::cpu

@@ -118,11 +118,13 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
 
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w,
                              int64_t group_size, float eps, const Tensor& dy, Tensor& dx,
-                             Tensor& dz, Tensor* dw) {
+                             Tensor& dz, Tensor* dw, int64_t dz_col0) {
   const int64_t D = x.dim(-1), rows = D > 0 ? x.numel() / D : 0;
   const int64_t groups = D / group_size;
   const float *xp = x.f32(), *zp = z.f32(), *wp = w.f32(), *gp = dy.f32();
-  float *dxp = dx.f32(), *dzp = dz.f32();
+  // dz's rows: its own, or columns [dz_col0, dz_col0 + D) of a wider tensor's
+  const int64_t ldz = dz_col0 >= 0 ? dz.dim(-1) : D;
+  float *dxp = dx.f32(), *dzp = dz.f32() + std::max<int64_t>(dz_col0, 0);
   rows_with_column_partials(
       rows, D, dw ? dw->f32() : nullptr, nullptr, [&](int64_t r, double* pw, double*) {
         thread_local std::vector<float> g, dg;
@@ -138,7 +140,7 @@ void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w,
         for (int64_t i = 0; i < D; ++i) {
           const float zv = zr[i], s = 1.0f / (1.0f + exp_fast(-zv));
           dxp[r * D + i] = dg[size_t(i)] * zv * s;
-          dzp[r * D + i] = dg[size_t(i)] * xr[i] * s * (1.0f + zv * (1.0f - s));
+          dzp[r * ldz + i] = dg[size_t(i)] * xr[i] * s * (1.0f + zv * (1.0f - s));
         }
       });
 }

@@ -266,7 +266,7 @@ template <int K, int V, typename XT>
 __global__ void __launch_bounds__(kConvThreads, V == 2 ? 3 : 4)
 conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
-                     const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx,
+                     const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx, int64_t ldx,
                      float* __restrict__ dstate, double* __restrict__ part, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;  // history length
   const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
@@ -283,6 +283,7 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
     for (int k = 0; k < K; ++k) wk[v][k] = w[int64_t(c + v) * K + k];
   }
   const int64_t base = int64_t(b) * T * C + c;  // (b, t = 0, c)
+  XT* const dxc = dx + int64_t(b) * T * ldx + c;  // dx[b, 0, c] (dx's rows may be wider than C)
   const int32_t* sq = seq ? seq + int64_t(b) * T : nullptr;
 
   // Windows at step t: xw[v][j] = channel c + v's input at time t - H + j (history / zeros below
@@ -411,7 +412,7 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
       }
       if (emit) {
         if (kIn || s >= 0) {
-          store_channels<V>(dx + base + int64_t(s) * C, dxv);
+          store_channels<V>(dxc + int64_t(s) * ldx, dxv);
         } else if (dstate) {
 #pragma unroll
           for (int v = 0; v < V; ++v) dstate[(int64_t(b) * C + c + v) * H + (s + H)] = dxv[v];
@@ -473,13 +474,13 @@ conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, fl
 template <int K, typename XT>
 void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, const float* bias, const int32_t* seq,
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
-                          XT* dx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
+                          XT* dx, int64_t ldx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
   const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
   if (V == 2)
-    conv_backward_kernel<K, 2, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx,
+    conv_backward_kernel<K, 2, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx,
                                                            dstate, part, T, C, seg_len, nseg);
   else
-    conv_backward_kernel<K, 1, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx,
+    conv_backward_kernel<K, 1, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx,
                                                            dstate, part, T, C, seg_len, nseg);
 }
 
@@ -607,10 +608,12 @@ void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, c
 
 namespace {
 
-// The backward with dy whole (dy_blocks.n == 0) or as dy_blocks.
+// The backward with dy whole (dy_blocks.n == 0) or as dy_blocks; dx_col0 >= 0: dx's columns
+// [dx_col0, dx_col0 + C) of its wider rows take the gradient.
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
                    const Tensor* initial_state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
-                   Tensor& dx, Tensor* dw, Tensor* dbias, Tensor* dinitial_state, const char* op) {
+                   Tensor& dx, Tensor* dw, Tensor* dbias, Tensor* dinitial_state, const char* op,
+                   int64_t dx_col0 = -1) {
   static GrowOnlyBuffer scratch;
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   if (K > kMaxConvK)
@@ -631,14 +634,16 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor* bias, const T
   double* part = nullptr;
   if (dw || dbias) part = scratch.get<double>(size_t(rows * (K + 1) * C), op);
   const size_t xe = x.dtype() == DType::BF16 ? 2 : 4;
-  const int V = conv_channels_per_thread(C, dy_blocks, {{x.raw(), xe}, {dx.raw(), xe}, {dy, sizeof(float)}});
+  const int64_t ldx = dx_col0 >= 0 ? dx.dim(-1) : C, dx_off = std::max<int64_t>(dx_col0, 0);
+  void* dx0 = static_cast<char*>(dx.raw()) + dx_off * int64_t(xe);
+  const int V = ldx % 2 != 0 ? 1 : conv_channels_per_thread(C, dy_blocks, {{x.raw(), xe}, {dx0, xe}, {dy, sizeof(float)}});
   const float* bp = bias ? bias->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   const float* sp = initial_state ? initial_state->f32() : nullptr;
   // x and dx share their element type: fp32, or bf16 in mixed-precision training
   auto launch = [&](auto* xp, auto* dxp) {
 #define MAMBALM_CONV_BWD(KK) \
-  launch_conv_backward<KK>(V, rows, xp, w.f32(), bp, sq, sp, apply_silu, dy, dy_blocks, dxp, dsp, part, int(T), int(C), seg_len, nseg)
+  launch_conv_backward<KK>(V, rows, xp, w.f32(), bp, sq, sp, apply_silu, dy, dy_blocks, dxp + dx_off, ldx, dsp, part, int(T), int(C), seg_len, nseg)
     switch (K) {
       case 1: MAMBALM_CONV_BWD(1); break;
       case 2: MAMBALM_CONV_BWD(2); break;
@@ -671,7 +676,7 @@ void causal_conv1d_backward(const Tensor& x, const Tensor& w, const Tensor* bias
 // Each thread reads its channel's dy from the block holding that channel.
 void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
                                   bool apply_silu, std::initializer_list<const Tensor*> dy_parts, Tensor& dx, Tensor* dw,
-                                  Tensor* dbias) {
+                                  Tensor* dbias, int64_t dx_col0) {
   const char* op = "causal_conv1d_backward_parts";
   MAMBALM_CHECK(dy_parts.size() <= size_t(kMaxBlocks) && x.dim(2) <= INT_MAX, std::string("op ") + op + " (cuda)",
                 std::to_string(dy_parts.size()) + " blocks, at most " + std::to_string(kMaxBlocks));
@@ -682,7 +687,7 @@ void causal_conv1d_backward_parts(const Tensor& x, const Tensor& w, const Tensor
     widths.push_back(p->dim(-1));
   }
   conv_backward(x, w, bias, seq_idx, nullptr, apply_silu, nullptr, channel_blocks(ptrs, widths), dx, dw, dbias, nullptr,
-                op);
+                op, dx_col0);
 }
 
 }  // namespace mambalm::ops::cuda

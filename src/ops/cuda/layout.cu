@@ -90,9 +90,27 @@ void split_columns(const Tensor& src, std::initializer_list<Tensor*> parts) {
   }
 }
 
+namespace {
+// dst[r, c] = bf16(src[r, c]) for c < w (dst rows of ldd): one thread per element.
+__global__ void write_bf16_columns_kernel(const float* __restrict__ src, int64_t w, __nv_bfloat16* __restrict__ dst,
+                                          int64_t ldd, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / w;
+    dst[r * ldd + (i - r * w)] = __float2bfloat16_rn(src[i]);
+  }
+}
+}  // namespace
+
 void write_columns(const Tensor& src, Tensor& dst, int64_t col0) {
   const int64_t W = dst.dim(-1), w = src.dim(-1);
   const int64_t rows = dst.numel() / (W ? W : 1);
+  if (dst.dtype() == DType::BF16) {  // rounded: the dispatch allows it for an F32 src
+    if (rows * w == 0) return;
+    const unsigned blocks = unsigned(std::min<int64_t>((rows * w + 255) / 256, 132 * 16));
+    write_bf16_columns_kernel<<<blocks, 256>>>(src.f32(), w, dst.data<__nv_bfloat16>() + col0, W, rows * w);
+    check_launch("write_columns");
+    return;
+  }
   launch_copy_columns(src.f32(), w, dst.f32() + col0, W, rows, w, "write_columns");
 }
 

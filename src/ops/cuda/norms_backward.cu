@@ -248,7 +248,7 @@ template <int KIND, int E, int NT, bool V4, class ZT>
 __global__ void __launch_bounds__(NT, NT <= 512 ? 2 : 1)
 norm_backward_regs(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
                    const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
-                   float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
+                   float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int64_t ldz, int S,
                    int64_t rpb, float eps, bool acc) {
   using Slots = RowSlots<E, NT, V4>;
   // Measured (H100, bench/NOTES.md): at E 4 (rows up to 2048, all gated groups up to 4096) the
@@ -342,7 +342,7 @@ norm_backward_regs(const ZT* __restrict__ x, const ZT* __restrict__ z, const flo
           g[j] = dg * az[j];  // dz (g is no longer needed)
         }
       }
-      if constexpr (KIND == kGated) Slots::store(dz + off, valid, g);
+      if constexpr (KIND == kGated) Slots::store(dz + r * ldz + col0, valid, g);
       add_old(ov, dx_old, KIND != kGated && acc);
       Slots::store(dx + off, valid, ov);
     }
@@ -368,7 +368,7 @@ template <int KIND, class ZT>
 __global__ void __launch_bounds__(1024)
 norm_backward_any(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
                   const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
-                  float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int S,
+                  float* __restrict__ part_w, float* __restrict__ part_b, int64_t rows, int64_t D, int64_t ldz, int S,
                   int64_t rpb, float eps, bool acc) {
   __shared__ double scratch[4 * 32];
   const int64_t col0 = int64_t(blockIdx.y) * S;
@@ -417,7 +417,7 @@ norm_backward_any(const ZT* __restrict__ x, const ZT* __restrict__ z, const floa
         if (pwr) pwr[c] += as_float(gr[c]) * xhat;
         if constexpr (KIND == kGated) {
           dx[off + c] = dg * ax;
-          store_float(dz + off + c, dg * az);
+          store_float(dz + r * ldz + col0 + c, dg * az);
         } else {
           dx[off + c] = acc ? __fadd_rn(dx[off + c], dg) : dg;
         }
@@ -439,7 +439,8 @@ template <int V, class ZT>
 __global__ void __launch_bounds__(32 * kNormWarps)
 gated_norm_backward_warps(const ZT* __restrict__ x, const ZT* __restrict__ z, const float* __restrict__ w,
                           const ZT* __restrict__ dy, float* __restrict__ dx, ZT* __restrict__ dz,
-                          float* __restrict__ part_w, int64_t rows, int64_t D, int S, int64_t rpb, float eps) {
+                          float* __restrict__ part_w, int64_t rows, int64_t D, int64_t ldz, int S, int64_t rpb,
+                          float eps) {
   __shared__ float4 spart[kNormWarps][32 * V];  // each warp's column partials
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t col0 = int64_t(blockIdx.y) * S;
@@ -497,7 +498,7 @@ gated_norm_backward_warps(const ZT* __restrict__ x, const ZT* __restrict__ z, co
       pw[q].w += px[3];
       const int c = 4 * (lane + 32 * q);
       *reinterpret_cast<float4*>(dx + off + c) = make_float4(ox[0], ox[1], ox[2], ox[3]);
-      store_float4(dz + off + c, make_float4(oz[0], oz[1], oz[2], oz[3]));
+      store_float4(dz + r * ldz + col0 + c, make_float4(oz[0], oz[1], oz[2], oz[3]));
     }
   }
   if (!part_w) return;  // uniform over the block
@@ -559,6 +560,7 @@ struct NormArgs {
   int S;
   float eps;
   bool acc = false;  // dx += (RMSNorm, LayerNorm)
+  int64_t ldz = 0;   // dz's row stride (the gated norm's), 0: D
 };
 
 template <int KIND, int E, int NT, bool V4, class ZT>
@@ -571,8 +573,8 @@ void launch_regs(const NormArgs<ZT>& a, dim3 grid, float* pw, float* pb, int64_t
                "norm backward", "cudaFuncSetAttribute");
     attribute_set = true;
   }
-  norm_backward_regs<KIND, E, NT, V4, ZT><<<grid, NT, smem>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S,
-                                                          rpb, a.eps, a.acc);
+  norm_backward_regs<KIND, E, NT, V4, ZT><<<grid, NT, smem>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D,
+                                                          a.ldz ? a.ldz : a.D, a.S, rpb, a.eps, a.acc);
 }
 
 template <int KIND, int E, int NT, class ZT>
@@ -604,7 +606,8 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   const dim3 grid{unsigned(nb), unsigned(groups), 1u};
   const bool v4 = a.S % 4 == 0 && aligned_to(a.x, 4 * sizeof(ZT)) && aligned16(a.w) &&
                   aligned_to(a.dy, 4 * sizeof(ZT)) && aligned16(a.dx) &&
-                  (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)))) &&
+                  (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)) &&
+                                      (a.ldz ? a.ldz : a.D) % 4 == 0)) &&
                   (!pw || aligned16(pw)) &&
                   (!pb || aligned16(pb));
   // (E, NT): E elements per thread in registers, NT threads, NT * E >= S. E = 8 only for float4
@@ -612,11 +615,11 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   // addresses, and either would spill at 64 registers; they take E = 4 up to 1024 threads.
   if (KIND == kGated && v4 && a.S <= 256) {
     if (a.S <= 128)
-      gated_norm_backward_warps<1><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D, a.S,
-                                                                rpb, a.eps);
+      gated_norm_backward_warps<1><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D,
+                                                                a.ldz ? a.ldz : a.D, a.S, rpb, a.eps);
     else
-      gated_norm_backward_warps<2><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D, a.S,
-                                                                rpb, a.eps);
+      gated_norm_backward_warps<2><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D,
+                                                                a.ldz ? a.ldz : a.D, a.S, rpb, a.eps);
   } else if (a.S <= 512) {
     launch_regs<KIND, 4, 128>(a, v4, grid, pw, pb, rpb);
   } else if (a.S <= 1024) {
@@ -634,8 +637,8 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   } else if (a.S <= 4096) {
     launch_regs<KIND, 4, 1024>(a, v4, grid, pw, pb, rpb);
   } else {
-    norm_backward_any<KIND, ZT><<<grid, 1024>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D, a.S, rpb, a.eps,
-                                            a.acc);
+    norm_backward_any<KIND, ZT><<<grid, 1024>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D,
+                                            a.ldz ? a.ldz : a.D, a.S, rpb, a.eps, a.acc);
   }
   check_launch(op);
   if (pw || pb) {
@@ -678,18 +681,22 @@ void layer_norm_backward(const Tensor& x, const Tensor& w, float eps, bool zero_
 }
 
 void gated_rms_norm_backward(const Tensor& x, const Tensor& z, const Tensor& w, int64_t group_size, float eps,
-                             const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw) {
+                             const Tensor& dy, Tensor& dx, Tensor& dz, Tensor* dw, int64_t dz_col0) {
   static GrowOnlyBuffer scratch;
   const int64_t D = x.dim(-1);
   const int64_t rows = D > 0 ? x.numel() / D : 0;
+  // dz's rows: its own, or columns [dz_col0, dz_col0 + D) of a wider tensor's
+  const int64_t col0 = std::max<int64_t>(dz_col0, 0), ldz = dz_col0 >= 0 ? dz.dim(-1) : D;
   if (z.dtype() == DType::BF16) {  // x, dy and dz then bf16 too (dispatch checks it)
     NormArgs<__nv_bfloat16> a{x.data<__nv_bfloat16>(), z.data<__nv_bfloat16>(), w.f32(),
-                              dy.data<__nv_bfloat16>(), dx.f32(), dz.data<__nv_bfloat16>(),
+                              dy.data<__nv_bfloat16>(), dx.f32(), dz.data<__nv_bfloat16>() + col0,
                               dw ? dw->f32() : nullptr, nullptr, rows, D, int(group_size), eps};
+    a.ldz = ldz;
     norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
   } else {
-    NormArgs<float> a{x.f32(), z.f32(), w.f32(), dy.f32(), dx.f32(), dz.f32(), dw ? dw->f32() : nullptr, nullptr,
-                      rows, D, int(group_size), eps};
+    NormArgs<float> a{x.f32(), z.f32(), w.f32(), dy.f32(), dx.f32(), dz.f32() + col0, dw ? dw->f32() : nullptr,
+                      nullptr, rows, D, int(group_size), eps};
+    a.ldz = ldz;
     norm_backward<kGated>(a, scratch, "gated_rms_norm_backward");
   }
 }

@@ -24,6 +24,37 @@ inline void check_launch(const char* op) { check_cuda(cudaGetLastError(), op, "k
 
 constexpr int kThreads = 256;
 
+// Device time of work queued on cudaStreamPerThread, by a pair of CUDA events made once:
+// ms(launch) queues `launch` between them and waits for it (the autotuner's candidates, the
+// profile's GEMMs, the matrix rate).
+class StreamTimer {
+ public:
+  explicit StreamTimer(const char* op) : op_(op) {
+    check_cuda(cudaEventCreate(&start_), op_, "cudaEventCreate");
+    check_cuda(cudaEventCreate(&stop_), op_, "cudaEventCreate");
+  }
+  ~StreamTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  StreamTimer(const StreamTimer&) = delete;
+  StreamTimer& operator=(const StreamTimer&) = delete;
+  template <class Launch>
+  float ms(Launch launch) {
+    check_cuda(cudaEventRecord(start_, cudaStreamPerThread), op_, "cudaEventRecord");
+    launch();
+    check_cuda(cudaEventRecord(stop_, cudaStreamPerThread), op_, "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(stop_), op_, "cudaEventSynchronize");
+    float t = 0.0f;
+    check_cuda(cudaEventElapsedTime(&t, start_, stop_), op_, "cudaEventElapsedTime");
+    return t;
+  }
+
+ private:
+  const char* op_;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
 // Device scratch that only grows: one static instance per call site. A call needing more than
 // any earlier one frees the old block (cudaFree waits for queued work) and allocates anew;
 // steady-state inference (same or smaller shapes) never allocates, and growth is refused inside

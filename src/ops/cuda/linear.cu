@@ -286,21 +286,14 @@ Choice initial_choice(const std::string& key, const LtPlan& p, const cublasLtMat
 // and returns the index of the fastest that ran.
 template <class Run>
 int fastest(const std::vector<cublasLtMatmulAlgo_t>& candidates, Run run) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
+  StreamTimer timer("linear (GEMM tuning)");
   float best = 1e30f;
   int best_i = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     float total = 0.0f;
     bool ok = true;
     for (int rep = 0; rep < 3 && ok; ++rep) {
-      cudaEventRecord(start, cudaStreamPerThread);
-      ok = run(candidates[i]) == CUBLAS_STATUS_SUCCESS;
-      cudaEventRecord(stop, cudaStreamPerThread);
-      cudaEventSynchronize(stop);
-      float ms = 0.0f;
-      cudaEventElapsedTime(&ms, start, stop);
+      const float ms = timer.ms([&] { ok = run(candidates[i]) == CUBLAS_STATUS_SUCCESS; });
       if (rep > 0) total += ms;
     }
     if (ok && total < best) {
@@ -308,8 +301,6 @@ int fastest(const std::vector<cublasLtMatmulAlgo_t>& candidates, Run run) {
       best_i = int(i);
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return best_i;
 }
 
@@ -392,17 +383,8 @@ void profiled_gemm(const char* kind, int64_t rows, int64_t cols, int64_t inner, 
     launch();
     return;
   }
-  static cudaEvent_t start = nullptr, stop = nullptr;
-  if (!start) {
-    check_cuda(cudaEventCreate(&start), "linear", "cudaEventCreate");
-    check_cuda(cudaEventCreate(&stop), "linear", "cudaEventCreate");
-  }
-  check_cuda(cudaEventRecord(start, cudaStreamPerThread), "linear", "cudaEventRecord");
-  launch();
-  check_cuda(cudaEventRecord(stop, cudaStreamPerThread), "linear", "cudaEventRecord");
-  check_cuda(cudaEventSynchronize(stop), "linear", "cudaEventSynchronize");
-  float ms = 0.0f;
-  check_cuda(cudaEventElapsedTime(&ms, start, stop), "linear", "cudaEventElapsedTime");
+  static StreamTimer timer("linear (profile)");
+  const float ms = timer.ms(launch);
   const std::string key = std::string(kind) + " " + std::to_string(rows) + "x" + std::to_string(cols) + "x" +
                           std::to_string(inner) + (out16 ? " bf16" : " f32") + (adds ? " +=" : "");
   add_gemm_time(key, 1e-3 * ms, 2.0 * double(rows) * double(cols) * double(inner));

@@ -52,23 +52,11 @@ double measure_matmul_tflops() {
                             ws_bytes, cudaStreamPerThread),
              "matmul");
   };
-  cudaEvent_t start, stop;
-  check_cuda(cudaEventCreate(&start), "matmul rate", "event");
-  check_cuda(cudaEventCreate(&stop), "matmul rate", "event");
   for (int i = 0; i < 3; ++i) run();
+  StreamTimer timer("matmul rate");
   std::vector<float> ms;
-  for (int i = 0; i < 10; ++i) {
-    check_cuda(cudaEventRecord(start, cudaStreamPerThread), "matmul rate", "event record");
-    run();
-    check_cuda(cudaEventRecord(stop, cudaStreamPerThread), "matmul rate", "event record");
-    check_cuda(cudaEventSynchronize(stop), "matmul rate", "event sync");
-    float t = 0;
-    check_cuda(cudaEventElapsedTime(&t, start, stop), "matmul rate", "elapsed");
-    ms.push_back(t);
-  }
+  for (int i = 0; i < 10; ++i) ms.push_back(timer.ms(run));
   std::sort(ms.begin(), ms.end());
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   cublasLtMatmulPreferenceDestroy(pref);
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);

@@ -822,8 +822,8 @@ __global__ void copy_row_vectors(const uint4* __restrict__ src, int64_t src_ld, 
 }
 
 // rows x cols bf16 from src (rows of cols) into dst's columns (rows of ldd): 16-byte vectors when
-// widths, strides and both bases allow (cudaMemcpy2DAsync had moved Mamba-2's dz and dxbc blocks
-// at about half the copy bandwidth), else cudaMemcpy2DAsync.
+// widths, strides and both bases allow, else cudaMemcpy2DAsync (which moved Mamba-2's dz and dxBC
+// blocks at about half the copy bandwidth, before its backward wrote them into one tensor).
 void copy_bf16_block(const void* src, int64_t rows, int64_t cols, __nv_bfloat16* dst, int64_t ldd, const char* op) {
   if (rows == 0 || cols == 0) return;
   if (cols % 8 == 0 && ldd % 8 == 0 && cols / 8 <= INT_MAX && aligned16(src) && aligned16(dst)) {

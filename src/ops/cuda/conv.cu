@@ -20,7 +20,8 @@
 // element. A thread owns two adjacent channels where the rows allow (8-byte fp32 / 4-byte bf16
 // pair loads and stores; one channel otherwise), and the walk goes in tiles of kConvTile steps
 // whose loads are issued together, with no branch between them (a branch per
-// load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54); tiles away
+// load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54), through a
+// cp.async pipeline in shared memory (the next tiles land while this one is walked); tiles away
 // from the segment's edges skip the range checks. dw and dbias: the thread sums dpre xpad over
 // each tile in fp32 and over its segment in double, and writes the sums to a scratch [rows of
 // (batch, segment)][K+1][C]; a second kernel adds the rows in order (double) into dw, dbias.
@@ -84,6 +85,10 @@ constexpr int kMaxConvK = 6;  // kernel widths the windowed kernels instantiate 
 // tile): 8 steps of one or two channels (two: 146 registers, three blocks an SM; 4-step loads
 // inside it measured 0.522 against 0.510 ms at Mamba-2's training shape, H100, bench/NOTES.md).
 constexpr int kConvTile = 8;
+// The backward's tiles reach shared memory by cp.async, kBwdStages - 1 of them in flight while a
+// thread walks one, so the loads no longer wait for the walk (H100, Mamba-2's training shape:
+// register tiles 0.481 ms; 3 stages at 4 blocks an SM 0.414 ms, same bits; bench/NOTES.md).
+constexpr int kBwdStages = 3;
 // The forward's load tile for two channels a thread: 16 steps (32 values in flight, 72
 // registers; 4 steps took 0.275 ms, 8 0.267, 16 0.255 at the same shape).
 constexpr int kFwdPairSteps = 16;
@@ -130,6 +135,14 @@ template <int V>
 __device__ __forceinline__ void store_channels(__nv_bfloat16* p, const float* v) {
   if constexpr (V == 2) *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v[0], v[1]);
   else *p = __float2bfloat16_rn(v[0]);
+}
+
+// One thread's V channels of one time step (4 or 8 bytes) copied into shared memory by cp.async.
+template <int kBytes>
+__device__ __forceinline__ void copy_channels_async(void* dst, const void* src) {
+  static_assert(kBytes == 4 || kBytes == 8, "cp.async copies 4, 8 or 16 bytes; 2 (one bf16) fits none");
+  if constexpr (kBytes == 8) cp_async8(smem_u32(dst), src);
+  else cp_async4(smem_u32(dst), src, 4);
 }
 
 // Channel c of batch row b at time 0 (address) and the row stride (ld) of its block.
@@ -262,8 +275,12 @@ __global__ void conv_state_kernel(const float* __restrict__ x, float* state, int
 // for the first segment, whose gradient is dinitial_state), outputs t in [s0, s1) for dw and
 // dbias. part (null when neither dw nor dbias is wanted): row (b * nseg + segment) of
 // [B * nseg][K + 1][C] doubles receives this thread's sums (K taps, then the bias).
-template <int K, int V, typename XT>
-__global__ void __launch_bounds__(kConvThreads, V == 2 ? 3 : 4)
+// S > 0: the tiles come through shared memory, S - 1 tiles of cp.async in flight while one is
+// walked (each thread copies and reads only its own slots: no barrier); S == 0: each tile is
+// loaded into registers just before its walk, the next one warmed in L2 (the only way for
+// single bf16 channels, which no cp.async size fits).
+template <int K, int V, int S, typename XT>
+__global__ void __launch_bounds__(kConvThreads, 4)
 conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
                      const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx, int64_t ldx,
@@ -317,21 +334,35 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
 
   const int t_end = s1 + H;                 // steps t in [s0, s1 + H); t >= T has no output
   const int emit0 = seg == 0 ? 0 : s0 + H;  // from here on, step t completes dx[t - H]
-  for (int t0 = s0; t0 < t_end; t0 += kConvTile) {
-    // The next tile's rows into L2 while this one is loaded and walked: lanes 0 and 16 cover a
-    // warp's 128 bytes of bf16 x pairs and 256 of fp32 dy pairs per row (bench/NOTES.md: 0.517 ->
-    // 0.480 ms at Mamba-2's training shape on an H100; two or four tiles ahead 0.505 / 0.594; the
-    // same in the forward made it slower, 0.257 -> 0.270).
-    if ((threadIdx.x & 15) == 0) {
+
+  // The pipeline's slots (S > 0): [stage][step][thread] of V x values, and of V dy values.
+  constexpr int kXBytes = V * int(sizeof(XT)), kGBytes = V * 4;
+  __shared__ alignas(16) unsigned char xs[S > 0 ? S : 1][kConvTile][kConvThreads][kXBytes];
+  __shared__ alignas(16) unsigned char gs[S > 0 ? S : 1][kConvTile][kConvThreads][kGBytes];
+  // Steps tt0 .. tt0 + kConvTile - 1 into stage st (rows past T as row T - 1, zeroed after the
+  // read; nothing from t_end on), then one commit: one group a tile, empty or not.
+  auto issue_tile = [&](int tt0, int st) {
+    if constexpr (S > 0) {
+      if (tt0 < t_end) {
 #pragma unroll
-      for (int u = 0; u < kConvTile; ++u) {
-        const int t = t0 + kConvTile + u;
-        if (t < T) {
-          prefetch_l2(x + base + int64_t(t) * C);
-          prefetch_l2(dyc + int64_t(t) * lddy);
+        for (int u = 0; u < kConvTile; ++u) {
+          const int t = min(tt0 + u, T - 1);
+          copy_channels_async<kXBytes>(xs[st][u][threadIdx.x], x + base + int64_t(t) * C);
+          copy_channels_async<kGBytes>(gs[st][u][threadIdx.x], dyc + int64_t(t) * lddy);
         }
       }
+      cp_async_commit();
     }
+  };
+  int rd = 0;             // the stage holding the next tile to walk
+  int32_t qn[kConvTile];  // the next tile's document ids, loaded a tile ahead (S > 0)
+  if constexpr (S > 0) {
+#pragma unroll
+    for (int j = 0; j < S - 1; ++j) issue_tile(s0 + j * kConvTile, j);
+#pragma unroll
+    for (int u = 0; u < kConvTile; ++u) qn[u] = sq ? sq[min(s0 + u, T - 1)] : 0;
+  }
+  for (int t0 = s0; t0 < t_end; t0 += kConvTile) {
     // this tile's dw and dbias terms in fp32 (at most kConvTile of them, whatever V), added in
     // double after it
     float tw[V][K], tb[V];
@@ -342,15 +373,42 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
       for (int k = 0; k < K; ++k) tw[v][k] = 0.0f;
     }
     const bool interior = t0 + kConvTile <= s1 && t0 >= emit0 && t0 >= H;
-    // the tile's inputs first (independent loads in flight together), then its steps
     float xt[kConvTile][V], gt[kConvTile][V];
     int32_t qt[kConvTile];
+    if constexpr (S > 0) {
+      issue_tile(t0 + (S - 1) * kConvTile, rd == 0 ? S - 1 : rd - 1);
+      cp_async_wait<S - 1>();  // this tile's group has landed
 #pragma unroll
-    for (int u = 0; u < kConvTile; ++u) {  // steps past T load row T - 1 and zero it: no branch between the loads
-      const int t = min(t0 + u, T - 1);
-      load_channels<V>(x + base + int64_t(t) * C, xt[u]);
-      load_channels<V>(dyc + int64_t(t) * lddy, gt[u]);
-      qt[u] = sq ? sq[t] : 0;
+      for (int u = 0; u < kConvTile; ++u) {
+        load_channels<V>(reinterpret_cast<const XT*>(xs[rd][u][threadIdx.x]), xt[u]);
+        load_channels<V>(reinterpret_cast<const float*>(gs[rd][u][threadIdx.x]), gt[u]);
+        qt[u] = qn[u];
+        qn[u] = sq ? sq[min(t0 + kConvTile + u, T - 1)] : 0;
+      }
+      rd = rd == S - 1 ? 0 : rd + 1;
+    } else {
+      // The next tile's rows into L2 while this one is loaded and walked: lanes 0 and 16 cover a
+      // warp's 128 bytes of bf16 x pairs and 256 of fp32 dy pairs per row (bench/NOTES.md: 0.517
+      // -> 0.480 ms at Mamba-2's training shape on an H100; two or four tiles ahead 0.505 / 0.594;
+      // the same in the forward made it slower, 0.257 -> 0.270).
+      if ((threadIdx.x & 15) == 0) {
+#pragma unroll
+        for (int u = 0; u < kConvTile; ++u) {
+          const int t = t0 + kConvTile + u;
+          if (t < T) {
+            prefetch_l2(x + base + int64_t(t) * C);
+            prefetch_l2(dyc + int64_t(t) * lddy);
+          }
+        }
+      }
+      // the tile's inputs first (independent loads in flight together), then its steps
+#pragma unroll
+      for (int u = 0; u < kConvTile; ++u) {  // steps past T load row T - 1 and zero it: no branch between the loads
+        const int t = min(t0 + u, T - 1);
+        load_channels<V>(x + base + int64_t(t) * C, xt[u]);
+        load_channels<V>(dyc + int64_t(t) * lddy, gt[u]);
+        qt[u] = sq ? sq[t] : 0;
+      }
     }
 #pragma unroll
     for (int u = 0; u < kConvTile; ++u) {
@@ -471,17 +529,22 @@ conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, fl
   if (out) *out += float(total);
 }
 
+// Two channels a thread, or one fp32 channel: through the cp.async pipeline of kBwdStages; one
+// bf16 channel (2 bytes, which no cp.async copies): register tiles.
 template <int K, typename XT>
 void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, const float* bias, const int32_t* seq,
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
                           XT* dx, int64_t ldx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
   const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
-  if (V == 2)
-    conv_backward_kernel<K, 2, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx,
-                                                           dstate, part, T, C, seg_len, nseg);
-  else
-    conv_backward_kernel<K, 1, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx,
-                                                           dstate, part, T, C, seg_len, nseg);
+  auto go = [&](auto vv, auto ss) {
+    constexpr int VV = decltype(vv)::value, SS = decltype(ss)::value;
+    conv_backward_kernel<K, VV, SS, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks,
+                                                                dx, ldx, dstate, part, T, C, seg_len, nseg);
+  };
+  using Pipelined = std::integral_constant<int, kBwdStages>;
+  if (V == 2) go(std::integral_constant<int, 2>{}, Pipelined{});
+  else if constexpr (sizeof(XT) == 4) go(std::integral_constant<int, 1>{}, Pipelined{});
+  else go(std::integral_constant<int, 1>{}, std::integral_constant<int, 0>{});
 }
 
 // Channels per thread of the windowed kernels: 2 where every row of every operand starts on a

@@ -561,6 +561,7 @@ struct NormArgs {
   float eps;
   bool acc = false;  // dx += (RMSNorm, LayerNorm)
   int64_t ldz = 0;   // dz's row stride (the gated norm's), 0: D
+  int64_t dz_ld() const { return ldz ? ldz : D; }
 };
 
 template <int KIND, int E, int NT, bool V4, class ZT>
@@ -574,7 +575,7 @@ void launch_regs(const NormArgs<ZT>& a, dim3 grid, float* pw, float* pb, int64_t
     attribute_set = true;
   }
   norm_backward_regs<KIND, E, NT, V4, ZT><<<grid, NT, smem>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D,
-                                                          a.ldz ? a.ldz : a.D, a.S, rpb, a.eps, a.acc);
+                                                          a.dz_ld(), a.S, rpb, a.eps, a.acc);
 }
 
 template <int KIND, int E, int NT, class ZT>
@@ -607,7 +608,7 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   const bool v4 = a.S % 4 == 0 && aligned_to(a.x, 4 * sizeof(ZT)) && aligned16(a.w) &&
                   aligned_to(a.dy, 4 * sizeof(ZT)) && aligned16(a.dx) &&
                   (KIND != kGated || (aligned_to(a.z, 4 * sizeof(ZT)) && aligned_to(a.dz, 4 * sizeof(ZT)) &&
-                                      (a.ldz ? a.ldz : a.D) % 4 == 0)) &&
+                                      a.dz_ld() % 4 == 0)) &&
                   (!pw || aligned16(pw)) &&
                   (!pb || aligned16(pb));
   // (E, NT): E elements per thread in registers, NT threads, NT * E >= S. E = 8 only for float4
@@ -616,10 +617,10 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
   if (KIND == kGated && v4 && a.S <= 256) {
     if (a.S <= 128)
       gated_norm_backward_warps<1><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D,
-                                                                a.ldz ? a.ldz : a.D, a.S, rpb, a.eps);
+                                                                a.dz_ld(), a.S, rpb, a.eps);
     else
       gated_norm_backward_warps<2><<<grid, 32 * kNormWarps>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, a.rows, a.D,
-                                                                a.ldz ? a.ldz : a.D, a.S, rpb, a.eps);
+                                                                a.dz_ld(), a.S, rpb, a.eps);
   } else if (a.S <= 512) {
     launch_regs<KIND, 4, 128>(a, v4, grid, pw, pb, rpb);
   } else if (a.S <= 1024) {
@@ -638,7 +639,7 @@ void norm_backward(const NormArgs<ZT>& a, GrowOnlyBuffer& scratch, const char* o
     launch_regs<KIND, 4, 1024>(a, v4, grid, pw, pb, rpb);
   } else {
     norm_backward_any<KIND, ZT><<<grid, 1024>>>(a.x, a.z, a.w, a.dy, a.dx, a.dz, pw, pb, a.rows, a.D,
-                                            a.ldz ? a.ldz : a.D, a.S, rpb, a.eps, a.acc);
+                                            a.dz_ld(), a.S, rpb, a.eps, a.acc);
   }
   check_launch(op);
   if (pw || pb) {

@@ -82,13 +82,17 @@ constexpr int kConvThreads = 128;
 constexpr int kMaxConvK = 6;  // kernel widths the windowed kernels instantiate (Mamba uses 4)
 // Steps whose inputs a thread loads together before working through them: the walk is serial,
 // so this is what keeps several loads per thread in flight. The backward's tile (also its dw
-// tile): 8 steps of one or two channels (two: 146 registers, three blocks an SM; 4-step loads
-// inside it measured 0.522 against 0.510 ms at Mamba-2's training shape, H100, bench/NOTES.md).
+// tile): 8 steps of one or two channels (4-step loads inside it measured 0.522 against 0.510 ms
+// at Mamba-2's training shape, H100, bench/NOTES.md).
 constexpr int kConvTile = 8;
 // The backward's tiles reach shared memory by cp.async, kBwdStages - 1 of them in flight while a
 // thread walks one, so the loads no longer wait for the walk (H100, Mamba-2's training shape:
-// register tiles 0.481 ms; 3 stages at 4 blocks an SM 0.414 ms, same bits; bench/NOTES.md).
-constexpr int kBwdStages = 3;
+// register tiles 0.480 ms; 3 stages at 4 blocks an SM 0.405; 2 stages at 3 blocks 0.399, and
+// 0.329 without the document compares; same bits; bench/NOTES.md).
+constexpr int kBwdStages = 2;
+// Blocks an SM the backward is built for: two channels a thread need 3 (128 registers, no
+// spills), one channel fits 4.
+constexpr int conv_backward_blocks(int V) { return V == 2 ? 3 : 4; }
 // The forward's load tile for two channels a thread: 16 steps (32 values in flight, 72
 // registers; 4 steps took 0.275 ms, 8 0.267, 16 0.255 at the same shape).
 constexpr int kFwdPairSteps = 16;
@@ -179,8 +183,9 @@ int conv_segment_len(int64_t B, int64_t T) {
 // upwards keeping the last K inputs and their document ids in registers, so each input is read
 // once (plus K-1 rows before the segment) and no index is divided. The sum is conv_kernel's
 // (from the bias, k in order, other documents' inputs skipped, absent history as 0), so the
-// result is the same bit for bit.
-template <int K, int V, int TS, typename XT>
+// result is the same bit for bit. kDocs false (no seq_idx): every input is in the output's
+// document, so the compares go (0.253 -> 0.236 ms at Mamba-2's training shape, H100).
+template <int K, int V, int TS, bool kDocs, typename XT>
 __global__ void __launch_bounds__(kConvThreads)
 conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                    const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
@@ -201,7 +206,7 @@ conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const 
     for (int k = 0; k < K; ++k) wk[v][k] = w[int64_t(c + v) * K + k];
   }
   const int64_t base = int64_t(b) * T * C + c;  // (b, t = 0, c)
-  const int32_t* sq = seq ? seq + int64_t(b) * T : nullptr;
+  const int32_t* sq = kDocs ? seq + int64_t(b) * T : nullptr;
   // xw[v][j] = channel c + v's input at time t - H + j (history below 0, 0 without it), sw[j] =
   // its document
   float xw[V][K];
@@ -245,7 +250,7 @@ conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const 
         float acc = bc[v];
 #pragma unroll
         for (int k = 0; k < K; ++k)
-          if (sw[k] == sw[H]) acc += wk[v][k] * xw[v][k];
+          if (!kDocs || sw[k] == sw[H]) acc += wk[v][k] * xw[v][k];
         out[v] = apply_silu ? silu_f(acc) : acc;
       }
       store_channels<V>(yc + int64_t(t) * ldy, out);
@@ -278,9 +283,10 @@ __global__ void conv_state_kernel(const float* __restrict__ x, float* state, int
 // S > 0: the tiles come through shared memory, S - 1 tiles of cp.async in flight while one is
 // walked (each thread copies and reads only its own slots: no barrier); S == 0: each tile is
 // loaded into registers just before its walk, the next one warmed in L2 (the only way for
-// single bf16 channels, which no cp.async size fits).
-template <int K, int V, int S, typename XT>
-__global__ void __launch_bounds__(kConvThreads, 4)
+// single bf16 channels, which no cp.async size fits). kDocs false (no seq_idx): the document
+// compares go (one document).
+template <int K, int V, int S, bool kDocs, typename XT>
+__global__ void __launch_bounds__(kConvThreads, conv_backward_blocks(V))
 conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                      const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
                      const float* __restrict__ dy, ChannelBlocks dy_blocks, XT* __restrict__ dx, int64_t ldx,
@@ -301,7 +307,8 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
   }
   const int64_t base = int64_t(b) * T * C + c;  // (b, t = 0, c)
   XT* const dxc = dx + int64_t(b) * T * ldx + c;  // dx[b, 0, c] (dx's rows may be wider than C)
-  const int32_t* sq = seq ? seq + int64_t(b) * T : nullptr;
+  const int32_t* sq = kDocs ? seq + int64_t(b) * T : nullptr;
+  auto same_doc = [](int32_t d0, int32_t d1) { return !kDocs || d0 == d1; };
 
   // Windows at step t: xw[v][j] = channel c + v's input at time t - H + j (history / zeros below
   // 0), sw[j] = its document (doc(s < 0) = doc(0)), dp[v][j] = dpre[t - H + j] (0 outside [0, T)
@@ -446,7 +453,7 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
             float pre = bc[v];
 #pragma unroll
             for (int k = 0; k < K; ++k)
-              if (sw[k] == sw[H]) pre += wk[v][k] * xw[v][k];
+              if (same_doc(sw[k], sw[H])) pre += wk[v][k] * xw[v][k];
             const float sg = 1.0f / (1.0f + expf(-pre));
             dpv = g * sg * (1.0f + pre * (1.0f - sg));
           } else {
@@ -456,7 +463,7 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
             tb[v] += dpv;
 #pragma unroll
             for (int k = 0; k < K; ++k)
-              if (sw[k] == sw[H]) tw[v][k] += dpv * xw[v][k];
+              if (same_doc(sw[k], sw[H])) tw[v][k] += dpv * xw[v][k];
           }
         }
         dp[v][H] = dpv;
@@ -464,7 +471,7 @@ conv_backward_kernel(const XT* __restrict__ x, const float* __restrict__ w, cons
 #pragma unroll
         for (int k = 0; k < K; ++k) {
           const int tt = t - k;
-          if ((kIn || (tt >= 0 && tt < T)) && sw[H - k] == sw[0]) acc += wk[v][k] * dp[v][H - k];
+          if ((kIn || (tt >= 0 && tt < T)) && same_doc(sw[H - k], sw[0])) acc += wk[v][k] * dp[v][H - k];
         }
         dxv[v] = acc;
       }
@@ -530,7 +537,8 @@ conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, fl
 }
 
 // Two channels a thread, or one fp32 channel: through the cp.async pipeline of kBwdStages; one
-// bf16 channel (2 bytes, which no cp.async copies): register tiles.
+// bf16 channel (2 bytes, which no cp.async copies): register tiles. Without seq_idx, the
+// one-document build.
 template <int K, typename XT>
 void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, const float* bias, const int32_t* seq,
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
@@ -538,8 +546,14 @@ void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, cons
   const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
   auto go = [&](auto vv, auto ss) {
     constexpr int VV = decltype(vv)::value, SS = decltype(ss)::value;
-    conv_backward_kernel<K, VV, SS, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks,
-                                                                dx, ldx, dstate, part, T, C, seg_len, nseg);
+    if (seq)
+      conv_backward_kernel<K, VV, SS, true, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy,
+                                                                        dy_blocks, dx, ldx, dstate, part, T, C,
+                                                                        seg_len, nseg);
+    else
+      conv_backward_kernel<K, VV, SS, false, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy,
+                                                                         dy_blocks, dx, ldx, dstate, part, T, C,
+                                                                         seg_len, nseg);
   };
   using Pipelined = std::integral_constant<int, kBwdStages>;
   if (V == 2) go(std::integral_constant<int, 2>{}, Pipelined{});
@@ -587,12 +601,16 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
     // at Mamba-2's training shape against 4), 8 of one.
     auto go = [&](auto kk) {
       constexpr int KK = decltype(kk)::value;
-      if (V == 2)
-        conv_window_kernel<KK, 2, kFwdPairSteps, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y,
-                                                                             y_blocks, int(T), int(C), seg_len, nseg);
-      else
-        conv_window_kernel<KK, 1, kConvTile, XT><<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y,
-                                                                         y_blocks, int(T), int(C), seg_len, nseg);
+      auto launch = [&](auto vv, auto ts, auto docs) {
+        conv_window_kernel<KK, decltype(vv)::value, decltype(ts)::value, decltype(docs)::value, XT>
+            <<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), int(C), seg_len, nseg);
+      };
+      auto with_docs = [&](auto vv, auto ts) {
+        if (sq) launch(vv, ts, std::true_type{});
+        else launch(vv, ts, std::false_type{});
+      };
+      if (V == 2) with_docs(std::integral_constant<int, 2>{}, std::integral_constant<int, kFwdPairSteps>{});
+      else with_docs(std::integral_constant<int, 1>{}, std::integral_constant<int, kConvTile>{});
     };
     switch (K) {
       case 1: go(std::integral_constant<int, 1>{}); break;

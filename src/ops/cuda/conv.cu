@@ -90,8 +90,8 @@ constexpr int kConvTile = 8;
 // register tiles 0.480 ms; 3 stages at 4 blocks an SM 0.405; 2 stages at 3 blocks 0.399, and
 // 0.329 without the document compares; same bits; bench/NOTES.md).
 constexpr int kBwdStages = 2;
-// Blocks an SM the backward is built for: two channels a thread need 3 (128 registers, no
-// spills), one channel fits 4.
+// Blocks an SM the backward is built for: two channels a thread need 3 (128 registers without
+// documents, 154 with them; no spills), one channel fits 4.
 constexpr int conv_backward_blocks(int V) { return V == 2 ? 3 : 4; }
 // The forward's load tile for two channels a thread: 16 steps (32 values in flight, 72
 // registers; 4 steps took 0.275 ms, 8 0.267, 16 0.255 at the same shape).

@@ -544,16 +544,14 @@ void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, cons
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
                           XT* dx, int64_t ldx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
   const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
+  auto launch = [&](auto vv, auto ss, auto docs) {
+    conv_backward_kernel<K, decltype(vv)::value, decltype(ss)::value, decltype(docs)::value, XT>
+        <<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx, dstate, part, T, C,
+                                 seg_len, nseg);
+  };
   auto go = [&](auto vv, auto ss) {
-    constexpr int VV = decltype(vv)::value, SS = decltype(ss)::value;
-    if (seq)
-      conv_backward_kernel<K, VV, SS, true, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy,
-                                                                        dy_blocks, dx, ldx, dstate, part, T, C,
-                                                                        seg_len, nseg);
-    else
-      conv_backward_kernel<K, VV, SS, false, XT><<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy,
-                                                                         dy_blocks, dx, ldx, dstate, part, T, C,
-                                                                         seg_len, nseg);
+    if (seq) launch(vv, ss, std::true_type{});
+    else launch(vv, ss, std::false_type{});
   };
   using Pipelined = std::integral_constant<int, kBwdStages>;
   if (V == 2) go(std::integral_constant<int, 2>{}, Pipelined{});

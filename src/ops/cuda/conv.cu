@@ -22,7 +22,8 @@
 // whose loads are issued together, with no branch between them (a branch per
 // load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54), through a
 // cp.async pipeline in shared memory (the next tiles land while this one is walked); tiles away
-// from the segment's edges skip the range checks. dw and dbias: the thread sums dpre xpad over
+// from the segment's edges skip the range checks. Both windowed kernels have one-document builds
+// (kDocs false, chosen when there is no seq_idx) without the per-tap document compares. dw and dbias: the thread sums dpre xpad over
 // each tile in fp32 and over its segment in double, and writes the sums to a scratch [rows of
 // (batch, segment)][K+1][C]; a second kernel adds the rows in order (double) into dw, dbias.
 // Deterministic, no atomics. H200, B 4, T 4096, C 10240, K 4 with documents: 740 us (2.7 TB/s on
@@ -536,6 +537,14 @@ conv_reduce_partials(const double* __restrict__ part, int rows, int C, int K, fl
   if (out) *out += float(total);
 }
 
+// f(std::true_type{}) when the conv has document ids (seq non-null), else f(std::false_type{}):
+// the windowed kernels' kDocs, whose one-document builds compile the per-tap compares out.
+template <class F>
+void by_documents(const int32_t* seq, F f) {
+  if (seq) f(std::true_type{});
+  else f(std::false_type{});
+}
+
 // Two channels a thread, or one fp32 channel: through the cp.async pipeline of kBwdStages; one
 // bf16 channel (2 bytes, which no cp.async copies): register tiles. Without seq_idx, the
 // one-document build.
@@ -544,19 +553,17 @@ void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, cons
                           const float* state, bool apply_silu, const float* dy, const ChannelBlocks& dy_blocks,
                           XT* dx, int64_t ldx, float* dstate, double* part, int T, int C, int seg_len, int nseg) {
   const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(rows));
-  auto launch = [&](auto vv, auto ss, auto docs) {
-    conv_backward_kernel<K, decltype(vv)::value, decltype(ss)::value, decltype(docs)::value, XT>
-        <<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx, dstate, part, T, C,
-                                 seg_len, nseg);
-  };
-  auto go = [&](auto vv, auto ss) {
-    if (seq) launch(vv, ss, std::true_type{});
-    else launch(vv, ss, std::false_type{});
+  auto launch = [&](auto vv, auto ss) {
+    by_documents(seq, [&](auto docs) {
+      conv_backward_kernel<K, decltype(vv)::value, decltype(ss)::value, decltype(docs)::value, XT>
+          <<<grid, kConvThreads>>>(x, w, bias, seq, state, apply_silu, dy, dy_blocks, dx, ldx, dstate, part, T, C,
+                                   seg_len, nseg);
+    });
   };
   using Pipelined = std::integral_constant<int, kBwdStages>;
-  if (V == 2) go(std::integral_constant<int, 2>{}, Pipelined{});
-  else if constexpr (sizeof(XT) == 4) go(std::integral_constant<int, 1>{}, Pipelined{});
-  else go(std::integral_constant<int, 1>{}, std::integral_constant<int, 0>{});
+  if (V == 2) launch(std::integral_constant<int, 2>{}, Pipelined{});
+  else if constexpr (sizeof(XT) == 4) launch(std::integral_constant<int, 1>{}, Pipelined{});
+  else launch(std::integral_constant<int, 1>{}, std::integral_constant<int, 0>{});
 }
 
 // Channels per thread of the windowed kernels: 2 where every row of every operand starts on a
@@ -599,16 +606,14 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
     // at Mamba-2's training shape against 4), 8 of one.
     auto go = [&](auto kk) {
       constexpr int KK = decltype(kk)::value;
-      auto launch = [&](auto vv, auto ts, auto docs) {
-        conv_window_kernel<KK, decltype(vv)::value, decltype(ts)::value, decltype(docs)::value, XT>
-            <<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), int(C), seg_len, nseg);
+      auto launch = [&](auto vv, auto ts) {
+        by_documents(sq, [&](auto docs) {
+          conv_window_kernel<KK, decltype(vv)::value, decltype(ts)::value, decltype(docs)::value, XT>
+              <<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), int(C), seg_len, nseg);
+        });
       };
-      auto with_docs = [&](auto vv, auto ts) {
-        if (sq) launch(vv, ts, std::true_type{});
-        else launch(vv, ts, std::false_type{});
-      };
-      if (V == 2) with_docs(std::integral_constant<int, 2>{}, std::integral_constant<int, kFwdPairSteps>{});
-      else with_docs(std::integral_constant<int, 1>{}, std::integral_constant<int, kConvTile>{});
+      if (V == 2) launch(std::integral_constant<int, 2>{}, std::integral_constant<int, kFwdPairSteps>{});
+      else launch(std::integral_constant<int, 1>{}, std::integral_constant<int, kConvTile>{});
     };
     switch (K) {
       case 1: go(std::integral_constant<int, 1>{}); break;

@@ -57,6 +57,19 @@ inline int64_t op_chunk(int64_t chunk_size, int64_t N) {
 
 __host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
 
+// n / d and n % d for 0 <= n < 2^16 and 1 <= d < 2^16, d fixed for the kernel: one multiply-high
+// (m = floor(2^32 / d) + 1 is off 2^32 / d by at most 1, an error in n m / 2^32 below n / 2^32 <
+// 1 / d, too small to carry the quotient past an integer). The product kernels split their stage
+// index into (head, K step) every stage; a division by a kernel argument is ~20 dependent
+// instructions there.
+struct StageDiv {
+  int d;
+  uint32_t m;  // 0 for d = 1 (2^32 does not fit)
+  __device__ explicit StageDiv(int d_) : d(d_), m(d_ > 1 ? 0xffffffffu / uint32_t(d_) + 1u : 0u) {}
+  __device__ int div(int n) const { return m ? int(__umulhi(uint32_t(n), m)) : n; }
+  __device__ int mod(int n) const { return n - div(n) * d; }
+};
+
 // A block tile is 64 x (8 NI WNW): warps 2 x WNW, each 32 x 8 NI (2 x NI m16n8k8 fragments). B
 // stored as [32][TN] (TN = 8 NI WNW) has row stride TN + 8.
 template <int WNW, int NI>

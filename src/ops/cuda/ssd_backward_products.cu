@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cuda/ssd_backward.cuh"
 
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
   const int64_t ldx = int64_t(a.H) * a.P, ldb = int64_t(a.G) * a.N;
   const int ksN = cdiv(a.N, kKs), ksP = cdiv(a.P, kKs);
   const int stages = ksN + a.hpg * ksP;
+  const StageDiv byP(ksP);
   const int lane = tid & 31, wm = frag_wm<kGramWn>(), wn = frag_wn<kGramWn, kGramNi>();
   const int gq = lane >> 2, tq = lane & 3;
 
@@ -93,7 +95,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
         rb[k] = ld_piece(Bb + row * ldb + k0 + col, j0 + row < L, k0 + col, a.N);
       }
     } else {
-      const int hd = (s - ksN) / ksP, k0 = ((s - ksN) % ksP) * kKs;
+      const int hd = byP.div(s - ksN), k0 = (s - ksN - hd * ksP) * kKs;
       const int h = g * a.hpg + hd;
       const float* Yb = a.dy + ((t0 + i0) * a.H + h) * a.P;
       const float* Xb = a.x + ((t0 + j0) * a.H + h) * a.P;
@@ -125,9 +127,9 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
       st_op<kSplit>(As[buf], row * smk<kSplit>() + col, ra[k], 1.f);
       st_op<kSplit>(Bs[buf], row * smk<kSplit>() + col, rb[k], 1.f);
     }
-    if (s >= ksN && (s - ksN) % ksP == 0 && tid < 3 * kTile) {
-      vr[((s - ksN) / ksP) & 1][tid / kTile][tid % kTile] = v0;
-      if (tid == 0) vfac[((s - ksN) / ksP) & 1] = f0;
+    if (s >= ksN && byP.mod(s - ksN) == 0 && tid < 3 * kTile) {
+      vr[byP.div(s - ksN) & 1][tid / kTile][tid % kTile] = v0;
+      if (tid == 0) vfac[byP.div(s - ksN) & 1] = f0;
     }
   };
   // head hd's row and column sums (left in red / redc by its epilogue) to global memory
@@ -156,37 +158,50 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
           }
       return;
     }
-    if (s < ksN || (s - ksN) % ksP != ksP - 1) return;
-    const int hd = (s - ksN) / ksP;
+    if (s < ksN || byP.mod(s - ksN) != ksP - 1) return;
+    const int hd = byP.div(s - ksN);
     if (hd > 0) finish_head(hd - 1);
     const int slot = hd & 1;
     // factored: dt_j W_ij = a_i (dt_j b_j) with a_i = exp(cum_i - cum_j0), b_j = exp(cum_j0 - cum_j)
     // (b_j <= e^kFactorSpan; a_i may underflow far below the diagonal, where W_ij <= a_i e^40 is
     // negligible); else an exp per element
-    const bool fac = !kSplit && vfac[slot];
     float rs[2][2] = {}, cs[kGramNi][2] = {};
+    // The element loop in two builds, the choice made once per head: a select inside it became a
+    // branch per element, and the column factors were read again for each row.
+    auto epilogue = [&](auto factored) {
+      constexpr bool kFac = decltype(factored)::value;
+      float cv[kGramNi][2], dv[kGramNi][2];  // this thread's columns: vr[slot][1], vr[slot][2]
 #pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
+      for (int ni = 0; ni < kGramNi; ++ni)
 #pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        const int rl = wm + mi * 16 + gq + 8 * hf;
-        const float ci = vr[slot][0][rl];
+        for (int e = 0; e < 2; ++e) {
+          const int cl = wn + ni * 8 + 2 * tq + e;
+          cv[ni][e] = vr[slot][1][cl];
+          if constexpr (!kFac) dv[ni][e] = vr[slot][2][cl];
+        }
 #pragma unroll
-        for (int ni = 0; ni < kGramNi; ++ni)
+      for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int cl = wn + ni * 8 + 2 * tq + e;
-            const int q = 2 * hf + e;
-            const bool ok = (okm >> ((mi * kGramNi + ni) * 4 + q)) & 1u;
-            const float d = fac ? ci * vr[slot][1][cl] : vr[slot][2][cl] * __expf(ci - vr[slot][1][cl]);
-            const float p = ok ? acc[mi][ni][q] * d : 0.f;
-            acc[mi][ni][q] = 0.f;
-            gsum[mi][ni][q] += p;
-            const float w = p * cbs[((mi * kGramNi + ni) * 4 + q) * kGramThreads + tid];
-            rs[mi][hf] += w;
-            cs[ni][e] += w;
-          }
-      }
+        for (int hf = 0; hf < 2; ++hf) {
+          const float ci = vr[slot][0][wm + mi * 16 + gq + 8 * hf];
+#pragma unroll
+          for (int ni = 0; ni < kGramNi; ++ni)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int q = 2 * hf + e;
+              const bool ok = (okm >> ((mi * kGramNi + ni) * 4 + q)) & 1u;
+              const float d = kFac ? ci * cv[ni][e] : dv[ni][e] * __expf(ci - cv[ni][e]);
+              const float p = ok ? acc[mi][ni][q] * d : 0.f;
+              acc[mi][ni][q] = 0.f;
+              gsum[mi][ni][q] += p;
+              const float w = p * cbs[((mi * kGramNi + ni) * 4 + q) * kGramThreads + tid];
+              rs[mi][hf] += w;
+              cs[ni][e] += w;
+            }
+        }
+    };
+    if (!kSplit && vfac[slot]) epilogue(std::true_type{});
+    else epilogue(std::false_type{});
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -485,6 +500,7 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
   const bool heads_on = kIsC ? (c > 0 || a.init != nullptr) : (c + 1 < a.nc || a.dfin != nullptr);
   const int ksP = cdiv(a.P, kKs);
   const int hs = heads_on ? a.hpg * ksP : 0;
+  const StageDiv byP(ksP);
   const int kend = kIsC ? min(r0 + kTile, L) : L - r0;  // K extent of the Gs part
   const int ks2 = cdiv(kend, kKs);
   const float* gsb = a.gs + bcg(a, b, c, g) * a.Q * a.Q;
@@ -499,7 +515,7 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
   AccT<NI> acc = {};
   auto load = [&](int s) {
     if (s < hs) {
-      const int hd = s / ksP, ks = s % ksP;
+      const int hd = byP.div(s), ks = s - hd * ksP;
       const int h = g * a.hpg + hd, k0 = ks * kKs;
       const float* Ab = (kIsC ? a.dy : a.x) + ((t0 + r0) * a.H + h) * a.P;
       const int64_t s_off = bhc(a, b, h, c) * (int64_t(a.P) * a.N) + n0;
@@ -607,8 +623,8 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
     }
     if (!kIsC) return;
     if (s == hs && hs > 0) finish_head(a.hpg - 1);
-    if (s >= hs || s % ksP != ksP - 1) return;
-    const int hd = s / ksP;
+    if (s >= hs || byP.mod(s) != ksP - 1) return;
+    const int hd = byP.div(s);
     if (hd > 0) finish_head(hd - 1);
     const int slot = hd & 1;
 #pragma unroll

@@ -23,7 +23,7 @@ echo "== peers"
 # shellcheck disable=SC2086
 MAMBA_SSM_PATH=${MAMBA_SSM_PATH:-build-peer} PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-300}" \
   python3 bench/cuda/ssd_peer.py ${PEER_SECTIONS:-mamba_ssm torch} 2>&1 | tee "$OUT/peer.txt"
-echo "== summary (ms; mamba_ssm on bf16 x, B, C as users run it, ours fp32)"
+echo "== summary (ms; mamba_ssm on bf16 x, B, C as users run it; ours too in the training rows ssd_fwd*, ssd_bwd*, as mixed-precision training feeds them)"
 echo "| what | B 2, L 4096, chunk 256 | B 2, L 4096, chunk 128 | B 1, L 16384, chunk 256 |"
 echo "|---|---|---|---|"
 for key in ssd_fwd ssd_bwd ssd_fwd_bwd ssd_fwd_docs ssd_bwd_docs ssd_fwd_bwd_docs mamba_ssm_fwd mamba_ssm_fwd_bwd \

@@ -54,7 +54,9 @@ Tensor copy_of(const Tensor& t) { return to_device(t, Device::CUDA); }  // a dev
 struct Inputs {
   Tensor x, dt, A, Bm, Cm, D, state, y, dy, seq;
   Tensor y16;  // y in bf16, as mixed-precision training has the forward write it
+  Tensor x16, Bm16, Cm16;  // x, Bm, Cm in bf16, as mixed-precision training's conv writes them
 };
+Tensor bf16_copy(const Tensor& g) { return to_device(to_device(g, Device::CPU).to(DType::BF16), Device::CUDA); }
 Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, uint64_t seed) {
   Inputs in;
   in.x = rand_gpu({B, T, H, P}, -1, 1, seed + 1);
@@ -67,6 +69,7 @@ Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_
   in.y = empty_cuda({B, T, H, P});
   in.y16 = empty_cuda({B, T, H, P}, DType::BF16);
   in.dy = rand_gpu({B, T, H, P}, -1, 1, seed + 8);
+  in.x16 = bf16_copy(in.x), in.Bm16 = bf16_copy(in.Bm), in.Cm16 = bf16_copy(in.Cm);
   // documents: each row cut into 4 at fixed, chunk-unaligned places
   Tensor seq = Tensor::empty({B, T}, DType::I32);
   for (int64_t b = 0; b < B; ++b)
@@ -179,17 +182,20 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
                     int64_t N) {
   Grads gr = make_grads(B, T, H, P, G, N);
   ops::Fp32Products products = ops::Fp32Products::Tf32;
-  // at chunk Q (the ops pick their own chunk, ssd_bw::op_chunk)
+  // at chunk Q (the ops pick their own chunk, ssd_bw::op_chunk). Mixed precision (the fast
+  // products) reads x, Bm, Cm in bf16 and writes y in bf16 (the gated norm reads it); --dtype f32
+  // training (the exact products) reads and writes fp32.
   auto bwd = [&](Inputs& s, bool docs) {
-    ops::cuda::ssd_chunked_backward_timed(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr,
-                                          nullptr, s.dy, gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, nullptr,
-                                          products);
+    const bool mixed = products == ops::Fp32Products::Tf32;
+    ops::cuda::ssd_chunked_backward_timed(mixed ? s.x16 : s.x, s.dt, s.A, mixed ? s.Bm16 : s.Bm, mixed ? s.Cm16 : s.Cm,
+                                          &s.D, docs ? &s.seq : nullptr, Q, nullptr, nullptr, s.dy, gr.dx, gr.ddt,
+                                          &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, nullptr, products);
   };
   auto fwd = [&](Inputs& s, bool docs) {
-    // mixed precision writes y in bf16 (the gated norm reads it); --dtype f32 training in fp32
-    Tensor& y = products == ops::Fp32Products::Tf32 ? s.y16 : s.y;
-    ops::cuda::ssd_chunked_tensor_cores(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, docs ? &s.seq : nullptr, Q, nullptr, y,
-                                        nullptr, products);
+    const bool mixed = products == ops::Fp32Products::Tf32;
+    ops::cuda::ssd_chunked_tensor_cores(mixed ? s.x16 : s.x, s.dt, s.A, mixed ? s.Bm16 : s.Bm, mixed ? s.Cm16 : s.Cm,
+                                        &s.D, docs ? &s.seq : nullptr, Q, nullptr, mixed ? s.y16 : s.y, nullptr,
+                                        products);
   };
   const std::string key = std::string(Q == 256 ? "" : "_c" + std::to_string(Q)) + " B" + std::to_string(B) + "_L" +
                           std::to_string(T) + (H == 128 ? "" : "_H" + std::to_string(H) + "_N" + std::to_string(N));
@@ -221,8 +227,8 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
   for (int i = 0; i < 23; ++i) {
     Inputs& s = sets[size_t(i) % sets.size()];
     float t9[9];
-    ops::cuda::ssd_chunked_backward_timed(s.x, s.dt, s.A, s.Bm, s.Cm, &s.D, nullptr, Q, nullptr, nullptr, s.dy, gr.dx,
-                                          gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, t9,
+    ops::cuda::ssd_chunked_backward_timed(s.x16, s.dt, s.A, s.Bm16, s.Cm16, &s.D, nullptr, Q, nullptr, nullptr, s.dy,
+                                          gr.dx, gr.ddt, &gr.dA, gr.dB, gr.dC, &gr.dD, nullptr, t9,
                                           ops::Fp32Products::Tf32);
     if (i >= 3)
       for (int k = 0; k < 9; ++k) st[k].push_back(t9[k]);
@@ -234,7 +240,7 @@ void bench_backward(std::vector<Inputs>& sets, int64_t B, int64_t T, int64_t Q, 
   // determinism: two backward calls from zeroed accumulators give the same bits
   Grads g1 = make_grads(B, T, H, P, G, N), g2 = make_grads(B, T, H, P, G, N);
   for (Grads* g : {&g1, &g2})
-    ops::cuda::ssd_chunked_backward_timed(sets[0].x, sets[0].dt, sets[0].A, sets[0].Bm, sets[0].Cm, &sets[0].D,
+    ops::cuda::ssd_chunked_backward_timed(sets[0].x16, sets[0].dt, sets[0].A, sets[0].Bm16, sets[0].Cm16, &sets[0].D,
                                           &sets[0].seq, Q, nullptr, nullptr, sets[0].dy, g->dx, g->ddt, &g->dA, g->dB,
                                           g->dC, &g->dD, nullptr, nullptr, ops::Fp32Products::Tf32);
   int64_t diff = 0;

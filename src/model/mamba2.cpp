@@ -90,9 +90,11 @@ void Mamba2Mixer::conv_and_dt(const Tensor& xbc, const Tensor& dt_raw, const Lay
     r.Bm = flat.slice0(B * T * Di, B * T * (Di + G * N)).reshape({B, T, G, N});
     r.Cm = flat.slice0(B * T * (Di + G * N), B * T * (Di + 2 * G * N)).reshape({B, T, G, N});
   } else {
-    r.xs = ctx.empty({B, T, H, P});
-    r.Bm = ctx.empty({B, T, G, N});
-    r.Cm = ctx.empty({B, T, G, N});
+    // x | B | C's dtype: bf16 in mixed-precision training, half the bytes the conv writes and the
+    // SSD reads (its fast products round them to bf16 anyway)
+    r.xs = ctx.empty({B, T, H, P}, xbc.dtype());
+    r.Bm = ctx.empty({B, T, G, N}, xbc.dtype());
+    r.Cm = ctx.empty({B, T, G, N}, xbc.dtype());
   }
   r.dt = ctx.empty({B, T, H});
   r.A = ctx.empty({H});

@@ -175,9 +175,11 @@ void causal_conv1d(const Tensor& x, const Tensor& w, const Tensor* bias, const T
 void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
                          bool apply_silu, std::initializer_list<Tensor*> parts) {
   const char* op = "causal_conv1d_parts";
-  // Outputs F32 (the SSD's inputs); x may be BF16 on CUDA, but not with a state (causal_conv1d's).
+  // x and the outputs (the SSD's inputs) may be BF16 on CUDA, but not with a state (causal_conv1d's):
+  // mixed-precision training's; bf16 outputs take a bf16 x.
   conv_inputs(op, x, w, bias, seq_idx, state, /*x_bf16_on_cuda=*/state == nullptr);
-  column_parts(op, "y", {parts.begin(), parts.end()}, {x.dim(0), x.dim(1)}, x.dim(2));
+  column_parts(op, "y", {parts.begin(), parts.end()}, {x.dim(0), x.dim(1)}, x.dim(2),
+               /*bf16_on_cuda=*/state == nullptr && x.dtype() == DType::BF16);
   bool gpu = on_cuda(op, {&x, &w, bias, seq_idx, state});
   for (Tensor* p : parts) {
     gpu = on_cuda(op, {&x, p});
@@ -204,11 +206,12 @@ void softplus_dt(const Tensor& dt, const Tensor& dt_bias, float dt_min, float dt
 
 namespace {
 // Returns true when the tensors live on the CUDA device.
-// y_bf16_on_cuda: y may be BF16 on CUDA (mixed-precision training: the gated norm reads it so)
+// y_bf16_on_cuda: y, and x | Bm | Cm, may be BF16 on CUDA (mixed-precision training: the conv
+// writes the inputs so, the gated norm reads y so)
 bool check_ssd(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm,
                const Tensor& Cm, const Tensor* D, const Tensor* seq_idx, const Tensor* state, const Tensor& y,
                bool y_bf16_on_cuda = false) {
-  ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx);
+  ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx, /*bf16_on_cuda=*/y_bf16_on_cuda);
   need(op, "state", state, ssd_state_shape(x, Bm));
   const bool y16 = y_bf16_on_cuda && y.dtype() == DType::BF16 && y.device() == Device::CUDA;
   need(op, "y", &y, x.shape(), y16 ? DType::BF16 : DType::F32);

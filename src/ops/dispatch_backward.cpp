@@ -227,7 +227,7 @@ void ssd_chunked_backward(const Tensor& x, const Tensor& dt, const Tensor& A, co
                           const Tensor* dfinal_state, const Tensor& dy, Tensor& dx, Tensor& ddt, Tensor* dA, Tensor& dBm,
                           Tensor& dCm, Tensor* dD, Tensor* dinitial_state, Fp32Products products) {
   const char* op = "ssd_chunked_backward";
-  ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx);
+  ssd_inputs(op, x, dt, A, Bm, Cm, D, seq_idx, /*bf16_on_cuda=*/true);
   chunk_size_positive(op, chunk_size);
   const Shape ss = ssd_state_shape(x, Bm);
   need(op, "initial_state", initial_state, ss);

@@ -101,9 +101,11 @@ void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor*
 }
 
 void ssd_inputs(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                const Tensor* D, const Tensor* seq_idx) {
-  need_dtype(op, "x", x);
-  need_dtype(op, "Bm", Bm);
+                const Tensor* D, const Tensor* seq_idx, bool bf16_on_cuda) {
+  // x, Bm and Cm share a dtype: fp32, or bf16 on CUDA where allowed (mixed-precision training)
+  const DType in = bf16_on_cuda && x.dtype() == DType::BF16 && x.device() == Device::CUDA ? DType::BF16 : DType::F32;
+  need_dtype(op, "x", x, in);
+  need_dtype(op, "Bm", Bm, in);
   need_rank(op, "x", x, 4, "[B, T, H, P]");
   need_rank(op, "Bm", Bm, 4, "[B, T, G, N]");
   const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), G = Bm.dim(2);
@@ -116,7 +118,7 @@ void ssd_inputs(const char* op, const Tensor& x, const Tensor& dt, const Tensor&
                 "x has " + std::to_string(H) + " heads and Bm " + std::to_string(G) + " groups (shapes " + shape_str(x.shape()) +
                     ", " + shape_str(Bm.shape()) + ")",
                 "the head count must be a multiple of n_groups");
-  need(op, "Cm", &Cm, Bm.shape());
+  need(op, "Cm", &Cm, Bm.shape(), in);
   need(op, "D", D, {H});
   need(op, "seq_idx", seq_idx, {B, T}, DType::I32);
 }

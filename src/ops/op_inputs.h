@@ -37,9 +37,9 @@ void norm_inputs(const char* op, const Tensor& x, const Tensor& w, float eps, bo
 void conv_inputs(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
                  const Tensor* state, bool x_bf16_on_cuda = false);
 // x [B, T, H, P], dt [B, T, H], A [H], Bm and Cm [B, T, G, N] with H % G == 0, D [H],
-// seq_idx I32 [B, T].
+// seq_idx I32 [B, T]. x, Bm, Cm: F32, or all three BF16 on CUDA where bf16_on_cuda.
 void ssd_inputs(const char* op, const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                const Tensor* D, const Tensor* seq_idx);
+                const Tensor* D, const Tensor* seq_idx, bool bf16_on_cuda = false);
 Shape ssd_state_shape(const Tensor& x, const Tensor& Bm);  // [B, H, P, N]
 void chunk_size_positive(const char* op, int64_t chunk_size);
 // u, delta, z [B, T, Di], A [Di, N], Bm and Cm [B, T, N], D [Di], seq_idx I32 [B, T].

@@ -208,6 +208,37 @@ void check_conv_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, 
   }
 }
 
+// bf16 x and bf16 parts (mixed-precision training: the SSD's inputs, half the bytes): each output
+// is the fp32 sum rounded once, so against the CPU's fp32 outputs rounded the same way they differ
+// by one bf16 ulp only where the two fp32 sums straddle a rounding boundary (nmse ~1e-9; truncating
+// instead of rounding gives ~1e-5 everywhere), and against the whole-width fp32 op rounded they are
+// the same bits.
+constexpr double kConvBf16 = 1e-6;
+void check_conv_parts_bf16(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs) {
+  const int64_t C = sum(widths);
+  const Tensor x = rounded_bf16(rand_cpu({B, T, C}, -1, 1)), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
+  const Tensor seq = docs ? random_documents(B, T) : Tensor();
+  const Tensor gx = up(x.to(DType::BF16)), gw = up(w), gb = up(b), gseq = docs ? up(seq) : Tensor();
+  const Tensor* sq = docs ? &seq : nullptr;
+  const Tensor* gsq = docs ? &gseq : nullptr;
+  std::vector<Tensor> y = cpu_blocks(B, T, widths), gy;
+  for (int64_t n : widths) gy.push_back(poisoned({B, T, n}, DType::BF16));
+  auto t = run_pair([&] { with_parts(y, [&](Parts l) { ops::causal_conv1d_parts(x, w, &b, sq, nullptr, true, l); }); },
+                    [&] { with_parts(gy, [&](Parts l) { ops::causal_conv1d_parts(gx, gw, &gb, gsq, nullptr, true, l); }); });
+  Tensor whole = poisoned({B, T, C});  // fp32, whole width (causal_conv1d itself takes an fp32 x only)
+  ops::causal_conv1d_parts(gx, gw, &gb, gsq, nullptr, true, {&whole});
+  std::vector<Tensor> ref = split_on_gpu(whole, B, T, widths), widened;
+  for (size_t i = 0; i < widths.size(); ++i) {
+    widened.push_back(up(down(gy[i]).to(DType::F32)));
+    y[i] = rounded_bf16(y[i]);
+    ref[i] = rounded_bf16(ref[i]);
+  }
+  const std::string sh = dims(B, T, C) + " K" + std::to_string(K) + " -> " + widths_str(widths) + (docs ? " docs" : "") +
+                         " bf16";
+  record("causal_conv1d_parts", sh, "y", worst(widened, y), kConvBf16, t.gpu_ms, t.cpu_ms);
+  record("causal_conv1d_parts", sh, "vs whole", worst(widened, ref), kExact, NAN, NAN);
+}
+
 void check_conv_backward_parts(int64_t B, int64_t T, const std::vector<int64_t>& widths, int64_t K, bool docs) {
   const int64_t C = sum(widths);
   Tensor x = rand_cpu({B, T, C}, -1, 1), w = rand_cpu({C, K}, -0.5f, 0.5f), b = rand_cpu({C}, -1, 1);
@@ -310,6 +341,12 @@ void run_column_parts(bool quick) {
   check_conv_parts(2, 50, {16, 16}, 8, false);  // K > 6: whole-width scratch and copies
   check_conv_parts(2, T, {1024, 128, 128}, 4, false, /*stateful=*/true);  // inference prefill
   check_conv_parts(2, 50, {16, 16}, 8, false, /*stateful=*/true);
+  // bf16 parts from a bf16 x (mixed-precision training): the study's layer, documents, odd blocks
+  // (one channel a thread), K > 6 (the whole-width scratch in bf16)
+  check_conv_parts_bf16(2, T, {1024, 128, 128}, 4, false);
+  check_conv_parts_bf16(2, T, {1024, 128, 128}, 4, true);
+  check_conv_parts_bf16(3, 77, {33, 0, 7, 24}, 3, true);
+  check_conv_parts_bf16(2, 50, {16, 16}, 8, false);
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, false);
   check_conv_backward_parts(2, T, {1024, 128, 128}, 4, true);
   check_conv_backward_parts(3, 77, {33, 7, 24}, 3, true);

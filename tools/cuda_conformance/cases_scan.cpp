@@ -45,13 +45,22 @@ constexpr double kSsdBf16Y = 1e-6;
 // One prefill through ssd_chunked against the CPU op: y, and the final state when `with_state`
 // (a random initial state goes in; without it the op starts from zeros and returns no state).
 // Then one decode step (ssd_sequential, T = 1) from the CPU's final state on both sides. y16: the
-// GPU writes y in bf16 (mixed-precision training), scored against the CPU's y rounded.
+// GPU writes y in bf16 (mixed-precision training), scored against the CPU's y rounded. in16: the
+// GPU reads x, Bm, Cm in bf16 (as mixed-precision training's conv writes them), the CPU the same
+// values in fp32.
 void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
                bool with_state = true, bool with_D = true, ops::Fp32Products products = ops::Fp32Products::Tf32,
-               bool y16 = false, float dt_hi = 0.1f) {
+               bool y16 = false, float dt_hi = 0.1f, bool in16 = false) {
   SsdInputs s = ssd_inputs(B, T, H, P, G, N, dt_hi);
+  auto input = [&](Tensor& t) {  // the CPU's copy rounded; the GPU's
+    if (!in16) return up(t);
+    t = t.to(DType::BF16);
+    Tensor g = up(t);
+    t = t.to(DType::F32);
+    return g;
+  };
   Tensor y = Tensor::empty({B, T, H, P}), st = s.state.clone();
-  Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
+  Tensor gx = input(s.x), gdt = up(s.dt), gA = up(s.A), gB = input(s.Bm), gC = input(s.Cm), gD = up(s.D);
   const DType yt = y16 ? DType::BF16 : DType::F32;
   Tensor gst = up(s.state), gy = poisoned({B, T, H, P}, yt);
   const Tensor* Dc = with_D ? &s.D : nullptr;
@@ -67,7 +76,7 @@ void check_ssd(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) +
                          " c" + std::to_string(chunk) + (with_state ? "" : " s0") + (with_D ? "" : " noD") +
                          (products == ops::Fp32Products::Exact ? " exact" : "") + (y16 ? " y bf16" : "") +
-                         (dt_hi != 0.1f ? " dt<=" + std::to_string(dt_hi).substr(0, 5) : "");
+                         (dt_hi != 0.1f ? " dt<=" + std::to_string(dt_hi).substr(0, 5) : "") + (in16 ? " in bf16" : "");
   // the tensor-core path's rounding, or the recurrence's fp32 (see ssd.cu for which runs)
   const bool tiled = T >= 16 && P % 64 == 0 && N % 64 == 0;
   // (the exact products: fp32 summation order only, kScan)
@@ -130,12 +139,19 @@ void run_scan(bool quick) {
   check_ssd(2, 300, 8, 64, 2, 128, 128, false, true, ops::Fp32Products::Tf32, true);
   check_ssd(2, 300, 8, 64, 2, 128, 64, true, true, ops::Fp32Products::Tf32, true);
   check_ssd(2, 12, 8, 64, 2, 128, 64, true, true, ops::Fp32Products::Tf32, true);
+  // x, Bm, Cm in bf16 as well (the training call's inputs): tensor cores at chunks 128 and 256, the
+  // recurrence (T < 16), and the exact products on them
+  const auto tf32 = ops::Fp32Products::Tf32;
+  check_ssd(2, 300, 8, 64, 2, 128, 128, false, true, tf32, true, 0.1f, true);
+  check_ssd(2, 300, 8, 64, 2, 128, 256, true, true, tf32, true, 0.1f, true);
+  check_ssd(2, 12, 8, 64, 2, 128, 64, true, true, tf32, true, 0.1f, true);
+  check_ssd(2, 300, 8, 64, 2, 128, 128, true, true, ops::Fp32Products::Exact, false, 0.1f, true);
   // the chunk scan's decay factored in every tile (gentle decay: a 64-row tile spans <= 10.3), and
   // in none (steep: dt up to 3, every tile spans ~96 |A| >= ~70, each element takes its own exp)
   check_ssd(2, 300, 8, 64, 2, 128, 128, true, true, ops::Fp32Products::Tf32, false, 0.01f);
   check_ssd(2, 300, 8, 64, 2, 128, 256, true, true, ops::Fp32Products::Tf32, false, 3.0f);
   if (!quick) {
-    check_ssd(2, 4096, H, P, G, N, 256, false, true, ops::Fp32Products::Tf32, true);  // the training call
+    check_ssd(2, 4096, H, P, G, N, 256, false, true, ops::Fp32Products::Tf32, true, 0.1f, true);  // the training call
     check_ssd(1, 2000, H, P, G, N, 128);  // long prefill: 15 full chunks + 80
     check_ssd(2, 4096, H, P, G, N, 256);  // issue bar: B 2, L 4096, chunk 256
     check_ssd(2, 4096, H, P, G, N, 256, false);

@@ -5,7 +5,11 @@
 // compared), dinitial_state; with and without documents, initial state and dfinal_state; at the
 // 8B layer shape with T not a multiple of the chunk and B = 2, and at small odd shapes (partial
 // tiles; P or N not a multiple of 4, which takes the zero-padded copy path). Each backward is also
-// run twice on the GPU and the two results compared bit for bit (the op is deterministic).
+// run twice on the GPU and the two results compared bit for bit (the op is deterministic). Rows
+// marked "in bf16" give the GPU x, Bm and Cm in bf16 (mixed-precision training's conv writes them
+// so) and the CPU the same values in fp32: the same limits hold, since the fast products round
+// those operands to bf16 anyway, and the fp32 terms that read them (D x, x . dY) now see the same
+// values on both sides.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -92,7 +96,18 @@ struct Case {
   // the largest dt: at 0.1 (the init range) some 64-row tiles factor their decay (gram, dx and the
   // forward's chunk scan) and some take an exp per element; 0.01 factors every tile, 3 none
   float dt_hi = 0.1f;
+  bool in16 = false;  // x, Bm, Cm in bf16 on the GPU
 };
+
+// t's values rounded to bf16, in fp32 (what the CPU op sees of a bf16 input)
+Tensor bf16_values(const Tensor& t) { return t.to(DType::BF16).to(DType::F32); }
+// The GPU copy of an SSD input: bf16 when in16 (t's values must be bf16-exact then)
+Tensor up_input(const Tensor& t, bool in16) { return up(in16 ? t.to(DType::BF16) : t); }
+void round_inputs(Inputs& s) {
+  s.x = bf16_values(s.x);
+  s.Bm = bf16_values(s.Bm);
+  s.Cm = bf16_values(s.Cm);
+}
 
 struct Grads {
   Tensor dx, ddt, dB, dC, dA, dD, dinit;
@@ -100,9 +115,11 @@ struct Grads {
 
 void check_backward(const Case& k) {
   const int64_t B = k.B, T = k.T, H = k.H, P = k.P, G = k.G, N = k.N;
-  const Inputs s = make_inputs(B, T, H, P, G, N, k.docs, k.dt_hi);
+  Inputs s = make_inputs(B, T, H, P, G, N, k.docs, k.dt_hi);
+  if (k.in16) round_inputs(s);
   const Tensor dA0 = rand_cpu({H}, -1, 1), dD0 = rand_cpu({H}, -1, 1);
-  const Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
+  const Tensor gx = up_input(s.x, k.in16), gdt = up(s.dt), gA = up(s.A), gB = up_input(s.Bm, k.in16),
+               gC = up_input(s.Cm, k.in16), gD = up(s.D);
   const Tensor ginit = up(s.init), gdfin = up(s.dfin), gdy = up(s.dy);
   const Tensor gseq = k.docs ? up(s.seq) : Tensor();
 
@@ -142,6 +159,7 @@ void check_backward(const Case& k) {
   if (k.dfin) sh += " dsT";
   if (!k.with_D) sh += " noD";
   if (k.dt_hi != 0.1f) sh += " dt<=" + std::to_string(k.dt_hi).substr(0, 5);
+  if (k.in16) sh += " in bf16";
   const char* op = "ssd_chunked_backward";
   record(op, sh, "dx", nmse(g.dx, c.dx), lim, g_ms, t.cpu_ms);
   record(op, sh, "ddt", nmse(g.ddt, c.ddt), lim_dt, NAN, NAN);
@@ -161,10 +179,12 @@ void check_backward(const Case& k) {
 // CPU op. T >= 16 with P and N multiples of 64 takes the tensor cores, other shapes the register
 // recurrence (fp32, kScan).
 void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk,
-                        bool with_state, ops::Fp32Products products = ops::Fp32Products::Tf32) {
-  const Inputs s = make_inputs(B, T, H, P, G, N, true);
+                        bool with_state, ops::Fp32Products products = ops::Fp32Products::Tf32, bool in16 = false) {
+  Inputs s = make_inputs(B, T, H, P, G, N, true);
+  if (in16) round_inputs(s);
   Tensor y = Tensor::empty({B, T, H, P}), st = s.init.clone();
-  const Tensor gx = up(s.x), gdt = up(s.dt), gA = up(s.A), gB = up(s.Bm), gC = up(s.Cm), gD = up(s.D);
+  const Tensor gx = up_input(s.x, in16), gdt = up(s.dt), gA = up(s.A), gB = up_input(s.Bm, in16),
+               gC = up_input(s.Cm, in16), gD = up(s.D);
   const Tensor gseq = up(s.seq);
   Tensor gst = up(s.init), gy = poisoned({B, T, H, P});
   const Timed t =
@@ -178,7 +198,8 @@ void check_forward_docs(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, i
   const bool exact = products == ops::Fp32Products::Exact;
   const double limit = tiled && !exact ? kSsdFast : kScan;
   const std::string sh = shape_str(s.x.shape()) + " G" + std::to_string(G) + " N" + std::to_string(N) + " c" +
-                         std::to_string(chunk) + " docs" + (with_state ? "" : " s0") + (exact ? " exact" : "");
+                         std::to_string(chunk) + " docs" + (with_state ? "" : " s0") + (exact ? " exact" : "") +
+                         (in16 ? " in bf16" : "");
   record("ssd_chunked", sh, "y", nmse(gy, y), limit, g_ms, t.cpu_ms);
   if (with_state) record("ssd_chunked", sh, "state", nmse(gst, st), limit, NAN, NAN);
 }
@@ -212,6 +233,21 @@ void run_ssd_backward(bool quick) {
   check_backward({2, T, H, P, G, N, 256, true, true, true, true, true, true, exact});
   check_backward({3, 150, 6, 18, 3, 13, 8, true, true, true, true, true, true, exact});
   check_backward({2, 300, 16, 64, 8, 64, 64, true, true, true, true, true, true, exact});
+  // x, Bm, Cm in bf16 (mixed-precision training): the training call at chunks 128 and 256, every
+  // optional input with documents, the steep decays, the study's small layer (64-column tiles),
+  // the padded path (bf16 widened into the fp32 copies), and the exact products (which take the
+  // padded fp32 copies too)
+  auto in16 = [](Case k) {
+    k.in16 = true;
+    return k;
+  };
+  check_backward(in16({2, T, H, P, G, N, 128, false, false, false, false}));
+  check_backward(in16({2, T, H, P, G, N, 256, false, false, false, false}));
+  check_backward(in16({2, T, H, P, G, N, 128, true, true, true, true}));
+  check_backward(in16({2, T, H, P, G, N, 256, true, true, true, true, true, true, fast, 3.0f}));
+  check_backward(in16({2, 300, 16, 64, 8, 64, 64, true, true, true, true}));
+  check_backward(in16({3, 150, 6, 18, 3, 13, 8, true, true, true, true}));
+  check_backward(in16({2, 300, 16, 64, 8, 64, 64, true, true, true, true, true, true, exact}));
 
   // forward with documents: tensor cores (chunks 128 and 64, with and without a state), the
   // recurrence for short T and for untiled P, N
@@ -220,6 +256,12 @@ void run_ssd_backward(bool quick) {
   check_forward_docs(2, 10, H, P, G, N, 128, true);
   check_forward_docs(3, 37, 6, 24, 2, 40, 16, true);
   check_forward_docs(2, T, H, P, G, N, 128, true, ops::Fp32Products::Exact);
+  // and with x, Bm, Cm in bf16: tensor cores, the recurrence (short T; untiled P, N)
+  check_forward_docs(2, T, H, P, G, N, 128, true, ops::Fp32Products::Tf32, true);
+  check_forward_docs(2, T, H, P, G, N, 256, false, ops::Fp32Products::Tf32, true);
+  check_forward_docs(2, 10, H, P, G, N, 128, true, ops::Fp32Products::Tf32, true);
+  check_forward_docs(3, 37, 6, 24, 2, 40, 16, true, ops::Fp32Products::Tf32, true);
+  check_forward_docs(2, T, H, P, G, N, 128, true, ops::Fp32Products::Exact, true);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // Forward, K <= 6: one thread per (channel, batch row, time segment) walking t with the last K
 // inputs in registers (conv_window_kernel), the same sums as the per-element kernel, which
 // remains for wider kernels. H200, B 4, T 4096, C 10240 with documents: 416 us (3.2 TB/s on
-// 8 bytes per element).
+// 8 bytes per element). Inputs and outputs are fp32, or bf16 in mixed-precision training (in_proj
+// writes x | B | C so, and the SSD reads the conv's parts so); sums are fp32 either way.
 //
 // Backward (the CPU's, ops/cpu/conv.cpp, derives it). Padded input index i = t + k is input time
 // s = t + k - (K-1) (history when s < 0); output t reads s only inside t's document. With
@@ -23,9 +24,10 @@
 // load made each wait for the one before: bf16 x took 0.81 ms instead of 0.54), through a
 // cp.async pipeline in shared memory (the next tiles land while this one is walked); tiles away
 // from the segment's edges skip the range checks. Both windowed kernels have one-document builds
-// (kDocs false, chosen when there is no seq_idx) without the per-tap document compares. dw and dbias: the thread sums dpre xpad over
-// each tile in fp32 and over its segment in double, and writes the sums to a scratch [rows of
-// (batch, segment)][K+1][C]; a second kernel adds the rows in order (double) into dw, dbias.
+// (kDocs false, chosen when there is no seq_idx) without the per-tap document compares. dw and
+// dbias: the thread sums dpre xpad over each tile in fp32 and over its segment in double, and
+// writes the sums to a scratch [rows of (batch, segment)][K+1][C]; a second kernel adds the rows
+// in order (double) into dw, dbias.
 // Deterministic, no atomics. H200, B 4, T 4096, C 10240, K 4 with documents: 740 us (2.7 TB/s on
 // 12 bytes per element; the walk's compares and double adds cost issue slots besides the bytes).
 #include <cuda_runtime.h>
@@ -52,10 +54,10 @@ namespace {
 // when i < Hh (Hh = K - 1), else x row i - Hh; the sum runs in k order from the bias, as on the CPU.
 // With document ids, input time s = i - Hh counts only when it is in t's document (the history,
 // s < 0, belongs to token 0's).
-template <typename XT>
+template <typename XT, typename YT>
 __global__ void conv_kernel(const XT* __restrict__ x, const float* __restrict__ w,
                             const float* __restrict__ bias, const int32_t* __restrict__ seq,
-                            const float* __restrict__ state, bool apply_silu, float* __restrict__ y,
+                            const float* __restrict__ state, bool apply_silu, YT* __restrict__ y,
                             int64_t B, int64_t T, int64_t C, int64_t K) {
   const int64_t Hh = K - 1;
   const int64_t n = B * T * C;
@@ -74,7 +76,7 @@ __global__ void conv_kernel(const XT* __restrict__ x, const float* __restrict__ 
       else xv = as_float(x[(b * T + (i - Hh)) * C + c]);
       acc += w[c * K + k] * xv;
     }
-    y[idx] = apply_silu ? silu_f(acc) : acc;
+    store_float(y + idx, apply_silu ? silu_f(acc) : acc);
   }
 }
 
@@ -99,13 +101,16 @@ constexpr int conv_backward_blocks(int V) { return V == 2 ? 3 : 4; }
 constexpr int kFwdPairSteps = 16;
 
 // A [B, T, C] operand given as column blocks (causal_conv1d_parts): block i holds channels
-// [c0[i], c0[i+1]) as its own [B, T, c0[i+1] - c0[i]] tensor. n == 0: the whole tensor is one.
+// [c0[i], c0[i+1]) as its own [B, T, c0[i+1] - c0[i]] tensor of E's. n == 0: the whole tensor is
+// one.
 constexpr int kMaxBlocks = 8;
-struct ChannelBlocks {
-  float* p[kMaxBlocks] = {};
+template <typename E>
+struct ChannelBlocksOf {
+  E* p[kMaxBlocks] = {};
   int c0[kMaxBlocks + 1] = {};
   int n = 0;
 };
+using ChannelBlocks = ChannelBlocksOf<float>;
 
 // V adjacent channels of one time step as fp32 (V = 2: one 8-byte float2 or 4-byte bf16 pair
 // load), and V values stored into them. A thread that owns two channels issues half the
@@ -151,15 +156,16 @@ __device__ __forceinline__ void copy_channels_async(void* dst, const void* src) 
 }
 
 // Channel c of batch row b at time 0 (address) and the row stride (ld) of its block.
-__device__ __forceinline__ float* channel_column(const ChannelBlocks& blk, float* whole, int b, int T, int C, int c,
-                                                 int* ld) {
+template <typename E>
+__device__ __forceinline__ E* channel_column(const ChannelBlocksOf<E>& blk, E* whole, int b, int T, int C, int c,
+                                             int* ld) {
   if (blk.n == 0) {
     *ld = C;
     return whole + int64_t(b) * T * C + c;
   }
   // the last block starting at or before c, found with constant indices only: a dynamic index
   // into the kernel's parameter copies it to local memory, one store per byte in every thread
-  float* p = blk.p[0];
+  E* p = blk.p[0];
   int lo = 0, hi = blk.c0[1];
 #pragma unroll
   for (int j = 1; j < kMaxBlocks; ++j)
@@ -186,18 +192,18 @@ int conv_segment_len(int64_t B, int64_t T) {
 // (from the bias, k in order, other documents' inputs skipped, absent history as 0), so the
 // result is the same bit for bit. kDocs false (no seq_idx): every input is in the output's
 // document, so the compares go (0.253 -> 0.236 ms at Mamba-2's training shape, H100).
-template <int K, int V, int TS, bool kDocs, typename XT>
+template <int K, int V, int TS, bool kDocs, typename XT, typename YT>
 __global__ void __launch_bounds__(kConvThreads)
 conv_window_kernel(const XT* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
                    const int32_t* __restrict__ seq, const float* __restrict__ state, bool apply_silu,
-                   float* __restrict__ y, ChannelBlocks y_blocks, int T, int C, int seg_len, int nseg) {
+                   YT* __restrict__ y, ChannelBlocksOf<YT> y_blocks, int T, int C, int seg_len, int nseg) {
   constexpr int H = K - 1;
   constexpr int kTile = TS;  // steps per tile: TS V channel values in flight
   const int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;  // channels c .. c + V - 1
   if (c >= C) return;
   const int b = blockIdx.y / nseg, seg = blockIdx.y % nseg;
   int ldy = C;
-  float* yc = channel_column(y_blocks, y, b, T, C, c, &ldy);  // y[b, 0, c]
+  YT* yc = channel_column(y_blocks, y, b, T, C, c, &ldy);  // y[b, 0, c]
   const int s0 = seg * seg_len, s1 = min(T, s0 + seg_len);
   float wk[V][K], bc[V];
 #pragma unroll
@@ -570,14 +576,16 @@ void launch_conv_backward(int V, int64_t rows, const XT* x, const float* w, cons
 // pair (C and each block's width even, pointers aligned to a pair), else 1. MAMBALM_CONV_PAIRS=0
 // forces 1 (benchmarks).
 bool aligned_pair(const void* p, size_t elem) { return reinterpret_cast<uintptr_t>(p) % (2 * elem) == 0; }
-int conv_channels_per_thread(int64_t C, const ChannelBlocks& blocks, std::initializer_list<std::pair<const void*, size_t>> ptrs) {
+template <typename E>
+int conv_channels_per_thread(int64_t C, const ChannelBlocksOf<E>& blocks,
+                             std::initializer_list<std::pair<const void*, size_t>> ptrs) {
   static const bool off = [] {
     const char* e = std::getenv("MAMBALM_CONV_PAIRS");
     return e && std::string(e) == "0";
   }();
   if (off || C % 2 != 0) return 1;
   for (int i = 0; i < blocks.n; ++i)
-    if ((blocks.c0[i + 1] - blocks.c0[i]) % 2 != 0 || !aligned_pair(blocks.p[i], sizeof(float))) return 1;
+    if ((blocks.c0[i + 1] - blocks.c0[i]) % 2 != 0 || !aligned_pair(blocks.p[i], sizeof(E))) return 1;
   for (const auto& [p, elem] : ptrs)
     if (p && !aligned_pair(p, elem)) return 1;
   return 2;
@@ -589,10 +597,11 @@ int conv_channels_per_thread(int64_t C, const ChannelBlocks& blocks, std::initia
 namespace {
 
 // The forward into y (whole, when y_blocks.n == 0) or into y_blocks, from x of element type XT
-// (fp32, or bf16 in mixed-precision training: Mamba-2's in_proj writes the conv's input in bf16).
-template <typename XT>
+// (fp32, or bf16 in mixed-precision training: Mamba-2's in_proj writes the conv's input in bf16)
+// to outputs of element type YT (fp32, or bf16 there too: the SSD's inputs).
+template <typename XT, typename YT>
 void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx,
-                        Tensor* state, bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
+                        Tensor* state, bool apply_silu, YT* y, const ChannelBlocksOf<YT>& y_blocks) {
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
   const float* bp = bias ? bias->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
@@ -600,7 +609,7 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
   if (B * T * C > 0 && K <= kMaxConvK) {
     const int seg_len = conv_segment_len(B, T);
     const int nseg = int((T + seg_len - 1) / seg_len);
-    const int V = conv_channels_per_thread(C, y_blocks, {{xp, sizeof(XT)}, {y, sizeof(float)}});
+    const int V = conv_channels_per_thread(C, y_blocks, {{xp, sizeof(XT)}, {y, sizeof(YT)}});
     const dim3 grid(unsigned((C / V + kConvThreads - 1) / kConvThreads), unsigned(B * nseg));
     // Steps per load tile: 16 of two channels (bench/NOTES.md, "conv load tiles": 0.275 -> 0.255 ms
     // at Mamba-2's training shape against 4), 8 of one.
@@ -608,7 +617,7 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
       constexpr int KK = decltype(kk)::value;
       auto launch = [&](auto vv, auto ts) {
         by_documents(sq, [&](auto docs) {
-          conv_window_kernel<KK, decltype(vv)::value, decltype(ts)::value, decltype(docs)::value, XT>
+          conv_window_kernel<KK, decltype(vv)::value, decltype(ts)::value, decltype(docs)::value, XT, YT>
               <<<grid, kConvThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, y_blocks, int(T), int(C), seg_len, nseg);
         });
       };
@@ -625,7 +634,7 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
     }
     check_launch("causal_conv1d");
   } else if (B * T * C > 0) {  // wider kernels: one thread per element (whole y only)
-    conv_kernel<XT><<<blocks_for(B * T * C), kThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);
+    conv_kernel<XT, YT><<<blocks_for(B * T * C), kThreads>>>(xp, w.f32(), bp, sq, sp, apply_silu, y, B, T, C, K);
     check_launch("causal_conv1d");
   }
   if constexpr (std::is_same_v<XT, float>) {  // the streaming state: fp32 inference only
@@ -636,16 +645,19 @@ void conv_forward_typed(const XT* xp, const Tensor& x, const Tensor& w, const Te
   }
 }
 
+// bf16 outputs come from bf16 inputs only (mixed-precision training; causal_conv1d_parts checks).
+template <typename YT>
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* seq_idx, Tensor* state,
-                  bool apply_silu, float* y, const ChannelBlocks& y_blocks) {
+                  bool apply_silu, YT* y, const ChannelBlocksOf<YT>& y_blocks) {
   if (x.dtype() == DType::BF16)
     conv_forward_typed(x.data<__nv_bfloat16>(), x, w, bias, seq_idx, nullptr, apply_silu, y, y_blocks);
-  else
+  else if constexpr (std::is_same_v<YT, float>)
     conv_forward_typed(x.f32(), x, w, bias, seq_idx, state, apply_silu, y, y_blocks);
 }
 
-ChannelBlocks channel_blocks(const std::vector<float*>& ptrs, const std::vector<int64_t>& widths) {
-  ChannelBlocks blk;
+template <typename E>
+ChannelBlocksOf<E> channel_blocks(const std::vector<E*>& ptrs, const std::vector<int64_t>& widths) {
+  ChannelBlocksOf<E> blk;
   blk.n = int(ptrs.size());
   for (int i = 0; i < blk.n; ++i) {
     blk.p[i] = ptrs[size_t(i)];
@@ -667,27 +679,40 @@ void causal_conv1d_parts(const Tensor& x, const Tensor& w, const Tensor* bias, c
                          bool apply_silu, std::initializer_list<Tensor*> parts) {
   const char* op = "causal_conv1d_parts";
   const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
-  std::vector<float*> ptrs;
-  std::vector<int64_t> widths;
-  for (Tensor* p : parts) {
-    ptrs.push_back(p->f32());
-    widths.push_back(p->dim(-1));
-  }
-  if (K <= kMaxConvK && ptrs.size() <= size_t(kMaxBlocks) && C <= INT_MAX) {
-    conv_forward(x, w, bias, seq_idx, state, apply_silu, nullptr, channel_blocks(ptrs, widths));
-    return;
-  }
-  static GrowOnlyBuffer whole_buf;
-  float* whole = whole_buf.get<float>(size_t(B * T * C), op);
-  conv_forward(x, w, bias, seq_idx, state, apply_silu, whole, ChannelBlocks{});
-  int64_t col = 0;
-  for (size_t i = 0; i < ptrs.size(); ++i) {
-    if (widths[i] > 0 && B * T > 0)
-      check_cuda(cudaMemcpy2DAsync(ptrs[i], size_t(widths[i]) * 4, whole + col, size_t(C) * 4, size_t(widths[i]) * 4,
-                                   size_t(B * T), cudaMemcpyDeviceToDevice, cudaStreamPerThread),
-                 op, "cudaMemcpy2DAsync");
-    col += widths[i];
-  }
+  const DType out = parts.begin()[0]->dtype();
+  for (Tensor* p : parts)
+    MAMBALM_CHECK(p->dtype() == out && (out == DType::F32 || x.dtype() == DType::BF16),
+                  std::string("op ") + op + " (cuda)",
+                  std::string("the parts are ") + dtype_name(p->dtype()) + " and " + dtype_name(out) + " with x " +
+                      dtype_name(x.dtype()),
+                  "the parts share one dtype; bf16 parts take a bf16 x");
+  auto run = [&](auto elem) {
+    using E = decltype(elem);
+    std::vector<E*> ptrs;
+    std::vector<int64_t> widths;
+    for (Tensor* p : parts) {
+      ptrs.push_back(p->data<E>());
+      widths.push_back(p->dim(-1));
+    }
+    if (K <= kMaxConvK && ptrs.size() <= size_t(kMaxBlocks) && C <= INT_MAX) {
+      conv_forward(x, w, bias, seq_idx, state, apply_silu, static_cast<E*>(nullptr), channel_blocks(ptrs, widths));
+      return;
+    }
+    static GrowOnlyBuffer whole_buf;
+    E* whole = whole_buf.get<E>(size_t(B * T * C), op);
+    conv_forward(x, w, bias, seq_idx, state, apply_silu, whole, ChannelBlocksOf<E>{});
+    int64_t col = 0;
+    for (size_t i = 0; i < ptrs.size(); ++i) {
+      if (widths[i] > 0 && B * T > 0)
+        check_cuda(cudaMemcpy2DAsync(ptrs[i], size_t(widths[i]) * sizeof(E), whole + col, size_t(C) * sizeof(E),
+                                     size_t(widths[i]) * sizeof(E), size_t(B * T), cudaMemcpyDeviceToDevice,
+                                     cudaStreamPerThread),
+                   op, "cudaMemcpy2DAsync");
+      col += widths[i];
+    }
+  };
+  if (out == DType::BF16) run(__nv_bfloat16{});
+  else run(float{});
 }
 
 namespace {

@@ -35,9 +35,13 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int sr
 __device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
-// 8-byte async copy global -> shared (through L1): one thread's pair of fp32 values.
+// 8-byte async copy global -> shared (through L1): one thread's pair of fp32 values, or four
+// bf16 values; src_bytes 0 fills the 8 bytes with zeros.
 __device__ __forceinline__ void cp_async8(uint32_t dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async8(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 // Asks for the cache line holding p to be brought into L2 (no register is written, nothing
 // waits for it): a register-staged stage loop warms the stage after the one it loads. Pays in

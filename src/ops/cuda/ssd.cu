@@ -33,11 +33,12 @@ constexpr int kRowsPerWarp = 8;    // SSD rows of P per warp: a block covers 64 
 // SSD, per (b, h) and block of 64 rows of P. Lane owns state columns n = lane + 32 k, k < NK;
 // warp w owns rows p = p0 + w + 8 r. Per step: S = exp(dt A) S + dt x B^T; y = S C + D x.
 // kDocs: seq (I32 [B, T]) marks document starts, where the decay is zero (the state restarts).
-template <int NK, bool kDocs, class YT>
+// XT: x, B and C in fp32, or bf16 (mixed-precision training's conv writes them so).
+template <int NK, bool kDocs, class XT, class YT>
 __global__ void __launch_bounds__(kWarps * 32)
-ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
-                      const float* __restrict__ A, const float* __restrict__ Bm,
-                      const float* __restrict__ Cm, const float* __restrict__ D,
+ssd_recurrence_kernel(const XT* __restrict__ x, const float* __restrict__ dt,
+                      const float* __restrict__ A, const XT* __restrict__ Bm,
+                      const XT* __restrict__ Cm, const float* __restrict__ D,
                       const int32_t* __restrict__ seq, float* state, YT* __restrict__ y, int T, int H,
                       int P, int G, int N) {
   const int bh = blockIdx.x;
@@ -66,16 +67,16 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 #pragma unroll
     for (int k = 0; k < NK; ++k) {
       const int n = lane + 32 * k;
-      Bn[k] = n < N ? Bm[(bt * G + g) * N + n] : 0.0f;
-      Cn[k] = n < N ? Cm[(bt * G + g) * N + n] : 0.0f;
+      Bn[k] = n < N ? as_float(Bm[(bt * G + g) * N + n]) : 0.0f;
+      Cn[k] = n < N ? as_float(Cm[(bt * G + g) * N + n]) : 0.0f;
     }
-    const float* xr = x + (bt * H + h) * P;
+    const XT* xr = x + (bt * H + h) * P;
     YT* yr = y + (bt * H + h) * P;
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int p = p0 + warp + kWarps * r;
       if (p >= P) break;  // warp-uniform
-      const float xv = xr[p];
+      const float xv = as_float(xr[p]);
       const float coef = dtv * xv;
       float acc = 0.0f;
 #pragma unroll
@@ -106,6 +107,14 @@ ssd_recurrence_kernel(const float* __restrict__ x, const float* __restrict__ dt,
 
 namespace {
 
+// Calls f(x, Bm, Cm) with the three inputs' data as const float* or const __nv_bfloat16* (they
+// share one dtype: the dispatch checks).
+template <class F>
+void with_inputs(const Tensor& x, const Tensor& Bm, const Tensor& Cm, F f) {
+  if (x.dtype() == DType::BF16) f(x.data<__nv_bfloat16>(), Bm.data<__nv_bfloat16>(), Cm.data<__nv_bfloat16>());
+  else f(x.f32(), Bm.f32(), Cm.f32());
+}
+
 // The register recurrence, with document resets when seq_idx is given.
 void ssd_recurrence(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                     const Tensor* D, const Tensor* seq_idx, Tensor* state, Tensor& y) {
@@ -116,26 +125,29 @@ void ssd_recurrence(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   const float* Dp = D ? D->f32() : nullptr;
   const int32_t* sq = seq_idx ? seq_idx->data<int32_t>() : nullptr;
   float* sp = state ? state->f32() : nullptr;
-#define MAMBALM_SSD_LAUNCH(NK)                                                                      \
-  if (sq)                                                                                           \
-    ssd_recurrence_kernel<NK, true><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),     \
-                                                           Cm.f32(), Dp, sq, sp, yp, int(T),        \
-                                                           int(H), int(P), int(G), int(N));         \
-  else                                                                                              \
-    ssd_recurrence_kernel<NK, false><<<grid, kWarps * 32>>>(x.f32(), dt.f32(), A.f32(), Bm.f32(),    \
-                                                            Cm.f32(), Dp, nullptr, sp, yp, int(T),  \
-                                                            int(H), int(P), int(G), int(N))
-  auto launch = [&](auto* yp) {
+  auto launch = [&](const auto* xp, const auto* bp, const auto* cp, auto* yp) {
+    auto go = [&](auto nk) {
+      constexpr int NK = decltype(nk)::value;
+      using XT = std::remove_cv_t<std::remove_pointer_t<decltype(xp)>>;
+      using YT = std::remove_pointer_t<decltype(yp)>;
+      if (sq)
+        ssd_recurrence_kernel<NK, true, XT, YT><<<grid, kWarps * 32>>>(xp, dt.f32(), A.f32(), bp, cp, Dp, sq, sp, yp,
+                                                                       int(T), int(H), int(P), int(G), int(N));
+      else
+        ssd_recurrence_kernel<NK, false, XT, YT><<<grid, kWarps * 32>>>(xp, dt.f32(), A.f32(), bp, cp, Dp, nullptr, sp,
+                                                                        yp, int(T), int(H), int(P), int(G), int(N));
+    };
     switch (lanes_k(N, "ssd")) {
-      case 1: MAMBALM_SSD_LAUNCH(1); break;
-      case 2: MAMBALM_SSD_LAUNCH(2); break;
-      case 4: MAMBALM_SSD_LAUNCH(4); break;
-      default: MAMBALM_SSD_LAUNCH(8); break;
+      case 1: go(std::integral_constant<int, 1>{}); break;
+      case 2: go(std::integral_constant<int, 2>{}); break;
+      case 4: go(std::integral_constant<int, 4>{}); break;
+      default: go(std::integral_constant<int, 8>{}); break;
     }
   };
-  if (y.dtype() == DType::BF16) launch(y.data<__nv_bfloat16>());
-  else launch(y.f32());
-#undef MAMBALM_SSD_LAUNCH
+  with_inputs(x, Bm, Cm, [&](const auto* xp, const auto* bp, const auto* cp) {
+    if (y.dtype() == DType::BF16) launch(xp, bp, cp, y.data<__nv_bfloat16>());
+    else launch(xp, bp, cp, y.f32());
+  });
   check_launch("ssd");
 }
 
@@ -219,8 +231,6 @@ __device__ __forceinline__ void piece_32x64(int r, int& row, int& col) {
   row = idx >> 4;
   col = (idx & 15) * 4;
 }
-
-__device__ __forceinline__ float4 load4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
 
 // Four consecutive elements of a stage row (at = stage_at(...), a multiple of 4) as operands:
 // fp32 bits with kSplit, else bf16 (round to nearest even).
@@ -320,10 +330,10 @@ __host__ __device__ constexpr int state_smem_bytes() {  // As[2] (32 x 64), Bs[2
   return (2 * ssd_bw::kWords64 + 2 * state_b_words<NI>() + 3 * kMaxChunk) * 4;
 }
 
-template <int NI, bool kDocs, bool kSplit>
+template <int NI, bool kDocs, bool kSplit, class XT>
 __global__ void __launch_bounds__(kStateThreads, 2)
-ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt,
-                       const float* __restrict__ A, const float* __restrict__ Bm,
+ssd_chunk_state_kernel(const XT* __restrict__ x, const float* __restrict__ dt,
+                       const float* __restrict__ A, const XT* __restrict__ Bm,
                        const int32_t* __restrict__ seq, float* __restrict__ states,
                        float* __restrict__ chunk_decay, float* __restrict__ cum_out,
                        float* __restrict__ dt_out, SsdDims d) {
@@ -369,8 +379,8 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
   __syncthreads();
 
   const int64_t ldx = int64_t(d.H) * d.P, ldb = int64_t(d.G) * d.N;
-  const float* xb = x + (bt0 * d.H + h) * d.P + p0;
-  const float* Bb = Bm + (bt0 * d.G + g) * d.N + n0;
+  const XT* xb = x + (bt0 * d.H + h) * d.P + p0;
+  const XT* Bb = Bm + (bt0 * d.G + g) * d.N + n0;
   float4 ra[kAPieces], rb[kBPieces];
   bw::AccT<NI> acc = {};
   auto load = [&](int s) {
@@ -426,10 +436,9 @@ ssd_chunk_state_kernel(const float* __restrict__ x, const float* __restrict__ dt
 
 // (2) grid ((Q/64)^2, nc * G, B): CB_c tile [i0:+64, j0:+64] for j0 <= i0 < L (other tiles are
 // never read). A = C_i[n] (row-major), B(n, j) = B_j[n] (N-major), K = N.
-template <bool kSplit>
+template <bool kSplit, class XT>
 __global__ void __launch_bounds__(kGemmThreads, 4)
-ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float* __restrict__ cb,
-              SsdDims d) {
+ssd_cb_kernel(const XT* __restrict__ Bm, const XT* __restrict__ Cm, float* __restrict__ cb, SsdDims d) {
   __shared__ __align__(16) uint32_t As[2 * stage_words<kSplit>()], Bs[2 * stage_words<kSplit>()];
   const int nt = d.Q / kTile;
   const int it = blockIdx.x / nt, jt = blockIdx.x % nt;
@@ -438,8 +447,8 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
   const int i0 = it * kTile, j0 = jt * kTile;
   if (jt > it || i0 >= L) return;
   const int64_t bt0 = int64_t(b) * d.T + c0, ld = int64_t(d.G) * d.N;
-  const float* Cb = Cm + (bt0 * d.G + g) * d.N;
-  const float* Bb = Bm + (bt0 * d.G + g) * d.N;
+  const XT* Cb = Cm + (bt0 * d.G + g) * d.N;
+  const XT* Bb = Bm + (bt0 * d.G + g) * d.N;
   float4 ra[4], rb[4];
   Acc acc = {};
   auto load = [&](int s) {
@@ -448,8 +457,8 @@ ssd_cb_kernel(const float* __restrict__ Bm, const float* __restrict__ Cm, float*
       int row, col;
       piece_64x32(r, row, col);
       const int k = s * kStep + col;
-      ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ld + k) : make_float4(0, 0, 0, 0);
-      rb[r] = j0 + row < L ? load4(Bb + (j0 + row) * ld + k) : make_float4(0, 0, 0, 0);
+      ra[r] = ssd_bw::ld_scratch(Cb + (i0 + row) * ld + k, i0 + row < L);
+      rb[r] = ssd_bw::ld_scratch(Bb + (j0 + row) * ld + k, j0 + row < L);
     }
   };
   auto store = [&](int, int buf) {
@@ -526,9 +535,9 @@ ssd_state_pass_kernel(float* states, __nv_bfloat16* states16, const float* __res
 // the j-stages up to the tile's diagonal. Then y = acc + D x.
 // kDocs: exp(cum_i) is zero for rows after a document start in the chunk (seg_i > 0), and the
 // intra-chunk decay is zero between tokens of different documents.
-template <bool kDocs, bool kSplit, class YT>
+template <bool kDocs, bool kSplit, class XT, class YT>
 __global__ void __launch_bounds__(kGemmThreads, 4)
-ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
+ssd_chunk_scan_kernel(const XT* __restrict__ x, const XT* __restrict__ Cm,
                       const float* __restrict__ D, const int32_t* __restrict__ seq,
                       const float* __restrict__ states, const __nv_bfloat16* __restrict__ states16,
                       const float* __restrict__ cumq, const float* __restrict__ dtq,
@@ -549,8 +558,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
     const int64_t v = ((int64_t(b) * d.H + h) * d.nc + c) * d.Q;
     const int j = 4 * int(threadIdx.x);
     if (j < i0 + kTile) {
-      *reinterpret_cast<float4*>(cum + j) = load4(cumq + v + j);
-      *reinterpret_cast<float4*>(dts + j) = load4(dtq + v + j);
+      *reinterpret_cast<float4*>(cum + j) = ssd_bw::ldg4(cumq + v + j);
+      *reinterpret_cast<float4*>(dts + j) = ssd_bw::ldg4(dtq + v + j);
     }
     __syncthreads();
   }
@@ -573,7 +582,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
   Acc acc = {};
 
   if (state_in || c > 0) {
-    const float* Cb = Cm + (bt0 * d.G + g) * d.N;
+    const XT* Cb = Cm + (bt0 * d.G + g) * d.N;
     const int64_t s_off = ((int64_t(b) * d.H + h) * d.nc + c) * int64_t(d.P) * d.N;  // S_c's [P][N]
     auto load = [&](int s) {
 #pragma unroll
@@ -581,8 +590,8 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
         int row, col;
         piece_64x32(r, row, col);
         const int k = s * kStep + col;
-        ra[r] = i0 + row < L ? load4(Cb + (i0 + row) * ldc + k) : make_float4(0, 0, 0, 0);
-        if constexpr (kSplit) rb[r] = load4(states + s_off + int64_t(p0 + row) * d.N + k);
+        ra[r] = ssd_bw::ld_scratch(Cb + (i0 + row) * ldc + k, i0 + row < L);
+        if constexpr (kSplit) rb[r] = ssd_bw::ldg4(states + s_off + int64_t(p0 + row) * d.N + k);
       }
       if constexpr (!kSplit)  // stage s's bf16 rows of S_c into buffer s & 1
         ssd_bw::cp_bf16_stage_64x32(Bs + (s & 1) * stage_words<false>(), states16 + s_off, p0, d.P - p0, s * kStep, d.N);
@@ -616,16 +625,16 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
   {
     const float* cbb = cb + ((int64_t(b) * d.nc + c) * d.G + g) * int64_t(d.Q) * d.Q +
                        int64_t(i0) * d.Q;
-    const float* xb = x + (bt0 * d.H + h) * d.P + p0;
+    const XT* xb = x + (bt0 * d.H + h) * d.P + p0;
     auto load = [&](int s) {
       const int j0 = s * kStep;
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         int row, col;
         piece_64x32(r, row, col);
-        ra[r] = i0 + row < L ? load4(cbb + int64_t(row) * d.Q + j0 + col) : make_float4(0, 0, 0, 0);
+        ra[r] = i0 + row < L ? ssd_bw::ldg4(cbb + int64_t(row) * d.Q + j0 + col) : make_float4(0, 0, 0, 0);
         piece_32x64(r, row, col);
-        rb[r] = j0 + row < L ? load4(xb + (j0 + row) * ldx + col) : make_float4(0, 0, 0, 0);
+        rb[r] = ssd_bw::ld_scratch(xb + (j0 + row) * ldx + col, j0 + row < L);
       }
     };
     auto store = [&](int s, int buf) {
@@ -675,7 +684,7 @@ ssd_chunk_scan_kernel(const float* __restrict__ x, const float* __restrict__ Cm,
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
         const int p = p0 + wn + ni * 8 + 2 * (lane & 3);
-        const float2 xv = *reinterpret_cast<const float2*>(x + row + p);
+        const float2 xv = ssd_bw::ldg2(x + row + p);
         const float y0 = ai * acc[mi][ni][2 * hlf] + Dh * xv.x, y1 = ai * acc[mi][ni][2 * hlf + 1] + Dh * xv.y;
         if constexpr (std::is_same_v<YT, float>) *reinterpret_cast<float2*>(y + row + p) = make_float2(y0, y1);
         else *reinterpret_cast<__nv_bfloat162*>(y + row + p) = __floats2bfloat162_rn(y0, y1);
@@ -700,8 +709,10 @@ void allow_smem(Kernel kernel, int bytes) {
 }
 template <bool kDocs, bool kSplit>
 void allow_state_smem() {
-  allow_smem(ssd_chunk_state_kernel<4, kDocs, kSplit>, state_smem_bytes<4>());
-  allow_smem(ssd_chunk_state_kernel<2, kDocs, kSplit>, state_smem_bytes<2>());
+  allow_smem(ssd_chunk_state_kernel<4, kDocs, kSplit, float>, state_smem_bytes<4>());
+  allow_smem(ssd_chunk_state_kernel<2, kDocs, kSplit, float>, state_smem_bytes<2>());
+  allow_smem(ssd_chunk_state_kernel<4, kDocs, kSplit, __nv_bfloat16>, state_smem_bytes<4>());
+  allow_smem(ssd_chunk_state_kernel<2, kDocs, kSplit, __nv_bfloat16>, state_smem_bytes<2>());
 }
 void allow_state_smem_once() {
   static bool done = false;
@@ -785,18 +796,22 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   const dim3 grid1(unsigned(H), unsigned(nc * (P / kTile) * (N / (32 * NI))), unsigned(Bsz));
   with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
     constexpr bool kDocs = decltype(docs)::value, kSplit = decltype(exact)::value;
-    if (NI == 4)
-      ssd_chunk_state_kernel<4, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<4>()>>>(
-          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, cumq, dtq, d);
-    else
-      ssd_chunk_state_kernel<2, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<2>()>>>(
-          x.f32(), dt.f32(), A.f32(), Bm.f32(), sq, states, decay, cumq, dtq, d);
+    with_inputs(x, Bm, Cm, [&](const auto* xp, const auto* bp, const auto*) {
+      if (NI == 4)
+        ssd_chunk_state_kernel<4, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<4>()>>>(
+            xp, dt.f32(), A.f32(), bp, sq, states, decay, cumq, dtq, d);
+      else
+        ssd_chunk_state_kernel<2, kDocs, kSplit><<<grid1, kStateThreads, state_smem_bytes<2>()>>>(
+            xp, dt.f32(), A.f32(), bp, sq, states, decay, cumq, dtq, d);
+    });
   });
   check_launch("ssd_chunked (chunk states)");
   mark(1);
   const dim3 grid2(unsigned((Q / kTile) * (Q / kTile)), unsigned(nc * G), unsigned(Bsz));
-  if (split) ssd_cb_kernel<true><<<grid2, kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
-  else ssd_cb_kernel<false><<<grid2, kGemmThreads>>>(Bm.f32(), Cm.f32(), cbuf, d);
+  with_inputs(x, Bm, Cm, [&](const auto*, const auto* bp, const auto* cp) {
+    if (split) ssd_cb_kernel<true><<<grid2, kGemmThreads>>>(bp, cp, cbuf, d);
+    else ssd_cb_kernel<false><<<grid2, kGemmThreads>>>(bp, cp, cbuf, d);
+  });
   check_launch("ssd_chunked (C B^T)");
   mark(2);
   const dim3 grid3(unsigned((PN / 4 + kPassThreads - 1) / kPassThreads), unsigned(Bsz * H));
@@ -807,8 +822,10 @@ bool ssd_chunked_tc(const Tensor& x, const Tensor& dt, const Tensor& A, const Te
   const dim3 grid4(unsigned(H), unsigned(nc * (Q / kTile) * (P / kTile)), unsigned(Bsz));
   auto scan = [&](auto* yp) {
     with_variant(sq != nullptr, split, [&](auto docs, auto exact) {
-      ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
-          x.f32(), Cm.f32(), D ? D->f32() : nullptr, sq, states, states16, cumq, dtq, cbuf, sp != nullptr, yp, d);
+      with_inputs(x, Bm, Cm, [&](const auto* xp, const auto*, const auto* cp) {
+        ssd_chunk_scan_kernel<decltype(docs)::value, decltype(exact)::value><<<grid4, kGemmThreads>>>(
+            xp, cp, D ? D->f32() : nullptr, sq, states, states16, cumq, dtq, cbuf, sp != nullptr, yp, d);
+      });
     });
   };
   if (y.dtype() == DType::BF16) scan(y.data<__nv_bfloat16>());

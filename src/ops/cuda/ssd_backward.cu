@@ -60,10 +60,11 @@
 // Deterministic: every sum over heads, tiles, chunks and sequences has a fixed partition and order
 // (no atomics).
 //
-// Shapes: the kernels read 16 bytes at a time, so they need P and N multiples of 4 and 16-byte
-// aligned x, dy, dx, Bm, Cm, dBm, dCm; other shapes (and unaligned views) run the same kernels on
-// zero-padded copies (P and N rounded up to 4). Rows past a chunk's end and columns past P or N
-// are zero-filled in shared memory.
+// Shapes: the kernels read four elements at a time, so they need P and N multiples of 4 and
+// 16-byte aligned x, dy, dx, Bm, Cm, dBm, dCm; other shapes (and unaligned views) run the same
+// kernels on zero-padded fp32 copies (P and N rounded up to 4). Rows past a chunk's end and
+// columns past P or N are zero-filled in shared memory. x, Bm and Cm come in fp32 or, from
+// mixed-precision training, in bf16 (ssd_backward.cuh, ldg4).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -165,17 +166,17 @@ __global__ void __launch_bounds__(256) ssd_bw_prep_kernel(BwArgs a) {
 // (only dinitial_state) are skipped when unused. TN = 32 NI columns of N: 128, or 64 when N <= 64
 // (the study's small models: a 128-column tile would multiply zeros in half its columns and hold
 // twice the accumulators, which keeps the kernel at two blocks per SM).
-// Words of one stage: A [32][72] + B [32][TN + 8]. The cp.async ring holds the raw fp32 stages;
-// the split products scale them in place, the fast ones write them as bf16 (half the words)
-// into one operand stage after the ring (rewritten only after the barrier that follows every
-// warp's product of the previous stage).
+// Words of one stage: A [32][72] + B [32][TN + 8]. The cp.async ring holds the raw stages (fp32,
+// or bf16 inputs in the first half of the same space); the split products scale them in place,
+// the fast ones write them as bf16 (half the words) into one operand stage after the ring
+// (rewritten only after the barrier that follows every warp's product of the previous stage).
 template <int NI>
 __host__ __device__ constexpr int st_words() { return kWords64 + kKs * skn<4, NI>(); }
 template <int NI>  // the bf16 operand stage: A at word 0, B at word kWords64
 __host__ __device__ constexpr int st_op_words() { return kWords64 + kKs * skn<4, NI>() / 2; }
 template <bool kSplit, int NI>
 __host__ __device__ constexpr int st_smem_bytes() { return (kRing * st_words<NI>() + (kSplit ? 0 : st_op_words<NI>())) * 4; }
-template <bool kSplit, int NI>
+template <bool kSplit, int NI, class XT>
 __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwArgs a) {
   constexpr int TN = 32 * NI, kStWords = st_words<NI>();
   extern __shared__ __align__(16) uint32_t st_smem[];
@@ -198,54 +199,61 @@ __global__ void __launch_bounds__(256, NI == 4 ? 2 : 3) ssd_bw_states_kernel(BwA
   for (int j = threadIdx.x; j < a.Q; j += 256) sc[j] = which == 0 ? a.wv[vb + j] * a.dtq[vb + j] : a.ev[vb + j];
   const int64_t t0 = int64_t(b) * a.T + c0;
   const int64_t lda = int64_t(a.H) * a.P, ldb = int64_t(a.G) * a.N;
-  const float* Ab = (which == 0 ? a.x : a.dy) + (t0 * a.H + h) * a.P + p0;
-  const float* Bb = (which == 0 ? a.Bm : a.Cm) + (t0 * a.G + g) * a.N + n0;
   const int pc = a.P - p0, ncl = a.N - n0;
   AccT<NI> acc = {};
-  auto issue = [&](int s, int buf) {
-    uint32_t* As = st_smem + buf * kStWords;
-    uint32_t* Bs = As + kWords64;
+  // A's rows (x: XT, or dY: fp32) and B's (B or C: XT) from Ab and Bb
+  auto product = [&](const auto* Ab, const auto* Bb) {
+    auto issue = [&](int s, int buf) {
+      uint32_t* As = st_smem + buf * kStWords;
+      uint32_t* Bs = As + kWords64;
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      int row, col;
-      piece<kTile, 256>(k, row, col);
-      const int j = s * kKs + row;
-      cp16(As + row * kSKM + col, Ab + j * lda + col, j < L && col < pc, Ab);
-    }
+      for (int k = 0; k < 2; ++k) {
+        int row, col;
+        piece<kTile, 256>(k, row, col);
+        const int j = s * kKs + row;
+        cp4(As, row * kSKM + col, Ab + j * lda + col, j < L && col < pc, Ab);
+      }
 #pragma unroll
-    for (int k = 0; k < NI; ++k) {  // TN x 32 floats in 16-byte pieces over 256 threads
-      int row, col;
-      piece<TN, 256>(k, row, col);
-      const int j = s * kKs + row;
-      cp16(Bs + row * skn<4, NI>() + col, Bb + j * ldb + col, j < L && col < ncl, Bb);
-    }
-  };
-  auto fix = [&](int s, int buf) {
-    uint32_t* As = st_smem + buf * kStWords;
-    uint32_t* Bs = As + kWords64;
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      int row, col;
-      piece<kTile, 256>(k, row, col);
-      const int at = row * kSKM + col;
-      if constexpr (kSplit) scale4(As + at, sc[s * kKs + row]);
-      else st_bf16(op, at, *reinterpret_cast<const float4*>(As + at), sc[s * kKs + row]);
-    }
-    if constexpr (!kSplit) {  // B as bf16 operands (the split products take the fp32 bits as copied)
-#pragma unroll
-      for (int k = 0; k < NI; ++k) {
+      for (int k = 0; k < NI; ++k) {  // TN x 32 elements in pieces of four over 256 threads
         int row, col;
         piece<TN, 256>(k, row, col);
-        const int at = row * skn<4, NI>() + col;
-        st_bf16(op + kWords64, at, *reinterpret_cast<const float4*>(Bs + at), 1.f);
+        const int j = s * kKs + row;
+        cp4(Bs, row * skn<4, NI>() + col, Bb + j * ldb + col, j < L && col < ncl, Bb);
       }
-    }
+    };
+    auto fix = [&](int s, int buf) {
+      uint32_t* As = st_smem + buf * kStWords;
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        int row, col;
+        piece<kTile, 256>(k, row, col);
+        const int at = row * kSKM + col;
+        if constexpr (kSplit) scale4(As + at, sc[s * kKs + row]);
+        else st_bf16(op, at, raw4(As, at, Ab), sc[s * kKs + row]);
+      }
+      if constexpr (!kSplit) {  // B as bf16 operands (the split products take the fp32 bits as copied)
+        const uint32_t* Bs = As + kWords64;
+#pragma unroll
+        for (int k = 0; k < NI; ++k) {
+          int row, col;
+          piece<TN, 256>(k, row, col);
+          const int at = row * skn<4, NI>() + col;
+          st_bf16(op + kWords64, at, raw4(Bs, at, Bb), 1.f);
+        }
+      }
+    };
+    auto compute = [&](int, int buf) {
+      const uint32_t* As = kSplit ? st_smem + buf * kStWords : op;
+      tile_mma_op<4, NI, true, true, kSplit>(As, As + kWords64, acc);
+    };
+    run_ring(cdiv(L, kKs), issue, fix, compute);
   };
-  auto compute = [&](int, int buf) {
-    const uint32_t* As = kSplit ? st_smem + buf * kStWords : op;
-    tile_mma_op<4, NI, true, true, kSplit>(As, As + kWords64, acc);
-  };
-  run_ring(cdiv(L, kKs), issue, fix, compute);
+  const XT* xb = in<XT>(a.x) + (t0 * a.H + h) * a.P + p0;
+  const float* dyb = a.dy + (t0 * a.H + h) * a.P + p0;
+  const XT* Bb = in<XT>(which == 0 ? a.Bm : a.Cm) + (t0 * a.G + g) * a.N + n0;
+  if constexpr (std::is_same_v<XT, float>) product(which == 0 ? xb : dyb, Bb);
+  else if (which == 0) product(xb, Bb);
+  else product(dyb, Bb);
 
   float* out = (which == 0 ? a.S : a.dS) + bhc(a, b, h, c) * (int64_t(a.P) * a.N);
   const int lane = threadIdx.x & 31, wm = frag_wm<4>(), wn = frag_wn<4, NI>();
@@ -429,17 +437,17 @@ float* bw_scratch(size_t floats) {
 }
 
 // Raises the dynamic shared-memory limits once (states, gram, dB and dC take over 48 KB).
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class XT>
 void allow_smem() {
   static bool done = false;
   if (done) return;
-  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 4, XT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   st_smem_bytes<kSplit, 4>()),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(ssd_bw_states_kernel<kSplit, 2, XT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   st_smem_bytes<kSplit, 2>()),
              "ssd_chunked_backward", "cudaFuncSetAttribute");
-  allow_product_smem(kDocs, kSplit);
+  allow_product_smem(kDocs, kSplit, std::is_same_v<XT, __nv_bfloat16>);
   done = true;
 }
 
@@ -467,7 +475,7 @@ void after(cudaStream_t to, cudaStream_t from, cudaEvent_t e) {
 // GPU better than each alone (they are bound by L2 latency): gram (needs prep) beside states and
 // pass; then dx, dB and dC (each needs gram and pass) together; then fin and reduce. stage_ms (9
 // floats), when not null, runs them one after the other and receives each one's time.
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class XT>
 void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   cudaEvent_t ev[10];
   if (stage_ms)
@@ -475,7 +483,7 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   auto mark = [&](int k) {
     if (stage_ms) check_cuda(cudaEventRecord(ev[k]), "ssd_chunked_backward", "cudaEventRecord");
   };
-  allow_smem<kDocs, kSplit>();
+  allow_smem<kDocs, kSplit, XT>();
   const bool overlap = stage_ms == nullptr;
   cudaStream_t main_s = cudaStreamPerThread, s1 = main_s, s2 = main_s;
   SideStreams* ss = nullptr;
@@ -499,9 +507,9 @@ void launch_backward(const BwArgs& a, int nsb, float* stage_ms) {
   const int64_t st_blocks = BH * a.nc * 2 * cdiv(a.P, kTile) * cdiv(a.N, narrow_states ? 64 : 128);
   if (st_blocks > 0) {
     if (narrow_states)
-      ssd_bw_states_kernel<kSplit, 2><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 2>(), main_s>>>(a);
+      ssd_bw_states_kernel<kSplit, 2, XT><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 2>(), main_s>>>(a);
     else
-      ssd_bw_states_kernel<kSplit, 4><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 4>(), main_s>>>(a);
+      ssd_bw_states_kernel<kSplit, 4, XT><<<unsigned(st_blocks), 256, st_smem_bytes<kSplit, 4>(), main_s>>>(a);
     check_launch("ssd_chunked_backward (states)");
   }
   mark(3);
@@ -554,20 +562,22 @@ void zero(Tensor* t) {
                "cudaMemsetAsync");
 }
 
-// [outer][r][c] <-> [outer][r4][c4] (r4 >= r, c4 >= c): pad copies src into dst with zeros in the
-// padding; !pad copies the padded src back into dst.
-__global__ void ssd_bw_pad_kernel(const float* __restrict__ src, float* __restrict__ dst, int64_t outer, int r, int c,
+// [outer][r][c] <-> [outer][r4][c4] (r4 >= r, c4 >= c): pad copies src (fp32 or bf16) into dst
+// with zeros in the padding; !pad copies the padded src back into dst.
+template <class ST>
+__global__ void ssd_bw_pad_kernel(const ST* __restrict__ src, float* __restrict__ dst, int64_t outer, int r, int c,
                                   int r4, int c4, bool pad) {
   const int64_t per = int64_t(r4) * c4, n = outer * per;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t o = e / per;
     const int rem = int(e % per), i = rem / c4, j = rem % c4;
     const bool in = i < r && j < c;
-    if (pad) dst[e] = in ? src[(o * r + i) * c + j] : 0.f;
-    else if (in) dst[(o * r + i) * c + j] = src[e];
+    if (pad) dst[e] = in ? as_float(src[(o * r + i) * c + j]) : 0.f;
+    else if (in) dst[(o * r + i) * c + j] = as_float(src[e]);
   }
 }
-void pad_copy(const float* src, float* dst, int64_t outer, int64_t r, int64_t c, int64_t r4, int64_t c4, bool pad) {
+template <class ST>
+void pad_copy(const ST* src, float* dst, int64_t outer, int64_t r, int64_t c, int64_t r4, int64_t c4, bool pad) {
   const int64_t n = outer * r4 * c4;
   if (n == 0) return;
   ssd_bw_pad_kernel<<<blocks_for(n), kThreads>>>(src, dst, outer, int(r), int(c), int(r4), int(c4), pad);
@@ -603,13 +613,15 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     zero(dinitial_state);
     return;
   }
-  // The kernels read 16 bytes at a time: P and N multiples of 4, aligned tensors; the bf16
-  // products' dS16 rows also need N a multiple of 8. Other shapes go through zero-padded copies
-  // (P rounded up to 4, N to 4 or 8; the padding contributes exact zeros to every product and
-  // sum, and the padded outputs are dropped on the way back).
+  // The kernels read four elements at a time: P and N multiples of 4, aligned tensors; the bf16
+  // products' dS16 rows also need N a multiple of 8. Other shapes go through zero-padded fp32
+  // copies (P rounded up to 4, N to 4 or 8; the padding contributes exact zeros to every product
+  // and sum, and the padded outputs are dropped on the way back), as do bf16 inputs under the
+  // split products (which take fp32 bits).
   const bool split = products == Fp32Products::Exact;
+  const bool in16 = x.dtype() == DType::BF16;  // x, Bm, Cm (the dispatch checks they agree)
   const int64_t n_align = split ? 4 : 8;
-  bool fast = P0 % 4 == 0 && N0 % n_align == 0;
+  bool fast = P0 % 4 == 0 && N0 % n_align == 0 && !(in16 && split);
   for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &dy, &dx, &Bm, &Cm, &dBm, &dCm})
     if (!aligned16(t->raw())) fast = false;
   const int64_t P = (P0 + 3) / 4 * 4, N = (N0 + n_align - 1) / n_align * n_align;
@@ -628,7 +640,8 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
   BwArgs a{};
   a.B = int(Bsz), a.T = int(T), a.H = int(H), a.P = int(P), a.G = int(G), a.N = int(N);
   a.Q = int(Q), a.nc = int(nc), a.nt = int(nt), a.hpg = int(hpg), a.ntn = int(ntn), a.nsl = int(nsb * 8);
-  a.x = x.f32(), a.dt = dt.f32(), a.A = A.f32(), a.Bm = Bm.f32(), a.Cm = Cm.f32();
+  a.x = x.raw(), a.dt = dt.f32(), a.A = A.f32(), a.Bm = Bm.raw(), a.Cm = Cm.raw();
+  a.in16 = in16 && fast;
   a.D = D ? D->f32() : nullptr;
   a.dy = dy.f32();
   a.init = initial_state ? initial_state->f32() : nullptr;
@@ -675,10 +688,14 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     float* ip = take(n_s);
     float* fp = take(n_s);
     float* dip = take(n_s);
-    pad_copy(x.f32(), xp, BTH, 1, P0, 1, P, true);
+    auto pad_input = [&](const Tensor& t, float* dst, int64_t outer, int64_t c, int64_t c4) {
+      if (t.dtype() == DType::BF16) pad_copy(t.data<__nv_bfloat16>(), dst, outer, 1, c, 1, c4, true);
+      else pad_copy(t.f32(), dst, outer, 1, c, 1, c4, true);
+    };
+    pad_input(x, xp, BTH, P0, P);
     pad_copy(dy.f32(), dyp, BTH, 1, P0, 1, P, true);
-    pad_copy(Bm.f32(), bp, BTG, 1, N0, 1, N, true);
-    pad_copy(Cm.f32(), cp, BTG, 1, N0, 1, N, true);
+    pad_input(Bm, bp, BTG, N0, N);
+    pad_input(Cm, cp, BTG, N0, N);
     a.x = xp, a.dy = dyp, a.Bm = bp, a.Cm = cp, a.dx = dxp, a.dBm = dbp, a.dCm = dcp;
     if (a.init) {
       pad_copy(a.init, ip, BH, P0, N0, P, N, true);
@@ -691,8 +708,12 @@ void ssd_chunked_backward_timed(const Tensor& x, const Tensor& dt, const Tensor&
     if (a.dinit) a.dinit = dip;
   }
 
-  if (seq_idx) split ? launch_backward<true, true>(a, int(nsb), stage_ms) : launch_backward<true, false>(a, int(nsb), stage_ms);
-  else split ? launch_backward<false, true>(a, int(nsb), stage_ms) : launch_backward<false, false>(a, int(nsb), stage_ms);
+  with_operands(split, a.in16, [&](auto exact, auto xt) {
+    constexpr bool kSplit = decltype(exact)::value;
+    using XT = typename decltype(xt)::type;
+    if (seq_idx) launch_backward<true, kSplit, XT>(a, int(nsb), stage_ms);
+    else launch_backward<false, kSplit, XT>(a, int(nsb), stage_ms);
+  });
 
   if (!fast) {
     pad_copy(a.dx, dx.f32(), Bsz * T * H, 1, P0, 1, P, false);

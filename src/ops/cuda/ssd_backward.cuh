@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/ptx.cuh"
@@ -222,20 +223,56 @@ __device__ __forceinline__ void piece(int k, int& row, int& col) {
 __device__ __forceinline__ void cp16(uint32_t* dst, const float* src, bool ok, const float* any) {
   cp_async16(smem_u32(dst), ok ? src : any, ok ? 16 : 0);
 }
+// Four elements of src copied as they are (16 bytes of fp32, 8 of bf16) to element index `at`
+// (in src's elements) of a raw stage, zeros instead when !ok; raw4 reads them back as fp32.
+__device__ __forceinline__ void cp4(uint32_t* stage, int at, const float* src, bool ok, const float* any) {
+  cp16(stage + at, src, ok, any);
+}
+__device__ __forceinline__ void cp4(uint32_t* stage, int at, const __nv_bfloat16* src, bool ok,
+                                    const __nv_bfloat16* any) {
+  cp_async8(smem_u32(stage) + 2u * uint32_t(at), ok ? src : any, ok ? 8 : 0);
+}
+__device__ __forceinline__ float4 raw4(const uint32_t* stage, int at, const float*) {
+  return *reinterpret_cast<const float4*>(stage + at);
+}
+__device__ __forceinline__ float4 raw4(const uint32_t* stage, int at, const __nv_bfloat16*) {
+  const uint2 u = *reinterpret_cast<const uint2*>(reinterpret_cast<const __nv_bfloat16*>(stage) + at);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
+}
 // In place: four fp32 operand words scaled by s.
 __device__ __forceinline__ void scale4(uint32_t* p, float s) {
   const float4 v = *reinterpret_cast<const float4*>(p);
   *reinterpret_cast<float4*>(p) = make_float4(v.x * s, v.y * s, v.z * s, v.w * s);
 }
 
-// Four floats at p (columns col..col+3 of a row with `cols` valid columns, cols a multiple of 4,
-// p 16-byte aligned); zeros where out of range.
-__device__ __forceinline__ float4 ld_piece(const float* p, bool row_ok, int col, int cols) {
-  return (row_ok && col < cols) ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
+// The SSD's inputs x, B and C come in fp32, or in bf16 from mixed-precision training's conv
+// (half the bytes; the fast products round them to bf16 anyway). XT is their element type in the
+// kernels; everything else they read (dY, scratch) is fp32. Four elements (p aligned to four) as
+// fp32 through the read-only cache; a bf16 value widens exactly (its bits are the top half).
+__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float4 ldg4(const __nv_bfloat16* p) {
+  const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
 }
-// Scratch written by an earlier kernel of this op: always aligned, always in range.
-__device__ __forceinline__ float4 ld_scratch(const float* p, bool row_ok) {
-  return row_ok ? __ldg(reinterpret_cast<const float4*>(p)) : make_float4(0.f, 0.f, 0.f, 0.f);
+__device__ __forceinline__ float2 ldg2(const float* p) { return __ldg(reinterpret_cast<const float2*>(p)); }
+__device__ __forceinline__ float2 ldg2(const __nv_bfloat16* p) {
+  const uint32_t u = __ldg(reinterpret_cast<const unsigned int*>(p));
+  return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
+
+// Four elements at p (columns col..col+3 of a row with `cols` valid columns, cols a multiple of 4,
+// p aligned to four elements); zeros where out of range.
+template <class T>
+__device__ __forceinline__ float4 ld_piece(const T* p, bool row_ok, int col, int cols) {
+  return (row_ok && col < cols) ? ldg4(p) : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+// Scratch written by an earlier kernel of this op (or an input the op checked): always aligned,
+// always in range.
+template <class T>
+__device__ __forceinline__ float4 ld_scratch(const T* p, bool row_ok) {
+  return row_ok ? ldg4(p) : make_float4(0.f, 0.f, 0.f, 0.f);
 }
 
 // Four fp32 operand words (v scaled by s) at word index at of a stage buffer.
@@ -284,9 +321,10 @@ __device__ __forceinline__ void tile_mma_op(const uint32_t* As, const uint32_t* 
   else tile_mma_bf16<WNW, NI, kAKM, kBKN>(As, Bs, acc);
 }
 
-// Two adjacent floats at an even column col (< cols, a multiple of 4) of a user tensor.
-__device__ __forceinline__ float2 ld_pair(const float* p, int col, int cols) {
-  return col < cols ? __ldg(reinterpret_cast<const float2*>(p)) : make_float2(0.f, 0.f);
+// Two adjacent elements at an even column col (< cols, a multiple of 4) of a user tensor.
+template <class T>
+__device__ __forceinline__ float2 ld_pair(const T* p, int col, int cols) {
+  return col < cols ? ldg2(p) : make_float2(0.f, 0.f);
 }
 __device__ __forceinline__ void st_pair(float* p, int col, int cols, float a, float b) {
   if (col < cols) *reinterpret_cast<float2*>(p) = make_float2(a, b);
@@ -308,15 +346,22 @@ __device__ __forceinline__ void st_pair(float* p, int col, int cols, float a, fl
 //   dcs      [B][H][nc][ntn][Q] (C_i . e_i S^T dY_i per 128 columns of N)
 //   sds      [B][H][nc][nsl]   (<dS_c, S_c> per warp of the pass)
 //   dpart    [B][H][nc][nt]    (x . dY per dx block), dapart [B][H][nc]
+// x, Bm, Cm: XT of the kernels (fp32, or bf16 with the bf16 products), read through in<XT>().
 struct BwArgs {
   int B, T, H, P, G, N, Q, nc, nt, hpg, ntn, nsl;
-  const float *x, *dt, *A, *Bm, *Cm, *D, *dy, *init, *dfin;
+  const void *x, *Bm, *Cm;
+  const float *dt, *A, *D, *dy, *init, *dfin;
   const int32_t* seq;
   float *dx, *ddt, *dBm, *dCm, *dA, *dD, *dinit;
   float *cum, *dtq, *wv, *ev, *elast, *S, *dS, *cb, *gs, *rpart, *cpart, *ddir, *us, *dcs, *sds, *dpart, *dapart;
   __nv_bfloat16* dS16;
   int* seg;
+  bool in16;  // host side: x, Bm, Cm are bf16 (then the products are the bf16 ones)
 };
+
+// x, Bm or Cm of the arguments as the kernel's input type.
+template <class XT>
+__device__ __forceinline__ const XT* in(const void* p) { return static_cast<const XT*>(p); }
 
 __device__ __forceinline__ int64_t bhc(const BwArgs& a, int b, int h, int c) {
   return (int64_t(b) * a.H + h) * a.nc + c;
@@ -325,6 +370,20 @@ __device__ __forceinline__ int64_t bcg(const BwArgs& a, int b, int c, int g) {
   return (int64_t(b) * a.nc + c) * a.G + g;
 }
 
+
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+// Calls f(kSplit, TypeTag<XT>{}) for the kernels' operand build: the split products on fp32
+// inputs, or the bf16 products on fp32 or bf16 inputs (bf16 inputs come with the bf16 products
+// only: the split ones exist to be exact on fp32 inputs).
+template <class F>
+void with_operands(bool split, bool in16, F f) {
+  if (split) f(std::true_type{}, TypeTag<float>{});
+  else if (in16) f(std::false_type{}, TypeTag<__nv_bfloat16>{});
+  else f(std::false_type{}, TypeTag<float>{});
+}
 
 // Product kernels (ssd_backward_products.cu) and their launch geometry.
 constexpr int kGramThreads = 256;
@@ -346,9 +405,10 @@ template <int NI>
 __host__ __device__ constexpr int dc_smem_bytes() { return db_smem_bytes<NI>() + kTile * bc_cs_stride<NI>() * 4; }
 // Host launchers of the product kernels (a __global__ template cannot be launched from another
 // translation unit without relocatable device code): each queues one kernel on `stream`.
-// allow_product_smem raises their dynamic shared-memory limits (once per document mode).
-// split: Fp32Products::Exact (fp32-accurate split products) rather than the bf16 products.
-void allow_product_smem(bool docs, bool split);
+// allow_product_smem raises their dynamic shared-memory limits (once per build).
+// split: Fp32Products::Exact (fp32-accurate split products) rather than the bf16 products; the
+// input type is a.in16's (with_operands).
+void allow_product_smem(bool docs, bool split, bool in16);
 void launch_gram(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);
 void launch_dx(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a);
 void launch_dbc(bool docs, bool split, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a);

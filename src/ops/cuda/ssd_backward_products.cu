@@ -20,7 +20,7 @@ namespace {
 // summed along rows and columns. The per-head vectors (cum_i, cum_j, dt_j) and the cross-warp sums
 // go through two-slot rings so that the stage loop keeps one barrier per stage: head k's sums are
 // written out while head k+1 is being multiplied.
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class XT>
 __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) {
   extern __shared__ __align__(16) uint32_t gram_smem[];
   uint32_t (*As)[kWords64] = reinterpret_cast<uint32_t (*)[kWords64]>(gram_smem);
@@ -85,8 +85,8 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
   auto load = [&](int s) {
     if (s < ksN) {
       const int k0 = s * kKs;
-      const float* Cb = a.Cm + (t0 + i0) * ldb + int64_t(g) * a.N;  // (here: not live across the loop)
-      const float* Bb = a.Bm + (t0 + j0) * ldb + int64_t(g) * a.N;
+      const XT* Cb = in<XT>(a.Cm) + (t0 + i0) * ldb + int64_t(g) * a.N;  // (here: not live across the loop)
+      const XT* Bb = in<XT>(a.Bm) + (t0 + j0) * ldb + int64_t(g) * a.N;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         int row, col;
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
       const int hd = byP.div(s - ksN), k0 = (s - ksN - hd * ksP) * kKs;
       const int h = g * a.hpg + hd;
       const float* Yb = a.dy + ((t0 + i0) * a.H + h) * a.P;
-      const float* Xb = a.x + ((t0 + j0) * a.H + h) * a.P;
+      const XT* Xb = in<XT>(a.x) + ((t0 + j0) * a.H + h) * a.P;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         int row, col;
@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(kGramThreads, 2) ssd_bw_gram_kernel(BwArgs a) 
 // K-contiguous; B(n, p) = dS[p][n], K-contiguous), us += x . acc; then acc += sum over the rows i
 // >= r0 of (W o CB)[i, j] dY_i (A(j, i) = cb[i][j], M-contiguous; B = dY rows, N-contiguous).
 // dx = dt acc + D dY; ddir = x . acc; the block's x . dY.
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class XT>
 __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a) {
   __shared__ __align__(16) uint32_t As[2][kWords64], Bs[2][kWords64];
   __shared__ float scum[kQMax];
@@ -298,10 +298,10 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
   const bool has_ds = c + 1 < a.nc || a.dfin != nullptr;
   const int ks1 = has_ds ? cdiv(a.N, kKs) : 0, ks2 = cdiv(L - r0, kKs);
   const float Dh = a.D ? a.D[h] : 0.f;
-  const float* Brow = a.Bm + (t0 + r0) * ldb + int64_t(g) * a.N;
+  const XT* Brow = in<XT>(a.Bm) + (t0 + r0) * ldb + int64_t(g) * a.N;
   const int64_t ds_off = bhc(a, b, h, c) * (int64_t(a.P) * a.N);
   const float* cbb = a.cb + bcg(a, b, c, g) * a.Q * a.Q;
-  const float* xb = a.x + (t0 * a.H + h) * a.P;   // row t: xb + t * ldx
+  const XT* xb = in<XT>(a.x) + (t0 * a.H + h) * a.P;   // row t: xb + t * ldx
   const float* yb = a.dy + (t0 * a.H + h) * a.P;
   float* dxb = a.dx + (t0 * a.H + h) * a.P;
   const int lane = tid & 31, wm = frag_wm<2>(), wn = frag_wn<2, 4>();
@@ -456,7 +456,7 @@ __global__ void __launch_bounds__(128, kDocs ? 3 : 4) ssd_bw_dx_kernel(BwArgs a)
 // A(i, j) = gs[i][j]). dC also takes, after each head, C_i . (this head's e_i S^T dY_i): the row
 // dot of C with the accumulator's growth over that head.
 
-template <bool kDocs, bool kIsC, bool kSplit, int NI>
+template <bool kDocs, bool kIsC, bool kSplit, int NI, class XT>
 __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel(BwArgs a) {
   constexpr int kBcTn = 32 * NI, kBWords = bc_b_words<NI>(), kCsStride = bc_cs_stride<NI>();
   extern __shared__ __align__(16) uint32_t bc_smem[];
@@ -488,7 +488,7 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
   if (kIsC) {  // C rows of the tile, for the per-head dots
     for (int q = tid; q < kTile * (kBcTn / 4); q += kBcThreads) {
       const int row = q / (kBcTn / 4), col = (q % (kBcTn / 4)) * 4;
-      const float4 v = ld_piece(a.Cm + (t0 + r0 + row) * ldb + int64_t(g) * a.N + n0 + col,
+      const float4 v = ld_piece(in<XT>(a.Cm) + (t0 + r0 + row) * ldb + int64_t(g) * a.N + n0 + col,
                                           r0 + row < L, col, ncl);
       *reinterpret_cast<float4*>(Cs + row * kCsStride + col) = v;
     }
@@ -504,7 +504,7 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
   const int kend = kIsC ? min(r0 + kTile, L) : L - r0;  // K extent of the Gs part
   const int ks2 = cdiv(kend, kKs);
   const float* gsb = a.gs + bcg(a, b, c, g) * a.Q * a.Q;
-  const float* src2 = kIsC ? a.Bm : a.Cm;  // B operand of the Gs part
+  const XT* src2 = in<XT>(kIsC ? a.Bm : a.Cm);  // B operand of the Gs part
   const int lane = tid & 31, wm = frag_wm<4>(), wn = frag_wn<4, NI>();
   const int gq = lane >> 2, tq = lane & 3;
   constexpr int kSKN = skn<4, NI>();
@@ -517,7 +517,8 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
     if (s < hs) {
       const int hd = byP.div(s), ks = s - hd * ksP;
       const int h = g * a.hpg + hd, k0 = ks * kKs;
-      const float* Ab = (kIsC ? a.dy : a.x) + ((t0 + r0) * a.H + h) * a.P;
+      using AT = std::conditional_t<kIsC, float, XT>;  // dY's rows (fp32) or x's
+      const AT* Ab = in<AT>(kIsC ? static_cast<const void*>(a.dy) : a.x) + ((t0 + r0) * a.H + h) * a.P;
       const int64_t s_off = bhc(a, b, h, c) * (int64_t(a.P) * a.N) + n0;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
@@ -666,61 +667,66 @@ __global__ void __launch_bounds__(kBcThreads, NI == 4 ? 2 : 3) ssd_bw_dbc_kernel
     }
 }
 
-template <bool kDocs, bool kSplit>
+template <bool kDocs, bool kSplit, class XT>
 void allow_smem_once() {
   static bool done = false;
   if (done) return;
   const char* op = "ssd_chunked_backward";
-  check_cuda(cudaFuncSetAttribute(ssd_bw_gram_kernel<kDocs, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kGramSmemBytes),
-             op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit, 4>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, db_smem_bytes<4>()),
-             op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit, 4>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dc_smem_bytes<4>()),
-             op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, false, kSplit, 2>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, db_smem_bytes<2>()),
-             op, "cudaFuncSetAttribute");
-  check_cuda(cudaFuncSetAttribute(ssd_bw_dbc_kernel<kDocs, true, kSplit, 2>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dc_smem_bytes<2>()),
-             op, "cudaFuncSetAttribute");
+  auto allow = [&](auto kernel, int bytes) {
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), op,
+               "cudaFuncSetAttribute");
+  };
+  allow(ssd_bw_gram_kernel<kDocs, kSplit, XT>, kGramSmemBytes);
+  allow(ssd_bw_dbc_kernel<kDocs, false, kSplit, 4, XT>, db_smem_bytes<4>());
+  allow(ssd_bw_dbc_kernel<kDocs, true, kSplit, 4, XT>, dc_smem_bytes<4>());
+  allow(ssd_bw_dbc_kernel<kDocs, false, kSplit, 2, XT>, db_smem_bytes<2>());
+  allow(ssd_bw_dbc_kernel<kDocs, true, kSplit, 2, XT>, dc_smem_bytes<2>());
   done = true;
 }
 
-template <bool kDocs, bool kSplit, int NI>
-void launch_dbc_ni(bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (is_c) ssd_bw_dbc_kernel<kDocs, true, kSplit, NI><<<blocks, kBcThreads, dc_smem_bytes<NI>(), stream>>>(a);
-  else ssd_bw_dbc_kernel<kDocs, false, kSplit, NI><<<blocks, kBcThreads, db_smem_bytes<NI>(), stream>>>(a);
-}
-template <bool kDocs, bool kSplit>
-void launch_dbc_as(bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (bc_ni(a.N) == 2) launch_dbc_ni<kDocs, kSplit, 2>(is_c, blocks, stream, a);
-  else launch_dbc_ni<kDocs, kSplit, 4>(is_c, blocks, stream, a);
+// Calls f(kDocs, kSplit, TypeTag<XT>) for the build of a (with_operands).
+template <class F>
+void with_build(bool docs, const BwArgs& a, bool split, F f) {
+  with_operands(split, a.in16, [&](auto exact, auto xt) {
+    if (docs) f(std::true_type{}, exact, xt);
+    else f(std::false_type{}, exact, xt);
+  });
 }
 }  // namespace
 
-void allow_product_smem(bool docs, bool split) {
-  if (docs) split ? allow_smem_once<true, true>() : allow_smem_once<true, false>();
-  else split ? allow_smem_once<false, true>() : allow_smem_once<false, false>();
+void allow_product_smem(bool docs, bool split, bool in16) {
+  BwArgs a{};
+  a.in16 = in16;
+  with_build(docs, a, split, [](auto d, auto e, auto xt) {
+    allow_smem_once<decltype(d)::value, decltype(e)::value, typename decltype(xt)::type>();
+  });
 }
 
 void launch_gram(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  auto* k = docs ? (split ? ssd_bw_gram_kernel<true, true> : ssd_bw_gram_kernel<true, false>)
-                 : (split ? ssd_bw_gram_kernel<false, true> : ssd_bw_gram_kernel<false, false>);
-  k<<<blocks, kGramThreads, kGramSmemBytes, stream>>>(a);
+  with_build(docs, a, split, [&](auto d, auto e, auto xt) {
+    ssd_bw_gram_kernel<decltype(d)::value, decltype(e)::value, typename decltype(xt)::type>
+        <<<blocks, kGramThreads, kGramSmemBytes, stream>>>(a);
+  });
 }
 
 void launch_dx(bool docs, bool split, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  auto* k = docs ? (split ? ssd_bw_dx_kernel<true, true> : ssd_bw_dx_kernel<true, false>)
-                 : (split ? ssd_bw_dx_kernel<false, true> : ssd_bw_dx_kernel<false, false>);
-  k<<<blocks, 128, 0, stream>>>(a);
+  with_build(docs, a, split, [&](auto d, auto e, auto xt) {
+    ssd_bw_dx_kernel<decltype(d)::value, decltype(e)::value, typename decltype(xt)::type><<<blocks, 128, 0, stream>>>(a);
+  });
 }
 
 void launch_dbc(bool docs, bool split, bool is_c, unsigned blocks, cudaStream_t stream, const BwArgs& a) {
-  if (docs) split ? launch_dbc_as<true, true>(is_c, blocks, stream, a) : launch_dbc_as<true, false>(is_c, blocks, stream, a);
-  else split ? launch_dbc_as<false, true>(is_c, blocks, stream, a) : launch_dbc_as<false, false>(is_c, blocks, stream, a);
+  with_build(docs, a, split, [&](auto d, auto e, auto xt) {
+    constexpr bool kDocs = decltype(d)::value, kSplit = decltype(e)::value;
+    using XT = typename decltype(xt)::type;
+    auto go = [&](auto ni) {
+      constexpr int NI = decltype(ni)::value;
+      if (is_c) ssd_bw_dbc_kernel<kDocs, true, kSplit, NI, XT><<<blocks, kBcThreads, dc_smem_bytes<NI>(), stream>>>(a);
+      else ssd_bw_dbc_kernel<kDocs, false, kSplit, NI, XT><<<blocks, kBcThreads, db_smem_bytes<NI>(), stream>>>(a);
+    };
+    if (bc_ni(a.N) == 2) go(std::integral_constant<int, 2>{});
+    else go(std::integral_constant<int, 4>{});
+  });
 }
 
 }  // namespace mambalm::ops::cuda::ssd_bw

@@ -10,14 +10,17 @@
 
 namespace {
 
-// The OpenMP variables of a running `mambalm tokenize` (it waits on stdin), from /proc: read once
-// one of them shows (the tests unset both, so without the user's it is the re-exec's) or after 5 s.
+// The OpenMP variables of a running `mambalm tokenize` (it waits on stdin), from /proc: the first
+// read that shows one of them (the tests unset both, so without the user's it is the re-exec's),
+// within 5 s. One read, kept: a second read could fall inside a re-exec (the CLI may run itself
+// again for OPENBLAS_CORETYPE too), where /proc shows no environment (a CI run read "" so).
 std::string openmp_environment(const std::string& env_prefix) {
   const std::string cmd = "(sleep 7 | " + env_prefix + " " + MAMBALM_CLI +
                           " tokenize --tokenizer bytes > /dev/null & pid=$!; "
-                          "for i in $(seq 50); do tr '\\0' '\\n' < /proc/$pid/environ | grep -qE '^(GOMP_SPINCOUNT|OMP_WAIT_POLICY)=' && break; "
+                          "for i in $(seq 50); do v=$(tr '\\0' '\\n' < /proc/$pid/environ 2>/dev/null | "
+                          "grep -E '^(GOMP_SPINCOUNT|OMP_WAIT_POLICY)='); [ -n \"$v\" ] && break; "
                           "sleep 0.1; done; "
-                          "tr '\\0' '\\n' < /proc/$pid/environ | grep -E '^(GOMP_SPINCOUNT|OMP_WAIT_POLICY)='; kill $pid)";
+                          "echo \"$v\"; kill $pid)";
   return mambalm::testing::run_command(cmd).out;
 }
 
